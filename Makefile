@@ -1,0 +1,232 @@
+# certreg - build, test, install, demo.
+#
+#   make                 build certregd and certreg-admin into build/
+#   make check           install missing Debian packages, build, run every test
+#   make run             the demo: PostgreSQL, PKI, data, certregd in the foreground
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make SANITIZER=address,undefined   instrumented build (into build/san/)
+#   make fuzz FUZZ_SECONDS=N           run each libFuzzer target (clang)
+#   make fuzz-short                    each fuzz target for 10 s (in make check)
+#   make sanitize-check                unit + pytest suites on the ASan/UBSan build
+#   make valgrind-unit                 each unit test program under valgrind
+#   make soak                          long fuzz runs + fault suites, figures printed
+#   make conformance     the x509-limbo client-auth subset through the engine
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SBINDIR  = $(PREFIX)/sbin
+BINDIR   = $(PREFIX)/bin
+DATADIR  = $(PREFIX)/share/certreg
+MANDIR   = $(PREFIX)/share/man
+VERSION  = 0.1.0
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PKGS_SERVER = libevent libevent_openssl libpq openssl jansson inih libsystemd
+PKGS_ADMIN  = libpq openssl jansson inih
+PKGS_TEST   = cmocka
+
+ifneq ($(SANITIZER),)
+BUILD    ?= build/san
+SANFLAGS  = -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD    ?= build
+SANFLAGS  =
+endif
+
+WARN    = -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
+          -Wno-missing-field-initializers
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCERTREG_VERSION='"$(VERSION)"' \
+             -DCERTREG_DATADIR='"$(DATADIR)"' $(WARN) $(CFLAGS) $(SANFLAGS) -Icommon -MMD -MP
+LDFLAGS_ALL = $(LDFLAGS) $(SANFLAGS)
+
+pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell pkg-config --libs $(1) 2>/dev/null)
+
+COMMON_SRC = $(sort $(wildcard common/*.c))
+SERVER_SRC = $(sort $(wildcard server/*.c))
+ADMIN_SRC  = $(sort $(wildcard admin/*.c))
+UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
+
+COMMON_OBJ = $(COMMON_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ = $(SERVER_SRC:%.c=$(BUILD)/%.o)
+ADMIN_OBJ  = $(ADMIN_SRC:%.c=$(BUILD)/%.o)
+# Unit tests link the module under test from these, so main() stays out.
+SERVER_LIB_OBJ = $(filter-out $(BUILD)/server/main.o,$(SERVER_OBJ))
+ADMIN_LIB_OBJ  = $(filter-out $(BUILD)/admin/main.o,$(ADMIN_OBJ))
+UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+CERTREGD = $(BUILD)/certregd
+ADMIN    = $(BUILD)/certreg-admin
+
+.PHONY: all deps check unit integration run install uninstall clean fuzz conformance \
+        format format-check bench soak
+all: $(CERTREGD) $(ADMIN)
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/common/%.o: common/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS_SERVER)) -c -o $@ $<
+
+$(BUILD)/server/%.o: server/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver $(call pc_cflags,$(PKGS_SERVER)) -c -o $@ $<
+
+$(BUILD)/admin/%.o: admin/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iadmin $(call pc_cflags,$(PKGS_ADMIN)) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(CERTREGD): $(SERVER_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pc_libs,$(PKGS_SERVER)) -lm
+
+$(ADMIN): $(ADMIN_OBJ) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pc_libs,$(PKGS_ADMIN)) -lm
+
+# A unit test of common/X links libcommon.a; of server/X or admin/X also that
+# program's objects (without main), so one program's build never blocks
+# another's tests.
+.SECONDEXPANSION:
+$(BUILD)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iserver -Iadmin $(call pc_cflags,$(PKGS_SERVER) $(PKGS_TEST)) -c -o $@ $<
+
+unit_objs = $(if $(wildcard server/$(1).c),$(SERVER_LIB_OBJ)) $(if $(wildcard admin/$(1).c),$(ADMIN_LIB_OBJ))
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/libcommon.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
+
+check: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+	$(MAKE) fuzz-short
+
+unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(BUILD) $(UNIT_BIN)
+
+integration: all
+	CERTREG_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+run: deps
+	$(MAKE) all
+	@scripts/demo.sh
+
+# Only the engine: the conformance run does not wait for the programs.
+$(BUILD)/tests/conformance: tests/conformance.c $(BUILD)/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(call pc_cflags,$(PKGS_ADMIN)) -o $@ $< $(BUILD)/libcommon.a \
+		$(LDFLAGS_ALL) $(call pc_libs,$(PKGS_ADMIN)) -lm
+
+conformance: $(BUILD)/tests/conformance
+	$(BUILD)/tests/conformance ../shared/conformance/limbo/limbo.json \
+		../shared/conformance/limbo/client-auth-subset.tsv
+
+# libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME/,
+# built with clang into build/fuzz/ (fuzz_verify over the engine's sources
+# only), run for FUZZ_SECONDS each against a freshly generated test PKI.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SRC      = common/verify.c common/certinfo.c common/outcome.c
+FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) common/verify.h common/certinfo.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Icommon $(call pc_cflags,openssl) \
+		-o $@ $< $(FUZZ_SRC) $(call pc_libs,openssl)
+
+fuzz: $(FUZZ_TARGETS)
+	rm -rf build/fuzz/pki
+	$(PYTHON) tests/pki/mkpki.py build/fuzz/pki --now 1795435200 >/dev/null
+	$(PYTHON) tests/fuzz/seed.py build/fuzz/pki build/fuzz
+	for t in $(FUZZ_TARGETS); do \
+		name=$${t##*/fuzz_}; mkdir -p build/fuzz/corpus-$$name || exit 1; \
+		cp build/fuzz/pki/leaf/*.pem build/fuzz/pki/leaf/*.der build/fuzz/corpus-$$name/; \
+		CERTREG_FUZZ_PKI=build/fuzz/pki $$t -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=66000 -artifact_prefix=build/fuzz/ \
+			build/fuzz/corpus-$$name tests/fuzz/corpus/$$name || exit 1; \
+	done
+
+# Every target but fuzz_verify links the daemon's modules (built once, with
+# coverage, into build/fuzz/obj/) and tests/fuzz/store.c.
+FUZZ_APP_TARGETS = $(filter-out build/fuzz/fuzz_verify,$(FUZZ_TARGETS))
+FUZZ_APP_OBJ     = $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) \
+                   $(filter-out server/main.c,$(SERVER_SRC)) tests/fuzz/store.c)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -DCERTREG_VERSION='"$(VERSION)"' \
+		-DCERTREG_DATADIR='"$(DATADIR)"' -g -O1 -fno-sanitize-recover=all \
+		-fsanitize=fuzzer-no-link,address,undefined -Icommon -Iserver \
+		$(call pc_cflags,$(PKGS_SERVER)) -MMD -MP -c -o $@ $<
+
+$(FUZZ_APP_TARGETS): build/fuzz/%: tests/fuzz/%.c tests/fuzz/store.h $(FUZZ_APP_OBJ)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Icommon -Iserver -Itests/fuzz \
+		$(call pc_cflags,$(PKGS_SERVER)) -o $@ $< $(FUZZ_APP_OBJ) \
+		$(call pc_libs,$(PKGS_SERVER)) -lm
+
+-include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)
+
+.PHONY: fuzz-short sanitize-check valgrind-unit
+# CI's bounded run of every target.
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=10
+
+# The unit tests and the whole pytest suite against the ASan+UBSan build in
+# build/san. Every program halts on its first report, and the daemon
+# fixture fails a test whose daemon log shows one.
+SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 \
+          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+sanitize-check:
+	$(MAKE) BUILD=build/san SANITIZER=address,undefined all
+	$(SAN_ENV) $(MAKE) BUILD=build/san SANITIZER=address,undefined unit
+	$(SAN_ENV) CERTREG_BUILD=$(abspath build/san) $(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+# Each unit test program under valgrind (the plain build: valgrind and the
+# sanitizers do not mix).
+valgrind-unit: $(UNIT_BIN)
+	@test -z "$(SANITIZER)" || { echo "valgrind-unit: build without SANITIZER"; exit 2; }
+	@for t in $(UNIT_BIN); do \
+		echo "valgrind $$t"; \
+		CERTREG_BUILD=$(BUILD) valgrind -q --error-exitcode=1 --leak-check=full \
+			--errors-for-leak-kinds=definite,indirect $$t >/dev/null || exit 1; \
+	done
+
+# Long runs, figures printed: each fuzz target for SOAK_FUZZ_SECONDS, then
+# the fault and hostile-client suites with more load and more rounds.
+SOAK_FUZZ_SECONDS ?= 300
+soak: all
+	$(MAKE) fuzz FUZZ_SECONDS=$(SOAK_FUZZ_SECONDS)
+	CERTREG_SOAK=1 CERTREG_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -s \
+		tests/test_faults.py tests/test_hostile.py $(PYTEST_ARGS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql
+	install -m 755 $(CERTREGD) $(DESTDIR)$(SBINDIR)/certregd
+	install -m 755 $(ADMIN) $(DESTDIR)$(BINDIR)/certreg-admin
+	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	if ls docs/man/*.1 >/dev/null 2>&1; then \
+		install -d $(DESTDIR)$(MANDIR)/man1 && install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
+	if ls docs/man/*.8 >/dev/null 2>&1; then \
+		install -d $(DESTDIR)$(MANDIR)/man8 && install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/certregd $(DESTDIR)$(BINDIR)/certreg-admin
+	rm -rf $(DESTDIR)$(DATADIR)
+
+format:
+	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+
+format-check:
+	clang-format --dry-run --Werror common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

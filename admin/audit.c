@@ -1,0 +1,219 @@
+/*
+ * audit.c - audit log and hash-chain check (see audit.h).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "certinfo.h"
+#include "conn.h"
+#include "keyref.h"
+#include "report.h"
+
+static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static bool audit_parse_since(const char *s, char *out, size_t outlen);
+
+const struct cli_command audit_commands[] = {
+    {"audit", "log", "[--unit REGNO] [--key KEYID] [--operator LOGIN] [--since DATE]",
+     "Shows the audit log, oldest first; every change with who made it and when.\n\n"
+     "Options:\n"
+     "      --unit REGNO      only entries about this unit\n"
+     "      --key KEYID       only entries about this key (id or unique prefix)\n"
+     "      --operator LOGIN  only changes made by this login\n"
+     "      --since DATE      only entries at or after DATE: YYYY-MM-DD (local\n"
+     "                        midnight), \"YYYY-MM-DD HH:MM\" (local) or RFC 3339\n",
+     audit_log},
+    {"audit", "verify", "",
+     "Recomputes the audit log's hash chain. Exits 1 and names the first broken\n"
+     "entry when a row was changed, removed or inserted out of order.\n",
+     audit_verify},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+const struct report_column audit_columns[] = {
+    {"id", "ID", REPORT_INT},
+    {"at", "WHEN", REPORT_TIME},
+    {"operator", "OPERATOR", REPORT_TEXT},
+    {"office_code", "OFFICE", REPORT_TEXT},
+    {"action", "ACTION", REPORT_TEXT},
+    {"registration_no", "UNIT", REPORT_TEXT},
+    {"key_id", "KEY", REPORT_KEY},
+    {"ticket", "TICKET", REPORT_TEXT},
+    {"reason", "REASON", REPORT_TEXT},
+    {"before", "BEFORE", REPORT_JSONB, true},
+    {"after", "AFTER", REPORT_JSONB, true},
+    {"hash", "HASH", REPORT_TEXT, true},
+};
+
+const size_t audit_ncolumns = sizeof(audit_columns) / sizeof(audit_columns[0]);
+
+/*
+ * Parses --since: "YYYY-MM-DD" (local midnight), "YYYY-MM-DD HH:MM[:SS]"
+ * (local) or RFC 3339 with Z or an offset, into RFC 3339 UTC in out
+ * (>= 21 bytes). False when it is none of those.
+ */
+static bool audit_parse_since(const char *s, char *out, size_t outlen)
+{
+	struct tm tm;
+	int n = 0, oh = 0, om = 0;
+	const char *p;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
+		return false;
+	p = s + n;
+	if (*p == ' ' || *p == 'T' || *p == 't') {
+		int m = 0;
+
+		if (sscanf(p + 1, "%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &m) != 2 || m != 5)
+			return false;
+		p += 1 + m;
+		if (*p == ':') {
+			if (sscanf(p + 1, "%2d%n", &tm.tm_sec, &m) != 1 || m != 2)
+				return false;
+			p += 3;
+		}
+	}
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	if (*p == '\0') {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	} else if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+		t = timegm(&tm);
+	} else if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) == 2 &&
+	           p[1 + n] == '\0') {
+		t = timegm(&tm) - (*p == '+' ? 1 : -1) * (time_t)(oh * 3600 + om * 60);
+	} else {
+		return false;
+	}
+	if (t == (time_t)-1)
+		return false;
+	certinfo_rfc3339(t, out, outlen);
+	return true;
+}
+
+static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"unit", required_argument, NULL, 'u'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"operator", required_argument, NULL, 'o'},
+	    {"since", required_argument, NULL, 's'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	const char *unit = NULL, *keyarg = NULL, *op = NULL, *since = NULL;
+	char since_utc[32];
+	struct keyref ref;
+	PGresult *res;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'u':
+			unit = optarg;
+			break;
+		case 'k':
+			keyarg = optarg;
+			break;
+		case 'o':
+			op = optarg;
+			break;
+		case 's':
+			since = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	if (since != NULL && !audit_parse_since(since, since_utc, sizeof(since_utc)))
+		return cli_usage(cli, cmd, "--since \"%s\" is not a date (YYYY-MM-DD[ HH:MM])",
+		                 since);
+	if (keyarg != NULL && (rc = keyref_parse(cli, cmd, keyarg, NULL, &ref)) != CLI_OK)
+		return rc;
+	if ((rc = conn_open(cli, true)) != CLI_OK)
+		return rc;
+	if (keyarg != NULL && (rc = keyref_resolve(cli, &ref)) != CLI_OK)
+		return rc;
+	{
+		const char *params[4] = {unit, keyarg != NULL ? ref.key_id : NULL, op,
+		                         since != NULL ? since_utc : NULL};
+
+		rc = conn_exec(cli, &res,
+		               AUDIT_SELECT " WHERE ($1::text IS NULL OR registration_no = $1)"
+		                            " AND ($2::text IS NULL OR key_id = $2)"
+		                            " AND ($3::text IS NULL OR operator = $3)"
+		                            " AND ($4::timestamptz IS NULL OR at >= $4)"
+		                            " ORDER BY id",
+		               4, params);
+		if (rc != CLI_OK)
+			return rc;
+	}
+	if (cli->json) {
+		rc = report_json(report_rows_json(res, audit_columns, audit_ncolumns)) ? CLI_OK
+		                                                                       : CLI_FAIL;
+	} else if (report_table(res, audit_columns, audit_ncolumns)) {
+		report_summary(PQntuples(res), "entry", "entries");
+		rc = CLI_OK;
+	} else {
+		rc = CLI_FAIL;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {CLI_GLOBAL_OPTIONS};
+	static const struct report_column cols[] = {
+	    {"ok", "OK", REPORT_BOOL},
+	    {"checked", "CHECKED", REPORT_INT},
+	    {"first_broken_id", "FIRST BROKEN", REPORT_INT},
+	    {"detail", "DETAIL", REPORT_TEXT},
+	};
+	PGresult *res;
+	char broken[32];
+	bool ok;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1)
+		return cli_option_end(cli, cmd, c);
+	if (!cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	if ((rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_exec(
+	         cli, &res,
+	         "SELECT ok, checked, first_broken_id, detail FROM certreg.audit_verify()", 0,
+	         NULL)) != CLI_OK)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		cli_error(cli, "certreg.audit_verify() returned no row");
+		return CLI_FAIL;
+	}
+	ok = PQgetvalue(res, 0, 0)[0] == 't';
+	snprintf(broken, sizeof(broken), "%s", PQgetvalue(res, 0, 2));
+	if (cli->json) {
+		rc = report_json(report_row_json(res, 0, cols, 4)) ? CLI_OK : CLI_FAIL;
+	} else if (ok) {
+		printf("audit log intact: %s entries checked\n", PQgetvalue(res, 0, 1));
+	} else {
+		printf("audit log BROKEN at entry %s (%s entries checked)%s%s\n",
+		       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 1),
+		       PQgetisnull(res, 0, 3) ? "" : ": ", PQgetvalue(res, 0, 3));
+	}
+	PQclear(res);
+	if (rc == CLI_OK && !ok) {
+		cli_error(cli, "audit log hash chain broken at entry %s", broken);
+		rc = CLI_REFUSED;
+	}
+	return rc;
+}

@@ -1,0 +1,177 @@
+/*
+ * cli.c - option parsing, usage errors and messages shared by every
+ * certreg-admin command (see cli.h). No database, no output formatting.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void cli_command_name(const struct cli_command *cmd, char *buf, size_t len);
+
+int cli_getopt(struct cli *cli, int argc, char **argv, const struct option *longopts)
+{
+	int c;
+
+	/* Messages are ours, in the `progname: error:` form, not getopt's. */
+	opterr = 0;
+	for (;;) {
+		c = getopt_long(argc, argv, ":h", longopts, NULL);
+		switch (c) {
+		case CLI_OPT_DB:
+			cli->conninfo = optarg;
+			continue;
+		case CLI_OPT_JSON:
+			cli->json = true;
+			continue;
+		case ':':
+			cli_error(cli, "option \"%s\" requires an argument", argv[optind - 1]);
+			return '?';
+		case '?':
+			if (optopt != 0)
+				cli_error(cli, "invalid option \"-%c\"", optopt);
+			else
+				cli_error(cli, "unrecognized option \"%s\"", argv[optind - 1]);
+			return '?';
+		default:
+			return c;
+		}
+	}
+}
+
+int cli_option_end(struct cli *cli, const struct cli_command *cmd, int c)
+{
+	char name[64];
+
+	if (c == 'h') {
+		cli_help(cli, cmd);
+		return CLI_HELP_SHOWN;
+	}
+	/* '?' was already reported by cli_getopt. */
+	cli_command_name(cmd, name, sizeof(name));
+	cli_hint(cli, "Try \"%s %s --help\" for more information.", cli->progname, name);
+	return CLI_USAGE;
+}
+
+bool cli_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv, int n, ...)
+{
+	va_list ap;
+	int have = argc - optind;
+
+	if (have < n) {
+		cli_usage(cli, cmd, "missing argument (expected: %s)", cmd->synopsis);
+		return false;
+	}
+	if (have > n) {
+		cli_usage(cli, cmd, "too many arguments (first extra: \"%s\")", argv[optind + n]);
+		return false;
+	}
+	va_start(ap, n);
+	for (int i = 0; i < n; i++)
+		*va_arg(ap, const char **) = argv[optind + i];
+	va_end(ap);
+	return true;
+}
+
+int cli_usage(struct cli *cli, const struct cli_command *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	char name[64];
+
+	va_start(ap, fmt);
+	cli_vmessage(cli, "error", fmt, ap);
+	va_end(ap);
+	if (cmd != NULL) {
+		cli_command_name(cmd, name, sizeof(name));
+		cli_hint(cli, "Try \"%s %s --help\" for more information.", cli->progname, name);
+	} else {
+		cli_hint(cli, "Try \"%s --help\" for more information.", cli->progname);
+	}
+	return CLI_USAGE;
+}
+
+bool cli_required(struct cli *cli, const struct cli_command *cmd, const char *value,
+                  const char *option)
+{
+	if (value != NULL)
+		return true;
+	cli_usage(cli, cmd, "option %s is required", option);
+	return false;
+}
+
+bool cli_parse_uint(const char *s, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+void cli_help(const struct cli *cli, const struct cli_command *cmd)
+{
+	char name[64];
+
+	cli_command_name(cmd, name, sizeof(name));
+	printf("Usage:\n  %s [--db CONNINFO] [--json] %s%s%s\n\n%s", cli->progname, name,
+	       cmd->synopsis[0] != '\0' ? " " : "", cmd->synopsis, cmd->help);
+	printf("\nGlobal options (before or after the command):\n"
+	       "      --db CONNINFO  connect with this libpq connection string\n"
+	       "                     (default: $CERTREG_DB, then the PG* variables)\n"
+	       "      --json         print JSON instead of a table\n"
+	       "  -h, --help         show this help, then exit\n");
+}
+
+void cli_error(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cli_vmessage(cli, "error", fmt, ap);
+	va_end(ap);
+}
+
+void cli_hint(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cli_vmessage(cli, "hint", fmt, ap);
+	va_end(ap);
+}
+
+void cli_detail(const struct cli *cli, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cli_vmessage(cli, "detail", fmt, ap);
+	va_end(ap);
+}
+
+static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: ", cli->progname, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void cli_command_name(const struct cli_command *cmd, char *buf, size_t len)
+{
+	if (cmd->group != NULL)
+		snprintf(buf, len, "%s %s", cmd->group, cmd->name);
+	else
+		snprintf(buf, len, "%s", cmd->name);
+}

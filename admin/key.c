@@ -1,0 +1,453 @@
+/*
+ * key.c - key associations (see key.h).
+ *
+ * A key is named by a key id, a unique prefix of one, or --cert FILE
+ * (keyref.c). Binding with --cert also hands the certificate to the
+ * database, which records it as seen (the start of renewal continuity) and
+ * checks its credit code against the unit's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "conn.h"
+#include "key.h"
+#include "keyref.h"
+#include "report.h"
+
+static int key_bind(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int key_print_rows(const struct cli *cli, const PGresult *res,
+                          const struct report_column *cols, size_t ncols);
+
+#define KEY_NCOLS(cols) (sizeof(cols) / sizeof(cols[0]))
+
+/* A unit's keys, in `key list`. */
+static const struct report_column key_columns[] = {
+    {"key_id", "KEY", REPORT_KEY},
+    {"status", "STATUS", REPORT_TEXT},
+    {"how", "HOW", REPORT_TEXT},
+    {"ticket", "TICKET", REPORT_TEXT},
+    {"bound_at", "BOUND", REPORT_TIME},
+    {"bound_by", "BY", REPORT_TEXT},
+    {"not_after", "CERT EXPIRES", REPORT_DATE},
+    {"last_used_at", "LAST USED", REPORT_TIME},
+    {"registration_no", "UNIT", REPORT_TEXT, true},
+    {"status_reason", "STATUS REASON", REPORT_TEXT, true},
+};
+
+/* The association in `key show`: everything keys_v says. */
+static const struct report_column key_show_columns[] = {
+    {"key_id", "KEY", REPORT_KEY},
+    {"registration_no", "UNIT", REPORT_TEXT},
+    {"unit_name", "NAME", REPORT_TEXT},
+    {"office_code", "OFFICE", REPORT_TEXT},
+    {"status", "STATUS", REPORT_TEXT},
+    {"status_reason", "STATUS REASON", REPORT_TEXT},
+    {"how", "HOW", REPORT_TEXT},
+    {"predecessor", "RENEWED FROM", REPORT_KEY},
+    {"ticket", "TICKET", REPORT_TEXT},
+    {"bound_at", "BOUND", REPORT_TIME},
+    {"bound_by", "BY", REPORT_TEXT},
+    {"updated_at", "CHANGED", REPORT_TIME},
+    {"not_after", "CERT EXPIRES", REPORT_DATE},
+    {"last_used_at", "LAST USED", REPORT_TIME},
+};
+
+#define KEY_SHOW_SELECT                                                                            \
+	"SELECT key_id, registration_no, unit_name, office_code, status, status_reason, how,"      \
+	" predecessor, ticket, bound_at, bound_by, updated_at, not_after, last_used_at"            \
+	" FROM certreg.keys_v WHERE key_id = $1"
+
+#define KEY_SELECT                                                                                 \
+	"SELECT key_id, status, how, ticket, bound_at, bound_by, not_after, last_used_at,"         \
+	" registration_no, status_reason FROM certreg.keys_v"
+
+const struct cli_command key_commands[] = {
+    {"key", "bind", "(KEYID | --cert FILE) --unit REGNO --ticket TICKET [--force --reason TEXT]",
+     "Approves a key for a unit: its certificates then log in as that unit.\n"
+     "KEYID is the key id or a unique prefix of at least 8 hex digits (see\n"
+     "\"pending list\"); --cert reads the key from the certificate itself.\n\n"
+     "Options:\n"
+     "      --cert FILE      the certificate (PEM or DER) instead of KEYID\n"
+     "      --unit REGNO     the unit's registration number\n"
+     "      --ticket TICKET  the counter ticket or case number of the papers\n"
+     "      --force          bind although the certificate's credit code is not\n"
+     "                       the unit's (supervisors only; needs --reason)\n"
+     "      --reason TEXT    why, for the audit log\n",
+     key_bind},
+    {"key", "suspend", "(KEYID | --cert FILE) --reason TEXT",
+     "Suspends a key (reported lost): it is refused with KEY_SUSPENDED until\n"
+     "resumed.\n\n"
+     "Options:\n"
+     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+     "      --reason TEXT  why, for the audit log\n",
+     key_change},
+    {"key", "resume", "(KEYID | --cert FILE) --reason TEXT",
+     "Lifts a suspension (the key was found).\n\n"
+     "Options:\n"
+     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+     "      --reason TEXT  why, for the audit log\n",
+     key_change},
+    {"key", "cancel", "(KEYID | --cert FILE) --reason TEXT",
+     "Cancels a key's association for good (KEY_CANCELLED).\n\n"
+     "Options:\n"
+     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+     "      --reason TEXT  why, for the audit log\n",
+     key_change},
+    {"key", "show", "(KEYID | --cert FILE)",
+     "Shows a key: its unit and status, every certificate seen over it with its\n"
+     "validity, its last use, a pending registration, and its audit history.\n\n"
+     "Options:\n"
+     "      --cert FILE  the certificate (PEM or DER) instead of KEYID\n",
+     key_show},
+    {"key", "list", "--unit REGNO",
+     "Lists the keys of a unit.\n\n"
+     "Options:\n"
+     "      --unit REGNO  the unit's registration number\n",
+     key_list},
+    {"key", "expiring", "[--days N]",
+     "Lists approved keys whose newest certificate expires within N days (or\n"
+     "has expired), soonest first, to reach units before they need a renewal.\n\n"
+     "Options:\n"
+     "      --days N  the horizon in days (default 30)\n",
+     key_expiring},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int key_bind(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"cert", required_argument, NULL, 'c'},   {"unit", required_argument, NULL, 'u'},
+	    {"ticket", required_argument, NULL, 't'}, {"force", no_argument, NULL, 'f'},
+	    {"reason", required_argument, NULL, 'r'}, CLI_GLOBAL_OPTIONS,
+	};
+	const char *cert_file = NULL, *keyarg = NULL, *unit = NULL, *ticket = NULL, *reason = NULL;
+	bool force = false;
+	struct keyref ref;
+	char *cert_text = NULL;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'c':
+			cert_file = optarg;
+			break;
+		case 'u':
+			unit = optarg;
+			break;
+		case 't':
+			ticket = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'r':
+			reason = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, cert_file != NULL ? 0 : 1, &keyarg) ||
+	    !cli_required(cli, cmd, unit, "--unit") || !cli_required(cli, cmd, ticket, "--ticket"))
+		return CLI_USAGE;
+	if (force && reason == NULL)
+		return cli_usage(cli, cmd, "--force needs --reason");
+	if ((rc = keyref_parse(cli, cmd, keyarg, cert_file, &ref)) != CLI_OK)
+		return rc;
+	if (ref.from_cert) {
+		json_t *j = keyref_cert_json(&ref);
+
+		cert_text = json_dumps(j, JSON_COMPACT);
+		json_decref(j);
+		if (cert_text == NULL) {
+			cli_error(cli, "out of memory");
+			return CLI_FAIL;
+		}
+	}
+	if ((rc = conn_open(cli, true)) == CLI_OK && (rc = keyref_resolve(cli, &ref)) == CLI_OK) {
+		const char *params[6] = {ref.key_id, unit,     ticket, force ? "true" : "false",
+		                         reason,     cert_text};
+
+		rc = conn_run(cli, "SELECT certreg.key_bind($1, $2, $3, $4, $5, $6)", 6, params);
+	}
+	free(cert_text);
+	if (rc != CLI_OK)
+		return rc;
+	return report_done(cli,
+	                   json_pack("{s:s, s:s, s:s, s:b, s:s?}", "key_id", ref.key_id,
+	                             "registration_no", unit, "ticket", ticket, "forced", force,
+	                             "reason", reason),
+	                   "key %s bound to unit %s", ref.key_id, unit);
+}
+
+/* suspend, resume and cancel: one function each in the database, same shape. */
+static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"cert", required_argument, NULL, 'c'},
+	    {"reason", required_argument, NULL, 'r'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	static const struct {
+		const char *name, *sql, *done;
+	} changes[] = {
+	    {"suspend", "SELECT certreg.key_suspend($1, $2)", "suspended"},
+	    {"resume", "SELECT certreg.key_resume($1, $2)", "resumed"},
+	    {"cancel", "SELECT certreg.key_cancel($1, $2)", "cancelled"},
+	};
+	const char *cert_file = NULL, *keyarg = NULL, *reason = NULL;
+	struct keyref ref;
+	size_t which = 0;
+	int c, rc;
+
+	while (strcmp(changes[which].name, cmd->name) != 0)
+		which++;
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'c':
+			cert_file = optarg;
+			break;
+		case 'r':
+			reason = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, cert_file != NULL ? 0 : 1, &keyarg) ||
+	    !cli_required(cli, cmd, reason, "--reason"))
+		return CLI_USAGE;
+	if ((rc = keyref_parse(cli, cmd, keyarg, cert_file, &ref)) != CLI_OK ||
+	    (rc = conn_open(cli, true)) != CLI_OK || (rc = keyref_resolve(cli, &ref)) != CLI_OK)
+		return rc;
+	{
+		const char *params[2] = {ref.key_id, reason};
+
+		if ((rc = conn_run(cli, changes[which].sql, 2, params)) != CLI_OK)
+			return rc;
+	}
+	return report_done(cli,
+	                   json_pack("{s:s, s:s, s:s}", "key_id", ref.key_id, "action",
+	                             changes[which].name, "reason", reason),
+	                   "key %s %s", ref.key_id, changes[which].done);
+}
+
+static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"cert", required_argument, NULL, 'c'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	static const struct report_column cert_cols[] = {
+	    {"sha256", "SHA-256", REPORT_KEY},       {"subject", "SUBJECT", REPORT_TEXT},
+	    {"serial", "SERIAL", REPORT_TEXT},       {"not_before", "VALID FROM", REPORT_DATE},
+	    {"not_after", "VALID TO", REPORT_DATE},  {"first_seen", "FIRST SEEN", REPORT_TIME},
+	    {"last_seen", "LAST SEEN", REPORT_TIME}, {"issuer", "ISSUER", REPORT_TEXT},
+	};
+	static const struct report_column pending_cols[] = {
+	    {"attempts", "ATTEMPTS", REPORT_INT},
+	    {"first_seen", "FIRST ATTEMPT", REPORT_TIME},
+	    {"last_seen", "LAST ATTEMPT", REPORT_TIME},
+	};
+	/* Each part of the key, in the order shown. */
+	const struct {
+		const char *title; /* JSON member, and heading for people */
+		const char *sql;
+		const struct report_column *cols;
+		size_t ncols;
+		bool record; /* at most one row, shown as "label: value" */
+	} parts[] = {
+	    {"association", KEY_SHOW_SELECT, key_show_columns, KEY_NCOLS(key_show_columns), true},
+	    {"pending",
+	     "SELECT attempts, first_seen, last_seen FROM certreg.pending_v WHERE key_id = $1",
+	     pending_cols, KEY_NCOLS(pending_cols), true},
+	    {"certificates",
+	     "SELECT sha256, subject, serial, not_before, not_after, first_seen, last_seen,"
+	     " issuer FROM certreg.certificates_v WHERE key_id = $1 ORDER BY not_after",
+	     cert_cols, KEY_NCOLS(cert_cols), false},
+	    {"audit", AUDIT_SELECT " WHERE key_id = $1 ORDER BY id", audit_columns, audit_ncolumns,
+	     false},
+	};
+	enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
+	PGresult *res[NPARTS] = {NULL};
+	const char *cert_file = NULL, *keyarg = NULL;
+	struct keyref ref;
+	const char *params[1];
+	int c, rc, found = 0;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'c':
+			cert_file = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, cert_file != NULL ? 0 : 1, &keyarg))
+		return CLI_USAGE;
+	if ((rc = keyref_parse(cli, cmd, keyarg, cert_file, &ref)) != CLI_OK ||
+	    (rc = conn_open(cli, true)) != CLI_OK || (rc = keyref_resolve(cli, &ref)) != CLI_OK)
+		return rc;
+	params[0] = ref.key_id;
+	for (size_t i = 0; i < NPARTS; i++) {
+		if ((rc = conn_exec(cli, &res[i], parts[i].sql, 1, params)) != CLI_OK)
+			goto out;
+		found += PQntuples(res[i]);
+	}
+	if (found == 0) {
+		cli_error(cli, "key %s is not known: never bound, seen or refused", ref.key_id);
+		rc = CLI_REFUSED;
+		goto out;
+	}
+	if (cli->json) {
+		json_t *obj = json_pack("{s:s}", "key_id", ref.key_id);
+
+		for (size_t i = 0; i < NPARTS && obj != NULL; i++) {
+			json_t *v = !parts[i].record
+			                ? report_rows_json(res[i], parts[i].cols, parts[i].ncols)
+			            : PQntuples(res[i]) > 0
+			                ? report_row_json(res[i], 0, parts[i].cols, parts[i].ncols)
+			                : json_null();
+
+			if (v == NULL) {
+				json_decref(obj);
+				obj = NULL;
+			} else {
+				json_object_set_new(obj, parts[i].title, v);
+			}
+		}
+		rc = report_json(obj) ? CLI_OK : CLI_FAIL;
+		goto out;
+	}
+	printf("Key: %s\n", ref.key_id);
+	if (PQntuples(res[0]) == 0)
+		printf("Not bound to a unit.\n");
+	for (size_t i = 0; i < NPARTS; i++) {
+		bool ok;
+
+		if (PQntuples(res[i]) == 0)
+			continue;
+		if (parts[i].record) {
+			printf("\n%s:\n", parts[i].title);
+			ok = report_record(res[i], 0, parts[i].cols, parts[i].ncols);
+		} else {
+			printf("\n%s (%d):\n", parts[i].title, PQntuples(res[i]));
+			ok = report_table(res[i], parts[i].cols, parts[i].ncols);
+		}
+		if (!ok) {
+			rc = CLI_FAIL;
+			goto out;
+		}
+	}
+out:
+	for (size_t i = 0; i < NPARTS; i++)
+		PQclear(res[i]);
+	return rc;
+}
+
+static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"unit", required_argument, NULL, 'u'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	const char *params[1] = {NULL};
+	PGresult *res;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'u':
+			params[0] = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0) || !cli_required(cli, cmd, params[0], "--unit"))
+		return CLI_USAGE;
+	if ((rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_exec(cli, &res, "SELECT 1 FROM certreg.units_v WHERE registration_no = $1",
+	                    1, params)) != CLI_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		cli_error(cli, "unit %s not found", params[0]);
+		return CLI_REFUSED;
+	}
+	PQclear(res);
+	if ((rc = conn_exec(cli, &res, KEY_SELECT " WHERE registration_no = $1 ORDER BY bound_at",
+	                    1, params)) != CLI_OK)
+		return rc;
+	rc = key_print_rows(cli, res, key_columns, KEY_NCOLS(key_columns));
+	PQclear(res);
+	return rc;
+}
+
+static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"days", required_argument, NULL, 'd'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	static const struct report_column cols[] = {
+	    {"key_id", "KEY", REPORT_KEY},         {"registration_no", "UNIT", REPORT_TEXT},
+	    {"unit_name", "NAME", REPORT_TEXT},    {"office_code", "OFFICE", REPORT_TEXT},
+	    {"not_after", "EXPIRES", REPORT_DATE}, {"days_left", "DAYS", REPORT_INT},
+	    {"subject", "SUBJECT", REPORT_TEXT},
+	};
+	const char *params[1] = {"30"};
+	PGresult *res;
+	long days;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'd':
+			if (!cli_parse_uint(optarg, 36500, &days))
+				return cli_usage(cli, cmd, "--days must be a number of days");
+			params[0] = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	/* The newest certificate decides: an older one expiring is no news. */
+	if ((rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_exec(
+	         cli, &res,
+	         "SELECT k.key_id, k.registration_no, k.unit_name, u.office_code, c.not_after,"
+	         " floor(extract(epoch FROM c.not_after - now()) / 86400)::integer AS days_left,"
+	         " c.subject"
+	         " FROM certreg.keys_v k"
+	         " JOIN certreg.units_v u ON u.registration_no = k.registration_no"
+	         " JOIN LATERAL (SELECT not_after, subject FROM certreg.certificates_v c"
+	         "  WHERE c.key_id = k.key_id ORDER BY not_after DESC LIMIT 1) c ON true"
+	         " WHERE k.status = 'approved'"
+	         " AND c.not_after < now() + make_interval(days => $1::integer)"
+	         " ORDER BY c.not_after, k.key_id",
+	         1, params)) != CLI_OK)
+		return rc;
+	rc = key_print_rows(cli, res, cols, KEY_NCOLS(cols));
+	PQclear(res);
+	return rc;
+}
+
+static int key_print_rows(const struct cli *cli, const PGresult *res,
+                          const struct report_column *cols, size_t ncols)
+{
+	if (cli->json)
+		return report_json(report_rows_json(res, cols, ncols)) ? CLI_OK : CLI_FAIL;
+	if (!report_table(res, cols, ncols))
+		return CLI_FAIL;
+	report_summary(PQntuples(res), "key", "keys");
+	return CLI_OK;
+}

@@ -1,0 +1,115 @@
+/*
+ * keyref.c - key ids from arguments, prefixes and certificate files
+ * (see keyref.h).
+ */
+#include <ctype.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "conn.h"
+#include "keyref.h"
+
+/* Shortest prefix accepted (contract section 3). */
+#define KEYREF_MIN_PREFIX 8
+/* Candidates listed for an ambiguous prefix. */
+#define KEYREF_MAX_LISTED 10
+
+static json_t *keyref_string_or_null(const char *s);
+
+int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg,
+                 const char *cert_file, struct keyref *out)
+{
+	size_t len;
+	X509 *x;
+	char err[256];
+	bool ok;
+
+	memset(out, 0, sizeof(*out));
+	if (arg != NULL && cert_file != NULL)
+		return cli_usage(cli, cmd, "give either a key id or --cert, not both");
+	if (arg == NULL && cert_file == NULL)
+		return cli_usage(cli, cmd, "a key id or --cert FILE is required");
+	if (cert_file != NULL) {
+		x = certinfo_read_file(cert_file, err, sizeof(err));
+		if (x == NULL) {
+			cli_error(cli, "%s: %s", cert_file, err);
+			return CLI_REFUSED;
+		}
+		ok = certinfo_summarize(x, NULL, time(NULL), &out->cert);
+		X509_free(x);
+		if (!ok) {
+			cli_error(cli, "%s: not a usable certificate", cert_file);
+			return CLI_REFUSED;
+		}
+		memcpy(out->key_id, out->cert.key_id, sizeof(out->key_id));
+		out->complete = true;
+		out->from_cert = true;
+		return CLI_OK;
+	}
+	len = strlen(arg);
+	if (len < KEYREF_MIN_PREFIX || len > CERTINFO_HEX256_LEN - 1)
+		return cli_usage(cli, cmd,
+		                 "key id \"%s\" must be 8 to 64 hex digits (a unique prefix "
+		                 "of the key id)",
+		                 arg);
+	for (size_t i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)arg[i]))
+			return cli_usage(cli, cmd, "key id \"%s\" is not hexadecimal", arg);
+		out->key_id[i] = (char)tolower((unsigned char)arg[i]);
+	}
+	out->complete = len == CERTINFO_HEX256_LEN - 1;
+	return CLI_OK;
+}
+
+int keyref_resolve(struct cli *cli, struct keyref *ref)
+{
+	PGresult *res;
+	const char *params[1] = {ref->key_id};
+	int rc, n;
+
+	if (ref->complete)
+		return CLI_OK;
+	rc = conn_exec(cli, &res, "SELECT k FROM certreg.key_resolve($1) AS k ORDER BY k", 1,
+	               params);
+	if (rc != CLI_OK)
+		return rc;
+	n = PQntuples(res);
+	if (n == 1) {
+		strncpy(ref->key_id, PQgetvalue(res, 0, 0), sizeof(ref->key_id) - 1);
+		ref->complete = strlen(ref->key_id) == CERTINFO_HEX256_LEN - 1;
+		rc = CLI_OK;
+	} else if (n == 0) {
+		cli_error(cli, "no key id starts with \"%s\"", ref->key_id);
+		rc = CLI_REFUSED;
+	} else {
+		cli_error(cli, "key id prefix \"%s\" is ambiguous: %d keys match", ref->key_id, n);
+		for (int i = 0; i < n && i < KEYREF_MAX_LISTED; i++)
+			cli_detail(cli, "candidate %s", PQgetvalue(res, i, 0));
+		if (n > KEYREF_MAX_LISTED)
+			cli_detail(cli, "and %d more", n - KEYREF_MAX_LISTED);
+		cli_hint(cli, "Give more digits of the key id.");
+		rc = CLI_REFUSED;
+	}
+	PQclear(res);
+	return rc;
+}
+
+json_t *keyref_cert_json(const struct keyref *ref)
+{
+	const struct cert_summary *c = &ref->cert;
+	char nb[32], na[32];
+
+	certinfo_rfc3339(c->not_before, nb, sizeof(nb));
+	certinfo_rfc3339(c->not_after, na, sizeof(na));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "sha256", c->sha256,
+	                 "key_id", c->key_id, "subject", c->subject, "issuer", c->issuer, "serial",
+	                 c->serial, "holder_id", keyref_string_or_null(c->holder_id), "credit_code",
+	                 keyref_string_or_null(c->credit_code), "not_before", nb, "not_after", na);
+}
+
+static json_t *keyref_string_or_null(const char *s)
+{
+	return s[0] != '\0' ? json_string(s) : json_null();
+}

@@ -1,0 +1,452 @@
+/*
+ * migrate.c - the migration runner behind `db migrate` / `db status`
+ * (see migrate.h).
+ *
+ * The SQL directory is the first of: --sql-dir, $CERTREG_SQL_DIR,
+ * <directory of the executable>/../sql (a build tree: build/certreg-admin
+ * finds the repository's sql/), <directory of the executable>/../share/
+ * certreg/sql (an installation, wherever it was put), ../../sql (the
+ * sanitizer build, build/san/) and CERTREG_DATADIR/sql. A file applies in one
+ * transaction together with its row in certreg_meta.migrations, so a failed file leaves no trace
+ * and the next run retries it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "migrate.h"
+#include "report.h"
+
+#ifndef CERTREG_DATADIR
+#error "CERTREG_DATADIR must be defined by the build"
+#endif
+
+struct migration {
+	long version;
+	char file[NAME_MAX + 1]; /* "003_roles.sql" */
+	char name[NAME_MAX + 1]; /* "roles" */
+};
+
+struct migration_set {
+	char dir[PATH_MAX];
+	struct migration *files;
+	size_t nfiles;
+};
+
+static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int migrate_status(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int migrate_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                           const char **sql_dir);
+static int migrate_find_dir(struct cli *cli, const char *option, struct migration_set *set);
+static int migrate_scan(struct cli *cli, const char *option, struct migration_set *set);
+static int migrate_compare(const void *a, const void *b);
+static int migrate_applied(struct cli *cli, PGresult **res);
+static bool migrate_is_applied(const PGresult *applied, long version);
+static long migrate_version(const PGresult *applied);
+static int migrate_apply(struct cli *cli, const struct migration_set *set,
+                         const struct migration *m);
+static char *migrate_read_file(const char *path);
+
+const struct cli_command migrate_commands[] = {
+    {"db", "migrate", "[--sql-dir DIR]",
+     "Creates or upgrades the schema and the group roles certreg_daemon,\n"
+     "certreg_operator, certreg_supervisor and certreg_auditor by applying the\n"
+     "pending migration files in order, each in its own transaction. Idempotent;\n"
+     "concurrent runs wait for each other.\n\n"
+     "Options:\n"
+     "      --sql-dir DIR  migration files (default: $CERTREG_SQL_DIR, then\n"
+     "                     ../sql or ../share/certreg/sql beside the program,\n"
+     "                     then " CERTREG_DATADIR "/sql)\n",
+     migrate_run},
+    {"db", "status", "[--sql-dir DIR]",
+     "Shows the schema version and the migration files not yet applied.\n\n"
+     "Options:\n"
+     "      --sql-dir DIR  migration files (as for db migrate)\n",
+     migrate_status},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* Two runners must not both see a version as pending and apply it twice. */
+static const char migrate_lock_sql[] =
+    "SELECT pg_advisory_lock(hashtextextended('certreg_meta.migrations', 0))";
+
+static const char migrate_meta_sql[] = "CREATE SCHEMA IF NOT EXISTS certreg_meta;"
+                                       "CREATE TABLE IF NOT EXISTS certreg_meta.migrations ("
+                                       " version integer PRIMARY KEY,"
+                                       " name text NOT NULL,"
+                                       " applied_at timestamptz NOT NULL DEFAULT now())";
+
+static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	struct migration_set set = {0};
+	const char *sql_dir = NULL;
+	PGresult *applied = NULL;
+	json_t *done = json_array();
+	size_t count = 0;
+	long version;
+	int rc;
+
+	rc = migrate_options(cli, cmd, argc, argv, &sql_dir);
+	if (rc != CLI_OK)
+		goto out;
+	if ((rc = migrate_scan(cli, sql_dir, &set)) != CLI_OK)
+		goto out;
+	if ((rc = conn_open(cli, false)) != CLI_OK)
+		goto out;
+	if ((rc = conn_run(cli, migrate_lock_sql, 0, NULL)) != CLI_OK ||
+	    (rc = conn_script(cli, migrate_meta_sql)) != CLI_OK ||
+	    (rc = migrate_applied(cli, &applied)) != CLI_OK)
+		goto out;
+	for (size_t i = 0; i < set.nfiles; i++) {
+		const struct migration *m = &set.files[i];
+
+		if (migrate_is_applied(applied, m->version))
+			continue;
+		if ((rc = migrate_apply(cli, &set, m)) != CLI_OK)
+			goto out;
+		count++;
+		json_array_append_new(done, json_string(m->file));
+		if (!cli->json)
+			printf("applied %s\n", m->file);
+	}
+	version = migrate_version(applied);
+	if (count > 0)
+		version = set.files[set.nfiles - 1].version > version
+		              ? set.files[set.nfiles - 1].version
+		              : version;
+	if (cli->json) {
+		rc = report_json(json_pack("{s:s, s:i, s:O}", "sql_dir", set.dir, "version",
+		                           (json_int_t)version, "applied", done))
+		         ? CLI_OK
+		         : CLI_FAIL;
+	} else if (count > 0) {
+		printf("schema version %ld (%zu migration%s applied)\n", version, count,
+		       count == 1 ? "" : "s");
+	} else {
+		printf("schema version %ld is up to date\n", version);
+	}
+out:
+	json_decref(done);
+	PQclear(applied);
+	free(set.files);
+	return rc;
+}
+
+static int migrate_status(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	struct migration_set set = {0};
+	const char *sql_dir = NULL;
+	PGresult *applied = NULL, *exists = NULL;
+	json_t *pending = json_array(), *done = NULL;
+	static const struct report_column cols[] = {
+	    {"version", "VERSION", REPORT_INT},
+	    {"name", "NAME", REPORT_TEXT},
+	    {"applied_at", "APPLIED", REPORT_TIME},
+	};
+	long version = 0;
+	int rc;
+
+	rc = migrate_options(cli, cmd, argc, argv, &sql_dir);
+	if (rc != CLI_OK)
+		goto out;
+	if ((rc = migrate_scan(cli, sql_dir, &set)) != CLI_OK)
+		goto out;
+	if ((rc = conn_open(cli, true)) != CLI_OK)
+		goto out;
+	rc = conn_exec(cli, &exists, "SELECT to_regclass('certreg_meta.migrations') IS NOT NULL", 0,
+	               NULL);
+	if (rc != CLI_OK)
+		goto out;
+	if (PQgetvalue(exists, 0, 0)[0] == 't') {
+		if ((rc = migrate_applied(cli, &applied)) != CLI_OK)
+			goto out;
+		version = migrate_version(applied);
+	}
+	for (size_t i = 0; i < set.nfiles; i++)
+		if (applied == NULL || !migrate_is_applied(applied, set.files[i].version))
+			json_array_append_new(pending, json_string(set.files[i].file));
+
+	if (cli->json) {
+		done = applied != NULL ? report_rows_json(applied, cols, 3) : json_array();
+		rc =
+		    report_json(json_pack("{s:s, s:i, s:o, s:O}", "sql_dir", set.dir, "version",
+		                          (json_int_t)version, "applied", done, "pending", pending))
+		        ? CLI_OK
+		        : CLI_FAIL;
+		goto out;
+	}
+	if (applied == NULL)
+		printf("schema version: none (database not migrated)\n");
+	else
+		printf("schema version: %ld\n", version);
+	printf("sql directory:  %s\n", set.dir);
+	if (json_array_size(pending) == 0) {
+		printf("pending:        none\n");
+	} else {
+		printf("pending:        %zu\n", json_array_size(pending));
+		for (size_t i = 0; i < json_array_size(pending); i++)
+			printf("  %s\n", json_string_value(json_array_get(pending, i)));
+	}
+	if (applied != NULL && PQntuples(applied) > 0) {
+		printf("\n");
+		if (!report_table(applied, cols, 3))
+			rc = CLI_FAIL;
+	}
+out:
+	json_decref(pending);
+	PQclear(exists);
+	PQclear(applied);
+	free(set.files);
+	return rc;
+}
+
+/* The options both db commands take; no positional argument. */
+static int migrate_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                           const char **sql_dir)
+{
+	static const struct option opts[] = {
+	    {"sql-dir", required_argument, NULL, 'd'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	int c;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'd':
+			*sql_dir = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	return CLI_OK;
+}
+
+static int migrate_find_dir(struct cli *cli, const char *option, struct migration_set *set)
+{
+	char *dir = set->dir;
+	const size_t len = sizeof(set->dir);
+	const char *env = getenv("CERTREG_SQL_DIR");
+	char exe[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+
+	if (option != NULL || (env != NULL && env[0] != '\0')) {
+		snprintf(dir, len, "%s", option != NULL ? option : env);
+		if (stat(dir, &st) != 0) {
+			cli_error(cli, "SQL directory \"%s\": %s", dir, strerror(errno));
+			return CLI_FAIL;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			cli_error(cli, "SQL directory \"%s\": not a directory", dir);
+			return CLI_FAIL;
+		}
+		return CLI_OK;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		/* A build tree (build/../sql), an installation moved as a whole
+		 * or built for another PREFIX (bin/../share/certreg/sql), an
+		 * instrumented build tree (build/san/../../sql). */
+		static const char *const beside[] = {"/../sql", "/../share/certreg/sql",
+		                                     "/../../sql"};
+		char *slash;
+
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			for (size_t i = 0; i < sizeof(beside) / sizeof(beside[0]); i++) {
+				char found[PATH_MAX];
+
+				if (snprintf(dir, len, "%s%s", exe, beside[i]) >= (int)len ||
+				    stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+					continue;
+				/* Shown by db status: no "bin/.." in it. */
+				if (realpath(dir, found) != NULL)
+					snprintf(dir, len, "%s", found);
+				return CLI_OK;
+			}
+		}
+	}
+	_Static_assert(sizeof(CERTREG_DATADIR "/sql") <= sizeof(set->dir),
+	               "CERTREG_DATADIR too long");
+	memcpy(dir, CERTREG_DATADIR "/sql", sizeof(CERTREG_DATADIR "/sql"));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		cli_error(cli,
+		          "no SQL directory found (tried ../sql and ../share/certreg/sql "
+		          "beside the program, and %s)",
+		          dir);
+		cli_hint(cli, "Give --sql-dir DIR or set CERTREG_SQL_DIR.");
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Lists NNN_name.sql files in numeric order; other files are not ours. */
+static int migrate_scan(struct cli *cli, const char *option, struct migration_set *set)
+{
+	DIR *d;
+	struct dirent *e;
+	size_t cap = 0;
+	int rc;
+
+	if ((rc = migrate_find_dir(cli, option, set)) != CLI_OK)
+		return rc;
+	d = opendir(set->dir);
+	if (d == NULL) {
+		cli_error(cli, "cannot open SQL directory \"%s\": %s", set->dir, strerror(errno));
+		return CLI_FAIL;
+	}
+	while ((e = readdir(d)) != NULL) {
+		const char *p = e->d_name;
+		size_t len = strlen(p);
+		struct migration *m;
+		char *end;
+		long v;
+
+		if (p[0] < '0' || p[0] > '9' || len < 5 || strcmp(p + len - 4, ".sql") != 0)
+			continue;
+		v = strtol(p, &end, 10);
+		if (*end != '_' || v <= 0 || v > INT_MAX)
+			continue;
+		if (set->nfiles == cap) {
+			struct migration *grown;
+
+			cap = cap != 0 ? cap * 2 : 16;
+			grown = realloc(set->files, cap * sizeof(*grown));
+			if (grown == NULL) {
+				closedir(d);
+				cli_error(cli, "out of memory");
+				return CLI_FAIL;
+			}
+			set->files = grown;
+		}
+		m = &set->files[set->nfiles++];
+		m->version = v;
+		snprintf(m->file, sizeof(m->file), "%s", p);
+		snprintf(m->name, sizeof(m->name), "%.*s", (int)(len - 4 - (size_t)(end + 1 - p)),
+		         end + 1);
+	}
+	closedir(d);
+	if (set->nfiles == 0) {
+		cli_error(cli, "no migration files (NNN_name.sql) in \"%s\"", set->dir);
+		return CLI_FAIL;
+	}
+	qsort(set->files, set->nfiles, sizeof(*set->files), migrate_compare);
+	for (size_t i = 1; i < set->nfiles; i++) {
+		if (set->files[i].version == set->files[i - 1].version) {
+			cli_error(cli, "migrations \"%s\" and \"%s\" have the same version",
+			          set->files[i - 1].file, set->files[i].file);
+			return CLI_FAIL;
+		}
+	}
+	return CLI_OK;
+}
+
+static int migrate_compare(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	return (x->version > y->version) - (x->version < y->version);
+}
+
+static int migrate_applied(struct cli *cli, PGresult **res)
+{
+	return conn_exec(cli, res,
+	                 "SELECT version, name, applied_at FROM certreg_meta.migrations "
+	                 "ORDER BY version",
+	                 0, NULL);
+}
+
+static bool migrate_is_applied(const PGresult *applied, long version)
+{
+	for (int r = 0; r < PQntuples(applied); r++)
+		if (strtol(PQgetvalue(applied, r, 0), NULL, 10) == version)
+			return true;
+	return false;
+}
+
+static long migrate_version(const PGresult *applied)
+{
+	int n = PQntuples(applied);
+
+	return n > 0 ? strtol(PQgetvalue(applied, n - 1, 0), NULL, 10) : 0;
+}
+
+/* One file and its record, in one transaction: all of it or none. */
+static int migrate_apply(struct cli *cli, const struct migration_set *set,
+                         const struct migration *m)
+{
+	char path[PATH_MAX + NAME_MAX + 2];
+	char version[24];
+	const char *params[2] = {version, m->name};
+	char *text;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", set->dir, m->file);
+	text = migrate_read_file(path);
+	if (text == NULL) {
+		cli_error(cli, "cannot read \"%s\": %s", path, strerror(errno));
+		return CLI_FAIL;
+	}
+	snprintf(version, sizeof(version), "%ld", m->version);
+	if ((rc = conn_run(cli, "BEGIN", 0, NULL)) == CLI_OK &&
+	    (rc = conn_script(cli, text)) == CLI_OK &&
+	    (rc = conn_run(cli,
+	                   "INSERT INTO certreg_meta.migrations (version, name) VALUES ($1, $2)", 2,
+	                   params)) == CLI_OK)
+		rc = conn_run(cli, "COMMIT", 0, NULL);
+	free(text);
+	if (rc != CLI_OK) {
+		PQclear(PQexec(cli->conn, "ROLLBACK"));
+		cli_error(cli, "migration %s not applied", path);
+		/* A broken migration is the installation's fault, not a refusal. */
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+static char *migrate_read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		return NULL;
+	do {
+		if (cap - len < 4096) {
+			char *grown;
+
+			cap = cap != 0 ? cap * 2 : 65536;
+			grown = realloc(buf, cap + 1);
+			if (grown == NULL) {
+				free(buf);
+				fclose(f);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = grown;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+	} while (n > 0);
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		errno = EIO;
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}

@@ -1,0 +1,131 @@
+/*
+ * pending.c - `pending list` (see pending.h).
+ *
+ * The daemon records a pending registration for every key refused as
+ * KEY_NOT_APPROVED; staff search them by what the unit tells them (its name
+ * as in the certificate, credit code or holder id) and bind the key.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "pending.h"
+#include "report.h"
+
+/* Rows shown when --limit is not given. */
+#define PENDING_DEFAULT_LIMIT "50"
+
+static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static char *pending_pattern(const char *fragment);
+
+const struct cli_command pending_commands[] = {
+    {"pending", "list", "[--search TEXT] [--office CODE] [--limit N]",
+     "Lists keys that tried to log in without an approved association, newest\n"
+     "attempt first, with how many attempts and when. Bind one with\n"
+     "\"key bind KEYID --unit REGNO --ticket T\".\n\n"
+     "Options:\n"
+     "      --search TEXT  only keys whose certificate subject (unit name), credit\n"
+     "                     code or holder id contains TEXT\n"
+     "      --office CODE  only keys whose credit code is a unit's of this office\n"
+     "      --limit N      at most N keys (default " PENDING_DEFAULT_LIMIT ")\n",
+     pending_list},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"search", required_argument, NULL, 's'},
+	    {"office", required_argument, NULL, 'o'},
+	    {"limit", required_argument, NULL, 'l'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	static const struct report_column cols[] = {
+	    {"key_id", "KEY", REPORT_KEY},
+	    {"subject", "SUBJECT", REPORT_TEXT},
+	    {"credit_code", "CREDIT CODE", REPORT_TEXT},
+	    {"holder_id", "HOLDER ID", REPORT_TEXT},
+	    {"office_code", "OFFICE", REPORT_TEXT},
+	    {"attempts", "ATTEMPTS", REPORT_INT},
+	    {"first_seen", "FIRST", REPORT_TIME},
+	    {"last_seen", "LAST", REPORT_TIME},
+	};
+	const char *params[3] = {NULL, NULL, PENDING_DEFAULT_LIMIT}; /* search, office, limit */
+	PGresult *res;
+	char *pattern = NULL;
+	long limit;
+	int c, rc;
+
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 's':
+			params[0] = optarg;
+			break;
+		case 'o':
+			params[1] = optarg;
+			break;
+		case 'l':
+			if (!cli_parse_uint(optarg, 1000000, &limit) || limit == 0)
+				return cli_usage(cli, cmd, "--limit must be a positive number");
+			params[2] = optarg;
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	if ((rc = conn_open(cli, true)) != CLI_OK)
+		return rc;
+	if (params[0] != NULL && (pattern = pending_pattern(params[0])) == NULL) {
+		cli_error(cli, "out of memory");
+		return CLI_FAIL;
+	}
+	params[0] = pattern;
+	/* ILIKE, so the trigram indexes serve a fragment search. */
+	rc = conn_exec(cli, &res,
+	               "SELECT key_id, subject, credit_code, holder_id, office_code, attempts,"
+	               " first_seen, last_seen, last_peer, issuer, not_after, cert_sha256"
+	               " FROM certreg.pending_v"
+	               " WHERE ($1::text IS NULL OR subject ILIKE $1 OR credit_code ILIKE $1"
+	               " OR holder_id ILIKE $1)"
+	               " AND ($2::text IS NULL OR office_code = $2)"
+	               " ORDER BY last_seen DESC LIMIT $3::integer",
+	               3, params);
+	free(pattern);
+	if (rc != CLI_OK)
+		return rc;
+	if (cli->json) {
+		rc = report_json(report_rows_json(res, cols, sizeof(cols) / sizeof(cols[0])))
+		         ? CLI_OK
+		         : CLI_FAIL;
+	} else if (report_table(res, cols, sizeof(cols) / sizeof(cols[0]))) {
+		report_summary(PQntuples(res), "pending key", "pending keys");
+		rc = CLI_OK;
+	} else {
+		rc = CLI_FAIL;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* "%fragment%" for ILIKE, with the fragment's own '%', '_' and '\' meaning
+ * themselves. The caller frees it. */
+static char *pending_pattern(const char *fragment)
+{
+	char *pat = malloc(2 * strlen(fragment) + 3), *p;
+
+	if (pat == NULL)
+		return NULL;
+	p = pat;
+	*p++ = '%';
+	for (const char *f = fragment; *f != '\0'; f++) {
+		if (*f == '%' || *f == '_' || *f == '\\')
+			*p++ = '\\';
+		*p++ = *f;
+	}
+	*p++ = '%';
+	*p = '\0';
+	return pat;
+}

@@ -1,0 +1,65 @@
+/*
+ * report.h - how certreg-admin prints what the database returned: aligned
+ * tables and "label: value" records for people, JSON for scripts, from the
+ * same query results and column lists, so both always carry the same data.
+ *
+ * Owns value formatting (timestamps parsed from the session's ISO/UTC output
+ * and shown in local time, or RFC 3339 UTC in JSON; booleans; numbers) and
+ * the summary line. Uses table.c for layout. Called by the command modules.
+ */
+#ifndef CERTREG_ADMIN_REPORT_H
+#define CERTREG_ADMIN_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "cli.h"
+
+enum report_kind {
+	REPORT_TEXT,
+	REPORT_INT,   /* JSON number, right-aligned */
+	REPORT_BOOL,  /* "yes"/"no", JSON true/false */
+	REPORT_TIME,  /* timestamptz: local "YYYY-MM-DD HH:MM" */
+	REPORT_DATE,  /* timestamptz shown as a local date */
+	REPORT_KEY,   /* key id: 16 hex digits and "…" in tables, whole elsewhere */
+	REPORT_JSONB, /* jsonb: embedded as JSON, compact text for people */
+};
+
+struct report_column {
+	const char *field;  /* column name in the result */
+	const char *header; /* table header / record label */
+	enum report_kind kind;
+	bool json_only; /* too long for a table (hashes, before/after): JSON only */
+};
+
+/* One row as a JSON object keyed by field names; NULL on a missing field. */
+json_t *report_row_json(const PGresult *res, int row, const struct report_column *cols,
+                        size_t ncols);
+
+/* Every row as a JSON array of objects; NULL on a missing field. */
+json_t *report_rows_json(const PGresult *res, const struct report_column *cols, size_t ncols);
+
+/* Prints every row as a table (nothing when there are none). False when a
+ * field is missing from the result or memory ran out. */
+bool report_table(const PGresult *res, const struct report_column *cols, size_t ncols)
+    __attribute__((warn_unused_result));
+
+/* Prints one row as aligned "label: value" lines. */
+bool report_record(const PGresult *res, int row, const struct report_column *cols, size_t ncols)
+    __attribute__((warn_unused_result));
+
+/* "1 unit" / "3 units". */
+void report_summary(long count, const char *one, const char *many);
+
+/* Prints value (stolen) as indented JSON with a newline; false on failure. */
+bool report_json(json_t *value) __attribute__((warn_unused_result));
+
+/* The end of a change: with --json prints obj (stolen), else the one-line
+ * message. Returns CLI_OK, or CLI_FAIL when printing failed. */
+int report_done(const struct cli *cli, json_t *obj, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * table.c - display-width aligned tables (see table.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "table.h"
+
+struct table {
+	int ncols;
+	char **cells; /* (rows + 1) * ncols; row 0 is the header */
+	size_t rows;  /* data rows */
+	size_t cap;   /* rows the cells array has room for, header included */
+	size_t *width;
+	enum table_align *align;
+};
+
+static char *table_clean_copy(const char *s);
+static void table_print_cell(FILE *out, const char *s, size_t pad, enum table_align align,
+                             bool last);
+
+struct table *table_new(int ncols, const char *const *headers)
+{
+	struct table *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->ncols = ncols;
+	t->cap = 16;
+	t->cells = calloc(t->cap * (size_t)ncols, sizeof(char *));
+	t->width = calloc((size_t)ncols, sizeof(size_t));
+	t->align = calloc((size_t)ncols, sizeof(enum table_align));
+	if (t->cells == NULL || t->width == NULL || t->align == NULL)
+		goto fail;
+	for (int c = 0; c < ncols; c++) {
+		t->cells[c] = table_clean_copy(headers[c]);
+		if (t->cells[c] == NULL)
+			goto fail;
+		t->width[c] = table_text_width(t->cells[c]);
+	}
+	return t;
+fail:
+	table_free(t);
+	return NULL;
+}
+
+void table_free(struct table *t)
+{
+	if (t == NULL)
+		return;
+	if (t->cells != NULL)
+		for (size_t i = 0; i < (t->rows + 1) * (size_t)t->ncols; i++)
+			free(t->cells[i]);
+	free(t->cells);
+	free(t->width);
+	free(t->align);
+	free(t);
+}
+
+void table_set_align(struct table *t, int col, enum table_align align)
+{
+	t->align[col] = align;
+}
+
+bool table_add_row(struct table *t, const char *const *cells)
+{
+	size_t base;
+
+	if (t->rows + 1 == t->cap) {
+		size_t cap = t->cap * 2;
+		char **grown = realloc(t->cells, cap * (size_t)t->ncols * sizeof(char *));
+
+		if (grown == NULL)
+			return false;
+		t->cells = grown;
+		t->cap = cap;
+	}
+	base = (t->rows + 1) * (size_t)t->ncols;
+	for (int c = 0; c < t->ncols; c++) {
+		char *copy = table_clean_copy(cells[c] != NULL ? cells[c] : "");
+		size_t w;
+
+		if (copy == NULL) {
+			for (int k = 0; k < c; k++)
+				free(t->cells[base + (size_t)k]);
+			return false;
+		}
+		t->cells[base + (size_t)c] = copy;
+		w = table_text_width(copy);
+		if (w > t->width[c])
+			t->width[c] = w;
+	}
+	t->rows++;
+	return true;
+}
+
+size_t table_row_count(const struct table *t)
+{
+	return t->rows;
+}
+
+void table_print(const struct table *t, FILE *out)
+{
+	for (size_t r = 0; r <= t->rows; r++) {
+		char *const *row = &t->cells[r * (size_t)t->ncols];
+		int last = t->ncols - 1;
+
+		/* Empty trailing cells would only leave blanks at the end of the line. */
+		while (last > 0 && row[last][0] == '\0')
+			last--;
+		for (int c = 0; c <= last; c++) {
+			if (c > 0)
+				fputs("  ", out);
+			table_print_cell(out, row[c], t->width[c] - table_text_width(row[c]),
+			                 t->align[c], c == last);
+		}
+		fputc('\n', out);
+	}
+}
+
+size_t table_text_width(const char *s)
+{
+	mbstate_t st;
+	size_t len = strlen(s);
+	size_t width = 0;
+
+	memset(&st, 0, sizeof(st));
+	while (len > 0) {
+		wchar_t wc;
+		size_t n = mbrtowc(&wc, s, len, &st);
+		int w;
+
+		if (n == (size_t)-1 || n == (size_t)-2) {
+			/* Not UTF-8 here: the terminal shows one replacement per byte. */
+			memset(&st, 0, sizeof(st));
+			n = 1;
+			w = 1;
+		} else {
+			if (n == 0)
+				break;
+			w = wcwidth(wc);
+			if (w < 0)
+				w = 1;
+		}
+		width += (size_t)w;
+		s += n;
+		len -= n;
+	}
+	return width;
+}
+
+static char *table_clean_copy(const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy == NULL)
+		return NULL;
+	for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return copy;
+}
+
+static void table_print_cell(FILE *out, const char *s, size_t pad, enum table_align align,
+                             bool last)
+{
+	if (align == TABLE_RIGHT)
+		fprintf(out, "%*s%s", (int)pad, "", s);
+	else if (last)
+		fputs(s, out);
+	else
+		fprintf(out, "%s%*s", s, (int)pad, "");
+}

@@ -1,0 +1,373 @@
+/*
+ * config.c - the settings table and its inih-driven loader.
+ *
+ * Every setting is one row of config_table: adding a setting means adding a
+ * row and a struct field, nothing else. Unknown sections and keys are errors
+ * (a typo in a security setting must not pass silently).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum config_type {
+	CT_STRING,
+	CT_INT,
+	CT_LONG,
+	CT_WORKERS,
+	CT_CIDRS,
+	CT_REVOCATION,
+	CT_RENEWAL,
+	CT_LOG_LEVEL,
+};
+
+struct config_entry {
+	const char *section;
+	const char *key;
+	enum config_type type;
+	size_t offset;
+	const char *def; /* parsed like a file value; NULL: no default */
+	long min, max;   /* bounds for integers */
+	bool reloadable;
+	size_t line_offset; /* offset of an int line field, or 0 */
+};
+
+#define F(field)    offsetof(struct config, field)
+#define LINE(field) offsetof(struct config, field)
+
+static const struct config_entry config_table[] = {
+    {"server", "listen_tls", CT_STRING, F(listen_tls), "127.0.0.1:8443", 0, 0, false, 0},
+    {"server", "listen_api", CT_STRING, F(listen_api), "127.0.0.1:8080", 0, 0, false, 0},
+    {"server", "tls_cert", CT_STRING, F(tls_cert), NULL, 0, 0, true, LINE(line_tls_cert)},
+    {"server", "tls_key", CT_STRING, F(tls_key), NULL, 0, 0, true, LINE(line_tls_key)},
+    {"server", "workers", CT_WORKERS, F(workers), "auto", 0, 256, false, 0},
+    {"server", "api_allow", CT_CIDRS, F(api_allow), "127.0.0.1/32, ::1/128", 0, 0, true, 0},
+    {"server", "trusted_proxies", CT_CIDRS, F(trusted_proxies), "127.0.0.1/32, ::1/128", 0, 0, true,
+     0},
+    {"server", "cert_header", CT_STRING, F(cert_header), "X-SSL-Client-Cert", 0, 0, true, 0},
+    {"server", "max_body", CT_LONG, F(max_body), "65536", 1024, 16 * 1024 * 1024, true, 0},
+    {"server", "request_timeout", CT_INT, F(request_timeout), "10", 1, 3600, true, 0},
+    {"server", "log_level", CT_LOG_LEVEL, F(log_level), "info", 0, 0, true, 0},
+
+    {"trust", "ca_file", CT_STRING, F(ca_file), NULL, 0, 0, true, LINE(line_ca_file)},
+    {"trust", "intermediates_file", CT_STRING, F(intermediates_file), NULL, 0, 0, true,
+     LINE(line_intermediates_file)},
+    {"trust", "crl_dir", CT_STRING, F(crl_dir), NULL, 0, 0, true, LINE(line_crl_dir)},
+    /* Default depends on crl_dir: see config_finish. */
+    {"trust", "revocation", CT_REVOCATION, F(revocation), NULL, 0, 0, true, 0},
+    {"trust", "clock_skew", CT_INT, F(clock_skew), "300", 0, 86400, true, 0},
+    {"trust", "expiry_warning_days", CT_INT, F(expiry_warning_days), "30", 0, 3650, true, 0},
+    {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
+    {"trust", "holder_id_sources", CT_STRING, F(holder_id_sources), NULL, 0, 0, true, 0},
+
+    {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false, 0},
+    {"database", "timeout_ms", CT_INT, F(timeout_ms), "2000", 10, 600000, true, 0},
+    {"database", "pool_size", CT_INT, F(pool_size), "2", 1, 64, false, 0},
+
+    {"cache", "size", CT_INT, F(cache_size), "100000", 0, 10000000, false, 0},
+    {"cache", "ttl", CT_INT, F(cache_ttl), "60", 0, 86400, true, 0},
+    {"cache", "record_interval", CT_INT, F(record_interval), "60", 0, 86400, true, 0},
+};
+
+#define CONFIG_ENTRIES (sizeof(config_table) / sizeof(config_table[0]))
+
+struct config_parse {
+	struct config *cfg;
+	FILE *file;
+	int lineno; /* line last handed to inih: the library's own counter is
+	             * not passed to handlers in Debian's build */
+	bool seen[CONFIG_ENTRIES];
+	bool revocation_set;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+static char *config_read_line(char *buf, int size, void *stream);
+static int config_ini_handler(void *user, const char *section, const char *key, const char *value);
+static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
+                       char *err, size_t errlen);
+static bool config_finish(struct config_parse *p, char *err, size_t errlen);
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	struct config_parse p = {0};
+	int rc;
+
+	p.cfg = calloc(1, sizeof(*p.cfg));
+	if (p.cfg == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	p.cfg->path = strdup(path);
+	p.err = err;
+	p.errlen = errlen;
+	p.file = fopen(path, "r");
+	if (p.file == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		goto fail;
+	}
+	rc = ini_parse_stream(config_read_line, &p, config_ini_handler, &p);
+	fclose(p.file);
+	if (rc == -2) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	if (p.failed)
+		goto fail;
+	if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected 'key = value' or '[section]')",
+		         path, rc);
+		goto fail;
+	}
+	if (!config_finish(&p, err, errlen))
+		goto fail;
+	return p.cfg;
+fail:
+	config_free(p.cfg);
+	return NULL;
+}
+
+void config_free(struct config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+		char *base = (char *)cfg + e->offset;
+		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL)
+			free(*(char **)(void *)base);
+		else if (e->type == CT_CIDRS)
+			cidr_list_free((struct cidr_list *)(void *)base);
+	}
+	free(cfg->path);
+	free(cfg);
+}
+
+void config_verify_settings(const struct config *cfg, struct verify_settings *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ca_file = cfg->ca_file;
+	out->intermediates_file = cfg->intermediates_file;
+	out->crl_dir = cfg->crl_dir;
+	out->revocation = cfg->revocation;
+	out->clock_skew = cfg->clock_skew;
+	out->expiry_warning_days = cfg->expiry_warning_days;
+	out->holder_id_sources = cfg->holder_id_sources;
+}
+
+bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,
+                              size_t errlen)
+{
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+		const char *a = (const char *)cur + e->offset, *b = (const char *)next + e->offset;
+		bool same;
+		if (e->reloadable)
+			continue;
+		if (e->type == CT_STRING) {
+			const char *sa = *(char *const *)(const void *)a;
+			const char *sb = *(char *const *)(const void *)b;
+			same = (sa == NULL && sb == NULL) ||
+			       (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+		} else {
+			same = memcmp(a, b, sizeof(int)) == 0;
+		}
+		if (!same) {
+			snprintf(err, errlen,
+			         "%s: [%s] %s cannot change on reload (restart needed)", next->path,
+			         e->section, e->key);
+			return false;
+		}
+	}
+	return true;
+}
+
+static char *config_read_line(char *buf, int size, void *stream)
+{
+	struct config_parse *p = stream;
+	char *line = fgets(buf, size, p->file);
+
+	if (line != NULL)
+		p->lineno++;
+	return line;
+}
+
+static int config_ini_handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct config_parse *p = user;
+	int lineno = p->lineno;
+	char msg[256];
+
+	if (p->failed)
+		return 0;
+	if (key == NULL)
+		return 1; /* a bare [section] line; checked with its keys */
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+		if (strcmp(e->section, section) != 0 || strcmp(e->key, key) != 0)
+			continue;
+		if (p->seen[i]) {
+			snprintf(p->err, p->errlen, "%s:%d: [%s] %s is set twice", p->cfg->path,
+			         lineno, section, key);
+			p->failed = true;
+			return 0;
+		}
+		if (!config_set(p->cfg, e, value, msg, sizeof(msg))) {
+			snprintf(p->err, p->errlen, "%s:%d: %s: %s", p->cfg->path, lineno, key,
+			         msg);
+			p->failed = true;
+			return 0;
+		}
+		p->seen[i] = true;
+		if (e->type == CT_REVOCATION)
+			p->revocation_set = true;
+		if (e->line_offset != 0)
+			*(int *)(void *)((char *)p->cfg + e->line_offset) = lineno;
+		return 1;
+	}
+	snprintf(p->err, p->errlen, "%s:%d: unknown setting '%s' in section [%s]", p->cfg->path,
+	         lineno, key, section);
+	p->failed = true;
+	return 0;
+}
+
+static bool config_parse_long(const char *value, long min, long max, long *out, char *err,
+                              size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0') {
+		snprintf(err, errlen, "'%s' is not a whole number", value);
+		return false;
+	}
+	if (v < min || v > max) {
+		snprintf(err, errlen, "%ld is out of range (%ld to %ld)", v, min, max);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
+                       char *err, size_t errlen)
+{
+	void *field = (char *)cfg + e->offset;
+	long v;
+
+	switch (e->type) {
+	case CT_STRING: {
+		char *copy = strdup(value);
+		if (copy == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return true;
+	}
+	case CT_LOG_LEVEL: {
+		enum log_level level;
+		if (!log_level_parse(value, &level)) {
+			snprintf(err, errlen, "'%s' is not one of error, warn, info, debug", value);
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = strdup(value);
+		return *(char **)field != NULL;
+	}
+	case CT_INT:
+		if (!config_parse_long(value, e->min, e->max, &v, err, errlen))
+			return false;
+		*(int *)field = (int)v;
+		return true;
+	case CT_LONG:
+		return config_parse_long(value, e->min, e->max, (long *)field, err, errlen);
+	case CT_WORKERS:
+		if (strcmp(value, "auto") == 0) {
+			*(int *)field = 0;
+			return true;
+		}
+		if (!config_parse_long(value, 1, e->max, &v, err, errlen))
+			return false;
+		*(int *)field = (int)v;
+		return true;
+	case CT_CIDRS:
+		return cidr_list_parse(value, (struct cidr_list *)field, err, errlen);
+	case CT_REVOCATION:
+		if (strcmp(value, "require") == 0)
+			*(enum revocation_mode *)field = REVOCATION_REQUIRE;
+		else if (strcmp(value, "if-available") == 0)
+			*(enum revocation_mode *)field = REVOCATION_IF_AVAILABLE;
+		else if (strcmp(value, "off") == 0)
+			*(enum revocation_mode *)field = REVOCATION_OFF;
+		else {
+			snprintf(err, errlen, "'%s' is not one of require, if-available, off",
+			         value);
+			return false;
+		}
+		return true;
+	case CT_RENEWAL:
+		if (strcmp(value, "holder-id") == 0)
+			*(enum renewal_mode *)field = RENEWAL_HOLDER_ID;
+		else if (strcmp(value, "off") == 0)
+			*(enum renewal_mode *)field = RENEWAL_OFF;
+		else {
+			snprintf(err, errlen, "'%s' is not one of holder-id, off", value);
+			return false;
+		}
+		return true;
+	}
+	snprintf(err, errlen, "internal error: unknown setting type");
+	return false;
+}
+
+/* Applies defaults for keys the file did not set, then cross-key rules. */
+static bool config_finish(struct config_parse *p, char *err, size_t errlen)
+{
+	struct config *cfg = p->cfg;
+	char msg[256];
+
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+		if (p->seen[i] || e->def == NULL)
+			continue;
+		if (!config_set(cfg, e, e->def, msg, sizeof(msg))) {
+			snprintf(err, errlen, "%s: default of %s: %s", cfg->path, e->key, msg);
+			return false;
+		}
+	}
+	if (!p->revocation_set)
+		cfg->revocation = cfg->crl_dir != NULL ? REVOCATION_REQUIRE : REVOCATION_OFF;
+	if (cfg->ca_file == NULL) {
+		snprintf(err, errlen, "%s: [trust] ca_file is required", cfg->path);
+		return false;
+	}
+	if (cfg->listen_tls[0] != '\0' && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+		snprintf(err, errlen, "%s: [server] listen_tls needs tls_cert and tls_key",
+		         cfg->path);
+		return false;
+	}
+	if (cfg->revocation != REVOCATION_OFF && cfg->crl_dir == NULL) {
+		snprintf(err, errlen, "%s: [trust] revocation = %s needs crl_dir", cfg->path,
+		         cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
+		return false;
+	}
+	if (strchr(cfg->cert_header, ' ') != NULL || cfg->cert_header[0] == '\0') {
+		snprintf(err, errlen, "%s: [server] cert_header must be a header name", cfg->path);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,72 @@
+/*
+ * config.h - the certregd configuration file (contract section 7).
+ *
+ * Owns the one declarative table of settings (section, key, type, default,
+ * reloadable) and the loader used alike by `certregd -t`, start-up, SIGHUP
+ * and `certreg-admin cert check --config`. A load either yields a complete,
+ * validated struct config or an error naming the file, line and problem.
+ */
+#ifndef CERTREG_CONFIG_H
+#define CERTREG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cidr.h"
+#include "verify.h"
+
+enum renewal_mode { RENEWAL_OFF, RENEWAL_HOLDER_ID };
+
+struct config {
+	char *path;
+
+	/* [server] */
+	char *listen_tls; /* "" disables the TLS listener */
+	char *listen_api; /* "" disables the API listener */
+	char *tls_cert;
+	char *tls_key;
+	int workers; /* 0 = auto: one per core */
+	struct cidr_list api_allow;
+	struct cidr_list trusted_proxies;
+	char *cert_header;
+	long max_body;
+	int request_timeout; /* seconds a connection may stay silent or idle */
+	char *log_level;
+
+	/* [trust] */
+	char *ca_file;
+	char *intermediates_file;
+	char *crl_dir;
+	enum revocation_mode revocation;
+	int clock_skew;
+	int expiry_warning_days;
+	enum renewal_mode renewal;
+	char *holder_id_sources;
+
+	/* [database] */
+	char *conninfo;
+	int timeout_ms;
+	int pool_size; /* connections per worker, besides the LISTEN one */
+
+	/* [cache] */
+	int cache_size;      /* entries per worker */
+	int cache_ttl;       /* seconds */
+	int record_interval; /* seconds between last-use writes per key */
+
+	/* Line of each file-valued key, so later checks can name it. */
+	int line_tls_cert, line_tls_key, line_ca_file, line_intermediates_file, line_crl_dir;
+};
+
+/* Reads and validates path. NULL with "FILE:LINE: problem" in err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Fills the engine's settings from cfg (borrowing cfg's strings). */
+void config_verify_settings(const struct config *cfg, struct verify_settings *out);
+
+/* Settings that a SIGHUP cannot change (listeners, workers); false with the
+ * key named in err when next differs from cur in one of them. */
+bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,
+                              size_t errlen);
+
+#endif

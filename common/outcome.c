@@ -1,0 +1,154 @@
+/*
+ * outcome.c - the table of decision codes and their user-facing texts.
+ *
+ * Owns every message and hint a user sees, in zh-CN and English. The daemon
+ * renders them into JSON and HTML; certreg-admin prints the codes. Adding an
+ * outcome means adding a row here and nowhere else.
+ */
+#include "outcome.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct outcome_info outcome_table[OUTCOME_COUNT] = {
+    [OUTCOME_OK] = {"OK",
+                    200,
+                    {"证书验证通过，允许登录。", "Certificate accepted; login allowed."},
+                    {NULL, NULL}},
+    [OUTCOME_NO_CERTIFICATE] =
+        {"NO_CERTIFICATE",
+         403,
+         {"未读取到数字证书。", "No client certificate was presented."},
+         {"请插入证书介质（USB KEY），确认已安装证书应用环境，然后重新打开浏览器登录。",
+          "Insert the certificate USB key, make sure the certificate environment is "
+          "installed, then restart the browser and log in again."}},
+    [OUTCOME_CERT_MALFORMED] = {"CERT_MALFORMED",
+                                403,
+                                {"证书格式错误，无法解析。", "The certificate cannot be parsed."},
+                                {"请重新插入证书介质后再试；如仍失败，请联系证书颁发机构。",
+                                 "Re-insert the USB key and try again; if it still fails, contact "
+                                 "the certificate authority."}},
+    [OUTCOME_CERT_UNTRUSTED] =
+        {"CERT_UNTRUSTED",
+         403,
+         {"证书不是由本系统认可的证书颁发机构签发的。",
+          "The certificate was not issued by a certificate authority this system trusts."},
+         {"请使用北京住房公积金认可的数字证书（如 BJCA 证书）登录。",
+          "Log in with a certificate accepted by the Beijing Housing Provident Fund (such as "
+          "a BJCA certificate)."}},
+    [OUTCOME_CERT_EXPIRED] =
+        {"CERT_EXPIRED",
+         403,
+         {"证书已过期。", "The certificate has expired."},
+         {"请用证书助手查看证书有效期并核对电脑时间；证书确已过期请办理证书更新，如有疑问请致电 "
+          "010-58515511。",
+          "Check the certificate's validity in the certificate assistant and your computer's "
+          "clock; if it has expired, renew the certificate (helpline 010-58515511)."}},
+    [OUTCOME_CERT_NOT_YET_VALID] =
+        {"CERT_NOT_YET_VALID",
+         403,
+         {"证书尚未生效。", "The certificate is not valid yet."},
+         {"请稍后再试，或核对电脑系统时间是否准确。",
+          "Try again later, or check that your computer's clock is correct."}},
+    [OUTCOME_CERT_REVOKED] =
+        {"CERT_REVOKED",
+         403,
+         {"证书已被吊销。", "The certificate has been revoked."},
+         {"请联系证书颁发机构办理新证书，并到所属管理部关联开通。",
+          "Contact the certificate authority for a new certificate, then have it associated "
+          "at your management office."}},
+    [OUTCOME_CERT_REVOCATION_UNKNOWN] =
+        {"CERT_REVOCATION_UNKNOWN",
+         403,
+         {"暂时无法确认证书是否已被吊销。",
+          "The certificate's revocation status cannot be confirmed right now."},
+         {"请稍后再试；如持续出现，请联系管理部。",
+          "Try again later; if this persists, contact the management office."}},
+    [OUTCOME_CERT_WRONG_USAGE] =
+        {"CERT_WRONG_USAGE",
+         403,
+         {"该证书不能用于登录（用途不符）。",
+          "This certificate may not be used for login (wrong key usage)."},
+         {"请在浏览器弹出的证书列表中选择签名证书（而非加密证书）后重试。",
+          "Choose the signing certificate (not the encryption certificate) when the browser "
+          "asks, then try again."}},
+    [OUTCOME_KEY_NOT_APPROVED] =
+        {"KEY_NOT_APPROVED",
+         403,
+         {"该KEY没有审核通过，数据库中没有该KEY的信息。",
+          "This key has not been approved: it is not registered in the system."},
+         {"请您携带相关手续，到所属管理部做关联开通。",
+          "Bring the required papers to your management office to have the key associated "
+          "with your unit."},
+         {"请您携带相关手续，到所属管理部（%s，地址：%s，电话：%s）做关联开通。",
+          "Bring the required papers to your management office (%s, address: %s, phone: "
+          "%s) to have the key associated with your unit."}},
+    [OUTCOME_KEY_SUSPENDED] =
+        {"KEY_SUSPENDED",
+         403,
+         {"该KEY已被挂起（已挂失）。", "This key is suspended (reported lost)."},
+         {"如已找回KEY，请到所属管理部办理解挂。",
+          "If the key has been found, ask your management office to resume it."}},
+    [OUTCOME_KEY_CANCELLED] =
+        {"KEY_CANCELLED",
+         403,
+         {"该KEY已被注销。", "This key has been cancelled."},
+         {"请携带新证书和相关手续到所属管理部重新关联开通。",
+          "Bring a new certificate and the required papers to your management office."}},
+    [OUTCOME_UNIT_INACTIVE] = {"UNIT_INACTIVE",
+                               403,
+                               {"该单位已注销，不能登录。",
+                                "The unit is closed and may not log in."},
+                               {"如有疑问，请联系所属管理部。",
+                                "Contact your management office if you believe this is wrong."}},
+    [OUTCOME_SERVICE_UNAVAILABLE] = {"SERVICE_UNAVAILABLE",
+                                     503,
+                                     {"系统暂时无法完成验证。",
+                                      "The system cannot complete the check right now."},
+                                     {"请稍后重试。", "Please try again in a moment."}},
+};
+
+const struct outcome_info *outcome_info(outcome_t outcome)
+{
+	if ((unsigned)outcome >= OUTCOME_COUNT)
+		outcome = OUTCOME_SERVICE_UNAVAILABLE;
+	return &outcome_table[outcome];
+}
+
+const char *outcome_code(outcome_t outcome)
+{
+	return outcome_info(outcome)->code;
+}
+
+bool outcome_from_code(const char *code, outcome_t *out)
+{
+	for (int i = 0; i < OUTCOME_COUNT; i++) {
+		if (strcmp(outcome_table[i].code, code) == 0) {
+			*out = (outcome_t)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool outcome_is_certificate(outcome_t outcome)
+{
+	return outcome >= OUTCOME_CERT_MALFORMED && outcome <= OUTCOME_CERT_WRONG_USAGE;
+}
+
+/*
+ * Only the first language range counts: browsers list the user's preference
+ * first, and certreg has just two languages, so q-values add nothing.
+ */
+enum outcome_lang outcome_lang_from_header(const char *accept_language)
+{
+	if (accept_language == NULL)
+		return OUTCOME_LANG_ZH;
+	while (*accept_language == ' ')
+		accept_language++;
+	if (strncasecmp(accept_language, "en", 2) == 0 &&
+	    (accept_language[2] == '\0' || accept_language[2] == '-' || accept_language[2] == ',' ||
+	     accept_language[2] == ';'))
+		return OUTCOME_LANG_EN;
+	return OUTCOME_LANG_ZH;
+}

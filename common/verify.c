@@ -1,0 +1,1250 @@
+/*
+ * verify.c - the certificate side of a decision, as a pure engine.
+ *
+ * Owns trust stores (anchors, helper intermediates, CRLs and the settings
+ * that shape a check) and the verification of one presented chain at a given
+ * time. OpenSSL's X509_verify_cert does the path work; this file adds what
+ * certreg's contract needs on top: every error mapped to one outcome by a
+ * table, the contract's check order (OpenSSL reports errors in its own
+ * order, so all are collected and the first in contract order wins), the
+ * clock-skew allowance for notBefore, notAfter counted as valid (RFC 5280),
+ * the GM/T 0009 distinguishing id on every SM2 signature, certificates and
+ * CRLs alike, and parsing limits on what a client sends.
+ *
+ * It does no network or database I/O and never reads the clock. Callers:
+ * the daemon, certreg-admin cert check, the conformance runner, the fuzzer.
+ */
+#include "verify.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+/* GM/T 0009-2012 default user id, applied to every SM2 signature. */
+#define SM2_DEFAULT_ID     "1234567812345678"
+#define SM2_DEFAULT_ID_LEN 16
+/* A trust or CRL file larger than this is refused rather than read. */
+#define VERIFY_MAX_FILE (256L * 1024 * 1024)
+#define VERIFY_MAX_WARN 16
+/* RFC 5280 4.1.2.2: serial numbers are at most 20 octets. */
+#define SERIAL_MAX_OCTETS 20
+/* OpenSSL security level 2: 112-bit keys and digests (no SHA-1, no RSA-1024). */
+#define VERIFY_AUTH_LEVEL 2
+
+struct verify_store {
+	int refs; /* plain int: a store is used by one thread of one process */
+	X509_STORE *x509;
+	X509_STORE_CTX_check_crl_fn default_check_crl;
+	STACK_OF(X509) * anchors;
+	STACK_OF(X509) * intermediates;
+	STACK_OF(X509_CRL) * crls;
+	struct holder_sources *holders;
+	enum revocation_mode revocation;
+	int clock_skew;
+	int expiry_warning_days;
+	int max_depth;
+	size_t nwarn;
+	char warn[VERIFY_MAX_WARN][256];
+};
+
+/* State of one X509_verify_cert run, reached from OpenSSL's callbacks. */
+struct verify_run {
+	const struct verify_store *store;
+	time_t now;
+	struct verify_result *out;
+	X509_CRL *sm2_crl_ok; /* an SM2 CRL whose signature this file checked */
+	X509_CRL *leaf_crl;   /* the CRL consulted for the leaf */
+};
+
+static const struct {
+	int error;
+	outcome_t outcome;
+} verify_error_table[] = {
+    {X509_V_OK, OUTCOME_OK},
+    /* The certificate itself is broken. */
+    {X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD, OUTCOME_CERT_MALFORMED},
+    {X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD, OUTCOME_CERT_MALFORMED},
+    {X509_V_ERR_INVALID_EXTENSION, OUTCOME_CERT_MALFORMED},
+    {X509_V_ERR_EXTENSIONS_REQUIRE_VERSION_3, OUTCOME_CERT_MALFORMED},
+    /* No valid path: missing issuer, bad signature, broken constraints. */
+    {X509_V_ERR_UNSPECIFIED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CERT_SIGNATURE_FAILURE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CERT_CHAIN_TOO_LONG, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_NO_ISSUER_PUBLIC_KEY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PATH_LENGTH_EXCEEDED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CERT_UNTRUSTED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CERT_REJECTED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUBJECT_ISSUER_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_AKID_SKID_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_AKID_ISSUER_SERIAL_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_KEYUSAGE_NO_CERTSIGN, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_INVALID_NON_CA, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PROXY_CERTIFICATES_NOT_ALLOWED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_INVALID_POLICY_EXTENSION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_NO_EXPLICIT_POLICY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNSUPPORTED_EXTENSION_FEATURE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNNESTED_RESOURCE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PERMITTED_VIOLATION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EXCLUDED_VIOLATION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUBTREE_MINMAX, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_APPLICATION_VERIFICATION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNSUPPORTED_NAME_SYNTAX, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PATH_LOOP, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_INVALID_VERSION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_INVALID_ALGORITHM, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_INVALID_CURVE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_INVALID_SIGNATURE_ALGORITHM, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_LOS_NOT_ALLOWED, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUITE_B_CANNOT_SIGN_P_384_WITH_P_256, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_HOSTNAME_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EMAIL_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_IP_ADDRESS_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_DANE_NO_MATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EE_KEY_TOO_SMALL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CA_KEY_TOO_SMALL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CA_MD_TOO_WEAK, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_INVALID_CALL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_STORE_LOOKUP, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_NO_VALID_SCTS, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PROXY_SUBJECT_NAME_VIOLATION, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_UNSUPPORTED_SIGNATURE_ALGORITHM, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SIGNATURE_ALGORITHM_MISMATCH, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SIGNATURE_ALGORITHM_INCONSISTENCY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_INVALID_CA, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PATHLEN_INVALID_FOR_NON_CA, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_PATHLEN_WITHOUT_KU_KEY_CERT_SIGN, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_KU_KEY_CERT_SIGN_INVALID_FOR_NON_CA, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_ISSUER_NAME_EMPTY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUBJECT_NAME_EMPTY, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_MISSING_AUTHORITY_KEY_IDENTIFIER, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_MISSING_SUBJECT_KEY_IDENTIFIER, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EMPTY_SUBJECT_ALT_NAME, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EMPTY_SUBJECT_SAN_NOT_CRITICAL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CA_BCONS_NOT_CRITICAL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_AUTHORITY_KEY_IDENTIFIER_CRITICAL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_SUBJECT_KEY_IDENTIFIER_CRITICAL, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_CA_CERT_MISSING_KEY_USAGE, OUTCOME_CERT_UNTRUSTED},
+    {X509_V_ERR_EC_KEY_EXPLICIT_PARAMS, OUTCOME_CERT_UNTRUSTED},
+    /* Validity period. */
+    {X509_V_ERR_CERT_HAS_EXPIRED, OUTCOME_CERT_EXPIRED},
+    {X509_V_ERR_CERT_NOT_YET_VALID, OUTCOME_CERT_NOT_YET_VALID},
+    /* Revocation. */
+    {X509_V_ERR_CERT_REVOKED, OUTCOME_CERT_REVOKED},
+    {X509_V_ERR_UNABLE_TO_GET_CRL, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_CRL_SIGNATURE_FAILURE, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_CRL_NOT_YET_VALID, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_CRL_HAS_EXPIRED, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_KEYUSAGE_NO_CRL_SIGN, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_UNHANDLED_CRITICAL_CRL_EXTENSION, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_DIFFERENT_CRL_SCOPE, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_CRL_PATH_VALIDATION_ERROR, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_OCSP_VERIFY_NEEDED, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_OCSP_VERIFY_FAILED, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    {X509_V_ERR_OCSP_CERT_UNKNOWN, OUTCOME_CERT_REVOCATION_UNKNOWN},
+    /* Usage. */
+    {X509_V_ERR_INVALID_PURPOSE, OUTCOME_CERT_WRONG_USAGE},
+    {X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, OUTCOME_CERT_WRONG_USAGE},
+    /* The decision could not be made, not a verdict on the certificate. */
+    {X509_V_ERR_OUT_OF_MEM, OUTCOME_SERVICE_UNAVAILABLE},
+};
+
+static struct verify_store *store_build(const struct verify_settings *settings,
+                                        STACK_OF(X509) * anchors, STACK_OF(X509) * intermediates,
+                                        STACK_OF(X509_CRL) * crls, int max_depth, char *err,
+                                        size_t errlen);
+static void store_warn(struct verify_store *store, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool store_accept_crl(struct verify_store *store, X509_CRL *crl);
+static X509 *cert_for_verify(X509 *x);
+static bool cert_for_verify_in_place(X509 *x);
+static bool sm2_signed(X509 *x);
+static bool crl_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
+static bool crl_sm2_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
+static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl);
+static int verify_cb(int ok, X509_STORE_CTX *ctx);
+static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
+                     const char *words);
+static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out);
+static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
+                             enum verify_purpose purpose);
+static void result_init(struct verify_result *out);
+static void result_malformed(struct verify_result *out, int depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void result_crl(struct verify_result *out, X509_CRL *crl);
+static bool parse_input(const unsigned char *buf, size_t len, STACK_OF(X509) * certs,
+                        struct verify_result *out);
+static bool read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen);
+static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen);
+static const char *openssl_words(void);
+
+outcome_t verify_error_outcome(int x509_error)
+{
+	for (size_t i = 0; i < sizeof(verify_error_table) / sizeof(verify_error_table[0]); i++)
+		if (verify_error_table[i].error == x509_error)
+			return verify_error_table[i].outcome;
+	/* An error this build does not know is a path we cannot vouch for. */
+	return OUTCOME_CERT_UNTRUSTED;
+}
+
+size_t verify_error_table_size(void)
+{
+	return sizeof(verify_error_table) / sizeof(verify_error_table[0]);
+}
+
+int verify_error_table_code(size_t i)
+{
+	return i < verify_error_table_size() ? verify_error_table[i].error : -1;
+}
+
+bool verify_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	BIO *bio = NULL;
+	int n = 0;
+	bool ok = false;
+
+	if (!read_file(path, &buf, &len, err, errlen))
+		return false;
+	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
+		const unsigned char *p = buf;
+		X509 *x = d2i_X509(NULL, &p, (long)len);
+
+		if (x == NULL || p != buf + len) {
+			X509_free(x);
+			snprintf(err, errlen, "%s: not a PEM or DER certificate", path);
+			goto fail;
+		}
+		if (!sk_X509_push(out, x)) {
+			X509_free(x);
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+		ok = true;
+		goto fail;
+	}
+	bio = BIO_new_mem_buf(buf, (int)len);
+	if (bio == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	for (;;) {
+		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+
+		if (x == NULL)
+			break;
+		if (!sk_X509_push(out, x)) {
+			X509_free(x);
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+		n++;
+	}
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		snprintf(err, errlen, "%s: certificate %d: %s", path, n + 1, openssl_words());
+		goto fail;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "%s: no certificate found", path);
+		goto fail;
+	}
+	ok = true;
+fail:
+	ERR_clear_error();
+	BIO_free(bio);
+	free(buf);
+	return ok;
+}
+
+bool verify_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
+{
+	struct stat st;
+	struct dirent **names = NULL;
+	int n;
+	bool ok = true;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return load_crl_file(path, out, err, errlen);
+	/* Sorted, so that a reload reads the same directory the same way. */
+	n = scandir(path, &names, NULL, alphasort);
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		char file[4096];
+
+		if (ok && names[i]->d_name[0] != '.') {
+			snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
+			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+				ok = load_crl_file(file, out, err, errlen);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return ok;
+}
+
+struct verify_store *verify_store_load(const struct verify_settings *settings, char *err,
+                                       size_t errlen)
+{
+	STACK_OF(X509) *anchors = sk_X509_new_null();
+	STACK_OF(X509) *intermediates = sk_X509_new_null();
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	struct verify_store *store = NULL;
+
+	if (anchors == NULL || intermediates == NULL || crls == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (settings->ca_file == NULL || settings->ca_file[0] == '\0') {
+		snprintf(err, errlen, "ca_file is not set");
+		goto fail;
+	}
+	if (!verify_load_certs(settings->ca_file, anchors, err, errlen))
+		goto fail;
+	if (settings->intermediates_file != NULL && settings->intermediates_file[0] != '\0' &&
+	    !verify_load_certs(settings->intermediates_file, intermediates, err, errlen))
+		goto fail;
+	if (settings->crl_dir != NULL && settings->crl_dir[0] != '\0' &&
+	    !verify_load_crls(settings->crl_dir, crls, err, errlen))
+		goto fail;
+	store = store_build(settings, anchors, intermediates, crls, VERIFY_MAX_DEPTH, err, errlen);
+fail:
+	sk_X509_pop_free(anchors, X509_free);
+	sk_X509_pop_free(intermediates, X509_free);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return store;
+}
+
+struct verify_store *verify_store_from_stacks(const struct verify_settings *settings,
+                                              STACK_OF(X509) * anchors,
+                                              STACK_OF(X509) * intermediates,
+                                              STACK_OF(X509_CRL) * crls, int max_depth, char *err,
+                                              size_t errlen)
+{
+	return store_build(settings, anchors, intermediates, crls, max_depth, err, errlen);
+}
+
+struct verify_store *verify_store_ref(struct verify_store *store)
+{
+	if (store != NULL)
+		store->refs++;
+	return store;
+}
+
+void verify_store_unref(struct verify_store *store)
+{
+	if (store == NULL || --store->refs > 0)
+		return;
+	X509_STORE_free(store->x509);
+	sk_X509_pop_free(store->anchors, X509_free);
+	sk_X509_pop_free(store->intermediates, X509_free);
+	sk_X509_CRL_pop_free(store->crls, X509_CRL_free);
+	certinfo_holder_sources_free(store->holders);
+	free(store);
+}
+
+STACK_OF(X509_NAME) * verify_store_ca_names(const struct verify_store *store)
+{
+	STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+
+	if (names == NULL)
+		return NULL;
+	for (int i = 0; i < sk_X509_num(store->anchors); i++) {
+		X509_NAME *name =
+		    X509_NAME_dup(X509_get_subject_name(sk_X509_value(store->anchors, i)));
+
+		if (name == NULL || !sk_X509_NAME_push(names, name)) {
+			X509_NAME_free(name);
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			return NULL;
+		}
+	}
+	return names;
+}
+
+size_t verify_store_anchor_count(const struct verify_store *store)
+{
+	return (size_t)sk_X509_num(store->anchors);
+}
+
+bool verify_store_anchor(const struct verify_store *store, size_t i, char *subject,
+                         size_t subject_len, time_t *not_after)
+{
+	X509 *x;
+
+	if (i >= verify_store_anchor_count(store))
+		return false;
+	x = sk_X509_value(store->anchors, (int)i);
+	certinfo_name(X509_get_subject_name(x), subject, subject_len);
+	return certinfo_asn1_time(X509_get0_notAfter(x), not_after);
+}
+
+size_t verify_store_crl_count(const struct verify_store *store)
+{
+	return (size_t)sk_X509_CRL_num(store->crls);
+}
+
+bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, size_t issuer_len,
+                      time_t *next_update)
+{
+	X509_CRL *crl;
+
+	if (i >= verify_store_crl_count(store))
+		return false;
+	crl = sk_X509_CRL_value(store->crls, (int)i);
+	certinfo_name(X509_CRL_get_issuer(crl), issuer, issuer_len);
+	*next_update = 0;
+	return X509_CRL_get0_nextUpdate(crl) == NULL ||
+	       certinfo_asn1_time(X509_CRL_get0_nextUpdate(crl), next_update);
+}
+
+bool verify_store_current(const struct verify_store *store, time_t now, char *reason,
+                          size_t reason_len)
+{
+	if (store->revocation != REVOCATION_REQUIRE)
+		return true;
+	for (int s = 0; s < 2; s++) {
+		STACK_OF(X509) *cas = s == 0 ? store->anchors : store->intermediates;
+
+		for (int i = 0; i < sk_X509_num(cas); i++) {
+			X509 *ca = sk_X509_value(cas, i);
+			bool current = false;
+
+			for (int j = 0; j < sk_X509_CRL_num(store->crls) && !current; j++) {
+				X509_CRL *crl = sk_X509_CRL_value(store->crls, j);
+				const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+				current = X509_NAME_cmp(X509_CRL_get_issuer(crl),
+				                        X509_get_subject_name(ca)) == 0 &&
+				          X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) <= 0 &&
+				          next != NULL && X509_cmp_time(next, &now) > 0;
+			}
+			if (!current) {
+				char name[256];
+
+				certinfo_name(X509_get_subject_name(ca), name, sizeof(name));
+				snprintf(reason, reason_len, "no current CRL for %s", name);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+const struct holder_sources *verify_store_holder_sources(const struct verify_store *store)
+{
+	return store->holders;
+}
+
+size_t verify_store_warning_count(const struct verify_store *store)
+{
+	return store->nwarn;
+}
+
+const char *verify_store_warning(const struct verify_store *store, size_t i)
+{
+	return i < store->nwarn ? store->warn[i] : NULL;
+}
+
+void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                  enum verify_purpose purpose, struct verify_result *out)
+{
+	STACK_OF(X509) * certs;
+
+	result_init(out);
+	if (buf == NULL || len == 0) {
+		out->outcome = OUTCOME_NO_CERTIFICATE;
+		snprintf(out->reason, sizeof(out->reason), "no certificate");
+		return;
+	}
+	if (len > VERIFY_MAX_INPUT) {
+		result_malformed(out, -1, "input larger than %d bytes", VERIFY_MAX_INPUT);
+		return;
+	}
+	certs = sk_X509_new_null();
+	if (certs == NULL) {
+		out->outcome = OUTCOME_SERVICE_UNAVAILABLE;
+		snprintf(out->reason, sizeof(out->reason), "out of memory");
+		return;
+	}
+	if (parse_input(buf, len, certs, out))
+		run_chain(store, sk_X509_value(certs, 0), certs, now, purpose, out);
+	else if (sk_X509_num(certs) > 0)
+		out->has_leaf =
+		    certinfo_summarize(sk_X509_value(certs, 0), store->holders, now, &out->leaf);
+	sk_X509_pop_free(certs, X509_free);
+}
+
+void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
+                 enum verify_purpose purpose, struct verify_result *out)
+{
+	STACK_OF(X509) *sent = NULL;
+	X509 *own_leaf = NULL;
+	int n = 1;
+
+	result_init(out);
+	if (leaf == NULL) {
+		out->outcome = OUTCOME_NO_CERTIFICATE;
+		snprintf(out->reason, sizeof(out->reason), "no certificate");
+		return;
+	}
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		if (X509_cmp(sk_X509_value(chain, i), leaf) != 0)
+			n++;
+	if (n > VERIFY_MAX_CERTS) {
+		result_malformed(out, -1, "more than %d certificates", VERIFY_MAX_CERTS);
+		out->has_leaf = certinfo_summarize(leaf, store->holders, now, &out->leaf);
+		return;
+	}
+	sent = sk_X509_new_null();
+	own_leaf = cert_for_verify(leaf);
+	if (sent == NULL || own_leaf == NULL || !sk_X509_push(sent, own_leaf)) {
+		X509_free(own_leaf);
+		out->outcome = OUTCOME_SERVICE_UNAVAILABLE;
+		snprintf(out->reason, sizeof(out->reason), "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = cert_for_verify(sk_X509_value(chain, i));
+
+		if (x == NULL || !sk_X509_push(sent, x)) {
+			X509_free(x);
+			out->outcome = OUTCOME_SERVICE_UNAVAILABLE;
+			snprintf(out->reason, sizeof(out->reason), "out of memory");
+			goto fail;
+		}
+	}
+	run_chain(store, own_leaf, sent, now, purpose, out);
+fail:
+	sk_X509_pop_free(sent, X509_free);
+}
+
+static struct verify_store *store_build(const struct verify_settings *settings,
+                                        STACK_OF(X509) * anchors, STACK_OF(X509) * intermediates,
+                                        STACK_OF(X509_CRL) * crls, int max_depth, char *err,
+                                        size_t errlen)
+{
+	struct verify_store *store = calloc(1, sizeof(*store));
+	X509_STORE_CTX *probe = NULL;
+
+	if (store == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	store->refs = 1;
+	store->revocation = settings->revocation;
+	store->clock_skew = settings->clock_skew;
+	store->expiry_warning_days = settings->expiry_warning_days;
+	store->max_depth = max_depth >= 0 ? max_depth : VERIFY_MAX_DEPTH;
+	store->holders = certinfo_holder_sources_new(settings->holder_id_sources, err, errlen);
+	if (store->holders == NULL)
+		goto fail;
+	store->x509 = X509_STORE_new();
+	store->anchors = sk_X509_new_null();
+	store->intermediates = sk_X509_new_null();
+	store->crls = sk_X509_CRL_new_null();
+	probe = X509_STORE_CTX_new();
+	if (store->x509 == NULL || store->anchors == NULL || store->intermediates == NULL ||
+	    store->crls == NULL || probe == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (sk_X509_num(anchors) == 0) {
+		snprintf(err, errlen, "no trust anchor");
+		goto fail;
+	}
+	for (int i = 0; i < sk_X509_num(anchors); i++) {
+		X509 *x = cert_for_verify(sk_X509_value(anchors, i));
+
+		if (x == NULL || !sk_X509_push(store->anchors, x)) {
+			X509_free(x);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (!X509_STORE_add_cert(store->x509, x)) {
+			snprintf(err, errlen, "trust anchor %d: %s", i + 1, openssl_words());
+			goto fail;
+		}
+	}
+	for (int i = 0; i < sk_X509_num(intermediates); i++) {
+		X509 *x = cert_for_verify(sk_X509_value(intermediates, i));
+
+		if (x == NULL || !sk_X509_push(store->intermediates, x)) {
+			X509_free(x);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
+		/* A copy made through DER: X509_STORE tells CRLs of one issuer
+		 * apart by a digest OpenSSL computes only when parsing, so two
+		 * CRLs built in memory would count as one. */
+		X509_CRL *crl = X509_CRL_dup(sk_X509_CRL_value(crls, i));
+
+		if (crl == NULL || !sk_X509_CRL_push(store->crls, crl)) {
+			X509_CRL_free(crl);
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		if (!store_accept_crl(store, crl)) {
+			X509_CRL_free(sk_X509_CRL_pop(store->crls));
+			continue;
+		}
+		if (!X509_STORE_add_crl(store->x509, crl)) {
+			snprintf(err, errlen, "CRL %d: %s", i + 1, openssl_words());
+			goto fail;
+		}
+	}
+	/* OpenSSL keeps its own CRL check private; take its pointer from a
+	 * context made before the hook is set, so the hook can delegate. */
+	if (!X509_STORE_CTX_init(probe, store->x509, NULL, NULL)) {
+		snprintf(err, errlen, "%s", openssl_words());
+		goto fail;
+	}
+	store->default_check_crl = X509_STORE_CTX_get_check_crl(probe);
+	X509_STORE_set_check_crl(store->x509, verify_check_crl);
+	X509_STORE_CTX_free(probe);
+	ERR_clear_error();
+	return store;
+fail:
+	X509_STORE_CTX_free(probe);
+	verify_store_unref(store);
+	ERR_clear_error();
+	return NULL;
+}
+
+static void store_warn(struct verify_store *store, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (store->nwarn == VERIFY_MAX_WARN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(store->warn[store->nwarn++], sizeof(store->warn[0]), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A CRL whose issuer is among the anchors or intermediates must verify
+ * against one of them now, or it is left out (a forged or corrupt CRL must
+ * neither revoke nor vouch). A CRL of an issuer the store does not hold is
+ * kept: OpenSSL verifies it against the path's issuer when it is used.
+ */
+static bool store_accept_crl(struct verify_store *store, X509_CRL *crl)
+{
+	bool issuer_known = false;
+	char name[256];
+
+	for (int s = 0; s < 2; s++) {
+		STACK_OF(X509) *cas = s == 0 ? store->anchors : store->intermediates;
+
+		for (int i = 0; i < sk_X509_num(cas); i++) {
+			X509 *ca = sk_X509_value(cas, i);
+
+			if (X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) != 0)
+				continue;
+			issuer_known = true;
+			if (crl_signature_ok(crl, X509_get0_pubkey(ca)))
+				return true;
+		}
+	}
+	if (!issuer_known)
+		return true;
+	certinfo_name(X509_CRL_get_issuer(crl), name, sizeof(name));
+	store_warn(store, "CRL of %s does not verify against its issuer; ignored", name);
+	return false;
+}
+
+/* A reference to x fit for verification: SM2-signed certificates carry the
+ * GM/T 0009 default id, which OpenSSL 3.0 would otherwise apply to none but
+ * the certificate `openssl verify -vfyopt` names. A borrowed certificate is
+ * copied rather than changed. */
+static X509 *cert_for_verify(X509 *x)
+{
+	X509 *copy;
+
+	if (!sm2_signed(x) || X509_get0_distinguishing_id(x) != NULL) {
+		if (!X509_up_ref(x))
+			return NULL;
+		return x;
+	}
+	copy = X509_dup(x);
+	if (copy == NULL || !cert_for_verify_in_place(copy)) {
+		X509_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+/* The same for a certificate this file owns. */
+static bool cert_for_verify_in_place(X509 *x)
+{
+	ASN1_OCTET_STRING *id;
+
+	if (!sm2_signed(x) || X509_get0_distinguishing_id(x) != NULL)
+		return true;
+	id = ASN1_OCTET_STRING_new();
+	if (id == NULL ||
+	    !ASN1_OCTET_STRING_set(id, (const unsigned char *)SM2_DEFAULT_ID, SM2_DEFAULT_ID_LEN)) {
+		ASN1_OCTET_STRING_free(id);
+		return false;
+	}
+	X509_set0_distinguishing_id(x, id);
+	return true;
+}
+
+static bool sm2_signed(X509 *x)
+{
+	return X509_get_signature_nid(x) == NID_SM2_with_SM3;
+}
+
+static bool crl_signature_ok(X509_CRL *crl, EVP_PKEY *pkey)
+{
+	bool ok;
+
+	if (pkey == NULL)
+		return false;
+	if (X509_CRL_get_signature_nid(crl) == NID_SM2_with_SM3)
+		ok = crl_sm2_signature_ok(crl, pkey);
+	else
+		ok = X509_CRL_verify(crl, pkey) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+/*
+ * OpenSSL 3.0 has no distinguishing-id setter for CRLs, so an SM2 CRL is
+ * verified here: the TBSCertList bytes exactly as received (from OpenSSL's
+ * cached encoding), the same algorithm inside and outside, SM3 with the
+ * default id.
+ */
+static bool crl_sm2_signature_ok(X509_CRL *crl, EVP_PKEY *pkey)
+{
+	const ASN1_BIT_STRING *sig;
+	const X509_ALGOR *outer;
+	X509_ALGOR *inner = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p, *tbs, *q;
+	long len, tbslen, inlen;
+	int tag, cls, derlen;
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	bool ok = false;
+
+	X509_CRL_get0_signature(crl, &sig, &outer);
+	derlen = i2d_X509_CRL(crl, &der);
+	if (derlen <= 0)
+		goto fail;
+	p = der;
+	if ((ASN1_get_object(&p, &len, &tag, &cls, derlen) & 0x80) || tag != V_ASN1_SEQUENCE)
+		goto fail;
+	tbs = p;
+	q = p;
+	if ((ASN1_get_object(&q, &inlen, &tag, &cls, len) & 0x80) || tag != V_ASN1_SEQUENCE)
+		goto fail;
+	tbslen = (long)(q - tbs) + inlen;
+	/* TBSCertList: optional version INTEGER, then the signature algorithm. */
+	p = q;
+	{
+		const unsigned char *r = p;
+		long l;
+
+		if (ASN1_get_object(&r, &l, &tag, &cls, inlen) & 0x80)
+			goto fail;
+		if (tag == V_ASN1_INTEGER)
+			p = r + l;
+	}
+	inner = d2i_X509_ALGOR(NULL, &p, inlen - (long)(p - q));
+	if (inner == NULL || X509_ALGOR_cmp(inner, outer) != 0)
+		goto fail;
+	mctx = EVP_MD_CTX_new();
+	pctx = EVP_PKEY_CTX_new(pkey, NULL);
+	if (mctx == NULL || pctx == NULL ||
+	    EVP_PKEY_CTX_set1_id(pctx, SM2_DEFAULT_ID, SM2_DEFAULT_ID_LEN) <= 0)
+		goto fail;
+	EVP_MD_CTX_set_pkey_ctx(mctx, pctx);
+	if (EVP_DigestVerifyInit(mctx, NULL, EVP_sm3(), NULL, pkey) != 1)
+		goto fail;
+	ok = EVP_DigestVerify(mctx, sig->data, (size_t)sig->length, tbs, (size_t)tbslen) == 1;
+fail:
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_CTX_free(pctx);
+	X509_ALGOR_free(inner);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	return ok;
+}
+
+/*
+ * The store's CRL check: OpenSSL's own, with one change. For an SM2 CRL the
+ * signature is checked here first; OpenSSL's check then still runs (issuer,
+ * times, critical extensions, scope) and its signature failure for this CRL
+ * is dropped by verify_cb.
+ */
+static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
+{
+	struct verify_run *run = X509_STORE_CTX_get_app_data(ctx);
+	int depth = X509_STORE_CTX_get_error_depth(ctx);
+
+	if (depth == 0)
+		run->leaf_crl = crl;
+	run->sm2_crl_ok = NULL;
+	if (X509_CRL_get_signature_nid(crl) == NID_SM2_with_SM3) {
+		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+		X509 *issuer = X509_STORE_CTX_get0_current_issuer(ctx);
+
+		if (issuer == NULL && depth + 1 < sk_X509_num(chain))
+			issuer = sk_X509_value(chain, depth + 1);
+		else if (issuer == NULL)
+			issuer = sk_X509_value(chain, sk_X509_num(chain) - 1);
+		if (issuer != NULL && crl_sm2_signature_ok(crl, X509_get0_pubkey(issuer)))
+			run->sm2_crl_ok = crl;
+	}
+	return run->store->default_check_crl(ctx, crl);
+}
+
+/* Records every error and lets OpenSSL go on, so that the first failure in
+ * the contract's order decides rather than the first OpenSSL meets. */
+static int verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+	struct verify_run *run = X509_STORE_CTX_get_app_data(ctx);
+	int error = X509_STORE_CTX_get_error(ctx);
+	X509 *cert = X509_STORE_CTX_get_current_cert(ctx);
+	outcome_t outcome;
+
+	if (ok)
+		return 1;
+	switch (error) {
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		/* RFC 5280 4.1.2.5: the validity period includes notAfter. */
+		if (cert != NULL && ASN1_TIME_cmp_time_t(X509_get0_notAfter(cert), run->now) == 0)
+			return 1;
+		break;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		if (cert != NULL && ASN1_TIME_cmp_time_t(X509_get0_notBefore(cert),
+		                                         run->now + run->store->clock_skew) <= 0)
+			return 1;
+		break;
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+		if (run->sm2_crl_ok != NULL &&
+		    X509_STORE_CTX_get0_current_crl(ctx) == run->sm2_crl_ok)
+			return 1;
+		break;
+	default:
+		break;
+	}
+	outcome = verify_error_outcome(error);
+	if (outcome == OUTCOME_CERT_REVOCATION_UNKNOWN &&
+	    run->store->revocation != REVOCATION_REQUIRE)
+		return 1;
+	run_fail(run, outcome, error, X509_STORE_CTX_get_error_depth(ctx), cert,
+	         X509_verify_cert_error_string(error));
+	return 1;
+}
+
+/* Keeps the failure that comes first in the contract's order; between two
+ * of the same kind, the one nearer the leaf. */
+static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
+                     const char *words)
+{
+	struct verify_result *out = run->out;
+
+	if (out->outcome != OUTCOME_OK &&
+	    (outcome > out->outcome || (outcome == out->outcome && depth >= out->depth)))
+		return;
+	out->outcome = outcome;
+	out->x509_error = error;
+	out->depth = depth;
+	snprintf(out->reason, sizeof(out->reason), "%s", words);
+	out->failing_subject[0] = '\0';
+	if (cert != NULL)
+		certinfo_name(X509_get_subject_name(cert), out->failing_subject,
+		              sizeof(out->failing_subject));
+}
+
+static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out)
+{
+	struct verify_run run = {.store = store, .now = now, .out = out};
+	STACK_OF(X509) *untrusted = NULL;
+	X509_STORE_CTX *ctx = NULL;
+	X509_VERIFY_PARAM *param;
+	unsigned long flags = X509_V_FLAG_X509_STRICT;
+	int ret;
+
+	out->has_leaf = certinfo_summarize(leaf, store->holders, now, &out->leaf);
+	if (!out->has_leaf) {
+		result_malformed(out, 0, "certificate lacks a required field");
+		return;
+	}
+	untrusted = sk_X509_dup(sent);
+	ctx = X509_STORE_CTX_new();
+	if (untrusted == NULL || ctx == NULL)
+		goto oom;
+	for (int i = 0; i < sk_X509_num(store->intermediates); i++)
+		if (!sk_X509_push(untrusted, sk_X509_value(store->intermediates, i)))
+			goto oom;
+	if (!X509_STORE_CTX_init(ctx, store->x509, leaf, untrusted))
+		goto oom;
+	X509_STORE_CTX_set_app_data(ctx, &run);
+	X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
+	param = X509_STORE_CTX_get0_param(ctx);
+	if (store->revocation != REVOCATION_OFF)
+		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+	X509_VERIFY_PARAM_set_flags(param, flags);
+	X509_VERIFY_PARAM_set_depth(param, store->max_depth);
+	X509_VERIFY_PARAM_set_auth_level(param, VERIFY_AUTH_LEVEL);
+	X509_VERIFY_PARAM_set_time(param, now);
+	if (purpose != VERIFY_PURPOSE_ANY &&
+	    !X509_STORE_CTX_set_purpose(ctx, purpose == VERIFY_PURPOSE_CLIENT
+	                                         ? X509_PURPOSE_SSL_CLIENT
+	                                         : X509_PURPOSE_SSL_SERVER))
+		goto oom;
+
+	ret = X509_verify_cert(ctx);
+	if (ret <= 0 && out->outcome == OUTCOME_OK) {
+		/* Failed without telling the callback (an internal error). */
+		int error = X509_STORE_CTX_get_error(ctx);
+
+		run_fail(&run,
+		         error == X509_V_OK ? OUTCOME_CERT_UNTRUSTED : verify_error_outcome(error),
+		         error, X509_STORE_CTX_get_error_depth(ctx), NULL,
+		         error == X509_V_OK ? "verification failed"
+		                            : X509_verify_cert_error_string(error));
+	}
+	run_extra_checks(&run, X509_STORE_CTX_get0_chain(ctx), purpose);
+	if (run.leaf_crl != NULL)
+		result_crl(out, run.leaf_crl);
+	if (out->outcome == OUTCOME_OK) {
+		snprintf(out->reason, sizeof(out->reason), "ok");
+		out->expiring_soon = difftime(out->leaf.not_after, now) <
+		                     (double)store->expiry_warning_days * 86400.0;
+	}
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(untrusted);
+	ERR_clear_error();
+	return;
+oom:
+	X509_STORE_CTX_free(ctx);
+	sk_X509_free(untrusted);
+	ERR_clear_error();
+	out->outcome = OUTCOME_SERVICE_UNAVAILABLE;
+	out->depth = -1;
+	snprintf(out->reason, sizeof(out->reason), "out of memory");
+}
+
+/*
+ * Checks OpenSSL 3.0 leaves out, each an RFC 5280 "MUST":
+ * - serial numbers positive and at most 20 octets (4.1.2.2), on every
+ *   certificate but the anchor;
+ * - name constraints only in CA certificates, and critical (4.2.1.10), and
+ *   policy constraints critical (4.2.1.11): OpenSSL applies them either way,
+ *   but a CA that gets them wrong issues nothing certreg should trust;
+ * - for client authentication, a key usage that allows signing: OpenSSL also
+ *   accepts keyAgreement alone, which is the encryption half of a
+ *   dual-certificate key.
+ */
+static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
+                             enum verify_purpose purpose)
+{
+	int n = sk_X509_num(chain);
+	X509 *leaf = sk_X509_value(chain, 0);
+
+	for (int i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+		int nc = X509_get_ext_by_NID(x, NID_name_constraints, -1);
+		int pc = X509_get_ext_by_NID(x, NID_policy_constraints, -1);
+		const char *bad = NULL;
+
+		if (bn == NULL)
+			bad = "serial number cannot be read";
+		else if (BN_is_zero(bn) || BN_is_negative(bn))
+			bad = "serial number is not positive";
+		else if (BN_num_bytes(bn) + (BN_num_bits(bn) % 8 == 0) > SERIAL_MAX_OCTETS)
+			bad = "serial number longer than 20 octets";
+		BN_free(bn);
+		if (bad != NULL && (i < n - 1 || n == 1))
+			run_fail(run, OUTCOME_CERT_MALFORMED, 0, i, x, bad);
+		bad = NULL;
+		if (nc >= 0 && (X509_get_extension_flags(x) & EXFLAG_CA) == 0)
+			bad = "name constraints in a certificate that is not a CA";
+		else if (nc >= 0 && !X509_EXTENSION_get_critical(X509_get_ext(x, nc)))
+			bad = "name constraints not marked critical";
+		else if (pc >= 0 && !X509_EXTENSION_get_critical(X509_get_ext(x, pc)))
+			bad = "policy constraints not marked critical";
+		if (bad != NULL)
+			run_fail(run, OUTCOME_CERT_UNTRUSTED, 0, i, x, bad);
+	}
+	if (purpose == VERIFY_PURPOSE_CLIENT && leaf != NULL &&
+	    (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0 &&
+	    (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
+		run_fail(run, OUTCOME_CERT_WRONG_USAGE, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, 0,
+		         leaf, "key usage does not include digitalSignature");
+}
+
+static void result_init(struct verify_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->outcome = OUTCOME_OK;
+	out->depth = -1;
+}
+
+static void result_malformed(struct verify_result *out, int depth, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->outcome = OUTCOME_CERT_MALFORMED;
+	out->depth = depth;
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void result_crl(struct verify_result *out, X509_CRL *crl)
+{
+	ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+	out->crl.present = true;
+	certinfo_name(X509_CRL_get_issuer(crl), out->crl.issuer, sizeof(out->crl.issuer));
+	if (num != NULL) {
+		BIGNUM *bn = ASN1_INTEGER_to_BN(num, NULL);
+		char *dec = bn != NULL ? BN_bn2dec(bn) : NULL;
+
+		if (dec != NULL)
+			snprintf(out->crl.number, sizeof(out->crl.number), "%s", dec);
+		OPENSSL_free(dec);
+		BN_free(bn);
+		ASN1_INTEGER_free(num);
+	}
+	if (next == NULL || !certinfo_asn1_time(next, &out->crl.next_update))
+		out->crl.next_update = 0;
+	ERR_clear_error();
+}
+
+/*
+ * What a client sends: PEM certificates (text around them is ignored, any
+ * other PEM block is refused) or DER certificates back to back. At most
+ * VERIFY_MAX_CERTS. False, with out set to CERT_MALFORMED, on anything else.
+ */
+static bool parse_input(const unsigned char *buf, size_t len, STACK_OF(X509) * certs,
+                        struct verify_result *out)
+{
+	BIO *bio;
+	bool ok = false;
+
+	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
+		const unsigned char *p = buf;
+
+		while (p < buf + len) {
+			X509 *x;
+
+			if (sk_X509_num(certs) == VERIFY_MAX_CERTS) {
+				result_malformed(out, VERIFY_MAX_CERTS, "more than %d certificates",
+				                 VERIFY_MAX_CERTS);
+				return false;
+			}
+			x = d2i_X509(NULL, &p, (long)(buf + len - p));
+			if (x == NULL) {
+				result_malformed(out, sk_X509_num(certs),
+				                 "certificate %d: not a DER certificate: %s",
+				                 sk_X509_num(certs) + 1, openssl_words());
+				ERR_clear_error();
+				return false;
+			}
+			if (!cert_for_verify_in_place(x) || !sk_X509_push(certs, x)) {
+				X509_free(x);
+				result_malformed(out, -1, "out of memory");
+				return false;
+			}
+		}
+		return true;
+	}
+	bio = BIO_new_mem_buf(buf, (int)len);
+	if (bio == NULL) {
+		result_malformed(out, -1, "out of memory");
+		return false;
+	}
+	for (;;) {
+		char *name = NULL, *header = NULL;
+		unsigned char *data = NULL;
+		long dlen = 0;
+		const unsigned char *p;
+		X509 *x = NULL;
+		int i = sk_X509_num(certs);
+
+		if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+			if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE && i > 0)
+				ok = true;
+			else if (i == 0 &&
+			         ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE)
+				result_malformed(out, 0, "no certificate in the PEM input");
+			else
+				result_malformed(out, i, "certificate %d: bad PEM: %s", i + 1,
+				                 openssl_words());
+			break;
+		}
+		p = data;
+		if (strcmp(name, PEM_STRING_X509) != 0 && strcmp(name, PEM_STRING_X509_OLD) != 0)
+			result_malformed(out, i, "PEM block %d is a %.40s, not a certificate",
+			                 i + 1, name);
+		else if (i == VERIFY_MAX_CERTS)
+			result_malformed(out, i, "more than %d certificates", VERIFY_MAX_CERTS);
+		else if ((x = d2i_X509(NULL, &p, dlen)) == NULL || p != data + dlen)
+			result_malformed(out, i, "certificate %d: cannot be parsed: %s", i + 1,
+			                 openssl_words());
+		else if (!cert_for_verify_in_place(x) || !sk_X509_push(certs, x))
+			result_malformed(out, i, "out of memory");
+		else
+			x = NULL;
+		X509_free(x);
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(data);
+		if (out->outcome != OUTCOME_OK)
+			break;
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	return ok;
+}
+
+static bool read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	size_t n;
+
+	*buf = NULL;
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return false;
+	}
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		goto fail;
+	}
+	if (st.st_size > VERIFY_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %ld bytes", path, VERIFY_MAX_FILE);
+		goto fail;
+	}
+	*buf = malloc((size_t)st.st_size + 1);
+	if (*buf == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	n = fread(*buf, 1, (size_t)st.st_size, f);
+	if (n != (size_t)st.st_size) {
+		snprintf(err, errlen, "%s: short read", path);
+		goto fail;
+	}
+	*len = n;
+	fclose(f);
+	return true;
+fail:
+	free(*buf);
+	*buf = NULL;
+	fclose(f);
+	return false;
+}
+
+static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	BIO *bio = NULL;
+	int n = 0;
+	bool ok = false;
+
+	if (!read_file(path, &buf, &len, err, errlen))
+		return false;
+	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
+		const unsigned char *p = buf;
+		X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+
+		if (crl == NULL || p != buf + len) {
+			X509_CRL_free(crl);
+			snprintf(err, errlen, "%s: not a PEM or DER CRL", path);
+			goto fail;
+		}
+		if (!sk_X509_CRL_push(out, crl)) {
+			X509_CRL_free(crl);
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+		ok = true;
+		goto fail;
+	}
+	bio = BIO_new_mem_buf(buf, (int)len);
+	if (bio == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto fail;
+	}
+	for (;;) {
+		X509_CRL *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+
+		if (crl == NULL)
+			break;
+		if (!sk_X509_CRL_push(out, crl)) {
+			X509_CRL_free(crl);
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto fail;
+		}
+		n++;
+	}
+	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		snprintf(err, errlen, "%s: CRL %d: %s", path, n + 1, openssl_words());
+		goto fail;
+	}
+	if (n == 0) {
+		snprintf(err, errlen, "%s: no CRL found", path);
+		goto fail;
+	}
+	ok = true;
+fail:
+	ERR_clear_error();
+	BIO_free(bio);
+	free(buf);
+	return ok;
+}
+
+static const char *openssl_words(void)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *s = e != 0 ? ERR_reason_error_string(e) : NULL;
+
+	return s != NULL ? s : "unknown error";
+}

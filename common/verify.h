@@ -1,0 +1,138 @@
+/*
+ * verify.h - the certificate side of a decision, as a pure engine.
+ *
+ * Owns trust stores (anchors, helper intermediates, CRLs, settings) and the
+ * verification of one presented chain at a given time `now`. It does no
+ * network or database I/O and never looks at the clock itself, so it is
+ * tested at fixed times. Callers: the daemon (TLS listener, /v1/verify,
+ * /v1/auth), certreg-admin cert check, the conformance runner, fuzzers.
+ */
+#ifndef CERTREG_VERIFY_H
+#define CERTREG_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "certinfo.h"
+#include "outcome.h"
+
+#define VERIFY_MAX_CERTS 10          /* certificates per request */
+#define VERIFY_MAX_INPUT (64 * 1024) /* bytes per request */
+#define VERIFY_MAX_DEPTH 8           /* intermediates between leaf and anchor */
+
+enum revocation_mode { REVOCATION_OFF, REVOCATION_IF_AVAILABLE, REVOCATION_REQUIRE };
+/* CLIENT: TLS client authentication (logins). ANY: no usage check
+ * (cert check --purpose any). SERVER: TLS server, for the conformance
+ * suite's server-side path-validation cases only. */
+enum verify_purpose { VERIFY_PURPOSE_CLIENT, VERIFY_PURPOSE_ANY, VERIFY_PURPOSE_SERVER };
+
+struct verify_settings {
+	const char *ca_file;            /* trust anchors (PEM); required */
+	const char *intermediates_file; /* extra untrusted certificates; NULL for none */
+	const char *crl_dir;            /* PEM or DER CRLs; NULL for none */
+	enum revocation_mode revocation;
+	int clock_skew;                /* seconds of notBefore tolerance */
+	int expiry_warning_days;       /* CERT_EXPIRING_SOON threshold */
+	const char *holder_id_sources; /* comma-separated OIDs; NULL for the default */
+};
+
+/* Which CRL was consulted for the leaf's issuer, if any. */
+struct verify_crl_used {
+	bool present;
+	char issuer[512];
+	char number[64]; /* CRL number, decimal; "" when absent */
+	time_t next_update;
+};
+
+struct verify_result {
+	outcome_t outcome;         /* OUTCOME_OK, OUTCOME_NO_CERTIFICATE or a CERT_* outcome;
+	                              SERVICE_UNAVAILABLE when out of memory */
+	int depth;                 /* depth of the failing certificate; -1 when none */
+	int x509_error;            /* X509_V_ERR_* behind the outcome; 0 when none */
+	char reason[256];          /* the verifier's words, for logs and cert check; never PEM */
+	char failing_subject[512]; /* subject of the certificate at depth; "" when none */
+	bool has_leaf;             /* the leaf parsed: `leaf` is filled in */
+	struct cert_summary leaf;
+	bool expiring_soon; /* OK and fewer than expiry_warning_days left */
+	struct verify_crl_used crl;
+};
+
+/* Immutable once loaded, shared by reference count between the requests in
+ * flight and the reload that replaces it. */
+struct verify_store;
+
+/* Loads everything the settings name, all or nothing. NULL with a message in
+ * err (naming the file and problem) on any failure. */
+struct verify_store *verify_store_load(const struct verify_settings *settings, char *err,
+                                       size_t errlen);
+struct verify_store *verify_store_ref(struct verify_store *store);
+void verify_store_unref(struct verify_store *store);
+
+/* The anchors' subject names, for SSL_CTX_set_client_CA_list (caller owns). */
+STACK_OF(X509_NAME) * verify_store_ca_names(const struct verify_store *store);
+
+/* For /readyz and /metrics: iterate anchors and CRLs. Return the count. */
+size_t verify_store_anchor_count(const struct verify_store *store);
+bool verify_store_anchor(const struct verify_store *store, size_t i, char *subject,
+                         size_t subject_len, time_t *not_after);
+size_t verify_store_crl_count(const struct verify_store *store);
+bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, size_t issuer_len,
+                      time_t *next_update);
+/* False, with a reason, when revocation = require and some anchor or
+ * intermediate has no current CRL at `now`. */
+bool verify_store_current(const struct verify_store *store, time_t now, char *reason,
+                          size_t reason_len);
+const struct holder_sources *verify_store_holder_sources(const struct verify_store *store);
+
+/* What loading left out without failing (a CRL whose signature does not
+ * verify against its issuer), for the log. NULL past the end. */
+size_t verify_store_warning_count(const struct verify_store *store);
+const char *verify_store_warning(const struct verify_store *store, size_t i);
+
+/*
+ * Builds a store from objects already in memory (certreg-admin cert check
+ * with --crl files, the conformance runner). The file names in settings are
+ * ignored; the other settings apply. max_depth < 0 means VERIFY_MAX_DEPTH.
+ * Takes its own references; the caller keeps and frees its stacks.
+ */
+struct verify_store *verify_store_from_stacks(const struct verify_settings *settings,
+                                              STACK_OF(X509) * anchors,
+                                              STACK_OF(X509) * intermediates,
+                                              STACK_OF(X509_CRL) * crls, int max_depth, char *err,
+                                              size_t errlen);
+
+/* Appends the certificates of a PEM file (or the one DER certificate of a DER
+ * file) to out; false with a message naming the file. */
+bool verify_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Appends the CRLs of a PEM or DER file, or of every regular file of a
+ * directory (dot files skipped), to out. */
+bool verify_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The outcome an X509_V_ERR_* code maps to (the one table); CERT_UNTRUSTED
+ * for a code the table does not know. The table itself, for its test. */
+outcome_t verify_error_outcome(int x509_error);
+size_t verify_error_table_size(void);
+int verify_error_table_code(size_t i);
+
+/*
+ * Verifies a chain given as bytes: a PEM bundle (leaf first, then any other
+ * certificates in any order) or one DER certificate. len 0 gives
+ * OUTCOME_NO_CERTIFICATE. Always fills out.
+ */
+void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                  enum verify_purpose purpose, struct verify_result *out);
+
+/*
+ * Verifies already parsed certificates (the TLS listener). leaf NULL gives
+ * OUTCOME_NO_CERTIFICATE; chain may be NULL and may contain the leaf and
+ * the root. Borrows its arguments. Always fills out.
+ */
+void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
+                 enum verify_purpose purpose, struct verify_result *out);
+
+#endif

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian 12 packages certreg needs to build, test and run its
+# demo. A no-op when everything is present; otherwise apt-get, non-interactive.
+# Called by `make deps`, which `make run` and `make check` depend on.
+set -eu
+
+PKGS="build-essential pkg-config clang llvm
+libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
+libsystemd-dev
+postgresql-15 postgresql-contrib
+python3 python3-pytest python3-psycopg2
+openssl curl nginx-light procps util-linux iproute2 systemd"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run 'make deps' as root (or: sudo apt-get install$missing)" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# The postgresql package would start a system cluster; the demo and the tests
+# run their own throwaway clusters, so keep package scripts from starting one.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,196 @@
+/*
+ * decision.c - association lookup and the final outcome.
+ *
+ * The certificate side has already been decided by the engine; this file
+ * adds the database side in contract order (key association, then unit
+ * status), logs the one line per decision and counts it.
+ */
+#include "decision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "worker.h"
+
+static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer);
+static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg);
+static void decision_finish(struct decision *d, outcome_t outcome);
+static outcome_t decision_outcome(const struct registry_answer *a);
+static char *decision_cert_json(const struct cert_summary *s);
+
+uint64_t decision_monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void decision_init(struct decision *d, struct worker *w, const char *peer)
+{
+	memset(d, 0, sizeof(*d));
+	d->worker = w;
+	d->now = time(NULL);
+	d->started_us = decision_monotonic_us();
+	snprintf(d->peer, sizeof(d->peer), "%s", peer);
+}
+
+void decision_begin(struct decision *d, decision_done_cb done, void *arg)
+{
+	struct worker *w = d->worker;
+	const struct config *cfg = w->cfg;
+	bool record_due;
+	char *cert_json;
+
+	d->done = done;
+	d->done_arg = arg;
+	if (d->vr.outcome != OUTCOME_OK) {
+		decision_finish(d, d->vr.outcome);
+		return;
+	}
+	/* The cache is only as good as the notifications that keep it. */
+	if (registry_listening(w->registry) &&
+	    cache_get(w->cache, d->vr.leaf.key_id, d->now, cfg->record_interval, &d->answer,
+	              &record_due)) {
+		d->has_answer = true;
+		if (record_due) {
+			cert_json = decision_cert_json(&d->vr.leaf);
+			if (cert_json != NULL)
+				registry_record_use(w->registry, d->vr.leaf.key_id, cert_json,
+				                    d->peer);
+			free(cert_json);
+		}
+		decision_finish(d, decision_outcome(&d->answer));
+		return;
+	}
+	cert_json = decision_cert_json(&d->vr.leaf);
+	if (cert_json == NULL) {
+		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
+		return;
+	}
+	d->generation = cache_generation(w->cache);
+	d->query = registry_decide(w->registry, d->vr.leaf.key_id, cert_json, d->peer,
+	                           cfg->renewal == RENEWAL_HOLDER_ID, decision_lookup_done, d);
+	free(cert_json);
+	if (d->query == NULL) {
+		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
+		return;
+	}
+	d->timer = evtimer_new(w->base, decision_timeout_cb, d);
+	if (d->timer != NULL) {
+		struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
+		evtimer_add(d->timer, &tv);
+	}
+}
+
+void decision_cancel(struct decision *d)
+{
+	if (d->query != NULL) {
+		registry_abandon(d->worker->registry, d->query);
+		d->query = NULL;
+	}
+	if (d->timer != NULL) {
+		event_free(d->timer);
+		d->timer = NULL;
+	}
+	d->done = NULL;
+}
+
+static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer)
+{
+	struct decision *d = arg;
+	struct worker *w = d->worker;
+
+	d->query = NULL;
+	if (!ok) {
+		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
+		return;
+	}
+	d->answer = *answer;
+	d->has_answer = true;
+	if (answer->renewed_from[0] != '\0')
+		log_info("event=renewal key=%.16s predecessor=%.16s unit=%s", d->vr.leaf.key_id,
+		         answer->renewed_from, answer->registration_no);
+	cache_put(w->cache, d->vr.leaf.key_id, answer, d->generation, d->now, w->cfg->cache_ttl,
+	          w->cfg->record_interval);
+	decision_finish(d, decision_outcome(answer));
+}
+
+static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct decision *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (d->query != NULL) {
+		registry_abandon(d->worker->registry, d->query);
+		d->query = NULL;
+	}
+	log_warn("event=db_timeout key=%.16s timeout_ms=%d", d->vr.leaf.key_id,
+	         d->worker->cfg->timeout_ms);
+	decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
+}
+
+/* Key association first, then unit status (contract section 4 order). */
+static outcome_t decision_outcome(const struct registry_answer *a)
+{
+	switch (a->status) {
+	case KEY_STATUS_NONE:
+		return OUTCOME_KEY_NOT_APPROVED;
+	case KEY_STATUS_SUSPENDED:
+		return OUTCOME_KEY_SUSPENDED;
+	case KEY_STATUS_CANCELLED:
+		return OUTCOME_KEY_CANCELLED;
+	case KEY_STATUS_APPROVED:
+		break;
+	}
+	return a->unit_active ? OUTCOME_OK : OUTCOME_UNIT_INACTIVE;
+}
+
+static void decision_finish(struct decision *d, outcome_t outcome)
+{
+	struct worker *w = d->worker;
+	uint64_t latency = decision_monotonic_us() - d->started_us;
+	char reason[300];
+	decision_done_cb done = d->done;
+
+	if (d->timer != NULL) {
+		event_free(d->timer);
+		d->timer = NULL;
+	}
+	d->outcome = outcome;
+	metrics_observe(w->metrics, outcome, latency);
+	log_info("event=decision outcome=%s key=%.16s unit=%s peer=%s latency_us=%llu%s%s",
+	         outcome_code(outcome), d->vr.has_leaf ? d->vr.leaf.key_id : "-",
+	         d->has_answer && d->answer.has_unit ? d->answer.registration_no : "-", d->peer,
+	         (unsigned long long)latency, d->vr.reason[0] ? " reason=" : "",
+	         d->vr.reason[0] ? log_quote(d->vr.reason, reason, sizeof(reason)) : "");
+	d->done = NULL;
+	if (done != NULL)
+		done(d, d->done_arg);
+}
+
+/* The certificate jsonb of docs/REGISTRY-API.md. Caller frees. */
+static char *decision_cert_json(const struct cert_summary *s)
+{
+	char nb[32], na[32];
+	json_t *o;
+	char *text;
+
+	certinfo_rfc3339(s->not_before, nb, sizeof(nb));
+	certinfo_rfc3339(s->not_after, na, sizeof(na));
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?}", "sha256", s->sha256,
+	              "key_id", s->key_id, "subject", s->subject, "issuer", s->issuer, "serial",
+	              s->serial, "not_before", nb, "not_after", na, "holder_id",
+	              s->holder_id[0] ? s->holder_id : NULL, "credit_code",
+	              s->credit_code[0] ? s->credit_code : NULL);
+	if (o == NULL)
+		return NULL;
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}

@@ -1,0 +1,137 @@
+/*
+ * main.c - certregd's command line, start-up and privilege drop.
+ *
+ * Parses the options of contract section 2, checks the configuration
+ * (-t), opens the listeners and loads every file while still privileged,
+ * drops to -u USER, and hands over to the supervisor.
+ */
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "supervisor.h"
+
+#define DEFAULT_CONFIG "/etc/certreg/certreg.conf"
+
+static void usage(FILE *out);
+static bool drop_privileges(const char *user);
+
+int main(int argc, char **argv)
+{
+	static const struct option long_options[] = {{"config", required_argument, NULL, 'c'},
+	                                             {"test", no_argument, NULL, 't'},
+	                                             {"foreground", no_argument, NULL, 'f'},
+	                                             {"user", required_argument, NULL, 'u'},
+	                                             {"help", no_argument, NULL, 'h'},
+	                                             {"version", no_argument, NULL, 'V'},
+	                                             {NULL, 0, NULL, 0}};
+	const char *path = DEFAULT_CONFIG, *user = NULL;
+	bool test = false, foreground = false;
+	struct generation gen;
+	char err[1024];
+	int opt, fd_api = -1, fd_tls = -1;
+
+	while ((opt = getopt_long(argc, argv, "c:tfu:hV", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'u':
+			user = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("certregd %s\n", CERTREG_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "certregd: error: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	log_init("certregd", foreground || test);
+	if (!supervisor_load(path, &gen, err, sizeof(err))) {
+		fprintf(stderr, "certregd: error: %s\n", err);
+		return 1;
+	}
+	if (test) {
+		printf("certregd: configuration %s is valid\n", path);
+		supervisor_unload(&gen);
+		return 0;
+	}
+	if (geteuid() == 0 && user == NULL) {
+		fprintf(stderr, "certregd: error: refusing to run as root; give -u USER to drop "
+		                "to an unprivileged user after opening the listeners\n");
+		supervisor_unload(&gen);
+		return 1;
+	}
+	if ((gen.cfg->listen_api[0] != '\0' &&
+	     (fd_api = supervisor_listen(gen.cfg->listen_api, err, sizeof(err))) < 0) ||
+	    (gen.cfg->listen_tls[0] != '\0' &&
+	     (fd_tls = supervisor_listen(gen.cfg->listen_tls, err, sizeof(err))) < 0)) {
+		fprintf(stderr, "certregd: error: %s\n", err);
+		supervisor_unload(&gen);
+		return 1;
+	}
+	if (user != NULL && !drop_privileges(user)) {
+		supervisor_unload(&gen);
+		return 1;
+	}
+	if (!foreground && daemon(0, 0) != 0) {
+		fprintf(stderr, "certregd: error: cannot detach from the terminal\n");
+		supervisor_unload(&gen);
+		return 1;
+	}
+	return supervisor_run(path, &gen, fd_api, fd_tls);
+}
+
+static bool drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		fprintf(stderr, "certregd: error: no such user '%s'\n", user);
+		return false;
+	}
+	if (pw->pw_uid == 0) {
+		fprintf(stderr, "certregd: error: -u %s is root; name an unprivileged user\n",
+		        user);
+		return false;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
+		fprintf(stderr, "certregd: error: cannot drop privileges to '%s'\n", user);
+		return false;
+	}
+	return true;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "certregd decides whether a certificate may log in, and as which unit.\n\n"
+	             "Usage:\n  certregd [-f] [-u USER] [-c FILE]\n  certregd -t [-c FILE]\n\n"
+	             "Options:\n"
+	             "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+	             "  -t, --test           check the configuration and its files, then exit\n"
+	             "  -f, --foreground     stay in the foreground and log to stderr\n"
+	             "  -u, --user USER      drop to USER after opening listeners and files\n"
+	             "  -h, --help           show this help\n"
+	             "  -V, --version        show the version\n");
+}

@@ -1,0 +1,154 @@
+/*
+ * metrics.c - shared counter slots and their Prometheus text rendering.
+ *
+ * Counters are written with relaxed atomics by their one owner and read
+ * racily by the renderer: a scrape may see a decision counted but its
+ * latency not yet, which Prometheus tolerates.
+ */
+#include "metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static struct metrics_slot *metrics_slots;
+static int metrics_workers;
+
+/* Upper bounds of the latency histogram, in microseconds. */
+static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+static void metrics_label(const char *in, char *out, size_t len);
+
+bool metrics_init(int workers)
+{
+	size_t size = (size_t)workers * sizeof(struct metrics_slot);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return false;
+	memset(p, 0, size);
+	metrics_slots = p;
+	metrics_workers = workers;
+	return true;
+}
+
+struct metrics_slot *metrics_slot(int worker)
+{
+	return &metrics_slots[worker];
+}
+
+void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us)
+{
+	int b = 0;
+
+	while (b < METRICS_LATENCY_BUCKETS - 1 && latency_us > metrics_bounds_us[b])
+		b++;
+	__atomic_fetch_add(&slot->decisions[outcome], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&slot->latency_le[b], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&slot->latency_count, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&slot->latency_sum_us, latency_us, __ATOMIC_RELAXED);
+}
+
+#define METRICS_SUM(field)                                                                         \
+	({                                                                                         \
+		uint64_t s_ = 0;                                                                   \
+		for (int w_ = 0; w_ < metrics_workers; w_++)                                       \
+			s_ += __atomic_load_n(&metrics_slots[w_].field, __ATOMIC_RELAXED);         \
+		s_;                                                                                \
+	})
+
+void metrics_render(struct evbuffer *out, const struct verify_store *store)
+{
+	uint64_t cumulative = 0;
+	char label[600];
+
+	evbuffer_add_printf(out, "# HELP certreg_decisions_total Decisions made, by outcome.\n"
+	                         "# TYPE certreg_decisions_total counter\n");
+	for (int o = 0; o < OUTCOME_COUNT; o++)
+		evbuffer_add_printf(out, "certreg_decisions_total{outcome=\"%s\"} %llu\n",
+		                    outcome_code((outcome_t)o),
+		                    (unsigned long long)METRICS_SUM(decisions[o]));
+	evbuffer_add_printf(out, "# HELP certreg_decision_seconds Time from request to decision.\n"
+	                         "# TYPE certreg_decision_seconds histogram\n");
+	for (int b = 0; b < METRICS_LATENCY_BUCKETS; b++) {
+		cumulative += METRICS_SUM(latency_le[b]);
+		evbuffer_add_printf(out, "certreg_decision_seconds_bucket{le=\"%g\"} %llu\n",
+		                    (double)metrics_bounds_us[b] / 1e6,
+		                    (unsigned long long)cumulative);
+	}
+	evbuffer_add_printf(out,
+	                    "certreg_decision_seconds_bucket{le=\"+Inf\"} %llu\n"
+	                    "certreg_decision_seconds_sum %.6f\n"
+	                    "certreg_decision_seconds_count %llu\n",
+	                    (unsigned long long)METRICS_SUM(latency_count),
+	                    (double)METRICS_SUM(latency_sum_us) / 1e6,
+	                    (unsigned long long)METRICS_SUM(latency_count));
+	evbuffer_add_printf(
+	    out,
+	    "# HELP certreg_cache_hits_total Association lookups answered from the cache.\n"
+	    "# TYPE certreg_cache_hits_total counter\ncertreg_cache_hits_total %llu\n"
+	    "# HELP certreg_cache_misses_total Association lookups sent to the database.\n"
+	    "# TYPE certreg_cache_misses_total counter\ncertreg_cache_misses_total %llu\n"
+	    "# HELP certreg_db_errors_total Failed database queries and connections.\n"
+	    "# TYPE certreg_db_errors_total counter\ncertreg_db_errors_total %llu\n"
+	    "# HELP certreg_db_reconnects_total Database connections re-established.\n"
+	    "# TYPE certreg_db_reconnects_total counter\ncertreg_db_reconnects_total %llu\n"
+	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change), per worker.\n"
+	    "# TYPE certreg_reloads_total counter\ncertreg_reloads_total %llu\n"
+	    "# HELP certreg_reload_failures_total Reloads refused, old state kept.\n"
+	    "# TYPE certreg_reload_failures_total counter\ncertreg_reload_failures_total %llu\n",
+	    (unsigned long long)METRICS_SUM(cache_hits),
+	    (unsigned long long)METRICS_SUM(cache_misses),
+	    (unsigned long long)METRICS_SUM(db_errors),
+	    (unsigned long long)METRICS_SUM(db_reconnects),
+	    (unsigned long long)METRICS_SUM(reloads),
+	    (unsigned long long)METRICS_SUM(reload_failures));
+	if (store == NULL)
+		return;
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_crl_next_update_seconds nextUpdate of each loaded "
+	                    "CRL (Unix time).\n# TYPE certreg_crl_next_update_seconds gauge\n");
+	for (size_t i = 0; i < verify_store_crl_count(store); i++) {
+		char issuer[512];
+		time_t next;
+		if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
+			continue;
+		metrics_label(issuer, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_crl_next_update_seconds{issuer=\"%s\"} %lld\n",
+		                    label, (long long)next);
+	}
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_trust_anchor_not_after_seconds notAfter of each trust "
+	                    "anchor (Unix time).\n# TYPE certreg_trust_anchor_not_after_seconds "
+	                    "gauge\n");
+	for (size_t i = 0; i < verify_store_anchor_count(store); i++) {
+		char subject[512];
+		time_t not_after;
+		if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
+			continue;
+		metrics_label(subject, label, sizeof(label));
+		evbuffer_add_printf(out,
+		                    "certreg_trust_anchor_not_after_seconds{subject=\"%s\"} %lld\n",
+		                    label, (long long)not_after);
+	}
+}
+
+/* Escapes a label value per the text exposition format. */
+static void metrics_label(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 3 < len; in++) {
+		if (*in == '\\' || *in == '"') {
+			out[o++] = '\\';
+			out[o++] = *in;
+		} else if (*in == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}

@@ -1,0 +1,43 @@
+/*
+ * metrics.h - counters for Prometheus, shared by all worker processes.
+ *
+ * Owns one shared anonymous mapping, made by the supervisor before it forks,
+ * with one slot per worker. A worker writes only its own slot; whichever
+ * worker answers GET /metrics sums them all, so a scrape sees the whole
+ * daemon whatever process it lands on.
+ */
+#ifndef CERTREG_METRICS_H
+#define CERTREG_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "outcome.h"
+#include "verify.h"
+
+#define METRICS_LATENCY_BUCKETS 14
+
+struct metrics_slot {
+	uint64_t decisions[OUTCOME_COUNT];
+	uint64_t latency_le[METRICS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+	uint64_t latency_count;
+	uint64_t latency_sum_us;
+	uint64_t cache_hits;
+	uint64_t cache_misses;
+	uint64_t db_errors;
+	uint64_t db_reconnects;
+	uint64_t reloads;
+	uint64_t reload_failures;
+};
+
+/* Maps the slots; call once before forking workers. */
+bool metrics_init(int workers) __attribute__((warn_unused_result));
+struct metrics_slot *metrics_slot(int worker);
+void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
+/* Appends the Prometheus text exposition of all slots and of store. */
+void metrics_render(struct evbuffer *out, const struct verify_store *store);
+
+#endif

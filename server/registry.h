@@ -1,0 +1,83 @@
+/*
+ * registry.h - the daemon's asynchronous access to PostgreSQL.
+ *
+ * Owns a small pool of non-blocking libpq connections on the worker's event
+ * loop, their prepared statements, reconnection with backoff, and one
+ * dedicated LISTEN connection for cache invalidation. Callers (decision.c,
+ * http.c for /readyz) submit queries and get exactly one callback, unless
+ * they abandon the query first. It never blocks the loop.
+ */
+#ifndef CERTREG_REGISTRY_H
+#define CERTREG_REGISTRY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+enum key_status {
+	KEY_STATUS_NONE,
+	KEY_STATUS_APPROVED,
+	KEY_STATUS_SUSPENDED,
+	KEY_STATUS_CANCELLED
+};
+
+/* What certreg.decide() answered for one key. */
+struct registry_answer {
+	enum key_status status;
+	bool has_unit; /* registration_no, unit_name, unit_active are set */
+	bool unit_active;
+	bool has_office; /* office_* are set (also for an unknown key when known) */
+	char registration_no[32];
+	char unit_name[256];
+	char office_code[32];
+	char office_name[256];
+	char office_address[512];
+	char office_phone[64];
+	char renewed_from[65]; /* "" unless this lookup approved a renewal */
+};
+
+struct registry_stats {
+	uint64_t errors;     /* failed queries and connections */
+	uint64_t reconnects; /* connections re-established after a failure */
+};
+
+struct registry;
+struct registry_query;
+
+/* ok false: the database could not answer (down, timed out, error). */
+typedef void (*registry_answer_cb)(void *arg, bool ok, const struct registry_answer *answer);
+typedef void (*registry_ping_cb)(void *arg, bool ok);
+/* key_id is a 64-hex key id, or NULL: drop everything. */
+typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
+
+struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
+                              int timeout_ms, registry_invalidate_cb invalidate,
+                              void *invalidate_arg);
+void registry_free(struct registry *reg);
+
+/* Runs certreg.decide(). cert_json is the certificate jsonb of
+ * docs/REGISTRY-API.md. NULL when the query cannot even be queued (then
+ * cb is not called). */
+struct registry_query *registry_decide(struct registry *reg, const char *key_id,
+                                       const char *cert_json, const char *peer, bool renewal,
+                                       registry_answer_cb cb, void *arg);
+/* Runs certreg.record_use(), no answer wanted; dropped when the pool is
+ * saturated (it is throttled bookkeeping, never a decision). */
+void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
+                         const char *peer);
+struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg);
+
+/* The caller no longer wants the answer (it timed out or went away). An
+ * in-flight query's connection is reset so a stuck server cannot hold the
+ * next queries behind it. */
+void registry_abandon(struct registry *reg, struct registry_query *q);
+
+/* True while notifications are being received: only then may a cache be
+ * trusted beyond its TTL. */
+bool registry_listening(const struct registry *reg);
+/* True when at least one pool connection is up. */
+bool registry_connected(const struct registry *reg);
+struct registry_stats registry_stats(const struct registry *reg);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * supervisor.h - the parent process: listeners, workers, reloads.
+ *
+ * Owns the listening sockets, the loaded state of the current generation
+ * (config, trust store, TLS context) and the worker processes made from it.
+ * A reload (SIGHUP, or a change in crl_dir) builds the next generation
+ * aside; only if all of it loads are new workers started and the old ones
+ * drained, so a broken reload changes nothing. A worker that dies is
+ * restarted. SIGTERM drains every worker and exits 0.
+ */
+#ifndef CERTREG_SUPERVISOR_H
+#define CERTREG_SUPERVISOR_H
+
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "verify.h"
+
+/* Everything a worker is started with; built and freed as one. */
+struct generation {
+	struct config *cfg;
+	struct verify_store *store;
+	SSL_CTX *tls_ctx;
+};
+
+/* Loads path into gen, all or nothing; false with the problem in err. */
+bool supervisor_load(const char *path, struct generation *gen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void supervisor_unload(struct generation *gen);
+/* Opens a listening socket for "host:port"; -1 with err. */
+int supervisor_listen(const char *addr, char *err, size_t errlen);
+/* Runs until stopped; gen becomes the supervisor's. Returns the exit status. */
+int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_tls);
+
+#endif

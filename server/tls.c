@@ -1,0 +1,188 @@
+/*
+ * tls.c - SSL_CTX construction and TLS bufferevents for evhttp.
+ */
+#include "tls.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "log.h"
+
+#define TLS_SESSION_SLOTS 4096
+
+/*
+ * Resumable sessions, kept by this worker process. OpenSSL's internal cache
+ * will not do: libevent frees a connection's SSL without a close_notify,
+ * and OpenSSL then evicts the session as "bad" and marks it unresumable.
+ * A copy kept here is untouched by that, and it keeps the peer chain, so a
+ * resumed connection is decided again exactly like the first.
+ */
+struct tls_session_slot {
+	unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+	unsigned int id_len;
+	SSL_SESSION *session;
+};
+static struct tls_session_slot tls_sessions[TLS_SESSION_SLOTS];
+
+static int tls_accept_any(int preverify_ok, X509_STORE_CTX *ctx);
+static int tls_session_new(SSL *ssl, SSL_SESSION *session);
+static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
+static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
+static void tls_openssl_error(char *buf, size_t len);
+
+SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, char *err,
+                         size_t errlen)
+{
+	static const unsigned char sid_ctx[] = "certreg";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	STACK_OF(X509_NAME) * names;
+	struct stat st;
+	char ossl[256];
+
+	if (ctx == NULL) {
+		tls_openssl_error(ossl, sizeof(ossl));
+		snprintf(err, errlen, "cannot create TLS context: %s", ossl);
+		return NULL;
+	}
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
+		goto openssl_fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
+		tls_openssl_error(ossl, sizeof(ossl));
+		snprintf(err, errlen, "%s:%d: tls_cert %s: %s", cfg->path, cfg->line_tls_cert,
+		         cfg->tls_cert, ossl);
+		goto fail;
+	}
+	/* A key others can read is a key others may have copied. */
+	if (stat(cfg->tls_key, &st) == 0 && (st.st_mode & S_IROTH)) {
+		snprintf(err, errlen, "%s:%d: tls_key %s is readable by others (chmod 600 it)",
+		         cfg->path, cfg->line_tls_key, cfg->tls_key);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_openssl_error(ossl, sizeof(ossl));
+		snprintf(err, errlen, "%s:%d: tls_key %s: %s", cfg->path, cfg->line_tls_key,
+		         cfg->tls_key, ossl);
+		goto fail;
+	}
+	/* The certificate is checked by the engine after the handshake, with
+	 * the same rules as /v1/verify; the handshake itself accepts any. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, tls_accept_any);
+	names = verify_store_ca_names(store);
+	if (names == NULL)
+		goto openssl_fail;
+	SSL_CTX_set_client_CA_list(ctx, names);
+	/* Resumption keeps the peer chain in the server's session cache (no
+	 * tickets), so a resumed connection is decided again with the chain the
+	 * client sent at the full handshake. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
+	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(ctx, tls_session_new);
+	SSL_CTX_sess_set_get_cb(ctx, tls_session_get);
+	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+		goto openssl_fail;
+	return ctx;
+openssl_fail:
+	tls_openssl_error(ossl, sizeof(ossl));
+	snprintf(err, errlen, "TLS context: %s", ossl);
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct bufferevent *tls_bufferevent_new(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
+X509 *tls_peer(struct evhttp_request *req, STACK_OF(X509) * *chain)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	*chain = NULL;
+	if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL ||
+	    (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return NULL;
+	*chain = SSL_get_peer_cert_chain(ssl);
+	return SSL_get0_peer_certificate(ssl);
+}
+
+static int tls_session_new(SSL *ssl, SSL_SESSION *session)
+{
+	unsigned int len;
+	const unsigned char *id = SSL_SESSION_get_id(session, &len);
+	struct tls_session_slot *slot = tls_session_slot(id, len);
+	SSL_SESSION *copy = SSL_SESSION_dup(session);
+
+	(void)ssl;
+	if (copy == NULL || len > sizeof(slot->id)) {
+		SSL_SESSION_free(copy);
+		return 0;
+	}
+	if (slot->session != NULL)
+		SSL_SESSION_free(slot->session);
+	memcpy(slot->id, id, len);
+	slot->id_len = len;
+	slot->session = copy;
+	return 0; /* we kept a copy, not the reference we were given */
+}
+
+static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy)
+{
+	struct tls_session_slot *slot = tls_session_slot(id, (unsigned)len);
+
+	(void)ssl;
+	*copy = 1; /* OpenSSL takes its own reference */
+	if (slot->session == NULL || slot->id_len != (unsigned)len ||
+	    memcmp(slot->id, id, (size_t)len) != 0)
+		return NULL;
+	if (SSL_SESSION_get_time(slot->session) + SSL_SESSION_get_timeout(slot->session) <
+	    time(NULL)) {
+		SSL_SESSION_free(slot->session);
+		slot->session = NULL;
+		return NULL;
+	}
+	return slot->session;
+}
+
+/* Session ids are random: their first bytes are a hash already. */
+static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len)
+{
+	unsigned h = 0;
+
+	for (unsigned i = 0; i < len && i < 4; i++)
+		h = (h << 8) | id[i];
+	return &tls_sessions[h % TLS_SESSION_SLOTS];
+}
+
+static int tls_accept_any(int preverify_ok, X509_STORE_CTX *ctx)
+{
+	(void)preverify_ok;
+	(void)ctx;
+	return 1;
+}
+
+static void tls_openssl_error(char *buf, size_t len)
+{
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		snprintf(buf, len, "unknown OpenSSL error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+}

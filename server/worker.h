@@ -1,0 +1,57 @@
+/*
+ * worker.h - one worker process: an event loop serving both listeners.
+ *
+ * Owns the per-process state every request handler reaches: the config,
+ * trust store and TLS context the process was started with, its database
+ * pool, its cache and its metrics slot. A worker never changes its config:
+ * a reload starts new workers and drains the old ones (supervisor.c).
+ */
+#ifndef CERTREG_WORKER_H
+#define CERTREG_WORKER_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/ssl.h>
+
+#include "cache.h"
+#include "config.h"
+#include "metrics.h"
+#include "registry.h"
+#include "verify.h"
+
+struct worker {
+	int slot; /* metrics slot */
+	struct event_base *base;
+	const struct config *cfg;
+	const struct verify_store *store;
+	SSL_CTX *tls_ctx; /* NULL when listen_tls is empty */
+	struct registry *registry;
+	struct cache *cache;
+	struct metrics_slot *metrics;
+	struct evhttp *http_api;
+	struct evhttp *http_tls;
+	struct evhttp_bound_socket *bound_api;
+	struct evhttp_bound_socket *bound_tls;
+	struct event *ev_term;
+	struct event *ev_tick;
+	struct metrics_slot published; /* what this process already added to its slot */
+	int inflight;                  /* requests accepted and not yet answered */
+	bool draining;
+};
+
+/* Listening sockets and loaded state handed from the supervisor. */
+struct worker_setup {
+	int slot;
+	int fd_api; /* -1 when disabled */
+	int fd_tls; /* -1 when disabled */
+	const struct config *cfg;
+	const struct verify_store *store;
+	SSL_CTX *tls_ctx;
+};
+
+/* Runs the worker until SIGTERM has drained it; returns the exit status. */
+int worker_run(const struct worker_setup *setup);
+
+#endif

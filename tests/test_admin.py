@@ -1,0 +1,632 @@
+"""certreg-admin, the counter-staff CLI (contract section 6, issue 6).
+
+Drives the built binary (and once the installed one) against a real
+PostgreSQL: every command's success and refusals with the contract's exit
+codes (0 done, 1 refused, 2 usage, 3 database unreachable), operators of two
+offices, an auditor, --json for every command, tables aligned with Chinese
+names, key id prefixes and --cert in PEM and DER, and the `check` probe.
+"""
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+import unicodedata
+
+import pytest
+
+from fixtures.cli import BUILD, REPO
+
+ADMIN = BUILD / "certreg-admin"
+
+OK, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+
+def run(conninfo, *args, binary=ADMIN, env=None):
+    """certreg-admin [--db CONNINFO] ARGS -> CompletedProcess (never raises)."""
+    cmd = [str(binary)]
+    if conninfo is not None:
+        cmd += ["--db", conninfo]
+    cmd += [str(a) for a in args]
+    e = dict(os.environ)
+    e.pop("CERTREG_DB", None)
+    e.pop("CERTREG_SQL_DIR", None)
+    e.update(env or {})
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=e)
+    # Under make SANITIZER=... a report must fail the test, not pass as exit 1.
+    assert "Sanitizer" not in p.stderr and "runtime error:" not in p.stderr, p.stderr
+    return p
+
+
+def ok(conninfo, *args, **kw):
+    p = run(conninfo, *args, **kw)
+    assert p.returncode == OK, f"{args} exited {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def refused(conninfo, *args, code=REFUSED, **kw):
+    """Runs a command that must fail with code; returns its stderr."""
+    p = run(conninfo, *args, **kw)
+    assert p.returncode == code, f"{args}: want {code}, got {p.returncode}:\n{p.stdout}\n{p.stderr}"
+    assert "certreg-admin: error: " in p.stderr, p.stderr
+    return p.stderr
+
+
+def js(conninfo, *args):
+    """Runs a command with --json and parses its output."""
+    return json.loads(ok(conninfo, "--json", *args).stdout)
+
+
+def width(s):
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+
+def column(line, needle, start=0):
+    """Display column where needle starts in line (searching from byte start)."""
+    i = line.index(needle, start)
+    return width(line[:i]), i + len(needle)
+
+
+def cert_json(pki, name):
+    """The `cert` jsonb of docs/REGISTRY-API.md for a leaf, as the daemon sends it."""
+    leaf = pki.leaf(name)
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    return json.dumps({"sha256": leaf["sha256"], "key_id": leaf["key_id"],
+                       "subject": f"CN={name},O=测试单位 {name}", "issuer": "CN=certreg Test Issuing CA",
+                       "serial": leaf["serial"], "holder_id": leaf["holder_id"],
+                       "credit_code": leaf["credit_code"], "not_before": iso(leaf["not_before"]),
+                       "not_after": iso(leaf["not_after"])}, ensure_ascii=False)
+
+
+def record_refusal(db, pki, name):
+    """A login attempt of leaf NAME refused as KEY_NOT_APPROVED, as the daemon
+    records it (certreg.decide makes the pending registration)."""
+    leaf = pki.leaf(name)
+    status = db.sql("SELECT key_status FROM certreg.decide("
+                    f"'{leaf['key_id']}', '{cert_json(pki, name)}'::jsonb, '127.0.0.1', false)")
+    status = status.strip()
+    assert status == "none"
+
+
+@pytest.fixture
+def org(db, pki):
+    """Two offices, a unit in each, and logins: an operator per office, a
+    supervisor and an auditor. Returns a namespace of conninfos and names."""
+    c = db.conninfo
+    ok(c, "office", "add", "DC01", "--name", "东城管理部", "--address", "东城区某路1号",
+       "--phone", "010-11111111")
+    ok(c, "office", "add", "XC01", "--name", "西城管理部")
+    ok(c, "unit", "add", "110101000001", "--name", "北京东城测试科技有限公司", "--office", "DC01",
+       "--credit-code", pki.manifest["credit_codes"]["bjca"])
+    ok(c, "unit", "add", "110102000001", "--name", "West Ltd", "--office", "XC01")
+    suffix = db.name[-8:]
+    logins = {role: f"{role}_{suffix}" for role in ("op_dc", "op_xc", "sup", "aud")}
+    ok(c, "operator", "add", logins["op_dc"], "--office", "DC01")
+    ok(c, "operator", "add", logins["op_xc"], "--office", "XC01", "--role", "operator")
+    ok(c, "operator", "add", logins["sup"], "--office", "DC01", "--role", "supervisor")
+    ok(c, "operator", "add", logins["aud"], "--office", "DC01", "--role", "auditor")
+
+    class Org:
+        owner = c
+        op_dc = db.conninfo_as(logins["op_dc"])
+        op_xc = db.conninfo_as(logins["op_xc"])
+        sup = db.conninfo_as(logins["sup"])
+        aud = db.conninfo_as(logins["aud"])
+        names = logins
+        dc_unit = "110101000001"
+        xc_unit = "110102000001"
+    return Org
+
+
+# --- the command line itself ------------------------------------------------
+
+def test_help_version_and_usage_errors():
+    p = ok(None, "--version")
+    assert re.match(r"certreg-admin \(certreg\) \d+\.\d+", p.stdout)
+    p = ok(None, "--help")
+    for cmd in ("db migrate", "office add", "operator add", "unit set-status", "pending list",
+                "key bind", "key expiring", "audit verify", "check", "cert check"):
+        assert cmd in p.stdout
+    for cmd in (["db", "migrate"], ["db", "status"], ["office", "add"], ["operator", "add"],
+                ["unit", "add"], ["unit", "show"], ["unit", "list"], ["unit", "set-status"],
+                ["pending", "list"], ["key", "bind"], ["key", "suspend"], ["key", "resume"],
+                ["key", "cancel"], ["key", "show"], ["key", "list"], ["key", "expiring"],
+                ["audit", "log"], ["audit", "verify"], ["check"]):
+        p = ok(None, *cmd, "--help")
+        assert p.stdout.startswith("Usage:\n  certreg-admin") and " ".join(cmd) in p.stdout
+    # Usage errors: no database needed, exit 2, PostgreSQL-style messages.
+    for args in (["frobnicate"], [], ["unit"], ["unit", "destroy"], ["--bogus", "unit", "list"],
+                 ["unit", "add", "123456"],                      # --name, --office missing
+                 ["unit", "add", "--name", "x", "--office", "1"],  # REGNO missing
+                 ["unit", "show", "1", "2"], ["unit", "list", "--bogus"],
+                 ["unit", "set-status", "123456", "asleep", "--reason", "x"],
+                 ["key", "bind", "abcdef12", "--unit", "1"],     # --ticket missing
+                 ["key", "bind", "abcdef12", "--unit", "1", "--ticket", "t", "--force"],
+                 ["key", "suspend", "abcdef12"],                 # --reason missing
+                 ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
+                 ["audit", "log", "--since", "yesterday"], ["check"],
+                 ["check", "--url", "http://127.0.0.1:1", "--warn-days", "x"]):
+        p = run("host=/nonexistent", *args)
+        assert p.returncode == USAGE, f"{args}: {p.returncode}\n{p.stderr}"
+        assert p.stderr.startswith("certreg-admin: error: "), p.stderr
+
+
+def test_unreachable_database_exits_3(tmp_path):
+    err = refused("host=/nonexistent", "unit", "list", code=UNREACHABLE)
+    assert "/nonexistent" in err
+    # --db after the command, and CERTREG_DB, are used the same way.
+    refused(None, "unit", "list", "--db", "host=/nonexistent", code=UNREACHABLE)
+    refused(None, "--json", "pending", "list", env={"CERTREG_DB": "host=/nonexistent"},
+            code=UNREACHABLE)
+    refused("host=/nonexistent", "db", "migrate", code=UNREACHABLE)
+
+
+# --- migrations ---------------------------------------------------------------
+
+def fresh_database(db, name):
+    """An empty database beside db, for running migrations from scratch."""
+    db.cluster.psql(f'CREATE DATABASE "{name}"')
+    return db.cluster.conninfo(name)
+
+
+def test_migrate_is_idempotent_and_status_reports(db):
+    files = sorted(p.name for p in (REPO / "sql").glob("[0-9]*_*.sql"))
+    st = js(db.conninfo, "db", "status")
+    assert st["pending"] == [] and st["version"] == int(files[-1].split("_")[0])
+    assert [a["version"] for a in st["applied"]] == [int(f.split("_")[0]) for f in files]
+    p = ok(db.conninfo, "db", "migrate")
+    assert "up to date" in p.stdout
+    assert js(db.conninfo, "db", "migrate")["applied"] == []
+    roles = db.sql("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles"
+                   " WHERE rolname LIKE 'certreg\\_%'").strip()
+    for r in ("certreg_auditor", "certreg_daemon", "certreg_operator", "certreg_supervisor"):
+        assert r in roles.split(",")
+
+
+def test_migrate_fresh_database_and_sql_dir(db, tmp_path):
+    conn = fresh_database(db, db.name + "_m")
+    st = js(conn, "db", "status")
+    assert st["version"] == 0 and len(st["pending"]) >= 1
+    assert "not migrated" in ok(conn, "db", "status").stdout
+    # Two concurrent runners: the advisory lock lets exactly one apply each file.
+    procs = [subprocess.Popen([str(ADMIN), "--db", conn, "--json", "db", "migrate"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _, _ in outs), outs
+    applied = [json.loads(o)["applied"] for _, o, _ in outs]
+    assert sorted(applied, key=len)[0] == [] and sorted(applied, key=len)[1] == st["pending"]
+    assert js(conn, "db", "status")["pending"] == []
+    # An empty or missing SQL directory is an error, not "up to date".
+    refused(conn, "db", "migrate", "--sql-dir", tmp_path, code=UNREACHABLE)
+    refused(conn, "db", "status", code=UNREACHABLE, env={"CERTREG_SQL_DIR": str(tmp_path / "no")})
+
+
+def test_failed_migration_leaves_nothing(db, tmp_path):
+    conn = fresh_database(db, db.name + "_f")
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    (sql / "001_ok.sql").write_text("CREATE TABLE public.t1 (x int);")
+    (sql / "002_bad.sql").write_text("CREATE TABLE public.t2 (x int); SELECT 1/0;")
+    (sql / "README").write_text("not a migration")
+    err = refused(conn, "db", "migrate", "--sql-dir", sql, code=UNREACHABLE)
+    assert "division by zero" in err and "002_bad.sql" in err
+    st = js(conn, "db", "status", "--sql-dir", sql)
+    assert st["version"] == 1 and st["pending"] == ["002_bad.sql"]
+    assert db.cluster.psql("SELECT to_regclass('public.t2') IS NULL",
+                           db.name + "_f").strip() == "t"
+
+
+def test_installed_binary_finds_its_sql(db, tmp_path):
+    prefix = tmp_path / "prefix"
+    p = subprocess.run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "DESTDIR="],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    binary = prefix / "bin" / "certreg-admin"
+    assert (prefix / "share/certreg/sql").is_dir()
+    assert (prefix / "share/man/man1/certreg-admin.1").is_file()
+    assert (prefix / "share/man/man8/certregd.8").is_file()
+    conn = fresh_database(db, db.name + "_i")
+    out = json.loads(ok(conn, "--json", "db", "migrate", binary=binary).stdout)
+    assert out["sql_dir"] == str(prefix / "share/certreg/sql") and out["applied"]
+    assert js(conn, "db", "status")["pending"] == []
+
+
+# --- offices, units, operators --------------------------------------------------
+
+def test_office_and_unit_refusals(db, pki):
+    c = db.conninfo
+    assert js(c, "office", "add", "HD01", "--name", "海淀管理部")["code"] == "HD01"
+    refused(c, "office", "add", "HD01", "--name", "again")                # exists
+    refused(c, "unit", "add", "123", "--name", "x", "--office", "HD01")   # regno too short
+    err = refused(c, "unit", "add", "12345a", "--name", "x", "--office", "HD01")
+    assert "registration" in err.lower()
+    err = refused(c, "unit", "add", "123456", "--name", "x", "--office", "HD01",
+                  "--credit-code", pki.manifest["credit_code_invalid"])
+    assert "credit" in err.lower()
+    refused(c, "unit", "add", "123456", "--name", "x", "--office", "NOPE")  # no such office
+    out = js(c, "unit", "add", "123456", "--name", "甲", "--office", "HD01",
+             "--credit-code", pki.manifest["credit_code"])
+    assert out == {"registration_no": "123456", "name": "甲", "office_code": "HD01",
+                   "credit_code": pki.manifest["credit_code"]}
+    refused(c, "unit", "add", "123456", "--name", "again", "--office", "HD01")
+    # A refused command changed nothing.
+    assert [u["registration_no"] for u in js(c, "unit", "list")] == ["123456"]
+
+
+def test_unit_show_list_set_status(org):
+    c = org.owner
+    u = js(c, "unit", "show", org.dc_unit)
+    assert u["registration_no"] == org.dc_unit and u["status"] == "active" and u["keys"] == []
+    assert re.search(r"^Name: +北京东城测试科技有限公司$", ok(c, "unit", "show", org.dc_unit).stdout,
+                     re.M)
+    refused(c, "unit", "show", "999999")
+    assert [x["registration_no"] for x in js(c, "unit", "list", "--office", "XC01")] == [org.xc_unit]
+    assert ok(c, "unit", "list").stdout.rstrip().endswith("2 units")
+    out = js(c, "unit", "set-status", org.xc_unit, "closed", "--reason", "注销")
+    assert out["status"] == "closed"
+    assert js(c, "unit", "show", org.xc_unit)["status"] == "closed"
+    ok(c, "unit", "set-status", org.xc_unit, "active", "--reason", "reopened")
+    refused(c, "unit", "set-status", "999999", "closed", "--reason", "x")
+
+
+def test_table_alignment_with_chinese_names(db):
+    c = db.conninfo
+    ok(c, "office", "add", "CY01", "--name", "朝阳管理部")
+    rows = [("100000000001", "北京朝阳区某某科技有限责任公司"), ("100000000002", "ACME Ltd"),
+            ("100000000003", "中关村（北京）软件")]
+    for regno, name in rows:
+        ok(c, "unit", "add", regno, "--name", name, "--office", "CY01")
+    lines = ok(c, "unit", "list").stdout.splitlines()
+    header, body, summary = lines[0], lines[1:-1], lines[-1]
+    assert summary == "3 units"
+    want = [column(header, h)[0] for h in ("REGNO", "NAME", "OFFICE", "STATUS")]
+    for (regno, name), line in zip(rows, body):
+        got, at = [], 0
+        for value in (regno, name, "CY01", "active"):
+            col, at = column(line, value, at)
+            got.append(col)
+        assert got == want, f"{line!r} misaligned: {got} != {want}"
+        assert not line.endswith(" ")
+
+
+def test_operators_of_two_offices_cannot_touch_each_others_units(org, pki):
+    # Each operator changes the units of their own office...
+    ok(org.op_dc, "unit", "set-status", org.dc_unit, "closed", "--reason", "test")
+    ok(org.op_dc, "unit", "set-status", org.dc_unit, "active", "--reason", "test")
+    ok(org.op_xc, "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"], "--unit", org.xc_unit,
+       "--ticket", "XC-1")
+    # ...and not the other office's: refused, exit 1, nothing changed.
+    refused(org.op_xc, "unit", "set-status", org.dc_unit, "closed", "--reason", "x")
+    refused(org.op_dc, "unit", "set-status", org.xc_unit, "closed", "--reason", "x")
+    refused(org.op_dc, "key", "suspend", pki.leaf("rsa-ok")["key_id"], "--reason", "x")
+    refused(org.op_xc, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
+            "--ticket", "x")
+    refused(org.op_xc, "unit", "add", "110101000009", "--name", "x", "--office", "DC01")
+    assert js(org.owner, "unit", "show", org.dc_unit)["status"] == "active"
+    assert js(org.owner, "unit", "show", org.dc_unit)["keys"] == []
+    assert js(org.owner, "key", "show", pki.leaf("rsa-ok")["key_id"])["association"]["status"] \
+        == "approved"
+    # Operators add neither offices nor operators.
+    refused(org.op_dc, "office", "add", "ZZ01", "--name", "x")
+    refused(org.op_dc, "operator", "add", "someone_else", "--office", "DC01")
+
+
+def test_auditor_reads_and_changes_nothing(org, pki):
+    ok(org.owner, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
+       "--ticket", "DC-1")
+    log = js(org.aud, "audit", "log")
+    assert any(e["key_id"] == pki.leaf("bjca")["key_id"] for e in log)
+    ok(org.aud, "audit", "verify")
+    ok(org.aud, "unit", "list")
+    before = len(log)
+    refused(org.aud, "unit", "add", "110101000002", "--name", "x", "--office", "DC01")
+    refused(org.aud, "unit", "set-status", org.dc_unit, "closed", "--reason", "x")
+    refused(org.aud, "key", "suspend", pki.leaf("bjca")["key_id"], "--reason", "x")
+    refused(org.aud, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit", org.dc_unit,
+            "--ticket", "x")
+    refused(org.aud, "office", "add", "ZZ01", "--name", "x")
+    assert len(js(org.owner, "audit", "log")) == before
+    assert js(org.owner, "key", "show", pki.leaf("bjca")["key_id"])["association"]["status"] \
+        == "approved"
+
+
+# --- keys -----------------------------------------------------------------------
+
+def test_key_bind_by_cert_pem_and_der_and_lifecycle(org, pki):
+    c = org.owner
+    bjca = pki.leaf("bjca")
+    out = js(c, "key", "bind", "--cert", bjca["der"], "--unit", org.dc_unit, "--ticket", "T-1")
+    assert out["key_id"] == bjca["key_id"] and out["registration_no"] == org.dc_unit
+    # The same key, now by PEM, to another unit: bound elsewhere, refused.
+    refused(c, "key", "bind", "--cert", bjca["pem"], "--unit", org.xc_unit, "--ticket", "T-2")
+    # The certificate was recorded as seen, with its validity.
+    shown = js(c, "key", "show", "--cert", bjca["pem"])
+    assert shown["key_id"] == bjca["key_id"]
+    assert shown["association"]["registration_no"] == org.dc_unit
+    assert [x["sha256"] for x in shown["certificates"]] == [bjca["sha256"]]
+    assert shown["certificates"][0]["not_after"] == \
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bjca["not_after"]))
+    assert any(e["operator"] for e in shown["audit"])
+    text = ok(c, "key", "show", bjca["key_id"][:8]).stdout
+    assert bjca["key_id"] in text and org.dc_unit in text
+    # suspend -> resume -> cancel; resuming a cancelled key is refused.
+    for action, status in (("suspend", "suspended"), ("resume", "approved"),
+                           ("cancel", "cancelled")):
+        out = js(c, "key", action, bjca["key_id"][:12], "--reason", f"{action} it")
+        assert out["key_id"] == bjca["key_id"]
+        assert js(c, "key", "show", bjca["key_id"])["association"]["status"] == status
+    refused(c, "key", "resume", bjca["key_id"], "--reason", "found")
+    # key list, by unit.
+    keys = js(c, "key", "list", "--unit", org.dc_unit)
+    assert [k["key_id"] for k in keys] == [bjca["key_id"]]
+    assert ok(c, "key", "list", "--unit", org.dc_unit).stdout.rstrip().endswith("1 key")
+    refused(c, "key", "list", "--unit", "999999")
+    actions = [e["key_id"] for e in js(c, "audit", "log", "--key", bjca["key_id"][:10])]
+    assert len(actions) >= 4 and set(actions) == {bjca["key_id"]}
+
+
+def test_credit_code_mismatch_needs_a_supervisors_force(org, pki):
+    other = pki.leaf("bjca-other")   # carries another unit's credit code
+    refused(org.op_dc, "key", "bind", "--cert", other["pem"], "--unit", org.dc_unit,
+            "--ticket", "T-3")
+    refused(org.op_dc, "key", "bind", "--cert", other["pem"], "--unit", org.dc_unit,
+            "--ticket", "T-3", "--force", "--reason", "papers checked")
+    refused(org.sup, "key", "bind", "--cert", other["pem"], "--unit", org.dc_unit,
+            "--ticket", "T-3", "--force", code=USAGE)                    # no --reason
+    out = js(org.sup, "key", "bind", "--cert", other["pem"], "--unit", org.dc_unit,
+             "--ticket", "T-3", "--force", "--reason", "papers checked")
+    assert out["forced"] is True
+
+
+def test_key_prefixes(org, pki):
+    c = org.owner
+    a = "deadbeef" + "1" + "0" * 55
+    b = "deadbeef" + "2" + "0" * 55
+    ok(c, "key", "bind", a, "--unit", org.dc_unit, "--ticket", "P-1")
+    ok(c, "key", "bind", b.upper(), "--unit", org.xc_unit, "--ticket", "P-2")
+    # Ambiguous: refused, both candidates listed.
+    err = refused(c, "key", "show", "deadbeef")
+    assert a in err and b in err and "ambiguous" in err
+    refused(c, "key", "suspend", "DEADBEEF", "--reason", "x")
+    # Unique prefix, upper case accepted.
+    assert js(c, "key", "show", b.upper())["key_id"] == b
+    assert js(c, "key", "suspend", "DEADBEEF2", "--reason", "lost")["key_id"] == b
+    # Unknown, too short, not hex.
+    refused(c, "key", "show", "0123456789abcdef")
+    refused(c, "key", "show", "deadbee", code=USAGE)
+    refused(c, "key", "show", "deadbeeg", code=USAGE)
+    refused(c, "key", "show", a + "0", code=USAGE)
+    refused(c, "key", "show", a[:8], "--cert", pki.leaf("ec-ok")["pem"], code=USAGE)
+    refused(c, "key", "show", "--cert", "/nonexistent.pem")
+
+
+def test_pending_list(org, db, pki):
+    c = org.owner
+    for name in ("ec-ok", "bjca", "rsa-ok"):
+        record_refusal(db, pki, name)
+        time.sleep(0.05)
+    record_refusal(db, pki, "ec-ok")                          # a second attempt
+    pend = js(c, "pending", "list")
+    assert [p["key_id"] for p in pend] == [pki.leaf(n)["key_id"] for n in
+                                           ("ec-ok", "rsa-ok", "bjca")]     # newest first
+    assert pend[0]["attempts"] == 2 and pend[1]["attempts"] == 1
+    assert pend[0]["last_seen"] >= pend[0]["first_seen"]
+    assert len(js(c, "pending", "list", "--limit", "1")) == 1
+    # --search by credit code, holder id and unit name fragments.
+    bjca = pki.leaf("bjca")
+    for frag in (bjca["credit_code"][2:12], bjca["holder_id"].lower(), "测试单位 bjca"):
+        assert [p["key_id"] for p in js(c, "pending", "list", "--search", frag)] == \
+            [bjca["key_id"]], frag
+    assert js(c, "pending", "list", "--search", "%") == []
+    assert "pending key" in ok(c, "pending", "list").stdout
+    # The office is known for a key whose credit code is an active unit's.
+    assert [p["key_id"] for p in js(c, "pending", "list", "--office", "DC01")] == \
+        [bjca["key_id"]]
+    # Binding takes it off the list (by prefix, as staff type it).
+    ok(c, "key", "bind", bjca["key_id"][:8], "--unit", org.dc_unit, "--ticket", "P-9")
+    assert bjca["key_id"] not in [p["key_id"] for p in js(c, "pending", "list")]
+
+
+def test_key_expiring(org, pki):
+    c = org.owner
+    ok(c, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
+       "--ticket", "E-1")
+    ok(c, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit", org.xc_unit,
+       "--ticket", "E-2")
+    days = {n: (pki.leaf(n)["not_after"] - time.time()) / 86400 for n in ("bjca", "ec-ok")}
+    horizon = int(min(days.values())) + 1
+    soon = js(c, "key", "expiring", "--days", horizon)
+    first = min(days, key=days.get)
+    assert [k["key_id"] for k in soon] == [pki.leaf(first)["key_id"]]
+    assert js(c, "key", "expiring", "--days", 0) == []
+    everything = js(c, "key", "expiring", "--days", int(max(days.values())) + 1)
+    assert len(everything) == 2
+    ok(c, "key", "suspend", pki.leaf(first)["key_id"], "--reason", "lost")
+    assert js(c, "key", "expiring", "--days", horizon) == []   # approved keys only
+    assert ok(c, "key", "expiring").stdout.rstrip().endswith("keys")
+
+
+# --- audit ----------------------------------------------------------------------
+
+def test_audit_log_filters_and_verify(org, pki):
+    c = org.owner
+    ok(org.op_dc, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
+       "--ticket", "A-1")
+    ok(org.op_xc, "unit", "set-status", org.xc_unit, "closed", "--reason", "gone")
+    log = js(c, "audit", "log")
+    assert log and all({"id", "at", "operator", "action"} <= set(e) for e in log)
+    assert [e["id"] for e in log] == sorted(e["id"] for e in log)
+    by_op = js(c, "audit", "log", "--operator", org.names["op_xc"])
+    assert by_op and all(e["operator"] == org.names["op_xc"] for e in by_op)
+    by_unit = js(c, "audit", "log", "--unit", org.xc_unit)
+    assert by_unit and all(e["registration_no"] == org.xc_unit for e in by_unit)
+    assert js(c, "audit", "log", "--since", "2999-01-01") == []
+    assert len(js(c, "audit", "log", "--since", "2000-01-01 00:00")) == len(log)
+    assert len(js(c, "audit", "log", "--since", "2000-01-01T00:00:00Z")) == len(log)
+    assert ok(c, "audit", "log").stdout.rstrip().endswith("entries")
+    assert js(c, "audit", "verify")["ok"] is True
+    assert "intact" in ok(c, "audit", "verify").stdout
+
+
+def test_audit_verify_reports_the_first_broken_row(org, db):
+    table = db.sql("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n"
+                 " ON n.oid = c.relnamespace WHERE n.nspname = 'certreg' AND c.relkind = 'r'"
+                   " AND c.relname LIKE 'audit%' ORDER BY c.relname LIMIT 1").strip()
+    ids = [e["id"] for e in js(db.conninfo, "audit", "log")]
+    victim = ids[len(ids) // 2]
+    cols = db.sql("SELECT string_agg(attname, ',') FROM pg_attribute"
+                  f" WHERE attrelid = '{table}'::regclass AND attnum > 0 AND NOT attisdropped"
+                  " AND atttypid = 'text'::regtype").strip()
+    col = "reason" if "reason" in cols.split(",") else cols.split(",")[0]
+    # Tampering needs a superuser bypassing the append-only triggers/rules.
+    db.sql("SET session_replication_role = replica;"
+           f" UPDATE {table} SET {col} = 'tampered' WHERE id = {victim}")
+    p = run(db.conninfo, "audit", "verify")
+    assert p.returncode == REFUSED, p.stdout + p.stderr
+    assert str(victim) in p.stdout and str(victim) in p.stderr
+    out = json.loads(run(db.conninfo, "--json", "audit", "verify").stdout)
+    assert out["ok"] is False and out["first_broken_id"] == victim
+
+
+def test_json_output_parses_for_every_command(org, db, pki):
+    c = org.owner
+    record_refusal(db, pki, "ec-ok")
+    cmds = [
+        ["db", "status"], ["db", "migrate"],
+        ["office", "add", "FT01", "--name", "丰台管理部"],
+        ["operator", "add", "op_json_" + db.name[-8:], "--office", "FT01"],
+        ["unit", "add", "110106000001", "--name", "丰台单位", "--office", "FT01"],
+        ["unit", "show", "110106000001"], ["unit", "list"],
+        ["unit", "set-status", "110106000001", "closed", "--reason", "r"],
+        ["pending", "list"],
+        ["key", "bind", pki.leaf("ec-ok")["key_id"][:8], "--unit", org.xc_unit, "--ticket", "J"],
+        ["key", "suspend", pki.leaf("ec-ok")["key_id"], "--reason", "r"],
+        ["key", "resume", pki.leaf("ec-ok")["key_id"], "--reason", "r"],
+        ["key", "show", pki.leaf("ec-ok")["key_id"]],
+        ["key", "list", "--unit", org.xc_unit], ["key", "expiring", "--days", "3650"],
+        ["key", "cancel", pki.leaf("ec-ok")["key_id"], "--reason", "r"],
+        ["audit", "log"], ["audit", "verify"],
+    ]
+    for cmd in cmds:
+        before = js(c, *cmd)
+        # --json after the command is the same option.
+        if cmd[-1] in ("status", "list", "log", "verify"):
+            assert json.loads(ok(c, *cmd, "--json").stdout) == before
+    out = js(c, "cert", "check", "--cert", pki.leaf("ec-ok")["pem"], "--chain",
+             pki.leaf("ec-ok")["chain"], "--ca", pki.path("ca/trust.pem"))
+    assert out["outcome"] == "OK"
+
+
+# --- check: the monitoring probe ------------------------------------------------
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    """certregd's /readyz and /metrics in the contract's shape."""
+    ready = True
+    crl_days = 30.0
+    anchor_days = 3650.0
+
+    def do_GET(self):
+        now = time.time()
+        if self.path == "/readyz":
+            body = json.dumps({"ready": self.ready, "reasons": [] if self.ready else
+                               ["database: not answering"]}).encode()
+            status = 200 if self.ready else 503
+        elif self.path == "/metrics":
+            body = (
+                "# HELP certreg_decisions_total Decisions made, by outcome.\n"
+                "# TYPE certreg_decisions_total counter\n"
+                'certreg_decisions_total{outcome="OK"} 7\n'
+                "# TYPE certreg_crl_next_update_seconds gauge\n"
+                f'certreg_crl_next_update_seconds{{issuer="CN=Test Root"}} {int(now + 99 * 86400)}\n'
+                f'certreg_crl_next_update_seconds{{issuer="CN=Sub \\"CA\\""}} '
+                f"{int(now + self.crl_days * 86400)}\n"
+                "# TYPE certreg_trust_anchor_not_after_seconds gauge\n"
+                f'certreg_trust_anchor_not_after_seconds{{subject="CN=Test Root"}} '
+                f"{int(now + self.anchor_days * 86400)}\n").encode()
+            status = 200
+        else:
+            body, status = b"not found", 404
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("S", (_Stub,), {}))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def probe(*args):
+    p = run(None, "check", *args)
+    assert p.stdout.count("\n") == 1, p.stdout + p.stderr
+    return p.returncode, p.stdout
+
+
+def test_check_against_a_stub(stub):
+    rc, out = probe("--url", stub.url)
+    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
+    assert re.search(r"\| crl_next_update=\d+s;604800:;0: anchor_not_after=\d+s;604800:;0:$",
+                     out.strip()), out
+    # A CRL's nextUpdate within --warn-days (default 7): WARNING naming it.
+    stub.RequestHandlerClass.crl_days = 3
+    rc, out = probe("--url", stub.url + "/")
+    assert rc == 1 and out.startswith("CERTREG WARNING") and 'CN=Sub "CA"' in out, out
+    rc, out = probe("--url", stub.url, "--warn-days", "2")
+    assert rc == 0, out
+    stub.RequestHandlerClass.crl_days = 30
+    stub.RequestHandlerClass.anchor_days = 5
+    rc, out = probe("--url", stub.url)
+    assert rc == 1 and "trust anchor" in out, out
+    rc, out = probe("--url", stub.url, "--warn-days", "40")
+    assert rc == 1 and "CRL" in out and "trust anchor" in out, out
+    # Past: CRITICAL.
+    stub.RequestHandlerClass.anchor_days = -1
+    rc, out = probe("--url", stub.url)
+    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
+    # Not ready: CRITICAL with the daemon's reasons.
+    stub.RequestHandlerClass.anchor_days = 3650
+    stub.RequestHandlerClass.ready = False
+    rc, out = probe("--url", stub.url)
+    assert rc == 2 and "database: not answering" in out, out
+    p = run(None, "--json", "check", "--url", stub.url)
+    assert p.returncode == 2 and json.loads(p.stdout)["status"] == "CRITICAL"
+
+
+def test_check_unreachable_and_unknown():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]        # nothing listens once closed
+    rc, out = probe("--url", f"http://127.0.0.1:{port}")
+    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
+    rc, out = probe("--url", "https://127.0.0.1:1")
+    assert rc == 3 and out.startswith("CERTREG UNKNOWN"), out
+
+
+def test_check_against_certregd(certregd, db, pki):
+    d = certregd(db)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and d.get("/readyz").status != 200:
+        time.sleep(0.2)
+    # The test PKI's CRLs have nextUpdate T+7d: within a 30-day horizon...
+    rc, out = probe("--url", d.api, "--warn-days", "30")
+    assert rc == 1 and "CRL" in out, out
+    # ...and not within 1 day.
+    rc, out = probe("--url", d.api, "--warn-days", "1")
+    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
+    p = run(None, "--json", "check", "--url", d.api, "--warn-days", "1")
+    got = json.loads(p.stdout)
+    assert got["status"] == "OK" and got["crls"] and got["trust_anchors"]

@@ -1,0 +1,121 @@
+"""The TLS client-auth listener: GET /v1/login (contract section 5).
+
+Real TLS handshakes with Python's ssl module, curl and openssl s_client.
+The handshake must complete whatever certificate is presented (or none):
+the answer, not a TLS alert, tells the user what is wrong.
+"""
+import json
+import socket
+import ssl
+import subprocess
+
+from fixtures.cli import admin
+
+REGNO = "110100654321"
+
+
+def tls_context(pki, leaf=None):
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    if leaf is not None:
+        ctx.load_cert_chain(pki.leaf(leaf)["chain"], pki.leaf(leaf)["key"])
+    return ctx
+
+
+def login(d, pki, leaf=None, accept="application/json", lang=None, ctx=None, session=None):
+    """One GET /v1/login over a new TLS connection; returns (status, body, ssl socket)."""
+    ctx = ctx or tls_context(pki, leaf)
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    req = f"GET /v1/login HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\nConnection: close\r\n"
+    if lang:
+        req += f"Accept-Language: {lang}\r\n"
+    s.sendall((req + "\r\n").encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    session = s.session
+    reused = s.session_reused
+    s.close()
+    return status, body, session, reused
+
+
+def bind(db, pki, leaf):
+    admin(db.conninfo, "office", "add", "HD01", "--name", "海淀管理部",
+          "--address", "北京市海淀区测试街2号", "--phone", "010-87654321")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "海淀测试单位", "--office", "HD01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", REGNO,
+          "--ticket", "T-9")
+
+
+def test_outcomes_over_tls(certregd, db, pki):
+    bind(db, pki, "rsa-ok")
+    d = certregd(db)
+    cases = {"rsa-ok": (200, "OK"), "ec-ok": (403, "KEY_NOT_APPROVED"),
+             "expired": (403, "CERT_EXPIRED"), "untrusted": (403, "CERT_UNTRUSTED"),
+             None: (403, "NO_CERTIFICATE")}
+    for leaf, (status, outcome) in cases.items():
+        got_status, body, _, _ = login(d, pki, leaf)
+        doc = json.loads(body)
+        assert (got_status, doc["outcome"]) == (status, outcome), (leaf, doc)
+    status, body, _, _ = login(d, pki, "rsa-ok")
+    doc = json.loads(body)
+    assert doc["unit"]["registration_no"] == REGNO
+    assert doc["key_id"] == pki.leaf("rsa-ok")["key_id"]
+
+
+def test_browser_gets_a_chinese_page(certregd, db, pki):
+    d = certregd(db)
+    status, body, _, _ = login(d, pki, "ec-ok", accept="text/html,application/xhtml+xml")
+    page = body.decode()
+    assert status == 403
+    assert page.startswith("<!DOCTYPE html>")
+    assert "该KEY没有审核通过" in page and "KEY_NOT_APPROVED" in page
+    assert "服务器时间" in page
+    status, body, _, _ = login(d, pki, "ec-ok", accept="text/html", lang="en")
+    assert "This key has not been approved" in body.decode()
+
+
+def test_curl_with_client_certificate(certregd, db, pki):
+    bind(db, pki, "ec-ok")
+    d = certregd(db)
+    leaf = pki.leaf("ec-ok")
+    out = subprocess.run(
+        ["curl", "-sS", "--cacert", str(pki.dir / "ca/server-ca.pem"), "--cert", leaf["chain"],
+         "--key", leaf["key"], "-w", "\n%{http_code}",
+         f"https://localhost:{d.tls_port}/v1/login"],
+        capture_output=True, text=True, timeout=30)
+    body, _, code = out.stdout.rpartition("\n")
+    assert code == "200", out
+    assert json.loads(body)["outcome"] == "OK"
+
+
+def test_acceptable_ca_names_are_advertised(certregd, db, pki):
+    d = certregd(db)
+    out = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{d.tls_port}", "-servername",
+         "localhost"], input="", capture_output=True, text=True, timeout=30).stdout
+    assert "Acceptable client certificate CA names" in out
+    names = out.split("Acceptable client certificate CA names", 1)[1]
+    root_subject = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
+         str(pki.dir / "ca/root.pem")], capture_output=True, text=True).stdout
+    cn = root_subject.split("CN = ", 1)[1].split(",")[0].strip()
+    assert cn in names
+
+
+def test_resumed_session_is_decided_again(certregd, db, pki):
+    bind(db, pki, "ec-ok")
+    d = certregd(db, server={"workers": 1})
+    ctx = tls_context(pki, "ec-ok")
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # session reuse is observable at once
+    status, body, session, _ = login(d, pki, ctx=ctx)
+    assert json.loads(body)["outcome"] == "OK"
+    admin(db.conninfo, "key", "suspend", pki.leaf("ec-ok")["key_id"], "--reason", "lost")
+    status, body, _, reused = login(d, pki, ctx=ctx, session=session)
+    assert reused, "the server should resume the TLS session"
+    assert (status, json.loads(body)["outcome"]) == (403, "KEY_SUSPENDED")

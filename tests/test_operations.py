@@ -1,0 +1,168 @@
+"""certregd as operators run it: -t, privileges, reloads, database outages,
+metrics and readiness (contract sections 2, 5 and 7)."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from fixtures.cli import admin
+from fixtures.daemon import BUILD, write_config
+
+
+def run_daemon(*args):
+    return subprocess.run([str(BUILD / "certregd"), *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_config_test_accepts_a_good_file(certregd, db):
+    d = certregd(db)
+    p = run_daemon("-t", "-c", str(d.conf_path))
+    assert p.returncode == 0, p.stderr
+    assert "valid" in p.stdout
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda c: c["server"].update(listen_tsl="x"), r":\d+: unknown setting 'listen_tsl'"),
+    (lambda c: c["trust"].update(clock_skew="-5"), r":\d+: clock_skew: -5 is out of range"),
+    (lambda c: c["trust"].update(ca_file="/nonexistent/ca.pem"), r"/nonexistent/ca.pem"),
+    (lambda c: c["server"].update(tls_cert="/etc/hostname"), r":\d+: tls_cert /etc/hostname"),
+])
+def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate, expect):
+    d = certregd(db)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    mutate(cfg)
+    bad = tmp_path / "bad.conf"
+    write_config(bad, cfg)
+    p = run_daemon("-t", "-c", str(bad))
+    assert p.returncode == 1
+    assert str(bad) in p.stderr or "/nonexistent" in p.stderr, p.stderr
+    assert re.search(expect, p.stderr), p.stderr
+
+
+def test_key_readable_by_others_is_refused(certregd, db):
+    d = certregd(db)
+    key = d.dir / "server.key"
+    key.chmod(0o644)
+    p = run_daemon("-t", "-c", str(d.conf_path))
+    key.chmod(0o600)
+    assert p.returncode == 1 and "readable by others" in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_root_without_user_is_refused(certregd, db):
+    d = certregd(db)
+    p = run_daemon("-f", "-c", str(d.conf_path))
+    assert p.returncode == 1 and "refusing to run as root" in p.stderr
+
+
+def test_metrics_parse_as_prometheus_text(certregd, db, pki):
+    d = certregd(db)
+    d.verify_bundle(open(pki.leaf("expired")["chain"]).read())
+    r = d.get("/metrics")
+    assert r.status == 200
+    text = r.body.decode()
+    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})?'
+                        r' [-+]?[0-9.eE+Inf]+$')
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+", line), line
+        else:
+            assert sample.match(line), line
+    assert re.search(r'^certreg_decisions_total\{outcome="CERT_EXPIRED"\} [1-9]', text, re.M)
+    assert 'certreg_trust_anchor_not_after_seconds{subject="' in text
+    assert 'certreg_crl_next_update_seconds{issuer="' in text
+    assert re.search(r"^certreg_decision_seconds_count [1-9]", text, re.M)
+
+
+def test_readyz(certregd, db):
+    d = certregd(db)
+    r = d.get("/readyz")
+    assert r.status == 200, r.body
+    assert r.json() == {"ready": True, "reasons": []}
+
+
+def test_database_down_gives_503_in_time_and_recovers(certregd, db, pki, pg_cluster):
+    d = certregd(db, database={"timeout_ms": 1000})
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
+    pg_cluster.stop()
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            r = d.verify_bundle(chain)
+            elapsed = time.monotonic() - t0
+            assert r.status == 503 and r.json()["outcome"] == "SERVICE_UNAVAILABLE"
+            assert r.headers["Retry-After"]
+            assert elapsed < 1.0 + 0.5, elapsed
+        r = d.get("/readyz")
+        assert r.status == 503
+        assert any("database" in reason for reason in r.json()["reasons"])
+        # Certificate outcomes need no database.
+        assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
+            == "CERT_EXPIRED"
+    finally:
+        pg_cluster.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if d.verify_bundle(chain).status == 200 and d.get("/readyz").status == 200:
+            break
+        time.sleep(0.2)
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
+    assert d.get("/readyz").status == 200
+
+
+def test_admin_change_in_force_within_one_second(certregd, db, pki):
+    admin(db.conninfo, "office", "add", "XC01", "--name", "西城管理部")
+    admin(db.conninfo, "unit", "add", "110102000001", "--name", "西城单位", "--office", "XC01")
+    d = certregd(db, server={"workers": 1})
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"  # now cached
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
+          "110102000001", "--ticket", "T-1")
+    t0 = time.monotonic()
+    while d.verify_bundle(chain).json()["outcome"] != "OK":
+        assert time.monotonic() - t0 < 1.0, "bind not in force within one second"
+        time.sleep(0.02)
+    admin(db.conninfo, "key", "suspend", pki.leaf("ec-ok")["key_id"], "--reason", "lost")
+    t0 = time.monotonic()
+    while d.verify_bundle(chain).json()["outcome"] != "KEY_SUSPENDED":
+        assert time.monotonic() - t0 < 1.0, "suspend not in force within one second"
+        time.sleep(0.02)
+
+
+def test_sighup_with_new_crl_revokes(certregd, db, pki, tmp_path):
+    d = certregd(db, trust={"revocation": "if-available"})
+    crl_dir = d.dir / "crl"
+    for f in crl_dir.iterdir():
+        f.unlink()
+    d.reload()
+    chain = open(pki.leaf("revoked")["chain"]).read()
+    deadline = time.monotonic() + 10
+    while d.verify_bundle(chain).json()["outcome"] != "KEY_NOT_APPROVED":
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+    for f in (pki.dir / "crl-all").iterdir():
+        (crl_dir / f.name).write_bytes(f.read_bytes())
+    d.reload()
+    deadline = time.monotonic() + 10
+    while d.verify_bundle(chain).json()["outcome"] != "CERT_REVOKED":
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+
+
+def test_broken_config_on_sighup_keeps_serving(certregd, db, pki):
+    d = certregd(db)
+    good = d.conf_path.read_text()
+    d.conf_path.write_text(good + "\n[trust]\nbogus = 1\n")
+    d.reload()
+    deadline = time.monotonic() + 10
+    while "event=reload_failed" not in d.log():
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+    assert "unknown setting 'bogus'" in d.log()
+    assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
+        == "CERT_EXPIRED"
+    d.conf_path.write_text(good)

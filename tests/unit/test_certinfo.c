@@ -1,0 +1,347 @@
+/*
+ * test_certinfo.c - what certreg reads out of one certificate: key id,
+ * summary, holder id and credit code from the contract's default and from
+ * configured sources, USCC and organisation-code check characters, file
+ * reading (PEM and DER), RFC 3339 times. Certificates are built in memory.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "certinfo.h"
+
+#define T0 1795000000 /* 2026-11-18T11:06:40Z */
+
+enum enc { ENC_UTF8, ENC_PRINTABLE, ENC_RAW };
+
+struct ext {
+	const char *oid;
+	const char *value;
+	enum enc enc;
+};
+
+static EVP_PKEY *key;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	key = EVP_EC_gen("P-256");
+	return key == NULL ? -1 : 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+static void add_ext(X509 *x, const struct ext *e)
+{
+	ASN1_OBJECT *obj = OBJ_txt2obj(e->oid, 1);
+	ASN1_OCTET_STRING *data = ASN1_OCTET_STRING_new();
+	X509_EXTENSION *ext;
+	unsigned char *der = NULL;
+	int len;
+
+	assert_non_null(obj);
+	if (e->enc == ENC_RAW) {
+		assert_true(ASN1_OCTET_STRING_set(data, (const unsigned char *)e->value,
+		                                  (int)strlen(e->value)));
+	} else {
+		ASN1_STRING *s = ASN1_STRING_type_new(e->enc == ENC_UTF8 ? V_ASN1_UTF8STRING
+		                                                         : V_ASN1_PRINTABLESTRING);
+		assert_true(ASN1_STRING_set(s, e->value, (int)strlen(e->value)));
+		len = e->enc == ENC_UTF8 ? i2d_ASN1_UTF8STRING(s, &der)
+		                         : i2d_ASN1_PRINTABLESTRING(s, &der);
+		assert_true(len > 0);
+		assert_true(ASN1_OCTET_STRING_set(data, der, len));
+		OPENSSL_free(der);
+		ASN1_STRING_free(s);
+	}
+	ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 0, data);
+	assert_non_null(ext);
+	assert_true(X509_add_ext(x, ext, -1));
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(data);
+	ASN1_OBJECT_free(obj);
+}
+
+/* A self-signed certificate valid [T0 - 1 day, T0 + 100 days]. */
+static X509 *make_cert(const char *org_id, const struct ext *exts, size_t n)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_get_subject_name(x);
+
+	assert_true(X509_set_version(x, 2));
+	assert_true(ASN1_INTEGER_set(X509_get_serialNumber(x), 0x1234abcd));
+	assert_true(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
+	                                       (const unsigned char *)"北京测试单位", -1, -1, 0));
+	assert_true(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	                                       (const unsigned char *)"unit, test", -1, -1, 0));
+	if (org_id != NULL)
+		assert_true(X509_NAME_add_entry_by_txt(name, "2.5.4.97", MBSTRING_ASC,
+		                                       (const unsigned char *)org_id, -1, -1, 0));
+	assert_true(X509_set_issuer_name(x, name));
+	assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), T0 - 86400));
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), T0 + 100 * 86400));
+	assert_true(X509_set_pubkey(x, key));
+	for (size_t i = 0; i < n; i++)
+		add_ext(x, &exts[i]);
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	return x;
+}
+
+static void test_uscc(void **state)
+{
+	static const char *valid[] = {"91110000802100433B", "914403001922038216",
+	                              "9144030071526726XG", "91330100716105852F",
+	                              "91350100M000100Y43"};
+	static const char *invalid[] = {
+	    "",
+	    "91110000802100433",   /* 17 characters */
+	    "91110000802100433BB", /* 19 */
+	    "91110000802100433C",  /* wrong check character */
+	    "911100001000119622",  /* wrong check character */
+	    "91110000802100433b",  /* lower case */
+	    "9111000080210O433B",  /* O is not in the alphabet */
+	    "91A10000802100433B",  /* division code not digits */
+	    "91110000802100434E",  /* USCC check fits, organisation code does not */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+		assert_true(certinfo_uscc_valid(valid[i]));
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+		assert_false(certinfo_uscc_valid(invalid[i]));
+	assert_false(certinfo_uscc_valid(NULL));
+}
+
+static void test_rfc3339(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	certinfo_rfc3339(T0, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-18T11:06:40Z");
+	certinfo_rfc3339(0, buf, sizeof(buf));
+	assert_string_equal(buf, "1970-01-01T00:00:00Z");
+}
+
+static void test_summary(void **state)
+{
+	X509 *x = make_cert(NULL, NULL, 0);
+	struct cert_summary s;
+	char key_id[CERTINFO_HEX256_LEN];
+	unsigned char *der = NULL;
+	unsigned char md[32];
+	char hex[65];
+	int len;
+
+	(void)state;
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.subject, "CN=unit\\, test,O=北京测试单位");
+	assert_string_equal(s.issuer, s.subject);
+	assert_string_equal(s.serial, "1234abcd");
+	assert_int_equal(s.not_before, T0 - 86400);
+	assert_int_equal(s.not_after, T0 + 100 * 86400);
+	assert_int_equal(s.days_left, 100);
+	assert_string_equal(s.holder_id, "");
+	assert_string_equal(s.credit_code, "");
+	assert_int_equal(strlen(s.sha256), 64);
+
+	/* The key id is SHA-256 over the DER SubjectPublicKeyInfo. */
+	len = i2d_PUBKEY(key, &der);
+	assert_true(len > 0);
+	assert_true(EVP_Digest(der, (size_t)len, md, NULL, EVP_sha256(), NULL));
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	assert_true(certinfo_key_id(x, key_id));
+	assert_string_equal(key_id, hex);
+	assert_string_equal(s.key_id, hex);
+	OPENSSL_free(der);
+
+	/* Whole days, rounded down, negative once past notAfter. */
+	assert_true(certinfo_summarize(x, NULL, T0 + 100 * 86400, &s));
+	assert_int_equal(s.days_left, 0);
+	assert_true(certinfo_summarize(x, NULL, T0 + 100 * 86400 + 1, &s));
+	assert_int_equal(s.days_left, -1);
+	assert_true(certinfo_summarize(x, NULL, T0 + 99 * 86400 + 1, &s));
+	assert_int_equal(s.days_left, 0);
+	assert_false(certinfo_summarize(NULL, NULL, T0, &s));
+	X509_free(x);
+}
+
+static void test_holder_default_order(void **state)
+{
+	/* Both present: 1.2.156.112562.2.1.1.1 comes first in the default. */
+	const struct ext exts[] = {
+	    {"2.16.840.1.113732.2", "JJ802100433", ENC_PRINTABLE},
+	    {"1.2.156.112562.2.1.1.1", "BJCA-HOLDER-1", ENC_UTF8},
+	    {"1.2.156.10260.4.4", "NTRCN-91110000802100433B", ENC_UTF8},
+	};
+	X509 *x = make_cert("91110000802100433B", exts, 3);
+	struct cert_summary s;
+
+	(void)state;
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "BJCA-HOLDER-1");
+	assert_string_equal(s.credit_code, "91110000802100433B");
+	X509_free(x);
+}
+
+static void test_holder_encodings(void **state)
+{
+	const struct ext printable[] = {{"2.16.840.1.113732.2", "JJ802100433", ENC_PRINTABLE}};
+	const struct ext utf8[] = {{"1.2.156.10260.4.1.4", "80210043-3", ENC_UTF8}};
+	const struct ext raw[] = {{"1.2.156.112562.2.1.1.17", "914403001922038216", ENC_RAW}};
+	const struct ext ctrl[] = {{"2.16.840.1.113732.2", "bad\001value", ENC_RAW}};
+	struct cert_summary s;
+	X509 *x;
+
+	(void)state;
+	x = make_cert(NULL, printable, 1);
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "JJ802100433");
+	assert_string_equal(s.credit_code, "");
+	X509_free(x);
+
+	x = make_cert(NULL, utf8, 1);
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "80210043-3");
+	X509_free(x);
+
+	x = make_cert(NULL, raw, 1);
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "914403001922038216");
+	assert_string_equal(s.credit_code, "914403001922038216");
+	X509_free(x);
+
+	x = make_cert(NULL, ctrl, 1);
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "");
+	X509_free(x);
+}
+
+static void test_holder_subject_org_id(void **state)
+{
+	X509 *x = make_cert("NTRCN-9144030071526726XG", NULL, 0);
+	struct cert_summary s;
+
+	(void)state;
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "NTRCN-9144030071526726XG");
+	assert_string_equal(s.credit_code, "9144030071526726XG");
+	X509_free(x);
+
+	/* A value that is not a valid USCC is a holder id, not a credit code. */
+	x = make_cert("91110000802100433C", NULL, 0);
+	assert_true(certinfo_summarize(x, NULL, T0, &s));
+	assert_string_equal(s.holder_id, "91110000802100433C");
+	assert_string_equal(s.credit_code, "");
+	X509_free(x);
+}
+
+static void test_holder_configured_sources(void **state)
+{
+	const struct ext exts[] = {
+	    {"1.2.156.112562.2.1.1.1", "FIRST", ENC_UTF8},
+	    {"1.3.6.1.4.1.99999.1", "CUSTOM", ENC_PRINTABLE},
+	};
+	X509 *x = make_cert("91350100M000100Y43", exts, 2);
+	struct holder_sources *src;
+	struct cert_summary s;
+	char err[128];
+
+	(void)state;
+	src = certinfo_holder_sources_new(" 1.3.6.1.4.1.99999.1 , 2.5.4.97", err, sizeof(err));
+	assert_non_null(src);
+	assert_true(certinfo_summarize(x, src, T0, &s));
+	assert_string_equal(s.holder_id, "CUSTOM");
+	assert_string_equal(s.credit_code, "91350100M000100Y43");
+	certinfo_holder_sources_free(src);
+
+	src = certinfo_holder_sources_new("2.5.4.97", err, sizeof(err));
+	assert_non_null(src);
+	assert_true(certinfo_summarize(x, src, T0, &s));
+	assert_string_equal(s.holder_id, "91350100M000100Y43");
+	certinfo_holder_sources_free(src);
+
+	assert_null(certinfo_holder_sources_new("organizationIdentifier", err, sizeof(err)));
+	assert_non_null(strstr(err, "organizationIdentifier"));
+	assert_null(certinfo_holder_sources_new(" , ", err, sizeof(err)));
+	src = certinfo_holder_sources_new("", err, sizeof(err));
+	assert_non_null(src);
+	certinfo_holder_sources_free(src);
+	X509_free(x);
+}
+
+static void test_read_file(void **state)
+{
+	X509 *x = make_cert(NULL, NULL, 0), *back;
+	char pem[] = "/tmp/certinfo-pem-XXXXXX";
+	char der[] = "/tmp/certinfo-der-XXXXXX";
+	char err[256];
+	FILE *f;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(pem);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs("some text before\n", f);
+	assert_true(PEM_write_X509(f, x));
+	fclose(f);
+	back = certinfo_read_file(pem, err, sizeof(err));
+	assert_non_null(back);
+	assert_int_equal(X509_cmp(x, back), 0);
+	X509_free(back);
+
+	fd = mkstemp(der);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_true(i2d_X509_fp(f, x));
+	fclose(f);
+	back = certinfo_read_file(der, err, sizeof(err));
+	assert_non_null(back);
+	assert_int_equal(X509_cmp(x, back), 0);
+	X509_free(back);
+
+	/* Trailing bytes after a DER certificate are not a certificate file. */
+	f = fopen(der, "a");
+	fputc(0, f);
+	fclose(f);
+	assert_null(certinfo_read_file(der, err, sizeof(err)));
+	assert_non_null(strstr(err, der));
+
+	assert_null(certinfo_read_file("/nonexistent/cert.pem", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/cert.pem"));
+	unlink(pem);
+	unlink(der);
+	X509_free(x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_uscc),
+	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_summary),
+	    cmocka_unit_test(test_holder_default_order),
+	    cmocka_unit_test(test_holder_encodings),
+	    cmocka_unit_test(test_holder_subject_org_id),
+	    cmocka_unit_test(test_holder_configured_sources),
+	    cmocka_unit_test(test_read_file),
+	};
+
+	return cmocka_run_group_tests_name("certinfo", tests, group_setup, group_teardown);
+}

@@ -1,0 +1,152 @@
+/*
+ * test_render.c - the decision JSON of contract section 5 and the HTML
+ * page: fields present per outcome, the office-naming hint, warnings,
+ * escaping of hostile text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "render.h"
+
+static struct decision sample(outcome_t outcome, bool with_unit)
+{
+	struct decision d;
+
+	memset(&d, 0, sizeof(d));
+	d.now = 1795000000; /* 2026-11-18T11:06:40Z */
+	d.outcome = outcome;
+	d.vr.outcome = outcome_is_certificate(outcome) ? outcome : OUTCOME_OK;
+	d.vr.has_leaf = true;
+	snprintf(d.vr.leaf.subject, sizeof(d.vr.leaf.subject), "CN=<script>,O=单位");
+	snprintf(d.vr.leaf.issuer, sizeof(d.vr.leaf.issuer), "CN=CA");
+	snprintf(d.vr.leaf.serial, sizeof(d.vr.leaf.serial), "1a2b");
+	snprintf(d.vr.leaf.key_id, sizeof(d.vr.leaf.key_id), "%064d", 7);
+	snprintf(d.vr.leaf.sha256, sizeof(d.vr.leaf.sha256), "%064d", 9);
+	d.vr.leaf.not_before = d.now - 86400;
+	d.vr.leaf.not_after = d.now + 10 * 86400;
+	d.vr.leaf.days_left = 10;
+	if (with_unit) {
+		d.has_answer = true;
+		d.answer.has_unit = true;
+		d.answer.has_office = true;
+		snprintf(d.answer.registration_no, sizeof(d.answer.registration_no),
+		         "110100000001");
+		snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "示例单位");
+		snprintf(d.answer.office_code, sizeof(d.answer.office_code), "DC01");
+		snprintf(d.answer.office_name, sizeof(d.answer.office_name), "东城管理部");
+		snprintf(d.answer.office_address, sizeof(d.answer.office_address), "东城区1号");
+		snprintf(d.answer.office_phone, sizeof(d.answer.office_phone), "010-1");
+	}
+	return d;
+}
+
+static void test_ok_json(void **state)
+{
+	struct decision d = sample(OUTCOME_OK, true);
+	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+
+	(void)state;
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "outcome")), "OK");
+	assert_true(json_is_null(json_object_get(o, "hint")));
+	assert_string_equal(json_string_value(json_object_get(o, "server_time")),
+	                    "2026-11-18T11:06:40Z");
+	assert_string_equal(json_string_value(json_object_get(o, "key_id")), d.vr.leaf.key_id);
+	json_t *unit = json_object_get(o, "unit");
+	assert_string_equal(json_string_value(json_object_get(unit, "registration_no")),
+	                    "110100000001");
+	json_t *office = json_object_get(unit, "office");
+	assert_string_equal(json_string_value(json_object_get(office, "phone")), "010-1");
+	json_t *cert = json_object_get(o, "certificate");
+	assert_int_equal(json_integer_value(json_object_get(cert, "days_left")), 10);
+	assert_string_equal(json_string_value(json_object_get(cert, "not_after")),
+	                    "2026-11-28T11:06:40Z");
+	/* 10 days left < 30: the warning is added. */
+	json_t *w = json_object_get(o, "warnings");
+	assert_int_equal(json_array_size(w), 1);
+	assert_string_equal(json_string_value(json_array_get(w, 0)), "CERT_EXPIRING_SOON");
+	json_decref(o);
+	o = render_json(&d, OUTCOME_LANG_EN, 5);
+	assert_int_equal(json_array_size(json_object_get(o, "warnings")), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "message")),
+	                    "Certificate accepted; login allowed.");
+	json_decref(o);
+}
+
+static void test_not_approved_names_the_office(void **state)
+{
+	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
+	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+
+	(void)state;
+	assert_null(json_object_get(o, "unit"));
+	assert_string_equal(json_string_value(json_object_get(o, "hint")),
+	                    "请您携带相关手续，到所属管理部做关联开通。");
+	/* No warning on a refusal, even when the certificate is near expiry. */
+	assert_int_equal(json_array_size(json_object_get(o, "warnings")), 0);
+	json_decref(o);
+	d.has_answer = true;
+	d.answer.has_office = true;
+	snprintf(d.answer.office_name, sizeof(d.answer.office_name), "东城管理部");
+	snprintf(d.answer.office_address, sizeof(d.answer.office_address), "A路%%s1号");
+	snprintf(d.answer.office_phone, sizeof(d.answer.office_phone), "010-2");
+	o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	assert_string_equal(json_string_value(json_object_get(o, "hint")),
+	                    "请您携带相关手续，到所属管理部（东城管理部，地址：A路%s1号，电话：010-"
+	                    "2）做关联开通。");
+	json_decref(o);
+}
+
+static void test_suspended_keeps_unit_and_no_leaf_means_no_certificate(void **state)
+{
+	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
+	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+
+	(void)state;
+	assert_non_null(json_object_get(o, "unit"));
+	json_decref(o);
+	d = sample(OUTCOME_CERT_MALFORMED, false);
+	d.vr.has_leaf = false;
+	o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	assert_null(json_object_get(o, "certificate"));
+	assert_true(json_is_null(json_object_get(o, "key_id")));
+	json_decref(o);
+}
+
+static void test_html_escapes(void **state)
+{
+	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
+	struct evbuffer *out = evbuffer_new();
+	char *page;
+	size_t len;
+
+	(void)state;
+	render_html(out, &d, OUTCOME_LANG_ZH, 30);
+	len = evbuffer_get_length(out);
+	page = calloc(1, len + 1);
+	evbuffer_remove(out, page, len);
+	assert_non_null(strstr(page, "该KEY已被挂起"));
+	assert_non_null(strstr(page, "KEY_SUSPENDED"));
+	assert_non_null(strstr(page, "CN=&lt;script&gt;"));
+	assert_null(strstr(page, "<script>"));
+	assert_non_null(strstr(page, "东城区1号"));
+	free(page);
+	evbuffer_free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ok_json),
+	    cmocka_unit_test(test_not_approved_names_the_office),
+	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
+	    cmocka_unit_test(test_html_escapes),
+	};
+	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
+}
