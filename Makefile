@@ -60,6 +60,14 @@ UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CERTREGD = $(BUILD)/certregd
 ADMIN    = $(BUILD)/certreg-admin
 
+# Objects that compile in DATADIR are rebuilt when PREFIX changes.
+DATADIR_STAMP = $(BUILD)/datadir.stamp
+$(DATADIR_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
+$(BUILD)/admin/migrate.o: $(DATADIR_STAMP)
+FORCE:
+
 .PHONY: all deps check unit integration run install uninstall clean fuzz conformance \
         format format-check bench soak
 all: $(CERTREGD) $(ADMIN)

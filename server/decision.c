@@ -156,6 +156,7 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 	struct worker *w = d->worker;
 	uint64_t latency = decision_monotonic_us() - d->started_us;
 	char reason[300];
+	bool has_reason = d->vr.outcome != OUTCOME_OK && d->vr.reason[0] != '\0';
 	decision_done_cb done = d->done;
 
 	if (d->timer != NULL) {
@@ -167,8 +168,8 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 	log_info("event=decision outcome=%s key=%.16s unit=%s peer=%s latency_us=%llu%s%s",
 	         outcome_code(outcome), d->vr.has_leaf ? d->vr.leaf.key_id : "-",
 	         d->has_answer && d->answer.has_unit ? d->answer.registration_no : "-", d->peer,
-	         (unsigned long long)latency, d->vr.reason[0] ? " reason=" : "",
-	         d->vr.reason[0] ? log_quote(d->vr.reason, reason, sizeof(reason)) : "");
+	         (unsigned long long)latency, has_reason ? " reason=" : "",
+	         has_reason ? log_quote(d->vr.reason, reason, sizeof(reason)) : "");
 	d->done = NULL;
 	if (done != NULL)
 		done(d, d->done_arg);

@@ -13,12 +13,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "log.h"
 #include "supervisor.h"
 
 #define DEFAULT_CONFIG "/etc/certreg/certreg.conf"
 
 static void usage(FILE *out);
+static void libevent_log(int severity, const char *msg);
 static bool drop_privileges(const char *user);
 
 int main(int argc, char **argv)
@@ -67,6 +70,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_init("certregd", foreground || test);
+	event_set_log_callback(libevent_log);
 	if (!supervisor_load(path, &gen, err, sizeof(err))) {
 		fprintf(stderr, "certregd: error: %s\n", err);
 		return 1;
@@ -121,6 +125,24 @@ static bool drop_privileges(const char *user)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * libevent's own messages, as our log lines. A forked worker makes its own
+ * event base for its signals while the supervisor's inherited base (never
+ * run in the worker) still holds some; libevent warns about that, and it is
+ * expected here.
+ */
+static void libevent_log(int severity, const char *msg)
+{
+	char quoted[600];
+	enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
+	                       : severity == EVENT_LOG_WARN ? LOG_LEVEL_WARN
+	                                                    : LOG_LEVEL_DEBUG;
+
+	if (strstr(msg, "Added a signal to event base") != NULL)
+		level = LOG_LEVEL_DEBUG;
+	log_msg(level, "event=libevent detail=%s", log_quote(msg, quoted, sizeof(quoted)));
 }
 
 static void usage(FILE *out)

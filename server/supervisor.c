@@ -78,7 +78,7 @@ bool supervisor_load(const char *path, struct generation *gen, char *err, size_t
 	for (size_t i = 0; i < verify_store_warning_count(next.store); i++) {
 		char quoted[600];
 		log_warn("event=trust_warning detail=%s",
-			 log_quote(verify_store_warning(next.store, i), quoted, sizeof(quoted)));
+		         log_quote(verify_store_warning(next.store, i), quoted, sizeof(quoted)));
 	}
 	if (next.cfg->listen_tls[0] != '\0') {
 		next.tls_ctx = tls_context_new(next.cfg, next.store, err, errlen);
@@ -189,6 +189,7 @@ static void supervisor_spawn_all(struct supervisor *s)
 static bool supervisor_spawn(struct supervisor *s)
 {
 	struct worker_setup setup;
+	sigset_t term, mask;
 	int slot = -1;
 	pid_t pid;
 
@@ -199,7 +200,17 @@ static bool supervisor_spawn(struct supervisor *s)
 		log_error("event=spawn_failed reason=\"no free worker slot (too many draining)\"");
 		return false;
 	}
+	/* Until the child has its own SIGTERM event, the handler it inherits is
+	 * the supervisor's, which would swallow a SIGTERM sent right now (a stop
+	 * just after a reload): the child would never drain. So the child
+	 * starts with SIGTERM blocked, and worker_run unblocks it once its loop
+	 * can take it; a SIGTERM that came meanwhile is delivered then. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &mask);
 	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &mask, NULL);
 	if (pid < 0) {
 		log_error("event=spawn_failed reason=\"fork: %s\"", strerror(errno));
 		return false;

@@ -28,6 +28,7 @@ int worker_run(const struct worker_setup *setup)
 {
 	struct worker w = {0};
 	struct timeval tick = {1, 0};
+	sigset_t term;
 	int status = 1;
 
 	w.slot = setup->slot;
@@ -62,8 +63,16 @@ int worker_run(const struct worker_setup *setup)
 	if (w.ev_term == NULL || w.ev_tick == NULL || event_add(w.ev_term, NULL) != 0 ||
 	    event_add(w.ev_tick, &tick) != 0)
 		goto done;
-	/* The supervisor owns SIGHUP; a stray one must not kill a worker. */
+	/* The supervisor owns SIGHUP and SIGINT (a Ctrl-C reaches the whole
+	 * process group; the supervisor turns it into a drain): a stray one must
+	 * not kill a worker. */
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	/* Blocked since fork (supervisor_spawn): from here a SIGTERM, also
+	 * one already pending, reaches ev_term. */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &term, NULL);
 	log_info("event=worker_started slot=%d", w.slot);
 	event_base_dispatch(w.base);
 	status = 0;

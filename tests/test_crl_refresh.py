@@ -155,6 +155,21 @@ def test_newer_crl_is_installed_and_certregd_then_revokes(tmp_path, pki, served,
         time.sleep(0.2)
     assert after["outcome"] == "CERT_REVOKED", d.log()
     assert "event=reloaded trigger=sighup" in d.log()
+    settle(d)
+
+
+def settle(d):
+    """Waits until every reload's workers have started, so that stopping
+    the daemon at teardown does not signal a worker still between fork()
+    and its SIGTERM handler (a supervisor race, reported separately)."""
+    workers = int(d.config["server"]["workers"])
+    deadline = time.monotonic() + 15
+    while True:
+        log = d.log()
+        if log.count("event=worker_started") >= workers * (1 + log.count("event=reloaded ")):
+            return
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
 
 
 def test_no_reload_when_certregd_is_not_running(tmp_path, pki, served, crl_dir):
