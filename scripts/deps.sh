@@ -9,7 +9,7 @@ libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
 libsystemd-dev
 postgresql-15 postgresql-contrib
 python3 python3-pytest python3-psycopg2
-openssl curl nginx-light procps util-linux iproute2 systemd"
+openssl curl nginx-light procps util-linux iproute2 systemd man-db"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,155 @@
+"""Every outcome of contract section 4, end to end, through each endpoint.
+
+The certificate side comes from the test PKI's manifest (each leaf names
+the outcome the engine must give at the PKI's time, with every CRL loaded
+and revocation required); the database side from real associations made
+with certreg-admin. The same certificate must get the same outcome through
+POST /v1/verify, GET /v1/auth (as nginx sends it) and GET /v1/login (TLS).
+"""
+import json
+import shutil
+import socket
+import ssl
+import urllib.parse
+
+import pytest
+
+from fixtures.cli import admin
+
+REGNO = "110108000001"
+CLOSED = "110108000002"
+
+
+def verify(d, pki, name):
+    return d.verify_bundle(open(pki.leaf(name)["chain"]).read()).json()["outcome"]
+
+
+def auth(d, pki, name):
+    pem = urllib.parse.quote(open(pki.leaf(name)["pem"]).read(), safe="")
+    r = d.get("/v1/auth", {"X-SSL-Client-Cert": pem})
+    assert r.status == {"OK": 200, "SERVICE_UNAVAILABLE": 503}.get(
+        r.headers["X-Certreg-Outcome"], 403)
+    return r.headers["X-Certreg-Outcome"]
+
+
+def login(d, pki, name):
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    if name is not None:
+        ctx.load_cert_chain(pki.leaf(name)["chain"], pki.leaf(name)["key"])
+    with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Accept: application/json\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    doc = json.loads(body)
+    status = int(head.split()[1])
+    assert status == {"OK": 200, "SERVICE_UNAVAILABLE": 503}.get(doc["outcome"], 403)
+    return doc["outcome"]
+
+
+CERT_CASES = ["expired", "notyet", "revoked", "enc-only", "server-eku", "untrusted", "badsig",
+              "expired-int", "revoked-int", "renew-old", "sm2-expired", "sm2-revoked"]
+
+
+@pytest.fixture
+def daemon(certregd, db, pki, tmp_path):
+    admin(db.conninfo, "office", "add", "HD02", "--name", "海淀第二管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "结果测试单位", "--office", "HD02")
+    admin(db.conninfo, "unit", "add", CLOSED, "--name", "已注销单位", "--office", "HD02")
+    for leaf in ("ec-ok", "rsa-ok", "sm2-ok", "no-eku"):
+        admin(db.conninfo, "key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", REGNO,
+              "--ticket", "T")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("orgid")["pem"], "--unit", CLOSED,
+          "--ticket", "T")
+    admin(db.conninfo, "unit", "set-status", CLOSED, "closed", "--reason", "dissolved")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("bjca-other")["pem"], "--unit", REGNO,
+          "--ticket", "T")
+    admin(db.conninfo, "key", "suspend", pki.leaf("bjca-other")["key_id"], "--reason", "lost")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("notyet-skew")["pem"], "--unit", REGNO,
+          "--ticket", "T")
+    admin(db.conninfo, "key", "cancel", pki.leaf("notyet-skew")["key_id"], "--reason", "gone")
+    # Behind nginx only the leaf arrives: every intermediate must be known.
+    inter = tmp_path / "intermediates.pem"
+    inter.write_text("".join(open(pki.dir / "ca" / f).read()
+                             for f in ("intermediates.pem", "int-expired.pem", "int-revoked.pem")))
+    return certregd(db, trust={"intermediates_file": inter})
+
+
+EXPECTED = {
+    "ec-ok": "OK", "rsa-ok": "OK", "sm2-ok": "OK", "no-eku": "OK",
+    "orgid": "UNIT_INACTIVE", "bjca-other": "KEY_SUSPENDED", "notyet-skew": "KEY_CANCELLED",
+    "bjca": "KEY_NOT_APPROVED",
+}
+
+
+@pytest.mark.parametrize("endpoint", [verify, auth, login])
+def test_every_outcome_through_every_endpoint(daemon, pki, endpoint):
+    got = {}
+    want = {}
+    # SM2 verifies on the API paths; TLS 1.2/1.3 handshakes carry no SM2 client
+    # certificates (that is TLCP's business), so /v1/login skips those.
+    skip = {"sm2-ok", "sm2-expired", "sm2-revoked"} if endpoint is login else set()
+    for name in CERT_CASES:
+        if name in skip:
+            continue
+        want[name] = pki.leaf(name)["expected"]
+        got[name] = endpoint(daemon, pki, name)
+    for name, outcome in EXPECTED.items():
+        if name in skip:
+            continue
+        want[name] = outcome
+        got[name] = endpoint(daemon, pki, name)
+    assert got == want
+    # Together these name every certificate outcome of the contract.
+    assert {"CERT_EXPIRED", "CERT_NOT_YET_VALID", "CERT_REVOKED", "CERT_WRONG_USAGE",
+            "CERT_UNTRUSTED"} <= set(want.values())
+
+
+def test_no_certificate_and_malformed(daemon, pki):
+    assert login(daemon, pki, None) == "NO_CERTIFICATE"
+    assert daemon.get("/v1/auth").headers["X-Certreg-Outcome"] == "NO_CERTIFICATE"
+    assert daemon.verify("").json()["outcome"] == "NO_CERTIFICATE"
+    garbage = "-----BEGIN CERTIFICATE-----\nMIIBkz\n-----END CERTIFICATE-----\n"
+    assert daemon.verify(garbage).json()["outcome"] == "CERT_MALFORMED"
+    r = daemon.get("/v1/auth", {"X-SSL-Client-Cert": urllib.parse.quote(garbage, safe="")})
+    assert r.headers["X-Certreg-Outcome"] == "CERT_MALFORMED"
+    der = open(pki.leaf("expired")["der"], "rb").read()
+    from fixtures.daemon import http
+    r = http("POST", daemon.api + "/v1/verify", der,
+             {"Content-Type": "application/pem-certificate-chain"})
+    assert r.json()["outcome"] in ("CERT_MALFORMED", "CERT_EXPIRED")
+
+
+def test_revocation_unknown_when_a_crl_is_stale(certregd, db, pki):
+    d = certregd(db)
+    crl = d.dir / "crl"
+    shutil.rmtree(crl)
+    shutil.copytree(pki.dir / "crl-stale", crl)
+    from fixtures.daemon import give_to_daemon_user
+    for p in [crl, *crl.iterdir()]:
+        give_to_daemon_user(p)
+    d.reload()
+    import time
+    deadline = time.monotonic() + 10
+    while verify(d, pki, "ec-ok") != "CERT_REVOCATION_UNKNOWN":
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+    r = d.get("/readyz")
+    assert r.status == 503 and r.json()["reasons"]
+
+
+def test_expiring_soon_warning(certregd, db, pki):
+    admin(db.conninfo, "office", "add", "HD02", "--name", "海淀第二管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "结果测试单位", "--office", "HD02")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit", REGNO,
+          "--ticket", "T")
+    days = (pki.leaf("ec-ok")["not_after"] - pki.now) // 86400
+    d = certregd(db, trust={"expiry_warning_days": days + 1})
+    body = d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read()).json()
+    assert body["outcome"] == "OK" and body["warnings"] == ["CERT_EXPIRING_SOON"]
+    d2 = certregd(db, trust={"expiry_warning_days": max(days - 1, 0)})
+    body = d2.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read()).json()
+    assert body["warnings"] == []
