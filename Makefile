@@ -60,6 +60,8 @@ UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CERTREGD = $(BUILD)/certregd
 ADMIN    = $(BUILD)/certreg-admin
 
+.DEFAULT_GOAL := all
+
 # Objects that compile in DATADIR are rebuilt when PREFIX changes.
 DATADIR_STAMP = $(BUILD)/datadir.stamp
 $(DATADIR_STAMP): FORCE
@@ -109,11 +111,16 @@ unit_objs = $(if $(wildcard server/$(1).c),$(SERVER_LIB_OBJ)) $(if $(wildcard ad
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
 
+# Every test: unit and integration suites on the plain build, each fuzz
+# target briefly, the unit tests under valgrind, and both suites again on
+# the ASan+UBSan build.
 check: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) fuzz-short
+	$(MAKE) valgrind-unit
+	$(MAKE) sanitize-check
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(BUILD) $(UNIT_BIN)

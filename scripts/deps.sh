@@ -4,7 +4,7 @@
 # Called by `make deps`, which `make run` and `make check` depend on.
 set -eu
 
-PKGS="build-essential pkg-config clang llvm libclang-rt-14-dev
+PKGS="build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
 libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
 libsystemd-dev
 postgresql-15 postgresql-contrib

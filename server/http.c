@@ -174,13 +174,15 @@ bool http_parse_verify_body(const char *body, size_t len, const char *content_ty
 		return true;
 	}
 	if (content_type != NULL && !http_media_type_is(content_type, "application/json")) {
-		snprintf(detail, detail_len, "Content-Type must be application/json or "
-		                             "application/pem-certificate-chain");
+		snprintf(detail, detail_len,
+		         "Content-Type must be application/json or "
+		         "application/pem-certificate-chain");
 		return false;
 	}
 	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
-		snprintf(detail, detail_len, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
+		snprintf(detail, detail_len, "body is not JSON: %s (line %d)", jerr.text,
+		         jerr.line);
 		return false;
 	}
 	cert = json_object_get(doc, "certificate");

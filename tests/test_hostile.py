@@ -1,0 +1,524 @@
+"""Hostile clients (issue 9): idle and slow connections, broken TLS, huge and
+malformed requests, spoofed headers and forbidden addresses.
+
+Everything runs on the loopback, bounded in count and in time. Each test
+also checks that well-behaved clients keep getting correct answers while the
+hostile ones are at it (`assert_served`). The basic trusted_proxies and
+api_allow cases are in test_auth.py; here are the hostile variations.
+"""
+import json
+import os
+import random
+import resource
+import selectors
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+
+import pytest
+
+from fixtures.cli import admin
+from fixtures.daemon import BUILD
+
+REGNO = "110105000009"
+TIMEOUT = 2  # request_timeout of these tests' daemons, seconds
+SLACK = 3    # how late past request_timeout a cut may come (2 busy cores)
+
+
+# --- helpers ------------------------------------------------------------------
+
+def bind_ok(db, pki, leaf="ec-ok"):
+    """leaf's key approved for an active unit: its outcome is OK."""
+    admin(db.conninfo, "office", "add", "FT01", "--name", "丰台管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "丰台测试单位", "--office", "FT01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", REGNO,
+          "--ticket", "T-H1")
+
+
+def tls_context(pki, leaf="ec-ok"):
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    if leaf:
+        ctx.load_cert_chain(pki.leaf(leaf)["chain"], pki.leaf(leaf)["key"])
+    return ctx
+
+
+def login(d, pki, leaf="ec-ok", timeout=5):
+    """GET /v1/login over a new TLS connection; (status, decoded JSON)."""
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=timeout)
+    with tls_context(pki, leaf).wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = recv_all(s)
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def recv_all(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def assert_served(d, pki, within=2.0):
+    """A good API client and a good TLS client both get the right answer, fast."""
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    t0 = time.monotonic()
+    r = d.verify_bundle(chain)
+    assert r.status == 200 and r.json()["outcome"] == "OK", r.body
+    status, body = login(d, pki)
+    assert (status, body["outcome"]) == (200, "OK"), body
+    elapsed = time.monotonic() - t0
+    assert elapsed < within, f"good clients took {elapsed:.2f} s"
+
+
+def raise_fd_limit(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < n:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {n}")
+
+
+def open_idle(port, n):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setblocking(False)
+        socks.append(s)
+    return socks
+
+
+def wait_closed(socks, deadline):
+    """Waits until the server has closed each socket (EOF or reset) or the
+    deadline passes; returns {socket: seconds until closed} for the closed."""
+    sel = selectors.DefaultSelector()
+    t0 = time.monotonic()
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
+    closed = {}
+    while len(closed) < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.2):
+            s = key.fileobj
+            try:
+                if s.recv(65536):
+                    continue  # an alert or a 408: wait for the close itself
+            except BlockingIOError:
+                continue
+            except OSError:
+                pass
+            closed[s] = time.monotonic() - t0
+            sel.unregister(s)
+    sel.close()
+    return closed
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+
+
+def worker_pids(d):
+    out = subprocess.run(["pgrep", "-P", str(d.proc.pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def sanitized():
+    return b"__asan_init" in (BUILD / "certregd").read_bytes()
+
+
+def client_hello():
+    """The bytes of a real TLS ClientHello (TLS 1.2 and 1.3 offered)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    out = ssl.MemoryBIO()
+    obj = ctx.wrap_bio(ssl.MemoryBIO(), out, server_side=False)
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return out.read()
+
+
+def raw_request(port, data, timeout=5):
+    """Sends data on a new connection, half-closes, returns all the reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may answer and close before reading it all
+        try:
+            return recv_all(s)
+        except ConnectionResetError:
+            return b""
+
+
+def status_of(reply):
+    if not reply.startswith(b"HTTP/"):
+        return None
+    return int(reply.split(b" ", 2)[1])
+
+
+# --- idle and slow connections ------------------------------------------------
+
+def test_idle_connections_are_cut_at_request_timeout(certregd, db, pki):
+    """1,000 silent connections on each listener: they cost the good clients
+    nothing, and each is closed at request_timeout."""
+    raise_fd_limit(4096)
+    bind_ok(db, pki)
+    d = certregd(db, server={"request_timeout": TIMEOUT})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    t0 = time.monotonic()
+    idle = open_idle(api_port, 1000) + open_idle(d.tls_port, 1000)
+    assert_served(d, pki)
+    closed = wait_closed(idle, t0 + TIMEOUT + SLACK + 2)
+    try:
+        assert len(closed) == len(idle), \
+            f"{len(idle) - len(closed)} of {len(idle)} idle connections still open"
+        latest = max(closed.values())
+        assert latest < TIMEOUT + SLACK, f"last idle connection cut after {latest:.1f} s"
+    finally:
+        close_all(idle)
+    assert_served(d, pki)
+
+
+def drip(pairs, seconds, interval=0.5, during=None):
+    """Sends each (socket, payload) pair's payload one byte per interval for
+    seconds; calls during() about once a second. Returns {socket: seconds
+    until the server cut it}."""
+    t0 = time.monotonic()
+    cut = {}
+    pos = 0
+    next_check = t0 + 1
+    while time.monotonic() - t0 < seconds:
+        for s, payload in pairs:
+            if s in cut:
+                continue
+            try:
+                if s.recv(65536) == b"":
+                    cut[s] = time.monotonic() - t0
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut[s] = time.monotonic() - t0
+                continue
+            try:
+                s.send(payload[pos % len(payload):pos % len(payload) + 1])
+            except BlockingIOError:
+                pass
+            except OSError:
+                cut[s] = time.monotonic() - t0
+        pos += 1
+        if during is not None and time.monotonic() >= next_check:
+            during()
+            next_check += 1
+        time.sleep(interval)
+    return cut
+
+
+SLOW_HTTP = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Pad: " + b"a" * 4000
+
+
+def test_slowloris_does_not_starve_good_clients(certregd, db, pki):
+    """1,000 byte-at-a-time clients on each listener (request line and
+    headers on the API, the ClientHello on TLS): good clients are served
+    throughout, and the daemon survives."""
+    raise_fd_limit(4096)
+    bind_ok(db, pki)
+    d = certregd(db, server={"request_timeout": TIMEOUT})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    api = open_idle(api_port, 1000)
+    tls = open_idle(d.tls_port, 1000)
+    hello = client_hello()
+    served = []
+    try:
+        pairs = [(s, SLOW_HTTP) for s in api] + [(s, hello) for s in tls]
+        drip(pairs, 3 * TIMEOUT, during=lambda: served.append(assert_served(d, pki)))
+    finally:
+        close_all(api + tls)
+    assert len(served) >= 3 * TIMEOUT - 1
+    assert_served(d, pki)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "evhttp (libevent 2.1) only has an inactivity timeout: a client sending a "
+    "byte more often than request_timeout keeps its connection forever. "
+    "See docs/SECURITY.md, 'Slow clients'."))
+def test_slowloris_is_cut_at_request_timeout(certregd, db, pki):
+    d = certregd(db, server={"request_timeout": TIMEOUT})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    api = open_idle(api_port, 50)
+    tls = open_idle(d.tls_port, 50)
+    try:
+        hello = client_hello()
+        cut = drip([(s, SLOW_HTTP) for s in api] + [(s, hello) for s in tls], TIMEOUT + SLACK)
+    finally:
+        close_all(api + tls)
+    assert len(cut) == len(api) + len(tls), f"{len(api) + len(tls) - len(cut)} never cut"
+
+
+# --- broken TLS ---------------------------------------------------------------
+
+def test_garbage_instead_of_a_client_hello(certregd, db, pki):
+    """Plain HTTP, random bytes, a record header announcing 16 MiB, an SSLv2
+    hello: each connection is closed at once; nothing crashes."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"request_timeout": TIMEOUT})
+    rnd = random.Random(9)
+    garbage = [
+        b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        bytes(rnd.getrandbits(8) for _ in range(4096)),
+        b"\x16\x03\x01\xff\xff" + b"\x01" * 300,          # oversized handshake record
+        b"\x80\x2e\x01\x00\x02\x00\x15" + b"\x00" * 46,   # SSLv2 ClientHello
+        client_hello()[:5] + b"\x00" * 600,                # right header, zeroed body
+        b"\x15\x03\x03\x00\x02\x02\x28",                   # a fatal alert first
+    ]
+    for i in range(60):
+        t0 = time.monotonic()
+        raw_request(d.tls_port, garbage[i % len(garbage)])
+        assert time.monotonic() - t0 < TIMEOUT + SLACK
+        if i % 20 == 0:
+            assert_served(d, pki)
+    assert_served(d, pki)
+
+
+def test_handshake_abandoned_midway(certregd, db, pki):
+    """200 clients send a ClientHello, read the server's flight, and stop:
+    each is cut at request_timeout; good clients are served meanwhile."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"request_timeout": TIMEOUT})
+    hello = client_hello()
+    t0 = time.monotonic()
+    socks = []
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", d.tls_port), timeout=5)
+        s.sendall(hello)
+        assert s.recv(5)[:1] == b"\x16"  # the server's handshake flight began
+        s.setblocking(False)
+        socks.append(s)
+    assert_served(d, pki)
+    try:
+        closed = wait_closed(socks, t0 + TIMEOUT + SLACK + 3)
+        assert len(closed) == len(socks), f"{len(socks) - len(closed)} still open"
+    finally:
+        close_all(socks)
+    assert_served(d, pki)
+
+
+def test_renegotiation_is_refused(certregd, db, pki):
+    """A TLS 1.2 client asks to renegotiate (openssl s_client, 'R'): the
+    server refuses (SSL_OP_NO_RENEGOTIATION), and keeps serving."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    leaf = pki.leaf("ec-ok")
+    p = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{d.tls_port}", "-tls1_2",
+         "-servername", "localhost", "-cert", leaf["pem"], "-key", leaf["key"],
+         "-CAfile", str(pki.dir / "ca/server-ca.pem"), "-legacy_renegotiation"],
+        input="R\nGET /v1/login HTTP/1.1\nHost: localhost\nAccept: application/json\n\n",
+        capture_output=True, text=True, timeout=20)
+    out = p.stdout + p.stderr
+    assert "RENEGOTIATING" in out, out
+    print("\nrenegotiation: " + " | ".join(
+        line for line in out.splitlines() if "RENEGOT" in line or "renegot" in line.lower()))
+    # The server answers the renegotiation request with a no_renegotiation
+    # alert: OpenSSL's client reports it as "no renegotiation".
+    assert "no renegotiation" in out.lower(), out
+    assert_served(d, pki)
+
+
+# --- bodies and malformed requests --------------------------------------------
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_10_mib_body_gets_413_at_once(certregd, db, pki, framing):
+    bind_ok(db, pki)
+    d = certregd(db)
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    size = 10 * 1024 * 1024
+    head = (b"POST /v1/verify HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/pem-certificate-chain\r\n")
+    head += (b"Content-Length: %d\r\n\r\n" % size if framing == "content-length"
+             else b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"A" * 65536
+    if framing == "chunked":
+        chunk = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+    t0 = time.monotonic()
+    reply = b""
+    with socket.create_connection(("127.0.0.1", api_port), timeout=5) as s:
+        s.sendall(head)
+        s.setblocking(False)
+        sent = 0
+        while sent < size and time.monotonic() - t0 < 10 and b"\r\n\r\n" not in reply:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+            try:
+                reply += s.recv(65536)
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+        s.setblocking(True)
+        s.settimeout(5)
+        try:
+            reply += s.recv(65536)
+        except OSError:
+            pass
+    elapsed = time.monotonic() - t0
+    assert status_of(reply) == 413, reply[:200]
+    # "At once": long before 10 MiB could have been read (64 KiB is the limit).
+    assert elapsed < 1.0, f"413 after {elapsed:.2f} s"
+    # (sent counts what the kernel buffered, not what the server read.)
+    print(f"\n413 for a 10 MiB {framing} body after {elapsed * 1000:.0f} ms, "
+          f"{sent} bytes buffered by then")
+    assert_served(d, pki)
+
+
+def malformed_requests(pki):
+    ec = open(pki.leaf("ec-ok")["pem"]).read()
+    j = json.dumps
+
+    def post(body, ctype="application/json", extra=b""):
+        if isinstance(body, str):
+            body = body.encode()
+        return (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: " + ctype.encode() +
+                b"\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+
+    return [
+        post("not json"),
+        post(j({"chain": [ec]})),
+        post(j({"certificate": 42})),
+        post(j({"certificate": ec, "chain": "not-an-array"})),
+        post(j({"certificate": ec, "chain": [1, 2]})),
+        post('{"certificate": "a", "certificate": "b"}'),
+        post(j([ec])),
+        post('{"certificate": "' + "\\ud800" * 50 + '"}'),
+        post("[" * 5000 + "]" * 5000),
+        post(ec, "text/plain"),
+        post("", "application/pem-certificate-chain"),
+        post(ec, "application/x-www-form-urlencoded"),
+        b"DELETE /v1/verify HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"PUT /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /v1/verify HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /v1/auth HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+        b"GET /v1/nosuch HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v1/verify%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"b" * 20000 + b"\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nBroken header line\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"\x00\x01\x02 garbage\r\n\r\n",
+    ]
+
+
+def test_malformed_requests_are_4xx_and_leak_nothing(certregd, db, pki):
+    """1,000 malformed requests (27 kinds, round robin): every one gets a 4xx
+    (or, for a request line evhttp cannot parse at all, a closed
+    connection; for an unknown method, 501); the workers' resident memory
+    does not grow."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    requests = malformed_requests(pki)
+    # Warm up (about 1,000 requests, both workers): first-use allocations and
+    # the allocator's high-water mark are not leaks.
+    for i, req in enumerate(requests * 40):
+        raw_request(api_port, req)
+        if i % 100 == 0:
+            assert_served(d, pki)  # the first TLS handshakes load OpenSSL's decoders
+    pids = worker_pids(d)
+    assert len(pids) == 2, pids
+    before = {p: rss_kib(p) for p in pids}
+    statuses = {}
+    for i in range(1000):
+        req = requests[i % len(requests)]
+        st = status_of(raw_request(api_port, req))
+        statuses.setdefault(st, 0)
+        statuses[st] += 1
+        # 501 is HTTP's answer to a method nobody has heard of (RFC 9110 15.6.2).
+        assert st is None or 400 <= st < 500 or (st == 501 and req.startswith(b"BREW")), \
+            (st, req[:120])
+        if i % 250 == 0:
+            assert_served(d, pki)
+    after = {p: rss_kib(p) for p in pids}
+    assert worker_pids(d) == pids, "a worker was replaced"
+    assert statuses.get(None, 0) <= 1000 // len(requests) * 3, statuses
+    growth = {p: after[p] - before[p] for p in pids}
+    print(f"statuses={statuses} rss_kib_before={before} after={after} growth={growth}")
+    if not sanitized():  # ASan's quarantine holds freed memory on purpose
+        assert max(growth.values()) < 2048, f"RSS grew by {growth} KiB"
+    assert_served(d, pki)
+
+
+# --- spoofing and access ------------------------------------------------------
+
+def escaped(pki, leaf):
+    return urllib.parse.quote(open(pki.leaf(leaf)["pem"]).read(), safe="")
+
+
+def test_spoofed_certificate_header_variants_are_ignored(certregd, db, pki):
+    """With trusted_proxies a TEST-NET address, no spelling of the header
+    from the loopback makes /v1/auth trust it; /v1/verify still answers."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"trusted_proxies": "192.0.2.1/32"})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    good = escaped(pki, "ec-ok").encode()
+    variants = [
+        b"X-SSL-Client-Cert: " + good,
+        b"x-ssl-client-cert: " + good,
+        b"X-SSL-CLIENT-CERT: " + good,
+        b"X-SSL-Client-Cert: " + good + b"\r\nX-SSL-Client-Cert: " + good,
+        b"X-SSL-Client-Cert:\r\n " + good,  # obsolete line folding
+        b"X-Forwarded-For: 192.0.2.1\r\nX-Real-IP: 192.0.2.1\r\nX-SSL-Client-Cert: " + good,
+    ]
+    for v in variants:
+        reply = raw_request(api_port, b"GET /v1/auth HTTP/1.1\r\nHost: x\r\n" + v +
+                            b"\r\nConnection: close\r\n\r\n")
+        head = reply.partition(b"\r\n\r\n")[0].lower()
+        assert b"x-certreg-unit" not in head, reply
+        if status_of(reply) != 400:
+            assert status_of(reply) == 403, reply
+            assert b"x-certreg-outcome: no_certificate" in head, reply
+        r = d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read())
+        assert r.json()["outcome"] == "OK"
+
+
+def test_v1_from_outside_api_allow_is_403_whatever_the_path_spelling(certregd, db, pki):
+    bind_ok(db, pki)
+    d = certregd(db, server={"api_allow": "192.0.2.0/24"})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    body = open(pki.leaf("ec-ok")["chain"]).read().encode()
+    paths = [b"/v1/verify", b"/v1/verify?x=1", b"http://localhost/v1/verify",
+             b"/v1/./verify", b"/v1/../v1/verify", b"//v1/verify", b"/V1/verify",
+             b"/%76%31/verify", b"/v1/verify#f", b"/v1//verify"]
+    for path in paths:
+        reply = raw_request(api_port, b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                            b"Content-Type: application/pem-certificate-chain\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        st = status_of(reply)
+        assert st in (400, 403, 404), (path, reply[:300])
+        assert b'"outcome"' not in reply, (path, reply[:300])
+    # The TLS listener is not an API route: logins go on.
+    status, doc = login(d, pki)
+    assert (status, doc["outcome"]) == (200, "OK")
