@@ -68,6 +68,7 @@ struct registry {
 	registry_invalidate_cb invalidate;
 	void *invalidate_arg;
 	struct registry_stats stats;
+	struct event *ev_dispatch; /* runs registry_dispatch on the next loop turn */
 };
 
 struct registry_statement {
@@ -104,6 +105,7 @@ static void registry_query_result(struct registry_query *q, PGresult *res);
 static void registry_fail_queued(struct registry *reg);
 static bool registry_coming_up(const struct registry *reg);
 static void registry_arm_timer(struct registry_conn *c, int ms);
+static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
                               int timeout_ms, registry_invalidate_cb invalidate,
@@ -120,7 +122,8 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 	reg->invalidate_arg = invalidate_arg;
 	reg->conninfo = strdup(conninfo);
 	reg->pool = calloc((size_t)pool_size, sizeof(*reg->pool));
-	if (reg->conninfo == NULL || reg->pool == NULL)
+	reg->ev_dispatch = event_new(base, -1, 0, registry_dispatch_cb, reg);
+	if (reg->conninfo == NULL || reg->pool == NULL || reg->ev_dispatch == NULL)
 		goto fail;
 	for (int i = 0; i <= pool_size; i++) {
 		struct registry_conn *c = i < pool_size ? &reg->pool[i] : &reg->listener;
@@ -158,6 +161,8 @@ void registry_free(struct registry *reg)
 		if (c->pg != NULL)
 			PQfinish(c->pg);
 	}
+	if (reg->ev_dispatch != NULL)
+		event_free(reg->ev_dispatch);
 	free(reg->pool);
 	free(reg->conninfo);
 	free(reg);
@@ -274,8 +279,17 @@ static struct registry_query *registry_enqueue(struct registry *reg, struct regi
 	else
 		reg->head = q;
 	reg->tail = q;
-	registry_dispatch(reg);
+	/* Not now: a send that fails at once would run the caller's callback
+	 * before the caller has even been handed the query. */
+	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
 	return q;
+}
+
+static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	registry_dispatch(arg);
 }
 
 /* True when some pool connection is up or is connecting right now. */
