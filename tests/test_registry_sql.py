@@ -1,0 +1,169 @@
+"""The registry at the SQL level (issue 4): what the CLI tests cannot see.
+
+Notifications on each change, the audit log's append-only guarantee and
+hash chain under tampering, the daemon role's reach, and the query plans
+of the decision lookup and the pending search on a generated dataset.
+"""
+import json
+import select
+import subprocess
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from fixtures.cli import admin
+
+GEN = Path(__file__).parent / "bench" / "gen_dataset.sql"
+
+
+def connect(db, user=None):
+    conn = psycopg2.connect(db.conninfo_as(user) if user else db.conninfo)
+    conn.autocommit = True
+    return conn
+
+
+def sqlstate(conn, sql, args=()):
+    try:
+        conn.cursor().execute(sql, args)
+    except psycopg2.Error as e:
+        return e.pgcode, e.pgerror
+    return None, None
+
+
+def test_every_change_notifies(db, pki):
+    listener = connect(db)
+    listener.cursor().execute("LISTEN certreg")
+    key = pki.leaf("ec-ok")["key_id"]
+
+    def payloads():
+        out = []
+        select.select([listener], [], [], 2)
+        listener.poll()
+        while listener.notifies:
+            out.append(listener.notifies.pop(0).payload)
+        return out
+
+    admin(db.conninfo, "office", "add", "NT01", "--name", "通知管理部")
+    assert payloads() == ["office:NT01"]
+    admin(db.conninfo, "unit", "add", "110111000001", "--name", "通知单位", "--office", "NT01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
+          "110111000001", "--ticket", "T")
+    assert payloads() == [key]
+    for action in ("suspend", "resume", "cancel"):
+        admin(db.conninfo, "key", action, key, "--reason", "r")
+        assert payloads() == [key], action
+    admin(db.conninfo, "unit", "set-status", "110111000001", "closed", "--reason", "r")
+    assert payloads() == ["unit:110111000001"]
+
+
+def test_audit_log_is_append_only_even_for_the_owner(db, pki):
+    admin(db.conninfo, "office", "add", "AU01", "--name", "审计管理部")
+    su = connect(db)
+    for sql in ("UPDATE certreg.audit SET reason = 'x'", "DELETE FROM certreg.audit",
+                "TRUNCATE certreg.audit"):
+        code, msg = sqlstate(su, sql)
+        assert code == "CR009" and "append-only" in msg, (sql, code, msg)
+    assert su.cursor() and admin(db.conninfo, "audit", "verify").returncode == 0
+
+
+def tamper(db, sql):
+    su = connect(db)
+    cur = su.cursor()
+    cur.execute("ALTER TABLE certreg.audit DISABLE TRIGGER ALL")
+    cur.execute(sql)
+    cur.execute("ALTER TABLE certreg.audit ENABLE TRIGGER ALL")
+    cur.execute("SELECT ok, first_broken_id, detail FROM certreg.audit_verify()")
+    return cur.fetchone()
+
+
+@pytest.fixture
+def history(db):
+    admin(db.conninfo, "office", "add", "AU01", "--name", "审计管理部")
+    for i in range(4):
+        admin(db.conninfo, "unit", "add", f"11011200000{i}", "--name", f"单位{i}",
+              "--office", "AU01")
+    rows = connect(db).cursor()
+    rows.execute("SELECT id FROM certreg.audit ORDER BY id")
+    return [r[0] for r in rows.fetchall()]
+
+
+def test_audit_verify_finds_an_altered_row(db, history):
+    ok, broken, detail = tamper(
+        db, f"UPDATE certreg.audit SET reason = 'edited' WHERE id = {history[2]}")
+    assert (ok, broken) == (False, history[2]) and "altered" in detail
+    p = admin(db.conninfo, "audit", "verify", check=False)
+    assert p.returncode == 1 and str(history[2]) in p.stdout + p.stderr
+
+
+def test_audit_verify_finds_a_removed_row(db, history):
+    ok, broken, _ = tamper(db, f"DELETE FROM certreg.audit WHERE id = {history[1]}")
+    assert (ok, broken) == (False, history[2])
+
+
+def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):
+    pg_cluster.ensure_login("daemon_sql_test", "certreg_daemon")
+    d = connect(db, "daemon_sql_test")
+    for table in ("audit", "keys", "units", "pending", "certificates", "audit_v", "keys_v"):
+        code, _ = sqlstate(d, f"SELECT * FROM certreg.{table}")
+        assert code == "42501", table
+    cert = json.dumps({"sha256": pki.leaf("ec-ok")["sha256"], "key_id": pki.leaf("ec-ok")["key_id"],
+                       "subject": "CN=x", "issuer": "CN=y", "serial": "01",
+                       "not_before": "2026-01-01T00:00:00Z", "not_after": "2027-01-01T00:00:00Z"})
+    code, _ = sqlstate(d, "SELECT certreg.key_bind(%s, '110100000001', 'T', false, NULL, NULL)",
+                       (pki.leaf("ec-ok")["key_id"],))
+    assert code == "42501"
+    code, _ = sqlstate(d, "SELECT certreg.key_suspend(%s, 'r')", (pki.leaf("ec-ok")["key_id"],))
+    assert code == "42501"
+    cur = d.cursor()
+    cur.execute("SELECT key_status FROM certreg.decide(%s, %s::jsonb, '127.0.0.1', true)",
+                (pki.leaf("ec-ok")["key_id"], cert))
+    assert cur.fetchone() == ("none",)
+    cur.execute("SELECT certreg.ping()")
+    assert cur.fetchone()[0] >= 2
+
+
+def test_decide_records_pending_attempts(db, pki):
+    su = connect(db).cursor()
+    leaf = pki.leaf("rsa-ok")
+    cert = json.dumps({"sha256": leaf["sha256"], "key_id": leaf["key_id"], "subject": "CN=p",
+                       "issuer": "CN=i", "serial": "02", "not_before": "2026-01-01T00:00:00Z",
+                       "not_after": "2027-01-01T00:00:00Z"})
+    for peer in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        su.execute("SELECT * FROM certreg.decide(%s, %s::jsonb, %s, true)",
+                   (leaf["key_id"], cert, peer))
+    su.execute("SELECT attempts, last_peer FROM certreg.pending WHERE key_id = %s",
+               (leaf["key_id"],))
+    assert su.fetchone() == (3, "10.0.0.3")
+
+
+def plan(cur, sql, args=()):
+    cur.execute("EXPLAIN " + sql, args)
+    return "\n".join(r[0] for r in cur.fetchall())
+
+
+def test_plans_on_a_generated_dataset(db, pg_cluster):
+    p = subprocess.run([str(pg_cluster.bin / "psql"), "-X", "-q", "-d", db.conninfo,
+                        "-v", "offices=16", "-v", "units_per_office=50", "-v", "keys=20000",
+                        "-f", str(GEN)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    cur = connect(db).cursor()
+    cur.execute("SELECT count(*) FROM certreg.keys")
+    assert cur.fetchone()[0] == 20000
+    cur.execute("SELECT key_id FROM certreg.keys LIMIT 1")
+    key = cur.fetchone()[0]
+    # The decision's lookup: one probe of the key's primary key, then the
+    # unit and office by theirs.
+    text = plan(cur, "SELECT k.status, u.name, o.name FROM certreg.keys k"
+                     " JOIN certreg.units u ON u.registration_no = k.registration_no"
+                     " JOIN certreg.offices o ON o.code = u.office_code WHERE k.key_id = %s",
+                (key,))
+    assert "Index Scan using keys_pkey" in text, text
+    assert "Seq Scan on keys" not in text, text
+    # pending list --search: the trigram indexes serve a fragment search.
+    search = ("SELECT key_id FROM certreg.pending_v WHERE subject ILIKE %s"
+              " OR credit_code ILIKE %s OR holder_id ILIKE %s")
+    cur.execute("SET enable_seqscan = off")
+    text = plan(cur, search, ("%待关联单位12%",) * 3)
+    for index in ("pending_subject_trgm", "pending_credit_trgm", "pending_holder_trgm"):
+        assert index in text, text
