@@ -222,64 +222,32 @@ int verify_error_table_code(size_t i)
 	return i < verify_error_table_size() ? verify_error_table[i].error : -1;
 }
 
+struct pem_kind {
+	const char *noun; /* in messages: "certificate", "CRL" */
+	void *(*d2i)(const unsigned char **p, long len);
+	void *(*pem)(BIO *bio);
+	bool (*push)(void *stack, void *obj);
+	void (*free)(void *obj);
+};
+
+static void *cert_d2i(const unsigned char **p, long len);
+static void *cert_pem(BIO *bio);
+static bool cert_push(void *stack, void *obj);
+static void cert_free(void *obj);
+static void *crl_d2i(const unsigned char **p, long len);
+static void *crl_pem(BIO *bio);
+static bool crl_push(void *stack, void *obj);
+static void crl_free(void *obj);
+static bool load_objects(const char *path, const struct pem_kind *kind, void *stack, char *err,
+                         size_t errlen);
+
+static const struct pem_kind pem_kind_cert = {"certificate", cert_d2i, cert_pem, cert_push,
+                                              cert_free};
+static const struct pem_kind pem_kind_crl = {"CRL", crl_d2i, crl_pem, crl_push, crl_free};
+
 bool verify_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)
 {
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	BIO *bio = NULL;
-	int n = 0;
-	bool ok = false;
-
-	if (!read_file(path, &buf, &len, err, errlen))
-		return false;
-	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
-		const unsigned char *p = buf;
-		X509 *x = d2i_X509(NULL, &p, (long)len);
-
-		if (x == NULL || p != buf + len) {
-			X509_free(x);
-			snprintf(err, errlen, "%s: not a PEM or DER certificate", path);
-			goto fail;
-		}
-		if (!sk_X509_push(out, x)) {
-			X509_free(x);
-			snprintf(err, errlen, "%s: out of memory", path);
-			goto fail;
-		}
-		ok = true;
-		goto fail;
-	}
-	bio = BIO_new_mem_buf(buf, (int)len);
-	if (bio == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	for (;;) {
-		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-
-		if (x == NULL)
-			break;
-		if (!sk_X509_push(out, x)) {
-			X509_free(x);
-			snprintf(err, errlen, "%s: out of memory", path);
-			goto fail;
-		}
-		n++;
-	}
-	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
-		snprintf(err, errlen, "%s: certificate %d: %s", path, n + 1, openssl_words());
-		goto fail;
-	}
-	if (n == 0) {
-		snprintf(err, errlen, "%s: no certificate found", path);
-		goto fail;
-	}
-	ok = true;
-fail:
-	ERR_clear_error();
-	BIO_free(bio);
-	free(buf);
-	return ok;
+	return load_objects(path, &pem_kind_cert, out, err, errlen);
 }
 
 bool verify_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
@@ -1183,6 +1151,47 @@ fail:
 
 static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
 {
+	return load_objects(path, &pem_kind_crl, out, err, errlen);
+}
+
+/* Certificates and CRLs load alike: one DER object, or one or more PEM
+ * objects; these adapters let load_objects handle both. */
+static void *cert_d2i(const unsigned char **p, long len)
+{
+	return d2i_X509(NULL, p, len);
+}
+static void *cert_pem(BIO *bio)
+{
+	return PEM_read_bio_X509(bio, NULL, NULL, NULL);
+}
+static bool cert_push(void *stack, void *obj)
+{
+	return sk_X509_push(stack, obj) > 0;
+}
+static void cert_free(void *obj)
+{
+	X509_free(obj);
+}
+static void *crl_d2i(const unsigned char **p, long len)
+{
+	return d2i_X509_CRL(NULL, p, len);
+}
+static void *crl_pem(BIO *bio)
+{
+	return PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
+}
+static bool crl_push(void *stack, void *obj)
+{
+	return sk_X509_CRL_push(stack, obj) > 0;
+}
+static void crl_free(void *obj)
+{
+	X509_CRL_free(obj);
+}
+
+static bool load_objects(const char *path, const struct pem_kind *kind, void *stack, char *err,
+                         size_t errlen)
+{
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	BIO *bio = NULL;
@@ -1193,15 +1202,16 @@ static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err,
 		return false;
 	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
 		const unsigned char *p = buf;
-		X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+		void *obj = kind->d2i(&p, (long)len);
 
-		if (crl == NULL || p != buf + len) {
-			X509_CRL_free(crl);
-			snprintf(err, errlen, "%s: not a PEM or DER CRL", path);
+		if (obj == NULL || p != buf + len) {
+			if (obj != NULL)
+				kind->free(obj);
+			snprintf(err, errlen, "%s: not a PEM or DER %s", path, kind->noun);
 			goto fail;
 		}
-		if (!sk_X509_CRL_push(out, crl)) {
-			X509_CRL_free(crl);
+		if (!kind->push(stack, obj)) {
+			kind->free(obj);
 			snprintf(err, errlen, "%s: out of memory", path);
 			goto fail;
 		}
@@ -1213,24 +1223,19 @@ static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err,
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
 	}
-	for (;;) {
-		X509_CRL *crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
-
-		if (crl == NULL)
-			break;
-		if (!sk_X509_CRL_push(out, crl)) {
-			X509_CRL_free(crl);
+	for (void *obj; (obj = kind->pem(bio)) != NULL; n++) {
+		if (!kind->push(stack, obj)) {
+			kind->free(obj);
 			snprintf(err, errlen, "%s: out of memory", path);
 			goto fail;
 		}
-		n++;
 	}
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
-		snprintf(err, errlen, "%s: CRL %d: %s", path, n + 1, openssl_words());
+		snprintf(err, errlen, "%s: %s %d: %s", path, kind->noun, n + 1, openssl_words());
 		goto fail;
 	}
 	if (n == 0) {
-		snprintf(err, errlen, "%s: no CRL found", path);
+		snprintf(err, errlen, "%s: no %s found", path, kind->noun);
 		goto fail;
 	}
 	ok = true;
