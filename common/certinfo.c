@@ -118,7 +118,6 @@ bool certinfo_summarize(X509 *cert, const struct holder_sources *src, time_t now
 	char *hex = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	double diff;
 
 	memset(out, 0, sizeof(*out));
 	if (cert == NULL)
@@ -143,11 +142,7 @@ bool certinfo_summarize(X509 *cert, const struct holder_sources *src, time_t now
 	if (!certinfo_asn1_time(X509_get0_notBefore(cert), &out->not_before) ||
 	    !certinfo_asn1_time(X509_get0_notAfter(cert), &out->not_after))
 		goto fail;
-	/* Floor division, so one second past notAfter already reads -1. */
-	diff = difftime(out->not_after, now);
-	out->days_left = (long)(diff / 86400.0);
-	if (diff < 0 && (double)out->days_left * 86400.0 != diff)
-		out->days_left--;
+	out->days_left = certinfo_days_left(out->not_after, now);
 
 	if (!X509_digest(cert, EVP_sha256(), md, &mdlen) || mdlen != 32)
 		goto fail;
@@ -177,6 +172,17 @@ fail:
 	certinfo_holder_sources_free(own);
 	memset(out, 0, sizeof(*out));
 	return false;
+}
+
+long certinfo_days_left(time_t not_after, time_t now)
+{
+	/* Floor division, so one second past notAfter already reads -1. */
+	double diff = difftime(not_after, now);
+	long days = (long)(diff / 86400.0);
+
+	if (diff < 0 && (double)days * 86400.0 != diff)
+		days--;
+	return days;
 }
 
 bool certinfo_key_id(X509 *cert, char out[CERTINFO_HEX256_LEN])

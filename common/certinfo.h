@@ -31,6 +31,9 @@ struct cert_summary {
 	char credit_code[19];             /* "" when no valid USCC is carried */
 };
 
+/* Whole days from now to not_after, rounded down (-1 one second after). */
+long certinfo_days_left(time_t not_after, time_t now);
+
 /* Parsed holder_id_sources: extension OIDs and subject attributes, in order. */
 struct holder_sources;
 

@@ -56,6 +56,7 @@ static const struct config_entry config_table[] = {
     {"server", "cert_header", CT_STRING, F(cert_header), "X-SSL-Client-Cert", 0, 0, true, 0},
     {"server", "max_body", CT_LONG, F(max_body), "65536", 1024, 16 * 1024 * 1024, true, 0},
     {"server", "request_timeout", CT_INT, F(request_timeout), "10", 1, 3600, true, 0},
+    {"server", "max_connections", CT_INT, F(max_connections), "4096", 1, 1000000, true, 0},
     {"server", "log_level", CT_LOG_LEVEL, F(log_level), "info", 0, 0, true, 0},
 
     {"trust", "ca_file", CT_STRING, F(ca_file), NULL, 0, 0, true, LINE(line_ca_file)},
@@ -75,6 +76,7 @@ static const struct config_entry config_table[] = {
 
     {"cache", "size", CT_INT, F(cache_size), "100000", 0, 10000000, false, 0},
     {"cache", "ttl", CT_INT, F(cache_ttl), "60", 0, 86400, true, 0},
+    {"cache", "verify_size", CT_INT, F(verify_cache_size), "4096", 0, 1000000, true, 0},
     {"cache", "record_interval", CT_INT, F(record_interval), "60", 0, 86400, true, 0},
 };
 

@@ -30,7 +30,8 @@ struct config {
 	struct cidr_list trusted_proxies;
 	char *cert_header;
 	long max_body;
-	int request_timeout; /* seconds a connection may stay silent or idle */
+	int request_timeout; /* seconds for a whole request to arrive (and a reply to leave) */
+	int max_connections; /* open client connections per worker process */
 	char *log_level;
 
 	/* [trust] */
@@ -49,9 +50,10 @@ struct config {
 	int pool_size; /* connections per worker, besides the LISTEN one */
 
 	/* [cache] */
-	int cache_size;      /* entries per worker */
-	int cache_ttl;       /* seconds */
-	int record_interval; /* seconds between last-use writes per key */
+	int cache_size;        /* entries per worker */
+	int verify_cache_size; /* verified results kept per worker */
+	int cache_ttl;         /* seconds */
+	int record_interval;   /* seconds between last-use writes per key */
 
 	/* Line of each file-valued key, so later checks can name it. */
 	int line_tls_cert, line_tls_key, line_ca_file, line_intermediates_file, line_crl_dir;

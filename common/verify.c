@@ -193,6 +193,8 @@ static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X50
                       time_t now, enum verify_purpose purpose, struct verify_result *out);
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
                              enum verify_purpose purpose);
+static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) * chain, time_t now,
+                               const struct verify_result *out);
 static void result_init(struct verify_result *out);
 static void result_malformed(struct verify_result *out, int depth, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -919,6 +921,8 @@ static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X50
 		snprintf(out->reason, sizeof(out->reason), "ok");
 		out->expiring_soon = difftime(out->leaf.not_after, now) <
 		                     (double)store->expiry_warning_days * 86400.0;
+		out->stable_until =
+		    run_stable_until(store, X509_STORE_CTX_get0_chain(ctx), now, out);
 	}
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(untrusted);
@@ -981,6 +985,48 @@ static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
 	    (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
 		run_fail(run, OUTCOME_CERT_WRONG_USAGE, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, 0,
 		         leaf, "key usage does not include digitalSignature");
+}
+
+/*
+ * Until when an OK result stays OK with nothing but the clock moving: the
+ * first moment a certificate of the chain expires, a CRL goes stale (any
+ * CRL: conservative and cheap) or the expiry warning starts. The store is
+ * immutable, so nothing else can change it.
+ */
+static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) * chain, time_t now,
+                               const struct verify_result *out)
+{
+	time_t until = out->leaf.not_after, t;
+
+	for (int i = 0; i < sk_X509_num(chain); i++)
+		if (!certinfo_asn1_time(X509_get0_notAfter(sk_X509_value(chain, i)), &t) ||
+		    (t < until && (until = t) <= now))
+			return 0;
+	if (store->revocation != REVOCATION_OFF) {
+		for (int i = 0; i < sk_X509_CRL_num(store->crls); i++) {
+			X509_CRL *crl = sk_X509_CRL_value(store->crls, i);
+			const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+			/* A CRL issued "in the future" starts counting then. */
+			if (certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t) && t > now &&
+			    t < until)
+				until = t;
+			if (next == NULL || !certinfo_asn1_time(next, &t))
+				continue; /* no nextUpdate: never stale */
+			if (t < until)
+				until = t;
+		}
+	}
+	if (!out->expiring_soon) {
+		t = out->leaf.not_after - (time_t)store->expiry_warning_days * 86400;
+		if (t < until)
+			until = t;
+	}
+	return until > now ? until : 0;
+}
+
+void verify_result_at(struct verify_result *r, time_t now)
+{
+	r->leaf.days_left = certinfo_days_left(r->leaf.not_after, now);
 }
 
 static void result_init(struct verify_result *out)

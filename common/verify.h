@@ -58,6 +58,11 @@ struct verify_result {
 	struct cert_summary leaf;
 	bool expiring_soon; /* OK and fewer than expiry_warning_days left */
 	struct verify_crl_used crl;
+	/* The same store gives this same result (up to verify_result_at) for the
+	 * same input at any later time before stable_until: set for OK results
+	 * only, as the earliest notAfter in the chain, nextUpdate of any CRL and
+	 * the expiry warning threshold; 0 when the result must not be reused. */
+	time_t stable_until;
 };
 
 /* Immutable once loaded, shared by reference count between the requests in
@@ -134,5 +139,9 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
  */
 void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
                  enum verify_purpose purpose, struct verify_result *out);
+
+/* Brings a result computed earlier (see stable_until) to now: the
+ * time-derived fields. */
+void verify_result_at(struct verify_result *r, time_t now);
 
 #endif

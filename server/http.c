@@ -1,466 +1,949 @@
 /*
- * http.c - routes and handlers of the API and TLS listeners.
+ * http.c - HTTP/1.1 connections of one worker: accept, TLS, parse, reply.
  *
- * A decision request allocates one struct http_call, runs the engine on the
- * certificate (synchronously: it is CPU work), then hands the result to
- * decision.c, which calls http_decided exactly once; that replies and frees
- * the call. evhttp keeps a request whose client went away until we reply,
- * so the call is never freed under a pending decision.
+ * Each connection is a bufferevent (bufferevent_openssl on the TLS
+ * listener) and walks the states below; only the handler runs between
+ * reading and writing, and reading is off meanwhile, so a client can never
+ * have two requests in flight. One timer per connection is the deadline of
+ * the state it is in: the whole request (handshake, headers and body) must
+ * arrive within request_timeout of the connection becoming ready for it, so
+ * a client sending a byte now and then is cut like a silent one.
+ *
+ * libevent's evhttp is not used: in 2.1 it has neither a whole-request
+ * deadline nor a hook to count or cap connections.
  */
 #include "http.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
-#include <jansson.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
 
-#include "decision.h"
 #include "log.h"
-#include "render.h"
-#include "tls.h"
-#include "worker.h"
 
-enum http_kind { HTTP_VERIFY, HTTP_AUTH, HTTP_LOGIN };
+#define HTTP_MAX_HEAD       (16 * 1024) /* request line and headers */
+#define HTTP_MAX_HEADERS    64
+#define HTTP_MAX_CHUNK_LINE 1024 /* a chunk-size line, extensions included */
+#define HTTP_MAX_TRAILER    4096
+#define HTTP_LINGER_SECONDS 2 /* reading what a closing client still sends */
+#define HTTP_MAX_LISTENERS  2
+#define HTTP_REPLY_HEADERS  512
 
-struct http_call {
-	struct evhttp_request *req;
-	enum http_kind kind;
-	enum outcome_lang lang;
-	bool html;
-	struct decision decision;
+enum conn_state {
+	CONN_READ_HEAD,  /* waiting for (the rest of) a request line and headers */
+	CONN_READ_BODY,  /* Content-Length body */
+	CONN_CHUNK_SIZE, /* chunked body: a chunk-size line */
+	CONN_CHUNK_DATA, /* chunked body: chunk data and its CRLF */
+	CONN_TRAILER,    /* chunked body: trailer lines up to the empty one */
+	CONN_HANDLING,   /* the handler has the request */
+	CONN_WRITING,    /* the reply is being written */
+	CONN_LINGERING,  /* reply sent, write side shut: draining input before close */
 };
 
-struct http_ready {
-	struct evhttp_request *req;
-	struct worker *worker;
-	struct registry_query *query;
-	struct event *timer;
-	json_t *reasons;
+struct http_header {
+	const char *name;
+	const char *value;
 };
 
-static void http_verify(struct evhttp_request *req, struct worker *w);
-static void http_auth(struct evhttp_request *req, struct worker *w);
-static void http_login(struct evhttp_request *req, struct worker *w);
-static void http_readyz(struct evhttp_request *req, struct worker *w);
-static void http_metrics(struct evhttp_request *req, struct worker *w);
-static struct http_call *http_call_new(struct evhttp_request *req, struct worker *w,
-                                       enum http_kind kind);
-static void http_decided(struct decision *d, void *arg);
-static void http_ready_done(void *arg, bool ok);
-static void http_ready_timeout(evutil_socket_t fd, short what, void *arg);
-static void http_ready_reply(struct http_ready *r, bool db_ok);
-static void http_error(struct evhttp_request *req, int status, const char *error,
-                       const char *detail);
-static void http_send_json(struct evhttp_request *req, int status, json_t *body);
-static const char *http_path(struct evhttp_request *req);
-static const struct sockaddr *http_peer_addr(struct evhttp_request *req);
-static void http_peer_text(struct evhttp_request *req, char *buf, size_t len);
-static bool http_media_type_is(const char *ct, const char *type);
+struct http_request {
+	struct http_conn *conn;
+	enum http_method method;
+	int minor; /* HTTP/1.minor */
+	const char *path;
+	char *head; /* the header block, parsed in place; owned */
+	struct http_header headers[HTTP_MAX_HEADERS];
+	int nheaders;
+	char *body; /* owned, NUL-terminated */
+	size_t body_len;
+	size_t body_cap;
+	size_t chunk_left;
+	size_t trailer_len;
+	bool keep_alive;
+	char reply_headers[HTTP_REPLY_HEADERS];
+	size_t reply_headers_len;
+};
 
-void http_api_handler(struct evhttp_request *req, void *arg)
+struct http_listener {
+	struct http_server *server;
+	struct evconnlistener *lev;
+	SSL_CTX *tls;
+	size_t max_body;
+	http_handler handler;
+	void *arg;
+};
+
+struct http_conn {
+	TAILQ_ENTRY(http_conn) link;      /* server->conns */
+	TAILQ_ENTRY(http_conn) idle_link; /* server->idle, when in_idle */
+	bool in_idle;
+	struct http_server *server;
+	struct http_listener *listener;
+	struct bufferevent *bev; /* NULL once the peer is gone */
+	struct event *deadline;
+	enum conn_state state;
+	bool peer_eof;  /* the client will send nothing more */
+	bool closing;   /* close once the reply is written */
+	bool got_bytes; /* some of the current request has arrived */
+	bool served;    /* a reply has been written on this connection */
+	size_t scan;    /* where the search for the end of the headers resumes */
+	struct sockaddr_storage peer;
+	char peer_text[INET6_ADDRSTRLEN];
+	struct http_request req;
+};
+
+TAILQ_HEAD(http_conn_list, http_conn);
+
+struct http_server {
+	struct event_base *base;
+	struct http_limits limits;
+	struct http_listener listeners[HTTP_MAX_LISTENERS];
+	int nlisteners;
+	struct http_conn_list conns;
+	struct http_conn_list idle; /* waiting for a request's first byte, oldest first */
+	struct http_stats stats;
+	bool draining;
+	time_t date_at;
+	char date[40];
+};
+
+static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                           int socklen, void *arg);
+static void http_read_cb(struct bufferevent *bev, void *arg);
+static void http_write_cb(struct bufferevent *bev, void *arg);
+static void http_event_cb(struct bufferevent *bev, short what, void *arg);
+static void http_deadline_cb(evutil_socket_t fd, short what, void *arg);
+static void http_process(struct http_conn *c);
+static bool http_read_head(struct http_conn *c);
+static bool http_read_body(struct http_conn *c);
+static bool http_read_chunk_size(struct http_conn *c);
+static bool http_read_chunk_data(struct http_conn *c);
+static bool http_read_trailer(struct http_conn *c);
+static bool http_parse_head(struct http_conn *c, size_t len);
+static bool http_frame_body(struct http_conn *c);
+static void http_dispatch(struct http_conn *c);
+static void http_fail(struct http_conn *c, int status, const char *error, const char *detail);
+static void http_ready_for_request(struct http_conn *c);
+static void http_linger(struct http_conn *c);
+static void http_arm(struct http_conn *c, int seconds);
+static void http_idle_set(struct http_conn *c, bool idle);
+static void http_request_reset(struct http_request *req);
+static void http_conn_free(struct http_conn *c);
+static const char *http_reason(int status);
+static const char *http_date(struct http_server *s);
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *limits)
 {
-	struct worker *w = arg;
-	const char *path = http_path(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct http_server *s = calloc(1, sizeof(*s));
 
-	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-	    strcmp(path, "/metrics") == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-			http_error(req, 405, "method_not_allowed", "use GET");
-			return;
-		}
-		if (strcmp(path, "/healthz") == 0)
-			http_send_json(req, 200, json_pack("{s:s}", "status", "ok"));
-		else if (strcmp(path, "/readyz") == 0)
-			http_readyz(req, w);
-		else
-			http_metrics(req, w);
-		return;
-	}
-	if (strncmp(path, "/v1/", 4) == 0) {
-		const struct sockaddr *sa = http_peer_addr(req);
-		if (sa == NULL || !cidr_list_match(&w->cfg->api_allow, sa)) {
-			http_error(req, 403, "forbidden", "this address is not in api_allow");
-			return;
-		}
-		if (strcmp(path, "/v1/verify") == 0) {
-			if (cmd != EVHTTP_REQ_POST)
-				http_error(req, 405, "method_not_allowed", "use POST");
-			else
-				http_verify(req, w);
-			return;
-		}
-		if (strcmp(path, "/v1/auth") == 0) {
-			if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
-				http_error(req, 405, "method_not_allowed", "use GET");
-			else
-				http_auth(req, w);
-			return;
-		}
-	}
-	http_error(req, 404, "not_found", "no such endpoint");
+	if (s == NULL)
+		return NULL;
+	s->base = base;
+	s->limits = *limits;
+	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->idle);
+	return s;
 }
 
-void http_tls_handler(struct evhttp_request *req, void *arg)
+bool http_server_listen(struct http_server *s, int fd, SSL_CTX *tls, size_t max_body,
+                        http_handler handler, void *arg)
 {
-	struct worker *w = arg;
-	const char *path = http_path(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct http_listener *l;
 
-	if (strcmp(path, "/v1/login") == 0) {
-		if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
-			http_error(req, 405, "method_not_allowed", "use GET");
-		else
-			http_login(req, w);
-		return;
-	}
-	if (strcmp(path, "/healthz") == 0) {
-		http_send_json(req, 200, json_pack("{s:s}", "status", "ok"));
-		return;
-	}
-	http_error(req, 404, "not_found", "no such endpoint");
-}
-
-/* POST /v1/verify: a JSON body or a raw PEM bundle. */
-static void http_verify(struct evhttp_request *req, struct worker *w)
-{
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in);
-	const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	struct evbuffer *pem = evbuffer_new();
-	struct http_call *call;
-	char detail[200];
-
-	if (pem == NULL) {
-		http_error(req, 503, "unavailable", "out of memory");
-		return;
-	}
-	if (!http_parse_verify_body(body, len, ct, pem, detail, sizeof(detail))) {
-		evbuffer_free(pem);
-		http_error(req, 400, "bad_request", detail);
-		return;
-	}
-	call = http_call_new(req, w, HTTP_VERIFY);
-	if (call == NULL) {
-		evbuffer_free(pem);
-		return;
-	}
-	len = evbuffer_get_length(pem);
-	verify_bytes(w->store, len ? evbuffer_pullup(pem, -1) : (const unsigned char *)"", len,
-	             call->decision.now, VERIFY_PURPOSE_CLIENT, &call->decision.vr);
-	evbuffer_free(pem);
-	decision_begin(&call->decision, http_decided, call);
-}
-
-bool http_parse_verify_body(const char *body, size_t len, const char *content_type,
-                            struct evbuffer *pem_out, char *detail, size_t detail_len)
-{
-	json_error_t jerr;
-	json_t *doc, *cert, *chain, *item;
-	size_t i;
-
-	if (http_media_type_is(content_type, "application/pem-certificate-chain")) {
-		if (len == 0) {
-			snprintf(detail, detail_len, "empty body: expected a PEM bundle");
-			return false;
-		}
-		if (evbuffer_add(pem_out, body, len) != 0)
-			goto oom;
-		return true;
-	}
-	if (content_type != NULL && !http_media_type_is(content_type, "application/json")) {
-		snprintf(detail, detail_len,
-		         "Content-Type must be application/json or "
-		         "application/pem-certificate-chain");
+	if (s->nlisteners == HTTP_MAX_LISTENERS)
 		return false;
-	}
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL) {
-		snprintf(detail, detail_len, "body is not JSON: %s (line %d)", jerr.text,
-		         jerr.line);
+	l = &s->listeners[s->nlisteners];
+	*l = (struct http_listener){s, NULL, tls, max_body, handler, arg};
+	/* Backlog 0: the supervisor has called listen() already. */
+	l->lev = evconnlistener_new(s->base, http_accept_cb, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	if (l->lev == NULL)
 		return false;
-	}
-	cert = json_object_get(doc, "certificate");
-	chain = json_object_get(doc, "chain");
-	if (!json_is_object(doc) || !json_is_string(cert)) {
-		json_decref(doc);
-		snprintf(detail, detail_len,
-		         "expected {\"certificate\": \"<PEM>\", \"chain\": [\"<PEM>\"]}");
-		return false;
-	}
-	if (chain != NULL && !json_is_null(chain) && !json_is_array(chain)) {
-		json_decref(doc);
-		snprintf(detail, detail_len, "\"chain\" must be an array of PEM strings");
-		return false;
-	}
-	if (evbuffer_add(pem_out, json_string_value(cert), json_string_length(cert)) != 0) {
-		json_decref(doc);
-		goto oom;
-	}
-	json_array_foreach(chain, i, item)
-	{
-		if (!json_is_string(item)) {
-			json_decref(doc);
-			snprintf(detail, detail_len, "\"chain\" must be an array of PEM strings");
-			return false;
-		}
-		if (evbuffer_add(pem_out, "\n", 1) != 0 ||
-		    evbuffer_add(pem_out, json_string_value(item), json_string_length(item)) != 0) {
-			json_decref(doc);
-			goto oom;
-		}
-	}
-	json_decref(doc);
+	s->nlisteners++;
 	return true;
-oom:
-	snprintf(detail, detail_len, "out of memory");
+}
+
+void http_server_drain(struct http_server *s)
+{
+	struct http_conn *c, *next;
+
+	s->draining = true;
+	for (int i = 0; i < s->nlisteners; i++) {
+		if (s->listeners[i].lev != NULL)
+			evconnlistener_free(s->listeners[i].lev);
+		s->listeners[i].lev = NULL;
+	}
+	/* Idle keep-alive connections close now (a client must be ready for
+	 * that, RFC 9112 9.3.1). A new connection has not sent its first
+	 * request yet but is about to: it keeps its deadline, and its reply
+	 * says Connection: close. */
+	for (c = TAILQ_FIRST(&s->idle); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, idle_link);
+		if (c->served)
+			http_conn_free(c);
+	}
+}
+
+struct http_stats http_server_stats(const struct http_server *s)
+{
+	return s->stats;
+}
+
+void http_server_free(struct http_server *s)
+{
+	struct http_conn *c;
+
+	if (s == NULL)
+		return;
+	for (int i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].lev != NULL)
+			evconnlistener_free(s->listeners[i].lev);
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
+		http_conn_free(c);
+	free(s);
+}
+
+static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                           int socklen, void *arg)
+{
+	struct http_listener *l = arg;
+	struct http_server *s = l->server;
+	struct http_conn *c;
+	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+	(void)lev;
+	if (s->stats.open >= (uint64_t)s->limits.max_connections) {
+		/* Make room by closing the connection that has waited longest
+		 * without sending anything (idle keep-alive, or silent); refuse
+		 * the new one when every connection is busy. */
+		struct http_conn *oldest = TAILQ_FIRST(&s->idle);
+		s->stats.cap_dropped++;
+		if (oldest == NULL) {
+			evutil_closesocket(fd);
+			return;
+		}
+		http_conn_free(oldest);
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->server = s;
+	c->listener = l;
+	if ((size_t)socklen <= sizeof(c->peer))
+		memcpy(&c->peer, sa, (size_t)socklen);
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer_text,
+		          sizeof(c->peer_text));
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer_text,
+		          sizeof(c->peer_text));
+	else
+		snprintf(c->peer_text, sizeof(c->peer_text), "-");
+	if (l->tls != NULL) {
+		SSL *ssl = SSL_new(l->tls);
+		/* On failure libevent has already freed ssl (CLOSE_ON_FREE). */
+		c->bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl,
+		                                              BUFFEREVENT_SSL_ACCEPTING, opts)
+		             : NULL;
+	} else {
+		c->bev = bufferevent_socket_new(s->base, fd, opts);
+	}
+	c->deadline = evtimer_new(s->base, http_deadline_cb, c);
+	if (c->bev == NULL || c->deadline == NULL) {
+		if (c->bev == NULL)
+			evutil_closesocket(fd);
+		else
+			bufferevent_free(c->bev);
+		if (c->deadline != NULL)
+			event_free(c->deadline);
+		free(c);
+		return;
+	}
+	c->req.conn = c;
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	s->stats.open++;
+	s->stats.accepted++;
+	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb, c);
+	http_ready_for_request(c);
+}
+
+/* The connection waits for a (next) request: the deadline restarts. */
+static void http_ready_for_request(struct http_conn *c)
+{
+	http_request_reset(&c->req);
+	c->state = CONN_READ_HEAD;
+	c->got_bytes = false;
+	c->scan = 0;
+	http_arm(c, c->server->limits.request_timeout);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		http_process(c); /* a pipelined request is here already */
+	else
+		http_idle_set(c, true);
+}
+
+static void http_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->state == CONN_LINGERING) {
+		evbuffer_drain(bufferevent_get_input(bev),
+		               evbuffer_get_length(bufferevent_get_input(bev)));
+		return;
+	}
+	http_process(c);
+}
+
+/* Advances through the reading states as far as the input allows. */
+static void http_process(struct http_conn *c)
+{
+	bool progress = true;
+
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		c->got_bytes = true;
+		http_idle_set(c, false);
+	}
+	while (progress) {
+		switch (c->state) {
+		case CONN_READ_HEAD:
+			progress = http_read_head(c);
+			break;
+		case CONN_READ_BODY:
+			progress = http_read_body(c);
+			break;
+		case CONN_CHUNK_SIZE:
+			progress = http_read_chunk_size(c);
+			break;
+		case CONN_CHUNK_DATA:
+			progress = http_read_chunk_data(c);
+			break;
+		case CONN_TRAILER:
+			progress = http_read_trailer(c);
+			break;
+		default:
+			return;
+		}
+	}
+}
+
+static bool http_read_head(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr start, end;
+	char lead[2];
+	size_t len;
+
+	/* RFC 9112 2.2: ignore empty lines before the request line. */
+	while (evbuffer_copyout(in, lead, 2) == 2 && lead[0] == '\r' && lead[1] == '\n')
+		evbuffer_drain(in, 2);
+	len = evbuffer_get_length(in);
+	if (len == 0)
+		return false;
+	if (evbuffer_ptr_set(in, &start, c->scan, EVBUFFER_PTR_SET) != 0)
+		return false;
+	end = evbuffer_search(in, "\r\n\r\n", 4, &start);
+	if (end.pos < 0) {
+		if (len > HTTP_MAX_HEAD)
+			http_fail(c, 431, "headers_too_large",
+			          "request line and headers over 16 KiB");
+		else
+			c->scan = len >= 3 ? len - 3 : 0;
+		return false;
+	}
+	len = (size_t)end.pos + 4;
+	if (len > HTTP_MAX_HEAD) {
+		http_fail(c, 431, "headers_too_large", "request line and headers over 16 KiB");
+		return false;
+	}
+	c->req.head = malloc(len + 1);
+	if (c->req.head == NULL) {
+		http_fail(c, 503, "unavailable", "out of memory");
+		return false;
+	}
+	evbuffer_remove(in, c->req.head, len);
+	c->req.head[len] = '\0';
+	if (!http_parse_head(c, len) || !http_frame_body(c))
+		return false;
+	if (c->state == CONN_READ_HEAD)
+		http_dispatch(c); /* no body */
+	return c->state != CONN_HANDLING && c->state != CONN_WRITING;
+}
+
+static bool http_is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* Splits the header block in place; false after answering 400 or 431. */
+static bool http_parse_head(struct http_conn *c, size_t len)
+{
+	struct http_request *req = &c->req;
+	char *line = req->head, *next, *sp, *target, *version;
+
+	req->minor = 1; /* until known: how an error reply is framed */
+	if (memchr(req->head, '\0', len) != NULL) {
+		http_fail(c, 400, "bad_request", "NUL byte in the request head");
+		return false;
+	}
+	next = strstr(line, "\r\n");
+	*next = '\0';
+	next += 2;
+	/* request-line = method SP request-target SP HTTP-version */
+	sp = line;
+	while (http_is_tchar((unsigned char)*sp))
+		sp++;
+	if (sp == line || *sp != ' ' || sp - line > 32) {
+		http_fail(c, 400, "bad_request", "malformed request line");
+		return false;
+	}
+	*sp = '\0';
+	target = sp + 1;
+	sp = strchr(target, ' ');
+	if (sp == NULL) {
+		http_fail(c, 400, "bad_request", "malformed request line");
+		return false;
+	}
+	*sp = '\0';
+	version = sp + 1;
+	if (strcmp(version, "HTTP/1.1") == 0) {
+		req->minor = 1;
+	} else if (strcmp(version, "HTTP/1.0") == 0) {
+		req->minor = 0;
+	} else {
+		http_fail(c, 400, "bad_request", "only HTTP/1.0 and HTTP/1.1 are spoken here");
+		return false;
+	}
+	req->method = strcmp(line, "GET") == 0    ? HTTP_GET
+	              : strcmp(line, "HEAD") == 0 ? HTTP_HEAD
+	              : strcmp(line, "POST") == 0 ? HTTP_POST
+	                                          : HTTP_OTHER;
+	/* absolute-form (RFC 9112 3.2.2): the path is what follows the authority. */
+	if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
+		char *path = strchr(strstr(target, "//") + 2, '/');
+		target = path ? path : "/";
+	}
+	if (target[0] != '/') {
+		http_fail(c, 400, "bad_request", "the request target must be a path");
+		return false;
+	}
+	for (const char *p = target; *p; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p == 0x7f) {
+			http_fail(c, 400, "bad_request", "control character in the request target");
+			return false;
+		}
+	}
+	if ((sp = strchr(target, '?')) != NULL)
+		*sp = '\0';
+	req->path = target;
+	/* header-field = field-name ":" OWS field-value OWS */
+	for (line = next; *line != '\0' && strncmp(line, "\r\n", 2) != 0; line = next) {
+		char *colon, *value, *tail;
+
+		next = strstr(line, "\r\n");
+		*next = '\0';
+		next += 2;
+		if (*line == ' ' || *line == '\t') {
+			http_fail(c, 400, "bad_request", "obsolete header line folding");
+			return false;
+		}
+		colon = line;
+		while (http_is_tchar((unsigned char)*colon))
+			colon++;
+		if (colon == line || *colon != ':') {
+			http_fail(c, 400, "bad_request", "malformed header line");
+			return false;
+		}
+		*colon = '\0';
+		value = colon + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		tail = value + strlen(value);
+		while (tail > value && (tail[-1] == ' ' || tail[-1] == '\t'))
+			*--tail = '\0';
+		for (const char *p = value; *p; p++) {
+			if (*p == '\r' || *p == '\n') {
+				http_fail(c, 400, "bad_request", "bare CR or LF in a header");
+				return false;
+			}
+		}
+		if (req->nheaders == HTTP_MAX_HEADERS) {
+			http_fail(c, 431, "headers_too_large", "more than 64 header lines");
+			return false;
+		}
+		req->headers[req->nheaders++] = (struct http_header){line, value};
+	}
+	return true;
+}
+
+static int http_header_count(const struct http_request *req, const char *name)
+{
+	int n = 0;
+
+	for (int i = 0; i < req->nheaders; i++)
+		n += strcasecmp(req->headers[i].name, name) == 0;
+	return n;
+}
+
+/* Decides keep-alive and how the body is framed, and checks its size
+ * before reading any of it; false after answering an error. */
+static bool http_frame_body(struct http_conn *c)
+{
+	struct http_request *req = &c->req;
+	const char *conn = http_request_header(req, "Connection");
+	const char *te = http_request_header(req, "Transfer-Encoding");
+	const char *cl = http_request_header(req, "Content-Length");
+	const char *expect = http_request_header(req, "Expect");
+	size_t max = c->listener->max_body;
+	unsigned long long length = 0;
+
+	if (req->minor == 1)
+		req->keep_alive = conn == NULL || strcasecmp(conn, "close") != 0;
+	else
+		req->keep_alive = conn != NULL && strcasecmp(conn, "keep-alive") == 0;
+	/* Both framings at once is how requests are smuggled past proxies. */
+	if ((te != NULL && cl != NULL) || http_header_count(req, "Transfer-Encoding") > 1 ||
+	    http_header_count(req, "Content-Length") > 1) {
+		http_fail(c, 400, "bad_request", "conflicting or repeated body framing headers");
+		return false;
+	}
+	if (te != NULL) {
+		if (req->minor == 0 || strcasecmp(te, "chunked") != 0) {
+			http_fail(c, 501, "not_implemented",
+			          "only the chunked transfer coding is known");
+			return false;
+		}
+		if (max == 0) {
+			http_fail(c, 413, "payload_too_large", "this endpoint takes no body");
+			return false;
+		}
+		c->state = CONN_CHUNK_SIZE;
+	} else if (cl != NULL) {
+		size_t digits = strspn(cl, "0123456789");
+		if (digits == 0 || cl[digits] != '\0') {
+			http_fail(c, 400, "bad_request", "Content-Length is not a number");
+			return false;
+		}
+		if (digits > 15 || (length = strtoull(cl, NULL, 10)) > max) {
+			http_fail(c, 413, "payload_too_large",
+			          max ? "the body is larger than max_body"
+			              : "this endpoint takes no body");
+			return false;
+		}
+		if (length > 0)
+			c->state = CONN_READ_BODY;
+	}
+	if (c->state == CONN_READ_HEAD)
+		return true;
+	req->body_cap = length > 0 ? (size_t)length : 1024;
+	req->body = malloc(req->body_cap + 1);
+	if (req->body == NULL) {
+		http_fail(c, 503, "unavailable", "out of memory");
+		return false;
+	}
+	if (expect != NULL && strcasecmp(expect, "100-continue") == 0 && req->minor == 1)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return true;
+}
+
+static bool http_read_body(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct http_request *req = &c->req;
+
+	if (evbuffer_get_length(in) < req->body_cap)
+		return false;
+	evbuffer_remove(in, req->body, req->body_cap);
+	req->body_len = req->body_cap;
+	http_dispatch(c);
 	return false;
 }
 
-/* GET /v1/auth: nginx auth_request, certificate in cert_header. */
-static void http_auth(struct evhttp_request *req, struct worker *w)
+static bool http_read_chunk_size(struct http_conn *c)
 {
-	const struct sockaddr *sa = http_peer_addr(req);
-	const char *header =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), w->cfg->cert_header);
-	struct http_call *call = http_call_new(req, w, HTTP_AUTH);
-	const char *accept;
-	char *pem = NULL;
-	size_t len = 0;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct http_request *req = &c->req;
+	size_t n, size = 0, max = c->listener->max_body;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
+	char *p;
 
-	if (call == NULL)
-		return;
-	/* nginx's error_page for a refusal asks again with Accept: text/html,
-	 * so the user sees the same page /v1/login would show. */
-	accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
-	call->html = accept != NULL && strstr(accept, "text/html") != NULL &&
-	             strstr(accept, "application/json") == NULL;
-	/* Anyone can send the header; only a trusted proxy's copy means the
-	 * client presented that certificate in a TLS handshake. */
-	if (header != NULL && header[0] != '\0' && sa != NULL &&
-	    cidr_list_match(&w->cfg->trusted_proxies, sa)) {
-		pem = evhttp_uridecode(header, 0, &len);
-	} else if (header != NULL && header[0] != '\0') {
-		log_warn("event=untrusted_cert_header peer=%s", call->decision.peer);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > HTTP_MAX_CHUNK_LINE)
+			http_fail(c, 400, "bad_request", "chunk-size line too long");
+		return false;
 	}
-	verify_bytes(w->store, pem ? pem : "", pem ? len : 0, call->decision.now,
-	             VERIFY_PURPOSE_CLIENT, &call->decision.vr);
-	free(pem);
-	decision_begin(&call->decision, http_decided, call);
-}
-
-/* GET /v1/login on the TLS listener: the certificate of this connection,
- * decided again on every request (association status may have changed). */
-static void http_login(struct evhttp_request *req, struct worker *w)
-{
-	struct http_call *call = http_call_new(req, w, HTTP_LOGIN);
-	STACK_OF(X509) * chain;
-	X509 *leaf;
-	const char *accept;
-
-	if (call == NULL)
-		return;
-	accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
-	call->html = accept != NULL && strstr(accept, "text/html") != NULL &&
-	             strstr(accept, "application/json") == NULL;
-	leaf = tls_peer(req, &chain);
-	verify_x509(w->store, leaf, chain, call->decision.now, VERIFY_PURPOSE_CLIENT,
-	            &call->decision.vr);
-	decision_begin(&call->decision, http_decided, call);
-}
-
-static struct http_call *http_call_new(struct evhttp_request *req, struct worker *w,
-                                       enum http_kind kind)
-{
-	struct http_call *call = calloc(1, sizeof(*call));
-	char peer[64];
-
-	if (call == NULL) {
-		http_error(req, 503, "unavailable", "out of memory");
-		return NULL;
+	for (p = line; isxdigit((unsigned char)*p) && p - line < 8; p++)
+		size = size * 16 + (size_t)(isdigit((unsigned char)*p)
+		                                ? *p - '0'
+		                                : tolower((unsigned char)*p) - 'a' + 10);
+	if (p == line || (*p != '\0' && *p != ';' && *p != ' ' && *p != '\t') ||
+	    isxdigit((unsigned char)*p)) {
+		free(line);
+		http_fail(c, 400, "bad_request", "malformed chunk size");
+		return false;
 	}
-	call->req = req;
-	call->kind = kind;
-	call->lang = outcome_lang_from_header(
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Language"));
-	http_peer_text(req, peer, sizeof(peer));
-	decision_init(&call->decision, w, peer);
-	w->inflight++;
-	return call;
+	free(line);
+	if (size > max - req->body_len) {
+		http_fail(c, 413, "payload_too_large", "the body is larger than max_body");
+		return false;
+	}
+	if (size == 0) {
+		c->state = CONN_TRAILER;
+		return true;
+	}
+	if (req->body_len + size > req->body_cap) {
+		size_t cap = req->body_cap;
+		while (cap < req->body_len + size)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		char *body = realloc(req->body, cap + 1);
+		if (body == NULL) {
+			http_fail(c, 503, "unavailable", "out of memory");
+			return false;
+		}
+		req->body = body;
+		req->body_cap = cap;
+	}
+	req->chunk_left = size;
+	c->state = CONN_CHUNK_DATA;
+	return true;
 }
 
-static void http_decided(struct decision *d, void *arg)
+static bool http_read_chunk_data(struct http_conn *c)
 {
-	struct http_call *call = arg;
-	struct worker *w = d->worker;
-	struct evkeyvalq *headers = evhttp_request_get_output_headers(call->req);
-	const struct outcome_info *info = outcome_info(d->outcome);
-	int status = info->http_status;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct http_request *req = &c->req;
+	char crlf[2];
 
-	evhttp_add_header(headers, "Cache-Control", "no-store");
-	if (d->outcome == OUTCOME_SERVICE_UNAVAILABLE)
-		evhttp_add_header(headers, "Retry-After", "1");
-	if (call->kind == HTTP_AUTH) {
-		evhttp_add_header(headers, "X-Certreg-Outcome", info->code);
-		if (d->outcome == OUTCOME_OK) {
-			evhttp_add_header(headers, "X-Certreg-Unit", d->answer.registration_no);
-			evhttp_add_header(headers, "X-Certreg-Key", d->vr.leaf.key_id);
+	if (evbuffer_get_length(in) < req->chunk_left + 2)
+		return false;
+	evbuffer_remove(in, req->body + req->body_len, req->chunk_left);
+	req->body_len += req->chunk_left;
+	evbuffer_remove(in, crlf, 2);
+	if (crlf[0] != '\r' || crlf[1] != '\n') {
+		http_fail(c, 400, "bad_request", "chunk data not followed by CRLF");
+		return false;
+	}
+	c->state = CONN_CHUNK_SIZE;
+	return true;
+}
+
+static bool http_read_trailer(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct http_request *req = &c->req;
+	size_t n;
+	char *line;
+
+	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+		free(line);
+		req->trailer_len += n + 2;
+		if (req->trailer_len > HTTP_MAX_TRAILER) {
+			http_fail(c, 431, "headers_too_large", "trailer over 4 KiB");
+			return false;
+		}
+		if (n == 0) { /* trailer fields are ignored */
+			http_dispatch(c);
+			return false;
 		}
 	}
-	if (call->kind == HTTP_VERIFY && d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
-		status = 200;
-	if (call->html) {
-		struct evbuffer *out = evbuffer_new();
-		render_html(out, d, call->lang, w->cfg->expiry_warning_days);
-		evhttp_add_header(headers, "Content-Type", "text/html; charset=utf-8");
-		evhttp_send_reply(call->req, status, NULL, out);
-		evbuffer_free(out);
+	if (evbuffer_get_length(in) > HTTP_MAX_TRAILER)
+		http_fail(c, 431, "headers_too_large", "trailer over 4 KiB");
+	return false;
+}
+
+/* The request is complete: the handler has it until http_reply. */
+static void http_dispatch(struct http_conn *c)
+{
+	if (c->req.body == NULL) {
+		c->req.body = "";
+		c->req.body_len = 0;
 	} else {
-		http_send_json(call->req, status,
-		               render_json(d, call->lang, w->cfg->expiry_warning_days));
+		c->req.body[c->req.body_len] = '\0';
 	}
-	w->inflight--;
-	free(call);
+	c->state = CONN_HANDLING;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->deadline);
+	c->listener->handler(&c->req, c->listener->arg);
 }
 
-/* GET /readyz: the database answers a query now, and trust is current. */
-static void http_readyz(struct evhttp_request *req, struct worker *w)
+/* Answers a request that cannot be read further, and closes after it. */
+static void http_fail(struct http_conn *c, int status, const char *error, const char *detail)
 {
-	struct http_ready *r = calloc(1, sizeof(*r));
-	struct timeval tv = {w->cfg->timeout_ms / 1000, (w->cfg->timeout_ms % 1000) * 1000};
+	char body[256];
+	int n =
+	    snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}\n", error, detail);
 
-	if (r == NULL) {
-		http_error(req, 503, "unavailable", "out of memory");
+	bufferevent_disable(c->bev, EV_READ);
+	c->state = CONN_HANDLING;
+	c->req.keep_alive = false;
+	c->req.reply_headers_len = 0;
+	http_reply(&c->req, status, "application/json; charset=utf-8", body, (size_t)n);
+}
+
+static void http_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	/* Also called when a 100 Continue has left: only a reply matters. */
+	if (c->state != CONN_WRITING)
+		return;
+	c->served = true;
+	if (c->closing || c->server->draining)
+		http_linger(c);
+	else
+		http_ready_for_request(c);
+}
+
+/*
+ * Closing right after the reply would make the kernel answer anything the
+ * client is still sending (the rest of a refused body) with a reset, which
+ * can destroy the reply before the client reads it. So: shut the write
+ * side, read and drop what comes, close at EOF or after a short while.
+ */
+static void http_linger(struct http_conn *c)
+{
+	if (c->peer_eof) {
+		http_conn_free(c);
 		return;
 	}
-	r->req = req;
-	r->worker = w;
-	r->reasons = json_array();
-	w->inflight++;
-	r->query = registry_ping(w->registry, http_ready_done, r);
-	if (r->query == NULL) {
-		http_ready_reply(r, false);
+	c->state = CONN_LINGERING;
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	               evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_enable(c->bev, EV_READ);
+	http_arm(c, HTTP_LINGER_SECONDS);
+}
+
+static void http_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* the TLS handshake is done */
+	if (what & BEV_EVENT_EOF) {
+		c->peer_eof = true;
+		/* A request and its end can arrive together: answer it. */
+		if (c->state <= CONN_TRAILER && c->got_bytes)
+			http_process(c);
+		if (c->state == CONN_HANDLING || c->state == CONN_WRITING)
+			return;
+	}
+	/* Reset, TLS failure or EOF mid-request: nothing to answer. */
+	if (c->state == CONN_HANDLING) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
 		return;
 	}
-	r->timer = evtimer_new(w->base, http_ready_timeout, r);
-	evtimer_add(r->timer, &tv);
+	http_conn_free(c);
 }
 
-static void http_ready_done(void *arg, bool ok)
+static void http_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct http_ready *r = arg;
-
-	r->query = NULL;
-	http_ready_reply(r, ok);
-}
-
-static void http_ready_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct http_ready *r = arg;
+	struct http_conn *c = arg;
 
 	(void)fd;
 	(void)what;
-	registry_abandon(r->worker->registry, r->query);
-	r->query = NULL;
-	http_ready_reply(r, false);
-}
-
-static void http_ready_reply(struct http_ready *r, bool db_ok)
-{
-	struct worker *w = r->worker;
-	char reason[512];
-
-	if (r->timer != NULL)
-		event_free(r->timer);
-	if (!db_ok)
-		json_array_append_new(r->reasons, json_string("database: not answering"));
-	if (!verify_store_current(w->store, time(NULL), reason, sizeof(reason)))
-		json_array_append_new(r->reasons, json_string(reason));
-	/* "s:o" hands reasons over to the reply, which frees it: decide
-	 * before, never look at reasons after. */
-	if (json_array_size(r->reasons) == 0) {
-		json_decref(r->reasons);
-		http_send_json(r->req, 200, json_pack("{s:b, s:[]}", "ready", 1, "reasons"));
-	} else {
-		http_send_json(r->req, 503,
-		               json_pack("{s:b, s:o}", "ready", 0, "reasons", r->reasons));
+	if (c->state <= CONN_TRAILER && c->got_bytes) {
+		c->server->stats.timed_out++;
+		http_fail(c, 408, "request_timeout",
+		          "the request did not arrive in request_timeout");
+		return;
 	}
-	r->reasons = NULL;
-	w->inflight--;
-	free(r);
+	if (c->state != CONN_LINGERING)
+		c->server->stats.timed_out++;
+	http_conn_free(c);
 }
 
-static void http_metrics(struct evhttp_request *req, struct worker *w)
+void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
+                size_t len)
 {
-	struct evbuffer *out = evbuffer_new();
+	struct http_conn *c = req->conn;
+	struct http_server *s = c->server;
+	struct evbuffer *out;
+	const char *connection = "";
 
-	metrics_render(out, w->store);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, 200, "OK", out);
-	evbuffer_free(out);
-}
-
-static void http_error(struct evhttp_request *req, int status, const char *error,
-                       const char *detail)
-{
-	http_send_json(req, status, json_pack("{s:s, s:s}", "error", error, "detail", detail));
-}
-
-/* Sends body (a new reference, consumed) as the reply. */
-static void http_send_json(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *out = evbuffer_new();
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-
-	json_decref(body);
-	if (text != NULL) {
-		evbuffer_add(out, text, strlen(text));
-		evbuffer_add(out, "\n", 1);
-		free(text);
+	if (c->bev == NULL) { /* the client has gone */
+		http_conn_free(c);
+		return;
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json; charset=utf-8");
-	evhttp_send_reply(req, text ? status : 500, NULL, out);
-	evbuffer_free(out);
+	c->closing = !req->keep_alive || s->draining || c->peer_eof;
+	if (c->closing)
+		connection = "Connection: close\r\n";
+	else if (req->minor == 0)
+		connection = "Connection: keep-alive\r\n";
+	out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+	                    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+	                    "Content-Length: %zu\r\n%.*s%s\r\n",
+	                    status, http_reason(status), http_date(s), content_type, len,
+	                    (int)req->reply_headers_len, req->reply_headers, connection);
+	if (req->method != HTTP_HEAD && len > 0)
+		evbuffer_add(out, body, len);
+	c->state = CONN_WRITING;
+	http_arm(c, s->limits.request_timeout);
 }
 
-static const char *http_path(struct evhttp_request *req)
+void http_reply_buffer(struct http_request *req, int status, const char *content_type,
+                       struct evbuffer *body)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	size_t len = evbuffer_get_length(body);
 
-	return path ? path : "";
+	http_reply(req, status, content_type, len ? evbuffer_pullup(body, -1) : NULL, len);
+	evbuffer_drain(body, len);
 }
 
-static const struct sockaddr *http_peer_addr(struct evhttp_request *req)
+void http_reply_header(struct http_request *req, const char *name, const char *value)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	size_t room = sizeof(req->reply_headers) - req->reply_headers_len;
+	int n =
+	    snprintf(req->reply_headers + req->reply_headers_len, room, "%s: %s\r\n", name, value);
 
-	return evcon ? evhttp_connection_get_addr(evcon) : NULL;
+	if (n > 0 && (size_t)n < room)
+		req->reply_headers_len += (size_t)n;
+	else
+		log_warn("event=reply_header_dropped name=%s", name);
 }
 
-static void http_peer_text(struct evhttp_request *req, char *buf, size_t len)
+enum http_method http_request_method(const struct http_request *req)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
-
-	if (evcon != NULL)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(buf, len, "%s", addr ? addr : "-");
+	return req->method;
 }
 
-/* ct (a Content-Type value, or NULL) names the media type type. */
-static bool http_media_type_is(const char *ct, const char *type)
+const char *http_request_path(const struct http_request *req)
 {
-	size_t n = strlen(type);
+	return req->path ? req->path : "";
+}
 
-	return ct != NULL && strncasecmp(ct, type, n) == 0 &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+	for (int i = 0; i < req->nheaders; i++)
+		if (strcasecmp(req->headers[i].name, name) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
+const char *http_request_body(const struct http_request *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body ? req->body : "";
+}
+
+const struct sockaddr *http_request_peer(const struct http_request *req)
+{
+	return (const struct sockaddr *)&req->conn->peer;
+}
+
+const char *http_request_peer_text(const struct http_request *req)
+{
+	return req->conn->peer_text;
+}
+
+SSL *http_request_ssl(const struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+
+	return c->listener->tls != NULL && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev)
+	                                                  : NULL;
+}
+
+static void http_arm(struct http_conn *c, int seconds)
+{
+	struct timeval tv = {seconds, 0};
+
+	evtimer_add(c->deadline, &tv);
+}
+
+static void http_idle_set(struct http_conn *c, bool idle)
+{
+	struct http_server *s = c->server;
+
+	if (idle == c->in_idle)
+		return;
+	if (idle)
+		TAILQ_INSERT_TAIL(&s->idle, c, idle_link);
+	else
+		TAILQ_REMOVE(&s->idle, c, idle_link);
+	c->in_idle = idle;
+}
+
+static void http_request_reset(struct http_request *req)
+{
+	struct http_conn *c = req->conn;
+	bool owned_body = req->body != NULL && req->body_cap > 0;
+
+	free(req->head);
+	if (owned_body)
+		free(req->body);
+	memset(req, 0, sizeof(*req));
+	req->conn = c;
+}
+
+static void http_conn_free(struct http_conn *c)
+{
+	struct http_server *s = c->server;
+
+	http_idle_set(c, false);
+	TAILQ_REMOVE(&s->conns, c, link);
+	s->stats.open--;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	event_free(c->deadline);
+	http_request_reset(&c->req);
+	free(c);
+}
+
+static const char *http_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Unknown";
+	}
+}
+
+/* The Date header, formatted once a second. */
+static const char *http_date(struct http_server *s)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != s->date_at && gmtime_r(&now, &tm) != NULL) {
+		strftime(s->date, sizeof(s->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		s->date_at = now;
+	}
+	return s->date;
 }

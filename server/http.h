@@ -1,33 +1,83 @@
 /*
- * http.h - the two HTTP listeners' routes and handlers.
+ * http.h - HTTP/1.1 over the worker's connections, plain and TLS.
  *
- * Owns routing, access rules (api_allow, trusted_proxies), request parsing
- * (JSON or PEM bodies, the proxy's certificate header) and replies. Every
- * request ends in exactly one reply. worker.c creates the evhttp objects
- * and installs these handlers.
+ * Owns the listeners of one worker process and every connection they
+ * accept: the TLS handshake (bufferevent_openssl), reading and parsing a
+ * request (request line, headers, a Content-Length or chunked body), the
+ * limits (max_body, the header size, request_timeout as a deadline for the
+ * whole request, not an inactivity timer, and a cap on open connections),
+ * keep-alive, and writing the reply. A connection has at most one request
+ * in flight: reading stops until the handler has replied.
+ *
+ * The handler gets a struct http_request, borrowed until it calls
+ * http_reply (exactly once, now or later from another callback). If the
+ * client goes away first, the request stays valid and the reply is
+ * discarded, so a pending decision never points at freed memory.
  */
 #ifndef CERTREG_HTTP_H
 #define CERTREG_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
-struct worker;
+struct http_server;
+struct http_request;
 
-/* evhttp_set_gencb handlers; arg is the struct worker. */
-void http_api_handler(struct evhttp_request *req, void *arg);
-void http_tls_handler(struct evhttp_request *req, void *arg);
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
 
-/* Parses a POST /v1/verify body into the PEM bundle the engine reads (leaf
- * first): a raw bundle when content_type is application/pem-certificate-chain,
- * else the JSON form (content_type application/json or NULL, i.e. absent).
- * False, with the 400 reply's detail, for a body that is neither. A pure
- * function of its arguments, so tests/fuzz/fuzz_json.c calls it directly. */
-bool http_parse_verify_body(const char *body, size_t len, const char *content_type,
-                            struct evbuffer *pem_out, char *detail, size_t detail_len)
-    __attribute__((warn_unused_result));
+typedef void (*http_handler)(struct http_request *req, void *arg);
+
+struct http_limits {
+	int request_timeout; /* seconds for a whole request to arrive, and a reply to leave */
+	int max_connections; /* open connections of this worker, both listeners */
+};
+
+struct http_stats {
+	uint64_t open;        /* connections open now */
+	uint64_t accepted;    /* since start */
+	uint64_t cap_dropped; /* closed to stay under max_connections */
+	uint64_t timed_out;   /* cut at request_timeout */
+};
+
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *limits);
+/* Accepts on the listening socket fd (owned from now on): TLS when tls is
+ * not NULL, bodies up to max_body bytes (0: no body allowed). */
+bool http_server_listen(struct http_server *s, int fd, SSL_CTX *tls, size_t max_body,
+                        http_handler handler, void *arg) __attribute__((warn_unused_result));
+/* Drain: stops accepting, closes idle connections now and every other one
+ * after its reply. */
+void http_server_drain(struct http_server *s);
+struct http_stats http_server_stats(const struct http_server *s);
+/* Closes every connection; pending requests must have been answered. */
+void http_server_free(struct http_server *s);
+
+enum http_method http_request_method(const struct http_request *req);
+/* The path of the request target, without the query; never NULL. */
+const char *http_request_path(const struct http_request *req);
+/* The first header named name (case-insensitive), or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* The body (NUL-terminated, len bytes; "" when there is none). */
+const char *http_request_body(const struct http_request *req, size_t *len);
+const struct sockaddr *http_request_peer(const struct http_request *req);
+/* The peer's address as text. */
+const char *http_request_peer_text(const struct http_request *req);
+/* The TLS connection, or NULL on the plain listener. */
+SSL *http_request_ssl(const struct http_request *req);
+
+/* Adds a response header; name and value must be free of CR and LF. */
+void http_reply_header(struct http_request *req, const char *name, const char *value);
+/* Replies and ends the request: status, a Content-Type and the body (len
+ * bytes). body may be NULL when len is 0. */
+void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
+                size_t len);
+/* The same with the body taken (drained) from an evbuffer. */
+void http_reply_buffer(struct http_request *req, int status, const char *content_type,
+                       struct evbuffer *body);
 
 #endif

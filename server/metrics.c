@@ -90,6 +90,12 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    "# TYPE certreg_cache_hits_total counter\ncertreg_cache_hits_total %llu\n"
 	    "# HELP certreg_cache_misses_total Association lookups sent to the database.\n"
 	    "# TYPE certreg_cache_misses_total counter\ncertreg_cache_misses_total %llu\n"
+	    "# HELP certreg_verify_cache_hits_total Certificate checks answered from the "
+	    "verified-result cache.\n"
+	    "# TYPE certreg_verify_cache_hits_total counter\ncertreg_verify_cache_hits_total %llu\n"
+	    "# HELP certreg_verify_cache_misses_total Certificate checks done by the engine.\n"
+	    "# TYPE certreg_verify_cache_misses_total counter\n"
+	    "certreg_verify_cache_misses_total %llu\n"
 	    "# HELP certreg_db_errors_total Failed database queries and connections.\n"
 	    "# TYPE certreg_db_errors_total counter\ncertreg_db_errors_total %llu\n"
 	    "# HELP certreg_db_reconnects_total Database connections re-established.\n"
@@ -97,13 +103,30 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change), per worker.\n"
 	    "# TYPE certreg_reloads_total counter\ncertreg_reloads_total %llu\n"
 	    "# HELP certreg_reload_failures_total Reloads refused, old state kept.\n"
-	    "# TYPE certreg_reload_failures_total counter\ncertreg_reload_failures_total %llu\n",
+	    "# TYPE certreg_reload_failures_total counter\ncertreg_reload_failures_total %llu\n"
+	    "# HELP certreg_connections Client connections open now.\n"
+	    "# TYPE certreg_connections gauge\ncertreg_connections %llu\n"
+	    "# HELP certreg_connections_accepted_total Client connections accepted.\n"
+	    "# TYPE certreg_connections_accepted_total counter\n"
+	    "certreg_connections_accepted_total %llu\n"
+	    "# HELP certreg_connections_dropped_total Connections closed by the daemon: to stay "
+	    "under max_connections (cap), or for not completing a request in request_timeout "
+	    "(timeout).\n"
+	    "# TYPE certreg_connections_dropped_total counter\n"
+	    "certreg_connections_dropped_total{reason=\"cap\"} %llu\n"
+	    "certreg_connections_dropped_total{reason=\"timeout\"} %llu\n",
 	    (unsigned long long)METRICS_SUM(cache_hits),
 	    (unsigned long long)METRICS_SUM(cache_misses),
+	    (unsigned long long)METRICS_SUM(verify_cache_hits),
+	    (unsigned long long)METRICS_SUM(verify_cache_misses),
 	    (unsigned long long)METRICS_SUM(db_errors),
 	    (unsigned long long)METRICS_SUM(db_reconnects),
 	    (unsigned long long)METRICS_SUM(reloads),
-	    (unsigned long long)METRICS_SUM(reload_failures));
+	    (unsigned long long)METRICS_SUM(reload_failures),
+	    (unsigned long long)METRICS_SUM(connections_open),
+	    (unsigned long long)METRICS_SUM(connections_accepted),
+	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
+	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	if (store == NULL)
 		return;
 	evbuffer_add_printf(out,

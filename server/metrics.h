@@ -27,10 +27,16 @@ struct metrics_slot {
 	uint64_t latency_sum_us;
 	uint64_t cache_hits;
 	uint64_t cache_misses;
+	uint64_t verify_cache_hits;
+	uint64_t verify_cache_misses;
 	uint64_t db_errors;
 	uint64_t db_reconnects;
 	uint64_t reloads;
 	uint64_t reload_failures;
+	uint64_t connections_open; /* a gauge: the worker's current value */
+	uint64_t connections_accepted;
+	uint64_t connections_cap_dropped;
+	uint64_t connections_timed_out;
 };
 
 /* Maps the slots; call once before forking workers. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -128,6 +129,25 @@ int supervisor_listen(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
+/*
+ * Each connection is a descriptor, and the usual soft limit (1024) would cut
+ * max_connections short with EMFILE at accept. Workers inherit the limit,
+ * which is raised up to the hard one (systemd's LimitNOFILE).
+ */
+static void supervisor_raise_fd_limit(int max_connections)
+{
+	rlim_t want = (rlim_t)max_connections + 64; /* database, logs, listeners */
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+		log_warn("event=fd_limit_low limit=%llu max_connections=%d "
+		         "hint=\"raise LimitNOFILE or lower max_connections\"",
+		         (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_tls)
 {
 	struct supervisor s = {0};
@@ -159,6 +179,7 @@ int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_
 	event_add(s.ev_chld, NULL);
 	event_add(s.ev_tick, &tick);
 	signal(SIGPIPE, SIG_IGN);
+	supervisor_raise_fd_limit(s.gen.cfg->max_connections);
 	supervisor_spawn_all(&s);
 	log_info("event=started workers=%d listen_api=%s listen_tls=%s", s.workers,
 	         s.gen.cfg->listen_api[0] ? s.gen.cfg->listen_api : "-",
@@ -258,6 +279,7 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	supervisor_unload(&s->gen);
 	s->gen = next;
 	s->crl_signature = supervisor_crl_signature(s->gen.cfg->crl_dir);
+	supervisor_raise_fd_limit(s->gen.cfg->max_connections);
 	supervisor_spawn_all(s);
 	__atomic_fetch_add(&metrics_slot(0)->reloads, 1, __ATOMIC_RELAXED);
 	log_info("event=reloaded trigger=%s draining_workers=%d", why, drained);

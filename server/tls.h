@@ -2,7 +2,7 @@
  * tls.h - the TLS client-auth listener's OpenSSL context.
  *
  * Owns the SSL_CTX (server certificate and key, TLS 1.2-1.3, the acceptable
- * CA names sent to browsers) and the per-connection bufferevent. The
+ * CA names sent to browsers) and the resumable sessions. The
  * handshake requests a client certificate but never fails because of it:
  * the engine decides afterwards, so the user gets a readable answer
  * instead of a TLS alert.
@@ -12,8 +12,6 @@
 
 #include <stddef.h>
 
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "config.h"
@@ -23,10 +21,8 @@
  * with "FILE:LINE: problem" in err. */
 SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, char *err,
                          size_t errlen);
-/* evhttp_set_bevcb callback; arg is the SSL_CTX. */
-struct bufferevent *tls_bufferevent_new(struct event_base *base, void *arg);
-/* The client's certificate and the chain it sent, borrowed from the
- * connection of req; NULL when none was presented. */
-X509 *tls_peer(struct evhttp_request *req, STACK_OF(X509) * *chain);
+/* The client's certificate and the chain it sent, borrowed from ssl (which
+ * may be NULL: no TLS); NULL when none was presented. */
+X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain);
 
 #endif

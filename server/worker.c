@@ -1,10 +1,10 @@
 /*
  * worker.c - the event loop of one worker process.
  *
- * Sets up both evhttp listeners on the sockets inherited from the
- * supervisor, the registry pool and the cache, then runs until SIGTERM:
- * it stops accepting, lets the requests in flight finish (bounded), and
- * exits 0. Signals are libevent events.
+ * Sets up both listeners on the sockets inherited from the supervisor, the
+ * registry pool and the cache, then runs until SIGTERM: it stops accepting,
+ * closes idle connections, lets the requests in flight finish (bounded),
+ * and exits 0. Signals are libevent events.
  */
 #include "worker.h"
 
@@ -13,20 +13,19 @@
 #include <stdlib.h>
 
 #include "http.h"
+#include "routes.h"
 #include "log.h"
-#include "tls.h"
 
 #define WORKER_DRAIN_SECONDS 10
 
 static void worker_invalidate(void *arg, const char *key_id);
 static void worker_term_cb(evutil_socket_t fd, short what, void *arg);
 static void worker_tick_cb(evutil_socket_t fd, short what, void *arg);
-static struct evhttp *worker_http(struct worker *w, int fd, struct evhttp_bound_socket **bound,
-                                  void (*handler)(struct evhttp_request *, void *));
 
 int worker_run(const struct worker_setup *setup)
 {
 	struct worker w = {0};
+	struct http_limits limits;
 	struct timeval tick = {1, 0};
 	sigset_t term;
 	int status = 1;
@@ -41,23 +40,23 @@ int worker_run(const struct worker_setup *setup)
 	if (w.base == NULL)
 		goto done;
 	w.cache = cache_new(w.cfg->cache_size);
+	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
 	                          worker_invalidate, &w);
-	if (w.cache == NULL || w.registry == NULL)
+	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		goto done;
-	if (setup->fd_api >= 0) {
-		w.http_api = worker_http(&w, setup->fd_api, &w.bound_api, http_api_handler);
-		if (w.http_api == NULL)
-			goto done;
-		evhttp_set_max_body_size(w.http_api, (ev_ssize_t)w.cfg->max_body);
-	}
-	if (setup->fd_tls >= 0) {
-		w.http_tls = worker_http(&w, setup->fd_tls, &w.bound_tls, http_tls_handler);
-		if (w.http_tls == NULL)
-			goto done;
-		evhttp_set_max_body_size(w.http_tls, 0);
-		evhttp_set_bevcb(w.http_tls, tls_bufferevent_new, w.tls_ctx);
-	}
+	limits.request_timeout = w.cfg->request_timeout;
+	limits.max_connections = w.cfg->max_connections;
+	w.http = http_server_new(w.base, &limits);
+	if (w.http == NULL)
+		goto done;
+	if (setup->fd_api >= 0 &&
+	    !http_server_listen(w.http, setup->fd_api, NULL, w.cfg->max_body, routes_api, &w))
+		goto done;
+	/* /v1/login takes no body. */
+	if (setup->fd_tls >= 0 &&
+	    !http_server_listen(w.http, setup->fd_tls, w.tls_ctx, 0, routes_tls, &w))
+		goto done;
 	w.ev_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
 	w.ev_tick = event_new(w.base, -1, EV_PERSIST, worker_tick_cb, &w);
 	if (w.ev_term == NULL || w.ev_tick == NULL || event_add(w.ev_term, NULL) != 0 ||
@@ -77,48 +76,22 @@ int worker_run(const struct worker_setup *setup)
 	event_base_dispatch(w.base);
 	status = 0;
 	log_info("event=worker_stopped slot=%d", w.slot);
+	__atomic_store_n(&w.metrics->connections_open, 0, __ATOMIC_RELAXED);
 done:
 	if (status != 0)
 		log_error("event=worker_failed slot=%d reason=\"cannot set up the event loop\"",
 		          w.slot);
-	if (w.http_api != NULL)
-		evhttp_free(w.http_api);
-	if (w.http_tls != NULL)
-		evhttp_free(w.http_tls);
+	http_server_free(w.http);
 	if (w.ev_term != NULL)
 		event_free(w.ev_term);
 	if (w.ev_tick != NULL)
 		event_free(w.ev_tick);
 	registry_free(w.registry);
 	cache_free(w.cache);
+	vcache_free(w.vcache);
 	if (w.base != NULL)
 		event_base_free(w.base);
 	return status;
-}
-
-static struct evhttp *worker_http(struct worker *w, int fd, struct evhttp_bound_socket **bound,
-                                  void (*handler)(struct evhttp_request *, void *))
-{
-	struct evhttp *http = evhttp_new(w->base);
-
-	if (http == NULL)
-		return NULL;
-	evhttp_set_timeout(http, w->cfg->request_timeout);
-	evhttp_set_max_headers_size(http, 16 * 1024);
-	/* Every method evhttp knows reaches the handlers, which answer 405 for
-	 * a wrong one: evhttp's own filter would answer 501, a server error,
-	 * for what is the client's mistake. */
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	                                     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(http, handler, w);
-	*bound = evhttp_accept_socket_with_handle(http, fd);
-	if (*bound == NULL) {
-		evhttp_free(http);
-		return NULL;
-	}
-	return http;
 }
 
 static void worker_invalidate(void *arg, const char *key_id)
@@ -139,12 +112,10 @@ static void worker_term_cb(evutil_socket_t fd, short what, void *arg)
 	w->draining = true;
 	log_info("event=worker_draining slot=%d inflight=%d", w->slot, w->inflight);
 	/* Stop accepting; the sockets stay open in the supervisor and in the
-	 * workers that replace this one. */
-	if (w->bound_api != NULL)
-		evhttp_del_accept_socket(w->http_api, w->bound_api);
-	if (w->bound_tls != NULL)
-		evhttp_del_accept_socket(w->http_tls, w->bound_tls);
-	w->bound_api = w->bound_tls = NULL;
+	 * workers that replace this one. Idle keep-alive connections close now
+	 * (their clients reconnect to the new workers, as nginx's do on a
+	 * reload); the others after their reply. */
+	http_server_drain(w->http);
 	struct timeval deadline = {WORKER_DRAIN_SECONDS, 0};
 	event_base_loopexit(w->base, &deadline);
 }
@@ -161,6 +132,8 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	struct cache_stats cs = cache_stats(w->cache);
 	struct registry_stats rs = registry_stats(w->registry);
+	struct http_stats hs = http_server_stats(w->http);
+	struct vcache_stats vs = vcache_stats(w->vcache);
 
 	(void)fd;
 	(void)what;
@@ -170,6 +143,16 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	worker_publish(&w->metrics->cache_misses, &w->published.cache_misses, cs.misses);
 	worker_publish(&w->metrics->db_errors, &w->published.db_errors, rs.errors);
 	worker_publish(&w->metrics->db_reconnects, &w->published.db_reconnects, rs.reconnects);
-	if (w->draining && w->inflight == 0)
+	worker_publish(&w->metrics->verify_cache_hits, &w->published.verify_cache_hits, vs.hits);
+	worker_publish(&w->metrics->verify_cache_misses, &w->published.verify_cache_misses,
+	               vs.misses);
+	worker_publish(&w->metrics->connections_accepted, &w->published.connections_accepted,
+	               hs.accepted);
+	worker_publish(&w->metrics->connections_cap_dropped, &w->published.connections_cap_dropped,
+	               hs.cap_dropped);
+	worker_publish(&w->metrics->connections_timed_out, &w->published.connections_timed_out,
+	               hs.timed_out);
+	__atomic_store_n(&w->metrics->connections_open, hs.open, __ATOMIC_RELAXED);
+	if (w->draining && w->inflight == 0 && http_server_stats(w->http).open == 0)
 		event_base_loopbreak(w->base);
 }

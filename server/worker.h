@@ -12,13 +12,14 @@
 #include <stdbool.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <openssl/ssl.h>
 
 #include "cache.h"
 #include "config.h"
+#include "http.h"
 #include "metrics.h"
 #include "registry.h"
+#include "vcache.h"
 #include "verify.h"
 
 struct worker {
@@ -29,11 +30,9 @@ struct worker {
 	SSL_CTX *tls_ctx; /* NULL when listen_tls is empty */
 	struct registry *registry;
 	struct cache *cache;
+	struct vcache *vcache; /* verified results by presented bytes */
 	struct metrics_slot *metrics;
-	struct evhttp *http_api;
-	struct evhttp *http_tls;
-	struct evhttp_bound_socket *bound_api;
-	struct evhttp_bound_socket *bound_tls;
+	struct http_server *http; /* both listeners and their connections */
 	struct event *ev_term;
 	struct event *ev_tick;
 	struct metrics_slot published; /* what this process already added to its slot */

@@ -253,10 +253,6 @@ def test_slowloris_does_not_starve_good_clients(certregd, db, pki):
     assert_served(d, pki)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "evhttp (libevent 2.1) only has an inactivity timeout: a client sending a "
-    "byte more often than request_timeout keeps its connection forever. "
-    "See docs/SECURITY.md, 'Slow clients'."))
 def test_slowloris_is_cut_at_request_timeout(certregd, db, pki):
     d = certregd(db, server={"request_timeout": TIMEOUT})
     api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])

@@ -3,8 +3,8 @@
  * the value of cert_header (nginx's $ssl_client_escaped_cert, URL-encoded
  * PEM) as GET /v1/auth decodes and verifies it from a trusted proxy.
  *
- * It calls the functions http_auth calls, in the same way (evhttp_uridecode
- * without '+' decoding, then verify_bytes), on the value as evhttp hands it
+ * It calls the functions routes_auth calls, in the same way (evhttp_uridecode
+ * without '+' decoding, then verify_bytes), on the value as server/http.c hands it
  * over: a NUL-terminated string. Built and run by `make fuzz`.
  */
 #include <stdint.h>
@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (value == NULL)
 		return 0;
-	/* A header value ends at its first NUL, as evhttp_find_header's does. */
+	/* A header value ends at its first NUL, as http_request_header's does. */
 	memcpy(value, data, size);
 	value[size] = '\0';
 	pem = evhttp_uridecode(value, 0, &len);

@@ -1,9 +1,9 @@
 /*
  * fuzz_http.c - libFuzzer target over the HTTP request path: bytes a client
- * sends, through libevent's evhttp parser, into the daemon's real handlers
- * (http_api_handler, http_tls_handler), to the reply.
+ * sends, through the daemon's HTTP layer (server/http.c) into its real
+ * handlers (routes_api, routes_tls), to the reply.
  *
- * One worker is set up as worker.c sets one up (same evhttp limits, the
+ * One worker is set up as worker.c sets one up (same HTTP limits, the
  * test PKI's store, a cache, a metrics slot), except that its registry
  * points at a database that cannot exist, so every decision that gets that
  * far answers SERVICE_UNAVAILABLE at once and an input never waits on
@@ -19,9 +19,9 @@
  * at T by fuzz_verify, fuzz_header and fuzz_json.
  *
  * Invariants checked: the server closes within FUZZ_HTTP_BOUND_MS of the
- * client's half-close; what it sends is an HTTP response (evhttp echoes the
- * request's version, HTTP/0.1 included) or nothing;
- * no request is left in flight. Built and run by `make fuzz`.
+ * client's half-close; what it sends is an HTTP response or nothing; no
+ * request is left in flight, and no connection is left open. Built and run
+ * by `make fuzz`.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -36,11 +36,12 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "cache.h"
+#include "vcache.h"
 #include "config.h"
 #include "http.h"
+#include "routes.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -108,36 +109,25 @@ static const struct config *fuzz_config(void)
 }
 
 /* A listener on an ephemeral loopback port served by handler. */
-static struct evhttp *fuzz_listener(void (*handler)(struct evhttp_request *, void *),
-                                    ev_ssize_t max_body, struct sockaddr_in *addr)
+static void fuzz_listener(http_handler handler, size_t max_body, struct sockaddr_in *addr)
 {
-	struct evhttp *http = evhttp_new(w.base);
 	socklen_t len = sizeof(*addr);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	memset(addr, 0, sizeof(*addr));
 	addr->sin_family = AF_INET;
 	addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (http == NULL || fd < 0 || bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 ||
+	if (fd < 0 || bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 ||
 	    listen(fd, 64) != 0 || getsockname(fd, (struct sockaddr *)addr, &len) != 0)
 		fuzz_fail("cannot listen on the loopback");
-	/* The limits worker_http and worker_run set. */
-	evhttp_set_timeout(http, w.cfg->request_timeout);
-	evhttp_set_max_headers_size(http, 16 * 1024);
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
-	                                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	                                     EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(http, max_body);
-	evhttp_set_gencb(http, handler, &w);
-	if (evhttp_accept_socket_with_handle(http, fd) == NULL)
-		fuzz_fail("evhttp_accept_socket_with_handle");
-	return http;
+	if (!http_server_listen(w.http, fd, NULL, max_body, handler, &w))
+		fuzz_fail("http_server_listen");
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct verify_settings vs;
+	struct http_limits limits;
 	char err[512];
 
 	(void)argc;
@@ -157,12 +147,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (w.base == NULL)
 		fuzz_fail("event_base_new");
 	w.cache = cache_new(w.cfg->cache_size);
+	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
 	                          fuzz_invalidate, &w);
-	if (w.cache == NULL || w.registry == NULL)
+	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		fuzz_fail("cannot set up the cache and registry");
-	w.http_api = fuzz_listener(http_api_handler, (ev_ssize_t)w.cfg->max_body, &addr_api);
-	w.http_tls = fuzz_listener(http_tls_handler, 0, &addr_tls);
+	/* The limits worker_run sets. */
+	limits.request_timeout = w.cfg->request_timeout;
+	limits.max_connections = w.cfg->max_connections;
+	w.http = http_server_new(w.base, &limits);
+	if (w.http == NULL)
+		fuzz_fail("http_server_new");
+	fuzz_listener(routes_api, w.cfg->max_body, &addr_api);
+	fuzz_listener(routes_tls, 0, &addr_tls);
 	return 0;
 }
 
@@ -258,13 +255,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	event_free(c.ev_read);
 	event_free(c.ev_write);
 	event_free(c.ev_bound);
-	/* Let evhttp finish freeing the server side of the connection. */
-	event_base_loop(w.base, EVLOOP_NONBLOCK);
+	/* Let the server see the close and free its side (bounded). */
+	for (int i = 0; i < 200 && http_server_stats(w.http).open != 0; i++) {
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+		if (http_server_stats(w.http).open != 0)
+			usleep(1000);
+	}
 	if (c.timed_out)
 		fuzz_fail("the server neither answered nor closed within the bound");
 	if (c.got > 0 && (c.got < 5 || memcmp(c.head, "HTTP/", 5) != 0))
 		fuzz_fail("the server sent something that is not an HTTP response");
 	if (w.inflight != 0)
 		fuzz_fail("a request was left in flight");
+	if (http_server_stats(w.http).open != 0)
+		fuzz_fail("a connection was left open");
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c - libFuzzer target over the POST /v1/verify body: the
- * request parser of server/http.c (http_parse_verify_body), then the
+ * request parser of server/routes.c (routes_parse_verify_body), then the
  * engine on what it extracted, as http_verify does.
  *
  * The first input byte picks the Content-Type header (absent, JSON, JSON
@@ -13,7 +13,7 @@
 
 #include <event2/buffer.h>
 
-#include "http.h"
+#include "routes.h"
 #include "store.h"
 #include "verify.h"
 
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pem == NULL)
 		return 0;
 	detail[0] = '\0';
-	if (!http_parse_verify_body((const char *)data, size, ct, pem, detail, sizeof(detail))) {
+	if (!routes_parse_verify_body((const char *)data, size, ct, pem, detail, sizeof(detail))) {
 		/* A refusal always says why (the 400 reply's detail). */
 		if (detail[0] == '\0')
 			abort();

@@ -502,6 +502,12 @@ static void test_validity(void **state)
 	/* notAfter itself is still valid (RFC 5280), one second later is not. */
 	expect_at(store, SENT(pki.at_not_after, pki.rsa_int), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK,
 	          -1, &res);
+	/* Reusable until the leaf expires (the verified-result cache). */
+	expect_at(store, SENT(pki.at_not_after, pki.rsa_int), T - 10, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_OK, -1, &res);
+	assert_int_equal(res.stable_until, T);
+	verify_result_at(&res, T + DAY);
+	assert_int_equal(res.leaf.days_left, -1);
 	expect_at(store, SENT(pki.at_not_after, pki.rsa_int), T + 1, VERIFY_PURPOSE_CLIENT,
 	          OUTCOME_CERT_EXPIRED, 0, &res);
 	/* An expired intermediate. */
@@ -616,8 +622,11 @@ static void test_crl_stale(void **state)
 	          0, &res);
 	assert_int_equal(res.x509_error, X509_V_ERR_CRL_HAS_EXPIRED);
 	assert_string_equal(res.crl.number, "41");
+	assert_int_equal(res.stable_until, 0); /* a refusal is never reused */
 	/* The same CRL was current a second before its nextUpdate. */
 	expect_at(req, SENT(pki.rsa_ok), T - 2, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+	/* ... and that result holds only until the CRL goes stale. */
+	assert_true(res.stable_until > T - 2 && res.stable_until <= T);
 	expect(ifav, SENT(pki.rsa_ok), OUTCOME_OK, -1);
 	assert_false(verify_store_current(req, T, reason, sizeof(reason)));
 	assert_non_null(strstr(reason, "RSA Sub"));

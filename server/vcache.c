@@ -1,0 +1,131 @@
+/*
+ * vcache.c - the verified-result cache (see vcache.h).
+ */
+#include "vcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+struct vcache_entry {
+	unsigned char key[VCACHE_KEY_LEN];
+	time_t computed_at; /* the `now` the result was computed for */
+	struct verify_result result;
+};
+
+struct vcache {
+	size_t mask;
+	struct vcache_stats stats;
+	/* Entries are calloc'ed: pages nobody has used cost no memory. */
+	struct vcache_entry *entries;
+};
+
+struct vcache *vcache_new(size_t entries)
+{
+	struct vcache *vc = calloc(1, sizeof(*vc));
+	size_t n = 1;
+
+	if (vc == NULL)
+		return NULL;
+	if (entries > 0) {
+		while (n < entries)
+			n <<= 1;
+		vc->entries = calloc(n, sizeof(*vc->entries));
+		if (vc->entries == NULL) {
+			free(vc);
+			return NULL;
+		}
+		vc->mask = n - 1;
+	}
+	return vc;
+}
+
+void vcache_free(struct vcache *vc)
+{
+	if (vc == NULL)
+		return;
+	free(vc->entries);
+	free(vc);
+}
+
+void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void *bytes, size_t len)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	/* The kind and a NUL first: the same bytes as a JSON body and as a
+	 * PEM body are different inputs. */
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(md, kind, strlen(kind) + 1) != 1 ||
+	    EVP_DigestUpdate(md, bytes, len) != 1 || EVP_DigestFinal_ex(md, key, NULL) != 1)
+		memset(key, 0, VCACHE_KEY_LEN); /* the all-zero key is never stored */
+	EVP_MD_CTX_free(md);
+}
+
+bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X509) * chain)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	bool ok = md != NULL && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	          EVP_DigestUpdate(md, "x509", 5) == 1;
+
+	for (int i = -1; ok && i < sk_X509_num(chain); i++) {
+		unsigned char *der = NULL;
+		int len = i2d_X509(i < 0 ? leaf : sk_X509_value(chain, i), &der);
+		/* Each DER is self-delimiting, so the concatenation is unambiguous. */
+		ok = len > 0 && EVP_DigestUpdate(md, der, (size_t)len) == 1;
+		OPENSSL_free(der);
+	}
+	ok = ok && EVP_DigestFinal_ex(md, key, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		memset(key, 0, VCACHE_KEY_LEN);
+	return ok;
+}
+
+static const unsigned char vcache_zero[VCACHE_KEY_LEN];
+
+static struct vcache_entry *vcache_slot(const struct vcache *vc,
+                                        const unsigned char key[VCACHE_KEY_LEN])
+{
+	size_t h;
+
+	if (vc->entries == NULL)
+		return NULL;
+	memcpy(&h, key, sizeof(h)); /* a SHA-256 is uniform already */
+	return &vc->entries[h & vc->mask];
+}
+
+bool vcache_get(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
+                struct verify_result *out)
+{
+	struct vcache_entry *e = vcache_slot(vc, key);
+
+	/* computed_at <= now: a clock stepped back is a miss, not a reuse. */
+	if (e == NULL || memcmp(key, vcache_zero, VCACHE_KEY_LEN) == 0 ||
+	    memcmp(e->key, key, VCACHE_KEY_LEN) != 0 || now < e->computed_at ||
+	    now >= e->result.stable_until) {
+		vc->stats.misses++;
+		return false;
+	}
+	*out = e->result;
+	verify_result_at(out, now);
+	vc->stats.hits++;
+	return true;
+}
+
+void vcache_put(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
+                const struct verify_result *r)
+{
+	struct vcache_entry *e = vcache_slot(vc, key);
+
+	if (e == NULL || r->stable_until <= now || memcmp(key, vcache_zero, VCACHE_KEY_LEN) == 0)
+		return;
+	memcpy(e->key, key, VCACHE_KEY_LEN);
+	e->computed_at = now;
+	e->result = *r;
+}
+
+struct vcache_stats vcache_stats(const struct vcache *vc)
+{
+	return vc->stats;
+}

@@ -1,0 +1,49 @@
+/*
+ * vcache.h - verified results by the SHA-256 of the presented bytes.
+ *
+ * Owns one worker's cache of engine results: a login that presents the
+ * same certificate bytes as a recent one skips parsing and the signature
+ * checks. Only results the engine marks reusable (verify_result's
+ * stable_until) are kept, and only until then; the store they were computed
+ * with never changes in a worker (a reload starts new workers), so nothing
+ * else can make an entry wrong. Fixed size, direct-mapped: a collision
+ * replaces the older entry.
+ */
+#ifndef CERTREG_VCACHE_H
+#define CERTREG_VCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "verify.h"
+
+#define VCACHE_KEY_LEN 32
+
+struct vcache;
+
+struct vcache_stats {
+	uint64_t hits;
+	uint64_t misses;
+};
+
+/* entries is rounded up to a power of two; 0 gives a cache that keeps
+ * nothing. NULL when out of memory. */
+struct vcache *vcache_new(size_t entries);
+void vcache_free(struct vcache *vc);
+
+/* SHA-256 over the parts (what kind of input, then its bytes). */
+void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void *bytes, size_t len);
+/* The key of a parsed chain: over the DER of leaf and of each chain entry. */
+bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X509) * chain);
+
+/* True, with the result brought to now, when key has a reusable entry. */
+bool vcache_get(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
+                struct verify_result *out);
+/* Keeps r when it is reusable (r->stable_until > now). */
+void vcache_put(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
+                const struct verify_result *r);
+struct vcache_stats vcache_stats(const struct vcache *vc);
+
+#endif

@@ -1,0 +1,233 @@
+"""The HTTP/1.1 layer (server/http.c) as clients see it: keep-alive,
+pipelining, HTTP/1.0, chunked bodies, Expect: 100-continue, HEAD, request
+smuggling refusals, and the per-worker connection cap (max_connections)
+with its metrics."""
+import json
+import re
+import socket
+import time
+
+from fixtures.cli import admin
+
+REGNO = "110105000011"
+
+
+def bind_ok(db, pki, leaf="ec-ok"):
+    admin(db.conninfo, "office", "add", "HD01", "--name", "海淀管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "海淀测试单位", "--office", "HD01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", REGNO,
+          "--ticket", "T-HTTP")
+
+
+def api_port(d):
+    return int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+
+
+def read_response(s, buf=b""):
+    """Reads one response from s; returns (status, headers dict, body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed mid-response: {buf!r}"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed mid-body"
+        rest += chunk
+    return status, headers, rest[:n], rest[n:]
+
+
+def is_closed(s, timeout=3.0):
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def verify_request(pem, extra=b"", version=b"1.1"):
+    body = json.dumps({"certificate": pem}).encode()
+    return (b"POST /v1/verify HTTP/" + version + b"\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+
+
+def test_keep_alive_and_pipelining(certregd, db, pki):
+    """Ten requests on one HTTP/1.1 connection, then three pipelined in one
+    write: each answered, in order, on the same connection."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    pem = open(pki.leaf("ec-ok")["pem"]).read()
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        rest = b""
+        for _ in range(10):
+            s.sendall(verify_request(pem))
+            status, headers, body, rest = read_response(s, rest)
+            assert status == 200 and json.loads(body)["outcome"] == "OK"
+            assert headers.get("connection") != "close"
+            assert re.match(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", headers["date"])
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + verify_request(pem) +
+                  b"GET /nosuch HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = []
+        for _ in range(3):
+            status, headers, body, rest = read_response(s, rest)
+            got.append(status)
+        assert got == [200, 200, 404]
+        assert json.loads(body)["error"] == "not_found"
+
+
+def test_http_1_0(certregd, db, pki):
+    """HTTP/1.0 closes after the reply unless it asks for keep-alive."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        status, headers, _, _ = read_response(s)
+        assert status == 200 and headers["connection"] == "close"
+        assert is_closed(s)
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        for _ in range(3):
+            s.sendall(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            status, headers, _, _ = read_response(s)
+            assert status == 200 and headers["connection"] == "keep-alive"
+
+
+def test_chunked_body_and_100_continue(certregd, db, pki):
+    bind_ok(db, pki)
+    d = certregd(db)
+    body = json.dumps({"certificate": open(pki.leaf("ec-ok")["pem"]).read()}).encode()
+    chunked = b"".join(b"%x;ext=1\r\n" % len(body[i:i + 100]) + body[i:i + 100] + b"\r\n"
+                       for i in range(0, len(body), 100)) + b"0\r\nX-Trailer: y\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
+        status, _, reply, _ = read_response(s)
+        assert status == 200 and json.loads(reply)["outcome"] == "OK", reply
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        status, _, _, rest = read_response(s)
+        assert status == 100
+        s.sendall(body)
+        status, _, reply, _ = read_response(s, rest)
+        assert status == 200 and json.loads(reply)["outcome"] == "OK"
+    # Over max_body: 413 before any of the body is sent, no 100 Continue.
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 70000\r\n\r\n")
+        status, headers, _, _ = read_response(s)
+        assert status == 413 and headers["connection"] == "close"
+
+
+def test_head_has_no_body(certregd, db, pki):
+    d = certregd(db)
+    with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"}\n"):
+            data += s.recv(65536)
+        first, _, second = data.partition(b"\r\n\r\n")
+        assert b"Content-Length: 16" in first  # {"status":"ok"}\n
+        assert second.startswith(b"HTTP/1.1 200"), data  # no body in between
+
+
+def test_smuggling_shapes_are_refused(certregd, db, pki):
+    """Both framings, two lengths, a folded header, a bare LF, a control
+    character in the path: 400 (or 501 for an unknown coding), then close."""
+    d = certregd(db)
+    cases = [
+        b"POST /v1/verify HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nX-A: 1\nX-B: 2\r\n\r\n",
+        b"GET /heal\x01thz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+    ]
+    for req in cases:
+        with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
+            s.sendall(req)
+            status, headers, body, _ = read_response(s)
+            assert status in (400, 501), (req, status, body)
+            assert headers["connection"] == "close"
+            assert is_closed(s)
+
+
+def metric(d, name):
+    text = d.get("/metrics").body.decode()
+    total = 0
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_connection_cap(certregd, db, pki):
+    """max_connections = 20, one worker. Silent connections beyond the cap
+    make room for new ones, oldest first; when every connection is busy
+    with a request in progress, a new one is refused at once. The
+    /metrics figures count both."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"workers": 1, "max_connections": 20, "request_timeout": 30})
+    port = api_port(d)
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
+    time.sleep(0.3)  # all accepted
+    # A good client still gets in: the oldest silent connection makes room.
+    r = d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read())
+    assert r.status == 200 and r.json()["outcome"] == "OK"
+    assert is_closed(silent[0], timeout=2), "the oldest idle connection was not closed"
+    assert not is_closed(silent[-1], timeout=0.2)
+    for s in silent:
+        s.close()
+    time.sleep(0.3)
+    # Busy connections (a request line sent, headers pending) are not evicted.
+    busy = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        busy.append(s)
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert is_closed(extra, timeout=2), "a connection over the cap was not refused"
+    extra.close()
+    for s in busy:
+        assert not is_closed(s, timeout=0.05)
+        s.sendall(b"Host: x\r\n\r\n")
+        status, _, _, _ = read_response(s)
+        assert status == 200
+    for s in busy[1:]:
+        s.close()
+    time.sleep(1.5)  # the worker publishes its counters once a second
+    assert metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 2
+    assert metric(d, "certreg_connections_accepted_total") >= 40
+    assert metric(d, "certreg_connections") >= 1  # busy[0], kept open
+    busy[0].close()
+
+
+def test_request_timeout_is_a_deadline_with_408(certregd, db, pki):
+    """A request that started arriving but did not finish in request_timeout
+    gets a 408 and the connection closes; a silent one is just closed."""
+    d = certregd(db, server={"request_timeout": 2})
+    port = api_port(d)
+    partial = socket.create_connection(("127.0.0.1", port), timeout=5)
+    silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+    t0 = time.monotonic()
+    partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(3):  # keeps sending, more often than the timeout
+        time.sleep(0.5)
+        partial.sendall(b"X-Pad: a\r\n")
+    status, headers, body, _ = read_response(partial)
+    elapsed = time.monotonic() - t0
+    assert status == 408 and json.loads(body)["error"] == "request_timeout"
+    assert 1.5 < elapsed < 4.5, elapsed
+    assert is_closed(silent, timeout=4)
+    partial.close()
+    silent.close()

@@ -1,0 +1,103 @@
+/*
+ * test_vcache.c - the verified-result cache: keys, reuse window, refusals.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vcache.h"
+
+#define T 1800000000L
+
+static struct verify_result ok_result(time_t stable_until)
+{
+	struct verify_result r;
+
+	memset(&r, 0, sizeof(r));
+	r.outcome = OUTCOME_OK;
+	r.has_leaf = true;
+	r.leaf.not_after = T + 100 * 86400L;
+	r.leaf.days_left = 100;
+	snprintf(r.leaf.key_id, sizeof(r.leaf.key_id), "%064d", 7);
+	r.stable_until = stable_until;
+	return r;
+}
+
+static void test_reuse_window(void **state)
+{
+	struct vcache *vc = vcache_new(16);
+	struct verify_result in = ok_result(T + 50), out;
+	unsigned char key[VCACHE_KEY_LEN];
+
+	(void)state;
+	assert_non_null(vc);
+	vcache_key(key, "verify-pem", "bytes", 5);
+	assert_false(vcache_get(vc, key, T, &out));
+	vcache_put(vc, key, T, &in);
+	assert_true(vcache_get(vc, key, T, &out));
+	assert_string_equal(out.leaf.key_id, in.leaf.key_id);
+	/* Brought to now: a day later, a day less. */
+	assert_true(vcache_get(vc, key, T + 49, &out));
+	assert_int_equal(out.leaf.days_left, 99);
+	/* Not at stable_until, and not before the time it was computed for. */
+	assert_false(vcache_get(vc, key, T + 50, &out));
+	assert_false(vcache_get(vc, key, T - 1, &out));
+	struct vcache_stats st = vcache_stats(vc);
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(st.misses, 3);
+	vcache_free(vc);
+}
+
+static void test_keys(void **state)
+{
+	unsigned char a[VCACHE_KEY_LEN], b[VCACHE_KEY_LEN], c[VCACHE_KEY_LEN];
+
+	(void)state;
+	vcache_key(a, "verify-pem", "same", 4);
+	vcache_key(b, "verify-json", "same", 4);
+	vcache_key(c, "verify-pem", "same", 4);
+	assert_memory_not_equal(a, b, VCACHE_KEY_LEN);
+	assert_memory_equal(a, c, VCACHE_KEY_LEN);
+	vcache_key(c, "verify-pem", "samf", 4);
+	assert_memory_not_equal(a, c, VCACHE_KEY_LEN);
+}
+
+static void test_not_kept(void **state)
+{
+	struct vcache *vc = vcache_new(16), *none = vcache_new(0);
+	struct verify_result refused = ok_result(0), ok = ok_result(T + 10), out;
+	unsigned char key[VCACHE_KEY_LEN], other[VCACHE_KEY_LEN];
+
+	(void)state;
+	refused.outcome = OUTCOME_CERT_REVOKED;
+	vcache_key(key, "auth", "x", 1);
+	vcache_key(other, "auth", "y", 1);
+	vcache_put(vc, key, T, &refused);
+	assert_false(vcache_get(vc, key, T, &out));
+	/* Already past its window when computed. */
+	ok.stable_until = T;
+	vcache_put(vc, key, T, &ok);
+	assert_false(vcache_get(vc, key, T, &out));
+	ok.stable_until = T + 10;
+	vcache_put(vc, key, T, &ok);
+	assert_false(vcache_get(vc, other, T, &out));
+	/* A zero-size cache keeps nothing. */
+	vcache_put(none, key, T, &ok);
+	assert_false(vcache_get(none, key, T, &out));
+	vcache_free(vc);
+	vcache_free(none);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_reuse_window),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_not_kept),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
