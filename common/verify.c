@@ -48,6 +48,12 @@ struct verify_store {
 	STACK_OF(X509) * anchors;
 	STACK_OF(X509) * intermediates;
 	STACK_OF(X509_CRL) * crls;
+	/* The DER of every anchor and intermediate, index-aligned with known:
+	 * a client that sends one of these gets the parsed object, not a new
+	 * parse (key decoding is most of the cost of a chain in OpenSSL 3). */
+	STACK_OF(X509) * known;
+	unsigned char **known_der;
+	int *known_len;
 	struct holder_sources *holders;
 	enum revocation_mode revocation;
 	int clock_skew;
@@ -180,6 +186,8 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 static void store_warn(struct verify_store *store, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl);
+static bool store_index_known(struct verify_store *store);
+static X509 *store_known(const struct verify_store *store, const unsigned char *der, long len);
 static X509 *cert_for_verify(X509 *x);
 static bool cert_for_verify_in_place(X509 *x);
 static bool sm2_signed(X509 *x);
@@ -199,8 +207,8 @@ static void result_init(struct verify_result *out);
 static void result_malformed(struct verify_result *out, int depth, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void result_crl(struct verify_result *out, X509_CRL *crl);
-static bool parse_input(const unsigned char *buf, size_t len, STACK_OF(X509) * certs,
-                        struct verify_result *out);
+static bool parse_input(const struct verify_store *store, const unsigned char *buf, size_t len,
+                        STACK_OF(X509) * certs, struct verify_result *out);
 static bool read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen);
 static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen);
 static const char *openssl_words(void);
@@ -341,6 +349,11 @@ void verify_store_unref(struct verify_store *store)
 	sk_X509_pop_free(store->anchors, X509_free);
 	sk_X509_pop_free(store->intermediates, X509_free);
 	sk_X509_CRL_pop_free(store->crls, X509_CRL_free);
+	for (int i = 0; i < sk_X509_num(store->known); i++)
+		OPENSSL_free(store->known_der[i]);
+	sk_X509_free(store->known);
+	free(store->known_der);
+	free(store->known_len);
 	certinfo_holder_sources_free(store->holders);
 	free(store);
 }
@@ -469,7 +482,7 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 		snprintf(out->reason, sizeof(out->reason), "out of memory");
 		return;
 	}
-	if (parse_input(buf, len, certs, out))
+	if (parse_input(store, buf, len, certs, out))
 		run_chain(store, sk_X509_value(certs, 0), certs, now, purpose, out);
 	else if (sk_X509_num(certs) > 0)
 		out->has_leaf =
@@ -606,6 +619,10 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->default_check_crl = X509_STORE_CTX_get_check_crl(probe);
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
 	X509_STORE_CTX_free(probe);
+	if (!store_index_known(store)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	ERR_clear_error();
 	return store;
 fail:
@@ -632,6 +649,45 @@ static void store_warn(struct verify_store *store, const char *fmt, ...)
  * neither revoke nor vouch). A CRL of an issuer the store does not hold is
  * kept: OpenSSL verifies it against the path's issuer when it is used.
  */
+static bool store_index_known(struct verify_store *store)
+{
+	int n = sk_X509_num(store->anchors) + sk_X509_num(store->intermediates);
+
+	store->known = sk_X509_new_null();
+	store->known_der = calloc((size_t)n + 1, sizeof(*store->known_der));
+	store->known_len = calloc((size_t)n + 1, sizeof(*store->known_len));
+	if (store->known == NULL || store->known_der == NULL || store->known_len == NULL)
+		return false;
+	for (int i = 0; i < n; i++) {
+		int a = sk_X509_num(store->anchors);
+		X509 *x = i < a ? sk_X509_value(store->anchors, i)
+		                : sk_X509_value(store->intermediates, i - a);
+		unsigned char *der = NULL;
+		int len = i2d_X509(x, &der);
+
+		if (len <= 0 || !sk_X509_push(store->known, x)) {
+			OPENSSL_free(der);
+			return false;
+		}
+		store->known_der[i] = der;
+		store->known_len[i] = len;
+	}
+	return true;
+}
+
+/* A new reference to the store's own parsed copy of der, or NULL. */
+static X509 *store_known(const struct verify_store *store, const unsigned char *der, long len)
+{
+	for (int i = 0; i < sk_X509_num(store->known); i++) {
+		if (store->known_len[i] == len &&
+		    memcmp(store->known_der[i], der, (size_t)len) == 0) {
+			X509 *x = sk_X509_value(store->known, i);
+			return X509_up_ref(x) ? x : NULL;
+		}
+	}
+	return NULL;
+}
+
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl)
 {
 	bool issuer_known = false;
@@ -1074,8 +1130,8 @@ static void result_crl(struct verify_result *out, X509_CRL *crl)
  * other PEM block is refused) or DER certificates back to back. At most
  * VERIFY_MAX_CERTS. False, with out set to CERT_MALFORMED, on anything else.
  */
-static bool parse_input(const unsigned char *buf, size_t len, STACK_OF(X509) * certs,
-                        struct verify_result *out)
+static bool parse_input(const struct verify_store *store, const unsigned char *buf, size_t len,
+                        STACK_OF(X509) * certs, struct verify_result *out)
 {
 	BIO *bio;
 	bool ok = false;
@@ -1137,6 +1193,11 @@ static bool parse_input(const unsigned char *buf, size_t len, STACK_OF(X509) * c
 			                 i + 1, name);
 		else if (i == VERIFY_MAX_CERTS)
 			result_malformed(out, i, "more than %d certificates", VERIFY_MAX_CERTS);
+		else if (i > 0 && (x = store_known(store, data, dlen)) != NULL &&
+		         sk_X509_push(certs, x))
+			x = NULL; /* an anchor or intermediate the store has parsed already */
+		else if (x != NULL)
+			result_malformed(out, i, "out of memory");
 		else if ((x = d2i_X509(NULL, &p, dlen)) == NULL || p != data + dlen)
 			result_malformed(out, i, "certificate %d: cannot be parsed: %s", i + 1,
 			                 openssl_words());
