@@ -98,7 +98,9 @@ struct http_conn {
 	size_t scan;    /* where the search for the end of the headers resumes */
 	struct sockaddr_storage peer;
 	char peer_text[INET6_ADDRSTRLEN];
-	struct http_request req;
+	/* The request being read, handled or answered; NULL between requests,
+	 * so an idle connection costs little more than its bufferevent. */
+	struct http_request *req;
 };
 
 TAILQ_HEAD(http_conn_list, http_conn);
@@ -136,7 +138,7 @@ static void http_ready_for_request(struct http_conn *c);
 static void http_linger(struct http_conn *c);
 static void http_arm(struct http_conn *c, int seconds);
 static void http_idle_set(struct http_conn *c, bool idle);
-static void http_request_reset(struct http_request *req);
+static void http_request_free(struct http_conn *c);
 static void http_conn_free(struct http_conn *c);
 static const char *http_reason(int status);
 static const char *http_date(struct http_server *s);
@@ -269,7 +271,6 @@ static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 		free(c);
 		return;
 	}
-	c->req.conn = c;
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->stats.open++;
 	s->stats.accepted++;
@@ -280,7 +281,7 @@ static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 /* The connection waits for a (next) request: the deadline restarts. */
 static void http_ready_for_request(struct http_conn *c)
 {
-	http_request_reset(&c->req);
+	http_request_free(c);
 	c->state = CONN_READ_HEAD;
 	c->got_bytes = false;
 	c->scan = 0;
@@ -309,7 +310,14 @@ static void http_process(struct http_conn *c)
 {
 	bool progress = true;
 
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 && c->req == NULL) {
+		c->req = calloc(1, sizeof(*c->req));
+		if (c->req == NULL) { /* out of memory: the deadline closes it */
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		c->req->conn = c;
+		c->req->minor = 1; /* until known: how an error reply is framed */
 		c->got_bytes = true;
 		http_idle_set(c, false);
 	}
@@ -365,13 +373,13 @@ static bool http_read_head(struct http_conn *c)
 		http_fail(c, 431, "headers_too_large", "request line and headers over 16 KiB");
 		return false;
 	}
-	c->req.head = malloc(len + 1);
-	if (c->req.head == NULL) {
+	c->req->head = malloc(len + 1);
+	if (c->req->head == NULL) {
 		http_fail(c, 503, "unavailable", "out of memory");
 		return false;
 	}
-	evbuffer_remove(in, c->req.head, len);
-	c->req.head[len] = '\0';
+	evbuffer_remove(in, c->req->head, len);
+	c->req->head[len] = '\0';
 	if (!http_parse_head(c, len) || !http_frame_body(c))
 		return false;
 	if (c->state == CONN_READ_HEAD)
@@ -387,7 +395,7 @@ static bool http_is_tchar(unsigned char ch)
 /* Splits the header block in place; false after answering 400 or 431. */
 static bool http_parse_head(struct http_conn *c, size_t len)
 {
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 	char *line = req->head, *next, *sp, *target, *version;
 
 	req->minor = 1; /* until known: how an error reply is framed */
@@ -498,7 +506,7 @@ static int http_header_count(const struct http_request *req, const char *name)
  * before reading any of it; false after answering an error. */
 static bool http_frame_body(struct http_conn *c)
 {
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 	const char *conn = http_request_header(req, "Connection");
 	const char *te = http_request_header(req, "Transfer-Encoding");
 	const char *cl = http_request_header(req, "Content-Length");
@@ -558,7 +566,7 @@ static bool http_frame_body(struct http_conn *c)
 static bool http_read_body(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 
 	if (evbuffer_get_length(in) < req->body_cap)
 		return false;
@@ -571,7 +579,7 @@ static bool http_read_body(struct http_conn *c)
 static bool http_read_chunk_size(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 	size_t n, size = 0, max = c->listener->max_body;
 	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
 	char *p;
@@ -622,7 +630,7 @@ static bool http_read_chunk_size(struct http_conn *c)
 static bool http_read_chunk_data(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 	char crlf[2];
 
 	if (evbuffer_get_length(in) < req->chunk_left + 2)
@@ -641,7 +649,7 @@ static bool http_read_chunk_data(struct http_conn *c)
 static bool http_read_trailer(struct http_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct http_request *req = &c->req;
+	struct http_request *req = c->req;
 	size_t n;
 	char *line;
 
@@ -665,16 +673,16 @@ static bool http_read_trailer(struct http_conn *c)
 /* The request is complete: the handler has it until http_reply. */
 static void http_dispatch(struct http_conn *c)
 {
-	if (c->req.body == NULL) {
-		c->req.body = "";
-		c->req.body_len = 0;
+	if (c->req->body == NULL) {
+		c->req->body = "";
+		c->req->body_len = 0;
 	} else {
-		c->req.body[c->req.body_len] = '\0';
+		c->req->body[c->req->body_len] = '\0';
 	}
 	c->state = CONN_HANDLING;
 	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->deadline);
-	c->listener->handler(&c->req, c->listener->arg);
+	c->listener->handler(c->req, c->listener->arg);
 }
 
 /* Answers a request that cannot be read further, and closes after it. */
@@ -686,9 +694,9 @@ static void http_fail(struct http_conn *c, int status, const char *error, const 
 
 	bufferevent_disable(c->bev, EV_READ);
 	c->state = CONN_HANDLING;
-	c->req.keep_alive = false;
-	c->req.reply_headers_len = 0;
-	http_reply(&c->req, status, "application/json; charset=utf-8", body, (size_t)n);
+	c->req->keep_alive = false;
+	c->req->reply_headers_len = 0;
+	http_reply(c->req, status, "application/json; charset=utf-8", body, (size_t)n);
 }
 
 static void http_write_cb(struct bufferevent *bev, void *arg)
@@ -879,16 +887,17 @@ static void http_idle_set(struct http_conn *c, bool idle)
 	c->in_idle = idle;
 }
 
-static void http_request_reset(struct http_request *req)
+static void http_request_free(struct http_conn *c)
 {
-	struct http_conn *c = req->conn;
-	bool owned_body = req->body != NULL && req->body_cap > 0;
+	struct http_request *req = c->req;
 
+	if (req == NULL)
+		return;
 	free(req->head);
-	if (owned_body)
+	if (req->body_cap > 0) /* else body is "" or NULL */
 		free(req->body);
-	memset(req, 0, sizeof(*req));
-	req->conn = c;
+	free(req);
+	c->req = NULL;
 }
 
 static void http_conn_free(struct http_conn *c)
@@ -901,7 +910,7 @@ static void http_conn_free(struct http_conn *c)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	event_free(c->deadline);
-	http_request_reset(&c->req);
+	http_request_free(c);
 	free(c);
 }
 
