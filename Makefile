@@ -11,6 +11,7 @@
 #   make valgrind-unit                 each unit test program under valgrind
 #   make soak                          long fuzz runs + fault suites, figures printed
 #   make conformance     the x509-limbo client-auth subset through the engine
+#   make bench           certregd against nginx and the crypto limit (docs/PERFORMANCE.md)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -70,7 +71,7 @@ $(DATADIR_STAMP): FORCE
 $(BUILD)/admin/migrate.o: $(DATADIR_STAMP)
 FORCE:
 
-.PHONY: all deps check unit integration run install uninstall clean fuzz conformance \
+.PHONY: all deps check unit integration run install uninstall clean fuzz conformance bench bench-tools \
         format format-check bench soak
 all: $(CERTREGD) $(ADMIN)
 
@@ -116,6 +117,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/l
 # the ASan+UBSan build.
 check: deps
 	$(MAKE) all
+	$(MAKE) bench-tools
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) fuzz-short
@@ -141,6 +143,22 @@ $(BUILD)/tests/conformance: tests/conformance.c $(BUILD)/libcommon.a
 conformance: $(BUILD)/tests/conformance
 	$(BUILD)/tests/conformance ../shared/conformance/limbo/limbo.json \
 		../shared/conformance/limbo/client-auth-subset.tsv
+
+# Benchmarks (docs/PERFORMANCE.md): the load generator and the reference
+# verify loop, then tests/bench/run.py, which starts PostgreSQL with the
+# generated dataset, certregd and nginx, and prints the comparison table.
+BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref
+BENCH_ARGS ?=
+build/bench/%: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $< \
+		$(call pc_cflags,libevent libevent_openssl openssl) \
+		$(call pc_libs,libevent libevent_openssl openssl)
+
+bench-tools: $(BENCH_TOOLS)
+
+bench: all bench-tools
+	$(PYTHON) tests/bench/run.py $(BENCH_ARGS)
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME/,
 # built with clang into build/fuzz/ (fuzz_verify over the engine's sources
@@ -236,10 +254,10 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 format:
-	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
 
 format-check:
-	clang-format --dry-run --Werror common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c
+	clang-format --dry-run --Werror common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
 
 clean:
 	rm -rf build

@@ -3,8 +3,8 @@
  *
  * Each connection is a bufferevent (bufferevent_openssl on the TLS
  * listener) and walks the states below; only the handler runs between
- * reading and writing, and reading is off meanwhile, so a client can never
- * have two requests in flight. One timer per connection is the deadline of
+ * reading and writing, and a next request is not parsed meanwhile, so a
+ * client can never have two requests in flight. One timer per connection is the deadline of
  * the state it is in: the whole request (handshake, headers and body) must
  * arrive within request_timeout of the connection becoming ready for it, so
  * a client sending a byte now and then is cut like a silent one.
@@ -275,6 +275,8 @@ static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 	s->stats.open++;
 	s->stats.accepted++;
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb, c);
+	/* No more input is buffered than the largest request takes. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * (HTTP_MAX_HEAD + l->max_body));
 	http_ready_for_request(c);
 }
 
@@ -679,8 +681,10 @@ static void http_dispatch(struct http_conn *c)
 	} else {
 		c->req->body[c->req->body_len] = '\0';
 	}
+	/* Reading stays on (turning it off and on costs two epoll_ctl calls a
+	 * request): what arrives meanwhile waits in the input, bounded by the
+	 * read watermark, and is looked at after the reply. */
 	c->state = CONN_HANDLING;
-	bufferevent_disable(c->bev, EV_READ);
 	evtimer_del(c->deadline);
 	c->listener->handler(c->req, c->listener->arg);
 }

@@ -7,7 +7,8 @@
  * limits (max_body, the header size, request_timeout as a deadline for the
  * whole request, not an inactivity timer, and a cap on open connections),
  * keep-alive, and writing the reply. A connection has at most one request
- * in flight: reading stops until the handler has replied.
+ * in flight: a pipelined next one waits, unparsed, until the handler has
+ * replied.
  *
  * The handler gets a struct http_request, borrowed until it calls
  * http_reply (exactly once, now or later from another callback). If the

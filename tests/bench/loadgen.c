@@ -1,0 +1,621 @@
+/*
+ * loadgen.c - the HTTP/1.1 load generator of `make bench`.
+ *
+ * Drives the same load at certregd and at nginx, so ratios compare like
+ * with like: full TLS handshakes with a client certificate (one request per
+ * connection, no resumption), keep-alive requests on open connections,
+ * POST bodies cycled from a list, at full speed (closed loop) or at a fixed
+ * rate (open loop: latency counted from the scheduled send time, so a slow
+ * server cannot hide its queueing). `--mode idle` opens connections, makes
+ * one request on each and holds them, for memory figures.
+ *
+ * One libevent loop per process, --procs processes; each child sends its
+ * counts and latency samples (microseconds) to the parent through a pipe.
+ * Prints one line: requests= errors= seconds= rps= p50_us= p90_us= p99_us=
+ * max_us= s2xx= s3xx= s4xx= s5xx=.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define MAX_HEADERS 8
+#define MAX_CERTS   4096
+
+enum mode { MODE_HANDSHAKE, MODE_KEEPALIVE, MODE_IDLE };
+
+struct request_text {
+	char *data;
+	size_t len;
+};
+
+static struct {
+	struct sockaddr_in target;
+	bool tls;
+	enum mode mode;
+	const char *method, *path;
+	const char *headers[MAX_HEADERS];
+	int nheaders;
+	struct request_text *requests; /* one per body (or one without) */
+	int nrequests;
+	SSL_CTX *ctx[MAX_CERTS]; /* one per client certificate */
+	int nctx;
+	int connections, procs;
+	double duration, warmup, rate;
+} opt = {.method = "GET", .path = "/", .connections = 1, .procs = 1, .duration = 5};
+
+struct counts {
+	uint64_t requests, errors, status[6];
+	uint64_t nsamples;
+};
+
+struct conn {
+	struct worker *w;
+	int index;
+	struct bufferevent *bev;
+	bool busy;        /* a request is out */
+	double sent_at;   /* when it was due (open loop) or sent */
+	int next_request; /* round robin over requests */
+};
+
+struct worker {
+	struct event_base *base;
+	struct conn *conns;
+	int id;
+	double start, measure_from, end;
+	double next_due; /* open loop: when the next request is due */
+	double interval;
+	struct event *tick;
+	struct counts counts;
+	uint32_t *samples;
+	size_t cap;
+	int idle_ready;
+	uint64_t cert_rr;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void conn_open(struct conn *c);
+static void conn_send(struct conn *c, double due);
+
+static void record(struct worker *w, int status, double latency)
+{
+	double t = now_s();
+
+	if (t < w->measure_from || t > w->end)
+		return;
+	w->counts.requests++;
+	w->counts.status[status / 100 < 6 ? status / 100 : 0]++;
+	if (w->counts.nsamples == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 65536;
+		w->samples = realloc(w->samples, w->cap * sizeof(*w->samples));
+		if (w->samples == NULL)
+			abort();
+	}
+	w->samples[w->counts.nsamples++] = (uint32_t)(latency * 1e6);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	c->busy = false;
+}
+
+static void conn_failed(struct conn *c)
+{
+	struct worker *w = c->w;
+	double t = now_s();
+
+	if (t >= w->measure_from && t <= w->end)
+		w->counts.errors++;
+	conn_close(c);
+	if (opt.mode != MODE_IDLE && t < w->end)
+		conn_open(c);
+}
+
+/* One response complete in the input? Consumes it; returns status or 0. */
+static int take_response(struct evbuffer *in, bool *close_after)
+{
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	size_t head_len, body_len = 0;
+	char *head, *cl;
+	int status = 0;
+
+	if (end.pos < 0)
+		return 0;
+	head_len = (size_t)end.pos + 4;
+	head = (char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
+	if (head == NULL)
+		return 0;
+	cl = memmem(head, head_len, "\r\nContent-Length:", 17);
+	if (cl == NULL)
+		cl = memmem(head, head_len, "\r\ncontent-length:", 17);
+	if (cl != NULL)
+		body_len = strtoul(cl + 17, NULL, 10);
+	*close_after = memmem(head, head_len, "\r\nConnection: close", 19) != NULL ||
+	               memmem(head, head_len, "\r\nConnection: Close", 19) != NULL;
+	if (evbuffer_get_length(in) < head_len + body_len)
+		return 0;
+	if (head_len > 12 && memcmp(head, "HTTP/1.", 7) == 0)
+		status = atoi(head + 9);
+	if (status == 100) { /* an interim response: the real one follows */
+		evbuffer_drain(in, head_len);
+		return take_response(in, close_after);
+	}
+	evbuffer_drain(in, head_len + body_len);
+	return status > 0 ? status : 1;
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct worker *w = c->w;
+	bool close_after = false;
+	int status;
+
+	while (c->busy && (status = take_response(bufferevent_get_input(bev), &close_after)) > 0) {
+		c->busy = false;
+		record(w, status, now_s() - c->sent_at);
+		if (opt.mode == MODE_IDLE) {
+			w->idle_ready++;
+			return;
+		}
+		if (opt.mode == MODE_HANDSHAKE || close_after) {
+			conn_close(c);
+			if (now_s() < w->end)
+				conn_open(c);
+			return;
+		}
+		if (opt.rate <= 0 && now_s() < w->end) {
+			conn_send(c, now_s());
+		} else if (opt.rate > 0 && w->next_due <= now_s() && now_s() < w->end) {
+			/* Open loop and behind schedule: the freed connection takes
+			 * the next due request at once, not at the next tick. */
+			conn_send(c, w->next_due);
+			w->next_due += w->interval;
+		}
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	conn_failed(c);
+}
+
+static void conn_send(struct conn *c, double due)
+{
+	const struct request_text *r = &opt.requests[c->next_request];
+
+	c->next_request = (c->next_request + 1) % opt.nrequests;
+	c->busy = true;
+	c->sent_at = due;
+	bufferevent_write(c->bev, r->data, r->len);
+}
+
+static void conn_open(struct conn *c)
+{
+	struct worker *w = c->w;
+	int opts = BEV_OPT_CLOSE_ON_FREE;
+	int one = 1;
+	evutil_socket_t fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		w->counts.errors++;
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (opt.tls) {
+		SSL *ssl = SSL_new(opt.ctx[w->cert_rr++ % (uint64_t)opt.nctx]);
+		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl,
+		                                        BUFFEREVENT_SSL_CONNECTING, opts);
+	} else {
+		c->bev = bufferevent_socket_new(w->base, fd, opts);
+	}
+	if (c->bev == NULL) {
+		w->counts.errors++;
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&opt.target,
+	                               sizeof(opt.target)) != 0) {
+		conn_failed(c);
+		return;
+	}
+	/* Queued behind the handshake; for open loop the tick sends instead. */
+	if (opt.rate <= 0 || opt.mode == MODE_IDLE)
+		conn_send(c, now_s());
+}
+
+/* Open loop: every due request goes out on a free connection; when none is
+ * free it waits, and its latency still counts from when it was due. */
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	double t = now_s();
+
+	(void)fd;
+	(void)what;
+	if (t >= w->end) {
+		if (opt.mode != MODE_IDLE)
+			event_base_loopbreak(w->base);
+		return;
+	}
+	if (opt.rate <= 0 || opt.mode == MODE_IDLE)
+		return;
+	for (int i = 0; i < opt.connections && w->next_due <= t; i++) {
+		struct conn *c = &w->conns[i];
+		if (c->bev == NULL && opt.mode == MODE_HANDSHAKE) {
+			conn_open(c);
+			c->busy = false;
+		}
+		if (c->bev == NULL || c->busy)
+			continue;
+		conn_send(c, w->next_due);
+		w->next_due += w->interval;
+	}
+}
+
+static void run_worker(int id, int out_fd)
+{
+	struct worker w = {0};
+	struct timeval tv = {0, 1000};
+
+	w.id = id;
+	w.base = event_base_new();
+	w.conns = calloc((size_t)opt.connections, sizeof(*w.conns));
+	if (w.base == NULL || w.conns == NULL)
+		exit(1);
+	w.start = now_s();
+	w.measure_from = w.start + opt.warmup;
+	w.end = opt.mode == MODE_IDLE ? 1e18 : w.measure_from + opt.duration;
+	w.interval = opt.rate > 0 ? (double)opt.procs / opt.rate : 0;
+	w.next_due = w.start;
+	w.cert_rr = (uint64_t)id * 7919;
+	w.tick = event_new(w.base, -1, EV_PERSIST, tick_cb, &w);
+	event_add(w.tick, &tv);
+	for (int i = 0; i < opt.connections; i++) {
+		w.conns[i].w = &w;
+		w.conns[i].index = i;
+		w.conns[i].next_request = (id * opt.connections + i) % opt.nrequests;
+		conn_open(&w.conns[i]);
+	}
+	event_base_dispatch(w.base);
+	if (write(out_fd, &w.counts, sizeof(w.counts)) != (ssize_t)sizeof(w.counts) ||
+	    write(out_fd, w.samples, w.counts.nsamples * sizeof(*w.samples)) !=
+	        (ssize_t)(w.counts.nsamples * sizeof(*w.samples)))
+		exit(1);
+	exit(0);
+}
+
+/* Idle mode, in one process: open, one request each, then hold. */
+static int run_idle(void)
+{
+	struct worker w = {0};
+	struct timeval tv = {0, 1000};
+	char buf[16];
+
+	w.base = event_base_new();
+	w.conns = calloc((size_t)opt.connections, sizeof(*w.conns));
+	w.start = now_s();
+	w.measure_from = w.start;
+	w.end = 1e18;
+	w.tick = event_new(w.base, -1, EV_PERSIST, tick_cb, &w);
+	event_add(w.tick, &tv);
+	for (int i = 0; i < opt.connections; i++) {
+		w.conns[i].w = &w;
+		conn_open(&w.conns[i]);
+		if ((i + 1) % 200 == 0) /* do not flood the accept queue */
+			while (w.idle_ready + (int)w.counts.errors < i - 100)
+				event_base_loop(w.base, EVLOOP_ONCE);
+	}
+	while (w.idle_ready + (int)w.counts.errors < opt.connections)
+		event_base_loop(w.base, EVLOOP_ONCE);
+	printf("idle=%d ready\n", w.idle_ready);
+	fflush(stdout);
+	/* Hold until stdin ends; the loop keeps the connections alive. */
+	while (read(0, buf, sizeof(buf)) > 0)
+		;
+	printf("requests=%llu errors=%llu seconds=0 rps=0 p50_us=0 p90_us=0 p99_us=0 max_us=0 "
+	       "s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu\n",
+	       (unsigned long long)w.counts.requests, (unsigned long long)w.counts.errors,
+	       (unsigned long long)w.counts.status[2], (unsigned long long)w.counts.status[3],
+	       (unsigned long long)w.counts.status[4], (unsigned long long)w.counts.status[5]);
+	return w.idle_ready > 0 ? 0 : 1;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		fprintf(stderr, "loadgen: cannot read %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+static void add_request(const char *body, size_t body_len)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct request_text *r;
+
+	opt.requests = realloc(opt.requests, (size_t)(opt.nrequests + 1) * sizeof(*opt.requests));
+	r = &opt.requests[opt.nrequests++];
+	evbuffer_add_printf(b, "%s %s HTTP/1.1\r\nHost: bench\r\n", opt.method, opt.path);
+	for (int i = 0; i < opt.nheaders; i++)
+		evbuffer_add_printf(b, "%s\r\n", opt.headers[i]);
+	if (opt.mode == MODE_HANDSHAKE)
+		evbuffer_add_printf(b, "Connection: close\r\n");
+	if (body != NULL)
+		evbuffer_add_printf(b, "Content-Length: %zu\r\n", body_len);
+	evbuffer_add(b, "\r\n", 2);
+	if (body != NULL)
+		evbuffer_add(b, body, body_len);
+	r->len = evbuffer_get_length(b);
+	r->data = malloc(r->len);
+	evbuffer_remove(b, r->data, r->len);
+	evbuffer_free(b);
+}
+
+static void add_cert(const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (opt.nctx == MAX_CERTS)
+		return;
+	if (ctx == NULL ||
+	    (cert != NULL && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	                      SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1))) {
+		fprintf(stderr, "loadgen: cannot load %s / %s\n", cert, key);
+		ERR_print_errors_fp(stderr);
+		exit(2);
+	}
+	/* Every connection a full handshake: no tickets, no session cache. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	opt.ctx[opt.nctx++] = ctx;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+	        "usage: loadgen --target HOST:PORT [--tls [--cert F --key F | --cert-list F]]\n"
+	        "               --mode handshake|keepalive|idle [--method M] [--path P]\n"
+	        "               [--header 'N: V']... [--body-file F | --body-list F]\n"
+	        "               [--connections N] [--procs P] [--duration S] [--warmup S] "
+	        "[--rate R]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"target", 1, 0, 't'},
+	                                         {"tls", 0, 0, 'T'},
+	                                         {"cert", 1, 0, 'c'},
+	                                         {"key", 1, 0, 'k'},
+	                                         {"cert-list", 1, 0, 'L'},
+	                                         {"mode", 1, 0, 'm'},
+	                                         {"method", 1, 0, 'M'},
+	                                         {"path", 1, 0, 'p'},
+	                                         {"header", 1, 0, 'H'},
+	                                         {"body-file", 1, 0, 'b'},
+	                                         {"body-list", 1, 0, 'B'},
+	                                         {"connections", 1, 0, 'n'},
+	                                         {"procs", 1, 0, 'P'},
+	                                         {"duration", 1, 0, 'd'},
+	                                         {"warmup", 1, 0, 'w'},
+	                                         {"rate", 1, 0, 'r'},
+	                                         {0, 0, 0, 0}};
+	const char *cert = NULL, *key = NULL, *cert_list = NULL, *body_file = NULL,
+	           *body_list = NULL, *target = NULL;
+	struct counts total = {0};
+	uint32_t *samples = NULL;
+	int ch, fds[2], rfds[256];
+	double seconds;
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			target = optarg;
+			break;
+		case 'T':
+			opt.tls = true;
+			break;
+		case 'c':
+			cert = optarg;
+			break;
+		case 'k':
+			key = optarg;
+			break;
+		case 'L':
+			cert_list = optarg;
+			break;
+		case 'm':
+			opt.mode = strcmp(optarg, "handshake") == 0   ? MODE_HANDSHAKE
+			           : strcmp(optarg, "keepalive") == 0 ? MODE_KEEPALIVE
+			           : strcmp(optarg, "idle") == 0      ? MODE_IDLE
+			                                              : (usage(), MODE_IDLE);
+			break;
+		case 'M':
+			opt.method = optarg;
+			break;
+		case 'p':
+			opt.path = optarg;
+			break;
+		case 'H':
+			if (opt.nheaders < MAX_HEADERS)
+				opt.headers[opt.nheaders++] = optarg;
+			break;
+		case 'b':
+			body_file = optarg;
+			break;
+		case 'B':
+			body_list = optarg;
+			break;
+		case 'n':
+			opt.connections = atoi(optarg);
+			break;
+		case 'P':
+			opt.procs = atoi(optarg);
+			break;
+		case 'd':
+			opt.duration = atof(optarg);
+			break;
+		case 'w':
+			opt.warmup = atof(optarg);
+			break;
+		case 'r':
+			opt.rate = atof(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (target == NULL || opt.connections < 1 || opt.procs < 1)
+		usage();
+	{
+		char host[64];
+		const char *colon = strrchr(target, ':');
+		if (colon == NULL || (size_t)(colon - target) >= sizeof(host))
+			usage();
+		memcpy(host, target, (size_t)(colon - target));
+		host[colon - target] = '\0';
+		opt.target.sin_family = AF_INET;
+		opt.target.sin_port = htons((uint16_t)atoi(colon + 1));
+		if (inet_pton(AF_INET, host, &opt.target.sin_addr) != 1)
+			usage();
+	}
+	if (body_file != NULL) {
+		size_t n;
+		char *b = slurp(body_file, &n);
+		add_request(b, n);
+	} else if (body_list != NULL) {
+		size_t n;
+		char *list = slurp(body_list, &n), *save = NULL;
+		for (char *line = strtok_r(list, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save)) {
+			char *b = slurp(line, &n);
+			add_request(b, n);
+			free(b);
+		}
+	} else {
+		add_request(NULL, 0);
+	}
+	if (opt.tls) {
+		if (cert_list != NULL) {
+			size_t n;
+			char *list = slurp(cert_list, &n), *save = NULL;
+			for (char *line = strtok_r(list, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save)) {
+				char c[512], k[512];
+				if (sscanf(line, "%511s %511s", c, k) == 2)
+					add_cert(c, k);
+			}
+		} else {
+			add_cert(cert, key);
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (opt.mode == MODE_IDLE)
+		return run_idle();
+	if (opt.procs > 256)
+		usage();
+	for (int p = 0; p < opt.procs; p++) {
+		if (pipe(fds) != 0)
+			return 1;
+		if (fork() == 0) {
+			close(fds[0]);
+			run_worker(p, fds[1]);
+		}
+		close(fds[1]);
+		rfds[p] = fds[0];
+	}
+	/* A child writes when its run ends; one at a time is read whole. */
+	for (int p = 0; p < opt.procs; p++) {
+		struct counts c;
+		if (!read_all(rfds[p], &c, sizeof(c)))
+			return 1;
+		samples = realloc(samples, (total.nsamples + c.nsamples + 1) * sizeof(*samples));
+		if (samples == NULL ||
+		    !read_all(rfds[p], samples + total.nsamples, c.nsamples * sizeof(*samples)))
+			return 1;
+		total.requests += c.requests;
+		total.errors += c.errors;
+		for (int s = 0; s < 6; s++)
+			total.status[s] += c.status[s];
+		total.nsamples += c.nsamples;
+		close(rfds[p]);
+	}
+	while (wait(NULL) > 0)
+		;
+	seconds = opt.duration;
+	qsort(samples, total.nsamples, sizeof(*samples), cmp_u32);
+#define PCT(p) (total.nsamples ? samples[(size_t)((double)(total.nsamples - 1) * (p))] : 0)
+	printf("requests=%llu errors=%llu seconds=%.2f rps=%.0f p50_us=%u p90_us=%u p99_us=%u "
+	       "max_us=%u s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu\n",
+	       (unsigned long long)total.requests, (unsigned long long)total.errors, seconds,
+	       (double)total.requests / seconds, PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0),
+	       (unsigned long long)total.status[2], (unsigned long long)total.status[3],
+	       (unsigned long long)total.status[4], (unsigned long long)total.status[5]);
+	return total.requests > 0 ? 0 : 1;
+}

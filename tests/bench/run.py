@@ -1,0 +1,529 @@
+#!/usr/bin/env python3
+"""make bench: certregd against nginx and against the crypto limit, in one run.
+
+Starts a throwaway PostgreSQL with the generated registry (tests/bench/
+gen_dataset.sql: 16 offices, 8,000 units, --keys keys), a test PKI and
+--certs distinct client certificates bound to units, three certregd (warm:
+default caches; cold: verified-result and association caches off, on the
+big and on a 10,000-key database), and nginx with `ssl_verify_client on`
+on the same certificates. Then measures with build/bench/loadgen, A/B
+alternating and taking the median, and prints the table of docs/
+PERFORMANCE.md (also written to build/bench/results.txt and .json).
+
+Everything runs on the loopback; the load generator shares the machine's
+cores with the servers, as it would with nginx. Exit status 0 when every
+measurement ran, whatever the ratios.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixtures.pg import Cluster  # noqa: E402
+
+BUILD = Path(os.environ.get("CERTREG_BUILD", ROOT / "build"))
+BENCH = ROOT / "build" / "bench"
+LOADGEN = BENCH / "loadgen"
+VERIFY_REF = BENCH / "verify_ref"
+NPROC = os.cpu_count() or 1
+ROOT_UID = os.geteuid() == 0
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True,
+                          **kw)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def open_for_nobody(path):
+    """Lets nobody traverse to path (certregd and PostgreSQL run as nobody)."""
+    if not ROOT_UID:
+        return
+    for p in [path, *path.parents]:
+        if p == Path("/"):
+            break
+        p.chmod(p.stat().st_mode | 0o011)
+
+
+def chown_nobody(path):
+    if ROOT_UID:
+        shutil.chown(path, "nobody", "nogroup")
+
+
+# --- fixtures ------------------------------------------------------------------
+
+def make_certs(pki, out, n):
+    """n ECDSA P-256 client certificates under pki's issuing CA, with their
+    chain files, /v1/verify bodies and key ids (SHA-256 of the DER SPKI)."""
+    out.mkdir()
+    script = f"""
+set -e
+i=$1; d={out}; f=$(printf '%s/%06d' "$d" "$i")
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$f.key" \\
+  -subj "/O=certreg bench/CN=bench client $i" -out "$f.csr" 2>/dev/null
+openssl x509 -req -in "$f.csr" -CA {pki}/ca/int.pem -CAkey {pki}/ca/int.key -CAcreateserial \\
+  -CAserial "$f.srl" -days 365 -sha256 -extfile {out}/ext.cnf -extensions leaf \\
+  -out "$f.leaf" 2>/dev/null
+cat "$f.leaf" {pki}/ca/int.pem > "$f.pem"
+openssl x509 -in "$f.leaf" -pubkey -noout | openssl pkey -pubin -outform DER \\
+  | sha256sum | cut -d' ' -f1 > "$f.kid"
+rm -f "$f.csr" "$f.srl"
+"""
+    (out / "gen.sh").write_text(script)
+    (out / "ext.cnf").write_text(
+        "[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid\n")
+    subprocess.run(f"seq 1 {n} | xargs -P {NPROC * 2} -n 1 bash {out}/gen.sh",
+                   shell=True, check=True)
+    kids, bodies, pems, certs = [], [], [], []
+    inter = (pki / "ca/int.pem").read_text()
+    for i in range(1, n + 1):
+        f = out / f"{i:06d}"
+        kids.append(Path(f"{f}.kid").read_text().strip())
+        leaf = Path(f"{f}.leaf").read_text()
+        Path(f"{f}.json").write_text(json.dumps({"certificate": leaf, "chain": [inter]}))
+        bodies.append(f"{f}.json")
+        pems.append(f"{f}.pem")
+        certs.append(f"{f}.pem {f}.key")
+    (out / "bodies.txt").write_text("\n".join(bodies) + "\n")
+    (out / "pems.txt").write_text("\n".join(pems) + "\n")
+    (out / "certs.txt").write_text("\n".join(certs) + "\n")
+    return kids
+
+
+def key_id(pem_path):
+    p = subprocess.run(f"openssl x509 -in {pem_path} -pubkey -noout | openssl pkey -pubin "
+                       f"-outform DER | sha256sum", shell=True, check=True,
+                       capture_output=True, text=True)
+    return p.stdout.split()[0]
+
+
+def load_database(cluster, name, keys, bind_ids):
+    cluster.psql(f'CREATE DATABASE "{name}"')
+    run([BUILD / "certreg-admin", "--db", cluster.conninfo(name), "db", "migrate"])
+    t0 = time.monotonic()
+    run([cluster.bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"keys={keys}",
+         "-d", cluster.conninfo(name), "-f", ROOT / "tests/bench/gen_dataset.sql"],
+        timeout=1200)
+    values = ",".join(f"('{k}', '110000000001', 'approved', 'counter', 'BENCH', 'bench')"
+                      for k in bind_ids)
+    # Through stdin: thousands of rows are more than one argv string may hold.
+    run([cluster.bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+         cluster.conninfo(name)],
+        input="SET ROLE certreg_owner; INSERT INTO certreg.keys "
+              "(key_id, registration_no, status, how, ticket, bound_by) VALUES " + values +
+              " ON CONFLICT DO NOTHING;\n")
+    cluster.psql("VACUUM ANALYZE", name)
+    log(f"database {name}: {keys} generated keys + {len(bind_ids)} bench keys "
+        f"in {time.monotonic() - t0:.0f} s")
+
+
+class Server:
+    """A server process with workers: its pids, and a graceful stop."""
+    stop_signal = signal.SIGTERM
+
+    def pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                             text=True).stdout.split()
+        return [self.proc.pid] + [int(p) for p in out]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Certregd(Server):
+    def __init__(self, work, name, pki, conninfo, cache_size=None, verify_size=None):
+        self.dir = work / name
+        self.dir.mkdir()
+        self.dir.chmod(0o755)
+        self.api_port, self.tls_port = free_port(), free_port()
+        shutil.copy(pki / "server/server.pem", self.dir / "server.pem")
+        shutil.copy(pki / "server/server.key", self.dir / "server.key")
+        (self.dir / "server.key").chmod(0o600)
+        chown_nobody(self.dir / "server.key")
+        cache = ""
+        if cache_size is not None:
+            cache = f"[cache]\nsize = {cache_size}\nverify_size = {verify_size}\n"
+        (self.dir / "certreg.conf").write_text(f"""[server]
+listen_api = 127.0.0.1:{self.api_port}
+listen_tls = 127.0.0.1:{self.tls_port}
+tls_cert = {self.dir}/server.pem
+tls_key = {self.dir}/server.key
+workers = auto
+log_level = warn
+max_connections = 20000
+request_timeout = 60
+[trust]
+ca_file = {pki}/ca/trust.pem
+intermediates_file = {pki}/ca/intermediates.pem
+crl_dir = {pki}/crl-all
+revocation = require
+[database]
+conninfo = {conninfo}
+timeout_ms = 2000
+{cache}""")
+        args = [BUILD / "certregd", "-f", "-c", self.dir / "certreg.conf"]
+        if ROOT_UID:
+            args[1:1] = ["-u", "nobody"]
+        self.log = open(self.dir / "certregd.log", "w")
+        self.proc = subprocess.Popen([str(a) for a in args], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/readyz",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"certregd {name} not ready: "
+                                   f"{(self.dir / 'certregd.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+
+
+
+class Nginx(Server):
+    stop_signal = signal.SIGQUIT  # graceful shutdown
+
+    def __init__(self, work, pki):
+        self.dir = work / "nginx"
+        (self.dir / "logs").mkdir(parents=True)
+        self.tls_port, self.http_port = free_port(), free_port()
+        user = "user nobody nogroup;" if ROOT_UID else ""
+        (self.dir / "nginx.conf").write_text(f"""{user}
+worker_processes auto;
+worker_rlimit_nofile 65536;
+error_log {self.dir}/logs/error.log;
+pid {self.dir}/nginx.pid;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  server {{
+    listen 127.0.0.1:{self.tls_port} ssl;
+    ssl_certificate {pki}/server/server.pem;
+    ssl_certificate_key {pki}/server/server.key;
+    ssl_client_certificate {pki}/ca/trust.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 3;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    keepalive_requests 1000000;
+    location / {{ return 200 "ok\\n"; }}
+  }}
+  server {{
+    listen 127.0.0.1:{self.http_port};
+    keepalive_requests 1000000;
+    location / {{ return 200 "ok\\n"; }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["/usr/sbin/nginx", "-p", str(self.dir), "-c",
+                                      str(self.dir / "nginx.conf"), "-g", "daemon off;"])
+        time.sleep(1)
+        if self.proc.poll() is not None:
+            raise RuntimeError((self.dir / "logs/error.log").read_text())
+
+
+
+# --- measuring -----------------------------------------------------------------
+
+def loadgen(port, *args, duration, warmup=1.0):
+    cmd = [LOADGEN, "--target", f"127.0.0.1:{port}", "--duration", duration,
+           "--warmup", warmup, *args]
+    out = run(cmd, timeout=duration + warmup + 120).stdout.strip().splitlines()[-1]
+    r = dict(kv.split("=") for kv in out.split())
+    r = {k: float(v) for k, v in r.items()}
+    bad = r["errors"] + r["s5xx"] + r["s4xx"]
+    if r["requests"] == 0 or bad > 0.01 * r["requests"]:
+        raise RuntimeError(f"loadgen {' '.join(map(str, args))}: {out}")
+    return r
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def idle_rss(port, tls_args, pids, n):
+    before = rss_kib(pids)
+    p = subprocess.Popen([str(LOADGEN), "--target", f"127.0.0.1:{port}", *tls_args,
+                          "--mode", "idle", "--path", "/v1/login", "--connections", str(n)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("idle="):
+        raise RuntimeError(f"idle loadgen: {line}")
+    ready = int(line.split()[0].split("=")[1])
+    time.sleep(1)
+    after = rss_kib(pids)
+    p.stdin.close()
+    p.wait(timeout=30)
+    return ready, before, after
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--keys", type=int, default=2_000_000)
+    ap.add_argument("--certs", type=int, default=2000)
+    ap.add_argument("--duration", type=float, default=6.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--idle", type=int, default=10_000)
+    ap.add_argument("--perf", action="store_true",
+                    help="also profile a worker (perf record) during rows 2 and 3")
+    ap.add_argument("--quick", action="store_true",
+                    help="10,000 keys, 500 certificates, 2 s runs, 1 round, 2,000 idle")
+    a = ap.parse_args()
+    if a.quick:
+        a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
+    for tool in (LOADGEN, VERIFY_REF, BUILD / "certregd"):
+        if not tool.exists():
+            sys.exit(f"{tool} missing: run make all bench-tools")
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * a.idle + 1024)), hard))
+
+    work = BENCH / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    open_for_nobody(work)
+    started = []
+    t_start = time.monotonic()
+    try:
+        log("test PKI and client certificates")
+        pki = work / "pki"
+        run([sys.executable, ROOT / "tests/pki/mkpki.py", pki])
+        for p in pki.rglob("*"):
+            p.chmod(p.stat().st_mode | 0o044 | (0o011 if p.is_dir() else 0))
+        kids = make_certs(pki, work / "certs", a.certs)
+        leaf = pki / "leaf"
+        kids.append(key_id(leaf / "ec-ok.pem"))
+
+        log("PostgreSQL")
+        cluster = Cluster(work / "pg")
+        cluster.init()
+        started.append(cluster)
+        load_database(cluster, "big", a.keys, kids)
+        cluster.ensure_login("certregd", "certreg_daemon")  # the role migrate made
+        load_database(cluster, "small", 10_000, kids)
+
+        warm = Certregd(work, "warm", pki, cluster.conninfo("big", "certregd"))
+        started.append(warm)
+        # Cold certificates: no verified-result cache, the association cache on
+        # (the issue's "cold"); no caches at all: every request a first login,
+        # decide() and its write in PostgreSQL.
+        coldcert = Certregd(work, "cold-cert", pki, cluster.conninfo("big", "certregd"),
+                            100000, 0)
+        started.append(coldcert)
+        cold = Certregd(work, "cold", pki, cluster.conninfo("big", "certregd"), 0, 0)
+        started.append(cold)
+        small = Certregd(work, "cold-small", pki, cluster.conninfo("small", "certregd"), 0, 0)
+        started.append(small)
+        ngx = Nginx(work, pki)
+        started.append(ngx)
+
+        tls = ["--tls", "--cert", leaf / "ec-ok.chain.pem", "--key", leaf / "ec-ok.key"]
+        json_h = ["--header", "Accept: application/json"]
+        pem = urllib.parse.quote((leaf / "ec-ok.pem").read_text(), safe="")
+        d = a.duration
+        rows = []
+
+        def ab(name, ours, theirs, target, unit="req/s"):
+            """A/B alternating rounds; median of each side."""
+            o, t = [], []
+            for _ in range(a.rounds):
+                o.append(ours()["rps"])
+                t.append(theirs()["rps"])
+            mo, mt = statistics.median(o), statistics.median(t)
+            rows.append({"what": name, "certregd": mo, "peer": mt, "ratio": mo / mt,
+                         "target": target, "pass": mo / mt >= target, "unit": unit,
+                         "rounds_certregd": o, "rounds_peer": t})
+            log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x (target {target}x)")
+            return mo
+
+        def profile(name, daemon, seconds):
+            """perf record of one worker while a measurement runs."""
+            if not a.perf or shutil.which("perf") is None:
+                return None
+            data = BENCH / f"perf-{name}.data"
+            return subprocess.Popen(
+                ["perf", "record", "-g", "-o", str(data), "-p", str(daemon.pids()[1]),
+                 "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL), data
+
+        def profile_report(p):
+            if p is None:
+                return
+            proc, data = p
+            proc.wait()
+            text = []
+            for sort, top in (("dso", 12), ("dso,sym", 30)):
+                rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children",
+                                      "--sort", sort, "--stdio"],
+                                     capture_output=True, text=True).stdout
+                lines = [ln for ln in rep.splitlines() if ln.strip()
+                         and not ln.startswith("#") and "%" in ln
+                         and not ln.lstrip().startswith(("|", "-"))]
+                text += [f"# by {sort}"] + lines[:top] + [""]
+            Path(str(data).replace(".data", ".txt")).write_text("\n".join(text))
+            log(f"profile: {str(data).replace('.data', '.txt')}")
+
+        log("1. full mTLS handshakes")
+        ab("handshakes/s, GET /v1/login vs nginx ssl_verify_client",
+           lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "handshake", "--path",
+                           "/v1/login", "--connections", 16, duration=d),
+           lambda: loadgen(ngx.tls_port, *tls, "--mode", "handshake", "--connections", 16,
+                           duration=d), 1.0, "handshakes/s")
+        log("2. keep-alive /v1/login")
+        prof = profile("login-keepalive", warm, d / 2)
+        ab("keep-alive req/s, /v1/login vs nginx (TLS, client cert)",
+           lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "keepalive", "--path",
+                           "/v1/login", "--connections", 32, duration=d),
+           lambda: loadgen(ngx.tls_port, *tls, "--mode", "keepalive", "--connections", 32,
+                           duration=d), 0.8)
+        profile_report(prof)
+        log("3. cold /v1/verify vs the reference verify loop")
+        cold_body = ["--mode", "keepalive", "--method", "POST", "--path", "/v1/verify",
+                     "--header", "Content-Type: application/json",
+                     "--body-list", work / "certs/bodies.txt"]
+        c, r = [], []
+        prof = profile("verify-cold", coldcert, d / 2)
+        for _ in range(a.rounds):
+            c.append(loadgen(coldcert.api_port, *cold_body, "--connections", 32,
+                             duration=d)["rps"])
+            ref = run([VERIFY_REF, "--ca", pki / "ca/trust.pem", "--intermediates",
+                       pki / "ca/intermediates.pem", "--list", work / "certs/pems.txt",
+                       "--procs", NPROC, "--duration", d]).stdout.split()
+            r.append(float(dict(kv.split("=") for kv in ref)["per_sec"]))
+        profile_report(prof)
+        mc, mr = statistics.median(c), statistics.median(r)
+        rows.append({"what": "cold /v1/verify req/s vs parse+X509_verify_cert loop "
+                     f"({NPROC} processes)", "certregd": mc, "peer": mr, "ratio": mc / mr,
+                     "target": 1.0, "pass": mc / mr >= 1.0, "unit": "req/s"})
+        log(f"cold verify: {mc:.0f} vs reference {mr:.0f} = {mc / mr:.2f}x")
+        first = loadgen(cold.api_port, *cold_body, "--connections", 32, duration=d)["rps"]
+        rows.append({"what": "first-login /v1/verify req/s (no caches: engine + decide() "
+                     "with its write) vs the same loop", "certregd": first, "peer": mr,
+                     "ratio": first / mr, "target": "report", "pass": None, "unit": "req/s"})
+        log(f"no caches at all: {first:.0f} req/s")
+        log("4. warm /v1/verify and /v1/auth vs nginx return 200")
+        warm_body = ["--mode", "keepalive", "--method", "POST", "--path", "/v1/verify",
+                     "--header", "Content-Type: application/json",
+                     "--body-file", work / "certs/000001.json", "--connections", 32]
+        plain = lambda: loadgen(ngx.http_port, "--mode", "keepalive", "--connections", 32,  # noqa
+                                duration=d)
+        warm_peak = ab("warm /v1/verify req/s vs nginx plain return 200",
+                       lambda: loadgen(warm.api_port, *warm_body, duration=d), plain, 0.5)
+        ab("/v1/auth req/s vs nginx plain return 200",
+           lambda: loadgen(warm.api_port, "--mode", "keepalive", "--path", "/v1/auth",
+                           "--header", f"X-SSL-Client-Cert: {pem}", "--connections", 32,
+                           duration=d), plain, 0.5)
+        log("5. latency at half of the peak")
+        for name, port, args, peak, limit in (
+                ("warm /v1/verify", warm.api_port, warm_body, warm_peak, 1000),
+                ("cold /v1/verify", coldcert.api_port, cold_body + ["--connections", 64], mc,
+                 5000)):
+            res = loadgen(port, *args, "--rate", round(peak / 2), duration=d)
+            rows.append({"what": f"{name} p50/p99 at {peak / 2:.0f} req/s (half peak)",
+                         "certregd": res["p99_us"], "p50_us": res["p50_us"], "peer": None,
+                         "ratio": None, "target": f"p99 <= {limit} us",
+                         "pass": res["p99_us"] <= limit, "unit": "us"})
+            log(f"{name} at half peak: p50 {res['p50_us']:.0f} us, p99 {res['p99_us']:.0f} us")
+        log("6. memory with idle keep-alive connections")
+        ours = idle_rss(warm.tls_port, [str(x) for x in tls], warm.pids(), a.idle)
+        theirs = idle_rss(ngx.tls_port, [str(x) for x in tls], ngx.pids(), a.idle)
+        rows.append({"what": f"RSS KiB, all processes, {a.idle} idle TLS keep-alive "
+                     "connections", "certregd": ours[2], "peer": theirs[2],
+                     "ratio": ours[2] / theirs[2], "target": "report", "pass": None,
+                     "unit": "KiB", "certregd_before": ours[1], "peer_before": theirs[1],
+                     "ready": [ours[0], theirs[0]]})
+        log(f"idle: certregd {ours[1]} -> {ours[2]} KiB ({ours[0]} conns), "
+            f"nginx {theirs[1]} -> {theirs[2]} KiB ({theirs[0]} conns)")
+        log("7. cold p99: full dataset vs 10,000 keys")
+        rate = round(first / 2)
+        big_p99, small_p99 = [], []
+        for _ in range(a.rounds):
+            big_p99.append(loadgen(cold.api_port, *cold_body, "--connections", 64, "--rate",
+                                   rate, duration=d)["p99_us"])
+            small_p99.append(loadgen(small.api_port, *cold_body, "--connections", 64,
+                                     "--rate", rate, duration=d)["p99_us"])
+        b, s = statistics.median(big_p99), statistics.median(small_p99)
+        rows.append({"what": f"cold p99 us at {rate} req/s: {a.keys} keys vs 10,000 keys",
+                     "certregd": b, "peer": s, "ratio": b / s, "target": "<= 1.10",
+                     "pass": b / s <= 1.10, "unit": "us"})
+        log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us")
+    finally:
+        for thing in reversed(started):
+            try:
+                thing.stop()
+            except Exception as e:  # keep stopping the others
+                print(f"stop: {e}", file=sys.stderr)
+
+    machine = {
+        "nproc": NPROC,
+        "openssl": run(["openssl", "version"]).stdout.strip(),
+        "nginx": subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True,
+                                text=True).stderr.strip(),
+        "kernel": os.uname().release,
+        "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
+        "total_s": round(time.monotonic() - t_start),
+    }
+    lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
+             f"kernel {machine['kernel']}",
+             f"dataset: {a.keys} keys; {a.certs} distinct client certificates; "
+             f"{a.rounds} round(s) of {a.duration:g} s, median; total {machine['total_s']} s",
+             "",
+             f"{'measurement':<74} {'certregd':>10} {'peer':>10} {'ratio':>6}  target  result"]
+    for r in rows:
+        peer = "" if r["peer"] is None else f"{r['peer']:.0f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        ours = f"{r['certregd']:.0f}"
+        if "p50_us" in r:
+            ours = f"{r['p50_us']:.0f}/{r['certregd']:.0f}"
+        verdict = {True: "PASS", False: "MISS", None: "-"}[r["pass"]]
+        lines.append(f"{r['what']:<74} {ours:>10} {peer:>10} {ratio:>6}  "
+                     f"{r['target']!s:<7} {verdict}")
+    text = "\n".join(lines)
+    print("\n" + text)
+    (BENCH / "results.txt").write_text(text + "\n")
+    (BENCH / "results.json").write_text(json.dumps({"machine": machine, "rows": rows},
+                                                   indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+/*
+ * verify_ref.c - the "crypto limit" of `make bench`: parse and verify
+ * chains with OpenSSL alone, one process per core, nothing else.
+ *
+ *   verify_ref --ca TRUST.pem --intermediates INT.pem --list FILE --procs P --duration S
+ *
+ * FILE lists PEM chain files (leaf first). Their bytes are read once; then
+ * each process loops: parse the next file's certificates from memory,
+ * X509_verify_cert against a store built once (sslclient purpose, strict),
+ * free. Prints chains= seconds= per_sec= failures=. certregd's cold
+ * /v1/verify does this and HTTP, JSON and a database lookup besides.
+ */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+struct blob {
+	char *data;
+	long len;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct blob slurp(const char *path)
+{
+	struct blob b = {0};
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (b.len = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (b.data = malloc((size_t)b.len + 1)) == NULL ||
+	    fread(b.data, 1, (size_t)b.len, f) != (size_t)b.len) {
+		fprintf(stderr, "verify_ref: cannot read %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+	b.data[b.len] = '\0';
+	return b;
+}
+
+static STACK_OF(X509) * parse_all(const char *data, long len)
+{
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	BIO *bio = BIO_new_mem_buf(data, (int)len);
+	X509 *x;
+
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(certs, x);
+	BIO_free(bio);
+	return certs;
+}
+
+static bool verify_one(X509_STORE *store, STACK_OF(X509) * extra, const struct blob *b)
+{
+	STACK_OF(X509) *certs = parse_all(b->data, b->len);
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	bool ok = false;
+
+	if (sk_X509_num(certs) > 0 && ctx != NULL) {
+		for (int i = 0; i < sk_X509_num(extra); i++)
+			sk_X509_push(certs, sk_X509_value(extra, i));
+		if (X509_STORE_CTX_init(ctx, store, sk_X509_value(certs, 0), certs)) {
+			X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+			X509_VERIFY_PARAM_set_flags(X509_STORE_CTX_get0_param(ctx),
+			                            X509_V_FLAG_X509_STRICT);
+			ok = X509_verify_cert(ctx) == 1;
+		}
+		/* The borrowed intermediates go back before the pop_free. */
+		for (int i = 0; i < sk_X509_num(extra); i++)
+			sk_X509_pop(certs);
+	}
+	X509_STORE_CTX_free(ctx);
+	sk_X509_pop_free(certs, X509_free);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"ca", 1, 0, 'c'},    {"intermediates", 1, 0, 'i'}, {"list", 1, 0, 'l'},
+	    {"procs", 1, 0, 'p'}, {"duration", 1, 0, 'd'},      {0, 0, 0, 0}};
+	const char *ca = NULL, *inter = NULL, *list = NULL;
+	int procs = 1, ch, nblobs = 0, fds[2];
+	double duration = 5;
+	struct blob *blobs = NULL, l;
+	unsigned long long total[2] = {0, 0};
+
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			ca = optarg;
+			break;
+		case 'i':
+			inter = optarg;
+			break;
+		case 'l':
+			list = optarg;
+			break;
+		case 'p':
+			procs = atoi(optarg);
+			break;
+		case 'd':
+			duration = atof(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: verify_ref --ca F [--intermediates F] --list F "
+			                "[--procs N] [--duration S]\n");
+			return 2;
+		}
+	}
+	if (ca == NULL || list == NULL || procs < 1)
+		return 2;
+	l = slurp(list);
+	for (char *save = NULL, *line = strtok_r(l.data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		blobs = realloc(blobs, (size_t)(nblobs + 1) * sizeof(*blobs));
+		blobs[nblobs++] = slurp(line);
+	}
+	if (nblobs == 0 || pipe(fds) != 0)
+		return 2;
+	for (int p = 0; p < procs; p++) {
+		if (fork() == 0) {
+			X509_STORE *store = X509_STORE_new();
+			STACK_OF(X509) *extra = sk_X509_new_null();
+			unsigned long long n[2] = {0, 0}; /* chains, failures */
+			double end;
+
+			if (X509_STORE_load_file(store, ca) != 1)
+				exit(2);
+			if (inter != NULL) {
+				struct blob ib = slurp(inter);
+				sk_X509_pop_free(extra, X509_free);
+				extra = parse_all(ib.data, ib.len);
+			}
+			end = now_s() + duration;
+			for (int i = p; now_s() < end; i = (i + 1) % nblobs) {
+				n[0]++;
+				n[1] += !verify_one(store, extra, &blobs[i]);
+			}
+			if (write(fds[1], n, sizeof(n)) != sizeof(n))
+				exit(1);
+			exit(0);
+		}
+	}
+	close(fds[1]);
+	for (int p = 0; p < procs; p++) {
+		unsigned long long n[2];
+		if (read(fds[0], n, sizeof(n)) != sizeof(n))
+			return 1;
+		total[0] += n[0];
+		total[1] += n[1];
+	}
+	while (wait(NULL) > 0)
+		;
+	printf("chains=%llu seconds=%.2f per_sec=%.0f failures=%llu\n", total[0], duration,
+	       (double)total[0] / duration, total[1]);
+	return total[1] == 0 ? 0 : 1;
+}
