@@ -400,7 +400,6 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 	struct http_request *req = c->req;
 	char *line = req->head, *next, *sp, *target, *version;
 
-	req->minor = 1; /* until known: how an error reply is framed */
 	if (memchr(req->head, '\0', len) != NULL) {
 		http_fail(c, 400, "bad_request", "NUL byte in the request head");
 		return false;
