@@ -15,6 +15,8 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -134,6 +136,8 @@ static bool http_parse_head(struct http_conn *c, size_t len);
 static bool http_frame_body(struct http_conn *c);
 static void http_dispatch(struct http_conn *c);
 static void http_fail(struct http_conn *c, int status, const char *error, const char *detail);
+static struct evbuffer *http_reply_head(struct http_request *req, int status,
+                                        const char *content_type, size_t len);
 static void http_ready_for_request(struct http_conn *c);
 static void http_linger(struct http_conn *c);
 static void http_arm(struct http_conn *c, int seconds);
@@ -239,6 +243,9 @@ static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 		evutil_closesocket(fd);
 		return;
 	}
+	/* A reply is written whole: Nagle could only hold its last segment
+	 * back until the client's delayed ACK. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	c->server = s;
 	c->listener = l;
 	if ((size_t)socklen <= sizeof(c->peer))
@@ -781,6 +788,28 @@ static void http_deadline_cb(evutil_socket_t fd, short what, void *arg)
 void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
                 size_t len)
 {
+	struct evbuffer *out = http_reply_head(req, status, content_type, len);
+
+	if (out != NULL && req->method != HTTP_HEAD && len > 0)
+		evbuffer_add(out, body, len);
+}
+
+/* The body is copied, not moved: head and body in one chain are one TLS
+ * record and one segment, where two chains would be two of each. */
+void http_reply_buffer(struct http_request *req, int status, const char *content_type,
+                       struct evbuffer *body)
+{
+	size_t len = evbuffer_get_length(body);
+
+	http_reply(req, status, content_type, len ? evbuffer_pullup(body, -1) : NULL, len);
+	evbuffer_drain(body, len);
+}
+
+/* Writes the status line and headers; the output buffer for the body, or
+ * NULL when the client has gone (the connection is then freed). */
+static struct evbuffer *http_reply_head(struct http_request *req, int status,
+                                        const char *content_type, size_t len)
+{
 	struct http_conn *c = req->conn;
 	struct http_server *s = c->server;
 	struct evbuffer *out;
@@ -788,7 +817,7 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
 
 	if (c->bev == NULL) { /* the client has gone */
 		http_conn_free(c);
-		return;
+		return NULL;
 	}
 	c->closing = !req->keep_alive || s->draining || c->peer_eof;
 	if (c->closing)
@@ -801,19 +830,9 @@ void http_reply(struct http_request *req, int status, const char *content_type, 
 	                    "Content-Length: %zu\r\n%.*s%s\r\n",
 	                    status, http_reason(status), http_date(s), content_type, len,
 	                    (int)req->reply_headers_len, req->reply_headers, connection);
-	if (req->method != HTTP_HEAD && len > 0)
-		evbuffer_add(out, body, len);
 	c->state = CONN_WRITING;
 	http_arm(c, s->limits.request_timeout);
-}
-
-void http_reply_buffer(struct http_request *req, int status, const char *content_type,
-                       struct evbuffer *body)
-{
-	size_t len = evbuffer_get_length(body);
-
-	http_reply(req, status, content_type, len ? evbuffer_pullup(body, -1) : NULL, len);
-	evbuffer_drain(body, len);
+	return out;
 }
 
 void http_reply_header(struct http_request *req, const char *name, const char *value)

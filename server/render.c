@@ -6,53 +6,89 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonw.h"
+
 static void render_hint(const struct decision *d, enum outcome_lang lang, char *buf, size_t len);
 static void render_fill(char *buf, size_t len, const char *tmpl, const char **args, int nargs);
 static void render_html_escape(struct evbuffer *out, const char *s);
 static bool render_expiring(const struct decision *d, int expiry_warning_days);
 
-json_t *render_json(const struct decision *d, enum outcome_lang lang, int expiry_warning_days)
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
+                 int expiry_warning_days)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;
-	char hint[1024], now[32];
-	json_t *o, *warnings;
+	char hint[1024], buf[32];
+	struct jsonw w;
 
 	render_hint(d, lang, hint, sizeof(hint));
-	certinfo_rfc3339(d->now, now, sizeof(now));
-	o = json_pack("{s:s, s:s, s:s?, s:s}", "outcome", info->code, "message",
-	              info->message[lang], "hint", hint[0] ? hint : NULL, "server_time", now);
-	if (o == NULL)
-		return NULL;
-	json_object_set_new(o, "key_id",
-	                    d->vr.has_leaf ? json_string(d->vr.leaf.key_id) : json_null());
+	jsonw_init(&w, out);
+	jsonw_object_open(&w);
+	jsonw_key(&w, "outcome");
+	jsonw_string(&w, info->code);
+	jsonw_key(&w, "message");
+	jsonw_string(&w, info->message[lang]);
+	jsonw_key(&w, "hint");
+	jsonw_string(&w, hint[0] != '\0' ? hint : NULL);
+	certinfo_rfc3339(d->now, buf, sizeof(buf));
+	jsonw_key(&w, "server_time");
+	jsonw_string(&w, buf);
+	jsonw_key(&w, "key_id");
+	jsonw_string(&w, d->vr.has_leaf ? d->vr.leaf.key_id : NULL);
 	if (d->has_answer && a->has_unit) {
-		json_t *office = json_null();
-		if (a->has_office)
-			office = json_pack("{s:s, s:s, s:s, s:s}", "code", a->office_code, "name",
-			                   a->office_name, "address", a->office_address, "phone",
-			                   a->office_phone);
-		json_object_set_new(o, "unit",
-		                    json_pack("{s:s, s:s, s:o}", "registration_no",
-		                              a->registration_no, "name", a->unit_name, "office",
-		                              office ? office : json_null()));
+		jsonw_key(&w, "unit");
+		jsonw_object_open(&w);
+		jsonw_key(&w, "registration_no");
+		jsonw_string(&w, a->registration_no);
+		jsonw_key(&w, "name");
+		jsonw_string(&w, a->unit_name);
+		jsonw_key(&w, "office");
+		if (a->has_office) {
+			jsonw_object_open(&w);
+			jsonw_key(&w, "code");
+			jsonw_string(&w, a->office_code);
+			jsonw_key(&w, "name");
+			jsonw_string(&w, a->office_name);
+			jsonw_key(&w, "address");
+			jsonw_string(&w, a->office_address);
+			jsonw_key(&w, "phone");
+			jsonw_string(&w, a->office_phone);
+			jsonw_object_close(&w);
+		} else {
+			jsonw_null(&w);
+		}
+		jsonw_object_close(&w);
 	}
 	if (d->vr.has_leaf) {
 		const struct cert_summary *s = &d->vr.leaf;
-		char nb[32], na[32];
-		certinfo_rfc3339(s->not_before, nb, sizeof(nb));
-		certinfo_rfc3339(s->not_after, na, sizeof(na));
-		json_object_set_new(o, "certificate",
-		                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "subject",
-		                              s->subject, "issuer", s->issuer, "serial", s->serial,
-		                              "not_before", nb, "not_after", na, "days_left",
-		                              (json_int_t)s->days_left, "sha256", s->sha256));
+
+		jsonw_key(&w, "certificate");
+		jsonw_object_open(&w);
+		jsonw_key(&w, "subject");
+		jsonw_string(&w, s->subject);
+		jsonw_key(&w, "issuer");
+		jsonw_string(&w, s->issuer);
+		jsonw_key(&w, "serial");
+		jsonw_string(&w, s->serial);
+		certinfo_rfc3339(s->not_before, buf, sizeof(buf));
+		jsonw_key(&w, "not_before");
+		jsonw_string(&w, buf);
+		certinfo_rfc3339(s->not_after, buf, sizeof(buf));
+		jsonw_key(&w, "not_after");
+		jsonw_string(&w, buf);
+		jsonw_key(&w, "days_left");
+		jsonw_int(&w, s->days_left);
+		jsonw_key(&w, "sha256");
+		jsonw_string(&w, s->sha256);
+		jsonw_object_close(&w);
 	}
-	warnings = json_array();
+	jsonw_key(&w, "warnings");
+	jsonw_array_open(&w);
 	if (render_expiring(d, expiry_warning_days))
-		json_array_append_new(warnings, json_string("CERT_EXPIRING_SOON"));
-	json_object_set_new(o, "warnings", warnings);
-	return o;
+		jsonw_string(&w, "CERT_EXPIRING_SOON");
+	jsonw_array_close(&w);
+	jsonw_object_close(&w);
+	return jsonw_finish(&w) && evbuffer_add(out, "\n", 1) == 0;
 }
 
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,

@@ -8,13 +8,12 @@
 #define CERTREG_RENDER_H
 
 #include <event2/buffer.h>
-#include <jansson.h>
-
 #include "decision.h"
 #include "outcome.h"
 
-/* New reference to the decision JSON object. */
-json_t *render_json(const struct decision *d, enum outcome_lang lang, int expiry_warning_days);
+/* Appends the decision JSON and a newline; false when out of memory. */
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
+                 int expiry_warning_days);
 /* Appends a complete HTML page. */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  int expiry_warning_days);

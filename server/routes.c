@@ -349,8 +349,13 @@ static void routes_decided(struct decision *d, void *arg)
 		http_reply_buffer(call->req, status, "text/html; charset=utf-8", out);
 		evbuffer_free(out);
 	} else {
-		routes_send_json(call->req, status,
-		                 render_json(d, call->lang, w->cfg->expiry_warning_days));
+		struct evbuffer *out = evbuffer_new();
+		if (out != NULL && render_json(out, d, call->lang, w->cfg->expiry_warning_days))
+			http_reply_buffer(call->req, status, "application/json; charset=utf-8",
+			                  out);
+		else
+			http_reply(call->req, 500, "application/json; charset=utf-8", NULL, 0);
+		evbuffer_free(out);
 	}
 	w->inflight--;
 	free(call);

@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "render.h"
 
 static struct decision sample(outcome_t outcome, bool with_unit)
@@ -46,10 +48,30 @@ static struct decision sample(outcome_t outcome, bool with_unit)
 	return d;
 }
 
+/* The decision JSON as a client parses it: strict, one document, the
+ * trailing newline included. */
+static json_t *rendered(const struct decision *d, enum outcome_lang lang, int warning_days)
+{
+	struct evbuffer *out = evbuffer_new();
+	json_error_t err;
+	json_t *o;
+	size_t len;
+
+	assert_true(render_json(out, d, lang, warning_days));
+	len = evbuffer_get_length(out);
+	assert_true(len > 1);
+	assert_int_equal(((const char *)evbuffer_pullup(out, -1))[len - 1], '\n');
+	o = json_loadb((const char *)evbuffer_pullup(out, -1), len, JSON_REJECT_DUPLICATES, &err);
+	if (o == NULL)
+		fail_msg("not JSON: %s", err.text);
+	evbuffer_free(out);
+	return o;
+}
+
 static void test_ok_json(void **state)
 {
 	struct decision d = sample(OUTCOME_OK, true);
-	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
 
 	(void)state;
 	assert_non_null(o);
@@ -72,7 +94,7 @@ static void test_ok_json(void **state)
 	assert_int_equal(json_array_size(w), 1);
 	assert_string_equal(json_string_value(json_array_get(w, 0)), "CERT_EXPIRING_SOON");
 	json_decref(o);
-	o = render_json(&d, OUTCOME_LANG_EN, 5);
+	o = rendered(&d, OUTCOME_LANG_EN, 5);
 	assert_int_equal(json_array_size(json_object_get(o, "warnings")), 0);
 	assert_string_equal(json_string_value(json_object_get(o, "message")),
 	                    "Certificate accepted; login allowed.");
@@ -82,7 +104,7 @@ static void test_ok_json(void **state)
 static void test_not_approved_names_the_office(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
-	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
 
 	(void)state;
 	assert_null(json_object_get(o, "unit"));
@@ -96,7 +118,7 @@ static void test_not_approved_names_the_office(void **state)
 	snprintf(d.answer.office_name, sizeof(d.answer.office_name), "东城管理部");
 	snprintf(d.answer.office_address, sizeof(d.answer.office_address), "A路%%s1号");
 	snprintf(d.answer.office_phone, sizeof(d.answer.office_phone), "010-2");
-	o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	o = rendered(&d, OUTCOME_LANG_ZH, 30);
 	assert_string_equal(json_string_value(json_object_get(o, "hint")),
 	                    "请您携带相关手续，到所属管理部（东城管理部，地址：A路%s1号，电话：010-"
 	                    "2）做关联开通。");
@@ -106,14 +128,14 @@ static void test_not_approved_names_the_office(void **state)
 static void test_suspended_keeps_unit_and_no_leaf_means_no_certificate(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
-	json_t *o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
 
 	(void)state;
 	assert_non_null(json_object_get(o, "unit"));
 	json_decref(o);
 	d = sample(OUTCOME_CERT_MALFORMED, false);
 	d.vr.has_leaf = false;
-	o = render_json(&d, OUTCOME_LANG_ZH, 30);
+	o = rendered(&d, OUTCOME_LANG_ZH, 30);
 	assert_null(json_object_get(o, "certificate"));
 	assert_true(json_is_null(json_object_get(o, "key_id")));
 	json_decref(o);

@@ -1,0 +1,199 @@
+/*
+ * jsonw.c - a streaming JSON writer for the replies on the hot path.
+ */
+#include "jsonw.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static void jsonw_add(struct jsonw *w, const void *data, size_t len);
+static void jsonw_flush(struct jsonw *w);
+static void jsonw_value_begin(struct jsonw *w);
+static void jsonw_open(struct jsonw *w, char c);
+static void jsonw_close(struct jsonw *w, char c);
+static size_t jsonw_utf8_len(const unsigned char *s);
+
+void jsonw_init(struct jsonw *w, struct evbuffer *out)
+{
+	w->out = out;
+	w->len = 0;
+	w->depth = 0;
+	w->first[0] = true;
+	w->failed = false;
+}
+
+void jsonw_key(struct jsonw *w, const char *key)
+{
+	jsonw_string(w, key);
+	jsonw_add(w, ":", 1);
+	/* The value that follows is no new member: no comma before it. */
+	w->first[w->depth] = true;
+}
+
+void jsonw_object_open(struct jsonw *w)
+{
+	jsonw_open(w, '{');
+}
+
+void jsonw_object_close(struct jsonw *w)
+{
+	jsonw_close(w, '}');
+}
+
+void jsonw_array_open(struct jsonw *w)
+{
+	jsonw_open(w, '[');
+}
+
+void jsonw_array_close(struct jsonw *w)
+{
+	jsonw_close(w, ']');
+}
+
+void jsonw_string(struct jsonw *w, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *run;
+
+	if (s == NULL) {
+		jsonw_null(w);
+		return;
+	}
+	jsonw_value_begin(w);
+	jsonw_add(w, "\"", 1);
+	/* Runs of bytes that need no escape go out in one piece. */
+	for (run = p; *p != '\0';) {
+		size_t n = *p < 0x80 ? 1 : jsonw_utf8_len(p);
+		char esc[6] = {'\\', 'u', '0', '0', 0, 0};
+
+		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\')) {
+			p += n;
+			continue;
+		}
+		jsonw_add(w, run, (size_t)(p - run));
+		if (n == 0) {
+			jsonw_add(w, "\xef\xbf\xbd", 3); /* U+FFFD */
+		} else if (*p == '"' || *p == '\\') {
+			esc[1] = (char)*p;
+			jsonw_add(w, esc, 2);
+		} else if (*p == '\n' || *p == '\t' || *p == '\r') {
+			esc[1] = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+			jsonw_add(w, esc, 2);
+		} else {
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 0xf];
+			jsonw_add(w, esc, 6);
+		}
+		run = ++p;
+	}
+	jsonw_add(w, run, (size_t)(p - run));
+	jsonw_add(w, "\"", 1);
+}
+
+void jsonw_int(struct jsonw *w, int64_t v)
+{
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+
+	jsonw_value_begin(w);
+	jsonw_add(w, buf, (size_t)n);
+}
+
+void jsonw_bool(struct jsonw *w, bool v)
+{
+	jsonw_value_begin(w);
+	jsonw_add(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+void jsonw_null(struct jsonw *w)
+{
+	jsonw_value_begin(w);
+	jsonw_add(w, "null", 4);
+}
+
+bool jsonw_finish(struct jsonw *w)
+{
+	jsonw_flush(w);
+	return !w->failed && w->depth == 0;
+}
+
+static void jsonw_add(struct jsonw *w, const void *data, size_t len)
+{
+	if (w->len + len > sizeof(w->buf)) {
+		jsonw_flush(w);
+		if (len > sizeof(w->buf)) {
+			if (!w->failed && evbuffer_add(w->out, data, len) != 0)
+				w->failed = true;
+			return;
+		}
+	}
+	memcpy(w->buf + w->len, data, len);
+	w->len += len;
+}
+
+static void jsonw_flush(struct jsonw *w)
+{
+	if (!w->failed && w->len > 0 && evbuffer_add(w->out, w->buf, w->len) != 0)
+		w->failed = true;
+	w->len = 0;
+}
+
+/* The comma between members or elements. */
+static void jsonw_value_begin(struct jsonw *w)
+{
+	if (!w->first[w->depth])
+		jsonw_add(w, ",", 1);
+	w->first[w->depth] = false;
+}
+
+static void jsonw_open(struct jsonw *w, char c)
+{
+	jsonw_value_begin(w);
+	if (w->depth + 1 >= JSONW_MAX_DEPTH) {
+		w->failed = true;
+		return;
+	}
+	jsonw_add(w, &c, 1);
+	w->first[++w->depth] = true;
+}
+
+static void jsonw_close(struct jsonw *w, char c)
+{
+	if (w->depth == 0) {
+		w->failed = true;
+		return;
+	}
+	w->depth--;
+	jsonw_add(w, &c, 1);
+}
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0. */
+static size_t jsonw_utf8_len(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n = 2;
+		cp = s[0] & 0x1fu;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n = 3;
+		cp = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n = 4;
+		cp = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0; /* also stops at the terminating NUL */
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}

@@ -1,0 +1,157 @@
+/*
+ * test_jsonw.c - the streaming JSON writer: commas and nesting, escapes,
+ * UTF-8 passed through, bytes that are not UTF-8 replaced, and every output
+ * accepted by a strict parser (jansson) with the same values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "jsonw.h"
+
+/* The writer's output as a NUL-terminated string (caller frees). */
+static char *text_of(struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	char *s = malloc(len + 1);
+
+	assert_non_null(s);
+	evbuffer_remove(out, s, len);
+	s[len] = '\0';
+	return s;
+}
+
+static void test_nesting_and_commas(void **state)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct jsonw w;
+	char *s;
+
+	(void)state;
+	jsonw_init(&w, out);
+	jsonw_object_open(&w);
+	jsonw_key(&w, "a");
+	jsonw_int(&w, -42);
+	jsonw_key(&w, "b");
+	jsonw_array_open(&w);
+	jsonw_bool(&w, true);
+	jsonw_null(&w);
+	jsonw_object_open(&w);
+	jsonw_object_close(&w);
+	jsonw_array_open(&w);
+	jsonw_array_close(&w);
+	jsonw_string(&w, NULL);
+	jsonw_array_close(&w);
+	jsonw_key(&w, "c");
+	jsonw_bool(&w, false);
+	jsonw_object_close(&w);
+	assert_true(jsonw_finish(&w));
+	s = text_of(out);
+	assert_string_equal(s, "{\"a\":-42,\"b\":[true,null,{},[],null],\"c\":false}");
+	free(s);
+	evbuffer_free(out);
+}
+
+static void test_escapes_and_utf8(void **state)
+{
+	/* quote, backslash, control characters, DEL, Chinese, a 4-byte
+	 * sequence; then bytes that are not UTF-8: a lone continuation byte,
+	 * an overlong '/', a surrogate, a truncated sequence at the end. */
+	static const char in[] = "q\"b\\n\n\t\x01\x1f\x7f 单位 \xf0\x9f\x94\x91"
+	                         "|\x80|\xc0\xaf|\xed\xa0\x80|\xe5\x8d";
+	struct evbuffer *out = evbuffer_new();
+	struct jsonw w;
+	json_error_t err;
+	json_t *doc;
+	char *s;
+
+	(void)state;
+	jsonw_init(&w, out);
+	jsonw_string(&w, in);
+	assert_true(jsonw_finish(&w));
+	s = text_of(out);
+	assert_non_null(strstr(s, "q\\\"b\\\\n\\n\\t\\u0001\\u001f\x7f 单位 \xf0\x9f\x94\x91|"));
+	doc = json_loads(s, JSON_DECODE_ANY, &err);
+	if (doc == NULL)
+		fail_msg("not JSON: %s in %s", err.text, s);
+	assert_string_equal(json_string_value(doc),
+	                    "q\"b\\n\n\t\x01\x1f\x7f 单位 \xf0\x9f\x94\x91|\xef\xbf\xbd|"
+	                    "\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+	                    "\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(doc);
+	free(s);
+	evbuffer_free(out);
+}
+
+/* More than the staging buffer holds, in pieces larger and smaller than it. */
+static void test_long_output(void **state)
+{
+	struct evbuffer *out = evbuffer_new();
+	char big[3000];
+	struct jsonw w;
+	json_error_t err;
+	json_t *doc;
+	char *s;
+
+	(void)state;
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[1500] = '"'; /* splits the run: the escape lands mid-buffer */
+	jsonw_init(&w, out);
+	jsonw_array_open(&w);
+	for (int i = 0; i < 200; i++)
+		jsonw_int(&w, i);
+	jsonw_string(&w, big);
+	jsonw_array_close(&w);
+	assert_true(jsonw_finish(&w));
+	s = text_of(out);
+	doc = json_loads(s, 0, &err);
+	if (doc == NULL)
+		fail_msg("not JSON: %s", err.text);
+	assert_int_equal(json_array_size(doc), 201);
+	assert_int_equal(json_integer_value(json_array_get(doc, 199)), 199);
+	assert_int_equal(json_string_length(json_array_get(doc, 200)), sizeof(big) - 1);
+	assert_string_equal(json_string_value(json_array_get(doc, 200)), big);
+	json_decref(doc);
+	free(s);
+	evbuffer_free(out);
+}
+
+static void test_unbalanced_is_not_ok(void **state)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct jsonw w;
+
+	(void)state;
+	jsonw_init(&w, out);
+	jsonw_object_open(&w);
+	assert_false(jsonw_finish(&w));
+	jsonw_object_close(&w);
+	assert_true(jsonw_finish(&w));
+	jsonw_object_close(&w);
+	assert_false(jsonw_finish(&w));
+	jsonw_init(&w, out);
+	for (int i = 0; i < JSONW_MAX_DEPTH + 1; i++)
+		jsonw_array_open(&w);
+	for (int i = 0; i < JSONW_MAX_DEPTH + 1; i++)
+		jsonw_array_close(&w);
+	assert_false(jsonw_finish(&w));
+	evbuffer_free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_nesting_and_commas),
+	    cmocka_unit_test(test_escapes_and_utf8),
+	    cmocka_unit_test(test_long_output),
+	    cmocka_unit_test(test_unbalanced_is_not_ok),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
