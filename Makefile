@@ -154,6 +154,12 @@ build/bench/%: tests/bench/%.c
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $< \
 		$(call pc_cflags,libevent libevent_openssl openssl) \
 		$(call pc_libs,libevent libevent_openssl openssl)
+# The reference loop also runs certreg's engine (--engine): it links the
+# plain build's libcommon.a.
+build/bench/verify_ref: tests/bench/verify_ref.c build/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -Icommon -o $@ $^ \
+		$(call pc_cflags,$(PKGS_ADMIN)) $(call pc_libs,$(PKGS_ADMIN))
 
 bench-tools: $(BENCH_TOOLS)
 

@@ -55,6 +55,9 @@ struct verify_store {
 	unsigned char **known_der;
 	int *known_len;
 	struct holder_sources *holders;
+	/* One per configured intermediate: see run_direct. */
+	struct verify_prefix *prefixes;
+	int nprefixes;
 	enum revocation_mode revocation;
 	int clock_skew;
 	int expiry_warning_days;
@@ -63,9 +66,25 @@ struct verify_store {
 	char warn[VERIFY_MAX_WARN][256];
 };
 
+/*
+ * A configured intermediate as the trust anchor of a shorter path. Whether
+ * its own path up to an anchor is good is remembered for a time window
+ * (the store is immutable, so only the clock changes the answer); `direct`
+ * trusts the intermediate alone and holds the store's CRLs.
+ */
+struct verify_prefix {
+	X509 *ca; /* borrowed from store->intermediates */
+	X509_STORE *direct;
+	STACK_OF(X509_CRL) * signed_crls; /* borrowed: store CRLs whose signature
+	                                     verified against ca's key at load */
+	time_t checked, until;            /* the answer holds for checked <= now < until */
+	bool good;
+};
+
 /* State of one X509_verify_cert run, reached from OpenSSL's callbacks. */
 struct verify_run {
 	const struct verify_store *store;
+	const struct verify_prefix *direct; /* the direct path's, or NULL */
 	time_t now;
 	struct verify_result *out;
 	X509_CRL *sm2_crl_ok; /* an SM2 CRL whose signature this file checked */
@@ -197,8 +216,17 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl);
 static int verify_cb(int ok, X509_STORE_CTX *ctx);
 static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
                      const char *words);
-static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                      time_t now, enum verify_purpose purpose, struct verify_result *out);
+static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+static bool prefix_good(const struct verify_store *store, struct verify_prefix *p, time_t now);
+static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain);
+static bool store_build_prefixes(struct verify_store *store);
+static void run_chain(const struct verify_store *store, const struct verify_prefix *direct,
+                      X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
+                      struct verify_result *out, STACK_OF(X509) * *chain_out);
+static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx, X509_CRL *crl);
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
                              enum verify_purpose purpose);
 static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) * chain, time_t now,
@@ -355,6 +383,11 @@ void verify_store_unref(struct verify_store *store)
 	free(store->known_der);
 	free(store->known_len);
 	certinfo_holder_sources_free(store->holders);
+	for (int i = 0; i < store->nprefixes; i++) {
+		X509_STORE_free(store->prefixes[i].direct);
+		sk_X509_CRL_free(store->prefixes[i].signed_crls);
+	}
+	free(store->prefixes);
 	free(store);
 }
 
@@ -483,7 +516,7 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 		return;
 	}
 	if (parse_input(store, buf, len, certs, out))
-		run_chain(store, sk_X509_value(certs, 0), certs, now, purpose, out);
+		run_verify(store, sk_X509_value(certs, 0), certs, now, purpose, out);
 	else if (sk_X509_num(certs) > 0)
 		out->has_leaf =
 		    certinfo_summarize(sk_X509_value(certs, 0), store->holders, now, &out->leaf);
@@ -529,7 +562,7 @@ void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * 
 			goto fail;
 		}
 	}
-	run_chain(store, own_leaf, sent, now, purpose, out);
+	run_verify(store, own_leaf, sent, now, purpose, out);
 fail:
 	sk_X509_pop_free(sent, X509_free);
 }
@@ -619,7 +652,7 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->default_check_crl = X509_STORE_CTX_get_check_crl(probe);
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
 	X509_STORE_CTX_free(probe);
-	if (!store_index_known(store)) {
+	if (!store_index_known(store) || !store_build_prefixes(store)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -671,6 +704,41 @@ static bool store_index_known(struct verify_store *store)
 		}
 		store->known_der[i] = der;
 		store->known_len[i] = len;
+	}
+	return true;
+}
+
+/* A store per intermediate that trusts it alone, with every CRL (for the
+ * leaf's) and the same CRL hook. */
+static bool store_build_prefixes(struct verify_store *store)
+{
+	int n = sk_X509_num(store->intermediates);
+
+	store->prefixes = calloc((size_t)n + 1, sizeof(*store->prefixes));
+	if (store->prefixes == NULL)
+		return false;
+	for (int i = 0; i < n; i++) {
+		struct verify_prefix *p = &store->prefixes[store->nprefixes++];
+
+		p->ca = sk_X509_value(store->intermediates, i);
+		p->direct = X509_STORE_new();
+		if (p->direct == NULL || !X509_STORE_add_cert(p->direct, p->ca))
+			return false;
+		p->signed_crls = sk_X509_CRL_new_null();
+		if (p->signed_crls == NULL)
+			return false;
+		for (int j = 0; j < sk_X509_CRL_num(store->crls); j++) {
+			X509_CRL *crl = sk_X509_CRL_value(store->crls, j);
+
+			if (!X509_STORE_add_crl(p->direct, crl))
+				return false;
+			if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(p->ca)) ==
+			        0 &&
+			    crl_signature_ok(crl, X509_get0_pubkey(p->ca)) &&
+			    !sk_X509_CRL_push(p->signed_crls, crl))
+				return false;
+		}
+		X509_STORE_set_check_crl(p->direct, verify_check_crl);
 	}
 	return true;
 }
@@ -846,6 +914,8 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
 
 	if (depth == 0)
 		run->leaf_crl = crl;
+	if (run->direct != NULL && depth == 0 && direct_crl_current(run, ctx, crl))
+		return 1;
 	run->sm2_crl_ok = NULL;
 	if (X509_CRL_get_signature_nid(crl) == NID_SM2_with_SM3) {
 		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
@@ -859,6 +929,48 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
 			run->sm2_crl_ok = crl;
 	}
 	return run->store->default_check_crl(ctx, crl);
+}
+
+/*
+ * On the direct path, the leaf's CRL when it is a plain one the intermediate
+ * signed, current now: its signature was verified when the store was
+ * built, and the store is immutable, so OpenSSL's check would only repeat
+ * it. A plain CRL is a complete CRL for everything its issuer issued (no
+ * delta, no distribution point, no critical extension this check does not
+ * know). Anything else, or a CRL out of its time, goes to OpenSSL's own
+ * check, which reports what is wrong.
+ */
+static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx, X509_CRL *crl)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	X509 *issuer = X509_STORE_CTX_get0_current_issuer(ctx);
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	const STACK_OF(X509_EXTENSION) *exts = X509_CRL_get0_extensions(crl);
+	time_t now = run->now;
+	bool listed = false;
+
+	if (issuer == NULL && sk_X509_num(chain) > 1)
+		issuer = sk_X509_value(chain, 1);
+	/* As OpenSSL: current when lastUpdate <= now < nextUpdate. */
+	if (issuer != run->direct->ca || next == NULL ||
+	    X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) != -1 ||
+	    X509_cmp_time(next, &now) != 1)
+		return false;
+	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 &&
+	    (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0)
+		return false;
+	for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+		X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+
+		if (nid == NID_delta_crl || nid == NID_issuing_distribution_point ||
+		    (X509_EXTENSION_get_critical(ext) && nid != NID_crl_number &&
+		     nid != NID_authority_key_identifier))
+			return false;
+	}
+	for (int i = 0; i < sk_X509_CRL_num(run->direct->signed_crls) && !listed; i++)
+		listed = sk_X509_CRL_value(run->direct->signed_crls, i) == crl;
+	return listed;
 }
 
 /* Records every error and lets OpenSSL go on, so that the first failure in
@@ -920,10 +1032,113 @@ static void run_fail(struct verify_run *run, outcome_t outcome, int error, int d
 		              sizeof(out->failing_subject));
 }
 
-static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                      time_t now, enum verify_purpose purpose, struct verify_result *out)
+static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                       time_t now, enum verify_purpose purpose, struct verify_result *out)
 {
-	struct verify_run run = {.store = store, .now = now, .out = out};
+	if (run_direct(store, leaf, sent, now, purpose, out))
+		return;
+	result_init(out);
+	run_chain(store, NULL, leaf, sent, now, purpose, out, NULL);
+}
+
+/*
+ * The short path for the common case, a leaf issued by a configured
+ * intermediate whose own path is known good: the leaf is verified with that
+ * intermediate as the anchor, so the intermediate's signature and its
+ * revocation (both checked when its path was) are not checked again on
+ * every request; the leaf's own checks, its CRL included, all run. Only an
+ * OK from here is an answer. Anything else, or a path other than leaf then
+ * intermediate, goes the full way, so every refusal is the full path's.
+ * The two runs together check what the full path checks: prefix_plain
+ * keeps out what a shorter path could miss (constraints from above the
+ * intermediate, path lengths, the purpose and trust of the CAs above it).
+ */
+static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                       time_t now, enum verify_purpose purpose, struct verify_result *out)
+{
+	struct verify_prefix *p = NULL;
+
+	if (purpose != VERIFY_PURPOSE_CLIENT)
+		return false;
+	for (int i = 0; i < store->nprefixes && p == NULL; i++)
+		if (X509_check_issued(store->prefixes[i].ca, leaf) == X509_V_OK)
+			p = &store->prefixes[i];
+	ERR_clear_error();
+	if (p == NULL || !prefix_good(store, p, now))
+		return false;
+	run_chain(store, p, leaf, sent, now, purpose, out, NULL);
+	if (out->outcome != OUTCOME_OK)
+		return false;
+	if (p->until < out->stable_until)
+		out->stable_until = p->until;
+	return true;
+}
+
+/* Whether p's intermediate has a good path at now: verified (any purpose:
+ * its use for clients is checked where it issues) and plain. */
+static bool prefix_good(const struct verify_store *store, struct verify_prefix *p, time_t now)
+{
+	struct verify_result r;
+	STACK_OF(X509) * sent, *chain = NULL;
+
+	if (p->checked <= now && now < p->until)
+		return p->good;
+	result_init(&r);
+	sent = sk_X509_new_null();
+	if (sent == NULL || !sk_X509_push(sent, p->ca)) {
+		sk_X509_free(sent);
+		return false;
+	}
+	run_chain(store, NULL, p->ca, sent, now, VERIFY_PURPOSE_ANY, &r, &chain);
+	sk_X509_free(sent);
+	p->good = r.outcome == OUTCOME_OK && r.stable_until > now && prefix_plain(store, chain);
+	p->checked = now;
+	/* A bad answer is asked again a minute on: the clock may fix it. */
+	p->until = p->good ? r.stable_until : now + 60;
+	sk_X509_pop_free(chain, X509_free);
+	return p->good;
+}
+
+/*
+ * chain is the intermediate's verified path, itself first. Plain: nothing in
+ * it constrains names or policies (those apply to the leaf too), every CA
+ * above the intermediate allows the path length the leaf adds and is fit to
+ * issue for client authentication, and none carries trust settings.
+ */
+static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain)
+{
+	static const int constraining[] = {NID_name_constraints, NID_policy_constraints,
+	                                   NID_policy_mappings, NID_inhibit_any_policy};
+	int n = sk_X509_num(chain);
+
+	if (n < 2 || n + 1 > store->max_depth)
+		return false;
+	for (int i = 0; i < n; i++) {
+		X509 *x = sk_X509_value(chain, i);
+		long pathlen = X509_get_pathlen(x);
+
+		for (size_t k = 0; k < sizeof(constraining) / sizeof(constraining[0]); k++)
+			if (X509_get_ext_by_NID(x, constraining[k], -1) >= 0)
+				return false;
+		if (X509_get0_trust_objects(x) != NULL || X509_get0_reject_objects(x) != NULL)
+			return false;
+		if (i > 0 && ((pathlen >= 0 && pathlen < i) ||
+		              X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 1) != 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * One X509_verify_cert run: the full path, or with direct the path from the
+ * leaf to direct's intermediate, trusted there (anything else counts as
+ * untrusted). chain_out, if not NULL, gets the path (caller frees).
+ */
+static void run_chain(const struct verify_store *store, const struct verify_prefix *direct,
+                      X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
+                      struct verify_result *out, STACK_OF(X509) * *chain_out)
+{
+	struct verify_run run = {.store = store, .direct = direct, .now = now, .out = out};
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509_VERIFY_PARAM *param;
@@ -939,16 +1154,22 @@ static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X50
 	ctx = X509_STORE_CTX_new();
 	if (untrusted == NULL || ctx == NULL)
 		goto oom;
-	for (int i = 0; i < sk_X509_num(store->intermediates); i++)
+	for (int i = 0; direct == NULL && i < sk_X509_num(store->intermediates); i++)
 		if (!sk_X509_push(untrusted, sk_X509_value(store->intermediates, i)))
 			goto oom;
-	if (!X509_STORE_CTX_init(ctx, store->x509, leaf, untrusted))
+	if (!X509_STORE_CTX_init(ctx, direct ? direct->direct : store->x509, leaf, untrusted))
 		goto oom;
 	X509_STORE_CTX_set_app_data(ctx, &run);
 	X509_STORE_CTX_set_verify_cb(ctx, verify_cb);
 	param = X509_STORE_CTX_get0_param(ctx);
 	if (store->revocation != REVOCATION_OFF)
-		flags |= X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL;
+		flags |= X509_V_FLAG_CRL_CHECK;
+	/* On the direct path the leaf's CRL only: OpenSSL 3.0 would also look
+	 * for the anchor's, which its own path has answered already. */
+	if (direct != NULL)
+		flags |= X509_V_FLAG_PARTIAL_CHAIN;
+	else if (store->revocation != REVOCATION_OFF)
+		flags |= X509_V_FLAG_CRL_CHECK_ALL;
 	X509_VERIFY_PARAM_set_flags(param, flags);
 	X509_VERIFY_PARAM_set_depth(param, store->max_depth);
 	X509_VERIFY_PARAM_set_auth_level(param, VERIFY_AUTH_LEVEL);
@@ -970,6 +1191,12 @@ static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X50
 		         error == X509_V_OK ? "verification failed"
 		                            : X509_verify_cert_error_string(error));
 	}
+	if (direct != NULL && out->outcome == OUTCOME_OK) {
+		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+
+		if (sk_X509_num(chain) != 2 || sk_X509_value(chain, 1) != direct->ca)
+			run_fail(&run, OUTCOME_CERT_UNTRUSTED, 0, -1, NULL, "not the direct path");
+	}
 	run_extra_checks(&run, X509_STORE_CTX_get0_chain(ctx), purpose);
 	if (run.leaf_crl != NULL)
 		result_crl(out, run.leaf_crl);
@@ -980,6 +1207,8 @@ static void run_chain(const struct verify_store *store, X509 *leaf, STACK_OF(X50
 		out->stable_until =
 		    run_stable_until(store, X509_STORE_CTX_get0_chain(ctx), now, out);
 	}
+	if (chain_out != NULL)
+		*chain_out = X509_STORE_CTX_get1_chain(ctx);
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(untrusted);
 	ERR_clear_error();

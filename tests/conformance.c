@@ -7,6 +7,11 @@
  * a store built from the case's anchors and CRLs, and prints agreement with
  * the expected result per bucket, beside OpenSSL's own verifier (the TSV's
  * last column). Exit 1 when certreg agrees less often than OpenSSL does.
+ *
+ * Each case runs a second time with its intermediates configured in the
+ * store as well (as intermediates_file would), which lets the engine take
+ * its short path through a verified intermediate (verify.c, run_direct):
+ * the outcome must be the same both ways, else exit 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +37,14 @@ struct bucket {
 static bool load_pems(json_t *list, STACK_OF(X509) * out);
 static bool load_crls(json_t *list, STACK_OF(X509_CRL) * out);
 static X509 *pem_cert(const char *pem);
-static bool run_case(json_t *tc, bool *success, char *why, size_t whylen);
+static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why,
+                     size_t whylen);
 static struct bucket *bucket_get(struct bucket *b, int *n, const char *name);
 
 int main(int argc, char **argv)
 {
 	struct bucket buckets[MAX_BUCKETS];
-	int nbuckets = 0, total = 0, agree = 0, openssl_agree = 0;
+	int nbuckets = 0, total = 0, agree = 0, openssl_agree = 0, config_differs = 0;
 	json_t *limbo, *cases;
 	json_error_t jerr;
 	char line[1024];
@@ -65,7 +71,7 @@ int main(int argc, char **argv)
 		char *expected = strtok(NULL, "\t\n"), *openssl = strtok(NULL, "\t\n");
 		json_t *tc = NULL, *c;
 		size_t i;
-		bool success = false;
+		bool success = false, same_configured = true;
 		char why[300] = "";
 		struct bucket *b;
 
@@ -82,8 +88,14 @@ int main(int argc, char **argv)
 			printf("MISSING  %s\n", id);
 			continue;
 		}
-		if (!run_case(tc, &success, why, sizeof(why)))
+		if (!run_case(tc, &success, &same_configured, why, sizeof(why)))
 			printf("ERROR    %s: %s\n", id, why);
+		if (!same_configured) {
+			printf("CONFIG   %s: another outcome with the intermediates configured "
+			       "(%s)\n",
+			       id, why);
+			config_differs++;
+		}
 		b = bucket_get(buckets, &nbuckets, bucket);
 		if (b == NULL)
 			continue;
@@ -108,17 +120,19 @@ int main(int argc, char **argv)
 		printf("%-18s %8d %8d %8d\n", buckets[i].name, buckets[i].total, buckets[i].agree,
 		       buckets[i].openssl_agree);
 	printf("%-18s %8d %8d %8d\n", "total", total, agree, openssl_agree);
-	return agree >= openssl_agree ? 0 : 1;
+	printf("outcome changed with intermediates configured: %d\n", config_differs);
+	return agree >= openssl_agree && config_differs == 0 ? 0 : 1;
 }
 
 /* False (with why) when the case itself could not be set up. */
-static bool run_case(json_t *tc, bool *success, char *why, size_t whylen)
+static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why,
+                     size_t whylen)
 {
 	struct verify_settings settings = {.revocation = REVOCATION_OFF};
 	STACK_OF(X509) *anchors = sk_X509_new_null(), *sent = sk_X509_new_null();
 	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
-	struct verify_store *store = NULL;
-	struct verify_result res;
+	struct verify_store *store = NULL, *configured = NULL;
+	struct verify_result res, res2;
 	json_t *eku = json_object_get(tc, "extended_key_usage"), *e;
 	json_t *depth = json_object_get(tc, "max_chain_depth");
 	const char *when = json_string_value(json_object_get(tc, "validation_time"));
@@ -161,6 +175,12 @@ static bool run_case(json_t *tc, bool *success, char *why, size_t whylen)
 	                                 why, whylen);
 	if (store == NULL)
 		goto fail;
+	configured = verify_store_from_stacks(
+	    &settings, anchors, sent, crls,
+	    json_is_integer(depth) ? (int)json_integer_value(depth) : LIMBO_DEFAULT_DEPTH, why,
+	    whylen);
+	if (configured == NULL)
+		goto fail;
 	if (leaf == NULL) {
 		/* The engine's own verdict on an unparsable peer certificate. */
 		*success = false;
@@ -168,12 +188,15 @@ static bool run_case(json_t *tc, bool *success, char *why, size_t whylen)
 	} else {
 		verify_x509(store, leaf, sent, now, purpose, &res);
 		*success = res.outcome == OUTCOME_OK;
+		verify_x509(configured, leaf, sent, now, purpose, &res2);
+		*same_configured = res2.outcome == res.outcome;
 		snprintf(why, whylen, "%s: %s at depth %d", outcome_code(res.outcome), res.reason,
 		         res.depth);
 	}
 	ok = true;
 fail:
 	verify_store_unref(store);
+	verify_store_unref(configured);
 	X509_free(leaf);
 	sk_X509_pop_free(anchors, X509_free);
 	sk_X509_pop_free(sent, X509_free);

@@ -46,7 +46,7 @@ struct pki {
 	X509 *sm2_root, *sm2_int, *sm2_ok, *sm2_revoked;
 	X509 *other_root, *untrusted, *untrusted_expired, *self_signed;
 	X509_CRL *crl_root, *crl_int, *crl_int_stale, *crl_int_badsig, *crl_int_sub, *crl_ec_root,
-	    *crl_ec_int, *crl_sm2_root, *crl_sm2_int;
+	    *crl_ec_int, *crl_root_short, *crl_sm2_root, *crl_sm2_int;
 };
 
 static struct pki pki;
@@ -298,6 +298,8 @@ static int group_setup(void **state)
 	k->crl_int_sub = make_crl(k->int_sub, k->ec_key, T - DAY, T + 7 * DAY, NULL, 1);
 	k->crl_ec_root = make_crl(k->ec_root, k->ec_key, T - DAY, T + 7 * DAY, NULL, 1);
 	k->crl_ec_int = make_crl(k->ec_int, k->ec_key, T - DAY, T + 7 * DAY, NULL, 2);
+	k->crl_root_short =
+	    make_crl(k->rsa_root, k->rsa_root_key, T - DAY, T + DAY, k->int_revoked, 12);
 	k->crl_sm2_root = make_crl(k->sm2_root, k->sm2_root_key, T - DAY, T + 7 * DAY, NULL, 7);
 	k->crl_sm2_int =
 	    make_crl(k->sm2_int, k->sm2_int_key, T - DAY, T + 7 * DAY, k->sm2_revoked, 8);
@@ -603,6 +605,44 @@ static void test_crl_bad_signature(void **state)
 	assert_int_equal(verify_store_warning_count(req), 0);
 	expect(req, SENT(pki.rsa_ok, pki.rsa_int), OUTCOME_CERT_REVOCATION_UNKNOWN, 0);
 	verify_store_unref(req);
+}
+
+/*
+ * With the intermediates configured, a leaf they issued takes the engine's
+ * short path once the intermediate's own path is known good. That knowledge
+ * holds only for the time it was true: here the root's CRL goes stale a
+ * day after T while the intermediate's CRL stays current for a week.
+ */
+static void test_direct_path(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {pki.rsa_int, pki.int_revoked, pki.int_expired, NULL};
+	X509_CRL *crls[] = {pki.crl_root_short, pki.crl_int, NULL};
+	struct verify_store *store = make_store(REVOCATION_REQUIRE, anchors, inters, crls, -1);
+	struct verify_result res;
+
+	(void)state;
+	expect_at(store, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+	assert_true(res.stable_until > T && res.stable_until <= T + DAY);
+	assert_string_equal(res.crl.number, "42");
+	expect_at(store, SENT(pki.rsa_ok, pki.rsa_int), T + DAY / 2, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_OK, -1, &res);
+	/* The root's CRL is stale: the intermediate's revocation is unknown. */
+	expect_at(store, SENT(pki.rsa_ok), T + 2 * DAY, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_REVOCATION_UNKNOWN, 1, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_CRL_HAS_EXPIRED);
+	/* And back: the clock is an input, not a ratchet. */
+	expect_at(store, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+	/* Refusals are the full path's, with their depth. */
+	expect(store, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+	expect(store, SENT(pki.leaf_under_revoked), OUTCOME_CERT_REVOKED, 1);
+	expect(store, SENT(pki.leaf_under_expired), OUTCOME_CERT_EXPIRED, 1);
+	expect(store, SENT(pki.badsig), OUTCOME_CERT_UNTRUSTED, 0);
+	expect(store, SENT(pki.expired), OUTCOME_CERT_EXPIRED, 0);
+	expect(store, SENT(pki.server_eku), OUTCOME_CERT_WRONG_USAGE, 0);
+	/* Other purposes never take it. */
+	expect_at(store, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_ANY, OUTCOME_OK, -1, &res);
+	verify_store_unref(store);
 }
 
 static void test_crl_stale(void **state)
@@ -1124,25 +1164,16 @@ static void test_shared_pki(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_algorithms),
-	    cmocka_unit_test(test_sm2_borrowed_untouched),
-	    cmocka_unit_test(test_chain_shapes),
-	    cmocka_unit_test(test_untrusted),
-	    cmocka_unit_test(test_validity),
-	    cmocka_unit_test(test_skew_zero),
-	    cmocka_unit_test(test_revocation),
-	    cmocka_unit_test(test_crl_bad_signature),
-	    cmocka_unit_test(test_crl_stale),
-	    cmocka_unit_test(test_usage),
-	    cmocka_unit_test(test_contract_order),
-	    cmocka_unit_test(test_order_usage_vs_expiry),
-	    cmocka_unit_test(test_depth),
-	    cmocka_unit_test(test_serial_numbers),
-	    cmocka_unit_test(test_parsing_limits),
-	    cmocka_unit_test(test_expiring_soon),
-	    cmocka_unit_test(test_error_table),
-	    cmocka_unit_test(test_store_api),
-	    cmocka_unit_test(test_store_load_files),
+	    cmocka_unit_test(test_algorithms),     cmocka_unit_test(test_sm2_borrowed_untouched),
+	    cmocka_unit_test(test_chain_shapes),   cmocka_unit_test(test_untrusted),
+	    cmocka_unit_test(test_validity),       cmocka_unit_test(test_skew_zero),
+	    cmocka_unit_test(test_revocation),     cmocka_unit_test(test_crl_bad_signature),
+	    cmocka_unit_test(test_crl_stale),      cmocka_unit_test(test_usage),
+	    cmocka_unit_test(test_contract_order), cmocka_unit_test(test_order_usage_vs_expiry),
+	    cmocka_unit_test(test_depth),          cmocka_unit_test(test_serial_numbers),
+	    cmocka_unit_test(test_parsing_limits), cmocka_unit_test(test_direct_path),
+	    cmocka_unit_test(test_expiring_soon),  cmocka_unit_test(test_error_table),
+	    cmocka_unit_test(test_store_api),      cmocka_unit_test(test_store_load_files),
 	    cmocka_unit_test(test_shared_pki),
 	};
 
