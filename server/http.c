@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +30,6 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/listener.h>
 
 #include "log.h"
 
@@ -77,7 +77,9 @@ struct http_request {
 
 struct http_listener {
 	struct http_server *server;
-	struct evconnlistener *lev;
+	evutil_socket_t fd;      /* this worker's copy of the listening socket */
+	struct event *accept_ev; /* readable: one accept(2) per wakeup */
+	struct event *resume_ev; /* accepting again after running out of fds */
 	SSL_CTX *tls;
 	size_t max_body;
 	http_handler handler;
@@ -120,8 +122,9 @@ struct http_server {
 	char date[40];
 };
 
-static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                           int socklen, void *arg);
+static void http_accept_cb(evutil_socket_t lfd, short what, void *arg);
+static void http_resume_cb(evutil_socket_t fd, short what, void *arg);
+static void http_listener_close(struct http_listener *l);
 static void http_read_cb(struct bufferevent *bev, void *arg);
 static void http_write_cb(struct bufferevent *bev, void *arg);
 static void http_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -168,13 +171,36 @@ bool http_server_listen(struct http_server *s, int fd, SSL_CTX *tls, size_t max_
 	if (s->nlisteners == HTTP_MAX_LISTENERS)
 		return false;
 	l = &s->listeners[s->nlisteners];
-	*l = (struct http_listener){s, NULL, tls, max_body, handler, arg};
-	/* Backlog 0: the supervisor has called listen() already. */
-	l->lev = evconnlistener_new(s->base, http_accept_cb, l, LEV_OPT_CLOSE_ON_FREE, 0, fd);
-	if (l->lev == NULL)
+	*l = (struct http_listener){.server = s,
+	                            .fd = fd,
+	                            .tls = tls,
+	                            .max_body = max_body,
+	                            .handler = handler,
+	                            .arg = arg};
+	l->accept_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, http_accept_cb, l);
+	l->resume_ev = evtimer_new(s->base, http_resume_cb, l);
+	if (l->accept_ev == NULL || l->resume_ev == NULL ||
+	    evutil_make_socket_nonblocking(fd) != 0 || event_add(l->accept_ev, NULL) != 0) {
+		if (l->accept_ev != NULL)
+			event_free(l->accept_ev);
+		if (l->resume_ev != NULL)
+			event_free(l->resume_ev);
 		return false;
+	}
 	s->nlisteners++;
 	return true;
+}
+
+/* Stops accepting on l and closes this worker's copy of its socket. */
+static void http_listener_close(struct http_listener *l)
+{
+	if (l->accept_ev == NULL)
+		return;
+	event_free(l->accept_ev);
+	event_free(l->resume_ev);
+	evutil_closesocket(l->fd);
+	l->accept_ev = NULL;
+	l->resume_ev = NULL;
 }
 
 void http_server_drain(struct http_server *s)
@@ -182,11 +208,8 @@ void http_server_drain(struct http_server *s)
 	struct http_conn *c, *next;
 
 	s->draining = true;
-	for (int i = 0; i < s->nlisteners; i++) {
-		if (s->listeners[i].lev != NULL)
-			evconnlistener_free(s->listeners[i].lev);
-		s->listeners[i].lev = NULL;
-	}
+	for (int i = 0; i < s->nlisteners; i++)
+		http_listener_close(&s->listeners[i]);
 	/* Idle keep-alive connections close now (a client must be ready for
 	 * that, RFC 9112 9.3.1). A new connection has not sent its first
 	 * request yet but is about to: it keeps its deadline, and its reply
@@ -210,22 +233,41 @@ void http_server_free(struct http_server *s)
 	if (s == NULL)
 		return;
 	for (int i = 0; i < s->nlisteners; i++)
-		if (s->listeners[i].lev != NULL)
-			evconnlistener_free(s->listeners[i].lev);
+		http_listener_close(&s->listeners[i]);
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
 		http_conn_free(c);
 	free(s);
 }
 
-static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                           int socklen, void *arg)
+/*
+ * One connection per wakeup, as nginx without multi_accept: every worker
+ * is woken by a new connection on the shared socket, and the one that took
+ * it goes back to its loop, so a burst of connections spreads over the
+ * workers instead of landing in whichever woke first.
+ */
+static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct http_listener *l = arg;
 	struct http_server *s = l->server;
-	struct http_conn *c;
+	struct sockaddr_storage ss;
+	struct sockaddr *sa = (struct sockaddr *)&ss;
+	socklen_t socklen = sizeof(ss);
 	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+	struct http_conn *c;
+	evutil_socket_t fd;
 
-	(void)lev;
+	(void)what;
+	fd = accept4(lfd, sa, &socklen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Level-triggered: retrying now would spin. */
+			struct timeval tv = {0, 100 * 1000};
+			log_warn("event=accept_failed reason=\"%s\" pause_ms=100", strerror(errno));
+			event_del(l->accept_ev);
+			evtimer_add(l->resume_ev, &tv);
+		}
+		return; /* EAGAIN: another worker took it; ECONNABORTED, EINTR */
+	}
 	if (s->stats.open >= (uint64_t)s->limits.max_connections) {
 		/* Make room by closing the connection that has waited longest
 		 * without sending anything (idle keep-alive, or silent); refuse
@@ -288,6 +330,16 @@ static void http_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struc
 }
 
 /* The connection waits for a (next) request: the deadline restarts. */
+static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (l->accept_ev != NULL)
+		event_add(l->accept_ev, NULL);
+}
+
 static void http_ready_for_request(struct http_conn *c)
 {
 	http_request_free(c);
