@@ -3,13 +3,19 @@
  *
  * Each connection is a small state machine driven by events on PQsocket:
  * DOWN -> CONNECTING (PQconnectPoll) -> PREPARING (statements, or LISTEN)
- * -> IDLE <-> BUSY. Any failure closes the connection, fails its query and
+ * -> READY. Any failure closes the connection, fails its queries and
  * schedules a reconnect with exponential backoff. Queries wait in one FIFO
  * shared by the pool; when no connection is up or coming up they fail at
  * once, so callers answer SERVICE_UNAVAILABLE instead of waiting.
  *
- * Result ownership: every PGresult is cleared in registry_conn_readable
- * right after registry_query_result has copied what it needs.
+ * Pool connections run in libpq pipeline mode: a query goes out as soon as
+ * it is queued, each followed by a sync (its own transaction, so one
+ * failure aborts no other), and results come back in order. A worker busy
+ * with signatures reads the database socket only between requests; without
+ * pipelining each connection would carry one query per loop turn.
+ *
+ * Result ownership: every PGresult is cleared right after
+ * registry_query_result has copied what it needs.
  */
 #include "registry.h"
 
@@ -24,8 +30,9 @@
 #define REGISTRY_BACKOFF_MIN_MS     100
 #define REGISTRY_BACKOFF_MAX_MS     5000
 #define REGISTRY_MAX_QUEUED_RECORDS 256
+#define REGISTRY_PIPELINE_MAX       64 /* queries in flight on one connection */
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_IDLE, CONN_BUSY };
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
 enum conn_role { CONN_ROLE_POOL, CONN_ROLE_LISTEN };
 enum query_kind { QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING };
 
@@ -38,6 +45,7 @@ struct registry_query {
 	registry_ping_cb ping_cb;
 	void *arg;
 	struct registry_conn *conn; /* set while in flight */
+	bool answered;              /* its first result has been read */
 	bool ok;
 	struct registry_answer answer;
 };
@@ -48,12 +56,15 @@ struct registry_conn {
 	enum conn_state state;
 	PGconn *pg;
 	struct event *io;
+	short watching;      /* the events io waits for */
 	struct event *timer; /* connect/query deadline, or reconnect backoff */
 	int backoff_ms;
 	int step;     /* statement being prepared */
 	bool was_up;  /* it has been connected before: the next connect is a reconnect */
 	bool step_ok; /* the current step's result was a success */
-	struct registry_query *current;
+	/* In flight, oldest first: sent, result not yet complete. */
+	struct registry_query *sent_head, *sent_tail;
+	int inflight;
 };
 
 struct registry {
@@ -96,6 +107,10 @@ static void registry_conn_watch(struct registry_conn *c, short what);
 static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_ready(struct registry_conn *c);
+static void registry_conn_preparing(struct registry_conn *c);
+static void registry_conn_results(struct registry_conn *c);
+static void registry_conn_discard(struct registry_conn *c);
+static struct registry_query *registry_conn_pop(struct registry_conn *c);
 static bool registry_conn_send_step(struct registry_conn *c);
 static void registry_dispatch(struct registry *reg);
 static struct registry_query *registry_enqueue(struct registry *reg, struct registry_query *q);
@@ -152,8 +167,8 @@ void registry_free(struct registry *reg)
 	}
 	for (int i = 0; reg->pool != NULL && i <= reg->pool_size; i++) {
 		struct registry_conn *c = i < reg->pool_size ? &reg->pool[i] : &reg->listener;
-		if (c->current != NULL)
-			registry_query_free(c->current);
+		while (c->sent_head != NULL)
+			registry_query_free(registry_conn_pop(c));
 		if (c->io != NULL)
 			event_free(c->io);
 		if (c->timer != NULL)
@@ -245,13 +260,13 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 
 bool registry_listening(const struct registry *reg)
 {
-	return reg->listener.state == CONN_IDLE;
+	return reg->listener.state == CONN_READY;
 }
 
 bool registry_connected(const struct registry *reg)
 {
 	for (int i = 0; i < reg->pool_size; i++)
-		if (reg->pool[i].state == CONN_IDLE || reg->pool[i].state == CONN_BUSY)
+		if (reg->pool[i].state == CONN_READY)
 			return true;
 	return false;
 }
@@ -301,14 +316,23 @@ static bool registry_coming_up(const struct registry *reg)
 	return false;
 }
 
+/* Sends every queued query, each to the ready connection with the fewest
+ * in flight. */
 static void registry_dispatch(struct registry *reg)
 {
-	for (int i = 0; i < reg->pool_size && reg->head != NULL; i++) {
-		struct registry_conn *c = &reg->pool[i];
+	while (reg->head != NULL) {
+		struct registry_conn *c = NULL;
 		struct registry_query *q;
 		const struct registry_statement *st;
-		if (c->state != CONN_IDLE)
-			continue;
+
+		for (int i = 0; i < reg->pool_size; i++) {
+			struct registry_conn *p = &reg->pool[i];
+			if (p->state == CONN_READY && p->inflight < REGISTRY_PIPELINE_MAX &&
+			    (c == NULL || p->inflight < c->inflight))
+				c = p;
+		}
+		if (c == NULL)
+			return;
 		q = reg->head;
 		reg->head = q->next;
 		if (reg->head == NULL)
@@ -316,18 +340,37 @@ static void registry_dispatch(struct registry *reg)
 		if (q->kind == QUERY_RECORD_USE)
 			reg->queued_records--;
 		q->next = NULL;
-		st = &registry_statements[q->kind];
-		c->current = q;
 		q->conn = c;
-		c->state = CONN_BUSY;
+		if (c->sent_tail != NULL)
+			c->sent_tail->next = q;
+		else
+			c->sent_head = q;
+		c->sent_tail = q;
+		if (c->inflight++ == 0)
+			registry_arm_timer(c, reg->timeout_ms * 2);
+		st = &registry_statements[q->kind];
 		if (!PQsendQueryPrepared(c->pg, st->name, q->nparams,
-		                         (const char *const *)q->params, NULL, NULL, 0)) {
+		                         (const char *const *)q->params, NULL, NULL, 0) ||
+		    !PQpipelineSync(c->pg)) {
 			registry_conn_fail(c, PQerrorMessage(c->pg));
 			continue;
 		}
-		registry_arm_timer(c, reg->timeout_ms * 2);
 		registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 	}
+}
+
+/* The oldest query in flight on c, taken off its list. */
+static struct registry_query *registry_conn_pop(struct registry_conn *c)
+{
+	struct registry_query *q = c->sent_head;
+
+	c->sent_head = q->next;
+	if (c->sent_head == NULL)
+		c->sent_tail = NULL;
+	q->next = NULL;
+	q->conn = NULL;
+	c->inflight--;
+	return q;
 }
 
 static void registry_conn_start(struct registry_conn *c)
@@ -346,8 +389,11 @@ static void registry_conn_start(struct registry_conn *c)
  * change sockets while connecting (one per address tried). */
 static void registry_conn_watch(struct registry_conn *c, short what)
 {
+	if (c->io != NULL && c->watching == what && event_get_fd(c->io) == PQsocket(c->pg))
+		return;
 	if (c->io != NULL)
 		event_free(c->io);
+	c->watching = what;
 	c->io = event_new(c->reg->base, PQsocket(c->pg), what | EV_PERSIST, registry_conn_io_cb, c);
 	if (c->io == NULL || event_add(c->io, NULL) != 0)
 		registry_conn_fail(c, "cannot watch the database socket");
@@ -385,9 +431,8 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 		c->pg = NULL;
 	}
 	c->state = CONN_DOWN;
-	if (c->current != NULL) {
-		struct registry_query *q = c->current;
-		c->current = NULL;
+	while (c->sent_head != NULL) {
+		struct registry_query *q = registry_conn_pop(c);
 		q->ok = false;
 		registry_query_finish(q);
 	}
@@ -421,9 +466,10 @@ static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == CONN_DOWN)
 		registry_conn_start(c);
-	else if (c->state != CONN_IDLE)
-		registry_conn_fail(c, c->state == CONN_BUSY ? "query timed out"
-		                                            : "connection timed out");
+	else if (c->state != CONN_READY)
+		registry_conn_fail(c, "connection timed out");
+	else if (c->inflight > 0)
+		registry_conn_fail(c, "query timed out");
 }
 
 static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -472,44 +518,98 @@ static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg)
 			PQfreemem(n);
 		}
 	}
-	/* Drain every complete result; NULL marks the end of one command. */
-	while (c->pg != NULL && (c->state == CONN_PREPARING || c->state == CONN_BUSY) &&
-	       !PQisBusy(c->pg)) {
-		PGresult *res = PQgetResult(c->pg);
-		if (res != NULL) {
-			if (c->state == CONN_BUSY && c->current != NULL)
-				registry_query_result(c->current, res);
-			else
-				c->step_ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-			if (c->state == CONN_PREPARING && !c->step_ok) {
-				char msg[256];
-				snprintf(msg, sizeof(msg), "preparing statements: %s",
-				         PQresultErrorMessage(res));
-				PQclear(res);
-				registry_conn_fail(c, msg);
-				return;
-			}
-			PQclear(res);
-			continue;
-		}
-		if (c->state == CONN_PREPARING) {
+	if (c->state == CONN_PREPARING)
+		registry_conn_preparing(c);
+	else if (c->state == CONN_READY && c->role == CONN_ROLE_POOL)
+		registry_conn_results(c);
+	else if (c->state == CONN_READY)
+		registry_conn_discard(c);
+	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_BAD)
+		registry_conn_fail(c, "connection closed by the server");
+}
+
+/* A statement prepared (or LISTEN done): the next step. */
+static void registry_conn_preparing(struct registry_conn *c)
+{
+	PGresult *res;
+
+	while (c->pg != NULL && c->state == CONN_PREPARING && !PQisBusy(c->pg)) {
+		res = PQgetResult(c->pg);
+		if (res == NULL) {
 			c->step++;
 			if (!registry_conn_send_step(c))
 				return;
 			continue;
 		}
-		/* BUSY and the command is complete. */
-		evtimer_del(c->timer);
-		c->state = CONN_IDLE;
-		if (c->current != NULL) {
-			struct registry_query *q = c->current;
-			c->current = NULL;
-			registry_query_finish(q);
+		c->step_ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!c->step_ok) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "preparing statements: %s",
+			         PQresultErrorMessage(res));
+			PQclear(res);
+			registry_conn_fail(c, msg);
+			return;
 		}
-		registry_dispatch(reg);
+		PQclear(res);
 	}
-	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_BAD)
-		registry_conn_fail(c, "connection closed by the server");
+}
+
+/*
+ * Results of the pipeline, in order: for each query its result, a NULL
+ * that ends it, then the PGRES_PIPELINE_SYNC of its sync, which completes
+ * it. Stops when libpq would have to wait for more input.
+ */
+static void registry_conn_results(struct registry_conn *c)
+{
+	struct registry *reg = c->reg;
+	bool progress = false, ended = false;
+	PGresult *res;
+
+	/* A callback may close the connection (registry_abandon): c->pg. */
+	while (c->pg != NULL && c->sent_head != NULL && !PQisBusy(c->pg)) {
+		struct registry_query *q = c->sent_head;
+
+		res = PQgetResult(c->pg);
+		if (res == NULL) {
+			/* The end of q's results; its sync follows. Two ends in a
+			 * row would mean libpq and this list disagree. */
+			if (ended) {
+				registry_conn_fail(c, "pipeline out of step");
+				return;
+			}
+			ended = true;
+			continue;
+		}
+		ended = false;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+			PQclear(res);
+			registry_query_finish(registry_conn_pop(c));
+			progress = true;
+			continue;
+		}
+		if (!q->answered) {
+			q->answered = true;
+			registry_query_result(q, res);
+		}
+		PQclear(res);
+	}
+	if (c->pg == NULL)
+		return;
+	if (c->sent_head == NULL)
+		evtimer_del(c->timer);
+	else if (progress)
+		registry_arm_timer(c, reg->timeout_ms * 2);
+	if (progress)
+		registry_dispatch(reg);
+}
+
+/* The listener expects no result once LISTEN is done; anything is dropped. */
+static void registry_conn_discard(struct registry_conn *c)
+{
+	PGresult *res;
+
+	while (!PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
+		PQclear(res);
 }
 
 static void registry_conn_ready(struct registry_conn *c)
@@ -539,7 +639,11 @@ static bool registry_conn_send_step(struct registry_conn *c)
 	int ok;
 
 	if (c->step >= steps) {
-		c->state = CONN_IDLE;
+		if (c->role == CONN_ROLE_POOL && !PQenterPipelineMode(c->pg)) {
+			registry_conn_fail(c, PQerrorMessage(c->pg));
+			return false;
+		}
+		c->state = CONN_READY;
 		c->backoff_ms = REGISTRY_BACKOFF_MIN_MS;
 		if (c->role == CONN_ROLE_LISTEN) {
 			/* Notifications may have been missed while down. */

@@ -37,8 +37,7 @@ struct bucket {
 static bool load_pems(json_t *list, STACK_OF(X509) * out);
 static bool load_crls(json_t *list, STACK_OF(X509_CRL) * out);
 static X509 *pem_cert(const char *pem);
-static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why,
-                     size_t whylen);
+static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why, size_t whylen);
 static struct bucket *bucket_get(struct bucket *b, int *n, const char *name);
 
 int main(int argc, char **argv)
@@ -125,8 +124,7 @@ int main(int argc, char **argv)
 }
 
 /* False (with why) when the case itself could not be set up. */
-static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why,
-                     size_t whylen)
+static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why, size_t whylen)
 {
 	struct verify_settings settings = {.revocation = REVOCATION_OFF};
 	STACK_OF(X509) *anchors = sk_X509_new_null(), *sent = sk_X509_new_null();
