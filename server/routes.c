@@ -286,7 +286,7 @@ static void routes_login(struct http_request *req, struct worker *w)
 	             strstr(accept, "application/json") == NULL;
 	leaf = tls_peer(http_request_ssl(req), &chain);
 	/* Every request on a keep-alive connection presents the same chain. */
-	if (leaf != NULL && vcache_key_x509(key, leaf, chain) &&
+	if (leaf != NULL && tls_peer_key(http_request_ssl(req), key) &&
 	    vcache_get(w->vcache, key, call->decision.now, &call->decision.vr)) {
 		decision_begin(&call->decision, routes_decided, call);
 		return;

@@ -28,7 +28,12 @@ struct tls_session_slot {
 };
 static struct tls_session_slot tls_sessions[TLS_SESSION_SLOTS];
 
+/* SSL ex_data: the peer chain's verified-result cache key, once computed. */
+static int tls_peer_key_index = -1;
+
 static int tls_accept_any(X509_STORE_CTX *ctx, void *arg);
+static void tls_peer_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                              void *argp);
 static int tls_session_new(SSL *ssl, SSL_SESSION *session);
 static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
 static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
@@ -42,6 +47,9 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 	STACK_OF(X509_NAME) * names;
 	struct stat st;
 	char ossl[256];
+
+	if (tls_peer_key_index < 0)
+		tls_peer_key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_peer_key_free);
 
 	if (ctx == NULL) {
 		tls_openssl_error(ossl, sizeof(ossl));
@@ -105,6 +113,41 @@ X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain)
 {
 	*chain = ssl ? SSL_get_peer_cert_chain(ssl) : NULL;
 	return ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+}
+
+/* Computed on a connection's first request and kept with its SSL: the
+ * chain cannot change (no renegotiation), and hashing it again on every
+ * keep-alive request cost a tenth of the request. */
+bool tls_peer_key(SSL *ssl, unsigned char key[VCACHE_KEY_LEN])
+{
+	unsigned char *kept =
+	    tls_peer_key_index >= 0 ? SSL_get_ex_data(ssl, tls_peer_key_index) : NULL;
+	STACK_OF(X509) * chain;
+	X509 *leaf;
+
+	if (kept != NULL) {
+		memcpy(key, kept, VCACHE_KEY_LEN);
+		return true;
+	}
+	leaf = tls_peer(ssl, &chain);
+	if (leaf == NULL || !vcache_key_x509(key, leaf, chain))
+		return false;
+	kept = OPENSSL_memdup(key, VCACHE_KEY_LEN);
+	if (kept != NULL &&
+	    (tls_peer_key_index < 0 || !SSL_set_ex_data(ssl, tls_peer_key_index, kept)))
+		OPENSSL_free(kept);
+	return true;
+}
+
+static void tls_peer_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                              void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	OPENSSL_free(ptr);
 }
 
 static int tls_session_new(SSL *ssl, SSL_SESSION *session)

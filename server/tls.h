@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "vcache.h"
 #include "verify.h"
 
 /* Builds a context from cfg's tls_cert/tls_key and store's anchors. NULL
@@ -24,5 +25,8 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 /* The client's certificate and the chain it sent, borrowed from ssl (which
  * may be NULL: no TLS); NULL when none was presented. */
 X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain);
+/* The verified-result cache key (vcache_key_x509) of ssl's peer chain,
+ * computed once per connection. False when there is no peer certificate. */
+bool tls_peer_key(SSL *ssl, unsigned char key[VCACHE_KEY_LEN]);
 
 #endif
