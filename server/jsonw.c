@@ -25,8 +25,10 @@ void jsonw_init(struct jsonw *w, struct evbuffer *out)
 
 void jsonw_key(struct jsonw *w, const char *key)
 {
-	jsonw_string(w, key);
-	jsonw_add(w, ":", 1);
+	jsonw_value_begin(w);
+	jsonw_add(w, "\"", 1);
+	jsonw_add(w, key, strlen(key));
+	jsonw_add(w, "\":", 2);
 	/* The value that follows is no new member: no comma before it. */
 	w->first[w->depth] = true;
 }
@@ -64,10 +66,15 @@ void jsonw_string(struct jsonw *w, const char *s)
 	jsonw_add(w, "\"", 1);
 	/* Runs of bytes that need no escape go out in one piece. */
 	for (run = p; *p != '\0';) {
-		size_t n = *p < 0x80 ? 1 : jsonw_utf8_len(p);
+		size_t n;
 		char esc[6] = {'\\', 'u', '0', '0', 0, 0};
 
-		if (n > 1 || (n == 1 && *p >= 0x20 && *p != '"' && *p != '\\')) {
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			p++;
+			continue;
+		}
+		n = *p < 0x80 ? 1 : jsonw_utf8_len(p);
+		if (n > 1) {
 			p += n;
 			continue;
 		}

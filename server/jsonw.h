@@ -27,7 +27,8 @@ struct jsonw {
 };
 
 void jsonw_init(struct jsonw *w, struct evbuffer *out);
-/* Members of an object: each starts with its key. */
+/* Members of an object: each starts with its key, a literal of the caller
+ * that needs no escaping. */
 void jsonw_key(struct jsonw *w, const char *key);
 void jsonw_object_open(struct jsonw *w);
 void jsonw_object_close(struct jsonw *w);
