@@ -455,7 +455,8 @@ def main():
                            duration=d), plain, 0.5)
         log("5. latency at half of the peak")
         for name, port, args, peak, limit in (
-                ("warm /v1/verify", warm.api_port, warm_body, warm_peak, 1000),
+                ("warm /v1/verify", warm.api_port, warm_body + ["--connections", 64], warm_peak,
+                 1000),
                 ("cold /v1/verify", coldcert.api_port, cold_body + ["--connections", 64], mc,
                  5000)):
             res = loadgen(port, *args, "--rate", round(peak / 2), duration=d)
