@@ -96,6 +96,10 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 	/* An idle keep-alive connection then holds no 34 KiB of buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+	/* One TLS 1.3 ticket, not OpenSSL's default two: a browser resumes
+	 * with one, and each costs a session copy and a record per handshake. */
+	if (SSL_CTX_set_num_tickets(ctx, 1) != 1)
+		goto openssl_fail;
 	SSL_CTX_sess_set_new_cb(ctx, tls_session_new);
 	SSL_CTX_sess_set_get_cb(ctx, tls_session_get);
 	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
