@@ -314,7 +314,10 @@ static void run_worker(int id, int out_fd)
 	for (int i = 0; i < opt.connections; i++) {
 		w.conns[i].w = &w;
 		w.conns[i].index = i;
-		w.conns[i].next_request = (id * opt.connections + i) % opt.nrequests;
+		/* Spread over the list: connections that start side by side walk
+		 * it in step, and the one in front meets every body first. */
+		w.conns[i].next_request = (int)((long)(id * opt.connections + i) * opt.nrequests /
+		                                ((long)opt.procs * opt.connections));
 		conn_open(&w.conns[i]);
 	}
 	event_base_dispatch(w.base);
