@@ -10,7 +10,7 @@
 #   make sanitize-check                unit + pytest suites on the ASan/UBSan build
 #   make valgrind-unit                 each unit test program under valgrind
 #   make soak                          long fuzz runs + fault suites, figures printed
-#   make conformance     the x509-limbo client-auth subset through the engine
+#   make conformance     the x509-limbo client-auth subset through the engine (in make check)
 #   make bench           certregd against nginx and the crypto limit (docs/PERFORMANCE.md)
 
 PREFIX  ?= /usr/local
@@ -119,6 +119,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) bench-tools
 	$(MAKE) unit
+	$(MAKE) conformance
 	$(MAKE) integration
 	$(MAKE) fuzz-short
 	$(MAKE) valgrind-unit
