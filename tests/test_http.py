@@ -3,6 +3,7 @@ pipelining, HTTP/1.0, chunked bodies, Expect: 100-continue, HEAD, request
 smuggling refusals, and the per-worker connection cap (max_connections)
 with its metrics."""
 import json
+import os
 import re
 import socket
 import time
@@ -210,6 +211,40 @@ def test_connection_cap(certregd, db, pki):
     assert metric(d, "certreg_connections_accepted_total") >= 40
     assert metric(d, "certreg_connections") >= 1  # busy[0], kept open
     busy[0].close()
+
+
+def test_out_of_descriptors_pauses_accepting(certregd, db):
+    """With the worker out of file descriptors, pending connections cannot
+    be accepted: the worker says so, does not spin on the listening socket
+    (level-triggered) and accepts again once descriptors are free."""
+    d = certregd(db, server={"workers": 1, "max_connections": 1000}, nofile=48)
+    port = api_port(d)
+    worker = int(open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read().split()[0])
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
+    deadline = time.monotonic() + 5
+    while "event=accept_failed" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "event=accept_failed" in d.log()
+    assert "Too many open files" in d.log()
+
+    def cpu_seconds():
+        fields = open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    before = cpu_seconds()
+    time.sleep(1)
+    assert cpu_seconds() - before < 0.3, "the worker spins while out of descriptors"
+    for s in held:
+        s.close()
+    deadline = time.monotonic() + 10
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            status = d.get("/healthz").status
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert status == 200
 
 
 def test_request_timeout_is_a_deadline_with_408(certregd, db, pki):
