@@ -233,7 +233,7 @@ X509 *certinfo_read_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: larger than %d bytes", path, CERTINFO_MAX_FILE);
 		goto fail;
 	}
-	if (memmem(buf, n, "-----BEGIN", 10) != NULL) {
+	if (!certinfo_is_der(buf, n)) {
 		bio = BIO_new_mem_buf(buf, (int)n);
 		if (bio != NULL)
 			cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
@@ -254,6 +254,17 @@ fail:
 	free(buf);
 	fclose(f);
 	return cert;
+}
+
+bool certinfo_is_der(const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+
+	/* A SEQUENCE with a long-form length: a certificate or CRL is longer
+	 * than 127 bytes, and text never starts so. */
+	if (len >= 2 && b[0] == 0x30 && b[1] >= 0x81 && b[1] <= 0x84)
+		return true;
+	return memmem(buf, len, "-----BEGIN", 10) == NULL;
 }
 
 bool certinfo_uscc_valid(const char *s)

@@ -56,6 +56,9 @@ X509 *certinfo_read_file(const char *path, char *err, size_t errlen);
 /* True when s is an 18-character Unified Social Credit Code with a valid
  * GB 32100-2015 check character and a valid GB 11714 organisation code. */
 bool certinfo_uscc_valid(const char *s);
+/* Whether buf holds DER rather than PEM text: a DER name may contain
+ * "-----BEGIN", so the first bytes decide, and the marker only for the rest. */
+bool certinfo_is_der(const void *buf, size_t len);
 
 /* Writes name as RFC 4514 with UTF-8 kept readable, cut at a character
  * boundary to fit outlen. */

@@ -1365,7 +1365,7 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 	BIO *bio;
 	bool ok = false;
 
-	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
+	if (certinfo_is_der(buf, len)) {
 		const unsigned char *p = buf;
 
 		while (p < buf + len) {
@@ -1536,7 +1536,7 @@ static bool load_objects(const char *path, const struct pem_kind *kind, void *st
 
 	if (!read_file(path, &buf, &len, err, errlen))
 		return false;
-	if (memmem(buf, len, "-----BEGIN", 10) == NULL) {
+	if (certinfo_is_der(buf, len)) {
 		const unsigned char *p = buf;
 		void *obj = kind->d2i(&p, (long)len);
 

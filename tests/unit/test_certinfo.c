@@ -285,6 +285,21 @@ static void test_holder_configured_sources(void **state)
 	X509_free(x);
 }
 
+static void test_is_der(void **state)
+{
+	static const unsigned char der_with_marker[] = {0x30, 0x82, 0x01, 0x00, '-', '-', '-',
+	                                                '-',  '-',  'B',  'E',  'G', 'I', 'N'};
+	static const char pem[] = "subject=CN=x\n-----BEGIN CERTIFICATE-----\nMII=\n";
+
+	(void)state;
+	assert_true(certinfo_is_der(der_with_marker, sizeof(der_with_marker)));
+	assert_false(certinfo_is_der(pem, sizeof(pem) - 1));
+	/* Text starting with '0' (0x30) is still text: no long-form length. */
+	assert_false(certinfo_is_der("0 -----BEGIN CERTIFICATE-----", 29));
+	/* Neither: the DER parser gets it and says what is wrong. */
+	assert_true(certinfo_is_der("hello", 5));
+}
+
 static void test_read_file(void **state)
 {
 	X509 *x = make_cert(NULL, NULL, 0), *back;
@@ -340,6 +355,7 @@ int main(void)
 	    cmocka_unit_test(test_holder_encodings),
 	    cmocka_unit_test(test_holder_subject_org_id),
 	    cmocka_unit_test(test_holder_configured_sources),
+	    cmocka_unit_test(test_is_der),
 	    cmocka_unit_test(test_read_file),
 	};
 

@@ -847,6 +847,32 @@ static void test_parsing_limits(void **state)
 	verify_store_unref(store);
 }
 
+/* DER is told from PEM by its first bytes, not by a PEM marker somewhere
+ * in it: a name may contain one. */
+static void test_der_with_pem_marker_in_a_name(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {pki.rsa_int, NULL};
+	struct verify_store *store = make_store(REVOCATION_OFF, anchors, inters, NULL, -1);
+	X509 *leaf = issue("-----BEGIN CERTIFICATE-----", pki.rsa_leaf_key, pki.rsa_int,
+	                   pki.rsa_int_key, T - DAY, T + YEAR, P_LEAF, NULL);
+	unsigned char *der = NULL;
+	int len = i2d_X509(leaf, &der);
+	struct verify_result res;
+
+	(void)state;
+	assert_true(len > 0);
+	assert_non_null(memmem(der, (size_t)len, "-----BEGIN", 10));
+	verify_bytes(store, der, (size_t)len, T, VERIFY_PURPOSE_CLIENT, &res);
+	if (res.outcome != OUTCOME_OK)
+		fail_msg("got %s (%s)", outcome_code(res.outcome), res.reason);
+	/* The same certificate as PEM still reads as PEM. */
+	expect(store, SENT(leaf), OUTCOME_OK, -1);
+	OPENSSL_free(der);
+	X509_free(leaf);
+	verify_store_unref(store);
+}
+
 static void test_expiring_soon(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -1164,16 +1190,27 @@ static void test_shared_pki(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_algorithms),     cmocka_unit_test(test_sm2_borrowed_untouched),
-	    cmocka_unit_test(test_chain_shapes),   cmocka_unit_test(test_untrusted),
-	    cmocka_unit_test(test_validity),       cmocka_unit_test(test_skew_zero),
-	    cmocka_unit_test(test_revocation),     cmocka_unit_test(test_crl_bad_signature),
-	    cmocka_unit_test(test_crl_stale),      cmocka_unit_test(test_usage),
-	    cmocka_unit_test(test_contract_order), cmocka_unit_test(test_order_usage_vs_expiry),
-	    cmocka_unit_test(test_depth),          cmocka_unit_test(test_serial_numbers),
-	    cmocka_unit_test(test_parsing_limits), cmocka_unit_test(test_direct_path),
-	    cmocka_unit_test(test_expiring_soon),  cmocka_unit_test(test_error_table),
-	    cmocka_unit_test(test_store_api),      cmocka_unit_test(test_store_load_files),
+	    cmocka_unit_test(test_algorithms),
+	    cmocka_unit_test(test_sm2_borrowed_untouched),
+	    cmocka_unit_test(test_chain_shapes),
+	    cmocka_unit_test(test_untrusted),
+	    cmocka_unit_test(test_validity),
+	    cmocka_unit_test(test_skew_zero),
+	    cmocka_unit_test(test_revocation),
+	    cmocka_unit_test(test_crl_bad_signature),
+	    cmocka_unit_test(test_crl_stale),
+	    cmocka_unit_test(test_usage),
+	    cmocka_unit_test(test_contract_order),
+	    cmocka_unit_test(test_order_usage_vs_expiry),
+	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_serial_numbers),
+	    cmocka_unit_test(test_parsing_limits),
+	    cmocka_unit_test(test_direct_path),
+	    cmocka_unit_test(test_der_with_pem_marker_in_a_name),
+	    cmocka_unit_test(test_expiring_soon),
+	    cmocka_unit_test(test_error_table),
+	    cmocka_unit_test(test_store_api),
+	    cmocka_unit_test(test_store_load_files),
 	    cmocka_unit_test(test_shared_pki),
 	};
 
