@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonw.h"
 #include "log.h"
+#include "render.h"
 #include "worker.h"
 
 static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer);
@@ -178,34 +178,18 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 static char *decision_cert_json(const struct cert_summary *s)
 {
 	struct evbuffer *buf = evbuffer_new();
-	char nb[32], na[32], *text = NULL;
+	char *text = NULL;
 	struct jsonw w;
 	size_t len;
 
 	if (buf == NULL)
 		return NULL;
-	certinfo_rfc3339(s->not_before, nb, sizeof(nb));
-	certinfo_rfc3339(s->not_after, na, sizeof(na));
 	jsonw_init(&w, buf);
 	jsonw_object_open(&w);
-	jsonw_key(&w, "sha256");
-	jsonw_string(&w, s->sha256);
-	jsonw_key(&w, "key_id");
-	jsonw_string(&w, s->key_id);
-	jsonw_key(&w, "subject");
-	jsonw_string(&w, s->subject);
-	jsonw_key(&w, "issuer");
-	jsonw_string(&w, s->issuer);
-	jsonw_key(&w, "serial");
-	jsonw_string(&w, s->serial);
-	jsonw_key(&w, "not_before");
-	jsonw_string(&w, nb);
-	jsonw_key(&w, "not_after");
-	jsonw_string(&w, na);
-	jsonw_key(&w, "holder_id");
-	jsonw_string(&w, s->holder_id[0] != '\0' ? s->holder_id : NULL);
-	jsonw_key(&w, "credit_code");
-	jsonw_string(&w, s->credit_code[0] != '\0' ? s->credit_code : NULL);
+	render_cert_fields(&w, s);
+	jsonw_member(&w, "key_id", s->key_id);
+	jsonw_member(&w, "holder_id", s->holder_id[0] != '\0' ? s->holder_id : NULL);
+	jsonw_member(&w, "credit_code", s->credit_code[0] != '\0' ? s->credit_code : NULL);
 	jsonw_object_close(&w);
 	len = jsonw_finish(&w) ? evbuffer_get_length(buf) : 0;
 	if (len > 0 && (text = malloc(len + 1)) != NULL) {

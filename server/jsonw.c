@@ -33,6 +33,12 @@ void jsonw_key(struct jsonw *w, const char *key)
 	w->first[w->depth] = true;
 }
 
+void jsonw_member(struct jsonw *w, const char *key, const char *s)
+{
+	jsonw_key(w, key);
+	jsonw_string(w, s);
+}
+
 void jsonw_object_open(struct jsonw *w)
 {
 	jsonw_open(w, '{');

@@ -30,6 +30,8 @@ void jsonw_init(struct jsonw *w, struct evbuffer *out);
 /* Members of an object: each starts with its key, a literal of the caller
  * that needs no escaping. */
 void jsonw_key(struct jsonw *w, const char *key);
+/* A member whose value is a string (NULL writes null). */
+void jsonw_member(struct jsonw *w, const char *key, const char *s);
 void jsonw_object_open(struct jsonw *w);
 void jsonw_object_close(struct jsonw *w);
 void jsonw_array_open(struct jsonw *w);

@@ -59,9 +59,8 @@ struct registry_conn {
 	short watching;      /* the events io waits for */
 	struct event *timer; /* connect/query deadline, or reconnect backoff */
 	int backoff_ms;
-	int step;     /* statement being prepared */
-	bool was_up;  /* it has been connected before: the next connect is a reconnect */
-	bool step_ok; /* the current step's result was a success */
+	int step;    /* statement being prepared */
+	bool was_up; /* it has been connected before: the next connect is a reconnect */
 	/* In flight, oldest first: sent, result not yet complete. */
 	struct registry_query *sent_head, *sent_tail;
 	int inflight;
@@ -541,8 +540,7 @@ static void registry_conn_preparing(struct registry_conn *c)
 				return;
 			continue;
 		}
-		c->step_ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!c->step_ok) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "preparing statements: %s",
 			         PQresultErrorMessage(res));

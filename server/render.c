@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "jsonw.h"
-
 static void render_hint(const struct decision *d, enum outcome_lang lang, char *buf, size_t len);
 static void render_fill(char *buf, size_t len, const char *tmpl, const char **args, int nargs);
 static void render_html_escape(struct evbuffer *out, const char *s);
@@ -24,35 +22,24 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 	render_hint(d, lang, hint, sizeof(hint));
 	jsonw_init(&w, out);
 	jsonw_object_open(&w);
-	jsonw_key(&w, "outcome");
-	jsonw_string(&w, info->code);
-	jsonw_key(&w, "message");
-	jsonw_string(&w, info->message[lang]);
-	jsonw_key(&w, "hint");
-	jsonw_string(&w, hint[0] != '\0' ? hint : NULL);
+	jsonw_member(&w, "outcome", info->code);
+	jsonw_member(&w, "message", info->message[lang]);
+	jsonw_member(&w, "hint", hint[0] != '\0' ? hint : NULL);
 	certinfo_rfc3339(d->now, buf, sizeof(buf));
-	jsonw_key(&w, "server_time");
-	jsonw_string(&w, buf);
-	jsonw_key(&w, "key_id");
-	jsonw_string(&w, d->vr.has_leaf ? d->vr.leaf.key_id : NULL);
+	jsonw_member(&w, "server_time", buf);
+	jsonw_member(&w, "key_id", d->vr.has_leaf ? d->vr.leaf.key_id : NULL);
 	if (d->has_answer && a->has_unit) {
 		jsonw_key(&w, "unit");
 		jsonw_object_open(&w);
-		jsonw_key(&w, "registration_no");
-		jsonw_string(&w, a->registration_no);
-		jsonw_key(&w, "name");
-		jsonw_string(&w, a->unit_name);
+		jsonw_member(&w, "registration_no", a->registration_no);
+		jsonw_member(&w, "name", a->unit_name);
 		jsonw_key(&w, "office");
 		if (a->has_office) {
 			jsonw_object_open(&w);
-			jsonw_key(&w, "code");
-			jsonw_string(&w, a->office_code);
-			jsonw_key(&w, "name");
-			jsonw_string(&w, a->office_name);
-			jsonw_key(&w, "address");
-			jsonw_string(&w, a->office_address);
-			jsonw_key(&w, "phone");
-			jsonw_string(&w, a->office_phone);
+			jsonw_member(&w, "code", a->office_code);
+			jsonw_member(&w, "name", a->office_name);
+			jsonw_member(&w, "address", a->office_address);
+			jsonw_member(&w, "phone", a->office_phone);
 			jsonw_object_close(&w);
 		} else {
 			jsonw_null(&w);
@@ -64,22 +51,9 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 
 		jsonw_key(&w, "certificate");
 		jsonw_object_open(&w);
-		jsonw_key(&w, "subject");
-		jsonw_string(&w, s->subject);
-		jsonw_key(&w, "issuer");
-		jsonw_string(&w, s->issuer);
-		jsonw_key(&w, "serial");
-		jsonw_string(&w, s->serial);
-		certinfo_rfc3339(s->not_before, buf, sizeof(buf));
-		jsonw_key(&w, "not_before");
-		jsonw_string(&w, buf);
-		certinfo_rfc3339(s->not_after, buf, sizeof(buf));
-		jsonw_key(&w, "not_after");
-		jsonw_string(&w, buf);
+		render_cert_fields(&w, s);
 		jsonw_key(&w, "days_left");
 		jsonw_int(&w, s->days_left);
-		jsonw_key(&w, "sha256");
-		jsonw_string(&w, s->sha256);
 		jsonw_object_close(&w);
 	}
 	jsonw_key(&w, "warnings");
@@ -89,6 +63,20 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 	jsonw_array_close(&w);
 	jsonw_object_close(&w);
 	return jsonw_finish(&w) && evbuffer_add(out, "\n", 1) == 0;
+}
+
+void render_cert_fields(struct jsonw *w, const struct cert_summary *s)
+{
+	char buf[32];
+
+	jsonw_member(w, "subject", s->subject);
+	jsonw_member(w, "issuer", s->issuer);
+	jsonw_member(w, "serial", s->serial);
+	certinfo_rfc3339(s->not_before, buf, sizeof(buf));
+	jsonw_member(w, "not_before", buf);
+	certinfo_rfc3339(s->not_after, buf, sizeof(buf));
+	jsonw_member(w, "not_after", buf);
+	jsonw_member(w, "sha256", s->sha256);
 }
 
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
