@@ -295,14 +295,40 @@ bool certinfo_uscc_valid(const char *s)
 	return orgcode_valid(s + 8);
 }
 
+/* Digits by hand for years 0-9999 (three a reply: strftime was a tenth of
+ * rendering one); strftime for the rest. */
 void certinfo_rfc3339(time_t t, char *buf, size_t len)
 {
 	struct tm tm;
+	int year;
 
-	if (gmtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+	if (gmtime_r(&t, &tm) == NULL) {
 		if (len > 0)
 			buf[0] = '\0';
+		return;
 	}
+	year = tm.tm_year + 1900;
+	if (year >= 0 && year <= 9999 && len >= sizeof("YYYY-MM-DDTHH:MM:SSZ")) {
+		const int parts[6] = {year / 100, year % 100, tm.tm_mon + 1,
+		                      tm.tm_mday, tm.tm_hour, tm.tm_min};
+		static const char seps[6] = {0, 0, '-', '-', 'T', ':'};
+		char *p = buf;
+
+		for (int i = 0; i < 6; i++) {
+			if (seps[i] != 0)
+				*p++ = seps[i];
+			*p++ = (char)('0' + parts[i] / 10);
+			*p++ = (char)('0' + parts[i] % 10);
+		}
+		*p++ = ':';
+		*p++ = (char)('0' + tm.tm_sec / 10);
+		*p++ = (char)('0' + tm.tm_sec % 10);
+		*p++ = 'Z';
+		*p = '\0';
+		return;
+	}
+	if (strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && len > 0)
+		buf[0] = '\0';
 }
 
 bool certinfo_parse_rfc3339(const char *s, time_t *out)

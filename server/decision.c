@@ -35,7 +35,7 @@ void decision_init(struct decision *d, struct worker *w, const char *peer)
 	d->worker = w;
 	d->now = time(NULL);
 	d->started_us = decision_monotonic_us();
-	snprintf(d->peer, sizeof(d->peer), "%s", peer);
+	memcpy(d->peer, peer, strnlen(peer, sizeof(d->peer) - 1)); /* d is zeroed */
 }
 
 void decision_begin(struct decision *d, decision_done_cb done, void *arg)

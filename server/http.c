@@ -9,6 +9,9 @@
  * arrive within request_timeout of the connection becoming ready for it, so
  * a client sending a byte now and then is cut like a silent one.
  *
+ * A reply is written to the socket directly (one SSL_write or sendmsg);
+ * only what the socket does not take goes through the bufferevent.
+ *
  * libevent's evhttp is not used: in 2.1 it has neither a whole-request
  * deadline nor a hook to count or cap connections.
  */
@@ -18,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -30,16 +34,20 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "log.h"
 
-#define HTTP_MAX_HEAD       (16 * 1024) /* request line and headers */
-#define HTTP_MAX_HEADERS    64
-#define HTTP_MAX_CHUNK_LINE 1024 /* a chunk-size line, extensions included */
-#define HTTP_MAX_TRAILER    4096
-#define HTTP_LINGER_SECONDS 2 /* reading what a closing client still sends */
-#define HTTP_MAX_LISTENERS  2
-#define HTTP_REPLY_HEADERS  512
+#define HTTP_MAX_HEAD        (16 * 1024) /* request line and headers */
+#define HTTP_MAX_HEADERS     64
+#define HTTP_MAX_CHUNK_LINE  1024 /* a chunk-size line, extensions included */
+#define HTTP_MAX_TRAILER     4096
+#define HTTP_LINGER_SECONDS  2 /* reading what a closing client still sends */
+#define HTTP_MAX_LISTENERS   2
+#define HTTP_REPLY_HEADERS   512
+#define HTTP_SEND_DIRECT_MAX 16384 /* a TLS record's payload */
+#define HTTP_SEND_IOV        8     /* the head and up to 7 pieces of body */
 
 enum conn_state {
 	CONN_READ_HEAD,  /* waiting for (the rest of) a request line and headers */
@@ -120,6 +128,8 @@ struct http_server {
 	bool draining;
 	time_t date_at;
 	char date[40];
+	/* A TLS reply assembled for one SSL_write: up to a full record. */
+	char send_buf[HTTP_SEND_DIRECT_MAX];
 };
 
 static void http_accept_cb(evutil_socket_t lfd, short what, void *arg);
@@ -139,9 +149,15 @@ static bool http_parse_head(struct http_conn *c, size_t len);
 static bool http_frame_body(struct http_conn *c);
 static void http_dispatch(struct http_conn *c);
 static void http_fail(struct http_conn *c, int status, const char *error, const char *detail);
-static struct evbuffer *http_reply_head(struct http_request *req, int status,
-                                        const char *content_type, size_t len);
+static size_t http_reply_head(struct http_request *req, int status, const char *content_type,
+                              size_t len, char *head);
+static void http_reply_iov(struct http_request *req, int status, const char *content_type,
+                           const struct evbuffer_iovec *body, int nbody);
+static void http_send(struct http_conn *c, const struct iovec *iov, int n);
+static bool http_send_tls(struct http_conn *c, const struct iovec *iov, int n, size_t total);
 static void http_ready_for_request(struct http_conn *c);
+static void http_pull_pending(struct http_conn *c);
+static size_t http_input_limit(const struct http_listener *l);
 static void http_linger(struct http_conn *c);
 static void http_arm(struct http_conn *c, int seconds);
 static void http_idle_set(struct http_conn *c, bool idle);
@@ -328,11 +344,17 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	s->stats.accepted++;
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/* No more input is buffered than the largest request takes. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * (HTTP_MAX_HEAD + l->max_body));
+	bufferevent_setwatermark(c->bev, EV_READ, 0, http_input_limit(l));
 	http_ready_for_request(c);
 }
 
-/* The connection waits for a (next) request: the deadline restarts. */
+/* The most input buffered: what the largest request takes. */
+static size_t http_input_limit(const struct http_listener *l)
+{
+	return 2 * (HTTP_MAX_HEAD + l->max_body);
+}
+
+/* Accepting again after a pause for want of descriptors. */
 static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_listener *l = arg;
@@ -343,6 +365,7 @@ static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
 		event_add(l->accept_ev, NULL);
 }
 
+/* The connection waits for a (next) request: the deadline restarts. */
 static void http_ready_for_request(struct http_conn *c)
 {
 	http_request_free(c);
@@ -351,10 +374,44 @@ static void http_ready_for_request(struct http_conn *c)
 	c->scan = 0;
 	http_arm(c, c->server->limits.request_timeout);
 	bufferevent_enable(c->bev, EV_READ);
+	if (c->listener->tls != NULL)
+		http_pull_pending(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		http_process(c); /* a pipelined request is here already */
 	else
 		http_idle_set(c, true);
+}
+
+/*
+ * Moves what OpenSSL has decrypted but libevent has not taken into the
+ * input, up to the read watermark. libevent stops reading at the watermark
+ * and, when the input drains, waits for the socket again; what was left in
+ * OpenSSL's buffer (the rest of a record of pipelined requests) would then
+ * wait for the deadline. SSL_pending data is read without any I/O.
+ */
+static void http_pull_pending(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int pending;
+
+	while ((pending = SSL_pending(ssl)) > 0 &&
+	       evbuffer_get_length(in) < http_input_limit(c->listener)) {
+		struct evbuffer_iovec v;
+		int n;
+
+		if (evbuffer_reserve_space(in, pending, &v, 1) < 1)
+			return;
+		ERR_clear_error();
+		n = SSL_read(ssl, v.iov_base,
+		             v.iov_len < (size_t)pending ? (int)v.iov_len : pending);
+		if (n <= 0) {
+			ERR_clear_error();
+			return;
+		}
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
 }
 
 static void http_read_cb(struct bufferevent *bev, void *arg)
@@ -843,40 +900,61 @@ static void http_deadline_cb(evutil_socket_t fd, short what, void *arg)
 void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
                 size_t len)
 {
-	struct evbuffer *out = http_reply_head(req, status, content_type, len);
+	struct evbuffer_iovec iov = {(void *)body, len};
 
-	if (out != NULL && req->method != HTTP_HEAD && len > 0)
-		evbuffer_add(out, body, len);
+	http_reply_iov(req, status, content_type, &iov, len > 0 ? 1 : 0);
 }
 
-/* The body is copied, not moved: head and body in one chain are one TLS
- * record and one segment, where two chains would be two of each. */
+/* The body is copied into the reply, not moved: head and body together
+ * are one TLS record and one segment, where separate would be two of each. */
 void http_reply_buffer(struct http_request *req, int status, const char *content_type,
                        struct evbuffer *body)
 {
-	size_t len = evbuffer_get_length(body);
+	struct evbuffer_iovec iov[HTTP_SEND_IOV - 1];
+	int n = evbuffer_peek(body, -1, NULL, NULL, 0);
 
-	http_reply(req, status, content_type, len ? evbuffer_pullup(body, -1) : NULL, len);
-	evbuffer_drain(body, len);
+	if (n > (int)(sizeof(iov) / sizeof(iov[0]))) {
+		evbuffer_pullup(body, -1);
+		n = 1;
+	}
+	n = evbuffer_peek(body, -1, NULL, iov, n);
+	http_reply_iov(req, status, content_type, iov, n);
+	evbuffer_drain(body, evbuffer_get_length(body));
 }
 
-/* Writes the status line and headers; the output buffer for the body, or
- * NULL when the client has gone (the connection is then freed). */
-static struct evbuffer *http_reply_head(struct http_request *req, int status,
-                                        const char *content_type, size_t len)
+static void http_reply_iov(struct http_request *req, int status, const char *content_type,
+                           const struct evbuffer_iovec *body, int nbody)
+{
+	/* Every piece is bounded: the fixed text, 64 + 64 + 128 + 64 + 40
+	 * bytes of values, the extra headers. */
+	char head[HTTP_REPLY_HEADERS + 512];
+	struct iovec iov[HTTP_SEND_IOV];
+	size_t len = 0;
+	int n = 1;
+
+	if (req->conn->bev == NULL) { /* the client has gone */
+		http_conn_free(req->conn);
+		return;
+	}
+	for (int i = 0; i < nbody; i++) {
+		len += body[i].iov_len;
+		if (req->method != HTTP_HEAD && body[i].iov_len > 0)
+			iov[n++] = (struct iovec){body[i].iov_base, body[i].iov_len};
+	}
+	iov[0].iov_base = head;
+	iov[0].iov_len = http_reply_head(req, status, content_type, len, head);
+	http_send(req->conn, iov, n);
+}
+
+/* Assembles the status line and headers into head; their length. */
+static size_t http_reply_head(struct http_request *req, int status, const char *content_type,
+                              size_t len, char *head)
 {
 	struct http_conn *c = req->conn;
 	struct http_server *s = c->server;
-	/* Every piece is bounded: the fixed text, 64 + 64 + 128 + 64 + 40
-	 * bytes of values, the extra headers. */
-	char head[HTTP_REPLY_HEADERS + 512], *p;
-	struct evbuffer *out;
 	const char *connection = "";
+	char *p;
 
-	if (c->bev == NULL) { /* the client has gone */
-		http_conn_free(c);
-		return NULL;
-	}
 	c->closing = !req->keep_alive || s->draining || c->peer_eof;
 	if (c->closing)
 		connection = "Connection: close\r\n";
@@ -897,23 +975,101 @@ static struct evbuffer *http_reply_head(struct http_request *req, int status,
 	p = http_put(p, req->reply_headers, req->reply_headers_len);
 	p = http_put_str(p, connection, 64);
 	p = http_put(p, "\r\n", 2);
-	out = bufferevent_get_output(c->bev);
-	evbuffer_add(out, head, (size_t)(p - head));
+	return (size_t)(p - head);
+}
+
+/*
+ * Writes a reply straight to the socket when nothing is queued before it,
+ * and gives the bufferevent only what the socket did not take. Through the
+ * bufferevent alone, every reply registered a write event and dropped it
+ * again (two epoll_ctl calls) and waited a turn of the loop. Either way
+ * http_write_cb runs once the reply is out, deferred as bufferevent
+ * callbacks are: the handler that called http_reply may still use the
+ * request.
+ */
+static void http_send(struct http_conn *c, const struct iovec *iov, int n)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t sent = 0, total = 0;
+
 	c->state = CONN_WRITING;
-	http_arm(c, s->limits.request_timeout);
-	return out;
+	http_arm(c, c->server->limits.request_timeout);
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (evbuffer_get_length(out) == 0) {
+		if (c->listener->tls != NULL) {
+			if (http_send_tls(c, iov, n, total))
+				return;
+		} else {
+			struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+			                     .msg_iovlen = (size_t)n};
+			ssize_t r = sendmsg(bufferevent_getfd(c->bev), &msg, MSG_NOSIGNAL);
+
+			/* EAGAIN, or an error the bufferevent meets again and
+			 * reports through http_event_cb. */
+			sent = r > 0 ? (size_t)r : 0;
+		}
+	}
+	if (sent == total) {
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t skip = sent < iov[i].iov_len ? sent : iov[i].iov_len;
+
+		evbuffer_add(out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+		sent -= skip;
+	}
+}
+
+/*
+ * One SSL_write of head and body as one record; true when the reply is
+ * handed over (written, or queued whole for libevent to retry). A write
+ * that would block must be retried with the same bytes, so they go to the
+ * empty output buffer as one chain, which is what libevent's next
+ * SSL_write passes.
+ */
+static bool http_send_tls(struct http_conn *c, const struct iovec *iov, int n, size_t total)
+{
+	struct http_server *s = c->server;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	size_t at = 0;
+	int r;
+
+	if (total > sizeof(s->send_buf) || !SSL_is_init_finished(ssl))
+		return false;
+	for (int i = 0; i < n; i++) {
+		memcpy(s->send_buf + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	ERR_clear_error();
+	r = SSL_write(ssl, s->send_buf, (int)total);
+	if (r > 0) {
+		bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+		return true;
+	}
+	/* Would block, or failed: libevent's retry writes the rest, or meets
+	 * the failure and reports it through http_event_cb. */
+	ERR_clear_error();
+	evbuffer_expand(bufferevent_get_output(c->bev), total); /* one chain */
+	evbuffer_add(bufferevent_get_output(c->bev), s->send_buf, total);
+	return true;
 }
 
 void http_reply_header(struct http_request *req, const char *name, const char *value)
 {
-	size_t room = sizeof(req->reply_headers) - req->reply_headers_len;
-	int n =
-	    snprintf(req->reply_headers + req->reply_headers_len, room, "%s: %s\r\n", name, value);
+	size_t name_len = strlen(name), value_len = strlen(value);
+	char *p = req->reply_headers + req->reply_headers_len;
 
-	if (n > 0 && (size_t)n < room)
-		req->reply_headers_len += (size_t)n;
-	else
+	if (name_len + value_len + 4 > sizeof(req->reply_headers) - req->reply_headers_len) {
 		log_warn("event=reply_header_dropped name=%s", name);
+		return;
+	}
+	p = http_put(p, name, name_len);
+	p = http_put(p, ": ", 2);
+	p = http_put(p, value, value_len);
+	p = http_put(p, "\r\n", 2);
+	req->reply_headers_len = (size_t)(p - req->reply_headers);
 }
 
 enum http_method http_request_method(const struct http_request *req)

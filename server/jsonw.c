@@ -3,8 +3,6 @@
  */
 #include "jsonw.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 static void jsonw_add(struct jsonw *w, const void *data, size_t len);
@@ -71,14 +69,14 @@ void jsonw_string(struct jsonw *w, const char *s)
 	jsonw_value_begin(w);
 	jsonw_add(w, "\"", 1);
 	/* Runs of bytes that need no escape go out in one piece. */
-	for (run = p; *p != '\0';) {
+	for (run = p;;) {
 		size_t n;
 		char esc[6] = {'\\', 'u', '0', '0', 0, 0};
 
-		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+		while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
-			continue;
-		}
+		if (*p == '\0')
+			break;
 		n = *p < 0x80 ? 1 : jsonw_utf8_len(p);
 		if (n > 1) {
 			p += n;
@@ -106,11 +104,18 @@ void jsonw_string(struct jsonw *w, const char *s)
 
 void jsonw_int(struct jsonw *w, int64_t v)
 {
-	char buf[24];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+	char buf[24], *p = buf + sizeof(buf);
+	/* Negated as unsigned: INT64_MIN has no positive int64_t. */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
 	jsonw_value_begin(w);
-	jsonw_add(w, buf, (size_t)n);
+	jsonw_add(w, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 void jsonw_bool(struct jsonw *w, bool v)

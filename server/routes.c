@@ -302,7 +302,6 @@ static struct routes_call *routes_call_new(struct http_request *req, struct work
                                            enum routes_kind kind)
 {
 	struct routes_call *call = calloc(1, sizeof(*call));
-	char peer[64];
 
 	if (call == NULL) {
 		routes_error(req, 503, "unavailable", "out of memory");
@@ -311,8 +310,7 @@ static struct routes_call *routes_call_new(struct http_request *req, struct work
 	call->req = req;
 	call->kind = kind;
 	call->lang = outcome_lang_from_header(http_request_header(req, "Accept-Language"));
-	snprintf(peer, sizeof(peer), "%s", http_request_peer_text(req));
-	decision_init(&call->decision, w, peer);
+	decision_init(&call->decision, w, http_request_peer_text(req));
 	w->inflight++;
 	return call;
 }

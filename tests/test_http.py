@@ -6,6 +6,8 @@ import json
 import os
 import re
 import socket
+import ssl
+import threading
 import time
 
 from fixtures.cli import admin
@@ -126,6 +128,70 @@ def test_chunked_body_and_100_continue(certregd, db, pki):
                   b"Content-Length: 70000\r\n\r\n")
         status, headers, _, _ = read_response(s)
         assert status == 413 and headers["connection"] == "close"
+
+
+def send_max():
+    """The most a socket's send buffer grows to (tcp_wmem's maximum)."""
+    try:
+        return int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 4 << 20
+
+
+def slow_reader(s, requests, threaded=False, wait=1.0):
+    """Sends pipelined requests to a socket that reads nothing for a while,
+    so that the replies fill it and the server's writes block; then reads
+    them all. Returns the replies' (status, body)."""
+    sender = threading.Thread(target=s.sendall, args=(b"".join(requests),))
+    if threaded:  # more than the server reads ahead: sent while reading
+        sender.start()
+    else:
+        sender.run()
+    time.sleep(wait)
+    got, rest = [], b""
+    for _ in requests:
+        status, _, body, rest = read_response(s, rest)
+        got.append((status, body))
+    if threaded:
+        sender.join()
+    return got
+
+
+def small_socket(port):
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(20)
+    raw.connect(("127.0.0.1", port))
+    return raw
+
+
+def test_replies_to_a_client_that_does_not_read(certregd, db, pki):
+    """Replies go straight to the socket while it takes them and through
+    the connection's buffer when it does not: pipelined replies worth more
+    than the kernel buffers, to a client that reads nothing for a second,
+    arrive whole and in order on the API listener and over TLS. Over TLS
+    the requests also overflow the read limit (32 KiB), so the rest of a
+    record of requests waits in OpenSSL, not in the socket."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    replies = send_max() * 3 // 2
+    pem = open(pki.leaf("ec-ok")["pem"]).read()
+    with small_socket(api_port(d)) as s:
+        n = replies // 350  # a 700-byte decision, a 404
+        got = slow_reader(s, [verify_request(pem), b"GET /nosuch HTTP/1.1\r\nHost: x\r\n\r\n"]
+                          * (n // 2), threaded=True)
+        assert [st for st, _ in got] == [200, 404] * (n // 2)
+        assert all(json.loads(b)["outcome"] == "OK" for _, b in got[::2])
+        assert sum(len(b) for _, b in got) > send_max()
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    ctx.load_cert_chain(pki.leaf("ec-ok")["chain"], pki.leaf("ec-ok")["key"])
+    with ctx.wrap_socket(small_socket(d.tls_port), server_hostname="localhost") as s:
+        req = b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n"
+        n = replies // 700
+        got = slow_reader(s, [req] * n)
+        docs = [json.loads(b) for st, b in got if st == 200]
+        assert len(docs) == n and all(doc["outcome"] == "OK" for doc in docs)
+        assert sum(len(b) for _, b in got) > send_max()
 
 
 def test_head_has_no_body(certregd, db, pki):

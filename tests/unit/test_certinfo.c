@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -135,6 +136,25 @@ static void test_rfc3339(void **state)
 	assert_string_equal(buf, "2026-11-18T11:06:40Z");
 	certinfo_rfc3339(0, buf, sizeof(buf));
 	assert_string_equal(buf, "1970-01-01T00:00:00Z");
+	/* The digits written by hand agree with strftime wherever its %Y has
+	 * four digits, and keep four below that, as RFC 3339 wants. */
+	certinfo_rfc3339(-62167219200, buf, sizeof(buf));
+	assert_string_equal(buf, "0000-01-01T00:00:00Z");
+	for (time_t t = -30610224000; t < 253402300800 + 86400 * 400; t += 86399 * 37 + 3607) {
+		char want[32];
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		certinfo_rfc3339(t, buf, sizeof(buf));
+		assert_string_equal(buf, want);
+	}
+	certinfo_rfc3339(253402300799, buf, sizeof(buf));
+	assert_string_equal(buf, "9999-12-31T23:59:59Z");
+	certinfo_rfc3339(253402300800, buf, sizeof(buf));
+	assert_string_equal(buf, "10000-01-01T00:00:00Z");
+	certinfo_rfc3339(T0, buf, 20); /* one byte short */
+	assert_string_equal(buf, "");
 }
 
 static void test_summary(void **state)

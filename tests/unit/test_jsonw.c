@@ -58,6 +58,29 @@ static void test_nesting_and_commas(void **state)
 	evbuffer_free(out);
 }
 
+static void test_integers(void **state)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct jsonw w;
+	char *s;
+
+	(void)state;
+	jsonw_init(&w, out);
+	jsonw_array_open(&w);
+	jsonw_int(&w, 0);
+	jsonw_int(&w, 7);
+	jsonw_int(&w, -1);
+	jsonw_int(&w, 364);
+	jsonw_int(&w, INT64_MAX);
+	jsonw_int(&w, INT64_MIN);
+	jsonw_array_close(&w);
+	assert_true(jsonw_finish(&w));
+	s = text_of(out);
+	assert_string_equal(s, "[0,7,-1,364,9223372036854775807,-9223372036854775808]");
+	free(s);
+	evbuffer_free(out);
+}
+
 static void test_escapes_and_utf8(void **state)
 {
 	/* quote, backslash, control characters, DEL, Chinese, a 4-byte
@@ -148,9 +171,8 @@ static void test_unbalanced_is_not_ok(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_nesting_and_commas),
-	    cmocka_unit_test(test_escapes_and_utf8),
-	    cmocka_unit_test(test_long_output),
+	    cmocka_unit_test(test_nesting_and_commas),   cmocka_unit_test(test_integers),
+	    cmocka_unit_test(test_escapes_and_utf8),     cmocka_unit_test(test_long_output),
 	    cmocka_unit_test(test_unbalanced_is_not_ok),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
