@@ -30,6 +30,7 @@ struct cache {
 };
 
 static size_t cache_bucket(const struct cache *cache, const char *key_id);
+static int cache_lifetime(const char *key_id, int ttl);
 static struct cache_entry *cache_find(struct cache *cache, const char *key_id,
                                       struct cache_entry ***link);
 static void cache_remove(struct cache *cache, struct cache_entry *e, struct cache_entry **link);
@@ -107,7 +108,7 @@ void cache_put(struct cache *cache, const char *key_id, const struct registry_an
 		return;
 	memcpy(e->key_id, key_id, 64);
 	e->answer = *answer;
-	e->expires = now + ttl;
+	e->expires = now + cache_lifetime(key_id, ttl);
 	/* decide() just recorded this use. */
 	e->record_due = now + interval;
 	size_t b = cache_bucket(cache, key_id);
@@ -146,6 +147,24 @@ struct cache_stats cache_stats(const struct cache *cache)
 
 	s.entries = (uint64_t)cache->count;
 	return s;
+}
+
+/*
+ * ttl less up to a tenth of it, by key: entries filled together (the
+ * morning's first logins, a worker's start) then expire, and go back to
+ * decide(), spread over several seconds rather than in one.
+ */
+static int cache_lifetime(const char *key_id, int ttl)
+{
+	size_t len = strlen(key_id);
+	uint32_t h = 0;
+
+	/* The last hex digits: the first ones choose the bucket. */
+	for (size_t i = len > 8 ? len - 8 : 0; i < len; i++) {
+		char c = key_id[i];
+		h = (h << 4) | (uint32_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+	}
+	return ttl - (int)(h % (uint32_t)(ttl / 10 + 1));
 }
 
 static size_t cache_bucket(const struct cache *cache, const char *key_id)

@@ -40,14 +40,39 @@ static void test_put_get_ttl(void **state)
 	key(k, 1);
 	assert_false(cache_get(c, k, 1000, 60, &out, &due));
 	cache_put(c, k, &a, cache_generation(c), 1000, 30, 60);
-	assert_true(cache_get(c, k, 1029, 60, &out, &due));
+	assert_true(cache_get(c, k, 1026, 60, &out, &due)); /* a tenth short of ttl at most */
 	assert_string_equal(out.registration_no, "110100000001");
 	assert_false(due);
-	assert_false(cache_get(c, k, 1030, 60, &out, &due)); /* expired at ttl */
+	assert_false(cache_get(c, k, 1030, 60, &out, &due)); /* expired by ttl */
 	struct cache_stats s = cache_stats(c);
 	assert_int_equal(s.hits, 1);
 	assert_int_equal(s.misses, 2);
 	assert_int_equal(s.entries, 0);
+	cache_free(c);
+}
+
+static void test_lifetimes_spread_by_key(void **state)
+{
+	struct cache *c = cache_new(1000);
+	struct registry_answer a = answer("1"), out;
+	int seen[61] = {0}, distinct = 0;
+	char k[65];
+	bool due;
+
+	(void)state;
+	for (int n = 1; n <= 300; n++) {
+		int life = 0;
+
+		key(k, n);
+		cache_put(c, k, &a, cache_generation(c), 1000, 60, 60);
+		while (cache_get(c, k, 1000 + life, 60, &out, &due))
+			life++;
+		assert_in_range(life, 54, 60);
+		assert_false(cache_get(c, k, 1000 + life, 60, &out, &due)); /* and stays gone */
+		if (seen[life]++ == 0)
+			distinct++;
+	}
+	assert_true(distinct >= 5); /* filled together, expiring apart */
 	cache_free(c);
 }
 
@@ -141,6 +166,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_put_get_ttl),
+	    cmocka_unit_test(test_lifetimes_spread_by_key),
 	    cmocka_unit_test(test_record_due_once_per_interval),
 	    cmocka_unit_test(test_invalidate_and_generation),
 	    cmocka_unit_test(test_lru_bound),
