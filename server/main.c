@@ -23,6 +23,7 @@
 static void usage(FILE *out);
 static void libevent_log(int severity, const char *msg);
 static bool drop_privileges(const char *user);
+static bool open_listeners(const char *addr, int workers, int **fds, char *err, size_t errlen);
 
 int main(int argc, char **argv)
 {
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 	bool test = false, foreground = false;
 	struct generation gen;
 	char err[1024];
-	int opt, fd_api = -1, fd_tls = -1;
+	int opt, workers, *fd_api = NULL, *fd_tls = NULL;
 
 	while ((opt = getopt_long(argc, argv, "c:tfu:hV", long_options, NULL)) != -1) {
 		switch (opt) {
@@ -86,10 +87,9 @@ int main(int argc, char **argv)
 		supervisor_unload(&gen);
 		return 1;
 	}
-	if ((gen.cfg->listen_api[0] != '\0' &&
-	     (fd_api = supervisor_listen(gen.cfg->listen_api, err, sizeof(err))) < 0) ||
-	    (gen.cfg->listen_tls[0] != '\0' &&
-	     (fd_tls = supervisor_listen(gen.cfg->listen_tls, err, sizeof(err))) < 0)) {
+	workers = supervisor_workers(gen.cfg);
+	if (!open_listeners(gen.cfg->listen_api, workers, &fd_api, err, sizeof(err)) ||
+	    !open_listeners(gen.cfg->listen_tls, workers, &fd_tls, err, sizeof(err))) {
 		fprintf(stderr, "certregd: error: %s\n", err);
 		supervisor_unload(&gen);
 		return 1;
@@ -156,4 +156,19 @@ static void usage(FILE *out)
 	             "  -u, --user USER      drop to USER after opening listeners and files\n"
 	             "  -h, --help           show this help\n"
 	             "  -V, --version        show the version\n");
+}
+
+/* One listening socket per worker on addr into *fds (NULL when addr is
+ * empty: that listener is off). */
+static bool open_listeners(const char *addr, int workers, int **fds, char *err, size_t errlen)
+{
+	*fds = NULL;
+	if (addr[0] == '\0')
+		return true;
+	*fds = calloc((size_t)workers, sizeof(**fds));
+	if (*fds == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	return supervisor_listen(addr, workers, *fds, err, errlen);
 }

@@ -37,13 +37,14 @@
 struct child {
 	pid_t pid;    /* 0: the slot is free */
 	bool current; /* of the current generation (else draining) */
+	int lane;     /* which of the listening sockets it accepts on */
 };
 
 struct supervisor {
 	const char *path;
 	struct event_base *base;
 	struct generation gen;
-	int fd_api, fd_tls;
+	int *fd_api, *fd_tls; /* one per lane (worker), or NULL */
 	int workers;
 	int nslots;
 	struct child *children;
@@ -54,6 +55,7 @@ struct supervisor {
 
 static void supervisor_spawn_all(struct supervisor *s);
 static bool supervisor_spawn(struct supervisor *s);
+static int supervisor_free_lane(const struct supervisor *s);
 static void supervisor_reload(struct supervisor *s, const char *why);
 static void supervisor_hup_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_term_cb(evutil_socket_t fd, short what, void *arg);
@@ -105,28 +107,51 @@ void supervisor_unload(struct generation *gen)
 	memset(gen, 0, sizeof(*gen));
 }
 
-int supervisor_listen(const char *addr, char *err, size_t errlen)
+int supervisor_workers(const struct config *cfg)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cfg->workers > 0 ? cfg->workers : (int)(cores > 0 ? cores : 1);
+}
+
+/*
+ * The first socket is bound like any; each further one joins its
+ * SO_REUSEPORT group. The kernel only lets sockets of the same user join,
+ * and these are bound before the privileges are dropped. A port already in
+ * use by another program still fails the first bind: that program did not
+ * set SO_REUSEPORT for our user.
+ */
+bool supervisor_listen(const char *addr, int count, int *fds, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss), fd, one = 1;
+	int sslen = sizeof(ss), one = 1;
 
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0 ||
 	    ((struct sockaddr_in *)&ss)->sin_port == 0) {
 		snprintf(err, errlen, "'%s' is not host:port (use [::1]:port for IPv6)", addr);
-		return -1;
+		return false;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket for %s: %s", addr, strerror(errno));
-		return -1;
+	for (int i = 0; i < count; i++) {
+		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+		if (fd < 0) {
+			snprintf(err, errlen, "socket for %s: %s", addr, strerror(errno));
+		} else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		           setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+		           bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
+		           listen(fd, 1024) != 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+		if (fd < 0) {
+			while (i-- > 0)
+				close(fds[i]);
+			return false;
+		}
+		fds[i] = fd;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(fd, 1024) != 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
+	return true;
 }
 
 /*
@@ -148,17 +173,16 @@ static void supervisor_raise_fd_limit(int max_connections)
 		         (unsigned long long)rl.rlim_cur, max_connections);
 }
 
-int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_tls)
+int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *fd_tls)
 {
 	struct supervisor s = {0};
 	struct timeval tick = {2, 0};
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
 	s.path = path;
 	s.gen = *gen;
 	s.fd_api = fd_api;
 	s.fd_tls = fd_tls;
-	s.workers = s.gen.cfg->workers > 0 ? s.gen.cfg->workers : (int)(cores > 0 ? cores : 1);
+	s.workers = supervisor_workers(s.gen.cfg);
 	s.nslots = s.workers * SUPERVISOR_SLOTS_PER_WORKER;
 	s.children = calloc((size_t)s.nslots, sizeof(*s.children));
 	s.base = event_base_new();
@@ -196,6 +220,8 @@ int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_
 	event_free(s.ev_restart);
 	event_base_free(s.base);
 	free(s.children);
+	free(s.fd_api);
+	free(s.fd_tls);
 	supervisor_unload(&s.gen);
 	return 0;
 }
@@ -214,10 +240,12 @@ static bool supervisor_spawn(struct supervisor *s)
 	int slot = -1;
 	pid_t pid;
 
+	int lane = supervisor_free_lane(s);
+
 	for (int i = 0; i < s->nslots && slot < 0; i++)
 		if (s->children[i].pid == 0)
 			slot = i;
-	if (slot < 0) {
+	if (slot < 0 || lane < 0) {
 		log_error("event=spawn_failed reason=\"no free worker slot (too many draining)\"");
 		return false;
 	}
@@ -237,9 +265,17 @@ static bool supervisor_spawn(struct supervisor *s)
 		return false;
 	}
 	if (pid == 0) {
+		/* Only its own lane's sockets: another lane's, left open here,
+		 * would outlive that lane's worker in this one. */
+		for (int i = 0; i < s->workers; i++) {
+			if (i != lane && s->fd_api != NULL)
+				close(s->fd_api[i]);
+			if (i != lane && s->fd_tls != NULL)
+				close(s->fd_tls[i]);
+		}
 		setup.slot = slot;
-		setup.fd_api = s->fd_api;
-		setup.fd_tls = s->fd_tls;
+		setup.fd_api = s->fd_api != NULL ? s->fd_api[lane] : -1;
+		setup.fd_tls = s->fd_tls != NULL ? s->fd_tls[lane] : -1;
 		setup.cfg = s->gen.cfg;
 		setup.store = s->gen.store;
 		setup.tls_ctx = s->gen.tls_ctx;
@@ -248,7 +284,24 @@ static bool supervisor_spawn(struct supervisor *s)
 	}
 	s->children[slot].pid = pid;
 	s->children[slot].current = true;
+	s->children[slot].lane = lane;
 	return true;
+}
+
+/* A lane no worker of the current generation accepts on. */
+static int supervisor_free_lane(const struct supervisor *s)
+{
+	for (int lane = 0; lane < s->workers; lane++) {
+		bool taken = false;
+
+		for (int i = 0; i < s->nslots; i++)
+			if (s->children[i].pid != 0 && s->children[i].current &&
+			    s->children[i].lane == lane)
+				taken = true;
+		if (!taken)
+			return lane;
+	}
+	return -1;
 }
 
 static void supervisor_reload(struct supervisor *s, const char *why)

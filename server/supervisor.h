@@ -1,7 +1,11 @@
 /*
  * supervisor.h - the parent process: listeners, workers, reloads.
  *
- * Owns the listening sockets, the loaded state of the current generation
+ * Owns the listening sockets (one per worker and listener, all bound with
+ * SO_REUSEPORT, so the kernel spreads connections evenly over the workers:
+ * on one shared socket a burst of connections went to whichever worker woke
+ * first, often all of them to one, leaving the other cores idle), the
+ * loaded state of the current generation
  * (config, trust store, TLS context) and the worker processes made from it.
  * A reload (SIGHUP, or a change in crl_dir) builds the next generation
  * aside; only if all of it loads are new workers started and the old ones
@@ -27,9 +31,15 @@ struct generation {
 bool supervisor_load(const char *path, struct generation *gen, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void supervisor_unload(struct generation *gen);
-/* Opens a listening socket for "host:port"; -1 with err. */
-int supervisor_listen(const char *addr, char *err, size_t errlen);
-/* Runs until stopped; gen becomes the supervisor's. Returns the exit status. */
-int supervisor_run(const char *path, struct generation *gen, int fd_api, int fd_tls);
+/* How many workers cfg asks for ("auto": one per core). */
+int supervisor_workers(const struct config *cfg);
+/* Opens count listening sockets on "host:port", one per worker, into fds;
+ * false with err (and none left open). */
+bool supervisor_listen(const char *addr, int count, int *fds, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Runs until stopped; gen becomes the supervisor's, and so do the listening
+ * sockets (fd_api, fd_tls: one per worker, or NULL when not configured).
+ * Returns the exit status. */
+int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *fd_tls);
 
 #endif

@@ -2,8 +2,11 @@
 metrics and readiness (contract sections 2, 5 and 7)."""
 import os
 import re
+import signal
+import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +169,77 @@ def test_broken_config_on_sighup_keeps_serving(certregd, db, pki):
     assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
         == "CERT_EXPIRED"
     d.conf_path.write_text(good)
+
+
+def worker_pids(d):
+    """The supervisor's children: its workers."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == d.proc.pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def connections_by_worker(d, port):
+    """Established connections to port, counted by the worker holding them."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01":
+            inodes.add(f"socket:[{f[9]}]")
+    counts = {}
+    for pid in worker_pids(d):
+        counts[pid] = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                counts[pid] += os.readlink(fd) in inodes
+            except OSError:
+                pass
+    return counts
+
+
+def healthz_on(sockets):
+    for s in sockets:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    for s in sockets:
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 "), "no answer"
+
+
+def test_connections_spread_over_the_workers(certregd, db):
+    """Each worker accepts on its own socket of the listener (SO_REUSEPORT),
+    so the kernel spreads connections over them; on one shared socket a
+    burst could all go to the worker that woke first."""
+    d = certregd(db)
+    port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(48)]
+    try:
+        healthz_on(sockets)
+        counts = connections_by_worker(d, port)
+        assert len(counts) == 2 and sum(counts.values()) == 48, counts
+        assert min(counts.values()) >= 8, counts  # binomial(48, 1/2): < 1e-5 below
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_killed_worker_loses_no_connection(certregd, db):
+    """The supervisor keeps every worker's listening sockets: connections
+    the kernel queues for a worker that was just killed wait for its
+    replacement and are answered; none is refused."""
+    d = certregd(db)
+    port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    victim = worker_pids(d)[0]
+    d.killed.add(victim)
+    os.kill(victim, signal.SIGKILL)
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+    try:
+        healthz_on(sockets)
+    finally:
+        for s in sockets:
+            s.close()
+    assert f"event=worker_exited pid={victim} status=-1 signal=9 restarting=1" in d.log()
+    assert len(worker_pids(d)) == 2 and victim not in worker_pids(d)
