@@ -14,6 +14,7 @@ struct cache_entry {
 	char key_id[65];
 	struct registry_answer answer;
 	time_t expires;
+	time_t refresh_at; /* expires once the refresh is handed out */
 	time_t record_due;
 	struct cache_entry *bucket_next;
 	struct cache_entry *lru_prev, *lru_next;
@@ -65,11 +66,13 @@ void cache_free(struct cache *cache)
 }
 
 bool cache_get(struct cache *cache, const char *key_id, time_t now, int interval,
-               struct registry_answer *out, bool *record_due)
+               struct registry_answer *out, bool *record_due, bool *refresh_due)
 {
 	struct cache_entry **link, *e = cache_find(cache, key_id, &link);
 
 	*record_due = false;
+	if (refresh_due != NULL)
+		*refresh_due = false;
 	if (e == NULL || e->expires <= now) {
 		if (e != NULL)
 			cache_remove(cache, e, link);
@@ -80,6 +83,10 @@ bool cache_get(struct cache *cache, const char *key_id, time_t now, int interval
 	cache_lru_unlink(cache, e);
 	cache_lru_push(cache, e);
 	*out = e->answer;
+	if (refresh_due != NULL && now >= e->refresh_at) {
+		*refresh_due = true;
+		e->refresh_at = e->expires;
+	}
 	if (now >= e->record_due) {
 		*record_due = true;
 		e->record_due = now + interval;
@@ -91,6 +98,8 @@ void cache_put(struct cache *cache, const char *key_id, const struct registry_an
                uint64_t generation, time_t now, int ttl, int interval)
 {
 	struct cache_entry **link, *e;
+	int lifetime = cache_lifetime(key_id, ttl);
+	int ahead = lifetime / 10 > 0 ? lifetime / 10 : 1;
 
 	if (cache->max_entries == 0 || ttl == 0 || generation != cache->generation)
 		return;
@@ -108,7 +117,9 @@ void cache_put(struct cache *cache, const char *key_id, const struct registry_an
 		return;
 	memcpy(e->key_id, key_id, 64);
 	e->answer = *answer;
-	e->expires = now + cache_lifetime(key_id, ttl);
+	e->expires = now + lifetime;
+	/* The last tenth of its life, at least its last second. */
+	e->refresh_at = lifetime > ahead ? e->expires - ahead : e->expires;
 	/* decide() just recorded this use. */
 	e->record_due = now + interval;
 	size_t b = cache_bucket(cache, key_id);

@@ -29,9 +29,12 @@ void cache_free(struct cache *cache);
 
 /* Copies the cached answer for key_id into out when present and fresh at
  * now. *record_due is set when the last-use write for this key is due
- * (interval seconds since the last one), and the due time is then reset. */
+ * (interval seconds since the last one), and the due time is then reset.
+ * *refresh_due (may be NULL) is set once in the last tenth of the entry's
+ * life: the caller may look it up again in the background, and cache_put
+ * the answer, before requests have to wait for that. */
 bool cache_get(struct cache *cache, const char *key_id, time_t now, int interval,
-               struct registry_answer *out, bool *record_due);
+               struct registry_answer *out, bool *record_due, bool *refresh_due);
 /* Stores answer unless an invalidation happened since generation was read. */
 void cache_put(struct cache *cache, const char *key_id, const struct registry_answer *answer,
                uint64_t generation, time_t now, int ttl, int interval);

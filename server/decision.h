@@ -3,7 +3,8 @@
  *
  * Owns the step after the engine: for a certificate that passed every
  * certificate check, the association lookup (cache, else certreg.decide on
- * the registry) bounded by timeout_ms, the throttled last-use recording, and
+ * the registry) bounded by timeout_ms, the background refresh of a key in
+ * use before its cache entry expires, the throttled last-use recording, and
  * the final outcome with its unit and warnings. http.c owns the request
  * that embeds a decision and renders it (render.c).
  */
@@ -40,6 +41,17 @@ struct decision {
 	uint64_t generation;
 	decision_done_cb done;
 	void *done_arg;
+};
+
+/* A background look-up of a cached key before its entry expires; a worker
+ * has DECISION_REFRESHES of them (no allocation: a refresh still pending
+ * when the worker exits is simply dropped with the registry). */
+#define DECISION_REFRESHES 64
+struct decision_refresh {
+	bool busy;
+	struct worker *worker;
+	char key_id[65];
+	uint64_t generation;
 };
 
 /* Prepares d: clock reading and peer; call before verifying. */

@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "decision.h"
 #include "http.h"
 #include "metrics.h"
 #include "registry.h"
@@ -37,6 +38,7 @@ struct worker {
 	struct event *ev_tick;
 	struct metrics_slot published; /* what this process already added to its slot */
 	int inflight;                  /* requests accepted and not yet answered */
+	struct decision_refresh refresh[DECISION_REFRESHES];
 	bool draining;
 };
 

@@ -243,3 +243,26 @@ def test_killed_worker_loses_no_connection(certregd, db):
             s.close()
     assert f"event=worker_exited pid={victim} status=-1 signal=9 restarting=1" in d.log()
     assert len(worker_pids(d)) == 2 and victim not in worker_pids(d)
+
+
+def test_hot_key_is_refreshed_before_its_entry_expires(certregd, db, pki):
+    """A key in use is looked up again in the background in the last tenth
+    of its cache entry's life (at least its last second): with ttl = 3 and a
+    request every 50 ms for 8 s, only the first request of each worker goes
+    to the database; without the refresh, each worker would miss about
+    every 3 s."""
+    admin(db.conninfo, "office", "add", "XC01", "--name", "西城管理部")
+    admin(db.conninfo, "unit", "add", "110102000001", "--name", "西城单位", "--office", "XC01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
+          "110102000001", "--ticket", "T-1")
+    d = certregd(db, cache={"ttl": 3})
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 8:
+        assert d.verify_bundle(chain).json()["outcome"] == "OK"
+        time.sleep(0.05)
+    time.sleep(1.2)  # workers publish their counters once a second
+    text = d.get("/metrics").body.decode()
+    misses = int(re.search(r"^certreg_cache_misses_total (\d+)", text, re.M).group(1))
+    hits = int(re.search(r"^certreg_cache_hits_total (\d+)", text, re.M).group(1))
+    assert misses <= 2 and hits >= 60, (misses, hits)
