@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/sha.h>
 
 #include "vcache.h"
 
@@ -64,6 +65,18 @@ static void test_keys(void **state)
 	assert_memory_equal(a, c, VCACHE_KEY_LEN);
 	vcache_key(c, "verify-pem", "samf", 4);
 	assert_memory_not_equal(a, c, VCACHE_KEY_LEN);
+	/* The SHA-256 of the kind, a NUL and the bytes, call after call on the
+	 * one context. */
+	for (int i = 0; i < 3; i++) {
+		unsigned char want[SHA256_DIGEST_LENGTH];
+
+		SHA256((const unsigned char *)"verify-pem\0same", 15, want);
+		vcache_key(c, "verify-pem", "same", 4);
+		assert_memory_equal(c, want, VCACHE_KEY_LEN);
+		SHA256((const unsigned char *)"auth\0x", 6, want);
+		vcache_key(c, "auth", "x", 1);
+		assert_memory_equal(c, want, VCACHE_KEY_LEN);
+	}
 }
 
 static void test_not_kept(void **state)
