@@ -466,17 +466,24 @@ def main():
                  1000),
                 ("cold /v1/verify", coldcert.api_port, cold_body + ["--connections", 64], mc,
                  5000)):
-            res = loadgen(port, *args, "--rate", round(peak / 2), duration=d)
-            # For scale, not a target: nginx's plain return 200 at the same
-            # rate, same generator, same cores.
-            ngx_res = loadgen(ngx.http_port, "--mode", "keepalive", "--connections", 64,
-                              "--rate", round(peak / 2), duration=d)
+            # Rounds alternating with nginx's plain return 200 at the same
+            # rate (for scale, not a target: same generator, same cores);
+            # the median of each figure, as for the other rows.
+            ours, theirs = [], []
+            for _ in range(a.rounds):
+                ours.append(loadgen(port, *args, "--rate", round(peak / 2), duration=d))
+                theirs.append(loadgen(ngx.http_port, "--mode", "keepalive", "--connections",
+                                      64, "--rate", round(peak / 2), duration=d))
+            res = {k: statistics.median(r[k] for r in ours) for k in ("p50_us", "p99_us")}
+            ngx_res = {k: statistics.median(r[k] for r in theirs) for k in ("p50_us", "p99_us")}
             rows.append({"what": f"{name} p50/p99 at {peak / 2:.0f} req/s (half peak) "
                          "[peer: nginx return 200 p99]",
                          "certregd": res["p99_us"], "p50_us": res["p50_us"],
                          "peer": ngx_res["p99_us"], "peer_p50_us": ngx_res["p50_us"],
                          "ratio": None, "target": f"p99 <= {limit} us",
-                         "pass": res["p99_us"] <= limit, "unit": "us"})
+                         "pass": res["p99_us"] <= limit, "unit": "us",
+                         "rounds_certregd": [r["p99_us"] for r in ours],
+                         "rounds_peer": [r["p99_us"] for r in theirs]})
             log(f"{name} at half peak: p50 {res['p50_us']:.0f} us, p99 {res['p99_us']:.0f} us; "
                 f"nginx return 200 p50 {ngx_res['p50_us']:.0f} us, "
                 f"p99 {ngx_res['p99_us']:.0f} us")
