@@ -98,11 +98,12 @@ void cache_put(struct cache *cache, const char *key_id, const struct registry_an
                uint64_t generation, time_t now, int ttl, int interval)
 {
 	struct cache_entry **link, *e;
-	int lifetime = cache_lifetime(key_id, ttl);
-	int ahead = lifetime / 10 > 0 ? lifetime / 10 : 1;
+	int lifetime, ahead;
 
 	if (cache->max_entries == 0 || ttl == 0 || generation != cache->generation)
 		return;
+	lifetime = cache_lifetime(key_id, ttl);
+	ahead = lifetime / 10 > 0 ? lifetime / 10 : 1;
 	e = cache_find(cache, key_id, &link);
 	if (e != NULL)
 		cache_remove(cache, e, link);

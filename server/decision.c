@@ -20,7 +20,7 @@ static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void decision_finish(struct decision *d, outcome_t outcome);
 static outcome_t decision_outcome(const struct registry_answer *a);
 static char *decision_cert_json(const struct cert_summary *s);
-static void decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer);
+static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer);
 static void decision_refreshed(void *arg, bool ok, const struct registry_answer *answer);
 
 uint64_t decision_monotonic_us(void)
@@ -58,9 +58,8 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 	    cache_get(w->cache, d->vr.leaf.key_id, d->now, cfg->record_interval, &d->answer,
 	              &record_due, &refresh_due)) {
 		d->has_answer = true;
-		if (refresh_due) {
-			decision_refresh(w, &d->vr.leaf, d->peer); /* records the use too */
-		} else if (record_due) {
+		/* A refresh records the use too; without one, the use is recorded here. */
+		if ((!refresh_due || !decision_refresh(w, &d->vr.leaf, d->peer)) && record_due) {
 			cert_json = decision_cert_json(&d->vr.leaf);
 			if (cert_json != NULL)
 				registry_record_use(w->registry, d->vr.leaf.key_id, cert_json,
@@ -129,8 +128,9 @@ static void decision_lookup_done(void *arg, bool ok, const struct registry_answe
  * instead of each waiting for decide() when the entry expires (about one
  * request in a hundred, at a few thousand logins a second). Without a free
  * slot, or when the database does not answer, the entry just expires.
+ * True when the look-up is on its way.
  */
-static void decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer)
+static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer)
 {
 	struct decision_refresh *r = NULL;
 	char *cert_json;
@@ -139,7 +139,7 @@ static void decision_refresh(struct worker *w, const struct cert_summary *leaf, 
 		if (!w->refresh[i].busy)
 			r = &w->refresh[i];
 	if (r == NULL || (cert_json = decision_cert_json(leaf)) == NULL)
-		return;
+		return false;
 	r->worker = w;
 	memcpy(r->key_id, leaf->key_id, sizeof(r->key_id));
 	r->generation = cache_generation(w->cache);
@@ -147,6 +147,7 @@ static void decision_refresh(struct worker *w, const struct cert_summary *leaf, 
 	    registry_decide(w->registry, r->key_id, cert_json, peer,
 	                    w->cfg->renewal == RENEWAL_HOLDER_ID, decision_refreshed, r) != NULL;
 	free(cert_json);
+	return r->busy;
 }
 
 static void decision_refreshed(void *arg, bool ok, const struct registry_answer *answer)

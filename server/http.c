@@ -911,13 +911,12 @@ void http_reply_buffer(struct http_request *req, int status, const char *content
                        struct evbuffer *body)
 {
 	struct evbuffer_iovec iov[HTTP_SEND_IOV - 1];
-	int n = evbuffer_peek(body, -1, NULL, NULL, 0);
+	int n = evbuffer_peek(body, -1, NULL, iov, HTTP_SEND_IOV - 1);
 
-	if (n > (int)(sizeof(iov) / sizeof(iov[0]))) {
+	if (n > HTTP_SEND_IOV - 1) { /* more pieces than fit: make them one */
 		evbuffer_pullup(body, -1);
-		n = 1;
+		n = evbuffer_peek(body, -1, NULL, iov, 1);
 	}
-	n = evbuffer_peek(body, -1, NULL, iov, n);
 	http_reply_iov(req, status, content_type, iov, n);
 	evbuffer_drain(body, evbuffer_get_length(body));
 }

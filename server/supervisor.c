@@ -237,10 +237,8 @@ static bool supervisor_spawn(struct supervisor *s)
 {
 	struct worker_setup setup;
 	sigset_t term, mask;
-	int slot = -1;
+	int slot = -1, lane = supervisor_free_lane(s);
 	pid_t pid;
-
-	int lane = supervisor_free_lane(s);
 
 	for (int i = 0; i < s->nslots && slot < 0; i++)
 		if (s->children[i].pid == 0)

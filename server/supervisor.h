@@ -1,12 +1,12 @@
 /*
  * supervisor.h - the parent process: listeners, workers, reloads.
  *
- * Owns the listening sockets (one per worker and listener, all bound with
+ * Owns the listening sockets, the loaded state of the current generation
+ * (config, trust store, TLS context) and the worker processes made from it.
+ * Each worker accepts on a socket of its own per listener, all bound with
  * SO_REUSEPORT, so the kernel spreads connections evenly over the workers:
  * on one shared socket a burst of connections went to whichever worker woke
- * first, often all of them to one, leaving the other cores idle), the
- * loaded state of the current generation
- * (config, trust store, TLS context) and the worker processes made from it.
+ * first, often all of them to one, leaving the other cores idle.
  * A reload (SIGHUP, or a change in crl_dir) builds the next generation
  * aside; only if all of it loads are new workers started and the old ones
  * drained, so a broken reload changes nothing. A worker that dies is

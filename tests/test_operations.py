@@ -228,14 +228,16 @@ def test_connections_spread_over_the_workers(certregd, db):
 
 def test_killed_worker_loses_no_connection(certregd, db):
     """The supervisor keeps every worker's listening sockets: connections
-    the kernel queues for a worker that was just killed wait for its
-    replacement and are answered; none is refused."""
+    the kernel queued for a worker that then dies wait for its replacement
+    and are answered; none is refused. The worker is stopped first, so that
+    about half of the connections are queued on its socket when it dies."""
     d = certregd(db)
     port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
     victim = worker_pids(d)[0]
     d.killed.add(victim)
-    os.kill(victim, signal.SIGKILL)
+    os.kill(victim, signal.SIGSTOP)
     sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+    os.kill(victim, signal.SIGKILL)
     try:
         healthz_on(sockets)
     finally:
