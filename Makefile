@@ -27,12 +27,18 @@ PKGS_SERVER = libevent libevent_openssl libpq openssl jansson inih libsystemd
 PKGS_ADMIN  = libpq openssl jansson inih
 PKGS_TEST   = cmocka
 
+# certregd allocates with jemalloc (as Redis does): OpenSSL 3.0 makes some
+# hundreds of small allocations per certificate it parses, and jemalloc
+# serves them about 8 % faster than glibc's malloc (docs/PERFORMANCE.md).
+# `make MALLOC=` builds with glibc's. Sanitizer builds use their own.
 ifneq ($(SANITIZER),)
 BUILD    ?= build/san
 SANFLAGS  = -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+MALLOC    =
 else
 BUILD    ?= build
 SANFLAGS  =
+MALLOC   ?= jemalloc
 endif
 
 WARN    = -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
@@ -95,7 +101,7 @@ $(BUILD)/libcommon.a: $(COMMON_OBJ)
 	ar rcs $@ $^
 
 $(CERTREGD): $(SERVER_OBJ) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pc_libs,$(PKGS_SERVER)) -lm
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pc_libs,$(PKGS_SERVER) $(MALLOC)) -lm
 
 $(ADMIN): $(ADMIN_OBJ) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(call pc_libs,$(PKGS_ADMIN)) -lm
