@@ -500,15 +500,21 @@ def main():
         log("7. cold p99: full dataset vs 10,000 keys")
         rate = round(first / 2)
         big_p99, small_p99 = [], []
-        for _ in range(a.rounds):
-            big_p99.append(loadgen(cold.api_port, *cold_body, "--connections", 64, "--rate",
-                                   rate, duration=d)["p99_us"])
-            small_p99.append(loadgen(small.api_port, *cold_body, "--connections", 64,
-                                     "--rate", rate, duration=d)["p99_us"])
+        # A p99 of requests that each wait for PostgreSQL on two shared
+        # cores varies by 20 % from one run to the next, more than the 10 %
+        # this row is about: two more rounds (shorter ones) than the others,
+        # and which database goes first alternates, so that PostgreSQL's
+        # background work does not fall on one side only.
+        for i in range(a.rounds + 2):
+            pair = [(big_p99, cold.api_port), (small_p99, small.api_port)]
+            for out, port in (pair if i % 2 == 0 else reversed(pair)):
+                out.append(loadgen(port, *cold_body, "--connections", 64, "--rate", rate,
+                                   duration=max(2.0, d * 2 / 3))["p99_us"])
         b, s = statistics.median(big_p99), statistics.median(small_p99)
         rows.append({"what": f"cold p99 us at {rate} req/s: {a.keys} keys vs 10,000 keys",
                      "certregd": b, "peer": s, "ratio": b / s, "target": "<= 1.10",
-                     "pass": b / s <= 1.10, "unit": "us"})
+                     "pass": b / s <= 1.10, "unit": "us",
+                     "rounds_certregd": big_p99, "rounds_peer": small_p99})
         log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us")
     finally:
         for thing in reversed(started):
