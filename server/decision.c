@@ -22,6 +22,9 @@ static outcome_t decision_outcome(const struct registry_answer *a);
 static char *decision_cert_json(const struct cert_summary *s);
 static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer);
 static void decision_refreshed(void *arg, bool ok, const struct registry_answer *answer);
+static void decision_remember(struct worker *w, const char *key_id,
+                              const struct registry_answer *answer, uint64_t generation,
+                              time_t now);
 
 uint64_t decision_monotonic_us(void)
 {
@@ -114,11 +117,7 @@ static void decision_lookup_done(void *arg, bool ok, const struct registry_answe
 	}
 	d->answer = *answer;
 	d->has_answer = true;
-	if (answer->renewed_from[0] != '\0')
-		log_info("event=renewal key=%.16s predecessor=%.16s unit=%s", d->vr.leaf.key_id,
-		         answer->renewed_from, answer->registration_no);
-	cache_put(w->cache, d->vr.leaf.key_id, answer, d->generation, d->now, w->cfg->cache_ttl,
-	          w->cfg->record_interval);
+	decision_remember(w, d->vr.leaf.key_id, answer, d->generation, d->now);
 	decision_finish(d, decision_outcome(answer));
 }
 
@@ -156,12 +155,19 @@ static void decision_refreshed(void *arg, bool ok, const struct registry_answer 
 	struct worker *w = r->worker;
 
 	r->busy = false;
-	if (!ok)
-		return;
+	if (ok)
+		decision_remember(w, r->key_id, answer, r->generation, time(NULL));
+}
+
+/* An answer from decide(): logged when it bound a renewal, and cached
+ * unless an invalidation came since generation was read. */
+static void decision_remember(struct worker *w, const char *key_id,
+                              const struct registry_answer *answer, uint64_t generation, time_t now)
+{
 	if (answer->renewed_from[0] != '\0')
-		log_info("event=renewal key=%.16s predecessor=%.16s unit=%s", r->key_id,
+		log_info("event=renewal key=%.16s predecessor=%.16s unit=%s", key_id,
 		         answer->renewed_from, answer->registration_no);
-	cache_put(w->cache, r->key_id, answer, r->generation, time(NULL), w->cfg->cache_ttl,
+	cache_put(w->cache, key_id, answer, generation, now, w->cfg->cache_ttl,
 	          w->cfg->record_interval);
 }
 

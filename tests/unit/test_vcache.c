@@ -65,8 +65,8 @@ static void test_keys(void **state)
 	assert_memory_equal(a, c, VCACHE_KEY_LEN);
 	vcache_key(c, "verify-pem", "samf", 4);
 	assert_memory_not_equal(a, c, VCACHE_KEY_LEN);
-	/* The SHA-256 of the kind, a NUL and the bytes, call after call on the
-	 * one context. */
+	/* The SHA-256 of the kind, a NUL and the bytes, call after call with
+	 * the digest fetched once. */
 	for (int i = 0; i < 3; i++) {
 		unsigned char want[SHA256_DIGEST_LENGTH];
 
