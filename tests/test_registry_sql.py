@@ -137,6 +137,47 @@ def test_decide_records_pending_attempts(db, pki):
     assert su.fetchone() == (3, "10.0.0.3")
 
 
+
+def test_last_use_is_written_at_most_once_a_minute(db, pki):
+    """A login finding last use fresher than a minute reads only (004)."""
+    su = connect(db).cursor()
+    leaf = pki.leaf("ec-ok")
+    key = leaf["key_id"]
+    admin(db.conninfo, "office", "add", "LU01", "--name", "最后使用管理部")
+    admin(db.conninfo, "unit", "add", "110111000101", "--name", "最后使用单位", "--office", "LU01")
+    admin(db.conninfo, "key", "bind", "--cert", leaf["pem"], "--unit", "110111000101",
+          "--ticket", "T")
+    cert = json.dumps({"sha256": leaf["sha256"], "key_id": key, "subject": "CN=l",
+                       "issuer": "CN=i", "serial": "03", "not_before": "2026-01-01T00:00:00Z",
+                       "not_after": "2027-01-01T00:00:00Z"})
+    state = ("SELECT k.last_used_at, c.last_seen, k.xmin::text, c.xmin::text"
+             " FROM certreg.keys k JOIN certreg.certificates c ON c.key_id = k.key_id"
+             " WHERE k.key_id = %s AND c.sha256 = %s")
+    calls = ("SELECT key_status FROM certreg.decide(%s, %s::jsonb, '10.0.0.9', false)",
+             "SELECT certreg.record_use(%s, %s::jsonb, '10.0.0.9')")
+    for call in calls:
+        # Long ago: this login writes both, in a transaction of its own.
+        su.execute("UPDATE certreg.keys SET last_used_at = now() - interval '2 days'"
+                   " WHERE key_id = %s", (key,))
+        su.execute("UPDATE certreg.certificates SET last_seen = now() - interval '61 seconds'"
+                   " WHERE sha256 = %s", (leaf["sha256"],))
+        su.execute(state, (key, leaf["sha256"]))
+        old = su.fetchone()
+        su.execute(call, (key, cert))
+        su.execute(state + " AND k.last_used_at > now() - interval '5 seconds'"
+                   " AND c.last_seen > now() - interval '5 seconds'", (key, leaf["sha256"]))
+        fresh = su.fetchone()
+        assert fresh is not None, call
+        assert fresh[2] != old[2] and fresh[3] != old[3], call
+        # Within the minute: the same rows, not a new version of either.
+        su.execute(call, (key, cert))
+        su.execute(call, (key, cert))
+        su.execute(state, (key, leaf["sha256"]))
+        assert su.fetchone() == fresh, call
+    su.execute("SELECT count(*) FROM certreg.pending WHERE key_id = %s", (key,))
+    assert su.fetchone() == (0,)
+
+
 def plan(cur, sql, args=()):
     cur.execute("EXPLAIN " + sql, args)
     return "\n".join(r[0] for r in cur.fetchall())
