@@ -12,7 +12,8 @@
  * One libevent loop per process, --procs processes; each child sends its
  * counts and latency samples (microseconds) to the parent through a pipe.
  * Prints one line: requests= errors= seconds= rps= p50_us= p90_us= p99_us=
- * max_us= s2xx= s3xx= s4xx= s5xx=.
+ * max_us= s2xx= s3xx= s4xx= s5xx=. `--samples F` also writes every latency
+ * (microseconds, sorted, one per line), so that rounds can be pooled.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -463,6 +464,25 @@ static void add_cert(const char *cert, const char *key)
 	opt.ctx[opt.nctx++] = ctx;
 }
 
+static bool write_samples(const char *path, const uint32_t *samples, uint64_t n)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (f == NULL) {
+		perror(path);
+		return false;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		fprintf(f, "%u\n", samples[i]);
+	ok = !ferror(f);
+	if (fclose(f) != 0 || !ok) {
+		perror(path);
+		return false;
+	}
+	return true;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -470,31 +490,22 @@ static void usage(void)
 	        "               --mode handshake|keepalive|idle [--method M] [--path P]\n"
 	        "               [--header 'N: V']... [--body-file F | --body-list F]\n"
 	        "               [--connections N] [--procs P] [--duration S] [--warmup S] "
-	        "[--rate R]\n");
+	        "[--rate R]\n"
+	        "               [--samples FILE]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"target", 1, 0, 't'},
-	                                         {"tls", 0, 0, 'T'},
-	                                         {"cert", 1, 0, 'c'},
-	                                         {"key", 1, 0, 'k'},
-	                                         {"cert-list", 1, 0, 'L'},
-	                                         {"mode", 1, 0, 'm'},
-	                                         {"method", 1, 0, 'M'},
-	                                         {"path", 1, 0, 'p'},
-	                                         {"header", 1, 0, 'H'},
-	                                         {"body-file", 1, 0, 'b'},
-	                                         {"body-list", 1, 0, 'B'},
-	                                         {"connections", 1, 0, 'n'},
-	                                         {"procs", 1, 0, 'P'},
-	                                         {"duration", 1, 0, 'd'},
-	                                         {"warmup", 1, 0, 'w'},
-	                                         {"rate", 1, 0, 'r'},
-	                                         {0, 0, 0, 0}};
+	static const struct option longopts[] = {
+	    {"target", 1, 0, 't'},    {"tls", 0, 0, 'T'},       {"cert", 1, 0, 'c'},
+	    {"key", 1, 0, 'k'},       {"cert-list", 1, 0, 'L'}, {"mode", 1, 0, 'm'},
+	    {"method", 1, 0, 'M'},    {"path", 1, 0, 'p'},      {"header", 1, 0, 'H'},
+	    {"body-file", 1, 0, 'b'}, {"body-list", 1, 0, 'B'}, {"connections", 1, 0, 'n'},
+	    {"procs", 1, 0, 'P'},     {"duration", 1, 0, 'd'},  {"warmup", 1, 0, 'w'},
+	    {"rate", 1, 0, 'r'},      {"samples", 1, 0, 'S'},   {0, 0, 0, 0}};
 	const char *cert = NULL, *key = NULL, *cert_list = NULL, *body_file = NULL,
-	           *body_list = NULL, *target = NULL;
+	           *body_list = NULL, *target = NULL, *samples_file = NULL;
 	struct counts total = {0};
 	uint32_t *samples = NULL;
 	int ch, fds[2], rfds[256];
@@ -553,6 +564,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			opt.rate = atof(optarg);
+			break;
+		case 'S':
+			samples_file = optarg;
 			break;
 		default:
 			usage();
@@ -644,5 +658,7 @@ int main(int argc, char **argv)
 	       (double)total.requests / seconds, PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0),
 	       (unsigned long long)total.status[2], (unsigned long long)total.status[3],
 	       (unsigned long long)total.status[4], (unsigned long long)total.status[5]);
+	if (samples_file != NULL && !write_samples(samples_file, samples, total.nsamples))
+		return 1;
 	return total.requests > 0 ? 0 : 1;
 }
