@@ -137,7 +137,6 @@ def test_decide_records_pending_attempts(db, pki):
     assert su.fetchone() == (3, "10.0.0.3")
 
 
-
 def test_last_use_is_written_at_most_once_a_minute(db, pki):
     """A login finding last use fresher than a minute reads only (004)."""
     su = connect(db).cursor()
