@@ -151,10 +151,11 @@ conformance: $(BUILD)/tests/conformance
 	$(BUILD)/tests/conformance ../shared/conformance/limbo/limbo.json \
 		../shared/conformance/limbo/client-auth-subset.tsv
 
-# Benchmarks (docs/PERFORMANCE.md): the load generator and the reference
-# verify loop, then tests/bench/run.py, which starts PostgreSQL with the
-# generated dataset, certregd and nginx, and prints the comparison table.
-BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref
+# Benchmarks (docs/PERFORMANCE.md): the load generator, the reference
+# verify loop and the stall probe, then tests/bench/run.py, which starts
+# PostgreSQL with the generated dataset, certregd and nginx, and prints the
+# comparison table.
+BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref build/bench/stallprobe
 BENCH_ARGS ?=
 build/bench/%: tests/bench/%.c
 	@mkdir -p $(@D)

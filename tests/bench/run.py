@@ -39,6 +39,7 @@ BUILD = Path(os.environ.get("CERTREG_BUILD", ROOT / "build"))
 BENCH = ROOT / "build" / "bench"
 LOADGEN = BENCH / "loadgen"
 VERIFY_REF = BENCH / "verify_ref"
+STALLPROBE = BENCH / "stallprobe"
 NPROC = os.cpu_count() or 1
 ROOT_UID = os.geteuid() == 0
 
@@ -338,6 +339,18 @@ def rss_kib(pids):
     return total
 
 
+def host_stalls(when, seconds=3.0):
+    """stallprobe on the idle machine: how often it takes a CPU away from a
+    running task (on a VM, the host's own work). Every server waits through
+    such gaps, and a p99 counts them."""
+    out = run([STALLPROBE, "--seconds", seconds]).stdout.split()
+    r = {k: float(v) for k, v in (kv.split("=") for kv in out)}
+    r["when"] = when
+    log(f"host stalls {when}: {r['gaps_per_s']:.1f}/s over 0.5 ms, longest "
+        f"{r['longest_us'] / 1000:.1f} ms, {r['lost_pct']:.2f} % of CPU time")
+    return r
+
+
 def idle_rss(port, tls_args, pids, n):
     before = rss_kib(pids)
     p = subprocess.Popen([str(LOADGEN), "--target", f"127.0.0.1:{port}", *tls_args,
@@ -371,7 +384,7 @@ def main():
     if a.quick:
         a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
         a.p99_pairs = 2
-    for tool in (LOADGEN, VERIFY_REF, BUILD / "certregd"):
+    for tool in (LOADGEN, VERIFY_REF, STALLPROBE, BUILD / "certregd"):
         if not tool.exists():
             sys.exit(f"{tool} missing: run make all bench-tools")
     import resource
@@ -409,6 +422,13 @@ def main():
         t0 = time.monotonic()
         finish_database(cluster, "small", 10_000, start_database(cluster, "small", 10_000),
                         t0, kids)
+        # What the fill wrote (PostgreSQL's buffers, then 1.5 GiB of dirty
+        # pages in the kernel) goes to disk now, not in the kernel's
+        # writeback during rows 1 and 2.
+        t0 = time.monotonic()
+        cluster.psql("CHECKPOINT", "big")
+        os.sync()
+        log(f"checkpoint and sync in {time.monotonic() - t0:.0f} s")
 
         warm = Certregd(work, "warm", pki, cluster.conninfo("big", "certregd"))
         started.append(warm)
@@ -472,6 +492,7 @@ def main():
             Path(str(data).replace(".data", ".txt")).write_text("\n".join(text))
             log(f"profile: {str(data).replace('.data', '.txt')}")
 
+        stalls = [host_stalls("before row 1")]
         log("1. full mTLS handshakes")
         ab("handshakes/s, GET /v1/login vs nginx ssl_verify_client",
            lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "handshake", "--path",
@@ -528,6 +549,7 @@ def main():
            lambda: loadgen(warm.api_port, "--mode", "keepalive", "--path", "/v1/auth",
                            "--header", f"X-SSL-Client-Cert: {pem}", "--connections", 32,
                            duration=d), plain, 0.5)
+        stalls.append(host_stalls("before row 5"))
         log("5. latency at half of the peak")
         for name, port, args, peak, limit in (
                 ("warm /v1/verify", warm.api_port, warm_body + ["--connections", 64], warm_peak,
@@ -614,11 +636,15 @@ def main():
         "kernel": os.uname().release,
         "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
         "total_s": round(time.monotonic() - t_start),
+        "host_stalls": stalls,
     }
     lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
              f"kernel {machine['kernel']}",
              f"dataset: {a.keys} keys; {a.certs} distinct client certificates; "
              f"{a.rounds} round(s) of {a.duration:g} s, median; total {machine['total_s']} s",
+             "host stalls (stallprobe, idle machine, gaps over 0.5 ms): " + "; ".join(
+                 f"{r['when']} {r['gaps_per_s']:.1f}/s, longest {r['longest_us'] / 1000:.1f} ms, "
+                 f"{r['lost_pct']:.2f} % of CPU time" for r in stalls),
              "",
              f"{'measurement':<74} {'certregd':>10} {'peer':>10} {'ratio':>6}  target  result"]
     for r in rows:
