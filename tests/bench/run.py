@@ -422,7 +422,7 @@ def main():
         t0 = time.monotonic()
         finish_database(cluster, "small", 10_000, start_database(cluster, "small", 10_000),
                         t0, kids)
-        # What the fill wrote (PostgreSQL's buffers, then 1.5 GiB of dirty
+        # What the fill wrote (PostgreSQL's buffers, then 1.7 GB of dirty
         # pages in the kernel) goes to disk now, not in the kernel's
         # writeback during rows 1 and 2.
         t0 = time.monotonic()
