@@ -298,11 +298,7 @@ def pooled_p99(ours, theirs, resamples=400):
     each side ran one after the other). Histograms of 1 % buckets keep the
     resampling quick."""
     def hist(samples):
-        h = {}
-        for x in samples:
-            b = int(math.log(max(x, 1)) / math.log(1.01))
-            h[b] = h.get(b, 0) + 1
-        return h
+        return collections.Counter(int(math.log(max(x, 1)) / math.log(1.01)) for x in samples)
 
     def p99(hists):
         total = collections.Counter()

@@ -83,8 +83,10 @@ int main(int argc, char **argv)
 	}
 	for (int cpu = 0; cpu < cpus; cpu++) {
 		pid_t pid = fork();
-		if (pid < 0)
+		if (pid < 0) {
+			perror("stallprobe: fork");
 			return 1;
+		}
 		if (pid == 0) {
 			struct gaps g = spin(cpu, seconds, min_gap);
 			_exit(write(fds[1], &g, sizeof(g)) == (ssize_t)sizeof(g) ? 0 : 1);
@@ -93,8 +95,11 @@ int main(int argc, char **argv)
 	close(fds[1]);
 	for (int cpu = 0; cpu < cpus; cpu++) {
 		struct gaps g;
-		if (read(fds[0], &g, sizeof(g)) != (ssize_t)sizeof(g))
+		if (read(fds[0], &g, sizeof(g)) != (ssize_t)sizeof(g)) {
+			fprintf(stderr, "stallprobe: a probe process failed (may it run on every "
+			                "CPU?)\n");
 			return 1;
+		}
 		sum.count += g.count;
 		sum.total += g.total;
 		if (g.longest > sum.longest)
