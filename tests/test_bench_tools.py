@@ -3,7 +3,8 @@ be true, or the figures in docs/PERFORMANCE.md are not.
 
 stallprobe counts the time a CPU is taken away from a running task; here it
 is taken away on purpose (its processes stopped for 200 ms), and the probe
-has to see it.
+has to see it. run.py has to refuse a configuration certregd would refuse,
+before it starts a ten-minute run.
 """
 import os
 import signal
@@ -50,3 +51,24 @@ def test_stallprobe_rejects_bad_arguments():
         assert p.returncode == 2, args
         assert p.stdout == ""
         assert "stallprobe" in p.stderr
+
+
+def test_bench_refuses_a_bad_worker_count_before_starting_anything():
+    run_py = Path(__file__).resolve().parent / "bench" / "run.py"
+
+    def bench(workers):
+        # A bad --keys after it: were --workers taken, the run still stops
+        # at the arguments instead of starting PostgreSQL.
+        return subprocess.run(["/usr/bin/python3", str(run_py), "--workers", workers,
+                               "--keys", "x"], capture_output=True, text=True, timeout=30)
+
+    for value in ("0", "257", "-1", "two", ""):
+        p = bench(value)
+        error = p.stderr.strip().splitlines()[-1]  # after the usage lines
+        assert p.returncode == 2, value
+        assert "--workers" in error and "want auto or 1-256" in error, p.stderr
+    for value in ("auto", "1", "4", "256"):
+        p = bench(value)
+        error = p.stderr.strip().splitlines()[-1]
+        assert p.returncode == 2, value
+        assert "--workers" not in error and "--keys" in error, p.stderr

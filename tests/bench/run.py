@@ -173,7 +173,8 @@ class Server:
 
 
 class Certregd(Server):
-    def __init__(self, work, name, pki, conninfo, cache_size=None, verify_size=None):
+    def __init__(self, work, name, pki, conninfo, workers, cache_size=None,
+                 verify_size=None):
         self.dir = work / name
         self.dir.mkdir()
         self.dir.chmod(0o755)
@@ -190,7 +191,7 @@ listen_api = 127.0.0.1:{self.api_port}
 listen_tls = 127.0.0.1:{self.tls_port}
 tls_cert = {self.dir}/server.pem
 tls_key = {self.dir}/server.key
-workers = auto
+workers = {workers}
 log_level = warn
 max_connections = 20000
 request_timeout = 60
@@ -363,6 +364,13 @@ def idle_rss(port, tls_args, pids, n):
     return ready, before, after
 
 
+def workers_arg(text):
+    """`--workers`: as in certreg.conf, auto or a count of worker processes."""
+    if text != "auto" and not (text.isdigit() and 1 <= int(text) <= 256):
+        raise argparse.ArgumentTypeError(f"{text!r}: want auto or 1-256")
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=2_000_000)
@@ -372,6 +380,8 @@ def main():
     ap.add_argument("--idle", type=int, default=10_000)
     ap.add_argument("--p99-pairs", type=int, default=12,
                     help="pairs of rounds of the 2M-vs-10k p99 row (default 12)")
+    ap.add_argument("--workers", default="auto", type=workers_arg,
+                    help="certregd's `workers` (default auto: one per core)")
     ap.add_argument("--perf", action="store_true",
                     help="also profile a worker (perf record) during rows 2 and 3")
     ap.add_argument("--quick", action="store_true",
@@ -426,17 +436,19 @@ def main():
         os.sync()
         log(f"checkpoint and sync in {time.monotonic() - t0:.0f} s")
 
-        warm = Certregd(work, "warm", pki, cluster.conninfo("big", "certregd"))
+        warm = Certregd(work, "warm", pki, cluster.conninfo("big", "certregd"), a.workers)
         started.append(warm)
         # Cold certificates: no verified-result cache, the association cache on
         # (the issue's "cold"); no caches at all: every request a first login,
         # decide() in PostgreSQL (which writes last use once a minute per key).
         coldcert = Certregd(work, "cold-cert", pki, cluster.conninfo("big", "certregd"),
-                            100000, 0)
+                            a.workers, 100000, 0)
         started.append(coldcert)
-        cold = Certregd(work, "cold", pki, cluster.conninfo("big", "certregd"), 0, 0)
+        cold = Certregd(work, "cold", pki, cluster.conninfo("big", "certregd"), a.workers,
+                        0, 0)
         started.append(cold)
-        small = Certregd(work, "cold-small", pki, cluster.conninfo("small", "certregd"), 0, 0)
+        small = Certregd(work, "cold-small", pki, cluster.conninfo("small", "certregd"),
+                         a.workers, 0, 0)
         started.append(small)
         ngx = Nginx(work, pki)
         started.append(ngx)
@@ -630,12 +642,14 @@ def main():
         "nginx": subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True,
                                 text=True).stderr.strip(),
         "kernel": os.uname().release,
+        "certregd_workers": a.workers,
         "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
         "total_s": round(time.monotonic() - t_start),
         "host_stalls": stalls,
     }
     lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
-             f"kernel {machine['kernel']}",
+             f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
+             "worker_processes auto",
              f"dataset: {a.keys} keys; {a.certs} distinct client certificates; "
              f"{a.rounds} round(s) of {a.duration:g} s, median; total {machine['total_s']} s",
              "host stalls (stallprobe, idle machine, gaps over 0.5 ms): " + "; ".join(
