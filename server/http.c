@@ -259,10 +259,11 @@ void http_server_free(struct http_server *s)
 }
 
 /*
- * One connection per wakeup, as nginx without multi_accept: every worker
- * is woken by a new connection on the shared socket, and the one that took
- * it goes back to its loop, so a burst of connections spreads over the
- * workers instead of landing in whichever woke first.
+ * One connection per wakeup, as nginx without multi_accept: the listener is
+ * level-triggered, so the next one is taken on the next turn of the loop,
+ * after the events already pending, and a burst of new connections does not
+ * hold up the requests of open ones. Which worker gets a connection is the
+ * kernel's choice: each has its own SO_REUSEPORT socket (supervisor.c).
  */
 static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
