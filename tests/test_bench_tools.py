@@ -9,6 +9,7 @@ before it starts a ten-minute run.
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_bench_refuses_a_bad_worker_count_before_starting_anything():
     def bench(workers):
         # A bad --keys after it: were --workers taken, the run still stops
         # at the arguments instead of starting PostgreSQL.
-        return subprocess.run(["/usr/bin/python3", str(run_py), "--workers", workers,
+        return subprocess.run([sys.executable, str(run_py), "--workers", workers,
                                "--keys", "x"], capture_output=True, text=True, timeout=30)
 
     for value in ("0", "257", "-1", "two", ""):
