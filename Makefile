@@ -78,7 +78,7 @@ $(BUILD)/admin/migrate.o: $(DATADIR_STAMP)
 FORCE:
 
 .PHONY: all deps check unit integration run install uninstall clean fuzz conformance bench bench-tools \
-        format format-check bench soak
+        format format-check lint bench soak
 all: $(CERTREGD) $(ADMIN)
 
 deps:
@@ -118,12 +118,14 @@ unit_objs = $(if $(wildcard server/$(1).c),$(SERVER_LIB_OBJ)) $(if $(wildcard ad
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/libcommon.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
 
-# Every test: unit and integration suites on the plain build, each fuzz
+# Every test: the Python scripts' static check (the bench's run.py runs only
+# under make bench), unit and integration suites on the plain build, each fuzz
 # target briefly, the unit tests under valgrind, and both suites again on
 # the ASan+UBSan build.
 check: deps
 	$(MAKE) all
 	$(MAKE) bench-tools
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) conformance
 	$(MAKE) integration
@@ -269,6 +271,10 @@ uninstall:
 
 format:
 	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
+
+# Undefined names and unused imports in the Python tests and scripts.
+lint:
+	$(PYTHON) -m pyflakes tests/*.py tests/fixtures/*.py tests/bench/*.py tests/pki/*.py tests/fuzz/*.py
 
 format-check:
 	clang-format --dry-run --Werror common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c

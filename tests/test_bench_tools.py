@@ -4,14 +4,23 @@ be true, or the figures in docs/PERFORMANCE.md are not.
 stallprobe counts the time a CPU is taken away from a running task; here it
 is taken away on purpose (its processes stopped for 200 ms), and the probe
 has to see it. run.py has to refuse a configuration certregd would refuse,
-before it starts a ten-minute run.
+before it starts a ten-minute run. Its pair of loadgen runs has to put both
+sides through the same seconds, or the 2M-vs-10k row compares two moments
+of the machine instead of two databases.
 """
+import http.server
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
+import run as bench_run  # noqa: E402
 
 STALLPROBE = Path(__file__).resolve().parents[1] / "build" / "bench" / "stallprobe"
 
@@ -73,3 +82,77 @@ def test_bench_refuses_a_bad_worker_count_before_starting_anything():
         error = p.stderr.strip().splitlines()[-1]
         assert p.returncode == 2, value
         assert "--workers" not in error and "--keys" in error, p.stderr
+
+
+class _Stamping(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive `200 ok`, noting when each request came."""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.server.stamps.append(time.monotonic())
+        # One write: head and body apart would wait on delayed ACKs.
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stamping_servers():
+    servers = []
+    for _ in range(2):
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stamping)
+        srv.daemon_threads = True
+        srv.stamps = []
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    yield servers
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_loadgen_pair_runs_both_sides_through_the_same_seconds(stamping_servers, tmp_path):
+    assert bench_run.LOADGEN.exists(), "run make bench-tools"
+    ports = [srv.server_address[1] for srv in stamping_servers]
+    samples = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    t0 = time.monotonic()
+    res = bench_run.loadgen_pair(ports, "--mode", "keepalive", "--connections", 2,
+                                 "--rate", 200, duration=1.5, warmup=0.2, samples=samples)
+    for r, srv in zip(res, stamping_servers):
+        assert r["s2xx"] == r["requests"] > 200
+        assert len(r["samples"]) == r["requests"]
+        assert r["samples"] == sorted(r["samples"])
+        assert len(srv.stamps) >= r["requests"]
+    # Each side's requests span the run, and the spans overlap by most of it.
+    (a0, a1), (b0, b1) = [(min(s.stamps), max(s.stamps)) for s in stamping_servers]
+    assert a1 - a0 > 1.4 and b1 - b0 > 1.4
+    assert min(a1, b1) - max(a0, b0) > 1.2
+    # One after the other would take twice as long.
+    assert time.monotonic() - t0 < 2 * 1.7
+
+
+def test_loadgen_pair_fails_when_a_side_fails_and_leaves_nothing_running(
+        stamping_servers, tmp_path):
+    # The failing side first (loadgen refuses a port that is no port at
+    # once, with status 2): the other side is still running when it fails.
+    ports = ["x", stamping_servers[0].server_address[1]]
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match="loadgen exited 2"):
+        bench_run.loadgen_pair(ports, "--mode", "keepalive", "--connections", 2,
+                               "--rate", 100, duration=5.0, warmup=0.1,
+                               samples=[tmp_path / "a.txt", tmp_path / "b.txt"])
+    assert time.monotonic() - t0 < 3
+    left = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "loadgen"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []
+
+
+def test_loadgen_refuses_a_target_that_is_no_address_and_port():
+    for target in ("127.0.0.1:x", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x",
+                   "localhost:80", "127.0.0.1"):
+        p = subprocess.run([str(bench_run.LOADGEN), "--target", target, "--duration", "1"],
+                           capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2, target
+        assert "usage: loadgen" in p.stderr, target
+        assert p.stdout == "", target

@@ -7,7 +7,6 @@ hostile ones are at it (`assert_served`). The basic trusted_proxies and
 api_allow cases are in test_auth.py; here are the hostile variations.
 """
 import json
-import os
 import random
 import resource
 import selectors

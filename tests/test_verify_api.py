@@ -2,7 +2,6 @@
 
 A real certregd, a real PostgreSQL, certificates from the test PKI.
 """
-import json
 
 from fixtures.cli import admin
 

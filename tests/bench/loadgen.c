@@ -575,14 +575,20 @@ int main(int argc, char **argv)
 	if (target == NULL || opt.connections < 1 || opt.procs < 1)
 		usage();
 	{
-		char host[64];
+		char host[64], *end;
 		const char *colon = strrchr(target, ':');
+		long port;
+
 		if (colon == NULL || (size_t)(colon - target) >= sizeof(host))
 			usage();
 		memcpy(host, target, (size_t)(colon - target));
 		host[colon - target] = '\0';
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+			usage();
 		opt.target.sin_family = AF_INET;
-		opt.target.sin_port = htons((uint16_t)atoi(colon + 1));
+		opt.target.sin_port = htons((uint16_t)port);
 		if (inet_pton(AF_INET, host, &opt.target.sin_addr) != 1)
 			usage();
 	}
