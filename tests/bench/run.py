@@ -650,7 +650,8 @@ def main():
         samples = [work / "samples-big.txt", work / "samples-small.txt"]
         # One round first, not counted: the round right after row 6 (ten
         # thousand connections closing in both servers) had p99s of 38-98 ms
-        # on both sides in runs V and W, against 5-23 ms in the others.
+        # on both sides, against 5-23 ms for the rounds after it (runs V and
+        # W in docs/PERFORMANCE.md).
         for i in range(1 + a.p99_pairs):
             # No cache to fill on these instances: half a second of warm-up
             # is for the connections only.
@@ -662,7 +663,8 @@ def main():
                 small_r.append(sm["samples"])
         b, s, lo, hi = pooled_p99(big_r, small_r)
         ratio = b / s
-        rows.append({"what": f"cold p99 us at {rate} req/s on each at once: {a.keys} keys vs 10,000 keys",
+        rows.append({"what": f"cold p99 us at {rate} req/s on each at once: {a.keys} keys "
+                     "vs 10,000 keys",
                      "certregd": b, "peer": s, "ratio": ratio, "target": "<= 1.10",
                      "pass": ratio <= 1.10, "unit": "us", "interval90": [lo, hi],
                      # loadgen writes its samples sorted
