@@ -286,7 +286,7 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			event_del(l->accept_ev);
 			evtimer_add(l->resume_ev, &tv);
 		}
-		return; /* EAGAIN: another worker took it; ECONNABORTED, EINTR */
+		return; /* EAGAIN (nothing queued after all), ECONNABORTED, EINTR */
 	}
 	if (s->stats.open >= (uint64_t)s->limits.max_connections) {
 		/* Make room by closing the connection that has waited longest
