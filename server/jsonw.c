@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-static void jsonw_add(struct jsonw *w, const void *data, size_t len);
+static inline void jsonw_add(struct jsonw *w, const void *data, size_t len);
+static void jsonw_add_slow(struct jsonw *w, const void *data, size_t len);
 static void jsonw_flush(struct jsonw *w);
 static void jsonw_value_begin(struct jsonw *w);
 static void jsonw_open(struct jsonw *w, char c);
@@ -136,18 +137,28 @@ bool jsonw_finish(struct jsonw *w)
 	return !w->failed && w->depth == 0;
 }
 
-static void jsonw_add(struct jsonw *w, const void *data, size_t len)
+/* Inline: most pieces are a byte or two, and a call cost more than the copy. */
+static inline void jsonw_add(struct jsonw *w, const void *data, size_t len)
 {
-	if (w->len + len > sizeof(w->buf)) {
-		jsonw_flush(w);
-		if (len > sizeof(w->buf)) {
-			if (!w->failed && evbuffer_add(w->out, data, len) != 0)
-				w->failed = true;
-			return;
-		}
+	if (len <= sizeof(w->buf) - w->len) {
+		memcpy(w->buf + w->len, data, len);
+		w->len += len;
+	} else {
+		jsonw_add_slow(w, data, len);
 	}
-	memcpy(w->buf + w->len, data, len);
-	w->len += len;
+}
+
+/* Makes room by flushing; a piece bigger than the stage goes straight out. */
+static void jsonw_add_slow(struct jsonw *w, const void *data, size_t len)
+{
+	jsonw_flush(w);
+	if (len > sizeof(w->buf)) {
+		if (!w->failed && evbuffer_add(w->out, data, len) != 0)
+			w->failed = true;
+		return;
+	}
+	memcpy(w->buf, data, len);
+	w->len = len;
 }
 
 static void jsonw_flush(struct jsonw *w)

@@ -301,7 +301,8 @@ static void routes_login(struct http_request *req, struct worker *w)
 static struct routes_call *routes_call_new(struct http_request *req, struct worker *w,
                                            enum routes_kind kind)
 {
-	struct routes_call *call = calloc(1, sizeof(*call));
+	/* Not calloc: decision_init zeroes the decision, nearly all of it. */
+	struct routes_call *call = malloc(sizeof(*call));
 
 	if (call == NULL) {
 		routes_error(req, 503, "unavailable", "out of memory");
@@ -310,6 +311,7 @@ static struct routes_call *routes_call_new(struct http_request *req, struct work
 	call->req = req;
 	call->kind = kind;
 	call->lang = outcome_lang_from_header(http_request_header(req, "Accept-Language"));
+	call->html = false;
 	decision_init(&call->decision, w, http_request_peer_text(req));
 	w->inflight++;
 	return call;

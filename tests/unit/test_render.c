@@ -162,6 +162,26 @@ static void test_html_escapes(void **state)
 	evbuffer_free(out);
 }
 
+/* Every special character, next to each other, first and last. */
+static void test_html_escapes_each_character(void **state)
+{
+	struct decision d = sample(OUTCOME_OK, true);
+	struct evbuffer *out = evbuffer_new();
+	char *page;
+	size_t len;
+
+	(void)state;
+	snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "\"&<>单位 a&&b\"");
+	render_html(out, &d, OUTCOME_LANG_EN, 30);
+	len = evbuffer_get_length(out);
+	page = calloc(1, len + 1);
+	evbuffer_remove(out, page, len);
+	assert_non_null(
+	    strstr(page, "<dd>&quot;&amp;&lt;&gt;单位 a&amp;&amp;b&quot; (110100000001)</dd>"));
+	free(page);
+	evbuffer_free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(test_not_approved_names_the_office),
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
 	    cmocka_unit_test(test_html_escapes),
+	    cmocka_unit_test(test_html_escapes_each_character),
 	};
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }
