@@ -112,6 +112,51 @@ static void test_escapes_and_utf8(void **state)
 	evbuffer_free(out);
 }
 
+/* One byte to escape or check, at every position of strings of 0 to 24
+ * bytes: before, inside and after each 8-byte word the scanner tests at
+ * once, and as the last byte. The rest are plain ASCII and stay as they
+ * are; a lone continuation byte becomes U+FFFD. */
+static void test_special_byte_at_every_position(void **state)
+{
+	static const char specials[] = {'"', '\\', '\n', '\x01', '\x1f', '\x7f', '\x80'};
+	char in[32], want[40];
+
+	(void)state;
+	for (size_t len = 1; len <= 24; len++) {
+		for (size_t at = 0; at < len; at++) {
+			for (size_t k = 0; k < sizeof(specials); k++) {
+				struct evbuffer *out = evbuffer_new();
+				struct jsonw w;
+				json_t *doc;
+				char *text;
+
+				memset(in, 'a', len);
+				in[len] = '\0';
+				in[at] = specials[k];
+				memcpy(want, in, at);
+				if (specials[k] == '\x80') {
+					memcpy(want + at, "\xef\xbf\xbd", 3);
+					memcpy(want + at + 3, in + at + 1,
+					       len - at); /* and the NUL */
+				} else {
+					memcpy(want, in, len + 1);
+				}
+				jsonw_init(&w, out);
+				jsonw_string(&w, in);
+				assert_true(jsonw_finish(&w));
+				text = text_of(out);
+				doc = json_loads(text, JSON_DECODE_ANY, NULL);
+				if (doc == NULL || strcmp(json_string_value(doc), want) != 0)
+					fail_msg("length %zu, byte 0x%02x at %zu: %s", len,
+					         (unsigned char)specials[k], at, text);
+				json_decref(doc);
+				free(text);
+				evbuffer_free(out);
+			}
+		}
+	}
+}
+
 /* More than the staging buffer holds, in pieces larger and smaller than it. */
 static void test_long_output(void **state)
 {
@@ -171,9 +216,12 @@ static void test_unbalanced_is_not_ok(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_nesting_and_commas),   cmocka_unit_test(test_integers),
-	    cmocka_unit_test(test_escapes_and_utf8),     cmocka_unit_test(test_long_output),
+	    cmocka_unit_test(test_nesting_and_commas),
+	    cmocka_unit_test(test_integers),
+	    cmocka_unit_test(test_escapes_and_utf8),
+	    cmocka_unit_test(test_long_output),
 	    cmocka_unit_test(test_unbalanced_is_not_ok),
+	    cmocka_unit_test(test_special_byte_at_every_position),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
