@@ -331,9 +331,11 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	s->gen = next;
 	s->crl_signature = supervisor_crl_signature(s->gen.cfg->crl_dir);
 	supervisor_raise_fd_limit(s->gen.cfg->max_connections);
-	supervisor_spawn_all(s);
+	/* Before the spawn: a new worker may decide at once, and its first
+	 * decision must not appear in the log before the reload that made it. */
 	__atomic_fetch_add(&metrics_slot(0)->reloads, 1, __ATOMIC_RELAXED);
 	log_info("event=reloaded trigger=%s draining_workers=%d", why, drained);
+	supervisor_spawn_all(s);
 	sd_notify(0, "READY=1");
 }
 
