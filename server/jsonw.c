@@ -205,10 +205,10 @@ static void jsonw_close(struct jsonw *w, char c)
  * Whether none of the 8 bytes at p ends a run: no control character, '"',
  * '\\', or byte of a multi-byte sequence. A word at a time, because the
  * byte loop was most of a decision JSON's cost. (v - 0x01..) & ~v & 0x80..
- * is nonzero exactly when some byte of v is zero (a borrow only crosses a
- * byte below a zero one); with 0x20.. it finds a byte below 0x20, and on
- * x ^ '"'.. a byte equal to '"'. The & ~x drops bytes of 0x80 and above,
- * which x & 0x80.. catches.
+ * is nonzero exactly when some byte of v is zero (a borrow starts only at
+ * a zero byte, so the lowest one is always found); with 0x20.. it finds a
+ * byte below 0x20, and on x ^ '"'.. a byte equal to '"'. The & ~x drops
+ * bytes of 0x80 and above, which x & 0x80.. catches.
  */
 static bool jsonw_plain8(const unsigned char *p)
 {

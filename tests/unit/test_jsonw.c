@@ -112,7 +112,7 @@ static void test_escapes_and_utf8(void **state)
 	evbuffer_free(out);
 }
 
-/* One byte to escape or check, at every position of strings of 0 to 24
+/* One byte to escape or check, at every position of strings of 1 to 24
  * bytes: before, inside and after each 8-byte word the scanner tests at
  * once, and as the last byte. The rest are plain ASCII and stay as they
  * are; a lone continuation byte becomes U+FFFD. */

@@ -141,45 +141,49 @@ static void test_suspended_keeps_unit_and_no_leaf_means_no_certificate(void **st
 	json_decref(o);
 }
 
+/* The HTML page as a NUL-terminated string (caller frees). */
+static char *page_of(const struct decision *d, enum outcome_lang lang)
+{
+	struct evbuffer *out = evbuffer_new();
+	size_t len;
+	char *page;
+
+	render_html(out, d, lang, 30);
+	len = evbuffer_get_length(out);
+	page = calloc(1, len + 1);
+	assert_non_null(page);
+	evbuffer_remove(out, page, len);
+	evbuffer_free(out);
+	return page;
+}
+
 static void test_html_escapes(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
-	struct evbuffer *out = evbuffer_new();
 	char *page;
-	size_t len;
 
 	(void)state;
-	render_html(out, &d, OUTCOME_LANG_ZH, 30);
-	len = evbuffer_get_length(out);
-	page = calloc(1, len + 1);
-	evbuffer_remove(out, page, len);
+	page = page_of(&d, OUTCOME_LANG_ZH);
 	assert_non_null(strstr(page, "该KEY已被挂起"));
 	assert_non_null(strstr(page, "KEY_SUSPENDED"));
 	assert_non_null(strstr(page, "CN=&lt;script&gt;"));
 	assert_null(strstr(page, "<script>"));
 	assert_non_null(strstr(page, "东城区1号"));
 	free(page);
-	evbuffer_free(out);
 }
 
 /* Every special character, next to each other, first and last. */
 static void test_html_escapes_each_character(void **state)
 {
 	struct decision d = sample(OUTCOME_OK, true);
-	struct evbuffer *out = evbuffer_new();
 	char *page;
-	size_t len;
 
 	(void)state;
 	snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "\"&<>单位 a&&b\"");
-	render_html(out, &d, OUTCOME_LANG_EN, 30);
-	len = evbuffer_get_length(out);
-	page = calloc(1, len + 1);
-	evbuffer_remove(out, page, len);
+	page = page_of(&d, OUTCOME_LANG_EN);
 	assert_non_null(
 	    strstr(page, "<dd>&quot;&amp;&lt;&gt;单位 a&amp;&amp;b&quot; (110100000001)</dd>"));
 	free(page);
-	evbuffer_free(out);
 }
 
 int main(void)
