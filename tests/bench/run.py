@@ -505,7 +505,7 @@ def main():
                          "target": target, "pass": mo / mt >= target, "unit": unit,
                          "rounds_certregd": o, "rounds_peer": t})
             log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x (target {target}x)")
-            return mo
+            return mo, mt
 
         def profile(name, daemon, seconds):
             """perf record of the workers while a measurement runs."""
@@ -586,45 +586,66 @@ def main():
                      "--body-file", work / "certs/000001.json", "--connections", 32]
         plain = lambda: loadgen(ngx.http_port, "--mode", "keepalive", "--connections", 32,  # noqa
                                 duration=d)
-        warm_peak = ab("warm /v1/verify req/s vs nginx plain return 200",
-                       lambda: loadgen(warm.api_port, *warm_body, duration=d), plain, 0.5)
+        warm_peak, plain_peak = ab("warm /v1/verify req/s vs nginx plain return 200",
+                                   lambda: loadgen(warm.api_port, *warm_body, duration=d),
+                                   plain, 0.5)
         ab("/v1/auth req/s vs nginx plain return 200",
            lambda: loadgen(warm.api_port, "--mode", "keepalive", "--path", "/v1/auth",
                            "--header", f"X-SSL-Client-Cert: {pem}", "--connections", 32,
                            duration=d), plain, 0.5)
         stalls.append(host_stalls("before row 5"))
         log("5. latency at half of the peak")
-        for name, port, args, peak, limit in (
-                ("warm /v1/verify", warm.api_port, warm_body + ["--connections", 64], warm_peak,
-                 1000),
-                ("cold /v1/verify", coldcert.api_port, cold_body + ["--connections", 64], mc,
-                 5000)):
-            # Rounds alternating with nginx's plain return 200 at the same
-            # rate (for scale, not a target: same generator, same cores);
-            # the median of each figure, as for the other rows.
-            if port == coldcert.api_port:
-                # Cold as in row 3: the association caches full. Those of
-                # row 3 have expired since (ttl 60 s), and first logins
-                # would be in this row's p99.
-                loadgen(port, *cold_body, "--connections", 32, duration=d / 2)
-            ours, theirs = [], []
-            for _ in range(a.rounds):
-                ours.append(loadgen(port, *args, "--rate", round(peak / 2), duration=d))
-                theirs.append(loadgen(ngx.http_port, "--mode", "keepalive", "--connections",
-                                      64, "--rate", round(peak / 2), duration=d))
-            res = {k: statistics.median(r[k] for r in ours) for k in ("p50_us", "p99_us")}
-            ngx_res = {k: statistics.median(r[k] for r in theirs) for k in ("p50_us", "p99_us")}
-            rows.append({"what": f"{name} p50/p99 at {peak / 2:.0f} req/s (half peak) "
-                         "[peer: nginx return 200 p99]",
-                         "certregd": res["p99_us"], "p50_us": res["p50_us"],
-                         "peer": ngx_res["p99_us"], "peer_p50_us": ngx_res["p50_us"],
-                         "ratio": None, "target": f"p99 <= {limit} us",
-                         "pass": res["p99_us"] <= limit, "unit": "us",
-                         "rounds_certregd": [r["p99_us"] for r in ours],
-                         "rounds_peer": [r["p99_us"] for r in theirs]})
-            log(f"{name} at half peak: p50 {res['p50_us']:.0f} us, p99 {res['p99_us']:.0f} us; "
-                f"nginx return 200 p50 {ngx_res['p50_us']:.0f} us, "
-                f"p99 {ngx_res['p99_us']:.0f} us")
+        p99_keys = ("p50_us", "p99_us")
+
+        def median_latency(results):
+            return {k: statistics.median(r[k] for r in results) for k in p99_keys}
+
+        # Warm: rounds alternating with nginx's plain return 200 at the
+        # same rate (for scale: same generator, same cores) and at half of
+        # its own peak (row 4), the load at which the target is set for
+        # certregd: whether the machine let any server meet it in this run.
+        # The median of each figure, as for the other rows.
+        rate, ngx_rate = round(warm_peak / 2), round(plain_peak / 2)
+        warm_args = warm_body + ["--connections", 64]
+        ours, theirs, own_half = [], [], []
+        for _ in range(a.rounds):
+            ours.append(loadgen(warm.api_port, *warm_args, "--rate", rate, duration=d))
+            for results, r in ((theirs, rate), (own_half, ngx_rate)):
+                results.append(loadgen(ngx.http_port, "--mode", "keepalive", "--connections",
+                                       64, "--rate", r, duration=d))
+        res, ngx_res, own_res = (median_latency(x) for x in (ours, theirs, own_half))
+        rows.append({"what": f"warm /v1/verify p50/p99 at {rate} req/s (half peak) "
+                     "[peer: nginx return 200 p99]",
+                     "certregd": res["p99_us"], "p50_us": res["p50_us"],
+                     "peer": ngx_res["p99_us"], "peer_p50_us": ngx_res["p50_us"],
+                     "ratio": None, "target": "p99 <= 1000 us",
+                     "pass": res["p99_us"] <= 1000, "unit": "us",
+                     "rounds_certregd": [r["p99_us"] for r in ours],
+                     "rounds_peer": [r["p99_us"] for r in theirs]})
+        rows.append({"what": f"nginx return 200 p50/p99 at {ngx_rate} req/s (half its own peak)",
+                     "certregd": None, "peer": own_res["p99_us"],
+                     "peer_p50_us": own_res["p50_us"], "ratio": None, "target": "report",
+                     "pass": None, "unit": "us",
+                     "rounds_peer": [r["p99_us"] for r in own_half]})
+        log(f"warm /v1/verify at half peak: p50 {res['p50_us']:.0f} us, "
+            f"p99 {res['p99_us']:.0f} us; nginx return 200 at the same rate p50 "
+            f"{ngx_res['p50_us']:.0f} us, p99 {ngx_res['p99_us']:.0f} us; at half its own peak "
+            f"({ngx_rate} req/s) p50 {own_res['p50_us']:.0f} us, p99 {own_res['p99_us']:.0f} us")
+        # Cold as in row 3: the association caches full. Those of row 3 have
+        # expired since (ttl 60 s), and first logins would be in this row's
+        # p99. No nginx rounds: at a few thousand requests a second its
+        # return 200 is idle, and the figure said nothing.
+        rate = round(mc / 2)
+        loadgen(coldcert.api_port, *cold_body, "--connections", 32, duration=d / 2)
+        ours = [loadgen(coldcert.api_port, *cold_body, "--connections", 64, "--rate", rate,
+                        duration=d) for _ in range(a.rounds)]
+        res = median_latency(ours)
+        rows.append({"what": f"cold /v1/verify p50/p99 at {rate} req/s (half peak)",
+                     "certregd": res["p99_us"], "p50_us": res["p50_us"], "peer": None,
+                     "ratio": None, "target": "p99 <= 5000 us", "pass": res["p99_us"] <= 5000,
+                     "unit": "us", "rounds_certregd": [r["p99_us"] for r in ours]})
+        log(f"cold /v1/verify at half peak: p50 {res['p50_us']:.0f} us, "
+            f"p99 {res['p99_us']:.0f} us")
         log("6. memory with idle keep-alive connections")
         ours = idle_rss(warm.tls_port, [str(x) for x in tls], warm.pids(), a.idle)
         theirs = idle_rss(ngx.tls_port, [str(x) for x in tls], ngx.pids(), a.idle)
@@ -705,7 +726,7 @@ def main():
         if "peer_p50_us" in r:
             peer = f"{r['peer_p50_us']:.0f}/{r['peer']:.0f}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        ours = f"{r['certregd']:.0f}"
+        ours = "" if r["certregd"] is None else f"{r['certregd']:.0f}"
         if "p50_us" in r:
             ours = f"{r['p50_us']:.0f}/{r['certregd']:.0f}"
         verdict = {True: "PASS", False: "MISS", None: "-"}[r["pass"]]
