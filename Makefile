@@ -33,7 +33,11 @@ PKGS_TEST   = cmocka
 # `make MALLOC=` builds with glibc's. Sanitizer builds use their own.
 ifneq ($(SANITIZER),)
 BUILD    ?= build/san
-SANFLAGS  = -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# Uninitialised locals are filled with a pattern (0xfe bytes), not left
+# with whatever the stack held: a read of one then fails the same way on
+# every run instead of passing while the stack happens to hold zeros.
+SANFLAGS  = -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all \
+            -ftrivial-auto-var-init=pattern
 MALLOC    =
 else
 BUILD    ?= build

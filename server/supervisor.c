@@ -304,7 +304,7 @@ static int supervisor_free_lane(const struct supervisor *s)
 
 static void supervisor_reload(struct supervisor *s, const char *why)
 {
-	struct generation next;
+	struct generation next = {0}; /* stays empty when the load fails */
 	char err[1024], quoted[1100];
 	int drained = 0;
 
