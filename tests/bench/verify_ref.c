@@ -152,7 +152,10 @@ int main(int argc, char **argv)
 	l = slurp(list);
 	for (char *save = NULL, *line = strtok_r(l.data, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
-		blobs = realloc(blobs, (size_t)(nblobs + 1) * sizeof(*blobs));
+		void *grown = realloc(blobs, (size_t)(nblobs + 1) * sizeof(*blobs));
+		if (grown == NULL)
+			return 2;
+		blobs = grown;
 		blobs[nblobs++] = slurp(line);
 	}
 	if (nblobs == 0 || pipe(fds) != 0)
