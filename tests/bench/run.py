@@ -595,10 +595,10 @@ def main():
                            duration=d), plain, 0.5)
         stalls.append(host_stalls("before row 5"))
         log("5. latency at half of the peak")
-        p99_keys = ("p50_us", "p99_us")
+        latency_keys = ("p50_us", "p99_us")
 
         def median_latency(results):
-            return {k: statistics.median(r[k] for r in results) for k in p99_keys}
+            return {k: statistics.median(r[k] for r in results) for k in latency_keys}
 
         # Warm: rounds alternating with nginx's plain return 200 at the
         # same rate (for scale: same generator, same cores) and at half of
