@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -238,7 +239,7 @@ static bool supervisor_spawn(struct supervisor *s)
 	struct worker_setup setup;
 	sigset_t term, mask;
 	int slot = -1, lane = supervisor_free_lane(s);
-	pid_t pid;
+	pid_t parent, pid;
 
 	for (int i = 0; i < s->nslots && slot < 0; i++)
 		if (s->children[i].pid == 0)
@@ -255,6 +256,7 @@ static bool supervisor_spawn(struct supervisor *s)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigprocmask(SIG_BLOCK, &term, &mask);
+	parent = getpid();
 	pid = fork();
 	if (pid != 0)
 		sigprocmask(SIG_SETMASK, &mask, NULL);
@@ -263,6 +265,12 @@ static bool supervisor_spawn(struct supervisor *s)
 		return false;
 	}
 	if (pid == 0) {
+		/* No worker outlives the supervisor: one killed or crashed would
+		 * leave its workers serving the old configuration with nobody to
+		 * reload, count or replace them. SIGTERM drains them as a stop
+		 * does; getppid() catches a supervisor gone before the prctl. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(1);
 		/* Only its own lane's sockets: another lane's, left open here,
 		 * would outlive that lane's worker in this one. */
 		for (int i = 0; i < s->workers; i++) {

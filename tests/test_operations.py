@@ -268,3 +268,32 @@ def test_hot_key_is_refreshed_before_its_entry_expires(certregd, db, pki):
     misses = int(re.search(r"^certreg_cache_misses_total (\d+)", text, re.M).group(1))
     hits = int(re.search(r"^certreg_cache_hits_total (\d+)", text, re.M).group(1))
     assert misses <= 2 and hits >= 60, (misses, hits)
+
+
+def test_workers_exit_when_the_supervisor_dies(certregd, db):
+    d = certregd(db)
+    workers = worker_pids(d)
+    assert len(workers) == 2
+    port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    # SIGKILL: the supervisor has no chance to stop its workers itself.
+    d.proc.kill()
+    d.proc.wait()
+    d.proc = None  # its exit status is this test's doing, not a failure
+
+    def running(pid):
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 10
+    try:
+        while any(running(p) for p in workers):
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.1)
+    finally:  # a failure leaves no orphans serving behind the suite
+        for p in filter(running, workers):
+            os.kill(p, signal.SIGKILL)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert "event=worker_stopped" in d.log()
