@@ -279,6 +279,7 @@ def test_workers_exit_when_the_supervisor_dies(certregd, db):
     d.proc.kill()
     d.proc.wait()
     d.proc = None  # its exit status is this test's doing, not a failure
+    d.log_file.close()
 
     def running(pid):
         try:
