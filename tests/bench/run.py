@@ -382,6 +382,41 @@ def host_stalls(when, seconds=3.0):
     return r
 
 
+# What PostgreSQL logs during the rows: statements slower than this, every
+# autovacuum and autoanalyze, lock waits. A latency row's tail can come from
+# the database (a vacuum, a checkpoint, a lock) as well as from the machine;
+# this says which, per database, in the same run.
+PG_SLOW_MS = 50
+PG_DIAGNOSTICS = {"log_min_duration_statement": PG_SLOW_MS, "log_autovacuum_min_duration": 0,
+                  "log_lock_waits": "on", "log_line_prefix": "'%m [%p] db=%d '"}
+
+
+def pg_events(cluster, since):
+    """From byte `since` of the server log: per database, the number of
+    statements over PG_SLOW_MS and the longest (ms); and the autovacuum,
+    autoanalyze and lock-wait lines. Returns (summary text, end offset)."""
+    with open(cluster.log, "rb") as f:
+        f.seek(since)
+        text = f.read().decode(errors="replace")
+        end = f.tell()
+    slow = collections.defaultdict(list)
+    other = collections.Counter()
+    for line in text.splitlines():
+        db = line.split(" db=", 1)[1].split(" ", 1)[0] if " db=" in line else ""
+        if 'of table "' in line:  # autovacuum workers log the table's database
+            db = line.split('of table "', 1)[1].split(".", 1)[0]
+        if " duration: " in line:
+            slow[db or "-"].append(float(line.split(" duration: ", 1)[1].split()[0]))
+        for what in ("automatic vacuum", "automatic aggressive vacuum", "automatic analyze",
+                     "still waiting for", "checkpoint starting"):
+            if what in line:
+                other[f"{what} ({db})" if db else what] += 1
+    parts = [f"{db} {len(ms)} over {PG_SLOW_MS} ms (longest {max(ms):.0f} ms)"
+             for db, ms in sorted(slow.items())] or [f"no statement over {PG_SLOW_MS} ms"]
+    parts += [f"{n} x {what}" for what, n in sorted(other.items())]
+    return ", ".join(parts), end
+
+
 def idle_rss(port, tls_args, pids, n):
     before = rss_kib(pids)
     p = subprocess.Popen([str(LOADGEN), "--target", f"127.0.0.1:{port}", *tls_args,
@@ -445,6 +480,9 @@ def main():
         cluster = Cluster(work / "pg")
         cluster.init()
         started.append(cluster)
+        for name, value in PG_DIAGNOSTICS.items():
+            cluster.psql(f"ALTER SYSTEM SET {name} = {value}")
+        cluster.psql("SELECT pg_reload_conf()")
         t0 = time.monotonic()
         fill = start_database(cluster, "big", a.keys)
         try:
@@ -536,6 +574,13 @@ def main():
             log(f"profile: {str(data).replace('.data', '.txt')}")
 
         stalls = [host_stalls("before row 1")]
+        pg_log = {"since": os.path.getsize(cluster.log)}
+
+        def pg_report(rows_name):
+            summary, pg_log["since"] = pg_events(cluster, pg_log["since"])
+            pg_log[rows_name] = summary
+            log(f"PostgreSQL during {rows_name}: {summary}")
+
         log("1. full mTLS handshakes")
         ab("handshakes/s, GET /v1/login vs nginx ssl_verify_client",
            lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "handshake", "--path",
@@ -656,6 +701,7 @@ def main():
                      "ready": [ours[0], theirs[0]]})
         log(f"idle: certregd {ours[1]} -> {ours[2]} KiB ({ours[0]} conns), "
             f"nginx {theirs[1]} -> {theirs[2]} KiB ({theirs[0]} conns)")
+        pg_report("rows 1-6")
         log("7. cold p99: full dataset vs 10,000 keys")
         # Half of the first-login peak in all: a quarter on each database,
         # both at once. At that load the two cores are about 80 % busy (a
@@ -693,6 +739,7 @@ def main():
                      "rounds_peer": [percentile(r, 0.99) for r in small_r]})
         log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us: {ratio:.2f} "
             f"(90 % interval {lo:.2f}-{hi:.2f}, {len(big_r)} rounds of both at once)")
+        pg_report("row 7")
     finally:
         for thing in reversed(started):
             try:
@@ -710,6 +757,7 @@ def main():
         "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
         "total_s": round(time.monotonic() - t_start),
         "host_stalls": stalls,
+        "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
     }
     lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
              f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
@@ -719,6 +767,8 @@ def main():
              "host stalls (stallprobe, idle machine, gaps over 0.5 ms): " + "; ".join(
                  f"{r['when']} {r['gaps_per_s']:.1f}/s, longest {r['longest_us'] / 1000:.1f} ms, "
                  f"{r['lost_pct']:.2f} % of CPU time" for r in stalls),
+             "PostgreSQL (build/bench/run/pg/server.log): " + "; ".join(
+                 f"{k}: {v}" for k, v in machine["postgresql"].items()),
              "",
              f"{'measurement':<74} {'certregd':>10} {'peer':>10} {'ratio':>6}  target  result"]
     for r in rows:
