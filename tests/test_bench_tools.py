@@ -4,7 +4,8 @@ be true, or the figures in docs/PERFORMANCE.md are not.
 stallprobe counts the time a CPU is taken away from a running task; here it
 is taken away on purpose (its processes stopped for 200 ms), and the probe
 has to see it. run.py has to refuse a configuration certregd would refuse,
-before it starts a ten-minute run. Its pair of loadgen runs has to put both
+before it starts a ten-minute run. What it says PostgreSQL logged during a
+row has to be what PostgreSQL did then, per database. Its pair of loadgen runs has to put both
 sides through the same seconds, or the 2M-vs-10k row compares two moments
 of the machine instead of two databases.
 """
@@ -21,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 import run as bench_run  # noqa: E402
+from fixtures.pg import Cluster  # noqa: E402
 
 STALLPROBE = Path(__file__).resolve().parents[1] / "build" / "bench" / "stallprobe"
 
@@ -61,6 +63,34 @@ def test_stallprobe_rejects_bad_arguments():
         assert p.returncode == 2, args
         assert p.stdout == ""
         assert "stallprobe" in p.stderr
+
+
+def test_bench_reports_what_postgresql_logged_since_a_point_per_database(tmp_path):
+    cluster = Cluster(tmp_path / "pg")
+    cluster.init()
+    try:
+        bench_run.pg_diagnostics_on(cluster)
+        for name in ("big", "small"):
+            cluster.psql(f'CREATE DATABASE "{name}"')
+        cluster.psql("SELECT pg_sleep(0.2)", "big")  # before the point: not counted
+        since = os.path.getsize(cluster.log)
+        summary, end = bench_run.pg_events(cluster, since)
+        assert summary == "no statement over 50 ms"
+        assert end == since
+        cluster.psql("SELECT pg_sleep(0.08)", "big")
+        cluster.psql("SELECT pg_sleep(0.12)", "big")
+        cluster.psql("SELECT pg_sleep(0.01)", "small")  # under the threshold
+        cluster.psql("SELECT pg_sleep(0.06)", "small")
+        cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", "small")
+        cluster.psql("CHECKPOINT")
+        # No logging collector: a backend writes its line before it answers.
+        summary, end = bench_run.pg_events(cluster, since)
+        assert summary.startswith("big 2 over 50 ms (longest 12"), summary
+        assert ", small 1 over 50 ms (longest 6" in summary, summary
+        assert "1 x checkpoint starting" in summary, summary
+        assert end == os.path.getsize(cluster.log)
+    finally:
+        cluster.stop(mode="immediate")
 
 
 def test_bench_refuses_a_bad_worker_count_before_starting_anything():

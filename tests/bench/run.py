@@ -391,6 +391,12 @@ PG_DIAGNOSTICS = {"log_min_duration_statement": PG_SLOW_MS, "log_autovacuum_min_
                   "log_lock_waits": "on", "log_line_prefix": "'%m [%p] db=%d '"}
 
 
+def pg_diagnostics_on(cluster):
+    for name, value in PG_DIAGNOSTICS.items():
+        cluster.psql(f"ALTER SYSTEM SET {name} = {value}")
+    cluster.psql("SELECT pg_reload_conf()")
+
+
 def pg_events(cluster, since):
     """From byte `since` of the server log: per database, the number of
     statements over PG_SLOW_MS and the longest (ms); and the autovacuum,
@@ -480,9 +486,7 @@ def main():
         cluster = Cluster(work / "pg")
         cluster.init()
         started.append(cluster)
-        for name, value in PG_DIAGNOSTICS.items():
-            cluster.psql(f"ALTER SYSTEM SET {name} = {value}")
-        cluster.psql("SELECT pg_reload_conf()")
+        pg_diagnostics_on(cluster)
         t0 = time.monotonic()
         fill = start_database(cluster, "big", a.keys)
         try:
