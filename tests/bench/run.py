@@ -99,9 +99,9 @@ rm -f "$f.csr" "$f.srl"
         "[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         "extendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\n"
         "authorityKeyIdentifier=keyid\n")
-    # The key id from the private key: two openssl runs where reading it
-    # back out of the certificate took three, and a third less time for
-    # the lot (these run beside the database fill).
+    # gen.sh takes the key id from the private key, not from the
+    # certificate: one openssl run less per certificate, and these run
+    # beside the database fill.
     subprocess.run(f"seq 1 {n} | xargs -P {NPROC * 2} -n 1 bash {out}/gen.sh",
                    shell=True, check=True)
     kids, bodies, pems, certs = [], [], [], []
