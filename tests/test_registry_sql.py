@@ -123,6 +123,55 @@ def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):
     assert cur.fetchone()[0] >= 2
 
 
+HEX64_GOOD = ["0123456789abcdef" * 4, "f" * 64]
+HEX64_BAD = ["A" * 64, "0123456789ABCDEF" * 4, "a" * 63, "a" * 65, "g" + "a" * 63,
+             "a" * 63 + "\n", "a" * 64 + "\n", " " + "a" * 63, "é" + "a" * 63, "ａ" * 64,
+             "a" * 32 + "'; --" + "a" * 27, ""]
+
+
+def test_key_ids_and_hashes_are_64_lowercase_hex_in_every_table(db):
+    """The rule of migration 005, where 001 had it as a regex: in the four
+    CHECK constraints and in require_key_id(), which decide() and every
+    other function taking a key id call first."""
+    conn = psycopg2.connect(db.conninfo)
+    cur = conn.cursor()
+    inserts = {
+        "keys.key_id": "INSERT INTO certreg.keys (key_id, registration_no, status, how,"
+                       " bound_by) VALUES (%s, '110100000009', 'approved', 'counter', 't')",
+        "certificates.sha256": "INSERT INTO certreg.certificates (sha256, key_id, subject,"
+                               " issuer, serial, not_before, not_after) VALUES (%s, repeat('a',"
+                               " 64), 's', 'i', '1', now(), now())",
+        "certificates.key_id": "INSERT INTO certreg.certificates (sha256, key_id, subject,"
+                               " issuer, serial, not_before, not_after) VALUES (repeat('a',"
+                               " 64), %s, 's', 'i', '1', now(), now())",
+        "pending.key_id": "INSERT INTO certreg.pending (key_id) VALUES (%s)",
+    }
+
+    def outcome(sql, value):
+        try:
+            cur.execute(sql, (value,))
+            return None
+        except psycopg2.Error as e:
+            return e.pgcode
+        finally:
+            conn.rollback()
+
+    for column, sql in inserts.items():
+        # keys has no unit 110100000009: a key id that passes its CHECK
+        # stops at the foreign key (23503), which is checked after it.
+        passed = "23503" if column == "keys.key_id" else None
+        for value in HEX64_GOOD:
+            assert outcome(sql, value) == passed, (column, value)
+        for value in HEX64_BAD:
+            assert outcome(sql, value) == "23514", (column, value)
+    decide = "SELECT * FROM certreg.decide(%s, NULL, '10.0.0.1', false)"
+    for value in HEX64_GOOD:
+        assert outcome(decide, value) is None, value
+    for value in HEX64_BAD + [None]:
+        assert outcome(decide, value) == "CR001", value
+    conn.close()
+
+
 def test_decide_records_pending_attempts(db, pki):
     su = connect(db).cursor()
     leaf = pki.leaf("rsa-ok")
@@ -182,14 +231,32 @@ def plan(cur, sql, args=()):
     return "\n".join(r[0] for r in cur.fetchall())
 
 
+# The keys' and certificates' constraints and indexes, as PostgreSQL would
+# make them again.
+SCHEMA_OF_BULK_TABLES = """
+SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+ WHERE conrelid IN ('certreg.keys'::regclass, 'certreg.certificates'::regclass)
+UNION ALL
+SELECT indrelid::regclass::text, indexrelid::regclass::text, pg_get_indexdef(indexrelid)
+  FROM pg_index WHERE indrelid IN ('certreg.keys'::regclass, 'certreg.certificates'::regclass)
+ ORDER BY 1, 2"""
+
+
 def test_plans_on_a_generated_dataset(db, pg_cluster):
+    cur = connect(db).cursor()
+    cur.execute(SCHEMA_OF_BULK_TABLES)
+    migrated = cur.fetchall()
     p = subprocess.run([str(pg_cluster.bin / "psql"), "-X", "-q", "-d", db.conninfo,
                         "-v", "offices=16", "-v", "units_per_office=50", "-v", "keys=20000",
                         "-f", str(GEN)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    cur = connect(db).cursor()
     cur.execute("SELECT count(*) FROM certreg.keys")
     assert cur.fetchone()[0] == 20000
+    # The load drops the indexes and keys of these tables and makes them
+    # again: the schema ends as migrated.
+    cur.execute(SCHEMA_OF_BULK_TABLES)
+    assert cur.fetchall() == migrated
+    assert len(migrated) >= 10, migrated
     cur.execute("SELECT key_id FROM certreg.keys LIMIT 1")
     key = cur.fetchone()[0]
     # The decision's lookup: one probe of the key's primary key, then the
