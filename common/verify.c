@@ -30,6 +30,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "x509ctx.h"
+
 /* GM/T 0009-2012 default user id, applied to every SM2 signature. */
 #define SM2_DEFAULT_ID     "1234567812345678"
 #define SM2_DEFAULT_ID_LEN 16
@@ -591,7 +593,7 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->anchors = sk_X509_new_null();
 	store->intermediates = sk_X509_new_null();
 	store->crls = sk_X509_CRL_new_null();
-	probe = X509_STORE_CTX_new();
+	probe = X509_STORE_CTX_new_ex(x509ctx(), NULL);
 	if (store->x509 == NULL || store->anchors == NULL || store->intermediates == NULL ||
 	    store->crls == NULL || probe == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -601,10 +603,17 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 		snprintf(err, errlen, "no trust anchor");
 		goto fail;
 	}
+	if (x509ctx() == NULL)
+		store_warn(store,
+		           "OpenSSL: cannot set up the narrowed library context (%s); "
+		           "certificates are parsed in the default one, more slowly",
+		           openssl_words());
+	/* Copies made in that context: a key and the signature checks that use
+	 * it then come from one provider, with no export between the two. */
 	for (int i = 0; i < sk_X509_num(anchors); i++) {
-		X509 *x = cert_for_verify(sk_X509_value(anchors, i));
+		X509 *x = x509ctx_copy_cert(sk_X509_value(anchors, i));
 
-		if (x == NULL || !sk_X509_push(store->anchors, x)) {
+		if (x == NULL || !cert_for_verify_in_place(x) || !sk_X509_push(store->anchors, x)) {
 			X509_free(x);
 			snprintf(err, errlen, "out of memory");
 			goto fail;
@@ -615,9 +624,10 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 		}
 	}
 	for (int i = 0; i < sk_X509_num(intermediates); i++) {
-		X509 *x = cert_for_verify(sk_X509_value(intermediates, i));
+		X509 *x = x509ctx_copy_cert(sk_X509_value(intermediates, i));
 
-		if (x == NULL || !sk_X509_push(store->intermediates, x)) {
+		if (x == NULL || !cert_for_verify_in_place(x) ||
+		    !sk_X509_push(store->intermediates, x)) {
 			X509_free(x);
 			snprintf(err, errlen, "out of memory");
 			goto fail;
@@ -627,7 +637,7 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 		/* A copy made through DER: X509_STORE tells CRLs of one issuer
 		 * apart by a digest OpenSSL computes only when parsing, so two
 		 * CRLs built in memory would count as one. */
-		X509_CRL *crl = X509_CRL_dup(sk_X509_CRL_value(crls, i));
+		X509_CRL *crl = x509ctx_copy_crl(sk_X509_CRL_value(crls, i));
 
 		if (crl == NULL || !sk_X509_CRL_push(store->crls, crl)) {
 			X509_CRL_free(crl);
@@ -884,7 +894,7 @@ static bool crl_sm2_signature_ok(X509_CRL *crl, EVP_PKEY *pkey)
 	if (inner == NULL || X509_ALGOR_cmp(inner, outer) != 0)
 		goto fail;
 	mctx = EVP_MD_CTX_new();
-	pctx = EVP_PKEY_CTX_new(pkey, NULL);
+	pctx = EVP_PKEY_CTX_new_from_pkey(x509ctx(), pkey, NULL);
 	if (mctx == NULL || pctx == NULL ||
 	    EVP_PKEY_CTX_set1_id(pctx, SM2_DEFAULT_ID, SM2_DEFAULT_ID_LEN) <= 0)
 		goto fail;
@@ -1151,7 +1161,7 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 		return;
 	}
 	untrusted = sk_X509_dup(sent);
-	ctx = X509_STORE_CTX_new();
+	ctx = X509_STORE_CTX_new_ex(x509ctx(), NULL);
 	if (untrusted == NULL || ctx == NULL)
 		goto oom;
 	for (int i = 0; direct == NULL && i < sk_X509_num(store->intermediates); i++)
@@ -1376,7 +1386,7 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 				                 VERIFY_MAX_CERTS);
 				return false;
 			}
-			x = d2i_X509(NULL, &p, (long)(buf + len - p));
+			x = x509ctx_d2i_cert(&p, (long)(buf + len - p));
 			if (x == NULL) {
 				result_malformed(out, sk_X509_num(certs),
 				                 "certificate %d: not a DER certificate: %s",
@@ -1427,7 +1437,7 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 			x = NULL; /* an anchor or intermediate the store has parsed already */
 		else if (x != NULL)
 			result_malformed(out, i, "out of memory");
-		else if ((x = d2i_X509(NULL, &p, dlen)) == NULL || p != data + dlen)
+		else if ((x = x509ctx_d2i_cert(&p, dlen)) == NULL || p != data + dlen)
 			result_malformed(out, i, "certificate %d: cannot be parsed: %s", i + 1,
 			                 openssl_words());
 		else if (!cert_for_verify_in_place(x) || !sk_X509_push(certs, x))

@@ -1,0 +1,232 @@
+/*
+ * x509ctx.c - the OpenSSL library context certificates and CRLs are parsed
+ * and verified in.
+ *
+ * Why: OpenSSL 3.0 decodes a certificate's public key while parsing it, and
+ * for every key it builds a decoder context by walking every key manager and
+ * every decoder its providers offer (39 decoders in the default provider).
+ * That walk was a third of a cold /v1/verify. Parsing X.509 only ever decodes
+ * a DER SubjectPublicKeyInfo, which 12 of those decoders can take part in.
+ *
+ * How: this context holds one provider, built in, that answers with the
+ * default provider's own algorithm tables and provider context, the
+ * decoders cut to those 12. No algorithm is reimplemented or left out: the
+ * code that runs is the default provider's, for every key type it knows
+ * (the unit test decodes each of them here and in the default context).
+ * Only decoders that can never take part in decoding DER
+ * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK) are not offered.
+ * The default provider is taken from the default context, as loaded there.
+ */
+#include "x509ctx.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/core_dispatch.h>
+#include <openssl/crypto.h>
+#include <openssl/provider.h>
+
+#define X509CTX_PROVIDER "certreg-x509"
+
+static CRYPTO_ONCE setup_once = CRYPTO_ONCE_STATIC_INIT;
+static OSSL_LIB_CTX *libctx;     /* NULL until set up, or when setup failed */
+static OSSL_PROVIDER *source;    /* the default provider, one reference */
+static OSSL_PROVIDER *subset;    /* ours, in libctx, one reference */
+static OSSL_ALGORITHM *decoders; /* the kept decoders, NULL-terminated; owned */
+
+/* Whether a property definition ("provider=default,input=der,...") has the
+ * property name, and with which value: NULL when it has not. */
+static const char *property_value(const char *props, const char *name, size_t *vlen)
+{
+	size_t nlen = strlen(name);
+
+	while (props != NULL && *props != '\0') {
+		const char *end = strchr(props, ',');
+		size_t len = end ? (size_t)(end - props) : strlen(props);
+
+		if (len > nlen && props[nlen] == '=' && strncasecmp(props, name, nlen) == 0) {
+			*vlen = len - nlen - 1;
+			return props + nlen + 1;
+		}
+		props = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+static bool property_is(const char *props, const char *name, const char *value)
+{
+	size_t vlen;
+	const char *v = property_value(props, name, &vlen);
+
+	return v != NULL && vlen == strlen(value) && strncasecmp(v, value, vlen) == 0;
+}
+
+/* A decoder that can start or continue the decoding of DER
+ * SubjectPublicKeyInfo: its input is DER, and the structure it takes, when
+ * it names one, is SubjectPublicKeyInfo (OSSL_DECODER skips any other). */
+static bool decodes_spki(const OSSL_ALGORITHM *alg)
+{
+	const char *props = alg->property_definition;
+	size_t vlen;
+
+	return property_is(props, "input", "der") &&
+	       (property_value(props, "structure", &vlen) == NULL ||
+	        property_is(props, "structure", "SubjectPublicKeyInfo"));
+}
+
+static bool keep_decoders(void)
+{
+	int no_cache = 0;
+	const OSSL_ALGORITHM *all =
+	    OSSL_PROVIDER_query_operation(source, OSSL_OP_DECODER, &no_cache);
+	size_t n = 0, kept = 0;
+
+	while (all != NULL && all[n].algorithm_names != NULL)
+		n++;
+	decoders = calloc(n + 1, sizeof(*decoders));
+	if (decoders == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (decodes_spki(&all[i]))
+			decoders[kept++] = all[i];
+	OSSL_PROVIDER_unquery_operation(source, OSSL_OP_DECODER, all);
+	return kept > 0;
+}
+
+static const OSSL_ALGORITHM *subset_query(void *provctx, int operation_id, int *no_store)
+{
+	(void)provctx;
+	if (operation_id == OSSL_OP_DECODER) {
+		*no_store = 0;
+		return decoders;
+	}
+	return OSSL_PROVIDER_query_operation(source, operation_id, no_store);
+}
+
+static void subset_unquery(void *provctx, int operation_id, const OSSL_ALGORITHM *algs)
+{
+	(void)provctx;
+	if (operation_id != OSSL_OP_DECODER)
+		OSSL_PROVIDER_unquery_operation(source, operation_id, algs);
+}
+
+/* The provider context is the default provider's, which lives as long as
+ * the reference held in `source`: nothing of ours to tear down. */
+static void subset_teardown(void *provctx)
+{
+	(void)provctx;
+}
+
+static const OSSL_DISPATCH subset_dispatch[] = {
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))subset_query},
+    {OSSL_FUNC_PROVIDER_UNQUERY_OPERATION, (void (*)(void))subset_unquery},
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
+    {0, NULL},
+};
+
+static int subset_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                       const OSSL_DISPATCH **out, void **provctx)
+{
+	(void)handle;
+	(void)in;
+	*provctx = OSSL_PROVIDER_get0_provider_ctx(source);
+	*out = subset_dispatch;
+	return *provctx != NULL;
+}
+
+/* At OPENSSL_cleanup, before the default context (and its default
+ * provider, whose context ours borrows) goes. */
+static void release(void)
+{
+	OSSL_PROVIDER_unload(subset);
+	subset = NULL;
+	OSSL_LIB_CTX_free(libctx);
+	libctx = NULL;
+	OSSL_PROVIDER_unload(source);
+	source = NULL;
+	free(decoders);
+	decoders = NULL;
+}
+
+static void setup(void)
+{
+	OSSL_LIB_CTX *ctx = NULL;
+
+	source = OSSL_PROVIDER_load(NULL, "default");
+	if (source == NULL || !keep_decoders())
+		goto fail;
+	ctx = OSSL_LIB_CTX_new();
+	if (ctx == NULL || !OSSL_PROVIDER_add_builtin(ctx, X509CTX_PROVIDER, subset_init) ||
+	    (subset = OSSL_PROVIDER_load(ctx, X509CTX_PROVIDER)) == NULL ||
+	    !OPENSSL_atexit(release))
+		goto fail;
+	libctx = ctx;
+	return;
+fail:
+	OSSL_PROVIDER_unload(subset);
+	subset = NULL;
+	OSSL_LIB_CTX_free(ctx);
+	libctx = NULL;
+	OSSL_PROVIDER_unload(source);
+	source = NULL;
+	free(decoders);
+	decoders = NULL;
+}
+
+OSSL_LIB_CTX *x509ctx(void)
+{
+	if (!CRYPTO_THREAD_run_once(&setup_once, setup))
+		return NULL;
+	return libctx;
+}
+
+X509 *x509ctx_d2i_cert(const unsigned char **p, long len)
+{
+	X509 *x = X509_new_ex(x509ctx(), NULL);
+
+	/* On bad DER d2i frees x and sets it to NULL. */
+	if (x != NULL && d2i_X509(&x, p, len) == NULL)
+		return NULL;
+	return x;
+}
+
+X509_CRL *x509ctx_d2i_crl(const unsigned char **p, long len)
+{
+	X509_CRL *crl = X509_CRL_new_ex(x509ctx(), NULL);
+
+	if (crl != NULL && d2i_X509_CRL(&crl, p, len) == NULL)
+		return NULL;
+	return crl;
+}
+
+X509 *x509ctx_copy_cert(X509 *x)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len = i2d_X509(x, &der);
+	X509 *copy = NULL;
+
+	if (len > 0) {
+		p = der;
+		copy = x509ctx_d2i_cert(&p, len);
+	}
+	OPENSSL_free(der);
+	return copy;
+}
+
+X509_CRL *x509ctx_copy_crl(X509_CRL *crl)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len = i2d_X509_CRL(crl, &der);
+	X509_CRL *copy = NULL;
+
+	if (len > 0) {
+		p = der;
+		copy = x509ctx_d2i_crl(&p, len);
+	}
+	OPENSSL_free(der);
+	return copy;
+}

@@ -1,0 +1,217 @@
+/*
+ * test_x509ctx.c - the library context certificates are parsed in: it
+ * decodes the public key of every key type the default provider knows,
+ * to the same key, from its own provider; it offers fewer decoders than the
+ * default context; certificates and CRLs parse and copy in it, bad DER is
+ * refused, and a certificate with a bad extension still parses (for
+ * verification to report).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/core_names.h>
+#include <openssl/decoder.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/x509v3.h>
+
+#include "x509ctx.h"
+
+static EVP_PKEY *keygen(const char *type, const char *group)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *pkey = NULL;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	if (group != NULL) {
+		OSSL_PARAM params[] = {
+		    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
+		    OSSL_PARAM_END,
+		};
+		assert_int_equal(EVP_PKEY_CTX_set_params(ctx, params), 1);
+	}
+	if (strcmp(type, "RSA") == 0 || strcmp(type, "RSA-PSS") == 0)
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 1024), 1);
+	assert_int_equal(EVP_PKEY_keygen(ctx, &pkey), 1);
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+static void test_every_key_type_decodes_to_the_same_key(void **state)
+{
+	static const struct {
+		const char *type, *group;
+	} types[] = {
+	    {"RSA", NULL},  {"RSA-PSS", NULL},   {"EC", "P-256"}, {"EC", "P-384"},
+	    {"SM2", NULL},  {"ED25519", NULL},   {"ED448", NULL}, {"X25519", NULL},
+	    {"X448", NULL}, {"DH", "ffdhe2048"},
+	};
+
+	(void)state;
+	assert_non_null(x509ctx());
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		EVP_PKEY *pkey = keygen(types[i].type, types[i].group);
+		unsigned char *der = NULL;
+		const unsigned char *p;
+		int len = i2d_PUBKEY(pkey, &der);
+		EVP_PKEY *in_ctx, *in_default;
+
+		assert_true(len > 0);
+		p = der;
+		in_ctx = d2i_PUBKEY_ex(NULL, &p, len, x509ctx(), NULL);
+		p = der;
+		in_default = d2i_PUBKEY(NULL, &p, len);
+		if (in_ctx == NULL)
+			fail_msg("%s: no key decoded in the narrowed context", types[i].type);
+		assert_non_null(in_default);
+		assert_int_equal(EVP_PKEY_eq(in_ctx, pkey), 1);
+		assert_int_equal(EVP_PKEY_eq(in_ctx, in_default), 1);
+		assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(in_ctx)),
+		                    "certreg-x509");
+		EVP_PKEY_free(in_ctx);
+		EVP_PKEY_free(in_default);
+		EVP_PKEY_free(pkey);
+		OPENSSL_free(der);
+	}
+}
+
+static void count_decoder(OSSL_DECODER *decoder, void *arg)
+{
+	(void)decoder;
+	++*(int *)arg;
+}
+
+static void test_fewer_decoders_than_the_default_context(void **state)
+{
+	int narrowed = 0, all = 0;
+
+	(void)state;
+	OSSL_DECODER_do_all_provided(x509ctx(), count_decoder, &narrowed);
+	OSSL_DECODER_do_all_provided(NULL, count_decoder, &all);
+	assert_true(narrowed > 0);
+	assert_true(narrowed < all / 2);
+}
+
+/* A self-signed certificate with two basicConstraints extensions, which
+ * OpenSSL marks invalid when it caches the extensions. */
+static unsigned char *cert_with_duplicate_extension(EVP_PKEY *pkey, int *len)
+{
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	unsigned char *der = NULL;
+
+	assert_non_null(x);
+	assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+	assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+	assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)"dup", -1, -1, 0),
+	                 1);
+	assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
+	assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+	assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+	assert_int_equal(X509_set_pubkey(x, pkey), 1);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		X509_EXTENSION *ext =
+		    X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "CA:FALSE");
+
+		assert_non_null(ext);
+		assert_int_equal(X509_add_ext(x, ext, -1), 1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(x, pkey, EVP_sha256()) > 0);
+	*len = i2d_X509(x, &der);
+	assert_true(*len > 0);
+	X509_free(x);
+	return der;
+}
+
+static void test_certificates_parse_and_copy_in_the_context(void **state)
+{
+	EVP_PKEY *pkey = keygen("EC", "P-256");
+	int len;
+	unsigned char *der = cert_with_duplicate_extension(pkey, &len);
+	const unsigned char *p = der;
+	X509 *x, *copy;
+
+	(void)state;
+	x = x509ctx_d2i_cert(&p, len);
+	assert_non_null(x);
+	assert_ptr_equal(p, der + len);
+	/* The extension is reported invalid by the check, not by the parse. */
+	assert_true(X509_get_extension_flags(x) & EXFLAG_INVALID);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(x)), 1);
+	assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(X509_get0_pubkey(x))),
+	                    "certreg-x509");
+	copy = x509ctx_copy_cert(x);
+	assert_non_null(copy);
+	assert_int_equal(X509_cmp(x, copy), 0);
+	X509_free(copy);
+	X509_free(x);
+
+	/* Truncated and corrupt DER: refused, nothing leaked (valgrind, ASan). */
+	p = der;
+	assert_null(x509ctx_d2i_cert(&p, len - 1));
+	der[0] = 0x31;
+	p = der;
+	assert_null(x509ctx_d2i_cert(&p, len));
+	p = der;
+	assert_null(x509ctx_d2i_crl(&p, len));
+	OPENSSL_free(der);
+	EVP_PKEY_free(pkey);
+}
+
+static void test_crls_parse_verify_and_copy_in_the_context(void **state)
+{
+	EVP_PKEY *pkey = keygen("EC", "P-256");
+	X509_CRL *crl = X509_CRL_new(), *in_ctx, *copy;
+	X509_NAME *name = X509_NAME_new();
+	ASN1_TIME *t = ASN1_TIME_set(NULL, 1795000000);
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len;
+
+	(void)state;
+	assert_non_null(crl);
+	assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	                                            (const unsigned char *)"ca", -1, -1, 0),
+	                 1);
+	assert_int_equal(X509_CRL_set_version(crl, X509_CRL_VERSION_2), 1);
+	assert_int_equal(X509_CRL_set_issuer_name(crl, name), 1);
+	assert_int_equal(X509_CRL_set1_lastUpdate(crl, t), 1);
+	assert_true(X509_CRL_sign(crl, pkey, EVP_sha256()) > 0);
+	len = i2d_X509_CRL(crl, &der);
+	assert_true(len > 0);
+	p = der;
+	in_ctx = x509ctx_d2i_crl(&p, len);
+	assert_non_null(in_ctx);
+	assert_int_equal(X509_CRL_verify(in_ctx, pkey), 1);
+	copy = x509ctx_copy_crl(in_ctx);
+	assert_non_null(copy);
+	assert_int_equal(X509_CRL_cmp(copy, crl), 0);
+	assert_int_equal(X509_CRL_verify(copy, pkey), 1);
+	X509_CRL_free(copy);
+	X509_CRL_free(in_ctx);
+	X509_CRL_free(crl);
+	X509_NAME_free(name);
+	ASN1_TIME_free(t);
+	OPENSSL_free(der);
+	EVP_PKEY_free(pkey);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_every_key_type_decodes_to_the_same_key),
+	    cmocka_unit_test(test_fewer_decoders_than_the_default_context),
+	    cmocka_unit_test(test_certificates_parse_and_copy_in_the_context),
+	    cmocka_unit_test(test_crls_parse_verify_and_copy_in_the_context),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
