@@ -1,6 +1,6 @@
 /*
  * x509ctx.c - the OpenSSL library context certificates and CRLs are parsed
- * and verified in.
+ * and verified in, by the engine (verify.c) and by the TLS listener (tls.c).
  *
  * Why: OpenSSL 3.0 decodes a certificate's public key while parsing it, and
  * for every key it builds a decoder context by walking every key manager and
@@ -14,7 +14,9 @@
  * code that runs is the default provider's, for every key type it knows
  * (the unit test decodes each of them here and in the default context).
  * Only decoders that can never take part in decoding DER
- * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK) are not offered.
+ * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK) are not offered, so
+ * private keys are read in the default context. The default provider's TLS
+ * capabilities (groups, signature algorithms) are passed on for libssl.
  * The default provider is taken from the default context, as loaded there.
  */
 #include "x509ctx.h"
@@ -112,6 +114,14 @@ static void subset_unquery(void *provctx, int operation_id, const OSSL_ALGORITHM
 		OSSL_PROVIDER_unquery_operation(source, operation_id, algs);
 }
 
+/* TLS groups and signature algorithms, as the default provider has them. */
+static int subset_get_capabilities(void *provctx, const char *capability, OSSL_CALLBACK *cb,
+                                   void *arg)
+{
+	(void)provctx;
+	return OSSL_PROVIDER_get_capabilities(source, capability, cb, arg);
+}
+
 /* The provider context is the default provider's, which lives as long as
  * the reference held in `source`: nothing of ours to tear down. */
 static void subset_teardown(void *provctx)
@@ -122,6 +132,7 @@ static void subset_teardown(void *provctx)
 static const OSSL_DISPATCH subset_dispatch[] = {
     {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))subset_query},
     {OSSL_FUNC_PROVIDER_UNQUERY_OPERATION, (void (*)(void))subset_unquery},
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES, (void (*)(void))subset_get_capabilities},
     {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))subset_teardown},
     {0, NULL},
 };

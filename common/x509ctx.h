@@ -1,7 +1,8 @@
 /*
  * x509ctx.h - the OpenSSL library context certificates and CRLs are parsed
- * and verified in: the default provider's own algorithms, with a shorter
- * list of key decoders.
+ * and verified in, by the engine and the TLS listener: the default
+ * provider's own algorithms, with a shorter list of key decoders (public
+ * keys only).
  */
 #ifndef CERTREG_X509CTX_H
 #define CERTREG_X509CTX_H

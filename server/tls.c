@@ -9,8 +9,10 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "log.h"
+#include "x509ctx.h"
 
 #define TLS_SESSION_SLOTS 4096
 
@@ -37,13 +39,14 @@ static void tls_peer_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int i
 static int tls_session_new(SSL *ssl, SSL_SESSION *session);
 static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
 static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
+static bool tls_use_key_file(SSL_CTX *ctx, const char *path);
 static void tls_openssl_error(char *buf, size_t len);
 
 SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, char *err,
                          size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "certreg";
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx = SSL_CTX_new_ex(x509ctx(), NULL, TLS_server_method());
 	STACK_OF(X509_NAME) * names;
 	struct stat st;
 	char ossl[256];
@@ -71,8 +74,7 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 		         cfg->path, cfg->line_tls_key, cfg->tls_key);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
+	if (!tls_use_key_file(ctx, cfg->tls_key) || SSL_CTX_check_private_key(ctx) != 1) {
 		tls_openssl_error(ossl, sizeof(ossl));
 		snprintf(err, errlen, "%s:%d: tls_key %s: %s", cfg->path, cfg->line_tls_key,
 		         cfg->tls_key, ossl);
@@ -111,6 +113,20 @@ openssl_fail:
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+/* The key is read in the default library context: the context of ctx
+ * (x509ctx) decodes public keys only. The handshake's signatures use a copy
+ * of it in ctx's provider, which OpenSSL makes once and keeps. */
+static bool tls_use_key_file(SSL_CTX *ctx, const char *path)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	bool ok = pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
+
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return ok;
 }
 
 X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain)

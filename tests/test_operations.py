@@ -44,6 +44,30 @@ def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate,
     assert re.search(expect, p.stderr), p.stderr
 
 
+@pytest.mark.parametrize("key", ["missing", "not a key", "another key"])
+def test_tls_key_problems_are_named(certregd, db, pki, tmp_path, key):
+    """The TLS key is read by certregd itself (in the default OpenSSL context,
+    see docs/VERIFY.md): a missing file, a file that holds no key and a key
+    that is not the certificate's are each refused with the file named."""
+    d = certregd(db)
+    path = tmp_path / "server.key"
+    if key == "not a key":
+        path.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    elif key == "another key":
+        path.write_bytes(Path(pki.leaf("ec-ok")["key"]).read_bytes())
+    if path.exists():
+        path.chmod(0o600)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["server"]["tls_key"] = path
+    bad = tmp_path / "bad.conf"
+    write_config(bad, cfg)
+    p = run_daemon("-t", "-c", str(bad))
+    assert p.returncode == 1
+    assert re.search(r":\d+: tls_key " + re.escape(str(path)) + r": \S", p.stderr), p.stderr
+    if key == "another key":
+        assert "mismatch" in p.stderr, p.stderr
+
+
 def test_key_readable_by_others_is_refused(certregd, db):
     d = certregd(db)
     key = d.dir / "server.key"
