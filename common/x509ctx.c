@@ -10,12 +10,12 @@
  *
  * How: this context holds one provider, built in, that answers with the
  * default provider's own algorithm tables and provider context, the
- * decoders cut to those 12. No algorithm is reimplemented or left out: the
- * code that runs is the default provider's, for every key type it knows
- * (the unit test decodes each of them here and in the default context).
- * Only decoders that can never take part in decoding DER
- * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK) are not offered, so
- * private keys are read in the default context. The default provider's TLS
+ * decoders cut to those 12. No algorithm is reimplemented, and none a
+ * certificate can use is left out: the code that runs is the default
+ * provider's, for every key type it knows (the unit test decodes each of
+ * them here and in the default context). The decoders not offered are those
+ * that never take part in decoding DER SubjectPublicKeyInfo (private keys,
+ * PEM, MSBLOB, PVK), so private keys are read in the default context. The default provider's TLS
  * capabilities (groups, signature algorithms) are passed on for libssl.
  * The default provider is taken from the default context, as loaded there.
  */
