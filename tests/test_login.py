@@ -10,6 +10,7 @@ import ssl
 import subprocess
 
 from fixtures.cli import admin
+from fixtures.daemon import give_to_daemon_user, open_for_daemon_user
 
 REGNO = "110100654321"
 
@@ -66,6 +67,49 @@ def test_outcomes_over_tls(certregd, db, pki):
     doc = json.loads(body)
     assert doc["unit"]["registration_no"] == REGNO
     assert doc["key_id"] == pki.leaf("rsa-ok")["key_id"]
+
+
+def rsa_server_pair(pki, dirpath):
+    """An RSA key and a certificate for localhost from the test server CA."""
+    key, csr, pem, ext = (dirpath / n for n in ("rsa.key", "rsa.csr", "rsa.pem", "ext.cnf"))
+    ext.write_text("subjectAltName = DNS:localhost\nextendedKeyUsage = serverAuth\n")
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key))
+    run("req", "-new", "-key", str(key), "-subj", "/CN=localhost", "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(pki.dir / "ca/server-ca.pem"),
+        "-CAkey", str(pki.dir / "ca/server-ca.key"), "-days", "2", "-extfile", str(ext),
+        "-out", str(pem))
+    key.chmod(0o600)
+    give_to_daemon_user(key)
+    open_for_daemon_user(dirpath)
+    return pem, key
+
+
+def test_rsa_server_key_over_tls12_and_tls13(certregd, db, pki, tmp_path):
+    """The server's key is read in OpenSSL's default context and the
+    handshake runs in certreg's certificate context (docs/VERIFY.md): an RSA
+    server key signs both TLS 1.2 (ECDHE-RSA) and TLS 1.3 handshakes, and
+    the client certificate is decided as usual."""
+    bind(db, pki, "rsa-ok")
+    pem, key = rsa_server_pair(pki, tmp_path)
+    d = certregd(db, server={"tls_cert": pem, "tls_key": key})
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = tls_context(pki, "rsa-ok")
+        ctx.minimum_version = ctx.maximum_version = version
+        raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            assert s.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                   ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+            assert ssl.DER_cert_to_PEM_cert(s.getpeercert(binary_form=True)).strip() == \
+                pem.read_text().strip()
+            s.sendall(b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Accept: application/json\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"200", data
+        assert json.loads(body)["unit"]["registration_no"] == REGNO
 
 
 def test_browser_gets_a_chinese_page(certregd, db, pki):
