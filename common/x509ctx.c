@@ -161,29 +161,15 @@ static void release(void)
 	decoders = NULL;
 }
 
+/* On any failure, release() undoes what was done and leaves libctx NULL. */
 static void setup(void)
 {
-	OSSL_LIB_CTX *ctx = NULL;
-
 	source = OSSL_PROVIDER_load(NULL, "default");
-	if (source == NULL || !keep_decoders())
-		goto fail;
-	ctx = OSSL_LIB_CTX_new();
-	if (ctx == NULL || !OSSL_PROVIDER_add_builtin(ctx, X509CTX_PROVIDER, subset_init) ||
-	    (subset = OSSL_PROVIDER_load(ctx, X509CTX_PROVIDER)) == NULL ||
+	if (source == NULL || !keep_decoders() || (libctx = OSSL_LIB_CTX_new()) == NULL ||
+	    !OSSL_PROVIDER_add_builtin(libctx, X509CTX_PROVIDER, subset_init) ||
+	    (subset = OSSL_PROVIDER_load(libctx, X509CTX_PROVIDER)) == NULL ||
 	    !OPENSSL_atexit(release))
-		goto fail;
-	libctx = ctx;
-	return;
-fail:
-	OSSL_PROVIDER_unload(subset);
-	subset = NULL;
-	OSSL_LIB_CTX_free(ctx);
-	libctx = NULL;
-	OSSL_PROVIDER_unload(source);
-	source = NULL;
-	free(decoders);
-	decoders = NULL;
+		release();
 }
 
 OSSL_LIB_CTX *x509ctx(void)
