@@ -7,7 +7,9 @@ has to see it. run.py has to refuse a configuration certregd would refuse,
 before it starts a ten-minute run. What it says PostgreSQL logged during a
 row has to be what PostgreSQL did then, per database. Its pair of loadgen
 runs has to put both sides through the same seconds, or the 2M-vs-10k row
-compares two moments of the machine instead of two databases.
+compares two moments of the machine instead of two databases. A run
+stopped halfway must stop everything it started, or the next run measures
+a machine still busy with the last one.
 """
 import http.server
 import os
@@ -116,6 +118,53 @@ def test_bench_refuses_a_bad_worker_count_before_starting_anything():
         error = p.stderr.strip().splitlines()[-1]
         assert p.returncode == 2, value
         assert "--workers" not in error and "--keys" in error, p.stderr
+
+
+def _processes_naming(text):
+    """pid: command line of every process whose command line contains text."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if text in cmd:
+            found[int(proc.name)] = cmd
+    return found
+
+
+def test_a_bench_stopped_by_sigterm_leaves_nothing_of_it_running(tmp_path):
+    """SIGTERM (a CI timeout) while PostgreSQL runs and the client
+    certificates are being made: the run ends, saying why, and no process
+    of it is left: neither the postmaster nor xargs and its openssl runs."""
+    run_py = Path(__file__).resolve().parent / "bench" / "run.py"
+    work = tmp_path / "work"
+    env = dict(os.environ, CERTREG_BENCH_WORK=str(work))
+    # More certificates than it could make in the test's time: what is
+    # still running after the run exits was left behind, not finishing.
+    p = subprocess.Popen([sys.executable, str(run_py), "--keys", "10000", "--certs", "100000"],
+                         env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((work / "certs").glob("*.kid"))) < 3:
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no certificates made in 120 s"
+            time.sleep(0.05)
+        assert any("gen.sh" in c for c in _processes_naming(str(work)).values())
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, (out, err)
+    assert "bench: stopped by SIGTERM" in err, err
+    deadline = time.monotonic() + 10
+    while _processes_naming(str(work)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_naming(str(work)) == {}
 
 
 class _Stamping(http.server.BaseHTTPRequestHandler):

@@ -102,8 +102,18 @@ rm -f "$f.csr" "$f.srl"
     # gen.sh takes the key id from the private key, not from the
     # certificate: one openssl run less per certificate, and these run
     # beside the database fill.
-    subprocess.run(f"seq 1 {n} | xargs -P {NPROC * 2} -n 1 bash {out}/gen.sh",
-                   shell=True, check=True)
+    # In a process group of its own: a run stopped meanwhile ends the whole
+    # pipeline, not only the shell (xargs would go on making certificates).
+    gen = subprocess.Popen(f"seq 1 {n} | xargs -P {NPROC * 2} -n 1 bash {out}/gen.sh",
+                           shell=True, start_new_session=True)
+    try:
+        status = gen.wait()
+    except BaseException:
+        os.killpg(gen.pid, signal.SIGKILL)
+        gen.wait()
+        raise
+    if status != 0:
+        raise subprocess.CalledProcessError(status, gen.args)
     kids, bodies, pems, certs = [], [], [], []
     inter = (pki / "ca/int.pem").read_text()
     for i in range(1, n + 1):
@@ -441,6 +451,14 @@ def idle_rss(port, tls_args, pids, n):
     return ready, before, after
 
 
+def stop_on_signal(signum, frame):
+    """SIGTERM and SIGHUP (a CI timeout, a closed terminal) end the run as
+    Ctrl-C does: through the cleanup that stops PostgreSQL, the servers and
+    the certificate generation, which would otherwise go on using the cores
+    the next run measures."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def workers_arg(text):
     """`--workers`: as in certreg.conf, auto or a count of worker processes."""
     if text != "auto" and not (text.isdigit() and 1 <= int(text) <= 256):
@@ -468,6 +486,8 @@ def main():
     if a.quick:
         a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
         a.p99_pairs = 4
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
     for tool in (LOADGEN, VERIFY_REF, STALLPROBE, BUILD / "certregd"):
         if not tool.exists():
             sys.exit(f"{tool} missing: run make all bench-tools")
@@ -475,7 +495,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 2 * a.idle + 1024)), hard))
 
-    work = BENCH / "run"
+    work = Path(os.environ.get("CERTREG_BENCH_WORK", BENCH / "run"))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     open_for_nobody(work)
@@ -796,4 +816,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        sys.exit(f"bench: stopped by {e or 'SIGINT'}; what it had started is stopped")
