@@ -7,7 +7,8 @@ has to see it. run.py has to refuse a configuration certregd would refuse,
 before it starts a ten-minute run. What it says PostgreSQL logged during a
 row has to be what PostgreSQL did then, per database. Its pair of loadgen
 runs has to put both sides through the same seconds, or the 2M-vs-10k row
-compares two moments of the machine instead of two databases. A run
+compares two moments of the machine instead of two databases, and its
+own stops have to show in what it reports. A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
@@ -213,6 +214,38 @@ def test_loadgen_pair_runs_both_sides_through_the_same_seconds(stamping_servers,
     assert min(a1, b1) - max(a0, b0) > 1.2
     # One after the other would take twice as long.
     assert time.monotonic() - t0 < 2 * 1.7
+
+
+def test_loadgen_reports_how_long_it_was_itself_kept_from_running(stamping_servers):
+    """tick_gap_us is the longest the generator's own loop went without
+    running, within the measured seconds: a run whose process is stopped
+    for 300 ms must report at least that, and a run left alone far less.
+    The stop shows in the p99 too: latency counts from when a request was
+    due, and the requests due meanwhile went out late."""
+    port = stamping_servers[0].server_address[1]
+    args = [str(bench_run.LOADGEN), "--target", f"127.0.0.1:{port}", "--mode", "keepalive",
+            "--connections", "2", "--rate", "500", "--duration", "2", "--warmup", "0.2"]
+    alone = figures(subprocess.run(args, capture_output=True, text=True, timeout=30,
+                                   check=True).stdout.strip().splitlines()[-1])
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.8)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                              text=True).stdout.split()
+        assert len(kids) == 1  # --procs 1: one process runs the loop
+        os.kill(int(kids[0]), signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(int(kids[0]), signal.SIGCONT)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    stopped = figures(out.strip().splitlines()[-1])
+    assert p.returncode == 0
+    assert stopped["tick_gap_us"] >= 290_000
+    assert alone["tick_gap_us"] < 200_000
+    assert stopped["p99_us"] >= 100_000 > alone["p99_us"]
 
 
 def test_loadgen_pair_fails_when_a_side_fails_and_leaves_nothing_running(

@@ -12,8 +12,15 @@
  * One libevent loop per process, --procs processes; each child sends its
  * counts and latency samples (microseconds) to the parent through a pipe.
  * Prints one line: requests= errors= seconds= rps= p50_us= p90_us= p99_us=
- * max_us= s2xx= s3xx= s4xx= s5xx=. `--samples F` also writes every latency
- * (microseconds, sorted, one per line), so that rounds can be pooled.
+ * max_us= s2xx= s3xx= s4xx= s5xx= tick_gap_us=. `--samples F` also writes
+ * every latency (microseconds, sorted, one per line), so that rounds can
+ * be pooled.
+ *
+ * tick_gap_us is the longest time, within the measured seconds, between
+ * two runs of a process's own timer (100 us ticks in open loop, 1 ms in
+ * closed loop): how long the generator itself was kept from running. A
+ * tail as long as that is the machine's, whatever the server did. (Not in
+ * --mode idle, whose loop does not run while it holds the connections.)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +73,7 @@ static struct {
 struct counts {
 	uint64_t requests, errors, status[6];
 	uint64_t nsamples;
+	uint64_t tick_gap_us; /* the longest gap between ticks while measuring */
 };
 
 struct conn {
@@ -86,6 +94,7 @@ struct worker {
 	double next_due; /* open loop: when the next request is due */
 	double interval;
 	struct event *tick;
+	double last_tick;
 	struct counts counts;
 	uint32_t *samples;
 	size_t cap;
@@ -284,6 +293,12 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (w->last_tick >= w->measure_from && t <= w->end) {
+		uint64_t gap = (uint64_t)((t - w->last_tick) * 1e6);
+		if (gap > w->counts.tick_gap_us)
+			w->counts.tick_gap_us = gap;
+	}
+	w->last_tick = t;
 	if (t >= w->end) {
 		if (opt.mode != MODE_IDLE)
 			event_base_loopbreak(w->base);
@@ -651,6 +666,8 @@ int main(int argc, char **argv)
 		for (int s = 0; s < 6; s++)
 			total.status[s] += c.status[s];
 		total.nsamples += c.nsamples;
+		if (c.tick_gap_us > total.tick_gap_us)
+			total.tick_gap_us = c.tick_gap_us;
 		close(rfds[p]);
 	}
 	while (wait(NULL) > 0)
@@ -659,11 +676,12 @@ int main(int argc, char **argv)
 	qsort(samples, total.nsamples, sizeof(*samples), cmp_u32);
 #define PCT(p) (total.nsamples ? samples[(size_t)((double)(total.nsamples - 1) * (p))] : 0)
 	printf("requests=%llu errors=%llu seconds=%.2f rps=%.0f p50_us=%u p90_us=%u p99_us=%u "
-	       "max_us=%u s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu\n",
+	       "max_us=%u s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu tick_gap_us=%llu\n",
 	       (unsigned long long)total.requests, (unsigned long long)total.errors, seconds,
 	       (double)total.requests / seconds, PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0),
 	       (unsigned long long)total.status[2], (unsigned long long)total.status[3],
-	       (unsigned long long)total.status[4], (unsigned long long)total.status[5]);
+	       (unsigned long long)total.status[4], (unsigned long long)total.status[5],
+	       (unsigned long long)total.tick_gap_us);
 	if (samples_file != NULL && !write_samples(samples_file, samples, total.nsamples))
 		return 1;
 	return total.requests > 0 ? 0 : 1;
