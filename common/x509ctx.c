@@ -15,8 +15,9 @@
  * provider's, for every key type it knows (the unit test decodes each of
  * them here and in the default context). The decoders not offered are those
  * that never take part in decoding DER SubjectPublicKeyInfo (private keys,
- * PEM, MSBLOB, PVK), so private keys are read in the default context. The default provider's TLS
- * capabilities (groups, signature algorithms) are passed on for libssl.
+ * PEM, MSBLOB, PVK), so private keys are read in the default context. The
+ * default provider's TLS capabilities (groups, signature algorithms) are
+ * passed on for libssl.
  * The default provider is taken from the default context, as loaded there.
  */
 #include "x509ctx.h"

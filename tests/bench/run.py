@@ -17,6 +17,7 @@ measurement ran, whatever the ratios.
 """
 import argparse
 import collections
+import contextlib
 import json
 import math
 import os
@@ -109,7 +110,9 @@ rm -f "$f.csr" "$f.srl"
     try:
         status = gen.wait()
     except BaseException:
-        os.killpg(gen.pid, signal.SIGKILL)
+        # No such group: every process of it ended just before the signal.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(gen.pid, signal.SIGKILL)
         gen.wait()
         raise
     if status != 0:
