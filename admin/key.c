@@ -55,12 +55,13 @@ static const struct report_column key_show_columns[] = {
     {"updated_at", "CHANGED", REPORT_TIME},
     {"not_after", "CERT EXPIRES", REPORT_DATE},
     {"last_used_at", "LAST USED", REPORT_TIME},
+    {"credit_checked", "CREDIT CODE CHECKED", REPORT_BOOL},
 };
 
 #define KEY_SHOW_SELECT                                                                            \
 	"SELECT key_id, registration_no, unit_name, office_code, status, status_reason, how,"      \
-	" predecessor, ticket, bound_at, bound_by, updated_at, not_after, last_used_at"            \
-	" FROM certreg.keys_v WHERE key_id = $1"
+	" predecessor, ticket, bound_at, bound_by, updated_at, not_after, last_used_at,"           \
+	" credit_checked FROM certreg.keys_v WHERE key_id = $1"
 
 #define KEY_SELECT                                                                                 \
 	"SELECT key_id, status, how, ticket, bound_at, bound_by, not_after, last_used_at,"         \
@@ -248,6 +249,7 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {"serial", "SERIAL", REPORT_TEXT},       {"not_before", "VALID FROM", REPORT_DATE},
 	    {"not_after", "VALID TO", REPORT_DATE},  {"first_seen", "FIRST SEEN", REPORT_TIME},
 	    {"last_seen", "LAST SEEN", REPORT_TIME}, {"issuer", "ISSUER", REPORT_TEXT},
+	    {"source", "REPORTED BY", REPORT_TEXT},
 	};
 	static const struct report_column pending_cols[] = {
 	    {"attempts", "ATTEMPTS", REPORT_INT},
@@ -268,7 +270,7 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	     pending_cols, KEY_NCOLS(pending_cols), true},
 	    {"certificates",
 	     "SELECT sha256, subject, serial, not_before, not_after, first_seen, last_seen,"
-	     " issuer FROM certreg.certificates_v WHERE key_id = $1 ORDER BY not_after",
+	     " issuer, source FROM certreg.certificates_v WHERE key_id = $1 ORDER BY not_after",
 	     cert_cols, KEY_NCOLS(cert_cols), false},
 	    {"audit", AUDIT_SELECT " WHERE key_id = $1 ORDER BY id", audit_columns, audit_ncolumns,
 	     false},

@@ -49,17 +49,19 @@ SELECT lpad((110000000000 + u)::text, 12, '0'), format('测试单位%s有限公�
        format('OF%s', lpad((1 + u % :offices)::text, 2, '0'))
   FROM generate_series(1, :offices * :units_per_office) u;
 
-INSERT INTO certreg.keys (key_id, registration_no, status, how, ticket, bound_by)
+INSERT INTO certreg.keys (key_id, registration_no, status, how, ticket, bound_by,
+                          credit_checked)
 SELECT encode(sha256(k::text::bytea), 'hex'),
        lpad((110000000000 + 1 + k % (:offices * :units_per_office))::text, 12, '0'),
-       'approved', 'counter', format('BULK-%s', k), 'bulk'
+       'approved', 'counter', format('BULK-%s', k), 'bulk', true
   FROM generate_series(1, :keys) k;
 
-INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial, not_before, not_after)
+INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial, not_before, not_after,
+                                  source)
 SELECT encode(sha256(('cert' || k)::bytea), 'hex'), encode(sha256(k::text::bytea), 'hex'),
        format('CN=key %s,O=测试单位%s有限公司', k, 1 + k % (:offices * :units_per_office)),
        'CN=certreg Test Issuing CA', to_hex(k), now() - interval '30 days',
-       now() + (k % 730) * interval '1 day'
+       now() + (k % 730) * interval '1 day', 'daemon'
   FROM generate_series(1, :keys) k;
 
 SELECT make_it FROM load_ddl \gexec
