@@ -264,6 +264,8 @@ install: all
 	install -m 755 $(CERTREGD) $(DESTDIR)$(SBINDIR)/certregd
 	install -m 755 $(ADMIN) $(DESTDIR)$(BINDIR)/certreg-admin
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
+	install -d $(DESTDIR)$(DATADIR)/sql/functions
+	install -m 644 sql/functions/*.sql $(DESTDIR)$(DATADIR)/sql/functions/
 	if ls docs/man/*.1 >/dev/null 2>&1; then \
 		install -d $(DESTDIR)$(MANDIR)/man1 && install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
 	if ls docs/man/*.8 >/dev/null 2>&1; then \

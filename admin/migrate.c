@@ -9,6 +9,13 @@
  * sanitizer build, build/san/) and CERTREG_DATADIR/sql. A file applies in one
  * transaction together with its row in certreg_meta.migrations, so a failed file leaves no trace
  * and the next run retries it.
+ *
+ * After the numbered files, every run re-applies the functions: each
+ * functions/NN_name.sql in name order (CREATE OR REPLACE, the last file the
+ * grants), all in one transaction, so a database always runs the rules of
+ * the files beside the program and the current body of a rule is one file.
+ * A function whose signature changes needs a numbered migration that drops
+ * it first (CREATE OR REPLACE cannot change a result type).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,6 +59,8 @@ static long migrate_version(const PGresult *applied);
 static int migrate_apply(struct cli *cli, const struct migration_set *set,
                          const struct migration *m);
 static char *migrate_read_file(const char *path);
+static int migrate_functions(struct cli *cli, const struct migration_set *set, size_t *count);
+static int migrate_compare_names(const void *a, const void *b);
 
 const struct cli_command migrate_commands[] = {
     {"db", "migrate", "[--sql-dir DIR]",
@@ -88,7 +97,7 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 	const char *sql_dir = NULL;
 	PGresult *applied = NULL;
 	json_t *done = json_array();
-	size_t count = 0;
+	size_t count = 0, nfunctions = 0;
 	long version;
 	int rc;
 
@@ -115,14 +124,17 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 		if (!cli->json)
 			printf("applied %s\n", m->file);
 	}
+	if ((rc = migrate_functions(cli, &set, &nfunctions)) != CLI_OK)
+		goto out;
 	version = migrate_version(applied);
 	if (count > 0)
 		version = set.files[set.nfiles - 1].version > version
 		              ? set.files[set.nfiles - 1].version
 		              : version;
 	if (cli->json) {
-		rc = report_json(json_pack("{s:s, s:i, s:O}", "sql_dir", set.dir, "version",
-		                           (json_int_t)version, "applied", done))
+		rc = report_json(json_pack("{s:s, s:i, s:O, s:i}", "sql_dir", set.dir, "version",
+		                           (json_int_t)version, "applied", done, "function_files",
+		                           (json_int_t)nfunctions))
 		         ? CLI_OK
 		         : CLI_FAIL;
 	} else if (count > 0) {
@@ -131,6 +143,9 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 	} else {
 		printf("schema version %ld is up to date\n", version);
 	}
+	if (!cli->json)
+		printf("functions applied from %zu file%s\n", nfunctions,
+		       nfunctions == 1 ? "" : "s");
 out:
 	json_decref(done);
 	PQclear(applied);
@@ -449,4 +464,84 @@ static char *migrate_read_file(const char *path)
 	fclose(f);
 	buf[len] = '\0';
 	return buf;
+}
+
+/* The functions directory's .sql files in name order, in one transaction:
+ * every function of the schema as the files say, or (on error) as it was. */
+static int migrate_functions(struct cli *cli, const struct migration_set *set, size_t *count)
+{
+	char dir[sizeof(set->dir) + sizeof("/functions")];
+	char(*names)[NAME_MAX + 1] = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	DIR *d;
+	int rc = CLI_OK;
+
+	snprintf(dir, sizeof(dir), "%s/functions", set->dir);
+	d = opendir(dir);
+	if (d == NULL) {
+		cli_error(cli, "cannot open the functions directory \"%s\": %s", dir,
+		          strerror(errno));
+		return CLI_FAIL;
+	}
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".sql") != 0)
+			continue;
+		if (n == cap) {
+			char(*grown)[NAME_MAX + 1];
+
+			cap = cap != 0 ? cap * 2 : 16;
+			grown = realloc(names, cap * sizeof(*names));
+			if (grown == NULL) {
+				cli_error(cli, "out of memory");
+				rc = CLI_FAIL;
+				goto out;
+			}
+			names = grown;
+		}
+		snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
+	}
+	if (n == 0) {
+		cli_error(cli, "no function files (*.sql) in \"%s\"", dir);
+		rc = CLI_FAIL;
+		goto out;
+	}
+	qsort(names, n, sizeof(*names), migrate_compare_names);
+	if ((rc = conn_run(cli, "BEGIN", 0, NULL)) != CLI_OK)
+		goto out;
+	for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+		char path[sizeof(dir) + NAME_MAX + 2];
+		char *text;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		text = migrate_read_file(path);
+		if (text == NULL) {
+			cli_error(cli, "cannot read \"%s\": %s", path, strerror(errno));
+			rc = CLI_FAIL;
+			break;
+		}
+		rc = conn_script(cli, text);
+		free(text);
+		if (rc != CLI_OK)
+			cli_error(cli, "functions of %s not applied", path);
+	}
+	if (rc == CLI_OK)
+		rc = conn_run(cli, "COMMIT", 0, NULL);
+	if (rc != CLI_OK) {
+		PQclear(PQexec(cli->conn, "ROLLBACK"));
+		/* A broken file is the installation's fault, not a refusal. */
+		rc = CLI_FAIL;
+	}
+out:
+	closedir(d);
+	free(names);
+	*count = rc == CLI_OK ? n : 0;
+	return rc;
+}
+
+static int migrate_compare_names(const void *a, const void *b)
+{
+	return strcmp(a, b);
 }

@@ -204,6 +204,37 @@ def test_migrate_fresh_database_and_sql_dir(db, tmp_path):
     refused(conn, "db", "status", code=UNREACHABLE, env={"CERTREG_SQL_DIR": str(tmp_path / "no")})
 
 
+def test_each_function_lives_in_one_file_and_every_migrate_reapplies_them(db):
+    """The current body of each rule is one file under sql/functions/; the
+    numbered migrations define none but the two that 001's row-level
+    security policies need at creation."""
+    defined = {}
+    pattern = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?:certreg\.)?(\w+)\(", re.I)
+    for f in sorted((REPO / "sql" / "functions").glob("*.sql")):
+        for name in pattern.findall(f.read_text()):
+            assert name not in defined, f"{name} in {defined.get(name)} and {f.name}"
+            defined[name] = f.name
+    for f in sorted((REPO / "sql").glob("[0-9]*_*.sql")):
+        names = set(pattern.findall(f.read_text()))
+        assert names <= ({"reads_all", "my_offices"} if f.name.startswith("001_") else set()), \
+            (f.name, names)
+    in_db = set(db.sql("SELECT string_agg(proname, ',') FROM pg_proc"
+                       " WHERE pronamespace = 'certreg'::regnamespace").strip().split(","))
+    assert in_db == set(defined)
+    # A function changed behind the files' back is put back by db migrate.
+    db.sql("CREATE OR REPLACE FUNCTION certreg.ping() RETURNS integer LANGUAGE sql AS 'SELECT -1'")
+    assert db.sql("SELECT certreg.ping()").strip() == "-1"
+    out = js(db.conninfo, "db", "migrate")
+    assert out["applied"] == [] and out["function_files"] == len(
+        list((REPO / "sql" / "functions").glob("*.sql")))
+    assert int(db.sql("SELECT certreg.ping()").strip()) == out["version"]
+    # ...with its grants: nobody but the daemon may call decide().
+    assert db.sql("SELECT has_function_privilege('public', 'certreg.decide(text, jsonb, text,"
+                  " boolean)', 'EXECUTE')").strip() == "f"
+    assert db.sql("SELECT has_function_privilege('certreg_daemon', 'certreg.decide(text, jsonb,"
+                  " text, boolean)', 'EXECUTE')").strip() == "t"
+
+
 def test_failed_migration_leaves_nothing(db, tmp_path):
     conn = fresh_database(db, db.name + "_f")
     sql = tmp_path / "sql"

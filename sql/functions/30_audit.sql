@@ -1,0 +1,91 @@
+-- functions/30_audit.sql - the audit log: its hash, the one append path
+-- (serialised on the audit_head row), the append-only triggers and the
+-- verification of the chain.
+--
+-- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`,
+-- after the numbered migrations: this file is the current rule.
+-- (docs/REGISTRY-API.md).
+
+SET LOCAL ROLE certreg_owner;
+SET LOCAL search_path = certreg, public;
+
+CREATE OR REPLACE FUNCTION audit_hash(p_prev text, p_id bigint, p_at timestamptz, p_operator text,
+                           p_office text, p_action text, p_key text, p_regno text,
+                           p_ticket text, p_reason text, p_before jsonb, p_after jsonb)
+    RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    -- jsonb's text form is canonical; the time as integer microseconds does
+    -- not depend on the session's TimeZone.
+    SELECT encode(sha256(convert_to(p_prev || jsonb_build_array(
+        p_id, (extract(epoch FROM p_at) * 1000000)::bigint, p_operator, p_office, p_action,
+        p_key, p_regno, p_ticket, p_reason, p_before, p_after)::text, 'UTF8')), 'hex')
+$$;
+
+CREATE OR REPLACE FUNCTION audit_append(p_action text, p_office text, p_key text,
+                                        p_regno text, p_ticket text, p_reason text,
+                                        p_before jsonb, p_after jsonb)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+DECLARE
+    v_prev text;
+    v_id bigint;
+    v_hash text;
+    v_at timestamptz := clock_timestamp();
+BEGIN
+    -- The row lock is held to commit: one writer at a time, in chain order.
+    SELECT hash INTO STRICT v_prev FROM audit_head FOR UPDATE;
+    v_id := nextval('audit_id_seq');
+    v_hash := audit_hash(v_prev, v_id, v_at, session_user, p_office, p_action, p_key, p_regno,
+                         p_ticket, p_reason, p_before, p_after);
+    INSERT INTO audit (id, at, operator, office_code, action, key_id, registration_no, ticket,
+                       reason, before, after, prev_hash, hash)
+    VALUES (v_id, v_at, session_user, p_office, p_action, p_key, p_regno, p_ticket, p_reason,
+            p_before, p_after, v_prev, v_hash);
+    UPDATE audit_head SET id = v_id, hash = v_hash;
+END $$;
+
+CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'CR009',
+        MESSAGE = 'the audit log is append-only: ' || TG_OP || ' refused';
+END $$;
+
+-- The chain row by row, then its end against the head: a removed last row
+-- shows as a head no row carries.
+CREATE OR REPLACE FUNCTION audit_verify()
+    RETURNS TABLE (ok boolean, checked bigint, first_broken_id bigint, detail text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+DECLARE
+    r audit;
+    v_prev text := repeat('0', 64);
+    n bigint := 0;
+    h audit_head;
+BEGIN
+    FOR r IN SELECT * FROM audit ORDER BY id LOOP
+        n := n + 1;
+        IF r.prev_hash <> v_prev THEN
+            RETURN QUERY SELECT false, n, r.id,
+                format('row %s does not follow the row before it (a row was removed or altered)', r.id);
+            RETURN;
+        END IF;
+        IF r.hash <> audit_hash(r.prev_hash, r.id, r.at, r.operator, r.office_code, r.action,
+                                r.key_id, r.registration_no, r.ticket, r.reason, r.before,
+                                r.after) THEN
+            RETURN QUERY SELECT false, n, r.id, format('row %s was altered', r.id);
+            RETURN;
+        END IF;
+        v_prev := r.hash;
+    END LOOP;
+    SELECT * INTO h FROM audit_head;
+    IF h.hash <> v_prev THEN
+        RETURN QUERY SELECT false, n, h.id,
+            format('the chain ends before its head (row %s is missing)', h.id);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT true, n, NULL::bigint, format('%s rows, chain intact', n);
+END $$;
+
+CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
+CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
+
+RESET ROLE;

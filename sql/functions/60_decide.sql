@@ -1,0 +1,187 @@
+-- functions/60_decide.sql - the daemon's functions: a decision (association,
+-- renewal continuity, pending registration), last-use bookkeeping and the
+-- readiness ping.
+--
+-- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`,
+-- after the numbered migrations: this file is the current rule.
+-- (docs/REGISTRY-API.md).
+
+SET LOCAL ROLE certreg_owner;
+SET LOCAL search_path = certreg, public;
+
+-- The one rule: is a last-use time older than the write interval? Last use
+-- answers "which keys are no longer used", a question of days; written on
+-- every login it made each one a write transaction (004_last_use.sql).
+CREATE OR REPLACE FUNCTION last_use_due(p_at timestamptz) RETURNS boolean
+    LANGUAGE sql STABLE AS $$
+    SELECT p_at IS NULL OR p_at < now() - interval '1 minute'
+$$;
+
+-- p_cert is what certregd verified (the daemon's login is trusted to report
+-- that, and nothing more): renewal continuity needs a predecessor
+-- certificate the daemon itself recorded, with the same issuer and holder
+-- id, of an approved key of an active unit.
+CREATE OR REPLACE FUNCTION decide(p_key_id text, p_cert jsonb, p_peer text, p_renewal boolean)
+    RETURNS TABLE (key_status text, registration_no text, unit_name text, unit_status text,
+                   office_code text, office_name text, office_address text,
+                   office_phone text, renewed_from text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+DECLARE
+    v_status text;
+    v_regno text;
+    v_pred text;
+    v_units int;
+    v_used timestamptz;
+    v_seen timestamptz;
+    v_source text;
+    v_checked boolean;
+    v_unit_cc text;
+    v_cc text := p_cert->>'credit_code';
+BEGIN
+    PERFORM require_key_id(p_key_id);
+    -- An associated key: its unit and office, and when the key and this
+    -- certificate were last recorded.
+    SELECT k.status, k.registration_no, u.name, u.status, o.code, o.name, o.address, o.phone,
+           k.last_used_at, k.credit_checked, u.credit_code, c.last_seen, c.source
+      INTO key_status, registration_no, unit_name, unit_status, office_code, office_name,
+           office_address, office_phone, v_used, v_checked, v_unit_cc, v_seen, v_source
+      FROM keys k
+      JOIN units u ON u.registration_no = k.registration_no
+      JOIN offices o ON o.code = u.office_code
+      LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
+     WHERE k.key_id = p_key_id;
+    IF FOUND THEN
+        IF p_cert IS NOT NULL AND (last_use_due(v_seen) OR v_source IS DISTINCT FROM 'daemon')
+        THEN
+            PERFORM certificate_seen(p_key_id, p_cert);
+        END IF;
+        -- A binding made before any verified certificate: the credit-code
+        -- rule of key_bind(), now with verified facts.
+        IF NOT v_checked AND v_cc IS NOT NULL THEN
+            IF v_unit_cc IS NOT NULL AND v_unit_cc <> v_cc THEN
+                RETURN QUERY SELECT * FROM decide_pending(p_key_id, p_cert, p_peer);
+                RETURN;
+            END IF;
+            UPDATE keys SET credit_checked = true WHERE key_id = p_key_id;
+        END IF;
+        IF last_use_due(v_used) THEN
+            UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
+        END IF;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    PERFORM certificate_seen(p_key_id, p_cert);
+    -- Renewal continuity (contract section 3), on verified facts only.
+    IF p_renewal AND p_cert->>'holder_id' IS NOT NULL
+       AND (p_cert->>'not_after')::timestamptz > now() THEN
+        SELECT count(DISTINCT k.registration_no), min(k.registration_no), min(k.key_id)
+          INTO v_units, v_regno, v_pred
+          FROM certificates c
+          JOIN keys k ON k.key_id = c.key_id
+          JOIN units u ON u.registration_no = k.registration_no
+         WHERE c.issuer = p_cert->>'issuer' AND c.holder_id = p_cert->>'holder_id'
+           AND c.source = 'daemon' AND c.key_id <> p_key_id
+           AND c.not_before < (p_cert->>'not_before')::timestamptz
+           AND k.status = 'approved' AND u.status = 'active'
+           AND (u.credit_code IS NULL OR v_cc IS NULL OR u.credit_code = v_cc);
+        -- Two units claiming one holder id is for a person to sort out.
+        IF v_units = 1 THEN
+            INSERT INTO keys (key_id, registration_no, status, how, predecessor, bound_by,
+                              credit_checked)
+            VALUES (p_key_id, v_regno, 'approved', 'renewal', v_pred, session_user, true)
+            ON CONFLICT (key_id) DO NOTHING;
+            IF FOUND THEN
+                DELETE FROM pending WHERE key_id = p_key_id;
+                PERFORM audit_append('renewal',
+                                     (SELECT u.office_code FROM units u
+                                       WHERE u.registration_no = v_regno),
+                                     p_key_id, v_regno, NULL,
+                                     'renewal continuity: same issuer and holder id',
+                                     jsonb_build_object('predecessor', v_pred),
+                                     jsonb_build_object('status', 'approved',
+                                                        'certificate', p_cert->>'sha256',
+                                                        'issuer', p_cert->>'issuer',
+                                                        'holder_id', p_cert->>'holder_id',
+                                                        'serial', p_cert->>'serial'));
+                PERFORM pg_notify('certreg', p_key_id);
+            END IF;
+            SELECT k.status, k.registration_no INTO v_status, v_regno FROM keys k
+             WHERE k.key_id = p_key_id;
+            UPDATE keys SET last_used_at = now()
+             WHERE key_id = p_key_id AND last_use_due(last_used_at);
+            RETURN QUERY
+                SELECT v_status, u.registration_no, u.name, u.status, o.code, o.name, o.address,
+                       o.phone, v_pred
+                  FROM units u JOIN offices o ON o.code = u.office_code
+                 WHERE u.registration_no = v_regno;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM decide_pending(p_key_id, p_cert, p_peer);
+END $$;
+
+-- The KEY_NOT_APPROVED half of decide(): the pending registration, and the
+-- office of the one active unit with the certificate's credit code (where
+-- to send the user), if there is exactly one.
+CREATE OR REPLACE FUNCTION decide_pending(p_key_id text, p_cert jsonb, p_peer text)
+    RETURNS TABLE (key_status text, registration_no text, unit_name text, unit_status text,
+                   office_code text, office_name text, office_address text,
+                   office_phone text, renewed_from text)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pending AS p (key_id, cert_sha256, subject, issuer, holder_id, credit_code,
+                              not_after, last_peer)
+    VALUES (p_key_id, p_cert->>'sha256', p_cert->>'subject', p_cert->>'issuer',
+            p_cert->>'holder_id', p_cert->>'credit_code', (p_cert->>'not_after')::timestamptz,
+            p_peer)
+    ON CONFLICT (key_id) DO UPDATE
+        SET attempts = p.attempts + 1, last_seen = now(), last_peer = EXCLUDED.last_peer,
+            cert_sha256 = EXCLUDED.cert_sha256, subject = EXCLUDED.subject,
+            issuer = EXCLUDED.issuer, holder_id = EXCLUDED.holder_id,
+            credit_code = EXCLUDED.credit_code, not_after = EXCLUDED.not_after;
+    RETURN QUERY
+        SELECT 'none'::text, NULL::text, NULL::text, NULL::text, o.code, o.name, o.address,
+               o.phone, NULL::text
+          FROM offices o
+         WHERE o.code = (SELECT min(u.office_code) FROM units u
+                          WHERE u.credit_code = p_cert->>'credit_code' AND u.status = 'active'
+                         HAVING count(*) = 1)
+        UNION ALL
+        SELECT 'none', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+         WHERE NOT EXISTS (SELECT FROM units u
+                            WHERE u.credit_code = p_cert->>'credit_code'
+                              AND u.status = 'active'
+                           HAVING count(*) = 1);
+END $$;
+
+CREATE OR REPLACE FUNCTION record_use(p_key_id text, p_cert jsonb, p_peer text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+DECLARE
+    v_used timestamptz;
+    v_seen timestamptz;
+    v_source text;
+BEGIN
+    PERFORM require_key_id(p_key_id);
+    SELECT k.last_used_at, c.last_seen, c.source INTO v_used, v_seen, v_source
+      FROM keys k LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
+     WHERE k.key_id = p_key_id;
+    IF NOT FOUND THEN
+        PERFORM certificate_seen(p_key_id, p_cert);
+        UPDATE pending SET attempts = attempts + 1, last_seen = now(), last_peer = p_peer
+         WHERE key_id = p_key_id;
+        RETURN;
+    END IF;
+    IF p_cert IS NOT NULL AND (last_use_due(v_seen) OR v_source IS DISTINCT FROM 'daemon') THEN
+        PERFORM certificate_seen(p_key_id, p_cert);
+    END IF;
+    IF last_use_due(v_used) THEN
+        UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
+    END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION ping() RETURNS integer
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+    SELECT coalesce(max(version), 0) FROM certreg_meta.migrations
+$$;
+
+RESET ROLE;

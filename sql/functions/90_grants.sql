@@ -1,0 +1,24 @@
+-- functions/90_grants.sql - who may call which function, applied last by
+-- every `certreg-admin db migrate` so that a function added in any file
+-- above is callable by nobody until it is named here.
+--
+-- certreg_daemon      decide, record_use, ping: what a decision needs
+-- certreg_operator    the changing functions (their rules check the office)
+-- certreg_supervisor  the same; the rules let supervisors do more
+-- certreg_auditor     reading helpers only
+
+SET LOCAL ROLE certreg_owner;
+SET LOCAL search_path = certreg, public;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA certreg FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION decide(text, jsonb, text, boolean), record_use(text, jsonb, text),
+    ping() TO certreg_daemon;
+GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text, text, text),
+    unit_add(text, text, text, text), unit_set_status(text, text, text),
+    key_bind(text, text, text, boolean, text, jsonb), key_suspend(text, text),
+    key_resume(text, text), key_cancel(text, text)
+    TO certreg_operator, certreg_supervisor;
+GRANT EXECUTE ON FUNCTION key_resolve(text), audit_verify(), reads_all(), my_offices(),
+    uscc_valid(text) TO certreg_operator, certreg_supervisor, certreg_auditor;
+
+RESET ROLE;
