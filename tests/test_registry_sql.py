@@ -274,3 +274,26 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     text = plan(cur, search, ("%待关联单位12%",) * 3)
     for index in ("pending_subject_trgm", "pending_credit_trgm", "pending_holder_trgm"):
         assert index in text, text
+
+
+def uscc_vectors():
+    path = Path(__file__).parent / "vectors" / "uscc.tsv"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            valid, code, why = line.split("\t")
+            yield valid == "1", "" if code == "-" else code, why
+
+
+def test_credit_code_rule_agrees_with_the_shared_vectors(db):
+    """The SQL copy of the rule and the test PKI's own (the C copy reads the
+    same file in tests/unit/test_certinfo.c)."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent / "pki"))
+    import mkpki
+    cur = connect(db).cursor()
+    vectors = list(uscc_vectors())
+    assert len(vectors) >= 10
+    for valid, code, why in vectors:
+        cur.execute("SELECT certreg.uscc_valid(%s)", (code,))
+        assert cur.fetchone()[0] is valid, (code, why)
+        assert bool(mkpki.uscc_valid(code)) is valid, (code, why)

@@ -103,27 +103,34 @@ static X509 *make_cert(const char *org_id, const struct ext *exts, size_t n)
 	return x;
 }
 
+/* The vectors every copy of the credit-code rule is tested with. */
 static void test_uscc(void **state)
 {
-	static const char *valid[] = {"91110000802100433B", "914403001922038216",
-	                              "9144030071526726XG", "91330100716105852F",
-	                              "91350100M000100Y43"};
-	static const char *invalid[] = {
-	    "",
-	    "91110000802100433",   /* 17 characters */
-	    "91110000802100433BB", /* 19 */
-	    "91110000802100433C",  /* wrong check character */
-	    "911100001000119622",  /* wrong check character */
-	    "91110000802100433b",  /* lower case */
-	    "9111000080210O433B",  /* O is not in the alphabet */
-	    "91A10000802100433B",  /* division code not digits */
-	    "91110000802100434E",  /* USCC check fits, organisation code does not */
-	};
+	FILE *f = fopen("tests/vectors/uscc.tsv", "r");
+	char line[256];
+	int n = 0;
+
 	(void)state;
-	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
-		assert_true(certinfo_uscc_valid(valid[i]));
-	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
-		assert_false(certinfo_uscc_valid(invalid[i]));
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *code, *why;
+
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		code = strchr(line, '\t');
+		assert_non_null(code);
+		why = strchr(++code, '\t');
+		assert_non_null(why);
+		*why = '\0';
+		if (strcmp(code, "-") == 0)
+			code[0] = '\0';
+		if ((line[0] == '1') != certinfo_uscc_valid(code))
+			fail_msg("certinfo_uscc_valid(\"%s\") should be %c (%s)", code, line[0],
+			         why + 1);
+		n++;
+	}
+	fclose(f);
+	assert_true(n >= 10);
 	assert_false(certinfo_uscc_valid(NULL));
 }
 
