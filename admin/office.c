@@ -8,8 +8,27 @@
 #include "report.h"
 
 static int office_add(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int office_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int office_operator_add(struct cli *cli, const struct cli_command *cmd, int argc,
                                char **argv);
+static int office_operator_list(struct cli *cli, const struct cli_command *cmd, int argc,
+                                char **argv);
+static int office_operator_remove(struct cli *cli, const struct cli_command *cmd, int argc,
+                                  char **argv);
+
+static const struct report_column office_columns[] = {
+    {"code", "CODE", REPORT_TEXT},          {"name", "NAME", REPORT_TEXT},
+    {"address", "ADDRESS", REPORT_TEXT},    {"phone", "PHONE", REPORT_TEXT},
+    {"units", "UNITS", REPORT_INT},         {"operators", "OPERATORS", REPORT_INT},
+    {"created_at", "CREATED", REPORT_TIME},
+};
+
+static const struct report_column operator_columns[] = {
+    {"login", "LOGIN", REPORT_TEXT},
+    {"role", "ROLE", REPORT_TEXT},
+    {"offices", "OFFICES", REPORT_TEXT},
+    {"created_at", "ADDED", REPORT_TIME},
+};
 
 const struct cli_command office_commands[] = {
     {"office", "add", "CODE --name NAME [--address A] [--phone P]",
@@ -19,6 +38,10 @@ const struct cli_command office_commands[] = {
      "      --address A     its address, shown to users who must come in\n"
      "      --phone P       its phone number\n",
      office_add},
+    {"office", "list", "",
+     "Lists the management offices with their units (as many as you may see)\n"
+     "and operators.\n",
+     office_list},
     {"operator", "add", "LOGIN --office CODE [--role operator|supervisor|auditor]",
      "Gives a database login a role at an office, creating the login role if it\n"
      "does not exist (it then has no password: set one, or use peer or\n"
@@ -28,6 +51,19 @@ const struct cli_command office_commands[] = {
      "      --office CODE   the office the login belongs to\n"
      "      --role ROLE     operator (default), supervisor or auditor\n",
      office_operator_add},
+    {"operator", "list", "[--office CODE]",
+     "Lists the operators, supervisors and auditors with their offices.\n\n"
+     "Options:\n"
+     "      --office CODE   only those of this office\n",
+     office_operator_list},
+    {"operator", "remove", "LOGIN [--office CODE]",
+     "Takes an office away from an operator, or every office without --office.\n"
+     "A login left without an office loses its certreg role and can no longer\n"
+     "read or change anything; the database login itself is kept. Audited;\n"
+     "supervisors only, and not their own login.\n\n"
+     "Options:\n"
+     "      --office CODE   the office to take away (default: all of them)\n",
+     office_operator_remove},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -102,4 +138,96 @@ static int office_operator_add(struct cli *cli, const struct cli_command *cmd, i
 	                   json_pack("{s:s, s:s, s:s}", "login", params[0], "office_code",
 	                             params[1], "role", params[2]),
 	                   "%s %s added to office %s", params[2], params[0], params[1]);
+}
+
+/* The options of office list (none) and operator list and remove
+ * (--office): office NULL, the command takes no --office; login NULL, no
+ * argument. */
+static int office_parse(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                        const char **office, const char **login)
+{
+	static const struct option with_office[] = {
+	    {"office", required_argument, NULL, 'o'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	static const struct option globals_only[] = {CLI_GLOBAL_OPTIONS};
+	int c;
+
+	while ((c = cli_getopt(cli, argc, argv, office != NULL ? with_office : globals_only)) !=
+	       -1) {
+		if (c != 'o')
+			return cli_option_end(cli, cmd, c);
+		*office = optarg;
+	}
+	if (login != NULL ? !cli_args(cli, cmd, argc, argv, 1, login)
+	                  : !cli_args(cli, cmd, argc, argv, 0))
+		return CLI_USAGE;
+	return CLI_OK;
+}
+
+static int office_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
+{
+	PGresult *res;
+	int rc;
+
+	if ((rc = office_parse(cli, cmd, argc, argv, NULL, NULL)) != CLI_OK ||
+	    (rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_exec(cli, &res,
+	                    "SELECT o.code, o.name, o.address, o.phone,"
+	                    " (SELECT count(*) FROM certreg.units_v u WHERE u.office_code = o.code)"
+	                    " AS units,"
+	                    " (SELECT count(*) FROM certreg.operator_offices p"
+	                    "   WHERE p.office_code = o.code) AS operators, o.created_at"
+	                    " FROM certreg.offices_v o ORDER BY o.code",
+	                    0, NULL)) != CLI_OK)
+		return rc;
+	rc = report_list(cli, res, office_columns,
+	                 sizeof(office_columns) / sizeof(office_columns[0]), "office", "offices");
+	PQclear(res);
+	return rc;
+}
+
+static int office_operator_list(struct cli *cli, const struct cli_command *cmd, int argc,
+                                char **argv)
+{
+	const char *params[1] = {NULL};
+	PGresult *res;
+	int rc;
+
+	if ((rc = office_parse(cli, cmd, argc, argv, &params[0], NULL)) != CLI_OK ||
+	    (rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_exec(
+	         cli, &res,
+	         "SELECT o.login, o.role,"
+	         " string_agg(p.office_code, ', ' ORDER BY p.office_code) AS offices,"
+	         " o.created_at FROM certreg.operators o"
+	         " LEFT JOIN certreg.operator_offices p ON p.login = o.login"
+	         " WHERE $1::text IS NULL OR EXISTS (SELECT FROM certreg.operator_offices f"
+	         "  WHERE f.login = o.login AND f.office_code = $1)"
+	         " GROUP BY o.login, o.role, o.created_at ORDER BY o.login",
+	         1, params)) != CLI_OK)
+		return rc;
+	rc = report_list(cli, res, operator_columns,
+	                 sizeof(operator_columns) / sizeof(operator_columns[0]), "operator",
+	                 "operators");
+	PQclear(res);
+	return rc;
+}
+
+static int office_operator_remove(struct cli *cli, const struct cli_command *cmd, int argc,
+                                  char **argv)
+{
+	const char *params[2] = {NULL, NULL}; /* login, office */
+	int rc;
+
+	if ((rc = office_parse(cli, cmd, argc, argv, &params[1], &params[0])) != CLI_OK ||
+	    (rc = conn_open(cli, true)) != CLI_OK ||
+	    (rc = conn_run(cli, "SELECT certreg.operator_remove($1, $2)", 2, params)) != CLI_OK)
+		return rc;
+	if (params[1] != NULL)
+		return report_done(
+		    cli, json_pack("{s:s, s:s}", "login", params[0], "office_code", params[1]),
+		    "%s removed from office %s", params[0], params[1]);
+	return report_done(cli, json_pack("{s:s, s:n}", "login", params[0], "office_code"),
+	                   "%s removed from every office", params[0]);
 }

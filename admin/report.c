@@ -224,6 +224,17 @@ void report_summary(long count, const char *one, const char *many)
 	printf("%ld %s\n", count, count == 1 ? one : many);
 }
 
+int report_list(const struct cli *cli, const PGresult *res, const struct report_column *cols,
+                size_t ncols, const char *one, const char *many)
+{
+	if (cli->json)
+		return report_json(report_rows_json(res, cols, ncols)) ? CLI_OK : CLI_FAIL;
+	if (!report_table(res, cols, ncols))
+		return CLI_FAIL;
+	report_summary(PQntuples(res), one, many);
+	return CLI_OK;
+}
+
 bool report_json(json_t *value)
 {
 	int rc;

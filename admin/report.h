@@ -54,6 +54,11 @@ bool report_record(const PGresult *res, int row, const struct report_column *col
 /* "1 unit" / "3 units". */
 void report_summary(long count, const char *one, const char *many);
 
+/* A listing: every row as JSON with --json, else a table and the summary
+ * line. Returns CLI_OK or CLI_FAIL; res stays the caller's. */
+int report_list(const struct cli *cli, const PGresult *res, const struct report_column *cols,
+                size_t ncols, const char *one, const char *many);
+
 /* Prints value (stolen) as indented JSON with a newline; false on failure. */
 bool report_json(json_t *value) __attribute__((warn_unused_result));
 

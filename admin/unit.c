@@ -222,14 +222,7 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 	                                " ORDER BY registration_no",
 	                    1, params)))
 		return rc;
-	if (cli->json) {
-		rc = report_json(report_rows_json(res, unit_columns, UNIT_NCOLUMNS)) ? CLI_OK
-		                                                                     : CLI_FAIL;
-	} else if (report_table(res, unit_columns, UNIT_NCOLUMNS)) {
-		report_summary(PQntuples(res), "unit", "units");
-	} else {
-		rc = CLI_FAIL;
-	}
+	rc = report_list(cli, res, unit_columns, UNIT_NCOLUMNS, "unit", "units");
 	PQclear(res);
 	return rc;
 }

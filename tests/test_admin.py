@@ -126,7 +126,8 @@ def test_help_version_and_usage_errors():
     p = ok(None, "--version")
     assert re.match(r"certreg-admin \(certreg\) \d+\.\d+", p.stdout)
     p = ok(None, "--help")
-    for cmd in ("db migrate", "office add", "operator add", "unit set-status", "pending list",
+    for cmd in ("db migrate", "office add", "office list", "operator add", "operator list",
+                "operator remove", "unit set-status", "pending list",
                 "key bind", "key expiring", "audit verify", "check", "cert check"):
         assert cmd in p.stdout
     for cmd in (["db", "migrate"], ["db", "status"], ["office", "add"], ["operator", "add"],
@@ -343,6 +344,45 @@ def test_operators_of_two_offices_cannot_touch_each_others_units(org, pki):
     # Operators add neither offices nor operators.
     refused(org.op_dc, "office", "add", "ZZ01", "--name", "x")
     refused(org.op_dc, "operator", "add", "someone_else", "--office", "DC01")
+
+
+def test_office_and_operator_lists_and_operator_remove(org, db, pki):
+    offices = js(org.op_dc, "office", "list")
+    assert [o["code"] for o in offices] == ["DC01", "XC01"]
+    dc = offices[0]
+    assert dc["name"] == "东城管理部" and dc["units"] == 1 and dc["operators"] == 3
+    # Row-level security: an operator counts only the units they may see.
+    assert js(org.op_dc, "office", "list")[1]["units"] == 0
+    assert js(org.owner, "office", "list")[1]["units"] == 1
+    p = ok(org.op_dc, "office", "list")
+    assert "东城管理部" in p.stdout and "2 offices" in p.stdout
+    ops = {o["login"]: o for o in js(org.aud, "operator", "list")}
+    assert ops[org.names["op_xc"]]["offices"] == "XC01"
+    assert ops[org.names["sup"]]["role"] == "supervisor"
+    only_xc = js(org.op_dc, "operator", "list", "--office", "XC01")
+    assert [o["login"] for o in only_xc] == [org.names["op_xc"]]
+    refused(org.op_dc, "office", "list", "--office", "DC01", code=USAGE)
+    # Only a supervisor removes, never themselves; unknown logins and
+    # offices are named.
+    refused(org.op_dc, "operator", "remove", org.names["op_xc"])
+    refused(org.sup, "operator", "remove", org.names["sup"])
+    err = refused(org.sup, "operator", "remove", "nobody_at_all")
+    assert "nobody_at_all" in err
+    err = refused(org.sup, "operator", "remove", org.names["op_xc"], "--office", "DC01")
+    assert "DC01" in err
+    ok(org.op_xc, "unit", "list")
+    out = js(org.sup, "operator", "remove", org.names["op_xc"], "--office", "XC01")
+    assert out == {"login": org.names["op_xc"], "office_code": "XC01"}
+    # With no office left the login has no certreg role: it reads nothing.
+    assert org.names["op_xc"] not in json.dumps(js(org.sup, "operator", "list"))
+    p = run(org.op_xc, "unit", "list")
+    assert p.returncode != OK
+    refused(org.op_xc, "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"], "--unit",
+            org.xc_unit, "--ticket", "X", code=p.returncode)
+    log = js(org.aud, "audit", "log")
+    removal = [e for e in log if e["action"] == "operator_remove"]
+    assert len(removal) == 1 and org.names["op_xc"] in json.dumps(removal[0])
+    ok(org.aud, "audit", "verify")
 
 
 def test_auditor_reads_and_changes_nothing(org, pki):

@@ -61,6 +61,43 @@ BEGIN
                          jsonb_build_object('login', p_login, 'role', v_role));
 END $$;
 
+-- Takes an office (or, without p_office, every office) away from an
+-- operator; with no office left the login loses its certreg role too, and
+-- can read nothing more. The login itself stays: it may serve elsewhere.
+CREATE OR REPLACE FUNCTION operator_remove(p_login text, p_office text)
+    RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+DECLARE
+    o operators;
+    v_offices text[];
+BEGIN
+    IF NOT is_supervisor() THEN
+        PERFORM refuse('CR007', 'not permitted: only a supervisor may remove an operator');
+    END IF;
+    SELECT * INTO o FROM operators WHERE login = p_login FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM refuse('CR002', format('%s is not an operator', p_login));
+    END IF;
+    IF p_login = session_user THEN
+        PERFORM refuse('CR007', 'not permitted: an operator cannot remove themselves');
+    END IF;
+    IF p_office IS NOT NULL AND NOT EXISTS (SELECT FROM operator_offices
+                                             WHERE login = p_login AND office_code = p_office)
+    THEN
+        PERFORM refuse('CR002', format('%s does not belong to office %s', p_login, p_office));
+    END IF;
+    DELETE FROM operator_offices
+     WHERE login = p_login AND (p_office IS NULL OR office_code = p_office);
+    SELECT coalesce(array_agg(office_code ORDER BY office_code), '{}') INTO v_offices
+      FROM operator_offices WHERE login = p_login;
+    IF cardinality(v_offices) = 0 THEN
+        DELETE FROM operators WHERE login = p_login;
+        EXECUTE format('REVOKE %I FROM %I', 'certreg_' || o.role, p_login);
+    END IF;
+    PERFORM audit_append('operator_remove', p_office, NULL, NULL, NULL, NULL,
+                         jsonb_build_object('login', p_login, 'role', o.role),
+                         jsonb_build_object('login', p_login, 'offices', v_offices));
+END $$;
+
 CREATE OR REPLACE FUNCTION unit_add(p_regno text, p_name text, p_office text, p_credit_code text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 BEGIN

@@ -14,6 +14,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA certreg FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide(text, jsonb, text, boolean), record_use(text, jsonb, text),
     ping() TO certreg_daemon;
 GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text, text, text),
+    operator_remove(text, text),
     unit_add(text, text, text, text), unit_set_status(text, text, text),
     key_bind(text, text, text, boolean, text, jsonb), key_suspend(text, text),
     key_resume(text, text), key_cancel(text, text)
