@@ -1,0 +1,236 @@
+/*
+ * jws.c - JWS compact signatures and JWKs for login assertions (see jws.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/sha.h>
+
+#include "jws.h"
+
+/* P-256 coordinates and r, s are 32 bytes; RSA moduli up to 8192 bits. */
+#define JWS_EC_LEN 32
+#define JWS_MAX_BN 1024
+
+static bool jws_bn_bytes(const EVP_PKEY *pkey, const char *param, unsigned char *out, size_t *len,
+                         size_t pad);
+static char *jws_b64_member(const unsigned char *in, size_t n);
+static json_t *jws_public_members(const struct jws_key *key);
+static bool jws_signature(const struct jws_key *key, const char *input, size_t n,
+                          unsigned char *sig, size_t *siglen);
+
+size_t jws_base64url(const unsigned char *in, size_t n, char *out)
+{
+	int len = EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+
+	while (len > 0 && out[len - 1] == '=')
+		len--;
+	out[len] = '\0';
+	for (int i = 0; i < len; i++) {
+		if (out[i] == '+')
+			out[i] = '-';
+		else if (out[i] == '/')
+			out[i] = '_';
+	}
+	return (size_t)len;
+}
+
+bool jws_key_init(struct jws_key *key, EVP_PKEY *pkey, bool can_sign, char *err, size_t errlen)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	json_t *members;
+	char *text;
+
+	memset(key, 0, sizeof(*key));
+	switch (EVP_PKEY_get_base_id(pkey)) {
+	case EVP_PKEY_EC: {
+		char group[64];
+
+		if (!EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+		                                    sizeof(group), NULL) ||
+		    strcmp(group, "prime256v1") != 0) {
+			snprintf(err, errlen, "an EC key must be on P-256 (ES256)");
+			return false;
+		}
+		key->alg = "ES256";
+		break;
+	}
+	case EVP_PKEY_ED25519:
+		key->alg = "EdDSA";
+		break;
+	case EVP_PKEY_RSA:
+		if (EVP_PKEY_get_bits(pkey) < 2048) {
+			snprintf(err, errlen, "an RSA key must have at least 2048 bits (RS256)");
+			return false;
+		}
+		key->alg = "RS256";
+		break;
+	default:
+		snprintf(err, errlen,
+		         "the key must be EC P-256, Ed25519 or RSA (2048 bits or more)");
+		return false;
+	}
+	key->pkey = pkey;
+	key->can_sign = can_sign;
+	members = jws_public_members(key);
+	text = members != NULL ? json_dumps(members, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(members);
+	if (text == NULL) {
+		key->pkey = NULL;
+		snprintf(err, errlen, "cannot read the public key's parameters");
+		return false;
+	}
+	/* RFC 7638: SHA-256 of the required members, sorted, no whitespace. */
+	SHA256((const unsigned char *)text, strlen(text), digest);
+	free(text);
+	jws_base64url(digest, sizeof(digest), key->kid);
+	return true;
+}
+
+void jws_key_release(struct jws_key *key)
+{
+	EVP_PKEY_free(key->pkey);
+	memset(key, 0, sizeof(*key));
+}
+
+json_t *jws_key_jwk(const struct jws_key *key)
+{
+	json_t *jwk = jws_public_members(key);
+
+	if (jwk == NULL || json_object_set_new(jwk, "kid", json_string(key->kid)) != 0 ||
+	    json_object_set_new(jwk, "alg", json_string(key->alg)) != 0 ||
+	    json_object_set_new(jwk, "use", json_string("sig")) != 0) {
+		json_decref(jwk);
+		return NULL;
+	}
+	return jwk;
+}
+
+char *jws_sign(const struct jws_key *key, const json_t *claims)
+{
+	json_t *header;
+	char *head = NULL, *body = NULL, *out = NULL;
+	unsigned char sig[JWS_MAX_BN];
+	size_t hlen, blen, siglen = sizeof(sig), n;
+
+	if (!key->can_sign)
+		return NULL;
+	header = json_pack("{s:s, s:s, s:s}", "alg", key->alg, "typ", "JWT", "kid", key->kid);
+	head = header != NULL ? json_dumps(header, JSON_COMPACT) : NULL;
+	body = json_dumps(claims, JSON_COMPACT);
+	json_decref(header);
+	if (head == NULL || body == NULL)
+		goto out;
+	hlen = strlen(head);
+	blen = strlen(body);
+	/* header.body.signature, each base64url (4/3 of its bytes, rounded up). */
+	out = malloc((hlen + blen + sizeof(sig)) / 3 * 4 + 16);
+	if (out == NULL)
+		goto out;
+	n = jws_base64url((const unsigned char *)head, hlen, out);
+	out[n++] = '.';
+	n += jws_base64url((const unsigned char *)body, blen, out + n);
+	if (!jws_signature(key, out, n, sig, &siglen)) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	out[n++] = '.';
+	jws_base64url(sig, siglen, out + n);
+out:
+	free(head);
+	free(body);
+	return out;
+}
+
+/* The signature in JOSE form: ECDSA's DER turned into r || s (RFC 7518
+ * section 3.4), EdDSA's and RSA's as OpenSSL gives them. */
+static bool jws_signature(const struct jws_key *key, const char *input, size_t n,
+                          unsigned char *sig, size_t *siglen)
+{
+	const EVP_MD *md = strcmp(key->alg, "EdDSA") == 0 ? NULL : EVP_sha256();
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char der[128];
+	size_t len = strcmp(key->alg, "ES256") == 0 ? sizeof(der) : *siglen;
+	unsigned char *dst = strcmp(key->alg, "ES256") == 0 ? der : sig;
+	bool ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
+	          EVP_DigestSign(ctx, dst, &len, (const unsigned char *)input, n) == 1;
+
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return false;
+	if (strcmp(key->alg, "ES256") == 0) {
+		const unsigned char *p = der;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)len);
+
+		ok = es != NULL && *siglen >= 2 * JWS_EC_LEN &&
+		     BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, JWS_EC_LEN) == JWS_EC_LEN &&
+		     BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + JWS_EC_LEN, JWS_EC_LEN) == JWS_EC_LEN;
+		ECDSA_SIG_free(es);
+		len = 2 * JWS_EC_LEN;
+	}
+	*siglen = len;
+	return ok;
+}
+
+/* The members RFC 7638 hashes, which are also the JWK's key material. */
+static json_t *jws_public_members(const struct jws_key *key)
+{
+	unsigned char a[JWS_MAX_BN], b[JWS_MAX_BN];
+	size_t alen = sizeof(a), blen = sizeof(b);
+	char *x = NULL, *y = NULL;
+	json_t *out = NULL;
+
+	if (strcmp(key->alg, "ES256") == 0) {
+		if (jws_bn_bytes(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, a, &alen, JWS_EC_LEN) &&
+		    jws_bn_bytes(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, b, &blen, JWS_EC_LEN) &&
+		    (x = jws_b64_member(a, alen)) != NULL && (y = jws_b64_member(b, blen)) != NULL)
+			out = json_pack("{s:s, s:s, s:s, s:s}", "kty", "EC", "crv", "P-256", "x", x,
+			                "y", y);
+	} else if (strcmp(key->alg, "EdDSA") == 0) {
+		if (EVP_PKEY_get_raw_public_key(key->pkey, a, &alen) == 1 &&
+		    (x = jws_b64_member(a, alen)) != NULL)
+			out = json_pack("{s:s, s:s, s:s}", "kty", "OKP", "crv", "Ed25519", "x", x);
+	} else {
+		if (jws_bn_bytes(key->pkey, OSSL_PKEY_PARAM_RSA_N, a, &alen, 0) &&
+		    jws_bn_bytes(key->pkey, OSSL_PKEY_PARAM_RSA_E, b, &blen, 0) &&
+		    (x = jws_b64_member(a, alen)) != NULL && (y = jws_b64_member(b, blen)) != NULL)
+			out = json_pack("{s:s, s:s, s:s}", "kty", "RSA", "n", x, "e", y);
+	}
+	free(x);
+	free(y);
+	return out;
+}
+
+/* A big-number parameter as big-endian bytes, left-padded to pad bytes
+ * (0: its minimal length, as RFC 7518 wants n and e). */
+static bool jws_bn_bytes(const EVP_PKEY *pkey, const char *param, unsigned char *out, size_t *len,
+                         size_t pad)
+{
+	BIGNUM *bn = NULL;
+	int n;
+
+	if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
+		return false;
+	n = pad != 0 ? (BN_num_bytes(bn) <= (int)pad ? BN_bn2binpad(bn, out, (int)pad) : -1)
+	    : BN_num_bytes(bn) <= (int)*len ? BN_bn2bin(bn, out)
+	                                    : -1;
+	BN_free(bn);
+	if (n <= 0)
+		return false;
+	*len = (size_t)n;
+	return true;
+}
+
+static char *jws_b64_member(const unsigned char *in, size_t n)
+{
+	char *out = malloc(n / 3 * 4 + 8);
+
+	if (out != NULL)
+		jws_base64url(in, n, out);
+	return out;
+}

@@ -1,0 +1,54 @@
+/*
+ * jws.h - login assertions: JWTs in JWS compact form (RFC 7515, 7519)
+ * signed with one private key, and that key's public JWK (RFC 7517) with
+ * its RFC 7638 thumbprint as kid.
+ *
+ * Owns the JOSE encoding only: base64url, the header, the signing input,
+ * the signature's JOSE form (ECDSA r||s), thumbprints. Every cryptographic
+ * operation is OpenSSL's (EVP_DigestSign). The algorithm follows the key:
+ * EC P-256 -> ES256, Ed25519 -> EdDSA, RSA of 2048 bits or more -> RS256;
+ * other keys are refused. Pure: no file I/O (the caller loads the key), so
+ * it is unit-tested without a daemon. Why not libjwt or cjose: neither
+ * Debian 12 version signs EdDSA, and libjwt 1.10 parses the PEM key again
+ * for every token (docs/PORTAL.md).
+ */
+#ifndef CERTREG_JWS_H
+#define CERTREG_JWS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+/* base64url of a SHA-256 is 43 characters; EVP_EncodeBlock writes the 44
+ * of padded base64 and a NUL before the padding is cut. */
+#define JWS_KID_LEN 45
+
+struct jws_key {
+	EVP_PKEY *pkey;        /* owned: one reference */
+	const char *alg;       /* "ES256", "EdDSA" or "RS256" */
+	char kid[JWS_KID_LEN]; /* RFC 7638 thumbprint of the public key */
+	bool can_sign;         /* a private key (else: published only) */
+};
+
+/* Takes over one reference of pkey on success (the caller's is then the
+ * key's); on failure pkey stays the caller's and err says why. */
+bool jws_key_init(struct jws_key *key, EVP_PKEY *pkey, bool can_sign, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+void jws_key_release(struct jws_key *key);
+
+/* The public JWK: kty and its members, kid, alg and "use": "sig".
+ * New reference, NULL when out of memory. */
+json_t *jws_key_jwk(const struct jws_key *key);
+
+/* header.claims.signature for claims (borrowed) with {"alg", "typ": "JWT",
+ * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory). */
+char *jws_sign(const struct jws_key *key, const json_t *claims);
+
+/* base64url without padding of n bytes into out, which must have room for
+ * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */
+size_t jws_base64url(const unsigned char *in, size_t n, char *out);
+
+#endif

@@ -1,0 +1,246 @@
+/*
+ * test_jws.c - login assertion signatures: the RFC 7638 thumbprint of the
+ * RFC's own example key, the algorithm each key type gets (and the keys
+ * refused), and every signature checked with OpenSSL directly from the
+ * compact form, ECDSA's r || s turned back into DER.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
+
+#include "jws.h"
+
+/* RFC 7638 section 3.1: the example RSA key and its thumbprint. */
+static const char rfc7638_n[] =
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPe"
+    "bWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY3"
+    "68QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM"
+    "4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+static const char rfc7638_kid[] = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+
+/* base64url (no padding) to bytes; returns the length. */
+static size_t unb64url(const char *in, size_t n, unsigned char *out)
+{
+	char *tmp = malloc(n + 4);
+	int len;
+	size_t pad = (4 - n % 4) % 4;
+
+	assert_non_null(tmp);
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
+	memset(tmp + n, '=', pad);
+	len = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)(n + pad));
+	free(tmp);
+	assert_true(len >= 0);
+	return (size_t)len - pad;
+}
+
+static EVP_PKEY *keygen(const char *type, const char *group, int bits)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *pkey = NULL;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+	if (group != NULL) {
+		OSSL_PARAM params[] = {
+		    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
+		    OSSL_PARAM_END,
+		};
+		assert_int_equal(EVP_PKEY_CTX_set_params(ctx, params), 1);
+	}
+	if (bits != 0)
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits), 1);
+	assert_int_equal(EVP_PKEY_keygen(ctx, &pkey), 1);
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+static void test_rfc7638_thumbprint(void **state)
+{
+	unsigned char n[512], e[] = {1, 0, 1};
+	size_t nlen = unb64url(rfc7638_n, strlen(rfc7638_n), n);
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL), *be = BN_bin2bn(e, 3, NULL);
+	OSSL_PARAM *params;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	EVP_PKEY *pkey = NULL;
+	struct jws_key key;
+	char err[128];
+	json_t *jwk;
+
+	(void)state;
+	assert_int_equal(nlen, 256);
+	assert_true(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn));
+	assert_true(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be));
+	params = OSSL_PARAM_BLD_to_param(bld);
+	assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params), 1);
+	assert_true(jws_key_init(&key, pkey, false, err, sizeof(err)));
+	assert_string_equal(key.kid, rfc7638_kid);
+	assert_string_equal(key.alg, "RS256");
+	jwk = jws_key_jwk(&key);
+	assert_string_equal(json_string_value(json_object_get(jwk, "n")), rfc7638_n);
+	assert_string_equal(json_string_value(json_object_get(jwk, "e")), "AQAB");
+	assert_string_equal(json_string_value(json_object_get(jwk, "kid")), rfc7638_kid);
+	/* A public key publishes, it does not sign. */
+	assert_null(jws_sign(&key, jwk));
+	json_decref(jwk);
+	jws_key_release(&key);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	EVP_PKEY_CTX_free(ctx);
+}
+
+/* The token's signature, verified by OpenSSL against the signing input. */
+static void check_token(const struct jws_key *key, const char *token, const char *alg)
+{
+	const char *dot1 = strchr(token, '.'), *dot2 = strrchr(token, '.');
+	unsigned char head[256], sig[1024], der[128];
+	size_t hlen, slen, dlen;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	const unsigned char *to_check = sig;
+	json_t *header;
+
+	assert_non_null(dot1);
+	assert_ptr_not_equal(dot1, dot2);
+	hlen = unb64url(token, (size_t)(dot1 - token), head);
+	header = json_loadb((const char *)head, hlen, 0, NULL);
+	assert_non_null(header);
+	assert_string_equal(json_string_value(json_object_get(header, "alg")), alg);
+	assert_string_equal(json_string_value(json_object_get(header, "typ")), "JWT");
+	assert_string_equal(json_string_value(json_object_get(header, "kid")), key->kid);
+	json_decref(header);
+	slen = unb64url(dot2 + 1, strlen(dot2 + 1), sig);
+	dlen = slen;
+	if (strcmp(alg, "ES256") == 0) {
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		unsigned char *p = der;
+
+		assert_int_equal(slen, 64);
+		assert_true(
+		    ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL)));
+		dlen = (size_t)i2d_ECDSA_SIG(es, &p);
+		ECDSA_SIG_free(es);
+		to_check = der;
+	}
+	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL,
+	                                      strcmp(alg, "EdDSA") == 0 ? NULL : EVP_sha256(), NULL,
+	                                      key->pkey),
+	                 1);
+	assert_int_equal(EVP_DigestVerify(ctx, to_check, dlen, (const unsigned char *)token,
+	                                  (size_t)(dot2 - token)),
+	                 1);
+	/* One bit of the claims changed: the signature no longer verifies. */
+	{
+		char *forged = strdup(token);
+
+		forged[(dot1 - token) + 2] ^= 1;
+		assert_int_equal(
+		    EVP_DigestVerifyInit(ctx, NULL, strcmp(alg, "EdDSA") == 0 ? NULL : EVP_sha256(),
+		                         NULL, key->pkey),
+		    1);
+		assert_int_not_equal(EVP_DigestVerify(ctx, to_check, dlen,
+		                                      (const unsigned char *)forged,
+		                                      (size_t)(dot2 - token)),
+		                     1);
+		free(forged);
+	}
+	EVP_MD_CTX_free(ctx);
+}
+
+static void test_each_key_type_signs_with_its_algorithm(void **state)
+{
+	static const struct {
+		const char *type, *group;
+		int bits;
+		const char *alg, *kty;
+	} kinds[] = {
+	    {"EC", "P-256", 0, "ES256", "EC"},
+	    {"ED25519", NULL, 0, "EdDSA", "OKP"},
+	    {"RSA", NULL, 2048, "RS256", "RSA"},
+	};
+	json_t *claims = json_pack("{s:s, s:s, s:i, s:s}", "iss", "https://certreg.example", "sub",
+	                           "110101000001", "iat", 1795435200, "nonce", "n-0S6_WzA2Mj");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		struct jws_key key;
+		char err[128], *token;
+		json_t *jwk;
+
+		assert_true(jws_key_init(&key, keygen(kinds[i].type, kinds[i].group, kinds[i].bits),
+		                         true, err, sizeof(err)));
+		assert_string_equal(key.alg, kinds[i].alg);
+		assert_int_equal(strlen(key.kid), 43);
+		jwk = jws_key_jwk(&key);
+		assert_string_equal(json_string_value(json_object_get(jwk, "kty")), kinds[i].kty);
+		assert_null(json_object_get(jwk, "d")); /* never the private part */
+		json_decref(jwk);
+		for (int round = 0; round < 20; round++) {
+			token = jws_sign(&key, claims);
+			assert_non_null(token);
+			assert_null(strpbrk(token, "+/= "));
+			check_token(&key, token, kinds[i].alg);
+			free(token);
+		}
+		jws_key_release(&key);
+	}
+	json_decref(claims);
+}
+
+static void test_other_keys_are_refused(void **state)
+{
+	const struct {
+		const char *type, *group;
+		int bits;
+	} refused[] = {
+	    {"EC", "P-384", 0}, {"EC", "SM2", 0}, {"RSA", NULL, 1024}, {"X25519", NULL, 0}};
+	struct jws_key key;
+	char err[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		EVP_PKEY *pkey = keygen(refused[i].type, refused[i].group, refused[i].bits);
+
+		err[0] = '\0';
+		assert_false(jws_key_init(&key, pkey, true, err, sizeof(err)));
+		assert_true(err[0] != '\0');
+		EVP_PKEY_free(pkey);
+	}
+}
+
+static void test_base64url(void **state)
+{
+	char out[16];
+
+	(void)state;
+	assert_int_equal(jws_base64url((const unsigned char *)"\xfb\xff", 2, out), 3);
+	assert_string_equal(out, "-_8");
+	assert_int_equal(jws_base64url((const unsigned char *)"", 0, out), 0);
+	assert_string_equal(out, "");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_rfc7638_thumbprint),
+	    cmocka_unit_test(test_each_key_type_signs_with_its_algorithm),
+	    cmocka_unit_test(test_other_keys_are_refused),
+	    cmocka_unit_test(test_base64url),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
