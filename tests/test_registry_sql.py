@@ -297,3 +297,65 @@ def test_credit_code_rule_agrees_with_the_shared_vectors(db):
         cur.execute("SELECT certreg.uscc_valid(%s)", (code,))
         assert cur.fetchone()[0] is valid, (code, why)
         assert bool(mkpki.uscc_valid(code)) is valid, (code, why)
+
+
+def test_challenge_key_is_the_daemons_alone(db, pg_cluster):
+    pg_cluster.ensure_login("daemon_ck_test", "certreg_daemon")
+    d = connect(db, "daemon_ck_test").cursor()
+    d.execute("SELECT certreg.challenge_key()")
+    key = d.fetchone()[0]
+    assert len(key) == 64 and int(key, 16) != 0
+    admin(db.conninfo, "office", "add", "CK01", "--name", "挑战管理部")
+    admin(db.conninfo, "operator", "add", "op_ck_test", "--office", "CK01", "--role",
+          "supervisor")
+    for who in ("op_ck_test",):
+        code, _ = sqlstate(connect(db, who), "SELECT certreg.challenge_key()")
+        assert code == "42501", who
+        code, _ = sqlstate(connect(db, who), "SELECT * FROM certreg.challenge_key")
+        assert code == "42501", who
+
+
+def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
+    """Twenty daemons' connections race for one challenge: exactly one wins;
+    every later try, an expired one and a made-up far expiry are refused."""
+    import threading
+    pg_cluster.ensure_login("daemon_cc_test", "certreg_daemon")
+    consume = "SELECT certreg.challenge_consume(%s, now() + interval '2 minutes')"
+    h = "c" * 64
+    barrier = threading.Barrier(20)
+    wins = []
+
+    def race():
+        cur = connect(db, "daemon_cc_test").cursor()
+        barrier.wait(timeout=30)
+        cur.execute(consume, (h,))
+        wins.append(cur.fetchone()[0])
+
+    threads = [threading.Thread(target=race) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(wins) == [False] * 19 + [True]
+    d = connect(db, "daemon_cc_test")
+    cur = d.cursor()
+    cur.execute(consume, (h,))
+    assert cur.fetchone() == (False,)
+    cur.execute("SELECT certreg.challenge_consume(%s, now() - interval '1 second')", ("d" * 64,))
+    assert cur.fetchone() == (False,)
+    code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now() + interval '2 days')",
+                         ("e" * 64,))
+    assert code == "CR001" and "day" in msg
+    code, _ = sqlstate(d, "SELECT certreg.challenge_consume('not hex', now())")
+    assert code == "CR001"
+    # Expired rows go: what is left is bounded by the challenges used
+    # within their lifetime.
+    su = connect(db).cursor()
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() - interval '1 hour'"
+               " FROM generate_series(1, 40) i")
+    for i in range(3):
+        cur.execute(consume, (f"{i:064x}",))
+        assert cur.fetchone() == (True,)
+    su.execute("SELECT count(*) FROM certreg.challenges_used WHERE expires_at < now()")
+    assert su.fetchone()[0] == 0      # 16 purged per use

@@ -1,0 +1,46 @@
+-- functions/70_challenges.sql - signed-challenge login's two database
+-- steps: the shared key a daemon loads once, and the single use of a
+-- challenge (008_challenges.sql says why this shape).
+--
+-- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`,
+-- after the numbered migrations: this file is the current rule.
+-- (docs/REGISTRY-API.md).
+
+SET LOCAL ROLE certreg_owner;
+SET LOCAL search_path = certreg, public;
+
+-- The daemon's copy of the challenge key (hex). Only certreg_daemon may
+-- read it: whoever holds it can make challenges every daemon accepts.
+CREATE OR REPLACE FUNCTION challenge_key() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+    SELECT encode(key, 'hex') FROM challenge_key
+$$;
+
+-- true the first time a challenge (its SHA-256) is consumed, false ever
+-- after and for one already expired. A challenge cannot be made to live
+-- longer than a day (the daemon's challenge_ttl is at most 3600 s), which
+-- bounds the table; each call purges a few expired rows.
+CREATE OR REPLACE FUNCTION challenge_consume(p_hash text, p_expires_at timestamptz)
+    RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+BEGIN
+    IF p_hash IS NULL OR length(p_hash) <> 64 OR p_hash ~ '[^0-9a-f]' THEN
+        PERFORM refuse('CR001', 'challenge hash must be 64 lowercase hex digits');
+    END IF;
+    IF p_expires_at IS NULL OR p_expires_at > now() + interval '1 day' THEN
+        PERFORM refuse('CR001', 'challenge expiry must be within a day');
+    END IF;
+    IF p_expires_at <= now() THEN
+        RETURN false;
+    END IF;
+    INSERT INTO challenges_used (hash, expires_at) VALUES (p_hash, p_expires_at)
+    ON CONFLICT (hash) DO NOTHING;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    DELETE FROM challenges_used
+     WHERE hash IN (SELECT hash FROM challenges_used WHERE expires_at < now()
+                     ORDER BY expires_at LIMIT 16);
+    RETURN true;
+END $$;
+
+RESET ROLE;

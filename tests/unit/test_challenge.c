@@ -1,0 +1,110 @@
+/*
+ * test_challenge.c - signed-login challenges: what challenge_make gives
+ * passes challenge_check under the same key until it expires, and nothing
+ * else does: another key, any one character changed, another length or
+ * alphabet, another version. 256 random bits each: a thousand are distinct.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <openssl/sha.h>
+
+#include "challenge.h"
+
+static const unsigned char key[CHALLENGE_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+static const unsigned char other[CHALLENGE_KEY_LEN] = "0123456789abcdef0123456789abcdeF";
+#define T0 ((time_t)1795435200)
+
+static int compare(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void test_made_is_valid_until_it_expires(void **state)
+{
+	char c[CHALLENGE_TEXT_LEN], hash[CHALLENGE_HASH_LEN], want[CHALLENGE_HASH_LEN];
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	time_t exp = 0;
+
+	(void)state;
+	assert_true(challenge_make(key, T0 + 120, c));
+	assert_int_equal(strlen(c), CHALLENGE_TEXT_LEN - 1);
+	assert_int_equal(
+	    strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+	    strlen(c));
+	assert_int_equal(challenge_check(key, c, T0, &exp, hash), CHALLENGE_VALID);
+	assert_int_equal(exp, T0 + 120);
+	SHA256((const unsigned char *)c, strlen(c), digest);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(want + 2 * i, 3, "%02x", digest[i]);
+	assert_string_equal(hash, want);
+	assert_int_equal(challenge_check(key, c, T0 + 119, &exp, hash), CHALLENGE_VALID);
+	assert_int_equal(challenge_check(key, c, T0 + 120, &exp, hash), CHALLENGE_EXPIRED);
+	assert_int_equal(challenge_check(key, c, T0 + 100000, &exp, hash), CHALLENGE_EXPIRED);
+}
+
+static void test_anything_else_is_malformed(void **state)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	char c[CHALLENGE_TEXT_LEN], bad[CHALLENGE_TEXT_LEN + 2], hash[CHALLENGE_HASH_LEN];
+	time_t exp;
+
+	(void)state;
+	assert_true(challenge_make(key, T0 + 120, c));
+	assert_int_equal(challenge_check(other, c, T0, &exp, hash), CHALLENGE_MALFORMED);
+	/* Every position, changed to another character of the alphabet. */
+	for (size_t i = 0; i < strlen(c); i++) {
+		strcpy(bad, c);
+		bad[i] = alphabet[(strchr(alphabet, c[i]) - alphabet + 7) % 64];
+		assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+	}
+	strcpy(bad, c);
+	bad[10] = '+';
+	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+	bad[10] = '=';
+	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+	snprintf(bad, sizeof(bad), "%sA", c);
+	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+	bad[strlen(c) - 1] = '\0';
+	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+	assert_int_equal(challenge_check(key, "", T0, &exp, hash), CHALLENGE_MALFORMED);
+	assert_int_equal(challenge_check(key, NULL, T0, &exp, hash), CHALLENGE_MALFORMED);
+	/* Another version: the first byte is 0x01, its base64 starts "AQ". */
+	strcpy(bad, c);
+	assert_int_equal(bad[0], 'A');
+	bad[1] = 'g';
+	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
+}
+
+static void test_a_thousand_are_distinct(void **state)
+{
+	enum { N = 1000 };
+	char(*all)[CHALLENGE_TEXT_LEN] = calloc(N, CHALLENGE_TEXT_LEN);
+
+	(void)state;
+	assert_non_null(all);
+	for (int i = 0; i < N; i++)
+		assert_true(challenge_make(key, T0 + 120, all[i]));
+	qsort(all, N, CHALLENGE_TEXT_LEN, compare);
+	for (int i = 1; i < N; i++)
+		assert_string_not_equal(all[i - 1], all[i]);
+	free(all);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_made_is_valid_until_it_expires),
+	    cmocka_unit_test(test_anything_else_is_malformed),
+	    cmocka_unit_test(test_a_thousand_are_distinct),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
