@@ -57,6 +57,11 @@ static const struct config_entry config_table[] = {
     {"server", "max_body", CT_LONG, F(max_body), "65536", 1024, 16 * 1024 * 1024, true, 0},
     {"server", "request_timeout", CT_INT, F(request_timeout), "10", 1, 3600, true, 0},
     {"server", "max_connections", CT_INT, F(max_connections), "4096", 1, 1000000, true, 0},
+    /* Defaults derived from max_connections: see config_budgets. */
+    {"server", "max_connections_tls", CT_INT, F(max_connections_tls), NULL, 1, 1000000, true, 0},
+    {"server", "max_connections_api", CT_INT, F(max_connections_api), NULL, 1, 1000000, true, 0},
+    {"server", "handshake_timeout", CT_INT, F(handshake_timeout), "10", 1, 3600, true, 0},
+    {"server", "header_timeout", CT_INT, F(header_timeout), "5", 1, 3600, true, 0},
     {"server", "log_level", CT_LOG_LEVEL, F(log_level), "info", 0, 0, true, 0},
 
     {"trust", "ca_file", CT_STRING, F(ca_file), NULL, 0, 0, true, LINE(line_ca_file)},
@@ -99,6 +104,8 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
+static bool config_budgets(struct config_parse *p, char *err, size_t errlen);
+static bool config_seen(const struct config_parse *p, const char *key);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -371,5 +378,53 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: [server] cert_header must be a header name", cfg->path);
 		return false;
 	}
+	return config_budgets(p, err, errlen);
+}
+
+/*
+ * Each listener has a budget of its own within max_connections (issue 27:
+ * one shared budget let TLS clients lock the API listener out). Absent
+ * keys: the API listener gets a quarter (it serves nginx's auth_request
+ * and monitoring, a few connections each) and the TLS listener the rest;
+ * a disabled listener gets nothing, its budget going to the other, and
+ * each listener has at least one. Budgets that add up to more than
+ * max_connections raise it (it stays the descriptor budget, supervisor.c),
+ * unless both it and a budget were given: then the file is refused, as it
+ * says two different things.
+ */
+static bool config_budgets(struct config_parse *p, char *err, size_t errlen)
+{
+	struct config *cfg = p->cfg;
+	bool tls_on = cfg->listen_tls[0] != '\0', api_on = cfg->listen_api[0] != '\0';
+	int total = cfg->max_connections;
+
+	if (!config_seen(p, "max_connections_api"))
+		cfg->max_connections_api = !tls_on ? total : total / 4 > 0 ? total / 4 : 1;
+	if (!config_seen(p, "max_connections_tls")) {
+		int rest = total - (api_on ? cfg->max_connections_api : 0);
+		cfg->max_connections_tls = rest > 0 ? rest : 1;
+	}
+	if (!tls_on || !api_on)
+		return true;
+	if ((long)cfg->max_connections_tls + cfg->max_connections_api <= total)
+		return true;
+	if (config_seen(p, "max_connections") &&
+	    (config_seen(p, "max_connections_tls") || config_seen(p, "max_connections_api"))) {
+		snprintf(err, errlen,
+		         "%s: [server] max_connections_tls (%d) + max_connections_api (%d) is more "
+		         "than max_connections (%d)",
+		         cfg->path, cfg->max_connections_tls, cfg->max_connections_api, total);
+		return false;
+	}
+	cfg->max_connections = cfg->max_connections_tls + cfg->max_connections_api;
 	return true;
+}
+
+static bool config_seen(const struct config_parse *p, const char *key)
+{
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++)
+		if (strcmp(config_table[i].section, "server") == 0 &&
+		    strcmp(config_table[i].key, key) == 0)
+			return p->seen[i];
+	return false;
 }

@@ -30,8 +30,12 @@ struct config {
 	struct cidr_list trusted_proxies;
 	char *cert_header;
 	long max_body;
-	int request_timeout; /* seconds for a whole request to arrive (and a reply to leave) */
-	int max_connections; /* open client connections per worker process */
+	int request_timeout;     /* seconds for a whole request to arrive (and a reply to leave) */
+	int max_connections;     /* open client connections per worker process, both listeners */
+	int max_connections_tls; /* of those, the TLS listener's budget */
+	int max_connections_api; /* of those, the API listener's budget */
+	int handshake_timeout;   /* seconds for a TLS handshake on listen_tls */
+	int header_timeout;      /* seconds for a header block on listen_tls */
 	char *log_level;
 
 	/* [trust] */

@@ -7,7 +7,17 @@
  * client can never have two requests in flight. One timer per connection is the deadline of
  * the state it is in: the whole request (handshake, headers and body) must
  * arrive within request_timeout of the connection becoming ready for it, so
- * a client sending a byte now and then is cut like a silent one.
+ * a client sending a byte now and then is cut like a silent one; a listener
+ * may also give the TLS handshake and the header block shorter deadlines of
+ * their own (http_arm_phase).
+ *
+ * Each listener has its own budget of connections (max_connections_tls,
+ * max_connections_api), so clients of the public TLS listener can never
+ * take the connections nginx's auth_request and monitoring need on the API
+ * listener. A full listener makes room by evicting its longest-idle
+ * connection (http_set_state says which count as idle), and refuses the new
+ * one only when every connection has a request being read or decided.
+ * http_conn_close is the one way a connection ends, and logs why.
  *
  * A reply is written to the socket directly (one SSL_write or sendmsg);
  * only what the socket does not take goes through the bufferevent.
@@ -41,10 +51,8 @@
 
 #define HTTP_MAX_HEAD        (16 * 1024) /* request line and headers */
 #define HTTP_MAX_HEADERS     64
-#define HTTP_MAX_CHUNK_LINE  1024 /* a chunk-size line, extensions included */
-#define HTTP_MAX_TRAILER     4096
-#define HTTP_LINGER_SECONDS  2 /* reading what a closing client still sends */
-#define HTTP_MAX_LISTENERS   2
+#define HTTP_MAX_CHUNK_LINE  16 /* a chunk-size line: up to 16 hex digits */
+#define HTTP_LINGER_SECONDS  2  /* reading what a closing client still sends */
 #define HTTP_REPLY_HEADERS   512
 #define HTTP_SEND_DIRECT_MAX 16384 /* a TLS record's payload */
 #define HTTP_SEND_IOV        8     /* the head and up to 7 pieces of body */
@@ -77,37 +85,43 @@ struct http_request {
 	size_t body_len;
 	size_t body_cap;
 	size_t chunk_left;
-	size_t trailer_len;
 	bool keep_alive;
 	char reply_headers[HTTP_REPLY_HEADERS];
 	size_t reply_headers_len;
 };
+
+TAILQ_HEAD(http_conn_list, http_conn);
 
 struct http_listener {
 	struct http_server *server;
 	evutil_socket_t fd;      /* this worker's copy of the listening socket */
 	struct event *accept_ev; /* readable: one accept(2) per wakeup */
 	struct event *resume_ev; /* accepting again after running out of fds */
-	SSL_CTX *tls;
-	size_t max_body;
-	http_handler handler;
-	void *arg;
+	struct http_listen_config cfg;
+	struct http_conn_list idle; /* evictable connections, longest idle first */
+	struct http_listener_stats stats;
 };
 
 struct http_conn {
 	TAILQ_ENTRY(http_conn) link;      /* server->conns */
-	TAILQ_ENTRY(http_conn) idle_link; /* server->idle, when in_idle */
+	TAILQ_ENTRY(http_conn) idle_link; /* listener->idle, when in_idle */
 	bool in_idle;
 	struct http_server *server;
 	struct http_listener *listener;
 	struct bufferevent *bev; /* NULL once the peer is gone */
 	struct event *deadline;
 	enum conn_state state;
-	bool peer_eof;  /* the client will send nothing more */
-	bool closing;   /* close once the reply is written */
-	bool got_bytes; /* some of the current request has arrived */
-	bool served;    /* a reply has been written on this connection */
-	size_t scan;    /* where the search for the end of the headers resumes */
+	bool peer_eof;    /* the client will send nothing more */
+	bool closing;     /* close once the reply is written */
+	bool got_bytes;   /* some of the current request has arrived */
+	bool served;      /* a reply has been written on this connection */
+	bool handshaken;  /* TLS: the handshake is done (always true on plain HTTP) */
+	size_t scan;      /* where the search for the end of the headers resumes */
+	int64_t ready_ms; /* monotonic: ready for the current request */
+	/* Why the connection will close after its error reply (http_fail):
+	 * static strings, logged by http_conn_close. */
+	const char *fail_reason;
+	const char *fail_detail;
 	struct sockaddr_storage peer;
 	char peer_text[INET6_ADDRSTRLEN];
 	/* The request being read, handled or answered; NULL between requests,
@@ -115,15 +129,12 @@ struct http_conn {
 	struct http_request *req;
 };
 
-TAILQ_HEAD(http_conn_list, http_conn);
-
 struct http_server {
 	struct event_base *base;
 	struct http_limits limits;
 	struct http_listener listeners[HTTP_MAX_LISTENERS];
 	int nlisteners;
 	struct http_conn_list conns;
-	struct http_conn_list idle; /* waiting for a request's first byte, oldest first */
 	struct http_stats stats;
 	bool draining;
 	time_t date_at;
@@ -159,10 +170,18 @@ static void http_ready_for_request(struct http_conn *c);
 static void http_pull_pending(struct http_conn *c);
 static size_t http_input_limit(const struct http_listener *l);
 static void http_linger(struct http_conn *c);
-static void http_arm(struct http_conn *c, int seconds);
+static void http_handshake_done(struct http_conn *c);
+static void http_arm_phase(struct http_conn *c);
+static void http_arm_ms(struct http_conn *c, int64_t ms);
+static int64_t http_now_ms(void);
+static void http_set_state(struct http_conn *c, enum conn_state state);
 static void http_idle_set(struct http_conn *c, bool idle);
+static int http_take_line(struct http_conn *c, char *line, size_t max);
+static bool http_host_valid(const char *host);
+static int http_header_count(const struct http_request *req, const char *name);
+static void http_peer_text(const struct sockaddr *sa, char *buf, size_t len);
 static void http_request_free(struct http_conn *c);
-static void http_conn_free(struct http_conn *c);
+static void http_conn_close(struct http_conn *c, enum log_level level, const char *reason);
 static const char *http_reason(int status);
 static const char *http_date(struct http_server *s);
 static char *http_put(char *p, const char *s, size_t n);
@@ -178,24 +197,19 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 	s->base = base;
 	s->limits = *limits;
 	TAILQ_INIT(&s->conns);
-	TAILQ_INIT(&s->idle);
 	return s;
 }
 
-bool http_server_listen(struct http_server *s, int fd, SSL_CTX *tls, size_t max_body,
-                        http_handler handler, void *arg)
+bool http_server_listen(struct http_server *s, int fd, const struct http_listen_config *lc)
 {
 	struct http_listener *l;
 
-	if (s->nlisteners == HTTP_MAX_LISTENERS)
+	if (s->nlisteners == HTTP_MAX_LISTENERS || lc->max_connections < 1)
 		return false;
 	l = &s->listeners[s->nlisteners];
-	*l = (struct http_listener){.server = s,
-	                            .fd = fd,
-	                            .tls = tls,
-	                            .max_body = max_body,
-	                            .handler = handler,
-	                            .arg = arg};
+	*l = (struct http_listener){.server = s, .fd = fd, .cfg = *lc};
+	l->stats.name = lc->name;
+	TAILQ_INIT(&l->idle);
 	l->accept_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, http_accept_cb, l);
 	l->resume_ev = evtimer_new(s->base, http_resume_cb, l);
 	if (l->accept_ev == NULL || l->resume_ev == NULL ||
@@ -231,18 +245,26 @@ void http_server_drain(struct http_server *s)
 		http_listener_close(&s->listeners[i]);
 	/* Idle keep-alive connections close now (a client must be ready for
 	 * that, RFC 9112 9.3.1). A new connection has not sent its first
-	 * request yet but is about to: it keeps its deadline, and its reply
-	 * says Connection: close. */
-	for (c = TAILQ_FIRST(&s->idle); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, idle_link);
-		if (c->served)
-			http_conn_free(c);
+	 * request yet but is about to, and a next request that has begun to
+	 * arrive is answered: they keep their deadline, and their reply says
+	 * Connection: close. */
+	for (int i = 0; i < s->nlisteners; i++) {
+		for (c = TAILQ_FIRST(&s->listeners[i].idle); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, idle_link);
+			if (c->served && !c->got_bytes && c->state == CONN_READ_HEAD)
+				http_conn_close(c, LOG_LEVEL_DEBUG, "drain");
+		}
 	}
 }
 
 struct http_stats http_server_stats(const struct http_server *s)
 {
-	return s->stats;
+	struct http_stats st = s->stats;
+
+	st.nlisteners = s->nlisteners;
+	for (int i = 0; i < s->nlisteners; i++)
+		st.listeners[i] = s->listeners[i].stats;
+	return st;
 }
 
 void http_server_free(struct http_server *s)
@@ -254,7 +276,7 @@ void http_server_free(struct http_server *s)
 	for (int i = 0; i < s->nlisteners; i++)
 		http_listener_close(&s->listeners[i]);
 	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
-		http_conn_free(c);
+		http_conn_close(c, LOG_LEVEL_DEBUG, "server_stop");
 	free(s);
 }
 
@@ -288,17 +310,25 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		}
 		return; /* EAGAIN (nothing queued after all), ECONNABORTED, EINTR */
 	}
-	if (s->stats.open >= (uint64_t)s->limits.max_connections) {
-		/* Make room by closing the connection that has waited longest
-		 * without sending anything (idle keep-alive, or silent); refuse
-		 * the new one when every connection is busy. */
-		struct http_conn *oldest = TAILQ_FIRST(&s->idle);
+	if (l->stats.open >= (uint64_t)l->cfg.max_connections) {
+		/* This listener is full: make room by closing its connection that
+		 * has been idle longest; refuse the new one when every connection
+		 * has a request being read or decided. The other listener's
+		 * connections are never touched. */
+		struct http_conn *oldest = TAILQ_FIRST(&l->idle);
 		s->stats.cap_dropped++;
 		if (oldest == NULL) {
+			char peer[INET6_ADDRSTRLEN];
+			l->stats.refused++;
+			http_peer_text(sa, peer, sizeof(peer));
+			log_info("event=conn_closed listener=%s peer=%s reason=refused "
+			         "detail=\"listener full, no idle connection to evict\"",
+			         l->cfg.name, peer);
 			evutil_closesocket(fd);
 			return;
 		}
-		http_conn_free(oldest);
+		l->stats.evicted++;
+		http_conn_close(oldest, LOG_LEVEL_INFO, "evicted");
 	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -310,18 +340,12 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	c->server = s;
 	c->listener = l;
+	c->handshaken = l->cfg.tls == NULL;
 	if ((size_t)socklen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, (size_t)socklen);
-	if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer_text,
-		          sizeof(c->peer_text));
-	else if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer_text,
-		          sizeof(c->peer_text));
-	else
-		snprintf(c->peer_text, sizeof(c->peer_text), "-");
-	if (l->tls != NULL) {
-		SSL *ssl = SSL_new(l->tls);
+	http_peer_text(sa, c->peer_text, sizeof(c->peer_text));
+	if (l->cfg.tls != NULL) {
+		SSL *ssl = SSL_new(l->cfg.tls);
 		/* On failure libevent has already freed ssl (CLOSE_ON_FREE). */
 		c->bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl,
 		                                              BUFFEREVENT_SSL_ACCEPTING, opts)
@@ -343,6 +367,8 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->stats.open++;
 	s->stats.accepted++;
+	l->stats.open++;
+	l->stats.accepted++;
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/* No more input is buffered than the largest request takes. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, http_input_limit(l));
@@ -352,7 +378,19 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 /* The most input buffered: what the largest request takes. */
 static size_t http_input_limit(const struct http_listener *l)
 {
-	return 2 * (HTTP_MAX_HEAD + l->max_body);
+	return 2 * (HTTP_MAX_HEAD + l->cfg.max_body);
+}
+
+static void http_peer_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		          (socklen_t)len);
+	else if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		          (socklen_t)len);
+	else
+		snprintf(buf, len, "-");
 }
 
 /* Accepting again after a pause for want of descriptors. */
@@ -370,17 +408,16 @@ static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void http_ready_for_request(struct http_conn *c)
 {
 	http_request_free(c);
-	c->state = CONN_READ_HEAD;
+	http_set_state(c, CONN_READ_HEAD);
 	c->got_bytes = false;
 	c->scan = 0;
-	http_arm(c, c->server->limits.request_timeout);
+	c->ready_ms = http_now_ms();
+	http_arm_phase(c);
 	bufferevent_enable(c->bev, EV_READ);
-	if (c->listener->tls != NULL)
+	if (c->listener->cfg.tls != NULL && c->handshaken)
 		http_pull_pending(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		http_process(c); /* a pipelined request is here already */
-	else
-		http_idle_set(c, true);
 }
 
 /*
@@ -424,6 +461,10 @@ static void http_read_cb(struct bufferevent *bev, void *arg)
 		               evbuffer_get_length(bufferevent_get_input(bev)));
 		return;
 	}
+	/* Application data comes only after the handshake, and may be read
+	 * before the deferred BEV_EVENT_CONNECTED is delivered. */
+	if (!c->handshaken)
+		http_handshake_done(c);
 	http_process(c);
 }
 
@@ -441,7 +482,6 @@ static void http_process(struct http_conn *c)
 		c->req->conn = c;
 		c->req->minor = 1; /* until known: how an error reply is framed */
 		c->got_bytes = true;
-		http_idle_set(c, false);
 	}
 	while (progress) {
 		switch (c->state) {
@@ -519,6 +559,7 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 {
 	struct http_request *req = c->req;
 	char *line = req->head, *next, *sp, *target, *version;
+	int n;
 
 	if (memchr(req->head, '\0', len) != NULL) {
 		http_fail(c, 400, "bad_request", "NUL byte in the request head");
@@ -599,9 +640,13 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 		tail = value + strlen(value);
 		while (tail > value && (tail[-1] == ' ' || tail[-1] == '\t'))
 			*--tail = '\0';
-		for (const char *p = value; *p; p++) {
-			if (*p == '\r' || *p == '\n') {
-				http_fail(c, 400, "bad_request", "bare CR or LF in a header");
+		/* field-value is VCHAR, obs-text, SP and HTAB (RFC 9110 5.5):
+		 * a CR, LF, NUL or other control byte is how one header is made
+		 * to read as two, or cut short, by one parser and not another. */
+		for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+			if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+				http_fail(c, 400, "bad_request",
+				          "control character in a header value");
 				return false;
 			}
 		}
@@ -611,7 +656,35 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 		}
 		req->headers[req->nheaders++] = (struct http_header){line, value};
 	}
+	/* RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any
+	 * request with more than one or with an invalid one. Which of two
+	 * hosts a proxy routed by and which one we saw is a classic confusion. */
+	n = http_header_count(req, "Host");
+	if (n > 1 || (n == 0 && req->minor == 1)) {
+		http_fail(c, 400, "bad_request",
+		          n > 1 ? "more than one Host header" : "HTTP/1.1 request without Host");
+		return false;
+	}
+	if (n == 1 && !http_host_valid(http_request_header(req, "Host"))) {
+		http_fail(c, 400, "bad_request", "malformed Host header");
+		return false;
+	}
 	return true;
+}
+
+/* uri-host [ ":" port ] in the characters RFC 3986 allows there (reg-name,
+ * IP literal, percent-encoding); empty is allowed (RFC 9110 7.2). */
+static bool http_host_valid(const char *host)
+{
+	for (const char *p = host; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("-._~%!$&'()*+,;=:[]", *p) == NULL)
+			return false;
+	return true;
+}
+
+int http_request_header_count(const struct http_request *req, const char *name)
+{
+	return http_header_count(req, name);
 }
 
 static int http_header_count(const struct http_request *req, const char *name)
@@ -632,7 +705,7 @@ static bool http_frame_body(struct http_conn *c)
 	const char *te = http_request_header(req, "Transfer-Encoding");
 	const char *cl = http_request_header(req, "Content-Length");
 	const char *expect = http_request_header(req, "Expect");
-	size_t max = c->listener->max_body;
+	size_t max = c->listener->cfg.max_body;
 	unsigned long long length = 0;
 
 	if (req->minor == 1)
@@ -655,7 +728,7 @@ static bool http_frame_body(struct http_conn *c)
 			http_fail(c, 413, "payload_too_large", "this endpoint takes no body");
 			return false;
 		}
-		c->state = CONN_CHUNK_SIZE;
+		http_set_state(c, CONN_CHUNK_SIZE);
 	} else if (cl != NULL) {
 		size_t digits = strspn(cl, "0123456789");
 		if (digits == 0 || cl[digits] != '\0') {
@@ -669,10 +742,13 @@ static bool http_frame_body(struct http_conn *c)
 			return false;
 		}
 		if (length > 0)
-			c->state = CONN_READ_BODY;
+			http_set_state(c, CONN_READ_BODY);
 	}
 	if (c->state == CONN_READ_HEAD)
 		return true;
+	/* The header deadline is met: the body has what is left of
+	 * request_timeout. */
+	http_arm_phase(c);
 	req->body_cap = length > 0 ? (size_t)length : 1024;
 	req->body = malloc(req->body_cap + 1);
 	if (req->body == NULL) {
@@ -697,36 +773,39 @@ static bool http_read_body(struct http_conn *c)
 	return false;
 }
 
+/*
+ * chunk-size CRLF and nothing else (RFC 9112 7.1). Chunk extensions are
+ * refused, though the grammar allows them: no client of this service sends
+ * any, and parsers that skip them differently (quoted strings, bare LF,
+ * whitespace) are how chunked requests are smuggled. For the same reason a
+ * bare LF, whitespace, a sign or "0x" is refused, and so is a size of more
+ * than 16 hex digits, which could not be held without overflow.
+ */
 static bool http_read_chunk_size(struct http_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct http_request *req = c->req;
-	size_t n, size = 0, max = c->listener->max_body;
-	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
-	char *p;
+	size_t size = 0, max = c->listener->cfg.max_body;
+	char line[HTTP_MAX_CHUNK_LINE + 2];
+	int got = http_take_line(c, line, HTTP_MAX_CHUNK_LINE);
+	const char *p;
 
-	if (line == NULL) {
-		if (evbuffer_get_length(in) > HTTP_MAX_CHUNK_LINE)
-			http_fail(c, 400, "bad_request", "chunk-size line too long");
+	if (got <= 0)
 		return false;
-	}
-	for (p = line; isxdigit((unsigned char)*p) && p - line < 8; p++)
+	for (p = line; isxdigit((unsigned char)*p); p++)
 		size = size * 16 + (size_t)(isdigit((unsigned char)*p)
 		                                ? *p - '0'
 		                                : tolower((unsigned char)*p) - 'a' + 10);
-	if (p == line || (*p != '\0' && *p != ';' && *p != ' ' && *p != '\t') ||
-	    isxdigit((unsigned char)*p)) {
-		free(line);
-		http_fail(c, 400, "bad_request", "malformed chunk size");
+	if (p == line || *p != '\0') {
+		http_fail(c, 400, "bad_request",
+		          *p == ';' ? "chunk extensions are not accepted" : "malformed chunk size");
 		return false;
 	}
-	free(line);
 	if (size > max - req->body_len) {
 		http_fail(c, 413, "payload_too_large", "the body is larger than max_body");
 		return false;
 	}
 	if (size == 0) {
-		c->state = CONN_TRAILER;
+		http_set_state(c, CONN_TRAILER);
 		return true;
 	}
 	if (req->body_len + size > req->body_cap) {
@@ -744,7 +823,7 @@ static bool http_read_chunk_size(struct http_conn *c)
 		req->body_cap = cap;
 	}
 	req->chunk_left = size;
-	c->state = CONN_CHUNK_DATA;
+	http_set_state(c, CONN_CHUNK_DATA);
 	return true;
 }
 
@@ -763,32 +842,54 @@ static bool http_read_chunk_data(struct http_conn *c)
 		http_fail(c, 400, "bad_request", "chunk data not followed by CRLF");
 		return false;
 	}
-	c->state = CONN_CHUNK_SIZE;
+	http_set_state(c, CONN_CHUNK_SIZE);
 	return true;
 }
 
+/* After the last chunk, only the CRLF that ends the message: a trailer
+ * field is refused (RFC 9112 7.1.2 lets a recipient discard them; refusing
+ * them means no field can hide in a place some parsers merge into the
+ * header). */
 static bool http_read_trailer(struct http_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct http_request *req = c->req;
-	size_t n;
-	char *line;
+	char line[HTTP_MAX_CHUNK_LINE + 2];
+	int got = http_take_line(c, line, HTTP_MAX_CHUNK_LINE);
 
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
-		free(line);
-		req->trailer_len += n + 2;
-		if (req->trailer_len > HTTP_MAX_TRAILER) {
-			http_fail(c, 431, "headers_too_large", "trailer over 4 KiB");
-			return false;
-		}
-		if (n == 0) { /* trailer fields are ignored */
-			http_dispatch(c);
-			return false;
-		}
+	if (got <= 0)
+		return false;
+	if (line[0] != '\0') {
+		http_fail(c, 400, "bad_request", "trailer fields are not accepted");
+		return false;
 	}
-	if (evbuffer_get_length(in) > HTTP_MAX_TRAILER)
-		http_fail(c, 431, "headers_too_large", "trailer over 4 KiB");
+	http_dispatch(c);
 	return false;
+}
+
+/*
+ * Takes one line ending in CRLF, of at most max bytes before it, from the
+ * input into line (max + 2 bytes), NUL-terminated without the CRLF.
+ * 1: a line; 0: not all here yet; -1: refused (a bare LF, a line too
+ * long), the 400 sent.
+ */
+static int http_take_line(struct http_conn *c, char *line, size_t max)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t len = lf.pos < 0 ? evbuffer_get_length(in) : (size_t)lf.pos;
+
+	if (len > max + 1) {
+		http_fail(c, 400, "bad_request", "chunk-size or trailer line too long");
+		return -1;
+	}
+	if (lf.pos < 0)
+		return 0;
+	evbuffer_remove(in, line, len + 1);
+	if (len == 0 || line[len - 1] != '\r') {
+		http_fail(c, 400, "bad_request", "bare LF in the chunked framing");
+		return -1;
+	}
+	line[len - 1] = '\0';
+	return 1;
 }
 
 /* The request is complete: the handler has it until http_reply. */
@@ -803,9 +904,9 @@ static void http_dispatch(struct http_conn *c)
 	/* Reading stays on (turning it off and on costs two epoll_ctl calls a
 	 * request): what arrives meanwhile waits in the input, bounded by the
 	 * read watermark, and is looked at after the reply. */
-	c->state = CONN_HANDLING;
+	http_set_state(c, CONN_HANDLING);
 	evtimer_del(c->deadline);
-	c->listener->handler(c->req, c->listener->arg);
+	c->listener->cfg.handler(c->req, c->listener->cfg.arg);
 }
 
 /* Answers a request that cannot be read further, and closes after it. */
@@ -816,7 +917,9 @@ static void http_fail(struct http_conn *c, int status, const char *error, const 
 	    snprintf(body, sizeof(body), "{\"error\":\"%s\",\"detail\":\"%s\"}\n", error, detail);
 
 	bufferevent_disable(c->bev, EV_READ);
-	c->state = CONN_HANDLING;
+	http_set_state(c, CONN_HANDLING);
+	c->fail_reason = error;
+	c->fail_detail = detail;
 	c->req->keep_alive = false;
 	c->req->reply_headers_len = 0;
 	http_reply(c->req, status, "application/json; charset=utf-8", body, (size_t)n);
@@ -846,15 +949,23 @@ static void http_write_cb(struct bufferevent *bev, void *arg)
 static void http_linger(struct http_conn *c)
 {
 	if (c->peer_eof) {
-		http_conn_free(c);
+		http_conn_close(c, LOG_LEVEL_DEBUG, "done");
 		return;
 	}
-	c->state = CONN_LINGERING;
+	http_set_state(c, CONN_LINGERING);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_enable(c->bev, EV_READ);
-	http_arm(c, HTTP_LINGER_SECONDS);
+	http_arm_ms(c, HTTP_LINGER_SECONDS * 1000);
+}
+
+/* The TLS handshake is done: the request's header deadline starts now. */
+static void http_handshake_done(struct http_conn *c)
+{
+	c->handshaken = true;
+	if (c->state == CONN_READ_HEAD)
+		http_arm_phase(c);
 }
 
 static void http_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -862,8 +973,11 @@ static void http_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct http_conn *c = arg;
 
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* the TLS handshake is done */
+	if (what & BEV_EVENT_CONNECTED) {
+		if (!c->handshaken)
+			http_handshake_done(c);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		c->peer_eof = true;
 		/* A request and its end can arrive together: answer it. */
@@ -878,24 +992,53 @@ static void http_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->bev = NULL;
 		return;
 	}
-	http_conn_free(c);
+	if (!c->handshaken && (what & BEV_EVENT_ERROR))
+		http_conn_close(c, LOG_LEVEL_INFO, "handshake_failed");
+	else if (!c->handshaken) /* a port probe, or a client that changed its mind */
+		http_conn_close(c, LOG_LEVEL_DEBUG, "peer_closed");
+	else if (c->state == CONN_LINGERING)
+		http_conn_close(c, c->fail_reason ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+		                c->fail_reason ? c->fail_reason : "done");
+	else if (c->state <= CONN_TRAILER && c->got_bytes)
+		http_conn_close(c, LOG_LEVEL_INFO, "peer_closed_mid_request");
+	else
+		http_conn_close(c, LOG_LEVEL_DEBUG, "peer_closed");
 }
 
 static void http_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	struct http_listener_stats *ls = &c->listener->stats;
+	const char *reason;
 
 	(void)fd;
 	(void)what;
-	if (c->state <= CONN_TRAILER && c->got_bytes) {
-		c->server->stats.timed_out++;
-		http_fail(c, 408, "request_timeout",
-		          "the request did not arrive in request_timeout");
+	if (c->state == CONN_LINGERING) {
+		http_conn_close(c, c->fail_reason ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG,
+		                c->fail_reason ? c->fail_reason : "done");
 		return;
 	}
-	if (c->state != CONN_LINGERING)
-		c->server->stats.timed_out++;
-	http_conn_free(c);
+	c->server->stats.timed_out++;
+	if (!c->handshaken) {
+		ls->handshake_timeout++;
+		reason = "handshake_timeout";
+	} else if (c->state == CONN_READ_HEAD && c->listener->cfg.header_timeout > 0) {
+		ls->header_timeout++;
+		reason = "header_timeout";
+	} else {
+		ls->request_timeout++;
+		reason = c->state == CONN_WRITING ? "write_timeout"
+		         : c->got_bytes           ? "request_timeout"
+		                                  : "idle_timeout";
+	}
+	if (c->state <= CONN_TRAILER && c->got_bytes) {
+		http_fail(c, 408, reason, "the request did not arrive in time");
+		return;
+	}
+	/* A keep-alive connection that was served and then sent nothing ends
+	 * the ordinary way; anything else was cut. */
+	http_conn_close(
+	    c, c->served && c->state == CONN_READ_HEAD ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, reason);
 }
 
 void http_reply(struct http_request *req, int status, const char *content_type, const void *body,
@@ -933,7 +1076,7 @@ static void http_reply_iov(struct http_request *req, int status, const char *con
 	int n = 1;
 
 	if (req->conn->bev == NULL) { /* the client has gone */
-		http_conn_free(req->conn);
+		http_conn_close(req->conn, LOG_LEVEL_DEBUG, "peer_closed");
 		return;
 	}
 	for (int i = 0; i < nbody; i++) {
@@ -992,12 +1135,12 @@ static void http_send(struct http_conn *c, const struct iovec *iov, int n)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	size_t sent = 0, total = 0;
 
-	c->state = CONN_WRITING;
-	http_arm(c, c->server->limits.request_timeout);
+	http_set_state(c, CONN_WRITING);
+	http_arm_ms(c, c->server->limits.request_timeout * 1000LL);
 	for (int i = 0; i < n; i++)
 		total += iov[i].iov_len;
 	if (evbuffer_get_length(out) == 0) {
-		if (c->listener->tls != NULL) {
+		if (c->listener->cfg.tls != NULL) {
 			if (http_send_tls(c, iov, n, total))
 				return;
 		} else {
@@ -1112,27 +1255,81 @@ SSL *http_request_ssl(const struct http_request *req)
 {
 	struct http_conn *c = req->conn;
 
-	return c->listener->tls != NULL && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev)
-	                                                  : NULL;
+	return c->listener->cfg.tls != NULL && c->bev != NULL ? bufferevent_openssl_get_ssl(c->bev)
+	                                                      : NULL;
 }
 
-static void http_arm(struct http_conn *c, int seconds)
+/*
+ * Arms the deadline of the phase the connection is in. The whole request
+ * keeps request_timeout from ready_ms, as before; on a listener that has
+ * them (the TLS one), the handshake and the header block also have shorter
+ * deadlines of their own, the header one counted from the end of the
+ * handshake or of the previous reply. So a public client that stalls in
+ * either holds its slot for seconds, and one that trickles bytes gains
+ * nothing.
+ */
+static void http_arm_phase(struct http_conn *c)
 {
-	struct timeval tv = {seconds, 0};
+	const struct http_listen_config *lc = &c->listener->cfg;
+	int64_t left = c->ready_ms + c->server->limits.request_timeout * 1000LL - http_now_ms();
+	int phase = 0;
+
+	if (!c->handshaken)
+		phase = lc->handshake_timeout;
+	else if (c->state == CONN_READ_HEAD)
+		phase = lc->header_timeout;
+	if (phase > 0 && phase * 1000LL < left)
+		left = phase * 1000LL;
+	http_arm_ms(c, left > 0 ? left : 0);
+}
+
+static void http_arm_ms(struct http_conn *c, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
 
 	evtimer_add(c->deadline, &tv);
 }
 
+static int64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Every change of state goes through here, because the state decides
+ * whether a connection may be evicted when its listener is full. Idle, and
+ * so evictable, is a connection that owes us something and has been given
+ * nothing: waiting for the handshake, for a keep-alive next request, or for
+ * the rest of a header block (the one thing a slow client and a client that
+ * stopped halfway have in common), and one lingering after its last reply.
+ * A request whose header block is complete is not idle: its body is being
+ * read (bounded by request_timeout), or it is being decided or answered,
+ * and evicting it would throw away work and a reply owed to a client that
+ * did everything right. A good client sends its header block in one go, so
+ * it is idle for microseconds; evicting the longest-idle first hits those
+ * that stall.
+ */
+static void http_set_state(struct http_conn *c, enum conn_state state)
+{
+	c->state = state;
+	http_idle_set(c, state == CONN_READ_HEAD || state == CONN_LINGERING);
+}
+
+/* Joining the idle list puts a connection at its tail: the list is ordered
+ * by how long each has been idle. Staying idle keeps the place. */
 static void http_idle_set(struct http_conn *c, bool idle)
 {
-	struct http_server *s = c->server;
+	struct http_listener *l = c->listener;
 
 	if (idle == c->in_idle)
 		return;
 	if (idle)
-		TAILQ_INSERT_TAIL(&s->idle, c, idle_link);
+		TAILQ_INSERT_TAIL(&l->idle, c, idle_link);
 	else
-		TAILQ_REMOVE(&s->idle, c, idle_link);
+		TAILQ_REMOVE(&l->idle, c, idle_link);
 	c->in_idle = idle;
 }
 
@@ -1149,13 +1346,25 @@ static void http_request_free(struct http_conn *c)
 	c->req = NULL;
 }
 
-static void http_conn_free(struct http_conn *c)
+/* Ends the connection, and everything it owns, and logs why: at info when
+ * the daemon cut it (a deadline, an eviction, an error reply), at debug
+ * when it ended the ordinary way. */
+static void http_conn_close(struct http_conn *c, enum log_level level, const char *reason)
 {
 	struct http_server *s = c->server;
+	char detail[160];
 
+	if (c->fail_detail != NULL && c->fail_reason == reason)
+		log_msg(level, "event=conn_closed listener=%s peer=%s reason=%s detail=%s",
+		        c->listener->cfg.name, c->peer_text, reason,
+		        log_quote(c->fail_detail, detail, sizeof(detail)));
+	else
+		log_msg(level, "event=conn_closed listener=%s peer=%s reason=%s",
+		        c->listener->cfg.name, c->peer_text, reason);
 	http_idle_set(c, false);
 	TAILQ_REMOVE(&s->conns, c, link);
 	s->stats.open--;
+	c->listener->stats.open--;
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	event_free(c->deadline);

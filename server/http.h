@@ -5,8 +5,10 @@
  * accept: the TLS handshake (bufferevent_openssl), reading and parsing a
  * request (request line, headers, a Content-Length or chunked body), the
  * limits (max_body, the header size, request_timeout as a deadline for the
- * whole request, not an inactivity timer, and a cap on open connections),
- * keep-alive, and writing the reply. A connection has at most one request
+ * whole request, not an inactivity timer; per listener a handshake and a
+ * header deadline and a budget of open connections, full budgets making
+ * room by evicting the oldest idle connection), keep-alive, and writing the
+ * reply. Every connection it closes is logged with the reason. A connection has at most one request
  * in flight: a pipelined next one waits, unparsed, until the handler has
  * replied.
  *
@@ -34,23 +36,51 @@ enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
 
 typedef void (*http_handler)(struct http_request *req, void *arg);
 
+#define HTTP_MAX_LISTENERS 2
+
 struct http_limits {
 	int request_timeout; /* seconds for a whole request to arrive, and a reply to leave */
-	int max_connections; /* open connections of this worker, both listeners */
+};
+
+/* One listener: its budget and deadlines are its own, so a flood on one
+ * listener cannot take the connections or the time of the other. */
+struct http_listen_config {
+	const char *name;      /* "tls" or "api": in logs and metrics; static */
+	SSL_CTX *tls;          /* NULL: plain HTTP */
+	size_t max_body;       /* 0: no body allowed */
+	int max_connections;   /* open connections of this listener in this worker */
+	int handshake_timeout; /* seconds for the TLS handshake; 0: request_timeout only */
+	int header_timeout;    /* seconds for a complete header block, from when the
+	                        * connection is ready for it; 0: request_timeout only */
+	http_handler handler;
+	void *arg;
+};
+
+struct http_listener_stats {
+	const char *name;
+	uint64_t open;              /* connections open now */
+	uint64_t accepted;          /* since start */
+	uint64_t refused;           /* closed at accept: full, and nothing idle to evict */
+	uint64_t evicted;           /* idle, closed to make room for a new one */
+	uint64_t handshake_timeout; /* cut at handshake_timeout */
+	uint64_t header_timeout;    /* cut at header_timeout */
+	uint64_t request_timeout;   /* cut at request_timeout (idle keep-alive included) */
 };
 
 struct http_stats {
 	uint64_t open;        /* connections open now */
 	uint64_t accepted;    /* since start */
-	uint64_t cap_dropped; /* closed to stay under max_connections */
-	uint64_t timed_out;   /* cut at request_timeout */
+	uint64_t cap_dropped; /* refused or evicted to stay under a listener's budget */
+	uint64_t timed_out;   /* cut at one of the deadlines */
+	int nlisteners;
+	struct http_listener_stats listeners[HTTP_MAX_LISTENERS];
 };
 
 struct http_server *http_server_new(struct event_base *base, const struct http_limits *limits);
-/* Accepts on the listening socket fd (owned from now on): TLS when tls is
- * not NULL, bodies up to max_body bytes (0: no body allowed). */
-bool http_server_listen(struct http_server *s, int fd, SSL_CTX *tls, size_t max_body,
-                        http_handler handler, void *arg) __attribute__((warn_unused_result));
+/* Accepts on the listening socket fd (owned from now on) as lc says; lc is
+ * copied. */
+bool http_server_listen(struct http_server *s, int fd, const struct http_listen_config *lc)
+    __attribute__((warn_unused_result));
 /* Drain: stops accepting, closes idle connections now and every other one
  * after its reply. */
 void http_server_drain(struct http_server *s);
@@ -63,6 +93,8 @@ enum http_method http_request_method(const struct http_request *req);
 const char *http_request_path(const struct http_request *req);
 /* The first header named name (case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
+/* How many header lines are named name (case-insensitive). */
+int http_request_header_count(const struct http_request *req, const char *name);
 /* The body (NUL-terminated, len bytes; "" when there is none). */
 const char *http_request_body(const struct http_request *req, size_t *len);
 const struct sockaddr *http_request_peer(const struct http_request *req);

@@ -19,6 +19,7 @@ static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 
 static void metrics_label(const char *in, char *out, size_t len);
+static void metrics_render_listeners(struct evbuffer *out);
 
 bool metrics_init(int workers)
 {
@@ -127,6 +128,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_accepted),
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
+	metrics_render_listeners(out);
 	if (store == NULL)
 		return;
 	evbuffer_add_printf(out,
@@ -154,6 +156,41 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 		evbuffer_add_printf(out,
 		                    "certreg_trust_anchor_not_after_seconds{subject=\"%s\"} %lld\n",
 		                    label, (long long)not_after);
+	}
+}
+
+/* Per listener: open connections, and those refused or cut, by reason. */
+static void metrics_render_listeners(struct evbuffer *out)
+{
+	static const char *const names[METRICS_LISTENERS] = {"api", "tls"};
+
+	evbuffer_add_printf(out, "# HELP certreg_listener_connections Client connections open now, "
+	                         "by listener.\n# TYPE certreg_listener_connections gauge\n");
+	for (int i = 0; i < METRICS_LISTENERS; i++)
+		evbuffer_add_printf(out, "certreg_listener_connections{listener=\"%s\"} %llu\n",
+		                    names[i], (unsigned long long)METRICS_SUM(listeners[i].open));
+	evbuffer_add_printf(
+	    out, "# HELP certreg_listener_connections_dropped_total Connections the daemon "
+	         "refused (listener full, nothing idle), evicted (idle, to make room) or cut at a "
+	         "deadline (handshake_timeout, header_timeout, request_timeout), by listener.\n"
+	         "# TYPE certreg_listener_connections_dropped_total counter\n");
+	for (int i = 0; i < METRICS_LISTENERS; i++) {
+		const struct {
+			const char *reason;
+			uint64_t n;
+		} rows[] = {
+		    {"refused", METRICS_SUM(listeners[i].refused)},
+		    {"evicted", METRICS_SUM(listeners[i].evicted)},
+		    {"handshake_timeout", METRICS_SUM(listeners[i].handshake_timeout)},
+		    {"header_timeout", METRICS_SUM(listeners[i].header_timeout)},
+		    {"request_timeout", METRICS_SUM(listeners[i].request_timeout)},
+		};
+		for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++)
+			evbuffer_add_printf(
+			    out,
+			    "certreg_listener_connections_dropped_total{listener=\"%s\","
+			    "reason=\"%s\"} %llu\n",
+			    names[i], rows[r].reason, (unsigned long long)rows[r].n);
 	}
 }
 

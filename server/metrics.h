@@ -20,6 +20,19 @@
 
 #define METRICS_LATENCY_BUCKETS 14
 
+/* The listeners, by the index of their slot counters. */
+enum metrics_listener_id { METRICS_LISTENER_API, METRICS_LISTENER_TLS, METRICS_LISTENERS };
+
+/* Connections of one listener that the daemon refused or cut. */
+struct metrics_listener {
+	uint64_t open; /* a gauge: the worker's current value */
+	uint64_t refused;
+	uint64_t evicted;
+	uint64_t handshake_timeout;
+	uint64_t header_timeout;
+	uint64_t request_timeout;
+};
+
 struct metrics_slot {
 	uint64_t decisions[OUTCOME_COUNT];
 	uint64_t latency_le[METRICS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
@@ -37,6 +50,7 @@ struct metrics_slot {
 	uint64_t connections_accepted;
 	uint64_t connections_cap_dropped;
 	uint64_t connections_timed_out;
+	struct metrics_listener listeners[METRICS_LISTENERS];
 };
 
 /* Maps the slots; call once before forking workers. */

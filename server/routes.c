@@ -67,6 +67,13 @@ void routes_api(struct http_request *req, void *arg)
 	const char *path = http_request_path(req);
 	enum http_method cmd = http_request_method(req);
 
+	/* Two copies of the certificate header: which one a proxy set and which
+	 * one its client smuggled past it cannot be told apart, so no request
+	 * carrying two is served at all (issue 27). */
+	if (http_request_header_count(req, w->cfg->cert_header) > 1) {
+		routes_error(req, 400, "bad_request", "more than one certificate header");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
 	    strcmp(path, "/metrics") == 0) {
 		if (cmd != HTTP_GET && cmd != HTTP_HEAD) {

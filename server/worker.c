@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "http.h"
 #include "routes.h"
@@ -46,16 +47,32 @@ int worker_run(const struct worker_setup *setup)
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		goto done;
 	limits.request_timeout = w.cfg->request_timeout;
-	limits.max_connections = w.cfg->max_connections;
 	w.http = http_server_new(w.base, &limits);
 	if (w.http == NULL)
 		goto done;
+	/* The API listener serves the reverse proxy and monitoring, whose
+	 * requests come whole: request_timeout alone bounds them. */
 	if (setup->fd_api >= 0 &&
-	    !http_server_listen(w.http, setup->fd_api, NULL, w.cfg->max_body, routes_api, &w))
+	    !http_server_listen(
+	        w.http, setup->fd_api,
+	        &(struct http_listen_config){.name = "api",
+	                                     .max_body = (size_t)w.cfg->max_body,
+	                                     .max_connections = w.cfg->max_connections_api,
+	                                     .handler = routes_api,
+	                                     .arg = &w}))
 		goto done;
-	/* /v1/login takes no body. */
+	/* The public listener: short handshake and header deadlines, and no
+	 * body (/v1/login takes none). */
 	if (setup->fd_tls >= 0 &&
-	    !http_server_listen(w.http, setup->fd_tls, w.tls_ctx, 0, routes_tls, &w))
+	    !http_server_listen(
+	        w.http, setup->fd_tls,
+	        &(struct http_listen_config){.name = "tls",
+	                                     .tls = w.tls_ctx,
+	                                     .max_connections = w.cfg->max_connections_tls,
+	                                     .handshake_timeout = w.cfg->handshake_timeout,
+	                                     .header_timeout = w.cfg->header_timeout,
+	                                     .handler = routes_tls,
+	                                     .arg = &w}))
 		goto done;
 	w.ev_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
 	w.ev_tick = event_new(w.base, -1, EV_PERSIST, worker_tick_cb, &w);
@@ -77,6 +94,8 @@ int worker_run(const struct worker_setup *setup)
 	status = 0;
 	log_info("event=worker_stopped slot=%d", w.slot);
 	__atomic_store_n(&w.metrics->connections_open, 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < METRICS_LISTENERS; i++)
+		__atomic_store_n(&w.metrics->listeners[i].open, 0, __ATOMIC_RELAXED);
 done:
 	if (status != 0)
 		log_error("event=worker_failed slot=%d reason=\"cannot set up the event loop\"",
@@ -153,6 +172,20 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	worker_publish(&w->metrics->connections_timed_out, &w->published.connections_timed_out,
 	               hs.timed_out);
 	__atomic_store_n(&w->metrics->connections_open, hs.open, __ATOMIC_RELAXED);
+	for (int i = 0; i < hs.nlisteners; i++) {
+		const struct http_listener_stats *ls = &hs.listeners[i];
+		int id = strcmp(ls->name, "tls") == 0 ? METRICS_LISTENER_TLS : METRICS_LISTENER_API;
+		struct metrics_listener *to = &w->metrics->listeners[id];
+		struct metrics_listener *was = &w->published.listeners[id];
+
+		worker_publish(&to->refused, &was->refused, ls->refused);
+		worker_publish(&to->evicted, &was->evicted, ls->evicted);
+		worker_publish(&to->handshake_timeout, &was->handshake_timeout,
+		               ls->handshake_timeout);
+		worker_publish(&to->header_timeout, &was->header_timeout, ls->header_timeout);
+		worker_publish(&to->request_timeout, &was->request_timeout, ls->request_timeout);
+		__atomic_store_n(&to->open, ls->open, __ATOMIC_RELAXED);
+	}
 	if (w->draining && w->inflight == 0 && http_server_stats(w->http).open == 0)
 		event_base_loopbreak(w->base);
 }

@@ -1,5 +1,7 @@
 """Hostile clients (issue 9): idle and slow connections, broken TLS, huge and
-malformed requests, spoofed headers and forbidden addresses.
+malformed requests, spoofed headers and forbidden addresses; and (issue 27)
+a flood of the public TLS listener, which must leave the API listener
+answering, and a duplicated certificate header.
 
 Everything runs on the loopback, bounded in count and in time. Each test
 also checks that well-behaved clients keep getting correct answers while the
@@ -7,7 +9,9 @@ hostile ones are at it (`assert_served`). The basic trusted_proxies and
 api_allow cases are in test_auth.py; here are the hostile variations.
 """
 import json
+import os
 import random
+import re
 import resource
 import selectors
 import socket
@@ -517,3 +521,165 @@ def test_v1_from_outside_api_allow_is_403_whatever_the_path_spelling(certregd, d
     # The TLS listener is not an API route: logins go on.
     status, doc = login(d, pki)
     assert (status, doc["outcome"]) == (200, "OK")
+
+
+def test_duplicate_certificate_header_is_400(certregd, db, pki):
+    """Two copies of cert_header, from a trusted proxy, whatever their
+    spelling and order, and also for the configured name: a 400, never a
+    decision on either copy (issue 27)."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    good, other = escaped(pki, "ec-ok").encode(), escaped(pki, "rsa-ok").encode()
+    for first, second, name2 in [(good, good, b"X-SSL-Client-Cert"),
+                                 (other, good, b"x-ssl-client-cert"),
+                                 (good, b"", b"X-SSL-CLIENT-CERT")]:
+        for path in [b"/v1/auth", b"/healthz"]:
+            reply = raw_request(api_port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n"
+                                b"X-SSL-Client-Cert: " + first + b"\r\n" + name2 + b": " +
+                                second + b"\r\nConnection: close\r\n\r\n")
+            assert status_of(reply) == 400, reply[:300]
+            assert b"x-certreg-" not in reply.lower(), reply[:300]
+    # One copy is decided as before.
+    reply = raw_request(api_port, b"GET /v1/auth HTTP/1.1\r\nHost: x\r\nX-SSL-Client-Cert: " +
+                        good + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(reply) == 200 and b"X-Certreg-Outcome: OK" in reply, reply[:300]
+    d2 = certregd(db, server={"cert_header": "X-Client-Cert"})
+    port2 = int(d2.config["server"]["listen_api"].rsplit(":", 1)[1])
+    reply = raw_request(port2, b"GET /v1/auth HTTP/1.1\r\nHost: x\r\nX-Client-Cert: " + good +
+                        b"\r\nX-Client-Cert: " + good + b"\r\nConnection: close\r\n\r\n")
+    assert status_of(reply) == 400, reply[:300]
+
+
+# --- a flood of the TLS listener (issue 27, finding 5) -------------------------
+
+HALF_LOGIN = b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+
+
+def tls_flood_client(port, ctx, kind):
+    """One hostile TLS-listener client; returns a plain socket on its
+    connection (for wait_closed) and the object keeping it open.
+    kind: "raw" never starts the handshake; "idle" completes it and sends
+    nothing; "half" completes it and sends half a request. (None, None)
+    when the server refused the connection."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if kind == "raw":
+        raw.setblocking(False)
+        return raw, raw
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return None, None
+    if kind == "half":
+        tls.sendall(HALF_LOGIN)
+    plain = socket.socket(fileno=os.dup(tls.fileno()))
+    plain.setblocking(False)
+    return plain, tls
+
+
+def api_answers_fast(d, pki, within=1.0):
+    """/healthz and /v1/verify on the API listener answer, each within 1 s."""
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    t0 = time.monotonic()
+    r = d.get("/healthz")
+    t1 = time.monotonic()
+    assert r.status == 200 and t1 - t0 < within, (r.status, t1 - t0)
+    r = d.verify_bundle(chain)
+    t2 = time.monotonic()
+    assert r.status == 200 and r.json()["outcome"] == "OK", r.body
+    assert t2 - t1 < within, f"/v1/verify took {t2 - t1:.2f} s"
+    return max(t1 - t0, t2 - t1)
+
+
+def test_tls_flood_does_not_lock_out_the_api_listener(certregd, db, pki):
+    """The finding as reported: one worker, max_connections = 40 (the
+    shared key), and 60 TLS clients that complete the handshake and send
+    half a request. The API listener has a budget of its own, so /healthz
+    and /v1/verify answer within 1 s all along; a good TLS client gets in
+    too, by evicting the longest-idle flood connection."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"workers": 1, "max_connections": 40, "request_timeout": 10})
+    ctx = tls_context(pki)
+    flood, keep = [], []
+    try:
+        for i in range(60):
+            plain, obj = tls_flood_client(d.tls_port, ctx, "half")
+            if plain is not None:
+                flood.append(plain)
+                keep.append(obj)
+            if i % 20 == 19:
+                api_answers_fast(d, pki)
+        slowest = api_answers_fast(d, pki)
+        status, body = login(d, pki)
+        assert (status, body["outcome"]) == (200, "OK"), body
+        api_answers_fast(d, pki)
+        print(f"\nAPI under a 60-connection TLS flood: slowest answer {slowest * 1000:.0f} ms")
+    finally:
+        close_all(flood + keep)
+
+
+def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
+    """One worker, max_connections_tls = 30, handshake_timeout = header_timeout
+    = 2 s (request_timeout 10 s). 60 hostile clients in rounds of three:
+    one never handshakes, one goes idle after the handshake, one sends half
+    a request. The API answers within 1 s throughout; the oldest 30 are
+    evicted as the newer ones arrive; the rest are cut at their deadline,
+    long before request_timeout. Each close is logged with its reason and
+    counted per listener in /metrics; nothing happens to the API listener."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"workers": 1, "max_connections_tls": 30,
+                             "max_connections_api": 10, "handshake_timeout": 2,
+                             "header_timeout": 2, "request_timeout": 10})
+    ctx = tls_context(pki)
+    flood, keep = [], []
+    t0 = time.monotonic()
+    try:
+        for i in range(20):
+            for kind in ("raw", "idle", "half"):
+                plain, obj = tls_flood_client(d.tls_port, ctx, kind)
+                assert plain is not None, "a new TLS client was refused, not given room"
+                flood.append(plain)
+                keep.append(obj)
+            if i % 5 == 4:
+                api_answers_fast(d, pki)
+        print(f"\nflood of {len(flood)} sent in {time.monotonic() - t0:.2f} s")
+        api_answers_fast(d, pki)
+        # Each survivor's deadline (2 s) began before this wait did.
+        closed = wait_closed(flood, time.monotonic() + 2 + SLACK + 2)
+        assert len(closed) == len(flood), f"{len(flood) - len(closed)} flood connections still open"
+        latest = max(closed.values())
+        assert latest < 2 + SLACK, f"last flood connection cut after {latest:.1f} s"
+        api_answers_fast(d, pki)
+    finally:
+        close_all(flood + keep)
+    reasons = {}
+    deadline = time.monotonic() + 5  # the 408s close after their linger
+    while time.monotonic() < deadline:
+        reasons = {}
+        for m in re.finditer(r"event=conn_closed listener=(\w+) peer=\S+ reason=(\w+)", d.log()):
+            reasons.setdefault((m[1], m[2]), 0)
+            reasons[(m[1], m[2])] += 1
+        if sum(n for (l, _), n in reasons.items() if l == "tls") >= len(flood):
+            break
+        time.sleep(0.2)
+    print(f"\nclose reasons: {reasons}")
+    assert sum(n for (l, _), n in reasons.items() if l == "tls") >= len(flood), reasons
+    assert reasons.get(("tls", "evicted"), 0) >= 10, reasons
+    assert reasons.get(("tls", "handshake_timeout"), 0) >= 5, reasons
+    assert reasons.get(("tls", "header_timeout"), 0) >= 5, reasons
+    assert not any(l == "api" and r in ("evicted", "refused") for l, r in reasons), reasons
+    assert "reason=header_timeout detail=" in d.log()  # a half request: its 408, explained
+    time.sleep(1.5)  # the worker publishes its counters once a second
+    text = d.get("/metrics").body.decode()
+
+    def count(listener, reason):
+        m = re.search(r'certreg_listener_connections_dropped_total\{listener="%s",'
+                      r'reason="%s"\} (\d+)' % (listener, reason), text)
+        assert m, text
+        return int(m[1])
+
+    assert count("tls", "evicted") >= 10
+    assert count("tls", "handshake_timeout") >= 5
+    assert count("tls", "header_timeout") >= 5
+    assert count("api", "evicted") == count("api", "refused") == 0

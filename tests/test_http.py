@@ -1,7 +1,8 @@
 """The HTTP/1.1 layer (server/http.c) as clients see it: keep-alive,
 pipelining, HTTP/1.0, chunked bodies, Expect: 100-continue, HEAD, request
-smuggling refusals, and the per-worker connection cap (max_connections)
-with its metrics."""
+smuggling refusals, the strict framing of issue 27 (chunk sizes, chunk
+extensions and trailers, Host, control bytes in header values), and the
+per-listener connection budget (max_connections_api) with its metrics."""
 import json
 import os
 import re
@@ -107,8 +108,10 @@ def test_chunked_body_and_100_continue(certregd, db, pki):
     bind_ok(db, pki)
     d = certregd(db)
     body = json.dumps({"certificate": open(pki.leaf("ec-ok")["pem"]).read()}).encode()
-    chunked = b"".join(b"%x;ext=1\r\n" % len(body[i:i + 100]) + body[i:i + 100] + b"\r\n"
-                       for i in range(0, len(body), 100)) + b"0\r\nX-Trailer: y\r\n\r\n"
+    # Upper and lower case hex digits and leading zeros are all chunk-size.
+    sizes = [b"%x", b"%X", b"%04x"]
+    chunked = b"".join((sizes[n % 3] % len(body[i:i + 100])) + b"\r\n" + body[i:i + 100] +
+                       b"\r\n" for n, i in enumerate(range(0, len(body), 100))) + b"0\r\n\r\n"
     with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
         s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n" + chunked)
@@ -197,7 +200,8 @@ def test_replies_to_a_client_that_does_not_read(certregd, db, pki):
 def test_head_has_no_body(certregd, db, pki):
     d = certregd(db)
     with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
-        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        s.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         data = b""
         while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"}\n"):
             data += s.recv(65536)
@@ -210,14 +214,16 @@ def test_smuggling_shapes_are_refused(certregd, db, pki):
     """Both framings, two lengths, a folded header, a bare LF, a control
     character in the path: 400 (or 501 for an unknown coding), then close."""
     d = certregd(db)
+    h = b"Host: x\r\n"  # so that each is refused for what it shows, not for a missing Host
     cases = [
-        b"POST /v1/verify HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"POST /v1/verify HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n",
-        b"POST /v1/verify HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nX-A: 1\nX-B: 2\r\n\r\n",
-        b"GET /heal\x01thz HTTP/1.1\r\n\r\n",
-        b"GET /healthz HTTP/1.1\r\nBad Name: 1\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\n" + h +
+        b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\n" + h + b"Content-Length: 4\r\nContent-Length: 5\r\n\r\n",
+        b"POST /v1/verify HTTP/1.1\r\n" + h + b"Transfer-Encoding: gzip, chunked\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\n" + h + b"X-A: 1\r\n folded\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\n" + h + b"X-A: 1\nX-B: 2\r\n\r\n",
+        b"GET /heal\x01thz HTTP/1.1\r\n" + h + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\n" + h + b"Bad Name: 1\r\n\r\n",
     ]
     for req in cases:
         with socket.create_connection(("127.0.0.1", api_port(d)), timeout=5) as s:
@@ -238,45 +244,79 @@ def metric(d, name):
 
 
 def test_connection_cap(certregd, db, pki):
-    """max_connections = 20, one worker. Silent connections beyond the cap
-    make room for new ones, oldest first; when every connection is busy
-    with a request in progress, a new one is refused at once. The
-    /metrics figures count both."""
+    """max_connections_api = 20, one worker. Idle connections beyond the
+    listener's budget make room for new ones, longest idle first: silent
+    ones, and ones that sent half a header block (issue 27: those could hold
+    the budget). When every connection has a request whose header block is
+    complete (here: its body is awaited), a new one is refused at once.
+    Each close is logged with its reason, and /metrics counts them per
+    listener."""
     bind_ok(db, pki)
-    d = certregd(db, server={"workers": 1, "max_connections": 20, "request_timeout": 30})
+    d = certregd(db, server={"workers": 1, "max_connections_api": 20, "request_timeout": 30})
     port = api_port(d)
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
     silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(20)]
     time.sleep(0.3)  # all accepted
     # A good client still gets in: the oldest silent connection makes room.
-    r = d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read())
+    r = d.verify_bundle(chain)
     assert r.status == 200 and r.json()["outcome"] == "OK"
     assert is_closed(silent[0], timeout=2), "the oldest idle connection was not closed"
     assert not is_closed(silent[-1], timeout=0.2)
     for s in silent:
         s.close()
     time.sleep(0.3)
-    # Busy connections (a request line sent, headers pending) are not evicted.
+    # Half a header block does not make a connection busy: evictable too.
+    half = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        half.append(s)
+        time.sleep(0.01)  # accepted in this order
+    time.sleep(0.3)
+    r = d.verify_bundle(chain)
+    assert r.status == 200 and r.json()["outcome"] == "OK"
+    assert is_closed(half[0], timeout=2), "the oldest half-sent request was not evicted"
+    assert not is_closed(half[-1], timeout=0.2)
+    half[-1].sendall(b"\r\n")
+    assert read_response(half[-1])[0] == 200
+    for s in half:
+        s.close()
+    time.sleep(0.3)
+    # A complete header block makes a connection busy: never evicted.
+    body = chain.encode()
     busy = []
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", port), timeout=5)
-        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/pem-certificate-chain\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
         busy.append(s)
     time.sleep(0.3)
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
-    assert is_closed(extra, timeout=2), "a connection over the cap was not refused"
+    assert is_closed(extra, timeout=2), "a connection over the budget was not refused"
     extra.close()
     for s in busy:
         assert not is_closed(s, timeout=0.05)
-        s.sendall(b"Host: x\r\n\r\n")
-        status, _, _, _ = read_response(s)
-        assert status == 200
+        s.sendall(body)
+        status, _, reply, _ = read_response(s)
+        assert status == 200 and json.loads(reply)["outcome"] == "OK"
     for s in busy[1:]:
         s.close()
     time.sleep(1.5)  # the worker publishes its counters once a second
-    assert metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 2
-    assert metric(d, "certreg_connections_accepted_total") >= 40
+    assert metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 3
+    assert metric(d, "certreg_listener_connections_dropped_total"
+                     "{listener=\"api\",reason=\"evicted\"}") >= 2
+    assert metric(d, "certreg_listener_connections_dropped_total"
+                     "{listener=\"api\",reason=\"refused\"}") >= 1
+    assert metric(d, "certreg_listener_connections_dropped_total"
+                     "{listener=\"tls\",reason=\"evicted\"}") == 0
+    assert metric(d, "certreg_connections_accepted_total") >= 60
     assert metric(d, "certreg_connections") >= 1  # busy[0], kept open
+    assert metric(d, "certreg_listener_connections{listener=\"api\"}") >= 1
     busy[0].close()
+    log = d.log()
+    assert re.search(r"event=conn_closed listener=api peer=127\.0\.0\.1 reason=evicted", log)
+    assert re.search(r"event=conn_closed listener=api peer=127\.0\.0\.1 reason=refused", log)
 
 
 def test_out_of_descriptors_pauses_accepting(certregd, db):
@@ -332,3 +372,115 @@ def test_request_timeout_is_a_deadline_with_408(certregd, db, pki):
     assert is_closed(silent, timeout=4)
     partial.close()
     silent.close()
+
+
+# --- strict framing (issue 27, finding 7) ---------------------------------------
+
+def refused_with_400(port, req, timeout=5):
+    """Sends req on a new connection: the reply is a 400 and the connection
+    closes after it, whatever else was sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req)
+        status, headers, body, _ = read_response(s)
+        assert status == 400, (req, status, body)
+        assert headers["connection"] == "close", (req, headers)
+        assert is_closed(s), req
+        return json.loads(body)["detail"]
+
+
+CHUNKED_HEAD = (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+
+
+def test_chunked_framing_is_strict(certregd, db, pki):
+    """Anything in the chunked framing that RFC 9112 does not allow is a 400:
+    a chunk size with a character that is not a hex digit (sign, 0x,
+    whitespace, garbage before or after), one that cannot be held (17 hex
+    digits and more), a missing CRLF after the chunk data, a bare LF
+    anywhere. Chunk extensions and trailer fields, which the grammar allows,
+    are refused too (docs/SECURITY.md says why). The same body framed
+    plainly is served, so the refusals are for the framing."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    port = api_port(d)
+    body = json.dumps({"certificate": open(pki.leaf("ec-ok")["pem"]).read()}).encode()
+    chunk = b"%x\r\n" % len(body) + body + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(CHUNKED_HEAD + chunk + b"0\r\n\r\n")
+        status, _, reply, _ = read_response(s)
+        assert status == 200 and json.loads(reply)["outcome"] == "OK", reply
+    n = b"%x" % len(body)
+    cases = {
+        "sign": b"+" + n + b"\r\n" + body + b"\r\n0\r\n\r\n",
+        "0x": b"0x" + n + b"\r\n" + body + b"\r\n0\r\n\r\n",
+        "leading space": b" " + n + b"\r\n" + body + b"\r\n0\r\n\r\n",
+        "trailing space": n + b" \r\n" + body + b"\r\n0\r\n\r\n",
+        "trailing tab": n + b"\t\r\n" + body + b"\r\n0\r\n\r\n",
+        "garbage after": n + b"g\r\n" + body + b"\r\n0\r\n\r\n",
+        "not hex": b"zz\r\n{}\r\n0\r\n\r\n",
+        "empty size": b"\r\n{}\r\n0\r\n\r\n",
+        "17 digits": b"0" * 16 + b"2\r\n{}\r\n0\r\n\r\n",
+        "overflow": b"1" + b"0" * 16 + b"\r\n{}\r\n0\r\n\r\n",
+        "huge": b"f" * 40 + b"\r\n{}\r\n0\r\n\r\n",
+        "extension": n + b";ext=1\r\n" + body + b"\r\n0\r\n\r\n",
+        "extension on the last chunk": chunk + b"0;ext\r\n\r\n",
+        "extension with space": n + b" ;ext\r\n" + body + b"\r\n0\r\n\r\n",
+        "trailer": chunk + b"0\r\nX-Trailer: y\r\n\r\n",
+        "trailer smuggling a header": chunk + b"0\r\nX-SSL-Client-Cert: x\r\n\r\n",
+        "no CRLF after data": n + b"\r\n" + body + b"XX0\r\n\r\n",
+        "bare LF after size": n + b"\n" + body + b"\r\n0\r\n\r\n",
+        "bare LF after data": n + b"\r\n" + body + b"\n0\r\n\r\n",
+        "bare LF after last chunk": chunk + b"0\n\r\n",
+        "bare LF at the end": chunk + b"0\r\n\n",
+        "CR in size": b"2\r2\r\n{}\r\n0\r\n\r\n",
+    }
+    for name, framed in cases.items():
+        detail = refused_with_400(port, CHUNKED_HEAD + framed)
+        print(f"{name}: {detail}")
+    assert d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read()).status == 200
+
+
+def test_host_header_is_required_once(certregd, db):
+    """RFC 9112 3.2: an HTTP/1.1 request without Host, and any request with
+    two, or with a Host that is not a host, is a 400. HTTP/1.0 needs none;
+    an empty Host is allowed."""
+    d = certregd(db)
+    port = api_port(d)
+    for req in [
+        b"GET /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nX-Host: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+        b"GET /healthz HTTP/1.0\r\nHost: a\r\nHOST: b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: user@a\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: a\"b\r\n\r\n",
+    ]:
+        refused_with_400(port, req)
+    for req in [
+        b"GET /healthz HTTP/1.0\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: [::1]:8080\r\nConnection: close\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nhost: certreg.example.gov.cn\r\nConnection: close\r\n\r\n",
+    ]:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(req)
+            assert read_response(s)[0] == 200, req
+
+
+def test_control_bytes_in_header_values_are_400(certregd, db):
+    """A header value may hold visible characters, obs-text, SP and HTAB
+    only (RFC 9110 5.5): any other control byte is a 400, a tab is not."""
+    d = certregd(db)
+    port = api_port(d)
+    for ch in [0x01, 0x08, 0x0b, 0x0c, 0x0d, 0x1b, 0x1f, 0x7f]:
+        detail = refused_with_400(
+            port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a" + bytes([ch]) + b"b\r\n\r\n")
+        assert "control character" in detail or "bare CR" in detail, (ch, detail)
+    refused_with_400(port, b"GET /healthz HTTP/1.1\r\nHost: x\x01\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\tb\xe4\xb8\xad\r\n"
+                  b"Connection: close\r\n\r\n")
+        assert read_response(s)[0] == 200

@@ -109,7 +109,7 @@ static const struct config *fuzz_config(void)
 }
 
 /* A listener on an ephemeral loopback port served by handler. */
-static void fuzz_listener(http_handler handler, size_t max_body, struct sockaddr_in *addr)
+static void fuzz_listener(const struct http_listen_config *lc, struct sockaddr_in *addr)
 {
 	socklen_t len = sizeof(*addr);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -120,7 +120,7 @@ static void fuzz_listener(http_handler handler, size_t max_body, struct sockaddr
 	if (fd < 0 || bind(fd, (struct sockaddr *)addr, sizeof(*addr)) != 0 ||
 	    listen(fd, 64) != 0 || getsockname(fd, (struct sockaddr *)addr, &len) != 0)
 		fuzz_fail("cannot listen on the loopback");
-	if (!http_server_listen(w.http, fd, NULL, max_body, handler, &w))
+	if (!http_server_listen(w.http, fd, lc))
 		fuzz_fail("http_server_listen");
 }
 
@@ -152,14 +152,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	                          fuzz_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		fuzz_fail("cannot set up the cache and registry");
-	/* The limits worker_run sets. */
+	/* The limits and listeners worker_run sets up (the TLS one without
+	 * TLS). */
 	limits.request_timeout = w.cfg->request_timeout;
-	limits.max_connections = w.cfg->max_connections;
 	w.http = http_server_new(w.base, &limits);
 	if (w.http == NULL)
 		fuzz_fail("http_server_new");
-	fuzz_listener(routes_api, w.cfg->max_body, &addr_api);
-	fuzz_listener(routes_tls, 0, &addr_tls);
+	fuzz_listener(&(struct http_listen_config){.name = "api",
+	                                           .max_body = (size_t)w.cfg->max_body,
+	                                           .max_connections = w.cfg->max_connections_api,
+	                                           .handler = routes_api,
+	                                           .arg = &w},
+	              &addr_api);
+	fuzz_listener(&(struct http_listen_config){.name = "tls",
+	                                           .max_connections = w.cfg->max_connections_tls,
+	                                           .handshake_timeout = w.cfg->handshake_timeout,
+	                                           .header_timeout = w.cfg->header_timeout,
+	                                           .handler = routes_tls,
+	                                           .arg = &w},
+	              &addr_tls);
 	return 0;
 }
 

@@ -161,6 +161,11 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	assert_int_equal(ex->workers, def->workers);
 	assert_int_equal(ex->max_body, def->max_body);
 	assert_int_equal(ex->request_timeout, def->request_timeout);
+	assert_int_equal(ex->max_connections, def->max_connections);
+	assert_int_equal(ex->max_connections_tls, def->max_connections_tls);
+	assert_int_equal(ex->max_connections_api, def->max_connections_api);
+	assert_int_equal(ex->handshake_timeout, def->handshake_timeout);
+	assert_int_equal(ex->header_timeout, def->header_timeout);
 	assert_int_equal(ex->clock_skew, def->clock_skew);
 	assert_int_equal(ex->expiry_warning_days, def->expiry_warning_days);
 	assert_int_equal(ex->renewal, def->renewal);
@@ -176,6 +181,72 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	config_free(def);
 }
 
+/* Issue 27: each listener has a budget of its own within max_connections,
+ * which keeps its meaning (both listeners, and the descriptor budget). */
+static void test_listener_budgets(void **state)
+{
+	const char *base = "[trust]\nca_file = /x/ca.pem\n[server]\ntls_cert = /x/s.pem\n"
+	                   "tls_key = /x/s.key\n";
+	char text[512], err[512] = "";
+	struct config *cfg;
+
+	(void)state;
+	cfg = load(base, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections, 4096);
+	assert_int_equal(cfg->max_connections_api, 1024);
+	assert_int_equal(cfg->max_connections_tls, 3072);
+	assert_int_equal(cfg->handshake_timeout, 10);
+	assert_int_equal(cfg->header_timeout, 5);
+	config_free(cfg);
+	/* The old key alone still works: it is split. */
+	snprintf(text, sizeof(text), "%smax_connections = 40\n", base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections_api, 10);
+	assert_int_equal(cfg->max_connections_tls, 30);
+	config_free(cfg);
+	/* One budget given: the other has the rest. */
+	snprintf(text, sizeof(text), "%smax_connections = 100\nmax_connections_api = 5\n", base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections_tls, 95);
+	config_free(cfg);
+	/* Both given, max_connections not: it becomes their sum. */
+	snprintf(text, sizeof(text), "%smax_connections_api = 10\nmax_connections_tls = 9000\n",
+	         base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections, 9010);
+	config_free(cfg);
+	/* Both given, and more than a given max_connections: refused. */
+	snprintf(text, sizeof(text),
+	         "%smax_connections = 100\nmax_connections_api = 10\nmax_connections_tls = 91\n",
+	         base);
+	assert_null(load(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "is more than max_connections"));
+	/* A disabled listener leaves its share to the other. */
+	snprintf(text, sizeof(text), "%smax_connections = 100\nlisten_tls =\n", base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections_api, 100);
+	config_free(cfg);
+	snprintf(text, sizeof(text), "%smax_connections = 100\nlisten_api =\n", base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections_tls, 100);
+	config_free(cfg);
+	/* The smallest budget is one connection each. */
+	snprintf(text, sizeof(text), "%smax_connections = 1\n", base);
+	cfg = load(text, err, sizeof(err));
+	assert_non_null(cfg);
+	assert_int_equal(cfg->max_connections_api, 1);
+	assert_int_equal(cfg->max_connections_tls, 1);
+	config_free(cfg);
+	snprintf(text, sizeof(text), "%sheader_timeout = 0\n", base);
+	assert_null(load(text, err, sizeof(err)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +258,7 @@ int main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_reload_compatibility),
 	    cmocka_unit_test(test_example_file_is_valid_and_shows_defaults),
+	    cmocka_unit_test(test_listener_budgets),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
