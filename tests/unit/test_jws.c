@@ -19,6 +19,7 @@
 #include <openssl/rsa.h>
 
 #include "jws.h"
+#include "keygen.h"
 
 /* RFC 7638 section 3.1: the example RSA key and its thumbprint. */
 static const char rfc7638_n[] =
@@ -43,27 +44,6 @@ static size_t unb64url(const char *in, size_t n, unsigned char *out)
 	free(tmp);
 	assert_true(len >= 0);
 	return (size_t)len - pad;
-}
-
-static EVP_PKEY *keygen(const char *type, const char *group, int bits)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY *pkey = NULL;
-
-	assert_non_null(ctx);
-	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
-	if (group != NULL) {
-		OSSL_PARAM params[] = {
-		    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
-		    OSSL_PARAM_END,
-		};
-		assert_int_equal(EVP_PKEY_CTX_set_params(ctx, params), 1);
-	}
-	if (bits != 0)
-		assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits), 1);
-	assert_int_equal(EVP_PKEY_keygen(ctx, &pkey), 1);
-	EVP_PKEY_CTX_free(ctx);
-	return pkey;
 }
 
 static void test_rfc7638_thumbprint(void **state)

@@ -19,28 +19,8 @@
 #include <openssl/provider.h>
 #include <openssl/x509v3.h>
 
+#include "keygen.h"
 #include "x509ctx.h"
-
-static EVP_PKEY *keygen(const char *type, const char *group)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY *pkey = NULL;
-
-	assert_non_null(ctx);
-	assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
-	if (group != NULL) {
-		OSSL_PARAM params[] = {
-		    OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
-		    OSSL_PARAM_END,
-		};
-		assert_int_equal(EVP_PKEY_CTX_set_params(ctx, params), 1);
-	}
-	if (strcmp(type, "RSA") == 0 || strcmp(type, "RSA-PSS") == 0)
-		assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 1024), 1);
-	assert_int_equal(EVP_PKEY_keygen(ctx, &pkey), 1);
-	EVP_PKEY_CTX_free(ctx);
-	return pkey;
-}
 
 static void test_every_key_type_decodes_to_the_same_key(void **state)
 {
@@ -55,7 +35,7 @@ static void test_every_key_type_decodes_to_the_same_key(void **state)
 	(void)state;
 	assert_non_null(x509ctx());
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-		EVP_PKEY *pkey = keygen(types[i].type, types[i].group);
+		EVP_PKEY *pkey = keygen(types[i].type, types[i].group, 1024);
 		unsigned char *der = NULL;
 		const unsigned char *p;
 		int len = i2d_PUBKEY(pkey, &der);
@@ -133,7 +113,7 @@ static unsigned char *cert_with_duplicate_extension(EVP_PKEY *pkey, int *len)
 
 static void test_certificates_parse_and_copy_in_the_context(void **state)
 {
-	EVP_PKEY *pkey = keygen("EC", "P-256");
+	EVP_PKEY *pkey = keygen("EC", "P-256", 0);
 	int len;
 	unsigned char *der = cert_with_duplicate_extension(pkey, &len);
 	const unsigned char *p = der;
@@ -168,7 +148,7 @@ static void test_certificates_parse_and_copy_in_the_context(void **state)
 
 static void test_crls_parse_verify_and_copy_in_the_context(void **state)
 {
-	EVP_PKEY *pkey = keygen("EC", "P-256");
+	EVP_PKEY *pkey = keygen("EC", "P-256", 0);
 	X509_CRL *crl = X509_CRL_new(), *in_ctx, *copy;
 	X509_NAME *name = X509_NAME_new();
 	ASN1_TIME *t = ASN1_TIME_set(NULL, 1795000000);
