@@ -1,7 +1,7 @@
 # certreg - build, test, install, demo.
 #
 #   make                 build certregd and certreg-admin into build/
-#   make check           install missing Debian packages, build, run every test
+#   make check           install missing Debian packages, build, run every test (deb-check too)
 #   make run             the demo: PostgreSQL, PKI, data, certregd in the foreground
 #   make install         PREFIX=/usr/local DESTDIR=  (programs, SQL, man pages, units, sysusers)
 #   make deb             the Debian packages certreg and certreg-admin into build/deb/
@@ -145,9 +145,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/l
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
 
 # Every test: the Python scripts' static check (the bench's run.py runs only
-# under make bench), unit and integration suites on the plain build, each fuzz
-# target briefly, the unit tests under valgrind, and both suites again on
-# the ASan+UBSan build.
+# under make bench), unit and integration suites on the plain build, the
+# Debian packages built, installed, checked and purged (about 80 s), each
+# fuzz target briefly, the unit tests under valgrind, and both suites again
+# on the ASan+UBSan build.
 check: deps
 	$(MAKE) all
 	$(MAKE) bench-tools
@@ -155,6 +156,7 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) conformance
 	$(MAKE) integration
+	$(MAKE) deb-check
 	$(MAKE) fuzz-short
 	$(MAKE) valgrind-unit
 	$(MAKE) sanitize-check

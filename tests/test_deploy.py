@@ -163,6 +163,9 @@ def test_make_install_writes_units_naming_the_installed_programs(tmp_path):
     assert (prefix / "lib/sysusers.d/certreg.conf").read_text() == \
         (DEPLOY / "certreg.sysusers").read_text()
     assert (prefix / "share/man/man8/certreg-crl-refresh.8").is_file()
+    # The completion is installed once deploy/ has one (the package as well).
+    assert (prefix / "share/bash-completion/completions/certreg-admin").is_file() == \
+        (DEPLOY / "bash-completion/certreg-admin").is_file()
     p = analyze("verify", *(unitdir / n for n in UNITS), man=prefix / "share/man")
     ours = [l for l in (p.stdout + p.stderr).splitlines()
             if any(n in l for n in UNITS) or str(prefix) in l]
