@@ -1,9 +1,11 @@
 # certreg - build, test, install, demo.
 #
 #   make                 build certregd and certreg-admin into build/
-#   make check           install missing Debian packages, build, run every test
+#   make check           install missing Debian packages, build, run every test (deb-check too)
 #   make run             the demo: PostgreSQL, PKI, data, certregd in the foreground
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR=  (programs, SQL, man pages, units, sysusers)
+#   make deb             the Debian packages certreg and certreg-admin into build/deb/
+#   make deb-check       build them, install, check and purge them in a throwaway root
 #   make SANITIZER=address,undefined   instrumented build (into build/san/)
 #   make fuzz FUZZ_SECONDS=N           run each libFuzzer target (clang)
 #   make fuzz-short                    each fuzz target for 10 s (in make check)
@@ -19,6 +21,12 @@ SBINDIR  = $(PREFIX)/sbin
 BINDIR   = $(PREFIX)/bin
 DATADIR  = $(PREFIX)/share/certreg
 MANDIR   = $(PREFIX)/share/man
+# Both are on systemd's search paths for PREFIX=/usr/local as for /usr;
+# the Debian package puts the units in /lib/systemd/system (Debian 12's
+# place, which its debhelper and lintian expect).
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 VERSION  = 0.1.0
 
 CC      ?= cc
@@ -48,7 +56,9 @@ endif
 WARN    = -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Wformat=2 \
           -Wno-missing-field-initializers
 CFLAGS ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DCERTREG_VERSION='"$(VERSION)"' \
+# CPPFLAGS, CFLAGS and LDFLAGS come through from the environment or the
+# command line (the Debian build passes dpkg-buildflags' hardening set).
+ALL_CFLAGS = $(CPPFLAGS) -std=c11 -D_GNU_SOURCE -DCERTREG_VERSION='"$(VERSION)"' \
              -DCERTREG_DATADIR='"$(DATADIR)"' $(WARN) $(CFLAGS) $(SANFLAGS) -Icommon -MMD -MP
 LDFLAGS_ALL = $(LDFLAGS) $(SANFLAGS)
 
@@ -81,7 +91,19 @@ $(DATADIR_STAMP): FORCE
 $(BUILD)/admin/migrate.o: $(DATADIR_STAMP)
 FORCE:
 
-.PHONY: all deps check unit integration run install uninstall clean fuzz conformance bench bench-tools \
+# The systemd units name the installed programs: written from deploy/*.in
+# with @SBINDIR@ replaced, again when PREFIX (SBINDIR) changes.
+SBINDIR_STAMP = $(BUILD)/sbindir.stamp
+$(SBINDIR_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(SBINDIR)' | cmp -s - $@ || echo '$(SBINDIR)' > $@
+UNITS_GEN = $(BUILD)/deploy/certregd.service $(BUILD)/deploy/certreg-crl-refresh.service
+$(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
+	@mkdir -p $(@D)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
+
+.PHONY: all deps check unit integration run install install-daemon install-admin uninstall clean \
+        deb deb-check fuzz conformance bench bench-tools \
         format format-check lint bench soak
 all: $(CERTREGD) $(ADMIN)
 
@@ -123,9 +145,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/l
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
 
 # Every test: the Python scripts' static check (the bench's run.py runs only
-# under make bench), unit and integration suites on the plain build, each fuzz
-# target briefly, the unit tests under valgrind, and both suites again on
-# the ASan+UBSan build.
+# under make bench), unit and integration suites on the plain build, the
+# Debian packages built, installed, checked and purged (deb-check, about
+# 80 s; as root only, as CI runs), each fuzz target briefly, the unit tests
+# under valgrind, and both suites again on the ASan+UBSan build.
 check: deps
 	$(MAKE) all
 	$(MAKE) bench-tools
@@ -133,6 +156,8 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) conformance
 	$(MAKE) integration
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) deb-check; else \
+		echo "check: deb-check skipped, it needs root (overlay mount): sudo make deb-check"; fi
 	$(MAKE) fuzz-short
 	$(MAKE) valgrind-unit
 	$(MAKE) sanitize-check
@@ -259,21 +284,65 @@ soak: all
 	CERTREG_SOAK=1 CERTREG_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -s \
 		tests/test_faults.py tests/test_hostile.py $(PYTEST_ARGS)
 
-install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql
-	install -m 755 $(CERTREGD) $(DESTDIR)$(SBINDIR)/certregd
+# Two halves, one per Debian package: the daemon's side (certregd, the CRL
+# refresh script, the units, the sysusers entry, certregd(8)) and the
+# counter staff's (certreg-admin, the SQL it migrates with, its man page and
+# bash completion when deploy/ has one).
+install: install-daemon install-admin
+
+install-daemon: $(CERTREGD) $(UNITS_GEN)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man8
+	install -m 755 $(CERTREGD) deploy/certreg-crl-refresh $(DESTDIR)$(SBINDIR)/
+	install -m 644 $(UNITS_GEN) deploy/certreg-crl-refresh.timer $(DESTDIR)$(UNITDIR)/
+	install -m 644 deploy/certreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/certreg.conf
+	install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+
+install-admin: $(ADMIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(ADMIN) $(DESTDIR)$(BINDIR)/certreg-admin
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -d $(DESTDIR)$(DATADIR)/sql/functions
 	install -m 644 sql/functions/*.sql $(DESTDIR)$(DATADIR)/sql/functions/
-	if ls docs/man/*.1 >/dev/null 2>&1; then \
-		install -d $(DESTDIR)$(MANDIR)/man1 && install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/; fi
-	if ls docs/man/*.8 >/dev/null 2>&1; then \
-		install -d $(DESTDIR)$(MANDIR)/man8 && install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/; fi
+	install -m 644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	if [ -f deploy/bash-completion/certreg-admin ]; then \
+		install -d $(DESTDIR)$(BASHCOMPDIR) && \
+		install -m 644 deploy/bash-completion/certreg-admin $(DESTDIR)$(BASHCOMPDIR)/; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/certregd $(DESTDIR)$(BINDIR)/certreg-admin
+	rm -f $(DESTDIR)$(SBINDIR)/certregd $(DESTDIR)$(SBINDIR)/certreg-crl-refresh \
+		$(DESTDIR)$(BINDIR)/certreg-admin $(DESTDIR)$(SYSUSERSDIR)/certreg.conf \
+		$(DESTDIR)$(UNITDIR)/certregd.service $(DESTDIR)$(UNITDIR)/certreg-crl-refresh.service \
+		$(DESTDIR)$(UNITDIR)/certreg-crl-refresh.timer $(DESTDIR)$(BASHCOMPDIR)/certreg-admin \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/man/*.8))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/man/*.1)))
 	rm -rf $(DESTDIR)$(DATADIR)
+
+# The Debian packages (debian/), built unsigned from this tree. dpkg-buildpackage
+# writes its results into the parent directory, the only place it writes outside
+# the tree; they are moved into build/deb/ at once. debian/rules cleans its own
+# leftovers, so the tree is as it was (git status stays clean).
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_ARCH    = $(shell dpkg --print-architecture)
+DEB_CHANGES = certreg_$(DEB_VERSION)_$(DEB_ARCH).changes
+deb:
+	@scripts/deps.sh deb
+	rm -rf build/deb && mkdir -p build/deb
+	dpkg-buildpackage -us -uc -b --post-clean; rc=$$?; \
+		if [ -e ../$(DEB_CHANGES) ]; then \
+			for f in $$(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on { print $$5 }' \
+				../$(DEB_CHANGES)); do mv -f ../$$f build/deb/; done; \
+			mv -f ../$(DEB_CHANGES) build/deb/; \
+		fi; \
+		exit $$rc
+	lintian --fail-on error,warning build/deb/$(DEB_CHANGES)
+	@ls -l build/deb
+
+# Installs the packages into a throwaway copy-on-write view of this system
+# (overlayfs over /, in a private mount namespace), runs the checks and
+# purges them (tests/deb-check.sh).
+deb-check: deb
+	tests/deb-check.sh build/deb
 
 format:
 	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c

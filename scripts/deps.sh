@@ -1,15 +1,29 @@
 #!/bin/sh
-# Installs the Debian 12 packages certreg needs to build, test and run its
-# demo. A no-op when everything is present; otherwise apt-get, non-interactive.
-# Called by `make deps`, which `make run` and `make check` depend on.
+# Installs the Debian 12 packages certreg needs, by group (the arguments):
+#   build  build, test and run the demo (the default; `make deps`, which
+#          `make run` and `make check` depend on)
+#   deb    build and check the Debian packages (`make deb`, `make deb-check`):
+#          debhelper, lintian, and systemd for systemd-analyze and
+#          systemd-sysusers in the installed-package checks
+# A no-op when everything is present; otherwise apt-get, non-interactive.
 set -eu
 
-PKGS="build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
+PKGS_build="build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
 libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
 libsystemd-dev libjemalloc-dev
 postgresql-15 postgresql-contrib
 python3 python3-pytest python3-psycopg2 python3-pyflakes
 openssl curl nginx-light procps util-linux iproute2 systemd man-db"
+PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
+
+PKGS=""
+for group in "${@:-build}"; do
+	case $group in
+	build) PKGS="$PKGS $PKGS_build" ;;
+	deb) PKGS="$PKGS $PKGS_deb" ;;
+	*) echo "deps: unknown group '$group' (build, deb)" >&2; exit 2 ;;
+	esac
+done
 
 missing=""
 for p in $PKGS; do

@@ -1,9 +1,11 @@
 """What an operator installs from deploy/: the systemd units, the sysusers
 entry, the example configuration and the CRL refresh script as a program.
 
-The units are checked by systemd's own tools (`systemd-analyze verify` and
-`security --offline`) on a copy whose binary paths point at this build, so
-a unit that systemd would warn about fails here. certregd's side of
+The units are templates (deploy/*.service.in, @SBINDIR@ for the installed
+sbin directory). They are checked by systemd's own tools (`systemd-analyze
+verify` and `security --offline`) on a copy whose binary paths point at
+this build, and as `make install` writes them, so a unit that systemd
+would warn about fails here. certregd's side of
 Type=notify is checked against a real notify socket.
 """
 import os
@@ -22,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 UNITS = ("certregd.service", "certreg-crl-refresh.service", "certreg-crl-refresh.timer")
 INSTALLED = {
-    "/usr/local/sbin/certregd": BUILD / "certregd",
-    "/usr/local/sbin/certreg-crl-refresh": DEPLOY / "certreg-crl-refresh",
+    "@SBINDIR@/certregd": BUILD / "certregd",
+    "@SBINDIR@/certreg-crl-refresh": DEPLOY / "certreg-crl-refresh",
 }
 # Hardening every long-running certreg unit must keep (issue 7).
 HARDENING = {
@@ -40,6 +42,12 @@ HARDENING = {
 needs_systemd_analyze = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None,
     reason="systemd-analyze not installed (Debian package systemd)")
+
+
+def unit_source(name):
+    """deploy/NAME.in where the unit is a template, else deploy/NAME."""
+    src = DEPLOY / (name + ".in")
+    return src if src.exists() else DEPLOY / name
 
 
 def unit_settings(path):
@@ -64,7 +72,7 @@ def units(tmp_path):
     d = tmp_path / "units"
     d.mkdir()
     for name in UNITS:
-        text = (DEPLOY / name).read_text()
+        text = unit_source(name).read_text()
         for installed, built in INSTALLED.items():
             text = text.replace(installed, str(built))
         (d / name).write_text(text)
@@ -106,13 +114,13 @@ def test_units_have_a_low_exposure_level(units, unit):
 
 
 def test_certregd_service_runs_unprivileged_with_notify_and_sighup_reload():
-    s = unit_settings(DEPLOY / "certregd.service")
+    s = unit_settings(unit_source("certregd.service"))
     svc = lambda k: s.get(("Service", k), [None])[-1]  # noqa: E731
     assert svc("Type") == "notify"
     assert svc("User") == "certreg" and svc("Group") == "certreg"
     # Never root: no -u, so certregd never holds root to drop it.
     assert " -u" not in svc("ExecStart") and " -f" in svc("ExecStart")
-    assert svc("ExecStart").split()[0] == "/usr/local/sbin/certregd"  # make install
+    assert svc("ExecStart").split()[0] == "@SBINDIR@/certregd"  # make install fills it in
     assert s[("Service", "ExecReload")][-1] == "/bin/kill -HUP $MAINPID"
     assert svc("AmbientCapabilities") == ""
     for key, want in HARDENING.items():
@@ -120,7 +128,7 @@ def test_certregd_service_runs_unprivileged_with_notify_and_sighup_reload():
 
 
 def test_crl_refresh_unit_writes_only_the_crl_dir():
-    s = unit_settings(DEPLOY / "certreg-crl-refresh.service")
+    s = unit_settings(unit_source("certreg-crl-refresh.service"))
     assert s[("Service", "Type")] == ["oneshot"]
     assert s[("Service", "ProtectSystem")] == ["strict"]
     assert s[("Service", "ReadWritePaths")] == ["/etc/certreg/crl"]
@@ -129,6 +137,43 @@ def test_crl_refresh_unit_writes_only_the_crl_dir():
     timer = unit_settings(DEPLOY / "certreg-crl-refresh.timer")
     assert timer[("Timer", "Persistent")] == ["true"]
     assert ("Install", "WantedBy") in timer
+
+
+@needs_systemd_analyze
+def test_make_install_writes_units_naming_the_installed_programs(tmp_path):
+    """`make install` puts the units, the sysusers entry and the CRL script
+    beside the programs, with PREFIX's sbin in every Exec line: the installed
+    units pass systemd-analyze verify as they are (the binaries and man
+    pages they name exist)."""
+    prefix = tmp_path / "prefix"
+    p = subprocess.run(["make", "-C", str(REPO), "install", f"PREFIX={prefix}", "DESTDIR="],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    unitdir = prefix / "lib/systemd/system"
+    assert sorted(f.name for f in unitdir.iterdir()) == sorted(UNITS)
+    for name in UNITS:
+        text = (unitdir / name).read_text()
+        assert "@SBINDIR@" not in text and "/usr/local" not in text, name
+    s = unit_settings(unitdir / "certregd.service")
+    assert {v.split()[0] for k, vs in s.items() if k[1].startswith("Exec") for v in vs
+            if not v.startswith("/bin/kill")} == {f"{prefix}/sbin/certregd"}
+    s = unit_settings(unitdir / "certreg-crl-refresh.service")
+    assert s[("Service", "ExecStart")][0].split()[0] == f"{prefix}/sbin/certreg-crl-refresh"
+    assert os.access(prefix / "sbin/certreg-crl-refresh", os.X_OK)
+    assert (prefix / "lib/sysusers.d/certreg.conf").read_text() == \
+        (DEPLOY / "certreg.sysusers").read_text()
+    assert (prefix / "share/man/man8/certreg-crl-refresh.8").is_file()
+    # The completion is installed once deploy/ has one (the package as well).
+    assert (prefix / "share/bash-completion/completions/certreg-admin").is_file() == \
+        (DEPLOY / "bash-completion/certreg-admin").is_file()
+    p = analyze("verify", *(unitdir / n for n in UNITS), man=prefix / "share/man")
+    ours = [l for l in (p.stdout + p.stderr).splitlines()
+            if any(n in l for n in UNITS) or str(prefix) in l]
+    assert p.returncode == 0 and not ours, p.stdout + p.stderr
+    p = subprocess.run(["make", "-C", str(REPO), "uninstall", f"PREFIX={prefix}", "DESTDIR="],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert [str(f) for f in prefix.rglob("*") if f.is_file()] == []
 
 
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None,
