@@ -280,6 +280,7 @@ inside() {
 	check "/etc/certreg/certreg.conf root:certreg 0640" \
 		mode_is /etc/certreg/certreg.conf root:certreg 640
 	check "/etc/certreg/crl root:root 0755" mode_is /etc/certreg/crl root:root 755
+	check "/var/lib/certreg certreg:certreg 0750" mode_is /var/lib/certreg certreg:certreg 750
 	check "/etc/certreg/certreg.conf is a conffile" conffile
 	check "no unit enabled by the installation" not_enabled
 	check "certregd -t on the shipped config names the missing file" \
@@ -293,7 +294,7 @@ inside() {
 	else
 		bad "throwaway PostgreSQL cluster"
 	fi
-	nsql=$(find /usr/share/certreg/sql -name '*.sql' | wc -l)
+	nsql=$(find /usr/share/certreg/sql -maxdepth 1 -name '[0-9]*_*.sql' | wc -l)
 
 	# The administrator's own files in /etc/certreg are theirs.
 	echo "operator's CA" >/etc/certreg/ca.pem
@@ -314,8 +315,8 @@ inside() {
 		echo "$out"
 		bad "dpkg --purge"
 	fi
-	check "purged: configuration and CRL directory gone" absent /etc/certreg/certreg.conf \
-		/etc/certreg/crl
+	check "purged: configuration, CRL and state directories gone" absent \
+		/etc/certreg/certreg.conf /etc/certreg/crl /var/lib/certreg
 	check "purged: no package left" status_is certreg absent
 	check "purged: certreg-admin gone" status_is certreg-admin absent
 	check "purged: the operator's /etc/certreg/ca.pem kept" present /etc/certreg/ca.pem
