@@ -4,14 +4,13 @@ Drives the built binary (and once the installed one) against a real
 PostgreSQL: every command's success and refusals with the contract's exit
 codes (0 done, 1 refused, 2 usage, 3 database unreachable), operators of two
 offices, an auditor, --json for every command, tables aligned with Chinese
-names, key id prefixes and --cert in PEM and DER, and the `check` probe.
+names, key id prefixes and --cert in PEM and DER. The `check` probe has
+tests/test_probe.py.
 """
-import http.server
 import json
 import os
 import re
 import subprocess
-import threading
 import time
 import unicodedata
 
@@ -520,113 +519,5 @@ def test_json_output_parses_for_every_command(org, db, pki):
     assert out["outcome"] == "OK"
 
 
-# --- check: the monitoring probe ------------------------------------------------
+# The `check` probe: tests/test_probe.py.
 
-class _Stub(http.server.BaseHTTPRequestHandler):
-    """certregd's /readyz and /metrics in the contract's shape."""
-    ready = True
-    crl_days = 30.0
-    anchor_days = 3650.0
-
-    def do_GET(self):
-        now = time.time()
-        if self.path == "/readyz":
-            body = json.dumps({"ready": self.ready, "reasons": [] if self.ready else
-                               ["database: not answering"]}).encode()
-            status = 200 if self.ready else 503
-        elif self.path == "/metrics":
-            body = (
-                "# HELP certreg_decisions_total Decisions made, by outcome.\n"
-                "# TYPE certreg_decisions_total counter\n"
-                'certreg_decisions_total{outcome="OK"} 7\n'
-                "# TYPE certreg_crl_next_update_seconds gauge\n"
-                f'certreg_crl_next_update_seconds{{issuer="CN=Test Root"}} {int(now + 99 * 86400)}\n'
-                f'certreg_crl_next_update_seconds{{issuer="CN=Sub \\"CA\\""}} '
-                f"{int(now + self.crl_days * 86400)}\n"
-                "# TYPE certreg_trust_anchor_not_after_seconds gauge\n"
-                f'certreg_trust_anchor_not_after_seconds{{subject="CN=Test Root"}} '
-                f"{int(now + self.anchor_days * 86400)}\n").encode()
-            status = 200
-        else:
-            body, status = b"not found", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stub():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("S", (_Stub,), {}))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def probe(*args):
-    p = run(None, "check", *args)
-    assert p.stdout.count("\n") == 1, p.stdout + p.stderr
-    return p.returncode, p.stdout
-
-
-def test_check_against_a_stub(stub):
-    rc, out = probe("--url", stub.url)
-    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
-    assert re.search(r"\| crl_next_update=\d+s;604800:;0: anchor_not_after=\d+s;604800:;0:$",
-                     out.strip()), out
-    # A CRL's nextUpdate within --warn-days (default 7): WARNING naming it.
-    stub.RequestHandlerClass.crl_days = 3
-    rc, out = probe("--url", stub.url + "/")
-    assert rc == 1 and out.startswith("CERTREG WARNING") and 'CN=Sub "CA"' in out, out
-    rc, out = probe("--url", stub.url, "--warn-days", "2")
-    assert rc == 0, out
-    stub.RequestHandlerClass.crl_days = 30
-    stub.RequestHandlerClass.anchor_days = 5
-    rc, out = probe("--url", stub.url)
-    assert rc == 1 and "trust anchor" in out, out
-    rc, out = probe("--url", stub.url, "--warn-days", "40")
-    assert rc == 1 and "CRL" in out and "trust anchor" in out, out
-    # Past: CRITICAL.
-    stub.RequestHandlerClass.anchor_days = -1
-    rc, out = probe("--url", stub.url)
-    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
-    # Not ready: CRITICAL with the daemon's reasons.
-    stub.RequestHandlerClass.anchor_days = 3650
-    stub.RequestHandlerClass.ready = False
-    rc, out = probe("--url", stub.url)
-    assert rc == 2 and "database: not answering" in out, out
-    p = run(None, "--json", "check", "--url", stub.url)
-    assert p.returncode == 2 and json.loads(p.stdout)["status"] == "CRITICAL"
-
-
-def test_check_unreachable_and_unknown():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]        # nothing listens once closed
-    rc, out = probe("--url", f"http://127.0.0.1:{port}")
-    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
-    rc, out = probe("--url", "https://127.0.0.1:1")
-    assert rc == 3 and out.startswith("CERTREG UNKNOWN"), out
-
-
-def test_check_against_certregd(certregd, db, pki):
-    d = certregd(db)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and d.get("/readyz").status != 200:
-        time.sleep(0.2)
-    # The test PKI's CRLs have nextUpdate T+7d: within a 30-day horizon...
-    rc, out = probe("--url", d.api, "--warn-days", "30")
-    assert rc == 1 and "CRL" in out, out
-    # ...and not within 1 day.
-    rc, out = probe("--url", d.api, "--warn-days", "1")
-    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
-    p = run(None, "--json", "check", "--url", d.api, "--warn-days", "1")
-    got = json.loads(p.stdout)
-    assert got["status"] == "OK" and got["crls"] and got["trust_anchors"]
