@@ -212,8 +212,8 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 	}
 	PQclear(res);
 	if (rc == CLI_OK && !ok) {
-		cli_error(cli, "audit log hash chain broken at entry %s", broken);
-		rc = CLI_REFUSED;
+		rc = cli_refuse(cli, "audit_chain_broken",
+		                "audit log hash chain broken at entry %s", broken);
 	}
 	return rc;
 }

@@ -303,8 +303,8 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		found += PQntuples(res[i]);
 	}
 	if (found == 0) {
-		cli_error(cli, "key %s is not known: never bound, seen or refused", ref.key_id);
-		rc = CLI_REFUSED;
+		rc = cli_refuse(cli, "not_found",
+		                "key %s is not known: never bound, seen or refused", ref.key_id);
 		goto out;
 	}
 	if (cli->json) {
@@ -380,8 +380,7 @@ static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		return rc;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		cli_error(cli, "unit %s not found", params[0]);
-		return CLI_REFUSED;
+		return cli_refuse(cli, "not_found", "unit %s not found", params[0]);
 	}
 	PQclear(res);
 	if ((rc = conn_exec(cli, &res, KEY_SELECT " WHERE registration_no = $1 ORDER BY bound_at",

@@ -224,18 +224,27 @@ void report_summary(long count, const char *one, const char *many)
 	printf("%ld %s\n", count, count == 1 ? one : many);
 }
 
+/* One command per process: a flag for the process is a flag for the run. */
+static bool report_printed_json;
+
 bool report_json(json_t *value)
 {
 	int rc;
 
 	if (value == NULL)
 		return false;
+	report_printed_json = true;
 	rc = json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(value);
 	if (rc != 0)
 		return false;
 	fputc('\n', stdout);
 	return true;
+}
+
+bool report_json_printed(void)
+{
+	return report_printed_json;
 }
 
 int report_done(const struct cli *cli, json_t *obj, const char *fmt, ...)

@@ -57,6 +57,10 @@ void report_summary(long count, const char *one, const char *many);
 /* Prints value (stolen) as indented JSON with a newline; false on failure. */
 bool report_json(json_t *value) __attribute__((warn_unused_result));
 
+/* Whether report_json printed anything in this run: a command that failed
+ * after printing its own JSON (audit verify, check) gets no error object. */
+bool report_json_printed(void);
+
 /* The end of a change: with --json prints obj (stolen), else the one-line
  * message. Returns CLI_OK, or CLI_FAIL when printing failed. */
 int report_done(const struct cli *cli, json_t *obj, const char *fmt, ...)

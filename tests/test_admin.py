@@ -162,6 +162,97 @@ def test_unreachable_database_exits_3(tmp_path):
     refused("host=/nonexistent", "db", "migrate", code=UNREACHABLE)
 
 
+# --- --json errors: {"error": code, "message": ...} on stdout ----------------------
+
+def json_error(conninfo, *args, code, exit_code=REFUSED, env=None):
+    """Runs a failing command with --json; checks the error object on stdout
+    (the message is the first error on stderr) and returns it."""
+    p = run(conninfo, "--json", *args, env=env)
+    assert p.returncode == exit_code, f"{args}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+    assert p.stdout.strip(), f"{args}: empty stdout\n{p.stderr}"
+    got = json.loads(p.stdout)
+    assert got["error"] == code, (args, got, p.stderr)
+    assert got["message"], got
+    assert p.stderr.index("certreg-admin: error: " + got["message"]) == \
+        p.stderr.index("certreg-admin: error: "), (got, p.stderr)
+    return got
+
+
+def test_json_errors_usage_and_unreachable():
+    for args in (["frobnicate"], [], ["unit"], ["unit", "destroy"], ["--bogus", "unit", "list"],
+                 ["unit", "add", "123456"], ["unit", "show", "1", "2"],
+                 ["unit", "set-status", "123456", "asleep", "--reason", "x"],
+                 ["key", "bind", "abcdef12", "--unit", "1"], ["key", "show", "deadbeeg"],
+                 ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
+                 ["audit", "log", "--since", "tomorrow"], ["check"],
+                 ["cert", "check", "--bogus"], ["cert", "check", "--cert", "/nonexistent.pem"]):
+        json_error("host=/nonexistent", *args, code="usage", exit_code=USAGE)
+    # --json after a bad option the command stopped at.
+    p = run("host=/nonexistent", "unit", "list", "--bogus", "--json")
+    assert p.returncode == USAGE and json.loads(p.stdout)["error"] == "usage"
+    got = json_error("host=/nonexistent", "unit", "list", code="database_unreachable",
+                     exit_code=UNREACHABLE)
+    assert "/nonexistent" in got["message"]
+    json_error(None, "pending", "list", code="database_unreachable", exit_code=UNREACHABLE,
+               env={"CERTREG_DB": "host=/nonexistent"})
+    # Without --json, stdout stays empty on an error.
+    assert run("host=/nonexistent", "unit", "list").stdout == ""
+
+
+def test_json_errors_name_the_refusal(org, db, pki):
+    c = org.owner
+    json_error(c, "unit", "show", "999999", code="not_found")
+    json_error(c, "key", "list", "--unit", "999999", code="not_found")
+    json_error(c, "key", "show", "ab" * 32, code="not_found")
+    json_error(c, "key", "suspend", "abcdef0123", "--reason", "r", code="not_found")
+    json_error(c, "key", "show", "--cert", "/nonexistent.pem", code="unreadable_certificate")
+    got = json_error(c, "office", "add", "DC01", "--name", "again", code="already_exists")
+    assert got["sqlstate"] == "CR003"
+    got = json_error(c, "unit", "add", "12ab", "--name", "x", "--office", "DC01",
+                     code="invalid_input")
+    assert got["sqlstate"] == "CR001" and "registration" in got["message"]
+    json_error(c, "unit", "add", "110101000009", "--name", "x", "--office", "ZZ99",
+               code="not_found")
+    json_error(org.op_dc, "operator", "add", "someone", "--office", "DC01",
+               code="not_permitted")
+    got = json_error(org.aud, "office", "add", "AU01", "--name", "x", code="not_permitted")
+    assert got["sqlstate"] in ("CR007", "42501")
+    bjca, ec = pki.leaf("bjca"), pki.leaf("ec-ok")
+    ok(c, "key", "bind", "--cert", bjca["pem"], "--unit", org.dc_unit, "--ticket", "J-1")
+    json_error(c, "key", "bind", "--cert", bjca["pem"], "--unit", org.xc_unit, "--ticket", "J-2",
+               code="key_bound_elsewhere")
+    json_error(c, "key", "bind", "--cert", pki.leaf("bjca-other")["pem"], "--unit",
+               org.dc_unit, "--ticket", "J-3", code="credit_code_mismatch")
+    ok(c, "key", "bind", "--cert", ec["pem"], "--unit", org.xc_unit, "--ticket", "J-4")
+    ok(c, "key", "cancel", ec["key_id"], "--reason", "gone")
+    json_error(c, "key", "resume", ec["key_id"], "--reason", "found", code="invalid_transition")
+    ok(c, "unit", "set-status", org.xc_unit, "closed", "--reason", "gone")
+    json_error(c, "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"], "--unit", org.xc_unit,
+               "--ticket", "J-5", code="unit_closed")
+    # A CERT_* outcome of cert check is its own JSON, not an error object.
+    p = run(c, "--json", "cert", "check", "--cert", ec["pem"], "--ca", pki.path("ca/trust.pem"))
+    assert p.returncode == REFUSED and "outcome" in json.loads(p.stdout)
+    assert "error" not in json.loads(p.stdout)
+
+
+def test_a_login_without_a_certreg_role_is_told_what_is_missing(org, db):
+    login = "norole_" + db.name[-8:]
+    db.cluster.ensure_login(login)
+    conn = db.conninfo_as(login)
+    for args in (["unit", "list"], ["pending", "list"], ["unit", "show", org.dc_unit],
+                 ["audit", "log"]):
+        err = refused(conn, *args)
+        assert f'your database login "{login}" has no certreg role' in err, err
+        assert f"certreg-admin operator add {login} --office CODE" in err, err
+        assert "permission denied" in err                 # the database's words, as detail
+        assert "certreg-admin: detail: permission denied" in err, err
+    got = json_error(conn, "unit", "list", code="no_role")
+    assert got["sqlstate"] == "42501"
+    # Granted a role by a supervisor, the same login works.
+    ok(org.sup, "operator", "add", login, "--office", "DC01")
+    assert org.dc_unit in ok(conn, "unit", "list").stdout
+
+
 # --- migrations ---------------------------------------------------------------
 
 def fresh_database(db, name):
