@@ -7,6 +7,7 @@ offices, an auditor, --json for every command, tables aligned with Chinese
 names, key id prefixes and --cert in PEM and DER. The `check` probe has
 tests/test_probe.py.
 """
+import calendar
 import json
 import os
 import re
@@ -79,12 +80,16 @@ def cert_json(pki, name):
                        "not_after": iso(leaf["not_after"])}, ensure_ascii=False)
 
 
-def record_refusal(db, pki, name):
+def record_refusal(db, pki, name, subject=None):
     """A login attempt of leaf NAME refused as KEY_NOT_APPROVED, as the daemon
-    records it (certreg.decide makes the pending registration)."""
+    records it (certreg.decide makes the pending registration). subject
+    replaces the certificate's subject as reported."""
     leaf = pki.leaf(name)
+    cert = cert_json(pki, name)
+    if subject is not None:
+        cert = json.dumps(dict(json.loads(cert), subject=subject), ensure_ascii=False)
     status = db.sql("SELECT key_status FROM certreg.decide("
-                    f"'{leaf['key_id']}', '{cert_json(pki, name)}'::jsonb, '127.0.0.1', false)")
+                    f"'{leaf['key_id']}', '{cert}'::jsonb, '127.0.0.1', false)")
     status = status.strip()
     assert status == "none"
 
@@ -145,7 +150,8 @@ def test_help_version_and_usage_errors():
                  ["key", "bind", "abcdef12", "--unit", "1", "--ticket", "t", "--force"],
                  ["key", "suspend", "abcdef12"],                 # --reason missing
                  ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
-                 ["audit", "log", "--since", "yesterday"], ["check"],
+                 ["audit", "log", "--since", "tomorrow"], ["audit", "log", "--since", "7x"],
+                 ["audit", "log", "--since", "-1d"], ["check"],
                  ["check", "--url", "http://127.0.0.1:1", "--warn-days", "x"]):
         p = run("host=/nonexistent", *args)
         assert p.returncode == USAGE, f"{args}: {p.returncode}\n{p.stderr}"
@@ -520,6 +526,34 @@ def test_pending_list(org, db, pki):
     assert bjca["key_id"] not in [p["key_id"] for p in js(c, "pending", "list")]
 
 
+def test_pending_list_fits_100_columns(org, db, pki):
+    c = org.owner
+    long_name = "北京市东城区某某某某科技发展有限责任公司第一分公司"
+    subject = f"C=CN,ST=北京,L=北京,O={long_name},OU=财务部,CN={long_name}"
+    record_refusal(db, pki, "bjca", subject=subject)
+    record_refusal(db, pki, "ec-ok")
+    out = ok(c, "pending", "list").stdout
+    lines = out.splitlines()
+    assert max(width(line) for line in lines) <= 100, "\n".join(
+        f"{width(line):3} {line}" for line in lines)
+    header, rows = lines[0], lines[1:3]
+    # The columns still line up (display width, CJK double) and the cut
+    # value ends in the ellipsis.
+    for name in ("CREDIT CODE", "ATTEMPTS", "LAST"):
+        col = column(header, name)[0]
+        for row in rows:
+            assert width(row) >= col, (name, row)
+    bjca_row = next(r for r in rows if r.startswith(pki.leaf("bjca")["key_id"][:16]))
+    assert "…" in bjca_row and long_name not in bjca_row
+    assert pki.leaf("bjca")["credit_code"] in bjca_row          # not cut
+    cc = column(header, "CREDIT CODE")[0]
+    assert column(bjca_row, pki.leaf("bjca")["credit_code"])[0] == cc
+    # --json has the whole subject and the first attempt.
+    pend = {p["key_id"]: p for p in js(c, "pending", "list")}
+    assert pend[pki.leaf("bjca")["key_id"]]["subject"] == subject
+    assert pend[pki.leaf("bjca")["key_id"]]["first_seen"]
+
+
 def test_key_expiring(org, pki):
     c = org.owner
     ok(c, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
@@ -537,6 +571,20 @@ def test_key_expiring(org, pki):
     ok(c, "key", "suspend", pki.leaf(first)["key_id"], "--reason", "lost")
     assert js(c, "key", "expiring", "--days", horizon) == []   # approved keys only
     assert ok(c, "key", "expiring").stdout.rstrip().endswith("keys")
+
+
+def test_key_expiring_says_its_window(org):
+    for days, env in ((30, {"TZ": "UTC"}), (1, {"TZ": "Asia/Shanghai"})):
+        args = ["key", "expiring"] + (["--days", str(days)] if days != 30 else [])
+        first = ok(org.owner, *args, env=env).stdout.splitlines()[0]
+        m = re.fullmatch(rf"Keys whose certificate expires within {days} days? \(before "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d)\) or has expired:", first)
+        assert m, first
+        offset = 8 * 3600 if env["TZ"] == "Asia/Shanghai" else 0   # shown in local time
+        end = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M"))
+        assert abs(end - offset - (time.time() + days * 86400)) < 120, first
+    # JSON stays the list of keys.
+    assert js(org.owner, "key", "expiring") == []
 
 
 # --- audit ----------------------------------------------------------------------
@@ -559,6 +607,41 @@ def test_audit_log_filters_and_verify(org, pki):
     assert ok(c, "audit", "log").stdout.rstrip().endswith("entries")
     assert js(c, "audit", "verify")["ok"] is True
     assert "intact" in ok(c, "audit", "verify").stdout
+
+
+def test_audit_log_since_today_yesterday_and_days(org, db):
+    c = org.owner
+    env = {"TZ": "Asia/Shanghai"}                # "today" is the local day
+    ids = [e["id"] for e in js(c, "audit", "log")]
+    assert len(ids) >= 3
+    # Move two entries back in time (a superuser bypassing the append-only
+    # rules): one to yesterday noon and one to three days ago, Beijing time.
+    bj = time.gmtime(time.time() + 8 * 3600)
+    midnight_utc = calendar.timegm((bj.tm_year, bj.tm_mon, bj.tm_mday, 0, 0, 0)) - 8 * 3600
+    yesterday_noon = midnight_utc - 12 * 3600
+    three_days = time.time() - 3 * 86400 - 600
+    table = db.sql("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n"
+                   " ON n.oid = c.relnamespace WHERE n.nspname = 'certreg' AND c.relkind = 'r'"
+                   " AND c.relname = 'audit'").strip()
+    db.sql("SET session_replication_role = replica;"
+           f" UPDATE {table} SET at = to_timestamp({yesterday_noon}) WHERE id = {ids[1]};"
+           f" UPDATE {table} SET at = to_timestamp({three_days}) WHERE id = {ids[0]}")
+
+    def since(arg):
+        p = run(c, "--json", "audit", "log", "--since", arg, env=env)
+        assert p.returncode == OK, p.stderr
+        return {e["id"] for e in json.loads(p.stdout)}
+    rest = set(ids[2:])
+    assert since("today") == rest
+    assert since("yesterday") == rest | {ids[1]}
+    if time.time() - yesterday_noon > 86400:       # after noon in Beijing
+        assert since("1d") == rest
+    assert since("2d") == rest | {ids[1]}
+    assert since("4d") == set(ids)
+    assert since("0d") == set()
+    for bad in ("tomorrow", "7", "d", "7x", "1.5d", "-1d", "Today"):
+        p = run(c, "audit", "log", "--since", bad, env=env)
+        assert p.returncode == USAGE and "today, yesterday or Nd" in p.stderr, (bad, p.stderr)
 
 
 def test_audit_verify_reports_the_first_broken_row(org, db):
