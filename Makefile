@@ -32,7 +32,7 @@ VERSION  = 0.1.0
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 PKGS_SERVER = libevent libevent_openssl libpq openssl jansson inih libsystemd
-PKGS_ADMIN  = libpq openssl jansson inih
+PKGS_ADMIN  = libpq openssl jansson inih libcurl
 PKGS_TEST   = cmocka
 
 # certregd allocates with jemalloc (as Redis does): OpenSSL 3.0 makes some
@@ -142,7 +142,8 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 
 unit_objs = $(if $(wildcard server/$(1).c),$(SERVER_LIB_OBJ)) $(if $(wildcard admin/$(1).c),$(ADMIN_LIB_OBJ))
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/libcommon.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST)) -lm
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST) \
+		$(if $(wildcard admin/$*.c),libcurl)) -lm
 
 # Every test: the Python scripts' static check (the bench's run.py runs only
 # under make bench), unit and integration suites on the plain build, the

@@ -23,7 +23,10 @@ const struct cli_command audit_commands[] = {
      "      --key KEYID       only entries about this key (id or unique prefix)\n"
      "      --operator LOGIN  only changes made by this login\n"
      "      --since DATE      only entries at or after DATE: YYYY-MM-DD (local\n"
-     "                        midnight), \"YYYY-MM-DD HH:MM\" (local) or RFC 3339\n",
+     "                        midnight), \"YYYY-MM-DD HH:MM\" (local), RFC 3339,\n"
+     "                        today or yesterday (local midnight), or Nd (N days\n"
+     "                        of 24 hours ago, e.g. 7d). Local time is this\n"
+     "                        computer's (the TZ variable, else /etc/localtime).\n",
      audit_log},
     {"audit", "verify", "",
      "Recomputes the audit log's hash chain. Exits 1 and names the first broken\n"
@@ -50,18 +53,44 @@ const struct report_column audit_columns[] = {
 const size_t audit_ncolumns = sizeof(audit_columns) / sizeof(audit_columns[0]);
 
 /*
- * Parses --since: "YYYY-MM-DD" (local midnight), "YYYY-MM-DD HH:MM[:SS]"
- * (local) or RFC 3339 with Z or an offset, into RFC 3339 UTC in out
- * (>= 21 bytes). False when it is none of those.
+ * Parses --since: "today" and "yesterday" (local midnight), "Nd" (N times
+ * 24 hours before now), "YYYY-MM-DD" (local midnight), "YYYY-MM-DD
+ * HH:MM[:SS]" (local) or RFC 3339 with Z or an offset, into RFC 3339 UTC in
+ * out (>= 21 bytes). False when it is none of those.
  */
 static bool audit_parse_since(const char *s, char *out, size_t outlen)
 {
 	struct tm tm;
 	int n = 0, oh = 0, om = 0;
 	const char *p;
+	size_t len = strlen(s);
+	long days;
+	char num[16];
 	time_t t;
 
 	memset(&tm, 0, sizeof(tm));
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		t = time(NULL);
+		if (localtime_r(&t, &tm) == NULL)
+			return false;
+		/* mktime normalises day 0 to the last of the month before. */
+		tm.tm_mday -= s[0] == 'y' ? 1 : 0;
+		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+		if (t == (time_t)-1)
+			return false;
+		certinfo_rfc3339(t, out, outlen);
+		return true;
+	}
+	if (len >= 2 && len < sizeof(num) && s[len - 1] == 'd') {
+		memcpy(num, s, len - 1);
+		num[len - 1] = '\0';
+		if (!cli_parse_uint(num, 36500, &days))
+			return false;
+		certinfo_rfc3339(time(NULL) - (time_t)days * 86400, out, outlen);
+		return true;
+	}
 	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
 		return false;
 	p = s + n;
@@ -135,7 +164,9 @@ static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, c
 	if (!cli_args(cli, cmd, argc, argv, 0))
 		return CLI_USAGE;
 	if (since != NULL && !audit_parse_since(since, since_utc, sizeof(since_utc)))
-		return cli_usage(cli, cmd, "--since \"%s\" is not a date (YYYY-MM-DD[ HH:MM])",
+		return cli_usage(cli, cmd,
+		                 "--since \"%s\" is not a date: give YYYY-MM-DD[ HH:MM], RFC 3339, "
+		                 "today, yesterday or Nd (N days ago, e.g. 7d)",
 		                 since);
 	if (keyarg != NULL && (rc = keyref_parse(cli, cmd, keyarg, NULL, &ref)) != CLI_OK)
 		return rc;
@@ -212,8 +243,8 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 	}
 	PQclear(res);
 	if (rc == CLI_OK && !ok) {
-		cli_error(cli, "audit log hash chain broken at entry %s", broken);
-		rc = CLI_REFUSED;
+		rc = cli_refuse(cli, "audit_chain_broken",
+		                "audit log hash chain broken at entry %s", broken);
 	}
 	return rc;
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
@@ -83,6 +85,7 @@ int cli_usage(struct cli *cli, const struct cli_command *cmd, const char *fmt, .
 	va_list ap;
 	char name[64];
 
+	cli_set_code(cli, "usage");
 	va_start(ap, fmt);
 	cli_vmessage(cli, "error", fmt, ap);
 	va_end(ap);
@@ -160,9 +163,57 @@ void cli_detail(const struct cli *cli, const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_set_code(const struct cli *cli, const char *code)
+{
+	if (cli->failure != NULL && cli->failure->code[0] == '\0')
+		snprintf(cli->failure->code, sizeof(cli->failure->code), "%s", code);
+}
+
+int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	cli_set_code(cli, code);
+	va_start(ap, fmt);
+	cli_vmessage(cli, "error", fmt, ap);
+	va_end(ap);
+	return CLI_REFUSED;
+}
+
+void cli_json_error(const struct cli *cli, int status)
+{
+	const struct cli_failure *f = cli->failure;
+	const char *code;
+	json_t *obj;
+
+	if (f == NULL || f->json_printed || status == CLI_OK)
+		return;
+	code = f->code[0] != '\0'      ? f->code
+	       : status == CLI_USAGE   ? "usage"
+	       : status == CLI_REFUSED ? "refused"
+	                               : "internal";
+	obj = json_pack("{s:s, s:s}", "error", code, "message",
+	                f->message[0] != '\0' ? f->message : "failed; see the standard error");
+	if (obj == NULL)
+		return;
+	if (f->sqlstate[0] != '\0')
+		json_object_set_new(obj, "sqlstate", json_string(f->sqlstate));
+	json_dumpf(obj, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(obj);
+}
+
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
 {
 	fflush(stdout);
+	if (cli->failure != NULL && cli->failure->message[0] == '\0' &&
+	    strcmp(kind, "error") == 0) {
+		va_list copy;
+
+		va_copy(copy, ap);
+		vsnprintf(cli->failure->message, sizeof(cli->failure->message), fmt, copy);
+		va_end(copy);
+	}
 	fprintf(stderr, "%s: %s: ", cli->progname, kind);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);

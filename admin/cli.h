@@ -36,11 +36,26 @@ enum { CLI_OPT_DB = 0x100, CLI_OPT_JSON, CLI_OPT_FIRST_LOCAL };
 		NULL, 0, NULL, 0                                                                   \
 	}
 
+/*
+ * Why the command failed, for --json's {"error": CODE, "message": ...}
+ * (contract section 6). The message is the first error the command printed;
+ * the code is set where the failure is understood (conn.c from the
+ * SQLSTATE, a command for a missing record), else cli_json_error derives it
+ * from the exit status. The codes are listed in docs/man/certreg-admin.1.
+ */
+struct cli_failure {
+	char code[40];
+	char sqlstate[6];
+	char message[1024];
+	bool json_printed; /* the command printed its own JSON for this failure */
+};
+
 struct cli {
 	const char *progname;
 	const char *conninfo; /* --db; NULL means CERTREG_DB, then libpq's PG* defaults */
 	bool json;
-	PGconn *conn; /* opened by conn_open, closed by conn_close in main */
+	PGconn *conn;                /* opened by conn_open, closed by conn_close in main */
+	struct cli_failure *failure; /* main's; NULL records nothing */
 };
 
 struct cli_command;
@@ -85,6 +100,17 @@ bool cli_parse_uint(const char *s, long max, long *out) __attribute__((warn_unus
 
 /* Prints the full help of cmd. */
 void cli_help(const struct cli *cli, const struct cli_command *cmd);
+
+/* Sets the failure's stable code (the first one set wins). */
+void cli_set_code(const struct cli *cli, const char *code);
+
+/* A refusal: the error message and its stable code; returns CLI_REFUSED. */
+int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* With --json: prints {"error": code, "message": ...} for a command that
+ * ended with status (non-zero) without printing JSON of its own. */
+void cli_json_error(const struct cli *cli, int status);
 
 /* `progname: error: ...` and `progname: hint: ...` on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

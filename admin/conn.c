@@ -12,6 +12,8 @@
 
 static int conn_report(struct cli *cli, const PGresult *res);
 static void conn_libpq_error(const struct cli *cli);
+static const char *conn_error_code(const char *sqlstate);
+static bool conn_explain_no_role(struct cli *cli, const char *primary);
 
 int conn_open(struct cli *cli, bool transaction)
 {
@@ -43,6 +45,7 @@ int conn_open(struct cli *cli, bool transaction)
 		return CLI_FAIL;
 	}
 	if (PQstatus(cli->conn) != CONNECTION_OK) {
+		cli_set_code(cli, "database_unreachable");
 		conn_libpq_error(cli);
 		PQfinish(cli->conn);
 		cli->conn = NULL;
@@ -139,6 +142,11 @@ static int conn_report(struct cli *cli, const PGresult *res)
 	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
+	if (cli->failure != NULL && state != NULL)
+		snprintf(cli->failure->sqlstate, sizeof(cli->failure->sqlstate), "%s", state);
+	if (state != NULL && strcmp(state, "42501") == 0 && conn_explain_no_role(cli, primary))
+		return CLI_REFUSED;
+	cli_set_code(cli, conn_error_code(state));
 	if (primary != NULL)
 		cli_error(cli, "%s", primary);
 	else
@@ -148,6 +156,82 @@ static int conn_report(struct cli *cli, const PGresult *res)
 	if (hint != NULL)
 		cli_hint(cli, "%s", hint);
 	return conn_status_exit(state);
+}
+
+/* The stable --json error code of a failed statement's SQLSTATE. */
+static const char *conn_error_code(const char *sqlstate)
+{
+	/* certreg's own refusals (docs/REGISTRY-API.md), by number. */
+	static const char *const certreg[] = {
+	    NULL,
+	    "invalid_input",
+	    "not_found",
+	    "already_exists",
+	    "key_bound_elsewhere",
+	    "unit_closed",
+	    "credit_code_mismatch",
+	    "not_permitted",
+	    "invalid_transition",
+	    "audit_append_only",
+	};
+
+	if (sqlstate == NULL || strncmp(sqlstate, "08", 2) == 0)
+		return "database_unreachable";
+	if (strncmp(sqlstate, "CR00", 4) == 0 && sqlstate[4] >= '1' && sqlstate[4] <= '9' &&
+	    sqlstate[5] == '\0')
+		return certreg[sqlstate[4] - '0'];
+	/* A privilege the role lacks refuses like a rule of ours. */
+	if (strcmp(sqlstate, "42501") == 0)
+		return "not_permitted";
+	if (strncmp(sqlstate, "22", 2) == 0)
+		return "invalid_input";
+	if (strcmp(sqlstate, "23505") == 0)
+		return "already_exists";
+	if (strncmp(sqlstate, "23", 2) == 0)
+		return "constraint_violation";
+	if (conn_status_exit(sqlstate) == CLI_REFUSED)
+		return "refused";
+	return "database_error";
+}
+
+/*
+ * PostgreSQL's "permission denied for view units_v" tells a counter clerk
+ * nothing. When the login has no certreg role at all, says so and who can
+ * grant one; the database's words follow as the detail. False (nothing
+ * printed) when the login has a role, or the question cannot be asked.
+ */
+static bool conn_explain_no_role(struct cli *cli, const char *primary)
+{
+	PGresult *res;
+	bool explained = false;
+
+	/* The failed statement aborted the command's transaction; the command
+	 * fails anyway, so end it here and ask outside it. */
+	if (PQtransactionStatus(cli->conn) == PQTRANS_INERROR)
+		PQclear(PQexec(cli->conn, "ROLLBACK"));
+	res = PQexec(cli->conn, "SELECT session_user, EXISTS (SELECT FROM pg_roles r"
+	                        " WHERE r.rolname IN ('certreg_operator', 'certreg_supervisor',"
+	                        " 'certreg_auditor', 'certreg_daemon')"
+	                        " AND pg_has_role(session_user, r.oid, 'MEMBER'))");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    PQgetvalue(res, 0, 1)[0] == 'f') {
+		const char *login = PQgetvalue(res, 0, 0);
+
+		cli_set_code(cli, "no_role");
+		cli_error(cli,
+		          "your database login \"%s\" has no certreg role (operator, supervisor or "
+		          "auditor)",
+		          login);
+		if (primary != NULL)
+			cli_detail(cli, "%s", primary);
+		cli_hint(cli,
+		         "a supervisor can grant one with \"certreg-admin operator add %s --office "
+		         "CODE [--role operator|supervisor|auditor]\"",
+		         login);
+		explained = true;
+	}
+	PQclear(res);
+	return explained;
 }
 
 /* libpq's own message (connection failures) ends in a newline; drop it. */

@@ -1,230 +1,232 @@
 /*
- * httpget.c - blocking HTTP GET with a deadline (see httpget.h).
+ * httpget.c - the probe's HTTP(S) GET over libcurl (see httpget.h).
  *
- * HTTP/1.0 with "Connection: close" keeps the reply simple: no chunking,
- * the body ends where the connection does.
+ * One easy handle per probe, so the second request reuses the first one's
+ * connection (and TLS session). The deadline is absolute: each transfer gets
+ * what is left of it, so a probe never outlives --timeout however many
+ * requests it makes.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "httpget.h"
 
 /* A metrics page is a few KiB; anything this big is not the daemon. */
 #define HTTPGET_MAX_REPLY (4 * 1024 * 1024)
 
-static int httpget_connect(const struct httpget_url *u, long long deadline, char *err,
-                           size_t errlen);
-static bool httpget_wait(int fd, short events, long long deadline, char *err, size_t errlen);
+struct httpget {
+	CURL *curl;
+	CURLU *url;
+	char *base_path;    /* the URL's path without a trailing '/', may be "" */
+	const char *cacert; /* for messages; NULL: the system's CAs */
+	long long deadline_ms;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct httpget_buf {
+	char *data;
+	size_t len;
+	bool too_big;
+};
+
+static size_t httpget_write(char *ptr, size_t size, size_t nmemb, void *arg);
 static long long httpget_now_ms(void);
-static bool httpget_parse_reply(char *reply, size_t len, int *status, char **body, char *err,
-                                size_t errlen);
+static bool httpget_set_url(struct httpget *h, const char *url, char *err, size_t errlen);
 
-bool httpget_parse_url(const char *url, struct httpget_url *out, char *err, size_t errlen)
+struct httpget *httpget_new(const char *base_url, const char *cacert, long timeout_ms, char *err,
+                            size_t errlen)
 {
-	const char *p, *host_end, *path;
-	size_t hostlen;
+	struct httpget *h;
 
-	memset(out, 0, sizeof(*out));
-	if (strncasecmp(url, "http://", 7) != 0) {
-		snprintf(err, errlen, "URL \"%s\": only http:// URLs are supported", url);
-		return false;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl cannot start");
+		return NULL;
 	}
-	p = url + 7;
-	path = p + strcspn(p, "/?#");
-	if (*p == '[') {
-		host_end = memchr(p, ']', (size_t)(path - p));
-		if (host_end == NULL) {
-			snprintf(err, errlen, "URL \"%s\": unterminated IPv6 address", url);
-			return false;
-		}
-		hostlen = (size_t)(host_end - p - 1);
-		p++;
-		host_end++;
-	} else {
-		host_end = memchr(p, ':', (size_t)(path - p));
-		if (host_end == NULL)
-			host_end = path;
-		hostlen = (size_t)(host_end - p);
+	h = calloc(1, sizeof(*h));
+	if (h == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
 	}
-	if (hostlen == 0 || hostlen >= sizeof(out->host)) {
-		snprintf(err, errlen, "URL \"%s\": bad host", url);
-		return false;
+	h->deadline_ms = httpget_now_ms() + timeout_ms;
+	h->cacert = cacert;
+	h->curl = curl_easy_init();
+	h->url = curl_url();
+	if (h->curl == NULL || h->url == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
 	}
-	memcpy(out->host, p, hostlen);
-	if (*host_end == ':') {
-		size_t plen = (size_t)(path - host_end - 1);
-
-		if (plen == 0 || plen >= sizeof(out->port) ||
-		    strspn(host_end + 1, "0123456789") < plen) {
-			snprintf(err, errlen, "URL \"%s\": bad port", url);
-			return false;
-		}
-		memcpy(out->port, host_end + 1, plen);
-	} else if (host_end != path) {
-		snprintf(err, errlen, "URL \"%s\": bad host", url);
-		return false;
-	} else {
-		strcpy(out->port, "80");
+	if (!httpget_set_url(h, base_url, err, errlen))
+		goto fail;
+	/* Only what a probe of an HTTP API needs: no other protocol even on a
+	 * redirect (none is followed anyway), no proxy from http_proxy and
+	 * friends (the daemon is reached directly; a proxy would answer for
+	 * it), no signals (the timeout is libcurl's own clock). */
+	if (curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "certreg-admin check") != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTPGET_MAX_REPLY) !=
+	        CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf) != CURLE_OK ||
+	    curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, httpget_write) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl lacks an option the probe needs (HTTP, HTTPS)");
+		goto fail;
 	}
-	if (*path != '\0' && *path != '/') {
-		snprintf(err, errlen, "URL \"%s\": query strings are not supported", url);
-		return false;
+	if (cacert != NULL && curl_easy_setopt(h->curl, CURLOPT_CAINFO, cacert) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl has no TLS: --cacert cannot be used");
+		goto fail;
 	}
-	if (strlen(path) >= sizeof(out->base)) {
-		snprintf(err, errlen, "URL \"%s\": path too long", url);
-		return false;
-	}
-	strcpy(out->base, path);
-	for (size_t n = strlen(out->base); n > 0 && out->base[n - 1] == '/'; n--)
-		out->base[n - 1] = '\0';
-	return true;
+	return h;
+fail:
+	httpget_free(h);
+	return NULL;
 }
 
-bool httpget_fetch(const struct httpget_url *u, const char *path, int timeout_ms, int *status,
-                   char **body, char *err, size_t errlen)
+enum httpget_result httpget_fetch(struct httpget *h, const char *path, int *status, char **body,
+                                  char *err, size_t errlen)
 {
-	long long deadline = httpget_now_ms() + timeout_ms;
-	char req[1024];
-	char *reply = NULL;
-	size_t len = 0, cap = 0, sent = 0;
-	int reqlen, fd;
+	struct httpget_buf buf = {0};
+	size_t plen = strlen(h->base_path) + strlen(path) + 1;
+	char *full = malloc(plen);
+	long left = (long)(h->deadline_ms - httpget_now_ms());
+	long code = 0;
+	CURLcode rc;
+
+	if (full == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return HTTPGET_PROBE_ERROR;
+	}
+	snprintf(full, plen, "%s%s", h->base_path, path);
+	if (curl_url_set(h->url, CURLUPART_PATH, full, 0) != CURLUE_OK) {
+		free(full);
+		snprintf(err, errlen, "path %s not usable in the URL", path);
+		return HTTPGET_PROBE_ERROR;
+	}
+	free(full);
+	if (left <= 0) {
+		snprintf(err, errlen, "timed out");
+		return HTTPGET_NO_ANSWER;
+	}
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(h->curl, CURLOPT_CURLU, h->url);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, left);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &buf);
+	rc = curl_easy_perform(h->curl);
+	if (rc != CURLE_OK) {
+		const char *why = h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(rc);
+
+		if (rc == CURLE_PEER_FAILED_VERIFICATION)
+			snprintf(err, errlen, "server certificate not trusted by %s (%s)",
+			         h->cacert != NULL ? h->cacert : "the system's CAs", why);
+		else
+			snprintf(err, errlen, "%s", why);
+		free(buf.data);
+		if (buf.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+			snprintf(err, errlen, "reply larger than %d bytes", HTTPGET_MAX_REPLY);
+			return HTTPGET_PROBE_ERROR;
+		}
+		/* The probe's own TLS setup, not the server's doing. */
+		if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_ENGINE_INITFAILED ||
+		    rc == CURLE_OUT_OF_MEMORY || rc == CURLE_FAILED_INIT)
+			return HTTPGET_PROBE_ERROR;
+		return HTTPGET_NO_ANSWER;
+	}
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (buf.data == NULL) {
+		buf.data = strdup("");
+		if (buf.data == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return HTTPGET_PROBE_ERROR;
+		}
+	}
+	*status = (int)code;
+	*body = buf.data;
+	return HTTPGET_ANSWERED;
+}
+
+void httpget_free(struct httpget *h)
+{
+	if (h == NULL)
+		return;
+	if (h->curl != NULL)
+		curl_easy_cleanup(h->curl);
+	curl_url_cleanup(h->url);
+	free(h->base_path);
+	free(h);
+	curl_global_cleanup();
+}
+
+/* Checks the base URL's scheme and shape; keeps its path for httpget_fetch. */
+static bool httpget_set_url(struct httpget *h, const char *url, char *err, size_t errlen)
+{
+	char *scheme = NULL, *path = NULL, *query = NULL, *frag = NULL;
 	bool ok = false;
+	size_t n;
 
-	reqlen = snprintf(req, sizeof(req),
-	                  "GET %s%s HTTP/1.0\r\nHost: %s%s%s:%s\r\nUser-Agent: certreg-admin\r\n"
-	                  "Accept: */*\r\nConnection: close\r\n\r\n",
-	                  u->base, path, strchr(u->host, ':') != NULL ? "[" : "", u->host,
-	                  strchr(u->host, ':') != NULL ? "]" : "", u->port);
-	if (reqlen < 0 || (size_t)reqlen >= sizeof(req)) {
-		snprintf(err, errlen, "request too long");
+	if (curl_url_set(h->url, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "URL \"%s\" is not a URL (want http[s]://host[:port][/path])",
+		         url);
 		return false;
 	}
-	fd = httpget_connect(u, deadline, err, errlen);
-	if (fd < 0)
-		return false;
-	while (sent < (size_t)reqlen) {
-		ssize_t n;
-
-		if (!httpget_wait(fd, POLLOUT, deadline, err, errlen))
-			goto out;
-		n = send(fd, req + sent, (size_t)reqlen - sent, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			snprintf(err, errlen, "send: %s", strerror(errno));
-			goto out;
-		}
-		if (n > 0)
-			sent += (size_t)n;
+	if (curl_url_get(h->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
+		snprintf(err, errlen, "URL \"%s\": only http:// and https:// URLs are supported",
+		         url);
+		goto out;
 	}
-	for (;;) {
-		ssize_t n;
-
-		if (cap - len < 4096) {
-			char *grown;
-
-			if (cap >= HTTPGET_MAX_REPLY) {
-				snprintf(err, errlen, "reply larger than %d bytes",
-				         HTTPGET_MAX_REPLY);
-				goto out;
-			}
-			cap = cap != 0 ? cap * 2 : 16384;
-			grown = realloc(reply, cap + 1);
-			if (grown == NULL) {
-				snprintf(err, errlen, "out of memory");
-				goto out;
-			}
-			reply = grown;
-		}
-		if (!httpget_wait(fd, POLLIN, deadline, err, errlen))
-			goto out;
-		n = recv(fd, reply + len, cap - len, 0);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			snprintf(err, errlen, "recv: %s", strerror(errno));
-			goto out;
-		}
-		len += (size_t)n;
+	if (curl_url_get(h->url, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+	    curl_url_get(h->url, CURLUPART_FRAGMENT, &frag, 0) == CURLUE_OK) {
+		snprintf(err, errlen, "URL \"%s\": query strings are not supported", url);
+		goto out;
 	}
-	ok = reply != NULL && httpget_parse_reply(reply, len, status, body, err, errlen);
+	if (curl_url_get(h->url, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+		snprintf(err, errlen, "URL \"%s\": no path", url);
+		goto out;
+	}
+	n = strlen(path);
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	h->base_path = strndup(path, n);
+	if (h->base_path == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ok = true;
 out:
-	close(fd);
-	if (!ok)
-		free(reply);
+	curl_free(scheme);
+	curl_free(path);
+	curl_free(query);
+	curl_free(frag);
 	return ok;
 }
 
-/* Tries each address of the host until one connects before the deadline. */
-static int httpget_connect(const struct httpget_url *u, long long deadline, char *err,
-                           size_t errlen)
+/* Collects the body, refusing more than HTTPGET_MAX_REPLY (libcurl's own
+ * limit only applies when the server announces a length). */
+static size_t httpget_write(char *ptr, size_t size, size_t nmemb, void *arg)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res, *ai;
-	int rc, fd = -1;
+	struct httpget_buf *b = arg;
+	size_t n = size * nmemb;
+	char *grown;
 
-	rc = getaddrinfo(u->host, u->port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "%s: %s", u->host, gai_strerror(rc));
-		return -1;
+	if (b->len + n > HTTPGET_MAX_REPLY) {
+		b->too_big = true;
+		return 0;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int soerr = 0;
-		socklen_t slen = sizeof(soerr);
-
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		            ai->ai_protocol);
-		if (fd < 0) {
-			snprintf(err, errlen, "socket: %s", strerror(errno));
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		if (errno == EINPROGRESS && httpget_wait(fd, POLLOUT, deadline, err, errlen)) {
-			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &slen) == 0 && soerr == 0)
-				break;
-			errno = soerr;
-		}
-		if (errno != 0)
-			snprintf(err, errlen, "connect to %s port %s: %s", u->host, u->port,
-			         strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-static bool httpget_wait(int fd, short events, long long deadline, char *err, size_t errlen)
-{
-	struct pollfd p = {.fd = fd, .events = events};
-
-	for (;;) {
-		long long left = deadline - httpget_now_ms();
-		int n;
-
-		if (left <= 0) {
-			snprintf(err, errlen, "timed out");
-			errno = 0;
-			return false;
-		}
-		n = poll(&p, 1, (int)left);
-		if (n > 0)
-			return true;
-		if (n < 0 && errno != EINTR) {
-			snprintf(err, errlen, "poll: %s", strerror(errno));
-			return false;
-		}
-	}
+	grown = realloc(b->data, b->len + n + 1);
+	if (grown == NULL)
+		return 0;
+	b->data = grown;
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
 }
 
 static long long httpget_now_ms(void)
@@ -233,26 +235,4 @@ static long long httpget_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Splits "HTTP/1.x NNN ...\r\nheaders\r\n\r\nbody"; the body moves to the
- * front of reply, which becomes *body. */
-static bool httpget_parse_reply(char *reply, size_t len, int *status, char **body, char *err,
-                                size_t errlen)
-{
-	char *hdr_end;
-	int code;
-	size_t off;
-
-	reply[len] = '\0';
-	if (sscanf(reply, "HTTP/1.%*1d %3d", &code) != 1 || code < 100 || code > 599) {
-		snprintf(err, errlen, "not an HTTP reply");
-		return false;
-	}
-	hdr_end = strstr(reply, "\r\n\r\n");
-	off = hdr_end != NULL ? (size_t)(hdr_end + 4 - reply) : len;
-	memmove(reply, reply + off, len - off + 1);
-	*status = code;
-	*body = reply;
-	return true;
 }

@@ -6,8 +6,10 @@
  * database, which records it as seen (the start of renewal continuity) and
  * checks its credit code against the unit's.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit.h"
 #include "conn.h"
@@ -112,7 +114,8 @@ const struct cli_command key_commands[] = {
      key_list},
     {"key", "expiring", "[--days N]",
      "Lists approved keys whose newest certificate expires within N days (or\n"
-     "has expired), soonest first, to reach units before they need a renewal.\n\n"
+     "has expired), soonest first, to reach units before they need a renewal.\n"
+     "The first line says the window: its end in local time.\n\n"
      "Options:\n"
      "      --days N  the horizon in days (default 30)\n",
      key_expiring},
@@ -303,8 +306,8 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		found += PQntuples(res[i]);
 	}
 	if (found == 0) {
-		cli_error(cli, "key %s is not known: never bound, seen or refused", ref.key_id);
-		rc = CLI_REFUSED;
+		rc = cli_refuse(cli, "not_found",
+		                "key %s is not known: never bound, seen or refused", ref.key_id);
 		goto out;
 	}
 	if (cli->json) {
@@ -380,8 +383,7 @@ static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		return rc;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		cli_error(cli, "unit %s not found", params[0]);
-		return CLI_REFUSED;
+		return cli_refuse(cli, "not_found", "unit %s not found", params[0]);
 	}
 	PQclear(res);
 	if ((rc = conn_exec(cli, &res, KEY_SELECT " WHERE registration_no = $1 ORDER BY bound_at",
@@ -406,7 +408,10 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 	};
 	const char *params[1] = {"30"};
 	PGresult *res;
-	long days;
+	long days = 30;
+	time_t until;
+	struct tm tm;
+	char when[32] = "?";
 	int c, rc;
 
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
@@ -438,6 +443,15 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 	         " ORDER BY c.not_after, k.key_id",
 	         1, params)) != CLI_OK)
 		return rc;
+	/* A list without its window reads as "every key that expires". */
+	if (!cli->json) {
+		until = time(NULL) + (time_t)days * 86400;
+		if (localtime_r(&until, &tm) != NULL)
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		printf("Keys whose certificate expires within %ld day%s (before %s) or has "
+		       "expired:\n",
+		       days, days == 1 ? "" : "s", when);
+	}
 	rc = key_print_rows(cli, res, cols, KEY_NCOLS(cols));
 	PQclear(res);
 	return rc;

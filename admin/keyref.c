@@ -34,14 +34,13 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
 	if (cert_file != NULL) {
 		x = certinfo_read_file(cert_file, err, sizeof(err));
 		if (x == NULL) {
-			cli_error(cli, "%s: %s", cert_file, err);
-			return CLI_REFUSED;
+			return cli_refuse(cli, "unreadable_certificate", "%s: %s", cert_file, err);
 		}
 		ok = certinfo_summarize(x, NULL, time(NULL), &out->cert);
 		X509_free(x);
 		if (!ok) {
-			cli_error(cli, "%s: not a usable certificate", cert_file);
-			return CLI_REFUSED;
+			return cli_refuse(cli, "unreadable_certificate",
+			                  "%s: not a usable certificate", cert_file);
 		}
 		memcpy(out->key_id, out->cert.key_id, sizeof(out->key_id));
 		out->complete = true;
@@ -81,9 +80,9 @@ int keyref_resolve(struct cli *cli, struct keyref *ref)
 		ref->complete = strlen(ref->key_id) == CERTINFO_HEX256_LEN - 1;
 		rc = CLI_OK;
 	} else if (n == 0) {
-		cli_error(cli, "no key id starts with \"%s\"", ref->key_id);
-		rc = CLI_REFUSED;
+		rc = cli_refuse(cli, "not_found", "no key id starts with \"%s\"", ref->key_id);
 	} else {
+		cli_set_code(cli, "ambiguous_key");
 		cli_error(cli, "key id prefix \"%s\" is ambiguous: %d keys match", ref->key_id, n);
 		for (int i = 0; i < n && i < KEYREF_MAX_LISTED; i++)
 			cli_detail(cli, "candidate %s", PQgetvalue(res, i, 0));

@@ -10,7 +10,9 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "cert_check.h"
@@ -20,10 +22,14 @@
 #include "migrate.h"
 #include "office.h"
 #include "pending.h"
+#include "report.h"
 #include "probe.h"
 #include "unit.h"
 
+static int main_dispatch(struct cli *cli, int argc, char **argv);
+static bool main_json_asked(int argc, char **argv);
 static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static void main_replay_errors(const struct cli *cli, FILE *captured);
 static const struct cli_command *main_find(int argc, char **argv, int *at);
 static bool main_is_group(const char *word);
 static void main_usage(const struct cli *cli, const char *group);
@@ -47,71 +53,16 @@ static const struct cli_command *const main_groups[] = {
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"db", required_argument, NULL, CLI_OPT_DB},
-	    {"json", no_argument, NULL, CLI_OPT_JSON},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
-	struct cli cli = {.progname = "certreg-admin"};
-	const struct cli_command *cmd;
-	int c, at, rc;
+	struct cli_failure failure = {{0}};
+	struct cli cli = {.progname = "certreg-admin", .failure = &failure};
+	int rc;
 
 	main_locale();
-	opterr = 0;
-	/* '+': stop at the command word; what follows is the command's. */
-	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
-		switch (c) {
-		case CLI_OPT_DB:
-			cli.conninfo = optarg;
-			break;
-		case CLI_OPT_JSON:
-			cli.json = true;
-			break;
-		case 'h':
-			main_usage(&cli, NULL);
-			return CLI_OK;
-		case 'V':
-			printf("certreg-admin (certreg) %s\n", CERTREG_VERSION);
-			return CLI_OK;
-		case ':':
-			return cli_usage(&cli, NULL, "option \"%s\" requires an argument",
-			                 argv[optind - 1]);
-		default:
-			if (optopt != 0)
-				return cli_usage(&cli, NULL, "invalid option \"-%c\"", optopt);
-			return cli_usage(&cli, NULL, "unrecognized option \"%s\"",
-			                 argv[optind - 1]);
-		}
-	}
-	if (optind >= argc)
-		return cli_usage(&cli, NULL, "no command given");
-	cmd = main_find(argc - optind, argv + optind, &at);
-	if (cmd == NULL) {
-		const char *w = argv[optind];
-
-		if (!main_is_group(w))
-			return cli_usage(&cli, NULL, "unknown command \"%s\"", w);
-		if (optind + 1 < argc && (strcmp(argv[optind + 1], "--help") == 0 ||
-		                          strcmp(argv[optind + 1], "-h") == 0)) {
-			main_usage(&cli, w);
-			return CLI_OK;
-		}
-		if (optind + 1 >= argc)
-			cli_error(&cli, "\"%s\" needs a subcommand", w);
-		else
-			cli_error(&cli, "unknown command \"%s %s\"", w, argv[optind + 1]);
-		main_usage(&cli, w);
-		return CLI_USAGE;
-	}
-	at += optind;
-	/* The command parses from its own word on, afresh (glibc: optind 0). */
-	optind = 0;
-	rc = cmd->run(&cli, cmd, argc - at, argv + at);
-	if (rc == CLI_HELP_SHOWN)
-		rc = CLI_OK;
-	rc = conn_close(&cli, rc);
+	rc = main_dispatch(&cli, argc, argv);
+	/* --json after an option the command refused was never parsed: look
+	 * for it, so a script gets its JSON error all the same. */
+	if (rc != CLI_OK && (cli.json || main_json_asked(argc, argv)) && !report_json_printed())
+		cli_json_error(&cli, rc);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		perror("certreg-admin: error: writing output");
 		return CLI_FAIL;
@@ -119,12 +70,140 @@ int main(int argc, char **argv)
 	return rc;
 }
 
+/* Global options, the command, its run and its transaction's end. */
+static int main_dispatch(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"db", required_argument, NULL, CLI_OPT_DB},
+	    {"json", no_argument, NULL, CLI_OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	const struct cli_command *cmd;
+	int c, at, rc;
+
+	opterr = 0;
+	/* '+': stop at the command word; what follows is the command's. */
+	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case CLI_OPT_DB:
+			cli->conninfo = optarg;
+			break;
+		case CLI_OPT_JSON:
+			cli->json = true;
+			break;
+		case 'h':
+			main_usage(cli, NULL);
+			return CLI_OK;
+		case 'V':
+			printf("certreg-admin (certreg) %s\n", CERTREG_VERSION);
+			return CLI_OK;
+		case ':':
+			return cli_usage(cli, NULL, "option \"%s\" requires an argument",
+			                 argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				return cli_usage(cli, NULL, "invalid option \"-%c\"", optopt);
+			return cli_usage(cli, NULL, "unrecognized option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage(cli, NULL, "no command given");
+	cmd = main_find(argc - optind, argv + optind, &at);
+	if (cmd == NULL) {
+		const char *w = argv[optind];
+
+		if (!main_is_group(w))
+			return cli_usage(cli, NULL, "unknown command \"%s\"", w);
+		if (optind + 1 < argc && (strcmp(argv[optind + 1], "--help") == 0 ||
+		                          strcmp(argv[optind + 1], "-h") == 0)) {
+			main_usage(cli, w);
+			return CLI_OK;
+		}
+		if (optind + 1 >= argc)
+			cli_error(cli, "\"%s\" needs a subcommand", w);
+		else
+			cli_error(cli, "unknown command \"%s %s\"", w, argv[optind + 1]);
+		main_usage(cli, w);
+		return CLI_USAGE;
+	}
+	at += optind;
+	/* The command parses from its own word on, afresh (glibc: optind 0). */
+	optind = 0;
+	rc = cmd->run(cli, cmd, argc - at, argv + at);
+	if (rc == CLI_HELP_SHOWN)
+		rc = CLI_OK;
+	return conn_close(cli, rc);
+}
+
 /* `cert check` is the verification engine's (cert_check.c); it reads its
  * own options, --json after the command included. */
 static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
+	FILE *captured = NULL;
+	int saved = -1, rc;
+
 	(void)cmd;
-	return cert_check_main(argc, argv, cli->json);
+	/* cert_check.c prints its own errors on stderr. With --json they also
+	 * make the error object: catch them in a file, then pass them on. */
+	if (cli->json || main_json_asked(argc, argv)) {
+		fflush(stderr);
+		captured = tmpfile();
+		saved = captured != NULL ? dup(STDERR_FILENO) : -1;
+		if (saved < 0 || dup2(fileno(captured), STDERR_FILENO) < 0) {
+			if (saved >= 0)
+				close(saved);
+			saved = -1;
+		}
+	}
+	rc = cert_check_main(argc, argv, cli->json);
+	if (saved >= 0) {
+		fflush(stderr);
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+		main_replay_errors(cli, captured);
+	}
+	if (captured != NULL)
+		fclose(captured);
+	/* An outcome (0, or 1 for a CERT_* one) is its own JSON already. */
+	if (rc == CLI_OK || rc == CLI_REFUSED)
+		cli->failure->json_printed = true;
+	return rc;
+}
+
+/* Copies what cert_check.c wrote to the real stderr; its first error
+ * message becomes the failure's. */
+static void main_replay_errors(const struct cli *cli, FILE *captured)
+{
+	static const char prefix[] = "certreg-admin: error: ";
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	rewind(captured);
+	while ((n = getline(&line, &cap, captured)) > 0) {
+		fputs(line, stderr);
+		if (cli->failure->message[0] == '\0' &&
+		    strncmp(line, prefix, sizeof(prefix) - 1) == 0) {
+			line[n - 1] = line[n - 1] == '\n' ? '\0' : line[n - 1];
+			snprintf(cli->failure->message, sizeof(cli->failure->message), "%s",
+			         line + sizeof(prefix) - 1);
+		}
+	}
+	free(line);
+}
+
+/* Whether "--json" is among the arguments (before a "--"). */
+static bool main_json_asked(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+	}
+	return false;
 }
 
 /* The command named by argv[0] (and argv[1] for a group); *at is the index

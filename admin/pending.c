@@ -23,7 +23,10 @@ const struct cli_command pending_commands[] = {
     {"pending", "list", "[--search TEXT] [--office CODE] [--limit N]",
      "Lists keys that tried to log in without an approved association, newest\n"
      "attempt first, with how many attempts and when. Bind one with\n"
-     "\"key bind KEYID --unit REGNO --ticket T\".\n\n"
+     "\"key bind KEYID --unit REGNO --ticket T\". The table fits 100 columns:\n"
+     "it names the unit as its certificate does (the subject's O=, else CN=),\n"
+     "long names and holder ids end in \"…\"; --json has every value whole\n"
+     "(the whole subject, and the first attempt).\n\n"
      "Options:\n"
      "      --search TEXT  only keys whose certificate subject (unit name), credit\n"
      "                     code or holder id contains TEXT\n"
@@ -42,13 +45,15 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	    CLI_GLOBAL_OPTIONS,
 	};
 	static const struct report_column cols[] = {
+	    /* The table fits 100 columns: the subject's name and holder ids
+	     * are cut when long, the first attempt is in --json only. */
 	    {"key_id", "KEY", REPORT_KEY},
-	    {"subject", "SUBJECT", REPORT_TEXT},
+	    {"subject", "CERT NAME", REPORT_DN, false, true},
 	    {"credit_code", "CREDIT CODE", REPORT_TEXT},
-	    {"holder_id", "HOLDER ID", REPORT_TEXT},
+	    {"holder_id", "HOLDER ID", REPORT_TEXT, false, true},
 	    {"office_code", "OFFICE", REPORT_TEXT},
 	    {"attempts", "ATTEMPTS", REPORT_INT},
-	    {"first_seen", "FIRST", REPORT_TIME},
+	    {"first_seen", "FIRST", REPORT_TIME, true},
 	    {"last_seen", "LAST", REPORT_TIME},
 	};
 	const char *params[3] = {NULL, NULL, PENDING_DEFAULT_LIMIT}; /* search, office, limit */

@@ -1,12 +1,22 @@
 /*
- * probe.c - `check --url URL [--warn-days N]` (see probe.h).
+ * probe.c - `check --url URL [--warn-days N] [--cacert FILE]` (see probe.h).
  *
- * Verdicts (Nagios exit codes): 2 CRITICAL when the daemon does not answer,
- * /readyz is not 200, or a CRL's nextUpdate or a trust anchor's notAfter has
- * passed; 1 WARNING when one of them comes within --warn-days (default 7);
- * 3 UNKNOWN when the URL is unusable or /metrics cannot be read; else 0 OK.
- * The times come from the gauges certreg_crl_next_update_seconds{issuer=...}
- * and certreg_trust_anchor_not_after_seconds{subject=...} (Unix time).
+ * Verdicts (Nagios exit codes, contract section 6):
+ *   2 CRITICAL  the daemon does not accept the connection (refused, timed
+ *               out, TLS handshake failed or its certificate not trusted),
+ *               or answers that it is not ready (/readyz 503 with reasons),
+ *               or a CRL's nextUpdate or a trust anchor's notAfter passed;
+ *   1 WARNING   a trust anchor expires within --warn-days (default 30), or a
+ *               CRL has less than a quarter of its validity period
+ *               (thisUpdate to nextUpdate) left; the message names each;
+ *   3 UNKNOWN   something else answers the URL (a 404, a page that is not
+ *               certregd's /readyz or /metrics), or the probe's own setup
+ *               failed (a URL it cannot use, a --cacert it cannot read);
+ *   0 OK        otherwise.
+ * The times come from the gauges certreg_crl_next_update_seconds,
+ * certreg_crl_this_update_seconds{issuer=...} and
+ * certreg_trust_anchor_not_after_seconds{subject=...} (Unix time). The
+ * transfer is httpget.c's.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -25,32 +35,39 @@
 enum probe_state { PROBE_OK = 0, PROBE_WARNING = 1, PROBE_CRITICAL = 2, PROBE_UNKNOWN = 3 };
 
 #define PROBE_MAX_SAMPLES 64
+#define PROBE_DAY         86400.0
 
 /* One gauge sample of the metrics page: its first label's value and the
  * number. */
 struct probe_sample {
 	char label[256];
 	double value;
+	bool used; /* paired already (thisUpdate with nextUpdate) */
 };
 
+/* The samples of one gauge; n counts those that did not fit as well. */
 struct probe_gauge {
-	const char *metric;
-	const char *what;  /* "CRL", "trust anchor" */
-	const char *event; /* "next update", "expiry" */
-	const char *perf;  /* performance data label */
-	const char *json;  /* member of the --json output */
-	const char *label; /* what the sample's label names, in that output */
 	struct probe_sample samples[PROBE_MAX_SAMPLES];
 	size_t n;
 };
 
+/* What the probe found so far: the verdict, the message, the perf data. */
+struct probe_report {
+	enum probe_state st;
+	char msg[4096];
+	char perf[1024];
+	json_t *detail;
+};
+
 static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
-static size_t probe_parse_metric(const char *page, const char *name, struct probe_sample *out,
-                                 size_t max);
-static int probe_finish(const struct cli *cli, enum probe_state st, const char *msg,
-                        const char *perf, json_t *detail);
-static enum probe_state probe_judge(struct probe_gauge *g, time_t now, long warn_days, char *msg,
-                                    size_t msglen, char *perf, size_t perflen, json_t *detail);
+static size_t probe_parse_metric(const char *page, const char *name, struct probe_gauge *g);
+static enum probe_state probe_readyz(const char *body, int status, struct probe_report *r);
+static void probe_judge_crls(struct probe_gauge *next, struct probe_gauge *issued, time_t now,
+                             struct probe_report *r);
+static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long warn_days,
+                                struct probe_report *r);
+static void probe_raise(struct probe_report *r, enum probe_state st);
+static int probe_finish(const struct cli *cli, struct probe_report *r);
 static const char *probe_label_value(const char *p, char *out, size_t outlen);
 static void probe_append(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -58,34 +75,187 @@ static void probe_append(char *buf, size_t len, const char *fmt, ...)
 static const char *const probe_state_name[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
 
 const struct cli_command probe_commands[] = {
-    {NULL, "check", "--url URL [--warn-days N] [--timeout SECONDS]",
-     "Monitoring probe for certregd with Nagios plugin semantics: prints one\n"
-     "status line with performance data and exits 0 OK, 1 WARNING, 2 CRITICAL or\n"
-     "3 UNKNOWN. CRITICAL when the daemon does not answer or URL/readyz is not\n"
-     "ready, or a CRL's nextUpdate or a trust anchor's notAfter (from URL/metrics)\n"
-     "has passed; WARNING when one is within --warn-days.\n\n"
+    {NULL, "check", "--url URL [--warn-days N] [--cacert FILE] [--timeout SECONDS]",
+     "Monitoring probe for certregd with Nagios plugin semantics: reads URL/readyz\n"
+     "and URL/metrics, prints one status line with performance data and exits\n"
+     "0 OK, 1 WARNING, 2 CRITICAL or 3 UNKNOWN.\n"
+     "  CRITICAL  the daemon does not accept the connection (refused, timed out,\n"
+     "            TLS failed or untrusted) or is not ready; or a CRL's nextUpdate\n"
+     "            or a trust anchor's notAfter has passed\n"
+     "  WARNING   a trust anchor expires within --warn-days, or a CRL has less\n"
+     "            than a quarter of its validity period (thisUpdate to nextUpdate)\n"
+     "            left; the message names it\n"
+     "  UNKNOWN   something else answers the URL (a 404, a page that is not\n"
+     "            certregd's), or the URL or --cacert cannot be used\n\n"
      "Options:\n"
-     "      --url URL          the API listener, e.g. http://127.0.0.1:8080\n"
-     "      --warn-days N      warning horizon in days (default 7)\n"
-     "      --timeout SECONDS  for each request (default 10)\n",
+     "      --url URL          the API listener, http://HOST:PORT or https://...\n"
+     "                         (a reverse proxy in front of it); no proxy from\n"
+     "                         the environment is used\n"
+     "      --warn-days N      warn when a trust anchor expires within N days\n"
+     "                         (default 30)\n"
+     "      --cacert FILE      CA certificates (PEM) to verify an https server with\n"
+     "                         (default: the system's)\n"
+     "      --timeout SECONDS  for the whole probe (default 10)\n",
      probe_check},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-/*
- * Collects the samples of metric name from a Prometheus text page into out
- * (at most max); returns how many there were, counting those that did not
- * fit. Comments and other metrics are skipped.
- */
-static size_t probe_parse_metric(const char *page, const char *name, struct probe_sample *out,
-                                 size_t max)
+static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
-	size_t n = 0, namelen = strlen(name);
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"warn-days", required_argument, NULL, 'w'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"timeout", required_argument, NULL, 't'},
+	    CLI_GLOBAL_OPTIONS,
+	};
+	/* Large (three times 64 samples of 256-byte names): not on the stack. */
+	struct probe_gauge *g = NULL;
+	struct probe_report r = {.st = PROBE_OK};
+	const char *url = NULL, *cacert = NULL;
+	long warn_days = 30, timeout = 10;
+	struct httpget *h = NULL;
+	char err[512];
+	char *body = NULL;
+	int status = 0, c;
+	enum httpget_result got;
+	time_t now;
 
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		switch (c) {
+		case 'u':
+			url = optarg;
+			break;
+		case 'w':
+			if (!cli_parse_uint(optarg, 36500, &warn_days))
+				return cli_usage(cli, cmd, "--warn-days must be a number of days");
+			break;
+		case 'c':
+			cacert = optarg;
+			break;
+		case 't':
+			if (!cli_parse_uint(optarg, 3600, &timeout) || timeout == 0)
+				return cli_usage(cli, cmd, "--timeout must be 1 to 3600 seconds");
+			break;
+		default:
+			return cli_option_end(cli, cmd, c);
+		}
+	}
+	if (!cli_args(cli, cmd, argc, argv, 0) || !cli_required(cli, cmd, url, "--url"))
+		return CLI_USAGE;
+	r.detail = json_pack("{s:s, s:[]}", "url", url, "reasons");
+	if (r.detail == NULL)
+		return CLI_FAIL;
+	h = httpget_new(url, cacert, timeout * 1000, err, sizeof(err));
+	if (h == NULL) {
+		probe_raise(&r, PROBE_UNKNOWN);
+		probe_append(r.msg, sizeof(r.msg), "%s", err);
+		goto out;
+	}
+
+	got = httpget_fetch(h, "/readyz", &status, &body, err, sizeof(err));
+	if (got != HTTPGET_ANSWERED) {
+		probe_raise(&r, got == HTTPGET_NO_ANSWER ? PROBE_CRITICAL : PROBE_UNKNOWN);
+		probe_append(r.msg, sizeof(r.msg), "%s %s: %s",
+		             got == HTTPGET_NO_ANSWER ? "no connection to" : "cannot probe", url,
+		             err);
+		goto out;
+	}
+	probe_raise(&r, probe_readyz(body, status, &r));
+	free(body);
+	body = NULL;
+	if (r.st != PROBE_OK)
+		goto out;
+
+	got = httpget_fetch(h, "/metrics", &status, &body, err, sizeof(err));
+	if (got != HTTPGET_ANSWERED) {
+		probe_raise(&r, got == HTTPGET_NO_ANSWER ? PROBE_CRITICAL : PROBE_UNKNOWN);
+		probe_append(r.msg, sizeof(r.msg), ", but %s/metrics: %s", url, err);
+		goto out;
+	}
+	/* certregd's page has its gauges under this prefix whatever it loaded. */
+	if (status != 200 || strstr(body, "\ncertreg_") == NULL) {
+		probe_raise(&r, PROBE_UNKNOWN);
+		probe_append(r.msg, sizeof(r.msg),
+		             ", but %s/metrics answered HTTP %d without certregd's metrics", url,
+		             status);
+		goto out;
+	}
+	g = calloc(3, sizeof(*g));
+	if (g == NULL) {
+		probe_raise(&r, PROBE_UNKNOWN);
+		probe_append(r.msg, sizeof(r.msg), ", out of memory");
+		goto out;
+	}
+	probe_parse_metric(body, "certreg_crl_next_update_seconds", &g[0]);
+	probe_parse_metric(body, "certreg_crl_this_update_seconds", &g[1]);
+	probe_parse_metric(body, "certreg_trust_anchor_not_after_seconds", &g[2]);
+	now = time(NULL);
+	probe_judge_crls(&g[0], &g[1], now, &r);
+	probe_judge_anchors(&g[2], now, warn_days, &r);
+out:
+	free(body);
+	free(g);
+	httpget_free(h);
+	return probe_finish(cli, &r);
+}
+
+/*
+ * Judges the /readyz answer: certregd's is a JSON object with a boolean
+ * "ready" and an array "reasons", 200 when ready and 503 when not. Anything
+ * else (a 404, another server's page) is not certregd answering: UNKNOWN.
+ */
+static enum probe_state probe_readyz(const char *body, int status, struct probe_report *r)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	json_t *ready = json_object_get(j, "ready");
+	json_t *reasons = json_object_get(j, "reasons");
+	json_t *out = json_object_get(r->detail, "reasons");
+	enum probe_state st;
+
+	if (!json_is_boolean(ready) || !json_is_array(reasons) ||
+	    (status != 200 && status != 503) || json_is_true(ready) != (status == 200)) {
+		snprintf(r->msg, sizeof(r->msg),
+		         "%s answered /readyz with HTTP %d, not as certregd does",
+		         json_string_value(json_object_get(r->detail, "url")), status);
+		st = PROBE_UNKNOWN;
+		goto out;
+	}
+	json_object_set_new(r->detail, "ready", json_boolean(json_is_true(ready)));
+	if (json_is_true(ready)) {
+		snprintf(r->msg, sizeof(r->msg), "ready");
+		st = PROBE_OK;
+		goto out;
+	}
+	snprintf(r->msg, sizeof(r->msg), "not ready");
+	for (size_t i = 0; i < json_array_size(reasons); i++) {
+		const char *why = json_string_value(json_array_get(reasons, i));
+
+		if (why == NULL)
+			continue;
+		probe_append(r->msg, sizeof(r->msg), "%s %s", i == 0 ? ":" : ";", why);
+		json_array_append_new(out, json_string(why));
+	}
+	st = PROBE_CRITICAL;
+out:
+	json_decref(j);
+	return st;
+}
+
+/*
+ * Collects the samples of metric name from a Prometheus text page into g
+ * (at most PROBE_MAX_SAMPLES); returns how many there were, counting those
+ * that did not fit. Comments and other metrics are skipped.
+ */
+static size_t probe_parse_metric(const char *page, const char *name, struct probe_gauge *g)
+{
+	size_t namelen = strlen(name);
+
+	g->n = 0;
 	for (const char *line = page; *line != '\0';) {
 		const char *eol = strchr(line, '\n');
 		const char *p = line;
-		char label[sizeof(out->label)] = "";
+		char label[sizeof(g->samples[0].label)] = "";
 		char *end;
 		double v;
 
@@ -102,193 +272,176 @@ static size_t probe_parse_metric(const char *page, const char *name, struct prob
 		v = strtod(p, &end);
 		if (end == p || (*end != '\n' && *end != ' ' && *end != '\0' && *end != '\r'))
 			goto next;
-		if (n < max) {
-			snprintf(out[n].label, sizeof(out[n].label), "%s", label);
-			out[n].value = v;
+		if (g->n < PROBE_MAX_SAMPLES) {
+			snprintf(g->samples[g->n].label, sizeof(g->samples[g->n].label), "%s",
+			         label);
+			g->samples[g->n].value = v;
 		}
-		n++;
+		g->n++;
 	next:
 		line = *eol != '\0' ? eol + 1 : eol;
 	}
-	return n;
-}
-
-static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"url", required_argument, NULL, 'u'},
-	    {"warn-days", required_argument, NULL, 'w'},
-	    {"timeout", required_argument, NULL, 't'},
-	    CLI_GLOBAL_OPTIONS,
-	};
-	struct probe_gauge gauges[] = {
-	    {"certreg_crl_next_update_seconds",
-	     "CRL",
-	     "next update",
-	     "crl_next_update",
-	     "crls",
-	     "issuer",
-	     {{"", 0}},
-	     0},
-	    {"certreg_trust_anchor_not_after_seconds",
-	     "trust anchor",
-	     "expiry",
-	     "anchor_not_after",
-	     "trust_anchors",
-	     "subject",
-	     {{"", 0}},
-	     0},
-	};
-	const char *url = NULL;
-	long warn_days = 7, timeout = 10;
-	struct httpget_url u;
-	char err[512], msg[2048] = "", perf[1024] = "";
-	char *body = NULL;
-	int status, c;
-	enum probe_state st = PROBE_OK;
-	json_t *detail, *reasons;
-	time_t now;
-
-	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
-		switch (c) {
-		case 'u':
-			url = optarg;
-			break;
-		case 'w':
-			if (!cli_parse_uint(optarg, 36500, &warn_days))
-				return cli_usage(cli, cmd, "--warn-days must be a number of days");
-			break;
-		case 't':
-			if (!cli_parse_uint(optarg, 3600, &timeout) || timeout == 0)
-				return cli_usage(cli, cmd, "--timeout must be 1 to 3600 seconds");
-			break;
-		default:
-			return cli_option_end(cli, cmd, c);
-		}
-	}
-	if (!cli_args(cli, cmd, argc, argv, 0) || !cli_required(cli, cmd, url, "--url"))
-		return CLI_USAGE;
-	detail = json_object();
-	reasons = json_array();
-	json_object_set_new(detail, "url", json_string(url));
-	json_object_set_new(detail, "reasons", reasons);
-	if (!httpget_parse_url(url, &u, err, sizeof(err)))
-		return probe_finish(cli, PROBE_UNKNOWN, err, "", detail);
-
-	if (!httpget_fetch(&u, "/readyz", (int)timeout * 1000, &status, &body, err, sizeof(err))) {
-		json_object_set_new(detail, "ready", json_false());
-		snprintf(msg, sizeof(msg), "cannot reach %s: %s", url, err);
-		return probe_finish(cli, PROBE_CRITICAL, msg, "", detail);
-	}
-	json_object_set_new(detail, "ready", json_boolean(status == 200));
-	if (status != 200) {
-		json_t *j = json_loads(body, 0, NULL);
-		json_t *list = json_is_array(j) ? j : json_object_get(j, "reasons");
-
-		snprintf(msg, sizeof(msg), "not ready (HTTP %d)", status);
-		for (size_t i = 0; i < json_array_size(list); i++) {
-			const char *r = json_string_value(json_array_get(list, i));
-
-			if (r == NULL)
-				continue;
-			probe_append(msg, sizeof(msg), "%s %s", i == 0 ? ":" : ";", r);
-			json_array_append_new(reasons, json_string(r));
-		}
-		json_decref(j);
-		free(body);
-		return probe_finish(cli, PROBE_CRITICAL, msg, "", detail);
-	}
-	free(body);
-
-	if (!httpget_fetch(&u, "/metrics", (int)timeout * 1000, &status, &body, err, sizeof(err))) {
-		snprintf(msg, sizeof(msg), "ready, but cannot read metrics: %s", err);
-		return probe_finish(cli, PROBE_UNKNOWN, msg, "", detail);
-	}
-	if (status != 200) {
-		free(body);
-		snprintf(msg, sizeof(msg), "ready, but metrics answered HTTP %d", status);
-		return probe_finish(cli, PROBE_UNKNOWN, msg, "", detail);
-	}
-	snprintf(msg, sizeof(msg), "ready");
-	now = time(NULL);
-	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
-		enum probe_state gs;
-
-		gauges[i].n = probe_parse_metric(body, gauges[i].metric, gauges[i].samples,
-		                                 PROBE_MAX_SAMPLES);
-		gs = probe_judge(&gauges[i], now, warn_days, msg, sizeof(msg), perf, sizeof(perf),
-		                 detail);
-		if (gs > st)
-			st = gs;
-	}
-	free(body);
-	return probe_finish(cli, st, msg, perf, detail);
-}
-
-/* Prints the status line (or JSON) and returns the Nagios exit code. */
-static int probe_finish(const struct cli *cli, enum probe_state st, const char *msg,
-                        const char *perf, json_t *detail)
-{
-	if (cli->json) {
-		json_object_set_new(detail, "status", json_string(probe_state_name[st]));
-		json_object_set_new(detail, "message", json_string(msg));
-		if (!report_json(detail))
-			return PROBE_UNKNOWN;
-	} else {
-		json_decref(detail);
-		/* '|' starts the performance data: none may come from a name. */
-		printf("CERTREG %s - ", probe_state_name[st]);
-		for (const char *p = msg; *p != '\0'; p++)
-			putchar(*p == '|' || *p == '\n' ? '/' : *p);
-		printf("%s%s\n", perf[0] != '\0' ? " |" : "", perf);
-	}
-	return (int)st;
+	return g->n;
 }
 
 /*
- * Judges one gauge by its earliest sample: past is CRITICAL, within the
- * horizon WARNING. Adds to the message, the performance data (seconds left,
- * warning and critical thresholds in Nagios range syntax) and the JSON.
+ * A CRL warns when less than a quarter of its own validity period is left:
+ * a CRL issued weekly warns in its last 42 hours, one issued daily in its
+ * last 6, so the horizon follows each CA's rhythm instead of a fixed number
+ * of days that would flag every healthy weekly CRL. Past nextUpdate is
+ * CRITICAL. A CRL the daemon gives no thisUpdate for (an older certregd)
+ * only turns CRITICAL.
  */
-static enum probe_state probe_judge(struct probe_gauge *g, time_t now, long warn_days, char *msg,
-                                    size_t msglen, char *perf, size_t perflen, json_t *detail)
+static void probe_judge_crls(struct probe_gauge *next, struct probe_gauge *issued, time_t now,
+                             struct probe_report *r)
+{
+	json_t *list = json_array();
+	size_t kept = next->n < PROBE_MAX_SAMPLES ? next->n : PROBE_MAX_SAMPLES;
+	size_t nissued = issued->n < PROBE_MAX_SAMPLES ? issued->n : PROBE_MAX_SAMPLES;
+	double first_left = 0, first_warn = 0;
+	bool any = false, named = false;
+	char when[32], from[32];
+
+	json_object_set_new(r->detail, "crls", list);
+	for (size_t i = 0; i < kept; i++) {
+		const struct probe_sample *s = &next->samples[i];
+		struct probe_sample *t = NULL;
+		double left = s->value - (double)now, warn = -1;
+		enum probe_state st = PROBE_OK;
+
+		/* A CRL without nextUpdate is exported as 0: nothing to judge. */
+		if (s->value <= 0)
+			continue;
+		for (size_t k = 0; k < nissued && t == NULL; k++)
+			if (!issued->samples[k].used &&
+			    strcmp(issued->samples[k].label, s->label) == 0)
+				t = &issued->samples[k];
+		if (t != NULL) {
+			t->used = true;
+			warn = (s->value - t->value) / 4;
+		}
+		if (left <= 0)
+			st = PROBE_CRITICAL;
+		else if (warn >= 0 && left < warn)
+			st = PROBE_WARNING;
+		certinfo_rfc3339((time_t)s->value, when, sizeof(when));
+		if (t != NULL)
+			certinfo_rfc3339((time_t)t->value, from, sizeof(from));
+		json_array_append_new(
+		    list, json_pack("{s:s, s:s, s:s?, s:I, s:s}", "issuer", s->label, "time", when,
+		                    "this_update", t != NULL ? from : NULL, "seconds_left",
+		                    (json_int_t)left, "status", probe_state_name[st]));
+		if (!any || left < first_left) {
+			first_left = left;
+			first_warn = warn;
+		}
+		any = true;
+		if (st == PROBE_OK)
+			continue;
+		probe_raise(r, st);
+		named = true;
+		if (st == PROBE_CRITICAL)
+			probe_append(r->msg, sizeof(r->msg),
+			             ", CRL %s: next update passed %.1f days ago", s->label,
+			             -left / PROBE_DAY);
+		else
+			probe_append(
+			    r->msg, sizeof(r->msg),
+			    ", CRL %s: next update in %.1f days, less than a quarter of its "
+			    "%.1f-day validity",
+			    s->label, left / PROBE_DAY, warn * 4 / PROBE_DAY);
+	}
+	if (!any) {
+		probe_append(r->msg, sizeof(r->msg), ", no CRL");
+		return;
+	}
+	if (!named)
+		probe_append(r->msg, sizeof(r->msg),
+		             ", %zu CRL%s (earliest next update in %.1f days)",
+		             json_array_size(list), json_array_size(list) == 1 ? "" : "s",
+		             first_left / PROBE_DAY);
+	probe_append(r->perf, sizeof(r->perf), " crl_next_update=%.0fs;%.0f:;0:", first_left,
+	             first_warn > 0 ? first_warn : 0);
+}
+
+/* A trust anchor warns within --warn-days of its notAfter; past it is
+ * CRITICAL. */
+static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long warn_days,
+                                struct probe_report *r)
 {
 	json_t *list = json_array();
 	size_t kept = g->n < PROBE_MAX_SAMPLES ? g->n : PROBE_MAX_SAMPLES;
-	const struct probe_sample *first = NULL;
-	enum probe_state st = PROBE_OK;
-	double left, warn = (double)warn_days * 86400;
+	double warn = (double)warn_days * PROBE_DAY, first_left = 0;
+	bool any = false, named = false;
 	char when[32];
 
-	json_object_set_new(detail, g->json, list);
+	json_object_set_new(r->detail, "trust_anchors", list);
 	for (size_t i = 0; i < kept; i++) {
 		const struct probe_sample *s = &g->samples[i];
+		double left = s->value - (double)now;
+		enum probe_state st = left <= 0     ? PROBE_CRITICAL
+		                      : left < warn ? PROBE_WARNING
+		                                    : PROBE_OK;
 
 		certinfo_rfc3339((time_t)s->value, when, sizeof(when));
-		json_array_append_new(list, json_pack("{s:s, s:s, s:I}", g->label, s->label, "time",
-		                                      when, "seconds_left",
-		                                      (json_int_t)(s->value - (double)now)));
-		if (first == NULL || s->value < first->value)
-			first = s;
+		json_array_append_new(list,
+		                      json_pack("{s:s, s:s, s:I, s:s}", "subject", s->label, "time",
+		                                when, "seconds_left", (json_int_t)left, "status",
+		                                probe_state_name[st]));
+		if (!any || left < first_left)
+			first_left = left;
+		any = true;
+		if (st == PROBE_OK)
+			continue;
+		probe_raise(r, st);
+		named = true;
+		if (st == PROBE_CRITICAL)
+			probe_append(r->msg, sizeof(r->msg),
+			             ", trust anchor %s: expired %.1f days ago", s->label,
+			             -left / PROBE_DAY);
+		else
+			probe_append(r->msg, sizeof(r->msg),
+			             ", trust anchor %s: expires in %.1f days (within %ld)",
+			             s->label, left / PROBE_DAY, warn_days);
 	}
-	if (first == NULL) {
-		probe_append(msg, msglen, ", no %s", g->what);
-		return PROBE_OK;
+	if (!any) {
+		probe_append(r->msg, sizeof(r->msg), ", no trust anchor");
+		return;
 	}
-	left = first->value - (double)now;
-	if (left <= 0)
-		st = PROBE_CRITICAL;
-	else if (left < warn)
-		st = PROBE_WARNING;
-	if (st != PROBE_OK)
-		probe_append(msg, msglen, ", %s %s: %s %s %.1f days%s", g->what, first->label,
-		             g->event, left <= 0 ? "passed" : "in", fabs(left) / 86400,
-		             left <= 0 ? " ago" : "");
-	else
-		probe_append(msg, msglen, ", %zu %s%s (earliest %s in %.0f days)", g->n, g->what,
-		             g->n == 1 ? "" : "s", g->event, left / 86400);
-	probe_append(perf, perflen, " %s=%.0fs;%.0f:;0:", g->perf, left, warn);
-	return st;
+	if (!named)
+		probe_append(r->msg, sizeof(r->msg),
+		             ", %zu trust anchor%s (earliest expiry in %.0f days)",
+		             json_array_size(list), json_array_size(list) == 1 ? "" : "s",
+		             first_left / PROBE_DAY);
+	probe_append(r->perf, sizeof(r->perf), " anchor_not_after=%.0fs;%.0f:;0:", first_left,
+	             warn);
+}
+
+/* The verdict is the worst found; UNKNOWN (3) ranks above CRITICAL only
+ * because nothing is judged after it. */
+static void probe_raise(struct probe_report *r, enum probe_state st)
+{
+	if (st > r->st)
+		r->st = st;
+}
+
+/* Prints the status line (or JSON) and returns the Nagios exit code. */
+static int probe_finish(const struct cli *cli, struct probe_report *r)
+{
+	if (cli->json) {
+		json_object_set_new(r->detail, "status", json_string(probe_state_name[r->st]));
+		json_object_set_new(r->detail, "message", json_string(r->msg));
+		if (!report_json(r->detail))
+			return PROBE_UNKNOWN;
+	} else {
+		json_decref(r->detail);
+		/* '|' starts the performance data: none may come from a name. */
+		printf("CERTREG %s - ", probe_state_name[r->st]);
+		for (const char *p = r->msg; *p != '\0'; p++)
+			putchar(*p == '|' || *p == '\n' ? '/' : *p);
+		printf("%s%s\n", r->perf[0] != '\0' ? " |" : "", r->perf);
+	}
+	return (int)r->st;
 }
 
 /* Reads the first label's quoted value (Prometheus escapes \\ \" \n) and

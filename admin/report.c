@@ -15,6 +15,9 @@
  * longer than the 8 the commands need as a prefix. */
 #define REPORT_KEY_DIGITS 16
 
+/* A shrinkable column keeps at least this many display columns. */
+#define REPORT_MIN_SHRUNK 12
+
 static bool report_parse_time(const char *text, time_t *out);
 static void report_local_time(time_t t, bool date_only, char *buf, size_t len);
 static json_t *report_value_json(const PGresult *res, int row, int col, enum report_kind kind);
@@ -22,6 +25,7 @@ static bool report_columns(const PGresult *res, const struct report_column *cols
                            int *idx);
 static void report_value_text(const PGresult *res, int row, int col, enum report_kind kind,
                               bool shorten, char *buf, size_t len);
+static bool report_dn_name(const char *dn, char *buf, size_t len);
 
 /* Parses the session's ISO timestamptz output ("2026-11-23 12:00:00.5+00"). */
 static bool report_parse_time(const char *text, time_t *out)
@@ -108,6 +112,7 @@ static json_t *report_value_json(const PGresult *res, int row, int col, enum rep
 	}
 	case REPORT_TEXT:
 	case REPORT_KEY:
+	case REPORT_DN:
 		break;
 	}
 	return json_string(v);
@@ -168,9 +173,12 @@ bool report_table(const PGresult *res, const struct report_column *cols, size_t 
 	t = table_new((int)n, headers);
 	if (t == NULL)
 		return false;
-	for (size_t j = 0; j < n; j++)
+	for (size_t j = 0; j < n; j++) {
 		if (cols[shown[j]].kind == REPORT_INT)
 			table_set_align(t, (int)j, TABLE_RIGHT);
+		if (cols[shown[j]].shrink)
+			table_set_shrink(t, (int)j, REPORT_MIN_SHRUNK);
+	}
 	for (int r = 0; r < PQntuples(res) && ok; r++) {
 		char bufs[n][1024];
 		const char *cells[n];
@@ -184,8 +192,10 @@ bool report_table(const PGresult *res, const struct report_column *cols, size_t 
 		}
 		ok = table_add_row(t, cells);
 	}
-	if (ok)
+	if (ok) {
+		table_fit(t, REPORT_TABLE_WIDTH);
 		table_print(t, stdout);
+	}
 	table_free(t);
 	return ok;
 }
@@ -235,18 +245,27 @@ int report_list(const struct cli *cli, const PGresult *res, const struct report_
 	return CLI_OK;
 }
 
+/* One command per process: a flag for the process is a flag for the run. */
+static bool report_printed_json;
+
 bool report_json(json_t *value)
 {
 	int rc;
 
 	if (value == NULL)
 		return false;
+	report_printed_json = true;
 	rc = json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(value);
 	if (rc != 0)
 		return false;
 	fputc('\n', stdout);
 	return true;
+}
+
+bool report_json_printed(void)
+{
+	return report_printed_json;
 }
 
 int report_done(const struct cli *cli, json_t *obj, const char *fmt, ...)
@@ -305,10 +324,48 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
 			return;
 		}
 		break;
+	case REPORT_DN:
+		if (shorten && report_dn_name(v, buf, len))
+			return;
+		break;
 	case REPORT_TEXT:
 	case REPORT_INT:
 	case REPORT_JSONB:
 		break;
 	}
 	snprintf(buf, len, "%s", v);
+}
+
+/*
+ * The name in a DN as certregd prints it ("C=CN,O=北京某某有限公司,CN=...",
+ * "\," inside a value): the O= value, else the CN= one. A unit's name is
+ * what staff look for in a narrow table. False when there is neither.
+ */
+static bool report_dn_name(const char *dn, char *buf, size_t len)
+{
+	const char *found = NULL;
+	size_t flen = 0;
+
+	for (const char *p = dn; *p != '\0';) {
+		const char *end = p;
+
+		while (*p == ' ')
+			p++;
+		for (end = p; *end != '\0' && *end != ','; end++)
+			if (*end == '\\' && end[1] != '\0')
+				end++;
+		if (strncmp(p, "O=", 2) == 0 || (found == NULL && strncmp(p, "CN=", 3) == 0)) {
+			size_t skip = p[0] == 'O' ? 2 : 3;
+
+			found = p + skip;
+			flen = (size_t)(end - found);
+			if (p[0] == 'O')
+				break;
+		}
+		p = *end == ',' ? end + 1 : end;
+	}
+	if (found == NULL || flen == 0)
+		return false;
+	snprintf(buf, len, "%.*s", (int)flen, found);
+	return true;
 }

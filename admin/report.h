@@ -26,6 +26,8 @@ enum report_kind {
 	REPORT_DATE,  /* timestamptz shown as a local date */
 	REPORT_KEY,   /* key id: 16 hex digits and "…" in tables, whole elsewhere */
 	REPORT_JSONB, /* jsonb: embedded as JSON, compact text for people */
+	REPORT_DN,    /* a subject DN: in tables only its O= (else CN=) value,
+	                 the unit's name; whole elsewhere */
 };
 
 struct report_column {
@@ -33,7 +35,12 @@ struct report_column {
 	const char *header; /* table header / record label */
 	enum report_kind kind;
 	bool json_only; /* too long for a table (hashes, before/after): JSON only */
+	bool shrink;    /* cut ("…") when the table would be wider than
+	                   REPORT_TABLE_WIDTH; whole in records and JSON */
 };
+
+/* Tables with shrinkable columns fit this many terminal columns. */
+#define REPORT_TABLE_WIDTH 100
 
 /* One row as a JSON object keyed by field names; NULL on a missing field. */
 json_t *report_row_json(const PGresult *res, int row, const struct report_column *cols,
@@ -61,6 +68,10 @@ int report_list(const struct cli *cli, const PGresult *res, const struct report_
 
 /* Prints value (stolen) as indented JSON with a newline; false on failure. */
 bool report_json(json_t *value) __attribute__((warn_unused_result));
+
+/* Whether report_json printed anything in this run: a command that failed
+ * after printing its own JSON (audit verify, check) gets no error object. */
+bool report_json_printed(void);
 
 /* The end of a change: with --json prints obj (stolen), else the one-line
  * message. Returns CLI_OK, or CLI_FAIL when printing failed. */

@@ -13,12 +13,14 @@ struct table {
 	size_t rows;  /* data rows */
 	size_t cap;   /* rows the cells array has room for, header included */
 	size_t *width;
+	size_t *min; /* narrowest table_fit may make a column; 0: not shrinkable */
 	enum table_align *align;
 };
 
 static char *table_clean_copy(const char *s);
-static void table_print_cell(FILE *out, const char *s, size_t pad, enum table_align align,
+static void table_print_cell(FILE *out, const char *s, size_t width, enum table_align align,
                              bool last);
+static size_t table_cut(const char *s, size_t width, char *buf, size_t len);
 
 struct table *table_new(int ncols, const char *const *headers)
 {
@@ -30,8 +32,9 @@ struct table *table_new(int ncols, const char *const *headers)
 	t->cap = 16;
 	t->cells = calloc(t->cap * (size_t)ncols, sizeof(char *));
 	t->width = calloc((size_t)ncols, sizeof(size_t));
+	t->min = calloc((size_t)ncols, sizeof(size_t));
 	t->align = calloc((size_t)ncols, sizeof(enum table_align));
-	if (t->cells == NULL || t->width == NULL || t->align == NULL)
+	if (t->cells == NULL || t->width == NULL || t->min == NULL || t->align == NULL)
 		goto fail;
 	for (int c = 0; c < ncols; c++) {
 		t->cells[c] = table_clean_copy(headers[c]);
@@ -54,6 +57,7 @@ void table_free(struct table *t)
 			free(t->cells[i]);
 	free(t->cells);
 	free(t->width);
+	free(t->min);
 	free(t->align);
 	free(t);
 }
@@ -95,6 +99,30 @@ bool table_add_row(struct table *t, const char *const *cells)
 	return true;
 }
 
+void table_set_shrink(struct table *t, int col, size_t min)
+{
+	/* Room for at least one character and the ellipsis. */
+	t->min[col] = min > 2 ? min : 2;
+}
+
+void table_fit(struct table *t, size_t width)
+{
+	for (;;) {
+		size_t line = 2 * (size_t)(t->ncols - 1);
+		int widest = -1;
+
+		for (int c = 0; c < t->ncols; c++) {
+			line += t->width[c];
+			if (t->min[c] != 0 && t->width[c] > t->min[c] &&
+			    (widest < 0 || t->width[c] > t->width[widest]))
+				widest = c;
+		}
+		if (line <= width || widest < 0)
+			return;
+		t->width[widest]--;
+	}
+}
+
 size_t table_row_count(const struct table *t)
 {
 	return t->rows;
@@ -112,8 +140,7 @@ void table_print(const struct table *t, FILE *out)
 		for (int c = 0; c <= last; c++) {
 			if (c > 0)
 				fputs("  ", out);
-			table_print_cell(out, row[c], t->width[c] - table_text_width(row[c]),
-			                 t->align[c], c == last);
+			table_print_cell(out, row[c], t->width[c], t->align[c], c == last);
 		}
 		fputc('\n', out);
 	}
@@ -162,13 +189,64 @@ static char *table_clean_copy(const char *s)
 	return copy;
 }
 
-static void table_print_cell(FILE *out, const char *s, size_t pad, enum table_align align,
+/* Prints s in a column width wide; cut to fit when table_fit narrowed it. */
+static void table_print_cell(FILE *out, const char *s, size_t width, enum table_align align,
                              bool last)
 {
+	size_t w = table_text_width(s), pad;
+	char *cut = NULL;
+
+	if (w > width) {
+		size_t len = strlen(s) + sizeof("…");
+
+		cut = malloc(len);
+		/* Out of memory: the whole cell, misaligned, rather than nothing. */
+		if (cut != NULL) {
+			w = table_cut(s, width, cut, len);
+			s = cut;
+		}
+	}
+	pad = width > w ? width - w : 0;
 	if (align == TABLE_RIGHT)
 		fprintf(out, "%*s%s", (int)pad, "", s);
 	else if (last)
 		fputs(s, out);
 	else
 		fprintf(out, "%s%*s", s, (int)pad, "");
+	free(cut);
+}
+
+/* Copies the longest start of s that, with "…" after it, takes at most
+ * width display columns (never splitting a character); returns the width
+ * of what buf then holds. */
+static size_t table_cut(const char *s, size_t width, char *buf, size_t len)
+{
+	mbstate_t st;
+	size_t left = strlen(s), used = 0, w = 0;
+
+	memset(&st, 0, sizeof(st));
+	while (left > 0) {
+		wchar_t wc;
+		size_t n = mbrtowc(&wc, s + used, left, &st);
+		int cw;
+
+		if (n == (size_t)-1 || n == (size_t)-2) {
+			memset(&st, 0, sizeof(st));
+			n = 1;
+			cw = 1;
+		} else {
+			if (n == 0)
+				break;
+			cw = wcwidth(wc);
+			if (cw < 0)
+				cw = 1;
+		}
+		if (w + (size_t)cw + 1 > width)
+			break;
+		w += (size_t)cw;
+		used += n;
+		left -= n;
+	}
+	snprintf(buf, len, "%.*s…", (int)used, s);
+	return w + 1;
 }

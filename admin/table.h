@@ -23,6 +23,14 @@ void table_free(struct table *t);
 
 void table_set_align(struct table *t, int col, enum table_align align);
 
+/* Lets table_fit narrow column col down to min display columns; a cell
+ * wider than its column is then cut and ends in "…". */
+void table_set_shrink(struct table *t, int col, size_t min);
+
+/* Narrows the shrinkable columns, the widest first, until a line takes at
+ * most width display columns or none can give more. */
+void table_fit(struct table *t, size_t width);
+
 /* Appends a row of ncols cells (copied; NULL prints empty). Control
  * characters become spaces so a value cannot break the layout. */
 bool table_add_row(struct table *t, const char *const *cells) __attribute__((warn_unused_result));

@@ -161,8 +161,7 @@ static int unit_show(struct cli *cli, const struct cli_command *cmd, int argc, c
 		return rc;
 	if (PQntuples(unit) == 0) {
 		PQclear(unit);
-		cli_error(cli, "unit %s not found", params[0]);
-		return CLI_REFUSED;
+		return cli_refuse(cli, "not_found", "unit %s not found", params[0]);
 	}
 	rc = conn_exec(cli, &keys,
 	               "SELECT key_id, status, how, ticket, bound_at, not_after, last_used_at"

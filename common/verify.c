@@ -448,6 +448,14 @@ bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, 
 	       certinfo_asn1_time(X509_CRL_get0_nextUpdate(crl), next_update);
 }
 
+bool verify_store_crl_this_update(const struct verify_store *store, size_t i, time_t *this_update)
+{
+	if (i >= verify_store_crl_count(store))
+		return false;
+	return certinfo_asn1_time(X509_CRL_get0_lastUpdate(sk_X509_CRL_value(store->crls, (int)i)),
+	                          this_update);
+}
+
 bool verify_store_current(const struct verify_store *store, time_t now, char *reason,
                           size_t reason_len)
 {

@@ -86,6 +86,8 @@ bool verify_store_anchor(const struct verify_store *store, size_t i, char *subje
 size_t verify_store_crl_count(const struct verify_store *store);
 bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, size_t issuer_len,
                       time_t *next_update);
+/* The i-th CRL's thisUpdate, for the probe's "a quarter of its life left". */
+bool verify_store_crl_this_update(const struct verify_store *store, size_t i, time_t *this_update);
 /* False, with a reason, when revocation = require and some anchor or
  * intermediate has no current CRL at `now`. */
 bool verify_store_current(const struct verify_store *store, time_t now, char *reason,

@@ -10,7 +10,7 @@ set -eu
 
 PKGS_build="build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
 libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
-libsystemd-dev libjemalloc-dev
+libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
 python3 python3-pytest python3-psycopg2 python3-pyflakes
 openssl curl nginx-light procps util-linux iproute2 systemd man-db"

@@ -143,6 +143,21 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 		evbuffer_add_printf(out, "certreg_crl_next_update_seconds{issuer=\"%s\"} %lld\n",
 		                    label, (long long)next);
 	}
+	/* With nextUpdate, the CRL's validity period: `certreg-admin check`
+	 * warns when a quarter of it is left. */
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_crl_this_update_seconds thisUpdate of each loaded "
+	                    "CRL (Unix time).\n# TYPE certreg_crl_this_update_seconds gauge\n");
+	for (size_t i = 0; i < verify_store_crl_count(store); i++) {
+		char issuer[512];
+		time_t next, issued;
+		if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next) ||
+		    !verify_store_crl_this_update(store, i, &issued))
+			continue;
+		metrics_label(issuer, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_crl_this_update_seconds{issuer=\"%s\"} %lld\n",
+		                    label, (long long)issued);
+	}
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_trust_anchor_not_after_seconds notAfter of each trust "
 	                    "anchor (Unix time).\n# TYPE certreg_trust_anchor_not_after_seconds "

@@ -4,14 +4,14 @@ Drives the built binary (and once the installed one) against a real
 PostgreSQL: every command's success and refusals with the contract's exit
 codes (0 done, 1 refused, 2 usage, 3 database unreachable), operators of two
 offices, an auditor, --json for every command, tables aligned with Chinese
-names, key id prefixes and --cert in PEM and DER, and the `check` probe.
+names, key id prefixes and --cert in PEM and DER. The `check` probe has
+tests/test_probe.py.
 """
-import http.server
+import calendar
 import json
 import os
 import re
 import subprocess
-import threading
 import time
 import unicodedata
 
@@ -80,12 +80,16 @@ def cert_json(pki, name):
                        "not_after": iso(leaf["not_after"])}, ensure_ascii=False)
 
 
-def record_refusal(db, pki, name):
+def record_refusal(db, pki, name, subject=None):
     """A login attempt of leaf NAME refused as KEY_NOT_APPROVED, as the daemon
-    records it (certreg.decide makes the pending registration)."""
+    records it (certreg.decide makes the pending registration). subject
+    replaces the certificate's subject as reported."""
     leaf = pki.leaf(name)
+    cert = cert_json(pki, name)
+    if subject is not None:
+        cert = json.dumps(dict(json.loads(cert), subject=subject), ensure_ascii=False)
     status = db.sql("SELECT key_status FROM certreg.decide("
-                    f"'{leaf['key_id']}', '{cert_json(pki, name)}'::jsonb, '127.0.0.1', false)")
+                    f"'{leaf['key_id']}', '{cert}'::jsonb, '127.0.0.1', false)")
     status = status.strip()
     assert status == "none"
 
@@ -147,7 +151,8 @@ def test_help_version_and_usage_errors():
                  ["key", "bind", "abcdef12", "--unit", "1", "--ticket", "t", "--force"],
                  ["key", "suspend", "abcdef12"],                 # --reason missing
                  ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
-                 ["audit", "log", "--since", "yesterday"], ["check"],
+                 ["audit", "log", "--since", "tomorrow"], ["audit", "log", "--since", "7x"],
+                 ["audit", "log", "--since", "-1d"], ["check"],
                  ["check", "--url", "http://127.0.0.1:1", "--warn-days", "x"]):
         p = run("host=/nonexistent", *args)
         assert p.returncode == USAGE, f"{args}: {p.returncode}\n{p.stderr}"
@@ -162,6 +167,97 @@ def test_unreachable_database_exits_3(tmp_path):
     refused(None, "--json", "pending", "list", env={"CERTREG_DB": "host=/nonexistent"},
             code=UNREACHABLE)
     refused("host=/nonexistent", "db", "migrate", code=UNREACHABLE)
+
+
+# --- --json errors: {"error": code, "message": ...} on stdout ----------------------
+
+def json_error(conninfo, *args, code, exit_code=REFUSED, env=None):
+    """Runs a failing command with --json; checks the error object on stdout
+    (the message is the first error on stderr) and returns it."""
+    p = run(conninfo, "--json", *args, env=env)
+    assert p.returncode == exit_code, f"{args}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+    assert p.stdout.strip(), f"{args}: empty stdout\n{p.stderr}"
+    got = json.loads(p.stdout)
+    assert got["error"] == code, (args, got, p.stderr)
+    assert got["message"], got
+    assert p.stderr.index("certreg-admin: error: " + got["message"]) == \
+        p.stderr.index("certreg-admin: error: "), (got, p.stderr)
+    return got
+
+
+def test_json_errors_usage_and_unreachable():
+    for args in (["frobnicate"], [], ["unit"], ["unit", "destroy"], ["--bogus", "unit", "list"],
+                 ["unit", "add", "123456"], ["unit", "show", "1", "2"],
+                 ["unit", "set-status", "123456", "asleep", "--reason", "x"],
+                 ["key", "bind", "abcdef12", "--unit", "1"], ["key", "show", "deadbeeg"],
+                 ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
+                 ["audit", "log", "--since", "tomorrow"], ["check"],
+                 ["cert", "check", "--bogus"], ["cert", "check", "--cert", "/nonexistent.pem"]):
+        json_error("host=/nonexistent", *args, code="usage", exit_code=USAGE)
+    # --json after a bad option the command stopped at.
+    p = run("host=/nonexistent", "unit", "list", "--bogus", "--json")
+    assert p.returncode == USAGE and json.loads(p.stdout)["error"] == "usage"
+    got = json_error("host=/nonexistent", "unit", "list", code="database_unreachable",
+                     exit_code=UNREACHABLE)
+    assert "/nonexistent" in got["message"]
+    json_error(None, "pending", "list", code="database_unreachable", exit_code=UNREACHABLE,
+               env={"CERTREG_DB": "host=/nonexistent"})
+    # Without --json, stdout stays empty on an error.
+    assert run("host=/nonexistent", "unit", "list").stdout == ""
+
+
+def test_json_errors_name_the_refusal(org, db, pki):
+    c = org.owner
+    json_error(c, "unit", "show", "999999", code="not_found")
+    json_error(c, "key", "list", "--unit", "999999", code="not_found")
+    json_error(c, "key", "show", "ab" * 32, code="not_found")
+    json_error(c, "key", "suspend", "abcdef0123", "--reason", "r", code="not_found")
+    json_error(c, "key", "show", "--cert", "/nonexistent.pem", code="unreadable_certificate")
+    got = json_error(c, "office", "add", "DC01", "--name", "again", code="already_exists")
+    assert got["sqlstate"] == "CR003"
+    got = json_error(c, "unit", "add", "12ab", "--name", "x", "--office", "DC01",
+                     code="invalid_input")
+    assert got["sqlstate"] == "CR001" and "registration" in got["message"]
+    json_error(c, "unit", "add", "110101000009", "--name", "x", "--office", "ZZ99",
+               code="not_found")
+    json_error(org.op_dc, "operator", "add", "someone", "--office", "DC01",
+               code="not_permitted")
+    got = json_error(org.aud, "office", "add", "AU01", "--name", "x", code="not_permitted")
+    assert got["sqlstate"] in ("CR007", "42501")
+    bjca, ec = pki.leaf("bjca"), pki.leaf("ec-ok")
+    ok(c, "key", "bind", "--cert", bjca["pem"], "--unit", org.dc_unit, "--ticket", "J-1")
+    json_error(c, "key", "bind", "--cert", bjca["pem"], "--unit", org.xc_unit, "--ticket", "J-2",
+               code="key_bound_elsewhere")
+    json_error(c, "key", "bind", "--cert", pki.leaf("bjca-other")["pem"], "--unit",
+               org.dc_unit, "--ticket", "J-3", code="credit_code_mismatch")
+    ok(c, "key", "bind", "--cert", ec["pem"], "--unit", org.xc_unit, "--ticket", "J-4")
+    ok(c, "key", "cancel", ec["key_id"], "--reason", "gone")
+    json_error(c, "key", "resume", ec["key_id"], "--reason", "found", code="invalid_transition")
+    ok(c, "unit", "set-status", org.xc_unit, "closed", "--reason", "gone")
+    json_error(c, "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"], "--unit", org.xc_unit,
+               "--ticket", "J-5", code="unit_closed")
+    # A CERT_* outcome of cert check is its own JSON, not an error object.
+    p = run(c, "--json", "cert", "check", "--cert", ec["pem"], "--ca", pki.path("ca/trust.pem"))
+    assert p.returncode == REFUSED and "outcome" in json.loads(p.stdout)
+    assert "error" not in json.loads(p.stdout)
+
+
+def test_a_login_without_a_certreg_role_is_told_what_is_missing(org, db):
+    login = "norole_" + db.name[-8:]
+    db.cluster.ensure_login(login)
+    conn = db.conninfo_as(login)
+    for args in (["unit", "list"], ["pending", "list"], ["unit", "show", org.dc_unit],
+                 ["audit", "log"]):
+        err = refused(conn, *args)
+        assert f'your database login "{login}" has no certreg role' in err, err
+        assert f"certreg-admin operator add {login} --office CODE" in err, err
+        assert "permission denied" in err                 # the database's words, as detail
+        assert "certreg-admin: detail: permission denied" in err, err
+    got = json_error(conn, "unit", "list", code="no_role")
+    assert got["sqlstate"] == "42501"
+    # Granted a role by a supervisor, the same login works.
+    ok(org.sup, "operator", "add", login, "--office", "DC01")
+    assert org.dc_unit in ok(conn, "unit", "list").stdout
 
 
 # --- migrations ---------------------------------------------------------------
@@ -501,6 +597,34 @@ def test_pending_list(org, db, pki):
     assert bjca["key_id"] not in [p["key_id"] for p in js(c, "pending", "list")]
 
 
+def test_pending_list_fits_100_columns(org, db, pki):
+    c = org.owner
+    long_name = "北京市东城区某某某某科技发展有限责任公司第一分公司"
+    subject = f"C=CN,ST=北京,L=北京,O={long_name},OU=财务部,CN={long_name}"
+    record_refusal(db, pki, "bjca", subject=subject)
+    record_refusal(db, pki, "ec-ok")
+    out = ok(c, "pending", "list").stdout
+    lines = out.splitlines()
+    assert max(width(line) for line in lines) <= 100, "\n".join(
+        f"{width(line):3} {line}" for line in lines)
+    header, rows = lines[0], lines[1:3]
+    # The columns still line up (display width, CJK double) and the cut
+    # value ends in the ellipsis.
+    for name in ("CREDIT CODE", "ATTEMPTS", "LAST"):
+        col = column(header, name)[0]
+        for row in rows:
+            assert width(row) >= col, (name, row)
+    bjca_row = next(r for r in rows if r.startswith(pki.leaf("bjca")["key_id"][:16]))
+    assert "…" in bjca_row and long_name not in bjca_row
+    assert pki.leaf("bjca")["credit_code"] in bjca_row          # not cut
+    cc = column(header, "CREDIT CODE")[0]
+    assert column(bjca_row, pki.leaf("bjca")["credit_code"])[0] == cc
+    # --json has the whole subject and the first attempt.
+    pend = {p["key_id"]: p for p in js(c, "pending", "list")}
+    assert pend[pki.leaf("bjca")["key_id"]]["subject"] == subject
+    assert pend[pki.leaf("bjca")["key_id"]]["first_seen"]
+
+
 def test_key_expiring(org, pki):
     c = org.owner
     ok(c, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
@@ -518,6 +642,20 @@ def test_key_expiring(org, pki):
     ok(c, "key", "suspend", pki.leaf(first)["key_id"], "--reason", "lost")
     assert js(c, "key", "expiring", "--days", horizon) == []   # approved keys only
     assert ok(c, "key", "expiring").stdout.rstrip().endswith("keys")
+
+
+def test_key_expiring_says_its_window(org):
+    for days, env in ((30, {"TZ": "UTC"}), (1, {"TZ": "Asia/Shanghai"})):
+        args = ["key", "expiring"] + (["--days", str(days)] if days != 30 else [])
+        first = ok(org.owner, *args, env=env).stdout.splitlines()[0]
+        m = re.fullmatch(rf"Keys whose certificate expires within {days} days? \(before "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d)\) or has expired:", first)
+        assert m, first
+        offset = 8 * 3600 if env["TZ"] == "Asia/Shanghai" else 0   # shown in local time
+        end = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%d %H:%M"))
+        assert abs(end - offset - (time.time() + days * 86400)) < 120, first
+    # JSON stays the list of keys.
+    assert js(org.owner, "key", "expiring") == []
 
 
 # --- audit ----------------------------------------------------------------------
@@ -540,6 +678,41 @@ def test_audit_log_filters_and_verify(org, pki):
     assert ok(c, "audit", "log").stdout.rstrip().endswith("entries")
     assert js(c, "audit", "verify")["ok"] is True
     assert "intact" in ok(c, "audit", "verify").stdout
+
+
+def test_audit_log_since_today_yesterday_and_days(org, db):
+    c = org.owner
+    env = {"TZ": "Asia/Shanghai"}                # "today" is the local day
+    ids = [e["id"] for e in js(c, "audit", "log")]
+    assert len(ids) >= 3
+    # Move two entries back in time (a superuser bypassing the append-only
+    # rules): one to yesterday noon and one to three days ago, Beijing time.
+    bj = time.gmtime(time.time() + 8 * 3600)
+    midnight_utc = calendar.timegm((bj.tm_year, bj.tm_mon, bj.tm_mday, 0, 0, 0)) - 8 * 3600
+    yesterday_noon = midnight_utc - 12 * 3600
+    three_days = time.time() - 3 * 86400 - 600
+    table = db.sql("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n"
+                   " ON n.oid = c.relnamespace WHERE n.nspname = 'certreg' AND c.relkind = 'r'"
+                   " AND c.relname = 'audit'").strip()
+    db.sql("SET session_replication_role = replica;"
+           f" UPDATE {table} SET at = to_timestamp({yesterday_noon}) WHERE id = {ids[1]};"
+           f" UPDATE {table} SET at = to_timestamp({three_days}) WHERE id = {ids[0]}")
+
+    def since(arg):
+        p = run(c, "--json", "audit", "log", "--since", arg, env=env)
+        assert p.returncode == OK, p.stderr
+        return {e["id"] for e in json.loads(p.stdout)}
+    rest = set(ids[2:])
+    assert since("today") == rest
+    assert since("yesterday") == rest | {ids[1]}
+    if time.time() - yesterday_noon > 86400:       # after noon in Beijing
+        assert since("1d") == rest
+    assert since("2d") == rest | {ids[1]}
+    assert since("4d") == set(ids)
+    assert since("0d") == set()
+    for bad in ("tomorrow", "7", "d", "7x", "1.5d", "-1d", "Today"):
+        p = run(c, "audit", "log", "--since", bad, env=env)
+        assert p.returncode == USAGE and "today, yesterday or Nd" in p.stderr, (bad, p.stderr)
 
 
 def test_audit_verify_reports_the_first_broken_row(org, db):
@@ -591,113 +764,5 @@ def test_json_output_parses_for_every_command(org, db, pki):
     assert out["outcome"] == "OK"
 
 
-# --- check: the monitoring probe ------------------------------------------------
+# The `check` probe: tests/test_probe.py.
 
-class _Stub(http.server.BaseHTTPRequestHandler):
-    """certregd's /readyz and /metrics in the contract's shape."""
-    ready = True
-    crl_days = 30.0
-    anchor_days = 3650.0
-
-    def do_GET(self):
-        now = time.time()
-        if self.path == "/readyz":
-            body = json.dumps({"ready": self.ready, "reasons": [] if self.ready else
-                               ["database: not answering"]}).encode()
-            status = 200 if self.ready else 503
-        elif self.path == "/metrics":
-            body = (
-                "# HELP certreg_decisions_total Decisions made, by outcome.\n"
-                "# TYPE certreg_decisions_total counter\n"
-                'certreg_decisions_total{outcome="OK"} 7\n'
-                "# TYPE certreg_crl_next_update_seconds gauge\n"
-                f'certreg_crl_next_update_seconds{{issuer="CN=Test Root"}} {int(now + 99 * 86400)}\n'
-                f'certreg_crl_next_update_seconds{{issuer="CN=Sub \\"CA\\""}} '
-                f"{int(now + self.crl_days * 86400)}\n"
-                "# TYPE certreg_trust_anchor_not_after_seconds gauge\n"
-                f'certreg_trust_anchor_not_after_seconds{{subject="CN=Test Root"}} '
-                f"{int(now + self.anchor_days * 86400)}\n").encode()
-            status = 200
-        else:
-            body, status = b"not found", 404
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def stub():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("S", (_Stub,), {}))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-def probe(*args):
-    p = run(None, "check", *args)
-    assert p.stdout.count("\n") == 1, p.stdout + p.stderr
-    return p.returncode, p.stdout
-
-
-def test_check_against_a_stub(stub):
-    rc, out = probe("--url", stub.url)
-    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
-    assert re.search(r"\| crl_next_update=\d+s;604800:;0: anchor_not_after=\d+s;604800:;0:$",
-                     out.strip()), out
-    # A CRL's nextUpdate within --warn-days (default 7): WARNING naming it.
-    stub.RequestHandlerClass.crl_days = 3
-    rc, out = probe("--url", stub.url + "/")
-    assert rc == 1 and out.startswith("CERTREG WARNING") and 'CN=Sub "CA"' in out, out
-    rc, out = probe("--url", stub.url, "--warn-days", "2")
-    assert rc == 0, out
-    stub.RequestHandlerClass.crl_days = 30
-    stub.RequestHandlerClass.anchor_days = 5
-    rc, out = probe("--url", stub.url)
-    assert rc == 1 and "trust anchor" in out, out
-    rc, out = probe("--url", stub.url, "--warn-days", "40")
-    assert rc == 1 and "CRL" in out and "trust anchor" in out, out
-    # Past: CRITICAL.
-    stub.RequestHandlerClass.anchor_days = -1
-    rc, out = probe("--url", stub.url)
-    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
-    # Not ready: CRITICAL with the daemon's reasons.
-    stub.RequestHandlerClass.anchor_days = 3650
-    stub.RequestHandlerClass.ready = False
-    rc, out = probe("--url", stub.url)
-    assert rc == 2 and "database: not answering" in out, out
-    p = run(None, "--json", "check", "--url", stub.url)
-    assert p.returncode == 2 and json.loads(p.stdout)["status"] == "CRITICAL"
-
-
-def test_check_unreachable_and_unknown():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]        # nothing listens once closed
-    rc, out = probe("--url", f"http://127.0.0.1:{port}")
-    assert rc == 2 and out.startswith("CERTREG CRITICAL"), out
-    rc, out = probe("--url", "https://127.0.0.1:1")
-    assert rc == 3 and out.startswith("CERTREG UNKNOWN"), out
-
-
-def test_check_against_certregd(certregd, db, pki):
-    d = certregd(db)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and d.get("/readyz").status != 200:
-        time.sleep(0.2)
-    # The test PKI's CRLs have nextUpdate T+7d: within a 30-day horizon...
-    rc, out = probe("--url", d.api, "--warn-days", "30")
-    assert rc == 1 and "CRL" in out, out
-    # ...and not within 1 day.
-    rc, out = probe("--url", d.api, "--warn-days", "1")
-    assert rc == 0 and out.startswith("CERTREG OK - ready"), out
-    p = run(None, "--json", "check", "--url", d.api, "--warn-days", "1")
-    got = json.loads(p.stdout)
-    assert got["status"] == "OK" and got["crls"] and got["trust_anchors"]

@@ -168,12 +168,64 @@ static void test_many_rows(void **state)
 	table_free(t);
 }
 
+/* table_fit narrows the shrinkable column only, and a cut cell never
+ * splits a double-width character: the ellipsis takes the column left. */
+static void test_fit_cuts_with_ellipsis(void **state)
+{
+	static const char *const headers[] = {"ID", "NAME", "N"};
+	static const char *const r1[] = {"abc", "北京东城测试科技有限公司", "1"};
+	static const char *const r2[] = {"d", "short", "22"};
+	struct table *t = table_new(3, headers);
+	char *out;
+
+	(void)state;
+	assert_non_null(t);
+	table_set_shrink(t, 1, 4);
+	table_set_align(t, 2, TABLE_RIGHT);
+	assert_true(table_add_row(t, r1));
+	assert_true(table_add_row(t, r2));
+	/* 3 + 2 + NAME + 2 + 2 = 16: NAME gets 7 columns. */
+	table_fit(t, 16);
+	out = render(t);
+	table_free(t);
+	assert_string_equal(out, "ID   NAME      N\n"
+	                         "abc  北京东…   1\n"
+	                         "d    short    22\n");
+	free(out);
+}
+
+/* A table that fits is left alone; the minimum is kept when nothing fits. */
+static void test_fit_limits(void **state)
+{
+	static const char *const headers[] = {"A", "B"};
+	static const char *const r1[] = {"0123456789", "xyz"};
+	struct table *t = table_new(2, headers);
+	char *out;
+
+	(void)state;
+	assert_non_null(t);
+	table_set_shrink(t, 0, 4);
+	assert_true(table_add_row(t, r1));
+	table_fit(t, 15);
+	out = render(t);
+	assert_string_equal(out, "A           B\n"
+	                         "0123456789  xyz\n");
+	free(out);
+	table_fit(t, 1);
+	out = render(t);
+	table_free(t);
+	assert_string_equal(out, "A     B\n"
+	                         "012…  xyz\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_width),        cmocka_unit_test(test_alignment_chinese),
 	    cmocka_unit_test(test_exact_layout), cmocka_unit_test(test_control_characters),
-	    cmocka_unit_test(test_many_rows),
+	    cmocka_unit_test(test_many_rows),    cmocka_unit_test(test_fit_cuts_with_ellipsis),
+	    cmocka_unit_test(test_fit_limits),
 	};
 
 	/* As certreg-admin does: widths need a UTF-8 LC_CTYPE. */
