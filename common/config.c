@@ -87,6 +87,8 @@ struct config_parse {
 	FILE *file;
 	int lineno; /* line last handed to inih: the library's own counter is
 	             * not passed to handlers in Debian's build */
+	char *line; /* the whole line, read here (see config_read_line) */
+	size_t line_cap;
 	bool seen[CONFIG_ENTRIES];
 	bool revocation_set;
 	char *err;
@@ -120,6 +122,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 	rc = ini_parse_stream(config_read_line, &p, config_ini_handler, &p);
 	fclose(p.file);
+	free(p.line);
 	if (rc == -2) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
@@ -194,14 +197,45 @@ bool config_reload_compatible(const struct config *cur, const struct config *nex
 	return true;
 }
 
+/*
+ * inih reads a line into a buffer of its own size (200 bytes in Debian's
+ * build) and reads what does not fit as the next line: the tail of a long
+ * comment would become a setting of its own ("; ....... revocation = off").
+ * So the whole line is read here, and one that does not fit is refused.
+ */
 static char *config_read_line(char *buf, int size, void *stream)
 {
 	struct config_parse *p = stream;
-	char *line = fgets(buf, size, p->file);
+	ssize_t len;
 
-	if (line != NULL)
-		p->lineno++;
-	return line;
+	if (p->failed)
+		return NULL;
+	errno = 0;
+	len = getline(&p->line, &p->line_cap, p->file);
+	if (len < 0) {
+		if (errno != 0) {
+			snprintf(p->err, p->errlen, "%s: cannot read: %s", p->cfg->path,
+			         strerror(errno));
+			p->failed = true;
+		}
+		return NULL;
+	}
+	p->lineno++;
+	if (len >= size) {
+		snprintf(p->err, p->errlen,
+		         "%s:%d: line too long (%zd bytes; at most %d, newline included)",
+		         p->cfg->path, p->lineno, len, size - 1);
+		p->failed = true;
+		return NULL;
+	}
+	/* inih would end the line at a NUL byte and drop the rest unseen. */
+	if (memchr(p->line, '\0', (size_t)len) != NULL) {
+		snprintf(p->err, p->errlen, "%s:%d: NUL byte in line", p->cfg->path, p->lineno);
+		p->failed = true;
+		return NULL;
+	}
+	memcpy(buf, p->line, (size_t)len + 1);
+	return buf;
 }
 
 static int config_ini_handler(void *user, const char *section, const char *key, const char *value)
