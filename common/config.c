@@ -7,14 +7,18 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -101,6 +105,11 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
+static bool config_check_file(const struct config *cfg, const char *key, int line, const char *file,
+                              const struct stat *st, uid_t uid, bool secret, char *err,
+                              size_t errlen);
+static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
+                              uid_t uid, bool secret, char *err, size_t errlen);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -168,6 +177,42 @@ void config_verify_settings(const struct config *cfg, struct verify_settings *ou
 	out->clock_skew = cfg->clock_skew;
 	out->expiry_warning_days = cfg->expiry_warning_days;
 	out->holder_id_sources = cfg->holder_id_sources;
+}
+
+bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d;
+	bool ok = true;
+
+	if (!config_check_path(cfg, NULL, 0, cfg->path, uid, false, err, errlen) ||
+	    !config_check_path(cfg, "ca_file", cfg->line_ca_file, cfg->ca_file, uid, false, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "intermediates_file", cfg->line_intermediates_file,
+	                       cfg->intermediates_file, uid, false, err, errlen) ||
+	    !config_check_path(cfg, "tls_cert", cfg->line_tls_cert, cfg->tls_cert, uid, false, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "tls_key", cfg->line_tls_key, cfg->tls_key, uid, true, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "crl_dir", cfg->line_crl_dir, cfg->crl_dir, uid, false, err,
+	                       errlen))
+		return false;
+	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
+		return true;
+	/* The files the loader reads (verify_load_crls): dot files are not. */
+	while (ok && (de = readdir(d)) != NULL) {
+		char file[PATH_MAX];
+		struct stat st;
+
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", cfg->crl_dir, de->d_name);
+		ok = config_check_file(cfg, "crl_dir", cfg->line_crl_dir, file, &st, uid, false,
+		                       err, errlen);
+	}
+	closedir(d);
+	return ok;
 }
 
 bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,
@@ -403,6 +448,55 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 	}
 	if (strchr(cfg->cert_header, ' ') != NULL || cfg->cert_header[0] == '\0') {
 		snprintf(err, errlen, "%s: [server] cert_header must be a header name", cfg->path);
+		return false;
+	}
+	return true;
+}
+
+static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
+                              uid_t uid, bool secret, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (file == NULL || stat(file, &st) != 0)
+		return true;
+	return config_check_file(cfg, key, line, file, &st, uid, secret, err, errlen);
+}
+
+static bool config_check_file(const struct config *cfg, const char *key, int line, const char *file,
+                              const struct stat *st, uid_t uid, bool secret, char *err,
+                              size_t errlen)
+{
+	char where[PATH_MAX + 64], owner[64], user[64];
+	const struct passwd *pw;
+
+	if (key == NULL)
+		snprintf(where, sizeof(where), "configuration file %s", file);
+	else if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d: %s %s", cfg->path, line, key, file);
+	else
+		snprintf(where, sizeof(where), "%s: %s %s", cfg->path, key, file);
+	if (st->st_uid != 0 && st->st_uid != uid) {
+		pw = getpwuid(st->st_uid);
+		snprintf(owner, sizeof(owner), "%s", pw != NULL ? pw->pw_name : "?");
+		pw = getpwuid(uid);
+		snprintf(user, sizeof(user), "%s", pw != NULL ? pw->pw_name : "?");
+		snprintf(err, errlen,
+		         "%s is owned by %s (uid %u), neither root nor the daemon's user %s "
+		         "(uid %u): chown it",
+		         where, owner, (unsigned)st->st_uid, user, (unsigned)uid);
+		return false;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen, "%s is writable by %s (mode %04o): chmod go-w it", where,
+		         st->st_mode & S_IWOTH ? "others" : "its group", st->st_mode & 07777);
+		return false;
+	}
+	/* A key others can read is a key others may have copied. */
+	if (secret && (st->st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(err, errlen,
+		         "%s is readable by others than its owner (mode %04o): chmod 600 it", where,
+		         st->st_mode & 07777);
 		return false;
 	}
 	return true;
