@@ -12,13 +12,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <stddef.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>

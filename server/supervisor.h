@@ -6,10 +6,14 @@
  * Each worker accepts on a socket of its own per listener, all bound with
  * SO_REUSEPORT, so the kernel spreads connections evenly over the workers:
  * on one shared socket a burst of connections went to whichever worker woke
- * first, often all of them to one, leaving the other cores idle.
+ * first, often all of them to one, leaving the other cores idle. Only this
+ * daemon's sockets form that group: a second certregd on the same address
+ * fails to start (supervisor_listen).
  * A reload (SIGHUP, or a change in crl_dir) builds the next generation
  * aside; only if all of it loads are new workers started and the old ones
- * drained, so a broken reload changes nothing. A worker that dies is
+ * drained, so a broken reload changes nothing but /readyz, which says so
+ * until a reload succeeds. Reloads run as the daemon's user (after -u) and
+ * reuse the TLS key read at start-up when they cannot read it. A worker that dies is
  * restarted. SIGTERM drains every worker and exits 0.
  */
 #ifndef CERTREG_SUPERVISOR_H
