@@ -3,13 +3,15 @@
  *
  * Every setting is one row of config_table: adding a setting means adding a
  * row and a struct field, nothing else. Unknown sections and keys are errors
- * (a typo in a security setting must not pass silently).
+ * (a typo in a security setting must not pass silently), and so is a line
+ * too long for inih. Also owns the rule for who may own, change and read
+ * the files the settings name (config_check_files), which the daemon
+ * applies and certreg-admin does not.
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ini.h>
 #include <limits.h>
 #include <pwd.h>
