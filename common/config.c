@@ -3,18 +3,24 @@
  *
  * Every setting is one row of config_table: adding a setting means adding a
  * row and a struct field, nothing else. Unknown sections and keys are errors
- * (a typo in a security setting must not pass silently).
+ * (a typo in a security setting must not pass silently), and so is a line
+ * too long for inih. Also owns the rule for who may own, change and read
+ * the files the settings name (config_check_files), which the daemon
+ * applies and certreg-admin does not.
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -92,6 +98,8 @@ struct config_parse {
 	FILE *file;
 	int lineno; /* line last handed to inih: the library's own counter is
 	             * not passed to handlers in Debian's build */
+	char *line; /* the whole line, read here (see config_read_line) */
+	size_t line_cap;
 	bool seen[CONFIG_ENTRIES];
 	bool revocation_set;
 	char *err;
@@ -106,6 +114,11 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
 static bool config_budgets(struct config_parse *p, char *err, size_t errlen);
 static bool config_seen(const struct config_parse *p, const char *key);
+static bool config_check_file(const struct config *cfg, const char *key, int line, const char *file,
+                              const struct stat *st, uid_t uid, bool secret, char *err,
+                              size_t errlen);
+static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
+                              uid_t uid, bool secret, char *err, size_t errlen);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -127,6 +140,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	}
 	rc = ini_parse_stream(config_read_line, &p, config_ini_handler, &p);
 	fclose(p.file);
+	free(p.line);
 	if (rc == -2) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
@@ -174,6 +188,42 @@ void config_verify_settings(const struct config *cfg, struct verify_settings *ou
 	out->holder_id_sources = cfg->holder_id_sources;
 }
 
+bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d;
+	bool ok = true;
+
+	if (!config_check_path(cfg, NULL, 0, cfg->path, uid, false, err, errlen) ||
+	    !config_check_path(cfg, "ca_file", cfg->line_ca_file, cfg->ca_file, uid, false, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "intermediates_file", cfg->line_intermediates_file,
+	                       cfg->intermediates_file, uid, false, err, errlen) ||
+	    !config_check_path(cfg, "tls_cert", cfg->line_tls_cert, cfg->tls_cert, uid, false, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "tls_key", cfg->line_tls_key, cfg->tls_key, uid, true, err,
+	                       errlen) ||
+	    !config_check_path(cfg, "crl_dir", cfg->line_crl_dir, cfg->crl_dir, uid, false, err,
+	                       errlen))
+		return false;
+	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
+		return true;
+	/* The files the loader reads (verify_load_crls): dot files are not. */
+	while (ok && (de = readdir(d)) != NULL) {
+		char file[PATH_MAX];
+		struct stat st;
+
+		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) != 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", cfg->crl_dir, de->d_name);
+		ok = config_check_file(cfg, "crl_dir", cfg->line_crl_dir, file, &st, uid, false,
+		                       err, errlen);
+	}
+	closedir(d);
+	return ok;
+}
+
 bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,
                               size_t errlen)
 {
@@ -201,14 +251,45 @@ bool config_reload_compatible(const struct config *cur, const struct config *nex
 	return true;
 }
 
+/*
+ * inih reads a line into a buffer of its own size (200 bytes in Debian's
+ * build) and reads what does not fit as the next line: the tail of a long
+ * comment would become a setting of its own ("; ....... revocation = off").
+ * So the whole line is read here, and one that does not fit is refused.
+ */
 static char *config_read_line(char *buf, int size, void *stream)
 {
 	struct config_parse *p = stream;
-	char *line = fgets(buf, size, p->file);
+	ssize_t len;
 
-	if (line != NULL)
-		p->lineno++;
-	return line;
+	if (p->failed)
+		return NULL;
+	errno = 0;
+	len = getline(&p->line, &p->line_cap, p->file);
+	if (len < 0) {
+		if (errno != 0) {
+			snprintf(p->err, p->errlen, "%s: cannot read: %s", p->cfg->path,
+			         strerror(errno));
+			p->failed = true;
+		}
+		return NULL;
+	}
+	p->lineno++;
+	if (len >= size) {
+		snprintf(p->err, p->errlen,
+		         "%s:%d: line too long (%zd bytes; at most %d, newline included)",
+		         p->cfg->path, p->lineno, len, size - 1);
+		p->failed = true;
+		return NULL;
+	}
+	/* inih would end the line at a NUL byte and drop the rest unseen. */
+	if (memchr(p->line, '\0', (size_t)len) != NULL) {
+		snprintf(p->err, p->errlen, "%s:%d: NUL byte in line", p->cfg->path, p->lineno);
+		p->failed = true;
+		return NULL;
+	}
+	memcpy(buf, p->line, (size_t)len + 1);
+	return buf;
 }
 
 static int config_ini_handler(void *user, const char *section, const char *key, const char *value)
@@ -427,4 +508,53 @@ static bool config_seen(const struct config_parse *p, const char *key)
 		    strcmp(config_table[i].key, key) == 0)
 			return p->seen[i];
 	return false;
+}
+
+static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
+                              uid_t uid, bool secret, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (file == NULL || stat(file, &st) != 0)
+		return true;
+	return config_check_file(cfg, key, line, file, &st, uid, secret, err, errlen);
+}
+
+static bool config_check_file(const struct config *cfg, const char *key, int line, const char *file,
+                              const struct stat *st, uid_t uid, bool secret, char *err,
+                              size_t errlen)
+{
+	char where[PATH_MAX + 64], owner[64], user[64];
+	const struct passwd *pw;
+
+	if (key == NULL)
+		snprintf(where, sizeof(where), "configuration file %s", file);
+	else if (line > 0)
+		snprintf(where, sizeof(where), "%s:%d: %s %s", cfg->path, line, key, file);
+	else
+		snprintf(where, sizeof(where), "%s: %s %s", cfg->path, key, file);
+	if (st->st_uid != 0 && st->st_uid != uid) {
+		pw = getpwuid(st->st_uid);
+		snprintf(owner, sizeof(owner), "%s", pw != NULL ? pw->pw_name : "?");
+		pw = getpwuid(uid);
+		snprintf(user, sizeof(user), "%s", pw != NULL ? pw->pw_name : "?");
+		snprintf(err, errlen,
+		         "%s is owned by %s (uid %u), neither root nor the daemon's user %s "
+		         "(uid %u): chown it",
+		         where, owner, (unsigned)st->st_uid, user, (unsigned)uid);
+		return false;
+	}
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(err, errlen, "%s is writable by %s (mode %04o): chmod go-w it", where,
+		         st->st_mode & S_IWOTH ? "others" : "its group", st->st_mode & 07777);
+		return false;
+	}
+	/* A key others can read is a key others may have copied. */
+	if (secret && (st->st_mode & (S_IRWXG | S_IRWXO))) {
+		snprintf(err, errlen,
+		         "%s is readable by others than its owner (mode %04o): chmod 600 it", where,
+		         st->st_mode & 07777);
+		return false;
+	}
+	return true;
 }

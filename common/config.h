@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "cidr.h"
 #include "verify.h"
@@ -69,6 +70,19 @@ void config_free(struct config *cfg);
 
 /* Fills the engine's settings from cfg (borrowing cfg's strings). */
 void config_verify_settings(const struct config *cfg, struct verify_settings *out);
+
+/*
+ * The files cfg names, for a daemon that runs (and reloads) as uid: the
+ * config file, ca_file, intermediates_file, tls_cert, tls_key, crl_dir and
+ * every file in crl_dir must each be owned by root or uid and writable by
+ * nobody else; tls_key must not be readable by anyone else either. Whoever
+ * else could write one could decide logins (a trust anchor, an old CRL, a
+ * revocation setting); whoever could read the key could pose as the server.
+ * A file that does not exist is left to the loaders to report. False with
+ * "FILE[:LINE]: problem" in err.
+ */
+bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Settings that a SIGHUP cannot change (listeners, workers); false with the
  * key named in err when next differs from cur in one of them. */

@@ -38,6 +38,9 @@
 /* A trust or CRL file larger than this is refused rather than read. */
 #define VERIFY_MAX_FILE (256L * 1024 * 1024)
 #define VERIFY_MAX_WARN 16
+/* CRLs found unauthentic for one certificate of a path: a path meets one or
+ * two (a CRL and its delta) per certificate. */
+#define VERIFY_MAX_UNVERIFIED 8
 /* RFC 5280 4.1.2.2: serial numbers are at most 20 octets. */
 #define SERIAL_MAX_OCTETS 20
 /* OpenSSL security level 2: 112-bit keys and digests (no SHA-1, no RSA-1024). */
@@ -47,6 +50,7 @@ struct verify_store {
 	int refs; /* plain int: a store is used by one thread of one process */
 	X509_STORE *x509;
 	X509_STORE_CTX_check_crl_fn default_check_crl;
+	X509_STORE_CTX_cert_crl_fn default_cert_crl;
 	STACK_OF(X509) * anchors;
 	STACK_OF(X509) * intermediates;
 	STACK_OF(X509_CRL) * crls;
@@ -91,6 +95,11 @@ struct verify_run {
 	struct verify_result *out;
 	X509_CRL *sm2_crl_ok; /* an SM2 CRL whose signature this file checked */
 	X509_CRL *leaf_crl;   /* the CRL consulted for the leaf */
+	/* CRLs of the certificate at crl_depth that did not prove authentic
+	 * (see verify_cert_crl); more than fit: none of that depth is used. */
+	int crl_depth;
+	int nunverified;
+	X509_CRL *unverified[VERIFY_MAX_UNVERIFIED];
 };
 
 static const struct {
@@ -215,6 +224,8 @@ static bool sm2_signed(X509 *x);
 static bool crl_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
 static bool crl_sm2_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
 static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl);
+static int verify_cert_crl(X509_STORE_CTX *ctx, X509_CRL *crl, X509 *x);
+static bool crl_authenticity_error(int error);
 static int verify_cb(int ok, X509_STORE_CTX *ctx);
 static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
                      const char *words);
@@ -668,7 +679,9 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 		goto fail;
 	}
 	store->default_check_crl = X509_STORE_CTX_get_check_crl(probe);
+	store->default_cert_crl = X509_STORE_CTX_get_cert_crl(probe);
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
+	X509_STORE_set_cert_crl(store->x509, verify_cert_crl);
 	X509_STORE_CTX_free(probe);
 	if (!store_index_known(store) || !store_build_prefixes(store)) {
 		snprintf(err, errlen, "out of memory");
@@ -757,6 +770,7 @@ static bool store_build_prefixes(struct verify_store *store)
 				return false;
 		}
 		X509_STORE_set_check_crl(p->direct, verify_check_crl);
+		X509_STORE_set_cert_crl(p->direct, verify_cert_crl);
 	}
 	return true;
 }
@@ -930,6 +944,10 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
 	struct verify_run *run = X509_STORE_CTX_get_app_data(ctx);
 	int depth = X509_STORE_CTX_get_error_depth(ctx);
 
+	if (depth != run->crl_depth) {
+		run->crl_depth = depth;
+		run->nunverified = 0;
+	}
 	if (depth == 0)
 		run->leaf_crl = crl;
 	if (run->direct != NULL && depth == 0 && direct_crl_current(run, ctx, crl))
@@ -947,6 +965,51 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
 			run->sm2_crl_ok = crl;
 	}
 	return run->store->default_check_crl(ctx, crl);
+}
+
+/*
+ * The store's use of a CRL for certificate x, after verify_check_crl: not
+ * at all when that check found the CRL unauthentic (its signature does not
+ * verify against x's issuer, or that issuer may not sign CRLs or cannot be
+ * found). OpenSSL reports those errors to verify_cb and, when the callback
+ * lets it go on (revocation = if-available, or to find the first failure
+ * in the contract's order), still looks x up in the CRL: a forged CRL for
+ * an intermediate the client sent would revoke. The failure itself is
+ * recorded by verify_cb (CERT_REVOCATION_UNKNOWN under require) and named
+ * in the result for the log.
+ */
+static int verify_cert_crl(X509_STORE_CTX *ctx, X509_CRL *crl, X509 *x)
+{
+	struct verify_run *run = X509_STORE_CTX_get_app_data(ctx);
+	bool unverified = run->nunverified > VERIFY_MAX_UNVERIFIED;
+
+	for (int i = 0; i < run->nunverified && i < VERIFY_MAX_UNVERIFIED && !unverified; i++)
+		unverified = run->unverified[i] == crl;
+	if (!unverified)
+		return run->store->default_cert_crl(ctx, crl, x);
+	if (run->leaf_crl == crl)
+		run->leaf_crl = NULL;
+	if (run->out->crl_unverified[0] == '\0')
+		certinfo_name(X509_CRL_get_issuer(crl), run->out->crl_unverified,
+		              sizeof(run->out->crl_unverified));
+	return 1;
+}
+
+/* Errors of verify_check_crl that leave a CRL's origin unproven. */
+static bool crl_authenticity_error(int error)
+{
+	switch (error) {
+	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+	case X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER:
+	case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+	case X509_V_ERR_KEYUSAGE_NO_CRL_SIGN:
+	case X509_V_ERR_DIFFERENT_CRL_SCOPE:
+	case X509_V_ERR_CRL_PATH_VALIDATION_ERROR:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /*
@@ -1020,6 +1083,14 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 		break;
 	default:
 		break;
+	}
+	if (crl_authenticity_error(error) && X509_STORE_CTX_get0_current_crl(ctx) != NULL) {
+		/* One past the end marks an overflow: verify_cert_crl then uses
+		 * no CRL of this certificate. */
+		if (run->nunverified < VERIFY_MAX_UNVERIFIED)
+			run->unverified[run->nunverified] = X509_STORE_CTX_get0_current_crl(ctx);
+		if (run->nunverified <= VERIFY_MAX_UNVERIFIED)
+			run->nunverified++;
 	}
 	outcome = verify_error_outcome(error);
 	if (outcome == OUTCOME_CERT_REVOCATION_UNKNOWN &&
@@ -1156,7 +1227,8 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
                       X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
                       struct verify_result *out, STACK_OF(X509) * *chain_out)
 {
-	struct verify_run run = {.store = store, .direct = direct, .now = now, .out = out};
+	struct verify_run run = {
+	    .store = store, .direct = direct, .now = now, .out = out, .crl_depth = -1};
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509_VERIFY_PARAM *param;

@@ -58,6 +58,10 @@ struct verify_result {
 	struct cert_summary leaf;
 	bool expiring_soon; /* OK and fewer than expiry_warning_days left */
 	struct verify_crl_used crl;
+	/* Issuer of a CRL the path needed and did not use because it is not
+	 * authentic (its signature does not verify against the certificate's
+	 * issuer): a forged or corrupt CRL, for the log. "" when none. */
+	char crl_unverified[256];
 	/* The same store gives this same result (up to verify_result_at) for the
 	 * same input at any later time before stable_until: set for OK results
 	 * only, as the earliest notAfter in the chain, nextUpdate of any CRL and

@@ -72,7 +72,9 @@ revocation = require
 conninfo = host=$run/pg/sock port=$pgport dbname=certreg user=certregd
 timeout_ms = 2000
 CONF
-"$build/certregd" -t -c "$run/certreg.conf"
+# As the daemon's user too: its reloads read every file as that user.
+# shellcheck disable=SC2086
+"$build/certregd" -t $daemon_user -c "$run/certreg.conf"
 
 p=$run/pki/leaf
 cat <<MSG

@@ -216,6 +216,13 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 	}
 	d->outcome = outcome;
 	metrics_observe(w->metrics, outcome, latency);
+	/* Someone made or damaged that CRL: an operator should hear of it
+	 * whatever the outcome. */
+	if (d->vr.crl_unverified[0] != '\0')
+		log_warn("event=crl_not_authentic issuer=%s key=%.16s hint=\"its signature "
+		         "does not verify against the issuer; the CRL was not used\"",
+		         log_quote(d->vr.crl_unverified, reason, sizeof(reason)),
+		         d->vr.has_leaf ? d->vr.leaf.key_id : "-");
 	log_info("event=decision outcome=%s key=%.16s unit=%s peer=%s latency_us=%llu%s%s",
 	         outcome_code(outcome), d->vr.has_leaf ? d->vr.leaf.key_id : "-",
 	         d->has_answer && d->answer.has_unit ? d->answer.registration_no : "-", d->peer,

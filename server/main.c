@@ -4,6 +4,13 @@
  * Parses the options of contract section 2, checks the configuration
  * (-t), opens the listeners and loads every file while still privileged,
  * drops to -u USER, and hands over to the supervisor.
+ *
+ * After the drop, every file is loaded once more as USER, exactly as a
+ * reload (SIGHUP, a change in crl_dir) will load it, and start-up (and
+ * -t -u USER) fails if that load fails: a daemon whose reloads cannot
+ * read its CA file or its CRLs would otherwise serve, and report ready,
+ * while never applying a new CRL. Only the TLS key is exempt: the key
+ * read before the drop is kept for reloads (supervisor_load).
  */
 #include <getopt.h>
 #include <grp.h>
@@ -22,6 +29,7 @@
 
 static void usage(FILE *out);
 static void libevent_log(int severity, const char *msg);
+static bool user_uid(const char *user, uid_t *uid);
 static bool drop_privileges(const char *user);
 static bool open_listeners(const char *addr, int workers, int **fds, char *err, size_t errlen);
 
@@ -36,7 +44,8 @@ int main(int argc, char **argv)
 	                                             {NULL, 0, NULL, 0}};
 	const char *path = DEFAULT_CONFIG, *user = NULL;
 	bool test = false, foreground = false;
-	struct generation gen;
+	struct generation gen = {0};
+	uid_t uid;
 	char err[1024];
 	int opt, workers, *fd_api = NULL, *fd_tls = NULL;
 
@@ -72,41 +81,65 @@ int main(int argc, char **argv)
 	}
 	log_init("certregd", foreground || test);
 	event_set_log_callback(libevent_log);
-	if (!supervisor_load(path, &gen, err, sizeof(err))) {
+	/* The files must be safe for the user that will run (and reload). */
+	uid = geteuid();
+	if (user != NULL && !user_uid(user, &uid))
+		return 1;
+	if (!supervisor_load(path, NULL, uid, &gen, err, sizeof(err))) {
 		fprintf(stderr, "certregd: error: %s\n", err);
 		return 1;
 	}
+	supervisor_log_warnings(&gen);
+	if (!test && geteuid() == 0 && user == NULL) {
+		fprintf(stderr, "certregd: error: refusing to run as root; give -u USER to drop "
+		                "to an unprivileged user after opening the listeners\n");
+		goto fail;
+	}
+	if (!test) {
+		workers = supervisor_workers(gen.cfg);
+		if (!open_listeners(gen.cfg->listen_api, workers, &fd_api, err, sizeof(err)) ||
+		    !open_listeners(gen.cfg->listen_tls, workers, &fd_tls, err, sizeof(err))) {
+			fprintf(stderr, "certregd: error: %s\n", err);
+			goto fail;
+		}
+	}
+	if (user != NULL) {
+		struct generation check;
+
+		if (!drop_privileges(user))
+			goto fail;
+		if (!supervisor_load(path, &gen, uid, &check, err, sizeof(err))) {
+			fprintf(stderr,
+			        "certregd: error: as user '%s', a reload would fail (every file "
+			        "but tls_key is read again after the drop): %s\n",
+			        user, err);
+			goto fail;
+		}
+		supervisor_unload(&check);
+	}
 	if (test) {
-		printf("certregd: configuration %s is valid\n", path);
+		printf("certregd: configuration %s is valid", path);
+		if (user != NULL)
+			printf(" (reloads checked as user '%s')", user);
+		else if (geteuid() == 0)
+			printf(" (checked as root: give -u USER to check as the daemon's user)");
+		printf("\n");
 		supervisor_unload(&gen);
 		return 0;
 	}
-	if (geteuid() == 0 && user == NULL) {
-		fprintf(stderr, "certregd: error: refusing to run as root; give -u USER to drop "
-		                "to an unprivileged user after opening the listeners\n");
-		supervisor_unload(&gen);
-		return 1;
-	}
-	workers = supervisor_workers(gen.cfg);
-	if (!open_listeners(gen.cfg->listen_api, workers, &fd_api, err, sizeof(err)) ||
-	    !open_listeners(gen.cfg->listen_tls, workers, &fd_tls, err, sizeof(err))) {
-		fprintf(stderr, "certregd: error: %s\n", err);
-		supervisor_unload(&gen);
-		return 1;
-	}
-	if (user != NULL && !drop_privileges(user)) {
-		supervisor_unload(&gen);
-		return 1;
-	}
 	if (!foreground && daemon(0, 0) != 0) {
 		fprintf(stderr, "certregd: error: cannot detach from the terminal\n");
-		supervisor_unload(&gen);
-		return 1;
+		goto fail;
 	}
 	return supervisor_run(path, &gen, fd_api, fd_tls);
+fail:
+	free(fd_api);
+	free(fd_tls);
+	supervisor_unload(&gen);
+	return 1;
 }
 
-static bool drop_privileges(const char *user)
+static bool user_uid(const char *user, uid_t *uid)
 {
 	struct passwd *pw = getpwnam(user);
 
@@ -117,6 +150,23 @@ static bool drop_privileges(const char *user)
 	if (pw->pw_uid == 0) {
 		fprintf(stderr, "certregd: error: -u %s is root; name an unprivileged user\n",
 		        user);
+		return false;
+	}
+	*uid = pw->pw_uid;
+	return true;
+}
+
+static bool drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL)
+		return false; /* user_uid said why */
+	if (geteuid() == pw->pw_uid)
+		return true;
+	if (geteuid() != 0) {
+		fprintf(stderr, "certregd: error: -u %s needs root (running as uid %u)\n", user,
+		        (unsigned)geteuid());
 		return false;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
@@ -151,7 +201,8 @@ static void usage(FILE *out)
 	             "Usage:\n  certregd [-f] [-u USER] [-c FILE]\n  certregd -t [-c FILE]\n\n"
 	             "Options:\n"
 	             "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
-	             "  -t, --test           check the configuration and its files, then exit\n"
+	             "  -t, --test           check the configuration and its files (with -u: also\n"
+	             "                       as USER, as a reload reads them), then exit\n"
 	             "  -f, --foreground     stay in the foreground and log to stderr\n"
 	             "  -u, --user USER      drop to USER after opening listeners and files\n"
 	             "  -h, --help           show this help\n"

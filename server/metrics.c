@@ -11,7 +11,20 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/*
+ * The last reload's result, written by the supervisor alone and read by
+ * any worker: a sequence lock (odd while a write is under way; a reader
+ * that sees it change reads again) keeps a reader from taking half of one
+ * reason and half of another.
+ */
+struct metrics_reload {
+	uint32_t seq;
+	bool failed;
+	char reason[512];
+};
+
 static struct metrics_slot *metrics_slots;
+static struct metrics_reload *metrics_reload;
 static int metrics_workers;
 
 /* Upper bounds of the latency histogram, in microseconds. */
@@ -23,15 +36,48 @@ static void metrics_render_listeners(struct evbuffer *out);
 
 bool metrics_init(int workers)
 {
-	size_t size = (size_t)workers * sizeof(struct metrics_slot);
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	size_t slots = (size_t)workers * sizeof(struct metrics_slot);
+	size_t size = slots + sizeof(struct metrics_reload);
+	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return false;
 	memset(p, 0, size);
-	metrics_slots = p;
+	metrics_slots = (struct metrics_slot *)(void *)p;
+	/* slots is a multiple of the slot's 8-byte alignment. */
+	metrics_reload = (struct metrics_reload *)(void *)(p + slots);
 	metrics_workers = workers;
 	return true;
+}
+
+void metrics_reload_set(bool ok, const char *reason)
+{
+	struct metrics_reload *r = metrics_reload;
+
+	if (r == NULL)
+		return;
+	__atomic_fetch_add(&r->seq, 1, __ATOMIC_SEQ_CST);
+	r->failed = !ok;
+	snprintf(r->reason, sizeof(r->reason), "%s", ok || reason == NULL ? "" : reason);
+	__atomic_fetch_add(&r->seq, 1, __ATOMIC_SEQ_CST);
+}
+
+bool metrics_reload_failed(char *reason, size_t len)
+{
+	struct metrics_reload *r = metrics_reload;
+	uint32_t before, after;
+	bool failed;
+
+	if (r == NULL)
+		return false;
+	do {
+		before = __atomic_load_n(&r->seq, __ATOMIC_SEQ_CST);
+		failed = __atomic_load_n(&r->failed, __ATOMIC_SEQ_CST);
+		snprintf(reason, len, "%.*s", (int)sizeof(r->reason) - 1, r->reason);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		after = __atomic_load_n(&r->seq, __ATOMIC_SEQ_CST);
+	} while ((before & 1) != 0 || before != after);
+	return failed;
 }
 
 struct metrics_slot *metrics_slot(int worker)
@@ -129,6 +175,11 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	metrics_render_listeners(out);
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_reload_failing 1 while the last reload failed (the "
+	                    "files in force are not those on disk), else 0.\n"
+	                    "# TYPE certreg_reload_failing gauge\ncertreg_reload_failing %d\n",
+	                    metrics_reload_failed(label, sizeof(label)) ? 1 : 0);
 	if (store == NULL)
 		return;
 	evbuffer_add_printf(out,

@@ -10,6 +10,7 @@
 #define CERTREG_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -55,6 +56,11 @@ struct metrics_slot {
 
 /* Maps the slots; call once before forking workers. */
 bool metrics_init(int workers) __attribute__((warn_unused_result));
+/* The supervisor's last reload: ok, or failed for reason. Shared like the
+ * slots, so every worker's /readyz and /metrics see it. */
+void metrics_reload_set(bool ok, const char *reason);
+/* True, with the reason, while the last reload failed. */
+bool metrics_reload_failed(char *reason, size_t len);
 struct metrics_slot *metrics_slot(int worker);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
 /* Appends the Prometheus text exposition of all slots and of store. */

@@ -421,6 +421,15 @@ static void routes_ready_reply(struct routes_ready *r, bool db_ok)
 		json_array_append_new(r->reasons, json_string("database: not answering"));
 	if (!verify_store_current(w->store, time(NULL), reason, sizeof(reason)))
 		json_array_append_new(r->reasons, json_string(reason));
+	/* The files on disk are not those in force: a CRL put in crl_dir may
+	 * not be applied. */
+	if (metrics_reload_failed(reason, sizeof(reason))) {
+		char text[600];
+		json_t *j;
+		snprintf(text, sizeof(text), "reload failed: %s", reason);
+		j = json_string(text);
+		json_array_append_new(r->reasons, j != NULL ? j : json_string("reload failed"));
+	}
 	/* "s:o" hands reasons over to the reply, which frees it: decide
 	 * before, never look at reasons after. */
 	if (json_array_size(r->reasons) == 0) {

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +36,8 @@
 
 #define SUPERVISOR_SLOTS_PER_WORKER 4
 #define SUPERVISOR_RESTART_DELAY_MS 500
+/* 10 ms apart: another certregd holds the lock for microseconds. */
+#define SUPERVISOR_LISTEN_LOCK_TRIES 500
 
 struct child {
 	pid_t pid;    /* 0: the slot is free */
@@ -65,27 +69,39 @@ static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_restart_cb(evutil_socket_t fd, short what, void *arg);
 static int supervisor_live(const struct supervisor *s, bool current_only);
 static unsigned long supervisor_crl_signature(const char *dir);
+static int supervisor_listen_lock(char *err, size_t errlen);
 
-bool supervisor_load(const char *path, struct generation *gen, char *err, size_t errlen)
+bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
+                     struct generation *gen, char *err, size_t errlen)
 {
 	struct generation next = {0};
 	struct verify_settings vs;
+	EVP_PKEY *kept = NULL;
 	enum log_level level;
 
 	next.cfg = config_load(path, err, errlen);
 	if (next.cfg == NULL)
 		return false;
+	if (!config_check_files(next.cfg, uid, err, errlen))
+		goto fail;
 	config_verify_settings(next.cfg, &vs);
 	next.store = verify_store_load(&vs, err, errlen);
 	if (next.store == NULL)
 		goto fail;
-	for (size_t i = 0; i < verify_store_warning_count(next.store); i++) {
-		char quoted[600];
-		log_warn("event=trust_warning detail=%s",
-		         log_quote(verify_store_warning(next.store, i), quoted, sizeof(quoted)));
-	}
 	if (next.cfg->listen_tls[0] != '\0') {
-		next.tls_ctx = tls_context_new(next.cfg, next.store, err, errlen);
+		if (prev != NULL && prev->tls_key != NULL && prev->cfg->tls_key != NULL &&
+		    strcmp(prev->cfg->tls_key, next.cfg->tls_key) == 0)
+			kept = prev->tls_key;
+		next.tls_key = tls_key_load(next.cfg, kept, err, errlen);
+		if (next.tls_key == NULL)
+			goto fail;
+		next.tls_ctx = tls_context_new(next.cfg, next.store, next.tls_key, err, errlen);
+		if (next.tls_ctx == NULL && next.tls_key == kept) {
+			size_t n = strlen(err);
+			snprintf(err + n, errlen - n,
+			         " (with the key read at start-up: tls_key is not readable by this "
+			         "user, so a new key needs a restart)");
+		}
 		if (next.tls_ctx == NULL)
 			goto fail;
 	}
@@ -102,10 +118,20 @@ void supervisor_unload(struct generation *gen)
 {
 	if (gen->tls_ctx != NULL)
 		SSL_CTX_free(gen->tls_ctx);
+	EVP_PKEY_free(gen->tls_key);
 	if (gen->store != NULL)
 		verify_store_unref(gen->store);
 	config_free(gen->cfg);
 	memset(gen, 0, sizeof(*gen));
+}
+
+void supervisor_log_warnings(const struct generation *gen)
+{
+	for (size_t i = 0; i < verify_store_warning_count(gen->store); i++) {
+		char quoted[600];
+		log_warn("event=trust_warning detail=%s",
+		         log_quote(verify_store_warning(gen->store, i), quoted, sizeof(quoted)));
+	}
 }
 
 int supervisor_workers(const struct config *cfg)
@@ -116,23 +142,45 @@ int supervisor_workers(const struct config *cfg)
 }
 
 /*
- * The first socket is bound like any; each further one joins its
- * SO_REUSEPORT group. The kernel only lets sockets of the same user join,
- * and these are bound before the privileges are dropped. A port already in
- * use by another program still fails the first bind: that program did not
- * set SO_REUSEPORT for our user.
+ * SO_REUSEPORT lets any socket of the same user join a listening group, so
+ * a second certregd (another config, database or certificate) started on
+ * the same address would silently answer a share of the connections. So
+ * before our group binds, a probe socket without SO_REUSEPORT is bound to
+ * the address: that fails while anything at all listens there (a group
+ * included, and an overlapping wildcard address), and the start fails
+ * naming the address. SO_REUSEADDR on the probe only lets it past
+ * connections of an earlier run still in TIME_WAIT, never past a listener.
+ * Two certregd starting at the same instant could both probe before either
+ * listens; an abstract UNIX socket held from the probe to listen() makes
+ * that one at a time (supervisor_listen_lock). Our own sockets then join
+ * each other's group. The kernel only lets sockets of the same user join,
+ * and these are bound before the privileges are dropped.
  */
 bool supervisor_listen(const char *addr, int count, int *fds, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss), one = 1;
+	int sslen = sizeof(ss), one = 1, lock, probe, i = 0;
 
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0 ||
 	    ((struct sockaddr_in *)&ss)->sin_port == 0) {
 		snprintf(err, errlen, "'%s' is not host:port (use [::1]:port for IPv6)", addr);
 		return false;
 	}
-	for (int i = 0; i < count; i++) {
+	lock = supervisor_listen_lock(err, errlen);
+	if (lock < 0)
+		return false;
+	probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0 || setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(probe, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s%s", addr, strerror(errno),
+		         errno == EADDRINUSE ? " (another process listens there: is another "
+		                               "certregd running?)"
+		                             : "");
+		goto fail;
+	}
+	close(probe);
+	probe = -1;
+	for (i = 0; i < count; i++) {
 		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		if (fd < 0) {
@@ -145,14 +193,46 @@ bool supervisor_listen(const char *addr, int count, int *fds, char *err, size_t 
 			close(fd);
 			fd = -1;
 		}
-		if (fd < 0) {
-			while (i-- > 0)
-				close(fds[i]);
-			return false;
-		}
+		if (fd < 0)
+			goto fail;
 		fds[i] = fd;
 	}
+	close(lock);
 	return true;
+fail:
+	while (i-- > 0)
+		close(fds[i]);
+	if (probe >= 0)
+		close(probe);
+	close(lock);
+	return false;
+}
+
+/*
+ * A lock between certregd processes of this network namespace (abstract
+ * UNIX names live there, like the ports): the name is bound by one socket
+ * at a time, and released by the kernel when its holder closes it or dies.
+ */
+static int supervisor_listen_lock(char *err, size_t errlen)
+{
+	static const char name[] = "certregd-listen-lock";
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + sizeof(name) - 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	memcpy(sun.sun_path + 1, name, sizeof(name) - 1); /* sun_path[0] = 0: abstract */
+	for (int tries = 0; fd >= 0 && tries < SUPERVISOR_LISTEN_LOCK_TRIES; tries++) {
+		if (bind(fd, (struct sockaddr *)&sun, len) == 0)
+			return fd;
+		if (errno != EADDRINUSE)
+			break;
+		usleep(10000);
+	}
+	snprintf(err, errlen, "cannot take the listen lock (abstract socket @%s): %s", name,
+	         fd < 0 || errno != EADDRINUSE ? strerror(errno) : "held by another certregd");
+	if (fd >= 0)
+		close(fd);
+	return -1;
 }
 
 /*
@@ -317,17 +397,22 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	int drained = 0;
 
 	sd_notify(0, "RELOADING=1");
-	if (!supervisor_load(s->path, &next, err, sizeof(err)) ||
+	if (!supervisor_load(s->path, &s->gen, geteuid(), &next, err, sizeof(err)) ||
 	    !config_reload_compatible(s->gen.cfg, next.cfg, err, sizeof(err))) {
 		if (next.cfg != NULL)
 			supervisor_unload(&next);
 		__atomic_fetch_add(&metrics_slot(0)->reload_failures, 1, __ATOMIC_RELAXED);
+		/* Until a reload succeeds, /readyz says the files in force are
+		 * not the files on disk (a new CRL may not be applied). */
+		metrics_reload_set(false, err);
 		log_error("event=reload_failed trigger=%s reason=%s (keeping the running "
 		          "configuration)",
 		          why, log_quote(err, quoted, sizeof(quoted)));
 		sd_notify(0, "READY=1");
 		return;
 	}
+	supervisor_log_warnings(&next);
+	metrics_reload_set(true, NULL);
 	for (int i = 0; i < s->nslots; i++) {
 		if (s->children[i].pid != 0 && s->children[i].current) {
 			s->children[i].current = false;

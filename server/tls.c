@@ -1,11 +1,15 @@
 /*
  * tls.c - SSL_CTX construction, session store and the peer certificate.
+ *
+ * The server's private key is read apart from the context (tls_key_load),
+ * so that a reload after the privilege drop can reuse the key read at
+ * start-up when it can no longer read the file (issue 27).
  */
 #include "tls.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -39,16 +43,41 @@ static void tls_peer_key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int i
 static int tls_session_new(SSL *ssl, SSL_SESSION *session);
 static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
 static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
-static bool tls_use_key_file(SSL_CTX *ctx, const char *path);
 static void tls_openssl_error(char *buf, size_t len);
 
-SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, char *err,
-                         size_t errlen)
+EVP_PKEY *tls_key_load(const struct config *cfg, EVP_PKEY *kept, char *err, size_t errlen)
+{
+	BIO *bio;
+	EVP_PKEY *pkey;
+	char ossl[256];
+
+	/* The key is read in the default library context: the context of the
+	 * SSL_CTX (x509ctx) decodes public keys only. The handshake's
+	 * signatures use a copy of it in that context's provider, which
+	 * OpenSSL makes once and keeps. */
+	bio = BIO_new_file(cfg->tls_key, "r");
+	if (bio == NULL && (errno == EACCES || errno == EPERM) && kept != NULL) {
+		/* Readable by root only, and we dropped root: the key read at
+		 * start-up, from this same path, is the one in force. */
+		ERR_clear_error();
+		return EVP_PKEY_up_ref(kept) ? kept : NULL;
+	}
+	pkey = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	if (pkey == NULL) {
+		tls_openssl_error(ossl, sizeof(ossl));
+		snprintf(err, errlen, "%s:%d: tls_key %s: %s", cfg->path, cfg->line_tls_key,
+		         cfg->tls_key, ossl);
+	}
+	return pkey;
+}
+
+SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, EVP_PKEY *key,
+                         char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "certreg";
 	SSL_CTX *ctx = SSL_CTX_new_ex(x509ctx(), NULL, TLS_server_method());
 	STACK_OF(X509_NAME) * names;
-	struct stat st;
 	char ossl[256];
 
 	if (tls_peer_key_index < 0)
@@ -68,13 +97,7 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 		         cfg->tls_cert, ossl);
 		goto fail;
 	}
-	/* A key others can read is a key others may have copied. */
-	if (stat(cfg->tls_key, &st) == 0 && (st.st_mode & S_IROTH)) {
-		snprintf(err, errlen, "%s:%d: tls_key %s is readable by others (chmod 600 it)",
-		         cfg->path, cfg->line_tls_key, cfg->tls_key);
-		goto fail;
-	}
-	if (!tls_use_key_file(ctx, cfg->tls_key) || SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		tls_openssl_error(ossl, sizeof(ossl));
 		snprintf(err, errlen, "%s:%d: tls_key %s: %s", cfg->path, cfg->line_tls_key,
 		         cfg->tls_key, ossl);
@@ -113,20 +136,6 @@ openssl_fail:
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
-}
-
-/* The key is read in the default library context: the context of ctx
- * (x509ctx) decodes public keys only. The handshake's signatures use a copy
- * of it in ctx's provider, which OpenSSL makes once and keeps. */
-static bool tls_use_key_file(SSL_CTX *ctx, const char *path)
-{
-	BIO *bio = BIO_new_file(path, "r");
-	EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-	bool ok = pkey != NULL && SSL_CTX_use_PrivateKey(ctx, pkey) == 1;
-
-	EVP_PKEY_free(pkey);
-	BIO_free(bio);
-	return ok;
 }
 
 X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain)

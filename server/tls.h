@@ -18,10 +18,16 @@
 #include "vcache.h"
 #include "verify.h"
 
-/* Builds a context from cfg's tls_cert/tls_key and store's anchors. NULL
+/* Reads cfg's tls_key (a new reference). When the file exists but this
+ * process may not read it, kept (the key read from the same path at
+ * start-up, before the privilege drop) is returned instead, if given. NULL
  * with "FILE:LINE: problem" in err. */
-SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, char *err,
-                         size_t errlen);
+EVP_PKEY *tls_key_load(const struct config *cfg, EVP_PKEY *kept, char *err, size_t errlen);
+/* Builds a context from cfg's tls_cert, key (tls_key_load's; the context
+ * takes its own reference) and store's anchors. NULL with
+ * "FILE:LINE: problem" in err, also when key is not the certificate's. */
+SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *store, EVP_PKEY *key,
+                         char *err, size_t errlen);
 /* The client's certificate and the chain it sent, borrowed from ssl (which
  * may be NULL: no TLS); NULL when none was presented. */
 X509 *tls_peer(SSL *ssl, STACK_OF(X509) * *chain);

@@ -1,9 +1,12 @@
 """certregd as operators run it: -t, privileges, reloads, database outages,
 metrics and readiness (contract sections 2, 5 and 7)."""
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import admin
-from fixtures.daemon import BUILD, write_config
+from fixtures.daemon import BUILD, free_port, write_config
 
 
 def run_daemon(*args):
@@ -322,3 +325,230 @@ def test_workers_exit_when_the_supervisor_dies(certregd, db):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert "event=worker_stopped" in d.log()
+
+
+# Issue 27: reloads after the privilege drop, files others could change,
+# a second daemon on the same ports, long config lines.
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (-u nobody)")
+
+
+def as_user_args():
+    return ["-u", "nobody"] if os.geteuid() == 0 else []
+
+
+def wait_for(predicate, what, d=None, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}\n" + (d.log() if d else "")
+        time.sleep(0.1)
+
+
+def daemon_uid(d):
+    status = Path(f"/proc/{d.proc.pid}/status").read_text()
+    return int(re.search(r"^Uid:\s+(\d+)", status, re.M).group(1))
+
+
+@needs_root
+def test_crl_put_in_crl_dir_revokes_within_seconds_as_nobody(certregd, db, pki):
+    """With -u nobody and the TLS key readable by root only, a CRL put into
+    crl_dir is applied within seconds: the reload reads every file again as
+    nobody, and uses the key read at start-up."""
+    d = certregd(db, trust={"revocation": "if-available"})
+    key = d.dir / "server.key"
+    assert key.stat().st_uid == 0 and key.stat().st_mode & 0o777 == 0o600
+    assert daemon_uid(d) == pwd.getpwnam("nobody").pw_uid
+    crl_dir = d.dir / "crl"
+    chain = open(pki.leaf("revoked")["chain"]).read()
+    (crl_dir / "int.crl.pem").write_bytes((pki.dir / "crl-old/int.crl.pem").read_bytes())
+    d.reload()
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED",
+             "the older CRL (not listing `revoked`) was not applied", d)
+    # Now the current CRL lands, with no signal: crl_dir is watched.
+    (crl_dir / "int.crl.pem").write_bytes((pki.dir / "crl-all/int.crl.pem").read_bytes())
+    t0 = time.monotonic()
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "CERT_REVOKED",
+             "a CRL in crl_dir was not applied within 10 s", d)
+    assert time.monotonic() - t0 < 10
+    assert "trigger=crl_dir_changed" in d.log()
+    assert "event=reload_failed" not in d.log(), d.log()
+    assert d.get("/readyz").status == 200
+
+
+@needs_root
+def test_sighup_reloads_as_nobody_with_a_root_only_key(certregd, db, pki):
+    d = certregd(db)
+    d.reload()
+    wait_for(lambda: "event=reloaded trigger=sighup" in d.log(), "no reload", d)
+    assert "event=reload_failed" not in d.log(), d.log()
+    assert d.get("/readyz").json() == {"ready": True, "reasons": []}
+    # The new workers serve the TLS listener with the kept key.
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    with socket.create_connection(("127.0.0.1", d.tls_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+
+
+def test_failed_reload_makes_readyz_503_until_one_succeeds(certregd, db, pki, tmp_path):
+    ca = tmp_path / "ca.pem"
+    good = (pki.dir / "ca/trust.pem").read_bytes()
+    ca.write_bytes(good)
+    ca.chmod(0o644)
+    d = certregd(db, trust={"ca_file": ca})
+    assert d.get("/readyz").status == 200
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+                  "-----END CERTIFICATE-----\n")
+    d.reload()
+    wait_for(lambda: d.get("/readyz").status == 503, "/readyz stayed 200", d)
+    reasons = d.get("/readyz").json()["reasons"]
+    assert any(r.startswith("reload failed: ") and str(ca) in r for r in reasons), reasons
+    assert re.search(r"^certreg_reload_failing 1$", d.get("/metrics").body.decode(), re.M)
+    # Still serving with the old trust store.
+    assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
+        == "CERT_EXPIRED"
+    ca.write_bytes(good)
+    d.reload()
+    wait_for(lambda: d.get("/readyz").status == 200, "/readyz stayed 503", d)
+    assert re.search(r"^certreg_reload_failing 0$", d.get("/metrics").body.decode(), re.M)
+
+
+def unreadable_by_nobody(d, tmp_path):
+    """A config like d's whose CA file root alone can read."""
+    ca = tmp_path / "ca-root-only.pem"
+    ca.write_bytes((Path(d.config["trust"]["ca_file"])).read_bytes())
+    ca.chmod(0o600)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["trust"]["ca_file"] = ca
+    conf = tmp_path / "root-only.conf"
+    write_config(conf, cfg)
+    return conf, ca
+
+
+@needs_root
+def test_t_and_start_refuse_files_nobody_could_not_reload(certregd, db, tmp_path):
+    d = certregd(db)
+    tmp_path.chmod(0o755)
+    conf, ca = unreadable_by_nobody(d, tmp_path)
+    # As root, without -u, the file is readable: valid, with a note.
+    p = run_daemon("-t", "-c", str(conf))
+    assert p.returncode == 0 and "give -u USER" in p.stdout, p.stdout + p.stderr
+    p = run_daemon("-t", "-u", "nobody", "-c", str(conf))
+    assert p.returncode == 1, p.stdout
+    assert "as user 'nobody', a reload would fail" in p.stderr and str(ca) in p.stderr, p.stderr
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["trust"]["ca_file"] = ca
+    cfg["server"]["listen_api"] = f"127.0.0.1:{free_port()}"
+    cfg["server"]["listen_tls"] = f"127.0.0.1:{free_port()}"
+    write_config(conf, cfg)
+    p = run_daemon("-f", "-u", "nobody", "-c", str(conf))
+    assert p.returncode == 1 and str(ca) in p.stderr, p.stderr
+    p = run_daemon("-t", "-u", "nobody", "-c", str(d.conf_path))
+    assert p.returncode == 0 and "reloads checked as user 'nobody'" in p.stdout, p.stderr
+
+
+def unsafe_setups():
+    """(name, how to make d's set-up unsafe, the file the message names)."""
+    def key_group_readable(d, cfg):
+        d.key_copy = d.tmp / "server.key"
+        d.key_copy.write_bytes((d.dir / "server.key").read_bytes())
+        d.key_copy.chmod(0o640)
+        cfg["server"]["tls_key"] = d.key_copy
+        return d.key_copy, "readable by others than its owner"
+
+    def config_world_writable(d, cfg):
+        return None, "writable by others"
+
+    def ca_group_writable(d, cfg):
+        ca = d.tmp / "ca.pem"
+        ca.write_bytes(Path(cfg["trust"]["ca_file"]).read_bytes())
+        ca.chmod(0o664)
+        cfg["trust"]["ca_file"] = ca
+        return ca, "writable by its group"
+
+    def crl_dir_world_writable(d, cfg):
+        crl = d.tmp / "crl"
+        shutil.copytree(d.dir / "crl", crl)
+        crl.chmod(0o777)
+        cfg["trust"]["crl_dir"] = crl
+        return crl, "writable by others"
+
+    def crl_owned_by_another_user(d, cfg):
+        crl = d.tmp / "crl"
+        shutil.copytree(d.dir / "crl", crl)
+        os.chown(crl / "int.crl.pem", pwd.getpwnam("daemon").pw_uid, -1)
+        cfg["trust"]["crl_dir"] = crl
+        return crl / "int.crl.pem", "is owned by daemon"
+
+    return [key_group_readable, config_world_writable, ca_group_writable,
+            crl_dir_world_writable,
+            pytest.param(crl_owned_by_another_user, marks=needs_root)]
+
+
+@pytest.mark.parametrize("unsafe", unsafe_setups())
+def test_t_and_start_refuse_files_others_could_change_or_read(certregd, db, tmp_path, unsafe):
+    d = certregd(db)
+    d.tmp = tmp_path / "unsafe"
+    d.tmp.mkdir()
+    d.tmp.chmod(0o755)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["server"]["listen_api"] = f"127.0.0.1:{free_port()}"
+    cfg["server"]["listen_tls"] = f"127.0.0.1:{free_port()}"
+    named, words = unsafe(d, cfg)
+    conf = d.tmp / "certreg.conf"
+    write_config(conf, cfg)
+    if named is None:
+        conf.chmod(0o666)
+        named = conf
+    p = run_daemon("-t", *as_user_args(), "-c", str(conf))
+    assert p.returncode == 1, p.stdout
+    assert str(named) in p.stderr and words in p.stderr, p.stderr
+    p = run_daemon("-f", *as_user_args(), "-c", str(conf))
+    assert p.returncode == 1, p.stdout
+    assert str(named) in p.stderr and words in p.stderr, p.stderr
+
+
+def test_t_refuses_a_line_too_long_instead_of_splitting_it(certregd, db, tmp_path):
+    """inih's 200-byte line buffer used to cut a long comment in two, and
+    the tail was read as a setting of its own."""
+    d = certregd(db, trust={"revocation": "require"})
+    padded = "; " + " " * 197 + "revocation = off\n"
+    conf = tmp_path / "padded.conf"
+    conf.write_text(d.conf_path.read_text().replace("[trust]\n", "[trust]\n" + padded, 1))
+    conf.chmod(0o644)
+    line = conf.read_text().splitlines().index(padded.rstrip("\n")) + 1
+    p = run_daemon("-t", "-c", str(conf))
+    assert p.returncode == 1, p.stdout
+    assert f"{conf}:{line}: line too long" in p.stderr, p.stderr
+
+
+def test_second_daemon_on_the_same_ports_fails_and_the_first_keeps_serving(certregd, db,
+                                                                            pki, tmp_path):
+    d = certregd(db)
+    other = tmp_path / "second"
+    other.mkdir()
+    other.chmod(0o755)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    for addr in ("listen_tls", "listen_api"):
+        # The same ports, one each way: only the other listener is taken.
+        second = {k: dict(v) for k, v in cfg.items()}
+        free = "listen_api" if addr == "listen_tls" else "listen_tls"
+        second["server"][free] = f"127.0.0.1:{free_port()}"
+        conf = other / f"{addr}.conf"
+        write_config(conf, second)
+        args = [str(BUILD / "certregd"), "-f", *as_user_args(), "-c", str(conf)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"a second certregd on {cfg['server'][addr]} kept running:\n"
+                                 + err)
+        assert proc.returncode == 1, err
+        assert f"cannot listen on {cfg['server'][addr]}" in err, err
+        assert "another certregd" in err, err
+    assert d.get("/healthz").status == 200
+    chain = open(pki.leaf("expired")["chain"]).read()
+    for _ in range(20):  # every worker of the first: none was joined
+        assert d.verify_bundle(chain).json()["outcome"] == "CERT_EXPIRED"

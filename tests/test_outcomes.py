@@ -153,3 +153,31 @@ def test_expiring_soon_warning(certregd, db, pki):
     d2 = certregd(db, trust={"expiry_warning_days": max(days - 1, 0)})
     body = d2.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read()).json()
     assert body["warnings"] == []
+
+
+@pytest.mark.parametrize("revocation, expected", [("if-available", "KEY_NOT_APPROVED"),
+                                                  ("require", "CERT_REVOCATION_UNKNOWN")])
+def test_forged_crl_of_an_intermediate_the_client_sends_is_never_used(certregd, db, pki,
+                                                                      tmp_path, revocation,
+                                                                      expected):
+    """Issue 27: crl-badsig/ holds a forged CRL for int (int's name, another
+    key) that lists `revoked`. int is not configured here, so the CRL is not
+    checked at load; the client sends int. A CRL whose signature does not
+    verify must neither revoke (if-available) nor turn require's
+    CERT_REVOCATION_UNKNOWN into CERT_REVOKED; the daemon logs it."""
+    crl = tmp_path / "crl-badsig"
+    shutil.copytree(pki.dir / "crl-badsig", crl)
+    for p in [crl, *crl.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    d = certregd(db, trust={"crl_dir": crl, "intermediates_file": None,
+                            "revocation": revocation})
+    assert verify(d, pki, "revoked") == expected
+    assert "event=crl_not_authentic" in d.log() and "Issuing CA" in d.log(), d.log()
+    # A genuine CRL of int is used as before.
+    (crl / "int.crl.pem").write_bytes((pki.dir / "crl-all/int.crl.pem").read_bytes())
+    d.reload()
+    import time
+    deadline = time.monotonic() + 10
+    while verify(d, pki, "revoked") != "CERT_REVOKED":
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)

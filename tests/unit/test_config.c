@@ -101,6 +101,40 @@ static void test_bad_values_name_line_and_key(void **state)
 	assert_non_null(strstr(err, ":1:"));
 }
 
+/*
+ * Issue 27: inih's line buffer is 200 bytes in Debian's build, and a longer
+ * line used to go on as a line of its own. A padded comment then carried a
+ * setting: here `revocation = off`, which must never take effect.
+ */
+static void test_long_line_is_refused_not_split(void **state)
+{
+	char text[1024], err[512];
+	struct config *cfg;
+	int n;
+
+	(void)state;
+	n = snprintf(text, sizeof(text),
+	             "[server]\nlisten_tls =\n[trust]\nca_file = a\ncrl_dir = /tmp\n; %*s", 197,
+	             "");
+	snprintf(text + n, sizeof(text) - (size_t)n, "revocation = off\n");
+	cfg = load(text, err, sizeof(err));
+	if (cfg != NULL)
+		fail_msg("loaded with revocation %d", (int)cfg->revocation);
+	assert_non_null(strstr(err, ":6: line too long"));
+	/* The longest line that fits still loads. */
+	n = snprintf(text, sizeof(text), "[server]\nlisten_tls =\n[trust]\nca_file = a\n; %*s\n",
+	             196, "");
+	assert_int_equal(strlen(strchr(text, ';')), 199);
+	cfg = load(text, err, sizeof(err));
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	config_free(cfg);
+	/* A value too long is refused the same way, not cut. */
+	snprintf(text, sizeof(text), "[trust]\nca_file = /%0300d\n", 0);
+	assert_null(load(text, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: line too long"));
+}
+
 static void test_cross_key_rules(void **state)
 {
 	char err[512];
@@ -254,6 +288,7 @@ int main(void)
 	    cmocka_unit_test(test_revocation_defaults_to_require_with_crl_dir),
 	    cmocka_unit_test(test_unknown_key_names_line),
 	    cmocka_unit_test(test_bad_values_name_line_and_key),
+	    cmocka_unit_test(test_long_line_is_refused_not_split),
 	    cmocka_unit_test(test_cross_key_rules),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_reload_compatibility),

@@ -45,8 +45,8 @@ struct pki {
 	X509 *ec_root, *ec_int, *ec_ok;
 	X509 *sm2_root, *sm2_int, *sm2_ok, *sm2_revoked;
 	X509 *other_root, *untrusted, *untrusted_expired, *self_signed;
-	X509_CRL *crl_root, *crl_int, *crl_int_stale, *crl_int_badsig, *crl_int_sub, *crl_ec_root,
-	    *crl_ec_int, *crl_root_short, *crl_sm2_root, *crl_sm2_int;
+	X509_CRL *crl_root, *crl_int, *crl_int_stale, *crl_int_badsig, *crl_int_forged,
+	    *crl_int_sub, *crl_ec_root, *crl_ec_int, *crl_root_short, *crl_sm2_root, *crl_sm2_int;
 };
 
 static struct pki pki;
@@ -295,6 +295,8 @@ static int group_setup(void **state)
 	k->crl_int = make_crl(k->rsa_int, k->rsa_int_key, T - DAY, T + 7 * DAY, k->rsa_revoked, 42);
 	k->crl_int_stale = make_crl(k->rsa_int, k->rsa_int_key, T - 10 * DAY, T - 1, NULL, 41);
 	k->crl_int_badsig = make_crl(k->rsa_int, k->other_key, T - DAY, T + 7 * DAY, NULL, 43);
+	/* Forged the other way: it revokes a good certificate (issue 27). */
+	k->crl_int_forged = make_crl(k->rsa_int, k->other_key, T - DAY, T + 7 * DAY, k->rsa_ok, 44);
 	k->crl_int_sub = make_crl(k->int_sub, k->ec_key, T - DAY, T + 7 * DAY, NULL, 1);
 	k->crl_ec_root = make_crl(k->ec_root, k->ec_key, T - DAY, T + 7 * DAY, NULL, 1);
 	k->crl_ec_int = make_crl(k->ec_int, k->ec_key, T - DAY, T + 7 * DAY, NULL, 2);
@@ -605,6 +607,41 @@ static void test_crl_bad_signature(void **state)
 	assert_int_equal(verify_store_warning_count(req), 0);
 	expect(req, SENT(pki.rsa_ok, pki.rsa_int), OUTCOME_CERT_REVOCATION_UNKNOWN, 0);
 	verify_store_unref(req);
+}
+
+/*
+ * Issue 27: a CRL whose signature does not verify, for an intermediate the
+ * client sends (so not checked at load), must never be used: it neither
+ * revokes under if-available nor turns require's CERT_REVOCATION_UNKNOWN
+ * into CERT_REVOKED. The result names it for the log.
+ */
+static void test_crl_forged_for_a_sent_intermediate(void **state)
+{
+	X509_CRL *forged[] = {pki.crl_root, pki.crl_int_forged, NULL};
+	X509_CRL *genuine_crls[] = {pki.crl_root, pki.crl_int, NULL};
+	struct verify_store *req = rsa_store(REVOCATION_REQUIRE, forged);
+	struct verify_store *ifav = rsa_store(REVOCATION_IF_AVAILABLE, forged);
+	struct verify_store *genuine = rsa_store(REVOCATION_IF_AVAILABLE, genuine_crls);
+	struct verify_result res;
+
+	(void)state;
+	expect_at(req, SENT(pki.rsa_ok, pki.rsa_int), T, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_CRL_SIGNATURE_FAILURE);
+	assert_non_null(strstr(res.crl_unverified, "RSA Sub"));
+	assert_false(res.crl.present);
+	expect_at(ifav, SENT(pki.rsa_ok, pki.rsa_int), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+	          &res);
+	assert_non_null(strstr(res.crl_unverified, "RSA Sub"));
+	/* A genuine CRL of the same intermediate is used as before. */
+	expect(genuine, SENT(pki.rsa_revoked, pki.rsa_int), OUTCOME_CERT_REVOKED, 0);
+	expect_at(genuine, SENT(pki.rsa_ok, pki.rsa_int), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+	          &res);
+	assert_string_equal(res.crl_unverified, "");
+	assert_true(res.crl.present);
+	verify_store_unref(req);
+	verify_store_unref(ifav);
+	verify_store_unref(genuine);
 }
 
 /*
@@ -1198,6 +1235,7 @@ int main(void)
 	    cmocka_unit_test(test_skew_zero),
 	    cmocka_unit_test(test_revocation),
 	    cmocka_unit_test(test_crl_bad_signature),
+	    cmocka_unit_test(test_crl_forged_for_a_sent_intermediate),
 	    cmocka_unit_test(test_crl_stale),
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_contract_order),
