@@ -28,6 +28,7 @@ enum config_type {
 	CT_REVOCATION,
 	CT_RENEWAL,
 	CT_LOG_LEVEL,
+	CT_URL,
 };
 
 struct config_entry {
@@ -58,6 +59,7 @@ static const struct config_entry config_table[] = {
     {"server", "request_timeout", CT_INT, F(request_timeout), "10", 1, 3600, true, 0},
     {"server", "max_connections", CT_INT, F(max_connections), "4096", 1, 1000000, true, 0},
     {"server", "log_level", CT_LOG_LEVEL, F(log_level), "info", 0, 0, true, 0},
+    {"server", "portal_url", CT_URL, F(portal_url), NULL, 0, 0, true, 0},
 
     {"trust", "ca_file", CT_STRING, F(ca_file), NULL, 0, 0, true, LINE(line_ca_file)},
     {"trust", "intermediates_file", CT_STRING, F(intermediates_file), NULL, 0, 0, true,
@@ -99,6 +101,7 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
+static bool config_url_valid(const char *value);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -146,7 +149,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
 		char *base = (char *)cfg + e->offset;
-		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL)
+		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL)
 			free(*(char **)(void *)base);
 		else if (e->type == CT_CIDRS)
 			cidr_list_free((struct cidr_list *)(void *)base);
@@ -290,6 +293,23 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 		*(char **)field = strdup(value);
 		return *(char **)field != NULL;
 	}
+	case CT_URL: {
+		char *copy;
+		if (!config_url_valid(value)) {
+			snprintf(err, errlen,
+			         "not an http:// or https:// URL with a host (no spaces, quotes, "
+			         "angle brackets or control characters)");
+			return false;
+		}
+		copy = strdup(value);
+		if (copy == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return true;
+	}
 	case CT_INT:
 		if (!config_parse_long(value, e->min, e->max, &v, err, errlen))
 			return false;
@@ -371,5 +391,30 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: [server] cert_header must be a header name", cfg->path);
 		return false;
 	}
+	return true;
+}
+
+/*
+ * A URL the daemon puts into an href for every user (portal_url): only http
+ * and https, so no javascript: or data: link, with a host, and none of the
+ * characters that could end the attribute or the tag or hide in a log line,
+ * even though the page escapes them too. The value is otherwise the
+ * operator's to get right.
+ */
+static bool config_url_valid(const char *value)
+{
+	const char *host;
+
+	if (strncasecmp(value, "https://", 8) == 0)
+		host = value + 8;
+	else if (strncasecmp(value, "http://", 7) == 0)
+		host = value + 7;
+	else
+		return false;
+	if (*host == '\0' || *host == '/' || *host == '?' || *host == '#')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f || strchr("\"'<>\\`", *p) != NULL)
+			return false;
 	return true;
 }

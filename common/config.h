@@ -33,6 +33,7 @@ struct config {
 	int request_timeout; /* seconds for a whole request to arrive (and a reply to leave) */
 	int max_connections; /* open client connections per worker process */
 	char *log_level;
+	char *portal_url; /* linked from the login page; NULL: no link */
 
 	/* [trust] */
 	char *ca_file;

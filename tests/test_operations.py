@@ -31,6 +31,10 @@ def test_config_test_accepts_a_good_file(certregd, db):
     (lambda c: c["trust"].update(clock_skew="-5"), r":\d+: clock_skew: -5 is out of range"),
     (lambda c: c["trust"].update(ca_file="/nonexistent/ca.pem"), r"/nonexistent/ca.pem"),
     (lambda c: c["server"].update(tls_cert="/etc/hostname"), r":\d+: tls_cert /etc/hostname"),
+    (lambda c: c["server"].update(portal_url="javascript:alert(1)"),
+     r":\d+: portal_url: not an http:// or https:// URL"),
+    (lambda c: c["server"].update(portal_url='https://portal.example/"><script>'),
+     r":\d+: portal_url: not an http:// or https:// URL"),
 ])
 def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate, expect):
     d = certregd(db)
