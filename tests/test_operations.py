@@ -199,6 +199,47 @@ def test_broken_config_on_sighup_keeps_serving(certregd, db, pki):
     d.conf_path.write_text(good)
 
 
+JOURNAL_PRIORITY = {"error": 3, "warn": 4, "info": 6, "debug": 7}
+
+
+def logged_lines(d):
+    return [line for line in d.log().splitlines() if "level=" in line]
+
+
+def test_log_lines_carry_journald_priority_on_the_journal_stream(certregd, db, pki):
+    """Under systemd (stderr = the journal stream named by $JOURNAL_STREAM)
+    every line starts with its sd-daemon(3) priority, so `journalctl -p
+    warning` selects by level; anywhere else the lines have no prefix."""
+    server = {"trusted_proxies": "192.0.2.1/32", "log_level": "debug"}
+    journal = certregd(db, server=server, journal_stream=True)
+    plain = certregd(db, server=server)
+    for d in (journal, plain):
+        # A certificate header from an address not in trusted_proxies: warn.
+        assert d.get("/v1/auth", headers={"X-SSL-Client-Cert": "x"}).status == 403
+        d.verify_bundle(open(pki.leaf("expired")["chain"]).read())
+        good = d.conf_path.read_text()
+        d.conf_path.write_text(good + "\n[trust]\nbogus = 1\n")
+        d.reload()  # refused: error
+        deadline = time.monotonic() + 10
+        while "event=reload_failed" not in d.log():
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.1)
+        d.conf_path.write_text(good)
+    seen = set()
+    for line in logged_lines(journal):
+        m = re.match(r"^<(\d)>level=(\w+) pid=\d+ ", line)
+        assert m, line
+        assert int(m.group(1)) == JOURNAL_PRIORITY[m.group(2)], line
+        seen.add(m.group(2))
+    assert seen == {"error", "warn", "info", "debug"}, journal.log()
+    assert any(line.startswith("<4>") and "event=untrusted_cert_header" in line
+               for line in logged_lines(journal))
+    assert any(line.startswith("<3>") and "event=reload_failed" in line
+               for line in logged_lines(journal))
+    lines = logged_lines(plain)
+    assert lines and all(re.match(r"^level=\w+ pid=\d+ ", line) for line in lines), plain.log()
+
+
 def worker_pids(d):
     """The supervisor's children: its workers."""
     pids = []
