@@ -4,7 +4,8 @@
  * Owns one shared anonymous mapping, made by the supervisor before it forks,
  * with one slot per worker. A worker writes only its own slot; whichever
  * worker answers GET /metrics sums them all, so a scrape sees the whole
- * daemon whatever process it lands on.
+ * daemon whatever process it lands on. Also the process_* family and
+ * certreg_build_info of the Prometheus conventions.
  */
 #ifndef CERTREG_METRICS_H
 #define CERTREG_METRICS_H
@@ -37,11 +38,14 @@ struct metrics_slot {
 	uint64_t connections_accepted;
 	uint64_t connections_cap_dropped;
 	uint64_t connections_timed_out;
+	uint64_t pid; /* of the worker using the slot; may be a dead one's */
 };
 
 /* Maps the slots; call once before forking workers. */
 bool metrics_init(int workers) __attribute__((warn_unused_result));
 struct metrics_slot *metrics_slot(int worker);
+/* The calling worker takes slot: its process counts in process_*. */
+void metrics_worker_attach(struct metrics_slot *slot);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
 /* Appends the Prometheus text exposition of all slots and of store. */
 void metrics_render(struct evbuffer *out, const struct verify_store *store);
