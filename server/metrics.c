@@ -239,8 +239,6 @@ static void metrics_render_process(struct evbuffer *out)
 {
 	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
 	uint64_t cpu = 0, rss = 0, high;
-	pid_t seen[256];
-	int nseen = 0;
 	long fds = -1;
 	struct metrics_proc p;
 	struct rlimit nofile;
@@ -256,26 +254,29 @@ static void metrics_render_process(struct evbuffer *out)
 		pid_t pid = (pid_t)__atomic_load_n(&metrics_slots[w].pid, __ATOMIC_RELAXED);
 		bool dup = pid == 0 || pid == metrics_supervisor;
 
-		for (int i = 0; i < nseen && !dup; i++)
-			dup = seen[i] == pid;
 		/* A slot keeps the pid of a worker that died: the parent check
-		 * skips it, and whatever process reused the pid. */
+		 * skips it, and whatever process reused the pid; a new worker
+		 * with a dead one's pid is counted once. */
+		for (int i = 0; i < w && !dup; i++)
+			dup =
+			    (pid_t)__atomic_load_n(&metrics_slots[i].pid, __ATOMIC_RELAXED) == pid;
 		if (dup || !metrics_proc_read(pid, metrics_supervisor, false, &p))
 			continue;
-		if (nseen < (int)(sizeof(seen) / sizeof(seen[0])))
-			seen[nseen++] = pid;
 		cpu += p.cpu_ticks;
 		rss += p.rss_pages;
 		if (p.open_fds > fds)
 			fds = p.open_fds;
 	}
-	high = __atomic_load_n(&metrics_shared->cpu_ticks, __ATOMIC_RELAXED);
-	while (cpu > high &&
-	       !__atomic_compare_exchange_n(&metrics_shared->cpu_ticks, &high, cpu, false,
-	                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
-	if (high > cpu)
-		cpu = high;
+	/* NULL only in a process that never called metrics_init. */
+	if (metrics_shared != NULL) {
+		high = __atomic_load_n(&metrics_shared->cpu_ticks, __ATOMIC_RELAXED);
+		while (cpu > high &&
+		       !__atomic_compare_exchange_n(&metrics_shared->cpu_ticks, &high, cpu, false,
+		                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		if (high > cpu)
+			cpu = high;
+	}
 	evbuffer_add_printf(out,
 	                    "# HELP process_cpu_seconds_total User and system CPU time of the "
 	                    "supervisor and all its workers, past and present, in seconds.\n"
