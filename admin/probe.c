@@ -13,9 +13,11 @@
  *               certregd's /readyz or /metrics), or the probe's own setup
  *               failed (a URL it cannot use, a --cacert it cannot read);
  *   0 OK        otherwise.
- * The times come from the gauges certreg_crl_next_update_seconds,
- * certreg_crl_this_update_seconds{issuer=...} and
- * certreg_trust_anchor_not_after_seconds{subject=...} (Unix time). The
+ * The times come from the gauges
+ * certreg_crl_next_update_timestamp_seconds,
+ * certreg_crl_this_update_timestamp_seconds{issuer=...} and
+ * certreg_trust_anchor_not_after_timestamp_seconds{subject=...} (Unix
+ * time). The
  * transfer is httpget.c's.
  */
 #include <math.h>
@@ -187,9 +189,9 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 		probe_append(r.msg, sizeof(r.msg), ", out of memory");
 		goto out;
 	}
-	probe_parse_metric(body, "certreg_crl_next_update_seconds", &g[0]);
-	probe_parse_metric(body, "certreg_crl_this_update_seconds", &g[1]);
-	probe_parse_metric(body, "certreg_trust_anchor_not_after_seconds", &g[2]);
+	probe_parse_metric(body, "certreg_crl_next_update_timestamp_seconds", &g[0]);
+	probe_parse_metric(body, "certreg_crl_this_update_timestamp_seconds", &g[1]);
+	probe_parse_metric(body, "certreg_trust_anchor_not_after_timestamp_seconds", &g[2]);
 	now = time(NULL);
 	probe_judge_crls(&g[0], &g[1], now, &r);
 	probe_judge_anchors(&g[2], now, warn_days, &r);

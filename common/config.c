@@ -34,6 +34,7 @@ enum config_type {
 	CT_REVOCATION,
 	CT_RENEWAL,
 	CT_LOG_LEVEL,
+	CT_URL,
 };
 
 struct config_entry {
@@ -69,6 +70,7 @@ static const struct config_entry config_table[] = {
     {"server", "handshake_timeout", CT_INT, F(handshake_timeout), "10", 1, 3600, true, 0},
     {"server", "header_timeout", CT_INT, F(header_timeout), "5", 1, 3600, true, 0},
     {"server", "log_level", CT_LOG_LEVEL, F(log_level), "info", 0, 0, true, 0},
+    {"server", "portal_url", CT_URL, F(portal_url), NULL, 0, 0, true, 0},
 
     {"trust", "ca_file", CT_STRING, F(ca_file), NULL, 0, 0, true, LINE(line_ca_file)},
     {"trust", "intermediates_file", CT_STRING, F(intermediates_file), NULL, 0, 0, true,
@@ -119,6 +121,7 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
                               size_t errlen);
 static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
                               uid_t uid, bool secret, char *err, size_t errlen);
+static bool config_url_valid(const char *value);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -167,7 +170,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
 		char *base = (char *)cfg + e->offset;
-		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL)
+		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL)
 			free(*(char **)(void *)base);
 		else if (e->type == CT_CIDRS)
 			cidr_list_free((struct cidr_list *)(void *)base);
@@ -378,6 +381,23 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 		*(char **)field = strdup(value);
 		return *(char **)field != NULL;
 	}
+	case CT_URL: {
+		char *copy;
+		if (!config_url_valid(value)) {
+			snprintf(err, errlen,
+			         "not an http:// or https:// URL with a host (no spaces, quotes, "
+			         "angle brackets or control characters)");
+			return false;
+		}
+		copy = strdup(value);
+		if (copy == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return true;
+	}
 	case CT_INT:
 		if (!config_parse_long(value, e->min, e->max, &v, err, errlen))
 			return false;
@@ -556,5 +576,30 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
 		         st->st_mode & 07777);
 		return false;
 	}
+	return true;
+}
+
+/*
+ * A URL the daemon puts into an href for every user (portal_url): only http
+ * and https, so no javascript: or data: link, with a host, and none of the
+ * characters that could end the attribute or the tag or hide in a log line,
+ * even though the page escapes them too. The value is otherwise the
+ * operator's to get right.
+ */
+static bool config_url_valid(const char *value)
+{
+	const char *host;
+
+	if (strncasecmp(value, "https://", 8) == 0)
+		host = value + 8;
+	else if (strncasecmp(value, "http://", 7) == 0)
+		host = value + 7;
+	else
+		return false;
+	if (*host == '\0' || *host == '/' || *host == '?' || *host == '#')
+		return false;
+	for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+		if (*p <= 0x20 || *p == 0x7f || strchr("\"'<>\\`", *p) != NULL)
+			return false;
 	return true;
 }

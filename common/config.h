@@ -38,6 +38,7 @@ struct config {
 	int handshake_timeout;   /* seconds for a TLS handshake on listen_tls */
 	int header_timeout;      /* seconds for a header block on listen_tls */
 	char *log_level;
+	char *portal_url; /* linked from the login page; NULL: no link */
 
 	/* [trust] */
 	char *ca_file;

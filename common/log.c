@@ -2,13 +2,18 @@
  * log.c - logfmt lines to stderr or syslog.
  *
  * One write(2) per line so lines from several worker processes sharing
- * stderr never interleave mid-line.
+ * stderr never interleave mid-line. When stderr is a journald stream the
+ * line starts with its syslog priority ("<3>" ...), which journald strips
+ * and keeps as PRIORITY, so `journalctl -p warning` finds the warnings.
  */
 #include "log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -16,11 +21,15 @@ static const char *log_names[] = {"error", "warn", "info", "debug"};
 static const int log_syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
 static bool log_to_stderr = true;
+static bool log_prefix_priority;
 static enum log_level log_threshold = LOG_LEVEL_INFO;
+
+static bool log_stderr_is_journal(void);
 
 void log_init(const char *progname, bool to_stderr)
 {
 	log_to_stderr = to_stderr;
+	log_prefix_priority = to_stderr && log_stderr_is_journal();
 	if (!to_stderr)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -49,7 +58,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 	if (level > log_threshold)
 		return;
-	n = snprintf(line, sizeof(line), "level=%s pid=%d ", log_names[level], (int)getpid());
+	/* The "<N>" of sd-daemon(3): SD_ERR is LOG_ERR and so on. */
+	n = log_prefix_priority ? snprintf(line, sizeof(line), "<%d>", log_syslog_prio[level]) : 0;
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "level=%s pid=%d ", log_names[level],
+	              (int)getpid());
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -86,4 +98,24 @@ const char *log_quote(const char *s, char *buf, size_t len)
 	buf[o++] = '"';
 	buf[o] = '\0';
 	return buf;
+}
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEV:INO" of the stream it connected to
+ * stdout/stderr (systemd.exec(5)). Only when that is still our stderr (not
+ * redirected by a wrapper or a shell in between) does journald read the
+ * prefix; anywhere else it would be noise in the line.
+ */
+static bool log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	uintmax_t dev, ino;
+	struct stat st;
+	char end;
+
+	if (env == NULL || sscanf(env, "%ju:%ju%c", &dev, &ino, &end) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) != 0)
+		return false;
+	return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
 }

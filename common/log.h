@@ -2,7 +2,8 @@
  * log.h - one event per line, logfmt, with a level.
  *
  * Owns where log lines go (stderr in the foreground and under systemd,
- * syslog otherwise) and their prefix (level, pid). Callers write the rest as
+ * syslog otherwise) and their prefix (level, pid; and the journald
+ * priority "<N>" when stderr is the journal, see log_init). Callers write the rest as
  * key=value pairs and quote free text with log_quote. Never log a PEM, a
  * private key, a password or a full conninfo.
  */
@@ -14,6 +15,9 @@
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
+/* to_stderr: log to stderr, each line prefixed with its syslog priority
+ * ("<3>level=error ...") when $JOURNAL_STREAM names stderr's device and
+ * inode; else to syslog. Call again after stderr changes. */
 void log_init(const char *progname, bool to_stderr);
 void log_set_level(enum log_level level);
 bool log_level_parse(const char *name, enum log_level *out);

@@ -1,9 +1,10 @@
 /*
  * outcome.c - the table of decision codes and their user-facing texts.
  *
- * Owns every message and hint a user sees, in zh-CN and English. The daemon
- * renders them into JSON and HTML; certreg-admin prints the codes. Adding an
- * outcome means adding a row here and nowhere else.
+ * Owns every message and hint a user sees, in zh-CN and English, and the
+ * labels of the login page around them. The daemon renders them into JSON
+ * and HTML (render.c); certreg-admin prints the codes. Adding an outcome or
+ * a label means adding a row here and nowhere else.
  */
 #include "outcome.h"
 
@@ -108,11 +109,34 @@ static const struct outcome_info outcome_table[OUTCOME_COUNT] = {
                                      {"请稍后重试。", "Please try again in a moment."}},
 };
 
+static const char *const outcome_texts[OUTCOME_TEXT_COUNT][2] = {
+    [OUTCOME_TEXT_TITLE] = {"证书登录", "Certificate login"},
+    [OUTCOME_TEXT_UNIT] = {"单位", "Unit"},
+    [OUTCOME_TEXT_OFFICE] = {"管理部", "Management office"},
+    [OUTCOME_TEXT_CERTIFICATE] = {"证书", "Certificate"},
+    [OUTCOME_TEXT_VALIDITY] = {"有效期", "Valid"},
+    [OUTCOME_TEXT_SERVER_TIME] = {"服务器时间", "Server time"},
+    [OUTCOME_TEXT_BEIJING_TIME] = {"北京时间", "Beijing time (UTC+8)"},
+    [OUTCOME_TEXT_KEY_ID] = {"密钥标识", "Key id"},
+    [OUTCOME_TEXT_KEY_ID_NOTE] = {"办理关联开通时，请将此密钥标识告知管理部工作人员。",
+                                  "Give this key id to the management office staff when you "
+                                  "have the key associated."},
+    [OUTCOME_TEXT_BACK_TO_PORTAL] = {"返回门户", "Back to the portal"},
+    [OUTCOME_TEXT_EXPIRING] = {"（剩余 %s 天，请及时更新证书）", " (%s days left: renew soon)"},
+};
+
 const struct outcome_info *outcome_info(outcome_t outcome)
 {
 	if ((unsigned)outcome >= OUTCOME_COUNT)
 		outcome = OUTCOME_SERVICE_UNAVAILABLE;
 	return &outcome_table[outcome];
+}
+
+const char *outcome_text(enum outcome_text text, enum outcome_lang lang)
+{
+	if ((unsigned)text >= OUTCOME_TEXT_COUNT)
+		return "";
+	return outcome_texts[text][lang == OUTCOME_LANG_EN ? 1 : 0];
 }
 
 const char *outcome_code(outcome_t outcome)

@@ -2,8 +2,9 @@
  * outcome.h - the decision codes of contract section 4, as data.
  *
  * Owns the one table of outcome codes, HTTP statuses and the zh-CN and
- * English messages and hints shown to users. Nothing else in certreg spells
- * a user-facing message. Used by the daemon (answers), the engine (result
+ * English messages and hints shown to users, and the table of the login
+ * page's labels beside it. Nothing else in certreg spells a user-facing
+ * message. Used by the daemon (answers), the engine (result
  * codes) and certreg-admin (cert check).
  */
 #ifndef CERTREG_OUTCOME_H
@@ -42,7 +43,25 @@ struct outcome_info {
 	const char *hint_office[2];
 };
 
+/* The login page's fixed texts (labels, notes, link texts). */
+enum outcome_text {
+	OUTCOME_TEXT_TITLE,
+	OUTCOME_TEXT_UNIT,
+	OUTCOME_TEXT_OFFICE,
+	OUTCOME_TEXT_CERTIFICATE,
+	OUTCOME_TEXT_VALIDITY,
+	OUTCOME_TEXT_SERVER_TIME,
+	OUTCOME_TEXT_BEIJING_TIME, /* follows every time shown */
+	OUTCOME_TEXT_KEY_ID,
+	OUTCOME_TEXT_KEY_ID_NOTE, /* why the user is shown the key id */
+	OUTCOME_TEXT_BACK_TO_PORTAL,
+	OUTCOME_TEXT_EXPIRING, /* a template: %s is the whole days left */
+	OUTCOME_TEXT_COUNT
+};
+
 const struct outcome_info *outcome_info(outcome_t outcome);
+/* A label of the login page in lang; never NULL. */
+const char *outcome_text(enum outcome_text text, enum outcome_lang lang);
 const char *outcome_code(outcome_t outcome);
 /* Parses a code name; false when it names no outcome. */
 bool outcome_from_code(const char *code, outcome_t *out);

@@ -3,13 +3,21 @@
  *
  * Counters are written with relaxed atomics by their one owner and read
  * racily by the renderer: a scrape may see a decision counted but its
- * latency not yet, which Prometheus tolerates.
+ * latency not yet, which Prometheus tolerates. The process_* family is
+ * read from /proc at scrape time, for the supervisor and the workers whose
+ * pids the slots hold (metrics_worker_attach).
  */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 /*
  * The last reload's result, written by the supervisor alone and read by
@@ -23,9 +31,27 @@ struct metrics_reload {
 	char reason[512];
 };
 
+/* Shared by every process, beside the slots. */
+struct metrics_shared {
+	/* The highest process CPU total rendered, in clock ticks: a worker's
+	 * time moves into the supervisor's cutime when it is reaped, and a
+	 * scrape that reads the two in between must not make the counter go
+	 * down (Prometheus would take it for a restart). */
+	uint64_t cpu_ticks;
+	struct metrics_reload reload;
+};
+
+struct metrics_proc {
+	uint64_t cpu_ticks; /* utime + stime (+ reaped children's when asked) */
+	uint64_t rss_pages;
+	long open_fds; /* -1 when the process's fd directory is not ours to read */
+};
+
+static struct metrics_shared *metrics_shared;
 static struct metrics_slot *metrics_slots;
-static struct metrics_reload *metrics_reload;
 static int metrics_workers;
+static pid_t metrics_supervisor; /* the process that called metrics_init */
+static time_t metrics_started;
 
 /* Upper bounds of the latency histogram, in microseconds. */
 static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
@@ -33,26 +59,30 @@ static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
 
 static void metrics_label(const char *in, char *out, size_t len);
 static void metrics_render_listeners(struct evbuffer *out);
+static void metrics_render_process(struct evbuffer *out);
+static bool metrics_proc_read(pid_t pid, pid_t parent, bool children, struct metrics_proc *out);
 
 bool metrics_init(int workers)
 {
-	size_t slots = (size_t)workers * sizeof(struct metrics_slot);
-	size_t size = slots + sizeof(struct metrics_reload);
+	/* The slots start at a multiple of 64 bytes, each in its own lines. */
+	size_t head = (sizeof(struct metrics_shared) + 63) / 64 * 64;
+	size_t size = head + (size_t)workers * sizeof(struct metrics_slot);
 	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return false;
 	memset(p, 0, size);
-	metrics_slots = (struct metrics_slot *)(void *)p;
-	/* slots is a multiple of the slot's 8-byte alignment. */
-	metrics_reload = (struct metrics_reload *)(void *)(p + slots);
+	metrics_shared = (struct metrics_shared *)(void *)p;
+	metrics_slots = (struct metrics_slot *)(void *)(p + head);
 	metrics_workers = workers;
+	metrics_supervisor = getpid();
+	metrics_started = time(NULL);
 	return true;
 }
 
 void metrics_reload_set(bool ok, const char *reason)
 {
-	struct metrics_reload *r = metrics_reload;
+	struct metrics_reload *r = metrics_shared != NULL ? &metrics_shared->reload : NULL;
 
 	if (r == NULL)
 		return;
@@ -64,7 +94,7 @@ void metrics_reload_set(bool ok, const char *reason)
 
 bool metrics_reload_failed(char *reason, size_t len)
 {
-	struct metrics_reload *r = metrics_reload;
+	struct metrics_reload *r = metrics_shared != NULL ? &metrics_shared->reload : NULL;
 	uint32_t before, after;
 	bool failed;
 
@@ -78,6 +108,11 @@ bool metrics_reload_failed(char *reason, size_t len)
 		after = __atomic_load_n(&r->seq, __ATOMIC_SEQ_CST);
 	} while ((before & 1) != 0 || before != after);
 	return failed;
+}
+
+void metrics_worker_attach(struct metrics_slot *slot)
+{
+	__atomic_store_n(&slot->pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
 }
 
 struct metrics_slot *metrics_slot(int worker)
@@ -180,25 +215,22 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	                    "files in force are not those on disk), else 0.\n"
 	                    "# TYPE certreg_reload_failing gauge\ncertreg_reload_failing %d\n",
 	                    metrics_reload_failed(label, sizeof(label)) ? 1 : 0);
+	metrics_label(CERTREG_VERSION, label, sizeof(label));
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_build_info The certreg version and the OpenSSL it "
+	                    "runs with; always 1.\n# TYPE certreg_build_info gauge\n"
+	                    "certreg_build_info{version=\"%s\",",
+	                    label);
+	metrics_label(OpenSSL_version(OPENSSL_VERSION_STRING), label, sizeof(label));
+	evbuffer_add_printf(out, "openssl=\"%s\"} 1\n", label);
+	metrics_render_process(out);
 	if (store == NULL)
 		return;
-	evbuffer_add_printf(out,
-	                    "# HELP certreg_crl_next_update_seconds nextUpdate of each loaded "
-	                    "CRL (Unix time).\n# TYPE certreg_crl_next_update_seconds gauge\n");
-	for (size_t i = 0; i < verify_store_crl_count(store); i++) {
-		char issuer[512];
-		time_t next;
-		if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
-			continue;
-		metrics_label(issuer, label, sizeof(label));
-		evbuffer_add_printf(out, "certreg_crl_next_update_seconds{issuer=\"%s\"} %lld\n",
-		                    label, (long long)next);
-	}
-	/* With nextUpdate, the CRL's validity period: `certreg-admin check`
+	/* With nextUpdate, each CRL's validity period: `certreg-admin check`
 	 * warns when a quarter of it is left. */
-	evbuffer_add_printf(out,
-	                    "# HELP certreg_crl_this_update_seconds thisUpdate of each loaded "
-	                    "CRL (Unix time).\n# TYPE certreg_crl_this_update_seconds gauge\n");
+	evbuffer_add_printf(out, "# HELP certreg_crl_this_update_timestamp_seconds thisUpdate of "
+	                         "each loaded CRL (Unix time).\n"
+	                         "# TYPE certreg_crl_this_update_timestamp_seconds gauge\n");
 	for (size_t i = 0; i < verify_store_crl_count(store); i++) {
 		char issuer[512];
 		time_t next, issued;
@@ -206,23 +238,190 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 		    !verify_store_crl_this_update(store, i, &issued))
 			continue;
 		metrics_label(issuer, label, sizeof(label));
-		evbuffer_add_printf(out, "certreg_crl_this_update_seconds{issuer=\"%s\"} %lld\n",
-		                    label, (long long)issued);
+		evbuffer_add_printf(
+		    out, "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\"} %lld\n", label,
+		    (long long)issued);
+	}
+	/* Each time twice: as *_timestamp_seconds, the Prometheus convention,
+	 * and under the first release's names, which existing alerts
+	 * read; those go in the next release. */
+	for (int deprecated = 0; deprecated <= 1; deprecated++) {
+		const char *name = deprecated ? "certreg_crl_next_update_seconds"
+		                              : "certreg_crl_next_update_timestamp_seconds";
+		evbuffer_add_printf(out,
+		                    "# HELP %s nextUpdate of each loaded CRL (Unix time)%s.\n"
+		                    "# TYPE %s gauge\n",
+		                    name,
+		                    deprecated ? "; deprecated, use "
+		                                 "certreg_crl_next_update_timestamp_seconds"
+		                               : "",
+		                    name);
+		for (size_t i = 0; i < verify_store_crl_count(store); i++) {
+			char issuer[512];
+			time_t next;
+			if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
+				continue;
+			metrics_label(issuer, label, sizeof(label));
+			evbuffer_add_printf(out, "%s{issuer=\"%s\"} %lld\n", name, label,
+			                    (long long)next);
+		}
+	}
+	for (int deprecated = 0; deprecated <= 1; deprecated++) {
+		const char *name = deprecated ? "certreg_trust_anchor_not_after_seconds"
+		                              : "certreg_trust_anchor_not_after_timestamp_seconds";
+		evbuffer_add_printf(out,
+		                    "# HELP %s notAfter of each trust anchor (Unix time)%s.\n"
+		                    "# TYPE %s gauge\n",
+		                    name,
+		                    deprecated ? "; deprecated, use "
+		                                 "certreg_trust_anchor_not_after_timestamp_seconds"
+		                               : "",
+		                    name);
+		for (size_t i = 0; i < verify_store_anchor_count(store); i++) {
+			char subject[512];
+			time_t not_after;
+			if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
+				continue;
+			metrics_label(subject, label, sizeof(label));
+			evbuffer_add_printf(out, "%s{subject=\"%s\"} %lld\n", name, label,
+			                    (long long)not_after);
+		}
+	}
+}
+
+/*
+ * The process_* family of the Prometheus client libraries, for the whole
+ * daemon rather than the worker that happens to answer: CPU and resident
+ * memory summed over the supervisor and its workers (CPU including workers
+ * already reaped), start time the supervisor's. Descriptors are per
+ * process (each worker has its own table and its own RLIMIT_NOFILE), so
+ * process_open_fds is the most any one process has open and
+ * process_max_fds that limit: their ratio is the alert. A process whose
+ * fd directory is not readable (certregd started as root with -u, which
+ * makes it undumpable) is left out of process_open_fds; the rendering
+ * worker always counts itself.
+ */
+static void metrics_render_process(struct evbuffer *out)
+{
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	uint64_t cpu = 0, rss = 0, high;
+	long fds = -1;
+	struct metrics_proc p;
+	struct rlimit nofile;
+
+	/* The supervisor first: a worker reaped between the two reads is then
+	 * missed once rather than counted twice (see metrics_shared). */
+	if (metrics_proc_read(metrics_supervisor, 0, true, &p)) {
+		cpu += p.cpu_ticks;
+		rss += p.rss_pages;
+		fds = p.open_fds;
+	}
+	for (int w = 0; w < metrics_workers; w++) {
+		pid_t pid = (pid_t)__atomic_load_n(&metrics_slots[w].pid, __ATOMIC_RELAXED);
+		bool dup = pid == 0 || pid == metrics_supervisor;
+
+		/* A slot keeps the pid of a worker that died: the parent check
+		 * skips it, and whatever process reused the pid; a new worker
+		 * with a dead one's pid is counted once. */
+		for (int i = 0; i < w && !dup; i++)
+			dup =
+			    (pid_t)__atomic_load_n(&metrics_slots[i].pid, __ATOMIC_RELAXED) == pid;
+		if (dup || !metrics_proc_read(pid, metrics_supervisor, false, &p))
+			continue;
+		cpu += p.cpu_ticks;
+		rss += p.rss_pages;
+		if (p.open_fds > fds)
+			fds = p.open_fds;
+	}
+	/* NULL only in a process that never called metrics_init. */
+	if (metrics_shared != NULL) {
+		high = __atomic_load_n(&metrics_shared->cpu_ticks, __ATOMIC_RELAXED);
+		while (cpu > high &&
+		       !__atomic_compare_exchange_n(&metrics_shared->cpu_ticks, &high, cpu, false,
+		                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		if (high > cpu)
+			cpu = high;
 	}
 	evbuffer_add_printf(out,
-	                    "# HELP certreg_trust_anchor_not_after_seconds notAfter of each trust "
-	                    "anchor (Unix time).\n# TYPE certreg_trust_anchor_not_after_seconds "
-	                    "gauge\n");
-	for (size_t i = 0; i < verify_store_anchor_count(store); i++) {
-		char subject[512];
-		time_t not_after;
-		if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
-			continue;
-		metrics_label(subject, label, sizeof(label));
+	                    "# HELP process_cpu_seconds_total User and system CPU time of the "
+	                    "supervisor and all its workers, past and present, in seconds.\n"
+	                    "# TYPE process_cpu_seconds_total counter\n"
+	                    "process_cpu_seconds_total %.2f\n"
+	                    "# HELP process_resident_memory_bytes Resident memory of the "
+	                    "supervisor and its workers, summed (pages shared since fork count "
+	                    "in each).\n"
+	                    "# TYPE process_resident_memory_bytes gauge\n"
+	                    "process_resident_memory_bytes %llu\n"
+	                    "# HELP process_start_time_seconds When the daemon started (Unix "
+	                    "time).\n"
+	                    "# TYPE process_start_time_seconds gauge\n"
+	                    "process_start_time_seconds %lld\n",
+	                    ticks > 0 ? (double)cpu / (double)ticks : 0.0,
+	                    (unsigned long long)rss * (unsigned long long)(page > 0 ? page : 4096),
+	                    (long long)metrics_started);
+	if (fds >= 0)
 		evbuffer_add_printf(out,
-		                    "certreg_trust_anchor_not_after_seconds{subject=\"%s\"} %lld\n",
-		                    label, (long long)not_after);
+		                    "# HELP process_open_fds Open file descriptors of the daemon "
+		                    "process that has the most.\n"
+		                    "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+		                    fds);
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
+		evbuffer_add_printf(out,
+		                    "# HELP process_max_fds The limit on open file descriptors of "
+		                    "each daemon process (RLIMIT_NOFILE).\n"
+		                    "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+		                    (unsigned long long)nofile.rlim_cur);
+}
+
+/*
+ * Reads /proc/PID/stat (and counts /proc/PID/fd): false when the process is
+ * gone or, with parent non-zero, is not parent's child. children adds the
+ * CPU time of the children it has reaped.
+ */
+static bool metrics_proc_read(pid_t pid, pid_t parent, bool children, struct metrics_proc *out)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long utime, stime, cutime, cstime, rss;
+	int ppid;
+	size_t n;
+	FILE *f;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return false;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* The command name, in parentheses, may hold spaces and ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL ||
+	    sscanf(p + 1,
+	           " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu %*d %*d %*d "
+	           "%*d %*u %*u %llu",
+	           &ppid, &utime, &stime, &cutime, &cstime, &rss) != 6)
+		return false;
+	if (parent != 0 && ppid != (int)parent)
+		return false;
+	out->cpu_ticks = utime + stime + (children ? cutime + cstime : 0);
+	out->rss_pages = rss;
+	out->open_fds = -1;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dir = opendir(path);
+	if (dir != NULL) {
+		struct dirent *e;
+		long count = 0;
+
+		while ((e = readdir(dir)) != NULL)
+			if (e->d_name[0] != '.')
+				count++;
+		closedir(dir);
+		/* Our own listing holds one descriptor of its own. */
+		out->open_fds = pid == getpid() ? count - 1 : count;
 	}
+	return true;
 }
 
 /* Per listener: open connections, and those refused or cut, by reason. */

@@ -4,7 +4,8 @@
  * Owns one shared anonymous mapping, made by the supervisor before it forks,
  * with one slot per worker. A worker writes only its own slot; whichever
  * worker answers GET /metrics sums them all, so a scrape sees the whole
- * daemon whatever process it lands on.
+ * daemon whatever process it lands on. Also the process_* family and
+ * certreg_build_info of the Prometheus conventions.
  */
 #ifndef CERTREG_METRICS_H
 #define CERTREG_METRICS_H
@@ -52,6 +53,7 @@ struct metrics_slot {
 	uint64_t connections_cap_dropped;
 	uint64_t connections_timed_out;
 	struct metrics_listener listeners[METRICS_LISTENERS];
+	uint64_t pid; /* of the worker using the slot; may be a dead one's */
 };
 
 /* Maps the slots; call once before forking workers. */
@@ -62,6 +64,8 @@ void metrics_reload_set(bool ok, const char *reason);
 /* True, with the reason, while the last reload failed. */
 bool metrics_reload_failed(char *reason, size_t len);
 struct metrics_slot *metrics_slot(int worker);
+/* The calling worker takes slot: its process counts in process_*. */
+void metrics_worker_attach(struct metrics_slot *slot);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
 /* Appends the Prometheus text exposition of all slots and of store. */
 void metrics_render(struct evbuffer *out, const struct verify_store *store);

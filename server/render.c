@@ -1,15 +1,36 @@
 /*
  * render.c - JSON and HTML renderings of a decision.
+ *
+ * Owns the layout of both; the words come from common/outcome.c (outcome
+ * messages and hints, and the page's labels). Called by routes.c once a
+ * decision is made. No I/O: it appends to an evbuffer.
  */
 #include "render.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void render_hint(const struct decision *d, enum outcome_lang lang, char *buf, size_t len);
 static void render_fill(char *buf, size_t len, const char *tmpl, const char **args, int nargs);
 static void render_html_escape(struct evbuffer *out, const char *s);
+static void render_html_term(struct evbuffer *out, enum outcome_text label, enum outcome_lang lang);
+static void render_html_time(struct evbuffer *out, time_t t, enum outcome_lang lang);
+static void render_html_key_id(struct evbuffer *out, const char *key_id, enum outcome_lang lang);
 static bool render_expiring(const struct decision *d, int expiry_warning_days);
+
+#define RENDER_BEIJING_OFFSET (8 * 3600)
+#define RENDER_KEY_ID_GROUP   4
+/* Fonts that carry Chinese on macOS, Windows, Linux and Android, most
+ * likely first; the page ships no font of its own. */
+#define RENDER_CSS                                                                                 \
+	"body{font-family:\"PingFang SC\",\"Hiragino Sans GB\",\"Microsoft YaHei\","               \
+	"\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\",sans-serif;"          \
+	"max-width:40em;margin:2em auto;padding:0 1em;line-height:1.5}"                            \
+	".code{color:#666;font-size:small}dt{font-weight:bold}"                                    \
+	"code{font-family:ui-monospace,Menlo,Consolas,\"Liberation Mono\",monospace}"              \
+	".kid-groups{font-size:1.2em;word-spacing:.3em}"                                           \
+	".kid{font-size:small;word-break:break-all;user-select:all}"
 
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  int expiry_warning_days)
@@ -79,36 +100,49 @@ void render_cert_fields(struct jsonw *w, const struct cert_summary *s)
 	jsonw_member(w, "sha256", s->sha256);
 }
 
+/*
+ * The page a browser gets on the TLS listener. The user reads it on a phone
+ * as often as on a PC, with whatever fonts the device has, and compares its
+ * times with the PC's clock (the CERT_EXPIRED and CERT_NOT_YET_VALID hints
+ * ask for that): so a viewport, a CJK font stack, and Beijing time. Every
+ * text comes from the outcome tables and everything inserted is escaped.
+ */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
-                 int expiry_warning_days)
+                 int expiry_warning_days, const char *portal_url)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;
-	bool zh = lang == OUTCOME_LANG_ZH;
-	char hint[1024], buf[64];
+	char hint[1024];
 
 	render_hint(d, lang, hint, sizeof(hint));
 	evbuffer_add_printf(out,
-	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">"
-	                    "<title>%s</title><style>body{font-family:sans-serif;max-width:40em;"
-	                    "margin:2em auto;padding:0 1em}.code{color:#666;font-size:small}"
-	                    "dt{font-weight:bold}</style></head><body>\n<h1>",
-	                    zh ? "zh-CN" : "en", zh ? "证书登录" : "Certificate login");
+	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n"
+	                    "<meta name=\"viewport\" content=\"width=device-width, "
+	                    "initial-scale=1\">\n<title>",
+	                    lang == OUTCOME_LANG_EN ? "en" : "zh-CN");
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_TITLE, lang));
+	evbuffer_add_printf(out, "</title>\n<style>%s</style></head><body>\n<h1>", RENDER_CSS);
 	render_html_escape(out, info->message[lang]);
-	evbuffer_add_printf(out, "</h1>\n<p class=\"code\">%s</p>\n", info->code);
+	evbuffer_add_printf(out, "</h1>\n<p class=\"code\">");
+	render_html_escape(out, info->code);
+	evbuffer_add_printf(out, "</p>\n");
 	if (hint[0] != '\0') {
 		evbuffer_add_printf(out, "<p>");
 		render_html_escape(out, hint);
 		evbuffer_add_printf(out, "</p>\n");
 	}
 	evbuffer_add_printf(out, "<dl>\n");
+	if (d->outcome == OUTCOME_KEY_NOT_APPROVED && d->vr.has_leaf)
+		render_html_key_id(out, d->vr.leaf.key_id, lang);
 	if (d->has_answer && a->has_unit) {
-		evbuffer_add_printf(out, "<dt>%s</dt><dd>", zh ? "单位" : "Unit");
+		render_html_term(out, OUTCOME_TEXT_UNIT, lang);
 		render_html_escape(out, a->unit_name);
-		evbuffer_add_printf(out, " (%s)</dd>\n", a->registration_no);
+		evbuffer_add_printf(out, " (");
+		render_html_escape(out, a->registration_no);
+		evbuffer_add_printf(out, ")</dd>\n");
 	}
 	if (d->has_answer && a->has_office) {
-		evbuffer_add_printf(out, "<dt>%s</dt><dd>", zh ? "管理部" : "Management office");
+		render_html_term(out, OUTCOME_TEXT_OFFICE, lang);
 		render_html_escape(out, a->office_name);
 		evbuffer_add_printf(out, "<br>");
 		render_html_escape(out, a->office_address);
@@ -117,23 +151,99 @@ void render_html(struct evbuffer *out, const struct decision *d, enum outcome_la
 		evbuffer_add_printf(out, "</dd>\n");
 	}
 	if (d->vr.has_leaf) {
-		char nb[32], na[32];
-		certinfo_rfc3339(d->vr.leaf.not_before, nb, sizeof(nb));
-		certinfo_rfc3339(d->vr.leaf.not_after, na, sizeof(na));
-		evbuffer_add_printf(out, "<dt>%s</dt><dd>", zh ? "证书" : "Certificate");
+		render_html_term(out, OUTCOME_TEXT_CERTIFICATE, lang);
 		render_html_escape(out, d->vr.leaf.subject);
-		evbuffer_add_printf(out, "</dd>\n<dt>%s</dt><dd>%s — %s", zh ? "有效期" : "Valid",
-		                    nb, na);
-		if (render_expiring(d, expiry_warning_days))
-			evbuffer_add_printf(out,
-			                    zh ? "（剩余 %ld 天，请及时更新证书）"
-			                       : " (%ld days left: renew soon)",
-			                    d->vr.leaf.days_left);
+		evbuffer_add_printf(out, "</dd>\n");
+		render_html_term(out, OUTCOME_TEXT_VALIDITY, lang);
+		render_html_time(out, d->vr.leaf.not_before, lang);
+		evbuffer_add_printf(out, " — ");
+		render_html_time(out, d->vr.leaf.not_after, lang);
+		if (render_expiring(d, expiry_warning_days)) {
+			char days[24], text[128];
+			const char *args[1] = {days};
+
+			snprintf(days, sizeof(days), "%ld", d->vr.leaf.days_left);
+			render_fill(text, sizeof(text), outcome_text(OUTCOME_TEXT_EXPIRING, lang),
+			            args, 1);
+			render_html_escape(out, text);
+		}
 		evbuffer_add_printf(out, "</dd>\n");
 	}
-	certinfo_rfc3339(d->now, buf, sizeof(buf));
-	evbuffer_add_printf(out, "<dt>%s</dt><dd>%s</dd>\n</dl>\n</body></html>\n",
-	                    zh ? "服务器时间" : "Server time", buf);
+	render_html_term(out, OUTCOME_TEXT_SERVER_TIME, lang);
+	render_html_time(out, d->now, lang);
+	evbuffer_add_printf(out, "</dd>\n</dl>\n");
+	if (portal_url != NULL && portal_url[0] != '\0') {
+		evbuffer_add_printf(out, "<p class=\"back\"><a href=\"");
+		render_html_escape(out, portal_url);
+		evbuffer_add_printf(out, "\">");
+		render_html_escape(out, outcome_text(OUTCOME_TEXT_BACK_TO_PORTAL, lang));
+		evbuffer_add_printf(out, "</a></p>\n");
+	}
+	evbuffer_add_printf(out, "</body></html>\n");
+}
+
+void render_beijing_time(time_t t, char *buf, size_t len)
+{
+	/* China has kept UTC+8 all year since 1991: a fixed offset, not the
+	 * server's TZ, which is UTC on most servers. */
+	time_t local = t + RENDER_BEIJING_OFFSET;
+	struct tm tm;
+
+	if (gmtime_r(&local, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "%lld", (long long)t);
+}
+
+void render_key_id_groups(const char *key_id, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (len == 0)
+		return;
+	for (size_t i = 0; key_id[i] != '\0'; i++) {
+		bool space = i > 0 && i % RENDER_KEY_ID_GROUP == 0;
+
+		if (o + 1 + space >= len)
+			break;
+		if (space)
+			buf[o++] = ' ';
+		buf[o++] = key_id[i];
+	}
+	buf[o] = '\0';
+}
+
+/* A <dt> with its label and the opening <dd>. */
+static void render_html_term(struct evbuffer *out, enum outcome_text label, enum outcome_lang lang)
+{
+	evbuffer_add_printf(out, "<dt>");
+	render_html_escape(out, outcome_text(label, lang));
+	evbuffer_add_printf(out, "</dt><dd>");
+}
+
+/* A time in Beijing time for the reader, UTC in datetime for machines. */
+static void render_html_time(struct evbuffer *out, time_t t, enum outcome_lang lang)
+{
+	char utc[32], beijing[32];
+
+	certinfo_rfc3339(t, utc, sizeof(utc));
+	render_beijing_time(t, beijing, sizeof(beijing));
+	evbuffer_add_printf(out, "<time datetime=\"%s\">%s</time> ", utc, beijing);
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_BEIJING_TIME, lang));
+}
+
+/* The key id, for the counter staff who bind it: grouped by four to read
+ * aloud over the phone, and whole (selected by one click) to copy. */
+static void render_html_key_id(struct evbuffer *out, const char *key_id, enum outcome_lang lang)
+{
+	char groups[CERTINFO_HEX256_LEN + CERTINFO_HEX256_LEN / RENDER_KEY_ID_GROUP];
+
+	render_key_id_groups(key_id, groups, sizeof(groups));
+	render_html_term(out, OUTCOME_TEXT_KEY_ID, lang);
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_KEY_ID_NOTE, lang));
+	evbuffer_add_printf(out, "<br><code class=\"kid-groups\">");
+	render_html_escape(out, groups);
+	evbuffer_add_printf(out, "</code><br><code class=\"kid\">");
+	render_html_escape(out, key_id);
+	evbuffer_add_printf(out, "</code></dd>\n");
 }
 
 /* The outcome's hint; for KEY_NOT_APPROVED it names the office when known. */
@@ -175,11 +285,12 @@ static bool render_expiring(const struct decision *d, int expiry_warning_days)
 	       d->vr.leaf.not_after - d->now < (time_t)expiry_warning_days * 86400;
 }
 
-/* Copies s with & < > " as entities; the runs between them in one piece. */
+/* Copies s with & < > " ' as entities (safe in text and in quoted
+ * attributes); the runs between them in one piece. */
 static void render_html_escape(struct evbuffer *out, const char *s)
 {
 	for (;;) {
-		size_t run = strcspn(s, "<>&\"");
+		size_t run = strcspn(s, "<>&\"'");
 
 		evbuffer_add(out, s, run);
 		s += run;
@@ -194,6 +305,9 @@ static void render_html_escape(struct evbuffer *out, const char *s)
 			break;
 		case '&':
 			evbuffer_add(out, "&amp;", 5);
+			break;
+		case '\'':
+			evbuffer_add(out, "&#39;", 5);
 			break;
 		default: /* '"' */
 			evbuffer_add(out, "&quot;", 6);

@@ -337,6 +337,8 @@ static void routes_decided(struct decision *d, void *arg)
 	struct worker *w = d->worker;
 	const struct outcome_info *info = outcome_info(d->outcome);
 	int status = info->http_status;
+	/* evbuffer_free does not take NULL: out of memory is a bare 500. */
+	struct evbuffer *out = evbuffer_new();
 
 	http_reply_header(call->req, "Cache-Control", "no-store");
 	if (d->outcome == OUTCOME_SERVICE_UNAVAILABLE)
@@ -350,20 +352,17 @@ static void routes_decided(struct decision *d, void *arg)
 	}
 	if (call->kind == ROUTE_VERIFY && d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
 		status = 200;
-	if (call->html) {
-		struct evbuffer *out = evbuffer_new();
-		render_html(out, d, call->lang, w->cfg->expiry_warning_days);
+	if (out == NULL)
+		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
+	else if (call->html) {
+		render_html(out, d, call->lang, w->cfg->expiry_warning_days, w->cfg->portal_url);
 		http_reply_buffer(call->req, status, "text/html; charset=utf-8", out);
+	} else if (render_json(out, d, call->lang, w->cfg->expiry_warning_days))
+		http_reply_buffer(call->req, status, "application/json; charset=utf-8", out);
+	else
+		http_reply(call->req, 500, "application/json; charset=utf-8", NULL, 0);
+	if (out != NULL)
 		evbuffer_free(out);
-	} else {
-		struct evbuffer *out = evbuffer_new();
-		if (out != NULL && render_json(out, d, call->lang, w->cfg->expiry_warning_days))
-			http_reply_buffer(call->req, status, "application/json; charset=utf-8",
-			                  out);
-		else
-			http_reply(call->req, 500, "application/json; charset=utf-8", NULL, 0);
-		evbuffer_free(out);
-	}
 	w->inflight--;
 	free(call);
 }

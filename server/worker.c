@@ -36,6 +36,7 @@ int worker_run(const struct worker_setup *setup)
 	w.store = setup->store;
 	w.tls_ctx = setup->tls_ctx;
 	w.metrics = metrics_slot(setup->slot);
+	metrics_worker_attach(w.metrics);
 	signal(SIGPIPE, SIG_IGN);
 	w.base = event_base_new();
 	if (w.base == NULL)

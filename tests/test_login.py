@@ -4,10 +4,14 @@ Real TLS handshakes with Python's ssl module, curl and openssl s_client.
 The handshake must complete whatever certificate is presented (or none):
 the answer, not a TLS alert, tells the user what is wrong.
 """
+import datetime
+import html
 import json
+import re
 import socket
 import ssl
 import subprocess
+import time
 
 from fixtures.cli import admin
 from fixtures.daemon import give_to_daemon_user, open_for_daemon_user
@@ -122,6 +126,84 @@ def test_browser_gets_a_chinese_page(certregd, db, pki):
     assert "服务器时间" in page
     status, body, _, _ = login(d, pki, "ec-ok", accept="text/html", lang="en")
     assert "This key has not been approved" in body.decode()
+
+
+def not_after(pem):
+    """The certificate's notAfter (UTC), as openssl reads it."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", pem],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    when = datetime.datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y GMT")
+    return when.replace(tzinfo=datetime.timezone.utc)
+
+
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def test_page_shows_beijing_time_and_fits_a_phone(certregd, db, pki):
+    """Contract 5: times in Beijing time (the hints ask the user to compare
+    with the PC's clock), a viewport for phones, a CJK font stack."""
+    bind(db, pki, "rsa-ok")
+    d = certregd(db)
+    status, body, _, _ = login(d, pki, "rsa-ok", accept="text/html")
+    page = body.decode()
+    assert status == 200
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    fonts = re.search(r"font-family:([^;}]*)", page).group(1)
+    assert fonts.split(",") == ['"PingFang SC"', '"Hiragino Sans GB"', '"Microsoft YaHei"',
+                                '"Noto Sans CJK SC"', '"Source Han Sans SC"',
+                                '"WenQuanYi Micro Hei"', "sans-serif"]
+    end = not_after(pki.leaf("rsa-ok")["pem"]) + datetime.timedelta(hours=8)
+    assert f">{end:%Y-%m-%d %H:%M:%S}</time> 北京时间" in page, page
+    # Server time: the Beijing text is the datetime attribute's UTC + 8 h.
+    m = re.search(r'<dt>服务器时间</dt><dd><time datetime="([^"]+)">([^<]+)</time> 北京时间', page)
+    assert m, page
+    utc = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert abs(utc.timestamp() - time.time()) < 120
+    assert m.group(2) == utc.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+    # No raw UTC time outside the machine-readable attributes.
+    assert not re.search(r">[^<]*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", page)
+    status, body, _, _ = login(d, pki, "rsa-ok", accept="text/html", lang="en")
+    assert f">{end:%Y-%m-%d %H:%M:%S}</time> Beijing time (UTC+8)" in body.decode()
+
+
+def test_page_shows_the_key_id_when_not_approved(certregd, db, pki):
+    """Counter staff bind the key by its id: the refused user can read it
+    out (groups of four) or copy it (whole)."""
+    bind(db, pki, "rsa-ok")
+    d = certregd(db)
+    kid = pki.leaf("ec-ok")["key_id"]
+    status, body, _, _ = login(d, pki, "ec-ok", accept="text/html")
+    page = body.decode()
+    assert status == 403 and "KEY_NOT_APPROVED" in page
+    assert "<dt>密钥标识</dt>" in page
+    assert f'<code class="kid">{kid}</code>' in page
+    grouped = " ".join(kid[i:i + 4] for i in range(0, 64, 4))
+    assert f'<code class="kid-groups">{grouped}</code>' in page
+    # The same id the JSON answer and certreg-admin use.
+    status, body, _, _ = login(d, pki, "ec-ok")
+    assert json.loads(body)["key_id"] == kid
+    # An approved key's page does not show it.
+    status, body, _, _ = login(d, pki, "rsa-ok", accept="text/html")
+    assert "密钥标识" not in body.decode()
+    assert pki.leaf("rsa-ok")["key_id"] not in body.decode()
+
+
+PORTAL = "https://portal.example.gov.cn/login?from=certreg&lang=zh"
+
+
+def test_page_links_back_to_portal_url_when_configured(certregd, db, pki):
+    with_link = certregd(db, server={"portal_url": PORTAL})
+    without = certregd(db)
+    status, body, _, _ = login(with_link, pki, "ec-ok", accept="text/html")
+    page = body.decode()
+    links = re.findall(r'<a href="([^"]*)">([^<]*)</a>', page)
+    assert links == [(html.escape(PORTAL), "返回门户")], page
+    assert html.unescape(links[0][0]) == PORTAL
+    status, body, _, _ = login(with_link, pki, None, accept="text/html", lang="en")
+    assert f'<a href="{html.escape(PORTAL)}">Back to the portal</a>' in body.decode()
+    status, body, _, _ = login(without, pki, "ec-ok", accept="text/html")
+    assert "<a " not in body.decode() and "返回门户" not in body.decode()
 
 
 def test_curl_with_client_certificate(certregd, db, pki):

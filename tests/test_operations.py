@@ -34,6 +34,10 @@ def test_config_test_accepts_a_good_file(certregd, db):
     (lambda c: c["trust"].update(clock_skew="-5"), r":\d+: clock_skew: -5 is out of range"),
     (lambda c: c["trust"].update(ca_file="/nonexistent/ca.pem"), r"/nonexistent/ca.pem"),
     (lambda c: c["server"].update(tls_cert="/etc/hostname"), r":\d+: tls_cert /etc/hostname"),
+    (lambda c: c["server"].update(portal_url="javascript:alert(1)"),
+     r":\d+: portal_url: not an http:// or https:// URL"),
+    (lambda c: c["server"].update(portal_url='https://portal.example/"><script>'),
+     r":\d+: portal_url: not an http:// or https:// URL"),
 ])
 def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate, expect):
     d = certregd(db)
@@ -87,23 +91,169 @@ def test_root_without_user_is_refused(certregd, db):
     assert p.returncode == 1 and "refusing to run as root" in p.stderr
 
 
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
+SAMPLE = re.compile(rf"^({NAME})(?:\{{((?:{LABEL},)*(?:{LABEL})?)\}})? (\S+)$")
+
+
+def parse_exposition(text):
+    """Parses the Prometheus text format (0.0.4) strictly: every line a HELP,
+    a TYPE or a sample; HELP and TYPE once per family and before its samples;
+    a family's samples together; no series twice; counters named *_total;
+    histograms with sorted cumulative buckets ending in +Inf == _count.
+    Returns {family: {"type", "help", "samples": {(name, labels): value}}}."""
+    assert text.endswith("\n") and "\n\n" not in text
+    families, done, current = {}, set(), None
+
+    def family_of(name):
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name[:-len(suffix)]
+            if name.endswith(suffix) and families.get(base, {}).get("type") == "histogram":
+                return base
+        return name
+
+    for line in text.splitlines():
+        if line.startswith("#"):
+            m = re.match(rf"^# (HELP|TYPE) ({NAME}) (.+)$", line)
+            assert m, line
+            kind, name, rest = m.groups()
+            fam = families.setdefault(name, {"samples": {}})
+            assert kind.lower() not in fam, f"second {kind} for {name}"
+            assert not fam["samples"], f"{kind} after samples of {name}"
+            if kind == "TYPE":
+                assert rest in ("counter", "gauge", "histogram", "summary", "untyped"), line
+            fam[kind.lower()] = rest
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample: {line!r}"
+        name, labels_text, value = m.group(1), m.group(2) or "", m.group(m.lastindex)
+        labels = tuple(re.findall(LABEL, labels_text))
+        assert len({k for k, _ in labels}) == len(labels), line
+        fam_name = family_of(name)
+        fam = families.get(fam_name)
+        assert fam and "type" in fam and "help" in fam, f"no HELP/TYPE before {line!r}"
+        assert fam_name not in done or fam_name == current, f"{fam_name} not contiguous"
+        if current is not None and current != fam_name:
+            done.add(current)
+        current = fam_name
+        key = (name, labels)
+        assert key not in fam["samples"], f"series twice: {line}"
+        fam["samples"][key] = float(value)  # accepts +Inf, -Inf, NaN
+    for name, fam in families.items():
+        assert "type" in fam and "help" in fam, name
+        if fam["type"] == "counter":
+            assert name.endswith("_total"), name
+        if fam["type"] == "histogram":
+            buckets = [(float(dict(lb)["le"]), v) for (n, lb), v in fam["samples"].items()
+                       if n == name + "_bucket"]
+            assert buckets == sorted(buckets) and buckets[-1][0] == float("inf"), name
+            assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), name
+            assert buckets[-1][1] == fam["samples"][(name + "_count", ())], name
+    return families
+
+
+def value(families, name, **labels):
+    return families[name]["samples"][(name, tuple(labels.items()))]
+
+
 def test_metrics_parse_as_prometheus_text(certregd, db, pki):
     d = certregd(db)
     d.verify_bundle(open(pki.leaf("expired")["chain"]).read())
     r = d.get("/metrics")
     assert r.status == 200
     text = r.body.decode()
-    sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})?'
-                        r' [-+]?[0-9.eE+Inf]+$')
-    for line in text.splitlines():
-        if line.startswith("#"):
-            assert re.match(r"^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+", line), line
-        else:
-            assert sample.match(line), line
+    fams = parse_exposition(text)
     assert re.search(r'^certreg_decisions_total\{outcome="CERT_EXPIRED"\} [1-9]', text, re.M)
-    assert 'certreg_trust_anchor_not_after_seconds{subject="' in text
-    assert 'certreg_crl_next_update_seconds{issuer="' in text
     assert re.search(r"^certreg_decision_seconds_count [1-9]", text, re.M)
+    for name in fams:
+        assert name.startswith(("certreg_", "process_")), name
+        # A Unix time is a *_timestamp_seconds gauge; only the deprecated
+        # first-release names are kept besides.
+        if any(v > 1e9 for v in fams[name]["samples"].values()) and \
+                not name.endswith("_bytes"):
+            assert name.endswith("_timestamp_seconds") or name in (
+                "certreg_crl_next_update_seconds",
+                "certreg_trust_anchor_not_after_seconds",
+                "process_start_time_seconds"), name
+    # New names and the deprecated ones (certreg-admin check reads those)
+    # carry the same series.
+    for new, old, label in (
+            ("certreg_crl_next_update_timestamp_seconds", "certreg_crl_next_update_seconds",
+             "issuer"),
+            ("certreg_trust_anchor_not_after_timestamp_seconds",
+             "certreg_trust_anchor_not_after_seconds", "subject")):
+        assert fams[new]["type"] == fams[old]["type"] == "gauge"
+        series = {lb: v for (_, lb), v in fams[new]["samples"].items()}
+        assert series and series == {lb: v for (_, lb), v in fams[old]["samples"].items()}
+        assert all(lb[0][0] == label for lb in series)
+    assert "deprecated" in fams["certreg_crl_next_update_seconds"]["help"]
+    # build_info: one series, value 1, the version certregd -V prints.
+    version = run_daemon("-V").stdout.split()[1]
+    (name, labels), v = next(iter(fams["certreg_build_info"]["samples"].items()))
+    assert len(fams["certreg_build_info"]["samples"]) == 1 and v == 1
+    assert dict(labels)["version"] == version and dict(labels)["openssl"].startswith("3.")
+
+
+def proc_stat(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return {"ppid": int(fields[1]), "utime": int(fields[11]), "stime": int(fields[12]),
+            "cutime": int(fields[13]), "cstime": int(fields[14]), "rss": int(fields[21])}
+
+
+def daemon_cpu_seconds(d):
+    """The whole daemon's CPU as the test sees it from outside."""
+    tck = os.sysconf("SC_CLK_TCK")
+    sup = proc_stat(d.proc.pid)
+    total = sup["utime"] + sup["stime"] + sup["cutime"] + sup["cstime"]
+    for pid in worker_pids(d):
+        w = proc_stat(pid)
+        total += w["utime"] + w["stime"]
+    return total / tck
+
+
+def test_process_metrics_cover_the_whole_daemon(certregd, db, pki):
+    """process_* for the supervisor and its workers (docs/OPERATIONS.md):
+    CPU and memory summed, CPU never going down when a worker dies, start
+    time the daemon's, descriptors per process against RLIMIT_NOFILE."""
+    t0 = time.time()
+    d = certregd(db, nofile=3000)
+    chain = open(pki.leaf("expired")["chain"]).read()
+    for _ in range(200):  # some CPU in the workers
+        d.verify_bundle(chain)
+    before = daemon_cpu_seconds(d)
+    fams = parse_exposition(d.get("/metrics").body.decode())
+    after = daemon_cpu_seconds(d)
+    assert fams["process_cpu_seconds_total"]["type"] == "counter"
+    cpu = value(fams, "process_cpu_seconds_total")
+    assert before - 0.02 <= cpu <= after + 0.02, (before, cpu, after)
+    worker_cpu = sum(proc_stat(p)["utime"] + proc_stat(p)["stime"] for p in worker_pids(d))
+    assert worker_cpu > 0 and cpu >= worker_cpu / os.sysconf("SC_CLK_TCK") - 0.02
+    page = os.sysconf("SC_PAGE_SIZE")
+    rss = sum(proc_stat(p)["rss"] for p in [d.proc.pid, *worker_pids(d)]) * page
+    assert 0.8 * rss <= value(fams, "process_resident_memory_bytes") <= 1.25 * rss
+    assert t0 - 1 <= value(fams, "process_start_time_seconds") <= time.time()
+    assert fams["process_start_time_seconds"]["type"] == "gauge"
+    assert value(fams, "process_max_fds") == 3000
+    fds = [len(os.listdir(f"/proc/{p}/fd")) for p in worker_pids(d)]
+    assert min(fds) - 5 <= value(fams, "process_open_fds") <= max(fds) + 5, fds
+
+    # A worker killed and replaced: its CPU stays counted (the supervisor's
+    # cutime once reaped), so the counter does not go down.
+    old = set(worker_pids(d))
+    victim = sorted(old)[0]
+    d.killed.add(victim)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while victim in worker_pids(d) or len(worker_pids(d)) < 2:
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.05)
+    last = cpu
+    for _ in range(20):
+        now = value(parse_exposition(d.get("/metrics").body.decode()),
+                    "process_cpu_seconds_total")
+        assert now >= last, (last, now)
+        last = now
+    assert last >= after - 0.02
 
 
 def test_readyz(certregd, db):
@@ -196,6 +346,47 @@ def test_broken_config_on_sighup_keeps_serving(certregd, db, pki):
     assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
         == "CERT_EXPIRED"
     d.conf_path.write_text(good)
+
+
+JOURNAL_PRIORITY = {"error": 3, "warn": 4, "info": 6, "debug": 7}
+
+
+def logged_lines(d):
+    return [line for line in d.log().splitlines() if "level=" in line]
+
+
+def test_log_lines_carry_journald_priority_on_the_journal_stream(certregd, db, pki):
+    """Under systemd (stderr = the journal stream named by $JOURNAL_STREAM)
+    every line starts with its sd-daemon(3) priority, so `journalctl -p
+    warning` selects by level; anywhere else the lines have no prefix."""
+    server = {"trusted_proxies": "192.0.2.1/32", "log_level": "debug"}
+    journal = certregd(db, server=server, journal_stream=True)
+    plain = certregd(db, server=server)
+    for d in (journal, plain):
+        # A certificate header from an address not in trusted_proxies: warn.
+        assert d.get("/v1/auth", headers={"X-SSL-Client-Cert": "x"}).status == 403
+        d.verify_bundle(open(pki.leaf("expired")["chain"]).read())
+        good = d.conf_path.read_text()
+        d.conf_path.write_text(good + "\n[trust]\nbogus = 1\n")
+        d.reload()  # refused: error
+        deadline = time.monotonic() + 10
+        while "event=reload_failed" not in d.log():
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.1)
+        d.conf_path.write_text(good)
+    seen = set()
+    for line in logged_lines(journal):
+        m = re.match(r"^<(\d)>level=(\w+) pid=\d+ ", line)
+        assert m, line
+        assert int(m.group(1)) == JOURNAL_PRIORITY[m.group(2)], line
+        seen.add(m.group(2))
+    assert seen == {"error", "warn", "info", "debug"}, journal.log()
+    assert any(line.startswith("<4>") and "event=untrusted_cert_header" in line
+               for line in logged_lines(journal))
+    assert any(line.startswith("<3>") and "event=reload_failed" in line
+               for line in logged_lines(journal))
+    lines = logged_lines(plain)
+    assert lines and all(re.match(r"^level=\w+ pid=\d+ ", line) for line in lines), plain.log()
 
 
 def worker_pids(d):

@@ -303,16 +303,16 @@ class _Stub(http.server.BaseHTTPRequestHandler):
                 "# HELP certreg_decisions_total Decisions made, by outcome.\n"
                 "# TYPE certreg_decisions_total counter\n"
                 'certreg_decisions_total{outcome="OK"} 7\n'
-                "# TYPE certreg_crl_next_update_seconds gauge\n"
-                f'certreg_crl_next_update_seconds{{issuer="CN=Test Root"}} {int(now + 99 * DAY)}\n'
-                f'certreg_crl_next_update_seconds{{issuer="CN=Sub \\"CA\\""}} '
+                "# TYPE certreg_crl_next_update_timestamp_seconds gauge\n"
+                f'certreg_crl_next_update_timestamp_seconds{{issuer="CN=Test Root"}} {int(now + 99 * DAY)}\n'
+                f'certreg_crl_next_update_timestamp_seconds{{issuer="CN=Sub \\"CA\\""}} '
                 f"{int(now + self.crl_days * DAY)}\n"
-                "# TYPE certreg_crl_this_update_seconds gauge\n"
-                f'certreg_crl_this_update_seconds{{issuer="CN=Test Root"}} {int(now - DAY)}\n'
-                f'certreg_crl_this_update_seconds{{issuer="CN=Sub \\"CA\\""}} '
+                "# TYPE certreg_crl_this_update_timestamp_seconds gauge\n"
+                f'certreg_crl_this_update_timestamp_seconds{{issuer="CN=Test Root"}} {int(now - DAY)}\n'
+                f'certreg_crl_this_update_timestamp_seconds{{issuer="CN=Sub \\"CA\\""}} '
                 f"{int(now + self.crl_issued_days * DAY)}\n"
-                "# TYPE certreg_trust_anchor_not_after_seconds gauge\n"
-                f'certreg_trust_anchor_not_after_seconds{{subject="CN=Test Root"}} '
+                "# TYPE certreg_trust_anchor_not_after_timestamp_seconds gauge\n"
+                f'certreg_trust_anchor_not_after_timestamp_seconds{{subject="CN=Test Root"}} '
                 f"{int(now + self.anchor_days * DAY)}\n").encode()
             status = 200
         else:

@@ -54,7 +54,51 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->renewal, RENEWAL_HOLDER_ID);
 	assert_string_equal(cfg->cert_header, "X-SSL-Client-Cert");
 	assert_int_equal(cfg->api_allow.count, 2);
+	assert_null(cfg->portal_url);
 	config_free(cfg);
+}
+
+/* portal_url goes into an href on every login page: http(s) with a host,
+ * nothing that could leave the attribute; a refusal names file and line. */
+static void test_portal_url(void **state)
+{
+	static const char *const bad[] = {
+	    "javascript:alert(1)",
+	    "ftp://portal.example/",
+	    "https://",
+	    "https:///path",
+	    "portal.example.gov.cn",
+	    "https://portal.example/\"onmouseover=x",
+	    "https://portal.example/'x",
+	    "https://portal.example/<b>",
+	    "https://a b/",
+	    "https://portal.example/\x01",
+	    "https://portal.example/\x7f",
+	    "https://p/\\x",
+	};
+	char err[512], text[256];
+	struct config *cfg;
+
+	(void)state;
+	cfg = load("[trust]\nca_file = a\n[server]\nlisten_tls =\n"
+	           "portal_url = https://gjj.beijing.gov.cn/web/?a=1&b=2#top\n",
+	           err, sizeof(err));
+	assert_non_null(cfg);
+	assert_string_equal(cfg->portal_url, "https://gjj.beijing.gov.cn/web/?a=1&b=2#top");
+	config_free(cfg);
+	cfg =
+	    load("[trust]\nca_file = a\n[server]\nlisten_tls =\nportal_url = HTTP://127.0.0.1:81\n",
+	         err, sizeof(err));
+	assert_non_null(cfg);
+	config_free(cfg);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[trust]\nca_file = a\n[server]\nlisten_tls =\nportal_url = %s\n", bad[i]);
+		cfg = load(text, err, sizeof(err));
+		if (cfg != NULL)
+			fail_msg("accepted portal_url '%s'", bad[i]);
+		assert_non_null(strstr(err, ":5: portal_url: not an http:// or https:// URL"));
+	}
 }
 
 static void test_revocation_defaults_to_require_with_crl_dir(void **state)
@@ -285,6 +329,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_portal_url),
 	    cmocka_unit_test(test_revocation_defaults_to_require_with_crl_dir),
 	    cmocka_unit_test(test_unknown_key_names_line),
 	    cmocka_unit_test(test_bad_values_name_line_and_key),

@@ -32,6 +32,28 @@ static void test_table_complete(void **state)
 	                    "该KEY没有审核通过，数据库中没有该KEY的信息。");
 }
 
+/* Every label of the login page in both languages; the one template has
+ * exactly one %s (render_fill fills it with the days left). */
+static void test_page_texts_complete(void **state)
+{
+	(void)state;
+	for (int t = 0; t < OUTCOME_TEXT_COUNT; t++) {
+		for (int l = OUTCOME_LANG_ZH; l <= OUTCOME_LANG_EN; l++) {
+			const char *s = outcome_text((enum outcome_text)t, (enum outcome_lang)l);
+			const char *p = strstr(s, "%s");
+			assert_non_null(s);
+			assert_true(s[0] != '\0');
+			if (t == OUTCOME_TEXT_EXPIRING) {
+				assert_non_null(p);
+				assert_null(strstr(p + 2, "%"));
+			} else
+				assert_null(strchr(s, '%'));
+		}
+	}
+	assert_string_equal(outcome_text(OUTCOME_TEXT_BEIJING_TIME, OUTCOME_LANG_ZH), "北京时间");
+	assert_string_equal(outcome_text(OUTCOME_TEXT_COUNT, OUTCOME_LANG_ZH), "");
+}
+
 static void test_codes_are_the_contract(void **state)
 {
 	static const char *codes[] = {"OK",
@@ -75,6 +97,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table_complete),
+	    cmocka_unit_test(test_page_texts_complete),
 	    cmocka_unit_test(test_codes_are_the_contract),
 	    cmocka_unit_test(test_language),
 	};

@@ -1,7 +1,8 @@
 /*
  * test_render.c - the decision JSON of contract section 5 and the HTML
  * page: fields present per outcome, the office-naming hint, warnings,
- * escaping of hostile text.
+ * escaping of hostile text; the page's Beijing time, phone viewport, CJK
+ * fonts, key id for the counter staff and link back to the portal.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,19 +143,24 @@ static void test_suspended_keeps_unit_and_no_leaf_means_no_certificate(void **st
 }
 
 /* The HTML page as a NUL-terminated string (caller frees). */
-static char *page_of(const struct decision *d, enum outcome_lang lang)
+static char *page_with(const struct decision *d, enum outcome_lang lang, const char *portal_url)
 {
 	struct evbuffer *out = evbuffer_new();
 	size_t len;
 	char *page;
 
-	render_html(out, d, lang, 30);
+	render_html(out, d, lang, 30, portal_url);
 	len = evbuffer_get_length(out);
 	page = calloc(1, len + 1);
 	assert_non_null(page);
 	evbuffer_remove(out, page, len);
 	evbuffer_free(out);
 	return page;
+}
+
+static char *page_of(const struct decision *d, enum outcome_lang lang)
+{
+	return page_with(d, lang, NULL);
 }
 
 static void test_html_escapes(void **state)
@@ -179,10 +185,127 @@ static void test_html_escapes_each_character(void **state)
 	char *page;
 
 	(void)state;
-	snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "\"&<>单位 a&&b\"");
+	snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "\"&<>单位 a&&b\"'");
+	snprintf(d.answer.registration_no, sizeof(d.answer.registration_no), "1<b>");
 	page = page_of(&d, OUTCOME_LANG_EN);
 	assert_non_null(
-	    strstr(page, "<dd>&quot;&amp;&lt;&gt;单位 a&amp;&amp;b&quot; (110100000001)</dd>"));
+	    strstr(page, "<dd>&quot;&amp;&lt;&gt;单位 a&amp;&amp;b&quot;&#39; (1&lt;b&gt;)</dd>"));
+	free(page);
+}
+
+/* China is UTC+8 all year: the date turns at 16:00 UTC. */
+static void test_beijing_time(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	render_beijing_time(1795000000, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-18 19:06:40");
+	render_beijing_time(1798732799, buf, sizeof(buf)); /* 2026-12-31T15:59:59Z */
+	assert_string_equal(buf, "2026-12-31 23:59:59");
+	render_beijing_time(1798732800, buf, sizeof(buf)); /* 2026-12-31T16:00:00Z */
+	assert_string_equal(buf, "2027-01-01 00:00:00");
+}
+
+/* Every time on the page is Beijing time and says so; the machine-readable
+ * UTC stays in the datetime attribute. */
+static void test_html_times_are_beijing_time(void **state)
+{
+	struct decision d = sample(OUTCOME_CERT_EXPIRED, false);
+	char *page;
+
+	(void)state;
+	page = page_of(&d, OUTCOME_LANG_ZH);
+	assert_non_null(strstr(page, "<time datetime=\"2026-11-17T11:06:40Z\">2026-11-17 19:06:40"
+	                             "</time> 北京时间 — <time datetime=\"2026-11-28T11:06:40Z\">"
+	                             "2026-11-28 19:06:40</time> 北京时间</dd>"));
+	assert_non_null(strstr(page,
+	                       "<dt>服务器时间</dt><dd><time datetime=\"2026-11-18T11:06:40Z\">"
+	                       "2026-11-18 19:06:40</time> 北京时间</dd>"));
+	free(page);
+	page = page_of(&d, OUTCOME_LANG_EN);
+	assert_non_null(strstr(page, "<html lang=\"en\">"));
+	assert_non_null(strstr(page,
+	                       "<dt>Server time</dt><dd><time datetime=\"2026-11-18T11:06:40Z\">"
+	                       "2026-11-18 19:06:40</time> Beijing time (UTC+8)</dd>"));
+	free(page);
+}
+
+static void test_html_fits_phones_and_names_cjk_fonts(void **state)
+{
+	struct decision d = sample(OUTCOME_OK, true);
+	char *page;
+
+	(void)state;
+	page = page_of(&d, OUTCOME_LANG_ZH);
+	assert_non_null(strstr(page, "<html lang=\"zh-CN\">"));
+	assert_non_null(strstr(
+	    page, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"));
+	assert_non_null(strstr(page,
+	                       "font-family:\"PingFang SC\",\"Hiragino Sans GB\","
+	                       "\"Microsoft YaHei\",\"Noto Sans CJK SC\",\"Source Han Sans SC\","
+	                       "\"WenQuanYi Micro Hei\",sans-serif"));
+	/* 10 days left, within the 30-day warning: the template from the table. */
+	assert_non_null(strstr(page, "（剩余 10 天，请及时更新证书）"));
+	free(page);
+}
+
+/* KEY_NOT_APPROVED shows the key id, grouped to read aloud and whole to
+ * copy; no other outcome shows it. */
+static void test_html_key_id_on_not_approved(void **state)
+{
+	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
+	const char *kid = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char groups[96], *page;
+
+	(void)state;
+	snprintf(d.vr.leaf.key_id, sizeof(d.vr.leaf.key_id), "%s", kid);
+	render_key_id_groups(kid, groups, sizeof(groups));
+	assert_string_equal(groups, "0123 4567 89ab cdef 0123 4567 89ab cdef "
+	                            "0123 4567 89ab cdef 0123 4567 89ab cdef");
+	render_key_id_groups(kid, groups, 10); /* cut to fit, terminated */
+	assert_string_equal(groups, "0123 4567");
+	page = page_of(&d, OUTCOME_LANG_ZH);
+	assert_non_null(strstr(page, "<dt>密钥标识</dt>"));
+	assert_non_null(strstr(page,
+	                       "<code class=\"kid-groups\">0123 4567 89ab cdef 0123 4567 89ab "
+	                       "cdef 0123 4567 89ab cdef 0123 4567 89ab cdef</code>"));
+	assert_non_null(strstr(page,
+	                       "<code class=\"kid\">"
+	                       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	                       "</code>"));
+	free(page);
+	page = page_of(&d, OUTCOME_LANG_EN);
+	assert_non_null(strstr(page, "<dt>Key id</dt>"));
+	free(page);
+	for (int o = 0; o < OUTCOME_COUNT; o++) {
+		if (o == OUTCOME_KEY_NOT_APPROVED)
+			continue;
+		d = sample((outcome_t)o, true);
+		snprintf(d.vr.leaf.key_id, sizeof(d.vr.leaf.key_id), "%s", kid);
+		page = page_of(&d, OUTCOME_LANG_ZH);
+		assert_null(strstr(page, "0123 4567"));
+		assert_null(strstr(page, "密钥标识"));
+		free(page);
+	}
+}
+
+static void test_html_portal_link(void **state)
+{
+	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
+	char *page;
+
+	(void)state;
+	page = page_with(&d, OUTCOME_LANG_ZH, "https://gjj.example/login?a=1&b='2'");
+	assert_non_null(strstr(page, "<a href=\"https://gjj.example/login?a=1&amp;b=&#39;2&#39;\">"
+	                             "返回门户</a>"));
+	free(page);
+	page = page_with(&d, OUTCOME_LANG_EN, "https://gjj.example/");
+	assert_non_null(strstr(page, "<a href=\"https://gjj.example/\">Back to the portal</a>"));
+	free(page);
+	page = page_of(&d, OUTCOME_LANG_ZH);
+	assert_null(strstr(page, "<a "));
+	assert_null(strstr(page, "返回门户"));
 	free(page);
 }
 
@@ -194,6 +317,11 @@ int main(void)
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
 	    cmocka_unit_test(test_html_escapes),
 	    cmocka_unit_test(test_html_escapes_each_character),
+	    cmocka_unit_test(test_beijing_time),
+	    cmocka_unit_test(test_html_times_are_beijing_time),
+	    cmocka_unit_test(test_html_fits_phones_and_names_cjk_fonts),
+	    cmocka_unit_test(test_html_key_id_on_not_approved),
+	    cmocka_unit_test(test_html_portal_link),
 	};
 	return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }
