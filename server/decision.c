@@ -11,18 +11,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache.h"
+#include "certjson.h"
+#include "config.h"
 #include "log.h"
-#include "render.h"
-#include "worker.h"
+#include "metrics.h"
 
 static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer);
 static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static void decision_finish(struct decision *d, outcome_t outcome);
 static outcome_t decision_outcome(const struct registry_answer *a);
-static char *decision_cert_json(const struct cert_summary *s);
-static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer);
+static bool decision_refresh(struct decision_ctx *ctx, const struct cert_summary *leaf,
+                             const char *peer);
 static void decision_refreshed(void *arg, bool ok, const struct registry_answer *answer);
-static void decision_remember(struct worker *w, const char *key_id,
+static void decision_remember(struct decision_ctx *ctx, const char *key_id,
                               const struct registry_answer *answer, uint64_t generation,
                               time_t now);
 
@@ -34,10 +36,10 @@ uint64_t decision_monotonic_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-void decision_init(struct decision *d, struct worker *w, const char *peer)
+void decision_init(struct decision *d, struct decision_ctx *ctx, const char *peer)
 {
 	memset(d, 0, sizeof(*d));
-	d->worker = w;
+	d->ctx = ctx;
 	d->now = time(NULL);
 	d->started_us = decision_monotonic_us();
 	memcpy(d->peer, peer, strnlen(peer, sizeof(d->peer) - 1)); /* d is zeroed */
@@ -45,8 +47,8 @@ void decision_init(struct decision *d, struct worker *w, const char *peer)
 
 void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 {
-	struct worker *w = d->worker;
-	const struct config *cfg = w->cfg;
+	struct decision_ctx *ctx = d->ctx;
+	const struct config *cfg = ctx->cfg;
 	bool record_due, refresh_due;
 	char *cert_json;
 
@@ -57,36 +59,43 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 		return;
 	}
 	/* The cache is only as good as the notifications that keep it. */
-	if (registry_listening(w->registry) &&
-	    cache_get(w->cache, d->vr.leaf.key_id, d->now, cfg->record_interval, &d->answer,
+	if (registry_listening(ctx->registry) &&
+	    cache_get(ctx->cache, d->vr.leaf.key_id, d->now, cfg->record_interval, &d->answer,
 	              &record_due, &refresh_due)) {
 		d->has_answer = true;
 		/* A refresh records the use too; without one, the use is recorded here. */
-		if ((!refresh_due || !decision_refresh(w, &d->vr.leaf, d->peer)) && record_due) {
-			cert_json = decision_cert_json(&d->vr.leaf);
+		if ((!refresh_due || !decision_refresh(ctx, &d->vr.leaf, d->peer)) && record_due) {
+			cert_json = certjson_registry(&d->vr.leaf);
 			if (cert_json != NULL)
-				registry_record_use(w->registry, d->vr.leaf.key_id, cert_json,
+				registry_record_use(ctx->registry, d->vr.leaf.key_id, cert_json,
 				                    d->peer);
 			free(cert_json);
 		}
 		decision_finish(d, decision_outcome(&d->answer));
 		return;
 	}
-	cert_json = decision_cert_json(&d->vr.leaf);
+	cert_json = certjson_registry(&d->vr.leaf);
 	if (cert_json == NULL) {
 		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
 		return;
 	}
-	d->generation = cache_generation(w->cache);
-	d->query = registry_decide(w->registry, d->vr.leaf.key_id, cert_json, d->peer,
+	d->generation = cache_generation(ctx->cache);
+	d->query = registry_decide(ctx->registry, d->vr.leaf.key_id, cert_json, d->peer,
 	                           cfg->renewal == RENEWAL_HOLDER_ID, decision_lookup_done, d);
 	free(cert_json);
 	if (d->query == NULL) {
 		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
 		return;
 	}
-	d->timer = evtimer_new(w->base, decision_timeout_cb, d);
-	if (d->timer != NULL) {
+	/* Without its timer a decision could wait for ever: refuse it now. */
+	d->timer = evtimer_new(ctx->base, decision_timeout_cb, d);
+	if (d->timer == NULL) {
+		registry_abandon(ctx->registry, d->query);
+		d->query = NULL;
+		decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
+		return;
+	}
+	{
 		struct timeval tv = {cfg->timeout_ms / 1000, (cfg->timeout_ms % 1000) * 1000};
 		evtimer_add(d->timer, &tv);
 	}
@@ -95,7 +104,7 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 void decision_cancel(struct decision *d)
 {
 	if (d->query != NULL) {
-		registry_abandon(d->worker->registry, d->query);
+		registry_abandon(d->ctx->registry, d->query);
 		d->query = NULL;
 	}
 	if (d->timer != NULL) {
@@ -108,7 +117,6 @@ void decision_cancel(struct decision *d)
 static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer)
 {
 	struct decision *d = arg;
-	struct worker *w = d->worker;
 
 	d->query = NULL;
 	if (!ok) {
@@ -117,7 +125,7 @@ static void decision_lookup_done(void *arg, bool ok, const struct registry_answe
 	}
 	d->answer = *answer;
 	d->has_answer = true;
-	decision_remember(w, d->vr.leaf.key_id, answer, d->generation, d->now);
+	decision_remember(d->ctx, d->vr.leaf.key_id, answer, d->generation, d->now);
 	decision_finish(d, decision_outcome(answer));
 }
 
@@ -129,22 +137,23 @@ static void decision_lookup_done(void *arg, bool ok, const struct registry_answe
  * slot, or when the database does not answer, the entry just expires.
  * True when the look-up is on its way.
  */
-static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, const char *peer)
+static bool decision_refresh(struct decision_ctx *ctx, const struct cert_summary *leaf,
+                             const char *peer)
 {
 	struct decision_refresh *r = NULL;
 	char *cert_json;
 
 	for (int i = 0; i < DECISION_REFRESHES && r == NULL; i++)
-		if (!w->refresh[i].busy)
-			r = &w->refresh[i];
-	if (r == NULL || (cert_json = decision_cert_json(leaf)) == NULL)
+		if (!ctx->refresh[i].busy)
+			r = &ctx->refresh[i];
+	if (r == NULL || (cert_json = certjson_registry(leaf)) == NULL)
 		return false;
-	r->worker = w;
+	r->ctx = ctx;
 	memcpy(r->key_id, leaf->key_id, sizeof(r->key_id));
-	r->generation = cache_generation(w->cache);
+	r->generation = cache_generation(ctx->cache);
 	r->busy =
-	    registry_decide(w->registry, r->key_id, cert_json, peer,
-	                    w->cfg->renewal == RENEWAL_HOLDER_ID, decision_refreshed, r) != NULL;
+	    registry_decide(ctx->registry, r->key_id, cert_json, peer,
+	                    ctx->cfg->renewal == RENEWAL_HOLDER_ID, decision_refreshed, r) != NULL;
 	free(cert_json);
 	return r->busy;
 }
@@ -152,23 +161,22 @@ static bool decision_refresh(struct worker *w, const struct cert_summary *leaf, 
 static void decision_refreshed(void *arg, bool ok, const struct registry_answer *answer)
 {
 	struct decision_refresh *r = arg;
-	struct worker *w = r->worker;
 
 	r->busy = false;
 	if (ok)
-		decision_remember(w, r->key_id, answer, r->generation, time(NULL));
+		decision_remember(r->ctx, r->key_id, answer, r->generation, time(NULL));
 }
 
 /* An answer from decide(): logged when it bound a renewal, and cached
  * unless an invalidation came since generation was read. */
-static void decision_remember(struct worker *w, const char *key_id,
+static void decision_remember(struct decision_ctx *ctx, const char *key_id,
                               const struct registry_answer *answer, uint64_t generation, time_t now)
 {
 	if (answer->renewed_from[0] != '\0')
 		log_info("event=renewal key=%.16s predecessor=%.16s unit=%s", key_id,
 		         answer->renewed_from, answer->registration_no);
-	cache_put(w->cache, key_id, answer, generation, now, w->cfg->cache_ttl,
-	          w->cfg->record_interval);
+	cache_put(ctx->cache, key_id, answer, generation, now, ctx->cfg->cache_ttl,
+	          ctx->cfg->record_interval);
 }
 
 static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -178,11 +186,11 @@ static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (d->query != NULL) {
-		registry_abandon(d->worker->registry, d->query);
+		registry_abandon(d->ctx->registry, d->query);
 		d->query = NULL;
 	}
 	log_warn("event=db_timeout key=%.16s timeout_ms=%d", d->vr.leaf.key_id,
-	         d->worker->cfg->timeout_ms);
+	         d->ctx->cfg->timeout_ms);
 	decision_finish(d, OUTCOME_SERVICE_UNAVAILABLE);
 }
 
@@ -204,7 +212,6 @@ static outcome_t decision_outcome(const struct registry_answer *a)
 
 static void decision_finish(struct decision *d, outcome_t outcome)
 {
-	struct worker *w = d->worker;
 	uint64_t latency = decision_monotonic_us() - d->started_us;
 	char reason[300];
 	bool has_reason = d->vr.outcome != OUTCOME_OK && d->vr.reason[0] != '\0';
@@ -215,7 +222,7 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 		d->timer = NULL;
 	}
 	d->outcome = outcome;
-	metrics_observe(w->metrics, outcome, latency);
+	metrics_observe(d->ctx->metrics, outcome, latency);
 	/* Someone made or damaged that CRL: an operator should hear of it
 	 * whatever the outcome. */
 	if (d->vr.crl_unverified[0] != '\0')
@@ -231,30 +238,4 @@ static void decision_finish(struct decision *d, outcome_t outcome)
 	d->done = NULL;
 	if (done != NULL)
 		done(d, d->done_arg);
-}
-
-/* The certificate jsonb of docs/REGISTRY-API.md. Caller frees. */
-static char *decision_cert_json(const struct cert_summary *s)
-{
-	struct evbuffer *buf = evbuffer_new();
-	char *text = NULL;
-	struct jsonw w;
-	size_t len;
-
-	if (buf == NULL)
-		return NULL;
-	jsonw_init(&w, buf);
-	jsonw_object_open(&w);
-	render_cert_fields(&w, s);
-	jsonw_member(&w, "key_id", s->key_id);
-	jsonw_member(&w, "holder_id", s->holder_id[0] != '\0' ? s->holder_id : NULL);
-	jsonw_member(&w, "credit_code", s->credit_code[0] != '\0' ? s->credit_code : NULL);
-	jsonw_object_close(&w);
-	len = jsonw_finish(&w) ? evbuffer_get_length(buf) : 0;
-	if (len > 0 && (text = malloc(len + 1)) != NULL) {
-		evbuffer_remove(buf, text, len);
-		text[len] = '\0';
-	}
-	evbuffer_free(buf);
-	return text;
 }

@@ -5,8 +5,10 @@
  * certificate check, the association lookup (cache, else certreg.decide on
  * the registry) bounded by timeout_ms, the background refresh of a key in
  * use before its cache entry expires, the throttled last-use recording, and
- * the final outcome with its unit and warnings. http.c owns the request
- * that embeds a decision and renders it (render.c).
+ * the final outcome with its unit and warnings. It knows nothing of
+ * requests or workers: request.c embeds a decision in each request and
+ * hands it the worker's decision_ctx; render.c turns the result into a
+ * reply.
  */
 #ifndef CERTREG_DECISION_H
 #define CERTREG_DECISION_H
@@ -20,14 +22,37 @@
 #include "registry.h"
 #include "verify.h"
 
-struct worker;
 struct decision;
+struct cache;
+struct config;
+struct metrics_slot;
 
 /* Called exactly once per decision_begin, possibly before it returns. */
 typedef void (*decision_done_cb)(struct decision *d, void *arg);
 
+/* A background look-up of a cached key before its entry expires; a worker
+ * has DECISION_REFRESHES of them (no allocation: a refresh still pending
+ * when the worker exits is simply dropped with the registry). */
+#define DECISION_REFRESHES 64
+struct decision_refresh {
+	bool busy;
+	struct decision_ctx *ctx;
+	char key_id[65];
+	uint64_t generation;
+};
+
+/* What decisions need of the worker they run in, set once when it starts. */
+struct decision_ctx {
+	struct event_base *base;
+	const struct config *cfg;
+	struct registry *registry;
+	struct cache *cache;
+	struct metrics_slot *metrics;
+	struct decision_refresh refresh[DECISION_REFRESHES];
+};
+
 struct decision {
-	struct worker *worker;
+	struct decision_ctx *ctx;
 	time_t now;          /* the one clock reading used for the whole decision */
 	uint64_t started_us; /* monotonic */
 	char peer[64];
@@ -43,19 +68,8 @@ struct decision {
 	void *done_arg;
 };
 
-/* A background look-up of a cached key before its entry expires; a worker
- * has DECISION_REFRESHES of them (no allocation: a refresh still pending
- * when the worker exits is simply dropped with the registry). */
-#define DECISION_REFRESHES 64
-struct decision_refresh {
-	bool busy;
-	struct worker *worker;
-	char key_id[65];
-	uint64_t generation;
-};
-
 /* Prepares d: clock reading and peer; call before verifying. */
-void decision_init(struct decision *d, struct worker *w, const char *peer);
+void decision_init(struct decision *d, struct decision_ctx *ctx, const char *peer);
 /* Completes the decision for d->vr. */
 void decision_begin(struct decision *d, decision_done_cb done, void *arg);
 /* The requester went away: no callback will follow. Safe after completion. */

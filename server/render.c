@@ -2,7 +2,7 @@
  * render.c - JSON and HTML renderings of a decision.
  *
  * Owns the layout of both; the words come from common/outcome.c (outcome
- * messages and hints, and the page's labels). Called by routes.c once a
+ * messages and hints, and the page's labels). Called by request.c once a
  * decision is made. No I/O: it appends to an evbuffer.
  */
 #include "render.h"
@@ -11,13 +11,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "certjson.h"
+
 static void render_hint(const struct decision *d, enum outcome_lang lang, char *buf, size_t len);
 static void render_fill(char *buf, size_t len, const char *tmpl, const char **args, int nargs);
 static void render_html_escape(struct evbuffer *out, const char *s);
 static void render_html_term(struct evbuffer *out, enum outcome_text label, enum outcome_lang lang);
 static void render_html_time(struct evbuffer *out, time_t t, enum outcome_lang lang);
 static void render_html_key_id(struct evbuffer *out, const char *key_id, enum outcome_lang lang);
-static bool render_expiring(const struct decision *d, int expiry_warning_days);
+static bool render_expiring(const struct decision *d);
 
 #define RENDER_BEIJING_OFFSET (8 * 3600)
 #define RENDER_KEY_ID_GROUP   4
@@ -32,8 +34,7 @@ static bool render_expiring(const struct decision *d, int expiry_warning_days);
 	".kid-groups{font-size:1.2em;word-spacing:.3em}"                                           \
 	".kid{font-size:small;word-break:break-all;user-select:all}"
 
-bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
-                 int expiry_warning_days)
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;
@@ -72,32 +73,18 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 
 		jsonw_key(&w, "certificate");
 		jsonw_object_open(&w);
-		render_cert_fields(&w, s);
+		certjson_fields(&w, s);
 		jsonw_key(&w, "days_left");
 		jsonw_int(&w, s->days_left);
 		jsonw_object_close(&w);
 	}
 	jsonw_key(&w, "warnings");
 	jsonw_array_open(&w);
-	if (render_expiring(d, expiry_warning_days))
+	if (render_expiring(d))
 		jsonw_string(&w, "CERT_EXPIRING_SOON");
 	jsonw_array_close(&w);
 	jsonw_object_close(&w);
 	return jsonw_finish(&w) && evbuffer_add(out, "\n", 1) == 0;
-}
-
-void render_cert_fields(struct jsonw *w, const struct cert_summary *s)
-{
-	char buf[32];
-
-	jsonw_member(w, "subject", s->subject);
-	jsonw_member(w, "issuer", s->issuer);
-	jsonw_member(w, "serial", s->serial);
-	certinfo_rfc3339(s->not_before, buf, sizeof(buf));
-	jsonw_member(w, "not_before", buf);
-	certinfo_rfc3339(s->not_after, buf, sizeof(buf));
-	jsonw_member(w, "not_after", buf);
-	jsonw_member(w, "sha256", s->sha256);
 }
 
 /*
@@ -108,7 +95,7 @@ void render_cert_fields(struct jsonw *w, const struct cert_summary *s)
  * text comes from the outcome tables and everything inserted is escaped.
  */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
-                 int expiry_warning_days, const char *portal_url)
+                 const char *portal_url)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;
@@ -158,7 +145,7 @@ void render_html(struct evbuffer *out, const struct decision *d, enum outcome_la
 		render_html_time(out, d->vr.leaf.not_before, lang);
 		evbuffer_add_printf(out, " — ");
 		render_html_time(out, d->vr.leaf.not_after, lang);
-		if (render_expiring(d, expiry_warning_days)) {
+		if (render_expiring(d)) {
 			char days[24], text[128];
 			const char *args[1] = {days};
 
@@ -279,10 +266,10 @@ static void render_fill(char *buf, size_t len, const char *tmpl, const char **ar
 	buf[o] = '\0';
 }
 
-static bool render_expiring(const struct decision *d, int expiry_warning_days)
+/* The engine's judgement (one rule, in verify.c), shown on an OK only. */
+static bool render_expiring(const struct decision *d)
 {
-	return d->outcome == OUTCOME_OK && d->vr.has_leaf &&
-	       d->vr.leaf.not_after - d->now < (time_t)expiry_warning_days * 86400;
+	return d->outcome == OUTCOME_OK && d->vr.has_leaf && d->vr.expiring_soon;
 }
 
 /* Copies s with & < > " ' as entities (safe in text and in quoted

@@ -1,8 +1,7 @@
 /*
  * render.h - a decision as the contract's JSON and as the user's page.
  *
- * Owns the decision JSON of contract section 5 (and the certificate members
- * it shares with the registry's certificate jsonb) and the short zh-CN/English
+ * Owns the decision JSON of contract section 5 and the short zh-CN/English
  * HTML page for browsers (Beijing time, phone-sized, key id for the counter
  * staff, link back to the portal). Texts come from the outcome tables only.
  */
@@ -11,20 +10,14 @@
 
 #include <event2/buffer.h>
 #include "decision.h"
-#include "jsonw.h"
 #include "outcome.h"
 
 /* Appends the decision JSON and a newline; false when out of memory. */
-bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
-                 int expiry_warning_days);
-/* The members a certificate's JSON always has: subject, issuer, serial,
- * not_before, not_after (RFC 3339), sha256. Used by the decision JSON and by
- * the certificate jsonb sent to the registry, which add their own. */
-void render_cert_fields(struct jsonw *w, const struct cert_summary *s);
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang);
 /* Appends a complete HTML page; portal_url (NULL: none) is linked at its
  * foot. Every text inserted is HTML-escaped. */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
-                 int expiry_warning_days, const char *portal_url);
+                 const char *portal_url);
 /* t as Beijing time (UTC+8), "2026-11-23 20:00:00" (buf >= 20 bytes). */
 void render_beijing_time(time_t t, char *buf, size_t len);
 /* key_id in groups of four hex digits separated by spaces. */

@@ -1,10 +1,11 @@
 /*
- * routes.h - the two listeners' routes and handlers.
+ * routes.h - the two listeners' routes, and the handlers (one route_*.c
+ * file each) they dispatch to.
  *
- * Owns routing, access rules (api_allow, trusted_proxies), request parsing
- * (JSON or PEM bodies, the proxy's certificate header) and replies. Every
- * request ends in exactly one http_reply. worker.c installs these handlers
- * on its http_server.
+ * routes.c owns the table and the rules every route shares; each handler
+ * owns its request's parsing and access rule (trusted_proxies for the
+ * certificate header). Every request ends in exactly one http_reply.
+ * worker.c installs routes_api and routes_tls on its http_server.
  */
 #ifndef CERTREG_ROUTES_H
 #define CERTREG_ROUTES_H
@@ -16,9 +17,20 @@
 
 #include "http.h"
 
+struct worker;
+
 /* http_handler callbacks; arg is the struct worker. */
 void routes_api(struct http_request *req, void *arg);
 void routes_tls(struct http_request *req, void *arg);
+
+/* The handlers: route_verify.c, route_auth.c, route_login.c,
+ * route_status.c. */
+void route_verify(struct http_request *req, struct worker *w);
+void route_auth(struct http_request *req, struct worker *w);
+void route_login(struct http_request *req, struct worker *w);
+void route_healthz(struct http_request *req, struct worker *w);
+void route_readyz(struct http_request *req, struct worker *w);
+void route_metrics(struct http_request *req, struct worker *w);
 
 /* Parses a POST /v1/verify body into the PEM bundle the engine reads (leaf
  * first): a raw bundle when content_type is application/pem-certificate-chain,

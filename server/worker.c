@@ -47,6 +47,11 @@ int worker_run(const struct worker_setup *setup)
 	                          worker_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		goto done;
+	w.decide.base = w.base;
+	w.decide.cfg = w.cfg;
+	w.decide.registry = w.registry;
+	w.decide.cache = w.cache;
+	w.decide.metrics = w.metrics;
 	limits.request_timeout = w.cfg->request_timeout;
 	w.http = http_server_new(w.base, &limits);
 	if (w.http == NULL)

@@ -1,9 +1,10 @@
 /*
  * worker.h - one worker process: an event loop serving both listeners.
  *
- * Owns the per-process state every request handler reaches: the config,
- * trust store and TLS context the process was started with, its database
- * pool, its cache and its metrics slot. A worker never changes its config:
+ * Owns the per-process state the route handlers get: the config, trust
+ * store and TLS context the process was started with, its database pool,
+ * its caches and its metrics slot. Decisions get only their part of it
+ * (struct decision_ctx). A worker never changes its config:
  * a reload starts new workers and drains the old ones (supervisor.c).
  */
 #ifndef CERTREG_WORKER_H
@@ -38,7 +39,7 @@ struct worker {
 	struct event *ev_tick;
 	struct metrics_slot published; /* what this process already added to its slot */
 	int inflight;                  /* requests accepted and not yet answered */
-	struct decision_refresh refresh[DECISION_REFRESHES];
+	struct decision_ctx decide;    /* the above, as decisions need them */
 	bool draining;
 };
 

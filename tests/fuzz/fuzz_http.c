@@ -152,6 +152,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	                          fuzz_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		fuzz_fail("cannot set up the cache and registry");
+	w.decide.base = w.base;
+	w.decide.cfg = w.cfg;
+	w.decide.registry = w.registry;
+	w.decide.cache = w.cache;
+	w.decide.metrics = w.metrics;
 	/* The limits and listeners worker_run sets up (the TLS one without
 	 * TLS). */
 	limits.request_timeout = w.cfg->request_timeout;

@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c - libFuzzer target over the POST /v1/verify body: the
- * request parser of server/routes.c (routes_parse_verify_body), then the
+ * request parser of server/route_verify.c (routes_parse_verify_body), then the
  * engine on what it extracted, as http_verify does.
  *
  * The first input byte picks the Content-Type header (absent, JSON, JSON

@@ -50,15 +50,18 @@ static struct decision sample(outcome_t outcome, bool with_unit)
 }
 
 /* The decision JSON as a client parses it: strict, one document, the
- * trailing newline included. */
-static json_t *rendered(const struct decision *d, enum outcome_lang lang, int warning_days)
+ * trailing newline included. expiring is the engine's judgement (verify.c
+ * owns the rule; the rendering only shows it). */
+static json_t *rendered(const struct decision *d, enum outcome_lang lang, bool expiring)
 {
 	struct evbuffer *out = evbuffer_new();
+	struct decision copy = *d;
 	json_error_t err;
 	json_t *o;
 	size_t len;
 
-	assert_true(render_json(out, d, lang, warning_days));
+	copy.vr.expiring_soon = expiring;
+	assert_true(render_json(out, &copy, lang));
 	len = evbuffer_get_length(out);
 	assert_true(len > 1);
 	assert_int_equal(((const char *)evbuffer_pullup(out, -1))[len - 1], '\n');
@@ -72,7 +75,7 @@ static json_t *rendered(const struct decision *d, enum outcome_lang lang, int wa
 static void test_ok_json(void **state)
 {
 	struct decision d = sample(OUTCOME_OK, true);
-	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, true);
 
 	(void)state;
 	assert_non_null(o);
@@ -90,12 +93,12 @@ static void test_ok_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(cert, "days_left")), 10);
 	assert_string_equal(json_string_value(json_object_get(cert, "not_after")),
 	                    "2026-11-28T11:06:40Z");
-	/* 10 days left < 30: the warning is added. */
+	/* The engine found it expiring soon: the warning is added. */
 	json_t *w = json_object_get(o, "warnings");
 	assert_int_equal(json_array_size(w), 1);
 	assert_string_equal(json_string_value(json_array_get(w, 0)), "CERT_EXPIRING_SOON");
 	json_decref(o);
-	o = rendered(&d, OUTCOME_LANG_EN, 5);
+	o = rendered(&d, OUTCOME_LANG_EN, false);
 	assert_int_equal(json_array_size(json_object_get(o, "warnings")), 0);
 	assert_string_equal(json_string_value(json_object_get(o, "message")),
 	                    "Certificate accepted; login allowed.");
@@ -105,7 +108,7 @@ static void test_ok_json(void **state)
 static void test_not_approved_names_the_office(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
-	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, true);
 
 	(void)state;
 	assert_null(json_object_get(o, "unit"));
@@ -119,7 +122,7 @@ static void test_not_approved_names_the_office(void **state)
 	snprintf(d.answer.office_name, sizeof(d.answer.office_name), "东城管理部");
 	snprintf(d.answer.office_address, sizeof(d.answer.office_address), "A路%%s1号");
 	snprintf(d.answer.office_phone, sizeof(d.answer.office_phone), "010-2");
-	o = rendered(&d, OUTCOME_LANG_ZH, 30);
+	o = rendered(&d, OUTCOME_LANG_ZH, true);
 	assert_string_equal(json_string_value(json_object_get(o, "hint")),
 	                    "请您携带相关手续，到所属管理部（东城管理部，地址：A路%s1号，电话：010-"
 	                    "2）做关联开通。");
@@ -129,14 +132,14 @@ static void test_not_approved_names_the_office(void **state)
 static void test_suspended_keeps_unit_and_no_leaf_means_no_certificate(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_SUSPENDED, true);
-	json_t *o = rendered(&d, OUTCOME_LANG_ZH, 30);
+	json_t *o = rendered(&d, OUTCOME_LANG_ZH, true);
 
 	(void)state;
 	assert_non_null(json_object_get(o, "unit"));
 	json_decref(o);
 	d = sample(OUTCOME_CERT_MALFORMED, false);
 	d.vr.has_leaf = false;
-	o = rendered(&d, OUTCOME_LANG_ZH, 30);
+	o = rendered(&d, OUTCOME_LANG_ZH, true);
 	assert_null(json_object_get(o, "certificate"));
 	assert_true(json_is_null(json_object_get(o, "key_id")));
 	json_decref(o);
@@ -149,7 +152,7 @@ static char *page_with(const struct decision *d, enum outcome_lang lang, const c
 	size_t len;
 	char *page;
 
-	render_html(out, d, lang, 30, portal_url);
+	render_html(out, d, lang, portal_url);
 	len = evbuffer_get_length(out);
 	page = calloc(1, len + 1);
 	assert_non_null(page);
@@ -237,6 +240,7 @@ static void test_html_fits_phones_and_names_cjk_fonts(void **state)
 	char *page;
 
 	(void)state;
+	d.vr.expiring_soon = true; /* the engine's judgement: 10 days < 30 */
 	page = page_of(&d, OUTCOME_LANG_ZH);
 	assert_non_null(strstr(page, "<html lang=\"zh-CN\">"));
 	assert_non_null(strstr(
@@ -245,7 +249,7 @@ static void test_html_fits_phones_and_names_cjk_fonts(void **state)
 	                       "font-family:\"PingFang SC\",\"Hiragino Sans GB\","
 	                       "\"Microsoft YaHei\",\"Noto Sans CJK SC\",\"Source Han Sans SC\","
 	                       "\"WenQuanYi Micro Hei\",sans-serif"));
-	/* 10 days left, within the 30-day warning: the template from the table. */
+	/* Expiring soon: the template from the table, with the days left. */
 	assert_non_null(strstr(page, "（剩余 10 天，请及时更新证书）"));
 	free(page);
 }

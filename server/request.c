@@ -1,0 +1,124 @@
+/*
+ * request.c - check, decide, render: the path of every decision request
+ * (see request.h).
+ *
+ * A call is allocated per request and lives until the decision's callback
+ * replies and frees it: http.c keeps a request whose client went away until
+ * it is answered, so a call is never freed under a pending decision.
+ */
+#include "request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "decision.h"
+#include "render.h"
+#include "reply.h"
+#include "worker.h"
+
+struct request_call {
+	struct http_request *req;
+	struct worker *worker;
+	enum request_kind kind;
+	enum outcome_lang lang;
+	bool html;
+	struct decision decision;
+};
+
+static void request_decided(struct decision *d, void *arg);
+static void request_headers(const struct request_call *call, const struct decision *d);
+
+void request_run(struct http_request *req, struct worker *w, struct presented *p)
+{
+	/* Not calloc: decision_init zeroes the decision, nearly all of it. */
+	struct request_call *call = malloc(sizeof(*call));
+	struct decision *d;
+	char detail[200];
+
+	if (call == NULL) {
+		reply_error(req, 503, "unavailable", "out of memory");
+		return;
+	}
+	call->req = req;
+	call->worker = w;
+	call->kind = p->kind;
+	call->lang = outcome_lang_from_header(http_request_header(req, "Accept-Language"));
+	call->html = p->html;
+	d = &call->decision;
+	decision_init(d, &w->decide, http_request_peer_text(req));
+	/* The same presentation as a recent OK one: no parsing, no signatures. */
+	if (!p->cacheable || !vcache_get(w->vcache, p->vkey, d->now, &d->vr)) {
+		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
+			free(call);
+			reply_error(req, 400, "bad_request", detail);
+			return;
+		}
+		if (p->leaf != NULL)
+			verify_x509(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
+			            &d->vr);
+		else
+			verify_bytes(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
+			             VERIFY_PURPOSE_CLIENT, &d->vr);
+		if (p->cacheable)
+			vcache_put(w->vcache, p->vkey, d->now, &d->vr);
+	}
+	w->inflight++;
+	decision_begin(d, request_decided, call);
+}
+
+bool request_wants_html(struct http_request *req)
+{
+	const char *accept = http_request_header(req, "Accept");
+
+	return accept != NULL && strstr(accept, "text/html") != NULL &&
+	       strstr(accept, "application/json") == NULL;
+}
+
+static void request_decided(struct decision *d, void *arg)
+{
+	struct request_call *call = arg;
+	struct worker *w = call->worker;
+	int status = outcome_info(d->outcome)->http_status;
+	/* evbuffer_free does not take NULL: out of memory is a bare 500. */
+	struct evbuffer *out = evbuffer_new();
+
+	request_headers(call, d);
+	/* /v1/verify reports every decided outcome with 200: the refusal is
+	 * the answer the portal asked for, not an error of the request. */
+	if (call->kind == REQUEST_VERIFY && d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
+		status = 200;
+	if (out == NULL) {
+		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
+	} else if (call->html) {
+		render_html(out, d, call->lang, w->cfg->portal_url);
+		http_reply_buffer(call->req, status, "text/html; charset=utf-8", out);
+	} else if (render_json(out, d, call->lang)) {
+		http_reply_buffer(call->req, status, "application/json; charset=utf-8", out);
+	} else {
+		http_reply(call->req, 500, "application/json; charset=utf-8", NULL, 0);
+	}
+	if (out != NULL)
+		evbuffer_free(out);
+	w->inflight--;
+	free(call);
+}
+
+/* Every decision is no-store; nginx's auth_request reads the outcome from
+ * headers, and a 503 says when to ask again. */
+static void request_headers(const struct request_call *call, const struct decision *d)
+{
+	const struct outcome_info *info = outcome_info(d->outcome);
+
+	http_reply_header(call->req, "Cache-Control", "no-store");
+	if (d->outcome == OUTCOME_SERVICE_UNAVAILABLE)
+		http_reply_header(call->req, "Retry-After", "1");
+	if (call->kind != REQUEST_AUTH)
+		return;
+	http_reply_header(call->req, "X-Certreg-Outcome", info->code);
+	if (d->outcome == OUTCOME_OK) {
+		http_reply_header(call->req, "X-Certreg-Unit", d->answer.registration_no);
+		http_reply_header(call->req, "X-Certreg-Key", d->vr.leaf.key_id);
+	}
+}
