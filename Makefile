@@ -212,10 +212,10 @@ bench: all bench-tools
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_FLAGS    = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZ_SRC      = common/verify.c common/certinfo.c common/outcome.c common/x509ctx.c
+FUZZ_SRC      = common/verify.c common/trust.c common/certinfo.c common/outcome.c common/x509ctx.c
 FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) common/verify.h common/certinfo.h
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) common/verify.h common/trust.h common/certinfo.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Icommon $(call pc_cflags,openssl) \
 		-o $@ $< $(FUZZ_SRC) $(call pc_libs,openssl)

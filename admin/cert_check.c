@@ -24,6 +24,7 @@
 #include "certinfo.h"
 #include "config.h"
 #include "outcome.h"
+#include "trust.h"
 #include "verify.h"
 
 #define PROGNAME     "certreg-admin"
@@ -227,23 +228,22 @@ static struct verify_store *build_store(const struct check_args *a, int *status)
 			goto fail;
 		config_verify_settings(cfg, &settings);
 		if (settings.crl_dir != NULL && settings.crl_dir[0] != '\0' &&
-		    !verify_load_crls(settings.crl_dir, crls, err, sizeof(err)))
+		    !trust_load_crls(settings.crl_dir, crls, err, sizeof(err)))
 			goto fail;
 		if (settings.intermediates_file != NULL && settings.intermediates_file[0] != '\0' &&
-		    !verify_load_certs(settings.intermediates_file, intermediates, err,
-		                       sizeof(err)))
+		    !trust_load_certs(settings.intermediates_file, intermediates, err, sizeof(err)))
 			goto fail;
 	}
-	if (!verify_load_certs(a->ca != NULL ? a->ca : settings.ca_file, anchors, err, sizeof(err)))
+	if (!trust_load_certs(a->ca != NULL ? a->ca : settings.ca_file, anchors, err, sizeof(err)))
 		goto fail;
 	for (int i = 0; i < a->ncrl; i++)
-		if (!verify_load_crls(a->crl[i], crls, err, sizeof(err)))
+		if (!trust_load_crls(a->crl[i], crls, err, sizeof(err)))
 			goto fail;
 	/* As the daemon's default: CRLs given means revocation is required. */
 	if (a->config == NULL && a->ncrl > 0)
 		settings.revocation = REVOCATION_REQUIRE;
-	store =
-	    verify_store_from_stacks(&settings, anchors, intermediates, crls, -1, err, sizeof(err));
+	store = verify_store_from_stacks(&settings, anchors, intermediates, crls, -1,
+	                                 a->have_at ? a->at : time(NULL), err, sizeof(err));
 fail:
 	if (store == NULL)
 		fprintf(stderr, "%s: error: %s\n", PROGNAME, err);
@@ -287,8 +287,8 @@ static bool run_check(const struct verify_store *store, const struct check_args 
 		return true;
 	}
 	certs = sk_X509_new_null();
-	if (certs == NULL || !verify_load_certs(a->cert, certs, err, sizeof(err)) ||
-	    !verify_load_certs(a->chain, certs, err, sizeof(err))) {
+	if (certs == NULL || !trust_load_certs(a->cert, certs, err, sizeof(err)) ||
+	    !trust_load_certs(a->chain, certs, err, sizeof(err))) {
 		memset(res, 0, sizeof(*res));
 		res->outcome = OUTCOME_CERT_MALFORMED;
 		res->depth = -1;

@@ -211,7 +211,7 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 		return false;
 	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
 		return true;
-	/* The files the loader reads (verify_load_crls): dot files are not. */
+	/* The files the loader reads (trust_load_crls): dot files are not. */
 	while (ok && (de = readdir(d)) != NULL) {
 		char file[PATH_MAX];
 		struct stat st;

@@ -11,18 +11,17 @@
  * the GM/T 0009 distinguishing id on every SM2 signature, certificates and
  * CRLs alike, and parsing limits on what a client sends.
  *
- * It does no network or database I/O and never reads the clock. Callers:
+ * It does no I/O (trust.c reads the trust files and hands their objects to
+ * verify_store_from_stacks) and never reads the clock. Callers:
  * the daemon, certreg-admin cert check, the conformance runner, the fuzzer.
  */
 #include "verify.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -35,9 +34,7 @@
 /* GM/T 0009-2012 default user id, applied to every SM2 signature. */
 #define SM2_DEFAULT_ID     "1234567812345678"
 #define SM2_DEFAULT_ID_LEN 16
-/* A trust or CRL file larger than this is refused rather than read. */
-#define VERIFY_MAX_FILE (256L * 1024 * 1024)
-#define VERIFY_MAX_WARN 16
+#define VERIFY_MAX_WARN    16
 /* CRLs found unauthentic for one certificate of a path: a path meets one or
  * two (a CRL and its delta) per certificate. */
 #define VERIFY_MAX_UNVERIFIED 8
@@ -211,8 +208,8 @@ static const struct {
 
 static struct verify_store *store_build(const struct verify_settings *settings,
                                         STACK_OF(X509) * anchors, STACK_OF(X509) * intermediates,
-                                        STACK_OF(X509_CRL) * crls, int max_depth, char *err,
-                                        size_t errlen);
+                                        STACK_OF(X509_CRL) * crls, int max_depth, time_t now,
+                                        char *err, size_t errlen);
 static void store_warn(struct verify_store *store, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl);
@@ -233,9 +230,9 @@ static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X5
                        time_t now, enum verify_purpose purpose, struct verify_result *out);
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
                        time_t now, enum verify_purpose purpose, struct verify_result *out);
-static bool prefix_good(const struct verify_store *store, struct verify_prefix *p, time_t now);
+static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now);
 static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain);
-static bool store_build_prefixes(struct verify_store *store);
+static bool store_build_prefixes(struct verify_store *store, time_t now);
 static void run_chain(const struct verify_store *store, const struct verify_prefix *direct,
                       X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
                       struct verify_result *out, STACK_OF(X509) * *chain_out);
@@ -250,8 +247,6 @@ static void result_malformed(struct verify_result *out, int depth, const char *f
 static void result_crl(struct verify_result *out, X509_CRL *crl);
 static bool parse_input(const struct verify_store *store, const unsigned char *buf, size_t len,
                         STACK_OF(X509) * certs, struct verify_result *out);
-static bool read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen);
-static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen);
 static const char *openssl_words(void);
 
 outcome_t verify_error_outcome(int x509_error)
@@ -273,106 +268,13 @@ int verify_error_table_code(size_t i)
 	return i < verify_error_table_size() ? verify_error_table[i].error : -1;
 }
 
-struct pem_kind {
-	const char *noun; /* in messages: "certificate", "CRL" */
-	void *(*d2i)(const unsigned char **p, long len);
-	void *(*pem)(BIO *bio);
-	bool (*push)(void *stack, void *obj);
-	void (*free)(void *obj);
-};
-
-static void *cert_d2i(const unsigned char **p, long len);
-static void *cert_pem(BIO *bio);
-static bool cert_push(void *stack, void *obj);
-static void cert_free(void *obj);
-static void *crl_d2i(const unsigned char **p, long len);
-static void *crl_pem(BIO *bio);
-static bool crl_push(void *stack, void *obj);
-static void crl_free(void *obj);
-static bool load_objects(const char *path, const struct pem_kind *kind, void *stack, char *err,
-                         size_t errlen);
-
-static const struct pem_kind pem_kind_cert = {"certificate", cert_d2i, cert_pem, cert_push,
-                                              cert_free};
-static const struct pem_kind pem_kind_crl = {"CRL", crl_d2i, crl_pem, crl_push, crl_free};
-
-bool verify_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)
-{
-	return load_objects(path, &pem_kind_cert, out, err, errlen);
-}
-
-bool verify_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
-{
-	struct stat st;
-	struct dirent **names = NULL;
-	int n;
-	bool ok = true;
-
-	if (stat(path, &st) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return false;
-	}
-	if (!S_ISDIR(st.st_mode))
-		return load_crl_file(path, out, err, errlen);
-	/* Sorted, so that a reload reads the same directory the same way. */
-	n = scandir(path, &names, NULL, alphasort);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return false;
-	}
-	for (int i = 0; i < n; i++) {
-		char file[4096];
-
-		if (ok && names[i]->d_name[0] != '.') {
-			snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
-			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
-				ok = load_crl_file(file, out, err, errlen);
-		}
-		free(names[i]);
-	}
-	free(names);
-	return ok;
-}
-
-struct verify_store *verify_store_load(const struct verify_settings *settings, char *err,
-                                       size_t errlen)
-{
-	STACK_OF(X509) *anchors = sk_X509_new_null();
-	STACK_OF(X509) *intermediates = sk_X509_new_null();
-	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
-	struct verify_store *store = NULL;
-
-	if (anchors == NULL || intermediates == NULL || crls == NULL) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (settings->ca_file == NULL || settings->ca_file[0] == '\0') {
-		snprintf(err, errlen, "ca_file is not set");
-		goto fail;
-	}
-	if (!verify_load_certs(settings->ca_file, anchors, err, errlen))
-		goto fail;
-	if (settings->intermediates_file != NULL && settings->intermediates_file[0] != '\0' &&
-	    !verify_load_certs(settings->intermediates_file, intermediates, err, errlen))
-		goto fail;
-	if (settings->crl_dir != NULL && settings->crl_dir[0] != '\0' &&
-	    !verify_load_crls(settings->crl_dir, crls, err, errlen))
-		goto fail;
-	store = store_build(settings, anchors, intermediates, crls, VERIFY_MAX_DEPTH, err, errlen);
-fail:
-	sk_X509_pop_free(anchors, X509_free);
-	sk_X509_pop_free(intermediates, X509_free);
-	sk_X509_CRL_pop_free(crls, X509_CRL_free);
-	return store;
-}
-
 struct verify_store *verify_store_from_stacks(const struct verify_settings *settings,
                                               STACK_OF(X509) * anchors,
                                               STACK_OF(X509) * intermediates,
-                                              STACK_OF(X509_CRL) * crls, int max_depth, char *err,
-                                              size_t errlen)
+                                              STACK_OF(X509_CRL) * crls, int max_depth, time_t now,
+                                              char *err, size_t errlen)
 {
-	return store_build(settings, anchors, intermediates, crls, max_depth, err, errlen);
+	return store_build(settings, anchors, intermediates, crls, max_depth, now, err, errlen);
 }
 
 struct verify_store *verify_store_ref(struct verify_store *store)
@@ -590,8 +492,8 @@ fail:
 
 static struct verify_store *store_build(const struct verify_settings *settings,
                                         STACK_OF(X509) * anchors, STACK_OF(X509) * intermediates,
-                                        STACK_OF(X509_CRL) * crls, int max_depth, char *err,
-                                        size_t errlen)
+                                        STACK_OF(X509_CRL) * crls, int max_depth, time_t now,
+                                        char *err, size_t errlen)
 {
 	struct verify_store *store = calloc(1, sizeof(*store));
 	X509_STORE_CTX *probe = NULL;
@@ -683,7 +585,7 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
 	X509_STORE_set_cert_crl(store->x509, verify_cert_crl);
 	X509_STORE_CTX_free(probe);
-	if (!store_index_known(store) || !store_build_prefixes(store)) {
+	if (!store_index_known(store) || !store_build_prefixes(store, now)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -741,7 +643,9 @@ static bool store_index_known(struct verify_store *store)
 
 /* A store per intermediate that trusts it alone, with every CRL (for the
  * leaf's) and the same CRL hook. */
-static bool store_build_prefixes(struct verify_store *store)
+/* One direct path per configured intermediate, each checked at now (the
+ * store is complete but for them when this runs). */
+static bool store_build_prefixes(struct verify_store *store, time_t now)
 {
 	int n = sk_X509_num(store->intermediates);
 
@@ -772,6 +676,8 @@ static bool store_build_prefixes(struct verify_store *store)
 		X509_STORE_set_check_crl(p->direct, verify_check_crl);
 		X509_STORE_set_cert_crl(p->direct, verify_cert_crl);
 	}
+	for (int i = 0; i < store->nprefixes; i++)
+		prefix_check(store, &store->prefixes[i], now);
 	return true;
 }
 
@@ -1145,7 +1051,7 @@ static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
                        time_t now, enum verify_purpose purpose, struct verify_result *out)
 {
-	struct verify_prefix *p = NULL;
+	const struct verify_prefix *p = NULL;
 
 	if (purpose != VERIFY_PURPOSE_CLIENT)
 		return false;
@@ -1153,7 +1059,8 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 		if (X509_check_issued(store->prefixes[i].ca, leaf) == X509_V_OK)
 			p = &store->prefixes[i];
 	ERR_clear_error();
-	if (p == NULL || !prefix_good(store, p, now))
+	/* The intermediate's path as the store was built: good, and still so. */
+	if (p == NULL || !p->good || now < p->checked || now >= p->until)
 		return false;
 	run_chain(store, p, leaf, sent, now, purpose, out, NULL);
 	if (out->outcome != OUTCOME_OK)
@@ -1163,29 +1070,27 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 	return true;
 }
 
-/* Whether p's intermediate has a good path at now: verified (any purpose:
- * its use for clients is checked where it issues) and plain. */
-static bool prefix_good(const struct verify_store *store, struct verify_prefix *p, time_t now)
+/* Whether p's intermediate has a good path at now, the time the store is
+ * built: verified (any purpose: its use for clients is checked where it
+ * issues) and plain; the answer holds for checked <= now < until. Run once,
+ * while building: the store is immutable after. */
+static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now)
 {
 	struct verify_result r;
 	STACK_OF(X509) * sent, *chain = NULL;
 
-	if (p->checked <= now && now < p->until)
-		return p->good;
 	result_init(&r);
 	sent = sk_X509_new_null();
 	if (sent == NULL || !sk_X509_push(sent, p->ca)) {
 		sk_X509_free(sent);
-		return false;
+		return;
 	}
 	run_chain(store, NULL, p->ca, sent, now, VERIFY_PURPOSE_ANY, &r, &chain);
 	sk_X509_free(sent);
 	p->good = r.outcome == OUTCOME_OK && r.stable_until > now && prefix_plain(store, chain);
 	p->checked = now;
-	/* A bad answer is asked again a minute on: the clock may fix it. */
-	p->until = p->good ? r.stable_until : now + 60;
+	p->until = p->good ? r.stable_until : now;
 	sk_X509_pop_free(chain, X509_free);
-	return p->good;
 }
 
 /*
@@ -1533,142 +1438,6 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 	}
 	BIO_free(bio);
 	ERR_clear_error();
-	return ok;
-}
-
-static bool read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	size_t n;
-
-	*buf = NULL;
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return false;
-	}
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		goto fail;
-	}
-	if (st.st_size > VERIFY_MAX_FILE) {
-		snprintf(err, errlen, "%s: larger than %ld bytes", path, VERIFY_MAX_FILE);
-		goto fail;
-	}
-	*buf = malloc((size_t)st.st_size + 1);
-	if (*buf == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	n = fread(*buf, 1, (size_t)st.st_size, f);
-	if (n != (size_t)st.st_size) {
-		snprintf(err, errlen, "%s: short read", path);
-		goto fail;
-	}
-	*len = n;
-	fclose(f);
-	return true;
-fail:
-	free(*buf);
-	*buf = NULL;
-	fclose(f);
-	return false;
-}
-
-static bool load_crl_file(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
-{
-	return load_objects(path, &pem_kind_crl, out, err, errlen);
-}
-
-/* Certificates and CRLs load alike: one DER object, or one or more PEM
- * objects; these adapters let load_objects handle both. */
-static void *cert_d2i(const unsigned char **p, long len)
-{
-	return d2i_X509(NULL, p, len);
-}
-static void *cert_pem(BIO *bio)
-{
-	return PEM_read_bio_X509(bio, NULL, NULL, NULL);
-}
-static bool cert_push(void *stack, void *obj)
-{
-	return sk_X509_push(stack, obj) > 0;
-}
-static void cert_free(void *obj)
-{
-	X509_free(obj);
-}
-static void *crl_d2i(const unsigned char **p, long len)
-{
-	return d2i_X509_CRL(NULL, p, len);
-}
-static void *crl_pem(BIO *bio)
-{
-	return PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL);
-}
-static bool crl_push(void *stack, void *obj)
-{
-	return sk_X509_CRL_push(stack, obj) > 0;
-}
-static void crl_free(void *obj)
-{
-	X509_CRL_free(obj);
-}
-
-static bool load_objects(const char *path, const struct pem_kind *kind, void *stack, char *err,
-                         size_t errlen)
-{
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	BIO *bio = NULL;
-	int n = 0;
-	bool ok = false;
-
-	if (!read_file(path, &buf, &len, err, errlen))
-		return false;
-	if (certinfo_is_der(buf, len)) {
-		const unsigned char *p = buf;
-		void *obj = kind->d2i(&p, (long)len);
-
-		if (obj == NULL || p != buf + len) {
-			if (obj != NULL)
-				kind->free(obj);
-			snprintf(err, errlen, "%s: not a PEM or DER %s", path, kind->noun);
-			goto fail;
-		}
-		if (!kind->push(stack, obj)) {
-			kind->free(obj);
-			snprintf(err, errlen, "%s: out of memory", path);
-			goto fail;
-		}
-		ok = true;
-		goto fail;
-	}
-	bio = BIO_new_mem_buf(buf, (int)len);
-	if (bio == NULL) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto fail;
-	}
-	for (void *obj; (obj = kind->pem(bio)) != NULL; n++) {
-		if (!kind->push(stack, obj)) {
-			kind->free(obj);
-			snprintf(err, errlen, "%s: out of memory", path);
-			goto fail;
-		}
-	}
-	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
-		snprintf(err, errlen, "%s: %s %d: %s", path, kind->noun, n + 1, openssl_words());
-		goto fail;
-	}
-	if (n == 0) {
-		snprintf(err, errlen, "%s: no %s found", path, kind->noun);
-		goto fail;
-	}
-	ok = true;
-fail:
-	ERR_clear_error();
-	BIO_free(bio);
-	free(buf);
 	return ok;
 }
 

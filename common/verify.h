@@ -3,8 +3,8 @@
  *
  * Owns trust stores (anchors, helper intermediates, CRLs, settings) and the
  * verification of one presented chain at a given time `now`. It does no
- * network or database I/O and never looks at the clock itself, so it is
- * tested at fixed times. Callers: the daemon (TLS listener, /v1/verify,
+ * I/O at all (trust.c reads the files) and never looks at the clock
+ * itself, so it is tested at fixed times. Callers: the daemon (TLS listener, /v1/verify,
  * /v1/auth), certreg-admin cert check, the conformance runner, fuzzers.
  */
 #ifndef CERTREG_VERIFY_H
@@ -69,14 +69,11 @@ struct verify_result {
 	time_t stable_until;
 };
 
-/* Immutable once loaded, shared by reference count between the requests in
- * flight and the reload that replaces it. */
+/* A generation of trust: immutable once built, shared by reference count
+ * between the requests in flight and the reload that replaces it. Built
+ * from files by trust.c (trust_load), or from objects in memory below. */
 struct verify_store;
 
-/* Loads everything the settings name, all or nothing. NULL with a message in
- * err (naming the file and problem) on any failure. */
-struct verify_store *verify_store_load(const struct verify_settings *settings, char *err,
-                                       size_t errlen);
 struct verify_store *verify_store_ref(struct verify_store *store);
 void verify_store_unref(struct verify_store *store);
 
@@ -104,25 +101,20 @@ size_t verify_store_warning_count(const struct verify_store *store);
 const char *verify_store_warning(const struct verify_store *store, size_t i);
 
 /*
- * Builds a store from objects already in memory (certreg-admin cert check
- * with --crl files, the conformance runner). The file names in settings are
- * ignored; the other settings apply. max_depth < 0 means VERIFY_MAX_DEPTH.
- * Takes its own references; the caller keeps and frees its stacks.
+ * Builds a store from objects already in memory (trust_load, certreg-admin
+ * cert check with --crl files, the conformance runner). The file names in
+ * settings are ignored; the other settings apply. max_depth < 0 means VERIFY_MAX_DEPTH.
+ * Takes its own references; the caller keeps and frees its stacks. now is
+ * when the store is built: each configured intermediate's own path is
+ * verified then, once, and a leaf it issued skips that work while the
+ * answer holds (docs/VERIFY.md, "The direct path"); after that every chain
+ * is verified in full, with the same outcomes, until the next reload.
  */
 struct verify_store *verify_store_from_stacks(const struct verify_settings *settings,
                                               STACK_OF(X509) * anchors,
                                               STACK_OF(X509) * intermediates,
-                                              STACK_OF(X509_CRL) * crls, int max_depth, char *err,
-                                              size_t errlen);
-
-/* Appends the certificates of a PEM file (or the one DER certificate of a DER
- * file) to out; false with a message naming the file. */
-bool verify_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
-/* Appends the CRLs of a PEM or DER file, or of every regular file of a
- * directory (dot files skipped), to out. */
-bool verify_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                                              STACK_OF(X509_CRL) * crls, int max_depth, time_t now,
+                                              char *err, size_t errlen);
 
 /* The outcome an X509_V_ERR_* code maps to (the one table); CERT_UNTRUSTED
  * for a code the table does not know. The table itself, for its test. */

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
+#include "trust.h"
 #include "worker.h"
 
 #define SUPERVISOR_SLOTS_PER_WORKER 4
@@ -85,7 +86,7 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 	if (!config_check_files(next.cfg, uid, err, errlen))
 		goto fail;
 	config_verify_settings(next.cfg, &vs);
-	next.store = verify_store_load(&vs, err, errlen);
+	next.store = trust_load(&vs, time(NULL), err, errlen);
 	if (next.store == NULL)
 		goto fail;
 	if (next.cfg->listen_tls[0] != '\0') {

@@ -170,12 +170,12 @@ static bool run_case(json_t *tc, bool *success, bool *same_configured, char *why
 	store = verify_store_from_stacks(&settings, anchors, NULL, crls,
 	                                 json_is_integer(depth) ? (int)json_integer_value(depth)
 	                                                        : LIMBO_DEFAULT_DEPTH,
-	                                 why, whylen);
+	                                 now, why, whylen);
 	if (store == NULL)
 		goto fail;
 	configured = verify_store_from_stacks(
 	    &settings, anchors, sent, crls,
-	    json_is_integer(depth) ? (int)json_integer_value(depth) : LIMBO_DEFAULT_DEPTH, why,
+	    json_is_integer(depth) ? (int)json_integer_value(depth) : LIMBO_DEFAULT_DEPTH, now, why,
 	    whylen);
 	if (configured == NULL)
 		goto fail;

@@ -29,6 +29,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "trust.h"
 #include "verify.h"
 
 struct blob {
@@ -179,7 +180,7 @@ int main(int argc, char **argv)
 				    .expiry_warning_days = 30};
 				char err[512];
 
-				vs = verify_store_load(&set, err, sizeof(err));
+				vs = trust_load(&set, time(NULL), err, sizeof(err));
 				if (vs == NULL) {
 					fprintf(stderr, "verify_ref: %s\n", err);
 					exit(2);

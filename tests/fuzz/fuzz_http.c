@@ -46,6 +46,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "store.h"
+#include "trust.h"
 #include "worker.h"
 
 #define FUZZ_HTTP_BOUND_MS 3000
@@ -137,7 +138,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_set_level(LOG_LEVEL_ERROR);
 	w.cfg = fuzz_config();
 	config_verify_settings(w.cfg, &vs);
-	w.store = verify_store_load(&vs, err, sizeof(err));
+	w.store = trust_load(&vs, time(NULL), err, sizeof(err));
 	if (w.store == NULL)
 		fuzz_fail(err);
 	if (!metrics_init(1))

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "trust.h"
 #include "verify.h"
 
 /* The PKI's fixed T (make fuzz builds it with --now 1795435200). */
@@ -42,7 +43,8 @@ static struct verify_store *fallback_store(void)
 	    X509_gmtime_adj(X509_getm_notAfter(root), 86400) != NULL &&
 	    X509_set_pubkey(root, key) && X509_sign(root, key, EVP_sha256()) > 0 &&
 	    sk_X509_push(anchors, root))
-		s = verify_store_from_stacks(&settings, anchors, NULL, NULL, -1, err, sizeof(err));
+		s = verify_store_from_stacks(&settings, anchors, NULL, NULL, -1, time(NULL), err,
+		                             sizeof(err));
 	sk_X509_free(anchors);
 	X509_free(root);
 	EVP_PKEY_free(key);
@@ -66,7 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 		snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
 		snprintf(crl, sizeof(crl), "%s/crl-all", dir);
-		store = verify_store_load(&settings, err, sizeof(err));
+		store = trust_load(&settings, time(NULL), err, sizeof(err));
 		if (store == NULL)
 			fprintf(stderr, "fuzz_verify: %s; using the fallback store\n", err);
 	}

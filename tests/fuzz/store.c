@@ -2,6 +2,7 @@
  * store.c - the test PKI's trust store for the application fuzz targets.
  */
 #include "store.h"
+#include "trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ struct verify_store *fuzz_pki_store(const char *who)
 	snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 	snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/crl-all", dir);
-	store = verify_store_load(&settings, err, sizeof(err));
+	store = trust_load(&settings, time(NULL), err, sizeof(err));
 	if (store == NULL) {
 		fprintf(stderr,
 		        "%s: %s\n(run `make fuzz`, or tests/pki/mkpki.py DIR --now %d and "

@@ -25,6 +25,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "trust.h"
 #include "verify.h"
 
 #define T    1800000000L /* 2027-01-15T08:00:00Z */
@@ -342,7 +343,7 @@ static struct verify_store *make_store(enum revocation_mode rev, X509 *const *an
 		sk_X509_push(i, *inters);
 	for (; crls != NULL && *crls != NULL; crls++)
 		sk_X509_CRL_push(c, *crls);
-	store = verify_store_from_stacks(&settings, a, i, c, max_depth, err, sizeof(err));
+	store = verify_store_from_stacks(&settings, a, i, c, max_depth, T, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("store: %s", err);
 	sk_X509_free(a);
@@ -538,7 +539,7 @@ static void test_skew_zero(void **state)
 
 	(void)state;
 	sk_X509_push(a, anchors[0]);
-	store = verify_store_from_stacks(&settings, a, NULL, NULL, -1, err, sizeof(err));
+	store = verify_store_from_stacks(&settings, a, NULL, NULL, -1, T, err, sizeof(err));
 	assert_non_null(store);
 	expect_at(store, SENT(pki.notyet_edge, pki.rsa_int), T + SKEW - 1, VERIFY_PURPOSE_CLIENT,
 	          OUTCOME_CERT_NOT_YET_VALID, 0, &res);
@@ -1041,7 +1042,7 @@ static void test_store_load_files(void **state)
 	s.intermediates_file = inter;
 	s.crl_dir = crld;
 
-	store = verify_store_load(&s, err, sizeof(err));
+	store = trust_load(&s, T, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("%s", err);
 	assert_int_equal(verify_store_crl_count(store), 3);
@@ -1055,21 +1056,21 @@ static void test_store_load_files(void **state)
 
 	/* All or nothing: an unreadable CRL fails the load, naming the file. */
 	write_pem(f1, SENT(pki.rsa_ok), NULL, false);
-	store = verify_store_load(&s, err, sizeof(err));
+	store = trust_load(&s, T, err, sizeof(err));
 	assert_null(store);
 	assert_non_null(strstr(err, "root.pem"));
 	s.crl_dir = NULL;
 	s.ca_file = f2;
-	assert_null(verify_store_load(&s, err, sizeof(err)));
+	assert_null(trust_load(&s, T, err, sizeof(err)));
 	assert_non_null(strstr(err, "sub.crl"));
 	s.ca_file = NULL;
-	assert_null(verify_store_load(&s, err, sizeof(err)));
+	assert_null(trust_load(&s, T, err, sizeof(err)));
 	s.ca_file = "/nonexistent/ca.pem";
-	assert_null(verify_store_load(&s, err, sizeof(err)));
+	assert_null(trust_load(&s, T, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/ca.pem"));
 	s.ca_file = ca;
 	s.holder_id_sources = "not-an-oid";
-	assert_null(verify_store_load(&s, err, sizeof(err)));
+	assert_null(trust_load(&s, T, err, sizeof(err)));
 	unlink(ca);
 	unlink(inter);
 	unlink(f1);
@@ -1116,7 +1117,7 @@ static struct verify_store *shared_store(const char *dir, const char *crl_set, i
 	snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/%s", dir, crl_set);
 	snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
-	store = verify_store_load(&s, err, sizeof(err));
+	store = trust_load(&s, T, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("%s: %s", crl_set, err);
 	return store;
