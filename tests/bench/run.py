@@ -761,7 +761,7 @@ def main():
         # One round first, not counted: the round right after row 6 (ten
         # thousand connections closing in both servers) had p99s of 38-98 ms
         # on both sides, against 5-23 ms for the rounds after it (runs V and
-        # W in docs/PERFORMANCE.md).
+        # W in docs/PERFORMANCE-HISTORY.md).
         for i in range(1 + a.p99_pairs):
             # No cache to fill on these instances: half a second of warm-up
             # is for the connections only.
