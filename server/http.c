@@ -4,8 +4,8 @@
  * Each connection is a bufferevent (bufferevent_openssl on the TLS
  * listener) and walks the states below; only the handler runs between
  * reading and writing, and a next request is not parsed meanwhile, so a
- * client can never have two requests in flight. One timer per connection is the deadline of
- * the state it is in: the whole request (handshake, headers and body) must
+ * client can never have two requests in flight. One timer per connection
+ * is the deadline of the state it is in: the whole request (handshake, headers and body) must
  * arrive within request_timeout of the connection becoming ready for it, so
  * a client sending a byte now and then is cut like a silent one; a listener
  * may also give the TLS handshake and the header block shorter deadlines of

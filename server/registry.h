@@ -4,8 +4,8 @@
  * Owns a small pool of non-blocking libpq connections on the worker's event
  * loop, their prepared statements, reconnection with backoff, and one
  * dedicated LISTEN connection for cache invalidation. Callers (decision.c,
- * http.c for /readyz) submit queries and get exactly one callback, unless
- * they abandon the query first. It never blocks the loop.
+ * route_status.c for /readyz) submit queries and get exactly one callback,
+ * unless they abandon the query first. It never blocks the loop.
  */
 #ifndef CERTREG_REGISTRY_H
 #define CERTREG_REGISTRY_H
