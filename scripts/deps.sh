@@ -14,7 +14,14 @@
 #          debhelper, lintian, and systemd for systemd-analyze and
 #          systemd-sysusers in the installed-package checks
 # A no-op when everything is present; otherwise apt-get, non-interactive.
+# `deps.sh --list GROUP...` prints the groups' packages and installs nothing.
 set -eu
+
+list=no
+if [ "${1:-}" = --list ]; then
+	list=yes
+	shift
+fi
 
 PKGS_run="gcc libc6-dev make pkg-config
 libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev
@@ -36,6 +43,12 @@ for group in "${@:-build}"; do
 	esac
 done
 
+if [ "$list" = yes ]; then
+	# shellcheck disable=SC2086
+	printf '%s\n' $PKGS | sort -u
+	exit 0
+fi
+
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
@@ -46,7 +59,7 @@ done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing Debian packages:$missing" >&2
-	echo "deps: run 'make deps' as root (or: sudo apt-get install$missing)" >&2
+	echo "deps: run 'sudo $0 ${*:-build}' (or: sudo apt-get install$missing)" >&2
 	exit 1
 fi
 echo "deps: installing$missing"

@@ -148,3 +148,27 @@ def test_demo_is_up_only_when_it_answers_and_ctrl_c_stops_everything(demo):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=60)
     demo.assert_stopped()
+
+
+def test_make_run_installs_only_what_building_and_the_demo_need():
+    """scripts/deps.sh's run group (what `make run` installs): a compiler and
+    the libraries, PostgreSQL, the PKI's and the demo's tools; none of the
+    test tools, and no nginx (the demo shows certregd alone)."""
+    def group(*names):
+        p = subprocess.run([str(REPO / "scripts/deps.sh"), "--list", *names],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+    run, build = group("run"), group("build")
+    assert {"gcc", "make", "pkg-config", "libpq-dev", "libssl-dev", "libevent-dev",
+            "postgresql-15", "python3", "openssl", "curl"} <= run
+    for pkg in ("valgrind", "clang", "llvm", "libcmocka-dev", "nginx-light",
+                "python3-pytest", "python3-psycopg2", "python3-pyflakes", "man-db"):
+        assert pkg not in run, pkg
+        assert pkg in build, pkg
+    assert run <= build
+    # make run asks for that group, not for `make deps` (everything).
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/deps.sh run" in recipe and "deps" not in recipe.split("\n")[0]
