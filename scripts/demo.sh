@@ -63,6 +63,12 @@ stop_all() {
 	stop_pg
 }
 
+# From here on every way out stops what was started (the EXIT trap also
+# runs on these exits, in dash as in bash).
+trap 'stop_all' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 [ -f "$run/pg/data/postmaster.pid" ] && stop_pg
 rm -rf "$run"
 mkdir -p "$run/pg/sock" "$run/crl"
@@ -79,10 +85,6 @@ as_owner "$pgbin/initdb" -D "$run/pg/data" -U postgres --auth=trust -E UTF8 \
 as_owner "$pgbin/pg_ctl" -D "$run/pg/data" -l "$run/pg/server.log" -w \
 	-o "-c listen_addresses='' -c unix_socket_directories='$run/pg/sock' -p $pgport -c fsync=off" \
 	start >/dev/null
-trap 'stop_all' EXIT
-# The EXIT trap runs on these too (dash and bash both run it on exit).
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 super="host=$run/pg/sock port=$pgport user=postgres"
 "$pgbin/createdb" -h "$run/pg/sock" -p "$pgport" -U postgres certreg
@@ -205,10 +207,12 @@ In another terminal, try:
 
 Stop with Ctrl-C.
 MSG
-	# Until certregd ends or Ctrl-C (the traps stop both).
-	wait "$daemon_pid" || true
+	# Until Ctrl-C (the traps stop certregd and the cluster) or certregd ends.
+	rc=0
+	wait "$daemon_pid" || rc=$?
 	daemon_pid=""
-	exit 0
+	echo "demo: certregd exited (status $rc); its log: $log" >&2
+	exit 1
 fi
 
 # --selftest: each step is the printed command, run by sh as pasted.
