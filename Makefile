@@ -2,7 +2,8 @@
 #
 #   make                 build certregd and certreg-admin into build/
 #   make check           install missing Debian packages, build, run every test (deb-check too)
-#   make run             the demo: PostgreSQL, PKI, data, certregd in the foreground
+#   make run             the demo: PostgreSQL, PKI, data, certregd; prints commands to try
+#   make demo-check      the demo's self-test: runs those commands, exit 0/1 (tests/test_demo.py in make check)
 #   make install         PREFIX=/usr/local DESTDIR=  (programs, SQL, man pages, units, sysusers)
 #   make deb             the Debian packages certreg and certreg-admin into build/deb/
 #   make deb-check       build them, install, check and purge them in a throwaway root
@@ -102,7 +103,7 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 	@mkdir -p $(@D)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
 
-.PHONY: all deps check unit integration run install install-daemon install-admin uninstall clean \
+.PHONY: all deps check unit integration run demo-check install install-daemon install-admin uninstall clean \
         deb deb-check fuzz conformance bench bench-tools \
         format format-check lint bench soak
 all: $(CERTREGD) $(ADMIN)
@@ -169,9 +170,16 @@ unit: $(UNIT_BIN)
 integration: all
 	CERTREG_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
 
-run: deps
+# Only what building and the demo need (scripts/deps.sh run): no test tools.
+run:
+	@scripts/deps.sh run
 	$(MAKE) all
-	@scripts/demo.sh
+	@BUILD=$(BUILD) scripts/demo.sh
+
+demo-check:
+	@scripts/deps.sh run
+	$(MAKE) all
+	@BUILD=$(BUILD) scripts/demo.sh --selftest
 
 # Only the engine: the conformance run does not wait for the programs.
 $(BUILD)/tests/conformance: tests/conformance.c $(BUILD)/libcommon.a

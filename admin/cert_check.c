@@ -4,9 +4,10 @@
  * Owns the offline certificate check: it builds a trust store from --ca and
  * --crl or from the daemon's --config, runs the verification engine
  * (common/verify.c, the same code as certregd) on a certificate file at the
- * clock or at --at, and prints the outcome, the reason and a summary. It
- * touches no database and decides nothing about keys or units. Called by
- * admin/main.c.
+ * clock or at --at, and prints the outcome, the reason, the message and hint
+ * the user was shown (zh-CN, the daemon's default, from common/outcome.c's
+ * table) and a summary. It touches no database and decides nothing about
+ * keys or units. Called by admin/main.c.
  */
 #include "cert_check.h"
 
@@ -307,6 +308,7 @@ static bool run_check(const struct verify_store *store, const struct check_args 
 static void print_text(const struct verify_result *res)
 {
 	const struct cert_summary *s = &res->leaf;
+	const struct outcome_info *info = outcome_info(res->outcome);
 	char nb[32], na[32];
 
 	printf("outcome:     %s\n", outcome_code(res->outcome));
@@ -316,6 +318,13 @@ static void print_text(const struct verify_result *res)
 		       res->failing_subject[0] != '\0' ? ")" : "");
 	else
 		printf("reason:      %s\n", res->reason);
+	/* What the login page said, so counter staff can match the user's
+	 * words. Not on OK: the key association still decides that login. */
+	if (res->outcome != OUTCOME_OK) {
+		printf("message:     %s\n", info->message[OUTCOME_LANG_ZH]);
+		if (info->hint[OUTCOME_LANG_ZH] != NULL)
+			printf("hint:        %s\n", info->hint[OUTCOME_LANG_ZH]);
+	}
 	if (res->has_leaf) {
 		certinfo_rfc3339(s->not_before, nb, sizeof(nb));
 		certinfo_rfc3339(s->not_after, na, sizeof(na));
@@ -345,15 +354,22 @@ static void print_text(const struct verify_result *res)
 static bool print_json(const struct verify_result *res)
 {
 	const struct cert_summary *s = &res->leaf;
+	const struct outcome_info *info = outcome_info(res->outcome);
 	json_t *root, *warnings;
 	char nb[32], na[32];
 
 	root = json_pack(
-	    "{s:s, s:s, s:o, s:o}", "outcome", outcome_code(res->outcome), "reason", res->reason,
-	    "depth",
+	    "{s:s, s:s, s:o, s:o, s:o, s:o}", "outcome", outcome_code(res->outcome), "reason",
+	    res->reason, "depth",
 	    res->depth >= 0 && res->outcome != OUTCOME_OK ? json_integer(res->depth) : json_null(),
 	    "failing_subject",
-	    res->failing_subject[0] != '\0' ? json_string(res->failing_subject) : json_null());
+	    res->failing_subject[0] != '\0' ? json_string(res->failing_subject) : json_null(),
+	    "message",
+	    res->outcome != OUTCOME_OK ? json_string(info->message[OUTCOME_LANG_ZH]) : json_null(),
+	    "hint",
+	    res->outcome != OUTCOME_OK && info->hint[OUTCOME_LANG_ZH] != NULL
+	        ? json_string(info->hint[OUTCOME_LANG_ZH])
+	        : json_null());
 	warnings = json_array();
 	if (root == NULL || warnings == NULL) {
 		json_decref(warnings);

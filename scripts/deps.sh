@@ -1,29 +1,53 @@
 #!/bin/sh
 # Installs the Debian 12 packages certreg needs, by group (the arguments):
-#   build  build, test and run the demo (the default; `make deps`, which
-#          `make run` and `make check` depend on)
+#   run    build the programs and run the demo (`make run`): a C compiler,
+#          make, pkg-config and the libraries' -dev packages, the PostgreSQL
+#          server (the demo's throwaway cluster), python3 and openssl (the
+#          demo PKI), curl (the demo's readiness wait and its commands),
+#          util-linux (setpriv, the demo as root). No test tools: the demo
+#          shows certregd alone, so no nginx either.
+#   build  run, plus everything the tests need (`make deps`, which
+#          `make check` depends on; the default): clang and LLVM (fuzzing),
+#          valgrind, cmocka, pytest, psycopg2, pyflakes, nginx (the nginx
+#          tests), iproute2, procps, systemd and man-db
 #   deb    build and check the Debian packages (`make deb`, `make deb-check`):
 #          debhelper, lintian, and systemd for systemd-analyze and
 #          systemd-sysusers in the installed-package checks
 # A no-op when everything is present; otherwise apt-get, non-interactive.
+# `deps.sh --list GROUP...` prints the groups' packages and installs nothing.
 set -eu
 
-PKGS_build="build-essential pkg-config clang llvm libclang-rt-14-dev valgrind
-libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
+list=no
+if [ "${1:-}" = --list ]; then
+	list=yes
+	shift
+fi
+
+PKGS_run="gcc libc6-dev make pkg-config
+libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev
 libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
-python3 python3-pytest python3-psycopg2 python3-pyflakes
-openssl curl nginx-light procps util-linux iproute2 systemd man-db"
+python3 openssl curl util-linux"
+PKGS_build="$PKGS_run build-essential clang llvm libclang-rt-14-dev valgrind libcmocka-dev
+python3-pytest python3-psycopg2 python3-pyflakes
+nginx-light procps iproute2 systemd man-db"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 
 PKGS=""
 for group in "${@:-build}"; do
 	case $group in
+	run) PKGS="$PKGS $PKGS_run" ;;
 	build) PKGS="$PKGS $PKGS_build" ;;
 	deb) PKGS="$PKGS $PKGS_deb" ;;
-	*) echo "deps: unknown group '$group' (build, deb)" >&2; exit 2 ;;
+	*) echo "deps: unknown group '$group' (run, build, deb)" >&2; exit 2 ;;
 	esac
 done
+
+if [ "$list" = yes ]; then
+	# shellcheck disable=SC2086
+	printf '%s\n' $PKGS | sort -u
+	exit 0
+fi
 
 missing=""
 for p in $PKGS; do
@@ -35,7 +59,7 @@ done
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing Debian packages:$missing" >&2
-	echo "deps: run 'make deps' as root (or: sudo apt-get install$missing)" >&2
+	echo "deps: run 'sudo $0 ${*:-build}' (or: sudo apt-get install$missing)" >&2
 	exit 1
 fi
 echo "deps: installing$missing"

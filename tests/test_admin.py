@@ -767,3 +767,70 @@ def test_json_output_parses_for_every_command(org, db, pki):
 
 # The `check` probe: tests/test_probe.py.
 
+
+
+# `cert check` (contract section 6): the daemon's trust from --config, and
+# the words the user was shown.
+
+def daemon_config(tmp_path, pki, intermediates=True):
+    """A certregd config with the trust of the test PKI (as the daemon's)."""
+    conf = tmp_path / "certreg.conf"
+    inter = f"intermediates_file = {pki.path('ca/intermediates.pem')}\n" if intermediates else ""
+    conf.write_text(f"""[server]
+listen_api = 127.0.0.1:1
+listen_tls = 127.0.0.1:2
+tls_cert = {pki.path('server/server.pem')}
+tls_key = {pki.path('server/server.key')}
+
+[trust]
+ca_file = {pki.path('ca/trust.pem')}
+{inter}crl_dir = {pki.path('crl-all')}
+revocation = require
+
+[database]
+conninfo = dbname=none
+""")
+    return conf
+
+
+def test_cert_check_with_config_completes_the_chain_from_intermediates_file(tmp_path, pki):
+    """The leaf alone, as nginx passes it: its issuing CA is only in the
+    config's intermediates_file, so the daemon says OK and so must cert check."""
+    leaf = pki.leaf("ec-ok")["pem"]        # the leaf only, no chain
+    p = run(None, "cert", "check", "--cert", leaf, "--config", daemon_config(tmp_path, pki))
+    assert p.returncode == OK, p.stdout + p.stderr
+    assert p.stdout.startswith("outcome:     OK\n")
+    out = json.loads(ok(None, "--json", "cert", "check", "--cert", leaf, "--config",
+                        daemon_config(tmp_path, pki)).stdout)
+    assert out["outcome"] == "OK" and out["crl"] is not None   # crl_dir came from it too
+    # The setting is what made it: without it (or with --ca) nothing completes the path.
+    for trust in (["--config", daemon_config(tmp_path, pki, intermediates=False)],
+                  ["--ca", pki.path("ca/trust.pem")]):
+        p = run(None, "cert", "check", "--cert", leaf, *trust)
+        assert p.returncode == REFUSED and "outcome:     CERT_UNTRUSTED" in p.stdout, p.stdout
+
+
+def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
+    """The zh-CN message and hint of common/outcome.c's table, as on the login
+    page; --json keeps its keys and adds them."""
+    conf = daemon_config(tmp_path, pki)
+    p = run(None, "cert", "check", "--cert", pki.leaf("expired")["pem"], "--config", conf)
+    assert p.returncode == REFUSED
+    assert "outcome:     CERT_EXPIRED\n" in p.stdout
+    assert "message:     证书已过期。\n" in p.stdout
+    assert re.search(r"^hint:        请用证书助手查看证书有效期", p.stdout, re.M), p.stdout
+    p = run(None, "--json", "cert", "check", "--cert", pki.leaf("untrusted")["pem"],
+            "--config", conf)
+    assert p.returncode == REFUSED
+    out = json.loads(p.stdout)
+    assert {"outcome", "reason", "depth", "certificate"} <= set(out)
+    assert out["outcome"] == "CERT_UNTRUSTED"
+    assert out["message"] == "证书不是由本系统认可的证书颁发机构签发的。"
+    assert out["hint"].startswith("请使用北京住房公积金认可的数字证书")
+    # On OK the certificate passed, but the key association decides the
+    # login: no user-facing message is claimed.
+    out = json.loads(ok(None, "--json", "cert", "check", "--cert", pki.leaf("ec-ok")["pem"],
+                        "--config", conf).stdout)
+    assert out["message"] is None and out["hint"] is None
+    assert "message:" not in ok(None, "cert", "check", "--cert", pki.leaf("ec-ok")["pem"],
+                                "--config", conf).stdout

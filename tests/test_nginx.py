@@ -24,6 +24,7 @@ from fixtures.pki import make_pki
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "deploy/nginx/certreg-portal.conf"
 UNAVAILABLE = REPO / "deploy/nginx/unavailable.html"
+PORTAL_UNAVAILABLE = REPO / "deploy/nginx/portal-unavailable.html"
 REGNO = "110108000777"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # zh-CN text of KEY_NOT_APPROVED in the contract (section 4).
@@ -132,6 +133,9 @@ def render_site(trust_pki, pki, workdir, api, portal_port, tls_port, http_port):
     page = workdir / "unavailable.html"
     shutil.copy(UNAVAILABLE, page)
     page.chmod(0o644)
+    portal_page = workdir / "portal-unavailable.html"
+    shutil.copy(PORTAL_UNAVAILABLE, portal_page)
+    portal_page.chmod(0o644)
     text = SITE.read_text()
     for old, new in (
             ("server 127.0.0.1:8080;", f"server {api};"),
@@ -141,7 +145,8 @@ def render_site(trust_pki, pki, workdir, api, portal_port, tls_port, http_port):
             ("/etc/nginx/certreg/portal.pem", str(pki.path("server/server.pem"))),
             ("/etc/nginx/certreg/portal.key", str(pki.path("server/server.key"))),
             ("/etc/certreg/client-ca-names.pem", str(ca_names)),
-            ("/usr/local/share/certreg/nginx/unavailable.html", str(page))):
+            ("/usr/local/share/certreg/nginx/unavailable.html", str(page)),
+            ("/usr/local/share/certreg/nginx/portal-unavailable.html", str(portal_page))):
         assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {SITE}"
         text = text.replace(old, new)
     site = workdir / "certreg-portal.conf"
@@ -359,10 +364,36 @@ def test_plain_http_redirects_to_https(front, pki):
     assert r.headers["location"][0].startswith("https://localhost")
 
 
-def test_certregd_down_gives_the_static_try_again_page(front, pki):
+# What each static outage page names: certregd is the certificate login
+# service (证书登录校验服务), the portal upstream the online business system
+# (网上业务系统). Each page names its own part and not the other.
+NAMES_LOGIN_SERVICE = "证书登录校验服务"
+NAMES_PORTAL = "网上业务系统"
+
+
+def test_certregd_down_gives_the_page_naming_the_login_service(front, pki):
     assert front.certregd.stop() == 0
     r = curl(pki, front.port, "/", leaf="rsa-ok")
     assert r.status == 503
     assert "请稍后再试" in r.text and "SERVICE_UNAVAILABLE" in r.text
+    assert NAMES_LOGIN_SERVICE in r.text and NAMES_PORTAL not in r.text
+    assert r.text.index("请稍后再试") < r.text.index('lang="en"')  # Chinese first
     assert r.headers["retry-after"] == ["30"]
     assert front.portal.requests == []
+
+
+def test_portal_down_gives_the_page_naming_the_portal(front, pki):
+    """The login was decided OK; the portal upstream refusing connections is
+    not the login service's failure, and the page must not say it is."""
+    front.portal.close()
+    r = curl(pki, front.port, "/home", leaf="rsa-ok")
+    assert r.status == 502, r.text
+    assert NAMES_PORTAL in r.text and "PORTAL_UNAVAILABLE" in r.text
+    assert NAMES_LOGIN_SERVICE not in r.text and "SERVICE_UNAVAILABLE" not in r.text
+    assert r.text.index(NAMES_PORTAL) < r.text.index('lang="en"')  # Chinese first
+    assert "portal" in r.text.split('lang="en"', 1)[1]
+    assert r.headers["retry-after"] == ["30"]
+    # certregd answered (OK) and is still up: the failure was the portal's.
+    assert "connect() failed" in front.nginx.log()
+    assert front.certregd.proc.poll() is None
+

@@ -1,0 +1,174 @@
+"""The newcomer's demo, `make run` (scripts/demo.sh, issue 31).
+
+The demo runs on free ports in a directory of its own (never the checkout's
+run/, where someone's demo may be running). `--selftest` runs exactly the
+commands the demo prints - an OK login, a KEY_NOT_APPROVED one, the clerk
+binding that key by its id, the same certificate OK a second later, a
+SIGHUP reload - and checks each answer. The interactive demo must say it is
+up only once both listeners answer, and Ctrl-C must stop certregd and the
+PostgreSQL cluster.
+"""
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fixtures.cli import BUILD, REPO
+from fixtures.daemon import free_port
+
+DEMO = REPO / "scripts/demo.sh"
+
+
+class Demo:
+    """The environment of one demo run: ports, its directory, the build."""
+
+    def __init__(self):
+        # Under /tmp with mode 755: as root the demo's cluster and certregd
+        # run as nobody, who cannot enter pytest's 0700 tmp_path.
+        self.top = Path(tempfile.mkdtemp(prefix="certreg-demo-"))
+        self.top.chmod(0o755)
+        self.dir = self.top / "run"
+        self.api_port, self.tls_port = free_port(), free_port()
+        self.env = dict(os.environ,
+                        BUILD=str(BUILD),
+                        CERTREG_DEMO_DIR=str(self.dir),
+                        CERTREG_DEMO_API=f"127.0.0.1:{self.api_port}",
+                        CERTREG_DEMO_TLS=f"127.0.0.1:{self.tls_port}",
+                        CERTREG_DEMO_PGPORT=str(free_port()))
+        self.env.pop("CERTREG_DB", None)
+
+    def log(self):
+        p = self.dir / "certregd.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def assert_stopped(self):
+        """certregd stopped by SIGTERM (its last line), the cluster stopped,
+        both ports free again."""
+        assert "event=stopped" in self.log(), self.log()
+        assert not (self.dir / "pg/data/postmaster.pid").exists()
+        for port in (self.api_port, self.tls_port):
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    def close(self):
+        shutil.rmtree(self.top, ignore_errors=True)
+
+
+@pytest.fixture
+def demo():
+    d = Demo()
+    yield d
+    d.close()
+
+
+def test_selftest_runs_the_printed_commands_and_stops_cleanly(demo):
+    p = subprocess.run([str(DEMO), "--selftest"], env=demo.env, capture_output=True,
+                       text=True, timeout=300)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    for step in ("approved key logs in", "unknown key is KEY_NOT_APPROVED",
+                 "pending list shows the key", "clerk binds the key by its id",
+                 "same certificate OK a second later", "SIGHUP reload, then ready",
+                 "the log shows the reload"):
+        assert f"demo selftest: ok   {step}\n" in p.stdout, out
+    assert "FAIL" not in out and p.stdout.endswith("demo selftest: passed\n"), out
+    # The reload really happened, on the signal, and was not a failed one.
+    assert re.search(r"event=reloaded trigger=\S*", demo.log()), demo.log()
+    assert "event=reload_failed" not in demo.log()
+    demo.assert_stopped()
+
+
+def test_selftest_fails_when_a_printed_command_does_not_give_its_outcome(demo):
+    """The self-test can fail: with the issuing CA missing from
+    intermediates_file, the leaf-only login of step 2 is CERT_UNTRUSTED."""
+    shutil.copy(REPO / "scripts/demo.sh", demo.top / "demo.sh")
+    script = (demo.top / "demo.sh").read_text()
+    # The copy still finds the checkout's tests/pki through its own path.
+    script = script.replace('top=$(cd "$(dirname "$0")/.." && pwd)', f"top={REPO}")
+    script = script.replace("intermediates_file = $run/pki/ca/intermediates.pem\n", "")
+    (demo.top / "demo.sh").write_text(script)
+    p = subprocess.run(["sh", str(demo.top / "demo.sh"), "--selftest"], env=demo.env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "demo selftest: FAIL unknown key is KEY_NOT_APPROVED" in p.stderr
+    assert "CERT_UNTRUSTED" in p.stderr
+    demo.assert_stopped()
+
+
+def test_demo_is_up_only_when_it_answers_and_ctrl_c_stops_everything(demo):
+    proc = subprocess.Popen([str(DEMO)], env=demo.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = queue.Queue()
+
+    def reader():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    seen = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, "demo exited:\n" + "".join(seen)
+            seen.append(line)
+            if line.startswith("certreg demo is up"):
+                break
+        # At the moment it says so, both listeners answer.
+        with urllib.request.urlopen(f"http://127.0.0.1:{demo.api_port}/healthz",
+                                    timeout=5) as r:
+            assert r.status == 200
+        socket.create_connection(("127.0.0.1", demo.tls_port), timeout=2).close()
+        # Read the rest of the banner, then paste its first command.
+        while not seen[-1].startswith("Stop with Ctrl-C"):
+            line = lines.get(timeout=10)
+            assert line is not None, "".join(seen)
+            seen.append(line)
+        banner = "".join(seen)
+        first = banner.split("# 1. OK", 1)[1].splitlines()[1].strip()
+        p = subprocess.run(["sh", "-c", first], capture_output=True, text=True, timeout=30)
+        assert '"outcome": "OK"' in p.stdout.replace('":"', '": "'), (first, p.stdout)
+        assert "kill -HUP" in banner and "key bind" in banner
+        # Ctrl-C: SIGINT to the terminal's whole process group.
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+    demo.assert_stopped()
+
+
+def test_make_run_installs_only_what_building_and_the_demo_need():
+    """scripts/deps.sh's run group (what `make run` installs): a compiler and
+    the libraries, PostgreSQL, the PKI's and the demo's tools; none of the
+    test tools, and no nginx (the demo shows certregd alone)."""
+    def group(*names):
+        p = subprocess.run([str(REPO / "scripts/deps.sh"), "--list", *names],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        return set(p.stdout.split())
+
+    run, build = group("run"), group("build")
+    assert {"gcc", "make", "pkg-config", "libpq-dev", "libssl-dev", "libevent-dev",
+            "postgresql-15", "python3", "openssl", "curl"} <= run
+    for pkg in ("valgrind", "clang", "llvm", "libcmocka-dev", "nginx-light",
+                "python3-pytest", "python3-psycopg2", "python3-pyflakes", "man-db"):
+        assert pkg not in run, pkg
+        assert pkg in build, pkg
+    assert run <= build
+    # make run asks for that group, not for `make deps` (everything).
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/deps.sh run" in recipe and "deps" not in recipe.split("\n")[0]
