@@ -195,7 +195,7 @@ conformance: $(BUILD)/tests/conformance
 # verify loop and the stall probe, then tests/bench/run.py, which starts
 # PostgreSQL with the generated dataset, certregd and nginx, and prints the
 # comparison table.
-BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref build/bench/stallprobe
+BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref build/bench/stallprobe build/bench/ipcrtt
 BENCH_ARGS ?=
 build/bench/%: tests/bench/%.c
 	@mkdir -p $(@D)
