@@ -157,13 +157,15 @@ def finish_database(cluster, name, keys, fill, t0, bind_ids):
     out, _ = fill.communicate(timeout=1200)
     if fill.returncode != 0:
         raise RuntimeError(f"gen_dataset.sql on {name}: {out}")
-    values = ",".join(f"('{k}', '110000000001', 'approved', 'counter', 'BENCH', 'bench')"
+    # As key_bind() records it for a unit without a credit code: checked.
+    values = ",".join(f"('{k}', '110000000001', 'approved', 'counter', 'BENCH', 'bench', true)"
                       for k in bind_ids)
     # Through stdin: thousands of rows are more than one argv string may hold.
     run([cluster.bin / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
          cluster.conninfo(name)],
         input="SET ROLE certreg_owner; INSERT INTO certreg.keys "
-              "(key_id, registration_no, status, how, ticket, bound_by) VALUES " + values +
+              "(key_id, registration_no, status, how, ticket, bound_by, credit_checked) VALUES " +
+              values +
               " ON CONFLICT DO NOTHING;\n")
     cluster.psql("VACUUM ANALYZE", name)
     log(f"database {name}: {keys} generated keys + {len(bind_ids)} bench keys "
