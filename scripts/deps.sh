@@ -13,7 +13,7 @@ libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev libcmocka-dev
 libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
 python3 python3-pytest python3-psycopg2 python3-pyflakes
-openssl curl nginx-light procps util-linux iproute2 systemd man-db"
+openssl curl nginx-light procps util-linux iproute2 systemd man-db gettext"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 
 PKGS=""
