@@ -94,7 +94,7 @@ POT     ?= po/certreg-admin.pot
 XGETTEXT_KEYWORDS = --keyword=_ --keyword=N_ --keyword=cli_error:2 --keyword=cli_hint:2 \
         --keyword=cli_detail:2 --keyword=cli_usage:3 --keyword=cli_refuse:3 \
         --keyword=report_done:3 --keyword=report_summary:2,3 --keyword=report_list:5,6 \
-        --keyword=i18n_ntext:1,2 \
+        --keyword=i18n_ntext:1,2 --keyword=NC_:1c,2 \
         --flag=cli_error:2:c-format --flag=cli_hint:2:c-format --flag=cli_detail:2:c-format \
         --flag=cli_usage:3:c-format --flag=cli_refuse:3:c-format --flag=report_done:3:c-format
 

@@ -41,7 +41,7 @@ const struct report_column audit_columns[] = {
     {"at", N_("WHEN"), REPORT_TIME},
     {"operator", N_("OPERATOR"), REPORT_TEXT},
     {"office_code", N_("OFFICE"), REPORT_TEXT},
-    {"action", N_("ACTION"), REPORT_TEXT},
+    {"action", N_("ACTION"), REPORT_WORD},
     {"registration_no", N_("UNIT"), REPORT_TEXT},
     {"key_id", N_("KEY"), REPORT_KEY},
     {"ticket", N_("TICKET"), REPORT_TEXT},

@@ -59,6 +59,17 @@ const char *i18n_text(const char *msgid)
 	return dgettext(I18N_DOMAIN, msgid);
 }
 
+const char *i18n_ctext(const char *ctx_msgid)
+{
+	const char *tr = i18n_zh ? dgettext(I18N_DOMAIN, ctx_msgid) : ctx_msgid;
+	const char *word = strchr(ctx_msgid, '\004');
+
+	/* Untranslated, gettext hands the lookup key back, context and all. */
+	if (tr == ctx_msgid && word != NULL)
+		return word + 1;
+	return tr;
+}
+
 const char *i18n_ntext(const char *one, const char *many, unsigned long n)
 {
 	if (!i18n_zh)

@@ -21,6 +21,9 @@
 #define _(s) i18n_text(s)
 /* Marks a text for xgettext where it is stored, not yet printed. */
 #define N_(s) (s)
+/* The same for a word that needs a context to translate (msgctxt): stored
+ * as "context\004word", the form of the catalogue; i18n_ctext reads it. */
+#define NC_(ctx, s) (ctx "\004" s)
 
 /* Picks the language from the environment and argv (--json: English),
  * sets up LC_CTYPE and LC_MESSAGES and binds the catalogue. Call first. */
@@ -29,6 +32,9 @@ void i18n_init(int argc, char **argv);
 /* The translation of msgid in the chosen language (msgid itself in English
  * or when the catalogue lacks it). */
 const char *i18n_text(const char *msgid) __attribute__((format_arg(1)));
+
+/* The translation of an NC_() entry, else its word (after the \004). */
+const char *i18n_ctext(const char *ctx_msgid);
 
 /* one or many (English plural forms) in the chosen language for n. */
 const char *i18n_ntext(const char *one, const char *many, unsigned long n)

@@ -31,8 +31,8 @@ static int key_print_rows(const struct cli *cli, const PGresult *res,
 /* A unit's keys, in `key list`. */
 static const struct report_column key_columns[] = {
     {"key_id", N_("KEY"), REPORT_KEY},
-    {"status", N_("STATUS"), REPORT_TEXT},
-    {"how", N_("HOW"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"how", N_("HOW"), REPORT_WORD},
     {"ticket", N_("TICKET"), REPORT_TEXT},
     {"bound_at", N_("BOUND"), REPORT_TIME},
     {"bound_by", N_("BY"), REPORT_TEXT},
@@ -48,9 +48,9 @@ static const struct report_column key_show_columns[] = {
     {"registration_no", N_("UNIT"), REPORT_TEXT},
     {"unit_name", N_("NAME"), REPORT_TEXT},
     {"office_code", N_("OFFICE"), REPORT_TEXT},
-    {"status", N_("STATUS"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
     {"status_reason", N_("STATUS REASON"), REPORT_TEXT},
-    {"how", N_("HOW"), REPORT_TEXT},
+    {"how", N_("HOW"), REPORT_WORD},
     {"predecessor", N_("RENEWED FROM"), REPORT_KEY},
     {"ticket", N_("TICKET"), REPORT_TEXT},
     {"bound_at", N_("BOUND"), REPORT_TIME},
@@ -257,7 +257,7 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {"first_seen", N_("FIRST SEEN"), REPORT_TIME},
 	    {"last_seen", N_("LAST SEEN"), REPORT_TIME},
 	    {"issuer", N_("ISSUER"), REPORT_TEXT},
-	    {"source", N_("REPORTED BY"), REPORT_TEXT},
+	    {"source", N_("REPORTED BY"), REPORT_WORD},
 	};
 	static const struct report_column pending_cols[] = {
 	    {"attempts", N_("ATTEMPTS"), REPORT_INT},

@@ -26,7 +26,7 @@ static const struct report_column office_columns[] = {
 
 static const struct report_column operator_columns[] = {
     {"login", N_("LOGIN"), REPORT_TEXT},
-    {"role", N_("ROLE"), REPORT_TEXT},
+    {"role", N_("ROLE"), REPORT_WORD},
     {"offices", N_("OFFICES"), REPORT_TEXT},
     {"created_at", N_("ADDED"), REPORT_TIME},
 };

@@ -114,6 +114,7 @@ static json_t *report_value_json(const PGresult *res, int row, int col, enum rep
 	case REPORT_TEXT:
 	case REPORT_KEY:
 	case REPORT_DN:
+	case REPORT_WORD:
 		break;
 	}
 	return json_string(v);
@@ -331,6 +332,9 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
 		if (shorten && report_dn_name(v, buf, len))
 			return;
 		break;
+	case REPORT_WORD:
+		snprintf(buf, len, "%s", report_word(v));
+		return;
 	case REPORT_TEXT:
 	case REPORT_INT:
 	case REPORT_JSONB:
@@ -371,4 +375,47 @@ static bool report_dn_name(const char *dn, char *buf, size_t len)
 		return false;
 	snprintf(buf, len, "%.*s", (int)flen, found);
 	return true;
+}
+
+/*
+ * The schema's code words (CHECK constraints in sql/, audit actions in
+ * sql/functions/) as people read them; a word not listed, as it is. Only
+ * these go through the catalogue, not whatever text a column holds. Their
+ * context keeps them apart from the same English in sentences and summary
+ * lines ("3 operators").
+ */
+const char *report_word(const char *word)
+{
+	static const char *const words[] = {
+	    /* unit status */
+	    NC_("schema word", "active"),
+	    NC_("schema word", "closed"),
+	    /* key status */
+	    NC_("schema word", "approved"),
+	    NC_("schema word", "suspended"),
+	    NC_("schema word", "cancelled"),
+	    /* how a key was bound */
+	    NC_("schema word", "counter"),
+	    NC_("schema word", "renewal"),
+	    /* who reported a certificate; roles */
+	    NC_("schema word", "daemon"),
+	    NC_("schema word", "operator"),
+	    NC_("schema word", "supervisor"),
+	    NC_("schema word", "auditor"),
+	    /* audit actions */
+	    NC_("schema word", "office_add"),
+	    NC_("schema word", "operator_add"),
+	    NC_("schema word", "operator_remove"),
+	    NC_("schema word", "unit_add"),
+	    NC_("schema word", "unit_status"),
+	    NC_("schema word", "bind"),
+	    NC_("schema word", "suspend"),
+	    NC_("schema word", "resume"),
+	    NC_("schema word", "cancel"),
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(strchr(words[i], '\004') + 1, word) == 0)
+			return i18n_ctext(words[i]);
+	return word;
 }

@@ -24,7 +24,7 @@ static const struct report_column unit_columns[] = {
     {"office_code", N_("OFFICE"), REPORT_TEXT},
     {"office_name", N_("OFFICE NAME"), REPORT_TEXT, true},
     {"credit_code", N_("CREDIT CODE"), REPORT_TEXT},
-    {"status", N_("STATUS"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
     {"key_count", N_("KEYS"), REPORT_INT},
     {"created_at", N_("CREATED"), REPORT_TIME},
     {"updated_at", N_("CHANGED"), REPORT_TIME, true},
@@ -39,8 +39,8 @@ static const struct report_column unit_columns[] = {
 /* The unit's keys in `unit show`. */
 static const struct report_column unit_key_columns[] = {
     {"key_id", N_("KEY"), REPORT_KEY},
-    {"status", N_("STATUS"), REPORT_TEXT},
-    {"how", N_("HOW"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"how", N_("HOW"), REPORT_WORD},
     {"ticket", N_("TICKET"), REPORT_TEXT},
     {"bound_at", N_("BOUND"), REPORT_TIME},
     {"not_after", N_("CERT EXPIRES"), REPORT_DATE},
@@ -143,7 +143,7 @@ static int unit_set_status(struct cli *cli, const struct cli_command *cmd, int a
 	return report_done(cli,
 	                   json_pack("{s:s, s:s, s:s}", "registration_no", params[0], "status",
 	                             params[1], "reason", params[2]),
-	                   "unit %s is now %s", params[0], params[1]);
+	                   "unit %s is now %s", params[0], report_word(params[1]));
 }
 
 static int unit_show(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)

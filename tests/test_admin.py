@@ -33,6 +33,11 @@ def run(conninfo, *args, binary=ADMIN, env=None):
     e = dict(os.environ)
     e.pop("CERTREG_DB", None)
     e.pop("CERTREG_SQL_DIR", None)
+    # English, whatever the developer's terminal speaks (test_admin_zh.py
+    # has the Chinese).
+    for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        e.pop(var, None)
+    e["LANG"] = "C.UTF-8"
     e.update(env or {})
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=e)
     # Under make SANITIZER=... a report must fail the test, not pass as exit 1.
