@@ -2,9 +2,10 @@
 
 The same commands under an English and a zh_CN locale: messages, hints,
 table headings and --help follow LC_ALL, LC_MESSAGES, LANG (the first one
-set); exit codes and --json never change. The machine these tests run on
-need not have a zh_CN locale generated (a minimal Debian has none, and
-this one is checked to have none): the Chinese must show all the same.
+set); exit codes and --json never change. A minimal Debian generates no
+zh_CN locale, and the Chinese must show all the same: the program runs here
+with LOCPATH naming an empty directory, so that glibc knows only its
+built-in C and C.UTF-8 locales whatever this machine has generated.
 The last tests keep the catalogue complete: a text marked for translation
 without a Chinese translation fails here.
 """
@@ -31,17 +32,23 @@ EN_ENVS = [{"LANG": "C"}, {"LANG": "en_US.UTF-8"}, {"LC_ALL": "C", "LANG": "zh_C
            {"LANG": "zh_TW.UTF-8"}, {"LANGUAGE": "zh_CN", "LANG": "C"}]
 
 
+NO_LOCALES = "/nonexistent/locales"   # glibc then knows only C, C.UTF-8, POSIX
+
+
 def lrun(conninfo, *args, env):
-    """run() with only these locale variables set."""
+    """run() with only these locale variables set, and no generated locale."""
     clean = {v: "" for v in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE", "LC_CTYPE")}
-    return run(conninfo, *args, env={**clean, **env})
+    return run(conninfo, *args, env={**clean, "LOCPATH": NO_LOCALES, **env})
 
 
-def test_no_zh_cn_locale_is_generated_here():
+def test_the_program_runs_where_no_zh_cn_locale_exists():
     # What the other tests prove only holds if glibc could not have done it
-    # alone: a zh_CN locale must not exist on the test machine.
-    names = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
-    assert not [n for n in names if n.lower().startswith("zh_cn")], names
+    # alone: where the program runs, no zh_CN locale exists (`locale -a`;
+    # on this machine none is generated at all, LOCPATH makes sure).
+    p = subprocess.run(["locale", "-a"], capture_output=True, text=True,
+                       env={"LOCPATH": NO_LOCALES, "PATH": "/usr/bin:/bin"})
+    names = p.stdout.split()
+    assert "C.utf8" in names and not [n for n in names if n.lower().startswith("zh")], names
 
 
 @pytest.mark.parametrize("env", ZH_ENVS)
@@ -216,5 +223,6 @@ def test_the_installed_program_finds_its_installed_catalogue(tmp_path):
     prefix = root / "usr/local"
     assert (prefix / "share/locale/zh_CN/LC_MESSAGES/certreg-admin.mo").is_file()
     binary = prefix / "bin/certreg-admin"
-    p = run(None, "--help", binary=binary, env={"LC_ALL": "", "LANG": "zh_CN.UTF-8"})
+    p = run(None, "--help", binary=binary,
+            env={"LC_ALL": "", "LANG": "zh_CN.UTF-8", "LOCPATH": NO_LOCALES})
     assert p.returncode == OK and p.stdout.startswith("certreg-admin 是"), p.stdout
