@@ -6,9 +6,9 @@
 #include <time.h>
 
 #include "audit.h"
-#include "i18n.h"
 #include "certinfo.h"
 #include "conn.h"
+#include "i18n.h"
 #include "keyref.h"
 #include "report.h"
 

@@ -12,8 +12,8 @@
 #include <time.h>
 
 #include "audit.h"
-#include "i18n.h"
 #include "conn.h"
+#include "i18n.h"
 #include "key.h"
 #include "keyref.h"
 #include "report.h"

@@ -30,8 +30,8 @@
 #include <jansson.h>
 
 #include "certinfo.h"
-#include "i18n.h"
 #include "httpget.h"
+#include "i18n.h"
 #include "probe.h"
 #include "report.h"
 
