@@ -22,6 +22,7 @@ SBINDIR  = $(PREFIX)/sbin
 BINDIR   = $(PREFIX)/bin
 DATADIR  = $(PREFIX)/share/certreg
 MANDIR   = $(PREFIX)/share/man
+LOCALEDIR = $(PREFIX)/share/locale
 # Both are on systemd's search paths for PREFIX=/usr/local as for /usr;
 # the Debian package puts the units in /lib/systemd/system (Debian 12's
 # place, which its debhelper and lintian expect).
@@ -60,7 +61,8 @@ CFLAGS ?= -O2 -g
 # CPPFLAGS, CFLAGS and LDFLAGS come through from the environment or the
 # command line (the Debian build passes dpkg-buildflags' hardening set).
 ALL_CFLAGS = $(CPPFLAGS) -std=c11 -D_GNU_SOURCE -DCERTREG_VERSION='"$(VERSION)"' \
-             -DCERTREG_DATADIR='"$(DATADIR)"' $(WARN) $(CFLAGS) $(SANFLAGS) -Icommon -MMD -MP
+             -DCERTREG_DATADIR='"$(DATADIR)"' -DCERTREG_LOCALEDIR='"$(LOCALEDIR)"' \
+             $(WARN) $(CFLAGS) $(SANFLAGS) -Icommon -MMD -MP
 LDFLAGS_ALL = $(LDFLAGS) $(SANFLAGS)
 
 pc_cflags = $(shell pkg-config --cflags $(1) 2>/dev/null)
@@ -82,6 +84,21 @@ UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CERTREGD = $(BUILD)/certregd
 ADMIN    = $(BUILD)/certreg-admin
 
+# certreg-admin's messages in Chinese (admin/i18n.c): po/zh_CN.po compiled
+# beside the program, where the build tree's certreg-admin looks first.
+# `make pot` extracts the texts anew into po/certreg-admin.pot (POT= another
+# file); the cli_* functions and report_done translate their format
+# arguments, report_summary and report_list their noun pairs. A text to
+# translate is one literal: no macro pasted into it.
+ADMIN_MO = $(BUILD)/locale/zh_CN/LC_MESSAGES/certreg-admin.mo
+POT     ?= po/certreg-admin.pot
+XGETTEXT_KEYWORDS = --keyword=_ --keyword=N_ --keyword=cli_error:2 --keyword=cli_hint:2 \
+        --keyword=cli_detail:2 --keyword=cli_usage:3 --keyword=cli_refuse:3 \
+        --keyword=report_done:3 --keyword=report_summary:2,3 --keyword=report_list:5,6 \
+        --keyword=i18n_ntext:1,2 --keyword=NC_:1c,2 \
+        --flag=cli_error:2:c-format --flag=cli_hint:2:c-format --flag=cli_detail:2:c-format \
+        --flag=cli_usage:3:c-format --flag=cli_refuse:3:c-format --flag=report_done:3:c-format
+
 .DEFAULT_GOAL := all
 
 # Objects that compile in DATADIR are rebuilt when PREFIX changes.
@@ -89,7 +106,7 @@ DATADIR_STAMP = $(BUILD)/datadir.stamp
 $(DATADIR_STAMP): FORCE
 	@mkdir -p $(@D)
 	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' > $@
-$(BUILD)/admin/migrate.o: $(DATADIR_STAMP)
+$(BUILD)/admin/migrate.o $(BUILD)/admin/i18n.o: $(DATADIR_STAMP)
 FORCE:
 
 # The systemd units name the installed programs: written from deploy/*.in
@@ -105,11 +122,22 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 
 .PHONY: all deps check unit integration run demo-check install install-daemon install-admin uninstall clean \
         deb deb-check fuzz conformance bench bench-tools \
-        format format-check lint bench soak
-all: $(CERTREGD) $(ADMIN)
+        format format-check lint bench soak pot
+all: $(CERTREGD) $(ADMIN) $(ADMIN_MO)
 
 deps:
 	@scripts/deps.sh
+
+$(ADMIN_MO): po/zh_CN.po
+	@mkdir -p $(@D)
+	msgfmt --check -o $@.tmp $< && mv $@.tmp $@
+
+# Sorted by file, no line numbers: the .pot changes only when a text does.
+pot:
+	xgettext --from-code=UTF-8 --language=C --add-comments=TRANSLATORS: $(XGETTEXT_KEYWORDS) \
+		--sort-by-file --no-location --package-name=certreg-admin \
+		--package-version=$(VERSION) --msgid-bugs-address=certreg@certreg.invalid \
+		-o $(POT) $(ADMIN_SRC) admin/*.h
 
 $(BUILD)/common/%.o: common/%.c
 	@mkdir -p $(@D)
@@ -307,9 +335,11 @@ install-daemon: $(CERTREGD) $(UNITS_GEN)
 	install -m 644 deploy/certreg.sysusers $(DESTDIR)$(SYSUSERSDIR)/certreg.conf
 	install -m 644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
 
-install-admin: $(ADMIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(MANDIR)/man1
+install-admin: $(ADMIN) $(ADMIN_MO)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/sql $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(LOCALEDIR)/zh_CN/LC_MESSAGES
 	install -m 755 $(ADMIN) $(DESTDIR)$(BINDIR)/certreg-admin
+	install -m 644 $(ADMIN_MO) $(DESTDIR)$(LOCALEDIR)/zh_CN/LC_MESSAGES/certreg-admin.mo
 	install -m 644 sql/*.sql $(DESTDIR)$(DATADIR)/sql/
 	install -d $(DESTDIR)$(DATADIR)/sql/functions
 	install -m 644 sql/functions/*.sql $(DESTDIR)$(DATADIR)/sql/functions/
@@ -323,6 +353,7 @@ uninstall:
 		$(DESTDIR)$(BINDIR)/certreg-admin $(DESTDIR)$(SYSUSERSDIR)/certreg.conf \
 		$(DESTDIR)$(UNITDIR)/certregd.service $(DESTDIR)$(UNITDIR)/certreg-crl-refresh.service \
 		$(DESTDIR)$(UNITDIR)/certreg-crl-refresh.timer $(DESTDIR)$(BASHCOMPDIR)/certreg-admin \
+		$(DESTDIR)$(LOCALEDIR)/zh_CN/LC_MESSAGES/certreg-admin.mo \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/man/*.8))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/man/*.1)))
 	rm -rf $(DESTDIR)$(DATADIR)

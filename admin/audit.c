@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "certinfo.h"
 #include "conn.h"
+#include "i18n.h"
 #include "keyref.h"
 #include "report.h"
 
@@ -17,37 +18,37 @@ static bool audit_parse_since(const char *s, char *out, size_t outlen);
 
 const struct cli_command audit_commands[] = {
     {"audit", "log", "[--unit REGNO] [--key KEYID] [--operator LOGIN] [--since DATE]",
-     "Shows the audit log, oldest first; every change with who made it and when.\n\n"
-     "Options:\n"
-     "      --unit REGNO      only entries about this unit\n"
-     "      --key KEYID       only entries about this key (id or unique prefix)\n"
-     "      --operator LOGIN  only changes made by this login\n"
-     "      --since DATE      only entries at or after DATE: YYYY-MM-DD (local\n"
-     "                        midnight), \"YYYY-MM-DD HH:MM\" (local), RFC 3339,\n"
-     "                        today or yesterday (local midnight), or Nd (N days\n"
-     "                        of 24 hours ago, e.g. 7d). Local time is this\n"
-     "                        computer's (the TZ variable, else /etc/localtime).\n",
+     N_("Shows the audit log, oldest first; every change with who made it and when.\n\n"
+        "Options:\n"
+        "      --unit REGNO      only entries about this unit\n"
+        "      --key KEYID       only entries about this key (id or unique prefix)\n"
+        "      --operator LOGIN  only changes made by this login\n"
+        "      --since DATE      only entries at or after DATE: YYYY-MM-DD (local\n"
+        "                        midnight), \"YYYY-MM-DD HH:MM\" (local), RFC 3339,\n"
+        "                        today or yesterday (local midnight), or Nd (N days\n"
+        "                        of 24 hours ago, e.g. 7d). Local time is this\n"
+        "                        computer's (the TZ variable, else /etc/localtime).\n"),
      audit_log},
     {"audit", "verify", "",
-     "Recomputes the audit log's hash chain. Exits 1 and names the first broken\n"
-     "entry when a row was changed, removed or inserted out of order.\n",
+     N_("Recomputes the audit log's hash chain. Exits 1 and names the first broken\n"
+        "entry when a row was changed, removed or inserted out of order.\n"),
      audit_verify},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 const struct report_column audit_columns[] = {
-    {"id", "ID", REPORT_INT},
-    {"at", "WHEN", REPORT_TIME},
-    {"operator", "OPERATOR", REPORT_TEXT},
-    {"office_code", "OFFICE", REPORT_TEXT},
-    {"action", "ACTION", REPORT_TEXT},
-    {"registration_no", "UNIT", REPORT_TEXT},
-    {"key_id", "KEY", REPORT_KEY},
-    {"ticket", "TICKET", REPORT_TEXT},
-    {"reason", "REASON", REPORT_TEXT},
-    {"before", "BEFORE", REPORT_JSONB, true},
-    {"after", "AFTER", REPORT_JSONB, true},
-    {"hash", "HASH", REPORT_TEXT, true},
+    {"id", N_("ID"), REPORT_INT},
+    {"at", N_("WHEN"), REPORT_TIME},
+    {"operator", N_("OPERATOR"), REPORT_TEXT},
+    {"office_code", N_("OFFICE"), REPORT_TEXT},
+    {"action", N_("ACTION"), REPORT_WORD},
+    {"registration_no", N_("UNIT"), REPORT_TEXT},
+    {"key_id", N_("KEY"), REPORT_KEY},
+    {"ticket", N_("TICKET"), REPORT_TEXT},
+    {"reason", N_("REASON"), REPORT_TEXT},
+    {"before", N_("BEFORE"), REPORT_JSONB, true},
+    {"after", N_("AFTER"), REPORT_JSONB, true},
+    {"hash", N_("HASH"), REPORT_TEXT, true},
 };
 
 const size_t audit_ncolumns = sizeof(audit_columns) / sizeof(audit_columns[0]);
@@ -205,10 +206,10 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 {
 	static const struct option opts[] = {CLI_GLOBAL_OPTIONS};
 	static const struct report_column cols[] = {
-	    {"ok", "OK", REPORT_BOOL},
-	    {"checked", "CHECKED", REPORT_INT},
-	    {"first_broken_id", "FIRST BROKEN", REPORT_INT},
-	    {"detail", "DETAIL", REPORT_TEXT},
+	    {"ok", N_("OK"), REPORT_BOOL},
+	    {"checked", N_("CHECKED"), REPORT_INT},
+	    {"first_broken_id", N_("FIRST BROKEN"), REPORT_INT},
+	    {"detail", N_("DETAIL"), REPORT_TEXT},
 	};
 	PGresult *res;
 	char broken[32];
@@ -235,9 +236,9 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 	if (cli->json) {
 		rc = report_json(report_row_json(res, 0, cols, 4)) ? CLI_OK : CLI_FAIL;
 	} else if (ok) {
-		printf("audit log intact: %s entries checked\n", PQgetvalue(res, 0, 1));
+		printf(_("audit log intact: %s entries checked\n"), PQgetvalue(res, 0, 1));
 	} else {
-		printf("audit log BROKEN at entry %s (%s entries checked)%s%s\n",
+		printf(_("audit log BROKEN at entry %s (%s entries checked)%s%s\n"),
 		       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 1),
 		       PQgetisnull(res, 0, 3) ? "" : ": ", PQgetvalue(res, 0, 3));
 	}

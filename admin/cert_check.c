@@ -24,6 +24,7 @@
 
 #include "certinfo.h"
 #include "config.h"
+#include "i18n.h"
 #include "outcome.h"
 #include "trust.h"
 #include "verify.h"
@@ -71,11 +72,11 @@ int cert_check_main(int argc, char **argv, bool json)
 	if (store == NULL)
 		return status;
 	for (size_t i = 0; i < verify_store_warning_count(store); i++)
-		fprintf(stderr, "%s: warning: %s\n", PROGNAME, verify_store_warning(store, i));
+		fprintf(stderr, _("%s: warning: %s\n"), PROGNAME, verify_store_warning(store, i));
 	/* Large (about 2 KiB of names), so not on the stack of a CLI helper. */
 	res = calloc(1, sizeof(*res));
 	if (res == NULL) {
-		fprintf(stderr, "%s: error: out of memory\n", PROGNAME);
+		fprintf(stderr, _("%s: error: out of memory\n"), PROGNAME);
 		verify_store_unref(store);
 		return EXIT_ERROR;
 	}
@@ -123,8 +124,8 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 			break;
 		case 'r':
 			if (a->ncrl == MAX_CRLS) {
-				fprintf(stderr, "%s: error: more than %d --crl options\n", PROGNAME,
-				        MAX_CRLS);
+				fprintf(stderr, _("%s: error: more than %d --crl options\n"),
+				        PROGNAME, MAX_CRLS);
 				return EXIT_USAGE;
 			}
 			a->crl[a->ncrl++] = optarg;
@@ -132,8 +133,8 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 		case 't':
 			if (!certinfo_parse_rfc3339(optarg, &a->at)) {
 				fprintf(stderr,
-				        "%s: error: --at: '%s' is not an RFC 3339 time "
-				        "(2026-11-23T12:00:00Z)\n",
+				        _("%s: error: --at: '%s' is not an RFC 3339 time "
+				          "(2026-11-23T12:00:00Z)\n"),
 				        PROGNAME, optarg);
 				return EXIT_USAGE;
 			}
@@ -145,7 +146,7 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 			} else if (strcmp(optarg, "any") == 0) {
 				a->purpose = VERIFY_PURPOSE_ANY;
 			} else {
-				fprintf(stderr, "%s: error: --purpose must be client or any\n",
+				fprintf(stderr, _("%s: error: --purpose must be client or any\n"),
 				        PROGNAME);
 				return EXIT_USAGE;
 			}
@@ -157,26 +158,26 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 			usage(stdout);
 			return EXIT_OK;
 		case ':':
-			fprintf(stderr, "%s: error: option '%s' needs a value\n", PROGNAME,
+			fprintf(stderr, _("%s: error: option '%s' needs a value\n"), PROGNAME,
 			        argv[optind - 1]);
 			return EXIT_USAGE;
 		default:
-			fprintf(stderr, "%s: error: unknown option '%s'\n", PROGNAME,
+			fprintf(stderr, _("%s: error: unknown option '%s'\n"), PROGNAME,
 			        argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "%s: error: unexpected argument '%s'\n", PROGNAME, argv[optind]);
+		fprintf(stderr, _("%s: error: unexpected argument '%s'\n"), PROGNAME, argv[optind]);
 		return EXIT_USAGE;
 	}
 	if (a->cert == NULL) {
-		fprintf(stderr, "%s: error: --cert FILE is required\n", PROGNAME);
+		fprintf(stderr, _("%s: error: --cert FILE is required\n"), PROGNAME);
 		return EXIT_USAGE;
 	}
 	if ((a->ca == NULL) == (a->config == NULL)) {
-		fprintf(stderr, "%s: error: give exactly one of --ca FILE and --config FILE\n",
+		fprintf(stderr, _("%s: error: give exactly one of --ca FILE and --config FILE\n"),
 		        PROGNAME);
 		return EXIT_USAGE;
 	}
@@ -185,25 +186,26 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "Usage: %s [--json] cert check --cert FILE [--chain FILE]\n"
-	        "          (--ca FILE | --config FILE) [--crl FILE]... [--at TIME]\n"
-	        "          [--purpose client|any]\n"
-	        "\n"
-	        "Runs the certificate side of a login decision offline, with the daemon's\n"
-	        "engine and no database, and prints the outcome and why.\n"
-	        "\n"
-	        "  --cert FILE      the certificate (PEM or DER; a PEM file may carry the chain)\n"
-	        "  --chain FILE     more certificates the client would send (PEM)\n"
-	        "  --ca FILE        trust anchors (PEM)\n"
-	        "  --config FILE    take the trust settings of certregd's config file\n"
-	        "  --crl FILE       a CRL (PEM or DER), repeatable; revocation is then required\n"
-	        "  --at TIME        check at this RFC 3339 time instead of now\n"
-	        "  --purpose P      client (default) or any: skip the client-usage check\n"
-	        "  --json           print JSON\n"
-	        "\n"
-	        "Exit status: 0 OK, 1 a CERT_* outcome, 2 usage error, 3 internal error.\n",
-	        PROGNAME);
+	fprintf(
+	    f,
+	    _("Usage: %s [--json] cert check --cert FILE [--chain FILE]\n"
+	      "          (--ca FILE | --config FILE) [--crl FILE]... [--at TIME]\n"
+	      "          [--purpose client|any]\n"
+	      "\n"
+	      "Runs the certificate side of a login decision offline, with the daemon's\n"
+	      "engine and no database, and prints the outcome and why.\n"
+	      "\n"
+	      "  --cert FILE      the certificate (PEM or DER; a PEM file may carry the chain)\n"
+	      "  --chain FILE     more certificates the client would send (PEM)\n"
+	      "  --ca FILE        trust anchors (PEM)\n"
+	      "  --config FILE    take the trust settings of certregd's config file\n"
+	      "  --crl FILE       a CRL (PEM or DER), repeatable; revocation is then required\n"
+	      "  --at TIME        check at this RFC 3339 time instead of now\n"
+	      "  --purpose P      client (default) or any: skip the client-usage check\n"
+	      "  --json           print JSON\n"
+	      "\n"
+	      "Exit status: 0 OK, 1 a CERT_* outcome, 2 usage error, 3 internal error.\n"),
+	    PROGNAME);
 }
 
 static struct verify_store *build_store(const struct check_args *a, int *status)
@@ -247,7 +249,7 @@ static struct verify_store *build_store(const struct check_args *a, int *status)
 	                                 a->have_at ? a->at : time(NULL), err, sizeof(err));
 fail:
 	if (store == NULL)
-		fprintf(stderr, "%s: error: %s\n", PROGNAME, err);
+		fprintf(stderr, _("%s: error: %s\n"), PROGNAME, err);
 	config_free(cfg);
 	sk_X509_pop_free(anchors, X509_free);
 	sk_X509_pop_free(intermediates, X509_free);
@@ -275,7 +277,8 @@ static bool run_check(const struct verify_store *store, const struct check_args 
 
 		f = fopen(a->cert, "rb");
 		if (f == NULL || buf == NULL) {
-			fprintf(stderr, "%s: error: %s: %s\n", PROGNAME, a->cert, strerror(errno));
+			fprintf(stderr, _("%s: error: %s: %s\n"), PROGNAME, a->cert,
+			        strerror(errno));
 			if (f != NULL)
 				fclose(f);
 			free(buf);
@@ -311,44 +314,47 @@ static void print_text(const struct verify_result *res)
 	const struct outcome_info *info = outcome_info(res->outcome);
 	char nb[32], na[32];
 
-	printf("outcome:     %s\n", outcome_code(res->outcome));
+	printf(_("outcome:     %s\n"), outcome_code(res->outcome));
 	if (res->depth >= 0 && res->outcome != OUTCOME_OK)
-		printf("reason:      depth %d: %s%s%s%s\n", res->depth, res->reason,
+		printf(_("reason:      depth %d: %s%s%s%s\n"), res->depth, res->reason,
 		       res->failing_subject[0] != '\0' ? " (" : "", res->failing_subject,
 		       res->failing_subject[0] != '\0' ? ")" : "");
 	else
-		printf("reason:      %s\n", res->reason);
+		printf(_("reason:      %s\n"), res->reason);
 	/* What the login page said, so counter staff can match the user's
-	 * words. Not on OK: the key association still decides that login. */
+	 * words (the page speaks Chinese unless the browser asked for
+	 * English). Not on OK: the key association still decides that login. */
 	if (res->outcome != OUTCOME_OK) {
-		printf("message:     %s\n", info->message[OUTCOME_LANG_ZH]);
-		if (info->hint[OUTCOME_LANG_ZH] != NULL)
-			printf("hint:        %s\n", info->hint[OUTCOME_LANG_ZH]);
+		printf(_("message:     %s\n"), info->message[i18n_outcome_lang()]);
+		if (info->hint[i18n_outcome_lang()] != NULL)
+			printf(_("hint:        %s\n"), info->hint[i18n_outcome_lang()]);
 	}
 	if (res->has_leaf) {
 		certinfo_rfc3339(s->not_before, nb, sizeof(nb));
 		certinfo_rfc3339(s->not_after, na, sizeof(na));
-		printf("subject:     %s\n", s->subject);
-		printf("issuer:      %s\n", s->issuer);
-		printf("serial:      %s\n", s->serial);
-		printf("valid:       %s to %s (%ld days left)\n", nb, na, s->days_left);
-		printf("sha256:      %s\n", s->sha256);
-		printf("key id:      %s\n", s->key_id);
+		printf(_("subject:     %s\n"), s->subject);
+		printf(_("issuer:      %s\n"), s->issuer);
+		printf(_("serial:      %s\n"), s->serial);
+		printf(_("valid:       %s to %s (%ld days left)\n"), nb, na, s->days_left);
+		printf(_("sha256:      %s\n"), s->sha256);
+		printf(_("key id:      %s\n"), s->key_id);
 		if (s->holder_id[0] != '\0')
-			printf("holder id:   %s\n", s->holder_id);
+			printf(_("holder id:   %s\n"), s->holder_id);
 		if (s->credit_code[0] != '\0')
-			printf("credit code: %s\n", s->credit_code);
+			printf(_("credit code: %s\n"), s->credit_code);
 	}
 	if (res->crl.present) {
-		char nu[32] = "none";
+		char nu[32];
+
+		snprintf(nu, sizeof(nu), "%s", _("none"));
 
 		if (res->crl.next_update != 0)
 			certinfo_rfc3339(res->crl.next_update, nu, sizeof(nu));
-		printf("crl:         %s, number %s, next update %s\n", res->crl.issuer,
-		       res->crl.number[0] != '\0' ? res->crl.number : "none", nu);
+		printf(_("crl:         %s, number %s, next update %s\n"), res->crl.issuer,
+		       res->crl.number[0] != '\0' ? res->crl.number : _("none"), nu);
 	}
 	if (res->expiring_soon)
-		printf("warning:     CERT_EXPIRING_SOON\n");
+		printf(_("warning:     CERT_EXPIRING_SOON\n"));
 }
 
 static bool print_json(const struct verify_result *res)
@@ -412,7 +418,7 @@ static bool print_json(const struct verify_result *res)
 	return true;
 fail:
 	json_decref(root);
-	fprintf(stderr, "%s: error: cannot build JSON output\n", PROGNAME);
+	fprintf(stderr, _("%s: error: cannot build JSON output\n"), PROGNAME);
 	return false;
 }
 

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "i18n.h"
 
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
@@ -127,13 +128,14 @@ void cli_help(const struct cli *cli, const struct cli_command *cmd)
 	char name[64];
 
 	cli_command_name(cmd, name, sizeof(name));
-	printf("Usage:\n  %s [--db CONNINFO] [--json] %s%s%s\n\n%s", cli->progname, name,
-	       cmd->synopsis[0] != '\0' ? " " : "", cmd->synopsis, cmd->help);
-	printf("\nGlobal options (before or after the command):\n"
-	       "      --db CONNINFO  connect with this libpq connection string\n"
-	       "                     (default: $CERTREG_DB, then the PG* variables)\n"
-	       "      --json         print JSON instead of a table\n"
-	       "  -h, --help         show this help, then exit\n");
+	printf(_("Usage:\n  %s [--db CONNINFO] [--json] %s%s%s\n\n%s"), cli->progname, name,
+	       cmd->synopsis[0] != '\0' ? " " : "", cmd->synopsis, _(cmd->help));
+	fputs(_("\nGlobal options (before or after the command):\n"
+	        "      --db CONNINFO  connect with this libpq connection string\n"
+	        "                     (default: $CERTREG_DB, then the PG* variables)\n"
+	        "      --json         print JSON instead of a table\n"
+	        "  -h, --help         show this help, then exit\n"),
+	      stdout);
 }
 
 void cli_error(const struct cli *cli, const char *fmt, ...)
@@ -203,8 +205,15 @@ void cli_json_error(const struct cli *cli, int status)
 	json_decref(obj);
 }
 
+/* fmt is the English msgid (xgettext finds it at the callers, see the
+ * Makefile's XGETTEXT_KEYWORDS); kind is "error", "hint" or "detail". */
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
 {
+	const char *label = strcmp(kind, "error") == 0  ? _("error")
+	                    : strcmp(kind, "hint") == 0 ? _("hint")
+	                                                : _("detail");
+
+	fmt = _(fmt);
 	fflush(stdout);
 	if (cli->failure != NULL && cli->failure->message[0] == '\0' &&
 	    strcmp(kind, "error") == 0) {
@@ -214,7 +223,7 @@ static void cli_vmessage(const struct cli *cli, const char *kind, const char *fm
 		vsnprintf(cli->failure->message, sizeof(cli->failure->message), fmt, copy);
 		va_end(copy);
 	}
-	fprintf(stderr, "%s: %s: ", cli->progname, kind);
+	fprintf(stderr, "%s: %s: ", cli->progname, label);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 }

@@ -112,7 +112,10 @@ int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)
  * ended with status (non-zero) without printing JSON of its own. */
 void cli_json_error(const struct cli *cli, int status);
 
-/* `progname: error: ...` and `progname: hint: ...` on stderr. */
+/* `progname: error: ...` and `progname: hint: ...` on stderr. The format
+ * of these and of cli_usage, cli_refuse and cli_required's option is the
+ * English text; they print its translation (i18n.h), and xgettext finds
+ * it through the Makefile's XGETTEXT_KEYWORDS. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_hint(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A further line of an error, as libpq's DETAIL: `progname: detail: ...`. */

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "conn.h"
+#include "i18n.h"
 
 static int conn_report(struct cli *cli, const PGresult *res);
 static void conn_libpq_error(const struct cli *cli);
 static const char *conn_error_code(const char *sqlstate);
+static const char *conn_refusal_text(const char *sqlstate);
 static bool conn_explain_no_role(struct cli *cli, const char *primary);
 
 int conn_open(struct cli *cli, bool transaction)
@@ -147,10 +149,16 @@ static int conn_report(struct cli *cli, const PGresult *res)
 	if (state != NULL && strcmp(state, "42501") == 0 && conn_explain_no_role(cli, primary))
 		return CLI_REFUSED;
 	cli_set_code(cli, conn_error_code(state));
-	if (primary != NULL)
+	/* The rules speak English from sql/ (one home per rule); a Chinese
+	 * clerk reads what kind of refusal it is, then the database's words. */
+	if (primary != NULL && i18n_chinese() && conn_refusal_text(state) != NULL) {
+		cli_error(cli, "%s", _(conn_refusal_text(state)));
+		cli_detail(cli, "%s", primary);
+	} else if (primary != NULL) {
 		cli_error(cli, "%s", primary);
-	else
+	} else {
 		conn_libpq_error(cli);
+	}
 	if (detail != NULL)
 		cli_detail(cli, "%s", detail);
 	if (hint != NULL)
@@ -192,6 +200,43 @@ static const char *conn_error_code(const char *sqlstate)
 	if (conn_status_exit(sqlstate) == CLI_REFUSED)
 		return "refused";
 	return "database_error";
+}
+
+/* The refusal a SQLSTATE stands for, as a sentence to translate (the
+ * msgid; English output prints the database's own message instead); NULL
+ * for a state that is not a refusal. */
+static const char *conn_refusal_text(const char *sqlstate)
+{
+	/* certreg's own refusals (docs/REGISTRY-API.md), by number. */
+	static const char *const certreg[] = {
+	    NULL,
+	    N_("the input was refused as invalid"),
+	    N_("no such record"),
+	    N_("this record already exists"),
+	    N_("this key is bound to another unit"),
+	    N_("the unit is closed"),
+	    N_("the certificate's credit code is not the unit's"),
+	    N_("you are not permitted to do this"),
+	    N_("this change is not possible in the current status"),
+	    N_("the audit log cannot be changed"),
+	};
+
+	if (sqlstate == NULL)
+		return NULL;
+	if (strncmp(sqlstate, "CR00", 4) == 0 && sqlstate[4] >= '1' && sqlstate[4] <= '9' &&
+	    sqlstate[5] == '\0')
+		return certreg[sqlstate[4] - '0'];
+	if (strcmp(sqlstate, "42501") == 0)
+		return certreg[7];
+	if (strncmp(sqlstate, "22", 2) == 0)
+		return certreg[1];
+	if (strcmp(sqlstate, "23505") == 0)
+		return certreg[3];
+	if (strncmp(sqlstate, "23", 2) == 0)
+		return N_("the change breaks a rule of the database");
+	if (conn_status_exit(sqlstate) == CLI_REFUSED)
+		return N_("the database refused the change");
+	return NULL;
 }
 
 /*

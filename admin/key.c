@@ -13,6 +13,7 @@
 
 #include "audit.h"
 #include "conn.h"
+#include "i18n.h"
 #include "key.h"
 #include "keyref.h"
 #include "report.h"
@@ -29,35 +30,35 @@ static int key_print_rows(const struct cli *cli, const PGresult *res,
 
 /* A unit's keys, in `key list`. */
 static const struct report_column key_columns[] = {
-    {"key_id", "KEY", REPORT_KEY},
-    {"status", "STATUS", REPORT_TEXT},
-    {"how", "HOW", REPORT_TEXT},
-    {"ticket", "TICKET", REPORT_TEXT},
-    {"bound_at", "BOUND", REPORT_TIME},
-    {"bound_by", "BY", REPORT_TEXT},
-    {"not_after", "CERT EXPIRES", REPORT_DATE},
-    {"last_used_at", "LAST USED", REPORT_TIME},
-    {"registration_no", "UNIT", REPORT_TEXT, true},
-    {"status_reason", "STATUS REASON", REPORT_TEXT, true},
+    {"key_id", N_("KEY"), REPORT_KEY},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"how", N_("HOW"), REPORT_WORD},
+    {"ticket", N_("TICKET"), REPORT_TEXT},
+    {"bound_at", N_("BOUND"), REPORT_TIME},
+    {"bound_by", N_("BY"), REPORT_TEXT},
+    {"not_after", N_("CERT EXPIRES"), REPORT_DATE},
+    {"last_used_at", N_("LAST USED"), REPORT_TIME},
+    {"registration_no", N_("UNIT"), REPORT_TEXT, true},
+    {"status_reason", N_("STATUS REASON"), REPORT_TEXT, true},
 };
 
 /* The association in `key show`: everything keys_v says. */
 static const struct report_column key_show_columns[] = {
-    {"key_id", "KEY", REPORT_KEY},
-    {"registration_no", "UNIT", REPORT_TEXT},
-    {"unit_name", "NAME", REPORT_TEXT},
-    {"office_code", "OFFICE", REPORT_TEXT},
-    {"status", "STATUS", REPORT_TEXT},
-    {"status_reason", "STATUS REASON", REPORT_TEXT},
-    {"how", "HOW", REPORT_TEXT},
-    {"predecessor", "RENEWED FROM", REPORT_KEY},
-    {"ticket", "TICKET", REPORT_TEXT},
-    {"bound_at", "BOUND", REPORT_TIME},
-    {"bound_by", "BY", REPORT_TEXT},
-    {"updated_at", "CHANGED", REPORT_TIME},
-    {"not_after", "CERT EXPIRES", REPORT_DATE},
-    {"last_used_at", "LAST USED", REPORT_TIME},
-    {"credit_checked", "CREDIT CODE CHECKED", REPORT_BOOL},
+    {"key_id", N_("KEY"), REPORT_KEY},
+    {"registration_no", N_("UNIT"), REPORT_TEXT},
+    {"unit_name", N_("NAME"), REPORT_TEXT},
+    {"office_code", N_("OFFICE"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"status_reason", N_("STATUS REASON"), REPORT_TEXT},
+    {"how", N_("HOW"), REPORT_WORD},
+    {"predecessor", N_("RENEWED FROM"), REPORT_KEY},
+    {"ticket", N_("TICKET"), REPORT_TEXT},
+    {"bound_at", N_("BOUND"), REPORT_TIME},
+    {"bound_by", N_("BY"), REPORT_TEXT},
+    {"updated_at", N_("CHANGED"), REPORT_TIME},
+    {"not_after", N_("CERT EXPIRES"), REPORT_DATE},
+    {"last_used_at", N_("LAST USED"), REPORT_TIME},
+    {"credit_checked", N_("CREDIT CODE CHECKED"), REPORT_BOOL},
 };
 
 #define KEY_SHOW_SELECT                                                                            \
@@ -71,53 +72,53 @@ static const struct report_column key_show_columns[] = {
 
 const struct cli_command key_commands[] = {
     {"key", "bind", "(KEYID | --cert FILE) --unit REGNO --ticket TICKET [--force --reason TEXT]",
-     "Approves a key for a unit: its certificates then log in as that unit.\n"
-     "KEYID is the key id or a unique prefix of at least 8 hex digits (see\n"
-     "\"pending list\"); --cert reads the key from the certificate itself.\n\n"
-     "Options:\n"
-     "      --cert FILE      the certificate (PEM or DER) instead of KEYID\n"
-     "      --unit REGNO     the unit's registration number\n"
-     "      --ticket TICKET  the counter ticket or case number of the papers\n"
-     "      --force          bind although the certificate's credit code is not\n"
-     "                       the unit's (supervisors only; needs --reason)\n"
-     "      --reason TEXT    why, for the audit log\n",
+     N_("Approves a key for a unit: its certificates then log in as that unit.\n"
+        "KEYID is the key id or a unique prefix of at least 8 hex digits (see\n"
+        "\"pending list\"); --cert reads the key from the certificate itself.\n\n"
+        "Options:\n"
+        "      --cert FILE      the certificate (PEM or DER) instead of KEYID\n"
+        "      --unit REGNO     the unit's registration number\n"
+        "      --ticket TICKET  the counter ticket or case number of the papers\n"
+        "      --force          bind although the certificate's credit code is not\n"
+        "                       the unit's (supervisors only; needs --reason)\n"
+        "      --reason TEXT    why, for the audit log\n"),
      key_bind},
     {"key", "suspend", "(KEYID | --cert FILE) --reason TEXT",
-     "Suspends a key (reported lost): it is refused with KEY_SUSPENDED until\n"
-     "resumed.\n\n"
-     "Options:\n"
-     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
-     "      --reason TEXT  why, for the audit log\n",
+     N_("Suspends a key (reported lost): it is refused with KEY_SUSPENDED until\n"
+        "resumed.\n\n"
+        "Options:\n"
+        "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+        "      --reason TEXT  why, for the audit log\n"),
      key_change},
     {"key", "resume", "(KEYID | --cert FILE) --reason TEXT",
-     "Lifts a suspension (the key was found).\n\n"
-     "Options:\n"
-     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
-     "      --reason TEXT  why, for the audit log\n",
+     N_("Lifts a suspension (the key was found).\n\n"
+        "Options:\n"
+        "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+        "      --reason TEXT  why, for the audit log\n"),
      key_change},
     {"key", "cancel", "(KEYID | --cert FILE) --reason TEXT",
-     "Cancels a key's association for good (KEY_CANCELLED).\n\n"
-     "Options:\n"
-     "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
-     "      --reason TEXT  why, for the audit log\n",
+     N_("Cancels a key's association for good (KEY_CANCELLED).\n\n"
+        "Options:\n"
+        "      --cert FILE    the certificate (PEM or DER) instead of KEYID\n"
+        "      --reason TEXT  why, for the audit log\n"),
      key_change},
     {"key", "show", "(KEYID | --cert FILE)",
-     "Shows a key: its unit and status, every certificate seen over it with its\n"
-     "validity, its last use, a pending registration, and its audit history.\n\n"
-     "Options:\n"
-     "      --cert FILE  the certificate (PEM or DER) instead of KEYID\n",
+     N_("Shows a key: its unit and status, every certificate seen over it with its\n"
+        "validity, its last use, a pending registration, and its audit history.\n\n"
+        "Options:\n"
+        "      --cert FILE  the certificate (PEM or DER) instead of KEYID\n"),
      key_show},
     {"key", "list", "--unit REGNO",
-     "Lists the keys of a unit.\n\n"
-     "Options:\n"
-     "      --unit REGNO  the unit's registration number\n",
+     N_("Lists the keys of a unit.\n\n"
+        "Options:\n"
+        "      --unit REGNO  the unit's registration number\n"),
      key_list},
     {"key", "expiring", "[--days N]",
-     "Lists approved keys whose newest certificate expires within N days (or\n"
-     "has expired), soonest first, to reach units before they need a renewal.\n"
-     "The first line says the window: its end in local time.\n\n"
-     "Options:\n"
-     "      --days N  the horizon in days (default 30)\n",
+     N_("Lists approved keys whose newest certificate expires within N days (or\n"
+        "has expired), soonest first, to reach units before they need a renewal.\n"
+        "The first line says the window: its end in local time.\n\n"
+        "Options:\n"
+        "      --days N  the horizon in days (default 30)\n"),
      key_expiring},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -200,9 +201,9 @@ static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, 
 	static const struct {
 		const char *name, *sql, *done;
 	} changes[] = {
-	    {"suspend", "SELECT certreg.key_suspend($1, $2)", "suspended"},
-	    {"resume", "SELECT certreg.key_resume($1, $2)", "resumed"},
-	    {"cancel", "SELECT certreg.key_cancel($1, $2)", "cancelled"},
+	    {"suspend", "SELECT certreg.key_suspend($1, $2)", N_("suspended")},
+	    {"resume", "SELECT certreg.key_resume($1, $2)", N_("resumed")},
+	    {"cancel", "SELECT certreg.key_cancel($1, $2)", N_("cancelled")},
 	};
 	const char *cert_file = NULL, *keyarg = NULL, *reason = NULL;
 	struct keyref ref;
@@ -238,7 +239,7 @@ static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, 
 	return report_done(cli,
 	                   json_pack("{s:s, s:s, s:s}", "key_id", ref.key_id, "action",
 	                             changes[which].name, "reason", reason),
-	                   "key %s %s", ref.key_id, changes[which].done);
+	                   "key %s %s", ref.key_id, _(changes[which].done));
 }
 
 static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
@@ -248,35 +249,40 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    CLI_GLOBAL_OPTIONS,
 	};
 	static const struct report_column cert_cols[] = {
-	    {"sha256", "SHA-256", REPORT_KEY},       {"subject", "SUBJECT", REPORT_TEXT},
-	    {"serial", "SERIAL", REPORT_TEXT},       {"not_before", "VALID FROM", REPORT_DATE},
-	    {"not_after", "VALID TO", REPORT_DATE},  {"first_seen", "FIRST SEEN", REPORT_TIME},
-	    {"last_seen", "LAST SEEN", REPORT_TIME}, {"issuer", "ISSUER", REPORT_TEXT},
-	    {"source", "REPORTED BY", REPORT_TEXT},
+	    {"sha256", "SHA-256", REPORT_KEY},
+	    {"subject", N_("SUBJECT"), REPORT_TEXT},
+	    {"serial", N_("SERIAL"), REPORT_TEXT},
+	    {"not_before", N_("VALID FROM"), REPORT_DATE},
+	    {"not_after", N_("VALID TO"), REPORT_DATE},
+	    {"first_seen", N_("FIRST SEEN"), REPORT_TIME},
+	    {"last_seen", N_("LAST SEEN"), REPORT_TIME},
+	    {"issuer", N_("ISSUER"), REPORT_TEXT},
+	    {"source", N_("REPORTED BY"), REPORT_WORD},
 	};
 	static const struct report_column pending_cols[] = {
-	    {"attempts", "ATTEMPTS", REPORT_INT},
-	    {"first_seen", "FIRST ATTEMPT", REPORT_TIME},
-	    {"last_seen", "LAST ATTEMPT", REPORT_TIME},
+	    {"attempts", N_("ATTEMPTS"), REPORT_INT},
+	    {"first_seen", N_("FIRST ATTEMPT"), REPORT_TIME},
+	    {"last_seen", N_("LAST ATTEMPT"), REPORT_TIME},
 	};
 	/* Each part of the key, in the order shown. */
 	const struct {
-		const char *title; /* JSON member, and heading for people */
+		const char *title; /* JSON member, and (translated) heading for people */
 		const char *sql;
 		const struct report_column *cols;
 		size_t ncols;
 		bool record; /* at most one row, shown as "label: value" */
 	} parts[] = {
-	    {"association", KEY_SHOW_SELECT, key_show_columns, KEY_NCOLS(key_show_columns), true},
-	    {"pending",
+	    {N_("association"), KEY_SHOW_SELECT, key_show_columns, KEY_NCOLS(key_show_columns),
+	     true},
+	    {N_("pending"),
 	     "SELECT attempts, first_seen, last_seen FROM certreg.pending_v WHERE key_id = $1",
 	     pending_cols, KEY_NCOLS(pending_cols), true},
-	    {"certificates",
+	    {N_("certificates"),
 	     "SELECT sha256, subject, serial, not_before, not_after, first_seen, last_seen,"
 	     " issuer, source FROM certreg.certificates_v WHERE key_id = $1 ORDER BY not_after",
 	     cert_cols, KEY_NCOLS(cert_cols), false},
-	    {"audit", AUDIT_SELECT " WHERE key_id = $1 ORDER BY id", audit_columns, audit_ncolumns,
-	     false},
+	    {N_("audit"), AUDIT_SELECT " WHERE key_id = $1 ORDER BY id", audit_columns,
+	     audit_ncolumns, false},
 	};
 	enum { NPARTS = sizeof(parts) / sizeof(parts[0]) };
 	PGresult *res[NPARTS] = {NULL};
@@ -330,19 +336,19 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		rc = report_json(obj) ? CLI_OK : CLI_FAIL;
 		goto out;
 	}
-	printf("Key: %s\n", ref.key_id);
+	printf(_("Key: %s\n"), ref.key_id);
 	if (PQntuples(res[0]) == 0)
-		printf("Not bound to a unit.\n");
+		fputs(_("Not bound to a unit.\n"), stdout);
 	for (size_t i = 0; i < NPARTS; i++) {
 		bool ok;
 
 		if (PQntuples(res[i]) == 0)
 			continue;
 		if (parts[i].record) {
-			printf("\n%s:\n", parts[i].title);
+			printf(_("\n%s:\n"), _(parts[i].title));
 			ok = report_record(res[i], 0, parts[i].cols, parts[i].ncols);
 		} else {
-			printf("\n%s (%d):\n", parts[i].title, PQntuples(res[i]));
+			printf(_("\n%s (%d):\n"), _(parts[i].title), PQntuples(res[i]));
 			ok = report_table(res[i], parts[i].cols, parts[i].ncols);
 		}
 		if (!ok) {
@@ -401,10 +407,10 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 	    CLI_GLOBAL_OPTIONS,
 	};
 	static const struct report_column cols[] = {
-	    {"key_id", "KEY", REPORT_KEY},         {"registration_no", "UNIT", REPORT_TEXT},
-	    {"unit_name", "NAME", REPORT_TEXT},    {"office_code", "OFFICE", REPORT_TEXT},
-	    {"not_after", "EXPIRES", REPORT_DATE}, {"days_left", "DAYS", REPORT_INT},
-	    {"subject", "SUBJECT", REPORT_TEXT},
+	    {"key_id", N_("KEY"), REPORT_KEY},         {"registration_no", N_("UNIT"), REPORT_TEXT},
+	    {"unit_name", N_("NAME"), REPORT_TEXT},    {"office_code", N_("OFFICE"), REPORT_TEXT},
+	    {"not_after", N_("EXPIRES"), REPORT_DATE}, {"days_left", N_("DAYS"), REPORT_INT},
+	    {"subject", N_("SUBJECT"), REPORT_TEXT},
 	};
 	const char *params[1] = {"30"};
 	PGresult *res;
@@ -448,9 +454,13 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 		until = time(NULL) + (time_t)days * 86400;
 		if (localtime_r(&until, &tm) != NULL)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-		printf("Keys whose certificate expires within %ld day%s (before %s) or has "
-		       "expired:\n",
-		       days, days == 1 ? "" : "s", when);
+		printf(
+		    i18n_ntext("Keys whose certificate expires within %ld day (before %s) or has "
+		               "expired:\n",
+		               "Keys whose certificate expires within %ld days (before %s) or has "
+		               "expired:\n",
+		               (unsigned long)days),
+		    days, when);
 	}
 	rc = key_print_rows(cli, res, cols, KEY_NCOLS(cols));
 	PQclear(res);

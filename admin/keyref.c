@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 
 #include "conn.h"
+#include "i18n.h"
 #include "keyref.h"
 
 /* Shortest prefix accepted (contract section 3). */

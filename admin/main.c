@@ -2,13 +2,11 @@
  * main.c - certreg-admin, the counter-staff CLI (contract section 6).
  *
  * Owns the command table and dispatch: global options (--db, --json,
- * --help, --version) before the command, the UTF-8 locale tables need, and
+ * --help, --version) before the command, the language (i18n.c), and
  * closing the command's transaction with its exit status. Each command lives
  * in the module named for what it manages (migrate.c, office.c, unit.c,
  * key.c, pending.c, audit.c, probe.c; cert_check.c for `cert check`).
  */
-#include <langinfo.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +16,7 @@
 #include "cert_check.h"
 #include "cli.h"
 #include "conn.h"
+#include "i18n.h"
 #include "key.h"
 #include "migrate.h"
 #include "office.h"
@@ -27,13 +26,11 @@
 #include "unit.h"
 
 static int main_dispatch(struct cli *cli, int argc, char **argv);
-static bool main_json_asked(int argc, char **argv);
 static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static void main_replay_errors(const struct cli *cli, FILE *captured);
 static const struct cli_command *main_find(int argc, char **argv, int *at);
 static bool main_is_group(const char *word);
 static void main_usage(const struct cli *cli, const char *group);
-static void main_locale(void);
 
 static const struct cli_command main_cert_commands[] = {
     {"cert", "check",
@@ -57,11 +54,11 @@ int main(int argc, char **argv)
 	struct cli cli = {.progname = "certreg-admin", .failure = &failure};
 	int rc;
 
-	main_locale();
+	i18n_init(argc, argv);
 	rc = main_dispatch(&cli, argc, argv);
 	/* --json after an option the command refused was never parsed: look
 	 * for it, so a script gets its JSON error all the same. */
-	if (rc != CLI_OK && (cli.json || main_json_asked(argc, argv)) && !report_json_printed())
+	if (rc != CLI_OK && (cli.json || i18n_json_asked(argc, argv)) && !report_json_printed())
 		cli_json_error(&cli, rc);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		perror("certreg-admin: error: writing output");
@@ -147,7 +144,7 @@ static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int a
 	(void)cmd;
 	/* cert_check.c prints its own errors on stderr. With --json they also
 	 * make the error object: catch them in a file, then pass them on. */
-	if (cli->json || main_json_asked(argc, argv)) {
+	if (cli->json || i18n_json_asked(argc, argv)) {
 		fflush(stderr);
 		captured = tmpfile();
 		saved = captured != NULL ? dup(STDERR_FILENO) : -1;
@@ -194,18 +191,6 @@ static void main_replay_errors(const struct cli *cli, FILE *captured)
 	free(line);
 }
 
-/* Whether "--json" is among the arguments (before a "--"). */
-static bool main_json_asked(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--json") == 0)
-			return true;
-	}
-	return false;
-}
-
 /* The command named by argv[0] (and argv[1] for a group); *at is the index
  * of the command's last word, which becomes the command's argv[0]. */
 static const struct cli_command *main_find(int argc, char **argv, int *at)
@@ -242,10 +227,10 @@ static void main_usage(const struct cli *cli, const char *group)
 
 	if (group == NULL)
 		fprintf(out,
-		        "%s manages certreg: units, key associations, pending registrations,\n"
-		        "the audit log and the database schema.\n\n",
+		        _("%s manages certreg: units, key associations, pending registrations,\n"
+		          "the audit log and the database schema.\n\n"),
 		        cli->progname);
-	fprintf(out, "Usage:\n  %s [--db CONNINFO] [--json] COMMAND [ARGS]\n\nCommands:\n",
+	fprintf(out, _("Usage:\n  %s [--db CONNINFO] [--json] COMMAND [ARGS]\n\nCommands:\n"),
 	        cli->progname);
 	for (size_t g = 0; g < MAIN_NGROUPS; g++) {
 		for (const struct cli_command *cmd = main_groups[g]; cmd->name != NULL; cmd++) {
@@ -259,26 +244,14 @@ static void main_usage(const struct cli *cli, const char *group)
 	if (group != NULL)
 		return;
 	fprintf(out,
-	        "\nOptions:\n"
-	        "      --db CONNINFO  libpq connection string (default: $CERTREG_DB, then\n"
-	        "                     the PG* variables); also accepted after the command\n"
-	        "      --json         print JSON instead of tables; also after the command\n"
-	        "  -h, --help         show this help, then exit\n"
-	        "  -V, --version      output version information, then exit\n\n"
-	        "\"%s COMMAND --help\" describes a command.\n"
-	        "Exit status: 0 done, 1 refused, 2 usage error, 3 database unreachable or\n"
-	        "internal error (check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\n",
+	        _("\nOptions:\n"
+	          "      --db CONNINFO  libpq connection string (default: $CERTREG_DB, then\n"
+	          "                     the PG* variables); also accepted after the command\n"
+	          "      --json         print JSON instead of tables; also after the command\n"
+	          "  -h, --help         show this help, then exit\n"
+	          "  -V, --version      output version information, then exit\n\n"
+	          "\"%s COMMAND --help\" describes a command.\n"
+	          "Exit status: 0 done, 1 refused, 2 usage error, 3 database unreachable or\n"
+	          "internal error (check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).\n"),
 	        cli->progname);
-}
-
-/* Display widths need a UTF-8 LC_CTYPE; a counter PC set to "C" or GBK
- * still gets aligned Chinese in C.UTF-8. */
-static void main_locale(void)
-{
-	const char *cs;
-
-	setlocale(LC_CTYPE, "");
-	cs = nl_langinfo(CODESET);
-	if (cs == NULL || (strcmp(cs, "UTF-8") != 0 && strcmp(cs, "utf8") != 0))
-		setlocale(LC_CTYPE, "C.UTF-8");
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "i18n.h"
 #include "migrate.h"
 #include "report.h"
 
@@ -64,19 +65,19 @@ static int migrate_compare_names(const void *a, const void *b);
 
 const struct cli_command migrate_commands[] = {
     {"db", "migrate", "[--sql-dir DIR]",
-     "Creates or upgrades the schema and the group roles certreg_daemon,\n"
-     "certreg_operator, certreg_supervisor and certreg_auditor by applying the\n"
-     "pending migration files in order, each in its own transaction. Idempotent;\n"
-     "concurrent runs wait for each other.\n\n"
-     "Options:\n"
-     "      --sql-dir DIR  migration files (default: $CERTREG_SQL_DIR, then\n"
-     "                     ../sql or ../share/certreg/sql beside the program,\n"
-     "                     then " CERTREG_DATADIR "/sql)\n",
+     N_("Creates or upgrades the schema and the group roles certreg_daemon,\n"
+        "certreg_operator, certreg_supervisor and certreg_auditor by applying the\n"
+        "pending migration files in order, each in its own transaction. Idempotent;\n"
+        "concurrent runs wait for each other.\n\n"
+        "Options:\n"
+        "      --sql-dir DIR  migration files (default: $CERTREG_SQL_DIR, then\n"
+        "                     ../sql or ../share/certreg/sql beside the program,\n"
+        "                     then PREFIX/share/certreg/sql; db status names it)\n"),
      migrate_run},
     {"db", "status", "[--sql-dir DIR]",
-     "Shows the schema version and the migration files not yet applied.\n\n"
-     "Options:\n"
-     "      --sql-dir DIR  migration files (as for db migrate)\n",
+     N_("Shows the schema version and the migration files not yet applied.\n\n"
+        "Options:\n"
+        "      --sql-dir DIR  migration files (as for db migrate)\n"),
      migrate_status},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -122,7 +123,7 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 		count++;
 		json_array_append_new(done, json_string(m->file));
 		if (!cli->json)
-			printf("applied %s\n", m->file);
+			printf(_("applied %s\n"), m->file);
 	}
 	if ((rc = migrate_functions(cli, &set, &nfunctions)) != CLI_OK)
 		goto out;
@@ -138,14 +139,16 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 		         ? CLI_OK
 		         : CLI_FAIL;
 	} else if (count > 0) {
-		printf("schema version %ld (%zu migration%s applied)\n", version, count,
-		       count == 1 ? "" : "s");
+		printf(i18n_ntext("schema version %ld (%zu migration applied)\n",
+		                  "schema version %ld (%zu migrations applied)\n", count),
+		       version, count);
 	} else {
-		printf("schema version %ld is up to date\n", version);
+		printf(_("schema version %ld is up to date\n"), version);
 	}
 	if (!cli->json)
-		printf("functions applied from %zu file%s\n", nfunctions,
-		       nfunctions == 1 ? "" : "s");
+		printf(i18n_ntext("functions applied from %zu file\n",
+		                  "functions applied from %zu files\n", nfunctions),
+		       nfunctions);
 out:
 	json_decref(done);
 	PQclear(applied);
@@ -160,9 +163,9 @@ static int migrate_status(struct cli *cli, const struct cli_command *cmd, int ar
 	PGresult *applied = NULL, *exists = NULL;
 	json_t *pending = json_array(), *done = NULL;
 	static const struct report_column cols[] = {
-	    {"version", "VERSION", REPORT_INT},
-	    {"name", "NAME", REPORT_TEXT},
-	    {"applied_at", "APPLIED", REPORT_TIME},
+	    {"version", N_("VERSION"), REPORT_INT},
+	    {"name", N_("NAME"), REPORT_TEXT},
+	    {"applied_at", N_("APPLIED"), REPORT_TIME},
 	};
 	long version = 0;
 	int rc;
@@ -197,14 +200,14 @@ static int migrate_status(struct cli *cli, const struct cli_command *cmd, int ar
 		goto out;
 	}
 	if (applied == NULL)
-		printf("schema version: none (database not migrated)\n");
+		fputs(_("schema version: none (database not migrated)\n"), stdout);
 	else
-		printf("schema version: %ld\n", version);
-	printf("sql directory:  %s\n", set.dir);
+		printf(_("schema version: %ld\n"), version);
+	printf(_("sql directory:  %s\n"), set.dir);
 	if (json_array_size(pending) == 0) {
-		printf("pending:        none\n");
+		fputs(_("pending:        none\n"), stdout);
 	} else {
-		printf("pending:        %zu\n", json_array_size(pending));
+		printf(_("pending:        %zu\n"), json_array_size(pending));
 		for (size_t i = 0; i < json_array_size(pending); i++)
 			printf("  %s\n", json_string_value(json_array_get(pending, i)));
 	}

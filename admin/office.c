@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "i18n.h"
 #include "office.h"
 #include "report.h"
 
@@ -17,52 +18,52 @@ static int office_operator_remove(struct cli *cli, const struct cli_command *cmd
                                   char **argv);
 
 static const struct report_column office_columns[] = {
-    {"code", "CODE", REPORT_TEXT},          {"name", "NAME", REPORT_TEXT},
-    {"address", "ADDRESS", REPORT_TEXT},    {"phone", "PHONE", REPORT_TEXT},
-    {"units", "UNITS", REPORT_INT},         {"operators", "OPERATORS", REPORT_INT},
-    {"created_at", "CREATED", REPORT_TIME},
+    {"code", N_("CODE"), REPORT_TEXT},          {"name", N_("NAME"), REPORT_TEXT},
+    {"address", N_("ADDRESS"), REPORT_TEXT},    {"phone", N_("PHONE"), REPORT_TEXT},
+    {"units", N_("UNITS"), REPORT_INT},         {"operators", N_("OPERATORS"), REPORT_INT},
+    {"created_at", N_("CREATED"), REPORT_TIME},
 };
 
 static const struct report_column operator_columns[] = {
-    {"login", "LOGIN", REPORT_TEXT},
-    {"role", "ROLE", REPORT_TEXT},
-    {"offices", "OFFICES", REPORT_TEXT},
-    {"created_at", "ADDED", REPORT_TIME},
+    {"login", N_("LOGIN"), REPORT_TEXT},
+    {"role", N_("ROLE"), REPORT_WORD},
+    {"offices", N_("OFFICES"), REPORT_TEXT},
+    {"created_at", N_("ADDED"), REPORT_TIME},
 };
 
 const struct cli_command office_commands[] = {
     {"office", "add", "CODE --name NAME [--address A] [--phone P]",
-     "Adds a management office; units and operators belong to one.\n\n"
-     "Options:\n"
-     "      --name NAME     the office's name, shown to users on refusals\n"
-     "      --address A     its address, shown to users who must come in\n"
-     "      --phone P       its phone number\n",
+     N_("Adds a management office; units and operators belong to one.\n\n"
+        "Options:\n"
+        "      --name NAME     the office's name, shown to users on refusals\n"
+        "      --address A     its address, shown to users who must come in\n"
+        "      --phone P       its phone number\n"),
      office_add},
     {"office", "list", "",
-     "Lists the management offices with their units (as many as you may see)\n"
-     "and operators.\n",
+     N_("Lists the management offices with their units (as many as you may see)\n"
+        "and operators.\n"),
      office_list},
     {"operator", "add", "LOGIN --office CODE [--role operator|supervisor|auditor]",
-     "Gives a database login a role at an office, creating the login role if it\n"
-     "does not exist (it then has no password: set one, or use peer or\n"
-     "certificate authentication). Operators change units of their offices,\n"
-     "supervisors any unit, auditors nothing; supervisors only.\n\n"
-     "Options:\n"
-     "      --office CODE   the office the login belongs to\n"
-     "      --role ROLE     operator (default), supervisor or auditor\n",
+     N_("Gives a database login a role at an office, creating the login role if it\n"
+        "does not exist (it then has no password: set one, or use peer or\n"
+        "certificate authentication). Operators change units of their offices,\n"
+        "supervisors any unit, auditors nothing; supervisors only.\n\n"
+        "Options:\n"
+        "      --office CODE   the office the login belongs to\n"
+        "      --role ROLE     operator (default), supervisor or auditor\n"),
      office_operator_add},
     {"operator", "list", "[--office CODE]",
-     "Lists the operators, supervisors and auditors with their offices.\n\n"
-     "Options:\n"
-     "      --office CODE   only those of this office\n",
+     N_("Lists the operators, supervisors and auditors with their offices.\n\n"
+        "Options:\n"
+        "      --office CODE   only those of this office\n"),
      office_operator_list},
     {"operator", "remove", "LOGIN [--office CODE]",
-     "Takes an office away from an operator, or every office without --office.\n"
-     "A login left without an office loses its certreg role and can no longer\n"
-     "read or change anything; the database login itself is kept. Audited;\n"
-     "supervisors only, and not their own login.\n\n"
-     "Options:\n"
-     "      --office CODE   the office to take away (default: all of them)\n",
+     N_("Takes an office away from an operator, or every office without --office.\n"
+        "A login left without an office loses its certreg role and can no longer\n"
+        "read or change anything; the database login itself is kept. Audited;\n"
+        "supervisors only, and not their own login.\n\n"
+        "Options:\n"
+        "      --office CODE   the office to take away (default: all of them)\n"),
      office_operator_remove},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include "conn.h"
+#include "i18n.h"
 #include "pending.h"
 #include "report.h"
 
 /* Rows shown when --limit is not given. */
+/* Spelled out in the help too: a text to translate holds no macro. */
 #define PENDING_DEFAULT_LIMIT "50"
 
 static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
@@ -21,17 +23,17 @@ static char *pending_pattern(const char *fragment);
 
 const struct cli_command pending_commands[] = {
     {"pending", "list", "[--search TEXT] [--office CODE] [--limit N]",
-     "Lists keys that tried to log in without an approved association, newest\n"
-     "attempt first, with how many attempts and when. Bind one with\n"
-     "\"key bind KEYID --unit REGNO --ticket T\". The table fits 100 columns:\n"
-     "it names the unit as its certificate does (the subject's O=, else CN=),\n"
-     "long names and holder ids end in \"…\"; --json has every value whole\n"
-     "(the whole subject, and the first attempt).\n\n"
-     "Options:\n"
-     "      --search TEXT  only keys whose certificate subject (unit name), credit\n"
-     "                     code or holder id contains TEXT\n"
-     "      --office CODE  only keys whose credit code is a unit's of this office\n"
-     "      --limit N      at most N keys (default " PENDING_DEFAULT_LIMIT ")\n",
+     N_("Lists keys that tried to log in without an approved association, newest\n"
+        "attempt first, with how many attempts and when. Bind one with\n"
+        "\"key bind KEYID --unit REGNO --ticket T\". The table fits 100 columns:\n"
+        "it names the unit as its certificate does (the subject's O=, else CN=),\n"
+        "long names and holder ids end in \"…\"; --json has every value whole\n"
+        "(the whole subject, and the first attempt).\n\n"
+        "Options:\n"
+        "      --search TEXT  only keys whose certificate subject (unit name), credit\n"
+        "                     code or holder id contains TEXT\n"
+        "      --office CODE  only keys whose credit code is a unit's of this office\n"
+        "      --limit N      at most N keys (default 50)\n"),
      pending_list},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -47,14 +49,14 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	static const struct report_column cols[] = {
 	    /* The table fits 100 columns: the subject's name and holder ids
 	     * are cut when long, the first attempt is in --json only. */
-	    {"key_id", "KEY", REPORT_KEY},
-	    {"subject", "CERT NAME", REPORT_DN, false, true},
-	    {"credit_code", "CREDIT CODE", REPORT_TEXT},
-	    {"holder_id", "HOLDER ID", REPORT_TEXT, false, true},
-	    {"office_code", "OFFICE", REPORT_TEXT},
-	    {"attempts", "ATTEMPTS", REPORT_INT},
-	    {"first_seen", "FIRST", REPORT_TIME, true},
-	    {"last_seen", "LAST", REPORT_TIME},
+	    {"key_id", N_("KEY"), REPORT_KEY},
+	    {"subject", N_("CERT NAME"), REPORT_DN, false, true},
+	    {"credit_code", N_("CREDIT CODE"), REPORT_TEXT},
+	    {"holder_id", N_("HOLDER ID"), REPORT_TEXT, false, true},
+	    {"office_code", N_("OFFICE"), REPORT_TEXT},
+	    {"attempts", N_("ATTEMPTS"), REPORT_INT},
+	    {"first_seen", N_("FIRST"), REPORT_TIME, true},
+	    {"last_seen", N_("LAST"), REPORT_TIME},
 	};
 	const char *params[3] = {NULL, NULL, PENDING_DEFAULT_LIMIT}; /* search, office, limit */
 	PGresult *res;

@@ -31,6 +31,7 @@
 
 #include "certinfo.h"
 #include "httpget.h"
+#include "i18n.h"
 #include "probe.h"
 #include "report.h"
 
@@ -78,26 +79,26 @@ static const char *const probe_state_name[] = {"OK", "WARNING", "CRITICAL", "UNK
 
 const struct cli_command probe_commands[] = {
     {NULL, "check", "--url URL [--warn-days N] [--cacert FILE] [--timeout SECONDS]",
-     "Monitoring probe for certregd with Nagios plugin semantics: reads URL/readyz\n"
-     "and URL/metrics, prints one status line with performance data and exits\n"
-     "0 OK, 1 WARNING, 2 CRITICAL or 3 UNKNOWN.\n"
-     "  CRITICAL  the daemon does not accept the connection (refused, timed out,\n"
-     "            TLS failed or untrusted) or is not ready; or a CRL's nextUpdate\n"
-     "            or a trust anchor's notAfter has passed\n"
-     "  WARNING   a trust anchor expires within --warn-days, or a CRL has less\n"
-     "            than a quarter of its validity period (thisUpdate to nextUpdate)\n"
-     "            left; the message names it\n"
-     "  UNKNOWN   something else answers the URL (a 404, a page that is not\n"
-     "            certregd's), or the URL or --cacert cannot be used\n\n"
-     "Options:\n"
-     "      --url URL          the API listener, http://HOST:PORT or https://...\n"
-     "                         (a reverse proxy in front of it); no proxy from\n"
-     "                         the environment is used\n"
-     "      --warn-days N      warn when a trust anchor expires within N days\n"
-     "                         (default 30)\n"
-     "      --cacert FILE      CA certificates (PEM) to verify an https server with\n"
-     "                         (default: the system's)\n"
-     "      --timeout SECONDS  for the whole probe (default 10)\n",
+     N_("Monitoring probe for certregd with Nagios plugin semantics: reads URL/readyz\n"
+        "and URL/metrics, prints one status line with performance data and exits\n"
+        "0 OK, 1 WARNING, 2 CRITICAL or 3 UNKNOWN.\n"
+        "  CRITICAL  the daemon does not accept the connection (refused, timed out,\n"
+        "            TLS failed or untrusted) or is not ready; or a CRL's nextUpdate\n"
+        "            or a trust anchor's notAfter has passed\n"
+        "  WARNING   a trust anchor expires within --warn-days, or a CRL has less\n"
+        "            than a quarter of its validity period (thisUpdate to nextUpdate)\n"
+        "            left; the message names it\n"
+        "  UNKNOWN   something else answers the URL (a 404, a page that is not\n"
+        "            certregd's), or the URL or --cacert cannot be used\n\n"
+        "Options:\n"
+        "      --url URL          the API listener, http://HOST:PORT or https://...\n"
+        "                         (a reverse proxy in front of it); no proxy from\n"
+        "                         the environment is used\n"
+        "      --warn-days N      warn when a trust anchor expires within N days\n"
+        "                         (default 30)\n"
+        "      --cacert FILE      CA certificates (PEM) to verify an https server with\n"
+        "                         (default: the system's)\n"
+        "      --timeout SECONDS  for the whole probe (default 10)\n"),
      probe_check},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "certinfo.h"
+#include "i18n.h"
 #include "report.h"
 #include "table.h"
 
@@ -113,6 +114,7 @@ static json_t *report_value_json(const PGresult *res, int row, int col, enum rep
 	case REPORT_TEXT:
 	case REPORT_KEY:
 	case REPORT_DN:
+	case REPORT_WORD:
 		break;
 	}
 	return json_string(v);
@@ -165,7 +167,7 @@ bool report_table(const PGresult *res, const struct report_column *cols, size_t 
 	for (size_t i = 0; i < ncols; i++) {
 		if (cols[i].json_only)
 			continue;
-		headers[n] = cols[i].header;
+		headers[n] = _(cols[i].header);
 		shown[n++] = i;
 	}
 	if (n == 0)
@@ -208,7 +210,7 @@ bool report_record(const PGresult *res, int row, const struct report_column *col
 	if (!report_columns(res, cols, ncols, idx))
 		return false;
 	for (size_t i = 0; i < ncols; i++) {
-		size_t w = table_text_width(cols[i].header);
+		size_t w = table_text_width(_(cols[i].header));
 
 		if (!cols[i].json_only && w > width)
 			width = w;
@@ -218,20 +220,22 @@ bool report_record(const PGresult *res, int row, const struct report_column *col
 
 		if (cols[i].json_only)
 			continue;
-		/* "CREDIT CODE" heads a column; "Credit code:" labels a line. */
-		snprintf(label, sizeof(label), "%s", cols[i].header);
-		for (char *p = label + 1; *p != '\0'; p++)
+		/* "CREDIT CODE" heads a column; "Credit code:" labels a line
+		 * (a Chinese heading is the label as it is: "KEY" stays). */
+		snprintf(label, sizeof(label), "%s", _(cols[i].header));
+		for (char *p = label + 1; !i18n_chinese() && *p != '\0'; p++)
 			if (*p >= 'A' && *p <= 'Z')
 				*p = (char)(*p - 'A' + 'a');
 		report_value_text(res, row, idx[i], cols[i].kind, false, buf, sizeof(buf));
-		printf("%s:%*s %s\n", label, (int)(width - table_text_width(label)), "", buf);
+		printf(_("%s:%*s %s\n"), label, (int)(width - table_text_width(label)), "", buf);
 	}
 	return true;
 }
 
 void report_summary(long count, const char *one, const char *many)
 {
-	printf("%ld %s\n", count, count == 1 ? one : many);
+	/* TRANSLATORS: a count and its noun under a table: "3 units". */
+	printf(_("%ld %s\n"), count, i18n_ntext(one, many, (unsigned long)count));
 }
 
 int report_list(const struct cli *cli, const PGresult *res, const struct report_column *cols,
@@ -276,7 +280,7 @@ int report_done(const struct cli *cli, json_t *obj, const char *fmt, ...)
 		return report_json(obj) ? CLI_OK : CLI_FAIL;
 	json_decref(obj);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vprintf(_(fmt), ap);
 	va_end(ap);
 	putchar('\n');
 	return CLI_OK;
@@ -289,7 +293,7 @@ static bool report_columns(const PGresult *res, const struct report_column *cols
 	for (size_t i = 0; i < ncols; i++) {
 		idx[i] = PQfnumber(res, cols[i].field);
 		if (idx[i] < 0) {
-			fprintf(stderr, "certreg-admin: error: result has no column \"%s\"\n",
+			fprintf(stderr, _("certreg-admin: error: result has no column \"%s\"\n"),
 			        cols[i].field);
 			return false;
 		}
@@ -309,7 +313,7 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
 	}
 	switch (kind) {
 	case REPORT_BOOL:
-		snprintf(buf, len, "%s", v[0] == 't' ? "yes" : "no");
+		snprintf(buf, len, "%s", v[0] == 't' ? _("yes") : _("no"));
 		return;
 	case REPORT_TIME:
 	case REPORT_DATE:
@@ -328,6 +332,9 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
 		if (shorten && report_dn_name(v, buf, len))
 			return;
 		break;
+	case REPORT_WORD:
+		snprintf(buf, len, "%s", report_word(v));
+		return;
 	case REPORT_TEXT:
 	case REPORT_INT:
 	case REPORT_JSONB:
@@ -368,4 +375,47 @@ static bool report_dn_name(const char *dn, char *buf, size_t len)
 		return false;
 	snprintf(buf, len, "%.*s", (int)flen, found);
 	return true;
+}
+
+/*
+ * The schema's code words (CHECK constraints in sql/, audit actions in
+ * sql/functions/) as people read them; a word not listed, as it is. Only
+ * these go through the catalogue, not whatever text a column holds. Their
+ * context keeps them apart from the same English in sentences and summary
+ * lines ("3 operators").
+ */
+const char *report_word(const char *word)
+{
+	static const char *const words[] = {
+	    /* unit status */
+	    NC_("schema word", "active"),
+	    NC_("schema word", "closed"),
+	    /* key status */
+	    NC_("schema word", "approved"),
+	    NC_("schema word", "suspended"),
+	    NC_("schema word", "cancelled"),
+	    /* how a key was bound */
+	    NC_("schema word", "counter"),
+	    NC_("schema word", "renewal"),
+	    /* who reported a certificate; roles */
+	    NC_("schema word", "daemon"),
+	    NC_("schema word", "operator"),
+	    NC_("schema word", "supervisor"),
+	    NC_("schema word", "auditor"),
+	    /* audit actions */
+	    NC_("schema word", "office_add"),
+	    NC_("schema word", "operator_add"),
+	    NC_("schema word", "operator_remove"),
+	    NC_("schema word", "unit_add"),
+	    NC_("schema word", "unit_status"),
+	    NC_("schema word", "bind"),
+	    NC_("schema word", "suspend"),
+	    NC_("schema word", "resume"),
+	    NC_("schema word", "cancel"),
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(strchr(words[i], '\004') + 1, word) == 0)
+			return i18n_ctext(words[i]);
+	return word;
 }

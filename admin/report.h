@@ -4,8 +4,10 @@
  * same query results and column lists, so both always carry the same data.
  *
  * Owns value formatting (timestamps parsed from the session's ISO/UTC output
- * and shown in local time, or RFC 3339 UTC in JSON; booleans; numbers) and
- * the summary line. Uses table.c for layout. Called by the command modules.
+ * and shown in local time, or RFC 3339 UTC in JSON; booleans; numbers; the
+ * schema's code words in the user's language) and the summary line. Headers,
+ * nouns and formats handed in are English msgids, translated here (i18n.h). Uses table.c for
+ * layout. Called by the command modules.
  */
 #ifndef CERTREG_ADMIN_REPORT_H
 #define CERTREG_ADMIN_REPORT_H
@@ -28,6 +30,8 @@ enum report_kind {
 	REPORT_JSONB, /* jsonb: embedded as JSON, compact text for people */
 	REPORT_DN,    /* a subject DN: in tables only its O= (else CN=) value,
 	                 the unit's name; whole elsewhere */
+	REPORT_WORD,  /* a code word of the schema (a status, an action, a
+	                 role): translated for people, as is in JSON */
 };
 
 struct report_column {
@@ -38,6 +42,10 @@ struct report_column {
 	bool shrink;    /* cut ("…") when the table would be wider than
 	                   REPORT_TABLE_WIDTH; whole in records and JSON */
 };
+
+/* A code word of the schema ("active", "bind", ...) in the user's
+ * language; any other text as it is. */
+const char *report_word(const char *word);
 
 /* Tables with shrinkable columns fit this many terminal columns. */
 #define REPORT_TABLE_WIDTH 100

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "i18n.h"
 #include "report.h"
 #include "unit.h"
 
@@ -18,15 +19,15 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 
 /* What is shown of a unit, in `unit show` and `unit list`. */
 static const struct report_column unit_columns[] = {
-    {"registration_no", "REGNO", REPORT_TEXT},
-    {"name", "NAME", REPORT_TEXT},
-    {"office_code", "OFFICE", REPORT_TEXT},
-    {"office_name", "OFFICE NAME", REPORT_TEXT, true},
-    {"credit_code", "CREDIT CODE", REPORT_TEXT},
-    {"status", "STATUS", REPORT_TEXT},
-    {"key_count", "KEYS", REPORT_INT},
-    {"created_at", "CREATED", REPORT_TIME},
-    {"updated_at", "CHANGED", REPORT_TIME, true},
+    {"registration_no", N_("REGNO"), REPORT_TEXT},
+    {"name", N_("NAME"), REPORT_TEXT},
+    {"office_code", N_("OFFICE"), REPORT_TEXT},
+    {"office_name", N_("OFFICE NAME"), REPORT_TEXT, true},
+    {"credit_code", N_("CREDIT CODE"), REPORT_TEXT},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"key_count", N_("KEYS"), REPORT_INT},
+    {"created_at", N_("CREATED"), REPORT_TIME},
+    {"updated_at", N_("CHANGED"), REPORT_TIME, true},
 };
 
 #define UNIT_NCOLUMNS (sizeof(unit_columns) / sizeof(unit_columns[0]))
@@ -37,38 +38,38 @@ static const struct report_column unit_columns[] = {
 
 /* The unit's keys in `unit show`. */
 static const struct report_column unit_key_columns[] = {
-    {"key_id", "KEY", REPORT_KEY},
-    {"status", "STATUS", REPORT_TEXT},
-    {"how", "HOW", REPORT_TEXT},
-    {"ticket", "TICKET", REPORT_TEXT},
-    {"bound_at", "BOUND", REPORT_TIME},
-    {"not_after", "CERT EXPIRES", REPORT_DATE},
-    {"last_used_at", "LAST USED", REPORT_TIME},
+    {"key_id", N_("KEY"), REPORT_KEY},
+    {"status", N_("STATUS"), REPORT_WORD},
+    {"how", N_("HOW"), REPORT_WORD},
+    {"ticket", N_("TICKET"), REPORT_TEXT},
+    {"bound_at", N_("BOUND"), REPORT_TIME},
+    {"not_after", N_("CERT EXPIRES"), REPORT_DATE},
+    {"last_used_at", N_("LAST USED"), REPORT_TIME},
 };
 
 #define UNIT_NKEY_COLUMNS (sizeof(unit_key_columns) / sizeof(unit_key_columns[0]))
 
 const struct cli_command unit_commands[] = {
     {"unit", "add", "REGNO --name NAME --office CODE [--credit-code USCC]",
-     "Registers a unit under its registration number (6 to 20 digits) at an office.\n\n"
-     "Options:\n"
-     "      --name NAME         the unit's name\n"
-     "      --office CODE       the office that manages it\n"
-     "      --credit-code USCC  its Unified Social Credit Code (18 characters);\n"
-     "                          keys whose certificate carries another one are\n"
-     "                          then refused unless forced by a supervisor\n",
+     N_("Registers a unit under its registration number (6 to 20 digits) at an office.\n\n"
+        "Options:\n"
+        "      --name NAME         the unit's name\n"
+        "      --office CODE       the office that manages it\n"
+        "      --credit-code USCC  its Unified Social Credit Code (18 characters);\n"
+        "                          keys whose certificate carries another one are\n"
+        "                          then refused unless forced by a supervisor\n"),
      unit_add},
-    {"unit", "show", "REGNO", "Shows a unit and its keys.\n", unit_show},
+    {"unit", "show", "REGNO", N_("Shows a unit and its keys.\n"), unit_show},
     {"unit", "list", "[--office CODE]",
-     "Lists the units you may see (operators: their offices'), by registration\n"
-     "number.\n\n"
-     "Options:\n"
-     "      --office CODE  only units of this office\n",
+     N_("Lists the units you may see (operators: their offices'), by registration\n"
+        "number.\n\n"
+        "Options:\n"
+        "      --office CODE  only units of this office\n"),
      unit_list},
     {"unit", "set-status", "REGNO active|closed --reason TEXT",
-     "Closes a unit (its keys stop logging in: UNIT_INACTIVE) or reopens it.\n\n"
-     "Options:\n"
-     "      --reason TEXT  why, for the audit log\n",
+     N_("Closes a unit (its keys stop logging in: UNIT_INACTIVE) or reopens it.\n\n"
+        "Options:\n"
+        "      --reason TEXT  why, for the audit log\n"),
      unit_set_status},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -142,7 +143,7 @@ static int unit_set_status(struct cli *cli, const struct cli_command *cmd, int a
 	return report_done(cli,
 	                   json_pack("{s:s, s:s, s:s}", "registration_no", params[0], "status",
 	                             params[1], "reason", params[2]),
-	                   "unit %s is now %s", params[0], params[1]);
+	                   "unit %s is now %s", params[0], report_word(params[1]));
 }
 
 static int unit_show(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)

@@ -4,7 +4,8 @@
 #          make, pkg-config and the libraries' -dev packages, the PostgreSQL
 #          server (the demo's throwaway cluster), python3 and openssl (the
 #          demo PKI), curl (the demo's readiness wait and its commands),
-#          util-linux (setpriv, the demo as root). No test tools: the demo
+#          util-linux (setpriv, the demo as root), gettext (msgfmt builds
+#          certreg-admin's Chinese catalogue). No test tools: the demo
 #          shows certregd alone, so no nginx either.
 #   build  run, plus everything the tests need (`make deps`, which
 #          `make check` depends on; the default): clang and LLVM (fuzzing),
@@ -27,7 +28,7 @@ PKGS_run="gcc libc6-dev make pkg-config
 libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev
 libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
-python3 openssl curl util-linux"
+python3 openssl curl util-linux gettext"
 PKGS_build="$PKGS_run build-essential clang llvm libclang-rt-14-dev valgrind libcmocka-dev
 python3-pytest python3-psycopg2 python3-pyflakes
 nginx-light procps iproute2 systemd man-db"

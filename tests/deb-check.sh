@@ -144,7 +144,28 @@ PKG_FILES="/usr/sbin/certregd /usr/sbin/certreg-crl-refresh /usr/bin/certreg-adm
 /usr/share/certreg/sql/001_schema.sql /usr/lib/sysusers.d/certreg.conf
 /lib/systemd/system/certregd.service /lib/systemd/system/certreg-crl-refresh.service
 /lib/systemd/system/certreg-crl-refresh.timer /usr/share/man/man8/certregd.8.gz
-/usr/share/man/man8/certreg-crl-refresh.8.gz /usr/share/man/man1/certreg-admin.1.gz"
+/usr/share/man/man8/certreg-crl-refresh.8.gz /usr/share/man/man1/certreg-admin.1.gz
+/usr/share/locale/zh_CN/LC_MESSAGES/certreg-admin.mo
+/usr/share/bash-completion/completions/certreg-admin"
+
+# The installed certreg-admin speaks Chinese under LANG=zh_CN.UTF-8 with its
+# packaged catalogue, whether or not a zh_CN locale is generated.
+admin_speaks_chinese() {
+	local out
+	out=$(env -i LANG=zh_CN.UTF-8 certreg-admin --help 2>&1)
+	if ! printf '%s\n' "$out" | grep -q '^用法：'; then
+		echo "  $out"
+		return 1
+	fi
+	env -i LANG=C certreg-admin --help | grep -q '^Usage:'
+}
+
+# The packaged completion offers the commands, sourced as bash-completion does.
+admin_completes() {
+	bash --norc --noprofile -c 'source /usr/share/bash-completion/completions/certreg-admin &&
+		COMP_WORDS=(certreg-admin key s) COMP_CWORD=2 && _certreg_admin &&
+		[ "${COMPREPLY[*]}" = "suspend show" ]'
+}
 
 units_name_usr_sbin() {
 	local u
@@ -287,6 +308,8 @@ inside() {
 		config_check_names_missing_file
 	check "installed units pass systemd-analyze verify" units_verify
 	check "certreg-crl-refresh --help" eval 'certreg-crl-refresh --help >/dev/null'
+	check "certreg-admin in Chinese under LANG=zh_CN.UTF-8" admin_speaks_chinese
+	check "certreg-admin's bash completion" admin_completes
 
 	if pg_start; then
 		ok "throwaway PostgreSQL cluster"
@@ -305,7 +328,9 @@ inside() {
 		bad "dpkg --remove"
 	fi
 	check "removed: programs and units gone" absent /usr/sbin/certregd /usr/bin/certreg-admin \
-		/lib/systemd/system/certregd.service /usr/share/certreg
+		/lib/systemd/system/certregd.service /usr/share/certreg \
+		/usr/share/locale/zh_CN/LC_MESSAGES/certreg-admin.mo \
+		/usr/share/bash-completion/completions/certreg-admin
 	check "removed: configuration kept" present /etc/certreg/certreg.conf
 	check "removed: certreg keeps its conffiles" status_is certreg config-files
 

@@ -33,6 +33,11 @@ def run(conninfo, *args, binary=ADMIN, env=None):
     e = dict(os.environ)
     e.pop("CERTREG_DB", None)
     e.pop("CERTREG_SQL_DIR", None)
+    # English, whatever the developer's terminal speaks (test_admin_zh.py
+    # has the Chinese).
+    for var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        e.pop(var, None)
+    e["LANG"] = "C.UTF-8"
     e.update(env or {})
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=e)
     # Under make SANITIZER=... a report must fail the test, not pass as exit 1.
@@ -811,14 +816,20 @@ def test_cert_check_with_config_completes_the_chain_from_intermediates_file(tmp_
 
 
 def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
-    """The zh-CN message and hint of common/outcome.c's table, as on the login
-    page; --json keeps its keys and adds them."""
+    """The message and hint of common/outcome.c's table, as on the login
+    page, in the clerk's language (the page's default, Chinese, in --json);
+    --json keeps its keys and adds them."""
     conf = daemon_config(tmp_path, pki)
     p = run(None, "cert", "check", "--cert", pki.leaf("expired")["pem"], "--config", conf)
     assert p.returncode == REFUSED
     assert "outcome:     CERT_EXPIRED\n" in p.stdout
-    assert "message:     证书已过期。\n" in p.stdout
-    assert re.search(r"^hint:        请用证书助手查看证书有效期", p.stdout, re.M), p.stdout
+    assert "message:     The certificate has expired.\n" in p.stdout
+    assert re.search(r"^hint:        Check the certificate's validity", p.stdout, re.M), p.stdout
+    p = run(None, "cert", "check", "--cert", pki.leaf("expired")["pem"], "--config", conf,
+            env={"LANG": "zh_CN.UTF-8"})
+    assert p.returncode == REFUSED
+    assert "说明：      证书已过期。\n" in p.stdout, p.stdout
+    assert re.search(r"^提示：      请用证书助手查看证书有效期", p.stdout, re.M), p.stdout
     p = run(None, "--json", "cert", "check", "--cert", pki.leaf("untrusted")["pem"],
             "--config", conf)
     assert p.returncode == REFUSED

@@ -1,0 +1,231 @@
+"""certreg-admin in Chinese (contract section 6, Language; issue 31).
+
+The same commands under an English and a zh_CN locale: messages, hints,
+table headings and --help follow LC_ALL, LC_MESSAGES, LANG (the first one
+set); exit codes and --json never change. A minimal Debian generates no
+zh_CN locale, and the Chinese must show all the same: the program runs here
+with LOCPATH naming an empty directory, so that glibc knows only its
+built-in C and C.UTF-8 locales whatever this machine has generated.
+The last tests keep the catalogue complete: a text marked for translation
+without a Chinese translation fails here.
+"""
+import json
+import re
+import subprocess
+
+import pytest
+
+from fixtures.cli import REPO
+from test_admin import ADMIN, OK, REFUSED, USAGE, column, org, run, width
+
+__all__ = ["org"]  # test_admin's fixture, used here as an argument
+
+ZH = {"LANG": "zh_CN.UTF-8"}
+EN = {"LANG": "C.UTF-8"}
+# Every way of asking for each language; the locale variables first unset.
+ZH_ENVS = [{"LANG": "zh_CN.UTF-8"}, {"LANG": "zh_CN"},
+           {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"},
+           {"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "C"},
+           {"LC_ALL": "", "LC_MESSAGES": "zh_CN.GB18030", "LANG": "en_US.UTF-8"}]
+EN_ENVS = [{"LANG": "C"}, {"LANG": "en_US.UTF-8"}, {"LC_ALL": "C", "LANG": "zh_CN.UTF-8"},
+           {"LC_MESSAGES": "en_US.UTF-8", "LANG": "zh_CN.UTF-8"},
+           {"LANG": "zh_TW.UTF-8"}, {"LANGUAGE": "zh_CN", "LANG": "C"}]
+
+
+NO_LOCALES = "/nonexistent/locales"   # glibc then knows only C, C.UTF-8, POSIX
+
+
+def lrun(conninfo, *args, env):
+    """run() with only these locale variables set, and no generated locale."""
+    clean = {v: "" for v in ("LC_ALL", "LC_MESSAGES", "LANG", "LANGUAGE", "LC_CTYPE")}
+    return run(conninfo, *args, env={**clean, "LOCPATH": NO_LOCALES, **env})
+
+
+def test_the_program_runs_where_no_zh_cn_locale_exists():
+    # What the other tests prove only holds if glibc could not have done it
+    # alone: where the program runs, no zh_CN locale exists (`locale -a`;
+    # on this machine none is generated at all, LOCPATH makes sure).
+    p = subprocess.run(["locale", "-a"], capture_output=True, text=True,
+                       env={"LOCPATH": NO_LOCALES, "PATH": "/usr/bin:/bin"})
+    names = p.stdout.split()
+    assert "C.utf8" in names and not [n for n in names if n.lower().startswith("zh")], names
+
+
+@pytest.mark.parametrize("env", ZH_ENVS)
+def test_help_and_usage_errors_follow_the_locale_in_chinese(env):
+    p = lrun(None, "--help", env=env)
+    assert p.returncode == OK
+    assert p.stdout.startswith("certreg-admin 是 certreg 的管理工具"), p.stdout
+    assert "用法：" in p.stdout and "命令：" in p.stdout and "退出状态" in p.stdout
+    p = lrun(None, "unit", "add", "--help", env=env)
+    assert p.returncode == OK and "按单位登记号" in p.stdout and "全局选项" in p.stdout
+    p = lrun("host=/nonexistent", "unit", "add", "123456", env=env)
+    assert p.returncode == USAGE
+    assert p.stderr.startswith("certreg-admin: 错误: 必须给出选项 --name\n"), p.stderr
+    assert "certreg-admin: 提示: 请用“certreg-admin unit add --help”查看说明。" in p.stderr
+
+
+@pytest.mark.parametrize("env", EN_ENVS)
+def test_help_and_usage_errors_stay_english_otherwise(env):
+    p = lrun(None, "--help", env=env)
+    assert p.returncode == OK and p.stdout.startswith("certreg-admin manages certreg")
+    p = lrun("host=/nonexistent", "unit", "add", "123456", env=env)
+    assert p.returncode == USAGE
+    assert p.stderr.startswith("certreg-admin: error: option --name is required\n"), p.stderr
+
+
+def test_every_command_has_chinese_help():
+    for group_cmd in re.findall(r"^  ([a-z]+(?: [a-z][a-z-]*)?)(?: |$)",
+                                lrun(None, "--help", env=EN).stdout, re.M):
+        en = lrun(None, *group_cmd.split(), "--help", env=EN)
+        zh = lrun(None, *group_cmd.split(), "--help", env=ZH)
+        assert en.returncode == zh.returncode == OK, group_cmd
+        assert re.search(r"[\u4e00-\u9fff]", zh.stdout), (group_cmd, zh.stdout)
+        assert not re.search(r"[\u4e00-\u9fff]", en.stdout), (group_cmd, en.stdout)
+
+
+def test_a_refusal_of_the_database_in_chinese_names_the_rule_then_the_detail(org):
+    args = ["unit", "set-status", org.dc_unit, "closed", "--reason", "测试"]
+    en = lrun(org.aud, *args, env=EN)
+    zh = lrun(org.aud, *args, env=ZH)
+    assert en.returncode == zh.returncode == REFUSED
+    assert en.stderr.startswith("certreg-admin: error: ") and "错误" not in en.stderr
+    # The kind of refusal (CR007) in Chinese, the database's own words after it.
+    first, detail = zh.stderr.splitlines()[:2]
+    assert first == "certreg-admin: 错误: 您没有权限进行此操作", zh.stderr
+    assert detail == "certreg-admin: 详细信息: " + en.stderr.splitlines()[0].split(": ", 2)[2]
+    # Another office's unit does not exist for an operator (CR002).
+    zh = lrun(org.op_xc, *args, env=ZH)
+    assert zh.returncode == REFUSED
+    assert zh.stderr.startswith("certreg-admin: 错误: 没有找到该记录\ncertreg-admin: 详细信息: ")
+    # A refusal of the CLI itself: a missing record.
+    zh = lrun(org.op_dc, "unit", "show", "999999999", env=ZH)
+    assert zh.returncode == REFUSED and "certreg-admin: 错误: 未找到单位 999999999" in zh.stderr
+
+
+def test_table_headings_in_chinese_line_up(org):
+    c = org.owner
+    ok_en = lrun(c, "unit", "list", env=EN)
+    p = lrun(c, "unit", "list", env=ZH)
+    assert p.returncode == ok_en.returncode == OK
+    lines = p.stdout.splitlines()
+    header, body, summary = lines[0], lines[1:-1], lines[-1]
+    assert summary == "共 2 个单位", summary
+    heads = ("单位登记号", "名称", "管理部", "统一社会信用代码", "状态")
+    want = [column(header, h)[0] for h in heads]
+    units = {org.dc_unit: ("北京东城测试科技有限公司", "DC01"),
+             org.xc_unit: ("West Ltd", "XC01")}
+    for line in body:
+        regno = line.split()[0]
+        name, office = units[regno]
+        got, at = [], 0
+        for value in (regno, name, office):
+            col, at = column(line, value, at)
+            got.append(col)
+        # The schema's words in Chinese too ("active" in English and JSON).
+        col, at = column(line, "正常", at)
+        assert got == want[:3] and col == want[4], f"{line!r} misaligned: {got} != {want}"
+    assert "active" in ok_en.stdout and "active" not in p.stdout
+    # A record: the labels are the headings, their values in one column.
+    p = lrun(c, "unit", "show", org.dc_unit, env=ZH)
+    labels = [line for line in p.stdout.splitlines() if "：" in line][:4]
+    assert [line.split("：")[0] for line in labels] == ["单位登记号", "名称", "管理部", "统一社会信用代码"]
+    starts = set()
+    for line in labels:
+        label, rest = line.split("：", 1)
+        starts.add(width(label) + width("：") + len(rest) - len(rest.lstrip()))
+    assert len(starts) == 1, labels
+
+
+def test_json_is_the_same_in_both_languages(org, pki):
+    c = org.owner
+    ok_bind = lrun(c, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
+                   "--ticket", "J-1", env=ZH)
+    assert ok_bind.returncode == OK and "已关联开通到单位" in ok_bind.stdout
+    commands = [["unit", "list"], ["unit", "show", org.dc_unit], ["office", "list"],
+                ["operator", "list"], ["pending", "list"], ["key", "list", "--unit", org.dc_unit],
+                ["key", "show", pki.leaf("bjca")["key_id"]], ["audit", "verify"],
+                ["db", "status"]]
+    for args in commands:
+        en = lrun(c, "--json", *args, env=EN)
+        zh = lrun(c, *args, "--json", env=ZH)
+        assert en.returncode == zh.returncode == OK, (args, zh.stderr)
+        assert en.stdout == zh.stdout, args
+        json.loads(zh.stdout)
+    # Errors: the same object ("error" code, English message), the same exit code.
+    for conn, args in ((org.aud, ["unit", "set-status", org.dc_unit, "closed", "--reason", "x"]),
+                       (c, ["unit", "show", "999999999"]),
+                       (c, ["unit", "add", "123456"]),
+                       ("host=/nonexistent", ["unit", "list"])):
+        en = lrun(conn, "--json", *args, env=EN)
+        zh = lrun(conn, "--json", *args, env=ZH)
+        assert en.returncode == zh.returncode != OK, args
+        assert en.stdout == zh.stdout, args
+        assert "错误" not in zh.stderr, args
+
+
+def test_cert_check_prints_the_outcome_message_in_the_language(pki):
+    leaf = pki.leaf("ec-ok")
+    trusted = ["--cert", leaf["pem"], "--chain", leaf["chain"], "--ca", pki.path("ca/trust.pem")]
+    untrusted = ["--cert", leaf["pem"], "--ca", pki.path("ca/trust.pem")]   # no intermediate
+    # The outcome texts are common/outcome.c's, in the matching language,
+    # for a refusal (on OK the key association still decides the login).
+    for args, code, zh_text, en_text in (
+            (untrusted, REFUSED, "证书不是由本系统认可的证书颁发机构签发的。",
+             "The certificate was not issued by a certificate authority this system trusts."),):
+        zh = lrun(None, "cert", "check", *args, env=ZH)
+        en = lrun(None, "cert", "check", *args, env=EN)
+        assert zh.returncode == en.returncode == code
+        assert zh.stdout.startswith("结果代码：") and en.stdout.startswith("outcome:     ")
+        assert re.search(r"^说明：\s+" + re.escape(zh_text) + "$", zh.stdout, re.M), zh.stdout
+        assert re.search(r"^message:\s+" + re.escape(en_text) + "$", en.stdout, re.M), en.stdout
+        # Labels of one width: the values start in one column.
+        starts = {width(m.group(0)) for m in re.finditer(r"^\S+?[：:]\s*", zh.stdout, re.M)}
+        assert len(starts) == 1, zh.stdout
+    ok_zh = lrun(None, "cert", "check", *trusted, env=ZH)
+    assert ok_zh.returncode == OK and "说明" not in ok_zh.stdout, ok_zh.stdout
+    for args, code in ((trusted, OK), (untrusted, REFUSED)):
+        zh = lrun(None, "--json", "cert", "check", *args, env=ZH)
+        en = lrun(None, "--json", "cert", "check", *args, env=EN)
+        assert zh.stdout == en.stdout and zh.returncode == en.returncode == code
+
+
+# --- the catalogue ---------------------------------------------------------------
+
+def test_every_text_marked_for_translation_has_a_chinese_one(tmp_path):
+    """xgettext over today's sources; every text in po/zh_CN.po, translated,
+    not fuzzy; and po/certreg-admin.pot regenerated (`make pot`)."""
+    fresh = tmp_path / "fresh.pot"
+    p = subprocess.run(["make", "-s", "-C", str(REPO), "pot", f"POT={fresh}"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run(["msgcmp", str(REPO / "po/zh_CN.po"), str(fresh)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, "texts without a Chinese translation:\n" + p.stderr
+    p = subprocess.run(["msgfmt", "--check", "--statistics", "-o", "/dev/null",
+                        str(REPO / "po/zh_CN.po")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(r"\d+ translated messages\.\n", p.stderr), p.stderr
+    assert msgids(fresh) == msgids(REPO / "po/certreg-admin.pot"), "run make pot"
+
+
+def msgids(pot):
+    p = subprocess.run(["msgcat", "--no-location", "--sort-output", "--no-wrap", str(pot)],
+                       capture_output=True, text=True, check=True)
+    return [line for line in p.stdout.splitlines() if line.startswith(("msgid ", "msgid_plural "))]
+
+
+def test_the_installed_program_finds_its_installed_catalogue(tmp_path):
+    # The build tree's program reads build/locale; an installed one
+    # PREFIX/share/locale (make install-admin, which the Debian package uses).
+    assert (ADMIN.parent / "locale/zh_CN/LC_MESSAGES/certreg-admin.mo").is_file()
+    root = tmp_path / "root"
+    p = subprocess.run(["make", "-s", "-C", str(REPO), "install-admin", f"DESTDIR={root}"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    prefix = root / "usr/local"
+    assert (prefix / "share/locale/zh_CN/LC_MESSAGES/certreg-admin.mo").is_file()
+    binary = prefix / "bin/certreg-admin"
+    p = run(None, "--help", binary=binary,
+            env={"LC_ALL": "", "LANG": "zh_CN.UTF-8", "LOCPATH": NO_LOCALES})
+    assert p.returncode == OK and p.stdout.startswith("certreg-admin 是"), p.stdout
