@@ -231,8 +231,9 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 
 		for (item = list != NULL ? strtok_r(list, ", ", &save) : NULL; ok && item != NULL;
 		     item = strtok_r(NULL, ", ", &save))
-			ok = config_check_path(cfg, "previous_keys", cfg->line_assertion_previous_keys,
-			                       item, uid, false, err, errlen);
+			ok = config_check_path(cfg, "previous_keys",
+			                       cfg->line_assertion_previous_keys, item, uid, false,
+			                       err, errlen);
 		free(list);
 		if (!ok)
 			return false;

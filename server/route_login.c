@@ -42,8 +42,9 @@ void route_login(struct http_request *req, struct worker *w)
 	 * the user's assertion to anyone. */
 	if (p.return_to != NULL && !assertion_return_to_allowed(w->cfg, p.return_to)) {
 		evhttp_clear_headers(&query);
-		reply_error(req, 400, "bad_request",
-		            "return_to does not start with a configured [assertion] return_to prefix");
+		reply_error(
+		    req, 400, "bad_request",
+		    "return_to does not start with a configured [assertion] return_to prefix");
 		return;
 	}
 	if (p.nonce != NULL && !route_login_nonce_ok(p.nonce)) {
