@@ -35,6 +35,8 @@ enum config_type {
 	CT_RENEWAL,
 	CT_LOG_LEVEL,
 	CT_URL,
+	CT_URLS, /* comma-separated CT_URLs, kept as written */
+	CT_BOOL, /* yes | no */
 };
 
 struct config_entry {
@@ -91,6 +93,17 @@ static const struct config_entry config_table[] = {
     {"cache", "ttl", CT_INT, F(cache_ttl), "60", 0, 86400, true, 0},
     {"cache", "verify_size", CT_INT, F(verify_cache_size), "4096", 0, 1000000, true, 0},
     {"cache", "record_interval", CT_INT, F(record_interval), "60", 0, 86400, true, 0},
+
+    /* Login assertions (contract section 8); absent key: none issued. */
+    {"assertion", "key", CT_STRING, F(assertion_key), NULL, 0, 0, true, LINE(line_assertion_key)},
+    {"assertion", "previous_keys", CT_STRING, F(assertion_previous_keys), NULL, 0, 0, true,
+     LINE(line_assertion_previous_keys)},
+    {"assertion", "issuer", CT_STRING, F(assertion_issuer), NULL, 0, 0, true, 0},
+    {"assertion", "audience", CT_STRING, F(assertion_audience), NULL, 0, 0, true, 0},
+    {"assertion", "ttl", CT_INT, F(assertion_ttl), "120", 10, 3600, true, 0},
+    {"assertion", "return_to", CT_URLS, F(assertion_return_to), NULL, 0, 0, true, 0},
+    {"assertion", "challenge_ttl", CT_INT, F(challenge_ttl), "120", 10, 3600, true, 0},
+    {"assertion", "signed_login_sha1", CT_BOOL, F(signed_login_sha1), "no", 0, 0, true, 0},
 };
 
 #define CONFIG_ENTRIES (sizeof(config_table) / sizeof(config_table[0]))
@@ -170,7 +183,8 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
 		char *base = (char *)cfg + e->offset;
-		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL)
+		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL ||
+		    e->type == CT_URLS)
 			free(*(char **)(void *)base);
 		else if (e->type == CT_CIDRS)
 			cidr_list_free((struct cidr_list *)(void *)base);
@@ -207,8 +221,23 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 	    !config_check_path(cfg, "tls_key", cfg->line_tls_key, cfg->tls_key, uid, true, err,
 	                       errlen) ||
 	    !config_check_path(cfg, "crl_dir", cfg->line_crl_dir, cfg->crl_dir, uid, false, err,
-	                       errlen))
+	                       errlen) ||
+	    !config_check_path(cfg, "key", cfg->line_assertion_key, cfg->assertion_key, uid, true,
+	                       err, errlen))
 		return false;
+	/* A public key planted here would be trusted by every portal. */
+	if (cfg->assertion_previous_keys != NULL) {
+		char *list = strdup(cfg->assertion_previous_keys), *item, *save = NULL;
+
+		for (item = list != NULL ? strtok_r(list, ", ", &save) : NULL; ok && item != NULL;
+		     item = strtok_r(NULL, ", ", &save))
+			ok = config_check_path(cfg, "previous_keys",
+			                       cfg->line_assertion_previous_keys, item, uid, false,
+			                       err, errlen);
+		free(list);
+		if (!ok)
+			return false;
+	}
 	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
 		return true;
 	/* The files the loader reads (trust_load_crls): dot files are not. */
@@ -381,6 +410,43 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 		*(char **)field = strdup(value);
 		return *(char **)field != NULL;
 	}
+	case CT_BOOL:
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
+			snprintf(err, errlen, "'%s' is not yes or no", value);
+			return false;
+		}
+		*(bool *)field = strcmp(value, "yes") == 0;
+		return true;
+	case CT_URLS: {
+		/* Each comma-separated item a URL of its own; kept as written. */
+		char *copy = strdup(value), *item, *save = NULL;
+		bool ok = copy != NULL;
+
+		for (item = ok ? strtok_r(copy, ",", &save) : NULL; ok && item != NULL;
+		     item = strtok_r(NULL, ",", &save)) {
+			while (*item == ' ')
+				item++;
+			for (char *end = item + strlen(item); end > item && end[-1] == ' ';)
+				*--end = '\0';
+			ok = config_url_valid(item);
+		}
+		free(copy);
+		if (!ok) {
+			snprintf(
+			    err, errlen,
+			    "each item must be an http:// or https:// URL with a host (no spaces, "
+			    "quotes, angle brackets or control characters)");
+			return false;
+		}
+		copy = strdup(value);
+		if (copy == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return true;
+	}
 	case CT_URL: {
 		char *copy;
 		if (!config_url_valid(value)) {
@@ -473,6 +539,12 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 	if (cfg->revocation != REVOCATION_OFF && cfg->crl_dir == NULL) {
 		snprintf(err, errlen, "%s: [trust] revocation = %s needs crl_dir", cfg->path,
 		         cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
+		return false;
+	}
+	if (cfg->assertion_key != NULL &&
+	    (cfg->assertion_issuer == NULL || cfg->assertion_audience == NULL)) {
+		snprintf(err, errlen, "%s:%d: [assertion] key needs issuer and audience", cfg->path,
+		         cfg->line_assertion_key);
 		return false;
 	}
 	if (strchr(cfg->cert_header, ' ') != NULL || cfg->cert_header[0] == '\0') {

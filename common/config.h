@@ -61,8 +61,19 @@ struct config {
 	int cache_ttl;         /* seconds */
 	int record_interval;   /* seconds between last-use writes per key */
 
+	/* [assertion] (contract section 8) */
+	char *assertion_key;           /* PEM private key; NULL: no assertions */
+	char *assertion_previous_keys; /* comma-separated PEM public keys still published */
+	char *assertion_issuer;
+	char *assertion_audience;
+	int assertion_ttl;         /* seconds an assertion is valid */
+	char *assertion_return_to; /* comma-separated allowed return_to prefixes */
+	int challenge_ttl;         /* seconds a challenge is valid */
+	bool signed_login_sha1;    /* rsa-sha1 accepted for old client software */
+
 	/* Line of each file-valued key, so later checks can name it. */
 	int line_tls_cert, line_tls_key, line_ca_file, line_intermediates_file, line_crl_dir;
+	int line_assertion_key, line_assertion_previous_keys;
 };
 
 /* Reads and validates path. NULL with "FILE:LINE: problem" in err. */

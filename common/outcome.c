@@ -123,6 +123,9 @@ static const char *const outcome_texts[OUTCOME_TEXT_COUNT][2] = {
                                   "have the key associated."},
     [OUTCOME_TEXT_BACK_TO_PORTAL] = {"返回门户", "Back to the portal"},
     [OUTCOME_TEXT_EXPIRING] = {"（剩余 %s 天，请及时更新证书）", " (%s days left: renew soon)"},
+    [OUTCOME_TEXT_RETURNING] = {"证书验证通过，正在返回门户……",
+                                "Certificate accepted; returning to the portal…"},
+    [OUTCOME_TEXT_CONTINUE] = {"继续", "Continue"},
 };
 
 const struct outcome_info *outcome_info(outcome_t outcome)

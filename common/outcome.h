@@ -55,7 +55,9 @@ enum outcome_text {
 	OUTCOME_TEXT_KEY_ID,
 	OUTCOME_TEXT_KEY_ID_NOTE, /* why the user is shown the key id */
 	OUTCOME_TEXT_BACK_TO_PORTAL,
-	OUTCOME_TEXT_EXPIRING, /* a template: %s is the whole days left */
+	OUTCOME_TEXT_EXPIRING,  /* a template: %s is the whole days left */
+	OUTCOME_TEXT_RETURNING, /* the page that posts an assertion to the portal */
+	OUTCOME_TEXT_CONTINUE,  /* its button, where scripts are off */
 	OUTCOME_TEXT_COUNT
 };
 

@@ -30,7 +30,7 @@ libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
 python3 openssl curl util-linux gettext"
 PKGS_build="$PKGS_run build-essential clang llvm libclang-rt-14-dev valgrind libcmocka-dev
-python3-pytest python3-psycopg2 python3-pyflakes
+python3-pytest python3-psycopg2 python3-pyflakes python3-jwt python3-cryptography
 nginx-light procps iproute2 systemd man-db"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 

@@ -78,7 +78,8 @@ struct http_request {
 	enum http_method method;
 	int minor; /* HTTP/1.minor */
 	const char *path;
-	char *head; /* the header block, parsed in place; owned */
+	const char *query; /* after the '?' of the target, "" when none */
+	char *head;        /* the header block, parsed in place; owned */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	int nheaders;
 	char *body; /* owned, NUL-terminated */
@@ -612,8 +613,11 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 			return false;
 		}
 	}
-	if ((sp = strchr(target, '?')) != NULL)
+	req->query = "";
+	if ((sp = strchr(target, '?')) != NULL) {
 		*sp = '\0';
+		req->query = sp + 1;
+	}
 	req->path = target;
 	/* header-field = field-name ":" OWS field-value OWS */
 	for (line = next; *line != '\0' && strncmp(line, "\r\n", 2) != 0; line = next) {
@@ -1225,6 +1229,11 @@ enum http_method http_request_method(const struct http_request *req)
 const char *http_request_path(const struct http_request *req)
 {
 	return req->path ? req->path : "";
+}
+
+const char *http_request_query(const struct http_request *req)
+{
+	return req->query ? req->query : "";
 }
 
 const char *http_request_header(const struct http_request *req, const char *name)

@@ -91,6 +91,9 @@ void http_server_free(struct http_server *s);
 enum http_method http_request_method(const struct http_request *req);
 /* The path of the request target, without the query; never NULL. */
 const char *http_request_path(const struct http_request *req);
+/* The query of the request target (after '?', still percent-encoded); ""
+ * when none; never NULL. */
+const char *http_request_query(const struct http_request *req);
 /* The first header named name (case-insensitive), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
 /* How many header lines are named name (case-insensitive). */

@@ -34,7 +34,8 @@ static bool render_expiring(const struct decision *d);
 	".kid-groups{font-size:1.2em;word-spacing:.3em}"                                           \
 	".kid{font-size:small;word-break:break-all;user-select:all}"
 
-bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang)
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
+                 const char *assertion)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;
@@ -83,6 +84,8 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 	if (render_expiring(d))
 		jsonw_string(&w, "CERT_EXPIRING_SOON");
 	jsonw_array_close(&w);
+	if (assertion != NULL)
+		jsonw_member(&w, "assertion", assertion);
 	jsonw_object_close(&w);
 	return jsonw_finish(&w) && evbuffer_add(out, "\n", 1) == 0;
 }
@@ -167,6 +170,36 @@ void render_html(struct evbuffer *out, const struct decision *d, enum outcome_la
 		evbuffer_add_printf(out, "</a></p>\n");
 	}
 	evbuffer_add_printf(out, "</body></html>\n");
+}
+
+/*
+ * The page a browser gets on an OK with return_to: it posts the assertion
+ * to the portal by itself, like OpenID Connect's form_post response mode,
+ * with a button where scripts are off. return_to was checked against the
+ * configured prefixes by the route; both are escaped all the same.
+ */
+void render_form_post(struct evbuffer *out, const char *return_to, const char *assertion,
+                      enum outcome_lang lang)
+{
+	evbuffer_add_printf(out,
+	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n"
+	                    "<meta name=\"viewport\" content=\"width=device-width, "
+	                    "initial-scale=1\">\n<title>",
+	                    lang == OUTCOME_LANG_EN ? "en" : "zh-CN");
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_TITLE, lang));
+	evbuffer_add_printf(out,
+	                    "</title>\n<style>%s</style></head><body>\n"
+	                    "<form method=\"post\" action=\"",
+	                    RENDER_CSS);
+	render_html_escape(out, return_to);
+	evbuffer_add_printf(out, "\">\n<input type=\"hidden\" name=\"assertion\" value=\"");
+	render_html_escape(out, assertion);
+	evbuffer_add_printf(out, "\">\n<p>");
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_RETURNING, lang));
+	evbuffer_add_printf(out, "</p>\n<noscript><button type=\"submit\">");
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_CONTINUE, lang));
+	evbuffer_add_printf(out, "</button></noscript>\n</form>\n"
+	                         "<script>document.forms[0].submit();</script>\n</body></html>\n");
 }
 
 void render_beijing_time(time_t t, char *buf, size_t len)

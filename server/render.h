@@ -12,12 +12,17 @@
 #include "decision.h"
 #include "outcome.h"
 
-/* Appends the decision JSON and a newline; false when out of memory. */
-bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang);
+/* Appends the decision JSON and a newline, with "assertion" when given
+ * (NULL: none); false when out of memory. */
+bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
+                 const char *assertion);
 /* Appends a complete HTML page; portal_url (NULL: none) is linked at its
  * foot. Every text inserted is HTML-escaped. */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *portal_url);
+/* Appends the page that posts assertion to return_to by itself. */
+void render_form_post(struct evbuffer *out, const char *return_to, const char *assertion,
+                      enum outcome_lang lang);
 /* t as Beijing time (UTC+8), "2026-11-23 20:00:00" (buf >= 20 bytes). */
 void render_beijing_time(time_t t, char *buf, size_t len);
 /* key_id in groups of four hex digits separated by spaces. */

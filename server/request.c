@@ -13,7 +13,9 @@
 
 #include <event2/buffer.h>
 
+#include "assertion.h"
 #include "decision.h"
+#include "log.h"
 #include "render.h"
 #include "reply.h"
 #include "worker.h"
@@ -24,10 +26,14 @@ struct request_call {
 	enum request_kind kind;
 	enum outcome_lang lang;
 	bool html;
+	char *return_to; /* owned copies of presented's */
+	char *nonce;
 	struct decision decision;
 };
 
 static void request_decided(struct decision *d, void *arg);
+static void request_call_free(struct request_call *call);
+static char *request_assertion(const struct request_call *call, const struct decision *d);
 static void request_headers(const struct request_call *call, const struct decision *d);
 
 void request_run(struct http_request *req, struct worker *w, struct presented *p)
@@ -46,12 +52,20 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	call->kind = p->kind;
 	call->lang = outcome_lang_from_header(http_request_header(req, "Accept-Language"));
 	call->html = p->html;
+	call->return_to = p->return_to != NULL ? strdup(p->return_to) : NULL;
+	call->nonce = p->nonce != NULL ? strdup(p->nonce) : NULL;
+	if ((p->return_to != NULL && call->return_to == NULL) ||
+	    (p->nonce != NULL && call->nonce == NULL)) {
+		request_call_free(call);
+		reply_error(req, 503, "unavailable", "out of memory");
+		return;
+	}
 	d = &call->decision;
 	decision_init(d, &w->decide, http_request_peer_text(req));
 	/* The same presentation as a recent OK one: no parsing, no signatures. */
 	if (!p->cacheable || !vcache_get(w->vcache, p->vkey, d->now, &d->vr)) {
 		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
-			free(call);
+			request_call_free(call);
 			reply_error(req, 400, "bad_request", detail);
 			return;
 		}
@@ -81,6 +95,7 @@ static void request_decided(struct decision *d, void *arg)
 	struct request_call *call = arg;
 	struct worker *w = call->worker;
 	int status = outcome_info(d->outcome)->http_status;
+	char *assertion = request_assertion(call, d);
 	/* evbuffer_free does not take NULL: out of memory is a bare 500. */
 	struct evbuffer *out = evbuffer_new();
 
@@ -89,19 +104,49 @@ static void request_decided(struct decision *d, void *arg)
 	 * the answer the portal asked for, not an error of the request. */
 	if (call->kind == REQUEST_VERIFY && d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
 		status = 200;
-	if (out == NULL) {
+	if (out == NULL || (d->outcome == OUTCOME_OK && assertion_enabled(w->assertion) &&
+	                    call->kind == REQUEST_LOGIN && assertion == NULL)) {
+		/* An OK without the assertion the portal waits for is no OK. */
 		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
-	} else if (call->html) {
-		render_html(out, d, call->lang, w->cfg->portal_url);
+	} else if (call->html && assertion != NULL && call->return_to != NULL) {
+		render_form_post(out, call->return_to, assertion, call->lang);
 		http_reply_buffer(call->req, status, "text/html; charset=utf-8", out);
-	} else if (render_json(out, d, call->lang)) {
+	} else if (call->html) {
+		render_html(out, d, call->lang,
+		            call->return_to != NULL ? call->return_to : w->cfg->portal_url);
+		http_reply_buffer(call->req, status, "text/html; charset=utf-8", out);
+	} else if (render_json(out, d, call->lang, assertion)) {
 		http_reply_buffer(call->req, status, "application/json; charset=utf-8", out);
 	} else {
 		http_reply(call->req, 500, "application/json; charset=utf-8", NULL, 0);
 	}
 	if (out != NULL)
 		evbuffer_free(out);
+	free(assertion);
 	w->inflight--;
+	request_call_free(call);
+}
+
+/* Only a login that proved possession of the key gets one, and only on OK
+ * (contract section 8): never /v1/verify or /v1/auth, never a refusal. */
+static char *request_assertion(const struct request_call *call, const struct decision *d)
+{
+	const struct worker *w = call->worker;
+	char *token;
+
+	if (call->kind != REQUEST_LOGIN || d->outcome != OUTCOME_OK ||
+	    !assertion_enabled(w->assertion))
+		return NULL;
+	token = assertion_sign(w->assertion, w->cfg, d, "tls", call->nonce, d->now);
+	if (token == NULL)
+		log_error("event=assertion_failed key=%.16s", d->vr.leaf.key_id);
+	return token;
+}
+
+static void request_call_free(struct request_call *call)
+{
+	free(call->return_to);
+	free(call->nonce);
 	free(call);
 }
 

@@ -42,6 +42,10 @@ struct presented {
 	 * does not need (parsing a body); false with detail is a 400. */
 	bool (*load)(struct presented *p, char *detail, size_t detail_len);
 	void *load_arg;
+	/* GET /v1/login?return_to=URL&nonce=N (checked by the route): where a
+	 * browser posts the assertion, and the portal's nonce in it. */
+	const char *return_to;
+	const char *nonce;
 };
 
 /* Checks, decides and replies for req exactly once; p and what it points

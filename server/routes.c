@@ -25,12 +25,13 @@ struct route {
 static const struct route routes_api_table[] = {
     {"/healthz", ROUTE_GET, route_healthz}, {"/readyz", ROUTE_GET, route_readyz},
     {"/metrics", ROUTE_GET, route_metrics}, {"/v1/verify", ROUTE_POST, route_verify},
-    {"/v1/auth", ROUTE_GET, route_auth},
+    {"/v1/auth", ROUTE_GET, route_auth},    {"/.well-known/jwks.json", ROUTE_GET, route_jwks},
 };
 
 static const struct route routes_tls_table[] = {
     {"/v1/login", ROUTE_GET, route_login},
     {"/healthz", ROUTE_GET, route_healthz},
+    {"/.well-known/jwks.json", ROUTE_GET, route_jwks},
 };
 
 static void routes_dispatch(struct http_request *req, struct worker *w, const struct route *table,

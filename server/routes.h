@@ -24,13 +24,14 @@ void routes_api(struct http_request *req, void *arg);
 void routes_tls(struct http_request *req, void *arg);
 
 /* The handlers: route_verify.c, route_auth.c, route_login.c,
- * route_status.c. */
+ * route_status.c, route_jwks.c. */
 void route_verify(struct http_request *req, struct worker *w);
 void route_auth(struct http_request *req, struct worker *w);
 void route_login(struct http_request *req, struct worker *w);
 void route_healthz(struct http_request *req, struct worker *w);
 void route_readyz(struct http_request *req, struct worker *w);
 void route_metrics(struct http_request *req, struct worker *w);
+void route_jwks(struct http_request *req, struct worker *w);
 
 /* Parses a POST /v1/verify body into the PEM bundle the engine reads (leaf
  * first): a raw bundle when content_type is application/pem-certificate-chain,

@@ -29,6 +29,7 @@
 #include <openssl/err.h>
 #include <systemd/sd-daemon.h>
 
+#include "assertion.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -106,6 +107,10 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 		if (next.tls_ctx == NULL)
 			goto fail;
 	}
+	next.assertion =
+	    assertion_load(next.cfg, prev != NULL ? prev->assertion : NULL, err, errlen);
+	if (next.assertion == NULL)
+		goto fail;
 	if (log_level_parse(next.cfg->log_level, &level))
 		log_set_level(level);
 	*gen = next;
@@ -120,6 +125,7 @@ void supervisor_unload(struct generation *gen)
 	if (gen->tls_ctx != NULL)
 		SSL_CTX_free(gen->tls_ctx);
 	EVP_PKEY_free(gen->tls_key);
+	assertion_free(gen->assertion);
 	if (gen->store != NULL)
 		verify_store_unref(gen->store);
 	config_free(gen->cfg);
@@ -366,6 +372,7 @@ static bool supervisor_spawn(struct supervisor *s)
 		setup.cfg = s->gen.cfg;
 		setup.store = s->gen.store;
 		setup.tls_ctx = s->gen.tls_ctx;
+		setup.assertion = s->gen.assertion;
 		/* The parent's loop is not ours: leave it untouched, unfreed. */
 		_exit(worker_run(&setup));
 	}

@@ -26,6 +26,8 @@
 #include "config.h"
 #include "verify.h"
 
+struct assertion_keys;
+
 /* Everything a worker is started with; built and freed as one. */
 struct generation {
 	struct config *cfg;
@@ -34,6 +36,8 @@ struct generation {
 	/* The TLS private key in tls_ctx, kept for the next load: see
 	 * supervisor_load. NULL when listen_tls is off. */
 	EVP_PKEY *tls_key;
+	/* The login assertions' keys (none without [assertion] key). */
+	struct assertion_keys *assertion;
 };
 
 /*

@@ -35,6 +35,7 @@ int worker_run(const struct worker_setup *setup)
 	w.cfg = setup->cfg;
 	w.store = setup->store;
 	w.tls_ctx = setup->tls_ctx;
+	w.assertion = setup->assertion;
 	w.metrics = metrics_slot(setup->slot);
 	metrics_worker_attach(w.metrics);
 	signal(SIGPIPE, SIG_IGN);

@@ -24,12 +24,15 @@
 #include "vcache.h"
 #include "verify.h"
 
+struct assertion_keys;
+
 struct worker {
 	int slot; /* metrics slot */
 	struct event_base *base;
 	const struct config *cfg;
 	const struct verify_store *store;
-	SSL_CTX *tls_ctx; /* NULL when listen_tls is empty */
+	SSL_CTX *tls_ctx;                       /* NULL when listen_tls is empty */
+	const struct assertion_keys *assertion; /* the login assertions' keys */
 	struct registry *registry;
 	struct cache *cache;
 	struct vcache *vcache; /* verified results by presented bytes */
@@ -51,6 +54,7 @@ struct worker_setup {
 	const struct config *cfg;
 	const struct verify_store *store;
 	SSL_CTX *tls_ctx;
+	const struct assertion_keys *assertion;
 };
 
 /* Runs the worker until SIGTERM has drained it; returns the exit status. */

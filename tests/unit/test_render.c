@@ -61,7 +61,7 @@ static json_t *rendered(const struct decision *d, enum outcome_lang lang, bool e
 	size_t len;
 
 	copy.vr.expiring_soon = expiring;
-	assert_true(render_json(out, &copy, lang));
+	assert_true(render_json(out, &copy, lang, NULL));
 	len = evbuffer_get_length(out);
 	assert_true(len > 1);
 	assert_int_equal(((const char *)evbuffer_pullup(out, -1))[len - 1], '\n');

@@ -1,0 +1,245 @@
+/*
+ * assertion.c - the keys of login assertions and the assertions themselves
+ * (see assertion.h). The JOSE encoding is common/jws.c's.
+ */
+#include "assertion.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "jws.h"
+
+#define ASSERTION_MAX_KEYS 16
+
+struct assertion_keys {
+	bool can_sign;
+	struct jws_key sign;
+	char *sign_path; /* the file it was read from, for the next reload */
+	struct jws_key published[ASSERTION_MAX_KEYS];
+	int npublished;
+	char *jwks;
+};
+
+static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *err, size_t errlen);
+static bool assertion_add_public(struct assertion_keys *k, const char *path,
+                                 const struct config *cfg, char *err, size_t errlen);
+static bool assertion_make_jwks(struct assertion_keys *k);
+
+struct assertion_keys *assertion_load(const struct config *cfg, const struct assertion_keys *prev,
+                                      char *err, size_t errlen)
+{
+	struct assertion_keys *k = calloc(1, sizeof(*k));
+	char *list = NULL, *item, *save = NULL;
+	EVP_PKEY *pkey = NULL;
+	char why[256];
+
+	if (k == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (cfg->assertion_key != NULL) {
+		pkey = assertion_read_key(cfg->assertion_key, true, why, sizeof(why));
+		/* Root's file, read at start-up: a reload as the daemon's user
+		 * keeps that key (contract: SIGHUP reloads the keys). */
+		if (pkey == NULL && errno == EACCES && prev != NULL && prev->can_sign &&
+		    prev->sign_path != NULL && strcmp(prev->sign_path, cfg->assertion_key) == 0 &&
+		    EVP_PKEY_up_ref(prev->sign.pkey) == 1)
+			pkey = prev->sign.pkey;
+		if (pkey == NULL) {
+			snprintf(err, errlen, "%s:%d: [assertion] key %s: %s", cfg->path,
+			         cfg->line_assertion_key, cfg->assertion_key, why);
+			goto fail;
+		}
+		if (!jws_key_init(&k->sign, pkey, true, why, sizeof(why))) {
+			EVP_PKEY_free(pkey);
+			snprintf(err, errlen, "%s:%d: [assertion] key %s: %s", cfg->path,
+			         cfg->line_assertion_key, cfg->assertion_key, why);
+			goto fail;
+		}
+		k->can_sign = true;
+		k->sign_path = strdup(cfg->assertion_key);
+		if (k->sign_path == NULL)
+			goto oom;
+	}
+	if (cfg->assertion_previous_keys != NULL) {
+		list = strdup(cfg->assertion_previous_keys);
+		if (list == NULL)
+			goto oom;
+		for (item = strtok_r(list, ",", &save); item != NULL;
+		     item = strtok_r(NULL, ",", &save)) {
+			while (*item == ' ')
+				item++;
+			for (char *end = item + strlen(item); end > item && end[-1] == ' ';)
+				*--end = '\0';
+			if (*item != '\0' && !assertion_add_public(k, item, cfg, err, errlen))
+				goto fail;
+		}
+	}
+	if (!assertion_make_jwks(k))
+		goto oom;
+	free(list);
+	return k;
+oom:
+	snprintf(err, errlen, "out of memory");
+fail:
+	free(list);
+	assertion_free(k);
+	return NULL;
+}
+
+void assertion_free(struct assertion_keys *keys)
+{
+	if (keys == NULL)
+		return;
+	if (keys->can_sign)
+		jws_key_release(&keys->sign);
+	for (int i = 0; i < keys->npublished; i++)
+		jws_key_release(&keys->published[i]);
+	free(keys->sign_path);
+	free(keys->jwks);
+	free(keys);
+}
+
+const char *assertion_jwks(const struct assertion_keys *keys)
+{
+	return keys != NULL && keys->jwks != NULL ? keys->jwks : "{\"keys\":[]}";
+}
+
+bool assertion_enabled(const struct assertion_keys *keys)
+{
+	return keys != NULL && keys->can_sign;
+}
+
+char *assertion_sign(const struct assertion_keys *keys, const struct config *cfg,
+                     const struct decision *d, const char *method, const char *nonce, time_t now)
+{
+	unsigned char rnd[16], digest[32];
+	char jti[32], x5t[48];
+	json_t *claims;
+	char *token = NULL;
+
+	if (!assertion_enabled(keys) || RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return NULL;
+	jws_base64url(rnd, sizeof(rnd), jti);
+	/* cnf (RFC 8705): the certificate the login proved, as the SHA-256 of
+	 * its DER, which the summary keeps in hex. */
+	for (int i = 0; i < 32; i++) {
+		unsigned int byte;
+
+		if (sscanf(d->vr.leaf.sha256 + 2 * i, "%2x", &byte) != 1)
+			return NULL;
+		digest[i] = (unsigned char)byte;
+	}
+	jws_base64url(digest, sizeof(digest), x5t);
+	claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:{s:s}, s:s, s:s}", "iss",
+	                   cfg->assertion_issuer, "aud", cfg->assertion_audience, "sub",
+	                   d->answer.registration_no, "iat", (json_int_t)now, "exp",
+	                   (json_int_t)(now + cfg->assertion_ttl), "jti", jti, "key_id",
+	                   d->vr.leaf.key_id, "method", method, "cnf", "x5t#S256", x5t, "unit_name",
+	                   d->answer.unit_name, "office", d->answer.office_code);
+	if (claims != NULL && nonce != NULL &&
+	    json_object_set_new(claims, "nonce", json_string(nonce)) != 0) {
+		json_decref(claims);
+		claims = NULL;
+	}
+	if (claims != NULL)
+		token = jws_sign(&keys->sign, claims);
+	json_decref(claims);
+	return token;
+}
+
+bool assertion_return_to_allowed(const struct config *cfg, const char *url)
+{
+	const char *p = cfg->assertion_return_to;
+
+	while (p != NULL && *p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t n;
+
+		while (*p == ' ')
+			p++;
+		n = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (n > 0 && p[n - 1] == ' ')
+			n--;
+		if (n > 0 && strncmp(url, p, n) == 0)
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* A PEM private key, or a PEM public key; errno is the open's on failure. */
+static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *pkey;
+	int saved;
+
+	if (f == NULL) {
+		saved = errno;
+		snprintf(err, errlen, "%s", strerror(saved));
+		errno = saved;
+		return NULL;
+	}
+	pkey = private_key ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+	                   : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (pkey == NULL) {
+		snprintf(err, errlen, "not a PEM %s key", private_key ? "private" : "public");
+		errno = 0;
+	}
+	ERR_clear_error();
+	return pkey;
+}
+
+static bool assertion_add_public(struct assertion_keys *k, const char *path,
+                                 const struct config *cfg, char *err, size_t errlen)
+{
+	char why[256];
+	EVP_PKEY *pkey;
+
+	if (k->npublished == ASSERTION_MAX_KEYS) {
+		snprintf(err, errlen, "%s:%d: [assertion] previous_keys: more than %d keys",
+		         cfg->path, cfg->line_assertion_previous_keys, ASSERTION_MAX_KEYS);
+		return false;
+	}
+	pkey = assertion_read_key(path, false, why, sizeof(why));
+	if (pkey == NULL ||
+	    !jws_key_init(&k->published[k->npublished], pkey, false, why, sizeof(why))) {
+		EVP_PKEY_free(pkey);
+		snprintf(err, errlen, "%s:%d: [assertion] previous_keys %s: %s", cfg->path,
+		         cfg->line_assertion_previous_keys, path, why);
+		return false;
+	}
+	k->npublished++;
+	return true;
+}
+
+static bool assertion_make_jwks(struct assertion_keys *k)
+{
+	json_t *keys = json_array(), *doc;
+
+	if (keys == NULL)
+		return false;
+	if (k->can_sign && json_array_append_new(keys, jws_key_jwk(&k->sign)) != 0) {
+		json_decref(keys);
+		return false;
+	}
+	for (int i = 0; i < k->npublished; i++) {
+		if (json_array_append_new(keys, jws_key_jwk(&k->published[i])) != 0) {
+			json_decref(keys);
+			return false;
+		}
+	}
+	doc = json_pack("{s:o}", "keys", keys);
+	k->jwks = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	return k->jwks != NULL;
+}

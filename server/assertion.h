@@ -1,0 +1,43 @@
+/*
+ * assertion.h - login assertions (docs/PORTAL.md): the key that signs them
+ * and the keys still published, loaded from [assertion]; the JWKS document
+ * of both listeners; the signed JWT an OK login that proved possession
+ * carries. Loading reads files (supervisor.c calls it at start-up and on
+ * reload); signing is pure but for the random jti.
+ */
+#ifndef CERTREG_ASSERTION_H
+#define CERTREG_ASSERTION_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "config.h"
+#include "decision.h"
+
+struct assertion_keys;
+
+/* The keys cfg names (none, and an empty JWKS, without [assertion] key).
+ * prev is the set in force: when the signing key's file is unchanged and
+ * cannot be read now (a reload after -u), its key is used again. NULL
+ * with "FILE:LINE: problem" in err. */
+struct assertion_keys *assertion_load(const struct config *cfg, const struct assertion_keys *prev,
+                                      char *err, size_t errlen);
+void assertion_free(struct assertion_keys *keys);
+
+/* {"keys": [...]}: the signing key's public half and every previous key;
+ * {"keys": []} for NULL or no keys. Never NULL. */
+const char *assertion_jwks(const struct assertion_keys *keys);
+
+/* True when assertions are issued. */
+bool assertion_enabled(const struct assertion_keys *keys);
+
+/* The JWS for d, an OK decision made on a login that proved possession
+ * (method "tls" or "signed-challenge"), with nonce (NULL: none), issued at
+ * now. malloc'd; NULL when it could not be made. */
+char *assertion_sign(const struct assertion_keys *keys, const struct config *cfg,
+                     const struct decision *d, const char *method, const char *nonce, time_t now);
+
+/* Whether url starts with one of cfg's return_to prefixes. */
+bool assertion_return_to_allowed(const struct config *cfg, const char *url);
+
+#endif

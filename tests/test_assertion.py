@@ -1,0 +1,267 @@
+"""Login assertions on the TLS listener and the JWKS (contract section 8).
+
+Every token is checked by an independent JOSE implementation, Debian's
+python3-jwt (PyJWT), against the keys certregd publishes, as a portal
+would: signature, algorithm, issuer, audience, expiry, and every claim.
+"""
+import base64
+import hashlib
+import html
+import json
+import os
+import pwd
+import re
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from fixtures.cli import BUILD, admin
+from fixtures.daemon import http
+
+REGNO = "110100777001"
+ISSUER = "https://certreg.example.gov.cn"
+AUDIENCE = "portal"
+PORTAL = "https://portal.example.gov.cn/login/callback"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def keypair(tmp_path, name, algorithm, *opts, owner=None):
+    """A PEM private key (0600) and its public key, made with openssl."""
+    key, pub = tmp_path / f"{name}.key", tmp_path / f"{name}.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", algorithm, *opts, "-out", key],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", key, "-pubout", "-out", pub], check=True,
+                   capture_output=True)
+    key.chmod(0o600)
+    pub.chmod(0o644)
+    if owner is not None and os.geteuid() == 0:
+        pw = pwd.getpwnam(owner)
+        os.chown(key, pw.pw_uid, pw.pw_gid)
+    return key, pub
+
+
+def ec_key(tmp_path, name="current", owner=None):
+    return keypair(tmp_path, name, "EC", "-pkeyopt", "ec_paramgen_curve:P-256", owner=owner)
+
+
+def settings(key, **more):
+    s = {"key": key, "issuer": ISSUER, "audience": AUDIENCE, "ttl": 120,
+         "return_to": f"{PORTAL}, https://portal2.example.gov.cn/cb"}
+    s.update(more)
+    return s
+
+
+def bind(db, pki, leaf):
+    admin(db.conninfo, "office", "add", "AS01", "--name", "断言管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "断言测试单位", "--office", "AS01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", REGNO,
+          "--ticket", "T-1")
+
+
+def tls_get(d, pki, path, leaf="ec-ok", accept="application/json"):
+    """One GET on the TLS listener with the leaf's certificate: (status, headers, body)."""
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    if leaf is not None:
+        ctx.load_cert_chain(pki.leaf(leaf)["chain"], pki.leaf(leaf)["key"])
+    raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: {accept}\r\n"
+              "Connection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode(), body
+
+
+def jwks_of(d, pki):
+    """The JWKS of both listeners, which must be the same document."""
+    api = http("GET", d.api + "/.well-known/jwks.json")
+    status, head, body = tls_get(d, pki, "/.well-known/jwks.json", leaf=None)
+    assert api.status == status == 200
+    assert "application/jwk-set+json" in api.headers["Content-Type"]
+    assert json.loads(api.body) == json.loads(body)
+    return json.loads(api.body)
+
+
+def thumbprint(jwk):
+    """RFC 7638, computed here independently of certregd."""
+    members = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
+               "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    canon = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    return b64url(hashlib.sha256(canon.encode()).digest())
+
+
+def verified(token, jwks, algorithm):
+    """PyJWT's verdict: the key by kid from the JWKS, the one algorithm."""
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "JWT" and header["alg"] == algorithm
+    keys = {k["kid"]: k for k in jwks["keys"]}
+    jwk = keys[header["kid"]]
+    assert thumbprint(jwk) == header["kid"]
+    key = jwt.PyJWK.from_dict(jwk).key
+    return jwt.decode(token, key=key, algorithms=[algorithm], audience=AUDIENCE, issuer=ISSUER,
+                      options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]})
+
+
+def leaf_x5t(pki, leaf):
+    cert = x509.load_pem_x509_certificate(open(pki.leaf(leaf)["pem"], "rb").read())
+    return b64url(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
+
+
+def test_an_ok_tls_login_carries_an_assertion_a_portal_verifies(certregd, db, pki, tmp_path):
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    status, _, body = tls_get(d, pki, "/v1/login?nonce=n-0S6_WzA2Mj")
+    out = json.loads(body)
+    assert status == 200 and out["outcome"] == "OK"
+    jwks = jwks_of(d, pki)
+    assert len(jwks["keys"]) == 1 and jwks["keys"][0]["alg"] == "ES256"
+    assert "d" not in jwks["keys"][0]
+    claims = verified(out["assertion"], jwks, "ES256")
+    assert claims["sub"] == REGNO and claims["unit_name"] == "断言测试单位"
+    assert claims["office"] == "AS01"
+    assert claims["exp"] - claims["iat"] == 120
+    assert claims["nonce"] == "n-0S6_WzA2Mj"
+    assert claims["key_id"] == pki.leaf("ec-ok")["key_id"] == out["key_id"]
+    assert claims["method"] == "tls"
+    assert claims["cnf"] == {"x5t#S256": leaf_x5t(pki, "ec-ok")}
+    # jti is unique; without a nonce there is no nonce claim.
+    other = verified(json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"], jwks, "ES256")
+    assert other["jti"] != claims["jti"] and "nonce" not in other
+    # Another audience, or a changed byte, and the portal refuses it.
+    with pytest.raises(jwt.InvalidAudienceError):
+        jwt.decode(out["assertion"], key=jwt.PyJWK.from_dict(jwks["keys"][0]).key,
+                   algorithms=["ES256"], audience="someone-else")
+    head, payload, sig = out["assertion"].split(".")
+    forged = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    forged["sub"] = "110100000009"
+    with pytest.raises(jwt.InvalidSignatureError):
+        verified(".".join([head, b64url(json.dumps(forged).encode()), sig]), jwks, "ES256")
+
+
+def test_refusals_and_the_api_paths_carry_no_assertion(certregd, db, pki, tmp_path):
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    status, _, body = tls_get(d, pki, "/v1/login", leaf="rsa-ok")   # not bound
+    out = json.loads(body)
+    assert out["outcome"] == "KEY_NOT_APPROVED" and "assertion" not in out
+    status, _, body = tls_get(d, pki, "/v1/login", leaf="expired")
+    assert "assertion" not in json.loads(body)
+    # /v1/verify proves no possession: OK, and no assertion.
+    out = d.verify(open(pki.leaf("ec-ok")["pem"]).read()).json()
+    assert out["outcome"] == "OK" and "assertion" not in out
+    pem = urllib.parse.quote(open(pki.leaf("ec-ok")["pem"]).read(), safe="")
+    r = http("GET", d.api + "/v1/auth", headers={"X-SSL-Client-Cert": pem})
+    assert r.status == 200 and b"eyJ" not in r.body
+
+
+def test_without_a_key_no_assertions_and_an_empty_jwks(certregd, db, pki):
+    bind(db, pki, "ec-ok")
+    d = certregd(db)
+    assert jwks_of(d, pki) == {"keys": []}
+    out = json.loads(tls_get(d, pki, "/v1/login")[2])
+    assert out["outcome"] == "OK" and "assertion" not in out
+
+
+@pytest.mark.parametrize("algorithm,opts,alg", [
+    ("RSA", ("-pkeyopt", "rsa_keygen_bits:2048"), "RS256"),
+    ("ED25519", (), "EdDSA"),
+])
+def test_the_algorithm_follows_the_key(certregd, db, pki, tmp_path, algorithm, opts, alg):
+    bind(db, pki, "ec-ok")
+    key, _ = keypair(tmp_path, "k", algorithm, *opts)
+    d = certregd(db, assertion=settings(key))
+    token = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    assert verified(token, jwks_of(d, pki), alg)["sub"] == REGNO
+
+
+def test_keys_roll_over_without_a_failed_verification(certregd, db, pki, tmp_path):
+    """Key A signs; the new config names key B and publishes A as a previous
+    key; after SIGHUP a token made with A before still verifies with the
+    JWKS, and new ones are B's."""
+    bind(db, pki, "ec-ok")
+    key_a, pub_a = ec_key(tmp_path, "a", owner="nobody")
+    key_b, _ = ec_key(tmp_path, "b", owner="nobody")
+    d = certregd(db, assertion=settings(key_a))
+    old = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    kid_a = jwt.get_unverified_header(old)["kid"]
+    text = d.conf_path.read_text().replace(f"key = {key_a}",
+                                           f"key = {key_b}\nprevious_keys = {pub_a}")
+    d.conf_path.write_text(text)
+    d.reload()
+    for _ in range(100):
+        jwks = jwks_of(d, pki)
+        if len(jwks["keys"]) == 2:
+            break
+        time.sleep(0.1)
+    assert {k["kid"] for k in jwks["keys"]} >= {kid_a}, jwks
+    assert verified(old, jwks, "ES256")["sub"] == REGNO
+    new = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    assert jwt.get_unverified_header(new)["kid"] != kid_a
+    assert verified(new, jwks, "ES256")["sub"] == REGNO
+
+
+def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, pki, tmp_path):
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    target = PORTAL + "?state=xyz&lang=zh"
+    q = urllib.parse.urlencode({"return_to": target, "nonce": "abc"})
+    status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
+    page = body.decode()
+    assert status == 200
+    form = re.search(r'<form method="post" action="([^"]*)">', page)
+    assert form and html.unescape(form.group(1)) == target
+    value = re.search(r'<input type="hidden" name="assertion" value="([^"]*)">', page)
+    claims = verified(html.unescape(value.group(1)), jwks_of(d, pki), "ES256")
+    assert claims["nonce"] == "abc"
+    assert "document.forms[0].submit()" in page and "<noscript><button" in page
+    # A refusal: the usual page, with a link back to return_to.
+    status, _, body = tls_get(d, pki, f"/v1/login?{q}", leaf="rsa-ok", accept="text/html")
+    assert status == 403 and 'name="assertion"' not in body.decode()
+    assert html.escape(target, quote=True) in body.decode()
+    # Anything but a configured prefix: 400, and the URL is never echoed.
+    for bad in ("https://evil.example/cb", "https://portal.example.gov.cn.evil.example/",
+                "javascript:alert(1)", PORTAL[:-3]):
+        q = urllib.parse.urlencode({"return_to": bad})
+        status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
+        assert status == 400 and bad.encode() not in body, bad
+    for nonce in ("", "x" * 257, "a b", "é"):
+        q = urllib.parse.urlencode({"nonce": nonce})
+        assert tls_get(d, pki, f"/v1/login?{q}")[0] == 400, nonce
+
+
+def test_config_errors_are_named(tmp_path, pki):
+    key, _ = ec_key(tmp_path)
+    p384, _ = keypair(tmp_path, "p384", "EC", "-pkeyopt", "ec_paramgen_curve:P-384")
+    base = (f"[server]\nlisten_tls =\nlisten_api = 127.0.0.1:1\n"
+            f"[trust]\nca_file = {pki.dir / 'ca/trust.pem'}\n")
+    cases = [
+        (f"[assertion]\nkey = {key}\n", "needs issuer and audience"),
+        (f"[assertion]\nkey = {p384}\nissuer = i\naudience = a\n", "P-256"),
+        (f"[assertion]\nkey = {tmp_path}/none.key\nissuer = i\naudience = a\n",
+         "No such file"),
+        ("[assertion]\nreturn_to = https://ok.example/, ftp://x/\n", "http:// or https://"),
+        ("[assertion]\nsigned_login_sha1 = maybe\n", "yes or no"),
+    ]
+    for text, words in cases:
+        conf = tmp_path / "c.conf"
+        conf.write_text(base + text)
+        conf.chmod(0o644)
+        p = subprocess.run([str(BUILD / "certregd"), "-t", "-c", str(conf)],
+                           capture_output=True, text=True)
+        assert p.returncode == 1 and words in p.stderr + p.stdout, (text, p.stderr, p.stdout)
