@@ -20,6 +20,7 @@ static void render_html_term(struct evbuffer *out, enum outcome_text label, enum
 static void render_html_time(struct evbuffer *out, time_t t, enum outcome_lang lang);
 static void render_html_key_id(struct evbuffer *out, const char *key_id, enum outcome_lang lang);
 static bool render_expiring(const struct decision *d);
+static void render_html_head(struct evbuffer *out, enum outcome_lang lang);
 
 #define RENDER_BEIJING_OFFSET (8 * 3600)
 #define RENDER_KEY_ID_GROUP   4
@@ -105,13 +106,8 @@ void render_html(struct evbuffer *out, const struct decision *d, enum outcome_la
 	char hint[1024];
 
 	render_hint(d, lang, hint, sizeof(hint));
-	evbuffer_add_printf(out,
-	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n"
-	                    "<meta name=\"viewport\" content=\"width=device-width, "
-	                    "initial-scale=1\">\n<title>",
-	                    lang == OUTCOME_LANG_EN ? "en" : "zh-CN");
-	render_html_escape(out, outcome_text(OUTCOME_TEXT_TITLE, lang));
-	evbuffer_add_printf(out, "</title>\n<style>%s</style></head><body>\n<h1>", RENDER_CSS);
+	render_html_head(out, lang);
+	evbuffer_add_printf(out, "<h1>");
 	render_html_escape(out, info->message[lang]);
 	evbuffer_add_printf(out, "</h1>\n<p class=\"code\">");
 	render_html_escape(out, info->code);
@@ -181,16 +177,8 @@ void render_html(struct evbuffer *out, const struct decision *d, enum outcome_la
 void render_form_post(struct evbuffer *out, const char *return_to, const char *assertion,
                       enum outcome_lang lang)
 {
-	evbuffer_add_printf(out,
-	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n"
-	                    "<meta name=\"viewport\" content=\"width=device-width, "
-	                    "initial-scale=1\">\n<title>",
-	                    lang == OUTCOME_LANG_EN ? "en" : "zh-CN");
-	render_html_escape(out, outcome_text(OUTCOME_TEXT_TITLE, lang));
-	evbuffer_add_printf(out,
-	                    "</title>\n<style>%s</style></head><body>\n"
-	                    "<form method=\"post\" action=\"",
-	                    RENDER_CSS);
+	render_html_head(out, lang);
+	evbuffer_add_printf(out, "<form method=\"post\" action=\"");
 	render_html_escape(out, return_to);
 	evbuffer_add_printf(out, "\">\n<input type=\"hidden\" name=\"assertion\" value=\"");
 	render_html_escape(out, assertion);
@@ -303,6 +291,19 @@ static void render_fill(char *buf, size_t len, const char *tmpl, const char **ar
 static bool render_expiring(const struct decision *d)
 {
 	return d->outcome == OUTCOME_OK && d->vr.has_leaf && d->vr.expiring_soon;
+}
+
+/* Every page's start, up to and including <body>: language, viewport,
+ * title and the CJK font stack. */
+static void render_html_head(struct evbuffer *out, enum outcome_lang lang)
+{
+	evbuffer_add_printf(out,
+	                    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\">\n"
+	                    "<meta name=\"viewport\" content=\"width=device-width, "
+	                    "initial-scale=1\">\n<title>",
+	                    lang == OUTCOME_LANG_EN ? "en" : "zh-CN");
+	render_html_escape(out, outcome_text(OUTCOME_TEXT_TITLE, lang));
+	evbuffer_add_printf(out, "</title>\n<style>%s</style></head><body>\n", RENDER_CSS);
 }
 
 /* Copies s with & < > " ' as entities (safe in text and in quoted
