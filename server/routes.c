@@ -18,6 +18,7 @@
 #include <event2/http.h> /* evhttp_uridecode */
 #include <jansson.h>
 
+#include "dbhosts.h"
 #include "decision.h"
 #include "http.h"
 #include "log.h"
@@ -431,12 +432,16 @@ static void routes_ready_reply(struct routes_ready *r, bool db_ok)
 	}
 	/* "s:o" hands reasons over to the reply, which frees it: decide
 	 * before, never look at reasons after. */
+	/* The primary and the read hosts, each on its own (contract section 9). */
 	if (json_array_size(r->reasons) == 0) {
 		json_decref(r->reasons);
-		routes_send_json(r->req, 200, json_pack("{s:b, s:[]}", "ready", 1, "reasons"));
+		routes_send_json(r->req, 200,
+		                 json_pack("{s:b, s:[], s:o?}", "ready", 1, "reasons", "database",
+		                           dbhosts_json(w->registry)));
 	} else {
 		routes_send_json(r->req, 503,
-		                 json_pack("{s:b, s:o}", "ready", 0, "reasons", r->reasons));
+		                 json_pack("{s:b, s:o, s:o?}", "ready", 0, "reasons", r->reasons,
+		                           "database", dbhosts_json(w->registry)));
 	}
 	r->reasons = NULL;
 	w->inflight--;
