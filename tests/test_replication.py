@@ -11,21 +11,28 @@ import json
 import os
 import pwd
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from fixtures.cli import admin
+from fixtures.daemon import free_port
 from fixtures.pg import Cluster, Database
 
 ROLE = "certregd_repl"
 REGNO = "110106000001"
 TIMEOUT_MS = 1000
+
+
+def listen_tcp(cluster):
+    """Also listen on 127.0.0.1, on a port of its own: the daemons reach
+    the servers over TCP, as in production (a refused connection is then
+    reported asynchronously, which is what issue 30's reconnect bug needed)."""
+    cluster.port = free_port()
+    with open(cluster.data / "postgresql.conf", "a") as f:
+        f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {cluster.port}\n")
 
 
 def make_standby(primary, base):
@@ -41,6 +48,7 @@ def make_standby(primary, base):
     with open(s.data / "postgresql.conf", "a") as f:
         f.write(f"\nunix_socket_directories = '{s.host}'\nhot_standby = on\n"
                 "track_functions = all\n")
+    listen_tcp(s)
     s.start()
     return s
 
@@ -50,8 +58,8 @@ class Pair:
         self.primary, self.standby = primary, standby
 
     def conninfo(self, first, second, attrs, user=ROLE):
-        return (f"host={first.host},{second.host} port=5432 dbname=certreg user={user} "
-                f"target_session_attrs={attrs}")
+        return (f"host=127.0.0.1,127.0.0.1 port={first.port},{second.port} dbname=certreg "
+                f"user={user} target_session_attrs={attrs} connect_timeout=2")
 
     def write_conninfo(self, user=ROLE):
         return self.conninfo(self.primary, self.standby, "read-write", user)
@@ -71,17 +79,15 @@ class Pair:
 
 
 @pytest.fixture
-def pair(pki):
-    # Short paths: two socket directories in one conninfo must fit a
-    # config line (199 bytes, inih's buffer).
-    top = Path(tempfile.mkdtemp(prefix="cr-", dir="/tmp"))
-    top.chmod(0o711)
+def pair(tmp_path, pki):
+    top = tmp_path
     p = Cluster(top / "p")
     p.base.mkdir()
     p.init()
+    p.stop()
     with open(p.data / "postgresql.conf", "a") as f:
         f.write("synchronous_commit = on\n")
-    p.stop()
+    listen_tcp(p)
     p.start()
     p.psql("CREATE DATABASE certreg")
     admin(p.conninfo("certreg"), "db", "migrate")
@@ -101,7 +107,6 @@ def pair(pki):
             c.stop(mode="immediate")
         except subprocess.CalledProcessError:
             pass
-    shutil.rmtree(top, ignore_errors=True)
 
 
 def start(certregd, pair, cache=None):
