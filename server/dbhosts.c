@@ -117,11 +117,17 @@ void dbhosts_render(struct evbuffer *out)
 	}
 }
 
-json_t *dbhosts_json(const struct registry *reg)
+json_t *dbhosts_ready(const struct registry *reg, json_t *reply)
 {
 	struct registry_host hosts[METRICS_DB_HOSTS];
-	int n = registry_hosts(reg, hosts, METRICS_DB_HOSTS);
-	json_t *primary = json_array(), *read = json_array();
+	int n;
+	json_t *primary, *read;
+
+	if (reply == NULL || !registry_reading(reg))
+		return reply;
+	n = registry_hosts(reg, hosts, METRICS_DB_HOSTS);
+	primary = json_array();
+	read = json_array();
 
 	for (int i = 0; i < n; i++) {
 		const struct registry_host *h = &hosts[i];
@@ -137,7 +143,9 @@ json_t *dbhosts_json(const struct registry *reg)
 			j = json_pack("{s:s, s:b}", "host", h->host, "up", h->up);
 		json_array_append_new(h->read ? read : primary, j);
 	}
-	return json_pack("{s:o, s:o}", "primary", primary, "read", read);
+	json_object_set_new(reply, "database",
+	                    json_pack("{s:o, s:o}", "primary", primary, "read", read));
+	return reply;
 }
 
 static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host *out, int *n)

@@ -21,7 +21,9 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
                      const struct registry *reg);
 /* certreg_db_* lines of all slots. */
 void dbhosts_render(struct evbuffer *out);
-/* {"primary": [...], "read": [...]}: this worker's servers now. */
-json_t *dbhosts_json(const struct registry *reg);
+/* Adds "database": {"primary": [...], "read": [...]} (this worker's
+ * servers now) to a /readyz reply when decisions are read by
+ * read_conninfo; returns reply. */
+json_t *dbhosts_ready(const struct registry *reg, json_t *reply);
 
 #endif

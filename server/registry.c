@@ -380,6 +380,11 @@ bool registry_listening(const struct registry *reg)
 	return reg->listener.state == CONN_READY;
 }
 
+bool registry_reading(const struct registry *reg)
+{
+	return reg->read_size > 0;
+}
+
 bool registry_connected(const struct registry *reg)
 {
 	for (int i = 0; i < reg->pool_size; i++)

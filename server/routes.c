@@ -432,16 +432,15 @@ static void routes_ready_reply(struct routes_ready *r, bool db_ok)
 	}
 	/* "s:o" hands reasons over to the reply, which frees it: decide
 	 * before, never look at reasons after. */
-	/* The primary and the read hosts, each on its own (contract section 9). */
 	if (json_array_size(r->reasons) == 0) {
 		json_decref(r->reasons);
-		routes_send_json(r->req, 200,
-		                 json_pack("{s:b, s:[], s:o?}", "ready", 1, "reasons", "database",
-		                           dbhosts_json(w->registry)));
+		routes_send_json(
+		    r->req, 200,
+		    dbhosts_ready(w->registry, json_pack("{s:b, s:[]}", "ready", 1, "reasons")));
 	} else {
 		routes_send_json(r->req, 503,
-		                 json_pack("{s:b, s:o, s:o?}", "ready", 0, "reasons", r->reasons,
-		                           "database", dbhosts_json(w->registry)));
+		                 dbhosts_ready(w->registry, json_pack("{s:b, s:o}", "ready", 0,
+		                                                      "reasons", r->reasons)));
 	}
 	r->reasons = NULL;
 	w->inflight--;

@@ -136,6 +136,18 @@ def wait_decide_reads(cluster, more_than):
         time.sleep(0.2)
 
 
+def metric(d, name):
+    m = re.search(rf"^{re.escape(name)} ([0-9.]+)$", d.get("/metrics").body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_metric(d, name, ok, seconds=3):
+    deadline = time.monotonic() + seconds
+    while not ok(metric(d, name)):
+        assert time.monotonic() < deadline, d.get("/metrics").body.decode()
+        time.sleep(0.1)
+
+
 def in_force_within(daemons, pki, name, want, seconds=1.0):
     """Asks every daemon (several times: each has two workers) until all
     answer want; returns the time that took, or fails after seconds."""
@@ -164,6 +176,12 @@ def test_change_in_force_on_both_daemons_while_the_standby_replays_nothing(
     assert pair.standby.psql(f"SELECT status FROM certreg.keys WHERE key_id = '{key}'",
                              "certreg")\
         .strip() == "approved"
+    # The standby's lag is measured, and shown with its role.
+    standby = f'host="127.0.0.1:{pair.standby.port}"'
+    wait_metric(d1, f'certreg_db_host_lag_seconds{{{standby}}}', lambda v: v is not None
+                and v > 1.0, seconds=5)
+    assert f'certreg_db_host_role{{{standby},role="standby"}} 1' in \
+        d1.get("/metrics").body.decode()
     admin(pair.write_conninfo("postgres"), "key", "resume", key, "--reason", "found")
     in_force_within((d1, d2), pki, "ec-ok", "OK")
     pair.standby.psql("SELECT pg_wal_replay_resume()")
@@ -234,18 +252,6 @@ def test_standby_killed_under_load_fails_no_decision(certregd, pair, pki):
         assert "event=db_connection_lost role=read" in d.log()
 
 
-def metric(d, name):
-    m = re.search(rf"^{name} (\d+)$", d.get("/metrics").body.decode(), re.M)
-    return int(m.group(1)) if m else None
-
-
-def wait_metric(d, name, ok):
-    deadline = time.monotonic() + 3
-    while not ok(metric(d, name)):
-        assert time.monotonic() < deadline, d.get("/metrics").body.decode()
-        time.sleep(0.1)
-
-
 def pending_on(conninfo):
     p = admin(conninfo, "--json", "pending", "list", "--limit", "1000")
     return {row["key_id"] for row in json.loads(p.stdout)}
@@ -268,8 +274,13 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     for d in (d1, d2):
         assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
     wait_metric(d1, "certreg_db_backlog", lambda v: v > 0)  # published once a second
+    # Ready: decisions can be made. The primary down, the standby read.
     r = d1.get("/readyz")
     assert r.status == 200, r.body
+    db = r.json()["database"]
+    assert db["primary"] and not any(h["up"] for h in db["primary"]), db
+    assert {"host": f"127.0.0.1:{pair.standby.port}", "up": True, "role": "standby",
+            "lag_ms": 0, "usable": True} in db["read"], db
     # Failover: the standby becomes the primary; nobody restarts a daemon.
     log_marks = [len(d.log()) for d in (d1, d2)]
     pair.standby._run(pair.standby.bin / "pg_ctl", "-D", pair.standby.data, "-w", "promote")
