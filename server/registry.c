@@ -52,7 +52,7 @@
 #define REGISTRY_PIPELINE_MAX   64   /* queries in flight on one connection */
 #define REGISTRY_PROBE_MS       200  /* WAL positions sampled this often */
 #define REGISTRY_SAMPLES        64   /* primary positions kept, for the lag */
-#define REGISTRY_RETRIES        2    /* a decision sent again after a lost connection */
+#define REGISTRY_RETRIES        3    /* a decision sent again after a lost connection */
 #define REGISTRY_READ_RECYCLE_S 20   /* a read connection on a primary looks again */
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
@@ -104,12 +104,13 @@ struct registry_conn {
 	struct registry_query *sent_head, *sent_tail;
 	int inflight;
 	/* Read connections: what the probes and answers say of the server. */
-	bool probing;        /* a probe is in flight */
-	bool in_recovery;    /* a standby */
-	uint64_t replay_lsn; /* its replay position when last heard */
-	uint64_t heard_ms;   /* when that was (monotonic) */
-	uint64_t up_ms;      /* when it became ready */
-	char host[64];       /* PQhost, for logs, /readyz and /metrics */
+	bool probing;         /* a probe is in flight */
+	bool in_recovery;     /* a standby */
+	uint64_t replay_lsn;  /* its replay position when last heard */
+	uint64_t heard_ms;    /* when that was (monotonic) */
+	uint64_t up_ms;       /* when it became ready */
+	uint64_t progress_ms; /* when a query last completed, or the first was sent */
+	char host[64];        /* PQhost, for logs, /readyz and /metrics */
 	uint64_t errors;
 	/* The listener: its LSN query in flight, and the notification count
 	 * when it was sent. */
@@ -616,8 +617,8 @@ static uint64_t registry_lag_ms(const struct registry *reg, const struct registr
  * Sends what can be sent. Decisions and pings (read_q) go to a usable
  * reader, else to the primary pool; one with nowhere to go and nothing
  * coming up fails now. Writes (primary_q) go to the pool, and wait while it
- * is down; other queries there fail. A callback may queue or abandon
- * queries: every walk starts again from the head after one.
+ * is down. A callback may queue or abandon queries: the walk of read_q
+ * starts again from its head after one.
  */
 static void registry_dispatch(struct registry *reg)
 {
@@ -643,25 +644,15 @@ again:
 		}
 		goto again;
 	}
+	/* Writes only: they wait for a primary however long that takes. */
 	while (reg->primary_q.head != NULL) {
 		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size);
-		q = reg->primary_q.head;
 		if (c == NULL)
-			break;
+			return;
+		q = reg->primary_q.head;
 		registry_fifo_unlink(&reg->primary_q, q);
-		if (q->write)
-			reg->backlog--;
+		reg->backlog--;
 		registry_conn_send(c, q);
-	}
-	if (registry_coming_up(reg->pool, reg->pool_size))
-		return;
-	for (q = reg->primary_q.head; q != NULL; q = q->next) {
-		if (q->write)
-			continue;
-		registry_fifo_unlink(&reg->primary_q, q);
-		q->ok = false;
-		registry_query_finish(q);
-		goto again;
 	}
 }
 
@@ -682,8 +673,10 @@ static void registry_conn_send(struct registry_conn *c, struct registry_query *q
 	else
 		c->sent_head = q;
 	c->sent_tail = q;
-	if (c->inflight++ == 0)
+	if (c->inflight++ == 0) {
 		registry_arm_timer(c, reg->timeout_ms * 2);
+		c->progress_ms = registry_now_ms();
+	}
 	st = &registry_statements[q->kind];
 	if (!PQsendQueryPrepared(c->pg, st->name, q->nparams, (const char *const *)q->params, NULL,
 	                         NULL, 0) ||
@@ -958,6 +951,7 @@ static void registry_conn_results(struct registry_conn *c)
 		ended = false;
 		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
+			c->progress_ms = registry_now_ms();
 			q = registry_conn_pop(c);
 			if (registry_conn_settle(c, q))
 				registry_query_finish(q);
@@ -1001,7 +995,16 @@ static bool registry_conn_settle(struct registry_conn *c, struct registry_query 
 		registry_query_free(q);
 		return false;
 	}
-	if (q->kind != QUERY_DECIDE_READ || !q->ok)
+	if (q->kind != QUERY_DECIDE_READ)
+		return true;
+	/* An error on a standby (a query cancelled by a recovery conflict,
+	 * say): the primary may still answer. */
+	if (!q->ok && q->answer_cb != NULL && !q->to_primary) {
+		q->to_primary = true;
+		registry_fifo_push(&reg->read_q, q);
+		return false;
+	}
+	if (!q->ok)
 		return true;
 	c->in_recovery = q->replay_lsn != 0;
 	if (q->replay_lsn > c->replay_lsn) {
@@ -1090,8 +1093,9 @@ static void registry_listener_results(struct registry_conn *c)
 /*
  * Every REGISTRY_PROBE_MS with a read pool: a primary position sample, a
  * probe of every ready reader (so a lagging or fenced standby is seen to
- * catch up), and a reader that landed on a primary although standbys are
- * listed reconnects now and then, so a returned standby gets its reads back.
+ * catch up), a reader stuck for half of timeout_ms dropped, and a reader
+ * that landed on a primary although several hosts are listed reconnects
+ * every REGISTRY_READ_RECYCLE_S, so a returned standby gets its reads back.
  */
 static void registry_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1106,10 +1110,18 @@ static void registry_probe_cb(evutil_socket_t fd, short what, void *arg)
 		struct registry_conn *c = &reg->readers[i];
 		struct registry_query *q;
 
+		/* A read host that stopped answering (hung, or cut off without a
+		 * reset) holds decisions until their timeout: give up on it at
+		 * half of timeout_ms, so they are asked elsewhere in time. */
+		if (c->state == CONN_READY && c->inflight > 0 &&
+		    now - c->progress_ms > (uint64_t)reg->timeout_ms / 2) {
+			registry_conn_fail(c, "read host not answering");
+			continue;
+		}
 		if (c->state != CONN_READY || c->probing || c->inflight >= REGISTRY_PIPELINE_MAX)
 			continue;
 		if (!recycled && !c->in_recovery && c->heard_ms != 0 && c->inflight == 0 &&
-		    now - c->up_ms > REGISTRY_READ_RECYCLE_S * 1000 && reg->read_size > 1 &&
+		    now - c->up_ms > REGISTRY_READ_RECYCLE_S * 1000 &&
 		    strchr(reg->read_conninfo, ',') != NULL) {
 			log_debug("event=db_read_reconnect host=%s", c->host);
 			recycled = true;

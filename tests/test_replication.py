@@ -11,6 +11,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -214,7 +215,8 @@ class Load:
             t0 = time.monotonic()
             try:
                 r = d.verify_bundle(self.chain)
-                item = (t0, r.status, r.json().get("outcome") if r.body else None)
+                item = (t0, r.status, r.json().get("outcome") if r.body else None,
+                        time.monotonic() - t0)
             except OSError as e:
                 with self.lock:
                     self.errors.append(repr(e))
@@ -233,21 +235,39 @@ class Load:
             t.join(timeout=30)
 
 
-def test_standby_killed_under_load_fails_no_decision(certregd, pair, pki):
+def signal_cluster(cluster, sig):
+    """sig to the postmaster and its children (SIGSTOP: a hung host)."""
+    pid = cluster.postmaster_pid()
+    subprocess.run(["pkill", f"-{sig.name[3:]}", "-P", str(pid)], check=False)
+    os.kill(pid, sig)
+
+
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_standby_lost_under_load_fails_no_decision(certregd, pair, pki, fault):
+    """SIGKILL (connections reset) or SIGSTOP (nothing answers any more)."""
     # No cache: every decision is read from the database.
     d1 = start(certregd, pair, cache={"size": 0})
     d2 = start(certregd, pair, cache={"size": 0})
     chain = open(pki.leaf("ec-ok")["chain"]).read()
-    with Load((d1, d2), chain) as load:
-        wait_decide_reads(pair.standby, 0)
-        t_kill = time.monotonic()
-        pair.standby.kill()
-        time.sleep(3.0)
-    after = [r for r in load.results if r[0] >= t_kill]
-    bad = [r for r in load.results if r[1:] != (200, "OK")]
+    try:
+        with Load((d1, d2), chain) as load:
+            wait_decide_reads(pair.standby, 0)
+            t_fault = time.monotonic()
+            if fault == "killed":
+                pair.standby.kill()
+            else:
+                signal_cluster(pair.standby, signal.SIGSTOP)
+            time.sleep(3.0)
+    finally:
+        if fault == "hung":
+            signal_cluster(pair.standby, signal.SIGCONT)
+    after = [r for r in load.results if r[0] >= t_fault]
+    bad = [r for r in load.results if r[1:3] != (200, "OK")]
+    slow = [r for r in load.results if r[3] > TIMEOUT_MS / 1000]
     assert not load.errors, load.errors[:5]
-    assert len(after) > 20, "too little load after the kill"
+    assert len(after) > 20, "too little load after the fault"
     assert not bad, f"{len(bad)} failed decisions, first {bad[:5]}"
+    assert not slow, f"{len(slow)} decisions slower than timeout_ms, first {slow[:5]}"
     for d in (d1, d2):
         assert "event=db_connection_lost role=read" in d.log()
 
