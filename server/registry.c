@@ -150,6 +150,7 @@ struct registry {
 	 * covers all of them but the last fence_seq - fenced_seq. */
 	uint64_t fence_seq, fenced_seq;
 	uint64_t fence_lsn;
+	bool fence_new; /* the next position replaces fence_lsn: a new LISTEN */
 	struct registry_sample samples[REGISTRY_SAMPLES];
 	int nsamples, sample_next;
 };
@@ -492,6 +493,26 @@ static void registry_write(struct registry *reg, enum query_kind kind, const cha
 {
 	struct registry_query *q;
 
+	/* One write per key and kind waits: the latest certificate and peer
+	 * replace those of an earlier attempt (during an outage a busy key
+	 * would otherwise fill the backlog). */
+	for (q = reg->primary_q.head; q != NULL; q = q->next) {
+		char *cert, *from;
+		if (q->kind != kind || strcmp(q->params[0], key_id) != 0)
+			continue;
+		cert = strdup(cert_json);
+		from = strdup(peer);
+		if (cert == NULL || from == NULL) {
+			free(cert);
+			free(from);
+			return;
+		}
+		free(q->params[1]);
+		free(q->params[2]);
+		q->params[1] = cert;
+		q->params[2] = from;
+		return;
+	}
 	if (reg->backlog >= REGISTRY_MAX_BACKLOG) {
 		reg->stats.backlog_dropped++;
 		return;
@@ -1082,8 +1103,9 @@ static void registry_listener_results(struct registry_conn *c)
 		reg->nsamples++;
 	if (c->lsn_seq != reg->fenced_seq) {
 		reg->fenced_seq = c->lsn_seq;
-		if (lsn > reg->fence_lsn)
+		if (lsn > reg->fence_lsn || reg->fence_new)
 			reg->fence_lsn = lsn;
+		reg->fence_new = false;
 	}
 	if (reg->fenced_seq != reg->fence_seq)
 		registry_listener_ask(reg);
@@ -1190,6 +1212,12 @@ static bool registry_conn_send_step(struct registry_conn *c)
 			/* Notifications may have been missed while down: the caches
 			 * go, and the primary's position fences the standbys. */
 			c->reg->invalidate(c->reg->invalidate_arg, NULL);
+			/* Maybe a new primary (a failover): its position, not the
+			 * old one's, is what standbys can reach; what the old
+			 * primary had and they never got is lost anyway, and its
+			 * samples would make them all look behind. */
+			c->reg->fence_new = true;
+			c->reg->nsamples = 0;
 			c->reg->fence_seq++;
 			registry_listener_ask(c->reg);
 		} else if (c->role == CONN_ROLE_READ) {
