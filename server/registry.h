@@ -76,9 +76,11 @@ void registry_free(struct registry *reg);
 int registry_set_reads(struct registry *reg, const char *read_conninfo, int read_size,
                        int max_lag_ms) __attribute__((warn_unused_result));
 
-/* Runs certreg.decide(). cert_json is the certificate jsonb of
- * docs/REGISTRY-API.md. NULL when the query cannot even be queued (then
- * cb is not called). */
+/* Runs certreg.decide(), or with a read pool certreg.decide_read() on a
+ * read host (decide() on the primary when no read host may answer, and
+ * what decide() would have written sent to the primary behind it).
+ * cert_json is the certificate jsonb of docs/REGISTRY-API.md. NULL when
+ * the query cannot even be queued (then cb is not called). */
 struct registry_query *registry_decide(struct registry *reg, const char *key_id,
                                        const char *cert_json, const char *peer, bool renewal,
                                        registry_answer_cb cb, void *arg);
