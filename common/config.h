@@ -53,7 +53,9 @@ struct config {
 	/* [database] */
 	char *conninfo;
 	int timeout_ms;
-	int pool_size; /* connections per worker, besides the LISTEN one */
+	int pool_size;          /* connections per worker, besides the LISTEN one */
+	char *read_conninfo;    /* NULL: decisions read from conninfo's primary */
+	int max_standby_lag_ms; /* a standby further behind gets no decisions */
 
 	/* [cache] */
 	int cache_size;        /* entries per worker */

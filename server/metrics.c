@@ -19,6 +19,8 @@
 
 #include <openssl/crypto.h>
 
+#include "dbhosts.h"
+
 /*
  * The last reload's result, written by the supervisor alone and read by
  * any worker: a sequence lock (odd while a write is under way; a reader
@@ -120,6 +122,11 @@ struct metrics_slot *metrics_slot(int worker)
 	return &metrics_slots[worker];
 }
 
+int metrics_slot_count(void)
+{
+	return metrics_workers;
+}
+
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us)
 {
 	int b = 0;
@@ -210,6 +217,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	metrics_render_listeners(out);
+	dbhosts_render(out);
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_reload_failing 1 while the last reload failed (the "
 	                    "files in force are not those on disk), else 0.\n"

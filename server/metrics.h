@@ -35,6 +35,15 @@ struct metrics_listener {
 	uint64_t request_timeout;
 };
 
+/* One database server as a worker sees it (dbhosts.c). */
+#define METRICS_DB_HOSTS 8
+struct metrics_db_host {
+	char host[64];
+	uint8_t read, up, standby, usable;
+	uint64_t lag_ms;
+	uint64_t errors;
+};
+
 struct metrics_slot {
 	uint64_t decisions[OUTCOME_COUNT];
 	uint64_t latency_le[METRICS_LATENCY_BUCKETS]; /* per bucket, not cumulative */
@@ -53,7 +62,13 @@ struct metrics_slot {
 	uint64_t connections_cap_dropped;
 	uint64_t connections_timed_out;
 	struct metrics_listener listeners[METRICS_LISTENERS];
-	uint64_t pid; /* of the worker using the slot; may be a dead one's */
+	uint64_t pid;        /* of the worker using the slot; may be a dead one's */
+	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
+	uint64_t db_backlog_dropped;
+	/* The worker's database servers, under a seqlock (odd: being written). */
+	uint64_t db_hosts_seq;
+	uint64_t db_nhosts;
+	struct metrics_db_host db_hosts[METRICS_DB_HOSTS];
 };
 
 /* Maps the slots; call once before forking workers. */
@@ -64,6 +79,7 @@ void metrics_reload_set(bool ok, const char *reason);
 /* True, with the reason, while the last reload failed. */
 bool metrics_reload_failed(char *reason, size_t len);
 struct metrics_slot *metrics_slot(int worker);
+int metrics_slot_count(void);
 /* The calling worker takes slot: its process counts in process_*. */
 void metrics_worker_attach(struct metrics_slot *slot);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);

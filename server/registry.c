@@ -14,27 +14,58 @@
  * with signatures reads the database socket only between requests; without
  * pipelining each connection would carry one query per loop turn.
  *
+ * With read_conninfo (contract section 9) decisions go to a second pool,
+ * of read connections (usually standbys), as decide_read(): no writes. What
+ * decide() would have written is replayed on the primary as a background
+ * write; writes wait in the primary's queue while no primary answers
+ * (bounded: the backlog), and are sent when one does. A decision whose
+ * read connection died is sent again on another; one that only the primary
+ * can answer (renewal), or that a standby answered without having replayed
+ * a change this registry was notified of, is asked of the primary.
+ *
+ * The replay rule: on every notification (and every LISTEN (re)connect) the
+ * listener asks the primary for its WAL write position, past the commit
+ * that sent the notification (see REGISTRY_LSN_SQL); until that answer is in, and afterwards from
+ * any standby whose replay position (returned by decide_read) is behind it,
+ * no answer is taken. The same positions, sampled every
+ * REGISTRY_PROBE_MS, measure each standby's lag: one lagging more than
+ * max_standby_lag_ms gets no decisions until a probe finds it caught up.
+ *
  * Result ownership: every PGresult is cleared right after
  * registry_query_result has copied what it needs.
  */
 #include "registry.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "log.h"
 
-#define REGISTRY_BACKOFF_MIN_MS     100
-#define REGISTRY_BACKOFF_MAX_MS     5000
-#define REGISTRY_MAX_QUEUED_RECORDS 256
-#define REGISTRY_PIPELINE_MAX       64 /* queries in flight on one connection */
+#define REGISTRY_BACKOFF_MIN_MS 100
+#define REGISTRY_BACKOFF_MAX_MS 5000
+#define REGISTRY_MAX_BACKLOG    4096 /* writes waiting for the primary */
+#define REGISTRY_PIPELINE_MAX   64   /* queries in flight on one connection */
+#define REGISTRY_PROBE_MS       200  /* WAL positions sampled this often */
+#define REGISTRY_SAMPLES        64   /* primary positions kept, for the lag */
+#define REGISTRY_RETRIES        3    /* a decision sent again after a lost connection */
+#define REGISTRY_READ_RECYCLE_S 20   /* a read connection on a primary looks again */
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
-enum conn_role { CONN_ROLE_POOL, CONN_ROLE_LISTEN };
-enum query_kind { QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING };
+enum conn_role { CONN_ROLE_POOL, CONN_ROLE_READ, CONN_ROLE_LISTEN };
+/* A query kind is also the index of its prepared statement. */
+enum query_kind {
+	QUERY_DECIDE,
+	QUERY_RECORD_USE,
+	QUERY_PING,
+	QUERY_DECIDE_READ,
+	QUERY_PROBE,
+	QUERY_KINDS
+};
 
 struct registry_query {
 	struct registry_query *next;
@@ -47,6 +78,14 @@ struct registry_query {
 	struct registry_conn *conn; /* set while in flight */
 	bool answered;              /* its first result has been read */
 	bool ok;
+	bool write;      /* background write for the primary: kept while it is away */
+	bool to_primary; /* a read the primary must answer */
+	int retries;
+	/* decide_read: the answer's standby position (0: a primary) and flags. */
+	uint64_t replay_lsn;
+	bool primary_needed, write_due;
+	/* probe: the server's recovery state. */
+	bool in_recovery;
 	struct registry_answer answer;
 };
 
@@ -64,21 +103,56 @@ struct registry_conn {
 	/* In flight, oldest first: sent, result not yet complete. */
 	struct registry_query *sent_head, *sent_tail;
 	int inflight;
+	/* Read connections: what the probes and answers say of the server. */
+	bool probing;         /* a probe is in flight */
+	bool in_recovery;     /* a standby */
+	uint64_t replay_lsn;  /* its replay position when last heard */
+	uint64_t heard_ms;    /* when that was (monotonic) */
+	uint64_t up_ms;       /* when it became ready */
+	uint64_t progress_ms; /* when a query last completed, or the first was sent */
+	char host[64];        /* PQhost, for logs, /readyz and /metrics */
+	uint64_t errors;
+	/* The listener: its LSN query in flight, and the notification count
+	 * when it was sent. */
+	bool lsn_busy;
+	uint64_t lsn_seq;
+};
+
+struct registry_sample {
+	uint64_t at_ms;
+	uint64_t lsn;
+};
+
+struct registry_fifo {
+	struct registry_query *head, *tail;
 };
 
 struct registry {
 	struct event_base *base;
 	char *conninfo;
+	char *read_conninfo; /* NULL: no read pool, decisions on the primary */
 	int timeout_ms;
+	int max_lag_ms;
 	int pool_size;
+	int read_size;
 	struct registry_conn *pool;
+	struct registry_conn *readers;
 	struct registry_conn listener;
-	struct registry_query *head, *tail;
-	int queued_records;
+	struct registry_fifo primary_q; /* for the pool */
+	struct registry_fifo read_q;    /* for the readers, or the pool */
+	int backlog;                    /* writes in primary_q */
 	registry_invalidate_cb invalidate;
 	void *invalidate_arg;
 	struct registry_stats stats;
 	struct event *ev_dispatch; /* runs registry_dispatch on the next loop turn */
+	struct event *ev_probe;    /* every REGISTRY_PROBE_MS with a read pool */
+	/* The replay rule: notifications seen, the primary position that
+	 * covers all of them but the last fence_seq - fenced_seq. */
+	uint64_t fence_seq, fenced_seq;
+	uint64_t fence_lsn;
+	bool fence_new; /* the next position replaces fence_lsn: a new LISTEN */
+	struct registry_sample samples[REGISTRY_SAMPLES];
+	int nsamples, sample_next;
 };
 
 struct registry_statement {
@@ -97,29 +171,67 @@ static const struct registry_statement registry_statements[] = {
                       4},
     [QUERY_RECORD_USE] = {"record_use", "SELECT certreg.record_use($1, $2::jsonb, $3)", 3},
     [QUERY_PING] = {"ping", "SELECT certreg.ping()", 0},
+    [QUERY_DECIDE_READ] = {"decide_read",
+                           "SELECT key_status, registration_no, unit_name, unit_status, "
+                           "office_code, office_name, office_address, office_phone, "
+                           "renewed_from, replay_lsn, primary_needed, write_due "
+                           "FROM certreg.decide_read($1, $2::jsonb, $3, $4::boolean)",
+                           4},
+    [QUERY_PROBE] = {"probe",
+                     "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
+                     "THEN pg_last_wal_replay_lsn()::text END",
+                     0},
 };
-#define REGISTRY_STATEMENTS ((int)(sizeof(registry_statements) / sizeof(registry_statements[0])))
+/* What each role prepares: a read connection may be on a standby (no
+ * decide()), and a primary may predate decide_read(). */
+static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING};
+static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE};
+/*
+ * The primary's WAL write position. It is past every commit that returned
+ * (a commit under synchronous_commit = on has flushed its record), and a
+ * standby can reach it: WAL is flushed, and so streamed, up to it soon. The
+ * insert position is not: a record no commit follows (a running-xacts
+ * record of the bgwriter) can stay in the WAL buffers indefinitely, and an
+ * idle standby would look behind forever.
+ */
+#define REGISTRY_LSN_SQL "SELECT pg_current_wal_lsn()::text"
 
 static void registry_conn_start(struct registry_conn *c);
 static void registry_conn_fail(struct registry_conn *c, const char *why);
+static void registry_conn_drop(struct registry_conn *c);
 static void registry_conn_watch(struct registry_conn *c, short what);
 static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_ready(struct registry_conn *c);
 static void registry_conn_preparing(struct registry_conn *c);
 static void registry_conn_results(struct registry_conn *c);
-static void registry_conn_discard(struct registry_conn *c);
+static bool registry_conn_settle(struct registry_conn *c, struct registry_query *q);
+static void registry_listener_results(struct registry_conn *c);
+static void registry_listener_ask(struct registry *reg);
 static struct registry_query *registry_conn_pop(struct registry_conn *c);
+static void registry_conn_send(struct registry_conn *c, struct registry_query *q);
 static bool registry_conn_send_step(struct registry_conn *c);
 static void registry_dispatch(struct registry *reg);
 static struct registry_query *registry_enqueue(struct registry *reg, struct registry_query *q);
+static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
+                           const char *cert_json, const char *peer);
+static void registry_fifo_push(struct registry_fifo *f, struct registry_query *q);
+static bool registry_fifo_unlink(struct registry_fifo *f, struct registry_query *q);
 static void registry_query_finish(struct registry_query *q);
 static void registry_query_free(struct registry_query *q);
 static void registry_query_result(struct registry_query *q, PGresult *res);
-static void registry_fail_queued(struct registry *reg);
-static bool registry_coming_up(const struct registry *reg);
+static bool registry_coming_up(const struct registry_conn *conns, int n);
+static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns,
+                                           int n);
+static bool registry_reader_usable(const struct registry *reg, const struct registry_conn *c);
+static uint64_t registry_lag_ms(const struct registry *reg, const struct registry_conn *c);
+static uint64_t registry_parse_lsn(const char *text);
+static uint64_t registry_now_ms(void);
 static void registry_arm_timer(struct registry_conn *c, int ms);
 static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg);
+static void registry_probe_cb(evutil_socket_t fd, short what, void *arg);
+static void registry_conn_init(struct registry *reg, struct registry_conn *c, enum conn_role role);
+static struct registry_conn *registry_conn_at(struct registry *reg, int i);
 
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
                               int timeout_ms, registry_invalidate_cb invalidate,
@@ -141,10 +253,7 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 		goto fail;
 	for (int i = 0; i <= pool_size; i++) {
 		struct registry_conn *c = i < pool_size ? &reg->pool[i] : &reg->listener;
-		c->reg = reg;
-		c->role = i < pool_size ? CONN_ROLE_POOL : CONN_ROLE_LISTEN;
-		c->backoff_ms = REGISTRY_BACKOFF_MIN_MS;
-		c->timer = evtimer_new(base, registry_conn_timer_cb, c);
+		registry_conn_init(reg, c, i < pool_size ? CONN_ROLE_POOL : CONN_ROLE_LISTEN);
 		if (c->timer == NULL)
 			goto fail;
 		registry_conn_start(c);
@@ -155,17 +264,49 @@ fail:
 	return NULL;
 }
 
+int registry_set_reads(struct registry *reg, const char *read_conninfo, int read_size,
+                       int max_lag_ms)
+{
+	struct timeval tv = {0, REGISTRY_PROBE_MS * 1000};
+
+	if (reg->readers != NULL || read_size < 1)
+		return -1;
+	reg->max_lag_ms = max_lag_ms;
+	reg->read_conninfo = strdup(read_conninfo);
+	reg->readers = calloc((size_t)read_size, sizeof(*reg->readers));
+	reg->ev_probe = event_new(reg->base, -1, EV_PERSIST, registry_probe_cb, reg);
+	if (reg->read_conninfo == NULL || reg->readers == NULL || reg->ev_probe == NULL)
+		return -1;
+	reg->read_size = read_size;
+	for (int i = 0; i < read_size; i++) {
+		registry_conn_init(reg, &reg->readers[i], CONN_ROLE_READ);
+		if (reg->readers[i].timer == NULL)
+			return -1;
+		registry_conn_start(&reg->readers[i]);
+	}
+	event_add(reg->ev_probe, &tv);
+	return 0;
+}
+
 void registry_free(struct registry *reg)
 {
+	struct registry_fifo *fifos[2];
+
 	if (reg == NULL)
 		return;
-	while (reg->head != NULL) {
-		struct registry_query *q = reg->head;
-		reg->head = q->next;
-		registry_query_free(q);
+	fifos[0] = &reg->read_q;
+	fifos[1] = &reg->primary_q;
+	for (int f = 0; f < 2; f++) {
+		while (fifos[f]->head != NULL) {
+			struct registry_query *q = fifos[f]->head;
+			fifos[f]->head = q->next;
+			registry_query_free(q);
+		}
 	}
-	for (int i = 0; reg->pool != NULL && i <= reg->pool_size; i++) {
-		struct registry_conn *c = i < reg->pool_size ? &reg->pool[i] : &reg->listener;
+	for (int i = 0; i <= reg->pool_size + reg->read_size; i++) {
+		struct registry_conn *c = registry_conn_at(reg, i);
+		if (c == NULL)
+			continue;
 		while (c->sent_head != NULL)
 			registry_query_free(registry_conn_pop(c));
 		if (c->io != NULL)
@@ -177,8 +318,12 @@ void registry_free(struct registry *reg)
 	}
 	if (reg->ev_dispatch != NULL)
 		event_free(reg->ev_dispatch);
+	if (reg->ev_probe != NULL)
+		event_free(reg->ev_probe);
 	free(reg->pool);
+	free(reg->readers);
 	free(reg->conninfo);
+	free(reg->read_conninfo);
 	free(reg);
 }
 
@@ -190,7 +335,7 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
 
 	if (q == NULL)
 		return NULL;
-	q->kind = QUERY_DECIDE;
+	q->kind = reg->read_size > 0 ? QUERY_DECIDE_READ : QUERY_DECIDE;
 	q->nparams = 4;
 	q->params[0] = strdup(key_id);
 	q->params[1] = strdup(cert_json);
@@ -204,20 +349,7 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer)
 {
-	struct registry_query *q;
-
-	if (reg->queued_records >= REGISTRY_MAX_QUEUED_RECORDS)
-		return;
-	q = calloc(1, sizeof(*q));
-	if (q == NULL)
-		return;
-	q->kind = QUERY_RECORD_USE;
-	q->nparams = 3;
-	q->params[0] = strdup(key_id);
-	q->params[1] = strdup(cert_json);
-	q->params[2] = strdup(peer);
-	if (registry_enqueue(reg, q) != NULL)
-		reg->queued_records++;
+	registry_write(reg, QUERY_RECORD_USE, key_id, cert_json, peer);
 }
 
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg)
@@ -234,8 +366,6 @@ struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, 
 
 void registry_abandon(struct registry *reg, struct registry_query *q)
 {
-	struct registry_query **pp;
-
 	if (q->conn != NULL) {
 		/* In flight: its connection is what is slow, so replace it. */
 		q->answer_cb = NULL;
@@ -243,18 +373,8 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 		registry_conn_fail(q->conn, "query abandoned after timeout");
 		return;
 	}
-	for (pp = &reg->head; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == q) {
-			*pp = q->next;
-			if (reg->tail == q) {
-				reg->tail = NULL;
-				for (struct registry_query *t = reg->head; t != NULL; t = t->next)
-					reg->tail = t;
-			}
-			registry_query_free(q);
-			return;
-		}
-	}
+	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->primary_q, q))
+		registry_query_free(q);
 }
 
 bool registry_listening(const struct registry *reg)
@@ -262,19 +382,87 @@ bool registry_listening(const struct registry *reg)
 	return reg->listener.state == CONN_READY;
 }
 
+bool registry_reading(const struct registry *reg)
+{
+	return reg->read_size > 0;
+}
+
 bool registry_connected(const struct registry *reg)
 {
 	for (int i = 0; i < reg->pool_size; i++)
 		if (reg->pool[i].state == CONN_READY)
+			return true;
+	for (int i = 0; i < reg->read_size; i++)
+		if (reg->readers[i].state == CONN_READY)
 			return true;
 	return false;
 }
 
 struct registry_stats registry_stats(const struct registry *reg)
 {
-	return reg->stats;
+	struct registry_stats s = reg->stats;
+
+	s.backlog = (uint64_t)reg->backlog;
+	return s;
 }
 
+int registry_hosts(const struct registry *reg, struct registry_host *out, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i <= reg->pool_size + reg->read_size; i++) {
+		const struct registry_conn *c = registry_conn_at((struct registry *)reg, i);
+		struct registry_host *h = NULL;
+		bool read;
+
+		if (c == NULL || c->host[0] == '\0')
+			continue;
+		read = c->role == CONN_ROLE_READ;
+		for (int j = 0; j < n && h == NULL; j++)
+			if (out[j].read == read && strcmp(out[j].host, c->host) == 0)
+				h = &out[j];
+		if (h == NULL) {
+			if (n == max)
+				continue;
+			h = &out[n++];
+			memset(h, 0, sizeof(*h));
+			h->read = read;
+			snprintf(h->host, sizeof(h->host), "%s", c->host);
+		}
+		h->errors += c->errors;
+		if (c->state != CONN_READY)
+			continue;
+		h->up = true;
+		if (read) {
+			h->standby = c->in_recovery;
+			h->lag_ms = registry_lag_ms(reg, c);
+			h->usable = h->usable || registry_reader_usable(reg, c);
+		}
+	}
+	return n;
+}
+
+/* Connection i of the pool, the listener (i == pool_size) and the
+ * readers; NULL where none was allocated. */
+static struct registry_conn *registry_conn_at(struct registry *reg, int i)
+{
+	if (i < reg->pool_size)
+		return reg->pool != NULL ? &reg->pool[i] : NULL;
+	if (i == reg->pool_size)
+		return &reg->listener;
+	return reg->readers != NULL ? &reg->readers[i - reg->pool_size - 1] : NULL;
+}
+
+static void registry_conn_init(struct registry *reg, struct registry_conn *c, enum conn_role role)
+{
+	c->reg = reg;
+	c->role = role;
+	c->backoff_ms = REGISTRY_BACKOFF_MIN_MS;
+	c->timer = evtimer_new(reg->base, registry_conn_timer_cb, c);
+}
+
+/* Queues a query for its callback. NULL (and q freed) when it cannot even
+ * wait: nothing is up or coming up to answer it. */
 static struct registry_query *registry_enqueue(struct registry *reg, struct registry_query *q)
 {
 	for (int i = 0; i < q->nparams; i++) {
@@ -283,20 +471,101 @@ static struct registry_query *registry_enqueue(struct registry *reg, struct regi
 			return NULL;
 		}
 	}
-	if (!registry_coming_up(reg)) {
+	if (!registry_coming_up(reg->pool, reg->pool_size) &&
+	    !registry_coming_up(reg->readers, reg->read_size)) {
 		registry_query_free(q);
 		return NULL;
 	}
-	q->next = NULL;
-	if (reg->tail != NULL)
-		reg->tail->next = q;
-	else
-		reg->head = q;
-	reg->tail = q;
+	registry_fifo_push(&reg->read_q, q);
 	/* Not now: a send that fails at once would run the caller's callback
 	 * before the caller has even been handed the query. */
 	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
 	return q;
+}
+
+/* A background write for the primary: kept while no primary answers, up
+ * to REGISTRY_MAX_BACKLOG (then dropped and counted). RECORD_USE records a
+ * use; DECIDE replays, with no renewal and its answer dropped, what a
+ * decision read on a standby would have written (a pending registration,
+ * the certificate seen, the last use). */
+static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
+                           const char *cert_json, const char *peer)
+{
+	struct registry_query *q;
+
+	/* One write per key and kind waits: the latest certificate and peer
+	 * replace those of an earlier attempt (during an outage a busy key
+	 * would otherwise fill the backlog). */
+	for (q = reg->primary_q.head; q != NULL; q = q->next) {
+		char *cert, *from;
+		if (q->kind != kind || strcmp(q->params[0], key_id) != 0)
+			continue;
+		cert = strdup(cert_json);
+		from = strdup(peer);
+		if (cert == NULL || from == NULL) {
+			free(cert);
+			free(from);
+			return;
+		}
+		free(q->params[1]);
+		free(q->params[2]);
+		q->params[1] = cert;
+		q->params[2] = from;
+		return;
+	}
+	if (reg->backlog >= REGISTRY_MAX_BACKLOG) {
+		reg->stats.backlog_dropped++;
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return;
+	q->kind = kind;
+	q->write = true;
+	q->nparams = kind == QUERY_DECIDE ? 4 : 3;
+	q->params[0] = strdup(key_id);
+	q->params[1] = strdup(cert_json);
+	q->params[2] = strdup(peer);
+	if (kind == QUERY_DECIDE)
+		q->params[3] = strdup("false");
+	for (int i = 0; i < q->nparams; i++) {
+		if (q->params[i] == NULL) {
+			registry_query_free(q);
+			return;
+		}
+	}
+	registry_fifo_push(&reg->primary_q, q);
+	reg->backlog++;
+	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
+}
+
+static void registry_fifo_push(struct registry_fifo *f, struct registry_query *q)
+{
+	q->next = NULL;
+	if (f->tail != NULL)
+		f->tail->next = q;
+	else
+		f->head = q;
+	f->tail = q;
+}
+
+static bool registry_fifo_unlink(struct registry_fifo *f, struct registry_query *q)
+{
+	struct registry_query *prev = NULL;
+
+	for (struct registry_query *t = f->head; t != NULL; prev = t, t = t->next) {
+		if (t != q)
+			continue;
+		if (prev != NULL)
+			prev->next = q->next;
+		else
+			f->head = q->next;
+		if (f->tail == q)
+			f->tail = prev;
+		q->next = NULL;
+		return true;
+	}
+	return false;
 }
 
 static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg)
@@ -306,56 +575,137 @@ static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 	registry_dispatch(arg);
 }
 
-/* True when some pool connection is up or is connecting right now. */
-static bool registry_coming_up(const struct registry *reg)
+/* True when some of conns is up or is connecting right now. */
+static bool registry_coming_up(const struct registry_conn *conns, int n)
 {
-	for (int i = 0; i < reg->pool_size; i++)
-		if (reg->pool[i].state != CONN_DOWN)
+	for (int i = 0; i < n; i++)
+		if (conns[i].state != CONN_DOWN)
 			return true;
 	return false;
 }
 
-/* Sends every queued query, each to the ready connection with the fewest
- * in flight. */
+/* The ready connection of conns with the fewest in flight; a reader only
+ * when registry_reader_usable. */
+static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns, int n)
+{
+	struct registry_conn *c = NULL;
+
+	for (int i = 0; i < n; i++) {
+		struct registry_conn *p = &conns[i];
+		if (p->state == CONN_READY && p->inflight < REGISTRY_PIPELINE_MAX &&
+		    (p->role != CONN_ROLE_READ || registry_reader_usable(reg, p)) &&
+		    (c == NULL || p->inflight < c->inflight))
+			c = p;
+	}
+	return c;
+}
+
+/* A read connection may answer decisions: on a primary, or on a standby
+ * that had replayed the last fenced position when last heard and lags no
+ * more than max_standby_lag_ms. */
+static bool registry_reader_usable(const struct registry *reg, const struct registry_conn *c)
+{
+	if (!c->in_recovery)
+		return true;
+	return c->replay_lsn >= reg->fence_lsn &&
+	       registry_lag_ms(reg, c) <= (uint64_t)reg->max_lag_ms;
+}
+
+/*
+ * How long ago the primary first had WAL this standby had not replayed when
+ * last heard: 0 when it had everything the samples show. Time rather than
+ * bytes, because max_standby_lag_ms is what "in force within one second"
+ * needs; an idle primary writes nothing, and a standby that has it all then
+ * lags 0.
+ */
+static uint64_t registry_lag_ms(const struct registry *reg, const struct registry_conn *c)
+{
+	uint64_t now = registry_now_ms();
+
+	if (!c->in_recovery)
+		return 0;
+	for (int i = 0; i < reg->nsamples; i++) {
+		int at =
+		    (reg->sample_next - reg->nsamples + i + REGISTRY_SAMPLES) % REGISTRY_SAMPLES;
+		const struct registry_sample *s = &reg->samples[at];
+		if (s->lsn > c->replay_lsn)
+			return now > s->at_ms ? now - s->at_ms : 0;
+	}
+	return 0;
+}
+
+/*
+ * Sends what can be sent. Decisions and pings (read_q) go to a usable
+ * reader, else to the primary pool; one with nowhere to go and nothing
+ * coming up fails now. Writes (primary_q) go to the pool, and wait while it
+ * is down. A callback may queue or abandon queries: the walk of read_q
+ * starts again from its head after one.
+ */
 static void registry_dispatch(struct registry *reg)
 {
-	while (reg->head != NULL) {
-		struct registry_conn *c = NULL;
-		struct registry_query *q;
-		const struct registry_statement *st;
+	struct registry_query *q;
 
-		for (int i = 0; i < reg->pool_size; i++) {
-			struct registry_conn *p = &reg->pool[i];
-			if (p->state == CONN_READY && p->inflight < REGISTRY_PIPELINE_MAX &&
-			    (c == NULL || p->inflight < c->inflight))
-				c = p;
+again:
+	for (q = reg->read_q.head; q != NULL; q = q->next) {
+		struct registry_conn *c = NULL;
+		if (!q->to_primary)
+			c = registry_pick(reg, reg->readers, reg->read_size);
+		if (c == NULL)
+			c = registry_pick(reg, reg->pool, reg->pool_size);
+		if (c == NULL &&
+		    (registry_coming_up(reg->pool, reg->pool_size) ||
+		     (!q->to_primary && registry_coming_up(reg->readers, reg->read_size))))
+			continue;
+		registry_fifo_unlink(&reg->read_q, q);
+		if (c == NULL) {
+			q->ok = false;
+			registry_query_finish(q);
+		} else {
+			registry_conn_send(c, q);
 		}
+		goto again;
+	}
+	/* Writes only: they wait for a primary however long that takes. */
+	while (reg->primary_q.head != NULL) {
+		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size);
 		if (c == NULL)
 			return;
-		q = reg->head;
-		reg->head = q->next;
-		if (reg->head == NULL)
-			reg->tail = NULL;
-		if (q->kind == QUERY_RECORD_USE)
-			reg->queued_records--;
-		q->next = NULL;
-		q->conn = c;
-		if (c->sent_tail != NULL)
-			c->sent_tail->next = q;
-		else
-			c->sent_head = q;
-		c->sent_tail = q;
-		if (c->inflight++ == 0)
-			registry_arm_timer(c, reg->timeout_ms * 2);
-		st = &registry_statements[q->kind];
-		if (!PQsendQueryPrepared(c->pg, st->name, q->nparams,
-		                         (const char *const *)q->params, NULL, NULL, 0) ||
-		    !PQpipelineSync(c->pg)) {
-			registry_conn_fail(c, PQerrorMessage(c->pg));
-			continue;
-		}
-		registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
+		q = reg->primary_q.head;
+		registry_fifo_unlink(&reg->primary_q, q);
+		reg->backlog--;
+		registry_conn_send(c, q);
 	}
+}
+
+/* Sends q on c, which is ready. A decision on the primary pool is asked of
+ * decide(); its answer then needs no replay check and no write. */
+static void registry_conn_send(struct registry_conn *c, struct registry_query *q)
+{
+	struct registry *reg = c->reg;
+	const struct registry_statement *st;
+
+	if (q->kind == QUERY_DECIDE_READ && c->role == CONN_ROLE_POOL)
+		q->kind = QUERY_DECIDE;
+	q->next = NULL;
+	q->conn = c;
+	q->answered = false;
+	if (c->sent_tail != NULL)
+		c->sent_tail->next = q;
+	else
+		c->sent_head = q;
+	c->sent_tail = q;
+	if (c->inflight++ == 0) {
+		registry_arm_timer(c, reg->timeout_ms * 2);
+		c->progress_ms = registry_now_ms();
+	}
+	st = &registry_statements[q->kind];
+	if (!PQsendQueryPrepared(c->pg, st->name, q->nparams, (const char *const *)q->params, NULL,
+	                         NULL, 0) ||
+	    !PQpipelineSync(c->pg)) {
+		registry_conn_fail(c, PQerrorMessage(c->pg));
+		return;
+	}
+	registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 }
 
 /* The oldest query in flight on c, taken off its list. */
@@ -374,7 +724,8 @@ static struct registry_query *registry_conn_pop(struct registry_conn *c)
 
 static void registry_conn_start(struct registry_conn *c)
 {
-	c->pg = PQconnectStart(c->reg->conninfo);
+	c->pg =
+	    PQconnectStart(c->role == CONN_ROLE_READ ? c->reg->read_conninfo : c->reg->conninfo);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
 		registry_conn_fail(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;
@@ -384,11 +735,18 @@ static void registry_conn_start(struct registry_conn *c)
 	registry_conn_watch(c, EV_WRITE);
 }
 
-/* (Re)arms the io event on the connection's current socket: libpq may
- * change sockets while connecting (one per address tried). */
+/*
+ * (Re)arms the io event on the connection's current socket. While
+ * connecting, always anew: libpq closes the socket of each host or address
+ * it gives up on and opens the next one, usually under the same descriptor
+ * number. Closing removed the old socket from epoll, so an event kept
+ * because the number matched would wait on nothing until the connect
+ * timeout, every attempt (issue 30: no reconnect after a failover).
+ */
 static void registry_conn_watch(struct registry_conn *c, short what)
 {
-	if (c->io != NULL && c->watching == what && event_get_fd(c->io) == PQsocket(c->pg))
+	if (c->io != NULL && c->state != CONN_CONNECTING && c->watching == what &&
+	    event_get_fd(c->io) == PQsocket(c->pg))
 		return;
 	if (c->io != NULL)
 		event_free(c->io);
@@ -405,6 +763,33 @@ static void registry_arm_timer(struct registry_conn *c, int ms)
 	evtimer_add(c->timer, &tv);
 }
 
+static const char *registry_role_name(enum conn_role role)
+{
+	return role == CONN_ROLE_LISTEN ? "listen" : role == CONN_ROLE_READ ? "read" : "pool";
+}
+
+/* Closes c's connection and its event, nothing else. */
+static void registry_conn_drop(struct registry_conn *c)
+{
+	if (c->io != NULL) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	if (c->pg != NULL) {
+		PQfinish(c->pg);
+		c->pg = NULL;
+	}
+	c->state = CONN_DOWN;
+	c->probing = false;
+	c->lsn_busy = false;
+}
+
+/*
+ * A connection failed: it reconnects after its backoff. Its queries are not
+ * lost: writes go back to the primary's queue, decisions and pings still
+ * wanted are sent again elsewhere (up to REGISTRY_RETRIES times), so a lost
+ * standby costs no login.
+ */
 static void registry_conn_fail(struct registry_conn *c, const char *why)
 {
 	struct registry *reg = c->reg;
@@ -418,43 +803,41 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
 	reg->stats.errors++;
-	log_warn("event=db_connection_lost role=%s reason=%s retry_ms=%d",
-	         c->role == CONN_ROLE_LISTEN ? "listen" : "pool",
+	c->errors++;
+	log_warn("event=db_connection_lost role=%s host=%s reason=%s retry_ms=%d",
+	         registry_role_name(c->role), c->host[0] != '\0' ? c->host : "-",
 	         log_quote(msg, quoted, sizeof(quoted)), c->backoff_ms);
-	if (c->io != NULL) {
-		event_free(c->io);
-		c->io = NULL;
-	}
-	if (c->pg != NULL) {
-		PQfinish(c->pg);
-		c->pg = NULL;
-	}
-	c->state = CONN_DOWN;
+	registry_conn_drop(c);
 	while (c->sent_head != NULL) {
 		struct registry_query *q = registry_conn_pop(c);
-		q->ok = false;
-		registry_query_finish(q);
+		if (q->kind == QUERY_PROBE) {
+			registry_query_free(q);
+		} else if (q->write) {
+			registry_fifo_push(&reg->primary_q, q);
+			reg->backlog++;
+		} else if ((q->answer_cb != NULL || q->ping_cb != NULL) &&
+		           q->retries < REGISTRY_RETRIES) {
+			q->retries++;
+			if (q->kind == QUERY_DECIDE && reg->read_size > 0 && !q->to_primary)
+				q->kind = QUERY_DECIDE_READ;
+			registry_fifo_push(&reg->read_q, q);
+		} else {
+			q->ok = false;
+			registry_query_finish(q);
+		}
 	}
-	if (c->role == CONN_ROLE_LISTEN && reg->invalidate != NULL)
-		reg->invalidate(reg->invalidate_arg, NULL);
+	if (c->role == CONN_ROLE_LISTEN) {
+		/* Notifications may be lost: the caches go. Nothing can be
+		 * fenced without the primary either; the standbys' lag (their
+		 * last samples) and max_standby_lag_ms still hold. */
+		reg->fenced_seq = reg->fence_seq;
+		if (reg->invalidate != NULL)
+			reg->invalidate(reg->invalidate_arg, NULL);
+	}
 	registry_arm_timer(c, c->backoff_ms);
 	c->backoff_ms = c->backoff_ms * 2 > REGISTRY_BACKOFF_MAX_MS ? REGISTRY_BACKOFF_MAX_MS
 	                                                            : c->backoff_ms * 2;
-	if (!registry_coming_up(reg))
-		registry_fail_queued(reg);
-}
-
-static void registry_fail_queued(struct registry *reg)
-{
-	while (reg->head != NULL) {
-		struct registry_query *q = reg->head;
-		reg->head = q->next;
-		if (q->kind == QUERY_RECORD_USE)
-			reg->queued_records--;
-		q->ok = false;
-		registry_query_finish(q);
-	}
-	reg->tail = NULL;
+	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
 }
 
 static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -467,7 +850,7 @@ static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		registry_conn_start(c);
 	else if (c->state != CONN_READY)
 		registry_conn_fail(c, "connection timed out");
-	else if (c->inflight > 0)
+	else if (c->inflight > 0 || c->lsn_busy)
 		registry_conn_fail(c, "query timed out");
 }
 
@@ -510,19 +893,27 @@ static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->role == CONN_ROLE_LISTEN) {
 		PGnotify *n;
+		bool any = false;
 		while ((n = PQnotifies(c->pg)) != NULL) {
 			bool key =
 			    strlen(n->extra) == 64 && strspn(n->extra, "0123456789abcdef") == 64;
 			reg->invalidate(reg->invalidate_arg, key ? n->extra : NULL);
 			PQfreemem(n);
+			any = true;
+		}
+		if (any) {
+			/* A standby answer is refused from now until the primary's
+			 * position is known, and then from standbys behind it. */
+			reg->fence_seq++;
+			registry_listener_ask(reg);
 		}
 	}
 	if (c->state == CONN_PREPARING)
 		registry_conn_preparing(c);
-	else if (c->state == CONN_READY && c->role == CONN_ROLE_POOL)
+	else if (c->state == CONN_READY && c->role != CONN_ROLE_LISTEN)
 		registry_conn_results(c);
 	else if (c->state == CONN_READY)
-		registry_conn_discard(c);
+		registry_listener_results(c);
 	if (c->pg != NULL && PQstatus(c->pg) == CONNECTION_BAD)
 		registry_conn_fail(c, "connection closed by the server");
 }
@@ -581,7 +972,10 @@ static void registry_conn_results(struct registry_conn *c)
 		ended = false;
 		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
-			registry_query_finish(registry_conn_pop(c));
+			c->progress_ms = registry_now_ms();
+			q = registry_conn_pop(c);
+			if (registry_conn_settle(c, q))
+				registry_query_finish(q);
 			progress = true;
 			continue;
 		}
@@ -601,26 +995,191 @@ static void registry_conn_results(struct registry_conn *c)
 		registry_dispatch(reg);
 }
 
-/* The listener expects no result once LISTEN is done; anything is dropped. */
-static void registry_conn_discard(struct registry_conn *c)
+/*
+ * What a completed query on a read connection says, before its callback:
+ * a probe updates the connection (and is freed here); a decide_read answer
+ * from a standby behind the fence, or one only the primary may give, is
+ * queued again for the primary; an answer taken queues the writes
+ * decide() would have made. False when q is not to be finished.
+ */
+static bool registry_conn_settle(struct registry_conn *c, struct registry_query *q)
 {
+	struct registry *reg = c->reg;
+
+	if (q->kind == QUERY_PROBE) {
+		c->probing = false;
+		if (q->ok) {
+			c->in_recovery = q->in_recovery;
+			c->replay_lsn = q->replay_lsn;
+			c->heard_ms = registry_now_ms();
+		}
+		registry_query_free(q);
+		return false;
+	}
+	if (q->kind != QUERY_DECIDE_READ)
+		return true;
+	/* An error on a standby (a query cancelled by a recovery conflict,
+	 * say): the primary may still answer. */
+	if (!q->ok && q->answer_cb != NULL && !q->to_primary) {
+		q->to_primary = true;
+		registry_fifo_push(&reg->read_q, q);
+		return false;
+	}
+	if (!q->ok)
+		return true;
+	c->in_recovery = q->replay_lsn != 0;
+	if (q->replay_lsn > c->replay_lsn) {
+		c->replay_lsn = q->replay_lsn;
+		c->heard_ms = registry_now_ms();
+	}
+	if (q->primary_needed || (q->replay_lsn != 0 && (reg->fence_seq != reg->fenced_seq ||
+	                                                 q->replay_lsn < reg->fence_lsn))) {
+		if (q->answer_cb == NULL) {
+			registry_query_free(q);
+			return false;
+		}
+		q->to_primary = true;
+		q->ok = false;
+		registry_fifo_push(&reg->read_q, q);
+		return false;
+	}
+	if (q->write_due)
+		registry_write(reg, QUERY_DECIDE, q->params[0], q->params[1], q->params[2]);
+	return true;
+}
+
+/* Sends the listener's position query, unless one is in flight (its answer
+ * then asks again) or there is no read pool to fence. */
+static void registry_listener_ask(struct registry *reg)
+{
+	struct registry_conn *c = &reg->listener;
+
+	if (reg->read_size == 0 || c->state != CONN_READY || c->lsn_busy)
+		return;
+	if (!PQsendQuery(c->pg, REGISTRY_LSN_SQL)) {
+		registry_conn_fail(c, PQerrorMessage(c->pg));
+		return;
+	}
+	c->lsn_busy = true;
+	c->lsn_seq = reg->fence_seq;
+	registry_arm_timer(c, reg->timeout_ms * 2);
+	registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
+}
+
+/* The listener's results: only its position queries have any. */
+static void registry_listener_results(struct registry_conn *c)
+{
+	struct registry *reg = c->reg;
+	uint64_t lsn = 0;
 	PGresult *res;
 
-	while (!PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
+	while (c->pg != NULL && !PQisBusy(c->pg)) {
+		res = PQgetResult(c->pg);
+		if (res == NULL) {
+			if (!c->lsn_busy)
+				return;
+			break;
+		}
+		if (c->lsn_busy && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			lsn = registry_parse_lsn(PQgetvalue(res, 0, 0));
+		else if (c->lsn_busy) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "WAL position: %s", PQresultErrorMessage(res));
+			PQclear(res);
+			registry_conn_fail(c, msg);
+			return;
+		}
 		PQclear(res);
+	}
+	if (c->pg == NULL || !c->lsn_busy || PQisBusy(c->pg))
+		return;
+	c->lsn_busy = false;
+	evtimer_del(c->timer);
+	if (lsn == 0)
+		return;
+	reg->samples[reg->sample_next] = (struct registry_sample){registry_now_ms(), lsn};
+	reg->sample_next = (reg->sample_next + 1) % REGISTRY_SAMPLES;
+	if (reg->nsamples < REGISTRY_SAMPLES)
+		reg->nsamples++;
+	if (c->lsn_seq != reg->fenced_seq) {
+		reg->fenced_seq = c->lsn_seq;
+		if (lsn > reg->fence_lsn || reg->fence_new)
+			reg->fence_lsn = lsn;
+		reg->fence_new = false;
+	}
+	if (reg->fenced_seq != reg->fence_seq)
+		registry_listener_ask(reg);
+	registry_dispatch(reg);
+}
+
+/*
+ * Every REGISTRY_PROBE_MS with a read pool: a primary position sample, a
+ * probe of every ready reader (so a lagging or fenced standby is seen to
+ * catch up), a reader stuck for half of timeout_ms dropped, and a reader
+ * that landed on a primary although several hosts are listed reconnects
+ * every REGISTRY_READ_RECYCLE_S, so a returned standby gets its reads back.
+ */
+static void registry_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct registry *reg = arg;
+	uint64_t now = registry_now_ms();
+	bool recycled = false;
+
+	(void)fd;
+	(void)what;
+	registry_listener_ask(reg);
+	for (int i = 0; i < reg->read_size; i++) {
+		struct registry_conn *c = &reg->readers[i];
+		struct registry_query *q;
+
+		/* A read host that stopped answering (hung, or cut off without a
+		 * reset) holds decisions until their timeout: give up on it at
+		 * half of timeout_ms, so they are asked elsewhere in time. */
+		if (c->state == CONN_READY && c->inflight > 0 &&
+		    now - c->progress_ms > (uint64_t)reg->timeout_ms / 2) {
+			registry_conn_fail(c, "read host not answering");
+			continue;
+		}
+		if (c->state != CONN_READY || c->probing || c->inflight >= REGISTRY_PIPELINE_MAX)
+			continue;
+		if (!recycled && !c->in_recovery && c->heard_ms != 0 && c->inflight == 0 &&
+		    now - c->up_ms > REGISTRY_READ_RECYCLE_S * 1000 &&
+		    strchr(reg->read_conninfo, ',') != NULL) {
+			log_debug("event=db_read_reconnect host=%s", c->host);
+			recycled = true;
+			registry_conn_drop(c);
+			registry_conn_start(c);
+			continue;
+		}
+		q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			return;
+		q->kind = QUERY_PROBE;
+		c->probing = true;
+		registry_conn_send(c, q);
+	}
 }
 
 static void registry_conn_ready(struct registry_conn *c)
 {
+	const char *host = PQhost(c->pg);
+
 	evtimer_del(c->timer);
 	if (PQsetnonblocking(c->pg, 1) != 0) {
 		registry_conn_fail(c, "cannot set non-blocking mode");
 		return;
 	}
+	snprintf(c->host, sizeof(c->host), "%s:%s", host != NULL ? host : "", PQport(c->pg));
 	if (c->was_up)
 		c->reg->stats.reconnects++;
 	c->state = CONN_PREPARING;
 	c->step = 0;
+	/* Until a probe says otherwise, a new read connection is not trusted
+	 * to be current. */
+	c->in_recovery = true;
+	c->replay_lsn = 0;
+	c->heard_ms = 0;
+	c->up_ms = registry_now_ms();
 	registry_conn_watch(c, EV_READ);
 	if (c->io != NULL)
 		registry_conn_send_step(c);
@@ -628,36 +1187,56 @@ static void registry_conn_ready(struct registry_conn *c)
 
 /*
  * Sends preparation step c->step, or finishes preparation when there is no
- * step left. Pool connections prepare every statement; the listener sends
- * LISTEN. False when the connection failed.
+ * step left. Pool and read connections prepare their statements; the
+ * listener sends LISTEN. False when the connection failed.
  */
 static bool registry_conn_send_step(struct registry_conn *c)
 {
-	int steps = c->role == CONN_ROLE_LISTEN ? 1 : REGISTRY_STATEMENTS;
+	const enum query_kind *steps =
+	    c->role == CONN_ROLE_READ ? registry_read_steps : registry_pool_steps;
+	int nsteps = c->role == CONN_ROLE_LISTEN ? 1 : 3;
 	int ok;
 
-	if (c->step >= steps) {
-		if (c->role == CONN_ROLE_POOL && !PQenterPipelineMode(c->pg)) {
+	if (c->step >= nsteps) {
+		if (c->role != CONN_ROLE_LISTEN && !PQenterPipelineMode(c->pg)) {
 			registry_conn_fail(c, PQerrorMessage(c->pg));
 			return false;
 		}
 		c->state = CONN_READY;
 		c->backoff_ms = REGISTRY_BACKOFF_MIN_MS;
-		if (c->role == CONN_ROLE_LISTEN) {
-			/* Notifications may have been missed while down. */
-			c->reg->invalidate(c->reg->invalidate_arg, NULL);
-			log_info("event=db_listening");
-		} else {
-			log_info("event=db_connected was_up=%d", c->was_up);
-		}
+		log_info("event=%s role=%s host=%s was_up=%d",
+		         c->role == CONN_ROLE_LISTEN ? "db_listening" : "db_connected",
+		         registry_role_name(c->role), c->host, c->was_up);
 		c->was_up = true;
+		if (c->role == CONN_ROLE_LISTEN) {
+			/* Notifications may have been missed while down: the caches
+			 * go, and the primary's position fences the standbys. */
+			c->reg->invalidate(c->reg->invalidate_arg, NULL);
+			/* Maybe a new primary (a failover): its position, not the
+			 * old one's, is what standbys can reach; what the old
+			 * primary had and they never got is lost anyway, and its
+			 * samples would make them all look behind. */
+			c->reg->fence_new = true;
+			c->reg->nsamples = 0;
+			c->reg->fence_seq++;
+			registry_listener_ask(c->reg);
+		} else if (c->role == CONN_ROLE_READ) {
+			struct registry_query *q = calloc(1, sizeof(*q));
+			if (q != NULL) {
+				q->kind = QUERY_PROBE;
+				c->probing = true;
+				registry_conn_send(c, q);
+				if (c->pg == NULL)
+					return false;
+			}
+		}
 		registry_dispatch(c->reg);
-		return true;
+		return c->pg != NULL;
 	}
 	if (c->role == CONN_ROLE_LISTEN) {
 		ok = PQsendQuery(c->pg, "LISTEN certreg");
 	} else {
-		const struct registry_statement *st = &registry_statements[c->step];
+		const struct registry_statement *st = &registry_statements[steps[c->step]];
 		ok = PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL);
 	}
 	if (!ok) {
@@ -684,15 +1263,22 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		char quoted[256];
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			q->conn->reg->stats.errors++;
-			log_warn("event=db_query_failed statement=%s error=%s",
-			         registry_statements[q->kind].name,
+			q->conn->errors++;
+			log_warn("event=db_query_failed statement=%s host=%s error=%s",
+			         registry_statements[q->kind].name, q->conn->host,
 			         log_quote(PQresultErrorMessage(res), quoted, sizeof(quoted)));
 		}
 		q->ok = false;
 		return;
 	}
 	q->ok = true;
-	if (q->kind != QUERY_DECIDE)
+	if (q->kind == QUERY_PROBE) {
+		q->in_recovery = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		q->replay_lsn =
+		    PQgetisnull(res, 0, 1) ? 0 : registry_parse_lsn(PQgetvalue(res, 0, 1));
+		return;
+	}
+	if (q->kind != QUERY_DECIDE && q->kind != QUERY_DECIDE_READ)
 		return;
 	memset(a, 0, sizeof(*a));
 	status = PQgetvalue(res, 0, 0);
@@ -714,12 +1300,37 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 	registry_copy(a->office_address, sizeof(a->office_address), res, 6);
 	registry_copy(a->office_phone, sizeof(a->office_phone), res, 7);
 	registry_copy(a->renewed_from, sizeof(a->renewed_from), res, 8);
+	if (q->kind == QUERY_DECIDE_READ) {
+		q->replay_lsn =
+		    PQgetisnull(res, 0, 9) ? 0 : registry_parse_lsn(PQgetvalue(res, 0, 9));
+		q->primary_needed = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
+		q->write_due = strcmp(PQgetvalue(res, 0, 11), "t") == 0;
+	}
+}
+
+/* "16/B374D848" as one number; 0 for anything else (an LSN is never 0). */
+static uint64_t registry_parse_lsn(const char *text)
+{
+	unsigned int hi, lo;
+	char end;
+
+	if (sscanf(text, "%X/%X%c", &hi, &lo, &end) != 2)
+		return 0;
+	return (uint64_t)hi << 32 | lo;
+}
+
+static uint64_t registry_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Delivers the query's one callback (unless abandoned) and frees it. */
 static void registry_query_finish(struct registry_query *q)
 {
-	if (q->kind == QUERY_DECIDE && q->answer_cb != NULL)
+	if ((q->kind == QUERY_DECIDE || q->kind == QUERY_DECIDE_READ) && q->answer_cb != NULL)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
 		q->ping_cb(q->arg, q->ok);

@@ -3,9 +3,11 @@
  *
  * Owns a small pool of non-blocking libpq connections on the worker's event
  * loop, their prepared statements, reconnection with backoff, and one
- * dedicated LISTEN connection for cache invalidation. Callers (decision.c,
- * route_status.c for /readyz) submit queries and get exactly one callback,
- * unless they abandon the query first. It never blocks the loop.
+ * dedicated LISTEN connection for cache invalidation; with read_conninfo a
+ * second pool for decisions (standbys), their lag, and the writes kept for
+ * the primary while it is away (contract section 9). Callers (decision.c,
+ * route_status.c for /readyz) submit queries and get exactly one
+ * callback, unless they abandon the query first. It never blocks the loop.
  */
 #ifndef CERTREG_REGISTRY_H
 #define CERTREG_REGISTRY_H
@@ -38,8 +40,21 @@ struct registry_answer {
 };
 
 struct registry_stats {
-	uint64_t errors;     /* failed queries and connections */
-	uint64_t reconnects; /* connections re-established after a failure */
+	uint64_t errors;          /* failed queries and connections */
+	uint64_t reconnects;      /* connections re-established after a failure */
+	uint64_t backlog;         /* writes waiting for the primary now */
+	uint64_t backlog_dropped; /* writes dropped because the backlog was full */
+};
+
+/* One database server as this registry sees it (registry_hosts). */
+struct registry_host {
+	char host[64]; /* host:port */
+	bool read;     /* reached by read_conninfo; else by conninfo (the primary) */
+	bool up;       /* a connection to it is ready */
+	bool standby;  /* read: in recovery */
+	bool usable;   /* read: decisions may be read there now */
+	uint64_t lag_ms;
+	uint64_t errors;
 };
 
 struct registry;
@@ -55,15 +70,22 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
                               int timeout_ms, registry_invalidate_cb invalidate,
                               void *invalidate_arg);
 void registry_free(struct registry *reg);
+/* Decisions from now on are read by read_size connections to
+ * read_conninfo (decide_read), the primary's pool standing in when none
+ * may answer. 0, or -1 when out of memory (then free reg). */
+int registry_set_reads(struct registry *reg, const char *read_conninfo, int read_size,
+                       int max_lag_ms) __attribute__((warn_unused_result));
 
-/* Runs certreg.decide(). cert_json is the certificate jsonb of
- * docs/REGISTRY-API.md. NULL when the query cannot even be queued (then
- * cb is not called). */
+/* Runs certreg.decide(), or with a read pool certreg.decide_read() on a
+ * read host (decide() on the primary when no read host may answer, and
+ * what decide() would have written sent to the primary behind it).
+ * cert_json is the certificate jsonb of docs/REGISTRY-API.md. NULL when
+ * the query cannot even be queued (then cb is not called). */
 struct registry_query *registry_decide(struct registry *reg, const char *key_id,
                                        const char *cert_json, const char *peer, bool renewal,
                                        registry_answer_cb cb, void *arg);
-/* Runs certreg.record_use(), no answer wanted; dropped when the pool is
- * saturated (it is throttled bookkeeping, never a decision). */
+/* Runs certreg.record_use(), no answer wanted; kept while no primary
+ * answers, dropped (and counted) beyond a bounded backlog. */
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer);
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg);
@@ -76,8 +98,13 @@ void registry_abandon(struct registry *reg, struct registry_query *q);
 /* True while notifications are being received: only then may a cache be
  * trusted beyond its TTL. */
 bool registry_listening(const struct registry *reg);
-/* True when at least one pool connection is up. */
+/* True when decisions are read by read_conninfo (registry_set_reads). */
+bool registry_reading(const struct registry *reg);
+/* True when at least one pool or read connection is up. */
 bool registry_connected(const struct registry *reg);
 struct registry_stats registry_stats(const struct registry *reg);
+/* Fills out with up to max servers this registry has reached; returns how
+ * many. */
+int registry_hosts(const struct registry *reg, struct registry_host *out, int max);
 
 #endif

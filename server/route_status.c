@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "dbhosts.h"
 #include "metrics.h"
 #include "reply.h"
 #include "routes.h"
@@ -118,9 +119,13 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 	 * before, never look at reasons after. */
 	if (json_array_size(r->reasons) == 0) {
 		json_decref(r->reasons);
-		reply_json(r->req, 200, json_pack("{s:b, s:[]}", "ready", 1, "reasons"));
+		reply_json(
+		    r->req, 200,
+		    dbhosts_ready(w->registry, json_pack("{s:b, s:[]}", "ready", 1, "reasons")));
 	} else {
-		reply_json(r->req, 503, json_pack("{s:b, s:o}", "ready", 0, "reasons", r->reasons));
+		reply_json(r->req, 503,
+		           dbhosts_ready(w->registry, json_pack("{s:b, s:o}", "ready", 0, "reasons",
+		                                                r->reasons)));
 	}
 	r->reasons = NULL;
 	w->inflight--;

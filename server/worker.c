@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbhosts.h"
 #include "http.h"
 #include "routes.h"
 #include "log.h"
@@ -47,6 +48,10 @@ int worker_run(const struct worker_setup *setup)
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
 	                          worker_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
+		goto done;
+	if (w.cfg->read_conninfo != NULL && w.cfg->read_conninfo[0] != '\0' &&
+	    registry_set_reads(w.registry, w.cfg->read_conninfo, w.cfg->pool_size,
+	                       w.cfg->max_standby_lag_ms) != 0)
 		goto done;
 	w.decide.base = w.base;
 	w.decide.cfg = w.cfg;
@@ -169,6 +174,7 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	worker_publish(&w->metrics->cache_misses, &w->published.cache_misses, cs.misses);
 	worker_publish(&w->metrics->db_errors, &w->published.db_errors, rs.errors);
 	worker_publish(&w->metrics->db_reconnects, &w->published.db_reconnects, rs.reconnects);
+	dbhosts_publish(w->metrics, &w->published, w->registry);
 	worker_publish(&w->metrics->verify_cache_hits, &w->published.verify_cache_hits, vs.hits);
 	worker_publish(&w->metrics->verify_cache_misses, &w->published.verify_cache_misses,
 	               vs.misses);

@@ -139,19 +139,8 @@ BEGIN
             cert_sha256 = EXCLUDED.cert_sha256, subject = EXCLUDED.subject,
             issuer = EXCLUDED.issuer, holder_id = EXCLUDED.holder_id,
             credit_code = EXCLUDED.credit_code, not_after = EXCLUDED.not_after;
-    RETURN QUERY
-        SELECT 'none'::text, NULL::text, NULL::text, NULL::text, o.code, o.name, o.address,
-               o.phone, NULL::text
-          FROM offices o
-         WHERE o.code = (SELECT min(u.office_code) FROM units u
-                          WHERE u.credit_code = p_cert->>'credit_code' AND u.status = 'active'
-                         HAVING count(*) = 1)
-        UNION ALL
-        SELECT 'none', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-         WHERE NOT EXISTS (SELECT FROM units u
-                            WHERE u.credit_code = p_cert->>'credit_code'
-                              AND u.status = 'active'
-                           HAVING count(*) = 1);
+    -- pending_answer() is in 65_replicas.sql: decide_read() answers the same.
+    RETURN QUERY SELECT * FROM pending_answer(p_cert);
 END $$;
 
 CREATE OR REPLACE FUNCTION record_use(p_key_id text, p_cert jsonb, p_peer text) RETURNS void

@@ -1,0 +1,206 @@
+/*
+ * dbhosts.c - the database servers behind a worker, for /metrics and /readyz.
+ *
+ * A worker publishes what its registry sees (registry_hosts) into its own
+ * metrics slot under a sequence lock, since any worker renders /metrics:
+ * the reader copies the table and takes it only if the sequence was even
+ * and unchanged around the copy. Rendering merges the workers' tables by
+ * host and by how it is reached: up if any worker's connection is, the
+ * largest lag, errors summed.
+ */
+#include "dbhosts.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DBHOSTS_MAX (METRICS_DB_HOSTS * 4)
+
+static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host *out, int *n);
+static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h);
+static void dbhosts_label(const char *in, char *out, size_t len);
+
+void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
+                     const struct registry *reg)
+{
+	struct registry_host hosts[METRICS_DB_HOSTS];
+	struct registry_stats rs = registry_stats(reg);
+	int n = registry_hosts(reg, hosts, METRICS_DB_HOSTS);
+	uint64_t seq = __atomic_load_n(&slot->db_hosts_seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(&slot->db_backlog, rs.backlog, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&slot->db_backlog_dropped,
+	                   rs.backlog_dropped - published->db_backlog_dropped, __ATOMIC_RELAXED);
+	published->db_backlog_dropped = rs.backlog_dropped;
+	__atomic_store_n(&slot->db_hosts_seq, seq + 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < n; i++) {
+		struct metrics_db_host *m = &slot->db_hosts[i];
+		_Static_assert(sizeof(m->host) == sizeof(hosts[i].host), "host sizes");
+		memcpy(m->host, hosts[i].host, sizeof(m->host));
+		m->read = hosts[i].read;
+		m->up = hosts[i].up;
+		m->standby = hosts[i].standby;
+		m->usable = hosts[i].usable;
+		m->lag_ms = hosts[i].lag_ms;
+		m->errors = hosts[i].errors;
+	}
+	slot->db_nhosts = (uint64_t)n;
+	__atomic_store_n(&slot->db_hosts_seq, seq + 2, __ATOMIC_SEQ_CST);
+}
+
+void dbhosts_render(struct evbuffer *out)
+{
+	struct metrics_db_host all[DBHOSTS_MAX];
+	uint64_t backlog = 0, dropped = 0;
+	int n = 0;
+
+	for (int w = 0; w < metrics_slot_count(); w++) {
+		struct metrics_slot *slot = metrics_slot(w);
+		struct metrics_db_host hosts[METRICS_DB_HOSTS];
+		int k = 0;
+
+		backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
+		dropped += __atomic_load_n(&slot->db_backlog_dropped, __ATOMIC_RELAXED);
+		dbhosts_read_slot(slot, hosts, &k);
+		for (int i = 0; i < k; i++)
+			n = dbhosts_merge(all, n, &hosts[i]);
+	}
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_db_backlog Writes (pending registrations, last use) "
+	                    "waiting for a primary.\n# TYPE certreg_db_backlog gauge\n"
+	                    "certreg_db_backlog %llu\n"
+	                    "# HELP certreg_db_backlog_dropped_total Writes dropped because the "
+	                    "backlog was full.\n# TYPE certreg_db_backlog_dropped_total counter\n"
+	                    "certreg_db_backlog_dropped_total %llu\n",
+	                    (unsigned long long)backlog, (unsigned long long)dropped);
+	if (n == 0)
+		return;
+	evbuffer_add_printf(out, "# HELP certreg_db_host_up 1 while a connection to the server "
+	                         "is ready; via is primary (conninfo) or read (read_conninfo).\n"
+	                         "# TYPE certreg_db_host_up gauge\n");
+	for (int i = 0; i < n; i++) {
+		char label[160];
+		dbhosts_label(all[i].host, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_db_host_up{host=\"%s\",via=\"%s\"} %d\n", label,
+		                    all[i].read ? "read" : "primary", all[i].up);
+	}
+	evbuffer_add_printf(out, "# HELP certreg_db_host_role Role of each read host: 1 for the "
+	                         "role it has now.\n# TYPE certreg_db_host_role gauge\n");
+	for (int i = 0; i < n; i++) {
+		char label[160];
+		if (!all[i].read || !all[i].up)
+			continue;
+		dbhosts_label(all[i].host, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_db_host_role{host=\"%s\",role=\"%s\"} 1\n", label,
+		                    all[i].standby ? "standby" : "primary");
+	}
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_db_host_lag_seconds Replication lag of each read host "
+	                    "(0 on a primary).\n# TYPE certreg_db_host_lag_seconds gauge\n");
+	for (int i = 0; i < n; i++) {
+		char label[160];
+		if (!all[i].read || !all[i].up)
+			continue;
+		dbhosts_label(all[i].host, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_db_host_lag_seconds{host=\"%s\"} %.3f\n", label,
+		                    (double)all[i].lag_ms / 1000.0);
+	}
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_db_host_errors_total Failed connections and queries, "
+	                    "by server (the workers running now).\n"
+	                    "# TYPE certreg_db_host_errors_total counter\n");
+	for (int i = 0; i < n; i++) {
+		char label[160];
+		dbhosts_label(all[i].host, label, sizeof(label));
+		evbuffer_add_printf(
+		    out, "certreg_db_host_errors_total{host=\"%s\",via=\"%s\"} %llu\n", label,
+		    all[i].read ? "read" : "primary", (unsigned long long)all[i].errors);
+	}
+}
+
+json_t *dbhosts_ready(const struct registry *reg, json_t *reply)
+{
+	struct registry_host hosts[METRICS_DB_HOSTS];
+	int n;
+	json_t *primary, *read;
+
+	if (reply == NULL || !registry_reading(reg))
+		return reply;
+	n = registry_hosts(reg, hosts, METRICS_DB_HOSTS);
+	primary = json_array();
+	read = json_array();
+
+	for (int i = 0; i < n; i++) {
+		const struct registry_host *h = &hosts[i];
+		json_t *j;
+		if (h->read)
+			j = json_pack("{s:s, s:b, s:s, s:I, s:b}", "host", h->host, "up", h->up,
+			              "role",
+			              !h->up       ? "unknown"
+			              : h->standby ? "standby"
+			                           : "primary",
+			              "lag_ms", (json_int_t)h->lag_ms, "usable", h->usable);
+		else
+			j = json_pack("{s:s, s:b}", "host", h->host, "up", h->up);
+		json_array_append_new(h->read ? read : primary, j);
+	}
+	json_object_set_new(reply, "database",
+	                    json_pack("{s:o, s:o}", "primary", primary, "read", read));
+	return reply;
+}
+
+static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host *out, int *n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint64_t before = __atomic_load_n(&slot->db_hosts_seq, __ATOMIC_SEQ_CST);
+		uint64_t count = __atomic_load_n(&slot->db_nhosts, __ATOMIC_RELAXED);
+		if (count > METRICS_DB_HOSTS)
+			count = METRICS_DB_HOSTS;
+		memcpy(out, slot->db_hosts, count * sizeof(*out));
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if ((before & 1) == 0 &&
+		    before == __atomic_load_n(&slot->db_hosts_seq, __ATOMIC_SEQ_CST)) {
+			*n = (int)count;
+			for (uint64_t i = 0; i < count; i++)
+				out[i].host[sizeof(out[i].host) - 1] = '\0';
+			return;
+		}
+	}
+	*n = 0;
+}
+
+/* Adds h to all (n entries), merged with the same host reached the same way. */
+static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h)
+{
+	for (int i = 0; i < n; i++) {
+		struct metrics_db_host *a = &all[i];
+		if (a->read != h->read || strcmp(a->host, h->host) != 0)
+			continue;
+		if (h->up && (!a->up || h->lag_ms > a->lag_ms))
+			a->lag_ms = h->lag_ms;
+		a->standby = h->up ? h->standby : a->standby;
+		a->up = a->up || h->up;
+		a->usable = a->usable || h->usable;
+		a->errors += h->errors;
+		return n;
+	}
+	if (n == DBHOSTS_MAX)
+		return n;
+	all[n] = *h;
+	return n + 1;
+}
+
+/* A Prometheus label value: backslash, quote and newline escaped. */
+static void dbhosts_label(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 3 < len; in++) {
+		if (*in == '\\' || *in == '"' || *in == '\n') {
+			out[o++] = '\\';
+			out[o++] = *in == '\n' ? 'n' : *in;
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}

@@ -1,0 +1,359 @@
+"""Several daemons on a replicated PostgreSQL (contract section 9, issue 30).
+
+Each test builds its own primary and streaming standby (pg_basebackup -R;
+the daemons reach both over TCP on 127.0.0.1, the tests over Unix sockets)
+and runs two certregd with `conninfo` = both hosts,
+target_session_attrs=read-write (the primary: writes, LISTEN) and
+`read_conninfo` = standby first, prefer-standby (the decisions). Failover
+is done as an operator would: stop the primary, `pg_ctl promote` the
+standby. Each test must fail without its part of issue 30: the replay rule
+(paused replay), the retry elsewhere (killed, hung), the fresh epoll
+registration per connect attempt and the backlog (promotion).
+"""
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from fixtures.cli import admin
+from fixtures.daemon import free_port
+from fixtures.pg import Cluster, Database
+
+ROLE = "certregd_repl"
+REGNO = "110106000001"
+TIMEOUT_MS = 1000
+
+
+def listen_tcp(cluster):
+    """Also listen on 127.0.0.1, on a port of its own: the daemons reach
+    the servers over TCP, as in production (a refused connection is then
+    reported asynchronously, which is what issue 30's reconnect bug needed)."""
+    cluster.port = free_port()
+    with open(cluster.data / "postgresql.conf", "a") as f:
+        f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {cluster.port}\n")
+
+
+def make_standby(primary, base):
+    """A hot standby of primary, streaming, in base."""
+    s = Cluster(base)
+    (base / "sock").mkdir(parents=True)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("nobody")
+        for p in (base, base / "sock"):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+    s._run(s.bin / "pg_basebackup", "-D", s.data, "-h", primary.host, "-p", primary.port,
+           "-U", primary.superuser, "-R", "-X", "stream", "-c", "fast")
+    with open(s.data / "postgresql.conf", "a") as f:
+        f.write(f"\nunix_socket_directories = '{s.host}'\nhot_standby = on\n"
+                "track_functions = all\n")
+    listen_tcp(s)
+    s.start()
+    return s
+
+
+class Pair:
+    def __init__(self, primary, standby):
+        self.primary, self.standby = primary, standby
+
+    def conninfo(self, first, second, attrs, user=ROLE):
+        return (f"host=127.0.0.1,127.0.0.1 port={first.port},{second.port} dbname=certreg "
+                f"user={user} target_session_attrs={attrs} connect_timeout=2")
+
+    def write_conninfo(self, user=ROLE):
+        return self.conninfo(self.primary, self.standby, "read-write", user)
+
+    def read_conninfo(self):
+        return self.conninfo(self.standby, self.primary, "prefer-standby")
+
+    def wait_replayed(self):
+        # synchronous_commit is on: the write position is past every commit.
+        lsn = self.primary.psql("SELECT pg_current_wal_lsn()").strip()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.standby.psql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'").strip() == "t":
+                return
+            time.sleep(0.05)
+        raise AssertionError("the standby did not replay")
+
+
+@pytest.fixture
+def pair(tmp_path, pki):
+    top = tmp_path
+    p = Cluster(top / "p")
+    p.base.mkdir()
+    p.init()
+    p.stop()
+    with open(p.data / "postgresql.conf", "a") as f:
+        f.write("synchronous_commit = on\n")
+    listen_tcp(p)
+    p.start()
+    p.psql("CREATE DATABASE certreg")
+    admin(p.conninfo("certreg"), "db", "migrate")
+    p.ensure_login(ROLE, "certreg_daemon")
+    admin(p.conninfo("certreg"), "office", "add", "SJS1", "--name", "石景山管理部")
+    admin(p.conninfo("certreg"), "unit", "add", REGNO, "--name", "石景山测试单位",
+          "--office", "SJS1")
+    admin(p.conninfo("certreg"), "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
+          REGNO, "--ticket", "T-R1")
+    (top / "s").mkdir()
+    s = make_standby(p, top / "s")
+    pr = Pair(p, s)
+    pr.wait_replayed()
+    yield pr
+    for c in (s, p):
+        try:
+            c.stop(mode="immediate")
+        except subprocess.CalledProcessError:
+            pass
+
+
+def start(certregd, pair, cache=None):
+    db = Database(pair.primary, "certreg")
+    return certregd(db, database={"conninfo": pair.write_conninfo(),
+                                  "read_conninfo": pair.read_conninfo(),
+                                  "max_standby_lag_ms": 1000, "timeout_ms": TIMEOUT_MS},
+                    cache=cache)
+
+
+def outcome(d, pki, name):
+    r = d.verify_bundle(open(pki.leaf(name)["chain"]).read())
+    return r.status, (r.json().get("outcome") if r.body else None)
+
+
+def decide_reads(cluster):
+    """How many decide_read() calls the server has counted so far (function
+    statistics reach the view within about a second)."""
+    return int(cluster.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions "
+                            "WHERE funcname = 'decide_read'", "certreg"))
+
+
+def wait_decide_reads(cluster, more_than):
+    deadline = time.monotonic() + 10
+    while decide_reads(cluster) <= more_than:
+        assert time.monotonic() < deadline, "decisions are not read on the standby"
+        time.sleep(0.2)
+
+
+def metric(d, name):
+    m = re.search(rf"^{re.escape(name)} ([0-9.]+)$", d.get("/metrics").body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_metric(d, name, ok, seconds=3):
+    deadline = time.monotonic() + seconds
+    while not ok(metric(d, name)):
+        assert time.monotonic() < deadline, d.get("/metrics").body.decode()
+        time.sleep(0.1)
+
+
+def in_force_within(daemons, pki, name, want, seconds=1.0):
+    """Asks every daemon (several times: each has two workers) until all
+    answer want; returns the time that took, or fails after seconds."""
+    t0 = time.monotonic()
+    while True:
+        got = [outcome(d, pki, name)[1] for d in daemons for _ in range(4)]
+        if all(g == want for g in got):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > seconds:
+            raise AssertionError(f"not {want} within {seconds} s: {got}")
+        time.sleep(0.02)
+
+
+def test_change_in_force_on_both_daemons_while_the_standby_replays_nothing(
+        certregd, pair, pki):
+    d1, d2 = start(certregd, pair), start(certregd, pair)
+    key = pki.leaf("ec-ok")["key_id"]
+    for d in (d1, d2):
+        for _ in range(4):  # both workers, and their caches warm
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, 0)
+    pair.standby.psql("SELECT pg_wal_replay_pause()")
+    admin(pair.write_conninfo("postgres"), "key", "suspend", key, "--reason", "lost")
+    in_force_within((d1, d2), pki, "ec-ok", "KEY_SUSPENDED")
+    # Still paused: the standby has the key approved, nobody answers from it.
+    assert pair.standby.psql(f"SELECT status FROM certreg.keys WHERE key_id = '{key}'",
+                             "certreg")\
+        .strip() == "approved"
+    # The standby's lag is measured, and shown with its role.
+    standby = f'host="127.0.0.1:{pair.standby.port}"'
+    wait_metric(d1, f'certreg_db_host_lag_seconds{{{standby}}}', lambda v: v is not None
+                and v > 1.0, seconds=5)
+    assert f'certreg_db_host_role{{{standby},role="standby"}} 1' in \
+        d1.get("/metrics").body.decode()
+    admin(pair.write_conninfo("postgres"), "key", "resume", key, "--reason", "found")
+    in_force_within((d1, d2), pki, "ec-ok", "OK")
+    pair.standby.psql("SELECT pg_wal_replay_resume()")
+    pair.wait_replayed()
+    # Caught up, the standby answers again: empty the caches (a
+    # notification without a key) and look.
+    before = decide_reads(pair.standby)
+    pair.primary.psql("SELECT pg_notify('certreg', '')", "certreg")
+    time.sleep(0.5)
+    for d in (d1, d2):
+        for _ in range(4):
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, before)
+
+
+class Load:
+    """Threads asking the daemons in turn for one chain until stopped."""
+
+    def __init__(self, daemons, chain, threads=4):
+        self.daemons, self.chain = daemons, chain
+        self.results, self.errors = [], []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(threads)]
+
+    def run(self, i):
+        while not self.stopping.is_set():
+            d = self.daemons[i % len(self.daemons)]
+            t0 = time.monotonic()
+            try:
+                r = d.verify_bundle(self.chain)
+                item = (t0, r.status, r.json().get("outcome") if r.body else None,
+                        time.monotonic() - t0)
+            except OSError as e:
+                with self.lock:
+                    self.errors.append(repr(e))
+                continue
+            with self.lock:
+                self.results.append(item)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
+def signal_cluster(cluster, sig):
+    """sig to the postmaster and its children (SIGSTOP: a hung host)."""
+    pid = cluster.postmaster_pid()
+    subprocess.run(["pkill", f"-{sig.name[3:]}", "-P", str(pid)], check=False)
+    os.kill(pid, sig)
+
+
+@pytest.mark.parametrize("fault", ["killed", "hung"])
+def test_standby_lost_under_load_fails_no_decision(certregd, pair, pki, fault):
+    """SIGKILL (connections reset) or SIGSTOP (nothing answers any more)."""
+    # No cache: every decision is read from the database.
+    d1 = start(certregd, pair, cache={"size": 0})
+    d2 = start(certregd, pair, cache={"size": 0})
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    try:
+        with Load((d1, d2), chain) as load:
+            wait_decide_reads(pair.standby, 0)
+            t_fault = time.monotonic()
+            if fault == "killed":
+                pair.standby.kill()
+            else:
+                signal_cluster(pair.standby, signal.SIGSTOP)
+            time.sleep(3.0)
+    finally:
+        if fault == "hung":
+            signal_cluster(pair.standby, signal.SIGCONT)
+    after = [r for r in load.results if r[0] >= t_fault]
+    bad = [r for r in load.results if r[1:3] != (200, "OK")]
+    # Never held to the timeout: a hung host is given up at half of it.
+    slow = [r for r in load.results if r[3] > TIMEOUT_MS / 1000 + 0.5]
+    assert not load.errors, load.errors[:5]
+    assert len(after) > 20, "too little load after the fault"
+    assert not bad, f"{len(bad)} failed decisions, first {bad[:5]}"
+    assert not slow, f"{len(slow)} decisions slower than timeout_ms + 0.5 s, first {slow[:5]}"
+    for d in (d1, d2):
+        assert "event=db_connection_lost role=read" in d.log()
+    if fault != "killed":
+        return
+    # Back: decisions are read there again within 30 s (its statistics
+    # start from zero after the crash).
+    pair.standby.start()
+    t_back = time.monotonic()
+    assert decide_reads(pair.standby) == 0
+    while decide_reads(pair.standby) == 0:
+        assert time.monotonic() - t_back < 31, "no decision read on the returned standby"
+        for d in (d1, d2):
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+        time.sleep(0.2)
+    print(f"standby read again {time.monotonic() - t_back:.1f} s after its return")
+
+
+def pending_on(conninfo):
+    p = admin(conninfo, "--json", "pending", "list", "--limit", "1000")
+    return {row["key_id"] for row in json.loads(p.stdout)}
+
+
+def test_primary_lost_then_standby_promoted(certregd, pair, pki):
+    d1 = start(certregd, pair, cache={"size": 0})
+    d2 = start(certregd, pair)
+    unknown = pki.leaf("rsa-ok")["key_id"]
+    for d in (d1, d2):
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    # A bound key logs in: its certificate, seen on a standby, is written on
+    # the primary behind the decision, and a renewal may later start from it.
+    old = pki.leaf("bjca")
+    admin(pair.write_conninfo("postgres"), "key", "bind", "--cert", old["pem"], "--unit", REGNO,
+          "--ticket", "T-R3")
+    assert outcome(d1, pki, "bjca") == (200, "OK")
+    deadline = time.monotonic() + 5
+    while pair.primary.psql("SELECT count(*) FROM certreg.certificates WHERE key_id = "
+                            f"'{old['key_id']}' AND source = 'daemon'", "certreg").strip() != "1":
+        assert time.monotonic() < deadline, "the certificate seen was not written"
+        time.sleep(0.1)
+    pair.wait_replayed()
+    pair.primary.stop()
+    t_stop = time.monotonic()
+    # Known keys keep being decided, from the standby, at once.
+    for d in (d1, d2):
+        for _ in range(4):
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+    assert time.monotonic() - t_stop < TIMEOUT_MS / 1000 + 1
+    # An unknown key: answered, and its pending registration kept.
+    for d in (d1, d2):
+        assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
+    wait_metric(d1, "certreg_db_backlog", lambda v: v > 0)  # published once a second
+    # Renewal continuity binds a key: only a primary may, so it cannot wait.
+    assert outcome(d1, pki, "bjca-renewed") == (503, "SERVICE_UNAVAILABLE")
+    # Ready: decisions can be made. The primary down, the standby read.
+    r = d1.get("/readyz")
+    assert r.status == 200, r.body
+    db = r.json()["database"]
+    assert db["primary"] and not any(h["up"] for h in db["primary"]), db
+    assert {"host": f"127.0.0.1:{pair.standby.port}", "up": True, "role": "standby",
+            "lag_ms": 0, "usable": True} in db["read"], db
+    # Failover: the standby becomes the primary; nobody restarts a daemon.
+    log_marks = [len(d.log()) for d in (d1, d2)]
+    pair.standby._run(pair.standby.bin / "pg_ctl", "-D", pair.standby.data, "-w", "promote")
+    t_promote = time.monotonic()
+    new_primary = pair.conninfo(pair.primary, pair.standby, "read-write", "postgres")
+    while unknown not in pending_on(new_primary):
+        assert time.monotonic() - t_promote < 15, \
+            "the pending registration never reached the new primary:\n" + d1.log()[-3000:]
+        time.sleep(0.2)
+    # Both daemons LISTEN on the new primary (each of their two workers).
+    for d, mark in zip((d1, d2), log_marks):
+        while len(re.findall(r"event=db_listening", d.log()[mark:])) < 2:
+            assert time.monotonic() - t_promote < 15, "no LISTEN on the new primary:\n" + \
+                d.log()[-3000:]
+            time.sleep(0.1)
+    assert time.monotonic() - t_promote < 12
+    # d2 caches answers again: warm it with the unknown key, then bind it
+    # (certreg-admin with the multi-host --db): in force within 1 s.
+    for _ in range(4):
+        assert outcome(d2, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
+    admin(new_primary, "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"], "--unit", REGNO,
+          "--ticket", "T-R2")
+    in_force_within((d1, d2), pki, "rsa-ok", "OK")
+    assert outcome(d1, pki, "bjca-renewed") == (200, "OK")
+    wait_metric(d1, "certreg_db_backlog", lambda v: v == 0)
