@@ -297,7 +297,8 @@ fuzz-short:
 # build/san. Every program halts on its first report, and the daemon
 # fixture fails a test whose daemon log shows one.
 SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 \
-          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+          LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
 sanitize-check:
 	$(MAKE) BUILD=build/san SANITIZER=address,undefined all
 	$(SAN_ENV) $(MAKE) BUILD=build/san SANITIZER=address,undefined unit
