@@ -5,7 +5,7 @@
  * conninfo, the read hosts of read_conninfo: up, standby, lag, errors) and
  * its write backlog are published in the worker's metrics slot, rendered
  * for Prometheus over all slots, and shown in /readyz (contract section 9).
- * Called by worker.c once a second, metrics.c and routes.c.
+ * Called by worker.c once a second, metrics.c and route_status.c.
  */
 #ifndef CERTREG_DBHOSTS_H
 #define CERTREG_DBHOSTS_H
