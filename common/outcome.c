@@ -107,6 +107,22 @@ static const struct outcome_info outcome_table[OUTCOME_COUNT] = {
                                      {"系统暂时无法完成验证。",
                                       "The system cannot complete the check right now."},
                                      {"请稍后重试。", "Please try again in a moment."}},
+    [OUTCOME_CHALLENGE_INVALID] =
+        {"CHALLENGE_INVALID",
+         403,
+         {"登录验证码无效：已过期、已使用或不是本系统签发的。",
+          "The login challenge is not valid: it expired, was already used or was not issued "
+          "here."},
+         {"请刷新登录页面，重新插入USB KEY签名登录。",
+          "Reload the login page and sign in with your USB key again."}},
+    [OUTCOME_SIGNATURE_INVALID] =
+        {"SIGNATURE_INVALID",
+         403,
+         {"签名验证失败：签名与证书的公钥不符。",
+          "The signature does not verify with the certificate's public key."},
+         {"请确认插入的USB KEY与所选证书一致，然后重新登录；如仍失败，请联系证书颁发机构。",
+          "Make sure the USB key you inserted holds the chosen certificate and log in again; "
+          "if it still fails, contact your certificate authority."}},
 };
 
 static const char *const outcome_texts[OUTCOME_TEXT_COUNT][2] = {

@@ -28,6 +28,10 @@ typedef enum {
 	OUTCOME_KEY_CANCELLED,
 	OUTCOME_UNIT_INACTIVE,
 	OUTCOME_SERVICE_UNAVAILABLE,
+	/* Signed login only (contract 8); checked after parsing, before the
+	 * chain, but listed last so the codes above keep their numbers. */
+	OUTCOME_CHALLENGE_INVALID,
+	OUTCOME_SIGNATURE_INVALID,
 	OUTCOME_COUNT
 } outcome_t;
 

@@ -420,8 +420,16 @@ const char *verify_store_warning(const struct verify_store *store, size_t i)
 void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
                   enum verify_purpose purpose, struct verify_result *out)
 {
+	verify_bytes_leaf(store, buf, len, now, purpose, out, NULL);
+}
+
+void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out, X509 **leaf)
+{
 	STACK_OF(X509) * certs;
 
+	if (leaf != NULL)
+		*leaf = NULL;
 	result_init(out);
 	if (buf == NULL || len == 0) {
 		out->outcome = OUTCOME_NO_CERTIFICATE;
@@ -443,6 +451,8 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 	else if (sk_X509_num(certs) > 0)
 		out->has_leaf =
 		    certinfo_summarize(sk_X509_value(certs, 0), store->holders, now, &out->leaf);
+	if (leaf != NULL && out->has_leaf && X509_up_ref(sk_X509_value(certs, 0)) == 1)
+		*leaf = sk_X509_value(certs, 0);
 	sk_X509_pop_free(certs, X509_free);
 }
 

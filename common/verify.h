@@ -129,6 +129,11 @@ int verify_error_table_code(size_t i);
  */
 void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
                   enum verify_purpose purpose, struct verify_result *out);
+/* The same, also handing the caller a reference to the parsed leaf (NULL
+ * unless out->has_leaf; the caller frees it): a signed login checks its
+ * signature with the leaf's key without parsing the certificate twice. */
+void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out, X509 **leaf);
 
 /*
  * Verifies already parsed certificates (the TLS listener). leaf NULL gives

@@ -243,3 +243,13 @@ static bool assertion_make_jwks(struct assertion_keys *k)
 	json_decref(doc);
 	return k->jwks != NULL;
 }
+
+bool assertion_nonce_ok(const char *nonce)
+{
+	size_t n = strnlen(nonce, 257);
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)nonce[i] < 0x21 || (unsigned char)nonce[i] > 0x7e)
+			return false;
+	return n > 0 && n <= 256;
+}

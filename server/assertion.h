@@ -37,6 +37,11 @@ bool assertion_enabled(const struct assertion_keys *keys);
 char *assertion_sign(const struct assertion_keys *keys, const struct config *cfg,
                      const struct decision *d, const char *method, const char *nonce, time_t now);
 
+/* A nonce is the portal's opaque value, copied into the assertion: 1 to
+ * 256 printable ASCII characters, no spaces. */
+#define ASSERTION_NONCE_RULE "nonce must be 1 to 256 printable characters"
+bool assertion_nonce_ok(const char *nonce);
+
 /* Whether url starts with one of cfg's return_to prefixes. */
 bool assertion_return_to_allowed(const struct config *cfg, const char *url);
 

@@ -64,6 +64,8 @@ enum query_kind {
 	QUERY_PING,
 	QUERY_DECIDE_READ,
 	QUERY_PROBE,
+	QUERY_CHALLENGE_KEY,
+	QUERY_CHALLENGE_CONSUME,
 	QUERY_KINDS
 };
 
@@ -74,6 +76,7 @@ struct registry_query {
 	int nparams;
 	registry_answer_cb answer_cb;
 	registry_ping_cb ping_cb;
+	registry_value_cb value_cb;
 	void *arg;
 	struct registry_conn *conn; /* set while in flight */
 	bool answered;              /* its first result has been read */
@@ -87,6 +90,8 @@ struct registry_query {
 	/* probe: the server's recovery state. */
 	bool in_recovery;
 	struct registry_answer answer;
+	/* challenge statements: their one text column ("" for NULL). */
+	char value[REGISTRY_VALUE_LEN];
 };
 
 struct registry_conn {
@@ -181,11 +186,18 @@ static const struct registry_statement registry_statements[] = {
                      "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
                      "THEN pg_last_wal_replay_lsn()::text END",
                      0},
+    [QUERY_CHALLENGE_KEY] = {"challenge_key", "SELECT certreg.challenge_key()", 0},
+    [QUERY_CHALLENGE_CONSUME] = {"challenge_consume",
+                                 "SELECT certreg.challenge_consume($1, $2::timestamptz, $3)::text",
+                                 3},
 };
 /* What each role prepares: a read connection may be on a standby (no
  * decide()), and a primary may predate decide_read(). */
-static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING};
-static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE};
+static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING,
+                                                      QUERY_CHALLENGE_KEY, QUERY_CHALLENGE_CONSUME};
+static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE,
+                                                      QUERY_CHALLENGE_KEY};
+#define REGISTRY_STEPS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 /*
  * The primary's WAL write position. It is past every commit that returned
  * (a commit under synchronous_commit = on has flushed its record), and a
@@ -364,12 +376,46 @@ struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, 
 	return registry_enqueue(reg, q);
 }
 
+struct registry_query *registry_challenge_key(struct registry *reg, registry_value_cb cb, void *arg)
+{
+	struct registry_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->kind = QUERY_CHALLENGE_KEY;
+	q->value_cb = cb;
+	q->arg = arg;
+	return registry_enqueue(reg, q);
+}
+
+struct registry_query *registry_challenge_consume(struct registry *reg, const char *hash,
+                                                  const char *expires_at, const char *attempt,
+                                                  registry_value_cb cb, void *arg)
+{
+	struct registry_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	q->kind = QUERY_CHALLENGE_CONSUME;
+	/* A write that needs its answer now: never a standby, never the
+	 * backlog (contract 9: what cannot wait answers SERVICE_UNAVAILABLE). */
+	q->to_primary = true;
+	q->nparams = 3;
+	q->params[0] = strdup(hash);
+	q->params[1] = strdup(expires_at);
+	q->params[2] = strdup(attempt);
+	q->value_cb = cb;
+	q->arg = arg;
+	return registry_enqueue(reg, q);
+}
+
 void registry_abandon(struct registry *reg, struct registry_query *q)
 {
 	if (q->conn != NULL) {
 		/* In flight: its connection is what is slow, so replace it. */
 		q->answer_cb = NULL;
 		q->ping_cb = NULL;
+		q->value_cb = NULL;
 		registry_conn_fail(q->conn, "query abandoned after timeout");
 		return;
 	}
@@ -815,8 +861,10 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 		} else if (q->write) {
 			registry_fifo_push(&reg->primary_q, q);
 			reg->backlog++;
-		} else if ((q->answer_cb != NULL || q->ping_cb != NULL) &&
+		} else if ((q->answer_cb != NULL || q->ping_cb != NULL || q->value_cb != NULL) &&
 		           q->retries < REGISTRY_RETRIES) {
+			/* A consume sent again is safe: its attempt id makes a
+			 * second call for one request answer as the first did. */
 			q->retries++;
 			if (q->kind == QUERY_DECIDE && reg->read_size > 0 && !q->to_primary)
 				q->kind = QUERY_DECIDE_READ;
@@ -1194,7 +1242,9 @@ static bool registry_conn_send_step(struct registry_conn *c)
 {
 	const enum query_kind *steps =
 	    c->role == CONN_ROLE_READ ? registry_read_steps : registry_pool_steps;
-	int nsteps = c->role == CONN_ROLE_LISTEN ? 1 : 3;
+	int nsteps = c->role == CONN_ROLE_LISTEN ? 1
+	             : c->role == CONN_ROLE_READ ? REGISTRY_STEPS(registry_read_steps)
+	                                         : REGISTRY_STEPS(registry_pool_steps);
 	int ok;
 
 	if (c->step >= nsteps) {
@@ -1278,6 +1328,10 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		    PQgetisnull(res, 0, 1) ? 0 : registry_parse_lsn(PQgetvalue(res, 0, 1));
 		return;
 	}
+	if (q->kind == QUERY_CHALLENGE_KEY || q->kind == QUERY_CHALLENGE_CONSUME) {
+		registry_copy(q->value, sizeof(q->value), res, 0);
+		return;
+	}
 	if (q->kind != QUERY_DECIDE && q->kind != QUERY_DECIDE_READ)
 		return;
 	memset(a, 0, sizeof(*a));
@@ -1334,6 +1388,8 @@ static void registry_query_finish(struct registry_query *q)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
 		q->ping_cb(q->arg, q->ok);
+	else if (q->value_cb != NULL)
+		q->value_cb(q->arg, q->ok, q->ok ? q->value : NULL);
 	registry_query_free(q);
 }
 

@@ -63,6 +63,9 @@ struct registry_query;
 /* ok false: the database could not answer (down, timed out, error). */
 typedef void (*registry_answer_cb)(void *arg, bool ok, const struct registry_answer *answer);
 typedef void (*registry_ping_cb)(void *arg, bool ok);
+/* The one text value of a challenge statement; NULL when !ok. */
+typedef void (*registry_value_cb)(void *arg, bool ok, const char *value);
+#define REGISTRY_VALUE_LEN 80
 /* key_id is a 64-hex key id, or NULL: drop everything. */
 typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
 
@@ -89,6 +92,19 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer);
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg);
+
+/* Signed-challenge login (contract 8): certreg.challenge_key(), the key
+ * every daemon makes and checks challenges with (64 hex), read from any
+ * host; certreg.challenge_consume(hash, expires_at, attempt), "true" for
+ * the request (attempt: its random id, so that a call sent again after a
+ * lost connection answers alike) that consumes a challenge and "false" for
+ * every other, on the primary only. NULL when the query cannot even be
+ * queued. */
+struct registry_query *registry_challenge_key(struct registry *reg, registry_value_cb cb,
+                                              void *arg);
+struct registry_query *registry_challenge_consume(struct registry *reg, const char *hash,
+                                                  const char *expires_at, const char *attempt,
+                                                  registry_value_cb cb, void *arg);
 
 /* The caller no longer wants the answer (it timed out or went away). An
  * in-flight query's connection is reset so a stuck server cannot hold the

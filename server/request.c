@@ -8,6 +8,7 @@
  */
 #include "request.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@
 #include "assertion.h"
 #include "decision.h"
 #include "log.h"
+#include "proof.h"
 #include "render.h"
 #include "reply.h"
 #include "worker.h"
@@ -29,8 +31,10 @@ struct request_call {
 	char *return_to; /* owned copies of presented's */
 	char *nonce;
 	struct decision decision;
+	struct proof proof; /* REQUEST_SIGNED */
 };
 
+static void request_proved(void *arg, outcome_t outcome, const char *reason);
 static void request_decided(struct decision *d, void *arg);
 static void request_call_free(struct request_call *call);
 static char *request_assertion(const struct request_call *call, const struct decision *d);
@@ -62,6 +66,16 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	}
 	d = &call->decision;
 	decision_init(d, &w->decide, http_request_peer_text(req));
+	if (p->kind == REQUEST_SIGNED) {
+		X509 *leaf;
+		/* Never the result cache: the proof is new every time, and the
+		 * signature needs the leaf's key. */
+		verify_bytes_leaf(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
+		                  VERIFY_PURPOSE_CLIENT, &d->vr, &leaf);
+		w->inflight++;
+		proof_begin(&call->proof, &w->proof, p->proof, leaf, d->now, request_proved, call);
+		return;
+	}
 	/* The same presentation as a recent OK one: no parsing, no signatures. */
 	if (!p->cacheable || !vcache_get(w->vcache, p->vkey, d->now, &d->vr)) {
 		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
@@ -82,6 +96,24 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	decision_begin(d, request_decided, call);
 }
 
+/* Contract 4's order for a signed login: parse, challenge, signature, then
+ * the engine's other checks and the decision. A proof the database could
+ * not complete decides SERVICE_UNAVAILABLE even for an unparsable
+ * certificate: whether its challenge is spent is not known. */
+static void request_proved(void *arg, outcome_t outcome, const char *reason)
+{
+	struct request_call *call = arg;
+	struct verify_result *vr = &call->decision.vr;
+	bool parsed =
+	    vr->outcome != OUTCOME_CERT_MALFORMED && vr->outcome != OUTCOME_NO_CERTIFICATE;
+
+	if (outcome == OUTCOME_SERVICE_UNAVAILABLE || (outcome != OUTCOME_OK && parsed)) {
+		vr->outcome = outcome;
+		snprintf(vr->reason, sizeof(vr->reason), "%s", reason);
+	}
+	decision_begin(&call->decision, request_decided, call);
+}
+
 bool request_wants_html(struct http_request *req)
 {
 	const char *accept = http_request_header(req, "Accept");
@@ -100,12 +132,15 @@ static void request_decided(struct decision *d, void *arg)
 	struct evbuffer *out = evbuffer_new();
 
 	request_headers(call, d);
-	/* /v1/verify reports every decided outcome with 200: the refusal is
-	 * the answer the portal asked for, not an error of the request. */
-	if (call->kind == REQUEST_VERIFY && d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
+	/* The API's decisions (/v1/verify, /v1/login/signed) report every
+	 * decided outcome with 200: the refusal is the answer the portal asked
+	 * for, not an error of the request. */
+	if ((call->kind == REQUEST_VERIFY || call->kind == REQUEST_SIGNED) &&
+	    d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
 		status = 200;
-	if (out == NULL || (d->outcome == OUTCOME_OK && assertion_enabled(w->assertion) &&
-	                    call->kind == REQUEST_LOGIN && assertion == NULL)) {
+	if (out == NULL ||
+	    (d->outcome == OUTCOME_OK && assertion_enabled(w->assertion) &&
+	     call->kind != REQUEST_VERIFY && call->kind != REQUEST_AUTH && assertion == NULL)) {
 		/* An OK without the assertion the portal waits for is no OK. */
 		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
 	} else if (call->html && assertion != NULL && call->return_to != NULL) {
@@ -134,10 +169,12 @@ static char *request_assertion(const struct request_call *call, const struct dec
 	const struct worker *w = call->worker;
 	char *token;
 
-	if (call->kind != REQUEST_LOGIN || d->outcome != OUTCOME_OK ||
-	    !assertion_enabled(w->assertion))
+	if ((call->kind != REQUEST_LOGIN && call->kind != REQUEST_SIGNED) ||
+	    d->outcome != OUTCOME_OK || !assertion_enabled(w->assertion))
 		return NULL;
-	token = assertion_sign(w->assertion, w->cfg, d, "tls", call->nonce, d->now);
+	token = assertion_sign(w->assertion, w->cfg, d,
+	                       call->kind == REQUEST_SIGNED ? "signed-challenge" : "tls",
+	                       call->nonce, d->now);
 	if (token == NULL)
 		log_error("event=assertion_failed key=%.16s", d->vr.leaf.key_id);
 	return token;

@@ -1,12 +1,12 @@
 /*
  * request.h - the one path every decision request takes.
  *
- * A route (route_verify.c, route_auth.c, route_login.c) says what the client
- * presented in a struct presented; request.c checks it (the verified-result
- * cache, else the engine), has decision.c decide, and replies with render.c's
- * JSON or page. One more kind of login is one more route file that fills a
- * struct presented. Data flows one way: route -> request -> decision ->
- * render.
+ * A route (route_verify.c, route_auth.c, route_login.c, route_signed.c) says
+ * what the client presented in a struct presented; request.c checks it (the
+ * verified-result cache, else the engine; for a signed login then proof.c),
+ * has decision.c decide, and replies with render.c's JSON or page. One more kind of login is one
+ * more route file that fills a struct presented. Data flows one way: route -> request -> decision
+ * -> render.
  */
 #ifndef CERTREG_REQUEST_H
 #define CERTREG_REQUEST_H
@@ -20,11 +20,13 @@
 #include "vcache.h"
 
 struct worker;
+struct proof_input;
 
 enum request_kind {
 	REQUEST_VERIFY, /* POST /v1/verify: 200 for every decided outcome */
 	REQUEST_AUTH,   /* GET /v1/auth: the outcome in headers for nginx */
 	REQUEST_LOGIN,  /* GET /v1/login: this TLS connection's certificate */
+	REQUEST_SIGNED, /* POST /v1/login/signed: a certificate and a signed challenge */
 };
 
 struct presented {
@@ -46,6 +48,9 @@ struct presented {
 	 * browser posts the assertion, and the portal's nonce in it. */
 	const char *return_to;
 	const char *nonce;
+	/* REQUEST_SIGNED: the challenge and its signature (proof.c checks
+	 * them after the engine, before the decision). */
+	const struct proof_input *proof;
 };
 
 /* Checks, decides and replies for req exactly once; p and what it points

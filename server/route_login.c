@@ -20,11 +20,6 @@
 #include "tls.h"
 #include "worker.h"
 
-/* A nonce is the portal's opaque value, copied into the assertion. */
-#define ROUTE_LOGIN_MAX_NONCE 256
-
-static bool route_login_nonce_ok(const char *nonce);
-
 void route_login(struct http_request *req, struct worker *w)
 {
 	SSL *ssl = http_request_ssl(req);
@@ -47,9 +42,9 @@ void route_login(struct http_request *req, struct worker *w)
 		    "return_to does not start with a configured [assertion] return_to prefix");
 		return;
 	}
-	if (p.nonce != NULL && !route_login_nonce_ok(p.nonce)) {
+	if (p.nonce != NULL && !assertion_nonce_ok(p.nonce)) {
 		evhttp_clear_headers(&query);
-		reply_error(req, 400, "bad_request", "nonce must be 1 to 256 printable characters");
+		reply_error(req, 400, "bad_request", ASSERTION_NONCE_RULE);
 		return;
 	}
 	p.leaf = tls_peer(ssl, &p.chain);
@@ -57,14 +52,4 @@ void route_login(struct http_request *req, struct worker *w)
 	p.cacheable = p.leaf != NULL && tls_peer_key(ssl, p.vkey);
 	request_run(req, w, &p);
 	evhttp_clear_headers(&query);
-}
-
-static bool route_login_nonce_ok(const char *nonce)
-{
-	size_t n = strlen(nonce);
-
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)nonce[i] < 0x21 || (unsigned char)nonce[i] > 0x7e)
-			return false;
-	return n > 0 && n <= ROUTE_LOGIN_MAX_NONCE;
 }

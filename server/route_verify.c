@@ -2,7 +2,8 @@
  * route_verify.c - POST /v1/verify: a certificate the portal's back end
  * hands over, as JSON ({"certificate": PEM, "chain": [PEM, ...]}) or as a
  * raw PEM bundle (application/pem-certificate-chain). It proves nothing
- * about who holds the key: the certificate is public.
+ * about who holds the key: the certificate is public. The JSON form's
+ * certificates are read by routes_json_bundle (routes_bundle.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -61,8 +62,8 @@ bool routes_parse_verify_body(const char *body, size_t len, const char *content_
                               struct evbuffer *pem_out, char *detail, size_t detail_len)
 {
 	json_error_t jerr;
-	json_t *doc, *cert, *chain, *item;
-	size_t i;
+	json_t *doc;
+	bool ok;
 
 	if (route_verify_media_type_is(content_type, "application/pem-certificate-chain")) {
 		if (len == 0) {
@@ -85,38 +86,9 @@ bool routes_parse_verify_body(const char *body, size_t len, const char *content_
 		         jerr.line);
 		return false;
 	}
-	cert = json_object_get(doc, "certificate");
-	chain = json_object_get(doc, "chain");
-	if (!json_is_object(doc) || !json_is_string(cert)) {
-		json_decref(doc);
-		snprintf(detail, detail_len,
-		         "expected {\"certificate\": \"<PEM>\", \"chain\": [\"<PEM>\"]}");
-		return false;
-	}
-	if (chain != NULL && !json_is_null(chain) && !json_is_array(chain)) {
-		json_decref(doc);
-		snprintf(detail, detail_len, "\"chain\" must be an array of PEM strings");
-		return false;
-	}
-	if (evbuffer_add(pem_out, json_string_value(cert), json_string_length(cert)) != 0) {
-		json_decref(doc);
-		goto oom;
-	}
-	json_array_foreach(chain, i, item)
-	{
-		if (!json_is_string(item)) {
-			json_decref(doc);
-			snprintf(detail, detail_len, "\"chain\" must be an array of PEM strings");
-			return false;
-		}
-		if (evbuffer_add(pem_out, "\n", 1) != 0 ||
-		    evbuffer_add(pem_out, json_string_value(item), json_string_length(item)) != 0) {
-			json_decref(doc);
-			goto oom;
-		}
-	}
+	ok = routes_json_bundle(doc, pem_out, detail, detail_len);
 	json_decref(doc);
-	return true;
+	return ok;
 oom:
 	snprintf(detail, detail_len, "out of memory");
 	return false;

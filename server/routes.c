@@ -23,9 +23,14 @@ struct route {
 };
 
 static const struct route routes_api_table[] = {
-    {"/healthz", ROUTE_GET, route_healthz}, {"/readyz", ROUTE_GET, route_readyz},
-    {"/metrics", ROUTE_GET, route_metrics}, {"/v1/verify", ROUTE_POST, route_verify},
-    {"/v1/auth", ROUTE_GET, route_auth},    {"/.well-known/jwks.json", ROUTE_GET, route_jwks},
+    {"/healthz", ROUTE_GET, route_healthz},
+    {"/readyz", ROUTE_GET, route_readyz},
+    {"/metrics", ROUTE_GET, route_metrics},
+    {"/v1/verify", ROUTE_POST, route_verify},
+    {"/v1/auth", ROUTE_GET, route_auth},
+    {"/.well-known/jwks.json", ROUTE_GET, route_jwks},
+    {"/v1/challenge", ROUTE_POST, route_challenge},
+    {"/v1/login/signed", ROUTE_POST, route_login_signed},
 };
 
 static const struct route routes_tls_table[] = {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include <event2/buffer.h>
+#include <jansson.h>
 
 #include "http.h"
 
@@ -24,7 +25,7 @@ void routes_api(struct http_request *req, void *arg);
 void routes_tls(struct http_request *req, void *arg);
 
 /* The handlers: route_verify.c, route_auth.c, route_login.c,
- * route_status.c, route_jwks.c. */
+ * route_status.c, route_jwks.c, route_challenge.c, route_signed.c. */
 void route_verify(struct http_request *req, struct worker *w);
 void route_auth(struct http_request *req, struct worker *w);
 void route_login(struct http_request *req, struct worker *w);
@@ -32,6 +33,8 @@ void route_healthz(struct http_request *req, struct worker *w);
 void route_readyz(struct http_request *req, struct worker *w);
 void route_metrics(struct http_request *req, struct worker *w);
 void route_jwks(struct http_request *req, struct worker *w);
+void route_challenge(struct http_request *req, struct worker *w);
+void route_login_signed(struct http_request *req, struct worker *w);
 
 /* Parses a POST /v1/verify body into the PEM bundle the engine reads (leaf
  * first): a raw bundle when content_type is application/pem-certificate-chain,
@@ -40,6 +43,14 @@ void route_jwks(struct http_request *req, struct worker *w);
  * function of its arguments, so tests/fuzz/fuzz_json.c calls it directly. */
 bool routes_parse_verify_body(const char *body, size_t len, const char *content_type,
                               struct evbuffer *pem_out, char *detail, size_t detail_len)
+    __attribute__((warn_unused_result));
+
+/* The certificates of a JSON body, {"certificate": C, "chain": [C, ...]}
+ * ("chain" optional, may be null), as the PEM bundle the engine reads:
+ * each C a PEM certificate or the base64 of a DER one (what a CA's browser
+ * plugin exports). False, with the 400 reply's detail, for any other shape;
+ * a C that is not a certificate is the engine's CERT_MALFORMED. */
+bool routes_json_bundle(json_t *doc, struct evbuffer *pem_out, char *detail, size_t detail_len)
     __attribute__((warn_unused_result));
 
 #endif

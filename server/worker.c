@@ -58,6 +58,8 @@ int worker_run(const struct worker_setup *setup)
 	w.decide.registry = w.registry;
 	w.decide.cache = w.cache;
 	w.decide.metrics = w.metrics;
+	proof_ctx_init(&w.proof, w.base, w.cfg, w.registry);
+	proof_prefetch(&w.proof);
 	limits.request_timeout = w.cfg->request_timeout;
 	w.http = http_server_new(w.base, &limits);
 	if (w.http == NULL)
@@ -168,6 +170,7 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	proof_prefetch(&w->proof);
 	/* Deltas, not values: a slot outlives the workers that used it, and
 	 * its counters must never go down. */
 	worker_publish(&w->metrics->cache_hits, &w->published.cache_hits, cs.hits);

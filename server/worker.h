@@ -20,6 +20,7 @@
 #include "decision.h"
 #include "http.h"
 #include "metrics.h"
+#include "proof.h"
 #include "registry.h"
 #include "vcache.h"
 #include "verify.h"
@@ -43,6 +44,7 @@ struct worker {
 	struct metrics_slot published; /* what this process already added to its slot */
 	int inflight;                  /* requests accepted and not yet answered */
 	struct decision_ctx decide;    /* the above, as decisions need them */
+	struct proof_ctx proof;        /* signed login's challenge key */
 	bool draining;
 };
 

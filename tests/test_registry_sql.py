@@ -320,34 +320,44 @@ def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
     every later try, an expired one and a made-up far expiry are refused."""
     import threading
     pg_cluster.ensure_login("daemon_cc_test", "certreg_daemon")
-    consume = "SELECT certreg.challenge_consume(%s, now() + interval '2 minutes')"
+    consume = "SELECT certreg.challenge_consume(%s, now() + interval '2 minutes', %s)"
     h = "c" * 64
     barrier = threading.Barrier(20)
     wins = []
 
-    def race():
+    def race(n):
         cur = connect(db, "daemon_cc_test").cursor()
         barrier.wait(timeout=30)
-        cur.execute(consume, (h,))
-        wins.append(cur.fetchone()[0])
+        cur.execute(consume, (h, f"{n:032x}"))
+        wins.append((cur.fetchone()[0], n))
 
-    threads = [threading.Thread(target=race) for _ in range(20)]
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(wins) == [False] * 19 + [True]
+    assert sorted(w for w, _ in wins) == [False] * 19 + [True]
+    winner = next(n for w, n in wins if w)
     d = connect(db, "daemon_cc_test")
     cur = d.cursor()
-    cur.execute(consume, (h,))
+    cur.execute(consume, (h, "f" * 32))
     assert cur.fetchone() == (False,)
-    cur.execute("SELECT certreg.challenge_consume(%s, now() - interval '1 second')", ("d" * 64,))
+    # The winning request's attempt, sent again after a lost connection,
+    # gets the answer it would have had; every other attempt does not.
+    cur.execute(consume, (h, f"{winner:032x}"))
+    assert cur.fetchone() == (True,)
+    cur.execute(consume, (h, f"{(winner + 1) % 20:032x}"))
     assert cur.fetchone() == (False,)
-    code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now() + interval '2 days')",
-                         ("e" * 64,))
+    cur.execute("SELECT certreg.challenge_consume(%s, now() - interval '1 second', %s)",
+                ("d" * 64, "0" * 32))
+    assert cur.fetchone() == (False,)
+    code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now() + interval '2 days', %s)",
+                         ("e" * 64, "0" * 32))
     assert code == "CR001" and "day" in msg
-    code, _ = sqlstate(d, "SELECT certreg.challenge_consume('not hex', now())")
+    code, _ = sqlstate(d, "SELECT certreg.challenge_consume('not hex', now(), %s)", ("0" * 32,))
     assert code == "CR001"
+    code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now(), 'short')", ("a" * 64,))
+    assert code == "CR001" and "attempt" in msg
     # Expired rows go: what is left is bounded by the challenges used
     # within their lifetime.
     su = connect(db).cursor()
@@ -355,7 +365,7 @@ def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
                " SELECT md5(i::text) || md5((i + 1)::text), now() - interval '1 hour'"
                " FROM generate_series(1, 40) i")
     for i in range(3):
-        cur.execute(consume, (f"{i:064x}",))
+        cur.execute(consume, (f"{i:064x}", "a" * 32))
         assert cur.fetchone() == (True,)
     su.execute("SELECT count(*) FROM certreg.challenges_used WHERE expires_at < now()")
     assert su.fetchone()[0] == 0      # 16 purged per use

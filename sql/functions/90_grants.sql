@@ -14,7 +14,7 @@ SET LOCAL search_path = certreg, public;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA certreg FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide(text, jsonb, text, boolean), record_use(text, jsonb, text),
-    ping(), challenge_key(), challenge_consume(text, timestamptz),
+    ping(), challenge_key(), challenge_consume(text, timestamptz, text),
     decide_read(text, jsonb, text, boolean) TO certreg_daemon;
 GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text, text, text),
     operator_remove(text, text),

@@ -69,7 +69,9 @@ static void test_codes_are_the_contract(void **state)
 	                              "KEY_SUSPENDED",
 	                              "KEY_CANCELLED",
 	                              "UNIT_INACTIVE",
-	                              "SERVICE_UNAVAILABLE"};
+	                              "SERVICE_UNAVAILABLE",
+	                              "CHALLENGE_INVALID",
+	                              "SIGNATURE_INVALID"};
 	outcome_t o;
 
 	(void)state;

@@ -1,0 +1,157 @@
+/*
+ * route_signed.c - POST /v1/login/signed (API listener): a login that
+ * proves possession of the key outside TLS, the way China's CA client
+ * software does (GM/T 0020 SOF_SignData over a challenge from POST
+ * /v1/challenge); the only way SM2 keys can log in. Contract section 8.
+ *
+ * This file reads the request; request.c runs the engine, proof.c the
+ * challenge and signature, decision.c the rest. 400 only for a request
+ * that is not of the documented shape: a challenge or signature that is
+ * merely wrong is a decided outcome (and spends the challenge).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "assertion.h"
+#include "proof.h"
+#include "reply.h"
+#include "request.h"
+#include "routes.h"
+#include "worker.h"
+
+static bool route_signed_read(json_t *doc, struct proof_input *in, const char **nonce, char *detail,
+                              size_t detail_len);
+static bool route_signed_base64(const char *s, unsigned char *out, size_t max, size_t *len);
+
+void route_login_signed(struct http_request *req, struct worker *w)
+{
+	struct proof_input in;
+	struct presented p = {.kind = REQUEST_SIGNED, .proof = &in};
+	struct evbuffer *pem = evbuffer_new();
+	json_error_t jerr;
+	json_t *doc = NULL;
+	char detail[200];
+	size_t len;
+	const char *body = http_request_body(req, &len);
+
+	if (pem == NULL) {
+		reply_error(req, 503, "unavailable", "out of memory");
+		return;
+	}
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (doc == NULL) {
+		snprintf(detail, sizeof(detail), "body is not JSON: %s (line %d)", jerr.text,
+		         jerr.line);
+		goto bad;
+	}
+	if (!route_signed_read(doc, &in, &p.nonce, detail, sizeof(detail)) ||
+	    !routes_json_bundle(doc, pem, detail, sizeof(detail)))
+		goto bad;
+	p.len = evbuffer_get_length(pem);
+	p.bytes = p.len > 0 ? evbuffer_pullup(pem, -1) : NULL;
+	request_run(req, w, &p);
+	json_decref(doc);
+	evbuffer_free(pem);
+	return;
+bad:
+	reply_error(req, 400, "bad_request", detail);
+	json_decref(doc);
+	evbuffer_free(pem);
+}
+
+/* The members besides the certificates. A challenge of the wrong form is
+ * not a 400: it is unknown, CHALLENGE_INVALID. */
+static bool route_signed_read(json_t *doc, struct proof_input *in, const char **nonce, char *detail,
+                              size_t detail_len)
+{
+	json_t *challenge = json_object_get(doc, "challenge");
+	json_t *signature = json_object_get(doc, "signature");
+	json_t *alg = json_object_get(doc, "algorithm");
+	json_t *n = json_object_get(doc, "nonce");
+
+	memset(in, 0, sizeof(*in));
+	if (!json_is_object(doc) || !json_is_string(challenge) || !json_is_string(signature)) {
+		snprintf(
+		    detail, detail_len,
+		    "expected {\"certificate\": \"<PEM or base64 DER>\", \"challenge\": \"...\", "
+		    "\"signature\": \"<base64>\"}");
+		return false;
+	}
+	if (json_string_length(challenge) <= PROOF_MAX_CHALLENGE)
+		memcpy(in->challenge, json_string_value(challenge), json_string_length(challenge));
+	if (!route_signed_base64(json_string_value(signature), in->signature, sizeof(in->signature),
+	                         &in->signature_len)) {
+		snprintf(detail, detail_len, "\"signature\" must be base64 of at most %d bytes",
+		         PROOF_MAX_SIGNATURE);
+		return false;
+	}
+	if (alg != NULL && !json_is_null(alg)) {
+		if (!json_is_string(alg) ||
+		    !sigcheck_alg_from_name(json_string_value(alg), &in->alg)) {
+			snprintf(
+			    detail, detail_len,
+			    "\"algorithm\" must be one of sm2-sm3, ecdsa-sha256, ecdsa-sha384, "
+			    "rsa-sha256, rsa-sha1");
+			return false;
+		}
+		in->has_alg = true;
+	}
+	*nonce = NULL;
+	if (n != NULL && !json_is_null(n)) {
+		if (!json_is_string(n) || strlen(json_string_value(n)) != json_string_length(n) ||
+		    !assertion_nonce_ok(json_string_value(n))) {
+			snprintf(detail, detail_len, "%s", ASSERTION_NONCE_RULE);
+			return false;
+		}
+		*nonce = json_string_value(n);
+	}
+	return true;
+}
+
+/* Standard or URL-safe base64, padding optional, line breaks allowed (the
+ * plugins differ). False for anything else or more than max bytes. */
+static bool route_signed_base64(const char *s, unsigned char *out, size_t max, size_t *len)
+{
+	/* Four characters per three bytes, and padding. */
+	char text[(PROOF_MAX_SIGNATURE / 3 + 1) * 4 + 4];
+	unsigned char bytes[sizeof(text)];
+	size_t n = 0, pad = 0;
+	int decoded;
+
+	for (; *s != '\0'; s++) {
+		char c = *s;
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0 || n + 4 >= sizeof(text))
+			return false;
+		c = c == '-' ? '+' : c == '_' ? '/' : c;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '/'))
+			return false;
+		text[n++] = c;
+	}
+	if (n % 4 == 1 || pad > 2)
+		return false;
+	pad = (4 - n % 4) % 4;
+	for (size_t i = 0; i < pad; i++)
+		text[n++] = '=';
+	text[n] = '\0';
+	if (n == 0) {
+		*len = 0;
+		return true;
+	}
+	decoded = EVP_DecodeBlock(bytes, (unsigned char *)text, (int)n);
+	if (decoded < 0 || (size_t)decoded - pad > max)
+		return false;
+	memcpy(out, bytes, (size_t)decoded - pad);
+	*len = (size_t)decoded - pad;
+	return true;
+}

@@ -1,0 +1,308 @@
+"""Signed-challenge login (contract section 8): POST /v1/challenge and
+POST /v1/login/signed, for SM2, ECDSA and RSA keys.
+
+The signatures are made by the openssl CLI the way a CA's client software
+makes them (SOF_SignData: the challenge's bytes, SM2 with SM3 and the
+default distinguishing id); the assertions are checked by PyJWT. Expired
+and forged challenges are made here, independently of certregd, from the
+challenge format of common/challenge.h and the key in the database.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import subprocess
+import threading
+import time
+
+import jwt
+import psycopg2
+import pytest
+
+from fixtures.cli import admin
+from fixtures.daemon import http
+from test_assertion import AUDIENCE, ISSUER, REGNO, ec_key, jwks_of, settings, verified
+
+SM2_ID = "1234567812345678"
+
+
+def bind(db, pem, regno=REGNO):
+    admin(db.conninfo, "office", "add", "SL01", "--name", "签名管理部")
+    admin(db.conninfo, "unit", "add", regno, "--name", "签名测试单位", "--office", "SL01")
+    admin(db.conninfo, "key", "bind", "--cert", pem, "--unit", regno, "--ticket", "T-1")
+
+
+def challenge(d):
+    r = http("POST", d.api + "/v1/challenge", body=b"",
+             headers={"Content-Type": "application/json"})
+    assert r.status == 200, r.body
+    assert r.headers["Cache-Control"] == "no-store"
+    return r.json()
+
+
+def sign(key, data, digest, sm2=False):
+    """What SOF_SignData gives: a DER signature of data, base64."""
+    args = ["openssl", "pkeyutl", "-sign", "-rawin", "-digest", digest, "-inkey", str(key)]
+    if sm2:
+        args += ["-pkeyopt", f"distid:{SM2_ID}"]
+    p = subprocess.run(args, input=data.encode() if isinstance(data, str) else data,
+                       capture_output=True, check=True)
+    return base64.b64encode(p.stdout).decode()
+
+
+def login(d, cert, chall, sig, algorithm=None, nonce=None, chain=None, raw=None):
+    body = {"certificate": cert, "challenge": chall, "signature": sig}
+    for name, value in (("algorithm", algorithm), ("nonce", nonce), ("chain", chain)):
+        if value is not None:
+            body[name] = value
+    r = http("POST", d.api + "/v1/login/signed",
+             body=raw if raw is not None else json.dumps(body).encode(),
+             headers={"Content-Type": "application/json"})
+    return r
+
+
+def outcome(r):
+    assert r.status in (200, 503), (r.status, r.body)
+    return r.json()["outcome"]
+
+
+def p384_leaf(pki, tmp_path):
+    """A P-384 leaf of the test PKI's issuing CA: pem path and key path."""
+    key, csr, pem = tmp_path / "p384.key", tmp_path / "p384.csr", tmp_path / "p384.pem"
+    ext = tmp_path / "p384.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                   "extendedKeyUsage=clientAuth\n")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-384", "-out", key], check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-new", "-key", key, "-subj",
+                    "/C=CN/O=certreg test/CN=p384", "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", pki.dir / "ca/int.pem",
+                    "-CAkey", pki.dir / "ca/int.key", "-set_serial", "0x3840", "-days", "30",
+                    "-extfile", ext, "-out", pem], check=True, capture_output=True)
+    return pem, key
+
+
+def forge(db, expires_at, key=None):
+    """A challenge in certregd's format (common/challenge.h), tagged with the
+    database's challenge key or with key."""
+    if key is None:
+        with psycopg2.connect(db.conninfo) as conn, conn.cursor() as cur:
+            cur.execute("SELECT key FROM certreg.challenge_key")
+            key = bytes(cur.fetchone()[0])
+    body = bytes([1]) + struct.pack(">Q", expires_at) + os.urandom(32)
+    tag = hmac.new(key, b"certreg challenge v1\x00" + body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + tag).decode()
+
+
+KEYS = {
+    # leaf, digest, algorithm name, sm2
+    "ec-ok": ("sha256", "ecdsa-sha256", False),
+    "rsa-ok": ("sha256", "rsa-sha256", False),
+    "sm2-ok": ("sm3", "sm2-sm3", True),
+}
+
+
+@pytest.mark.parametrize("leaf", sorted(KEYS) + ["p384"])
+def test_each_key_type_logs_in_and_gets_an_assertion(certregd, db, pki, tmp_path, leaf):
+    if leaf == "p384":
+        pem, key = p384_leaf(pki, tmp_path)
+        digest, alg, sm2 = "sha384", "ecdsa-sha384", False
+    else:
+        pem, key = pki.leaf(leaf)["pem"], pki.leaf(leaf)["key"]
+        digest, alg, sm2 = KEYS[leaf]
+    bind(db, pem)
+    assertion_key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(assertion_key))
+    c = challenge(d)
+    assert len(c["challenge"]) <= 128 and c["ttl_seconds"] == 120
+    assert set(c["challenge"]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789-_")
+    # The algorithm named, and (a new challenge) the one the key implies.
+    cert = open(pem).read()
+    r = login(d, cert, c["challenge"], sign(key, c["challenge"], digest, sm2), algorithm=alg,
+              nonce="portal-nonce-1")
+    out = r.json()
+    assert r.status == 200 and out["outcome"] == "OK", out
+    assert out["unit"]["registration_no"] == REGNO
+    claims = verified(out["assertion"], jwks_of(d, pki), "ES256")
+    assert claims["method"] == "signed-challenge" and claims["nonce"] == "portal-nonce-1"
+    assert claims["sub"] == REGNO and claims["iss"] == ISSUER and claims["aud"] == AUDIENCE
+    assert claims["key_id"] == out["key_id"]
+    c = challenge(d)
+    r = login(d, cert, c["challenge"], sign(key, c["challenge"], digest, sm2))
+    assert outcome(r) == "OK" and "nonce" not in jwt.decode(
+        r.json()["assertion"], options={"verify_signature": False})
+
+
+def test_refusals_in_the_contract_order(certregd, db, pki, tmp_path):
+    ec, rsa = pki.leaf("ec-ok"), pki.leaf("rsa-ok")
+    bind(db, ec["pem"])
+    d = certregd(db)
+    cert = open(ec["pem"]).read()
+
+    def fresh():
+        return challenge(d)["challenge"]
+
+    def good(c, leaf=ec):
+        return sign(leaf["key"], c, "sha256")
+
+    # Wrong data, wrong key, wrong algorithm: SIGNATURE_INVALID.
+    c = fresh()
+    assert outcome(login(d, cert, c, good(fresh()))) == "SIGNATURE_INVALID"
+    c = fresh()
+    assert outcome(login(d, cert, c, good(c, rsa))) == "SIGNATURE_INVALID"
+    c = fresh()
+    assert outcome(login(d, cert, c, good(c), algorithm="rsa-sha256")) == "SIGNATURE_INVALID"
+    c = fresh()
+    assert outcome(login(d, cert, c, good(c), algorithm="ecdsa-sha384")) == "SIGNATURE_INVALID"
+    c = fresh()
+    assert outcome(login(d, cert, c, "")) == "SIGNATURE_INVALID"
+    # A challenge is spent by a wrong signature: the right one comes too late.
+    assert outcome(login(d, cert, c, good(c))) == "CHALLENGE_INVALID"
+    # Used, expired, made up, tagged with another key: CHALLENGE_INVALID.
+    c = fresh()
+    assert outcome(login(d, cert, c, good(c))) == "OK"
+    assert outcome(login(d, cert, c, good(c))) == "CHALLENGE_INVALID"
+    for c in (forge(db, int(time.time()) - 1), "abc", "A" * 76, "x" * 129,
+              forge(db, int(time.time()) + 60, key=b"k" * 32)):
+        assert outcome(login(d, cert, c, good(c))) == "CHALLENGE_INVALID", c
+    # A challenge made with the database's key is one of ours.
+    c = forge(db, int(time.time()) + 60)
+    assert outcome(login(d, cert, c, good(c))) == "OK"
+    # Parse first, then challenge, then signature, then the certificate.
+    c = fresh()
+    assert outcome(login(d, "not a certificate", c, good(c))) == "CERT_MALFORMED"
+    assert outcome(login(d, cert, c, good(c))) == "CHALLENGE_INVALID"   # spent all the same
+    exp = pki.leaf("expired")
+    exp_cert = open(exp["pem"]).read()
+    assert outcome(login(d, exp_cert, "bogus", good("bogus", exp))) == "CHALLENGE_INVALID"
+    c = fresh()
+    assert outcome(login(d, exp_cert, c, good(c))) == "SIGNATURE_INVALID"
+    c = fresh()
+    assert outcome(login(d, exp_cert, c, good(c, exp))) == "CERT_EXPIRED"
+    unt = pki.leaf("untrusted")
+    c = fresh()
+    assert outcome(login(d, open(unt["pem"]).read(), c, good(c, unt))) == "CERT_UNTRUSTED"
+    # The whole chain may be given; a key nobody bound is a pending registration.
+    c = fresh()
+    chain = open(rsa["chain"]).read().split("-----END CERTIFICATE-----")[1:-1]
+    chain = [p.strip() + "\n-----END CERTIFICATE-----\n" for p in chain]
+    r = login(d, open(rsa["pem"]).read(), c, good(c, rsa), chain=chain)
+    assert outcome(r) == "KEY_NOT_APPROVED" and r.json()["hint"]
+    pending = json.loads(admin(db.conninfo, "--json", "pending", "list").stdout)
+    assert rsa["key_id"] in json.dumps(pending)
+    # base64 DER, as a CA's plugin exports it, is a certificate too.
+    c = fresh()
+    der = base64.b64encode(open(ec["der"], "rb").read()).decode()
+    assert outcome(login(d, der, c, good(c))) == "OK"
+    # The refusals speak the user's language.
+    c = fresh()
+    r = http("POST", d.api + "/v1/login/signed",
+             body=json.dumps({"certificate": cert, "challenge": c, "signature": good("x")})
+             .encode(), headers={"Accept-Language": "en"})
+    assert r.json()["outcome"] == "SIGNATURE_INVALID" and "signature" in r.json()["message"]
+
+
+def test_rsa_sha1_only_when_switched_on(certregd, db, pki):
+    rsa = pki.leaf("rsa-ok")
+    bind(db, rsa["pem"])
+    cert = open(rsa["pem"]).read()
+    for switch, expected in (("no", "SIGNATURE_INVALID"), ("yes", "OK")):
+        d = certregd(db, assertion={"signed_login_sha1": switch})
+        c = challenge(d)["challenge"]
+        r = login(d, cert, c, sign(rsa["key"], c, "sha1"), algorithm="rsa-sha1")
+        assert outcome(r) == expected, switch
+
+
+def test_malformed_requests_are_400_and_spend_nothing(certregd, db, pki):
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db)
+    cert = open(ec["pem"]).read()
+    c = challenge(d)["challenge"]
+    sig = sign(ec["key"], c, "sha256")
+    bad = [
+        (None, b"not json"),
+        (None, b"[]"),
+        (None, json.dumps({"certificate": cert, "signature": sig}).encode()),
+        (None, json.dumps({"certificate": cert, "challenge": 5, "signature": sig}).encode()),
+        (None, json.dumps({"challenge": c, "signature": sig}).encode()),
+        (None, json.dumps({"certificate": cert, "challenge": c, "signature": "!!"}).encode()),
+        (None, json.dumps({"certificate": cert, "challenge": c,
+                           "signature": base64.b64encode(b"s" * 2000).decode()}).encode()),
+        (None, json.dumps({"certificate": cert, "challenge": c, "signature": sig,
+                           "chain": "x"}).encode()),
+        ("algorithm", "md5-rsa"),
+        ("nonce", "a b"),
+        ("nonce", "x" * 257),
+    ]
+    for field, value in bad:
+        if field is None:
+            r = login(d, None, None, None, raw=value)
+        else:
+            r = login(d, cert, c, sig, **{field: value})
+        assert r.status == 400 and r.json()["error"] == "bad_request", (field, value, r.body)
+    r = http("POST", d.api + "/v1/login/signed", body=b"{\"certificate\": 1, \"certificate\": 2}")
+    assert r.status == 400
+    assert http("GET", d.api + "/v1/login/signed").status == 405
+    assert http("POST", d.api + "/v1/challenge", body=b"[1]").status == 400
+    assert http("POST", d.api + "/v1/challenge", body=b"{}").status == 200
+    # None of them used the challenge.
+    assert outcome(login(d, cert, c, sig)) == "OK"
+
+
+def test_many_concurrent_logins_on_one_challenge_exactly_one_wins(certregd, db, pki):
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db, server={"workers": 2}, database={"pool_size": 4})
+    cert = open(ec["pem"]).read()
+    c = challenge(d)["challenge"]
+    sig = sign(ec["key"], c, "sha256")
+    barrier = threading.Barrier(24)
+    results = []
+
+    def go():
+        barrier.wait(timeout=30)
+        results.append(outcome(login(d, cert, c, sig)))
+
+    threads = [threading.Thread(target=go) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == ["CHALLENGE_INVALID"] * 23 + ["OK"], results
+
+
+def test_single_use_across_daemons_and_restarts(certregd, db, pki):
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    a, b = certregd(db), certregd(db)
+    cert = open(ec["pem"]).read()
+    c = challenge(a)["challenge"]
+    sig = sign(ec["key"], c, "sha256")
+    assert outcome(login(b, cert, c, sig)) == "OK"          # issued by a, used on b
+    assert outcome(login(a, cert, c, sig)) == "CHALLENGE_INVALID"
+    unused = challenge(a)["challenge"]
+    a.stop()
+    a.start()
+    assert outcome(login(a, cert, c, sig)) == "CHALLENGE_INVALID"
+    assert outcome(login(a, cert, unused, sign(ec["key"], unused, "sha256"))) == "OK"
+
+
+def test_without_the_database_503_never_a_hang(certregd, db, pki):
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    live = certregd(db)
+    c = challenge(live)["challenge"]
+    dead = certregd(db, database={"conninfo": "host=127.0.0.1 port=1 dbname=x user=x "
+                                  "connect_timeout=1", "timeout_ms": 500})
+    start = time.monotonic()
+    r = http("POST", dead.api + "/v1/challenge", body=b"")
+    assert r.status == 503 and r.headers["Retry-After"] == "1"
+    r = login(dead, open(ec["pem"]).read(), c, sign(ec["key"], c, "sha256"))
+    assert r.status == 503 and r.json()["outcome"] == "SERVICE_UNAVAILABLE"
+    assert time.monotonic() - start < 8
+    # The challenge was not spent: the live daemon still takes it.
+    assert outcome(login(live, open(ec["pem"]).read(), c, sign(ec["key"], c, "sha256"))) == "OK"
