@@ -96,6 +96,7 @@ adm db migrate >/dev/null
 adm office add DC01 --name "东城管理部" --address "北京市东城区示例路1号" --phone "010-12345678" >/dev/null
 adm unit add 110100000001 --name "北京示例科技有限公司" --office DC01 >/dev/null
 adm key bind --cert "$run/pki/leaf/ec-ok.pem" --unit 110100000001 --ticket DEMO-1 >/dev/null
+adm key bind --cert "$run/pki/leaf/sm2-ok.pem" --unit 110100000001 --ticket DEMO-3 >/dev/null
 
 # intermediates_file: a client (or nginx, which passes only the leaf) need
 # not send the issuing CA; without it such a leaf is CERT_UNTRUSTED.
@@ -170,6 +171,12 @@ cmd_expired="curl -s -H 'Content-Type: application/pem-certificate-chain' --data
 cmd_page="curl -s -H 'Accept: text/html' --cacert $run/pki/ca/server-ca.pem --cert $p/expired.pem --key $p/expired.key https://$tls/v1/login"
 cmd_english="curl -s -H 'Accept-Language: en' -H 'Content-Type: application/pem-certificate-chain' --data-binary @$p/expired.pem http://$api/v1/verify"
 cmd_check="$build/certreg-admin cert check --cert $p/expired.pem --config $run/certreg.conf"
+# A signed-challenge login as the CA's browser plugin makes it (SOF_SignData):
+# an SM2 key signs the challenge's bytes with SM3 and the default id.
+cmd_signed="c=\$(curl -s -X POST http://$api/v1/challenge | sed -n 's/.*\"challenge\": *\"\\([^\"]*\\)\".*/\\1/p'); \\
+  s=\$(printf %s \"\$c\" | openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 -inkey $p/sm2-ok.key | base64 -w0); \\
+  curl -s http://$api/v1/login/signed -H 'Content-Type: application/json' \\
+    -d \"{\\\"certificate\\\": \\\"\$(base64 -w0 $p/sm2-ok.der)\\\", \\\"challenge\\\": \\\"\$c\\\", \\\"signature\\\": \\\"\$s\\\"}\""
 cmd_hup="kill -HUP $daemon_pid; sleep 1; curl -s -o /dev/null -w 'readyz %{http_code}\\n' http://$api/readyz; grep event=reloaded $log"
 
 if [ "$selftest" = no ]; then
@@ -199,6 +206,10 @@ In another terminal, try:
   $cmd_page
   $cmd_english
   $cmd_check
+
+  # 5. An SM2 USB key (no TLS for SM2 in OpenSSL 3.0) logs in by signing a
+  #    challenge, as the CA's browser plugin does: OK
+  $cmd_signed
 
   # Reload config, trust anchors and CRLs without dropping connections
   $cmd_hup
@@ -239,6 +250,7 @@ step "expired certificate via /v1/verify" 0 "$(outcome CERT_EXPIRED)" "$cmd_expi
 step "the browser page is Chinese" 0 "证书已过期" "$cmd_page"
 step "the answer in English" 0 "The certificate has expired" "$cmd_english"
 step "the counter's offline check" 1 "^outcome: +CERT_EXPIRED" "$cmd_check"
+step "SM2 signed-challenge login" 0 "$(outcome OK)" "$cmd_signed"
 step "SIGHUP reload, then ready" 0 "^readyz 200\$" "$cmd_hup"
 step "the log shows the reload" 0 "event=reloaded trigger=" "grep event=reloaded $log"
 if ! kill -0 "$daemon_pid" 2>/dev/null; then

@@ -20,6 +20,8 @@ import time
 import jwt
 import psycopg2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from fixtures.cli import admin
 from fixtures.daemon import http
@@ -129,7 +131,10 @@ def test_each_key_type_logs_in_and_gets_an_assertion(certregd, db, pki, tmp_path
     claims = verified(out["assertion"], jwks_of(d, pki), "ES256")
     assert claims["method"] == "signed-challenge" and claims["nonce"] == "portal-nonce-1"
     assert claims["sub"] == REGNO and claims["iss"] == ISSUER and claims["aud"] == AUDIENCE
-    assert claims["key_id"] == out["key_id"]
+    assert claims["key_id"] == out["key_id"] and claims["exp"] - claims["iat"] == 120
+    der = x509.load_pem_x509_certificate(open(pem, "rb").read()).public_bytes(Encoding.DER)
+    assert claims["cnf"] == {"x5t#S256": base64.urlsafe_b64encode(
+        hashlib.sha256(der).digest()).rstrip(b"=").decode()}
     c = challenge(d)
     r = login(d, cert, c["challenge"], sign(key, c["challenge"], digest, sm2))
     assert outcome(r) == "OK" and "nonce" not in jwt.decode(
