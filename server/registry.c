@@ -64,6 +64,8 @@ enum query_kind {
 	QUERY_PING,
 	QUERY_DECIDE_READ,
 	QUERY_PROBE,
+	QUERY_RECORD_REFUSAL,
+	QUERY_PENDING_COUNT,
 	QUERY_KINDS
 };
 
@@ -74,6 +76,7 @@ struct registry_query {
 	int nparams;
 	registry_answer_cb answer_cb;
 	registry_ping_cb ping_cb;
+	registry_count_cb count_cb;
 	void *arg;
 	struct registry_conn *conn; /* set while in flight */
 	bool answered;              /* its first result has been read */
@@ -87,6 +90,7 @@ struct registry_query {
 	/* probe: the server's recovery state. */
 	bool in_recovery;
 	struct registry_answer answer;
+	int64_t count; /* pending_count */
 };
 
 struct registry_conn {
@@ -181,10 +185,14 @@ static const struct registry_statement registry_statements[] = {
                      "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() "
                      "THEN pg_last_wal_replay_lsn()::text END",
                      0},
+    [QUERY_RECORD_REFUSAL] = {"record_refusal", "SELECT certreg.record_refusal($1, $2::jsonb, $3)",
+                              3},
+    [QUERY_PENDING_COUNT] = {"pending_count", "SELECT certreg.pending_count()", 0},
 };
 /* What each role prepares: a read connection may be on a standby (no
  * decide()), and a primary may predate decide_read(). */
-static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING};
+static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING,
+                                                      QUERY_RECORD_REFUSAL, QUERY_PENDING_COUNT};
 static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE};
 /*
  * The primary's WAL write position. It is past every commit that returned
@@ -352,6 +360,27 @@ void registry_record_use(struct registry *reg, const char *key_id, const char *c
 	registry_write(reg, QUERY_RECORD_USE, key_id, cert_json, peer);
 }
 
+void registry_record_refusal(struct registry *reg, const char *key_id, const char *cert_json,
+                             const char *outcome)
+{
+	registry_write(reg, QUERY_RECORD_REFUSAL, key_id, cert_json, outcome);
+}
+
+struct registry_query *registry_count_pending(struct registry *reg, registry_count_cb cb, void *arg)
+{
+	struct registry_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	/* Prepared on the primary's pool only: a standby's count would do as
+	 * well, but a read connection prepares only what decisions need. */
+	q->kind = QUERY_PENDING_COUNT;
+	q->to_primary = true;
+	q->count_cb = cb;
+	q->arg = arg;
+	return registry_enqueue(reg, q);
+}
+
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg)
 {
 	struct registry_query *q = calloc(1, sizeof(*q));
@@ -370,6 +399,7 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 		/* In flight: its connection is what is slow, so replace it. */
 		q->answer_cb = NULL;
 		q->ping_cb = NULL;
+		q->count_cb = NULL;
 		registry_conn_fail(q->conn, "query abandoned after timeout");
 		return;
 	}
@@ -485,7 +515,8 @@ static struct registry_query *registry_enqueue(struct registry *reg, struct regi
 
 /* A background write for the primary: kept while no primary answers, up
  * to REGISTRY_MAX_BACKLOG (then dropped and counted). RECORD_USE records a
- * use; DECIDE replays, with no renewal and its answer dropped, what a
+ * use; RECORD_REFUSAL a refused certificate (peer is then the outcome);
+ * DECIDE replays, with no renewal and its answer dropped, what a
  * decision read on a standby would have written (a pending registration,
  * the certificate seen, the last use). */
 static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
@@ -1194,7 +1225,10 @@ static bool registry_conn_send_step(struct registry_conn *c)
 {
 	const enum query_kind *steps =
 	    c->role == CONN_ROLE_READ ? registry_read_steps : registry_pool_steps;
-	int nsteps = c->role == CONN_ROLE_LISTEN ? 1 : 3;
+	int nsteps = c->role == CONN_ROLE_LISTEN ? 1
+	             : c->role == CONN_ROLE_READ
+	                 ? (int)(sizeof(registry_read_steps) / sizeof(registry_read_steps[0]))
+	                 : (int)(sizeof(registry_pool_steps) / sizeof(registry_pool_steps[0]));
 	int ok;
 
 	if (c->step >= nsteps) {
@@ -1278,6 +1312,10 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		    PQgetisnull(res, 0, 1) ? 0 : registry_parse_lsn(PQgetvalue(res, 0, 1));
 		return;
 	}
+	if (q->kind == QUERY_PENDING_COUNT) {
+		q->count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		return;
+	}
 	if (q->kind != QUERY_DECIDE && q->kind != QUERY_DECIDE_READ)
 		return;
 	memset(a, 0, sizeof(*a));
@@ -1334,6 +1372,8 @@ static void registry_query_finish(struct registry_query *q)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
 		q->ping_cb(q->arg, q->ok);
+	else if (q->kind == QUERY_PENDING_COUNT && q->count_cb != NULL)
+		q->count_cb(q->arg, q->ok, q->ok ? q->count : 0);
 	registry_query_free(q);
 }
 

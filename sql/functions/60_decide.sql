@@ -1,6 +1,6 @@
 -- functions/60_decide.sql - the daemon's functions: a decision (association,
--- renewal continuity, pending registration), last-use bookkeeping and the
--- readiness ping.
+-- renewal continuity, pending registration), last-use bookkeeping, the
+-- count of pending registrations for /metrics and the readiness ping.
 --
 -- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`,
 -- after the numbered migrations: this file is the current rule.
@@ -167,6 +167,15 @@ BEGIN
         UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
     END IF;
 END $$;
+
+-- The pending registrations waiting at the counters, for the gauge of
+-- /metrics: one daemon worker asks every few seconds, never a request. An
+-- index-only scan of pending's primary key, so cheap at any size the
+-- counters can work through.
+CREATE OR REPLACE FUNCTION pending_count() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+    SELECT count(*) FROM pending
+$$;
 
 CREATE OR REPLACE FUNCTION ping() RETURNS integer
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
