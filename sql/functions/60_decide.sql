@@ -169,9 +169,9 @@ BEGIN
 END $$;
 
 -- The pending registrations waiting at the counters, for the gauge of
--- /metrics: one daemon worker asks every few seconds, never a request. An
--- index-only scan of pending's primary key, so cheap at any size the
--- counters can work through.
+-- /metrics: one daemon worker asks every 10 s, never a request. A scan of
+-- a table the size of the counters' backlog (an index-only scan of 100,000
+-- rows took some 40 ms, measured by hand on a busy two-core machine).
 CREATE OR REPLACE FUNCTION pending_count() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
     SELECT count(*) FROM pending
