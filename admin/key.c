@@ -104,7 +104,10 @@ const struct cli_command key_commands[] = {
      key_change},
     {"key", "show", "(KEYID | --cert FILE)",
      N_("Shows a key: its unit and status, every certificate seen over it with its\n"
-        "validity, its last use, a pending registration, and its audit history.\n\n"
+        "validity, its last use, a pending registration, the certificates certregd\n"
+        "refused before looking the key up (expired, not yet valid, revoked,\n"
+        "revocation unknown, wrong usage: the last outcome and when), and its\n"
+        "audit history.\n\n"
         "Options:\n"
         "      --cert FILE  the certificate (PEM or DER) instead of KEYID\n"),
      key_show},
@@ -264,6 +267,19 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {"first_seen", N_("FIRST ATTEMPT"), REPORT_TIME},
 	    {"last_seen", N_("LAST ATTEMPT"), REPORT_TIME},
 	};
+	/* What certregd refused before it looked the key up (an expired,
+	 * revoked... certificate of a trusted CA): the last outcome and when. */
+	static const struct report_column refusal_cols[] = {
+	    {"sha256", "SHA-256", REPORT_KEY},
+	    {"outcome", N_("OUTCOME"), REPORT_TEXT},
+	    {"last_seen", N_("LAST REFUSED"), REPORT_TIME},
+	    {"not_after", N_("VALID TO"), REPORT_DATE},
+	    {"subject", N_("SUBJECT"), REPORT_DN, false, true},
+	    {"first_seen", N_("FIRST REFUSED"), REPORT_TIME, true},
+	    {"serial", N_("SERIAL"), REPORT_TEXT, true},
+	    {"not_before", N_("VALID FROM"), REPORT_DATE, true},
+	    {"issuer", N_("ISSUER"), REPORT_TEXT, true},
+	};
 	/* Each part of the key, in the order shown. */
 	const struct {
 		const char *title; /* JSON member, and (translated) heading for people */
@@ -277,6 +293,11 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {N_("pending"),
 	     "SELECT attempts, first_seen, last_seen FROM certreg.pending_v WHERE key_id = $1",
 	     pending_cols, KEY_NCOLS(pending_cols), true},
+	    {N_("refusals"),
+	     "SELECT sha256, outcome, last_seen, not_after, subject, first_seen, serial,"
+	     " not_before, issuer FROM certreg.refusals_v WHERE key_id = $1"
+	     " ORDER BY last_seen DESC, sha256",
+	     refusal_cols, KEY_NCOLS(refusal_cols), false},
 	    {N_("certificates"),
 	     "SELECT sha256, subject, serial, not_before, not_after, first_seen, last_seen,"
 	     " issuer, source FROM certreg.certificates_v WHERE key_id = $1 ORDER BY not_after",
@@ -314,6 +335,10 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	if (found == 0) {
 		rc = cli_refuse(cli, "not_found",
 		                "key %s is not known: never bound, seen or refused", ref.key_id);
+		/* The one refusal never recorded: anyone can make such a
+		 * certificate for each request (sql/009_refusals.sql). */
+		cli_hint(cli, "certregd records no certificate it does not trust (CERT_UNTRUSTED): "
+		              "\"cert check --cert FILE --config FILE\" shows why one is refused.");
 		goto out;
 	}
 	if (cli->json) {

@@ -27,6 +27,8 @@ static void decision_refreshed(void *arg, bool ok, const struct registry_answer 
 static void decision_remember(struct decision_ctx *ctx, const char *key_id,
                               const struct registry_answer *answer, uint64_t generation,
                               time_t now);
+static void decision_record_refusal(struct decision_ctx *ctx, const struct verify_result *vr,
+                                    time_t now);
 
 uint64_t decision_monotonic_us(void)
 {
@@ -55,6 +57,7 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 	d->done = done;
 	d->done_arg = arg;
 	if (d->vr.outcome != OUTCOME_OK) {
+		decision_record_refusal(ctx, &d->vr, d->now);
 		decision_finish(d, d->vr.outcome);
 		return;
 	}
@@ -177,6 +180,53 @@ static void decision_remember(struct decision_ctx *ctx, const char *key_id,
 		         answer->renewed_from, answer->registration_no);
 	cache_put(ctx->cache, key_id, answer, generation, now, ctx->cfg->cache_ttl,
 	          ctx->cfg->record_interval);
+}
+
+/*
+ * Records, in the background, a certificate refused by a check that comes
+ * after the chain and its signatures verified, so that counter staff see
+ * it in `key show` (sql/009_refusals.sql). Only those: a certificate of a
+ * configured CA, which nobody can mint; an untrusted one is whatever a
+ * client made for this request and is never written. At most once per
+ * record_interval per certificate and outcome in this worker (the database
+ * applies its own minute besides); the decision never waits for it.
+ */
+static void decision_record_refusal(struct decision_ctx *ctx, const struct verify_result *vr,
+                                    time_t now)
+{
+	struct decision_refusal *r;
+	uint64_t tag = 0;
+	char *cert_json;
+
+	switch (vr->outcome) {
+	case OUTCOME_CERT_EXPIRED:
+	case OUTCOME_CERT_NOT_YET_VALID:
+	case OUTCOME_CERT_REVOKED:
+	case OUTCOME_CERT_REVOCATION_UNKNOWN:
+	case OUTCOME_CERT_WRONG_USAGE:
+		break;
+	default:
+		return;
+	}
+	if (!vr->has_leaf)
+		return;
+	for (int i = 0; i < 16; i++) {
+		char c = vr->leaf.sha256[i];
+		tag = tag << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	r = &ctx->refused[tag % DECISION_REFUSALS];
+	if (r->at != 0 && r->tag == tag && r->outcome == vr->outcome && now >= r->at &&
+	    now - r->at < ctx->cfg->record_interval)
+		return;
+	cert_json = certjson_registry(&vr->leaf);
+	if (cert_json == NULL)
+		return;
+	registry_record_refusal(ctx->registry, vr->leaf.key_id, cert_json,
+	                        outcome_code(vr->outcome));
+	free(cert_json);
+	r->tag = tag;
+	r->outcome = vr->outcome;
+	r->at = now;
 }
 
 static void decision_timeout_cb(evutil_socket_t fd, short what, void *arg)

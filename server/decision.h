@@ -4,11 +4,12 @@
  * Owns the step after the engine: for a certificate that passed every
  * certificate check, the association lookup (cache, else certreg.decide on
  * the registry) bounded by timeout_ms, the background refresh of a key in
- * use before its cache entry expires, the throttled last-use recording, and
- * the final outcome with its unit and warnings. It knows nothing of
- * requests or workers: request.c embeds a decision in each request and
- * hands it the worker's decision_ctx; render.c turns the result into a
- * reply.
+ * use before its cache entry expires, the throttled last-use recording, the
+ * throttled record of a certificate refused after its chain verified (for
+ * `certreg-admin key show`), and the final outcome with its unit and
+ * warnings. It knows nothing of requests or workers: request.c embeds a
+ * decision in each request and hands it the worker's decision_ctx;
+ * render.c turns the result into a reply.
  */
 #ifndef CERTREG_DECISION_H
 #define CERTREG_DECISION_H
@@ -41,6 +42,17 @@ struct decision_refresh {
 	uint64_t generation;
 };
 
+/* Certificates whose refusal this worker recorded lately (decision.c,
+ * decision_record_refusal): a direct-mapped table, so a client retrying a
+ * refused certificate in a loop costs one database write per
+ * record_interval, in fixed memory. */
+#define DECISION_REFUSALS 256
+struct decision_refusal {
+	uint64_t tag; /* the first 16 hex digits of the certificate's SHA-256 */
+	outcome_t outcome;
+	time_t at;
+};
+
 /* What decisions need of the worker they run in, set once when it starts. */
 struct decision_ctx {
 	struct event_base *base;
@@ -49,6 +61,7 @@ struct decision_ctx {
 	struct cache *cache;
 	struct metrics_slot *metrics;
 	struct decision_refresh refresh[DECISION_REFRESHES];
+	struct decision_refusal refused[DECISION_REFUSALS];
 };
 
 struct decision {

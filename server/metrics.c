@@ -55,12 +55,17 @@ static int metrics_workers;
 static pid_t metrics_supervisor; /* the process that called metrics_init */
 static time_t metrics_started;
 
+/* A pending registrations' count older than this is not shown (worker.c
+ * counts every 10 s). */
+#define METRICS_PENDING_STALE_S 60
+
 /* Upper bounds of the latency histogram, in microseconds. */
 static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 
 static void metrics_label(const char *in, char *out, size_t len);
 static void metrics_render_listeners(struct evbuffer *out);
+static void metrics_render_pending(struct evbuffer *out);
 static void metrics_render_process(struct evbuffer *out);
 static bool metrics_proc_read(pid_t pid, pid_t parent, bool children, struct metrics_proc *out);
 
@@ -218,6 +223,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	metrics_render_listeners(out);
 	dbhosts_render(out);
+	metrics_render_pending(out);
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_reload_failing 1 while the last reload failed (the "
 	                    "files in force are not those on disk), else 0.\n"
@@ -465,6 +471,36 @@ static void metrics_render_listeners(struct evbuffer *out)
 			    "reason=\"%s\"} %llu\n",
 			    names[i], rows[r].reason, (unsigned long long)rows[r].n);
 	}
+}
+
+/*
+ * The pending registrations: the newest count of any slot (one worker
+ * counts; after a reload its successor, whose count is newer). Left out
+ * while no count is fresh, rather than showing an old number as current:
+ * the database did not answer for METRICS_PENDING_STALE_S.
+ */
+static void metrics_render_pending(struct evbuffer *out)
+{
+	uint64_t newest = 0, count = 0;
+	time_t now = time(NULL);
+
+	for (int w = 0; w < metrics_workers; w++) {
+		uint64_t at = __atomic_load_n(&metrics_slots[w].pending_at, __ATOMIC_RELAXED);
+		if (at > newest) {
+			newest = at;
+			count = __atomic_load_n(&metrics_slots[w].pending_registrations,
+			                        __ATOMIC_RELAXED);
+		}
+	}
+	if (newest == 0 || now - (time_t)newest > METRICS_PENDING_STALE_S)
+		return;
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_pending_registrations Keys refused as "
+	                    "KEY_NOT_APPROVED that wait for a binding at the counter (counted "
+	                    "every few seconds; absent while the database does not answer).\n"
+	                    "# TYPE certreg_pending_registrations gauge\n"
+	                    "certreg_pending_registrations %llu\n",
+	                    (unsigned long long)count);
 }
 
 /* Escapes a label value per the text exposition format. */

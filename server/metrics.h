@@ -65,6 +65,10 @@ struct metrics_slot {
 	uint64_t pid;        /* of the worker using the slot; may be a dead one's */
 	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
 	uint64_t db_backlog_dropped;
+	/* Pending registrations as last counted by the worker that counts them
+	 * (worker.c), and when (Unix time; 0: never). */
+	uint64_t pending_registrations;
+	uint64_t pending_at;
 	/* The worker's database servers, under a seqlock (odd: being written). */
 	uint64_t db_hosts_seq;
 	uint64_t db_nhosts;

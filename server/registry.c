@@ -66,6 +66,8 @@ enum query_kind {
 	QUERY_PROBE,
 	QUERY_CHALLENGE_KEY,
 	QUERY_CHALLENGE_CONSUME,
+	QUERY_RECORD_REFUSAL,
+	QUERY_PENDING_COUNT,
 	QUERY_KINDS
 };
 
@@ -77,6 +79,7 @@ struct registry_query {
 	registry_answer_cb answer_cb;
 	registry_ping_cb ping_cb;
 	registry_value_cb value_cb;
+	registry_count_cb count_cb;
 	void *arg;
 	struct registry_conn *conn; /* set while in flight */
 	bool answered;              /* its first result has been read */
@@ -92,6 +95,7 @@ struct registry_query {
 	struct registry_answer answer;
 	/* challenge statements: their one text column ("" for NULL). */
 	char value[REGISTRY_VALUE_LEN];
+	int64_t count; /* pending_count */
 };
 
 struct registry_conn {
@@ -190,11 +194,16 @@ static const struct registry_statement registry_statements[] = {
     [QUERY_CHALLENGE_CONSUME] = {"challenge_consume",
                                  "SELECT certreg.challenge_consume($1, $2::timestamptz, $3)::text",
                                  3},
+    [QUERY_RECORD_REFUSAL] = {"record_refusal", "SELECT certreg.record_refusal($1, $2::jsonb, $3)",
+                              3},
+    [QUERY_PENDING_COUNT] = {"pending_count", "SELECT certreg.pending_count()", 0},
 };
 /* What each role prepares: a read connection may be on a standby (no
  * decide()), and a primary may predate decide_read(). */
-static const enum query_kind registry_pool_steps[] = {QUERY_DECIDE, QUERY_RECORD_USE, QUERY_PING,
-                                                      QUERY_CHALLENGE_KEY, QUERY_CHALLENGE_CONSUME};
+static const enum query_kind registry_pool_steps[] = {
+    QUERY_DECIDE,        QUERY_RECORD_USE,        QUERY_PING,
+    QUERY_CHALLENGE_KEY, QUERY_CHALLENGE_CONSUME, QUERY_RECORD_REFUSAL,
+    QUERY_PENDING_COUNT};
 static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE,
                                                       QUERY_CHALLENGE_KEY};
 #define REGISTRY_STEPS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -364,6 +373,27 @@ void registry_record_use(struct registry *reg, const char *key_id, const char *c
 	registry_write(reg, QUERY_RECORD_USE, key_id, cert_json, peer);
 }
 
+void registry_record_refusal(struct registry *reg, const char *key_id, const char *cert_json,
+                             const char *outcome)
+{
+	registry_write(reg, QUERY_RECORD_REFUSAL, key_id, cert_json, outcome);
+}
+
+struct registry_query *registry_count_pending(struct registry *reg, registry_count_cb cb, void *arg)
+{
+	struct registry_query *q = calloc(1, sizeof(*q));
+
+	if (q == NULL)
+		return NULL;
+	/* Prepared on the primary's pool only: a standby's count would do as
+	 * well, but a read connection prepares only what decisions need. */
+	q->kind = QUERY_PENDING_COUNT;
+	q->to_primary = true;
+	q->count_cb = cb;
+	q->arg = arg;
+	return registry_enqueue(reg, q);
+}
+
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg)
 {
 	struct registry_query *q = calloc(1, sizeof(*q));
@@ -416,6 +446,7 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 		q->answer_cb = NULL;
 		q->ping_cb = NULL;
 		q->value_cb = NULL;
+		q->count_cb = NULL;
 		registry_conn_fail(q->conn, "query abandoned after timeout");
 		return;
 	}
@@ -531,7 +562,8 @@ static struct registry_query *registry_enqueue(struct registry *reg, struct regi
 
 /* A background write for the primary: kept while no primary answers, up
  * to REGISTRY_MAX_BACKLOG (then dropped and counted). RECORD_USE records a
- * use; DECIDE replays, with no renewal and its answer dropped, what a
+ * use; RECORD_REFUSAL a refused certificate (peer is then the outcome);
+ * DECIDE replays, with no renewal and its answer dropped, what a
  * decision read on a standby would have written (a pending registration,
  * the certificate seen, the last use). */
 static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
@@ -1332,6 +1364,10 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		registry_copy(q->value, sizeof(q->value), res, 0);
 		return;
 	}
+	if (q->kind == QUERY_PENDING_COUNT) {
+		q->count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		return;
+	}
 	if (q->kind != QUERY_DECIDE && q->kind != QUERY_DECIDE_READ)
 		return;
 	memset(a, 0, sizeof(*a));
@@ -1388,6 +1424,8 @@ static void registry_query_finish(struct registry_query *q)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
 		q->ping_cb(q->arg, q->ok);
+	else if (q->kind == QUERY_PENDING_COUNT && q->count_cb != NULL)
+		q->count_cb(q->arg, q->ok, q->ok ? q->count : 0);
 	else if (q->value_cb != NULL)
 		q->value_cb(q->arg, q->ok, q->ok ? q->value : NULL);
 	registry_query_free(q);

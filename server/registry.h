@@ -6,8 +6,9 @@
  * dedicated LISTEN connection for cache invalidation; with read_conninfo a
  * second pool for decisions (standbys), their lag, and the writes kept for
  * the primary while it is away (contract section 9). Callers (decision.c,
- * route_status.c for /readyz) submit queries and get exactly one
- * callback, unless they abandon the query first. It never blocks the loop.
+ * route_status.c for /readyz, worker.c for the pending registrations of
+ * /metrics) submit queries and get exactly one callback, unless they
+ * abandon the query first. It never blocks the loop.
  */
 #ifndef CERTREG_REGISTRY_H
 #define CERTREG_REGISTRY_H
@@ -66,6 +67,7 @@ typedef void (*registry_ping_cb)(void *arg, bool ok);
 /* The one text value of a challenge statement; NULL when !ok. */
 typedef void (*registry_value_cb)(void *arg, bool ok, const char *value);
 #define REGISTRY_VALUE_LEN 80
+typedef void (*registry_count_cb)(void *arg, bool ok, int64_t count);
 /* key_id is a 64-hex key id, or NULL: drop everything. */
 typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
 
@@ -91,7 +93,16 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
  * answers, dropped (and counted) beyond a bounded backlog. */
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer);
+/* Runs certreg.record_refusal() (a certificate refused after its chain
+ * verified; outcome is its code), no answer wanted; a background write
+ * like registry_record_use. */
+void registry_record_refusal(struct registry *reg, const char *key_id, const char *cert_json,
+                             const char *outcome);
 struct registry_query *registry_ping(struct registry *reg, registry_ping_cb cb, void *arg);
+/* Runs certreg.pending_count() on the primary: the pending registrations
+ * for /metrics. NULL when it cannot be queued (then cb is not called). */
+struct registry_query *registry_count_pending(struct registry *reg, registry_count_cb cb,
+                                              void *arg);
 
 /* Signed-challenge login (contract 8): certreg.challenge_key(), the key
  * every daemon makes and checks challenges with (64 hex), read from any

@@ -373,6 +373,8 @@ static bool supervisor_spawn(struct supervisor *s)
 		setup.store = s->gen.store;
 		setup.tls_ctx = s->gen.tls_ctx;
 		setup.assertion = s->gen.assertion;
+		/* One count for the whole daemon, not one per worker. */
+		setup.counts_pending = lane == 0;
 		/* The parent's loop is not ours: leave it untouched, unfreed. */
 		_exit(worker_run(&setup));
 	}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dbhosts.h"
 #include "http.h"
@@ -19,10 +20,15 @@
 #include "log.h"
 
 #define WORKER_DRAIN_SECONDS 10
+/* Pending registrations are counted this often for /metrics: a gauge that
+ * counter staff's work moves in minutes, by one worker of the daemon. */
+#define WORKER_PENDING_COUNT_S 10
 
 static void worker_invalidate(void *arg, const char *key_id);
 static void worker_term_cb(evutil_socket_t fd, short what, void *arg);
 static void worker_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void worker_count_pending(struct worker *w);
+static void worker_pending_counted(void *arg, bool ok, int64_t count);
 
 int worker_run(const struct worker_setup *setup)
 {
@@ -37,6 +43,7 @@ int worker_run(const struct worker_setup *setup)
 	w.store = setup->store;
 	w.tls_ctx = setup->tls_ctx;
 	w.assertion = setup->assertion;
+	w.counts_pending = setup->counts_pending;
 	w.metrics = metrics_slot(setup->slot);
 	metrics_worker_attach(w.metrics);
 	signal(SIGPIPE, SIG_IGN);
@@ -202,6 +209,34 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 		worker_publish(&to->request_timeout, &was->request_timeout, ls->request_timeout);
 		__atomic_store_n(&to->open, ls->open, __ATOMIC_RELAXED);
 	}
+	worker_count_pending(w);
 	if (w->draining && w->inflight == 0 && http_server_stats(w->http).open == 0)
 		event_base_loopbreak(w->base);
+}
+
+/* From the tick: asks for the count when this worker is the one that
+ * counts, none is in flight and the last is WORKER_PENDING_COUNT_S old. A
+ * draining worker leaves it to its successor. */
+static void worker_count_pending(struct worker *w)
+{
+	time_t now = time(NULL);
+
+	if (!w->counts_pending || w->draining || w->counting || now < w->count_due)
+		return;
+	w->count_due = now + WORKER_PENDING_COUNT_S;
+	w->counting = registry_count_pending(w->registry, worker_pending_counted, w) != NULL;
+}
+
+/* The count and its time go to the slot; /metrics shows the newest of all
+ * slots (a reload's new worker takes over from the old). A failed count
+ * leaves the last one to age out there. */
+static void worker_pending_counted(void *arg, bool ok, int64_t count)
+{
+	struct worker *w = arg;
+
+	w->counting = false;
+	if (!ok || count < 0)
+		return;
+	__atomic_store_n(&w->metrics->pending_registrations, (uint64_t)count, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->metrics->pending_at, (uint64_t)time(NULL), __ATOMIC_RELAXED);
 }

@@ -46,6 +46,11 @@ struct worker {
 	struct decision_ctx decide;    /* the above, as decisions need them */
 	struct proof_ctx proof;        /* signed login's challenge key */
 	bool draining;
+	/* The one worker (lane 0) that counts pending registrations for
+	 * /metrics: a count in flight, and when the next is due. */
+	bool counts_pending;
+	bool counting;
+	time_t count_due;
 };
 
 /* Listening sockets and loaded state handed from the supervisor. */
@@ -57,6 +62,7 @@ struct worker_setup {
 	const struct verify_store *store;
 	SSL_CTX *tls_ctx;
 	const struct assertion_keys *assertion;
+	bool counts_pending; /* this worker asks for the pending registrations' count */
 };
 
 /* Runs the worker until SIGTERM has drained it; returns the exit status. */

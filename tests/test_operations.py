@@ -256,6 +256,43 @@ def test_process_metrics_cover_the_whole_daemon(certregd, db, pki):
     assert last >= after - 0.02
 
 
+def pending_gauge(d):
+    """certreg_pending_registrations now, or None while it is left out."""
+    fams = parse_exposition(d.get("/metrics").body.decode())
+    if "certreg_pending_registrations" not in fams:
+        return None
+    assert fams["certreg_pending_registrations"]["type"] == "gauge"
+    return value(fams, "certreg_pending_registrations")
+
+
+def wait_pending_gauge(d, want, timeout=30):
+    deadline = time.monotonic() + timeout
+    while (got := pending_gauge(d)) != want:
+        assert time.monotonic() < deadline, (want, got, d.log())
+        time.sleep(0.2)
+
+
+def test_pending_registrations_gauge_follows_the_counter(certregd, db, pki):
+    """One worker counts the pending registrations every few seconds (never a
+    request): refused keys raise the gauge, a binding at the counter lowers
+    it, and after a reload the new workers keep counting."""
+    d = certregd(db)
+    wait_pending_gauge(d, 0)
+    for name in ("rsa-ok", "ec-ok"):
+        assert d.verify_bundle(open(pki.leaf(name)["chain"]).read()).json()["outcome"] \
+            == "KEY_NOT_APPROVED"
+    wait_pending_gauge(d, 2)
+    admin(db.conninfo, "office", "add", "PG01", "--name", "待关联管理部")
+    admin(db.conninfo, "unit", "add", "110100777001", "--name", "计数单位", "--office", "PG01")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
+          "110100777001", "--ticket", "T-1")
+    wait_pending_gauge(d, 1)
+    d.reload()
+    assert d.verify_bundle(open(pki.leaf("no-eku")["chain"]).read()).json()["outcome"] \
+        == "KEY_NOT_APPROVED"
+    wait_pending_gauge(d, 2)
+
+
 def test_readyz(certregd, db):
     d = certregd(db)
     r = d.get("/readyz")

