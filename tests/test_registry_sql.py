@@ -187,8 +187,10 @@ def test_decide_records_pending_attempts(db, pki):
 
 
 def test_last_use_is_written_at_most_once_a_minute(db, pki):
-    """A login finding last use fresher than a minute reads only (004)."""
+    """A login finding last use fresher than a minute reads only (004), with
+    the daemon's default record_interval (certregd sets it in its sessions)."""
     su = connect(db).cursor()
+    su.execute("SET certreg.record_interval = 60")
     leaf = pki.leaf("ec-ok")
     key = leaf["key_id"]
     admin(db.conninfo, "office", "add", "LU01", "--name", "最后使用管理部")
@@ -224,6 +226,54 @@ def test_last_use_is_written_at_most_once_a_minute(db, pki):
         assert su.fetchone() == fresh, call
     su.execute("SELECT count(*) FROM certreg.pending WHERE key_id = %s", (key,))
     assert su.fetchone() == (0,)
+
+
+def bind_for_last_use(db, pki, name, office, regno):
+    admin(db.conninfo, "office", "add", office, "--name", "最后使用间隔管理部")
+    admin(db.conninfo, "unit", "add", regno, "--name", "最后使用间隔单位", "--office", office)
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(name)["pem"], "--unit", regno,
+          "--ticket", "T")
+    return pki.leaf(name)["key_id"]
+
+
+def last_used_ago(cur, key):
+    cur.execute("SELECT extract(epoch FROM now() - last_used_at) FROM certreg.keys"
+                " WHERE key_id = %s", (key,))
+    return float(cur.fetchone()[0])
+
+
+def test_last_use_interval_is_the_sessions_record_interval(db, pki):
+    """last_use_due() takes its interval from certreg.record_interval, the
+    setting certregd puts in each session; without it every use counts."""
+    su = connect(db).cursor()
+    key = bind_for_last_use(db, pki, "ec-ok", "LU02", "110111000102")
+    call = "SELECT key_status FROM certreg.decide(%s, NULL, '10.0.0.9', false)"
+    for interval, ago, written in ((10, 30, True), (300, 120, False), (None, 1, True)):
+        if interval is None:
+            su.execute("RESET certreg.record_interval")
+        else:
+            su.execute("SELECT set_config('certreg.record_interval', %s, false)",
+                       (str(interval),))
+        su.execute("UPDATE certreg.keys SET last_used_at = now() - make_interval(secs => %s)"
+                   " WHERE key_id = %s", (ago, key))
+        su.execute(call, (key,))
+        assert (last_used_ago(su, key) < 5) is written, (interval, ago)
+
+
+def test_daemon_record_interval_is_the_sqls(certregd, db, pki):
+    """The daemon's record_interval, not a minute written in the SQL, is
+    the interval at which decide() writes a key's last use."""
+    su = connect(db).cursor()
+    key = bind_for_last_use(db, pki, "ec-ok", "LU03", "110111000103")
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    # Each daemon starts with an empty cache: its first login runs decide().
+    for interval, ago, written in ((10, 30, True), (600, 120, False)):
+        su.execute("UPDATE certreg.keys SET last_used_at = now() - make_interval(secs => %s)"
+                   " WHERE key_id = %s", (ago, key))
+        d = certregd(db, cache={"record_interval": interval})
+        assert d.verify_bundle(chain).json()["outcome"] == "OK"
+        assert (last_used_ago(su, key) < 5) is written, (interval, ago, d.log())
+        d.stop()
 
 
 def plan(cur, sql, args=()):

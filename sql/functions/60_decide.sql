@@ -12,9 +12,15 @@ SET LOCAL search_path = certreg, public;
 -- The one rule: is a last-use time older than the write interval? Last use
 -- answers "which keys are no longer used", a question of days; written on
 -- every login it made each one a write transaction (004_last_use.sql).
+-- The interval is the daemon's record_interval, which certregd sets as
+-- certreg.record_interval (seconds) in each of its sessions, and by which
+-- its cache also spaces the record_use() calls of a key: one setting for
+-- both. A session without it (psql) records every use.
 CREATE OR REPLACE FUNCTION last_use_due(p_at timestamptz) RETURNS boolean
     LANGUAGE sql STABLE AS $$
-    SELECT p_at IS NULL OR p_at < now() - interval '1 minute'
+    SELECT p_at IS NULL
+        OR p_at < now() - make_interval(secs => coalesce(
+               nullif(current_setting('certreg.record_interval', true), '')::integer, 0))
 $$;
 
 -- p_cert is what certregd verified (the daemon's login is trusted to report
