@@ -309,14 +309,17 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     assert len(migrated) >= 10, migrated
     cur.execute("SELECT key_id FROM certreg.keys LIMIT 1")
     key = cur.fetchone()[0]
-    # The decision's lookup: one probe of the key's primary key, then the
-    # unit and office by theirs.
-    text = plan(cur, "SELECT k.status, u.name, o.name FROM certreg.keys k"
-                     " JOIN certreg.units u ON u.registration_no = k.registration_no"
-                     " JOIN certreg.offices o ON o.code = u.office_code WHERE k.key_id = %s",
-                (key,))
-    assert "Index Scan using keys_pkey" in text, text
-    assert "Seq Scan on keys" not in text, text
+    # The decision's lookup, known_key() of decide() and decide_read():
+    # inlined (no function scan), one probe of the key's primary key, then
+    # the unit and certificate by theirs (the few offices, either way).
+    # Under decide()'s search_path: a helper is only called from there.
+    cur.execute("SET search_path = certreg, pg_temp")
+    text = plan(cur, "SELECT * FROM certreg.known_key(%s, %s::jsonb)",
+                (key, json.dumps({"sha256": "ab" * 32})))
+    assert "Function Scan" not in text, text
+    for table in ("keys", "units", "certificates"):
+        assert f"Index Scan using {table}_pkey" in text, text
+        assert f"Seq Scan on {table}" not in text, text
     # pending list --search: the trigram indexes serve a fragment search.
     search = ("SELECT key_id FROM certreg.pending_v WHERE subject ILIKE %s"
               " OR credit_code ILIKE %s OR holder_id ILIKE %s")
