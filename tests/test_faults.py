@@ -337,7 +337,8 @@ def test_one_slow_decision_does_not_fail_those_pipelined_behind_it(certregd, db,
 
     first = threading.Thread(target=post, args=("slow", slow))
     first.start()
-    time.sleep(TIMEOUT_MS / 2500)          # behind it, well within their own timeout
+    # Halfway: queued behind it when it times out, with half a timeout to spare.
+    time.sleep(TIMEOUT_MS / 2000)
     others = [threading.Thread(target=post, args=(f"fast{i}", fast)) for i in range(5)]
     for t in others:
         t.start()
