@@ -7,13 +7,12 @@
  * clock or at --at, and prints the outcome, the reason, the message and hint
  * the user was shown (zh-CN, the daemon's default, from common/outcome.c's
  * table) and a summary. It touches no database and decides nothing about
- * keys or units. Called by admin/main.c.
+ * keys or units. Its options and messages are cli.c's, as every command's;
+ * listed in admin/main.c's command table.
  */
 #include "cert_check.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +25,11 @@
 #include "config.h"
 #include "i18n.h"
 #include "outcome.h"
+#include "report.h"
 #include "trust.h"
 #include "verify.h"
 
-#define PROGNAME     "certreg-admin"
-#define EXIT_OK      0
-#define EXIT_REFUSED 1
-#define EXIT_USAGE   2
-#define EXIT_ERROR   3
-#define MAX_CRLS     64
+#define MAX_CRLS 64
 
 struct check_args {
 	const char *cert;
@@ -46,44 +41,67 @@ struct check_args {
 	bool have_at;
 	time_t at;
 	enum verify_purpose purpose;
-	bool json;
 };
 
-static int parse_args(int argc, char **argv, struct check_args *a);
-static void usage(FILE *f);
-static struct verify_store *build_store(const struct check_args *a, int *status);
-static bool run_check(const struct verify_store *store, const struct check_args *a, time_t now,
-                      struct verify_result *res);
+static int cert_check_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
+static int parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                      struct check_args *a);
+static struct verify_store *build_store(const struct cli *cli, const struct check_args *a,
+                                        int *status);
+static bool run_check(const struct cli *cli, const struct verify_store *store,
+                      const struct check_args *a, time_t now, struct verify_result *res);
 static void print_text(const struct verify_result *res);
-static bool print_json(const struct verify_result *res);
+static bool print_json(const struct cli *cli, const struct verify_result *res);
 static int exit_code(outcome_t outcome);
 
-int cert_check_main(int argc, char **argv, bool json)
+const struct cli_command cert_commands[] = {
+    {"cert", "check",
+     "--cert FILE [--chain FILE] (--ca FILE | --config FILE) [--crl FILE]... [--at TIME] "
+     "[--purpose client|any]",
+     N_("Runs the certificate side of a login decision offline, with the daemon's\n"
+        "engine and no database, and prints the outcome and why.\n\n"
+        "Options:\n"
+        "      --cert FILE      the certificate (PEM or DER; a PEM file may carry the\n"
+        "                       chain)\n"
+        "      --chain FILE     more certificates the client would send (PEM)\n"
+        "      --ca FILE        trust anchors (PEM)\n"
+        "      --config FILE    take the trust settings of certregd's config file\n"
+        "      --crl FILE       a CRL (PEM or DER), repeatable; revocation is then\n"
+        "                       required\n"
+        "      --at TIME        check at this RFC 3339 time instead of now\n"
+        "      --purpose P      client (default) or any: skip the client-usage check\n\n"
+        "Exit status: 0 OK, 1 a CERT_* outcome, 2 usage error, 3 internal error.\n"),
+     cert_check_run},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int cert_check_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
-	struct check_args a = {.purpose = VERIFY_PURPOSE_CLIENT, .json = json};
+	struct check_args a = {.purpose = VERIFY_PURPOSE_CLIENT};
 	struct verify_store *store;
 	struct verify_result *res;
 	int status;
 
-	status = parse_args(argc, argv, &a);
-	if (status >= 0)
+	status = parse_args(cli, cmd, argc, argv, &a);
+	if (status != CLI_OK)
 		return status;
-	store = build_store(&a, &status);
+	store = build_store(cli, &a, &status);
 	if (store == NULL)
 		return status;
 	for (size_t i = 0; i < verify_store_warning_count(store); i++)
-		fprintf(stderr, _("%s: warning: %s\n"), PROGNAME, verify_store_warning(store, i));
+		fprintf(stderr, _("%s: warning: %s\n"), cli->progname,
+		        verify_store_warning(store, i));
 	/* Large (about 2 KiB of names), so not on the stack of a CLI helper. */
 	res = calloc(1, sizeof(*res));
 	if (res == NULL) {
-		fprintf(stderr, _("%s: error: out of memory\n"), PROGNAME);
+		cli_error(cli, "out of memory");
 		verify_store_unref(store);
-		return EXIT_ERROR;
+		return CLI_FAIL;
 	}
-	if (!run_check(store, &a, a.have_at ? a.at : time(NULL), res)) {
-		status = EXIT_USAGE;
-	} else if (a.json) {
-		status = print_json(res) ? exit_code(res->outcome) : EXIT_ERROR;
+	if (!run_check(cli, store, &a, a.have_at ? a.at : time(NULL), res)) {
+		status = CLI_USAGE;
+	} else if (cli->json) {
+		status = print_json(cli, res) ? exit_code(res->outcome) : CLI_FAIL;
 	} else {
 		print_text(res);
 		status = exit_code(res->outcome);
@@ -93,22 +111,19 @@ int cert_check_main(int argc, char **argv, bool json)
 	return status;
 }
 
-/* -1 to go on; otherwise the exit code (0 after --help). */
-static int parse_args(int argc, char **argv, struct check_args *a)
+/* CLI_OK to go on; otherwise the exit status (CLI_HELP_SHOWN after --help). */
+static int parse_args(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
+                      struct check_args *a)
 {
-	static const struct option long_options[] = {
+	static const struct option opts[] = {
 	    {"cert", required_argument, NULL, 'c'},    {"chain", required_argument, NULL, 'n'},
 	    {"ca", required_argument, NULL, 'a'},      {"config", required_argument, NULL, 'f'},
 	    {"crl", required_argument, NULL, 'r'},     {"at", required_argument, NULL, 't'},
-	    {"purpose", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	    {"purpose", required_argument, NULL, 'p'}, CLI_GLOBAL_OPTIONS,
 	};
 	int c;
 
-	/* 0, not 1: the dispatcher may have run getopt over another argv. */
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'c':
 			a->cert = optarg;
@@ -123,92 +138,39 @@ static int parse_args(int argc, char **argv, struct check_args *a)
 			a->config = optarg;
 			break;
 		case 'r':
-			if (a->ncrl == MAX_CRLS) {
-				fprintf(stderr, _("%s: error: more than %d --crl options\n"),
-				        PROGNAME, MAX_CRLS);
-				return EXIT_USAGE;
-			}
+			if (a->ncrl == MAX_CRLS)
+				return cli_usage(cli, cmd, "more than %d --crl options", MAX_CRLS);
 			a->crl[a->ncrl++] = optarg;
 			break;
 		case 't':
-			if (!certinfo_parse_rfc3339(optarg, &a->at)) {
-				fprintf(stderr,
-				        _("%s: error: --at: '%s' is not an RFC 3339 time "
-				          "(2026-11-23T12:00:00Z)\n"),
-				        PROGNAME, optarg);
-				return EXIT_USAGE;
-			}
+			if (!certinfo_parse_rfc3339(optarg, &a->at))
+				return cli_usage(cli, cmd,
+				                 "--at: \"%s\" is not an RFC 3339 time "
+				                 "(2026-11-23T12:00:00Z)",
+				                 optarg);
 			a->have_at = true;
 			break;
 		case 'p':
-			if (strcmp(optarg, "client") == 0) {
+			if (strcmp(optarg, "client") == 0)
 				a->purpose = VERIFY_PURPOSE_CLIENT;
-			} else if (strcmp(optarg, "any") == 0) {
+			else if (strcmp(optarg, "any") == 0)
 				a->purpose = VERIFY_PURPOSE_ANY;
-			} else {
-				fprintf(stderr, _("%s: error: --purpose must be client or any\n"),
-				        PROGNAME);
-				return EXIT_USAGE;
-			}
+			else
+				return cli_usage(cli, cmd, "--purpose must be client or any");
 			break;
-		case 'j':
-			a->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return EXIT_OK;
-		case ':':
-			fprintf(stderr, _("%s: error: option '%s' needs a value\n"), PROGNAME,
-			        argv[optind - 1]);
-			return EXIT_USAGE;
 		default:
-			fprintf(stderr, _("%s: error: unknown option '%s'\n"), PROGNAME,
-			        argv[optind - 1]);
-			usage(stderr);
-			return EXIT_USAGE;
+			return cli_option_end(cli, cmd, c);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, _("%s: error: unexpected argument '%s'\n"), PROGNAME, argv[optind]);
-		return EXIT_USAGE;
-	}
-	if (a->cert == NULL) {
-		fprintf(stderr, _("%s: error: --cert FILE is required\n"), PROGNAME);
-		return EXIT_USAGE;
-	}
-	if ((a->ca == NULL) == (a->config == NULL)) {
-		fprintf(stderr, _("%s: error: give exactly one of --ca FILE and --config FILE\n"),
-		        PROGNAME);
-		return EXIT_USAGE;
-	}
-	return -1;
+	if (!cli_args(cli, cmd, argc, argv, 0) || !cli_required(cli, cmd, a->cert, "--cert"))
+		return CLI_USAGE;
+	if ((a->ca == NULL) == (a->config == NULL))
+		return cli_usage(cli, cmd, "give exactly one of --ca FILE and --config FILE");
+	return CLI_OK;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(
-	    f,
-	    _("Usage: %s [--json] cert check --cert FILE [--chain FILE]\n"
-	      "          (--ca FILE | --config FILE) [--crl FILE]... [--at TIME]\n"
-	      "          [--purpose client|any]\n"
-	      "\n"
-	      "Runs the certificate side of a login decision offline, with the daemon's\n"
-	      "engine and no database, and prints the outcome and why.\n"
-	      "\n"
-	      "  --cert FILE      the certificate (PEM or DER; a PEM file may carry the chain)\n"
-	      "  --chain FILE     more certificates the client would send (PEM)\n"
-	      "  --ca FILE        trust anchors (PEM)\n"
-	      "  --config FILE    take the trust settings of certregd's config file\n"
-	      "  --crl FILE       a CRL (PEM or DER), repeatable; revocation is then required\n"
-	      "  --at TIME        check at this RFC 3339 time instead of now\n"
-	      "  --purpose P      client (default) or any: skip the client-usage check\n"
-	      "  --json           print JSON\n"
-	      "\n"
-	      "Exit status: 0 OK, 1 a CERT_* outcome, 2 usage error, 3 internal error.\n"),
-	    PROGNAME);
-}
-
-static struct verify_store *build_store(const struct check_args *a, int *status)
+static struct verify_store *build_store(const struct cli *cli, const struct check_args *a,
+                                        int *status)
 {
 	struct verify_settings settings = {
 	    .revocation = REVOCATION_OFF, .clock_skew = 300, .expiry_warning_days = 30};
@@ -219,10 +181,10 @@ static struct verify_store *build_store(const struct check_args *a, int *status)
 	struct verify_store *store = NULL;
 	char err[512];
 
-	*status = EXIT_USAGE;
+	*status = CLI_USAGE;
 	if (anchors == NULL || intermediates == NULL || crls == NULL) {
 		snprintf(err, sizeof(err), "out of memory");
-		*status = EXIT_ERROR;
+		*status = CLI_FAIL;
 		goto fail;
 	}
 	if (a->config != NULL) {
@@ -249,7 +211,7 @@ static struct verify_store *build_store(const struct check_args *a, int *status)
 	                                 a->have_at ? a->at : time(NULL), err, sizeof(err));
 fail:
 	if (store == NULL)
-		fprintf(stderr, _("%s: error: %s\n"), PROGNAME, err);
+		cli_error(cli, "%s", err);
 	config_free(cfg);
 	sk_X509_pop_free(anchors, X509_free);
 	sk_X509_pop_free(intermediates, X509_free);
@@ -263,8 +225,8 @@ fail:
  * files may mix PEM and DER, so they are parsed here and verified as the TLS
  * listener does; a file that does not parse is CERT_MALFORMED either way.
  */
-static bool run_check(const struct verify_store *store, const struct check_args *a, time_t now,
-                      struct verify_result *res)
+static bool run_check(const struct cli *cli, const struct verify_store *store,
+                      const struct check_args *a, time_t now, struct verify_result *res)
 {
 	STACK_OF(X509) *certs = NULL;
 	FILE *f;
@@ -277,8 +239,7 @@ static bool run_check(const struct verify_store *store, const struct check_args 
 
 		f = fopen(a->cert, "rb");
 		if (f == NULL || buf == NULL) {
-			fprintf(stderr, _("%s: error: %s: %s\n"), PROGNAME, a->cert,
-			        strerror(errno));
+			cli_error(cli, "%s: %s", a->cert, strerror(errno));
 			if (f != NULL)
 				fclose(f);
 			free(buf);
@@ -357,7 +318,7 @@ static void print_text(const struct verify_result *res)
 		printf(_("warning:     CERT_EXPIRING_SOON\n"));
 }
 
-static bool print_json(const struct verify_result *res)
+static bool print_json(const struct cli *cli, const struct verify_result *res)
 {
 	const struct cert_summary *s = &res->leaf;
 	const struct outcome_info *info = outcome_info(res->outcome);
@@ -411,22 +372,21 @@ static bool print_json(const struct verify_result *res)
 		        res->crl.number[0] != '\0' ? json_string(res->crl.number) : json_null(),
 		        "next_update", res->crl.next_update != 0 ? json_string(nu) : json_null()));
 	}
-	if (json_dumpf(root, stdout, JSON_INDENT(2)) != 0)
-		goto fail;
-	putchar('\n');
-	json_decref(root);
-	return true;
+	/* Printed, the outcome is the command's JSON: no error object after it. */
+	if (report_json(root))
+		return true;
+	root = NULL;
 fail:
 	json_decref(root);
-	fprintf(stderr, _("%s: error: cannot build JSON output\n"), PROGNAME);
+	cli_error(cli, "cannot build JSON output");
 	return false;
 }
 
 static int exit_code(outcome_t outcome)
 {
 	if (outcome == OUTCOME_OK)
-		return EXIT_OK;
+		return CLI_OK;
 	if (outcome_is_certificate(outcome) || outcome == OUTCOME_NO_CERTIFICATE)
-		return EXIT_REFUSED;
-	return EXIT_ERROR;
+		return CLI_REFUSED;
+	return CLI_FAIL;
 }

@@ -5,12 +5,11 @@
  * --help, --version) before the command, the language (i18n.c), and
  * closing the command's transaction with its exit status. Each command lives
  * in the module named for what it manages (migrate.c, office.c, unit.c,
- * key.c, pending.c, audit.c, probe.c; cert_check.c for `cert check`).
+ * key.c, pending.c, audit.c, probe.c, cert_check.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "audit.h"
 #include "cert_check.h"
@@ -26,24 +25,14 @@
 #include "unit.h"
 
 static int main_dispatch(struct cli *cli, int argc, char **argv);
-static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
-static void main_replay_errors(const struct cli *cli, FILE *captured);
 static const struct cli_command *main_find(int argc, char **argv, int *at);
 static bool main_is_group(const char *word);
 static void main_usage(const struct cli *cli, const char *group);
 
-static const struct cli_command main_cert_commands[] = {
-    {"cert", "check",
-     "--cert FILE [--chain FILE] (--ca FILE | --config FILE) [--crl FILE]... [--at TIME] "
-     "[--purpose client|any]",
-     "", main_cert_check},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
 /* In the order `certreg-admin --help` lists them. */
 static const struct cli_command *const main_groups[] = {
     migrate_commands, office_commands, unit_commands,  pending_commands,
-    key_commands,     audit_commands,  probe_commands, main_cert_commands,
+    key_commands,     audit_commands,  probe_commands, cert_commands,
 };
 
 #define MAIN_NGROUPS (sizeof(main_groups) / sizeof(main_groups[0]))
@@ -132,63 +121,6 @@ static int main_dispatch(struct cli *cli, int argc, char **argv)
 	if (rc == CLI_HELP_SHOWN)
 		rc = CLI_OK;
 	return conn_close(cli, rc);
-}
-
-/* `cert check` is the verification engine's (cert_check.c); it reads its
- * own options, --json after the command included. */
-static int main_cert_check(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
-{
-	FILE *captured = NULL;
-	int saved = -1, rc;
-
-	(void)cmd;
-	/* cert_check.c prints its own errors on stderr. With --json they also
-	 * make the error object: catch them in a file, then pass them on. */
-	if (cli->json || i18n_json_asked(argc, argv)) {
-		fflush(stderr);
-		captured = tmpfile();
-		saved = captured != NULL ? dup(STDERR_FILENO) : -1;
-		if (saved < 0 || dup2(fileno(captured), STDERR_FILENO) < 0) {
-			if (saved >= 0)
-				close(saved);
-			saved = -1;
-		}
-	}
-	rc = cert_check_main(argc, argv, cli->json);
-	if (saved >= 0) {
-		fflush(stderr);
-		dup2(saved, STDERR_FILENO);
-		close(saved);
-		main_replay_errors(cli, captured);
-	}
-	if (captured != NULL)
-		fclose(captured);
-	/* An outcome (0, or 1 for a CERT_* one) is its own JSON already. */
-	if (rc == CLI_OK || rc == CLI_REFUSED)
-		cli->failure->json_printed = true;
-	return rc;
-}
-
-/* Copies what cert_check.c wrote to the real stderr; its first error
- * message becomes the failure's. */
-static void main_replay_errors(const struct cli *cli, FILE *captured)
-{
-	static const char prefix[] = "certreg-admin: error: ";
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	rewind(captured);
-	while ((n = getline(&line, &cap, captured)) > 0) {
-		fputs(line, stderr);
-		if (cli->failure->message[0] == '\0' &&
-		    strncmp(line, prefix, sizeof(prefix) - 1) == 0) {
-			line[n - 1] = line[n - 1] == '\n' ? '\0' : line[n - 1];
-			snprintf(cli->failure->message, sizeof(cli->failure->message), "%s",
-			         line + sizeof(prefix) - 1);
-		}
-	}
-	free(line);
 }
 
 /* The command named by argv[0] (and argv[1] for a group); *at is the index

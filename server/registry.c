@@ -141,6 +141,7 @@ struct registry {
 	char *conninfo;
 	char *read_conninfo; /* NULL: no read pool, decisions on the primary */
 	int timeout_ms;
+	int record_interval; /* seconds, for the registry's last-use rule */
 	int max_lag_ms;
 	int pool_size;
 	int read_size;
@@ -216,6 +217,18 @@ static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_P
  * idle standby would look behind forever.
  */
 #define REGISTRY_LSN_SQL "SELECT pg_current_wal_lsn()::text"
+/*
+ * The session every statement of a pool or read connection runs in. No
+ * statement runs longer than the daemon waits for an answer: one slow
+ * statement (a lock held for long) then fails alone, at timeout_ms, and
+ * the queries pipelined behind it on the connection go on (see
+ * registry_abandon). certreg.record_interval is the daemon's
+ * record_interval, which last_use_due() (sql/functions/60_decide.sql)
+ * reads: the one interval of last-use writes, for the cache and the SQL.
+ */
+#define REGISTRY_SESSION_SQL                                                                       \
+	"SELECT pg_catalog.set_config('statement_timeout', $1, false), "                           \
+	"pg_catalog.set_config('certreg.record_interval', $2, false)"
 
 static void registry_conn_start(struct registry_conn *c);
 static void registry_conn_fail(struct registry_conn *c, const char *why);
@@ -232,6 +245,7 @@ static void registry_listener_ask(struct registry *reg);
 static struct registry_query *registry_conn_pop(struct registry_conn *c);
 static void registry_conn_send(struct registry_conn *c, struct registry_query *q);
 static bool registry_conn_send_step(struct registry_conn *c);
+static int registry_conn_send_session(struct registry_conn *c);
 static void registry_dispatch(struct registry *reg);
 static struct registry_query *registry_enqueue(struct registry *reg, struct registry_query *q);
 static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
@@ -255,8 +269,8 @@ static void registry_conn_init(struct registry *reg, struct registry_conn *c, en
 static struct registry_conn *registry_conn_at(struct registry *reg, int i);
 
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
-                              int timeout_ms, registry_invalidate_cb invalidate,
-                              void *invalidate_arg)
+                              int timeout_ms, int record_interval,
+                              registry_invalidate_cb invalidate, void *invalidate_arg)
 {
 	struct registry *reg = calloc(1, sizeof(*reg));
 
@@ -264,6 +278,7 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 		return NULL;
 	reg->base = base;
 	reg->timeout_ms = timeout_ms;
+	reg->record_interval = record_interval;
 	reg->pool_size = pool_size;
 	reg->invalidate = invalidate;
 	reg->invalidate_arg = invalidate_arg;
@@ -439,15 +454,24 @@ struct registry_query *registry_challenge_consume(struct registry *reg, const ch
 	return registry_enqueue(reg, q);
 }
 
+/*
+ * In flight, q stays in its connection's pipeline and its result is dropped
+ * when it comes: the queries sent after it on the same connection are
+ * still wanted, and resetting the connection would fail or resend them
+ * all. What keeps a slow statement from holding them is the server's
+ * statement_timeout (registry_conn_send_step); a server that stops
+ * answering altogether is the connection timer's (registry_conn_timer_cb).
+ * A cancel request is not used: libpq 15's PQcancel blocks the loop, and
+ * it stops whatever statement the server runs when it arrives, in a
+ * pipeline perhaps the next, still wanted, query.
+ */
 void registry_abandon(struct registry *reg, struct registry_query *q)
 {
 	if (q->conn != NULL) {
-		/* In flight: its connection is what is slow, so replace it. */
 		q->answer_cb = NULL;
 		q->ping_cb = NULL;
 		q->value_cb = NULL;
 		q->count_cb = NULL;
-		registry_conn_fail(q->conn, "query abandoned after timeout");
 		return;
 	}
 	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->primary_q, q))
@@ -1011,7 +1035,8 @@ static void registry_conn_preparing(struct registry_conn *c)
 				return;
 			continue;
 		}
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+		    PQresultStatus(res) != PGRES_TUPLES_OK) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "preparing statements: %s",
 			         PQresultErrorMessage(res));
@@ -1034,7 +1059,7 @@ static void registry_conn_results(struct registry_conn *c)
 	bool progress = false, ended = false;
 	PGresult *res;
 
-	/* A callback may close the connection (registry_abandon): c->pg. */
+	/* A callback may have closed the connection: c->pg. */
 	while (c->pg != NULL && c->sent_head != NULL && !PQisBusy(c->pg)) {
 		struct registry_query *q = c->sent_head;
 
@@ -1253,7 +1278,8 @@ static void registry_conn_ready(struct registry_conn *c)
 	if (c->was_up)
 		c->reg->stats.reconnects++;
 	c->state = CONN_PREPARING;
-	c->step = 0;
+	/* Step -1, before the statements: the session settings. */
+	c->step = c->role == CONN_ROLE_LISTEN ? 0 : -1;
 	/* Until a probe says otherwise, a new read connection is not trusted
 	 * to be current. */
 	c->in_recovery = true;
@@ -1267,8 +1293,9 @@ static void registry_conn_ready(struct registry_conn *c)
 
 /*
  * Sends preparation step c->step, or finishes preparation when there is no
- * step left. Pool and read connections prepare their statements; the
- * listener sends LISTEN. False when the connection failed.
+ * step left. Pool and read connections set their session (step -1), then
+ * prepare their statements; the listener sends LISTEN. False when the
+ * connection failed.
  */
 static bool registry_conn_send_step(struct registry_conn *c)
 {
@@ -1317,6 +1344,8 @@ static bool registry_conn_send_step(struct registry_conn *c)
 	}
 	if (c->role == CONN_ROLE_LISTEN) {
 		ok = PQsendQuery(c->pg, "LISTEN certreg");
+	} else if (c->step < 0) {
+		ok = registry_conn_send_session(c);
 	} else {
 		const struct registry_statement *st = &registry_statements[steps[c->step]];
 		ok = PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL);
@@ -1329,6 +1358,16 @@ static bool registry_conn_send_step(struct registry_conn *c)
 	if (PQflush(c->pg) == 1)
 		registry_conn_watch(c, EV_READ | EV_WRITE);
 	return c->pg != NULL;
+}
+
+static int registry_conn_send_session(struct registry_conn *c)
+{
+	char timeout[16], interval[16];
+	const char *const values[] = {timeout, interval};
+
+	snprintf(timeout, sizeof(timeout), "%d", c->reg->timeout_ms);
+	snprintf(interval, sizeof(interval), "%d", c->reg->record_interval);
+	return PQsendQueryParams(c->pg, REGISTRY_SESSION_SQL, 2, NULL, values, NULL, NULL, 0);
 }
 
 static void registry_copy(char *dst, size_t len, PGresult *res, int col)

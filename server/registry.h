@@ -71,9 +71,11 @@ typedef void (*registry_count_cb)(void *arg, bool ok, int64_t count);
 /* key_id is a 64-hex key id, or NULL: drop everything. */
 typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
 
+/* timeout_ms bounds every wait and every statement; record_interval (seconds)
+ * is the interval of last-use writes the SQL functions apply. */
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
-                              int timeout_ms, registry_invalidate_cb invalidate,
-                              void *invalidate_arg);
+                              int timeout_ms, int record_interval,
+                              registry_invalidate_cb invalidate, void *invalidate_arg);
 void registry_free(struct registry *reg);
 /* Decisions from now on are read by read_size connections to
  * read_conninfo (decide_read), the primary's pool standing in when none
@@ -117,9 +119,9 @@ struct registry_query *registry_challenge_consume(struct registry *reg, const ch
                                                   const char *expires_at, const char *attempt,
                                                   registry_value_cb cb, void *arg);
 
-/* The caller no longer wants the answer (it timed out or went away). An
- * in-flight query's connection is reset so a stuck server cannot hold the
- * next queries behind it. */
+/* The caller no longer wants the answer (it timed out or went away): no
+ * callback. An in-flight query's result is dropped when it comes; the
+ * queries pipelined behind it on its connection go on. */
 void registry_abandon(struct registry *reg, struct registry_query *q);
 
 /* True while notifications are being received: only then may a cache be

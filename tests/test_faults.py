@@ -305,3 +305,50 @@ def test_sigterm_right_after_a_reload_still_stops_cleanly(certregd, db):
         rc = d.stop()
         assert rc == 0, f"round {i}: exit {rc}"
         assert time.monotonic() - t0 < 12, f"round {i}: stop took {time.monotonic() - t0:.1f} s"
+
+
+def test_one_slow_decision_does_not_fail_those_pipelined_behind_it(certregd, db, pki):
+    """A decision that times out is abandoned alone (issue 28): the
+    decisions pipelined behind it on the same database connection are
+    answered, and the connection is not reset. Its statement ends at the
+    server at timeout_ms (statement_timeout), which lets the others run."""
+    import psycopg2
+    admin(db.conninfo, "office", "add", "SLW1", "--name", "慢查询管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "慢查询单位", "--office", "SLW1")
+    for name in ("ec-ok", "rsa-ok"):
+        admin(db.conninfo, "key", "bind", "--cert", pki.leaf(name)["pem"], "--unit", REGNO,
+              "--ticket", "T-S1")
+    slow = open(pki.leaf("ec-ok")["chain"]).read()
+    fast = open(pki.leaf("rsa-ok")["chain"]).read()
+    # One worker, one pool connection: every decision is on the same pipeline.
+    d = certregd(db, server={"workers": 1},
+                 database={"pool_size": 1, "timeout_ms": TIMEOUT_MS})
+    # The slow key's decision writes its row (certificate seen, last use),
+    # which this session holds locked.
+    holder = psycopg2.connect(db.conninfo)
+    cur = holder.cursor()
+    cur.execute("SELECT 1 FROM certreg.keys WHERE key_id = %s FOR UPDATE",
+                (pki.leaf("ec-ok")["key_id"],))
+    results = {}
+
+    def post(name, chain):
+        r = d.verify_bundle(chain)
+        results[name] = (r.status, r.json().get("outcome"))
+
+    first = threading.Thread(target=post, args=("slow", slow))
+    first.start()
+    # Halfway: queued behind it when it times out, with half a timeout to spare.
+    time.sleep(TIMEOUT_MS / 2000)
+    others = [threading.Thread(target=post, args=(f"fast{i}", fast)) for i in range(5)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(timeout=30)
+    holder.rollback()
+    holder.close()
+    assert results.pop("slow") == (503, "SERVICE_UNAVAILABLE"), d.log()
+    assert results == {f"fast{i}": (200, "OK") for i in range(5)}, d.log()
+    assert "db_connection_lost" not in d.log(), d.log()
+    # The lock gone, the slow key is answered on the same connection.
+    assert d.verify_bundle(slow).json()["outcome"] == "OK"
+    assert "db_connection_lost" not in d.log(), d.log()

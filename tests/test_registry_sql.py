@@ -194,8 +194,10 @@ def test_decide_records_pending_attempts(db, pki):
 
 
 def test_last_use_is_written_at_most_once_a_minute(db, pki):
-    """A login finding last use fresher than a minute reads only (004)."""
+    """A login finding last use fresher than a minute reads only (004), with
+    the daemon's default record_interval (certregd sets it in its sessions)."""
     su = connect(db).cursor()
+    su.execute("SET certreg.record_interval = 60")
     leaf = pki.leaf("ec-ok")
     key = leaf["key_id"]
     admin(db.conninfo, "office", "add", "LU01", "--name", "最后使用管理部")
@@ -233,6 +235,54 @@ def test_last_use_is_written_at_most_once_a_minute(db, pki):
     assert su.fetchone() == (0,)
 
 
+def bind_for_last_use(db, pki, name, office, regno):
+    admin(db.conninfo, "office", "add", office, "--name", "最后使用间隔管理部")
+    admin(db.conninfo, "unit", "add", regno, "--name", "最后使用间隔单位", "--office", office)
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf(name)["pem"], "--unit", regno,
+          "--ticket", "T")
+    return pki.leaf(name)["key_id"]
+
+
+def last_used_ago(cur, key):
+    cur.execute("SELECT extract(epoch FROM now() - last_used_at) FROM certreg.keys"
+                " WHERE key_id = %s", (key,))
+    return float(cur.fetchone()[0])
+
+
+def test_last_use_interval_is_the_sessions_record_interval(db, pki):
+    """last_use_due() takes its interval from certreg.record_interval, the
+    setting certregd puts in each session; without it every use counts."""
+    su = connect(db).cursor()
+    key = bind_for_last_use(db, pki, "ec-ok", "LU02", "110111000102")
+    call = "SELECT key_status FROM certreg.decide(%s, NULL, '10.0.0.9', false)"
+    for interval, ago, written in ((10, 30, True), (300, 120, False), (None, 1, True)):
+        if interval is None:
+            su.execute("RESET certreg.record_interval")
+        else:
+            su.execute("SELECT set_config('certreg.record_interval', %s, false)",
+                       (str(interval),))
+        su.execute("UPDATE certreg.keys SET last_used_at = now() - make_interval(secs => %s)"
+                   " WHERE key_id = %s", (ago, key))
+        su.execute(call, (key,))
+        assert (last_used_ago(su, key) < 5) is written, (interval, ago)
+
+
+def test_daemon_record_interval_is_the_sqls(certregd, db, pki):
+    """The daemon's record_interval, not a minute written in the SQL, is
+    the interval at which decide() writes a key's last use."""
+    su = connect(db).cursor()
+    key = bind_for_last_use(db, pki, "ec-ok", "LU03", "110111000103")
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    # Each daemon starts with an empty cache: its first login runs decide().
+    for interval, ago, written in ((10, 30, True), (600, 120, False)):
+        su.execute("UPDATE certreg.keys SET last_used_at = now() - make_interval(secs => %s)"
+                   " WHERE key_id = %s", (ago, key))
+        d = certregd(db, cache={"record_interval": interval})
+        assert d.verify_bundle(chain).json()["outcome"] == "OK"
+        assert (last_used_ago(su, key) < 5) is written, (interval, ago, d.log())
+        d.stop()
+
+
 def plan(cur, sql, args=()):
     cur.execute("EXPLAIN " + sql, args)
     return "\n".join(r[0] for r in cur.fetchall())
@@ -266,14 +316,17 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     assert len(migrated) >= 10, migrated
     cur.execute("SELECT key_id FROM certreg.keys LIMIT 1")
     key = cur.fetchone()[0]
-    # The decision's lookup: one probe of the key's primary key, then the
-    # unit and office by theirs.
-    text = plan(cur, "SELECT k.status, u.name, o.name FROM certreg.keys k"
-                     " JOIN certreg.units u ON u.registration_no = k.registration_no"
-                     " JOIN certreg.offices o ON o.code = u.office_code WHERE k.key_id = %s",
-                (key,))
-    assert "Index Scan using keys_pkey" in text, text
-    assert "Seq Scan on keys" not in text, text
+    # The decision's lookup, known_key() of decide() and decide_read():
+    # inlined (no function scan), one probe of the key's primary key, then
+    # the unit and certificate by theirs (the few offices, either way).
+    # Under decide()'s search_path: a helper is only called from there.
+    cur.execute("SET search_path = certreg, pg_temp")
+    text = plan(cur, "SELECT * FROM certreg.known_key(%s, %s::jsonb)",
+                (key, json.dumps({"sha256": "ab" * 32})))
+    assert "Function Scan" not in text, text
+    for table in ("keys", "units", "certificates"):
+        assert f"Index Scan using {table}_pkey" in text, text
+        assert f"Seq Scan on {table}" not in text, text
     # pending list --search: the trigram indexes serve a fragment search.
     search = ("SELECT key_id FROM certreg.pending_v WHERE subject ILIKE %s"
               " OR credit_code ILIKE %s OR holder_id ILIKE %s")

@@ -12,9 +12,43 @@ SET LOCAL search_path = certreg, public;
 -- The one rule: is a last-use time older than the write interval? Last use
 -- answers "which keys are no longer used", a question of days; written on
 -- every login it made each one a write transaction (004_last_use.sql).
+-- The interval is the daemon's record_interval, which certregd sets as
+-- certreg.record_interval (seconds) in each of its sessions, and by which
+-- its cache also spaces the record_use() calls of a key: one setting for
+-- both. A session without it (psql) records every use.
 CREATE OR REPLACE FUNCTION last_use_due(p_at timestamptz) RETURNS boolean
     LANGUAGE sql STABLE AS $$
-    SELECT p_at IS NULL OR p_at < now() - interval '1 minute'
+    SELECT p_at IS NULL
+        OR p_at < now() - make_interval(secs => coalesce(
+               nullif(current_setting('certreg.record_interval', true), '')::integer, 0))
+$$;
+
+-- An associated key as decide() answers it, and which of decide()'s writes
+-- it is due: the certificate seen (seen_due), the credit-code rule of a
+-- binding made before any verified certificate (credit_due; credit_differs
+-- when the certificate's credit code is not its unit's), the last use
+-- (use_due). decide() writes them, decide_read() (65_replicas.sql) says
+-- whether any is due, record_use() writes the first and the last. No row
+-- for a key with no association. A LANGUAGE sql function the planner
+-- inlines: the callers' plans stay one probe of each primary key.
+CREATE OR REPLACE FUNCTION known_key(p_key_id text, p_cert jsonb)
+    RETURNS TABLE (key_status text, registration_no text, unit_name text, unit_status text,
+                   office_code text, office_name text, office_address text,
+                   office_phone text, seen_due boolean, credit_due boolean,
+                   credit_differs boolean, use_due boolean)
+    LANGUAGE sql STABLE AS $$
+    SELECT k.status, k.registration_no, u.name, u.status, o.code, o.name, o.address, o.phone,
+           p_cert IS NOT NULL
+               AND (last_use_due(c.last_seen) OR c.source IS DISTINCT FROM 'daemon'),
+           NOT k.credit_checked AND p_cert->>'credit_code' IS NOT NULL,
+           NOT k.credit_checked AND p_cert->>'credit_code' IS NOT NULL
+               AND u.credit_code IS NOT NULL AND u.credit_code <> p_cert->>'credit_code',
+           last_use_due(k.last_used_at)
+      FROM keys k
+      JOIN units u ON u.registration_no = k.registration_no
+      JOIN offices o ON o.code = u.office_code
+      LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
+     WHERE k.key_id = p_key_id
 $$;
 
 -- p_cert is what certregd verified (the daemon's login is trusted to report
@@ -31,40 +65,31 @@ DECLARE
     v_regno text;
     v_pred text;
     v_units int;
-    v_used timestamptz;
-    v_seen timestamptz;
-    v_source text;
-    v_checked boolean;
-    v_unit_cc text;
+    v_seen_due boolean;
+    v_credit_due boolean;
+    v_credit_differs boolean;
+    v_use_due boolean;
     v_cc text := p_cert->>'credit_code';
 BEGIN
     PERFORM require_key_id(p_key_id);
-    -- An associated key: its unit and office, and when the key and this
-    -- certificate were last recorded.
-    SELECT k.status, k.registration_no, u.name, u.status, o.code, o.name, o.address, o.phone,
-           k.last_used_at, k.credit_checked, u.credit_code, c.last_seen, c.source
-      INTO key_status, registration_no, unit_name, unit_status, office_code, office_name,
-           office_address, office_phone, v_used, v_checked, v_unit_cc, v_seen, v_source
-      FROM keys k
-      JOIN units u ON u.registration_no = k.registration_no
-      JOIN offices o ON o.code = u.office_code
-      LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
-     WHERE k.key_id = p_key_id;
+    SELECT * INTO key_status, registration_no, unit_name, unit_status, office_code, office_name,
+                  office_address, office_phone, v_seen_due, v_credit_due, v_credit_differs,
+                  v_use_due
+      FROM known_key(p_key_id, p_cert);
     IF FOUND THEN
-        IF p_cert IS NOT NULL AND (last_use_due(v_seen) OR v_source IS DISTINCT FROM 'daemon')
-        THEN
+        IF v_seen_due THEN
             PERFORM certificate_seen(p_key_id, p_cert);
         END IF;
         -- A binding made before any verified certificate: the credit-code
         -- rule of key_bind(), now with verified facts.
-        IF NOT v_checked AND v_cc IS NOT NULL THEN
-            IF v_unit_cc IS NOT NULL AND v_unit_cc <> v_cc THEN
-                RETURN QUERY SELECT * FROM decide_pending(p_key_id, p_cert, p_peer);
-                RETURN;
-            END IF;
+        IF v_credit_differs THEN
+            RETURN QUERY SELECT * FROM decide_pending(p_key_id, p_cert, p_peer);
+            RETURN;
+        END IF;
+        IF v_credit_due THEN
             UPDATE keys SET credit_checked = true WHERE key_id = p_key_id;
         END IF;
-        IF last_use_due(v_used) THEN
+        IF v_use_due THEN
             UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
         END IF;
         RETURN NEXT;
@@ -146,24 +171,21 @@ END $$;
 CREATE OR REPLACE FUNCTION record_use(p_key_id text, p_cert jsonb, p_peer text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 DECLARE
-    v_used timestamptz;
-    v_seen timestamptz;
-    v_source text;
+    v_seen_due boolean;
+    v_use_due boolean;
 BEGIN
     PERFORM require_key_id(p_key_id);
-    SELECT k.last_used_at, c.last_seen, c.source INTO v_used, v_seen, v_source
-      FROM keys k LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
-     WHERE k.key_id = p_key_id;
+    SELECT k.seen_due, k.use_due INTO v_seen_due, v_use_due FROM known_key(p_key_id, p_cert) k;
     IF NOT FOUND THEN
         PERFORM certificate_seen(p_key_id, p_cert);
         UPDATE pending SET attempts = attempts + 1, last_seen = now(), last_peer = p_peer
          WHERE key_id = p_key_id;
         RETURN;
     END IF;
-    IF p_cert IS NOT NULL AND (last_use_due(v_seen) OR v_source IS DISTINCT FROM 'daemon') THEN
+    IF v_seen_due THEN
         PERFORM certificate_seen(p_key_id, p_cert);
     END IF;
-    IF last_use_due(v_used) THEN
+    IF v_use_due THEN
         UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
     END IF;
 END $$;

@@ -14,7 +14,8 @@ SET LOCAL search_path = certreg, public;
 -- p_outcome the certificate check that then failed. The caller sets no
 -- time: first_seen and last_seen are the server's. A certificate already
 -- recorded keeps its facts and its key (a SHA-256 names one certificate);
--- only the outcome and last_seen change, at most once a minute unless the
+-- only the outcome and last_seen change, at most once per record_interval (the
+-- session's certreg.record_interval, set by certregd) unless the
 -- outcome differs, so a client retrying in a loop costs no write. Each
 -- call purges a few rows not refused again for 90 days.
 CREATE OR REPLACE FUNCTION record_refusal(p_key_id text, p_cert jsonb, p_outcome text)

@@ -49,36 +49,24 @@ CREATE OR REPLACE FUNCTION decide_read(p_key_id text, p_cert jsonb, p_peer text,
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 DECLARE
     v_lsn text;
-    v_used timestamptz;
-    v_seen timestamptz;
-    v_source text;
-    v_checked boolean;
-    v_unit_cc text;
-    v_cc text := p_cert->>'credit_code';
+    v_seen_due boolean;
+    v_credit_due boolean;
+    v_credit_differs boolean;
+    v_use_due boolean;
 BEGIN
     PERFORM require_key_id(p_key_id);
     -- First, before any statement that reads data (see the file comment).
     -- After a promotion pg_last_wal_replay_lsn() stays at the last replayed
     -- record: only a server in recovery has a replay position that matters.
     v_lsn := CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text END;
-    SELECT k.status, k.registration_no, u.name, u.status, o.code, o.name, o.address, o.phone,
-           k.last_used_at, k.credit_checked, u.credit_code, c.last_seen, c.source
-      INTO key_status, registration_no, unit_name, unit_status, office_code, office_name,
-           office_address, office_phone, v_used, v_checked, v_unit_cc, v_seen, v_source
-      FROM keys k
-      JOIN units u ON u.registration_no = k.registration_no
-      JOIN offices o ON o.code = u.office_code
-      LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
-     WHERE k.key_id = p_key_id;
+    -- known_key() (60_decide.sql) is decide()'s look-up of an associated key.
+    SELECT * INTO key_status, registration_no, unit_name, unit_status, office_code, office_name,
+                  office_address, office_phone, v_seen_due, v_credit_due, v_credit_differs,
+                  v_use_due
+      FROM known_key(p_key_id, p_cert);
     IF FOUND THEN
-        -- decide()'s writes for a known key: the certificate seen, the
-        -- credit-code check of a binding made before any certificate, the
-        -- last use.
-        write_due := (p_cert IS NOT NULL AND (last_use_due(v_seen)
-                                              OR v_source IS DISTINCT FROM 'daemon'))
-                     OR (NOT v_checked AND v_cc IS NOT NULL) OR last_use_due(v_used);
-        IF NOT v_checked AND v_cc IS NOT NULL AND v_unit_cc IS NOT NULL
-           AND v_unit_cc <> v_cc THEN
+        write_due := v_seen_due OR v_credit_due OR v_use_due;
+        IF v_credit_differs THEN
             RETURN QUERY SELECT p.*, v_lsn, false, true FROM pending_answer(p_cert) p;
             RETURN;
         END IF;

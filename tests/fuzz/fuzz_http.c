@@ -150,7 +150,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	w.cache = cache_new(w.cfg->cache_size);
 	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
-	                          fuzz_invalidate, &w);
+	                          w.cfg->record_interval, fuzz_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
 		fuzz_fail("cannot set up the cache and registry");
 	w.decide.base = w.base;
