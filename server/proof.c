@@ -22,6 +22,7 @@
 #include "log.h"
 
 static void proof_key_answered(void *arg, bool ok, const char *value);
+static void proof_key_timeout_cb(evutil_socket_t fd, short what, void *arg);
 static bool proof_key_store(struct proof_ctx *ctx, const char *hex);
 static void proof_keyed(void *arg, const unsigned char *key);
 static void proof_consumed(void *arg, bool ok, const char *value);
@@ -47,9 +48,19 @@ void proof_prefetch(struct proof_ctx *ctx)
 	    registry_challenge_key(ctx->registry, proof_key_answered, &ctx->prefetch) != NULL;
 }
 
+/*
+ * The registry bounds a stuck statement only by resetting its connection
+ * after twice timeout_ms, and sends it again up to three times: a request
+ * waiting for the key (a locked challenge_key table, a hung server) would
+ * wait eight times timeout_ms. Its own timer answers it in timeout_ms; the
+ * query is left to finish and then only frees the wait (abandoning it
+ * would reset a connection that decisions share).
+ */
 void proof_with_key(struct proof_ctx *ctx, proof_key_cb cb, void *arg)
 {
 	struct proof_key_wait *wait;
+	int ms = ctx->cfg->timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	if (ctx->key_loaded) {
 		cb(arg, ctx->key);
@@ -61,10 +72,17 @@ void proof_with_key(struct proof_ctx *ctx, proof_key_cb cb, void *arg)
 		return;
 	}
 	*wait = (struct proof_key_wait){.ctx = ctx, .cb = cb, .arg = arg};
-	if (registry_challenge_key(ctx->registry, proof_key_answered, wait) == NULL) {
+	wait->timer = evtimer_new(ctx->base, proof_key_timeout_cb, wait);
+	/* The registry never answers before this returns (registry_enqueue). */
+	if (wait->timer == NULL ||
+	    registry_challenge_key(ctx->registry, proof_key_answered, wait) == NULL) {
+		if (wait->timer != NULL)
+			event_free(wait->timer);
 		free(wait);
 		cb(arg, NULL);
+		return;
 	}
+	evtimer_add(wait->timer, &tv);
 }
 
 static void proof_key_answered(void *arg, bool ok, const char *value)
@@ -79,8 +97,26 @@ static void proof_key_answered(void *arg, bool ok, const char *value)
 		ctx->key_asked = false;
 		return;
 	}
-	wait->cb(wait->arg, ctx->key_loaded ? ctx->key : NULL);
+	if (wait->timer != NULL)
+		event_free(wait->timer);
+	if (wait->cb != NULL)
+		wait->cb(wait->arg, ctx->key_loaded ? ctx->key : NULL);
 	free(wait);
+}
+
+static void proof_key_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proof_key_wait *wait = arg;
+	proof_key_cb cb = wait->cb;
+
+	(void)fd;
+	(void)what;
+	event_free(wait->timer);
+	wait->timer = NULL;
+	wait->cb = NULL;
+	log_warn("event=db_timeout statement=challenge_key timeout_ms=%d",
+	         wait->ctx->cfg->timeout_ms);
+	cb(wait->arg, NULL);
 }
 
 static bool proof_key_store(struct proof_ctx *ctx, const char *hex)

@@ -32,8 +32,9 @@ struct config;
 typedef void (*proof_key_cb)(void *arg, const unsigned char *key);
 struct proof_key_wait {
 	struct proof_ctx *ctx;
-	proof_key_cb cb; /* NULL for the prefetch */
+	proof_key_cb cb; /* NULL for the prefetch, and once a request's timed out */
 	void *arg;
+	struct event *timer; /* a request's: it waits timeout_ms at most */
 };
 
 /* The worker's part: the shared key once the database gave it. */
@@ -54,8 +55,9 @@ void proof_ctx_init(struct proof_ctx *ctx, struct event_base *base, const struct
  * challenge need not wait for it. */
 void proof_prefetch(struct proof_ctx *ctx);
 
-/* Calls cb (with the key, or NULL when the database could not give it) exactly once: before
- * returning when the key is loaded, else when the database answers. */
+/* Calls cb (with the key, or NULL when the database could not give it
+ * within timeout_ms) exactly once: before returning when the key is
+ * loaded, else when the database answers or the time is up. */
 void proof_with_key(struct proof_ctx *ctx, proof_key_cb cb, void *arg);
 
 /* Longest challenge text read from a request: ours are 76 characters,

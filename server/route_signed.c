@@ -10,6 +10,7 @@
  * merely wrong is a decided outcome (and spends the challenge).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -32,9 +33,7 @@ void route_login_signed(struct http_request *req, struct worker *w)
 	struct proof_input in;
 	struct presented p = {.kind = REQUEST_SIGNED, .proof = &in};
 	struct evbuffer *pem = evbuffer_new();
-	json_error_t jerr;
-	json_t *doc = NULL;
-	char detail[200];
+	char detail[200], *nonce = NULL;
 	size_t len;
 	const char *body = http_request_body(req, &len);
 
@@ -42,25 +41,41 @@ void route_login_signed(struct http_request *req, struct worker *w)
 		reply_error(req, 503, "unavailable", "out of memory");
 		return;
 	}
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL) {
-		snprintf(detail, sizeof(detail), "body is not JSON: %s (line %d)", jerr.text,
-		         jerr.line);
-		goto bad;
+	if (!routes_parse_signed_body(body, len, &in, &nonce, pem, detail, sizeof(detail))) {
+		reply_error(req, 400, "bad_request", detail);
+		evbuffer_free(pem);
+		return;
 	}
-	if (!route_signed_read(doc, &in, &p.nonce, detail, sizeof(detail)) ||
-	    !routes_json_bundle(doc, pem, detail, sizeof(detail)))
-		goto bad;
+	p.nonce = nonce;
 	p.len = evbuffer_get_length(pem);
 	p.bytes = p.len > 0 ? evbuffer_pullup(pem, -1) : NULL;
 	request_run(req, w, &p);
-	json_decref(doc);
+	free(nonce);
 	evbuffer_free(pem);
-	return;
-bad:
-	reply_error(req, 400, "bad_request", detail);
+}
+
+bool routes_parse_signed_body(const char *body, size_t len, struct proof_input *in, char **nonce,
+                              struct evbuffer *pem_out, char *detail, size_t detail_len)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *n = NULL;
+	bool ok;
+
+	*nonce = NULL;
+	if (doc == NULL) {
+		snprintf(detail, detail_len, "body is not JSON: %s (line %d)", jerr.text,
+		         jerr.line);
+		return false;
+	}
+	ok = route_signed_read(doc, in, &n, detail, detail_len) &&
+	     routes_json_bundle(doc, pem_out, detail, detail_len);
+	if (ok && n != NULL && (*nonce = strdup(n)) == NULL) {
+		snprintf(detail, detail_len, "out of memory");
+		ok = false;
+	}
 	json_decref(doc);
-	evbuffer_free(pem);
+	return ok;
 }
 
 /* The members besides the certificates. A challenge of the wrong form is

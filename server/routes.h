@@ -18,6 +18,7 @@
 
 #include "http.h"
 
+struct proof_input;
 struct worker;
 
 /* http_handler callbacks; arg is the struct worker. */
@@ -42,6 +43,15 @@ void route_login_signed(struct http_request *req, struct worker *w);
  * False, with the 400 reply's detail, for a body that is neither. A pure
  * function of its arguments, so tests/fuzz/fuzz_json.c calls it directly. */
 bool routes_parse_verify_body(const char *body, size_t len, const char *content_type,
+                              struct evbuffer *pem_out, char *detail, size_t detail_len)
+    __attribute__((warn_unused_result));
+
+/* Parses a POST /v1/login/signed body: the challenge, signature and
+ * algorithm into in, a copy of the nonce into *nonce (NULL when none; the
+ * caller frees it), the certificates as routes_json_bundle does. False,
+ * with the 400 reply's detail, for a body not of that shape. Pure, so
+ * tests/fuzz/fuzz_signed.c calls it directly. */
+bool routes_parse_signed_body(const char *body, size_t len, struct proof_input *in, char **nonce,
                               struct evbuffer *pem_out, char *detail, size_t detail_len)
     __attribute__((warn_unused_result));
 

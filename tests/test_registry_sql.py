@@ -368,11 +368,29 @@ def test_challenge_key_is_the_daemons_alone(db, pg_cluster):
     admin(db.conninfo, "office", "add", "CK01", "--name", "挑战管理部")
     admin(db.conninfo, "operator", "add", "op_ck_test", "--office", "CK01", "--role",
           "supervisor")
-    for who in ("op_ck_test",):
-        code, _ = sqlstate(connect(db, who), "SELECT certreg.challenge_key()")
-        assert code == "42501", who
-        code, _ = sqlstate(connect(db, who), "SELECT * FROM certreg.challenge_key")
-        assert code == "42501", who
+    admin(db.conninfo, "operator", "add", "op_ck_op", "--office", "CK01")
+    admin(db.conninfo, "operator", "add", "op_ck_aud", "--office", "CK01", "--role", "auditor")
+    consume = ("SELECT certreg.challenge_consume(%s, now() + interval '1 minute', %s)",
+               ("b" * 64, "0" * 32))
+    for who in ("op_ck_test", "op_ck_op", "op_ck_aud"):
+        c = connect(db, who)
+        for sql, args in (("SELECT certreg.challenge_key()", ()),
+                          ("SELECT * FROM certreg.challenge_key", ()),
+                          ("UPDATE certreg.challenge_key SET key = key", ()),
+                          consume,
+                          ("SELECT * FROM certreg.challenges_used", ()),
+                          ("DELETE FROM certreg.challenges_used", ())):
+            code, _ = sqlstate(c, sql, args)
+            assert code == "42501", (who, sql)
+    # The daemon has the two functions and nothing more: it cannot read the
+    # table behind the key, nor spend or free a challenge but by the rule.
+    dc = connect(db, "daemon_ck_test")
+    for sql in ("SELECT * FROM certreg.challenge_key", "UPDATE certreg.challenge_key SET key = key",
+                "SELECT * FROM certreg.challenges_used", "DELETE FROM certreg.challenges_used",
+                "INSERT INTO certreg.challenges_used (hash, expires_at) VALUES "
+                "(repeat('a', 64), now() + interval '1 day')"):
+        code, _ = sqlstate(dc, sql)
+        assert code == "42501", sql
 
 
 def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):

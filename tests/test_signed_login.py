@@ -311,3 +311,60 @@ def test_without_the_database_503_never_a_hang(certregd, db, pki):
     assert time.monotonic() - start < 8
     # The challenge was not spent: the live daemon still takes it.
     assert outcome(login(live, open(ec["pem"]).read(), c, sign(ec["key"], c, "sha256"))) == "OK"
+
+
+def test_a_challenge_spelled_otherwise_is_unknown_and_spends_nothing(certregd, db, pki):
+    """Only the very text certregd issued is that challenge (its SHA-256 is
+    what single use records): the other base64 alphabet, padding or white
+    space are unknown, CHALLENGE_INVALID, and leave the challenge unspent; a
+    NUL after it (which C would read as the challenge itself) is a 400."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db)
+    cert = open(ec["pem"]).read()
+    c = challenge(d)["challenge"]
+    for _ in range(50):     # one with a character the alphabets spell apart
+        if "-" in c or "_" in c:
+            break
+        c = challenge(d)["challenge"]
+    sig = sign(ec["key"], c, "sha256")
+    for variant in (c + "=", c + "==", c + "\n", " " + c, c.replace("-", "+").replace("_", "/")):
+        assert variant != c
+        assert outcome(login(d, cert, variant, sig)) == "CHALLENGE_INVALID", repr(variant)
+    for variant in (c + "\u0000", c + "\u0000x"):
+        assert login(d, cert, variant, sig).status == 400, repr(variant)
+    assert outcome(login(d, cert, c, sig)) == "OK"
+
+
+def test_a_key_query_that_hangs_is_503_within_timeout_ms(certregd, db, pki):
+    """A worker that has not got the challenge key yet (here: its table is
+    locked by a session that does not end) answers a challenge or a signed
+    login SERVICE_UNAVAILABLE within timeout_ms, not after the registry's
+    connection resets and resends; once the key can be read, both work."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    cert = open(ec["pem"]).read()
+    su = psycopg2.connect(db.conninfo)
+    try:
+        su.cursor().execute("LOCK TABLE certreg.challenge_key IN ACCESS EXCLUSIVE MODE")
+        d = certregd(db, database={"timeout_ms": 500})
+        for _ in range(2):
+            start = time.monotonic()
+            r = http("POST", d.api + "/v1/challenge", body=b"", timeout=30)
+            assert r.status == 503 and r.headers["Retry-After"] == "1"
+            assert time.monotonic() - start < 1.8     # 4 s before the fix
+            start = time.monotonic()
+            r = login(d, cert, "A" * 76, "")
+            assert r.status == 503 and r.json()["outcome"] == "SERVICE_UNAVAILABLE"
+            assert time.monotonic() - start < 1.8
+    finally:
+        su.rollback()
+        su.close()
+    deadline = time.monotonic() + 15
+    while True:
+        r = http("POST", d.api + "/v1/challenge", body=b"", timeout=30)
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    c = r.json()["challenge"]
+    assert outcome(login(d, cert, c, sign(ec["key"], c, "sha256"))) == "OK"

@@ -158,6 +158,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	w.decide.registry = w.registry;
 	w.decide.cache = w.cache;
 	w.decide.metrics = w.metrics;
+	/* The signed login's key: asked of that database, so never loaded. */
+	proof_ctx_init(&w.proof, w.base, w.cfg, w.registry);
 	/* The limits and listeners worker_run sets up (the TLS one without
 	 * TLS). */
 	limits.request_timeout = w.cfg->request_timeout;
