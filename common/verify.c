@@ -111,6 +111,7 @@ struct verify_run {
 struct verify_path {
 	STACK_OF(X509) * exclude; /* in: left out of the untrusted set; NULL: none */
 	bool self_issued_free;    /* in: the depth limit counts no self-issued intermediate */
+	bool keep_chain;          /* in: chain even on OK (a refusal always gets it) */
 	STACK_OF(X509) * chain;   /* out: the path OpenSSL built (caller frees) */
 	bool too_long;            /* out: OpenSSL stopped at the maximum depth */
 };
@@ -1240,7 +1241,7 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now)
 {
 	struct verify_result r;
-	struct verify_path path = {0};
+	struct verify_path path = {.keep_chain = true};
 	STACK_OF(X509) * sent;
 
 	result_init(&r);
@@ -1378,7 +1379,8 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 		out->stable_until =
 		    run_stable_until(store, X509_STORE_CTX_get0_chain(ctx), now, out);
 	}
-	if (path != NULL) {
+	/* An OK needs no copy of its path unless asked: the hot path. */
+	if (path != NULL && (path->keep_chain || out->outcome != OUTCOME_OK)) {
 		path->chain = X509_STORE_CTX_get1_chain(ctx);
 		path->too_long = run.too_long;
 	}
