@@ -1500,7 +1500,9 @@ static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain)
 				} else {
 					/* A mailbox, a host, or a domain after a period. */
 					email = true;
-					if (memchr(v, '@', len) != NULL)
+					if (len == 0)
+						bad = true;
+					else if (memchr(v, '@', len) != NULL)
 						bad = bad || !name_mailbox_ok(v, len);
 					else if (len > 0 && v[0] == '.')
 						bad = bad || !name_dns_ok(v + 1, len - 1);
@@ -1580,7 +1582,7 @@ static bool name_dns_ok(const char *s, size_t len)
 static bool name_mailbox_ok(const char *s, size_t len)
 {
 	static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
-	const char *at = memrchr(s, '@', len);
+	const char *at = len > 0 ? memrchr(s, '@', len) : NULL;
 	size_t local = at != NULL ? (size_t)(at - s) : 0;
 
 	if (at == NULL || local == 0 || !name_dns_ok(at + 1, len - local - 1))
