@@ -9,7 +9,9 @@
  * order, so all are collected and the first in contract order wins), the
  * clock-skew allowance for notBefore, notAfter counted as valid (RFC 5280),
  * the GM/T 0009 distinguishing id on every SM2 signature, certificates and
- * CRLs alike, and parsing limits on what a client sends.
+ * CRLs alike, parsing limits on what a client sends, other paths after a
+ * refusal (OpenSSL builds only one), and the RFC 5280 rules OpenSSL 3.0
+ * leaves out (run_extra_checks, the CRL number).
  *
  * It does no I/O (trust.c reads the trust files and hands their objects to
  * verify_store_from_stacks) and never reads the clock. Callers:
