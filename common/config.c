@@ -82,6 +82,7 @@ static const struct config_entry config_table[] = {
     {"trust", "revocation", CT_REVOCATION, F(revocation), NULL, 0, 0, true, 0},
     {"trust", "clock_skew", CT_INT, F(clock_skew), "300", 0, 86400, true, 0},
     {"trust", "expiry_warning_days", CT_INT, F(expiry_warning_days), "30", 0, 3650, true, 0},
+    {"trust", "max_chain_depth", CT_INT, F(max_chain_depth), "8", 1, 32, true, 0},
     {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
     {"trust", "holder_id_sources", CT_STRING, F(holder_id_sources), NULL, 0, 0, true, 0},
 
@@ -205,6 +206,7 @@ void config_verify_settings(const struct config *cfg, struct verify_settings *ou
 	out->revocation = cfg->revocation;
 	out->clock_skew = cfg->clock_skew;
 	out->expiry_warning_days = cfg->expiry_warning_days;
+	out->max_depth = cfg->max_chain_depth;
 	out->holder_id_sources = cfg->holder_id_sources;
 }
 

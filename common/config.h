@@ -47,6 +47,7 @@ struct config {
 	enum revocation_mode revocation;
 	int clock_skew;
 	int expiry_warning_days;
+	int max_chain_depth; /* intermediates allowed between a leaf and its anchor */
 	enum renewal_mode renewal;
 	char *holder_id_sources;
 

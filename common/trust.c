@@ -109,8 +109,8 @@ struct verify_store *trust_load(const struct verify_settings *settings, time_t n
 	if (settings->crl_dir != NULL && settings->crl_dir[0] != '\0' &&
 	    !trust_load_crls(settings->crl_dir, crls, err, errlen))
 		goto fail;
-	store = verify_store_from_stacks(settings, anchors, intermediates, crls, VERIFY_MAX_DEPTH,
-	                                 now, err, errlen);
+	store =
+	    verify_store_from_stacks(settings, anchors, intermediates, crls, -1, now, err, errlen);
 fail:
 	sk_X509_pop_free(anchors, X509_free);
 	sk_X509_pop_free(intermediates, X509_free);

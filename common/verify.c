@@ -9,7 +9,9 @@
  * order, so all are collected and the first in contract order wins), the
  * clock-skew allowance for notBefore, notAfter counted as valid (RFC 5280),
  * the GM/T 0009 distinguishing id on every SM2 signature, certificates and
- * CRLs alike, and parsing limits on what a client sends.
+ * CRLs alike, parsing limits on what a client sends, other paths after a
+ * refusal (OpenSSL builds only one), and the RFC 5280 rules OpenSSL 3.0
+ * leaves out (run_extra_checks, the CRL number).
  *
  * It does no I/O (trust.c reads the trust files and hands their objects to
  * verify_store_from_stacks) and never reads the clock. Callers:
@@ -42,6 +44,12 @@
 #define SERIAL_MAX_OCTETS 20
 /* OpenSSL security level 2: 112-bit keys and digests (no SHA-1, no RSA-1024). */
 #define VERIFY_AUTH_LEVEL 2
+/* X509_verify_cert runs per decision at most, the first path included: the
+ * bound on what a refused chain costs (see run_alternatives). */
+#define VERIFY_MAX_PATHS 5
+/* RFC 1034: a DNS name is at most 253 characters, a label 63. */
+#define DNS_NAME_MAX  253
+#define DNS_LABEL_MAX 63
 
 struct verify_store {
 	int refs; /* plain int: a store is used by one thread of one process */
@@ -97,6 +105,17 @@ struct verify_run {
 	int crl_depth;
 	int nunverified;
 	X509_CRL *unverified[VERIFY_MAX_UNVERIFIED];
+	bool too_long; /* OpenSSL stopped at the maximum depth */
+};
+
+/* What one run_chain call varies (in) and what it reports besides the
+ * result (out); see run_alternatives. */
+struct verify_path {
+	STACK_OF(X509) * exclude; /* in: left out of the untrusted set; NULL: none */
+	bool self_issued_free;    /* in: the depth limit counts no self-issued intermediate */
+	bool keep_chain;          /* in: chain even on OK (a refusal always gets it) */
+	STACK_OF(X509) * chain;   /* out: the path OpenSSL built (caller frees) */
+	bool too_long;            /* out: OpenSSL stopped at the maximum depth */
 };
 
 static const struct {
@@ -235,10 +254,21 @@ static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chai
 static bool store_build_prefixes(struct verify_store *store, time_t now);
 static void run_chain(const struct verify_store *store, const struct verify_prefix *direct,
                       X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
-                      struct verify_result *out, STACK_OF(X509) * *chain_out);
+                      struct verify_result *out, struct verify_path *path);
+static void run_alternatives(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                             time_t now, enum verify_purpose purpose, struct verify_result *out,
+                             struct verify_path *path);
+static X509 *path_alternative(const struct verify_store *store, STACK_OF(X509) * sent,
+                              STACK_OF(X509) * exclude, STACK_OF(X509) * chain);
+static bool path_has_self_issued(STACK_OF(X509) * chain);
+static bool path_excluded(STACK_OF(X509) * exclude, X509 *x);
 static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx, X509_CRL *crl);
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
-                             enum verify_purpose purpose);
+                             enum verify_purpose purpose, bool self_issued_free);
+static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain);
+static bool name_dns_ok(const char *s, size_t len);
+static bool name_mailbox_ok(const char *s, size_t len);
+static bool crl_numbered(const X509_CRL *crl);
 static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) * chain, time_t now,
                                const struct verify_result *out);
 static void result_init(struct verify_result *out);
@@ -387,6 +417,7 @@ bool verify_store_current(const struct verify_store *store, time_t now, char *re
 
 				current = X509_NAME_cmp(X509_CRL_get_issuer(crl),
 				                        X509_get_subject_name(ca)) == 0 &&
+				          crl_numbered(crl) &&
 				          X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) <= 0 &&
 				          next != NULL && X509_cmp_time(next, &now) > 0;
 			}
@@ -516,7 +547,9 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->revocation = settings->revocation;
 	store->clock_skew = settings->clock_skew;
 	store->expiry_warning_days = settings->expiry_warning_days;
-	store->max_depth = max_depth >= 0 ? max_depth : VERIFY_MAX_DEPTH;
+	store->max_depth = max_depth >= 0            ? max_depth
+	                   : settings->max_depth > 0 ? settings->max_depth
+	                                             : VERIFY_MAX_DEPTH;
 	store->holders = certinfo_holder_sources_new(settings->holder_id_sources, err, errlen);
 	if (store->holders == NULL)
 		goto fail;
@@ -578,6 +611,16 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 		if (!store_accept_crl(store, crl)) {
 			X509_CRL_free(sk_X509_CRL_pop(store->crls));
 			continue;
+		}
+		if (store->revocation == REVOCATION_REQUIRE && !crl_numbered(crl)) {
+			char name[256];
+
+			certinfo_name(X509_CRL_get_issuer(crl), name, sizeof(name));
+			store_warn(store,
+			           "CRL of %s has no CRL number (RFC 5280 5.2.3): it still "
+			           "revokes, but does not count as current under revocation = "
+			           "require",
+			           name);
 		}
 		if (!X509_STORE_add_crl(store->x509, crl)) {
 			snprintf(err, errlen, "CRL %d: %s", i + 1, openssl_words());
@@ -866,6 +909,13 @@ static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl)
 	}
 	if (depth == 0)
 		run->leaf_crl = crl;
+	/* RFC 5280 5.2.3: a conforming CRL carries its number. One without
+	 * still revokes (verify_cert_crl runs on), but it does not vouch for
+	 * the certificates it does not list. */
+	if (!crl_numbered(crl) && run->store->revocation == REVOCATION_REQUIRE)
+		run_fail(run, OUTCOME_CERT_REVOCATION_UNKNOWN, X509_V_ERR_UNABLE_TO_GET_CRL, depth,
+		         X509_STORE_CTX_get_current_cert(ctx),
+		         "CRL has no CRL number (RFC 5280 5.2.3)");
 	if (run->direct != NULL && depth == 0 && direct_crl_current(run, ctx, crl))
 		return 1;
 	run->sm2_crl_ok = NULL;
@@ -982,6 +1032,9 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 	if (ok)
 		return 1;
 	switch (error) {
+	case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+		run->too_long = true;
+		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 		/* RFC 5280 4.1.2.5: the validity period includes notAfter. */
 		if (cert != NULL && ASN1_TIME_cmp_time_t(X509_get0_notAfter(cert), run->now) == 0)
@@ -1040,10 +1093,123 @@ static void run_fail(struct verify_run *run, outcome_t outcome, int error, int d
 static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
                        time_t now, enum verify_purpose purpose, struct verify_result *out)
 {
+	struct verify_path path = {0};
+
 	if (run_direct(store, leaf, sent, now, purpose, out))
 		return;
 	result_init(out);
-	run_chain(store, NULL, leaf, sent, now, purpose, out, NULL);
+	run_chain(store, NULL, leaf, sent, now, purpose, out, &path);
+	if (out->outcome != OUTCOME_OK && out->outcome != OUTCOME_SERVICE_UNAVAILABLE)
+		run_alternatives(store, leaf, sent, now, purpose, out, &path);
+	sk_X509_pop_free(path.chain, X509_free);
+}
+
+/*
+ * After a refusal, the other paths the same certificates allow. OpenSSL
+ * builds one path: at each step it takes the first issuer it finds (a
+ * trusted one first) and never goes back, so a client that sends two
+ * certificates of one CA (cross-signed, re-keyed, or one of them for a
+ * constrained or unknown root) can be refused where a valid path exists.
+ * Each retry is a whole X509_verify_cert run with one more certificate of
+ * the last path left out of the untrusted set: the one nearest the leaf
+ * that another available certificate could replace (path_alternative).
+ * A path stopped by the depth limit while holding a self-issued
+ * intermediate is tried once more with the limit counting none (RFC 5280
+ * counts none against pathLen either; run_extra_checks then applies the
+ * limit). Only refusals pay, at most VERIFY_MAX_PATHS runs in all; a chain
+ * with no other certificate to try costs nothing more.
+ *
+ * Any path that passes every check is a valid path, so its OK is the
+ * answer. When all fail, the refusal is that of the path that got furthest
+ * in the contract's order (CERT_UNTRUSTED before CERT_EXPIRED ...), the
+ * first path's among equals: a chain with one path keeps its refusal.
+ */
+static void run_alternatives(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
+                             time_t now, enum verify_purpose purpose, struct verify_result *out,
+                             struct verify_path *path)
+{
+	STACK_OF(X509) *exclude = sk_X509_new_null();
+	bool self_issued_free = false;
+
+	for (int i = 1; i < VERIFY_MAX_PATHS && exclude != NULL; i++) {
+		struct verify_path next = {0};
+		struct verify_result r;
+		X509 *skip;
+
+		if (!self_issued_free && path->too_long && path_has_self_issued(path->chain))
+			self_issued_free = true;
+		else if ((skip = path_alternative(store, sent, exclude, path->chain)) == NULL ||
+		         !sk_X509_push(exclude, skip))
+			break;
+		next.exclude = exclude;
+		next.self_issued_free = self_issued_free;
+		result_init(&r);
+		run_chain(store, NULL, leaf, sent, now, purpose, &r, &next);
+		sk_X509_pop_free(path->chain, X509_free);
+		path->chain = next.chain;
+		path->too_long = next.too_long;
+		if (r.outcome > out->outcome || r.outcome == OUTCOME_OK)
+			*out = r;
+		if (r.outcome == OUTCOME_OK || r.outcome == OUTCOME_SERVICE_UNAVAILABLE)
+			break;
+	}
+	sk_X509_free(exclude);
+}
+
+/*
+ * The certificate of chain to leave out next: the one nearest the leaf
+ * that came from the untrusted set (the client's or intermediates_file)
+ * and whose subject, chain[d - 1], another certificate of that set not
+ * yet left out could have issued (name, key identifiers and key usage, as
+ * OpenSSL matches them). A borrowed pointer into sent or the store; NULL
+ * when there is none.
+ */
+static X509 *path_alternative(const struct verify_store *store, STACK_OF(X509) * sent,
+                              STACK_OF(X509) * exclude, STACK_OF(X509) * chain)
+{
+	X509 *found = NULL;
+
+	for (int d = 1; d < sk_X509_num(chain) && found == NULL; d++) {
+		X509 *x = sk_X509_value(chain, d), *child = sk_X509_value(chain, d - 1);
+		X509 *own = NULL;
+		bool other = false;
+
+		for (int s = 0; s < 2; s++) {
+			STACK_OF(X509) *set = s == 0 ? sent : store->intermediates;
+
+			for (int i = 0; i < sk_X509_num(set); i++) {
+				X509 *c = sk_X509_value(set, i);
+
+				if (X509_cmp(c, x) == 0)
+					own = own != NULL ? own : c;
+				else if (!other && X509_cmp(c, child) != 0 &&
+				         !path_excluded(exclude, c) &&
+				         X509_check_issued(c, child) == X509_V_OK)
+					other = true;
+			}
+		}
+		if (own != NULL && other && !path_excluded(exclude, own))
+			found = own;
+	}
+	ERR_clear_error();
+	return found;
+}
+
+/* A self-issued intermediate (subject = issuer, not the path's top). */
+static bool path_has_self_issued(STACK_OF(X509) * chain)
+{
+	for (int i = 1; i < sk_X509_num(chain) - 1; i++)
+		if ((X509_get_extension_flags(sk_X509_value(chain, i)) & EXFLAG_SI) != 0)
+			return true;
+	return false;
+}
+
+static bool path_excluded(STACK_OF(X509) * exclude, X509 *x)
+{
+	for (int i = 0; i < sk_X509_num(exclude); i++)
+		if (X509_cmp(sk_X509_value(exclude, i), x) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -1087,7 +1253,8 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now)
 {
 	struct verify_result r;
-	STACK_OF(X509) * sent, *chain = NULL;
+	struct verify_path path = {.keep_chain = true};
+	STACK_OF(X509) * sent;
 
 	result_init(&r);
 	sent = sk_X509_new_null();
@@ -1095,12 +1262,13 @@ static void prefix_check(const struct verify_store *store, struct verify_prefix 
 		sk_X509_free(sent);
 		return;
 	}
-	run_chain(store, NULL, p->ca, sent, now, VERIFY_PURPOSE_ANY, &r, &chain);
+	run_chain(store, NULL, p->ca, sent, now, VERIFY_PURPOSE_ANY, &r, &path);
 	sk_X509_free(sent);
-	p->good = r.outcome == OUTCOME_OK && r.stable_until > now && prefix_plain(store, chain);
+	p->good =
+	    r.outcome == OUTCOME_OK && r.stable_until > now && prefix_plain(store, path.chain);
 	p->checked = now;
 	p->until = p->good ? r.stable_until : now;
-	sk_X509_pop_free(chain, X509_free);
+	sk_X509_pop_free(path.chain, X509_free);
 }
 
 /*
@@ -1136,11 +1304,12 @@ static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chai
 /*
  * One X509_verify_cert run: the full path, or with direct the path from the
  * leaf to direct's intermediate, trusted there (anything else counts as
- * untrusted). chain_out, if not NULL, gets the path (caller frees).
+ * untrusted). path, if not NULL, shapes the run (certificates left out, the
+ * depth limit) and gets the path OpenSSL built (see struct verify_path).
  */
 static void run_chain(const struct verify_store *store, const struct verify_prefix *direct,
                       X509 *leaf, STACK_OF(X509) * sent, time_t now, enum verify_purpose purpose,
-                      struct verify_result *out, STACK_OF(X509) * *chain_out)
+                      struct verify_result *out, struct verify_path *path)
 {
 	struct verify_run run = {
 	    .store = store, .direct = direct, .now = now, .out = out, .crl_depth = -1};
@@ -1162,6 +1331,10 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	for (int i = 0; direct == NULL && i < sk_X509_num(store->intermediates); i++)
 		if (!sk_X509_push(untrusted, sk_X509_value(store->intermediates, i)))
 			goto oom;
+	for (int i = sk_X509_num(untrusted) - 1; path != NULL && path->exclude != NULL && i >= 0;
+	     i--)
+		if (path_excluded(path->exclude, sk_X509_value(untrusted, i)))
+			(void)sk_X509_delete(untrusted, i);
 	if (!X509_STORE_CTX_init(ctx, direct ? direct->direct : store->x509, leaf, untrusted))
 		goto oom;
 	X509_STORE_CTX_set_app_data(ctx, &run);
@@ -1176,7 +1349,12 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	else if (store->revocation != REVOCATION_OFF)
 		flags |= X509_V_FLAG_CRL_CHECK_ALL;
 	X509_VERIFY_PARAM_set_flags(param, flags);
-	X509_VERIFY_PARAM_set_depth(param, store->max_depth);
+	/* Without self-issued intermediates counted, the limit is applied
+	 * after the run (run_extra_checks); OpenSSL's bounds what the client
+	 * and intermediates_file can add. */
+	X509_VERIFY_PARAM_set_depth(param, path != NULL && path->self_issued_free
+	                                       ? store->max_depth + VERIFY_MAX_CERTS
+	                                       : store->max_depth);
 	X509_VERIFY_PARAM_set_auth_level(param, VERIFY_AUTH_LEVEL);
 	X509_VERIFY_PARAM_set_time(param, now);
 	if (purpose != VERIFY_PURPOSE_ANY &&
@@ -1202,7 +1380,8 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 		if (sk_X509_num(chain) != 2 || sk_X509_value(chain, 1) != direct->ca)
 			run_fail(&run, OUTCOME_CERT_UNTRUSTED, 0, -1, NULL, "not the direct path");
 	}
-	run_extra_checks(&run, X509_STORE_CTX_get0_chain(ctx), purpose);
+	run_extra_checks(&run, X509_STORE_CTX_get0_chain(ctx), purpose,
+	                 path != NULL && path->self_issued_free);
 	if (run.leaf_crl != NULL)
 		result_crl(out, run.leaf_crl);
 	if (out->outcome == OUTCOME_OK) {
@@ -1212,8 +1391,11 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 		out->stable_until =
 		    run_stable_until(store, X509_STORE_CTX_get0_chain(ctx), now, out);
 	}
-	if (chain_out != NULL)
-		*chain_out = X509_STORE_CTX_get1_chain(ctx);
+	/* An OK needs no copy of its path unless asked: the hot path. */
+	if (path != NULL && (path->keep_chain || out->outcome != OUTCOME_OK)) {
+		path->chain = X509_STORE_CTX_get1_chain(ctx);
+		path->too_long = run.too_long;
+	}
 	X509_STORE_CTX_free(ctx);
 	sk_X509_free(untrusted);
 	ERR_clear_error();
@@ -1236,13 +1418,17 @@ oom:
  *   but a CA that gets them wrong issues nothing certreg should trust;
  * - for client authentication, a key usage that allows signing: OpenSSL also
  *   accepts keyAgreement alone, which is the encryption half of a
- *   dual-certificate key.
+ *   dual-certificate key;
+ * - with self_issued_free, the maximum depth (OpenSSL's was raised);
+ * - under name constraints, names in the syntax they constrain
+ *   (run_name_syntax).
  */
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
-                             enum verify_purpose purpose)
+                             enum verify_purpose purpose, bool self_issued_free)
 {
-	int n = sk_X509_num(chain);
+	int n = sk_X509_num(chain), counted = 0;
 	X509 *leaf = sk_X509_value(chain, 0);
+	bool constrained = false;
 
 	for (int i = 0; i < n; i++) {
 		X509 *x = sk_X509_value(chain, i);
@@ -1269,12 +1455,179 @@ static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
 			bad = "policy constraints not marked critical";
 		if (bad != NULL)
 			run_fail(run, OUTCOME_CERT_UNTRUSTED, 0, i, x, bad);
+		constrained = constrained || nc >= 0;
+		/* The maximum depth as RFC 5280 counts pathLen: intermediates
+		 * between the leaf and the top, self-issued ones not counted. */
+		if (self_issued_free && i > 0 && i < n - 1 &&
+		    (X509_get_extension_flags(x) & EXFLAG_SI) == 0 &&
+		    ++counted > run->store->max_depth)
+			run_fail(run, OUTCOME_CERT_UNTRUSTED, X509_V_ERR_CERT_CHAIN_TOO_LONG, i, x,
+			         X509_verify_cert_error_string(X509_V_ERR_CERT_CHAIN_TOO_LONG));
 	}
+	if (constrained)
+		run_name_syntax(run, chain);
 	if (purpose == VERIFY_PURPOSE_CLIENT && leaf != NULL &&
 	    (X509_get_extension_flags(leaf) & EXFLAG_KUSAGE) != 0 &&
 	    (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0)
 		run_fail(run, OUTCOME_CERT_WRONG_USAGE, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE, 0,
 		         leaf, "key usage does not include digitalSignature");
+}
+
+/*
+ * RFC 5280 4.2.1.10: every name of a constrained type must lie within the
+ * permitted subtrees and outside the excluded ones, which a malformed name
+ * cannot be shown to do; OpenSSL 3.0 matches DNS names and e-mail
+ * addresses by their tails and so lets ".example.com" or "a@b@example.com"
+ * through, and takes a DNS constraint with a leading period (allowed only
+ * for e-mail and URI constraints) as if it had none. So, on a path with
+ * name constraints: each DNS or e-mail constraint must be well formed, and
+ * every DNS name and e-mail address in the subject alternative names below
+ * a CA that constrains that type must be too. Only paths with name
+ * constraints pay for this.
+ */
+static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain)
+{
+	for (int i = 1; i < sk_X509_num(chain); i++) {
+		X509 *ca = sk_X509_value(chain, i);
+		NAME_CONSTRAINTS *nc = X509_get_ext_d2i(ca, NID_name_constraints, NULL, NULL);
+		bool dns = false, email = false, bad = false;
+
+		for (int t = 0; nc != NULL && t < 2; t++) {
+			STACK_OF(GENERAL_SUBTREE) *trees =
+			    t == 0 ? nc->permittedSubtrees : nc->excludedSubtrees;
+
+			for (int k = 0; k < sk_GENERAL_SUBTREE_num(trees); k++) {
+				GENERAL_NAME *g = sk_GENERAL_SUBTREE_value(trees, k)->base;
+				const char *v;
+				size_t len;
+
+				if (g->type != GEN_DNS && g->type != GEN_EMAIL)
+					continue;
+				v = (const char *)ASN1_STRING_get0_data(g->d.ia5);
+				len = (size_t)ASN1_STRING_length(g->d.ia5);
+				if (g->type == GEN_DNS) {
+					/* Empty: every DNS name. */
+					dns = true;
+					bad = bad || (len > 0 && !name_dns_ok(v, len));
+				} else {
+					/* A mailbox, a host, or a domain after a period. */
+					email = true;
+					if (len == 0)
+						bad = true;
+					else if (memchr(v, '@', len) != NULL)
+						bad = bad || !name_mailbox_ok(v, len);
+					else if (len > 0 && v[0] == '.')
+						bad = bad || !name_dns_ok(v + 1, len - 1);
+					else
+						bad = bad || !name_dns_ok(v, len);
+				}
+			}
+		}
+		NAME_CONSTRAINTS_free(nc);
+		if (bad)
+			run_fail(run, OUTCOME_CERT_UNTRUSTED,
+			         X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX, i, ca,
+			         "name constraint with a malformed DNS name or e-mail address");
+		for (int j = 0; (dns || email) && j < i; j++) {
+			X509 *x = sk_X509_value(chain, j);
+			GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+
+			bad = false;
+			for (int k = 0; k < sk_GENERAL_NAME_num(sans); k++) {
+				GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, k);
+				const char *v;
+				size_t len;
+
+				if (!((g->type == GEN_DNS && dns) ||
+				      (g->type == GEN_EMAIL && email)))
+					continue;
+				v = (const char *)ASN1_STRING_get0_data(g->d.ia5);
+				len = (size_t)ASN1_STRING_length(g->d.ia5);
+				/* A leading "*." label: a wildcard name (RFC 6125). */
+				if (g->type == GEN_DNS && len > 2 && v[0] == '*' && v[1] == '.')
+					bad = bad || !name_dns_ok(v + 2, len - 2);
+				else if (g->type == GEN_DNS)
+					bad = bad || !name_dns_ok(v, len);
+				else
+					bad = bad || !name_mailbox_ok(v, len);
+			}
+			GENERAL_NAMES_free(sans);
+			if (bad)
+				run_fail(run, OUTCOME_CERT_UNTRUSTED,
+				         X509_V_ERR_UNSUPPORTED_NAME_SYNTAX, j, x,
+				         "malformed DNS name or e-mail address in the subject "
+				         "alternative name, under name constraints");
+		}
+	}
+	ERR_clear_error();
+}
+
+/* RFC 1034's preferred name syntax, as RFC 5280 4.2.1.6 requires of a
+ * dNSName: labels of 1 to 63 letters, digits and hyphens, no hyphen at
+ * either end, separated by single periods; nothing else. */
+static bool name_dns_ok(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > DNS_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		           (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			if (++label > DNS_LABEL_MAX)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/* An RFC 5321 Mailbox as RFC 5280 4.2.1.6 requires of an rfc822Name:
+ * local-part "@" domain, the local part a dot-atom or a quoted string. */
+static bool name_mailbox_ok(const char *s, size_t len)
+{
+	static const char atext[] = "!#$%&'*+-/=?^_`{|}~";
+	const char *at = len > 0 ? memrchr(s, '@', len) : NULL;
+	size_t local = at != NULL ? (size_t)(at - s) : 0;
+
+	if (at == NULL || local == 0 || !name_dns_ok(at + 1, len - local - 1))
+		return false;
+	if (s[0] == '"') {
+		if (local < 2 || s[local - 1] != '"')
+			return false;
+		for (size_t i = 1; i < local - 1; i++) {
+			if (s[i] == '\\' && i + 1 < local - 1 && s[i + 1] >= ' ' && s[i + 1] <= '~')
+				i++;
+			else if (s[i] < ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\\')
+				return false;
+		}
+		return true;
+	}
+	for (size_t i = 0; i < local; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (i == 0 || i == local - 1 || s[i - 1] == '.')
+				return false;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		             (c >= '0' && c <= '9') || (c != '\0' && strchr(atext, c) != NULL))) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* RFC 5280 5.2.3: conforming CRL issuers MUST include the CRL number. */
+static bool crl_numbered(const X509_CRL *crl)
+{
+	return X509_CRL_get_ext_by_NID(crl, NID_crl_number, -1) >= 0;
 }
 
 /*

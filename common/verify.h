@@ -37,6 +37,8 @@ struct verify_settings {
 	int clock_skew;                /* seconds of notBefore tolerance */
 	int expiry_warning_days;       /* CERT_EXPIRING_SOON threshold */
 	const char *holder_id_sources; /* comma-separated OIDs; NULL for the default */
+	int max_depth;                 /* intermediates allowed between leaf and anchor, self-issued
+	                                  ones not counted; 0 for VERIFY_MAX_DEPTH */
 };
 
 /* Which CRL was consulted for the leaf's issuer, if any. */
@@ -103,7 +105,8 @@ const char *verify_store_warning(const struct verify_store *store, size_t i);
 /*
  * Builds a store from objects already in memory (trust_load, certreg-admin
  * cert check with --crl files, the conformance runner). The file names in
- * settings are ignored; the other settings apply. max_depth < 0 means VERIFY_MAX_DEPTH.
+ * settings are ignored; the other settings apply. max_depth < 0 means
+ * settings->max_depth (VERIFY_MAX_DEPTH when that is 0).
  * Takes its own references; the caller keeps and frees its stacks. now is
  * when the store is built: each configured intermediate's own path is
  * verified then, once, and a leaf it issued skips that work while the

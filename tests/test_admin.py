@@ -815,6 +815,42 @@ def test_cert_check_with_config_completes_the_chain_from_intermediates_file(tmp_
         assert p.returncode == REFUSED and "outcome:     CERT_UNTRUSTED" in p.stdout, p.stdout
 
 
+def test_cert_check_with_config_takes_max_chain_depth(tmp_path, pki):
+    """[trust] max_chain_depth (issue 33) is the daemon's limit on
+    intermediates, and cert check --config applies it: a leaf two CAs below
+    the root passes with the default (8) and with 2, and is CERT_UNTRUSTED
+    with 1 (the test PKI's issuing CA allows none below it: two new CAs
+    under its root)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+    (tmp_path / "ext.cnf").write_text(
+        "[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n"
+        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n"
+        "[leaf]\nkeyUsage = critical,digitalSignature\nextendedKeyUsage = clientAuth\n"
+        "subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n")
+    for name, subject, issuer, ext in (("sub", "/CN=Depth Sub", "root", "ca"),
+                                       ("sub2", "/CN=Depth Sub 2", "sub", "ca"),
+                                       ("leaf", "/CN=depth-leaf", "sub2", "leaf")):
+        ca = pki.path(f"ca/{issuer}") if issuer == "root" else str(tmp_path / issuer)
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", f"{name}.key", "-subj", subject, "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+                f"{ca}.key", "-set_serial", "7", "-days", "30", "-extfile", "ext.cnf",
+                "-extensions", ext, "-out", f"{name}.pem")
+    chain = tmp_path / "chain.pem"
+    chain.write_text("".join((tmp_path / f"{n}.pem").read_text() for n in ("leaf", "sub2", "sub")))
+    conf = tmp_path / "depth.conf"
+    for depth, want in (("", "OK"), ("max_chain_depth = 2\n", "OK"),
+                        ("max_chain_depth = 1\n", "CERT_UNTRUSTED")):
+        conf.write_text(f"[server]\nlisten_tls =\n[trust]\n"
+                        f"ca_file = {pki.path('ca/trust.pem')}\n{depth}")
+        p = run(None, "cert", "check", "--cert", str(chain), "--config", str(conf))
+        assert f"outcome:     {want}\n" in p.stdout, (depth, p.stdout + p.stderr)
+        assert p.returncode == (OK if want == "OK" else REFUSED)
+        if want != "OK":
+            assert "chain too long" in p.stdout, p.stdout
+
+
 def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
     """The message and hint of common/outcome.c's table, as on the login
     page, in the clerk's language (the page's default, Chinese, in --json);

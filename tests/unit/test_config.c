@@ -41,6 +41,7 @@ static void test_defaults(void **state)
 	char err[512] = "";
 	struct config *cfg =
 	    load("[trust]\nca_file = /x/ca.pem\n[server]\nlisten_tls =\n", err, sizeof(err));
+	struct verify_settings vs;
 
 	(void)state;
 	assert_non_null(cfg);
@@ -49,6 +50,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->max_body, 65536);
 	assert_int_equal(cfg->clock_skew, 300);
 	assert_int_equal(cfg->expiry_warning_days, 30);
+	assert_int_equal(cfg->max_chain_depth, 8);
+	config_verify_settings(cfg, &vs);
+	assert_int_equal(vs.max_depth, 8);
 	assert_int_equal(cfg->timeout_ms, 2000);
 	assert_int_equal(cfg->revocation, REVOCATION_OFF);
 	assert_int_equal(cfg->renewal, RENEWAL_HOLDER_ID);
@@ -137,6 +141,10 @@ static void test_bad_values_name_line_and_key(void **state)
 	assert_non_null(strstr(err, ":3: revocation: 'maybe' is not one of"));
 	assert_null(load("[server]\napi_allow = 10.0.0.0/33\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: api_allow: '10.0.0.0/33'"));
+	assert_null(load("[trust]\nca_file = a\nmax_chain_depth = 0\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: max_chain_depth:"));
+	assert_null(load("[trust]\nca_file = a\nmax_chain_depth = 33\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: max_chain_depth:"));
 	assert_null(load("[server]\nworkers = 0\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: workers:"));
 	assert_null(load("[trust]\nca_file = a\nca_file = b\n", err, sizeof(err)));
@@ -246,6 +254,7 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	assert_int_equal(ex->header_timeout, def->header_timeout);
 	assert_int_equal(ex->clock_skew, def->clock_skew);
 	assert_int_equal(ex->expiry_warning_days, def->expiry_warning_days);
+	assert_int_equal(ex->max_chain_depth, def->max_chain_depth);
 	assert_int_equal(ex->renewal, def->renewal);
 	assert_int_equal(ex->revocation, def->revocation);
 	assert_string_equal(ex->conninfo, def->conninfo);

@@ -45,9 +45,13 @@ struct pki {
 	    *leaf_under_sub;
 	X509 *ec_root, *ec_int, *ec_ok;
 	X509 *sm2_root, *sm2_int, *sm2_ok, *sm2_revoked;
+	/* Issue 33: other paths, self-issued intermediates, name syntax. */
+	X509 *rsa_int_cross, *int_self, *leaf_under_self, *nc_int, *nc_ok, *nc_bad_dns,
+	    *nc_bad_email, *nc_int_dot, *nc_under_dot;
 	X509 *other_root, *untrusted, *untrusted_expired, *self_signed;
 	X509_CRL *crl_root, *crl_int, *crl_int_stale, *crl_int_badsig, *crl_int_forged,
-	    *crl_int_sub, *crl_ec_root, *crl_ec_int, *crl_root_short, *crl_sm2_root, *crl_sm2_int;
+	    *crl_int_sub, *crl_ec_root, *crl_ec_int, *crl_root_short, *crl_int_unnumbered,
+	    *crl_sm2_root, *crl_sm2_int;
 };
 
 static struct pki pki;
@@ -115,9 +119,22 @@ static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 	X509_EXTENSION_free(e);
 }
 
+static X509 *issue_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long nb,
+                       long na, enum profile prof, const BIGNUM *serial, const char *nc,
+                       const char *san);
+
 /* issuer NULL: self-signed with key. serial NULL: the next one. */
 static X509 *issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long nb,
                    long na, enum profile prof, const BIGNUM *serial)
+{
+	return issue_ext(cn, key, issuer, issuer_key, nb, na, prof, serial, NULL, NULL);
+}
+
+/* The same with name constraints and subject alternative names (NULL: none),
+ * in OpenSSL's configuration syntax. */
+static X509 *issue_ext(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key, long nb,
+                       long na, enum profile prof, const BIGNUM *serial, const char *nc,
+                       const char *san)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_get_subject_name(x);
@@ -160,6 +177,10 @@ static X509 *issue(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer
 		add_ext(x, NULL, NID_key_usage, "critical,digitalSignature");
 		break;
 	}
+	if (nc != NULL)
+		add_ext(x, NULL, NID_name_constraints, nc);
+	if (san != NULL)
+		add_ext(x, NULL, NID_subject_alt_name, san);
 	m = sign_ctx(issuer_key != NULL ? issuer_key : key);
 	assert_true(X509_sign_ctx(x, m) > 0);
 	free_sign_ctx(m);
@@ -188,8 +209,10 @@ static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *key, long last, long next, X50
 		assert_true(X509_REVOKED_set_revocationDate(r, t));
 		assert_true(X509_CRL_add0_revoked(crl, r));
 	}
+	/* A negative number: none, as RFC 5280 5.2.3 forbids. */
 	assert_true(ASN1_INTEGER_set(num, number));
-	assert_true(X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0));
+	if (number >= 0)
+		assert_true(X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0));
 	assert_true(X509_CRL_sort(crl));
 	m = sign_ctx(key);
 	assert_true(X509_CRL_sign_ctx(crl, m) > 0);
@@ -284,6 +307,30 @@ static int group_setup(void **state)
 
 	k->other_root =
 	    issue("Other Root", k->other_key, NULL, NULL, T - YEAR, T + YEAR, P_CA, NULL);
+	/* "RSA Sub" over the same key, cross-signed by a root no store trusts. */
+	k->rsa_int_cross = issue("RSA Sub", k->rsa_int_key, k->other_root, k->other_key, T - YEAR,
+	                         T + YEAR, P_CA, NULL);
+	/* "RSA Sub" re-keyed: self-issued by the old key, issuing with the new. */
+	k->int_self =
+	    issue("RSA Sub", k->ec_key, k->rsa_int, k->rsa_int_key, T - YEAR, T + YEAR, P_CA, NULL);
+	k->leaf_under_self = issue("leaf-self-issued", k->rsa_leaf_key, k->int_self, k->ec_key,
+	                           T - DAY, T + YEAR, P_LEAF, NULL);
+	k->nc_int = issue_ext(
+	    "RSA Sub NC", k->rsa_int_key, k->rsa_root, k->rsa_root_key, T - YEAR, T + YEAR, P_CA,
+	    NULL, "critical,permitted;DNS:example.com,permitted;email:example.com", NULL);
+	k->nc_ok = issue_ext("nc-ok", k->rsa_leaf_key, k->nc_int, k->rsa_int_key, T - DAY, T + YEAR,
+	                     P_LEAF, NULL, NULL, "DNS:host.example.com,email:unit@example.com");
+	k->nc_bad_dns = issue_ext("nc-bad-dns", k->rsa_leaf_key, k->nc_int, k->rsa_int_key, T - DAY,
+	                          T + YEAR, P_LEAF, NULL, NULL, "DNS:.example.com");
+	k->nc_bad_email =
+	    issue_ext("nc-bad-email", k->rsa_leaf_key, k->nc_int, k->rsa_int_key, T - DAY, T + YEAR,
+	              P_LEAF, NULL, NULL, "email:unit@office@example.com");
+	/* A DNS constraint with a leading period: malformed (RFC 5280 4.2.1.10). */
+	k->nc_int_dot =
+	    issue_ext("RSA Sub NC dot", k->rsa_int_key, k->rsa_root, k->rsa_root_key, T - YEAR,
+	              T + YEAR, P_CA, NULL, "critical,permitted;DNS:.example.com", NULL);
+	k->nc_under_dot = issue_ext("nc-under-dot", k->rsa_leaf_key, k->nc_int_dot, k->rsa_int_key,
+	                            T - DAY, T + YEAR, P_LEAF, NULL, NULL, "DNS:host.example.com");
 	k->untrusted = issue("untrusted", k->ec_key, k->other_root, k->other_key, T - DAY, T + YEAR,
 	                     P_LEAF, NULL);
 	k->untrusted_expired = issue("untrusted-expired", k->ec_key, k->other_root, k->other_key,
@@ -303,6 +350,8 @@ static int group_setup(void **state)
 	k->crl_ec_int = make_crl(k->ec_int, k->ec_key, T - DAY, T + 7 * DAY, NULL, 2);
 	k->crl_root_short =
 	    make_crl(k->rsa_root, k->rsa_root_key, T - DAY, T + DAY, k->int_revoked, 12);
+	k->crl_int_unnumbered =
+	    make_crl(k->rsa_int, k->rsa_int_key, T - DAY, T + 7 * DAY, k->rsa_revoked, -1);
 	k->crl_sm2_root = make_crl(k->sm2_root, k->sm2_root_key, T - DAY, T + 7 * DAY, NULL, 7);
 	k->crl_sm2_int =
 	    make_crl(k->sm2_int, k->sm2_int_key, T - DAY, T + 7 * DAY, k->sm2_revoked, 8);
@@ -790,6 +839,135 @@ static void test_depth(void **state)
 	verify_store_unref(two);
 }
 
+/*
+ * Issue 33: a self-issued intermediate (a CA re-keyed under its own name)
+ * does not count against the maximum depth, as RFC 5280 counts pathLen;
+ * OpenSSL counts it. The limit can come from the settings (max_chain_depth).
+ */
+static void test_depth_self_issued(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	struct verify_store *one = make_store(REVOCATION_OFF, anchors, NULL, NULL, 1);
+	struct verify_store *zero = make_store(REVOCATION_OFF, anchors, NULL, NULL, 0);
+	struct verify_settings settings = {.revocation = REVOCATION_OFF, .max_depth = 1};
+	STACK_OF(X509) *a = sk_X509_new_null();
+	struct verify_store *from_settings;
+	struct verify_result res;
+	char err[256];
+
+	(void)state;
+	expect(one, SENT(pki.leaf_under_self, pki.int_self, pki.rsa_int), OUTCOME_OK, -1);
+	expect(one, SENT(pki.leaf_under_self, pki.rsa_int, pki.int_self), OUTCOME_OK, -1);
+	/* The one that counts is still one too many for 0. */
+	expect_at(zero, SENT(pki.leaf_under_self, pki.int_self, pki.rsa_int), T,
+	          VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_UNTRUSTED, -2, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_CERT_CHAIN_TOO_LONG);
+	sk_X509_push(a, pki.rsa_root);
+	from_settings = verify_store_from_stacks(&settings, a, NULL, NULL, -1, T, err, sizeof(err));
+	assert_non_null(from_settings);
+	expect(from_settings, SENT(pki.rsa_ok, pki.rsa_int), OUTCOME_OK, -1);
+	expect(from_settings, SENT(pki.leaf_under_sub, pki.int_sub, pki.rsa_int),
+	       OUTCOME_CERT_UNTRUSTED, -2);
+	sk_X509_free(a);
+	verify_store_unref(from_settings);
+	verify_store_unref(one);
+	verify_store_unref(zero);
+}
+
+/*
+ * Issue 33: OpenSSL builds one path and never goes back. A client that
+ * sends "RSA Sub" twice, cross-signed by a root the store does not trust
+ * and by the trusted one, gets the path through the trusted one whatever
+ * the order. When every path fails, the refusal is that of the path that
+ * got furthest; with one path, its own.
+ */
+static void test_other_paths(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {pki.rsa_int_cross, pki.rsa_int, NULL};
+	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
+	struct verify_store *helper = make_store(REVOCATION_OFF, anchors, inters, NULL, -1);
+	struct verify_result res;
+
+	(void)state;
+	expect(store, SENT(pki.rsa_ok, pki.rsa_int_cross, pki.rsa_int), OUTCOME_OK, -1);
+	expect(store, SENT(pki.rsa_ok, pki.rsa_int, pki.rsa_int_cross), OUTCOME_OK, -1);
+	expect(store, SENT(pki.rsa_ok, pki.rsa_int_cross, pki.other_root, pki.rsa_int), OUTCOME_OK,
+	       -1);
+	/* The same certificates from intermediates_file (the direct path is
+	 * not taken: the leaf is verified with the store's full path). */
+	expect(helper, SENT(pki.rsa_ok), OUTCOME_OK, -1);
+	expect(helper, SENT(pki.rsa_ok, pki.rsa_int_cross), OUTCOME_OK, -1);
+	/* No other path: the refusal is the one path's. */
+	expect(store, SENT(pki.rsa_ok, pki.rsa_int_cross), OUTCOME_CERT_UNTRUSTED, 1);
+	/* The path through the trusted root gets further: the leaf expired. */
+	expect_at(store, SENT(pki.expired, pki.rsa_int_cross, pki.rsa_int), T,
+	          VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_EXPIRED, 0, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_CERT_HAS_EXPIRED);
+	verify_store_unref(helper);
+	verify_store_unref(store);
+}
+
+/*
+ * Issue 33: under name constraints, a malformed DNS name or e-mail address
+ * cannot be shown to lie within the permitted subtrees (RFC 5280 4.2.1.10),
+ * and a DNS constraint with a leading period is itself malformed; OpenSSL
+ * accepts all three.
+ */
+static void test_name_syntax(void **state)
+{
+	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
+	struct verify_result res;
+
+	(void)state;
+	expect(store, SENT(pki.nc_ok, pki.nc_int), OUTCOME_OK, -1);
+	expect_at(store, SENT(pki.nc_bad_dns, pki.nc_int), T, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_UNTRUSTED, 0, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_UNSUPPORTED_NAME_SYNTAX);
+	expect(store, SENT(pki.nc_bad_email, pki.nc_int), OUTCOME_CERT_UNTRUSTED, 0);
+	expect_at(store, SENT(pki.nc_under_dot, pki.nc_int_dot), T, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_UNTRUSTED, 1, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_UNSUPPORTED_CONSTRAINT_SYNTAX);
+	/* Without name constraints on the path, names are not the engine's
+	 * business: a client certificate is not matched against a host name. */
+	verify_store_unref(store);
+}
+
+/*
+ * Issue 33: RFC 5280 5.2.3 requires the CRL number. Under require a CRL
+ * without one does not vouch (CERT_REVOCATION_UNKNOWN, /readyz not
+ * current, a warning at load) but still revokes; if-available uses it.
+ */
+static void test_crl_without_number(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {pki.rsa_int, NULL};
+	X509_CRL *crls[] = {pki.crl_root, pki.crl_int_unnumbered, NULL};
+	struct verify_store *req = make_store(REVOCATION_REQUIRE, anchors, NULL, crls, -1);
+	struct verify_store *direct = make_store(REVOCATION_REQUIRE, anchors, inters, crls, -1);
+	struct verify_store *ifav = make_store(REVOCATION_IF_AVAILABLE, anchors, inters, crls, -1);
+	struct verify_result res;
+	char reason[256];
+
+	(void)state;
+	expect_at(req, SENT(pki.rsa_ok, pki.rsa_int), T, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+	assert_non_null(strstr(res.reason, "CRL number"));
+	expect(direct, SENT(pki.rsa_ok), OUTCOME_CERT_REVOCATION_UNKNOWN, 0);
+	expect(req, SENT(pki.rsa_revoked, pki.rsa_int), OUTCOME_CERT_REVOKED, 0);
+	expect(direct, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+	expect(ifav, SENT(pki.rsa_ok), OUTCOME_OK, -1);
+	expect(ifav, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+	assert_false(verify_store_current(direct, T, reason, sizeof(reason)));
+	assert_non_null(strstr(reason, "RSA Sub"));
+	assert_int_equal(verify_store_warning_count(direct), 1);
+	assert_non_null(strstr(verify_store_warning(direct, 0), "no CRL number"));
+	assert_int_equal(verify_store_warning_count(ifav), 0);
+	verify_store_unref(req);
+	verify_store_unref(direct);
+	verify_store_unref(ifav);
+}
+
 static void test_serial_numbers(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -1242,6 +1420,10 @@ int main(void)
 	    cmocka_unit_test(test_contract_order),
 	    cmocka_unit_test(test_order_usage_vs_expiry),
 	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_depth_self_issued),
+	    cmocka_unit_test(test_other_paths),
+	    cmocka_unit_test(test_name_syntax),
+	    cmocka_unit_test(test_crl_without_number),
 	    cmocka_unit_test(test_serial_numbers),
 	    cmocka_unit_test(test_parsing_limits),
 	    cmocka_unit_test(test_direct_path),
