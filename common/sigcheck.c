@@ -85,6 +85,11 @@ bool sigcheck_verify(EVP_PKEY *pkey, enum sigcheck_alg alg, const void *data, si
 
 	if (sigcheck_key_type(pkey, group, sizeof(group)) != sigcheck_algs[alg].key)
 		return false;
+	/* The curves the contract names, whether the algorithm was named or
+	 * implied: a named ecdsa-sha256 must not open the door to any curve. */
+	if (sigcheck_algs[alg].key == KEY_EC && strcmp(group, "prime256v1") != 0 &&
+	    strcmp(group, "secp384r1") != 0)
+		return false;
 	mctx = EVP_MD_CTX_new();
 	pctx = EVP_PKEY_CTX_new_from_pkey(x509ctx(), pkey, NULL);
 	md = EVP_MD_fetch(x509ctx(), sigcheck_algs[alg].digest, NULL);

@@ -143,11 +143,31 @@ static void test_names(void **state)
 	EVP_PKEY_free(p521);
 }
 
+/* A curve other than P-256 and P-384 is refused also when the request
+ * names the algorithm: a good signature on secp256k1 does not verify. */
+static void test_other_curves_even_when_named(void **state)
+{
+	static const char *curves[] = {"secp256k1", "P-521", "brainpoolP256r1"};
+	unsigned char sig[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+		EVP_PKEY *key = keygen("EC", curves[i], 0), *pub = public_of(key);
+		size_t len = sign(key, "SHA256", NULL, data, sig, sizeof(sig));
+
+		assert_false(
+		    sigcheck_verify(pub, SIGCHECK_ECDSA_SHA256, data, strlen(data), sig, len));
+		EVP_PKEY_free(key);
+		EVP_PKEY_free(pub);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_each_algorithm),
 	    cmocka_unit_test(test_sm2_needs_the_default_id),
+	    cmocka_unit_test(test_other_curves_even_when_named),
 	    cmocka_unit_test(test_names),
 	};
 
