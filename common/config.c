@@ -37,6 +37,7 @@ enum config_type {
 	CT_URL,
 	CT_URLS, /* comma-separated CT_URLs, kept as written */
 	CT_BOOL, /* yes | no */
+	CT_OCSP, /* off | soft | require */
 };
 
 struct config_entry {
@@ -84,6 +85,10 @@ static const struct config_entry config_table[] = {
     {"trust", "expiry_warning_days", CT_INT, F(expiry_warning_days), "30", 0, 3650, true, 0},
     {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
     {"trust", "holder_id_sources", CT_STRING, F(holder_id_sources), NULL, 0, 0, true, 0},
+    {"trust", "ocsp", CT_OCSP, F(ocsp), "off", 0, 0, true, 0},
+    {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, 0},
+    {"trust", "ocsp_timeout_ms", CT_INT, F(ocsp_timeout_ms), "1500", 10, 60000, true, 0},
+    {"trust", "ocsp_nonce", CT_BOOL, F(ocsp_nonce), "yes", 0, 0, true, 0},
 
     {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false, 0},
     {"database", "timeout_ms", CT_INT, F(timeout_ms), "2000", 10, 600000, true, 0},
@@ -495,6 +500,18 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 		else {
 			snprintf(err, errlen, "'%s' is not one of require, if-available, off",
 			         value);
+			return false;
+		}
+		return true;
+	case CT_OCSP:
+		if (strcmp(value, "off") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_OFF;
+		else if (strcmp(value, "soft") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_SOFT;
+		else if (strcmp(value, "require") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_REQUIRE;
+		else {
+			snprintf(err, errlen, "'%s' is not one of off, soft, require", value);
 			return false;
 		}
 		return true;

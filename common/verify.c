@@ -227,9 +227,11 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx);
 static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
                      const char *words);
 static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path);
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path);
 static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now);
 static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain);
 static bool store_build_prefixes(struct verify_store *store, time_t now);
@@ -420,7 +422,17 @@ const char *verify_store_warning(const struct verify_store *store, size_t i)
 void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
                   enum verify_purpose purpose, struct verify_result *out)
 {
+	verify_bytes_path(store, buf, len, now, purpose, out, NULL);
+}
+
+void verify_bytes_path(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path)
+{
 	STACK_OF(X509) * certs;
+
+	if (path != NULL)
+		*path = NULL;
 
 	result_init(out);
 	if (buf == NULL || len == 0) {
@@ -439,7 +451,7 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 		return;
 	}
 	if (parse_input(store, buf, len, certs, out))
-		run_verify(store, sk_X509_value(certs, 0), certs, now, purpose, out);
+		run_verify(store, sk_X509_value(certs, 0), certs, now, purpose, out, path);
 	else if (sk_X509_num(certs) > 0)
 		out->has_leaf =
 		    certinfo_summarize(sk_X509_value(certs, 0), store->holders, now, &out->leaf);
@@ -449,9 +461,19 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
                  enum verify_purpose purpose, struct verify_result *out)
 {
+	verify_x509_path(store, leaf, chain, now, purpose, out, NULL);
+}
+
+void verify_x509_path(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out,
+                      STACK_OF(X509) * *path)
+{
 	STACK_OF(X509) *sent = NULL;
 	X509 *own_leaf = NULL;
 	int n = 1;
+
+	if (path != NULL)
+		*path = NULL;
 
 	result_init(out);
 	if (leaf == NULL) {
@@ -485,7 +507,7 @@ void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * 
 			goto fail;
 		}
 	}
-	run_verify(store, own_leaf, sent, now, purpose, out);
+	run_verify(store, own_leaf, sent, now, purpose, out, path);
 fail:
 	sk_X509_pop_free(sent, X509_free);
 }
@@ -1028,12 +1050,13 @@ static void run_fail(struct verify_run *run, outcome_t outcome, int error, int d
 }
 
 static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out)
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path)
 {
-	if (run_direct(store, leaf, sent, now, purpose, out))
+	if (run_direct(store, leaf, sent, now, purpose, out, path))
 		return;
 	result_init(out);
-	run_chain(store, NULL, leaf, sent, now, purpose, out, NULL);
+	run_chain(store, NULL, leaf, sent, now, purpose, out, path);
 }
 
 /*
@@ -1049,7 +1072,8 @@ static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X5
  * intermediate, path lengths, the purpose and trust of the CAs above it).
  */
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out)
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path)
 {
 	const struct verify_prefix *p = NULL;
 
@@ -1062,9 +1086,14 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 	/* The intermediate's path as the store was built: good, and still so. */
 	if (p == NULL || !p->good || now < p->checked || now >= p->until)
 		return false;
-	run_chain(store, p, leaf, sent, now, purpose, out, NULL);
-	if (out->outcome != OUTCOME_OK)
+	run_chain(store, p, leaf, sent, now, purpose, out, path);
+	if (out->outcome != OUTCOME_OK) {
+		if (path != NULL) {
+			sk_X509_pop_free(*path, X509_free);
+			*path = NULL;
+		}
 		return false;
+	}
 	if (p->until < out->stable_until)
 		out->stable_until = p->until;
 	return true;

@@ -138,6 +138,19 @@ void verify_bytes(const struct verify_store *store, const void *buf, size_t len,
 void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
                  enum verify_purpose purpose, struct verify_result *out);
 
+/*
+ * As verify_bytes and verify_x509, and *path gets the path the engine built,
+ * leaf first (the caller frees it with sk_X509_pop_free; NULL when none was
+ * built). For the revocation checks made outside the engine: OCSP needs
+ * the leaf's issuer as the verified path has it.
+ */
+void verify_bytes_path(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path);
+void verify_x509_path(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out,
+                      STACK_OF(X509) * *path);
+
 /* Brings a result computed earlier (see stable_until) to now: the
  * time-derived fields. */
 void verify_result_at(struct verify_result *r, time_t now);

@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "dbhosts.h"
+#include "ocspcache.h"
 
 /*
  * The last reload's result, written by the supervisor alone and read by
@@ -217,6 +218,21 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	metrics_render_listeners(out);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP certreg_ocsp_cache_hits_total OCSP checks answered from the shared cache.\n"
+	    "# TYPE certreg_ocsp_cache_hits_total counter\ncertreg_ocsp_cache_hits_total %llu\n"
+	    "# HELP certreg_ocsp_cache_misses_total OCSP checks that needed the responder.\n"
+	    "# TYPE certreg_ocsp_cache_misses_total counter\ncertreg_ocsp_cache_misses_total %llu\n"
+	    "# HELP certreg_ocsp_requests_total OCSP requests sent to responders.\n"
+	    "# TYPE certreg_ocsp_requests_total counter\ncertreg_ocsp_requests_total %llu\n"
+	    "# HELP certreg_ocsp_errors_total OCSP requests without a usable answer.\n"
+	    "# TYPE certreg_ocsp_errors_total counter\ncertreg_ocsp_errors_total %llu\n",
+	    (unsigned long long)METRICS_SUM(ocsp_cache_hits),
+	    (unsigned long long)METRICS_SUM(ocsp_cache_misses),
+	    (unsigned long long)METRICS_SUM(ocsp_fetches),
+	    (unsigned long long)METRICS_SUM(ocsp_fetch_errors));
+	ocspcache_render(out, time(NULL));
 	dbhosts_render(out);
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_reload_failing 1 while the last reload failed (the "

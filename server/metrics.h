@@ -65,6 +65,10 @@ struct metrics_slot {
 	uint64_t pid;        /* of the worker using the slot; may be a dead one's */
 	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
 	uint64_t db_backlog_dropped;
+	uint64_t ocsp_cache_hits;   /* decisions answered by a cached OCSP answer */
+	uint64_t ocsp_cache_misses; /* decisions that needed an ask */
+	uint64_t ocsp_fetches;      /* asks sent to a responder */
+	uint64_t ocsp_fetch_errors; /* asks without a usable answer */
 	/* The worker's database servers, under a seqlock (odd: being written). */
 	uint64_t db_hosts_seq;
 	uint64_t db_nhosts;

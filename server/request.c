@@ -16,6 +16,8 @@
 #include "assertion.h"
 #include "decision.h"
 #include "log.h"
+#include "ocspmsg.h"
+#include "revocation.h"
 #include "render.h"
 #include "reply.h"
 #include "worker.h"
@@ -28,9 +30,11 @@ struct request_call {
 	bool html;
 	char *return_to; /* owned copies of presented's */
 	char *nonce;
+	struct ocspmsg_id ocsp; /* the leaf as OCSP names it (revocation.c) */
 	struct decision decision;
 };
 
+static void request_revoked(void *arg);
 static void request_decided(struct decision *d, void *arg);
 static void request_call_free(struct request_call *call);
 static char *request_assertion(const struct request_call *call, const struct decision *d);
@@ -42,6 +46,8 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	struct request_call *call = malloc(sizeof(*call));
 	struct decision *d;
 	char detail[200];
+	STACK_OF(X509) *path = NULL, **want_path;
+	bool hit;
 
 	if (call == NULL) {
 		reply_error(req, 503, "unavailable", "out of memory");
@@ -62,24 +68,42 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	}
 	d = &call->decision;
 	decision_init(d, &w->decide, http_request_peer_text(req));
-	/* The same presentation as a recent OK one: no parsing, no signatures. */
-	if (!p->cacheable || !vcache_get(w->vcache, p->vkey, d->now, &d->vr)) {
+	memset(&call->ocsp, 0, sizeof(call->ocsp));
+	/* The same presentation as a recent OK one: no parsing, no signatures;
+	 * unless OCSP must be asked, which needs the issuer the engine finds. */
+	hit = p->cacheable && vcache_get(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp) &&
+	      (!revocation_wanted(w->revocation, &d->vr) ||
+	       revocation_ready(w->revocation, &call->ocsp, d->now));
+	if (!hit) {
 		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
 			request_call_free(call);
 			reply_error(req, 400, "bad_request", detail);
 			return;
 		}
+		want_path = w->cfg->ocsp != OCSP_MODE_OFF ? &path : NULL;
 		if (p->leaf != NULL)
-			verify_x509(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
-			            &d->vr);
+			verify_x509_path(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
+			                 &d->vr, want_path);
 		else
-			verify_bytes(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
-			             VERIFY_PURPOSE_CLIENT, &d->vr);
+			verify_bytes_path(w->store, p->bytes != NULL ? p->bytes : "", p->len,
+			                  d->now, VERIFY_PURPOSE_CLIENT, &d->vr, want_path);
+		memset(&call->ocsp, 0, sizeof(call->ocsp));
+		if (sk_X509_num(path) >= 2 &&
+		    !ocspmsg_id(sk_X509_value(path, 0), sk_X509_value(path, 1), &call->ocsp))
+			memset(&call->ocsp, 0, sizeof(call->ocsp));
 		if (p->cacheable)
-			vcache_put(w->vcache, p->vkey, d->now, &d->vr);
+			vcache_put(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp);
 	}
 	w->inflight++;
-	decision_begin(d, request_decided, call);
+	/* The OCSP step, asynchronous like the database's; it frees path. */
+	revocation_check(w->revocation, &d->vr, &call->ocsp, path, d->now, request_revoked, call);
+}
+
+static void request_revoked(void *arg)
+{
+	struct request_call *call = arg;
+
+	decision_begin(&call->decision, request_decided, call);
 }
 
 bool request_wants_html(struct http_request *req)

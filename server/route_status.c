@@ -12,6 +12,7 @@
 
 #include "dbhosts.h"
 #include "metrics.h"
+#include "ocspcache.h"
 #include "reply.h"
 #include "routes.h"
 #include "worker.h"
@@ -105,6 +106,10 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 	if (!db_ok)
 		json_array_append_new(r->reasons, json_string("database: not answering"));
 	if (!verify_store_current(w->store, time(NULL), reason, sizeof(reason)))
+		json_array_append_new(r->reasons, json_string(reason));
+	/* Under ocsp = require a responder that stopped answering refuses
+	 * the logins its answers do not cover any more. */
+	if (w->cfg->ocsp == OCSP_MODE_REQUIRE && !ocspcache_responders_ok(reason, sizeof(reason)))
 		json_array_append_new(r->reasons, json_string(reason));
 	/* The files on disk are not those in force: a CRL put in crl_dir may
 	 * not be applied. */

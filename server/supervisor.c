@@ -32,12 +32,15 @@
 #include "assertion.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocspcache.h"
 #include "tls.h"
 #include "trust.h"
 #include "worker.h"
 
 #define SUPERVISOR_SLOTS_PER_WORKER 4
 #define SUPERVISOR_RESTART_DELAY_MS 500
+/* Certificates whose OCSP answer the workers share (about 130 bytes each). */
+#define SUPERVISOR_OCSP_ENTRIES 16384
 /* 10 ms apart: another certregd holds the lock for microseconds. */
 #define SUPERVISOR_LISTEN_LOCK_TRIES 500
 
@@ -274,7 +277,10 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	s.nslots = s.workers * SUPERVISOR_SLOTS_PER_WORKER;
 	s.children = calloc((size_t)s.nslots, sizeof(*s.children));
 	s.base = event_base_new();
-	if (s.children == NULL || s.base == NULL || !metrics_init(s.nslots)) {
+	/* The OCSP cache outlives reloads: its answers are verified against
+	 * the issuer they name, whatever the trust generation. */
+	if (s.children == NULL || s.base == NULL || !metrics_init(s.nslots) ||
+	    !ocspcache_init(SUPERVISOR_OCSP_ENTRIES)) {
 		log_error("event=start_failed reason=\"out of memory\"");
 		return 1;
 	}
