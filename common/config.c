@@ -89,6 +89,8 @@ static const struct config_entry config_table[] = {
     {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, 0},
     {"trust", "ocsp_timeout_ms", CT_INT, F(ocsp_timeout_ms), "1500", 10, 60000, true, 0},
     {"trust", "ocsp_nonce", CT_BOOL, F(ocsp_nonce), "yes", 0, 0, true, 0},
+    {"trust", "crl_fetch", CT_BOOL, F(crl_fetch), "no", 0, 0, true, 0},
+    {"trust", "crl_fetch_interval", CT_INT, F(crl_fetch_interval), "3600", 1, 86400, true, 0},
 
     {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false, 0},
     {"database", "timeout_ms", CT_INT, F(timeout_ms), "2000", 10, 600000, true, 0},
@@ -245,6 +247,21 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 		free(list);
 		if (!ok)
 			return false;
+	}
+	/* The daemon writes its downloads there as uid: the directory must be
+	 * uid's own (root may write anywhere). */
+	if (cfg->crl_fetch && cfg->crl_dir != NULL && uid != 0) {
+		struct stat st;
+
+		if (stat(cfg->crl_dir, &st) == 0 &&
+		    (st.st_uid != uid || (st.st_mode & S_IWUSR) == 0)) {
+			snprintf(
+			    err, errlen,
+			    "%s:%d: crl_dir: crl_fetch = yes needs it owned and writable by the "
+			    "daemon's user (uid %d)",
+			    cfg->path, cfg->line_crl_dir, (int)uid);
+			return false;
+		}
 	}
 	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
 		return true;
@@ -559,6 +576,10 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 	if (cfg->revocation != REVOCATION_OFF && cfg->crl_dir == NULL) {
 		snprintf(err, errlen, "%s: [trust] revocation = %s needs crl_dir", cfg->path,
 		         cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
+		return false;
+	}
+	if (cfg->crl_fetch && cfg->crl_dir == NULL) {
+		snprintf(err, errlen, "%s: [trust] crl_fetch = yes needs crl_dir", cfg->path);
 		return false;
 	}
 	if (cfg->assertion_key != NULL &&

@@ -53,9 +53,11 @@ struct config {
 	enum renewal_mode renewal;
 	char *holder_id_sources;
 	enum ocsp_mode ocsp;
-	char *ocsp_url;      /* NULL: each certificate's AIA responder */
-	int ocsp_timeout_ms; /* for one answer, within the decision's timeout_ms */
-	bool ocsp_nonce;     /* send a nonce; an answer that echoes another is refused */
+	char *ocsp_url;         /* NULL: each certificate's AIA responder */
+	int ocsp_timeout_ms;    /* for one answer, within the decision's timeout_ms */
+	bool ocsp_nonce;        /* send a nonce; an answer that echoes another is refused */
+	bool crl_fetch;         /* the daemon downloads the CRLs its CAs name into crl_dir */
+	int crl_fetch_interval; /* seconds between downloads of one CRL, at most */
 
 	/* [database] */
 	char *conninfo;

@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "crlfetch.h"
 #include "dbhosts.h"
 #include "ocspcache.h"
 
@@ -233,6 +234,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(ocsp_fetches),
 	    (unsigned long long)METRICS_SUM(ocsp_fetch_errors));
 	ocspcache_render(out, time(NULL));
+	crlfetch_render(out);
 	dbhosts_render(out);
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_reload_failing 1 while the last reload failed (the "

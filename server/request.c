@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "assertion.h"
+#include "crlfetch.h"
 #include "decision.h"
 #include "log.h"
 #include "ocspmsg.h"
@@ -35,6 +36,7 @@ struct request_call {
 };
 
 static void request_revoked(void *arg);
+static void request_note_crls(const struct verify_result *vr, STACK_OF(X509) * path);
 static void request_decided(struct decision *d, void *arg);
 static void request_call_free(struct request_call *call);
 static char *request_assertion(const struct request_call *call, const struct decision *d);
@@ -80,7 +82,7 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 			reply_error(req, 400, "bad_request", detail);
 			return;
 		}
-		want_path = w->cfg->ocsp != OCSP_MODE_OFF ? &path : NULL;
+		want_path = w->cfg->ocsp != OCSP_MODE_OFF || w->cfg->crl_fetch ? &path : NULL;
 		if (p->leaf != NULL)
 			verify_x509_path(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
 			                 &d->vr, want_path);
@@ -91,6 +93,8 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 		if (sk_X509_num(path) >= 2 &&
 		    !ocspmsg_id(sk_X509_value(path, 0), sk_X509_value(path, 1), &call->ocsp))
 			memset(&call->ocsp, 0, sizeof(call->ocsp));
+		if (w->cfg->crl_fetch)
+			request_note_crls(&d->vr, path);
 		if (p->cacheable)
 			vcache_put(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp);
 	}
@@ -104,6 +108,19 @@ static void request_revoked(void *arg)
 	struct request_call *call = arg;
 
 	decision_begin(&call->decision, request_decided, call);
+}
+
+/* The CRLs a verified chain needs join the daemon's downloads
+ * (crl_fetch = yes). Only from a chain that verified up to an anchor: a
+ * certificate anyone made up must not make the daemon fetch a URL. */
+static void request_note_crls(const struct verify_result *vr, STACK_OF(X509) * path)
+{
+	if (vr->outcome != OUTCOME_OK && vr->outcome != OUTCOME_CERT_REVOKED &&
+	    vr->outcome != OUTCOME_CERT_REVOCATION_UNKNOWN &&
+	    vr->outcome != OUTCOME_CERT_WRONG_USAGE)
+		return;
+	for (int i = 0; i + 1 < sk_X509_num(path); i++)
+		crlfetch_note(sk_X509_value(path, i));
 }
 
 bool request_wants_html(struct http_request *req)

@@ -59,6 +59,8 @@ static void test_defaults(void **state)
 	assert_null(cfg->ocsp_url);
 	assert_int_equal(cfg->ocsp_timeout_ms, 1500);
 	assert_true(cfg->ocsp_nonce);
+	assert_false(cfg->crl_fetch);
+	assert_int_equal(cfg->crl_fetch_interval, 3600);
 	config_free(cfg);
 }
 
@@ -199,6 +201,9 @@ static void test_cross_key_rules(void **state)
 	assert_null(load("[trust]\nca_file = a\nrevocation = require\n[server]\nlisten_tls=\n", err,
 	                 sizeof(err)));
 	assert_non_null(strstr(err, "needs crl_dir"));
+	assert_null(load("[trust]\nca_file = a\ncrl_fetch = yes\n[server]\nlisten_tls=\n", err,
+	                 sizeof(err)));
+	assert_non_null(strstr(err, "crl_fetch = yes needs crl_dir"));
 }
 
 static void test_missing_file(void **state)
@@ -259,6 +264,8 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	assert_int_equal(ex->ocsp, def->ocsp);
 	assert_int_equal(ex->ocsp_timeout_ms, def->ocsp_timeout_ms);
 	assert_int_equal(ex->ocsp_nonce, def->ocsp_nonce);
+	assert_int_equal(ex->crl_fetch, def->crl_fetch);
+	assert_int_equal(ex->crl_fetch_interval, def->crl_fetch_interval);
 	assert_string_equal(ex->conninfo, def->conninfo);
 	assert_int_equal(ex->timeout_ms, def->timeout_ms);
 	assert_int_equal(ex->pool_size, def->pool_size);
