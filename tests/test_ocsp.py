@@ -25,12 +25,15 @@ What each test guards:
   single worker;
 - ocsp_url overrides the AIA, and a leaf without AIA has no responder;
 - `certreg-admin check` warns, naming it, of a responder whose last ask
-  failed.
+  failed;
+- a login on the TLS listener takes the same step.
 """
 import datetime
 import http.server
 import json
 import os
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -423,3 +426,24 @@ def test_probe_warns_of_a_failing_responder(start, opki, aia_port):
     assert got["status"] == "WARNING"
     assert f"127.0.0.1:{aia_port}" in got["message"]
     assert [r["status"] for r in got["ocsp_responders"]] == ["WARNING"]
+
+
+def test_tls_login_asks_too(start, opki, responder, pki):
+    """The TLS listener's chains (parsed by the handshake) take the same
+    step: the client sends its leaf alone, the daemon completes the path."""
+    d = start("require")
+    for name, status, code in (("good", 403, "KEY_NOT_APPROVED"),
+                               ("revoked", 403, "CERT_REVOKED")):
+        ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+        ctx.load_cert_chain(str(opki.dir / f"{name}.pem"), str(opki.dir / f"{name}.key"))
+        raw = socket.create_connection(("127.0.0.1", d.tls_port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Accept: application/json\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert int(head.split()[1]) == status, data
+        assert json.loads(body)["outcome"] == code
+    assert responder.count == 2
