@@ -33,7 +33,7 @@ VERSION  = 0.1.0
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
-PKGS_SERVER = libevent libevent_openssl libpq openssl jansson inih libsystemd
+PKGS_SERVER = libevent libevent_openssl libpq openssl jansson inih libsystemd libcurl
 PKGS_ADMIN  = libpq openssl jansson inih libcurl
 PKGS_TEST   = cmocka
 

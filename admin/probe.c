@@ -8,7 +8,9 @@
  *               or a CRL's nextUpdate or a trust anchor's notAfter passed;
  *   1 WARNING   a trust anchor expires within --warn-days (default 30), or a
  *               CRL has less than a quarter of its validity period
- *               (thisUpdate to nextUpdate) left; the message names each;
+ *               (thisUpdate to nextUpdate) left, or an OCSP responder's
+ *               last ask or a CRL download's last attempt failed (its
+ *               data stops being renewed); the message names each;
  *   3 UNKNOWN   something else answers the URL (a 404, a page that is not
  *               certregd's /readyz or /metrics), or the probe's own setup
  *               failed (a URL it cannot use, a --cacert it cannot read);
@@ -16,8 +18,10 @@
  * The times come from the gauges
  * certreg_crl_next_update_timestamp_seconds,
  * certreg_crl_this_update_timestamp_seconds{issuer=...} and
- * certreg_trust_anchor_not_after_timestamp_seconds{subject=...} (Unix
- * time). The
+ * certreg_trust_anchor_not_after_timestamp_seconds{subject=...} and
+ * certreg_ocsp_responder_last_{success,error}_timestamp_seconds{url=...} and
+ * certreg_crl_fetch_last_{success,error}_timestamp_seconds{url=...}
+ * (Unix time). The
  * transfer is httpget.c's.
  */
 #include <math.h>
@@ -69,6 +73,8 @@ static void probe_judge_crls(struct probe_gauge *next, struct probe_gauge *issue
                              struct probe_report *r);
 static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long warn_days,
                                 struct probe_report *r);
+static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_gauge *failed,
+                              const char *what, const char *key, struct probe_report *r);
 static void probe_raise(struct probe_report *r, enum probe_state st);
 static int probe_finish(const struct cli *cli, struct probe_report *r);
 static const char *probe_label_value(const char *p, char *out, size_t outlen);
@@ -87,7 +93,8 @@ const struct cli_command probe_commands[] = {
         "            or a trust anchor's notAfter has passed\n"
         "  WARNING   a trust anchor expires within --warn-days, or a CRL has less\n"
         "            than a quarter of its validity period (thisUpdate to nextUpdate)\n"
-        "            left; the message names it\n"
+        "            left, or an OCSP responder's or a CRL download's last attempt\n"
+        "            failed; the message names it\n"
         "  UNKNOWN   something else answers the URL (a 404, a page that is not\n"
         "            certregd's), or the URL or --cacert cannot be used\n\n"
         "Options:\n"
@@ -184,7 +191,7 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 		             status);
 		goto out;
 	}
-	g = calloc(3, sizeof(*g));
+	g = calloc(7, sizeof(*g));
 	if (g == NULL) {
 		probe_raise(&r, PROBE_UNKNOWN);
 		probe_append(r.msg, sizeof(r.msg), ", out of memory");
@@ -196,6 +203,12 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 	now = time(NULL);
 	probe_judge_crls(&g[0], &g[1], now, &r);
 	probe_judge_anchors(&g[2], now, warn_days, &r);
+	probe_parse_metric(body, "certreg_ocsp_responder_last_success_timestamp_seconds", &g[3]);
+	probe_parse_metric(body, "certreg_ocsp_responder_last_error_timestamp_seconds", &g[4]);
+	probe_judge_fetch(&g[3], &g[4], "OCSP responder", "ocsp_responders", &r);
+	probe_parse_metric(body, "certreg_crl_fetch_last_success_timestamp_seconds", &g[5]);
+	probe_parse_metric(body, "certreg_crl_fetch_last_error_timestamp_seconds", &g[6]);
+	probe_judge_fetch(&g[5], &g[6], "CRL download", "crl_downloads", &r);
 out:
 	free(body);
 	free(g);
@@ -418,6 +431,46 @@ static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long wa
 		             first_left / PROBE_DAY);
 	probe_append(r->perf, sizeof(r->perf), " anchor_not_after=%.0fs;%.0f:;0:", first_left,
 	             warn);
+}
+
+/*
+ * A source of revocation data whose last attempt failed warns: an OCSP
+ * responder (the answers cached from it are not renewed, and once past
+ * their nextUpdate its certificates get none: CERT_REVOCATION_UNKNOWN under
+ * ocsp = require, where /readyz has made the probe CRITICAL already), or a
+ * CRL download of crl_fetch = yes (the installed CRL is kept, and ages).
+ */
+static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_gauge *failed,
+                              const char *what, const char *key, struct probe_report *r)
+{
+	json_t *list = json_array();
+	size_t kept = failed->n < PROBE_MAX_SAMPLES ? failed->n : PROBE_MAX_SAMPLES;
+	char when[32], good[32];
+
+	json_object_set_new(r->detail, key, list);
+	for (size_t i = 0; i < kept; i++) {
+		const struct probe_sample *e = &failed->samples[i];
+		double last_ok = 0;
+		bool failing;
+
+		for (size_t j = 0; j < ok->n && j < PROBE_MAX_SAMPLES; j++)
+			if (strcmp(ok->samples[j].label, e->label) == 0)
+				last_ok = ok->samples[j].value;
+		failing = e->value > last_ok;
+		certinfo_rfc3339((time_t)e->value, when, sizeof(when));
+		certinfo_rfc3339((time_t)last_ok, good, sizeof(good));
+		json_array_append_new(
+		    list,
+		    json_pack("{s:s, s:s?, s:s?, s:s}", "url", e->label, "last_success",
+		              last_ok > 0 ? good : NULL, "last_error", e->value > 0 ? when : NULL,
+		              "status", probe_state_name[failing ? PROBE_WARNING : PROBE_OK]));
+		if (!failing)
+			continue;
+		probe_raise(r, PROBE_WARNING);
+		probe_append(r->msg, sizeof(r->msg),
+		             ", %s %s: last attempt failed at %s (last success %s)", what, e->label,
+		             when, last_ok > 0 ? good : "never");
+	}
 }
 
 /* The verdict is the worst found; UNKNOWN (3) ranks above CRITICAL only

@@ -37,6 +37,7 @@ enum config_type {
 	CT_URL,
 	CT_URLS, /* comma-separated CT_URLs, kept as written */
 	CT_BOOL, /* yes | no */
+	CT_OCSP, /* off | soft | require */
 };
 
 struct config_entry {
@@ -85,6 +86,12 @@ static const struct config_entry config_table[] = {
     {"trust", "max_chain_depth", CT_INT, F(max_chain_depth), "8", 1, 32, true, 0},
     {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
     {"trust", "holder_id_sources", CT_STRING, F(holder_id_sources), NULL, 0, 0, true, 0},
+    {"trust", "ocsp", CT_OCSP, F(ocsp), "off", 0, 0, true, 0},
+    {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, 0},
+    {"trust", "ocsp_timeout_ms", CT_INT, F(ocsp_timeout_ms), "1500", 10, 60000, true, 0},
+    {"trust", "ocsp_nonce", CT_BOOL, F(ocsp_nonce), "yes", 0, 0, true, 0},
+    {"trust", "crl_fetch", CT_BOOL, F(crl_fetch), "no", 0, 0, true, 0},
+    {"trust", "crl_fetch_interval", CT_INT, F(crl_fetch_interval), "3600", 1, 86400, true, 0},
 
     {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false, 0},
     {"database", "timeout_ms", CT_INT, F(timeout_ms), "2000", 10, 600000, true, 0},
@@ -242,6 +249,21 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 		free(list);
 		if (!ok)
 			return false;
+	}
+	/* The daemon writes its downloads there as uid: the directory must be
+	 * uid's own (root may write anywhere). */
+	if (cfg->crl_fetch && cfg->crl_dir != NULL && uid != 0) {
+		struct stat st;
+
+		if (stat(cfg->crl_dir, &st) == 0 &&
+		    (st.st_uid != uid || (st.st_mode & S_IWUSR) == 0)) {
+			snprintf(
+			    err, errlen,
+			    "%s:%d: crl_dir: crl_fetch = yes needs it owned and writable by the "
+			    "daemon's user (uid %d)",
+			    cfg->path, cfg->line_crl_dir, (int)uid);
+			return false;
+		}
 	}
 	if (cfg->crl_dir == NULL || (d = opendir(cfg->crl_dir)) == NULL)
 		return true;
@@ -500,6 +522,18 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 			return false;
 		}
 		return true;
+	case CT_OCSP:
+		if (strcmp(value, "off") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_OFF;
+		else if (strcmp(value, "soft") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_SOFT;
+		else if (strcmp(value, "require") == 0)
+			*(enum ocsp_mode *)field = OCSP_MODE_REQUIRE;
+		else {
+			snprintf(err, errlen, "'%s' is not one of off, soft, require", value);
+			return false;
+		}
+		return true;
 	case CT_RENEWAL:
 		if (strcmp(value, "holder-id") == 0)
 			*(enum renewal_mode *)field = RENEWAL_HOLDER_ID;
@@ -544,6 +578,10 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 	if (cfg->revocation != REVOCATION_OFF && cfg->crl_dir == NULL) {
 		snprintf(err, errlen, "%s: [trust] revocation = %s needs crl_dir", cfg->path,
 		         cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
+		return false;
+	}
+	if (cfg->crl_fetch && cfg->crl_dir == NULL) {
+		snprintf(err, errlen, "%s: [trust] crl_fetch = yes needs crl_dir", cfg->path);
 		return false;
 	}
 	if (cfg->assertion_key != NULL &&

@@ -17,6 +17,9 @@
 #include "verify.h"
 
 enum renewal_mode { RENEWAL_OFF, RENEWAL_HOLDER_ID };
+/* OCSP for the leaf: soft falls back to the CRLs when no usable answer
+ * comes, require refuses with CERT_REVOCATION_UNKNOWN. */
+enum ocsp_mode { OCSP_MODE_OFF, OCSP_MODE_SOFT, OCSP_MODE_REQUIRE };
 
 struct config {
 	char *path;
@@ -50,6 +53,12 @@ struct config {
 	int max_chain_depth; /* intermediates allowed between a leaf and its anchor */
 	enum renewal_mode renewal;
 	char *holder_id_sources;
+	enum ocsp_mode ocsp;
+	char *ocsp_url;         /* NULL: each certificate's AIA responder */
+	int ocsp_timeout_ms;    /* for one answer, within the decision's timeout_ms */
+	bool ocsp_nonce;        /* send a nonce; an answer that echoes another is refused */
+	bool crl_fetch;         /* the daemon downloads the CRLs its CAs name into crl_dir */
+	int crl_fetch_interval; /* seconds between downloads of one CRL, at most */
 
 	/* [database] */
 	char *conninfo;

@@ -116,6 +116,9 @@ struct verify_path {
 	bool keep_chain;          /* in: chain even on OK (a refusal always gets it) */
 	STACK_OF(X509) * chain;   /* out: the path OpenSSL built (caller frees) */
 	bool too_long;            /* out: OpenSSL stopped at the maximum depth */
+	/* out, with keep_chain: the path of the result reported (the last
+	 * path tried may be another), for the caller of verify_*_path. */
+	STACK_OF(X509) * reported;
 };
 
 static const struct {
@@ -246,9 +249,11 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx);
 static void run_fail(struct verify_run *run, outcome_t outcome, int error, int depth, X509 *cert,
                      const char *words);
 static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path);
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out);
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path);
 static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now);
 static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain);
 static bool store_build_prefixes(struct verify_store *store, time_t now);
@@ -451,14 +456,17 @@ const char *verify_store_warning(const struct verify_store *store, size_t i)
 void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
                   enum verify_purpose purpose, struct verify_result *out)
 {
-	verify_bytes_leaf(store, buf, len, now, purpose, out, NULL);
+	verify_bytes_path(store, buf, len, now, purpose, out, NULL, NULL);
 }
 
-void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t len, time_t now,
-                       enum verify_purpose purpose, struct verify_result *out, X509 **leaf)
+void verify_bytes_path(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path, X509 **leaf)
 {
 	STACK_OF(X509) * certs;
 
+	if (path != NULL)
+		*path = NULL;
 	if (leaf != NULL)
 		*leaf = NULL;
 	result_init(out);
@@ -478,7 +486,7 @@ void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t
 		return;
 	}
 	if (parse_input(store, buf, len, certs, out))
-		run_verify(store, sk_X509_value(certs, 0), certs, now, purpose, out);
+		run_verify(store, sk_X509_value(certs, 0), certs, now, purpose, out, path);
 	else if (sk_X509_num(certs) > 0)
 		out->has_leaf =
 		    certinfo_summarize(sk_X509_value(certs, 0), store->holders, now, &out->leaf);
@@ -490,10 +498,19 @@ void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t
 void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
                  enum verify_purpose purpose, struct verify_result *out)
 {
+	verify_x509_path(store, leaf, chain, now, purpose, out, NULL);
+}
+
+void verify_x509_path(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out,
+                      STACK_OF(X509) * *path)
+{
 	STACK_OF(X509) *sent = NULL;
 	X509 *own_leaf = NULL;
 	int n = 1;
 
+	if (path != NULL)
+		*path = NULL;
 	result_init(out);
 	if (leaf == NULL) {
 		out->outcome = OUTCOME_NO_CERTIFICATE;
@@ -526,7 +543,7 @@ void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * 
 			goto fail;
 		}
 	}
-	run_verify(store, own_leaf, sent, now, purpose, out);
+	run_verify(store, own_leaf, sent, now, purpose, out, path);
 fail:
 	sk_X509_pop_free(sent, X509_free);
 }
@@ -1091,17 +1108,22 @@ static void run_fail(struct verify_run *run, outcome_t outcome, int error, int d
 }
 
 static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out)
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *reported)
 {
-	struct verify_path path = {0};
+	struct verify_path path = {.keep_chain = reported != NULL};
 
-	if (run_direct(store, leaf, sent, now, purpose, out))
+	if (run_direct(store, leaf, sent, now, purpose, out, reported))
 		return;
 	result_init(out);
 	run_chain(store, NULL, leaf, sent, now, purpose, out, &path);
+	if (reported != NULL && path.chain != NULL)
+		path.reported = X509_chain_up_ref(path.chain);
 	if (out->outcome != OUTCOME_OK && out->outcome != OUTCOME_SERVICE_UNAVAILABLE)
 		run_alternatives(store, leaf, sent, now, purpose, out, &path);
 	sk_X509_pop_free(path.chain, X509_free);
+	if (reported != NULL)
+		*reported = path.reported;
 }
 
 /*
@@ -1143,13 +1165,20 @@ static void run_alternatives(const struct verify_store *store, X509 *leaf, STACK
 			break;
 		next.exclude = exclude;
 		next.self_issued_free = self_issued_free;
+		next.keep_chain = path->keep_chain;
 		result_init(&r);
 		run_chain(store, NULL, leaf, sent, now, purpose, &r, &next);
 		sk_X509_pop_free(path->chain, X509_free);
 		path->chain = next.chain;
 		path->too_long = next.too_long;
-		if (r.outcome > out->outcome || r.outcome == OUTCOME_OK)
+		if (r.outcome > out->outcome || r.outcome == OUTCOME_OK) {
 			*out = r;
+			if (path->keep_chain) {
+				sk_X509_pop_free(path->reported, X509_free);
+				path->reported =
+				    path->chain != NULL ? X509_chain_up_ref(path->chain) : NULL;
+			}
+		}
 		if (r.outcome == OUTCOME_OK || r.outcome == OUTCOME_SERVICE_UNAVAILABLE)
 			break;
 	}
@@ -1225,9 +1254,11 @@ static bool path_excluded(STACK_OF(X509) * exclude, X509 *x)
  * intermediate, path lengths, the purpose and trust of the CAs above it).
  */
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
-                       time_t now, enum verify_purpose purpose, struct verify_result *out)
+                       time_t now, enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *reported)
 {
 	const struct verify_prefix *p = NULL;
+	struct verify_path path = {.keep_chain = reported != NULL};
 
 	if (purpose != VERIFY_PURPOSE_CLIENT)
 		return false;
@@ -1238,9 +1269,15 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 	/* The intermediate's path as the store was built: good, and still so. */
 	if (p == NULL || !p->good || now < p->checked || now >= p->until)
 		return false;
-	run_chain(store, p, leaf, sent, now, purpose, out, NULL);
-	if (out->outcome != OUTCOME_OK)
+	run_chain(store, p, leaf, sent, now, purpose, out, &path);
+	if (out->outcome != OUTCOME_OK) {
+		sk_X509_pop_free(path.chain, X509_free);
 		return false;
+	}
+	if (reported != NULL)
+		*reported = path.chain;
+	else
+		sk_X509_pop_free(path.chain, X509_free);
 	if (p->until < out->stable_until)
 		out->stable_until = p->until;
 	return true;

@@ -132,11 +132,6 @@ int verify_error_table_code(size_t i);
  */
 void verify_bytes(const struct verify_store *store, const void *buf, size_t len, time_t now,
                   enum verify_purpose purpose, struct verify_result *out);
-/* The same, also handing the caller a reference to the parsed leaf (NULL
- * unless out->has_leaf; the caller frees it): a signed login checks its
- * signature with the leaf's key without parsing the certificate twice. */
-void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t len, time_t now,
-                       enum verify_purpose purpose, struct verify_result *out, X509 **leaf);
 
 /*
  * Verifies already parsed certificates (the TLS listener). leaf NULL gives
@@ -145,6 +140,23 @@ void verify_bytes_leaf(const struct verify_store *store, const void *buf, size_t
  */
 void verify_x509(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain, time_t now,
                  enum verify_purpose purpose, struct verify_result *out);
+
+/*
+ * As verify_bytes and verify_x509, and *path (when path is not NULL) gets
+ * the path of the result reported, leaf first (the caller frees it with
+ * sk_X509_pop_free; NULL when none was built). For the revocation checks
+ * made outside the engine: OCSP needs the leaf's issuer as the verified
+ * path has it. verify_bytes_path also hands over a reference to the parsed
+ * leaf in *leaf (when leaf is not NULL; NULL unless out->has_leaf; the
+ * caller frees it): a signed login checks its signature with the leaf's
+ * key without parsing the certificate twice.
+ */
+void verify_bytes_path(const struct verify_store *store, const void *buf, size_t len, time_t now,
+                       enum verify_purpose purpose, struct verify_result *out,
+                       STACK_OF(X509) * *path, X509 **leaf);
+void verify_x509_path(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * chain,
+                      time_t now, enum verify_purpose purpose, struct verify_result *out,
+                      STACK_OF(X509) * *path);
 
 /* Brings a result computed earlier (see stable_until) to now: the
  * time-derived fields. */

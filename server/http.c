@@ -1059,15 +1059,16 @@ void http_reply_buffer(struct http_request *req, int status, const char *content
                        struct evbuffer *body)
 {
 	struct evbuffer_iovec iov[HTTP_SEND_IOV - 1];
-	/* The length, not -1: asked for "all" with too few vectors,
-	 * evbuffer_peek stops at n_vec and says n_vec, and the reply would
-	 * lose its tail (a /metrics of more than 7 pieces did). */
-	ev_ssize_t len = (ev_ssize_t)evbuffer_get_length(body);
-	int n = evbuffer_peek(body, len, NULL, iov, HTTP_SEND_IOV - 1);
+	/* The length, not -1: with -1 libevent 2.1 stops counting at the last
+	 * vector it was given, so a body in more pieces than fit came back as
+	 * its first pieces only (a /metrics page cut short, with a matching
+	 * Content-Length). With a length it returns how many are needed. */
+	int n = evbuffer_peek(body, (ev_ssize_t)evbuffer_get_length(body), NULL, iov,
+	                      HTTP_SEND_IOV - 1);
 
 	if (n > HTTP_SEND_IOV - 1) { /* more pieces than fit: make them one */
 		evbuffer_pullup(body, -1);
-		n = evbuffer_peek(body, len, NULL, iov, 1);
+		n = evbuffer_peek(body, -1, NULL, iov, 1);
 	}
 	http_reply_iov(req, status, content_type, iov, n);
 	evbuffer_drain(body, evbuffer_get_length(body));

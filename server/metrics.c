@@ -19,7 +19,9 @@
 
 #include <openssl/crypto.h>
 
+#include "crlfetch.h"
 #include "dbhosts.h"
+#include "ocspcache.h"
 
 /*
  * The last reload's result, written by the supervisor alone and read by
@@ -222,6 +224,22 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
 	    (unsigned long long)METRICS_SUM(connections_timed_out));
 	metrics_render_listeners(out);
+	evbuffer_add_printf(
+	    out,
+	    "# HELP certreg_ocsp_cache_hits_total OCSP checks answered from the shared cache.\n"
+	    "# TYPE certreg_ocsp_cache_hits_total counter\ncertreg_ocsp_cache_hits_total %llu\n"
+	    "# HELP certreg_ocsp_cache_misses_total OCSP checks that needed the responder.\n"
+	    "# TYPE certreg_ocsp_cache_misses_total counter\ncertreg_ocsp_cache_misses_total %llu\n"
+	    "# HELP certreg_ocsp_requests_total OCSP requests sent to responders.\n"
+	    "# TYPE certreg_ocsp_requests_total counter\ncertreg_ocsp_requests_total %llu\n"
+	    "# HELP certreg_ocsp_errors_total OCSP requests without a usable answer.\n"
+	    "# TYPE certreg_ocsp_errors_total counter\ncertreg_ocsp_errors_total %llu\n",
+	    (unsigned long long)METRICS_SUM(ocsp_cache_hits),
+	    (unsigned long long)METRICS_SUM(ocsp_cache_misses),
+	    (unsigned long long)METRICS_SUM(ocsp_fetches),
+	    (unsigned long long)METRICS_SUM(ocsp_fetch_errors));
+	ocspcache_render(out, time(NULL));
+	crlfetch_render(out);
 	dbhosts_render(out);
 	metrics_render_pending(out);
 	evbuffer_add_printf(out,

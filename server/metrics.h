@@ -69,6 +69,10 @@ struct metrics_slot {
 	 * (worker.c), and when (Unix time; 0: never). */
 	uint64_t pending_registrations;
 	uint64_t pending_at;
+	uint64_t ocsp_cache_hits;   /* decisions answered by a cached OCSP answer */
+	uint64_t ocsp_cache_misses; /* decisions that needed an ask */
+	uint64_t ocsp_fetches;      /* asks sent to a responder */
+	uint64_t ocsp_fetch_errors; /* asks without a usable answer */
 	/* The worker's database servers, under a seqlock (odd: being written). */
 	uint64_t db_hosts_seq;
 	uint64_t db_nhosts;

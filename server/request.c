@@ -15,9 +15,12 @@
 #include <event2/buffer.h>
 
 #include "assertion.h"
+#include "crlfetch.h"
 #include "decision.h"
 #include "log.h"
+#include "ocspmsg.h"
 #include "proof.h"
+#include "revocation.h"
 #include "render.h"
 #include "reply.h"
 #include "worker.h"
@@ -30,11 +33,16 @@ struct request_call {
 	bool html;
 	char *return_to; /* owned copies of presented's */
 	char *nonce;
+	struct ocspmsg_id ocsp; /* the leaf as OCSP names it (revocation.c) */
 	struct decision decision;
-	struct proof proof; /* REQUEST_SIGNED */
+	struct proof proof;    /* REQUEST_SIGNED */
+	STACK_OF(X509) * path; /* REQUEST_SIGNED: the engine's path, for the OCSP step */
 };
 
+static void request_engine_done(struct request_call *call, STACK_OF(X509) * path);
 static void request_proved(void *arg, outcome_t outcome, const char *reason);
+static void request_revoked(void *arg);
+static void request_note_crls(const struct verify_result *vr, STACK_OF(X509) * path);
 static void request_decided(struct decision *d, void *arg);
 static void request_call_free(struct request_call *call);
 static char *request_assertion(const struct request_call *call, const struct decision *d);
@@ -46,6 +54,8 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	struct request_call *call = malloc(sizeof(*call));
 	struct decision *d;
 	char detail[200];
+	STACK_OF(X509) *path = NULL, **want_path;
+	bool hit;
 
 	if (call == NULL) {
 		reply_error(req, 503, "unavailable", "out of memory");
@@ -66,34 +76,77 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	}
 	d = &call->decision;
 	decision_init(d, &w->decide, http_request_peer_text(req));
+	memset(&call->ocsp, 0, sizeof(call->ocsp));
+	call->path = NULL;
+	want_path = w->cfg->ocsp != OCSP_MODE_OFF || w->cfg->crl_fetch ? &path : NULL;
 	if (p->kind == REQUEST_SIGNED) {
 		X509 *leaf;
 		/* Never the result cache: the proof is new every time, and the
 		 * signature needs the leaf's key. */
-		verify_bytes_leaf(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
-		                  VERIFY_PURPOSE_CLIENT, &d->vr, &leaf);
+		verify_bytes_path(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
+		                  VERIFY_PURPOSE_CLIENT, &d->vr, want_path, &leaf);
+		request_engine_done(call, path);
+		call->path = path;
 		w->inflight++;
 		proof_begin(&call->proof, &w->proof, p->proof, leaf, d->now, request_proved, call);
 		return;
 	}
-	/* The same presentation as a recent OK one: no parsing, no signatures. */
-	if (!p->cacheable || !vcache_get(w->vcache, p->vkey, d->now, &d->vr)) {
+	/* The same presentation as a recent OK one: no parsing, no signatures;
+	 * unless OCSP must be asked, which needs the issuer the engine finds. */
+	hit = p->cacheable && vcache_get(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp) &&
+	      (!revocation_wanted(w->revocation, &d->vr) ||
+	       revocation_ready(w->revocation, &call->ocsp, d->now));
+	if (!hit) {
 		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
 			request_call_free(call);
 			reply_error(req, 400, "bad_request", detail);
 			return;
 		}
 		if (p->leaf != NULL)
-			verify_x509(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
-			            &d->vr);
+			verify_x509_path(w->store, p->leaf, p->chain, d->now, VERIFY_PURPOSE_CLIENT,
+			                 &d->vr, want_path);
 		else
-			verify_bytes(w->store, p->bytes != NULL ? p->bytes : "", p->len, d->now,
-			             VERIFY_PURPOSE_CLIENT, &d->vr);
+			verify_bytes_path(w->store, p->bytes != NULL ? p->bytes : "", p->len,
+			                  d->now, VERIFY_PURPOSE_CLIENT, &d->vr, want_path, NULL);
+		request_engine_done(call, path);
 		if (p->cacheable)
-			vcache_put(w->vcache, p->vkey, d->now, &d->vr);
+			vcache_put(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp);
 	}
 	w->inflight++;
-	decision_begin(d, request_decided, call);
+	/* The OCSP step, asynchronous like the database's; it frees path. */
+	revocation_check(w->revocation, &d->vr, &call->ocsp, path, d->now, request_revoked, call);
+}
+
+/* What the path the engine built gives the revocation steps: the leaf's
+ * OCSP id, and the CRLs to fetch. */
+static void request_engine_done(struct request_call *call, STACK_OF(X509) * path)
+{
+	memset(&call->ocsp, 0, sizeof(call->ocsp));
+	if (sk_X509_num(path) >= 2 &&
+	    !ocspmsg_id(sk_X509_value(path, 0), sk_X509_value(path, 1), &call->ocsp))
+		memset(&call->ocsp, 0, sizeof(call->ocsp));
+	if (call->worker->cfg->crl_fetch)
+		request_note_crls(&call->decision.vr, path);
+}
+
+static void request_revoked(void *arg)
+{
+	struct request_call *call = arg;
+
+	decision_begin(&call->decision, request_decided, call);
+}
+
+/* The CRLs a verified chain needs join the daemon's downloads
+ * (crl_fetch = yes). Only from a chain that verified up to an anchor: a
+ * certificate anyone made up must not make the daemon fetch a URL. */
+static void request_note_crls(const struct verify_result *vr, STACK_OF(X509) * path)
+{
+	if (vr->outcome != OUTCOME_OK && vr->outcome != OUTCOME_CERT_REVOKED &&
+	    vr->outcome != OUTCOME_CERT_REVOCATION_UNKNOWN &&
+	    vr->outcome != OUTCOME_CERT_WRONG_USAGE)
+		return;
+	for (int i = 0; i + 1 < sk_X509_num(path); i++)
+		crlfetch_note(sk_X509_value(path, i));
 }
 
 /* Contract 4's order for a signed login: parse, challenge, signature, then
@@ -107,11 +160,17 @@ static void request_proved(void *arg, outcome_t outcome, const char *reason)
 	bool parsed =
 	    vr->outcome != OUTCOME_CERT_MALFORMED && vr->outcome != OUTCOME_NO_CERTIFICATE;
 
+	STACK_OF(X509) *path = call->path;
+
 	if (outcome == OUTCOME_SERVICE_UNAVAILABLE || (outcome != OUTCOME_OK && parsed)) {
 		vr->outcome = outcome;
 		snprintf(vr->reason, sizeof(vr->reason), "%s", reason);
 	}
-	decision_begin(&call->decision, request_decided, call);
+	/* Then revocation by OCSP (the engine did the CRLs), as every login;
+	 * a refusal asks nothing. It frees path. */
+	call->path = NULL;
+	revocation_check(call->worker->revocation, vr, &call->ocsp, path, call->decision.now,
+	                 request_revoked, call);
 }
 
 bool request_wants_html(struct http_request *req)

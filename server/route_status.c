@@ -10,8 +10,10 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "crlfetch.h"
 #include "dbhosts.h"
 #include "metrics.h"
+#include "ocspcache.h"
 #include "reply.h"
 #include "routes.h"
 #include "worker.h"
@@ -98,6 +100,7 @@ static void route_ready_timeout(evutil_socket_t fd, short what, void *arg)
 static void route_ready_reply(struct route_ready *r, bool db_ok)
 {
 	struct worker *w = r->worker;
+	json_t *warnings = json_array();
 	char reason[512];
 
 	if (r->timer != NULL)
@@ -105,6 +108,10 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 	if (!db_ok)
 		json_array_append_new(r->reasons, json_string("database: not answering"));
 	if (!verify_store_current(w->store, time(NULL), reason, sizeof(reason)))
+		json_array_append_new(r->reasons, json_string(reason));
+	/* Under ocsp = require a responder that stopped answering refuses
+	 * the logins its answers do not cover any more. */
+	if (w->cfg->ocsp == OCSP_MODE_REQUIRE && !ocspcache_responders_ok(reason, sizeof(reason)))
 		json_array_append_new(r->reasons, json_string(reason));
 	/* The files on disk are not those in force: a CRL put in crl_dir may
 	 * not be applied. */
@@ -115,17 +122,31 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 		j = json_string(text);
 		json_array_append_new(r->reasons, j != NULL ? j : json_string("reload failed"));
 	}
+	/* Reported, not a reason: the CRL installed before still holds (when
+	 * it stops holding, verify_store_current says so above). */
+	for (size_t i = 0; warnings != NULL && crlfetch_failing(i, reason, sizeof(reason)); i++)
+		json_array_append_new(warnings, json_string(reason));
+	if (w->cfg->ocsp == OCSP_MODE_SOFT && warnings != NULL &&
+	    !ocspcache_responders_ok(reason, sizeof(reason)))
+		json_array_append_new(warnings, json_string(reason));
+	/* Only when there are any: the reply of a healthy daemon stays as it
+	 * was. */
+	if (json_array_size(warnings) == 0) {
+		json_decref(warnings);
+		warnings = NULL;
+	}
 	/* "s:o" hands reasons over to the reply, which frees it: decide
 	 * before, never look at reasons after. */
 	if (json_array_size(r->reasons) == 0) {
 		json_decref(r->reasons);
-		reply_json(
-		    r->req, 200,
-		    dbhosts_ready(w->registry, json_pack("{s:b, s:[]}", "ready", 1, "reasons")));
+		reply_json(r->req, 200,
+		           dbhosts_ready(w->registry, json_pack("{s:b, s:[], s:o*}", "ready", 1,
+		                                                "reasons", "warnings", warnings)));
 	} else {
-		reply_json(r->req, 503,
-		           dbhosts_ready(w->registry, json_pack("{s:b, s:o}", "ready", 0, "reasons",
-		                                                r->reasons)));
+		reply_json(
+		    r->req, 503,
+		    dbhosts_ready(w->registry, json_pack("{s:b, s:o, s:o*}", "ready", 0, "reasons",
+		                                         r->reasons, "warnings", warnings)));
 	}
 	r->reasons = NULL;
 	w->inflight--;

@@ -30,14 +30,18 @@
 #include <systemd/sd-daemon.h>
 
 #include "assertion.h"
+#include "crlfetch.h"
 #include "log.h"
 #include "metrics.h"
+#include "ocspcache.h"
 #include "tls.h"
 #include "trust.h"
 #include "worker.h"
 
 #define SUPERVISOR_SLOTS_PER_WORKER 4
 #define SUPERVISOR_RESTART_DELAY_MS 500
+/* Certificates whose OCSP answer the workers share (about 130 bytes each). */
+#define SUPERVISOR_OCSP_ENTRIES 16384
 /* 10 ms apart: another certregd holds the lock for microseconds. */
 #define SUPERVISOR_LISTEN_LOCK_TRIES 500
 
@@ -57,6 +61,7 @@ struct supervisor {
 	struct child *children;
 	bool stopping;
 	unsigned long crl_signature;
+	struct crlfetch *crlfetch; /* crl_fetch = yes: the downloads into crl_dir */
 	struct event *ev_hup, *ev_term, *ev_int, *ev_chld, *ev_tick, *ev_restart;
 };
 
@@ -64,11 +69,21 @@ static void supervisor_spawn_all(struct supervisor *s);
 static bool supervisor_spawn(struct supervisor *s);
 static int supervisor_free_lane(const struct supervisor *s);
 static void supervisor_reload(struct supervisor *s, const char *why);
+/* A downloaded CRL was installed in crl_dir: read it the ordinary way. */
+static void supervisor_crl_fetched(void *arg)
+{
+	struct supervisor *s = arg;
+
+	if (!s->stopping)
+		supervisor_reload(s, "crl_fetched");
+}
+
 static void supervisor_hup_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_term_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_chld_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_restart_cb(evutil_socket_t fd, short what, void *arg);
+static void supervisor_crl_fetched(void *arg);
 static int supervisor_live(const struct supervisor *s, bool current_only);
 static unsigned long supervisor_crl_signature(const char *dir);
 static int supervisor_listen_lock(char *err, size_t errlen);
@@ -274,7 +289,11 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	s.nslots = s.workers * SUPERVISOR_SLOTS_PER_WORKER;
 	s.children = calloc((size_t)s.nslots, sizeof(*s.children));
 	s.base = event_base_new();
-	if (s.children == NULL || s.base == NULL || !metrics_init(s.nslots)) {
+	/* The OCSP cache outlives reloads: its answers are verified against
+	 * the issuer they name, whatever the trust generation. */
+	if (s.children == NULL || s.base == NULL || !metrics_init(s.nslots) ||
+	    !ocspcache_init(SUPERVISOR_OCSP_ENTRIES) || !crlfetch_init() ||
+	    (s.crlfetch = crlfetch_new(s.base, supervisor_crl_fetched, &s)) == NULL) {
 		log_error("event=start_failed reason=\"out of memory\"");
 		return 1;
 	}
@@ -292,6 +311,8 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	event_add(s.ev_tick, &tick);
 	signal(SIGPIPE, SIG_IGN);
 	supervisor_raise_fd_limit(s.gen.cfg->max_connections);
+	/* Before the workers: they inherit the list of distribution points. */
+	crlfetch_configure(s.crlfetch, s.gen.cfg);
 	supervisor_spawn_all(&s);
 	log_info("event=started workers=%d listen_api=%s listen_tls=%s", s.workers,
 	         s.gen.cfg->listen_api[0] ? s.gen.cfg->listen_api : "-",
@@ -306,6 +327,7 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	event_free(s.ev_chld);
 	event_free(s.ev_tick);
 	event_free(s.ev_restart);
+	crlfetch_free(s.crlfetch);
 	event_base_free(s.base);
 	free(s.children);
 	free(s.fd_api);
@@ -433,6 +455,7 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	supervisor_unload(&s->gen);
 	s->gen = next;
 	s->crl_signature = supervisor_crl_signature(s->gen.cfg->crl_dir);
+	crlfetch_configure(s->crlfetch, s->gen.cfg);
 	supervisor_raise_fd_limit(s->gen.cfg->max_connections);
 	/* Before the spawn: a new worker may decide at once, and its first
 	 * decision must not appear in the log before the reload that made it. */

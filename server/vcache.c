@@ -12,6 +12,7 @@ struct vcache_entry {
 	unsigned char key[VCACHE_KEY_LEN];
 	time_t computed_at; /* the `now` the result was computed for */
 	struct verify_result result;
+	struct ocspmsg_id ocsp; /* the leaf as OCSP names it, when asked for */
 };
 
 struct vcache {
@@ -111,7 +112,7 @@ static struct vcache_entry *vcache_slot(const struct vcache *vc,
 }
 
 bool vcache_get(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
-                struct verify_result *out)
+                struct verify_result *out, struct ocspmsg_id *ocsp)
 {
 	struct vcache_entry *e = vcache_slot(vc, key);
 
@@ -123,13 +124,15 @@ bool vcache_get(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time
 		return false;
 	}
 	*out = e->result;
+	if (ocsp != NULL)
+		*ocsp = e->ocsp;
 	verify_result_at(out, now);
 	vc->stats.hits++;
 	return true;
 }
 
 void vcache_put(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
-                const struct verify_result *r)
+                const struct verify_result *r, const struct ocspmsg_id *ocsp)
 {
 	struct vcache_entry *e = vcache_slot(vc, key);
 
@@ -138,6 +141,10 @@ void vcache_put(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time
 	memcpy(e->key, key, VCACHE_KEY_LEN);
 	e->computed_at = now;
 	e->result = *r;
+	if (ocsp != NULL)
+		e->ocsp = *ocsp;
+	else
+		memset(&e->ocsp, 0, sizeof(e->ocsp));
 }
 
 struct vcache_stats vcache_stats(const struct vcache *vc)

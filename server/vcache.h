@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "ocspmsg.h"
 #include "verify.h"
 
 #define VCACHE_KEY_LEN 32
@@ -38,12 +39,14 @@ void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void 
 /* The key of a parsed chain: over the DER of leaf and of each chain entry. */
 bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X509) * chain);
 
-/* True, with the result brought to now, when key has a reusable entry. */
+/* True, with the result brought to now, when key has a reusable entry;
+ * ocsp (if not NULL) gets the leaf's OCSP id kept with it. */
 bool vcache_get(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
-                struct verify_result *out);
-/* Keeps r when it is reusable (r->stable_until > now). */
+                struct verify_result *out, struct ocspmsg_id *ocsp);
+/* Keeps r when it is reusable (r->stable_until > now), with the leaf's
+ * OCSP id (NULL: none), so that a hit can still ask the OCSP cache. */
 void vcache_put(struct vcache *vc, const unsigned char key[VCACHE_KEY_LEN], time_t now,
-                const struct verify_result *r);
+                const struct verify_result *r, const struct ocspmsg_id *ocsp);
 struct vcache_stats vcache_stats(const struct vcache *vc);
 
 #endif

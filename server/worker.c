@@ -52,9 +52,10 @@ int worker_run(const struct worker_setup *setup)
 		goto done;
 	w.cache = cache_new(w.cfg->cache_size);
 	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
+	w.revocation = revocation_new(w.base, w.cfg, w.metrics);
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
 	                          w.cfg->record_interval, worker_invalidate, &w);
-	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
+	if (w.cache == NULL || w.vcache == NULL || w.revocation == NULL || w.registry == NULL)
 		goto done;
 	if (w.cfg->read_conninfo != NULL && w.cfg->read_conninfo[0] != '\0' &&
 	    registry_set_reads(w.registry, w.cfg->read_conninfo, w.cfg->pool_size,
@@ -127,6 +128,7 @@ done:
 	if (w.ev_tick != NULL)
 		event_free(w.ev_tick);
 	registry_free(w.registry);
+	revocation_free(w.revocation);
 	cache_free(w.cache);
 	vcache_free(w.vcache);
 	if (w.base != NULL)

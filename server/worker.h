@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "proof.h"
 #include "registry.h"
+#include "revocation.h"
 #include "vcache.h"
 #include "verify.h"
 
@@ -36,7 +37,8 @@ struct worker {
 	const struct assertion_keys *assertion; /* the login assertions' keys */
 	struct registry *registry;
 	struct cache *cache;
-	struct vcache *vcache; /* verified results by presented bytes */
+	struct vcache *vcache;         /* verified results by presented bytes */
+	struct revocation *revocation; /* OCSP asks and their shared answers */
 	struct metrics_slot *metrics;
 	struct http_server *http; /* both listeners and their connections */
 	struct event *ev_term;

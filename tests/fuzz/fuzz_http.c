@@ -149,10 +149,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fuzz_fail("event_base_new");
 	w.cache = cache_new(w.cfg->cache_size);
 	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
+	w.revocation = revocation_new(w.base, w.cfg, w.metrics);
 	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
 	                          w.cfg->record_interval, fuzz_invalidate, &w);
-	if (w.cache == NULL || w.vcache == NULL || w.registry == NULL)
-		fuzz_fail("cannot set up the cache and registry");
+	if (w.cache == NULL || w.vcache == NULL || w.revocation == NULL || w.registry == NULL)
+		fuzz_fail("cannot set up the caches and registry");
 	w.decide.base = w.base;
 	w.decide.cfg = w.cfg;
 	w.decide.registry = w.registry;

@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    in.signature_len > PROOF_MAX_SIGNATURE || (nonce != NULL && !assertion_nonce_ok(nonce)))
 		abort();
 	len = evbuffer_get_length(pem);
-	verify_bytes_leaf(store, len ? evbuffer_pullup(pem, -1) : (const unsigned char *)"", len,
-	                  FUZZ_NOW, VERIFY_PURPOSE_CLIENT, &res, &leaf);
+	verify_bytes_path(store, len ? evbuffer_pullup(pem, -1) : (const unsigned char *)"", len,
+	                  FUZZ_NOW, VERIFY_PURPOSE_CLIENT, &res, NULL, &leaf);
 	if (challenge_check(fuzz_key, in.challenge, FUZZ_NOW, &expires_at, hash) ==
 	        CHALLENGE_VALID &&
 	    (strlen(hash) != CHALLENGE_HASH_LEN - 1 || expires_at <= FUZZ_NOW))

@@ -59,6 +59,12 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->cert_header, "X-SSL-Client-Cert");
 	assert_int_equal(cfg->api_allow.count, 2);
 	assert_null(cfg->portal_url);
+	assert_int_equal(cfg->ocsp, OCSP_MODE_OFF);
+	assert_null(cfg->ocsp_url);
+	assert_int_equal(cfg->ocsp_timeout_ms, 1500);
+	assert_true(cfg->ocsp_nonce);
+	assert_false(cfg->crl_fetch);
+	assert_int_equal(cfg->crl_fetch_interval, 3600);
 	config_free(cfg);
 }
 
@@ -139,6 +145,10 @@ static void test_bad_values_name_line_and_key(void **state)
 	assert_non_null(strstr(err, ":3: clock_skew: 'soon' is not a whole number"));
 	assert_null(load("[trust]\nca_file = a\nrevocation = maybe\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":3: revocation: 'maybe' is not one of"));
+	assert_null(load("[trust]\nca_file = a\nocsp = sometimes\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: ocsp: 'sometimes' is not one of off, soft, require"));
+	assert_null(load("[trust]\nca_file = a\nocsp_url = ftp://x/\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: ocsp_url: not an http:// or https:// URL"));
 	assert_null(load("[server]\napi_allow = 10.0.0.0/33\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: api_allow: '10.0.0.0/33'"));
 	assert_null(load("[trust]\nca_file = a\nmax_chain_depth = 0\n", err, sizeof(err)));
@@ -199,6 +209,9 @@ static void test_cross_key_rules(void **state)
 	assert_null(load("[trust]\nca_file = a\nrevocation = require\n[server]\nlisten_tls=\n", err,
 	                 sizeof(err)));
 	assert_non_null(strstr(err, "needs crl_dir"));
+	assert_null(load("[trust]\nca_file = a\ncrl_fetch = yes\n[server]\nlisten_tls=\n", err,
+	                 sizeof(err)));
+	assert_non_null(strstr(err, "crl_fetch = yes needs crl_dir"));
 }
 
 static void test_missing_file(void **state)
@@ -257,6 +270,11 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	assert_int_equal(ex->max_chain_depth, def->max_chain_depth);
 	assert_int_equal(ex->renewal, def->renewal);
 	assert_int_equal(ex->revocation, def->revocation);
+	assert_int_equal(ex->ocsp, def->ocsp);
+	assert_int_equal(ex->ocsp_timeout_ms, def->ocsp_timeout_ms);
+	assert_int_equal(ex->ocsp_nonce, def->ocsp_nonce);
+	assert_int_equal(ex->crl_fetch, def->crl_fetch);
+	assert_int_equal(ex->crl_fetch_interval, def->crl_fetch_interval);
 	assert_string_equal(ex->conninfo, def->conninfo);
 	assert_int_equal(ex->timeout_ms, def->timeout_ms);
 	assert_int_equal(ex->pool_size, def->pool_size);

@@ -37,16 +37,16 @@ static void test_reuse_window(void **state)
 	(void)state;
 	assert_non_null(vc);
 	vcache_key(key, "verify-pem", "bytes", 5);
-	assert_false(vcache_get(vc, key, T, &out));
-	vcache_put(vc, key, T, &in);
-	assert_true(vcache_get(vc, key, T, &out));
+	assert_false(vcache_get(vc, key, T, &out, NULL));
+	vcache_put(vc, key, T, &in, NULL);
+	assert_true(vcache_get(vc, key, T, &out, NULL));
 	assert_string_equal(out.leaf.key_id, in.leaf.key_id);
 	/* Brought to now: a day later, a day less. */
-	assert_true(vcache_get(vc, key, T + 49, &out));
+	assert_true(vcache_get(vc, key, T + 49, &out, NULL));
 	assert_int_equal(out.leaf.days_left, 99);
 	/* Not at stable_until, and not before the time it was computed for. */
-	assert_false(vcache_get(vc, key, T + 50, &out));
-	assert_false(vcache_get(vc, key, T - 1, &out));
+	assert_false(vcache_get(vc, key, T + 50, &out, NULL));
+	assert_false(vcache_get(vc, key, T - 1, &out, NULL));
 	struct vcache_stats st = vcache_stats(vc);
 	assert_int_equal(st.hits, 2);
 	assert_int_equal(st.misses, 3);
@@ -89,18 +89,18 @@ static void test_not_kept(void **state)
 	refused.outcome = OUTCOME_CERT_REVOKED;
 	vcache_key(key, "auth", "x", 1);
 	vcache_key(other, "auth", "y", 1);
-	vcache_put(vc, key, T, &refused);
-	assert_false(vcache_get(vc, key, T, &out));
+	vcache_put(vc, key, T, &refused, NULL);
+	assert_false(vcache_get(vc, key, T, &out, NULL));
 	/* Already past its window when computed. */
 	ok.stable_until = T;
-	vcache_put(vc, key, T, &ok);
-	assert_false(vcache_get(vc, key, T, &out));
+	vcache_put(vc, key, T, &ok, NULL);
+	assert_false(vcache_get(vc, key, T, &out, NULL));
 	ok.stable_until = T + 10;
-	vcache_put(vc, key, T, &ok);
-	assert_false(vcache_get(vc, other, T, &out));
+	vcache_put(vc, key, T, &ok, NULL);
+	assert_false(vcache_get(vc, other, T, &out, NULL));
 	/* A zero-size cache keeps nothing. */
-	vcache_put(none, key, T, &ok);
-	assert_false(vcache_get(none, key, T, &out));
+	vcache_put(none, key, T, &ok, NULL);
+	assert_false(vcache_get(none, key, T, &out, NULL));
 	vcache_free(vc);
 	vcache_free(none);
 }

@@ -1,0 +1,53 @@
+/*
+ * crlfetch.h - CRLs downloaded by the daemon (`crl_fetch = yes`).
+ *
+ * Owns the list of CRL distribution points to keep current and their
+ * downloads. The supervisor runs the downloads on its own event loop
+ * (httpc.c): the distribution points (HTTP) of the configured anchors and
+ * intermediates and of the certificates the workers verified, each fetched
+ * at start, then every crl_fetch_interval seconds and always before the
+ * last quarter of the installed CRL's validity, with back-off after a
+ * failure. A CRL is installed only when it verifies against a configured
+ * CA named as its issuer, is current, and is newer than the one installed
+ * from the same place: written to a dot file in crl_dir, synced, renamed
+ * over `fetched-<hash>.crl`, and then the supervisor's ordinary reload reads
+ * it, so crl_dir stays the one way CRLs enter. A failed download keeps the
+ * installed file. The list and each source's state live in a shared
+ * mapping made before the workers are forked: workers add the points of
+ * the certificates they verify, and render the state for /metrics and
+ * /readyz.
+ */
+#ifndef CERTREG_CRLFETCH_H
+#define CERTREG_CRLFETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/x509.h>
+
+struct config;
+struct crlfetch;
+
+/* Maps the shared list; once, before forking workers. */
+bool crlfetch_init(void) __attribute__((warn_unused_result));
+
+/* The supervisor's side: reload(arg) is called (from the loop) after a CRL
+ * was installed. NULL when out of memory. */
+struct crlfetch *crlfetch_new(struct event_base *base, void (*reload)(void *arg), void *arg);
+/* At start and after each reload: cfg's switch, interval, crl_dir and CAs
+ * (read again from ca_file and intermediates_file). */
+void crlfetch_configure(struct crlfetch *f, const struct config *cfg);
+void crlfetch_free(struct crlfetch *f);
+
+/* A worker's side: the distribution points of a certificate whose chain
+ * verified join the list. */
+void crlfetch_note(X509 *cert);
+/* Appends each source's times and errors (Prometheus text). */
+void crlfetch_render(struct evbuffer *out);
+/* The i-th source whose last download failed, as text for /readyz; false
+ * past the last. */
+bool crlfetch_failing(size_t i, char *text, size_t len);
+
+#endif

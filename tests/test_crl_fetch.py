@@ -1,0 +1,299 @@
+"""CRLs fetched by certregd itself: `crl_fetch = yes`, `crl_fetch_interval`.
+
+A PKI of its own (`cryptography`): a root, an issuing CA whose CRL
+distribution point names the root's CRL, and leaves whose distribution
+point names the issuing CA's CRL, both on a loopback HTTP server in the
+test that signs a fresh CRL for every GET (so a test changes what is
+revoked, how long a CRL is valid, or makes the server fail or forge). The
+daemons start with an empty crl_dir and `revocation = require`: until the
+daemon has fetched the CRLs it is not ready and refuses with
+CERT_REVOCATION_UNKNOWN.
+
+What each test guards:
+- the CRLs of the configured CAs' and the seen certificates' distribution
+  points are fetched, installed in crl_dir and applied; a certificate
+  revoked at the CA is refused within one refresh;
+- a CRL valid for a few seconds is fetched again before its nextUpdate, so
+  the daemon never stops being ready;
+- a failed download (HTTP error, a forged CRL) keeps the installed CRL and
+  is reported in /metrics, in /readyz's warnings and by certreg-admin check;
+- `certregd -t` refuses crl_fetch when the daemon's user cannot write
+  crl_dir.
+"""
+import datetime
+import hashlib
+import json
+import http.server
+import os
+import pwd
+import subprocess
+import threading
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from fixtures.cli import admin
+from fixtures.daemon import BUILD, free_port, open_for_daemon_user
+
+UTC = datetime.timezone.utc
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "certreg CRL fetch test"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _cert(cn, key, issuer=None, issuer_key=None, ca=False, cdp=None):
+    now = datetime.datetime.now(UTC)
+    b = (x509.CertificateBuilder().subject_name(_name(cn))
+         .issuer_name(issuer.subject if issuer else _name(cn))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=365))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(x509.KeyUsage(True, False, False, False, False, ca, ca, False, False),
+                        critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                        critical=False))
+    if issuer is not None:
+        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer_key.public_key()), critical=False)
+    if not ca:
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                            critical=False)
+    if cdp:
+        b = b.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier(cdp)], None, None, None)]), critical=False)
+    return b.sign(issuer_key or key, hashes.SHA256())
+
+
+class CrlServer:
+    """Serves /root.crl and /int.crl, each signed anew per GET; `revoked`
+    (name -> set of serials), `validity` (seconds), `mode` (name -> "ok",
+    "error" for a 500, "forged" for a CRL signed by another key), `gets`
+    (path -> count)."""
+
+    def __init__(self, port, pki):
+        self.revoked = {"root": set(), "int": set()}
+        self.validity = 86400
+        self.mode = {"root": "ok", "int": "ok"}
+        self.gets = {}
+        me = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                me.gets[self.path] = me.gets.get(self.path, 0) + 1
+                name = self.path.strip("/").split(".")[0]
+                if name not in me.mode or me.mode[name] == "error":
+                    self.send_response(500 if name in me.mode else 404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = pki.crl(name, me.revoked[name], me.validity,
+                               forged=me.mode[name] == "forged")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Pki:
+    def __init__(self, d, port):
+        base = f"http://127.0.0.1:{port}"
+        self.dir = d
+        self.keys = {n: ec.generate_private_key(ec.SECP256R1())
+                     for n in ("root", "int", "good", "victim", "forger")}
+        self.certs = {"root": _cert("CRL Test Root", self.keys["root"], ca=True)}
+        self.certs["int"] = _cert("CRL Test Issuing CA", self.keys["int"], self.certs["root"],
+                                  self.keys["root"], ca=True, cdp=f"{base}/root.crl")
+        for n in ("good", "victim"):
+            self.certs[n] = _cert(f"CRL Test {n}", self.keys[n], self.certs["int"],
+                                  self.keys["int"], cdp=f"{base}/int.crl")
+        for n in ("root", "int"):
+            (d / f"{n}.pem").write_bytes(self.certs[n].public_bytes(serialization.Encoding.PEM))
+            (d / f"{n}.pem").chmod(0o644)
+        open_for_daemon_user(d)
+
+    def pem(self, name):
+        return self.certs[name].public_bytes(serialization.Encoding.PEM).decode()
+
+    def crl(self, name, serials, validity, forged=False):
+        now = datetime.datetime.now(UTC).replace(microsecond=0)
+        b = (x509.CertificateRevocationListBuilder().issuer_name(self.certs[name].subject)
+             .last_update(now).next_update(now + datetime.timedelta(seconds=validity))
+             .add_extension(x509.CRLNumber(int(time.time() * 1000)), critical=False))
+        for s in serials:
+            b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(s)
+                                          .revocation_date(now).build())
+        key = self.keys["forger" if forged else name]
+        return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+@pytest.fixture(scope="module")
+def port():
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def cpki(tmp_path_factory, port):
+    d = tmp_path_factory.mktemp("crlfetch-pki")
+    d.chmod(0o755)
+    return Pki(d, port)
+
+
+@pytest.fixture
+def server(port, cpki):
+    s = CrlServer(port, cpki)
+    yield s
+    s.close()
+
+
+def daemon_crl_dir(tmp_path):
+    """An empty crl_dir the daemon's user owns (it writes there)."""
+    d = tmp_path / "fetched-crls"
+    d.mkdir()
+    d.chmod(0o755)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("nobody")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    open_for_daemon_user(d)
+    return d
+
+
+@pytest.fixture
+def start(certregd, db, cpki, tmp_path):
+    def run(interval=2, **trust):
+        crl_dir = daemon_crl_dir(tmp_path)
+        d = certregd(db, trust={"ca_file": cpki.dir / "root.pem",
+                                "intermediates_file": cpki.dir / "int.pem",
+                                "crl_dir": crl_dir, "revocation": "require",
+                                "crl_fetch": "yes", "crl_fetch_interval": interval, **trust})
+        d.crl_dir = crl_dir
+        return d
+    return run
+
+
+def started(d, pki):
+    """The issuing CA's CRL is named only in the leaves: the first leaf the
+    daemon verifies (refused for want of that CRL) makes it fetch it."""
+    assert outcome(d, pki, "good") == "CERT_REVOCATION_UNKNOWN"
+    assert wait_for(lambda: d.get("/readyz").status == 200), d.get("/readyz").body
+
+
+def wait_for(what, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def outcome(d, pki, name):
+    return d.verify(pki.pem(name)).json()["outcome"]
+
+
+def metric(d, name, url):
+    for line in d.get("/metrics").body.decode().splitlines():
+        if line.startswith(f'{name}{{url="{url}"}} '):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_fetched_applied_and_a_revocation_within_one_refresh(start, cpki, server, port):
+    d = start()
+    started(d, cpki)
+    files = sorted(p.name for p in d.crl_dir.iterdir())
+    assert len(files) == 2 and all(f.startswith("fetched-") for f in files), files
+    assert outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"
+    for path in ("root", "int"):
+        url = f"http://127.0.0.1:{port}/{path}.crl"
+        assert metric(d, "certreg_crl_fetch_last_success_timestamp_seconds", url) > 0
+        assert metric(d, "certreg_crl_fetch_next_update_timestamp_seconds", url) > time.time()
+    assert "event=crl_fetched" in d.log() and "trigger=crl_fetched" in d.log()
+
+    server.revoked["int"].add(cpki.certs["victim"].serial_number)
+    t0 = time.monotonic()
+    assert wait_for(lambda: outcome(d, cpki, "victim") == "CERT_REVOKED", timeout=10)
+    # One refresh is crl_fetch_interval (2 s), plus the reload.
+    assert time.monotonic() - t0 < 6
+    assert outcome(d, cpki, "good") == "KEY_NOT_APPROVED"
+
+
+def test_refreshed_before_next_update(start, cpki, server):
+    server.validity = 6
+    d = start(interval=3600)
+    started(d, cpki)
+    first = server.gets.get("/int.crl", 0)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        r = d.get("/readyz")
+        assert r.status == 200, r.body  # never past a nextUpdate
+        time.sleep(0.5)
+    # Every 6-second CRL is fetched again in its last quarter's start.
+    assert server.gets["/int.crl"] - first >= 2
+
+
+@pytest.mark.parametrize("failure", ["error", "forged"])
+def test_failed_fetch_keeps_the_installed_crl(start, cpki, server, port, failure):
+    d = start()
+    started(d, cpki)
+    url = f"http://127.0.0.1:{port}/int.crl"
+    # The issuing CA's file (the root's is replaced by each newer CRL).
+    installed = d.crl_dir / f"fetched-{hashlib.sha256(url.encode()).hexdigest()[:16]}.crl"
+    before = installed.read_bytes()
+    server.mode["int"] = failure
+    server.revoked["int"].add(cpki.certs["victim"].serial_number)  # never seen
+    assert wait_for(lambda: (metric(d, "certreg_crl_fetch_errors_total", url) or 0) >= 2)
+    assert installed.read_bytes() == before
+    ready = d.get("/readyz")
+    assert ready.status == 200, ready.body
+    assert any(url in w for w in ready.json()["warnings"]), ready.body
+    assert outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"
+    assert "event=crl_fetch_failed" in d.log()
+    probe = admin("dbname=unused", "--json", "check", "--url", d.api, check=False)
+    assert probe.returncode == 1, probe.stdout + probe.stderr
+    got = json.loads(probe.stdout)
+    assert url in got["message"]
+    assert {c["url"]: c["status"] for c in got["crl_downloads"]}[url] == "WARNING"
+    if failure == "forged":
+        assert "not signed by a configured CA" in d.log()
+    # Back to normal: the warning goes, the revocation arrives.
+    server.mode["int"] = "ok"
+    assert wait_for(lambda: outcome(d, cpki, "victim") == "CERT_REVOKED")
+    assert wait_for(lambda: "warnings" not in d.get("/readyz").json())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run certregd -t -u nobody")
+def test_check_refuses_a_crl_dir_the_daemon_cannot_write(tmp_path, cpki):
+    crl_dir = tmp_path / "root-owned"
+    crl_dir.mkdir()
+    crl_dir.chmod(0o755)
+    open_for_daemon_user(crl_dir)
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[server]\nlisten_tls =\n[trust]\nca_file = {cpki.dir / 'root.pem'}\n"
+                    f"crl_dir = {crl_dir}\ncrl_fetch = yes\n")
+    conf.chmod(0o644)
+    open_for_daemon_user(tmp_path)
+    p = subprocess.run([str(BUILD / "certregd"), "-t", "-u", "nobody", "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "crl_fetch = yes needs it owned and writable" in p.stdout + p.stderr
