@@ -14,7 +14,8 @@
 #   make valgrind-unit                 each unit test program under valgrind
 #   make soak                          long fuzz runs + fault suites, figures printed
 #   make conformance     the x509-limbo client-auth subset through the engine (in make check)
-#   make bench           certregd against nginx and the crypto limit (docs/PERFORMANCE.md)
+#   make bench           certregd against nginx and the crypto limit, then bench-replica (docs/PERFORMANCE.md)
+#   make bench-replica   reads on a standby vs the primary, two daemons vs one (issue 30)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -121,7 +122,7 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
 
 .PHONY: all deps check unit integration run demo-check install install-daemon install-admin uninstall clean \
-        deb deb-check fuzz conformance bench bench-tools \
+        deb deb-check fuzz conformance bench bench-tools bench-replica \
         format format-check lint bench soak pot
 all: $(CERTREGD) $(ADMIN) $(ADMIN_MO)
 
@@ -242,6 +243,14 @@ bench-tools: $(BENCH_TOOLS)
 
 bench: all bench-tools
 	$(PYTHON) tests/bench/run.py $(BENCH_ARGS)
+	$(PYTHON) tests/bench/replica.py $(filter --quick,$(BENCH_ARGS)) $(REPLICA_ARGS)
+
+# Issue 30's rows alone: decisions read on a streaming standby vs on the
+# primary, and two daemons behind an nginx stream balancer vs one
+# (tests/bench/replica.py; build/bench/replica.json).
+REPLICA_ARGS ?=
+bench-replica: all bench-tools
+	$(PYTHON) tests/bench/replica.py $(REPLICA_ARGS)
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME/,
 # built with clang into build/fuzz/ (fuzz_verify over the engine's sources

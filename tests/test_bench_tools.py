@@ -8,7 +8,9 @@ before it starts a ten-minute run. What it says PostgreSQL logged during a
 row has to be what PostgreSQL did then, per database. Its pair of loadgen
 runs has to put both sides through the same seconds, or the 2M-vs-10k row
 compares two moments of the machine instead of two databases, and its
-own stops have to show in what it reports. A run
+own stops have to show in what it reports. replica.py's balancer has to
+put half of the connections on each of two daemons, or its "two daemons
+vs one" row measures one daemon twice. A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
@@ -19,11 +21,13 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
+import replica as bench_replica  # noqa: E402
 import run as bench_run  # noqa: E402
 from fixtures.pg import Cluster  # noqa: E402
 
@@ -169,8 +173,13 @@ def test_a_bench_stopped_by_sigterm_leaves_nothing_of_it_running(tmp_path):
 
 
 class _Stamping(http.server.BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive `200 ok`, noting when each request came."""
+    """HTTP/1.1 keep-alive `200 ok`, noting when each request came, and
+    each connection (the client's port)."""
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.server.clients.add(self.client_address[1])
 
     def do_GET(self):
         self.server.stamps.append(time.monotonic())
@@ -181,13 +190,20 @@ class _Stamping(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _StampingServer(http.server.ThreadingHTTPServer):
+    # Room for a run's connections at once: beyond the backlog a connect
+    # waits a second for the SYN to be sent again.
+    request_queue_size = 128
+
+
 @pytest.fixture
 def stamping_servers():
     servers = []
     for _ in range(2):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stamping)
+        srv = _StampingServer(("127.0.0.1", 0), _Stamping)
         srv.daemon_threads = True
         srv.stamps = []
+        srv.clients = set()
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
     yield servers
@@ -272,3 +288,26 @@ def test_loadgen_refuses_a_target_that_is_no_address_and_port():
         assert p.returncode == 2, target
         assert "usage: loadgen" in p.stderr, target
         assert p.stdout == "", target
+
+
+@pytest.mark.skipif(not bench_replica.STREAM_MODULE.exists(),
+                    reason="nginx stream module not installed (make deps)")
+def test_replica_balancer_puts_half_the_connections_on_each_daemon(stamping_servers,
+                                                                    tmp_path):
+    """The "two" address of replica.py's nginx stream balancer spreads a
+    run's connections evenly over both daemons; the "one" address reaches
+    the first only."""
+    tmp_path.chmod(0o755)
+    first, second = (types.SimpleNamespace(api_port=srv.server_address[1])
+                     for srv in stamping_servers)
+    balancer = bench_replica.Balancer(tmp_path, first, [first, second])
+    try:
+        for port, expect in ((balancer.two_port, [16, 16]), (balancer.one_port, [32, 0])):
+            for srv in stamping_servers:
+                srv.clients.clear()
+            r = bench_run.loadgen(port, "--mode", "keepalive", "--connections", 32,
+                                  "--rate", 400, duration=1.0, warmup=0.3)
+            assert r["s2xx"] == r["requests"] > 300
+            assert [len(srv.clients) for srv in stamping_servers] == expect
+    finally:
+        balancer.stop()
