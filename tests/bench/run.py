@@ -514,10 +514,12 @@ def workers_arg(text):
 # and 4's peaks, row 7's a quarter of row 3's first-login rate.
 ROW_NEEDS = {5: {3, 4}, 7: {3}}
 ROWS = range(1, 10)
-# Row 8's SM2 signed login against `openssl speed sm2`'s verify rate: two SM2
-# verifications a login make 0.5 the limit; the other work of a login (the
-# parse, the HTTP, the database write, the load generator on the same
-# cores) is what the ECDSA row's 0.6 leaves to it.
+# Row 8's SM2 signed login against `openssl speed sm2`'s verify rate (all
+# cores): a login verifies two SM2 signatures (its certificate's, by the SM2
+# issuing CA, and the challenge's), so 0.5 is the ceiling; 0.4 leaves a
+# fifth of a login's time to all that is not SM2 arithmetic (parsing, HTTP,
+# the database write that spends the challenge, the load generator on the
+# same cores).
 SM2_TARGET = 0.4
 
 
