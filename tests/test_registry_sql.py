@@ -393,6 +393,34 @@ def test_challenge_key_is_the_daemons_alone(db, pg_cluster):
         assert code == "42501", sql
 
 
+def test_spending_a_challenge_never_scans_the_table(db, pg_cluster):
+    """One session's first consume plans its purge on an empty table; the
+    later ones, with thousands of used challenges, must still take the
+    indexes, never read the whole table (that halved the signed-login
+    rate)."""
+    pg_cluster.ensure_login("daemon_cs_test", "certreg_daemon")
+    d = connect(db, "daemon_cs_test").cursor()
+    consume = "SELECT certreg.challenge_consume(%s, now() + interval '2 minutes', %s)"
+    d.execute(consume, ("0" * 64, "a" * 32))                  # planned on an empty table
+    su = connect(db).cursor()
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() + interval '1 hour'"
+               " FROM generate_series(1, 5000) i")
+
+    def seq_scans():
+        d.execute("SELECT pg_stat_force_next_flush()")
+        su.execute("SELECT pg_stat_clear_snapshot()")
+        su.execute("SELECT seq_scan FROM pg_stat_user_tables"
+                   " WHERE relid = 'certreg.challenges_used'::regclass")
+        return su.fetchone()[0]
+
+    before = seq_scans()
+    for i in range(1, 21):
+        d.execute(consume, (f"{i:064x}", "a" * 32))
+        assert d.fetchone() == (True,)
+    assert seq_scans() == before
+
+
 def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
     """Twenty daemons' connections race for one challenge: exactly one wins;
     every later try, an expired one and a made-up far expiry are refused."""

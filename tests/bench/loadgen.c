@@ -21,6 +21,17 @@
  * closed loop): how long the generator itself was kept from running. A
  * tail as long as that is the machine's, whatever the server did. (Not in
  * --mode idle, whose loop does not run while it holds the connections.)
+ *
+ * Signed-challenge logins (POST /v1/login/signed) cannot be replayed: a
+ * challenge is single-use. `--premake N` therefore makes N request bodies
+ * before any measurement: it takes N challenges from the target (--path,
+ * pipelined on keep-alive connections), signs each with the key of a
+ * --body-list body (--sign-keys, same order; SM2 with SM3 and the default
+ * distinguishing id, ECDSA and RSA with SHA-256) and writes the bodies one
+ * per line to --out. A measured run then sends each line of `--once F`
+ * exactly once; a run that uses them all up fails (exhausted=1) rather
+ * than send one twice. `--expect S` counts a 2xx response whose body lacks
+ * S as unexpected= (a refused login is a 200 too, and no measure of one).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +54,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #define MAX_HEADERS 8
@@ -68,12 +81,16 @@ static struct {
 	int nctx;
 	int connections, procs;
 	double duration, warmup, rate;
+	bool once;          /* --once: every request sent at most once */
+	const char *expect; /* --expect: what a 2xx body must contain */
 } opt = {.method = "GET", .path = "/", .connections = 1, .procs = 1, .duration = 5};
 
 struct counts {
 	uint64_t requests, errors, status[6];
 	uint64_t nsamples;
 	uint64_t tick_gap_us; /* the longest gap between ticks while measuring */
+	uint64_t unexpected;  /* 2xx without --expect's text, while measuring */
+	uint64_t exhausted;   /* --once: the requests ran out */
 };
 
 struct conn {
@@ -100,6 +117,7 @@ struct worker {
 	size_t cap;
 	int idle_ready;
 	uint64_t cert_rr;
+	int once_next, once_end; /* --once: this process's share of the requests */
 };
 
 static double now_s(void)
@@ -113,13 +131,14 @@ static double now_s(void)
 static void conn_open(struct conn *c);
 static void conn_send(struct conn *c, double due);
 
-static void record(struct worker *w, int status, double latency)
+static void record(struct worker *w, int status, bool unexpected, double latency)
 {
 	double t = now_s();
 
 	if (t < w->measure_from || t > w->end)
 		return;
 	w->counts.requests++;
+	w->counts.unexpected += unexpected;
 	w->counts.status[status / 100 < 6 ? status / 100 : 0]++;
 	if (w->counts.nsamples == w->cap) {
 		w->cap = w->cap ? w->cap * 2 : 65536;
@@ -151,8 +170,9 @@ static void conn_failed(struct conn *c)
 		conn_open(c);
 }
 
-/* One response complete in the input? Consumes it; returns status or 0. */
-static int take_response(struct evbuffer *in, bool *close_after)
+/* One response complete in the input? Consumes it; returns status or 0.
+ * *unexpected: a 2xx whose body lacks --expect's text. */
+static int take_response(struct evbuffer *in, bool *close_after, bool *unexpected)
 {
 	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	size_t head_len, body_len = 0;
@@ -178,7 +198,14 @@ static int take_response(struct evbuffer *in, bool *close_after)
 		status = atoi(head + 9);
 	if (status == 100) { /* an interim response: the real one follows */
 		evbuffer_drain(in, head_len);
-		return take_response(in, close_after);
+		return take_response(in, close_after, unexpected);
+	}
+	*unexpected = false;
+	if (opt.expect != NULL && status / 100 == 2) {
+		const char *all =
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)(head_len + body_len));
+		*unexpected = all == NULL || memmem(all + head_len, body_len, opt.expect,
+		                                    strlen(opt.expect)) == NULL;
 	}
 	evbuffer_drain(in, head_len + body_len);
 	return status > 0 ? status : 1;
@@ -188,12 +215,13 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct worker *w = c->w;
-	bool close_after = false;
+	bool close_after = false, unexpected = false;
 	int status;
 
-	while (c->busy && (status = take_response(bufferevent_get_input(bev), &close_after)) > 0) {
+	while (c->busy && (status = take_response(bufferevent_get_input(bev), &close_after,
+	                                          &unexpected)) > 0) {
 		c->busy = false;
-		record(w, status, now_s() - c->sent_at);
+		record(w, status, unexpected, now_s() - c->sent_at);
 		if (opt.mode == MODE_IDLE) {
 			w->idle_ready++;
 			return;
@@ -229,10 +257,22 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void conn_send(struct conn *c, double due)
 {
-	const struct request_text *r = &opt.requests[c->next_request];
-
-	c->next_request = (c->next_request + 1) % opt.nrequests;
+	struct worker *w = c->w;
+	const struct request_text *r;
 	size_t sent = 0;
+
+	if (opt.once) {
+		/* Out of requests: this run cannot be measured to its end. */
+		if (w->once_next == w->once_end) {
+			w->counts.exhausted = 1;
+			event_base_loopbreak(w->base);
+			return;
+		}
+		r = &opt.requests[w->once_next++];
+	} else {
+		r = &opt.requests[c->next_request];
+		c->next_request = (c->next_request + 1) % opt.nrequests;
+	}
 
 	c->busy = true;
 	c->sent_at = due;
@@ -342,6 +382,8 @@ static void run_worker(int id, int out_fd)
 	w.interval = opt.rate > 0 ? (double)opt.procs / opt.rate : 0;
 	w.next_due = w.start;
 	w.cert_rr = (uint64_t)id * 7919;
+	w.once_next = (int)((long)id * opt.nrequests / opt.procs);
+	w.once_end = (int)((long)(id + 1) * opt.nrequests / opt.procs);
 	w.tick = event_new(w.base, -1, EV_PERSIST, tick_cb, &w);
 	event_add(w.tick, &tv);
 	for (int i = 0; i < opt.connections; i++) {
@@ -498,6 +540,248 @@ static bool write_samples(const char *path, const uint32_t *samples, uint64_t n)
 	return true;
 }
 
+/* --- --premake: signed-login bodies over fresh challenges ----------------- */
+
+#define PREMAKE_BATCH 32 /* challenges asked for at once on one connection */
+#define SM2_ID        "1234567812345678"
+
+struct premade_source {
+	char **bodies; /* JSON objects, without their closing brace */
+	EVP_PKEY **keys;
+	int n;
+};
+
+static bool premake_sign(EVP_PKEY *key, const char *data, size_t len, unsigned char *sig,
+                         size_t *siglen)
+{
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	const EVP_MD *md = EVP_sha256();
+	bool ok = false;
+
+	if (mctx == NULL)
+		return false;
+	/* As a CA's client software signs (SOF_SignData): SM2 with SM3 and
+	 * the default id; the context with the id is the one that signs. */
+	if (EVP_PKEY_is_a(key, "SM2")) {
+		md = EVP_sm3();
+		pctx = EVP_PKEY_CTX_new(key, NULL);
+		if (pctx == NULL || EVP_PKEY_CTX_set1_id(pctx, SM2_ID, strlen(SM2_ID)) <= 0)
+			goto out;
+		EVP_MD_CTX_set_pkey_ctx(mctx, pctx);
+	} else if (EVP_PKEY_is_a(key, "EC") && EVP_PKEY_get_bits(key) == 384) {
+		md = EVP_sha384();
+	}
+	ok = EVP_DigestSignInit(mctx, NULL, md, NULL, key) == 1 &&
+	     EVP_DigestSign(mctx, sig, siglen, (const unsigned char *)data, len) == 1;
+out:
+	EVP_MD_CTX_free(mctx);
+	EVP_PKEY_CTX_free(pctx);
+	return ok;
+}
+
+/* The "challenge" member of a 200 reply's JSON body, into out. */
+static bool premake_challenge_of(const char *head, size_t head_len, const char *body,
+                                 size_t body_len, char *out, size_t out_len)
+{
+	const char *p = memmem(body, body_len, "\"challenge\"", 11), *end = body + body_len;
+	size_t n = 0;
+
+	if (head_len < 12 || memcmp(head, "HTTP/1.1 200", 12) != 0 || p == NULL)
+		return false;
+	for (p += 11; p < end && (*p == ' ' || *p == ':'); p++)
+		;
+	if (p == end || *p++ != '"')
+		return false;
+	while (p < end && *p != '"' && n + 1 < out_len)
+		out[n++] = *p++;
+	out[n] = '\0';
+	return p < end && *p == '"' && n > 0 &&
+	       strspn(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                   "abcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+/* Reads one whole response from fd into buf (keeping what follows it);
+ * returns its head and body. */
+static bool premake_read_response(int fd, struct evbuffer *buf, char **head, size_t *head_len,
+                                  char **body, size_t *body_len)
+{
+	char chunk[16384];
+
+	for (;;) {
+		struct evbuffer_ptr end = evbuffer_search(buf, "\r\n\r\n", 4, NULL);
+		if (end.pos >= 0) {
+			char *h = (char *)evbuffer_pullup(buf, end.pos + 4), *cl;
+			*head_len = (size_t)end.pos + 4;
+			cl = memmem(h, *head_len, "\r\nContent-Length:", 17);
+			if (cl == NULL)
+				cl = memmem(h, *head_len, "\r\ncontent-length:", 17);
+			*body_len = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+			if (evbuffer_get_length(buf) >= *head_len + *body_len) {
+				*head = (char *)evbuffer_pullup(
+				    buf, (ev_ssize_t)(*head_len + *body_len));
+				*body = *head + *head_len;
+				return *head != NULL;
+			}
+		}
+		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+		if (n <= 0)
+			return false;
+		evbuffer_add(buf, chunk, (size_t)n);
+	}
+}
+
+/* Lines [from, to) of the output: challenges fetched in batches on one
+ * keep-alive connection, each signed with its body's key, into out. */
+static bool premake_part(const struct premade_source *src, long from, long to, FILE *out)
+{
+	const struct request_text *ask = &opt.requests[0];
+	struct evbuffer *buf = evbuffer_new();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	bool ok = false;
+
+	if (buf == NULL || fd < 0 ||
+	    connect(fd, (struct sockaddr *)&opt.target, sizeof(opt.target)) != 0) {
+		perror("loadgen: --premake: connect");
+		goto out;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	for (long i = from; i < to;) {
+		long batch = to - i < PREMAKE_BATCH ? to - i : PREMAKE_BATCH;
+		for (long b = 0; b < batch; b++)
+			if (send(fd, ask->data, ask->len, MSG_NOSIGNAL) != (ssize_t)ask->len) {
+				perror("loadgen: --premake: send");
+				goto out;
+			}
+		for (long b = 0; b < batch; b++, i++) {
+			char challenge[256], *head, *body;
+			unsigned char sig[1024], sig64[sizeof(sig) / 3 * 4 + 8];
+			size_t head_len, body_len, siglen = sizeof(sig);
+			int k = (int)(i % src->n);
+
+			if (!premake_read_response(fd, buf, &head, &head_len, &body, &body_len)) {
+				fprintf(stderr, "loadgen: --premake: the connection ended\n");
+				goto out;
+			}
+			if (!premake_challenge_of(head, head_len, body, body_len, challenge,
+			                          sizeof(challenge))) {
+				fprintf(stderr,
+				        "loadgen: --premake: no challenge in the reply: %.*s\n",
+				        (int)(head_len + body_len), head);
+				goto out;
+			}
+			evbuffer_drain(buf, head_len + body_len);
+			if (!premake_sign(src->keys[k], challenge, strlen(challenge), sig,
+			                  &siglen)) {
+				fprintf(stderr, "loadgen: --premake: signing failed\n");
+				ERR_print_errors_fp(stderr);
+				goto out;
+			}
+			EVP_EncodeBlock(sig64, sig, (int)siglen);
+			fprintf(out, "%s, \"challenge\": \"%s\", \"signature\": \"%s\"}\n",
+			        src->bodies[k], challenge, (char *)sig64);
+		}
+	}
+	ok = fflush(out) == 0 && !ferror(out);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (buf != NULL)
+		evbuffer_free(buf);
+	return ok;
+}
+
+static EVP_PKEY *premake_key(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	EVP_PKEY *key = f != NULL ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+
+	if (f != NULL)
+		fclose(f);
+	if (key == NULL) {
+		fprintf(stderr, "loadgen: cannot load the key %s\n", path);
+		ERR_print_errors_fp(stderr);
+		exit(2);
+	}
+	return key;
+}
+
+/* --premake N: bodies and keys from their lists, N lines to out_path made
+ * by --procs processes side by side (each writes its part to a file of
+ * its own, joined in order at the end). */
+static int run_premake(long n, const char *body_list, const char *key_list, const char *out_path)
+{
+	struct premade_source src = {0};
+	char *bl, *kl, *save = NULL, *save2 = NULL, part[4096];
+	size_t len;
+	FILE *out;
+	int status, failed = 0;
+
+	bl = slurp(body_list, &len);
+	kl = slurp(key_list, &len);
+	for (char *b = strtok_r(bl, "\n", &save), *k = strtok_r(kl, "\n", &save2);
+	     b != NULL && k != NULL;
+	     b = strtok_r(NULL, "\n", &save), k = strtok_r(NULL, "\n", &save2)) {
+		char *body = slurp(b, &len);
+		/* The object open: its last brace closed after the new members. */
+		while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == ' '))
+			body[--len] = '\0';
+		if (len < 2 || body[len - 1] != '}' || memchr(body, '\n', len) != NULL) {
+			fprintf(stderr, "loadgen: %s: not a one-line JSON object\n", b);
+			return 2;
+		}
+		body[len - 1] = '\0';
+		src.bodies = realloc(src.bodies, (size_t)(src.n + 1) * sizeof(*src.bodies));
+		src.keys = realloc(src.keys, (size_t)(src.n + 1) * sizeof(*src.keys));
+		if (src.bodies == NULL || src.keys == NULL)
+			return 1;
+		src.bodies[src.n] = body;
+		src.keys[src.n++] = premake_key(k);
+	}
+	if (src.n == 0 || n < 1) {
+		fprintf(stderr, "loadgen: --premake needs --body-list and --sign-keys of one line "
+		                "or more each\n");
+		return 2;
+	}
+	for (int p = 0; p < opt.procs; p++) {
+		if (fork() == 0) {
+			snprintf(part, sizeof(part), "%s.%d", out_path, p);
+			out = fopen(part, "w");
+			_exit(out != NULL &&
+			              premake_part(&src, n * p / opt.procs, n * (p + 1) / opt.procs,
+			                           out) &&
+			              fclose(out) == 0
+			          ? 0
+			          : 1);
+		}
+	}
+	while (wait(&status) > 0)
+		failed |= !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	out = fopen(out_path, "w");
+	for (int p = 0; !failed && out != NULL && p < opt.procs; p++) {
+		char chunk[65536];
+		size_t got;
+		FILE *in;
+
+		snprintf(part, sizeof(part), "%s.%d", out_path, p);
+		in = fopen(part, "r");
+		if (in == NULL) {
+			failed = 1;
+			break;
+		}
+		while ((got = fread(chunk, 1, sizeof(chunk), in)) > 0)
+			failed |= fwrite(chunk, 1, got, out) != got;
+		fclose(in);
+		unlink(part);
+	}
+	if (out == NULL || fclose(out) != 0 || failed) {
+		fprintf(stderr, "loadgen: --premake: %s not made\n", out_path);
+		return 1;
+	}
+	printf("premade=%ld\n", n);
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -506,21 +790,42 @@ static void usage(void)
 	        "               [--header 'N: V']... [--body-file F | --body-list F]\n"
 	        "               [--connections N] [--procs P] [--duration S] [--warmup S] "
 	        "[--rate R]\n"
-	        "               [--samples FILE]\n");
+	        "               [--samples FILE] [--once FILE] [--expect TEXT]\n"
+	        "       loadgen --target HOST:PORT --premake N --path P --body-list F "
+	        "--sign-keys F\n"
+	        "               --out FILE [--procs P]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"target", 1, 0, 't'},    {"tls", 0, 0, 'T'},       {"cert", 1, 0, 'c'},
-	    {"key", 1, 0, 'k'},       {"cert-list", 1, 0, 'L'}, {"mode", 1, 0, 'm'},
-	    {"method", 1, 0, 'M'},    {"path", 1, 0, 'p'},      {"header", 1, 0, 'H'},
-	    {"body-file", 1, 0, 'b'}, {"body-list", 1, 0, 'B'}, {"connections", 1, 0, 'n'},
-	    {"procs", 1, 0, 'P'},     {"duration", 1, 0, 'd'},  {"warmup", 1, 0, 'w'},
-	    {"rate", 1, 0, 'r'},      {"samples", 1, 0, 'S'},   {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"target", 1, 0, 't'},
+	                                         {"tls", 0, 0, 'T'},
+	                                         {"cert", 1, 0, 'c'},
+	                                         {"key", 1, 0, 'k'},
+	                                         {"cert-list", 1, 0, 'L'},
+	                                         {"mode", 1, 0, 'm'},
+	                                         {"method", 1, 0, 'M'},
+	                                         {"path", 1, 0, 'p'},
+	                                         {"header", 1, 0, 'H'},
+	                                         {"body-file", 1, 0, 'b'},
+	                                         {"body-list", 1, 0, 'B'},
+	                                         {"connections", 1, 0, 'n'},
+	                                         {"procs", 1, 0, 'P'},
+	                                         {"duration", 1, 0, 'd'},
+	                                         {"warmup", 1, 0, 'w'},
+	                                         {"rate", 1, 0, 'r'},
+	                                         {"samples", 1, 0, 'S'},
+	                                         {"once", 1, 0, 'O'},
+	                                         {"expect", 1, 0, 'E'},
+	                                         {"premake", 1, 0, 'N'},
+	                                         {"sign-keys", 1, 0, 'K'},
+	                                         {"out", 1, 0, 'o'},
+	                                         {0, 0, 0, 0}};
 	const char *cert = NULL, *key = NULL, *cert_list = NULL, *body_file = NULL,
-	           *body_list = NULL, *target = NULL, *samples_file = NULL;
+	           *body_list = NULL, *target = NULL, *samples_file = NULL, *once_file = NULL,
+	           *sign_keys = NULL, *premake_out = NULL;
+	long premake = 0;
 	struct counts total = {0};
 	uint32_t *samples = NULL;
 	int ch, fds[2], rfds[256];
@@ -583,6 +888,21 @@ int main(int argc, char **argv)
 		case 'S':
 			samples_file = optarg;
 			break;
+		case 'O':
+			once_file = optarg;
+			break;
+		case 'E':
+			opt.expect = optarg;
+			break;
+		case 'N':
+			premake = atol(optarg);
+			break;
+		case 'K':
+			sign_keys = optarg;
+			break;
+		case 'o':
+			premake_out = optarg;
+			break;
 		default:
 			usage();
 		}
@@ -607,7 +927,28 @@ int main(int argc, char **argv)
 		if (inet_pton(AF_INET, host, &opt.target.sin_addr) != 1)
 			usage();
 	}
-	if (body_file != NULL) {
+	if (premake > 0) {
+		if (body_list == NULL || sign_keys == NULL || premake_out == NULL || opt.tls ||
+		    opt.procs > 256)
+			usage();
+		opt.method = "POST";
+		opt.mode = MODE_KEEPALIVE;
+		add_request("", 0); /* the challenge request */
+		signal(SIGPIPE, SIG_IGN);
+		return run_premake(premake, body_list, sign_keys, premake_out);
+	}
+	if (once_file != NULL) {
+		size_t n;
+		char *lines = slurp(once_file, &n), *save = NULL;
+		for (char *line = strtok_r(lines, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			add_request(line, strlen(line));
+		opt.once = true;
+		if (opt.nrequests == 0) {
+			fprintf(stderr, "loadgen: %s: no requests\n", once_file);
+			return 2;
+		}
+	} else if (body_file != NULL) {
 		size_t n;
 		char *b = slurp(body_file, &n);
 		add_request(b, n);
@@ -666,6 +1007,8 @@ int main(int argc, char **argv)
 		for (int s = 0; s < 6; s++)
 			total.status[s] += c.status[s];
 		total.nsamples += c.nsamples;
+		total.unexpected += c.unexpected;
+		total.exhausted |= c.exhausted;
 		if (c.tick_gap_us > total.tick_gap_us)
 			total.tick_gap_us = c.tick_gap_us;
 		close(rfds[p]);
@@ -676,13 +1019,18 @@ int main(int argc, char **argv)
 	qsort(samples, total.nsamples, sizeof(*samples), cmp_u32);
 #define PCT(p) (total.nsamples ? samples[(size_t)((double)(total.nsamples - 1) * (p))] : 0)
 	printf("requests=%llu errors=%llu seconds=%.2f rps=%.0f p50_us=%u p90_us=%u p99_us=%u "
-	       "max_us=%u s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu tick_gap_us=%llu\n",
+	       "max_us=%u s2xx=%llu s3xx=%llu s4xx=%llu s5xx=%llu tick_gap_us=%llu "
+	       "unexpected=%llu exhausted=%llu\n",
 	       (unsigned long long)total.requests, (unsigned long long)total.errors, seconds,
 	       (double)total.requests / seconds, PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0),
 	       (unsigned long long)total.status[2], (unsigned long long)total.status[3],
 	       (unsigned long long)total.status[4], (unsigned long long)total.status[5],
-	       (unsigned long long)total.tick_gap_us);
+	       (unsigned long long)total.tick_gap_us, (unsigned long long)total.unexpected,
+	       (unsigned long long)total.exhausted);
+	if (total.exhausted)
+		fprintf(stderr, "loadgen: the %d requests of --once ran out before the end\n",
+		        opt.nrequests);
 	if (samples_file != NULL && !write_samples(samples_file, samples, total.nsamples))
 		return 1;
-	return total.requests > 0 ? 0 : 1;
+	return total.requests > 0 && !total.exhausted ? 0 : 1;
 }
