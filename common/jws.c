@@ -20,6 +20,7 @@ static bool jws_bn_bytes(const EVP_PKEY *pkey, const char *param, unsigned char 
                          size_t pad);
 static char *jws_b64_member(const unsigned char *in, size_t n);
 static json_t *jws_public_members(const struct jws_key *key);
+static bool jws_key_prepare(struct jws_key *key);
 static bool jws_signature(const struct jws_key *key, const char *input, size_t n,
                           unsigned char *sig, size_t *siglen);
 
@@ -88,11 +89,40 @@ bool jws_key_init(struct jws_key *key, EVP_PKEY *pkey, bool can_sign, char *err,
 	SHA256((const unsigned char *)text, strlen(text), digest);
 	free(text);
 	jws_base64url(digest, sizeof(digest), key->kid);
+	if (!jws_key_prepare(key)) {
+		key->pkey = NULL;
+		EVP_MD_CTX_free(key->sign_template);
+		key->sign_template = NULL;
+		snprintf(err, errlen, "cannot prepare the key for signing");
+		return false;
+	}
 	return true;
+}
+
+/* The header (the same for every token of the key) and the signing
+ * context every token copies. */
+static bool jws_key_prepare(struct jws_key *key)
+{
+	json_t *header =
+	    json_pack("{s:s, s:s, s:s}", "alg", key->alg, "typ", "JWT", "kid", key->kid);
+	char *text = header != NULL ? json_dumps(header, JSON_COMPACT) : NULL;
+	const EVP_MD *md = strcmp(key->alg, "EdDSA") == 0 ? NULL : EVP_sha256();
+	bool ok = text != NULL && strlen(text) / 3 * 4 + 5 < sizeof(key->head);
+
+	json_decref(header);
+	if (ok)
+		key->head_len = jws_base64url((const unsigned char *)text, strlen(text), key->head);
+	free(text);
+	if (!ok || !key->can_sign)
+		return ok;
+	key->sign_template = EVP_MD_CTX_new();
+	return key->sign_template != NULL &&
+	       EVP_DigestSignInit(key->sign_template, NULL, md, NULL, key->pkey) == 1;
 }
 
 void jws_key_release(struct jws_key *key)
 {
+	EVP_MD_CTX_free(key->sign_template);
 	EVP_PKEY_free(key->pkey);
 	memset(key, 0, sizeof(*key));
 }
@@ -112,26 +142,22 @@ json_t *jws_key_jwk(const struct jws_key *key)
 
 char *jws_sign(const struct jws_key *key, const json_t *claims)
 {
-	json_t *header;
-	char *head = NULL, *body = NULL, *out = NULL;
+	char *body = NULL, *out = NULL;
 	unsigned char sig[JWS_MAX_BN];
-	size_t hlen, blen, siglen = sizeof(sig), n;
+	size_t blen, siglen = sizeof(sig), n;
 
 	if (!key->can_sign)
 		return NULL;
-	header = json_pack("{s:s, s:s, s:s}", "alg", key->alg, "typ", "JWT", "kid", key->kid);
-	head = header != NULL ? json_dumps(header, JSON_COMPACT) : NULL;
 	body = json_dumps(claims, JSON_COMPACT);
-	json_decref(header);
-	if (head == NULL || body == NULL)
+	if (body == NULL)
 		goto out;
-	hlen = strlen(head);
 	blen = strlen(body);
 	/* header.body.signature, each base64url (4/3 of its bytes, rounded up). */
-	out = malloc((hlen + blen + sizeof(sig)) / 3 * 4 + 16);
+	out = malloc(key->head_len + (blen + sizeof(sig)) / 3 * 4 + 16);
 	if (out == NULL)
 		goto out;
-	n = jws_base64url((const unsigned char *)head, hlen, out);
+	memcpy(out, key->head, key->head_len);
+	n = key->head_len;
 	out[n++] = '.';
 	n += jws_base64url((const unsigned char *)body, blen, out + n);
 	if (!jws_signature(key, out, n, sig, &siglen)) {
@@ -142,7 +168,6 @@ char *jws_sign(const struct jws_key *key, const json_t *claims)
 	out[n++] = '.';
 	jws_base64url(sig, siglen, out + n);
 out:
-	free(head);
 	free(body);
 	return out;
 }
@@ -152,12 +177,11 @@ out:
 static bool jws_signature(const struct jws_key *key, const char *input, size_t n,
                           unsigned char *sig, size_t *siglen)
 {
-	const EVP_MD *md = strcmp(key->alg, "EdDSA") == 0 ? NULL : EVP_sha256();
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char der[128];
 	size_t len = strcmp(key->alg, "ES256") == 0 ? sizeof(der) : *siglen;
 	unsigned char *dst = strcmp(key->alg, "ES256") == 0 ? der : sig;
-	bool ok = ctx != NULL && EVP_DigestSignInit(ctx, NULL, md, NULL, key->pkey) == 1 &&
+	bool ok = ctx != NULL && EVP_MD_CTX_copy_ex(ctx, key->sign_template) == 1 &&
 	          EVP_DigestSign(ctx, dst, &len, (const unsigned char *)input, n) == 1;
 
 	EVP_MD_CTX_free(ctx);

@@ -24,12 +24,20 @@
 /* base64url of a SHA-256 is 43 characters; EVP_EncodeBlock writes the 44
  * of padded base64 and a NUL before the padding is cut. */
 #define JWS_KID_LEN 45
+/* {"alg":"EdDSA","typ":"JWT","kid":<43>} in base64url, and a NUL. */
+#define JWS_HEAD_LEN 128
 
 struct jws_key {
 	EVP_PKEY *pkey;        /* owned: one reference */
 	const char *alg;       /* "ES256", "EdDSA" or "RS256" */
 	char kid[JWS_KID_LEN]; /* RFC 7638 thumbprint of the public key */
 	bool can_sign;         /* a private key (else: published only) */
+	/* Made once, for every token: the header's base64url, and a signing
+	 * context already initialised (EVP_DigestSignInit fetches algorithms,
+	 * a third of a signature's cost in OpenSSL 3.0), copied per token. */
+	char head[JWS_HEAD_LEN];
+	size_t head_len;
+	EVP_MD_CTX *sign_template; /* owned; NULL when !can_sign */
 };
 
 /* Takes over one reference of pkey on success (the caller's is then the
