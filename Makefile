@@ -16,6 +16,7 @@
 #   make conformance     the x509-limbo client-auth subset through the engine (in make check)
 #   make bench           certregd against nginx and the crypto limit, then bench-replica (docs/PERFORMANCE.md)
 #   make bench-replica   reads on a standby vs the primary, two daemons vs one (issue 30)
+#   make bench-ocsp      instructions a cached OCSP answer adds to a cold /v1/verify (issue 33)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -122,7 +123,7 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
 
 .PHONY: all deps check unit integration run demo-check install install-daemon install-admin uninstall clean \
-        deb deb-check fuzz conformance bench bench-tools bench-replica \
+        deb deb-check fuzz conformance bench bench-tools bench-replica bench-ocsp \
         format format-check lint bench soak pot
 all: $(CERTREGD) $(ADMIN) $(ADMIN_MO)
 
@@ -225,7 +226,8 @@ conformance: $(BUILD)/tests/conformance
 # verify loop and the stall probe, then tests/bench/run.py, which starts
 # PostgreSQL with the generated dataset, certregd and nginx, and prints the
 # comparison table.
-BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref build/bench/stallprobe build/bench/ipcrtt
+BENCH_TOOLS = build/bench/loadgen build/bench/verify_ref build/bench/stallprobe build/bench/ipcrtt \
+              build/bench/ocspcost
 BENCH_ARGS ?=
 build/bench/%: tests/bench/%.c
 	@mkdir -p $(@D)
@@ -238,12 +240,33 @@ build/bench/verify_ref: tests/bench/verify_ref.c build/libcommon.a
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -Icommon -o $@ $^ \
 		$(call pc_cflags,$(PKGS_ADMIN)) $(call pc_libs,$(PKGS_ADMIN))
+# The OCSP cost counter runs the daemon's own OCSP step (revocation.c, the
+# shared cache) after the engine: those objects of the plain build too.
+OCSPCOST_OBJ = build/server/revocation.o build/server/httpc.o build/server/ocspcache.o
+build/bench/ocspcost: tests/bench/ocspcost.c $(OCSPCOST_OBJ) build/libcommon.a
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -Icommon -Iserver -o $@ $^ \
+		$(call pc_cflags,$(PKGS_SERVER)) $(call pc_libs,$(PKGS_SERVER)) -lpthread
 
 bench-tools: $(BENCH_TOOLS)
 
 bench: all bench-tools
 	$(PYTHON) tests/bench/run.py $(BENCH_ARGS)
 	$(PYTHON) tests/bench/replica.py $(filter --quick,$(BENCH_ARGS)) $(REPLICA_ARGS)
+	$(MAKE) --no-print-directory bench-ocsp
+
+# Issue 33's row: the instructions a cached OCSP answer adds to a cold
+# /v1/verify (engine + OCSP step, callgrind; tests/bench/ocspcost.c), on
+# OCSP_LEAVES distinct leaves of a fresh test PKI; build/bench/ocsp.json.
+OCSP_LEAVES ?= 200
+bench-ocsp: build/bench/ocspcost
+	@rm -rf build/bench/ocsp && mkdir -p build/bench/ocsp
+	@$(PYTHON) tests/pki/mkpki.py build/bench/ocsp/pki >/dev/null
+	@build/bench/ocspcost --ca build/bench/ocsp/pki/ca/trust.pem \
+		--intermediates build/bench/ocsp/pki/ca/intermediates.pem \
+		--crl-dir build/bench/ocsp/pki/crl-all --issuer-cert build/bench/ocsp/pki/ca/int.pem \
+		--issuer-key build/bench/ocsp/pki/ca/int.key --leaves $(OCSP_LEAVES) \
+		--out-dir build/bench/ocsp --json build/bench/ocsp.json
 
 # Issue 30's rows alone: decisions read on a streaming standby vs on the
 # primary, and two daemons behind an nginx stream balancer vs one

@@ -15,7 +15,10 @@ stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
 import http.server
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +35,7 @@ import run as bench_run  # noqa: E402
 from fixtures.pg import Cluster  # noqa: E402
 
 STALLPROBE = Path(__file__).resolve().parents[1] / "build" / "bench" / "stallprobe"
+OCSPCOST = STALLPROBE.parent / "ocspcost"
 
 
 def figures(line):
@@ -311,3 +315,60 @@ def test_replica_balancer_puts_half_the_connections_on_each_daemon(stamping_serv
             assert [len(srv.clients) for srv in stamping_servers] == expect
     finally:
         balancer.stop()
+
+
+def ocspcost_args(pki):
+    return ["--ca", str(pki.path("ca/trust.pem")), "--intermediates",
+            str(pki.path("ca/intermediates.pem")), "--crl-dir", str(pki.path("crl-all")),
+            "--issuer-cert", str(pki.path("ca/int.pem"))]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (callgrind)")
+def test_ocspcost_counts_both_modes_on_the_same_leaves(pki, tmp_path):
+    assert OCSPCOST.exists(), "run make bench-tools"
+    p = subprocess.run([str(OCSPCOST), *ocspcost_args(pki), "--issuer-key",
+                        str(pki.path("ca/int.key")), "--leaves", "4", "--out-dir",
+                        str(tmp_path), "--json", str(tmp_path / "ocsp.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    m = re.fullmatch(r"cold /v1/verify with a cached OCSP answer vs without \(instructions\)"
+                     r"  (\d+)  (\d+)  ([\d.]+)  target <= 1\.05  (PASS|MISS)\n", p.stdout)
+    assert m, p.stdout
+    without, with_, ratio = int(m[1]), int(m[2]), float(m[3])
+    r = json.loads((tmp_path / "ocsp.json").read_text())
+    assert (r["without"], r["with"], r["leaves"]) == (without, with_, 4)
+    assert r["pass"] == (m[4] == "PASS") == (r["ratio"] <= 1.05)
+    assert abs(ratio - with_ / without) < 0.001
+    # Only the counted pass over 4 chains: a verification is some hundred
+    # thousand instructions, the set-up (key generation, the untimed pass)
+    # would be millions more; and the OCSP id costs something.
+    assert 4 * 300_000 < without < 4 * 20_000_000
+    assert with_ > without
+    # Both runs verified the same 4 leaves the driver made.
+    assert (tmp_path / "ocspcost.leaves.pem").read_text().count("BEGIN CERTIFICATE") == 4
+
+
+def test_ocspcost_run_refuses_chains_it_would_count_as_something_else(pki, tmp_path):
+    """A count of refusals, or of decisions with no cached answer to find,
+    is not the row's: a run checks that every chain verified and, with
+    OCSP on, that each leaf names a responder and its answer came from the
+    cache."""
+    assert OCSPCOST.exists(), "run make bench-tools"
+    (tmp_path / "expired.pem").write_text(pki.read("expired"))
+    (tmp_path / "ok.pem").write_text(pki.read("ec-ok"))
+
+    def run(mode, chains):
+        return subprocess.run([str(OCSPCOST), *ocspcost_args(pki), "--run", mode, "--chains",
+                               str(tmp_path / chains)], capture_output=True, text=True,
+                              timeout=60)
+
+    p = run("plain", "ok.pem")
+    assert p.returncode == 0, p.stderr
+    assert "failures=0 done=2 ocsp_cache_hits=0" in p.stdout
+    p = run("plain", "expired.pem")
+    assert p.returncode == 1
+    assert "2 failures, 2 of 2 steps done" in p.stderr, p.stderr
+    # The test PKI's leaves name no OCSP responder (ocspcost's own do).
+    p = run("ocsp", "ok.pem")
+    assert p.returncode == 2
+    assert "ocspcost: leaf 0" in p.stderr
