@@ -242,7 +242,8 @@ build/bench/verify_ref: tests/bench/verify_ref.c build/libcommon.a
 		$(call pc_cflags,$(PKGS_ADMIN)) $(call pc_libs,$(PKGS_ADMIN))
 # The OCSP cost counter runs the daemon's own OCSP step (revocation.c, the
 # shared cache) after the engine: those objects of the plain build too.
-OCSPCOST_OBJ = build/server/revocation.o build/server/httpc.o build/server/ocspcache.o
+OCSPCOST_OBJ = build/server/revocation.o build/server/httpc.o build/server/ocspcache.o \
+              build/server/promtext.o
 build/bench/ocspcost: tests/bench/ocspcost.c $(OCSPCOST_OBJ) build/libcommon.a
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -Icommon -Iserver -o $@ $^ \

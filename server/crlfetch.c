@@ -8,6 +8,7 @@
  * (when next, how many failures, in flight) stays private to it.
  */
 #include "crlfetch.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,7 +90,6 @@ static bool crlfetch_install(struct crlfetch *f, int i, X509_CRL *crl, char *why
 static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl);
 static X509_CRL *crlfetch_parse(const unsigned char *body, size_t len);
 static void crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp);
-static void crlfetch_label(const char *in, char *out, size_t len);
 
 bool crlfetch_init(void)
 {
@@ -205,7 +205,7 @@ void crlfetch_render(struct evbuffer *out)
 
 			if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SOURCE_READY)
 				continue;
-			crlfetch_label(s->url, label, sizeof(label));
+			promtext_label(s->url, label, sizeof(label));
 			evbuffer_add_printf(out, "%s{url=\"%s\"} %lld\n", rows[r].name, label,
 			                    (long long)__atomic_load_n(v, __ATOMIC_RELAXED));
 		}
@@ -218,7 +218,7 @@ void crlfetch_render(struct evbuffer *out)
 
 		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != SOURCE_READY)
 			continue;
-		crlfetch_label(s->url, label, sizeof(label));
+		promtext_label(s->url, label, sizeof(label));
 		evbuffer_add_printf(
 		    out, "certreg_crl_fetch_errors_total{url=\"%s\"} %llu\n", label,
 		    (unsigned long long)__atomic_load_n(&s->errors, __ATOMIC_RELAXED));
@@ -545,16 +545,4 @@ static void crlfetch_file(const struct crlfetch *f, int i, char *path, size_t le
 	snprintf(path, len, "%s/%sfetched-%02x%02x%02x%02x%02x%02x%02x%02x.crl%s", f->crl_dir,
 	         tmp ? "." : "", md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7],
 	         tmp ? ".tmp" : "");
-}
-
-static void crlfetch_label(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-
-	for (; *in != '\0' && o + 3 < len; in++) {
-		if (*in == '\\' || *in == '"')
-			out[o++] = '\\';
-		out[o++] = *in;
-	}
-	out[o] = '\0';
 }

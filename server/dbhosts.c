@@ -9,6 +9,7 @@
  * largest lag, errors summed.
  */
 #include "dbhosts.h"
+#include "promtext.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 
 static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host *out, int *n);
 static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h);
-static void dbhosts_label(const char *in, char *out, size_t len);
 
 void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
                      const struct registry *reg)
@@ -79,7 +79,7 @@ void dbhosts_render(struct evbuffer *out)
 	                         "# TYPE certreg_db_host_up gauge\n");
 	for (int i = 0; i < n; i++) {
 		char label[160];
-		dbhosts_label(all[i].host, label, sizeof(label));
+		promtext_label(all[i].host, label, sizeof(label));
 		evbuffer_add_printf(out, "certreg_db_host_up{host=\"%s\",via=\"%s\"} %d\n", label,
 		                    all[i].read ? "read" : "primary", all[i].up);
 	}
@@ -89,7 +89,7 @@ void dbhosts_render(struct evbuffer *out)
 		char label[160];
 		if (!all[i].read || !all[i].up)
 			continue;
-		dbhosts_label(all[i].host, label, sizeof(label));
+		promtext_label(all[i].host, label, sizeof(label));
 		evbuffer_add_printf(out, "certreg_db_host_role{host=\"%s\",role=\"%s\"} 1\n", label,
 		                    all[i].standby ? "standby" : "primary");
 	}
@@ -100,7 +100,7 @@ void dbhosts_render(struct evbuffer *out)
 		char label[160];
 		if (!all[i].read || !all[i].up)
 			continue;
-		dbhosts_label(all[i].host, label, sizeof(label));
+		promtext_label(all[i].host, label, sizeof(label));
 		evbuffer_add_printf(out, "certreg_db_host_lag_seconds{host=\"%s\"} %.3f\n", label,
 		                    (double)all[i].lag_ms / 1000.0);
 	}
@@ -110,7 +110,7 @@ void dbhosts_render(struct evbuffer *out)
 	                    "# TYPE certreg_db_host_errors_total counter\n");
 	for (int i = 0; i < n; i++) {
 		char label[160];
-		dbhosts_label(all[i].host, label, sizeof(label));
+		promtext_label(all[i].host, label, sizeof(label));
 		evbuffer_add_printf(
 		    out, "certreg_db_host_errors_total{host=\"%s\",via=\"%s\"} %llu\n", label,
 		    all[i].read ? "read" : "primary", (unsigned long long)all[i].errors);
@@ -187,20 +187,4 @@ static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metric
 		return n;
 	all[n] = *h;
 	return n + 1;
-}
-
-/* A Prometheus label value: backslash, quote and newline escaped. */
-static void dbhosts_label(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-
-	for (; *in != '\0' && o + 3 < len; in++) {
-		if (*in == '\\' || *in == '"' || *in == '\n') {
-			out[o++] = '\\';
-			out[o++] = *in == '\n' ? 'n' : *in;
-		} else {
-			out[o++] = *in;
-		}
-	}
-	out[o] = '\0';
 }

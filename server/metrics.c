@@ -8,6 +8,7 @@
  * pids the slots hold (metrics_worker_attach).
  */
 #include "metrics.h"
+#include "promtext.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -65,7 +66,6 @@ static time_t metrics_started;
 static const uint64_t metrics_bounds_us[METRICS_LATENCY_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 
-static void metrics_label(const char *in, char *out, size_t len);
 static void metrics_render_listeners(struct evbuffer *out);
 static void metrics_render_pending(struct evbuffer *out);
 static void metrics_render_process(struct evbuffer *out);
@@ -247,13 +247,13 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	                    "files in force are not those on disk), else 0.\n"
 	                    "# TYPE certreg_reload_failing gauge\ncertreg_reload_failing %d\n",
 	                    metrics_reload_failed(label, sizeof(label)) ? 1 : 0);
-	metrics_label(CERTREG_VERSION, label, sizeof(label));
+	promtext_label(CERTREG_VERSION, label, sizeof(label));
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_build_info The certreg version and the OpenSSL it "
 	                    "runs with; always 1.\n# TYPE certreg_build_info gauge\n"
 	                    "certreg_build_info{version=\"%s\",",
 	                    label);
-	metrics_label(OpenSSL_version(OPENSSL_VERSION_STRING), label, sizeof(label));
+	promtext_label(OpenSSL_version(OPENSSL_VERSION_STRING), label, sizeof(label));
 	evbuffer_add_printf(out, "openssl=\"%s\"} 1\n", label);
 	metrics_render_process(out);
 	if (store == NULL)
@@ -269,7 +269,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 		if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next) ||
 		    !verify_store_crl_this_update(store, i, &issued))
 			continue;
-		metrics_label(issuer, label, sizeof(label));
+		promtext_label(issuer, label, sizeof(label));
 		evbuffer_add_printf(
 		    out, "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\"} %lld\n", label,
 		    (long long)issued);
@@ -293,7 +293,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 			time_t next;
 			if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
 				continue;
-			metrics_label(issuer, label, sizeof(label));
+			promtext_label(issuer, label, sizeof(label));
 			evbuffer_add_printf(out, "%s{issuer=\"%s\"} %lld\n", name, label,
 			                    (long long)next);
 		}
@@ -314,7 +314,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 			time_t not_after;
 			if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
 				continue;
-			metrics_label(subject, label, sizeof(label));
+			promtext_label(subject, label, sizeof(label));
 			evbuffer_add_printf(out, "%s{subject=\"%s\"} %lld\n", name, label,
 			                    (long long)not_after);
 		}
@@ -519,23 +519,4 @@ static void metrics_render_pending(struct evbuffer *out)
 	                    "# TYPE certreg_pending_registrations gauge\n"
 	                    "certreg_pending_registrations %llu\n",
 	                    (unsigned long long)count);
-}
-
-/* Escapes a label value per the text exposition format. */
-static void metrics_label(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-
-	for (; *in != '\0' && o + 3 < len; in++) {
-		if (*in == '\\' || *in == '"') {
-			out[o++] = '\\';
-			out[o++] = *in;
-		} else if (*in == '\n') {
-			out[o++] = '\\';
-			out[o++] = 'n';
-		} else {
-			out[o++] = *in;
-		}
-	}
-	out[o] = '\0';
 }

@@ -6,6 +6,7 @@
  * uniform already. Critical sections copy a few dozen bytes.
  */
 #include "ocspcache.h"
+#include "promtext.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -41,7 +42,6 @@ static struct ocspcache_shared *ocspcache;
 static bool ocspcache_lock(void);
 static struct ocspcache_slot *ocspcache_find(const unsigned char key[OCSPMSG_KEY_LEN], bool add);
 static struct ocspcache_responder *ocspcache_responder(const char *url);
-static void ocspcache_label(const char *in, char *out, size_t len);
 
 bool ocspcache_init(int entries)
 {
@@ -175,7 +175,7 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 	         "of each OCSP responder (Unix time; 0: none yet).\n"
 	         "# TYPE certreg_ocsp_responder_last_success_timestamp_seconds gauge\n");
 	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0]; i++) {
-		ocspcache_label(ocspcache->responders[i].url, label, sizeof(label));
+		promtext_label(ocspcache->responders[i].url, label, sizeof(label));
 		evbuffer_add_printf(
 		    out, "certreg_ocsp_responder_last_success_timestamp_seconds{url=\"%s\"} %lld\n",
 		    label, (long long)ocspcache->responders[i].last_ok);
@@ -185,7 +185,7 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 	         "each OCSP responder (Unix time; 0: none).\n"
 	         "# TYPE certreg_ocsp_responder_last_error_timestamp_seconds gauge\n");
 	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0]; i++) {
-		ocspcache_label(ocspcache->responders[i].url, label, sizeof(label));
+		promtext_label(ocspcache->responders[i].url, label, sizeof(label));
 		evbuffer_add_printf(
 		    out, "certreg_ocsp_responder_last_error_timestamp_seconds{url=\"%s\"} %lld\n",
 		    label, (long long)ocspcache->responders[i].last_error);
@@ -194,7 +194,7 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 	                         "(no answer, or an answer that did not verify), by responder.\n"
 	                         "# TYPE certreg_ocsp_responder_errors_total counter\n");
 	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0]; i++) {
-		ocspcache_label(ocspcache->responders[i].url, label, sizeof(label));
+		promtext_label(ocspcache->responders[i].url, label, sizeof(label));
 		evbuffer_add_printf(out, "certreg_ocsp_responder_errors_total{url=\"%s\"} %llu\n",
 		                    label, (unsigned long long)ocspcache->responders[i].errors);
 	}
@@ -270,23 +270,4 @@ static struct ocspcache_responder *ocspcache_responder(const char *url)
 			return r;
 	}
 	return NULL; /* more responders than rows: counted nowhere */
-}
-
-/* Prometheus label value: backslash, quote and newline escaped. */
-static void ocspcache_label(const char *in, char *out, size_t len)
-{
-	size_t o = 0;
-
-	for (; *in != '\0' && o + 3 < len; in++) {
-		if (*in == '\\' || *in == '"') {
-			out[o++] = '\\';
-			out[o++] = *in;
-		} else if (*in == '\n') {
-			out[o++] = '\\';
-			out[o++] = 'n';
-		} else {
-			out[o++] = *in;
-		}
-	}
-	out[o] = '\0';
 }
