@@ -1,7 +1,8 @@
 # certreg - build, test, install, demo.
 #
 #   make                 build certregd and certreg-admin into build/
-#   make check           install missing Debian packages, build, run every test (deb-check too)
+#   make check           install missing Debian packages, build, run every test on the plain build
+#   make check-slow      deb-check and the pytest suite under ASan+UBSan (CI runs both)
 #   make run             the demo: PostgreSQL, PKI, data, certregd; prints commands to try
 #   make demo-check      the demo's self-test: runs those commands, exit 0/1 (tests/test_demo.py in make check)
 #   make install         PREFIX=/usr/local DESTDIR=  (programs, SQL, man pages, units, sysusers)
@@ -11,6 +12,7 @@
 #   make fuzz FUZZ_SECONDS=N           run each libFuzzer target (clang)
 #   make fuzz-short                    each fuzz target for 10 s (in make check)
 #   make sanitize-check                unit + pytest suites on the ASan/UBSan build
+#                                      (sanitize-unit in make check, sanitize-integration in check-slow)
 #   make valgrind-unit                 each unit test program under valgrind
 #   make soak                          long fuzz runs + fault suites, figures printed
 #   make conformance     the x509-limbo client-auth subset through the engine (in make check)
@@ -122,7 +124,7 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 	@mkdir -p $(@D)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
 
-.PHONY: all deps check unit integration run demo-check install install-daemon install-admin uninstall clean \
+.PHONY: all deps check check-slow unit integration run demo-check install install-daemon install-admin uninstall clean \
         deb deb-check fuzz conformance bench bench-tools bench-replica bench-ocsp \
         format format-check lint bench soak pot
 all: $(CERTREGD) $(ADMIN) $(ADMIN_MO)
@@ -176,11 +178,13 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call unit_objs,$$*) $(BUILD)/l
 	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o %.a,$^) $(call pc_libs,$(PKGS_SERVER) $(PKGS_TEST) \
 		$(if $(wildcard admin/$*.c),libcurl)) -lm
 
-# Every test: the Python scripts' static check (the bench's run.py runs only
-# under make bench), unit and integration suites on the plain build, the
-# Debian packages built, installed, checked and purged (deb-check, about
-# 80 s; as root only, as CI runs), each fuzz target briefly, the unit tests
-# under valgrind, and both suites again on the ASan+UBSan build.
+# Every test on the plain build: the Python scripts' static check (the
+# bench's run.py runs only under make bench), unit, conformance and
+# integration suites, each fuzz target briefly, the unit tests under
+# valgrind and again on the ASan+UBSan build. The two slow suites, the
+# Debian packages (deb-check) and the whole pytest suite again on the
+# sanitizer build, are check-slow: CI (.ci/run) runs both targets, and
+# make check stays well inside its half hour.
 check: deps
 	$(MAKE) all
 	$(MAKE) bench-tools
@@ -188,11 +192,14 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) conformance
 	$(MAKE) integration
-	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) deb-check; else \
-		echo "check: deb-check skipped, it needs root (overlay mount): sudo make deb-check"; fi
 	$(MAKE) fuzz-short
 	$(MAKE) valgrind-unit
-	$(MAKE) sanitize-check
+	$(MAKE) sanitize-unit
+
+check-slow: deps
+	@if [ "$$(id -u)" -eq 0 ]; then $(MAKE) deb-check; else \
+		echo "check-slow: deb-check skipped, it needs root (overlay mount): sudo make deb-check"; fi
+	$(MAKE) sanitize-integration
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(BUILD) $(UNIT_BIN)
@@ -322,7 +329,7 @@ $(FUZZ_APP_TARGETS): build/fuzz/%: tests/fuzz/%.c tests/fuzz/store.h $(FUZZ_APP_
 
 -include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)
 
-.PHONY: fuzz-short sanitize-check valgrind-unit
+.PHONY: fuzz-short sanitize-check sanitize-build sanitize-unit sanitize-integration valgrind-unit
 # CI's bounded run of every target.
 fuzz-short:
 	$(MAKE) fuzz FUZZ_SECONDS=10
@@ -333,9 +340,15 @@ fuzz-short:
 SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1 \
           UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
           LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
-sanitize-check:
+sanitize-check: sanitize-unit sanitize-integration
+
+sanitize-build:
 	$(MAKE) BUILD=build/san SANITIZER=address,undefined all
+
+sanitize-unit: sanitize-build
 	$(SAN_ENV) $(MAKE) BUILD=build/san SANITIZER=address,undefined unit
+
+sanitize-integration: sanitize-build
 	$(SAN_ENV) CERTREG_BUILD=$(abspath build/san) $(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
 
 # Each unit test program under valgrind (the plain build: valgrind and the
