@@ -281,7 +281,7 @@ bench-replica: all bench-tools
 # certregd round of rows 1 (full mTLS handshakes) and 3 (cold /v1/verify)
 # of a small run: docs/flame-handshake.svg and docs/flame-cold-verify.svg,
 # where the time goes in build/bench/flame-*.txt. perf is linux-perf
-# (scripts/deps.sh build, `make deps`). About 2 minutes.
+# (scripts/deps.sh build, `make deps`). A few minutes, most of it the setup.
 FLAME_DIR ?= docs
 flamegraph: all bench-tools
 	$(PYTHON) tests/bench/run.py --keys 10000 --certs 500 --rounds 1 --duration 8 \

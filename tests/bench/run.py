@@ -60,7 +60,7 @@ STALLPROBE = BENCH / "stallprobe"
 NPROC = os.cpu_count() or 1
 # --flame: samples a second of the recorded worker, and the share of them
 # under which a frame is left out of the SVG (keeps it small and legible).
-FLAME_HZ = 499
+FLAME_HZ = 999
 FLAME_MIN_SHARE = 0.005
 ROOT_UID = os.geteuid() == 0
 
@@ -831,8 +831,8 @@ def main():
                 # Debian's libcrypto and libssl have no frame pointers: the
                 # stacks are unwound from a copy of each sample's stack
                 # (DWARF CFI). 8 KiB of it reach from the libevent loop to
-                # OpenSSL's innermost calls; a few hundred samples a second
-                # keep the file to tens of MB. cpu-clock: no hardware
+                # OpenSSL's innermost calls; a thousand samples a second
+                # keep the file under 100 MB. cpu-clock: no hardware
                 # counters on this VM.
                 how = ["-e", "cpu-clock", "-F", str(FLAME_HZ), "--call-graph", "dwarf,8192"]
                 pids = str(daemon.pids()[1])
@@ -1056,8 +1056,11 @@ def main():
             # on both sides, against 5-23 ms for the rounds after it (runs V and
             # W in docs/PERFORMANCE-HISTORY.md).
             pair()
+            # Many short rounds: at most as many repeats as rounds in all,
+            # so that a stalling machine no more than doubles the row.
             for i in range(a.p99_pairs):
-                r, n, stalled = unstalled(pair, "tick_lost_us", pair_s, a.stall_retries)
+                r, n, stalled = unstalled(pair, "tick_lost_us", pair_s,
+                                          min(a.stall_retries, a.p99_pairs - repeated))
                 repeated, kept = repeated + n, kept + stalled
                 big_r.append(r["big"]["samples"])
                 small_r.append(r["small"]["samples"])
