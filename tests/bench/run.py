@@ -649,7 +649,7 @@ def table_lines(rows):
     judged = [r for r in rows if r["met"] is not None]
     lines.append(f"{sum(r['met'] for r in judged)} of {len(judged)} targets met; "
                  f"{sum(r.get('repeated', 0) for r in rows)} latency round(s) repeated "
-                 f"because the generator stalled (over {STALL_SHARE:.1%} of a round)")
+                 f"because the generator stalled (lost {STALL_SHARE:.1%} of a round or more)")
     return lines
 
 
@@ -669,7 +669,7 @@ def main():
                     help="also profile the workers (perf record) during rows 1-3")
     ap.add_argument("--flame", type=Path, metavar="DIR",
                     help="profile a worker during rows 1 and 3 (perf, DWARF stacks) and "
-                    "write DIR/flame-handshake.svg and DIR/flame-verify-cold.svg "
+                    "write DIR/flame-handshake.svg and DIR/flame-cold-verify.svg "
                     "(make flamegraph)")
     ap.add_argument("--stall-retries", type=int, default=2,
                     help="repeat a latency round whose generator stalled at most this many "
@@ -683,6 +683,8 @@ def main():
                     "assertions), and the rows they take a figure from (5 takes 3 and 4, "
                     "7 takes 3)")
     a = ap.parse_args()
+    if a.stall_retries < 0:
+        ap.error("--stall-retries: want 0 or more")
     if a.flame is not None:
         if shutil.which("perf") is None:
             sys.exit("--flame needs perf (Debian: linux-perf; make deps installs it)")
