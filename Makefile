@@ -19,6 +19,7 @@
 #   make bench           certregd against nginx and the crypto limit, then bench-replica (docs/PERFORMANCE.md)
 #   make bench-replica   reads on a standby vs the primary, two daemons vs one (issue 30)
 #   make bench-ocsp      instructions a cached OCSP answer adds to a cold /v1/verify (issue 33)
+#   make flamegraph      flame graphs of a worker in handshakes and cold /v1/verify, into docs/
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -125,7 +126,7 @@ $(BUILD)/deploy/%.service: deploy/%.service.in $(SBINDIR_STAMP)
 	sed 's|@SBINDIR@|$(SBINDIR)|g' $< > $@.tmp && mv $@.tmp $@
 
 .PHONY: all deps check check-slow unit integration run demo-check install install-daemon install-admin uninstall clean \
-        deb deb-check fuzz conformance bench bench-tools bench-replica bench-ocsp \
+        deb deb-check fuzz conformance bench bench-tools bench-replica bench-ocsp flamegraph \
         format format-check lint bench soak pot
 all: $(CERTREGD) $(ADMIN) $(ADMIN_MO)
 
@@ -282,6 +283,17 @@ bench-ocsp: build/bench/ocspcost
 REPLICA_ARGS ?=
 bench-replica: all bench-tools
 	$(PYTHON) tests/bench/replica.py $(REPLICA_ARGS)
+
+# Flame graphs of one certregd worker (perf record -e cpu-clock with DWARF
+# call chains, folded by tests/bench/flamegraph.py), during the first
+# certregd round of rows 1 (full mTLS handshakes) and 3 (cold /v1/verify)
+# of a small run: docs/flame-handshake.svg and docs/flame-cold-verify.svg,
+# where the time goes in build/bench/flame-*.txt. perf is linux-perf
+# (scripts/deps.sh build, `make deps`). A few minutes, most of it the setup.
+FLAME_DIR ?= docs
+flamegraph: all bench-tools
+	$(PYTHON) tests/bench/run.py --keys 10000 --certs 500 --rounds 1 --duration 8 \
+		--rows 1,3 --flame $(FLAME_DIR) $(BENCH_ARGS)
 
 # libFuzzer targets: tests/fuzz/fuzz_NAME.c with seeds in tests/fuzz/corpus/NAME/,
 # built with clang into build/fuzz/ (fuzz_verify over the engine's sources

@@ -11,7 +11,8 @@
 #          `make check` depends on; the default): clang and LLVM (fuzzing),
 #          valgrind, cmocka, pytest, psycopg2, pyflakes, nginx (the nginx
 #          tests) and its stream module (the TCP balancer of `make bench`),
-#          iproute2, procps, systemd and man-db
+#          linux-perf (`make flamegraph`), iproute2, procps, systemd and
+#          man-db
 #   deb    build and check the Debian packages (`make deb`, `make deb-check`):
 #          debhelper, lintian, and systemd for systemd-analyze and
 #          systemd-sysusers in the installed-package checks
@@ -32,7 +33,7 @@ postgresql-15 postgresql-contrib
 python3 openssl curl util-linux gettext"
 PKGS_build="$PKGS_run build-essential clang llvm libclang-rt-14-dev valgrind libcmocka-dev
 python3-pytest python3-psycopg2 python3-pyflakes python3-jwt python3-cryptography
-nginx-light libnginx-mod-stream procps iproute2 systemd man-db"
+nginx-light libnginx-mod-stream linux-perf procps iproute2 systemd man-db"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 
 PKGS=""

@@ -9,7 +9,12 @@ big and on a 10,000-key database), and nginx with `ssl_verify_client on`
 on the same certificates. Then measures with build/bench/loadgen, A/B
 alternating and taking the median (the 2M-vs-10k p99: both databases at
 once, pooled), and prints the table of docs/PERFORMANCE.md (also written
-to build/bench/results.txt and .json).
+to build/bench/results.txt and .json): every line a ratio of certregd to
+a peer measured in the same run, its target (issue 34; TARGETS) and
+whether it is met. A latency round in which the load generator itself was
+kept from running (STALL_SHARE) is repeated, not counted, and the table
+says how many were. --flame DIR also writes flame graphs of a worker
+during handshakes and cold verifications (make flamegraph).
 
 Rows 8 and 9 are the signed-challenge login and the login assertions
 (issue 29): challenges against warm /v1/verify; signed logins, ECDSA P-256
@@ -45,12 +50,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fixtures.pg import Cluster  # noqa: E402
 
+import flamegraph  # noqa: E402  (tests/bench, beside this file)
+
 BUILD = Path(os.environ.get("CERTREG_BUILD", ROOT / "build"))
 BENCH = ROOT / "build" / "bench"
 LOADGEN = BENCH / "loadgen"
 VERIFY_REF = BENCH / "verify_ref"
 STALLPROBE = BENCH / "stallprobe"
 NPROC = os.cpu_count() or 1
+# --flame: samples a second of the recorded worker, and the share of them
+# under which a frame is left out of the SVG (keeps it small and legible).
+FLAME_HZ = 999
+FLAME_MIN_SHARE = 0.005
 ROOT_UID = os.geteuid() == 0
 
 
@@ -551,6 +562,97 @@ def openssl_speed_sm2(seconds):
     return float(total[-1].split(":")[5])
 
 
+# --- the table -----------------------------------------------------------------
+
+# Issue 34's targets, every one a ratio of certregd to a peer measured in the
+# same run: (the ratio, and whether the row meets it at or above, "higher",
+# or at or below, "lower"). Rows 8 and 9 pass theirs to ratio_row() as
+# numbers: 0.5 (challenge), 0.6 (ECDSA signed login), SM2_TARGET, 0.6
+# (assertions), all "higher".
+TARGETS = {
+    "handshake": (1.1, "higher"),
+    "login": (0.9, "higher"),
+    "cold": (1.5, "higher"),
+    "warm": (0.7, "higher"),
+    "auth": (0.7, "higher"),
+    "warm_p99": (1.0, "lower"),
+    "cold_p99": (2.0, "lower"),
+    "keys_p99": (1.1, "lower"),
+}
+# A latency round is stalled, and repeated, when the generator (loadgen's
+# tick_lost_us; verify_ref's lost_us for the bare loop) was kept from running,
+# in gaps of a millisecond or more, for this share of the measured time:
+# the requests that fell due in those gaps are then half of the 1 % a p99
+# leaves out, and the round's p99 may be the generator's own.
+STALL_SHARE = 0.005
+
+
+def make_row(what, certregd, peer, target, better="higher", unit="req/s", **extra):
+    """One line of the table: certregd's figure, its peer's, their ratio and
+    whether it meets TARGET (None: reported, no target). "pass" is the key
+    results.json had before "met"; both are kept."""
+    ratio = certregd / peer if peer else None
+    if target is None or ratio is None:
+        met = None
+    elif better == "higher":
+        met = ratio >= target
+    else:
+        met = ratio <= target
+    return {"what": what, "certregd": certregd, "peer": peer, "ratio": ratio,
+            "target": "report" if target is None else target, "better": better,
+            "met": met, "pass": met, "unit": unit, **extra}
+
+
+def stall_share(result, lost_key, duration):
+    """The share of a round's measured time its generator was kept from running."""
+    return result.get(lost_key, 0.0) / (duration * 1e6)
+
+
+def unstalled(measure, lost_key, duration, retries):
+    """MEASURE() repeated while its round stalled (STALL_SHARE), at most
+    RETRIES more times: (the result counted, repeats, whether it stalled
+    all the same). When every try stalled, the least stalled is counted."""
+    tries = []
+    for _ in range(1 + retries):
+        r = measure()
+        tries.append(r)
+        if stall_share(r, lost_key, duration) < STALL_SHARE:
+            return r, len(tries) - 1, False
+    best = min(tries, key=lambda r: stall_share(r, lost_key, duration))
+    return best, len(tries) - 1, True
+
+
+def target_text(row):
+    if row["target"] == "report":
+        return "report"
+    return f"{'>=' if row['better'] == 'higher' else '<='} {row['target']:.2f}"
+
+
+def table_lines(rows):
+    """The table: one ratio a line, its target, whether met, and how many
+    latency rounds were repeated because the generator stalled."""
+    width = max([len(r["what"]) for r in rows] + [11])
+    lines = [f"{'measurement':<{width}} {'certregd':>9} {'peer':>9} {'ratio':>6}  "
+             f"{'target':<7}  result  rounds"]
+    for r in rows:
+        ours = "" if r["certregd"] is None else f"{r['certregd']:.0f}"
+        peer = "" if r["peer"] is None else f"{r['peer']:.0f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        verdict = {True: "PASS", False: "FAIL", None: "report"}[r["met"]]
+        rounds = str(len(r.get("rounds_certregd") or [1]))
+        if r.get("repeated"):
+            rounds += f", {r['repeated']} repeated"
+        if r.get("stalled_counted"):
+            rounds += f", {r['stalled_counted']} stalled counted"
+        lines.append(f"{r['what']:<{width}} {ours:>9} {peer:>9} {ratio:>6}  "
+                     f"{target_text(r):<7}  {verdict:<6}  {rounds}")
+    judged = [r for r in rows if r["met"] is not None]
+    lines.append(f"{sum(r['met'] for r in judged)} of {len(judged)} targets met; "
+                 f"{sum(r.get('repeated', 0) for r in rows)} latency round(s) repeated "
+                 f"because the generator stalled (lost {STALL_SHARE:.1%} of a round or more)")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=2_000_000)
@@ -564,7 +666,14 @@ def main():
     ap.add_argument("--workers", default="auto", type=workers_arg,
                     help="certregd's `workers` (default auto: one per core)")
     ap.add_argument("--perf", action="store_true",
-                    help="also profile a worker (perf record) during rows 2 and 3")
+                    help="also profile the workers (perf record) during rows 1-3")
+    ap.add_argument("--flame", type=Path, metavar="DIR",
+                    help="profile a worker during rows 1 and 3 (perf, DWARF stacks) and "
+                    "write DIR/flame-handshake.svg and DIR/flame-cold-verify.svg "
+                    "(make flamegraph)")
+    ap.add_argument("--stall-retries", type=int, default=2,
+                    help="repeat a latency round whose generator stalled at most this many "
+                    "times (default 2)")
     ap.add_argument("--sm2-certs", type=int, default=200,
                     help="SM2 client certificates for the SM2 signed-login row (default 200)")
     ap.add_argument("--quick", action="store_true",
@@ -574,6 +683,13 @@ def main():
                     "assertions), and the rows they take a figure from (5 takes 3 and 4, "
                     "7 takes 3)")
     a = ap.parse_args()
+    if a.stall_retries < 0:
+        ap.error("--stall-retries: want 0 or more")
+    if a.flame is not None:
+        if shutil.which("perf") is None:
+            sys.exit("--flame needs perf (Debian: linux-perf; make deps installs it)")
+        a.flame = a.flame.resolve()
+        a.flame.mkdir(parents=True, exist_ok=True)
     if a.quick:
         a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
         a.p99_pairs, a.sm2_certs = 4, 50
@@ -681,11 +797,11 @@ def main():
             return ratio_row(name, o, t, target, unit)
 
         def ratio_row(name, o, t, target, unit="req/s"):
-            """The row of rounds O (certregd) and T (its peer): medians, ratio."""
+            """The row of rounds O (certregd) and T (its peer): medians, ratio;
+            it meets TARGET at or above it."""
             mo, mt = statistics.median(o), statistics.median(t)
-            rows.append({"what": name, "certregd": mo, "peer": mt, "ratio": mo / mt,
-                         "target": target, "pass": mo / mt >= target, "unit": unit,
-                         "rounds_certregd": o, "rounds_peer": t})
+            rows.append(make_row(name, mo, mt, target, "higher", unit, rounds_certregd=o,
+                                 rounds_peer=t))
             log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x (target {target}x)")
             return mo, mt
 
@@ -705,22 +821,47 @@ def main():
             log(f"  {n} challenges taken and signed in {time.monotonic() - t0:.1f} s")
             return out
 
-        def profile(name, daemon, seconds):
-            """perf record of the workers while a measurement runs."""
-            if not a.perf or shutil.which("perf") is None:
+        def profile(name, daemon, seconds, flame=None):
+            """With --perf, perf record of the workers while a measurement
+            runs; with --flame and FLAME = (SVG file name, title), of one
+            worker, for that flame graph (written by profile_report)."""
+            flame = flame if a.flame else None
+            if not (a.perf or flame) or shutil.which("perf") is None:
                 return None
             data = BENCH / f"perf-{name}.data"
+            if flame:
+                # Debian's libcrypto and libssl have no frame pointers: the
+                # stacks are unwound from a copy of each sample's stack
+                # (DWARF CFI). 8 KiB of it reach from the libevent loop to
+                # OpenSSL's innermost calls; a thousand samples a second
+                # keep the file under 100 MB. cpu-clock: no hardware
+                # counters on this VM.
+                how = ["-e", "cpu-clock", "-F", str(FLAME_HZ), "--call-graph", "dwarf,8192"]
+                pids = str(daemon.pids()[1])
+            else:
+                how = ["-g"]
+                pids = ",".join(str(p) for p in daemon.pids()[1:])
             return subprocess.Popen(
-                ["perf", "record", "-g", "-o", str(data), "-p",
-                 ",".join(str(p) for p in daemon.pids()[1:]),
+                ["perf", "record", *how, "-o", str(data), "-p", pids,
                  "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL), data
+                stderr=subprocess.DEVNULL), data, flame
 
         def profile_report(p):
+            """perf report's tops in a text file; for a flame graph, the SVG
+            and what it shows in a text file."""
             if p is None:
                 return
-            proc, data = p
+            proc, data, flame = p
             proc.wait()
+            if flame:
+                name, title = flame
+                svg = a.flame / name
+                script = subprocess.run(["perf", "script", "-i", str(data)],
+                                        capture_output=True, text=True, check=True).stdout
+                summary = flamegraph.write(script, svg, title, min_share=FLAME_MIN_SHARE)
+                (BENCH / f"{svg.stem}.txt").write_text(summary)
+                log(f"flame graph: {svg} (where the time goes: {BENCH / svg.stem}.txt)")
+                return
             text = []
             for sort, top in (("dso", 12), ("dso,sym", 30)):
                 rep = subprocess.run(["perf", "report", "-i", str(data), "--no-children",
@@ -743,11 +884,16 @@ def main():
 
         if 1 in a.rows:
             log("1. full mTLS handshakes")
+            # With --flame, a worker through the first certregd round.
+            prof = profile("handshake", warm, d + 1,
+                           ("flame-handshake.svg", "certregd worker: full mTLS handshakes, "
+                            "GET /v1/login (make flamegraph)"))
             ab("handshakes/s, GET /v1/login vs nginx ssl_verify_client",
                lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "handshake", "--path",
                                "/v1/login", "--connections", 16, duration=d),
                lambda: loadgen(ngx.tls_port, *tls, "--mode", "handshake", "--connections", 16,
-                               duration=d), 1.0, "handshakes/s")
+                               duration=d), TARGETS["handshake"][0], "handshakes/s")
+            profile_report(prof)
         if 2 in a.rows:
             log("2. keep-alive /v1/login")
             prof = profile("login-keepalive", warm, d / 2)
@@ -755,7 +901,7 @@ def main():
                lambda: loadgen(warm.tls_port, *tls, *json_h, "--mode", "keepalive", "--path",
                                "/v1/login", "--connections", 32, duration=d),
                lambda: loadgen(ngx.tls_port, *tls, "--mode", "keepalive", "--connections", 32,
-                               duration=d), 0.8)
+                               duration=d), TARGETS["login"][0])
             profile_report(prof)
         if 3 in a.rows:
             log("3. cold /v1/verify vs the reference verify loop")
@@ -765,7 +911,9 @@ def main():
             # verification; first logins, with decide(), are the next row.
             for _ in range(3):
                 loadgen(coldcert.api_port, *cold_body, "--connections", 32, duration=d / 2)
-            prof = profile("verify-cold", coldcert, d / 2)
+            prof = profile("verify-cold", coldcert, d + 1 if a.flame else d / 2,
+                           ("flame-cold-verify.svg", "certregd worker: cold POST /v1/verify, "
+                            "distinct leaves (make flamegraph)"))
             for _ in range(a.rounds):
                 c.append(loadgen(coldcert.api_port, *cold_body, "--connections", 32,
                                  duration=d)["rps"])
@@ -775,104 +923,104 @@ def main():
                 r.append(float(dict(kv.split("=") for kv in ref)["per_sec"]))
             profile_report(prof)
             mc, mr = statistics.median(c), statistics.median(r)
-            rows.append({"what": "cold /v1/verify req/s vs parse+X509_verify_cert loop "
-                         f"({NPROC} processes)", "certregd": mc, "peer": mr, "ratio": mc / mr,
-                         "target": 1.0, "pass": mc / mr >= 1.0, "unit": "req/s",
-                         "rounds_certregd": c, "rounds_peer": r})
+            rows.append(make_row("cold /v1/verify req/s vs parse+X509_verify_cert loop "
+                                 f"({NPROC} processes)", mc, mr, TARGETS["cold"][0],
+                                 rounds_certregd=c, rounds_peer=r))
             log(f"cold verify: {mc:.0f} vs reference {mr:.0f} = {mc / mr:.2f}x")
             first = loadgen(cold.api_port, *cold_body, "--connections", 32, duration=d)["rps"]
-            rows.append({"what": "first-login /v1/verify req/s (no caches: engine + decide() "
-                         "in PostgreSQL) vs the same loop", "certregd": first, "peer": mr,
-                         "ratio": first / mr, "target": "report", "pass": None, "unit": "req/s"})
+            rows.append(make_row("first-login /v1/verify req/s (no caches: engine + decide() "
+                                 "in PostgreSQL) vs the same loop", first, mr, None))
             log(f"no caches at all: {first:.0f} req/s")
         if 4 in a.rows:
             log("4. warm /v1/verify and /v1/auth vs nginx return 200")
             warm_peak, plain_peak = ab("warm /v1/verify req/s vs nginx plain return 200",
                                        lambda: loadgen(warm.api_port, *warm_body, duration=d),
-                                       plain, 0.5)
+                                       plain, TARGETS["warm"][0])
             ab("/v1/auth req/s vs nginx plain return 200",
                lambda: loadgen(warm.api_port, "--mode", "keepalive", "--path", "/v1/auth",
                                "--header", f"X-SSL-Client-Cert: {pem}", "--connections", 32,
-                               duration=d), plain, 0.5)
+                               duration=d), plain, TARGETS["auth"][0])
         if 5 in a.rows:
             stalls.append(host_stalls("before row 5"))
-            log("5. latency at half of the peak")
-            latency_keys = ("p50_us", "p99_us")
+            log("5. p99 at half of the peak")
 
-            def median_latency(results):
-                return {k: statistics.median(r[k] for r in results) for k in latency_keys}
+            def rounds_text(results, lost_key):
+                """Each round's p99, ms, and the share of it the generator was
+                stopped: a round whose generator stalled is repeated."""
+                return " ".join(f"{r['p99_us'] / 1000:.1f}/"
+                                f"{100 * stall_share(r, lost_key, d):.2f}%" for r in results)
 
-            def rounds_text(results):
-                """Each round's p99 and the generator's longest tick gap, ms: a
-                round whose gap is as long as its p99 was the machine's."""
-                return " ".join(f"{r['p99_us'] / 1000:.1f}/{r['tick_gap_us'] / 1000:.1f}"
-                                for r in results)
+            def p99_row(what, key, ours, theirs, unit="us", **extra):
+                """A/B alternating open-loop rounds, OURS and THEIRS giving
+                (measure, lost_key) each; a stalled round repeated
+                (unstalled()); the medians of the p99s and of the p50s."""
+                o, t, repeated, kept = [], [], 0, 0
+                for _ in range(a.rounds):
+                    for results, (measure, lost_key) in ((o, ours), (t, theirs)):
+                        r, n, stalled = unstalled(measure, lost_key, d, a.stall_retries)
+                        results.append(r)
+                        repeated, kept = repeated + n, kept + stalled
+                med = {k: [statistics.median(r[k] for r in x) for x in (o, t)]
+                       for k in ("p50_us", "p99_us")}
+                target, better = TARGETS[key]
+                rows.append(make_row(
+                    what, med["p99_us"][0], med["p99_us"][1], target, better, unit,
+                    p50_us=med["p50_us"][0], peer_p50_us=med["p50_us"][1],
+                    rounds_certregd=[r["p99_us"] for r in o],
+                    rounds_peer=[r["p99_us"] for r in t],
+                    stall_share_certregd=[stall_share(r, ours[1], d) for r in o],
+                    stall_share_peer=[stall_share(r, theirs[1], d) for r in t],
+                    tick_gap_us_certregd=[r.get("tick_gap_us") for r in o],
+                    tick_gap_us_peer=[r.get("tick_gap_us") for r in t],
+                    repeated=repeated, stalled_counted=kept, **extra))
+                row = rows[-1]
+                log(f"{what}: p50/p99 certregd {med['p50_us'][0]:.0f}/{row['certregd']:.0f} "
+                    f"us, peer {med['p50_us'][1]:.0f}/{row['peer']:.0f} us: "
+                    f"{row['ratio']:.2f} (target {target_text(row)}); {repeated} round(s) "
+                    f"repeated, {kept} stalled counted")
+                log(f"  rounds, p99 ms/share of the round the generator was stopped: "
+                    f"certregd {rounds_text(o, ours[1])}; peer {rounds_text(t, theirs[1])}")
 
-            # Warm: rounds alternating with nginx's plain return 200 at the
-            # same rate (for scale: same generator, same cores) and at half of
-            # its own peak (row 4), the load at which the target is set for
-            # certregd: whether the machine let any server meet it in this run.
-            # The median of each figure, as for the other rows.
+            # Warm: each server at half of its own peak (row 4's medians), so
+            # that both are as busy relative to what they can do: certregd's
+            # warm /v1/verify against nginx's plain return 200.
             rate, ngx_rate = round(warm_peak / 2), round(plain_peak / 2)
             warm_args = warm_body + ["--connections", 64]
-            ours, theirs, own_half = [], [], []
-            for _ in range(a.rounds):
-                ours.append(loadgen(warm.api_port, *warm_args, "--rate", rate, duration=d))
-                for results, r in ((theirs, rate), (own_half, ngx_rate)):
-                    results.append(loadgen(ngx.http_port, "--mode", "keepalive", "--connections",
-                                           64, "--rate", r, duration=d))
-            res, ngx_res, own_res = (median_latency(x) for x in (ours, theirs, own_half))
-            rows.append({"what": f"warm /v1/verify p50/p99 at {rate} req/s (half peak) "
-                         "[peer: nginx return 200 p99]",
-                         "certregd": res["p99_us"], "p50_us": res["p50_us"],
-                         "peer": ngx_res["p99_us"], "peer_p50_us": ngx_res["p50_us"],
-                         "ratio": None, "target": "p99 <= 1000 us",
-                         "pass": res["p99_us"] <= 1000, "unit": "us",
-                         "rounds_certregd": [r["p99_us"] for r in ours],
-                         "rounds_peer": [r["p99_us"] for r in theirs],
-                         "tick_gap_us_certregd": [r["tick_gap_us"] for r in ours],
-                         "tick_gap_us_peer": [r["tick_gap_us"] for r in theirs]})
-            rows.append({"what": f"nginx return 200 p50/p99 at {ngx_rate} req/s "
-                         "(half its own peak)",
-                         "certregd": None, "peer": own_res["p99_us"],
-                         "peer_p50_us": own_res["p50_us"], "ratio": None, "target": "report",
-                         "pass": None, "unit": "us",
-                         "rounds_peer": [r["p99_us"] for r in own_half],
-                         "tick_gap_us_peer": [r["tick_gap_us"] for r in own_half]})
-            log(f"warm /v1/verify at half peak: p50 {res['p50_us']:.0f} us, "
-                f"p99 {res['p99_us']:.0f} us; nginx return 200 at the same rate p50 "
-                f"{ngx_res['p50_us']:.0f} us, p99 {ngx_res['p99_us']:.0f} us; at half its own "
-                f"peak ({ngx_rate} req/s) p50 {own_res['p50_us']:.0f} us, "
-                f"p99 {own_res['p99_us']:.0f} us")
-            log(f"  rounds, p99/generator's longest tick gap (ms): certregd {rounds_text(ours)}; "
-                f"nginx at the same rate {rounds_text(theirs)}; at half its own peak "
-                f"{rounds_text(own_half)}")
-            # Cold as in row 3: the association caches full. Those of row 3 have
-            # expired since (ttl 60 s), and first logins would be in this row's
-            # p99. No nginx rounds: at a few thousand requests a second its
-            # return 200 is idle, and the figure said nothing.
-            rate = round(mc / 2)
+            p99_row(f"warm /v1/verify p99 at half its peak ({rate}/s) vs nginx return 200 "
+                    f"p99 at half its own ({ngx_rate}/s)", "warm_p99",
+                    (lambda: loadgen(warm.api_port, *warm_args, "--rate", rate, duration=d),
+                     "tick_lost_us"),
+                    (lambda: loadgen(ngx.http_port, "--mode", "keepalive", "--connections", 64,
+                                     "--rate", ngx_rate, duration=d), "tick_lost_us"),
+                    rate=rate, peer_rate=ngx_rate)
+            # Cold as in row 3: the association caches full (those of row 3
+            # have expired since, ttl 60 s, and first logins would be in this
+            # row's p99). Against the bare loop at half of its own peak (row
+            # 3), open loop too: every chain timed from when it fell due, so
+            # its p99 is the chain's own time and what the machine added to
+            # it, as certregd's is the request's.
+            rate, ref_rate = round(mc / 2), round(mr / 2)
             loadgen(coldcert.api_port, *cold_body, "--connections", 32, duration=d / 2)
-            ours = [loadgen(coldcert.api_port, *cold_body, "--connections", 64, "--rate", rate,
-                            duration=d) for _ in range(a.rounds)]
-            res = median_latency(ours)
-            rows.append({"what": f"cold /v1/verify p50/p99 at {rate} req/s (half peak)",
-                         "certregd": res["p99_us"], "p50_us": res["p50_us"], "peer": None,
-                         "ratio": None, "target": "p99 <= 5000 us", "pass": res["p99_us"] <= 5000,
-                         "unit": "us", "rounds_certregd": [r["p99_us"] for r in ours],
-                         "tick_gap_us_certregd": [r["tick_gap_us"] for r in ours]})
-            log(f"cold /v1/verify at half peak: p50 {res['p50_us']:.0f} us, "
-                f"p99 {res['p99_us']:.0f} us")
-            log(f"  rounds, p99/generator's longest tick gap (ms): {rounds_text(ours)}")
+
+            def bare_loop():
+                out = run([VERIFY_REF, "--ca", pki / "ca/trust.pem", "--intermediates",
+                           pki / "ca/intermediates.pem", "--list", work / "certs/pems.txt",
+                           "--procs", NPROC, "--duration", d, "--rate", ref_rate]).stdout
+                return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
+
+            p99_row(f"cold /v1/verify p99 at half its peak ({rate}/s) vs the bare loop's "
+                    f"per-chain p99 at half its own ({ref_rate}/s)", "cold_p99",
+                    (lambda: loadgen(coldcert.api_port, *cold_body, "--connections", 64,
+                                     "--rate", rate, duration=d), "tick_lost_us"),
+                    (bare_loop, "lost_us"), rate=rate, peer_rate=ref_rate)
         if 6 in a.rows:
             log("6. memory with idle keep-alive connections")
             ours = idle_rss(warm.tls_port, [str(x) for x in tls], warm.pids(), a.idle)
             theirs = idle_rss(ngx.tls_port, [str(x) for x in tls], ngx.pids(), a.idle)
-            rows.append({"what": f"RSS KiB, all processes, {a.idle} idle TLS keep-alive "
-                         "connections", "certregd": ours[2], "peer": theirs[2],
-                         "ratio": ours[2] / theirs[2], "target": "report", "pass": None,
-                         "unit": "KiB", "certregd_before": ours[1], "peer_before": theirs[1],
-                         "ready": [ours[0], theirs[0]]})
+            rows.append(make_row(f"RSS KiB, all processes, {a.idle} idle TLS keep-alive "
+                                 "connections, vs nginx", ours[2], theirs[2], None,
+                                 unit="KiB", certregd_before=ours[1], peer_before=theirs[1],
+                                 ready=[ours[0], theirs[0]]))
             log(f"idle: certregd {ours[1]} -> {ours[2]} KiB ({ours[0]} conns), "
                 f"nginx {theirs[1]} -> {theirs[2]} KiB ({theirs[0]} conns)")
         if a.rows & {1, 2, 3, 4, 5, 6}:
@@ -889,34 +1037,50 @@ def main():
             # both at once, the p99 of all the requests of each side, and a 90 %
             # bootstrap interval over the rounds.
             rate = round(first / 4)
-            big_r, small_r, gaps = [], [], []
+            big_r, small_r, gaps, shares = [], [], [], []
+            repeated = kept = 0
             samples = [work / "samples-big.txt", work / "samples-small.txt"]
+            pair_s = max(2.0, d / 2)
+
+            def pair():
+                """Both at once; stalled when either generator was (the
+                longer of their stops decides)."""
+                # No cache to fill on these instances: half a second of
+                # warm-up is for the connections only.
+                big, sm = loadgen_pair([cold.api_port, small.api_port], *cold_body,
+                                       "--connections", 32, "--rate", rate,
+                                       duration=pair_s, warmup=0.5, samples=samples)
+                return {"big": big, "small": sm,
+                        "tick_lost_us": max(big["tick_lost_us"], sm["tick_lost_us"])}
+
             # One round first, not counted: the round right after row 6 (ten
             # thousand connections closing in both servers) had p99s of 38-98 ms
             # on both sides, against 5-23 ms for the rounds after it (runs V and
             # W in docs/PERFORMANCE-HISTORY.md).
-            for i in range(1 + a.p99_pairs):
-                # No cache to fill on these instances: half a second of warm-up
-                # is for the connections only.
-                big, sm = loadgen_pair([cold.api_port, small.api_port], *cold_body,
-                                       "--connections", 32, "--rate", rate,
-                                       duration=max(2.0, d / 2), warmup=0.5, samples=samples)
-                if i > 0:
-                    big_r.append(big["samples"])
-                    small_r.append(sm["samples"])
-                    gaps.append(max(big["tick_gap_us"], sm["tick_gap_us"]))
+            pair()
+            # Many short rounds: at most as many repeats as rounds in all,
+            # so that a stalling machine no more than doubles the row.
+            for i in range(a.p99_pairs):
+                r, n, stalled = unstalled(pair, "tick_lost_us", pair_s,
+                                          min(a.stall_retries, a.p99_pairs - repeated))
+                repeated, kept = repeated + n, kept + stalled
+                big_r.append(r["big"]["samples"])
+                small_r.append(r["small"]["samples"])
+                gaps.append(max(r["big"]["tick_gap_us"], r["small"]["tick_gap_us"]))
+                shares.append(stall_share(r, "tick_lost_us", pair_s))
             b, s, lo, hi = pooled_p99(big_r, small_r)
-            ratio = b / s
-            rows.append({"what": f"cold p99 us at {rate} req/s on each at once: {a.keys} keys "
-                         "vs 10,000 keys",
-                         "certregd": b, "peer": s, "ratio": ratio, "target": "<= 1.10",
-                         "pass": ratio <= 1.10, "unit": "us", "interval90": [lo, hi],
-                         # loadgen writes its samples sorted
-                         "rounds_certregd": [percentile(r, 0.99) for r in big_r],
-                         "rounds_peer": [percentile(r, 0.99) for r in small_r],
-                         "tick_gap_us": gaps})
-            log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us: {ratio:.2f} "
-                f"(90 % interval {lo:.2f}-{hi:.2f}, {len(big_r)} rounds of both at once)")
+            target, better = TARGETS["keys_p99"]
+            rows.append(make_row(f"cold p99 at {rate} req/s on each at once: {a.keys} keys "
+                                 "vs 10,000 keys", b, s, target, better, "us",
+                                 interval90=[lo, hi],
+                                 # loadgen writes its samples sorted
+                                 rounds_certregd=[percentile(r, 0.99) for r in big_r],
+                                 rounds_peer=[percentile(r, 0.99) for r in small_r],
+                                 tick_gap_us=gaps, stall_share=shares, repeated=repeated,
+                                 stalled_counted=kept))
+            log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us: {b / s:.2f} "
+                f"(90 % interval {lo:.2f}-{hi:.2f}, {len(big_r)} rounds of both at once; "
+                f"{repeated} repeated, {kept} stalled counted)")
             worst = max(range(len(gaps)), key=gaps.__getitem__)
             log(f"  the generator's longest tick gap: {gaps[worst] / 1000:.1f} ms, in round "
                 f"{worst + 1}, whose p99s were {percentile(big_r[worst], 0.99) / 1000:.1f} ms "
@@ -996,6 +1160,7 @@ def main():
         "total_s": round(time.monotonic() - t_start),
         "host_stalls": stalls,
         "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
+        "stall_share": STALL_SHARE, "stall_retries": a.stall_retries,
     }
     lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
              f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
@@ -1007,19 +1172,7 @@ def main():
                  f"{r['lost_pct']:.2f} % of CPU time" for r in stalls),
              "PostgreSQL (build/bench/run/pg/server.log): " + "; ".join(
                  f"{k}: {v}" for k, v in machine["postgresql"].items()),
-             "",
-             f"{'measurement':<74} {'certregd':>10} {'peer':>10} {'ratio':>6}  target  result"]
-    for r in rows:
-        peer = "" if r["peer"] is None else f"{r['peer']:.0f}"
-        if "peer_p50_us" in r:
-            peer = f"{r['peer_p50_us']:.0f}/{r['peer']:.0f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        ours = "" if r["certregd"] is None else f"{r['certregd']:.0f}"
-        if "p50_us" in r:
-            ours = f"{r['p50_us']:.0f}/{r['certregd']:.0f}"
-        verdict = {True: "PASS", False: "MISS", None: "-"}[r["pass"]]
-        lines.append(f"{r['what']:<74} {ours:>10} {peer:>10} {ratio:>6}  "
-                     f"{r['target']!s:<7} {verdict}")
+             "", *table_lines(rows)]
     text = "\n".join(lines)
     print("\n" + text)
     (BENCH / "results.txt").write_text(text + "\n")

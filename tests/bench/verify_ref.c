@@ -3,7 +3,7 @@
  * chains with OpenSSL alone, one process per core, nothing else.
  *
  *   verify_ref --ca TRUST.pem --intermediates INT.pem --list FILE --procs P --duration S
- *              [--engine [--crl-dir DIR]]
+ *              [--engine [--crl-dir DIR]] [--rate R]
  *
  * FILE lists PEM chain files (leaf first). Their bytes are read once; then
  * each process loops: parse the next file's certificates from memory,
@@ -11,12 +11,24 @@
  * free. Prints chains= seconds= per_sec= failures=. certregd's cold
  * /v1/verify does this and HTTP, JSON and a database lookup besides.
  *
+ * --rate R runs open loop instead: R chains a second in all, each process
+ * starting its next chain when it falls due (sleeping until then), and
+ * times every chain from when it fell due to its end, as loadgen times a
+ * request: a chain that waited behind a slow one counts the wait. Adds
+ * p50_us= p99_us= (over every chain of every process) and lost_us=: per
+ * process, then averaged, the wake-ups at least LOST_MIN_US late added up,
+ * the time the loop itself was kept from running (loadgen's tick_lost_us).
+ * `make bench` takes the p99 at half the loop's own peak as the reference
+ * of certregd's cold p99 at half its peak.
+ *
  * --engine runs certreg's own engine (common/verify.c, verify_bytes with
  * the CRLs of DIR required) in the same loop instead: the difference to the
  * plain loop is what the engine adds or saves, with no HTTP or database.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +44,19 @@
 #include "trust.h"
 #include "verify.h"
 
+/* A wake-up this much late is the process kept from running, not jitter
+ * (as loadgen's TICK_LOST_MIN_US). */
+#define LOST_MIN_US 1000
+
 struct blob {
 	char *data;
 	long len;
+};
+
+/* What a process sends its parent: counts, then nsamples latencies. */
+struct tally {
+	unsigned long long chains, failures, nsamples;
+	double lost; /* seconds */
 };
 
 static double now_s(void)
@@ -97,6 +119,51 @@ static bool verify_one(X509_STORE *store, STACK_OF(X509) * extra, const struct b
 	return ok;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sleeps until the monotonic time DUE; returns how late it woke, seconds. */
+static double sleep_until(double due)
+{
+	struct timespec ts = {(time_t)due, (long)((due - (double)(time_t)due) * 1e9)};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+	return now_s() - due;
+}
+
+static bool write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static bool read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = read(fd, p, len);
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
 static bool verify_engine(const struct verify_store *store, const struct blob *b)
 {
 	struct verify_result r;
@@ -108,16 +175,16 @@ static bool verify_engine(const struct verify_store *store, const struct blob *b
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"ca", 1, 0, 'c'},       {"intermediates", 1, 0, 'i'},
-	    {"list", 1, 0, 'l'},     {"procs", 1, 0, 'p'},
-	    {"duration", 1, 0, 'd'}, {"engine", 0, 0, 'e'},
-	    {"crl-dir", 1, 0, 'r'},  {0, 0, 0, 0}};
+	    {"ca", 1, 0, 'c'},      {"intermediates", 1, 0, 'i'}, {"list", 1, 0, 'l'},
+	    {"procs", 1, 0, 'p'},   {"duration", 1, 0, 'd'},      {"engine", 0, 0, 'e'},
+	    {"crl-dir", 1, 0, 'r'}, {"rate", 1, 0, 'R'},          {0, 0, 0, 0}};
 	const char *ca = NULL, *inter = NULL, *list = NULL, *crl_dir = NULL;
 	bool engine = false;
 	int procs = 1, ch, nblobs = 0, fds[2];
-	double duration = 5;
+	double duration = 5, rate = 0, lost = 0;
 	struct blob *blobs = NULL, l;
-	unsigned long long total[2] = {0, 0};
+	struct tally total = {0};
+	uint32_t *samples = NULL;
 
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -142,13 +209,17 @@ int main(int argc, char **argv)
 		case 'r':
 			crl_dir = optarg;
 			break;
+		case 'R':
+			rate = atof(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: verify_ref --ca F [--intermediates F] --list F "
-			                "[--procs N] [--duration S] [--engine [--crl-dir D]]\n");
+			                "[--procs N] [--duration S] [--engine [--crl-dir D]] "
+			                "[--rate R]\n");
 			return 2;
 		}
 	}
-	if (ca == NULL || list == NULL || procs < 1)
+	if (ca == NULL || list == NULL || procs < 1 || rate < 0 || duration <= 0)
 		return 2;
 	l = slurp(list);
 	for (char *save = NULL, *line = strtok_r(l.data, "\n", &save); line;
@@ -165,11 +236,15 @@ int main(int argc, char **argv)
 		if (fork() == 0) {
 			X509_STORE *store = X509_STORE_new();
 			STACK_OF(X509) *extra = sk_X509_new_null();
-			unsigned long long n[2] = {0, 0}; /* chains, failures */
+			struct tally n = {0};
 			struct verify_store *vs = NULL;
-			double end;
+			/* Open loop: this process's share of the rate, and room
+			 * for every chain it can be due (a fifth more for luck). */
+			double interval = rate > 0 ? procs / rate : 0, start, end, due;
+			size_t cap = rate > 0 ? (size_t)(duration / interval * 1.2) + 16 : 0;
+			uint32_t *mine = cap ? malloc(cap * sizeof(*mine)) : NULL;
 
-			if (X509_STORE_load_file(store, ca) != 1)
+			if (X509_STORE_load_file(store, ca) != 1 || (cap && mine == NULL))
 				exit(2);
 			if (engine) {
 				struct verify_settings set = {
@@ -191,28 +266,67 @@ int main(int argc, char **argv)
 				sk_X509_pop_free(extra, X509_free);
 				extra = parse_all(ib.data, ib.len);
 			}
-			end = now_s() + duration;
-			for (int i = p; now_s() < end; i = (i + 1) % nblobs) {
-				n[0]++;
-				n[1] += vs ? !verify_engine(vs, &blobs[i])
-				           : !verify_one(store, extra, &blobs[i]);
+			start = now_s();
+			end = start + duration;
+			/* Processes start a fraction of an interval apart, as
+			 * loadgen's connections spread over the schedule. */
+			due = start + interval * p / procs;
+			for (int i = p % nblobs; now_s() < end; i = (i + 1) % nblobs) {
+				if (rate > 0) {
+					if (due > now_s()) {
+						double late = sleep_until(due);
+						if (late >= LOST_MIN_US / 1e6)
+							n.lost += late;
+					}
+					if (due >= end)
+						break;
+				}
+				n.chains++;
+				n.failures += vs ? !verify_engine(vs, &blobs[i])
+				                 : !verify_one(store, extra, &blobs[i]);
+				if (rate > 0) {
+					if (n.nsamples < cap)
+						mine[n.nsamples++] =
+						    (uint32_t)((now_s() - due) * 1e6);
+					due += interval;
+				}
 			}
-			if (write(fds[1], n, sizeof(n)) != sizeof(n))
+			if (!write_all(fds[1], &n, sizeof(n)) ||
+			    !write_all(fds[1], mine, n.nsamples * sizeof(*mine)))
 				exit(1);
 			exit(0);
 		}
 	}
 	close(fds[1]);
+	/* A process writes once, when its run ends: whole, one at a time. */
 	for (int p = 0; p < procs; p++) {
-		unsigned long long n[2];
-		if (read(fds[0], n, sizeof(n)) != sizeof(n))
+		struct tally n;
+		uint32_t *grown;
+
+		if (!read_all(fds[0], &n, sizeof(n)))
 			return 1;
-		total[0] += n[0];
-		total[1] += n[1];
+		grown = realloc(samples, (total.nsamples + n.nsamples + 1) * sizeof(*samples));
+		if (grown == NULL)
+			return 1;
+		samples = grown;
+		if (!read_all(fds[0], samples + total.nsamples, n.nsamples * sizeof(*samples)))
+			return 1;
+		total.chains += n.chains;
+		total.failures += n.failures;
+		total.nsamples += n.nsamples;
+		lost += n.lost;
 	}
 	while (wait(NULL) > 0)
 		;
-	printf("chains=%llu seconds=%.2f per_sec=%.0f failures=%llu\n", total[0], duration,
-	       (double)total[0] / duration, total[1]);
-	return total[1] == 0 ? 0 : 1;
+	printf("chains=%llu seconds=%.2f per_sec=%.0f failures=%llu", total.chains, duration,
+	       (double)total.chains / duration, total.failures);
+	if (rate > 0) {
+		qsort(samples, total.nsamples, sizeof(*samples), cmp_u32);
+#define PCT(q) (total.nsamples ? samples[(size_t)((double)(total.nsamples - 1) * (q))] : 0)
+		printf(" p50_us=%u p99_us=%u lost_us=%.0f", PCT(0.50), PCT(0.99),
+		       lost / procs * 1e6);
+#undef PCT
+	}
+	printf("\n");
+	return total.failures == 0 ? 0 : 1;
 }
