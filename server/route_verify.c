@@ -80,6 +80,14 @@ bool routes_parse_verify_body(const char *body, size_t len, const char *content_
 		         "application/pem-certificate-chain");
 		return false;
 	}
+	switch (routes_json_bundle_fast(body, len, pem_out)) {
+	case 1:
+		return true;
+	case -1:
+		goto oom;
+	default:
+		break;
+	}
 	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {
 		snprintf(detail, detail_len, "body is not JSON: %s (line %d)", jerr.text,
