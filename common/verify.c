@@ -65,16 +65,30 @@ struct verify_store {
 	STACK_OF(X509) * known;
 	unsigned char **known_der;
 	int *known_len;
+	/* The same certificates as PEM text in the one form PEM_write makes
+	 * (index-aligned with known): a client that sends one byte for byte
+	 * costs neither a base64 decoding nor a parse (see parse_input). */
+	char **known_pem;
+	int *known_pem_len;
 	struct holder_sources *holders;
 	/* One per configured intermediate: see run_direct. */
 	struct verify_prefix *prefixes;
 	int nprefixes;
+	/* thisUpdate and nextUpdate of each CRL (index-aligned with crls) as
+	 * run_stable_until reads them, converted once: *_ok false where the
+	 * conversion fails or nextUpdate is absent. */
+	struct verify_crl_times *crl_times;
 	enum revocation_mode revocation;
 	int clock_skew;
 	int expiry_warning_days;
 	int max_depth;
 	size_t nwarn;
 	char warn[VERIFY_MAX_WARN][256];
+};
+
+struct verify_crl_times {
+	bool last_ok, next_ok;
+	time_t last, next;
 };
 
 /*
@@ -88,7 +102,13 @@ struct verify_prefix {
 	X509_STORE *direct;
 	STACK_OF(X509_CRL) * signed_crls; /* borrowed: store CRLs whose signature
 	                                     verified against ca's key at load */
-	time_t checked, until;            /* the answer holds for checked <= now < until */
+	/* Their lastUpdate and nextUpdate as X509_cmp_time reads them
+	 * (index-aligned); exact false where it would fail to. */
+	struct verify_signed_crl_times {
+		bool exact;
+		time_t last, next;
+	} * signed_times;
+	time_t checked, until; /* the answer holds for checked <= now < until */
 	bool good;
 };
 
@@ -236,7 +256,12 @@ static void store_warn(struct verify_store *store, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl);
 static bool store_index_known(struct verify_store *store);
+static bool store_pem_text(const unsigned char *der, int len, char **text, int *text_len);
 static X509 *store_known(const struct verify_store *store, const unsigned char *der, long len);
+static X509 *store_known_pem(const struct verify_store *store, const char *text, long len,
+                             long *used);
+static bool store_crl_times(struct verify_store *store);
+static bool time_exact(const ASN1_TIME *t, time_t *out);
 static X509 *cert_for_verify(X509 *x);
 static bool cert_for_verify_in_place(X509 *x);
 static bool sm2_signed(X509 *x);
@@ -282,6 +307,7 @@ static void result_malformed(struct verify_result *out, int depth, const char *f
 static void result_crl(struct verify_result *out, X509_CRL *crl);
 static bool parse_input(const struct verify_store *store, const unsigned char *buf, size_t len,
                         STACK_OF(X509) * certs, struct verify_result *out);
+static bool bio_skip(BIO *bio, long n);
 static const char *openssl_words(void);
 
 outcome_t verify_error_outcome(int x509_error)
@@ -327,15 +353,22 @@ void verify_store_unref(struct verify_store *store)
 	sk_X509_pop_free(store->anchors, X509_free);
 	sk_X509_pop_free(store->intermediates, X509_free);
 	sk_X509_CRL_pop_free(store->crls, X509_CRL_free);
-	for (int i = 0; i < sk_X509_num(store->known); i++)
+	for (int i = 0; i < sk_X509_num(store->known); i++) {
 		OPENSSL_free(store->known_der[i]);
+		if (store->known_pem != NULL)
+			free(store->known_pem[i]);
+	}
 	sk_X509_free(store->known);
 	free(store->known_der);
 	free(store->known_len);
+	free(store->known_pem);
+	free(store->known_pem_len);
+	free(store->crl_times);
 	certinfo_holder_sources_free(store->holders);
 	for (int i = 0; i < store->nprefixes; i++) {
 		X509_STORE_free(store->prefixes[i].direct);
 		sk_X509_CRL_free(store->prefixes[i].signed_crls);
+		free(store->prefixes[i].signed_times);
 	}
 	free(store->prefixes);
 	free(store);
@@ -655,7 +688,8 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
 	X509_STORE_set_cert_crl(store->x509, verify_cert_crl);
 	X509_STORE_CTX_free(probe);
-	if (!store_index_known(store) || !store_build_prefixes(store, now)) {
+	if (!store_index_known(store) || !store_crl_times(store) ||
+	    (!settings->full_path_only && !store_build_prefixes(store, now))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -692,7 +726,10 @@ static bool store_index_known(struct verify_store *store)
 	store->known = sk_X509_new_null();
 	store->known_der = calloc((size_t)n + 1, sizeof(*store->known_der));
 	store->known_len = calloc((size_t)n + 1, sizeof(*store->known_len));
-	if (store->known == NULL || store->known_der == NULL || store->known_len == NULL)
+	store->known_pem = calloc((size_t)n + 1, sizeof(*store->known_pem));
+	store->known_pem_len = calloc((size_t)n + 1, sizeof(*store->known_pem_len));
+	if (store->known == NULL || store->known_der == NULL || store->known_len == NULL ||
+	    store->known_pem == NULL || store->known_pem_len == NULL)
 		return false;
 	for (int i = 0; i < n; i++) {
 		int a = sk_X509_num(store->anchors);
@@ -707,7 +744,47 @@ static bool store_index_known(struct verify_store *store)
 		}
 		store->known_der[i] = der;
 		store->known_len[i] = len;
+		if (!store_pem_text(der, len, &store->known_pem[i], &store->known_pem_len[i]))
+			return false;
 	}
+	return true;
+}
+
+/* der as the PEM text PEM_write_bio_X509 makes of it (malloc'd). */
+static bool store_pem_text(const unsigned char *der, int len, char **text, int *text_len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	bool ok = false;
+
+	if (bio != NULL && PEM_write_bio(bio, PEM_STRING_X509, "", der, len) > 0 &&
+	    (n = BIO_get_mem_data(bio, &data)) > 0 && (*text = malloc((size_t)n)) != NULL) {
+		memcpy(*text, data, (size_t)n);
+		*text_len = (int)n;
+		ok = true;
+	}
+	BIO_free(bio);
+	return ok;
+}
+
+/* Each CRL's times as run_stable_until reads them, once per store. */
+static bool store_crl_times(struct verify_store *store)
+{
+	int n = sk_X509_CRL_num(store->crls);
+
+	store->crl_times = calloc((size_t)n + 1, sizeof(*store->crl_times));
+	if (store->crl_times == NULL)
+		return false;
+	for (int i = 0; i < n; i++) {
+		X509_CRL *crl = sk_X509_CRL_value(store->crls, i);
+		struct verify_crl_times *t = &store->crl_times[i];
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+		t->last_ok = certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t->last);
+		t->next_ok = next != NULL && certinfo_asn1_time(next, &t->next);
+	}
+	ERR_clear_error();
 	return true;
 }
 
@@ -743,6 +820,19 @@ static bool store_build_prefixes(struct verify_store *store, time_t now)
 			    !sk_X509_CRL_push(p->signed_crls, crl))
 				return false;
 		}
+		p->signed_times =
+		    calloc((size_t)sk_X509_CRL_num(p->signed_crls) + 1, sizeof(*p->signed_times));
+		if (p->signed_times == NULL)
+			return false;
+		for (int j = 0; j < sk_X509_CRL_num(p->signed_crls); j++) {
+			X509_CRL *crl = sk_X509_CRL_value(p->signed_crls, j);
+			const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+			p->signed_times[j].exact =
+			    next != NULL &&
+			    time_exact(X509_CRL_get0_lastUpdate(crl), &p->signed_times[j].last) &&
+			    time_exact(next, &p->signed_times[j].next);
+		}
 		X509_STORE_set_check_crl(p->direct, verify_check_crl);
 		X509_STORE_set_cert_crl(p->direct, verify_cert_crl);
 	}
@@ -758,6 +848,33 @@ static X509 *store_known(const struct verify_store *store, const unsigned char *
 		if (store->known_len[i] == len &&
 		    memcmp(store->known_der[i], der, (size_t)len) == 0) {
 			X509 *x = sk_X509_value(store->known, i);
+			return X509_up_ref(x) ? x : NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A new reference to the store's parsed copy of the certificate whose PEM
+ * text starts text (after empty lines), and in *used the bytes up to its
+ * end; NULL when text holds anything else. Only text PEM_write itself
+ * makes: PEM_read_bio, reading from the same place, would skip the same
+ * empty lines and decode the same DER, so the result is the same.
+ */
+static X509 *store_known_pem(const struct verify_store *store, const char *text, long len,
+                             long *used)
+{
+	long pos = 0;
+
+	while (pos < len &&
+	       (text[pos] == '\n' || (text[pos] == '\r' && pos + 1 < len && text[pos + 1] == '\n')))
+		pos += text[pos] == '\r' ? 2 : 1;
+	for (int i = 0; i < sk_X509_num(store->known); i++) {
+		if (store->known_pem_len[i] <= len - pos &&
+		    memcmp(store->known_pem[i], text + pos, (size_t)store->known_pem_len[i]) == 0) {
+			X509 *x = sk_X509_value(store->known, i);
+
+			*used = pos + store->known_pem_len[i];
 			return X509_up_ref(x) ? x : NULL;
 		}
 	}
@@ -1008,17 +1125,19 @@ static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx
 {
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
 	X509 *issuer = X509_STORE_CTX_get0_current_issuer(ctx);
-	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
 	const STACK_OF(X509_EXTENSION) *exts = X509_CRL_get0_extensions(crl);
-	time_t now = run->now;
-	bool listed = false;
+	const struct verify_signed_crl_times *t = NULL;
 
 	if (issuer == NULL && sk_X509_num(chain) > 1)
 		issuer = sk_X509_value(chain, 1);
-	/* As OpenSSL: current when lastUpdate <= now < nextUpdate. */
-	if (issuer != run->direct->ca || next == NULL ||
-	    X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) != -1 ||
-	    X509_cmp_time(next, &now) != 1)
+	if (issuer != run->direct->ca)
+		return false;
+	for (int i = 0; i < sk_X509_CRL_num(run->direct->signed_crls) && t == NULL; i++)
+		if (sk_X509_CRL_value(run->direct->signed_crls, i) == crl)
+			t = &run->direct->signed_times[i];
+	/* As OpenSSL: current when lastUpdate <= now < nextUpdate, the times
+	 * read as X509_cmp_time reads them, once (store_build_prefixes). */
+	if (t == NULL || !t->exact || t->last > run->now || run->now >= t->next)
 		return false;
 	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 &&
 	    (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0)
@@ -1032,9 +1151,23 @@ static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx
 		     nid != NID_authority_key_identifier))
 			return false;
 	}
-	for (int i = 0; i < sk_X509_CRL_num(run->direct->signed_crls) && !listed; i++)
-		listed = sk_X509_CRL_value(run->direct->signed_crls, i) == crl;
-	return listed;
+	return true;
+}
+
+/* t as X509_cmp_time reads it: only RFC 5280's fixed forms, YYMMDDHHMMSSZ
+ * and YYYYMMDDHHMMSSZ; false for anything else, where it fails. */
+static bool time_exact(const ASN1_TIME *t, time_t *out)
+{
+	int len = t != NULL ? ASN1_STRING_length(t) : 0;
+	const unsigned char *d = t != NULL ? ASN1_STRING_get0_data(t) : NULL;
+
+	if (t == NULL || !((ASN1_STRING_type(t) == V_ASN1_UTCTIME && len == 13) ||
+	                   (ASN1_STRING_type(t) == V_ASN1_GENERALIZEDTIME && len == 15)))
+		return false;
+	for (int i = 0; i < len - 1; i++)
+		if (d[i] < '0' || d[i] > '9')
+			return false;
+	return d[len - 1] == 'Z' && certinfo_asn1_time(t, out);
 }
 
 /* Records every error and lets OpenSSL go on, so that the first failure in
@@ -1684,16 +1817,14 @@ static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) 
 			return 0;
 	if (store->revocation != REVOCATION_OFF) {
 		for (int i = 0; i < sk_X509_CRL_num(store->crls); i++) {
-			X509_CRL *crl = sk_X509_CRL_value(store->crls, i);
-			const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+			const struct verify_crl_times *c = &store->crl_times[i];
+
 			/* A CRL issued "in the future" starts counting then. */
-			if (certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t) && t > now &&
-			    t < until)
-				until = t;
-			if (next == NULL || !certinfo_asn1_time(next, &t))
-				continue; /* no nextUpdate: never stale */
-			if (t < until)
-				until = t;
+			if (c->last_ok && c->last > now && c->last < until)
+				until = c->last;
+			/* No nextUpdate: never stale. */
+			if (c->next_ok && c->next < until)
+				until = c->next;
 		}
 	}
 	if (!out->expiring_soon) {
@@ -1793,13 +1924,32 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 		return false;
 	}
 	for (;;) {
-		char *name = NULL, *header = NULL;
+		char *name = NULL, *header = NULL, *rest;
 		unsigned char *data = NULL;
-		long dlen = 0;
+		long dlen = 0, used = 0;
 		const unsigned char *p;
 		X509 *x = NULL;
 		int i = sk_X509_num(certs);
 
+		/* An anchor or intermediate in the store's own PEM: the object
+		 * the store parsed, without decoding the text. */
+		if (i > 0 && i < VERIFY_MAX_CERTS) {
+			long left = BIO_get_mem_data(bio, &rest);
+
+			x = left > 0 ? store_known_pem(store, rest, left, &used) : NULL;
+		}
+		if (x != NULL) {
+			if (!sk_X509_push(certs, x)) {
+				X509_free(x);
+				result_malformed(out, i, "out of memory");
+				break;
+			}
+			if (!bio_skip(bio, used)) {
+				result_malformed(out, i, "out of memory");
+				break;
+			}
+			continue;
+		}
 		if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
 			if (ERR_GET_REASON(ERR_peek_last_error()) == PEM_R_NO_START_LINE && i > 0)
 				ok = true;
@@ -1839,6 +1989,22 @@ static bool parse_input(const struct verify_store *store, const unsigned char *b
 	BIO_free(bio);
 	ERR_clear_error();
 	return ok;
+}
+
+/* Consumes n bytes of a memory BIO. */
+static bool bio_skip(BIO *bio, long n)
+{
+	char scratch[1024];
+
+	while (n > 0) {
+		int got = BIO_read(bio, scratch,
+		                   n < (long)sizeof(scratch) ? (int)n : (int)sizeof(scratch));
+
+		if (got <= 0)
+			return false;
+		n -= got;
+	}
+	return true;
 }
 
 static const char *openssl_words(void)

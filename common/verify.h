@@ -39,6 +39,8 @@ struct verify_settings {
 	const char *holder_id_sources; /* comma-separated OIDs; NULL for the default */
 	int max_depth;                 /* intermediates allowed between leaf and anchor, self-issued
 	                                  ones not counted; 0 for VERIFY_MAX_DEPTH */
+	bool full_path_only;           /* never the direct path (docs/VERIFY.md): every chain
+	                                  verified in full, for the tests that compare the two */
 };
 
 /* Which CRL was consulted for the leaf's issuer, if any. */

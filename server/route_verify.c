@@ -14,6 +14,7 @@
 
 #include "request.h"
 #include "routes.h"
+#include "worker.h"
 
 static bool route_verify_load(struct presented *p, char *detail, size_t detail_len);
 static bool route_verify_media_type_is(const char *ct, const char *type);
@@ -36,7 +37,11 @@ void route_verify(struct http_request *req, struct worker *w)
 	/* A body of a type we do not read is a 400, never a cache hit. */
 	p.cacheable = b.content_type == NULL || is_pem ||
 	              route_verify_media_type_is(b.content_type, "application/json");
-	vcache_key(p.vkey, is_pem ? "verify-pem" : "verify-json", b.body, b.len);
+	/* The SHA-256 of the body is a twentieth of a cold request: not for a
+	 * cache that is off ([cache] verify_size = 0), whose lookup misses
+	 * with the all-zero key as with any other. */
+	if (vcache_enabled(w->vcache))
+		vcache_key(p.vkey, is_pem ? "verify-pem" : "verify-json", b.body, b.len);
 	request_run(req, w, &p);
 	if (b.pem != NULL)
 		evbuffer_free(b.pem);
@@ -79,6 +84,14 @@ bool routes_parse_verify_body(const char *body, size_t len, const char *content_
 		         "Content-Type must be application/json or "
 		         "application/pem-certificate-chain");
 		return false;
+	}
+	switch (routes_json_bundle_fast(body, len, pem_out)) {
+	case 1:
+		return true;
+	case -1:
+		goto oom;
+	default:
+		break;
 	}
 	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (doc == NULL) {

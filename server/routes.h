@@ -55,6 +55,15 @@ bool routes_parse_signed_body(const char *body, size_t len, struct proof_input *
                               struct evbuffer *pem_out, char *detail, size_t detail_len)
     __attribute__((warn_unused_result));
 
+/* The same bundle as json_loadb + routes_json_bundle give, read straight
+ * from the body when it has the common shape: one object with
+ * "certificate" (a string) and optionally "chain" (an array of strings),
+ * each once, printable ASCII and the short escapes only. 1 when it did
+ * (pem_out filled), 0 when the body is anything else (pem_out untouched:
+ * the caller parses it with jansson, which decides), -1 out of memory. */
+int routes_json_bundle_fast(const char *body, size_t len, struct evbuffer *pem_out)
+    __attribute__((warn_unused_result));
+
 /* The certificates of a JSON body, {"certificate": C, "chain": [C, ...]}
  * ("chain" optional, may be null), as the PEM bundle the engine reads:
  * each C a PEM certificate or the base64 of a DER one (what a CA's browser

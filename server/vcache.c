@@ -100,6 +100,11 @@ bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X50
 
 static const unsigned char vcache_zero[VCACHE_KEY_LEN];
 
+bool vcache_enabled(const struct vcache *vc)
+{
+	return vc != NULL && vc->entries != NULL;
+}
+
 static struct vcache_entry *vcache_slot(const struct vcache *vc,
                                         const unsigned char key[VCACHE_KEY_LEN])
 {

@@ -33,6 +33,9 @@ struct vcache_stats {
  * nothing. NULL when out of memory. */
 struct vcache *vcache_new(size_t entries);
 void vcache_free(struct vcache *vc);
+/* False for a cache that keeps nothing (entries 0): a caller need not
+ * compute a key, every lookup of it misses (and counts as a miss). */
+bool vcache_enabled(const struct vcache *vc);
 
 /* SHA-256 over the parts (what kind of input, then its bytes). */
 void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void *bytes, size_t len);

@@ -98,9 +98,15 @@ static void test_not_kept(void **state)
 	ok.stable_until = T + 10;
 	vcache_put(vc, key, T, &ok, NULL);
 	assert_false(vcache_get(vc, other, T, &out, NULL));
-	/* A zero-size cache keeps nothing. */
+	/* A zero-size cache keeps nothing, and says so: no key needed, the
+	 * all-zero one misses and counts like any other. */
 	vcache_put(none, key, T, &ok, NULL);
 	assert_false(vcache_get(none, key, T, &out, NULL));
+	assert_true(vcache_enabled(vc));
+	assert_false(vcache_enabled(none));
+	memset(other, 0, sizeof(other));
+	assert_false(vcache_get(none, other, T, &out, NULL));
+	assert_int_equal(vcache_stats(none).misses, 2);
 	vcache_free(vc);
 	vcache_free(none);
 }

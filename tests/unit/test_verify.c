@@ -376,11 +376,15 @@ static int group_teardown(void **state)
 }
 
 /* NULL-terminated lists. */
-static struct verify_store *make_store(enum revocation_mode rev, X509 *const *anchors,
-                                       X509 *const *inters, X509_CRL *const *crls, int max_depth)
+/* full: the store never takes the direct path (full_path_only). */
+static struct verify_store *make_store_ex(enum revocation_mode rev, X509 *const *anchors,
+                                          X509 *const *inters, X509_CRL *const *crls, int max_depth,
+                                          bool full)
 {
-	struct verify_settings settings = {
-	    .revocation = rev, .clock_skew = SKEW, .expiry_warning_days = 30};
+	struct verify_settings settings = {.revocation = rev,
+	                                   .clock_skew = SKEW,
+	                                   .expiry_warning_days = 30,
+	                                   .full_path_only = full};
 	STACK_OF(X509) *a = sk_X509_new_null(), *i = sk_X509_new_null();
 	STACK_OF(X509_CRL) *c = sk_X509_CRL_new_null();
 	struct verify_store *store;
@@ -399,6 +403,12 @@ static struct verify_store *make_store(enum revocation_mode rev, X509 *const *an
 	sk_X509_free(i);
 	sk_X509_CRL_free(c);
 	return store;
+}
+
+static struct verify_store *make_store(enum revocation_mode rev, X509 *const *anchors,
+                                       X509 *const *inters, X509_CRL *const *crls, int max_depth)
+{
+	return make_store_ex(rev, anchors, inters, crls, max_depth, false);
 }
 
 static struct verify_store *rsa_store(enum revocation_mode rev, X509_CRL *const *crls)
@@ -730,6 +740,147 @@ static void test_direct_path(void **state)
 	/* Other purposes never take it. */
 	expect_at(store, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_ANY, OUTCOME_OK, -1, &res);
 	verify_store_unref(store);
+}
+
+/* Two results of one input, from a store with the direct path and one
+ * without: the same in everything but how long an OK may be reused, which
+ * the direct path may only shorten. */
+static void same_result(const struct verify_result *fast, const struct verify_result *full,
+                        const char *what)
+{
+	if (fast->outcome != full->outcome || fast->x509_error != full->x509_error ||
+	    fast->depth != full->depth || strcmp(fast->reason, full->reason) != 0 ||
+	    strcmp(fast->failing_subject, full->failing_subject) != 0)
+		fail_msg("%s: direct path %s (%d, depth %d, %s), full path %s (%d, depth %d, %s)",
+		         what, outcome_code(fast->outcome), fast->x509_error, fast->depth,
+		         fast->reason, outcome_code(full->outcome), full->x509_error, full->depth,
+		         full->reason);
+	assert_int_equal(fast->has_leaf, full->has_leaf);
+	assert_string_equal(fast->leaf.sha256, full->leaf.sha256);
+	assert_string_equal(fast->leaf.subject, full->leaf.subject);
+	assert_int_equal(fast->leaf.days_left, full->leaf.days_left);
+	assert_int_equal(fast->expiring_soon, full->expiring_soon);
+	assert_int_equal(fast->crl.present, full->crl.present);
+	assert_string_equal(fast->crl.issuer, full->crl.issuer);
+	assert_string_equal(fast->crl.number, full->crl.number);
+	assert_int_equal(fast->crl.next_update, full->crl.next_update);
+	assert_string_equal(fast->crl_unverified, full->crl_unverified);
+	assert_int_equal(fast->stable_until == 0, full->stable_until == 0);
+	assert_true(fast->stable_until <= full->stable_until);
+}
+
+/*
+ * The direct path decides exactly as the full path: every leaf of the
+ * in-memory PKI, alone and with its issuer, as PEM and as parsed
+ * certificates, at times around every boundary of its chain and CRLs,
+ * under each revocation mode and several CRL sets, through a store with
+ * the direct path and through the same store with full_path_only.
+ */
+static void test_direct_equivalence(void **state)
+{
+	X509 *anchors[] = {pki.rsa_root, pki.ec_root, pki.sm2_root, NULL};
+	X509 *inters[] = {pki.rsa_int, pki.int_revoked, pki.int_expired, pki.int_sub, pki.ec_int,
+	                  pki.sm2_int, pki.nc_int,      pki.nc_int_dot,  NULL};
+	X509 *cas[] = {pki.rsa_int, pki.int_revoked, pki.int_expired, pki.int_sub,  pki.ec_int,
+	               pki.sm2_int, pki.nc_int,      pki.nc_int_dot,  pki.int_self, pki.other_root,
+	               NULL};
+	X509 *leaves[] = {pki.rsa_ok,
+	                  pki.rsa_revoked,
+	                  pki.enc_only,
+	                  pki.server_eku,
+	                  pki.no_eku,
+	                  pki.expired,
+	                  pki.at_not_after,
+	                  pki.notyet_edge,
+	                  pki.notyet,
+	                  pki.expiring,
+	                  pki.badsig,
+	                  pki.serial0,
+	                  pki.serial21,
+	                  pki.holder,
+	                  pki.leaf_under_expired,
+	                  pki.leaf_under_revoked,
+	                  pki.leaf_under_sub,
+	                  pki.ec_ok,
+	                  pki.sm2_ok,
+	                  pki.sm2_revoked,
+	                  pki.leaf_under_self,
+	                  pki.nc_ok,
+	                  pki.nc_bad_dns,
+	                  pki.nc_bad_email,
+	                  pki.nc_under_dot,
+	                  pki.untrusted,
+	                  pki.untrusted_expired,
+	                  pki.self_signed,
+	                  NULL};
+	X509_CRL *good[] = {pki.crl_root,   pki.crl_int,      pki.crl_int_sub, pki.crl_ec_root,
+	                    pki.crl_ec_int, pki.crl_sm2_root, pki.crl_sm2_int, NULL};
+	X509_CRL *short_root[] = {
+	    pki.crl_root_short, pki.crl_int, pki.crl_ec_root, pki.crl_ec_int, pki.crl_sm2_root,
+	    pki.crl_sm2_int,    NULL};
+	X509_CRL *stale[] = {pki.crl_root, pki.crl_int_stale, pki.crl_ec_root, pki.crl_ec_int,
+	                     NULL};
+	X509_CRL *unnumbered[] = {pki.crl_root, pki.crl_int_unnumbered, pki.crl_int_badsig, NULL};
+	X509_CRL *const *sets[] = {good, short_root, stale, unnumbered};
+	const enum revocation_mode modes[] = {REVOCATION_REQUIRE, REVOCATION_IF_AVAILABLE,
+	                                      REVOCATION_OFF};
+	const long times[] = {
+	    T - 2 * YEAR, T - 30 * DAY - 1, T - DAY - 1, T - DAY,     T - 2,       T - 1,       T,
+	    T + 1,        T + SKEW,         T + DAY,     T + 2 * DAY, T + 7 * DAY, T + 30 * DAY};
+	static char buf[VERIFY_MAX_INPUT];
+	size_t cases = 0;
+
+	(void)state;
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		for (size_t c = 0; c < sizeof(sets) / sizeof(sets[0]); c++) {
+			struct verify_store *fast =
+			    make_store_ex(modes[m], anchors, inters, sets[c], -1, false);
+			struct verify_store *full =
+			    make_store_ex(modes[m], anchors, inters, sets[c], -1, true);
+
+			for (X509 *const *leaf = leaves; *leaf != NULL; leaf++) {
+				X509 *issuer = NULL;
+
+				for (X509 *const *ca = cas; *ca != NULL && issuer == NULL; ca++)
+					if (X509_check_issued(*ca, *leaf) == X509_V_OK)
+						issuer = *ca;
+				for (int shape = 0; shape < (issuer != NULL ? 2 : 1); shape++) {
+					X509 *sent[] = {*leaf, shape == 1 ? issuer : NULL, NULL};
+					STACK_OF(X509) *chain = sk_X509_new_null();
+					size_t n = pem_of(sent, buf, sizeof(buf));
+					char what[160];
+
+					if (shape == 1)
+						sk_X509_push(chain, issuer);
+					for (size_t t = 0; t < sizeof(times) / sizeof(times[0]);
+					     t++) {
+						struct verify_result a, b;
+
+						snprintf(what, sizeof(what),
+						         "mode %zu, CRL set %zu, leaf %zu%s, T%+ld",
+						         m, c, (size_t)(leaf - leaves),
+						         shape == 1 ? " + issuer" : "",
+						         times[t] - T);
+						verify_bytes(fast, buf, n, (time_t)times[t],
+						             VERIFY_PURPOSE_CLIENT, &a);
+						verify_bytes(full, buf, n, (time_t)times[t],
+						             VERIFY_PURPOSE_CLIENT, &b);
+						same_result(&a, &b, what);
+						verify_x509(fast, *leaf, chain, (time_t)times[t],
+						            VERIFY_PURPOSE_CLIENT, &a);
+						verify_x509(full, *leaf, chain, (time_t)times[t],
+						            VERIFY_PURPOSE_CLIENT, &b);
+						same_result(&a, &b, what);
+						cases++;
+					}
+					sk_X509_free(chain);
+				}
+			}
+			verify_store_unref(fast);
+			verify_store_unref(full);
+		}
+	}
+	assert_true(cases > 1000);
 }
 
 static void test_crl_stale(void **state)
@@ -1280,8 +1431,9 @@ static const char *shared_pki_dir(char *tmp, size_t len)
 	return system(cmd) == 0 ? tmp : NULL;
 }
 
-static struct verify_store *shared_store(const char *dir, const char *crl_set, int skew,
-                                         bool intermediates)
+/* built: when the store is made (the direct path holds from then on). */
+static struct verify_store *shared_store_ex(const char *dir, const char *crl_set, int skew,
+                                            bool intermediates, bool full, time_t built)
 {
 	char ca[512], crl[512], inter[512], err[512];
 	struct verify_settings s = {.ca_file = ca,
@@ -1289,16 +1441,43 @@ static struct verify_store *shared_store(const char *dir, const char *crl_set, i
 	                            .intermediates_file = intermediates ? inter : NULL,
 	                            .revocation = REVOCATION_REQUIRE,
 	                            .clock_skew = skew,
-	                            .expiry_warning_days = 30};
+	                            .expiry_warning_days = 30,
+	                            .full_path_only = full};
 	struct verify_store *store;
 
 	snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/%s", dir, crl_set);
 	snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
-	store = trust_load(&s, T, err, sizeof(err));
+	store = trust_load(&s, built, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("%s: %s", crl_set, err);
 	return store;
+}
+
+static struct verify_store *shared_store(const char *dir, const char *crl_set, int skew,
+                                         bool intermediates)
+{
+	return shared_store_ex(dir, crl_set, skew, intermediates, false, T);
+}
+
+/* A file of the shared PKI through both stores, which must agree. */
+static void shared_same(const struct verify_store *fast, const struct verify_store *full,
+                        const char *dir, const char *file, time_t now)
+{
+	char path[512];
+	static unsigned char buf[VERIFY_MAX_INPUT];
+	struct verify_result a, b;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	verify_bytes(fast, buf, n, now, VERIFY_PURPOSE_CLIENT, &a);
+	verify_bytes(full, buf, n, now, VERIFY_PURPOSE_CLIENT, &b);
+	same_result(&a, &b, file);
 }
 
 static void shared_check(const struct verify_store *store, const char *dir, const char *file,
@@ -1324,7 +1503,7 @@ static void test_shared_pki(void **state)
 {
 	char tmp[64], path[512], cmd[600];
 	const char *dir = shared_pki_dir(tmp, sizeof(tmp));
-	struct verify_store *store, *skew0, *helper;
+	struct verify_store *store, *skew0, *helper, *direct, *full;
 	struct verify_result res;
 	json_t *m, *leaves, *sets, *leaf, *set, *want;
 	const char *name, *set_name;
@@ -1347,6 +1526,9 @@ static void test_shared_pki(void **state)
 	store = shared_store(dir, "crl-all", 300, false);
 	skew0 = shared_store(dir, "crl-all", 0, false);
 	helper = shared_store(dir, "crl-all", 300, true);
+	/* Built at the manifest's time, so that the direct path holds. */
+	direct = shared_store_ex(dir, "crl-all", 300, true, false, now);
+	full = shared_store_ex(dir, "crl-all", 300, true, true, now);
 	json_object_foreach(leaves, name, leaf)
 	{
 		const char *expected = json_string_value(json_object_get(leaf, "expected"));
@@ -1375,6 +1557,15 @@ static void test_shared_pki(void **state)
 		    strcmp(issuer, "root-ec") == 0)
 			shared_check(helper, dir, json_string_value(json_object_get(leaf, "der")),
 			             now, expected, "der", &res);
+		/* Every leaf, as a chain and alone, the direct path's way and in full. */
+		for (long d = -DAY; d <= DAY; d += DAY) {
+			shared_same(direct, full, dir,
+			            json_string_value(json_object_get(leaf, "chain")), now + d);
+			if (json_is_string(json_object_get(leaf, "der")))
+				shared_same(direct, full, dir,
+				            json_string_value(json_object_get(leaf, "der")),
+				            now + d);
+		}
 	}
 	json_object_foreach(sets, set_name, set)
 	{
@@ -1396,6 +1587,8 @@ static void test_shared_pki(void **state)
 	verify_store_unref(store);
 	verify_store_unref(skew0);
 	verify_store_unref(helper);
+	verify_store_unref(direct);
+	verify_store_unref(full);
 	json_decref(m);
 	if (dir == tmp) {
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
@@ -1427,6 +1620,7 @@ int main(void)
 	    cmocka_unit_test(test_serial_numbers),
 	    cmocka_unit_test(test_parsing_limits),
 	    cmocka_unit_test(test_direct_path),
+	    cmocka_unit_test(test_direct_equivalence),
 	    cmocka_unit_test(test_der_with_pem_marker_in_a_name),
 	    cmocka_unit_test(test_expiring_soon),
 	    cmocka_unit_test(test_error_table),
