@@ -86,8 +86,12 @@ class Group:
     def make(cls, name, cores=None, shares=1024):
         g = cls(ROOT / f"{PREFIX}{os.getpid()}-{name}")
         g.path.mkdir()
-        (g.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        g.set(cores, shares)
+        try:
+            (g.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            g.set(cores, shares)
+        except BaseException:
+            g.path.rmdir()
+            raise
         return g
 
     @property
