@@ -331,6 +331,13 @@ def cpu_of(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def test_cpu_groups_say_why_they_are_unavailable(tmp_path, monkeypatch):
+    """Where there is no cgroup v1 cpu hierarchy (cgroup v2 only, a
+    container), replica.py is told why, and runs without quotas."""
+    monkeypatch.setattr(cpugroup, "ROOT", tmp_path / "cpu")
+    assert cpugroup.available() == f"no cgroup v1 cpu hierarchy at {tmp_path / 'cpu'}"
+
+
 @pytest.mark.skipif(NO_CPU_GROUPS is not None, reason=f"no cpu cgroups: {NO_CPU_GROUPS}")
 def test_cpu_group_holds_a_process_to_its_quota_and_counts_the_throttling():
     """A process that spins for 0.4 s of CPU gets 0.2 of a core in a group
