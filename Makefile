@@ -278,8 +278,9 @@ bench-ocsp: build/bench/ocspcost
 		--out-dir build/bench/ocsp --json build/bench/ocsp.json
 
 # Issue 30's rows alone: decisions read on a streaming standby vs on the
-# primary, and two daemons behind an nginx stream balancer vs one
-# (tests/bench/replica.py; build/bench/replica.json).
+# primary, and two daemons behind an nginx stream balancer vs one, each
+# daemon held to a CPU quota in a cgroup of its own where the machine allows
+# (tests/bench/replica.py, cpugroup.py; build/bench/replica.json).
 REPLICA_ARGS ?=
 bench-replica: all bench-tools
 	$(PYTHON) tests/bench/replica.py $(REPLICA_ARGS)

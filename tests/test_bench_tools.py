@@ -10,7 +10,9 @@ runs has to put both sides through the same seconds, or the 2M-vs-10k row
 compares two moments of the machine instead of two databases, and its
 own stops have to show in what it reports. replica.py's balancer has to
 put half of the connections on each of two daemons, or its "two daemons
-vs one" row measures one daemon twice. A run
+vs one" row measures one daemon twice. Its CPU groups have to hold a
+daemon to its quota and say so in their counters, and leave nothing behind,
+or "a core of its own" is a figure of speech. A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
+import cpugroup  # noqa: E402
 import flamegraph  # noqa: E402
 import replica as bench_replica  # noqa: E402
 import run as bench_run  # noqa: E402
@@ -322,6 +325,87 @@ def test_replica_balancer_puts_half_the_connections_on_each_daemon(stamping_serv
             assert [len(srv.clients) for srv in stamping_servers] == expect
     finally:
         balancer.stop()
+
+
+NO_CPU_GROUPS = cpugroup.available()
+# 0.4 s of CPU time: 2 s of the clock at 0.2 of a core.
+SPIN = [sys.executable, "-c", "import time\nwhile time.process_time() < 0.4: pass"]
+
+
+def cpu_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_groups_say_why_they_are_unavailable(tmp_path, monkeypatch):
+    """Where there is no cgroup v1 cpu hierarchy (cgroup v2 only, a
+    container), replica.py is told why, and runs without quotas."""
+    monkeypatch.setattr(cpugroup, "ROOT", tmp_path / "cpu")
+    assert cpugroup.available() == f"no cgroup v1 cpu hierarchy at {tmp_path / 'cpu'}"
+
+
+@pytest.mark.skipif(NO_CPU_GROUPS is not None, reason=f"no cpu cgroups: {NO_CPU_GROUPS}")
+def test_cpu_group_holds_a_process_to_its_quota_and_counts_the_throttling():
+    """A process that spins for 0.4 s of CPU gets 0.2 of a core in a group
+    with that quota, its children too, and cpu.stat counts the periods it
+    was stopped in; removed, the group is gone."""
+    g = cpugroup.Group.make("test-quota", cores=0.2)
+    try:
+        before = g.stat()
+        t0 = time.monotonic()
+        # A shell that spins in a child: the child is born in the group.
+        p = subprocess.Popen(["sh", "-c", '"$@"; true', "sh", *SPIN], preexec_fn=g.preexec)
+        time.sleep(1.0)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                              text=True).stdout.split()
+        assert len(kids) == 1
+        used = cpu_of(int(kids[0]))
+        wall = time.monotonic() - t0
+        assert int(kids[0]) in g.pids()
+        p.wait(timeout=30)
+        done = time.monotonic()
+        after = g.stat()
+    finally:
+        g.remove()
+    assert not g.path.exists()
+    # 0.2 of a core over `wall`, a clock tick and a period of slack.
+    assert used <= 0.2 * wall + 0.05, (used, wall)
+    assert used >= 0.1 * wall, (used, wall)
+    assert after["nr_throttled"] - before["nr_throttled"] >= 5
+    assert done - t0 >= 0.4 / 0.2 * 0.8  # 0.4 s of CPU took 2 s
+
+
+@pytest.mark.skipif(NO_CPU_GROUPS is not None, reason=f"no cpu cgroups: {NO_CPU_GROUPS}")
+def test_cpu_group_removal_moves_its_processes_out_and_stale_groups_go():
+    """remove() works with a process still in the group (it goes back to the
+    root group, alive); remove_stale() removes the groups of a bench run
+    that is gone (SIGKILL) and leaves those of a live one."""
+    g = cpugroup.Group.make("test-busy")
+    sleeper = subprocess.Popen(["sleep", "30"], preexec_fn=g.preexec)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = cpugroup.ROOT / f"{cpugroup.PREFIX}{gone.pid}-rest"
+    live = cpugroup.ROOT / f"{cpugroup.PREFIX}{sleeper.pid}-rest"
+    try:
+        stale.mkdir()
+        live.mkdir()
+        g.remove()
+        assert not g.path.exists()
+        assert sleeper.poll() is None
+        cpu_line = [x for x in Path(f"/proc/{sleeper.pid}/cgroup").read_text().splitlines()
+                    if x.split(":")[1] == "cpu"]
+        assert cpu_line and cpu_line[0].endswith(":/"), cpu_line
+        cpugroup.remove_stale()
+        assert not stale.exists()
+        assert live.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for d in (stale, live):
+            if d.exists():
+                d.rmdir()
+        g.remove()
 
 
 def ocspcost_args(pki):
