@@ -1,5 +1,5 @@
--- 011_challenge_consume_cost.sql - spending a challenge costs one short
--- write transaction, not two and a half (issue 29's signed-login rows).
+-- 011_challenge_consume_cost.sql - what spending a challenge costs the
+-- database, once per signed login (issue 29's signed-login rows).
 --
 -- The CHECK constraints of challenges_used go: PostgreSQL 15 reads a
 -- table's CHECK expressions back from their stored text, plans and
