@@ -142,33 +142,40 @@ json_t *jws_key_jwk(const struct jws_key *key)
 
 char *jws_sign(const struct jws_key *key, const json_t *claims)
 {
-	char *body = NULL, *out = NULL;
-	unsigned char sig[JWS_MAX_BN];
-	size_t blen, siglen = sizeof(sig), n;
+	char *body, *out;
 
 	if (!key->can_sign)
 		return NULL;
 	body = json_dumps(claims, JSON_COMPACT);
 	if (body == NULL)
-		goto out;
-	blen = strlen(body);
+		return NULL;
+	out = jws_sign_text(key, body, strlen(body));
+	free(body);
+	return out;
+}
+
+char *jws_sign_text(const struct jws_key *key, const char *claims, size_t blen)
+{
+	char *out;
+	unsigned char sig[JWS_MAX_BN];
+	size_t siglen = sizeof(sig), n;
+
+	if (!key->can_sign)
+		return NULL;
 	/* header.body.signature, each base64url (4/3 of its bytes, rounded up). */
 	out = malloc(key->head_len + (blen + sizeof(sig)) / 3 * 4 + 16);
 	if (out == NULL)
-		goto out;
+		return NULL;
 	memcpy(out, key->head, key->head_len);
 	n = key->head_len;
 	out[n++] = '.';
-	n += jws_base64url((const unsigned char *)body, blen, out + n);
+	n += jws_base64url((const unsigned char *)claims, blen, out + n);
 	if (!jws_signature(key, out, n, sig, &siglen)) {
 		free(out);
-		out = NULL;
-		goto out;
+		return NULL;
 	}
 	out[n++] = '.';
 	jws_base64url(sig, siglen, out + n);
-out:
-	free(body);
 	return out;
 }
 

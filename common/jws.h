@@ -55,6 +55,10 @@ json_t *jws_key_jwk(const struct jws_key *key);
  * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory). */
 char *jws_sign(const struct jws_key *key, const json_t *claims);
 
+/* The same over claims already serialised as the n bytes of a JSON object
+ * (server/assertion.c writes its fixed claim set straight to text). */
+char *jws_sign_text(const struct jws_key *key, const char *claims, size_t n);
+
 /* base64url without padding of n bytes into out, which must have room for
  * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */
 size_t jws_base64url(const unsigned char *in, size_t n, char *out);
