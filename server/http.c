@@ -190,6 +190,7 @@ static void http_set_state(struct http_conn *c, enum conn_state state);
 static void http_idle_set(struct http_conn *c, bool idle);
 static int http_take_line(struct http_conn *c, char *line, size_t max);
 static bool http_host_valid(const char *host);
+static bool http_value_clean(const unsigned char *p, size_t n);
 static int http_header_count(const struct http_request *req, const char *name);
 static void http_peer_text(const struct sockaddr *sa, char *buf, size_t len);
 static void http_request_free(struct http_conn *c);
@@ -753,12 +754,9 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 		/* field-value is VCHAR, obs-text, SP and HTAB (RFC 9110 5.5):
 		 * a CR, LF, NUL or other control byte is how one header is made
 		 * to read as two, or cut short, by one parser and not another. */
-		for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-			if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
-				http_fail(c, 400, "bad_request",
-				          "control character in a header value");
-				return false;
-			}
+		if (!http_value_clean((const unsigned char *)value, (size_t)(tail - value))) {
+			http_fail(c, 400, "bad_request", "control character in a header value");
+			return false;
 		}
 		if (req->nheaders == HTTP_MAX_HEADERS) {
 			http_fail(c, 431, "headers_too_large", "more than 64 header lines");
@@ -779,6 +777,30 @@ static bool http_parse_head(struct http_conn *c, size_t len)
 		http_fail(c, 400, "bad_request", "malformed Host header");
 		return false;
 	}
+	return true;
+}
+
+/*
+ * No control byte but HTAB in the n bytes at p. Eight at a time while none
+ * is near (a byte below 0x20, or one equal to 0x7f, sets its word's test),
+ * then byte by byte: the certificate header nginx forwards is a few KiB of
+ * URL-encoded PEM, and the byte loop was a sixth of a /v1/auth request.
+ */
+static bool http_value_clean(const unsigned char *p, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w, del;
+
+		memcpy(&w, p, 8);
+		del = w ^ (ones * 0x7f);
+		if ((((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs)
+			break; /* a control byte or a tab in this word */
+	}
+	for (; n > 0; p++, n--)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
 	return true;
 }
 
