@@ -547,6 +547,8 @@ static void http_plain_read_cb(evutil_socket_t fd, short what, void *arg)
  * the plain one (added only when it is not already). */
 static void http_read_enable(struct http_conn *c, bool on)
 {
+	if (c->bev == NULL) /* the peer is gone: nothing to read */
+		return;
 	if (c->read_ev == NULL) {
 		if (on)
 			bufferevent_enable(c->bev, EV_READ);
