@@ -502,7 +502,7 @@ static void http_plain_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t want = limit - have < HTTP_READ_MAX ? limit - have : HTTP_READ_MAX;
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
-	int nv;
+	int nv, err = 0;
 	ssize_t r = -1;
 
 	(void)what;
@@ -517,6 +517,7 @@ static void http_plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		for (int i = 0; i < nv; i++)
 			iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
 		r = readv(fd, iov, nv);
+		err = errno; /* before the buffer calls below */
 	}
 	if (r > 0) {
 		size_t left = (size_t)r;
@@ -532,7 +533,7 @@ static void http_plain_read_cb(evutil_socket_t fd, short what, void *arg)
 		http_read_enable(c, false);
 		return;
 	}
-	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (r < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
 		return;
 	if (r <= 0) {
 		http_read_enable(c, false);
