@@ -295,22 +295,29 @@ bool certinfo_uscc_valid(const char *s)
 	return orgcode_valid(s + 8);
 }
 
-/* Digits by hand for years 0-9999 (three a reply: strftime was a tenth of
- * rendering one); strftime for the rest. */
+/*
+ * Years 0-9999 by arithmetic (three a reply: strftime was a tenth of
+ * rendering one, and gmtime_r then most of what was left, taking glibc's
+ * time-zone lock for a UTC date); gmtime_r and strftime for the rest.
+ * The date from the day number is H. Hinnant's civil_from_days, in 400-year
+ * eras of 146097 days from 0000-03-01.
+ */
 void certinfo_rfc3339(time_t t, char *buf, size_t len)
 {
 	struct tm tm;
-	int year;
 
-	if (gmtime_r(&t, &tm) == NULL) {
-		if (len > 0)
-			buf[0] = '\0';
-		return;
-	}
-	year = tm.tm_year + 1900;
-	if (year >= 0 && year <= 9999 && len >= sizeof("YYYY-MM-DDTHH:MM:SSZ")) {
-		const int parts[6] = {year / 100, year % 100, tm.tm_mon + 1,
-		                      tm.tm_mday, tm.tm_hour, tm.tm_min};
+	if (t >= -62167219200 && t <= 253402300799 && len >= sizeof("YYYY-MM-DDTHH:MM:SSZ")) {
+		long long days = (t + 62167219200) / 86400 - 60; /* from 0000-03-01 */
+		long secs = (long)((t + 62167219200) % 86400);
+		long long era = (days >= 0 ? days : days - 146096) / 146097;
+		long doe = (long)(days - era * 146097);
+		long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+		long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		long mp = (5 * doy + 2) / 153;
+		long mday = doy - (153 * mp + 2) / 5 + 1, mon = mp < 10 ? mp + 3 : mp - 9;
+		long year = (long)(yoe + era * 400) + (mon <= 2);
+		const long parts[6] = {year / 100, year % 100,  mon,
+		                       mday,       secs / 3600, secs / 60 % 60};
 		static const char seps[6] = {0, 0, '-', '-', 'T', ':'};
 		char *p = buf;
 
@@ -321,14 +328,17 @@ void certinfo_rfc3339(time_t t, char *buf, size_t len)
 			*p++ = (char)('0' + parts[i] % 10);
 		}
 		*p++ = ':';
-		*p++ = (char)('0' + tm.tm_sec / 10);
-		*p++ = (char)('0' + tm.tm_sec % 10);
+		*p++ = (char)('0' + secs % 60 / 10);
+		*p++ = (char)('0' + secs % 10);
 		*p++ = 'Z';
 		*p = '\0';
 		return;
 	}
-	if (strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && len > 0)
-		buf[0] = '\0';
+	if (gmtime_r(&t, &tm) == NULL || (tm.tm_year + 1900 >= 0 && tm.tm_year + 1900 <= 9999) ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+		if (len > 0)
+			buf[0] = '\0';
+	}
 }
 
 bool certinfo_parse_rfc3339(const char *s, time_t *out)

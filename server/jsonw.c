@@ -13,6 +13,7 @@ static void jsonw_open(struct jsonw *w, char c);
 static void jsonw_close(struct jsonw *w, char c);
 static size_t jsonw_utf8_len(const unsigned char *s);
 static bool jsonw_plain8(const unsigned char *p);
+static inline bool jsonw_utf8_3(const unsigned char *p);
 
 void jsonw_init(struct jsonw *w, struct evbuffer *out)
 {
@@ -80,6 +81,12 @@ void jsonw_string(struct jsonw *w, const char *s)
 			p += 8;
 		while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
+		if (jsonw_utf8_3(p)) {
+			do
+				p += 3;
+			while (jsonw_utf8_3(p));
+			continue;
+		}
 		if (*p == '\0')
 			break;
 		n = *p < 0x80 ? 1 : jsonw_utf8_len(p);
@@ -220,6 +227,17 @@ static bool jsonw_plain8(const unsigned char *p)
 	b = x ^ (ones * '\\');
 	return ((x & highs) | ((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) |
 	        ((b - ones) & ~b & highs)) == 0;
+}
+
+/* Chinese text is three-byte sequences whose lead byte allows any
+ * continuation bytes (E1-EC, EE-EF: neither overlong nor a surrogate):
+ * tested inline, where jsonw_utf8_len was a call and a loop per
+ * character. A NUL fails the continuation test before anything past it
+ * is read. */
+static inline bool jsonw_utf8_3(const unsigned char *p)
+{
+	return ((p[0] >= 0xe1 && p[0] <= 0xec) || p[0] >= 0xee) && p[0] <= 0xef &&
+	       (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80;
 }
 
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs,

@@ -134,16 +134,24 @@ int metrics_slot_count(void)
 	return metrics_workers;
 }
 
+/* A slot's decision counters have one writer, its worker: a relaxed load
+ * and store, which a scrape reads whole, where a fetch-and-add would lock
+ * the bus four times a decision for writers that never race. */
+static void metrics_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us)
 {
 	int b = 0;
 
 	while (b < METRICS_LATENCY_BUCKETS - 1 && latency_us > metrics_bounds_us[b])
 		b++;
-	__atomic_fetch_add(&slot->decisions[outcome], 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&slot->latency_le[b], 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&slot->latency_count, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&slot->latency_sum_us, latency_us, __ATOMIC_RELAXED);
+	metrics_add(&slot->decisions[outcome], 1);
+	metrics_add(&slot->latency_le[b], 1);
+	metrics_add(&slot->latency_count, 1);
+	metrics_add(&slot->latency_sum_us, latency_us);
 }
 
 #define METRICS_SUM(field)                                                                         \

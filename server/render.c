@@ -13,6 +13,8 @@
 
 #include "certjson.h"
 
+static bool render_json_fresh(struct evbuffer *out, const struct decision *d,
+                              enum outcome_lang lang, const char *assertion);
 static void render_hint(const struct decision *d, enum outcome_lang lang, char *buf, size_t len);
 static void render_fill(char *buf, size_t len, const char *tmpl, const char **args, int nargs);
 static void render_html_escape(struct evbuffer *out, const char *s);
@@ -35,8 +37,82 @@ static void render_html_head(struct evbuffer *out, enum outcome_lang lang);
 	".kid-groups{font-size:1.2em;word-spacing:.3em}"                                           \
 	".kid{font-size:small;word-break:break-all;user-select:all}"
 
+/*
+ * The last decision JSON this thread rendered without an assertion, with
+ * everything it was rendered from. A decision with the same inputs (the
+ * same certificate's warm decisions within one second: nginx asking
+ * auth_request for each piece of one page, a portal's retries) gets the
+ * same bytes back without rendering them again, which was a third of a
+ * warm request's own work. The comparison covers every input of the
+ * rendering, whole structs included, so a hit cannot serve a stale field;
+ * a struct that differs only in bytes past a string's NUL is a miss.
+ */
+struct render_memo {
+	bool valid;
+	enum outcome_lang lang;
+	outcome_t outcome;
+	time_t now;
+	bool has_answer, has_leaf, expiring;
+	struct registry_answer answer; /* compared when has_answer */
+	struct cert_summary leaf;      /* compared when has_leaf */
+	size_t len;
+	char json[2048];
+};
+
+static _Thread_local struct render_memo render_memo;
+
+static bool render_memo_matches(const struct render_memo *m, const struct decision *d,
+                                enum outcome_lang lang)
+{
+	return m->valid && m->lang == lang && m->outcome == d->outcome && m->now == d->now &&
+	       m->has_answer == d->has_answer && m->has_leaf == d->vr.has_leaf &&
+	       m->expiring == d->vr.expiring_soon &&
+	       (!d->has_answer || memcmp(&m->answer, &d->answer, sizeof(m->answer)) == 0) &&
+	       (!d->vr.has_leaf || memcmp(&m->leaf, &d->vr.leaf, sizeof(m->leaf)) == 0);
+}
+
+/* Keeps what render_json_fresh appended to out from start. */
+static void render_memo_keep(struct render_memo *m, const struct decision *d,
+                             enum outcome_lang lang, struct evbuffer *out, size_t start)
+{
+	struct evbuffer_ptr at;
+	size_t len = evbuffer_get_length(out) - start;
+
+	m->valid = false;
+	if (len > sizeof(m->json) || evbuffer_ptr_set(out, &at, start, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(out, &at, m->json, len) != (ev_ssize_t)len)
+		return;
+	m->len = len;
+	m->lang = lang;
+	m->outcome = d->outcome;
+	m->now = d->now;
+	m->has_answer = d->has_answer;
+	m->has_leaf = d->vr.has_leaf;
+	m->expiring = d->vr.expiring_soon;
+	if (d->has_answer)
+		m->answer = d->answer;
+	if (d->vr.has_leaf)
+		m->leaf = d->vr.leaf;
+	m->valid = true;
+}
+
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *assertion)
+{
+	size_t start = evbuffer_get_length(out);
+
+	if (assertion != NULL)
+		return render_json_fresh(out, d, lang, assertion);
+	if (render_memo_matches(&render_memo, d, lang))
+		return evbuffer_add(out, render_memo.json, render_memo.len) == 0;
+	if (!render_json_fresh(out, d, lang, NULL))
+		return false;
+	render_memo_keep(&render_memo, d, lang, out, start);
+	return true;
+}
+
+static bool render_json_fresh(struct evbuffer *out, const struct decision *d,
+                              enum outcome_lang lang, const char *assertion)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 	const struct registry_answer *a = &d->answer;

@@ -63,9 +63,21 @@ static const EVP_MD *vcache_sha256(void)
 	return sha256;
 }
 
+/* One digest context for the life of the thread, initialised again for
+ * each key: a new one per key was an allocation, a free and the provider's
+ * context made and dropped, per warm request. */
+static EVP_MD_CTX *vcache_md(void)
+{
+	static _Thread_local EVP_MD_CTX *md;
+
+	if (md == NULL)
+		md = EVP_MD_CTX_new();
+	return md;
+}
+
 void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void *bytes, size_t len)
 {
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_MD_CTX *md = vcache_md();
 	const EVP_MD *sha256 = vcache_sha256();
 
 	/* The kind and a NUL first: the same bytes as a JSON body and as a
@@ -74,7 +86,6 @@ void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void 
 	    EVP_DigestUpdate(md, kind, strlen(kind) + 1) != 1 ||
 	    EVP_DigestUpdate(md, bytes, len) != 1 || EVP_DigestFinal_ex(md, key, NULL) != 1)
 		memset(key, 0, VCACHE_KEY_LEN); /* the all-zero key is never stored */
-	EVP_MD_CTX_free(md);
 }
 
 bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X509) * chain)

@@ -480,6 +480,20 @@ def test_control_bytes_in_header_values_are_400(certregd, db):
             port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a" + bytes([ch]) + b"b\r\n\r\n")
         assert "control character" in detail or "bare CR" in detail, (ch, detail)
     refused_with_400(port, b"GET /healthz HTTP/1.1\r\nHost: x\x01\r\n\r\n")
+    # Long values are checked eight bytes at a time: a control byte at
+    # every offset of a word, after a tab in the same word or earlier,
+    # next to obs-text, is found as in a short one.
+    for ch in [0x01, 0x1f, 0x7f]:
+        for pos in range(0, 20):
+            for lead in [b"", b"\t", b"\xff" * 9]:
+                value = lead + b"A" * pos + bytes([ch]) + b"\x80" * (27 - pos)
+                detail = refused_with_400(
+                    port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + value + b"\r\n\r\n")
+                assert "control character" in detail, (ch, pos, lead, detail)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"\t\x7e\x80\xff ~" * 40 +
+                  b"\r\nConnection: close\r\n\r\n")
+        assert read_response(s)[0] == 200
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\tb\xe4\xb8\xad\r\n"
                   b"Connection: close\r\n\r\n")

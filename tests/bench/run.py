@@ -933,6 +933,7 @@ def main():
             log(f"no caches at all: {first:.0f} req/s")
         if 4 in a.rows:
             log("4. warm /v1/verify and /v1/auth vs nginx return 200")
+            # Issue 34's targets (0.5 before it).
             warm_peak, plain_peak = ab("warm /v1/verify req/s vs nginx plain return 200",
                                        lambda: loadgen(warm.api_port, *warm_body, duration=d),
                                        plain, TARGETS["warm"][0])

@@ -147,6 +147,16 @@ static void test_rfc3339(void **state)
 	 * four digits, and keep four below that, as RFC 3339 wants. */
 	certinfo_rfc3339(-62167219200, buf, sizeof(buf));
 	assert_string_equal(buf, "0000-01-01T00:00:00Z");
+	/* Year 0 is a leap year (proleptic Gregorian), and March first is
+	 * where the arithmetic's eras begin. */
+	certinfo_rfc3339(-62162035201, buf, sizeof(buf));
+	assert_string_equal(buf, "0000-02-29T23:59:59Z");
+	certinfo_rfc3339(-62162035200, buf, sizeof(buf));
+	assert_string_equal(buf, "0000-03-01T00:00:00Z");
+	certinfo_rfc3339(-62135596800, buf, sizeof(buf));
+	assert_string_equal(buf, "0001-01-01T00:00:00Z");
+	certinfo_rfc3339(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "1969-12-31T23:59:59Z");
 	for (time_t t = -30610224000; t < 253402300800 + 86400 * 400; t += 86399 * 37 + 3607) {
 		char want[32];
 		struct tm tm;

@@ -112,6 +112,36 @@ static void test_escapes_and_utf8(void **state)
 	evbuffer_free(out);
 }
 
+/* Three-byte sequences checked inline (E1-EC, EE-EF) next to ASCII, an
+ * escape and the three-byte forms that are not UTF-8 (overlong after E0,
+ * surrogate after ED, truncated): what follows a run of Chinese is judged
+ * on its own. */
+static void test_chinese_runs(void **state)
+{
+	static const char in[] = "单位A\"单\x01位\xe0\x80\xaf单\xed\xa0\x80位\xee\x80\x80"
+	                         "\xef\xbf\xbf\xe0\xa0\x80\xed\x9f\xbf单\xe5\x8d";
+	static const char want[] = "单位A\"单\x01位\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd单"
+	                           "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd位\xee\x80\x80\xef\xbf\xbf"
+	                           "\xe0\xa0\x80\xed\x9f\xbf单\xef\xbf\xbd\xef\xbf\xbd";
+	struct evbuffer *out = evbuffer_new();
+	struct jsonw w;
+	json_t *doc;
+	char *s;
+
+	(void)state;
+	jsonw_init(&w, out);
+	jsonw_string(&w, in);
+	assert_true(jsonw_finish(&w));
+	s = text_of(out);
+	assert_non_null(strstr(s, "单位A\\\"单\\u0001位"));
+	doc = json_loads(s, JSON_DECODE_ANY, NULL);
+	if (doc == NULL || strcmp(json_string_value(doc), want) != 0)
+		fail_msg("%s", s);
+	json_decref(doc);
+	free(s);
+	evbuffer_free(out);
+}
+
 /* One byte to escape or check, at every position of strings of 1 to 24
  * bytes: before, inside and after each 8-byte word the scanner tests at
  * once, and as the last byte. The rest are plain ASCII and stay as they
@@ -219,6 +249,7 @@ int main(void)
 	    cmocka_unit_test(test_nesting_and_commas),
 	    cmocka_unit_test(test_integers),
 	    cmocka_unit_test(test_escapes_and_utf8),
+	    cmocka_unit_test(test_chinese_runs),
 	    cmocka_unit_test(test_long_output),
 	    cmocka_unit_test(test_unbalanced_is_not_ok),
 	    cmocka_unit_test(test_special_byte_at_every_position),

@@ -105,6 +105,80 @@ static void test_ok_json(void **state)
 	json_decref(o);
 }
 
+/* render_json keeps its last rendering: one decision after another that
+ * differs from it in any input, even one byte of a name, is rendered anew. */
+static void test_repeated_rendering_follows_every_input(void **state)
+{
+	struct decision base = sample(OUTCOME_OK, true), d;
+	json_t *o, *again;
+
+	(void)state;
+	for (int step = 0; step < 9; step++) {
+		o = rendered(&base, OUTCOME_LANG_ZH, false);
+		again = rendered(&base, OUTCOME_LANG_ZH, false);
+		assert_true(json_equal(o, again)); /* the kept one, unchanged */
+		json_decref(again);
+		json_decref(o);
+		d = base;
+		switch (step) {
+		case 0:
+			d.now++;
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_string_equal(json_string_value(json_object_get(o, "server_time")),
+			                    "2026-11-18T11:06:41Z");
+			break;
+		case 1:
+			o = rendered(&d, OUTCOME_LANG_EN, false);
+			assert_string_equal(json_string_value(json_object_get(o, "message")),
+			                    "Certificate accepted; login allowed.");
+			break;
+		case 2:
+			o = rendered(&d, OUTCOME_LANG_ZH, true);
+			assert_int_equal(json_array_size(json_object_get(o, "warnings")), 1);
+			break;
+		case 3:
+			d.outcome = OUTCOME_UNIT_INACTIVE;
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_string_equal(json_string_value(json_object_get(o, "outcome")),
+			                    "UNIT_INACTIVE");
+			break;
+		case 4:
+			d.answer.unit_name[0] = 'X';
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_int_equal(json_string_value(json_object_get(
+			                     json_object_get(o, "unit"), "name"))[0],
+			                 'X');
+			break;
+		case 5:
+			d.vr.leaf.days_left = 9;
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_int_equal(json_integer_value(json_object_get(
+			                     json_object_get(o, "certificate"), "days_left")),
+			                 9);
+			break;
+		case 6:
+			d.vr.leaf.serial[0] = 'f';
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_string_equal(json_string_value(json_object_get(
+			                        json_object_get(o, "certificate"), "serial")),
+			                    "fa2b");
+			break;
+		case 7:
+			d.has_answer = false;
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_null(json_object_get(o, "unit"));
+			break;
+		default:
+			d.vr.has_leaf = false;
+			o = rendered(&d, OUTCOME_LANG_ZH, false);
+			assert_null(json_object_get(o, "certificate"));
+			assert_true(json_is_null(json_object_get(o, "key_id")));
+			break;
+		}
+		json_decref(o);
+	}
+}
+
 static void test_not_approved_names_the_office(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
@@ -317,6 +391,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ok_json),
+	    cmocka_unit_test(test_repeated_rendering_follows_every_input),
 	    cmocka_unit_test(test_not_approved_names_the_office),
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
 	    cmocka_unit_test(test_html_escapes),
