@@ -514,8 +514,17 @@ static void http_plain_read_cb(evutil_socket_t fd, short what, void *arg)
 	evbuffer_unfreeze(in, 0);
 	nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
 	if (nv >= 1) {
-		for (int i = 0; i < nv; i++)
-			iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+		size_t room = want;
+
+		/* The extents may hold more than asked for (the whole free
+		 * space of the chains): read no more than want, or the input
+		 * would pass its limit. */
+		for (int i = 0; i < nv; i++) {
+			size_t n = v[i].iov_len < room ? v[i].iov_len : room;
+
+			iov[i] = (struct iovec){v[i].iov_base, n};
+			room -= n;
+		}
 		r = readv(fd, iov, nv);
 		err = errno; /* before the buffer calls below */
 	}

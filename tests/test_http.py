@@ -3,11 +3,14 @@ pipelining, HTTP/1.0, chunked bodies, Expect: 100-continue, HEAD, request
 smuggling refusals, the strict framing of issue 27 (chunk sizes, chunk
 extensions and trailers, Host, control bytes in header values), and the
 per-listener connection budget (max_connections_api) with its metrics."""
+import fcntl
 import json
 import os
 import re
 import socket
 import ssl
+import subprocess
+import termios
 import threading
 import time
 
@@ -498,3 +501,70 @@ def test_control_bytes_in_header_values_are_400(certregd, db):
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\tb\xe4\xb8\xad\r\n"
                   b"Connection: close\r\n\r\n")
         assert read_response(s)[0] == 200
+
+
+def server_rx_queue(port, peer_port):
+    """Bytes the kernel holds for the daemon's end of the loopback
+    connection port <- peer_port that the daemon has not read."""
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if (int(f[1].split(":")[1], 16) == port and
+                int(f[2].split(":")[1], 16) == peer_port):
+            return int(f[4].split(":")[1], 16)
+    raise AssertionError(f"no socket {port} <- {peer_port} in /proc/net/tcp")
+
+
+def test_plain_listener_buffers_no_more_than_its_input_limit(certregd, db, pki):
+    """While a request waits for the registry, a client that pipelines
+    without end gets no more of its bytes buffered by the daemon than the
+    input limit, 2 * (16 KiB + max_body): the rest stays in the kernel.
+    (The plain listener's own readv once read into all the free space
+    libevent handed out, which can be more than it asked for.)"""
+    max_body = 1024
+    limit = 2 * (16384 + max_body)
+    d = certregd(db, server={"max_body": max_body, "workers": 1},
+                 database={"timeout_ms": 20000})
+    port = api_port(d)
+    pem = open(pki.leaf("ec-ok")["pem"]).read()
+    first = verify_request(pem)
+    # The registry's tables locked: the decision waits, the connection
+    # stays in its handling state, and reading goes on into the input.
+    lock = subprocess.Popen(
+        [str(db.cluster.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+         "-d", db.conninfo], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        lock.stdin.write("BEGIN; LOCK TABLE certreg.certificates, certreg.keys, certreg.units "
+                         "IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        lock.stdin.flush()
+        assert lock.stdout.readline().strip() == "locked"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(first)
+            s.setblocking(False)
+            sent, junk = 0, b"X" * 65536
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the kernel takes no more
+                try:
+                    sent += s.send(junk)
+                except BlockingIOError:
+                    time.sleep(0.2)
+                    try:
+                        sent += s.send(junk)
+                    except BlockingIOError:
+                        break
+            taken = None
+            for _ in range(50):  # until the daemon has stopped reading
+                outq = fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0")
+                now = (len(first) + sent - int.from_bytes(outq, "little") -
+                       server_rx_queue(port, s.getsockname()[1]))
+                if now == taken:
+                    break
+                taken = now
+                time.sleep(0.1)
+            assert sent > 4 * limit, sent
+            # The first request itself left the input when it was parsed.
+            assert taken <= len(first) + limit, (taken - len(first), limit)
+            assert taken >= limit // 2, (taken, limit)
+    finally:
+        lock.stdin.write("ROLLBACK;\n")
+        lock.stdin.close()
+        lock.wait(timeout=30)
