@@ -551,12 +551,13 @@ def test_plain_listener_buffers_no_more_than_its_input_limit(certregd, db, pki):
                         sent += s.send(junk)
                     except BlockingIOError:
                         break
-            taken = None
-            for _ in range(50):  # until the daemon has stopped reading
+            taken, same = None, 0
+            for _ in range(100):  # until the daemon has stopped reading (0.5 s)
                 outq = fcntl.ioctl(s, termios.TIOCOUTQ, b"\0\0\0\0")
                 now = (len(first) + sent - int.from_bytes(outq, "little") -
                        server_rx_queue(port, s.getsockname()[1]))
-                if now == taken:
+                same = same + 1 if now == taken else 0
+                if same == 5:
                     break
                 taken = now
                 time.sleep(0.1)
