@@ -1,7 +1,7 @@
 /*
  * test_promtext.c - label values in the Prometheus text format: the three
  * escapes, everything else passed through, and truncation that never
- * splits an escape or overruns the buffer.
+ * splits an escape or a UTF-8 character or overruns the buffer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +42,13 @@ static void test_truncation(void **state)
 	assert_string_equal(out, "abcd\\\"");
 	promtext_label("\n\n\n\n", out, sizeof(out));
 	assert_string_equal(out, "\\n\\n\\n");
+	/* 北 and 京 are three bytes each: five fit, so the second character
+	 * is left out whole, not cut after its first two bytes. */
+	promtext_label("北京北京", out, sizeof(out));
+	assert_string_equal(out, "北");
+	/* Ending exactly at a character's end keeps it. */
+	promtext_label("ab北京", out, sizeof(out));
+	assert_string_equal(out, "ab北");
 }
 
 int main(void)
