@@ -828,6 +828,10 @@ static void test_direct_equivalence(void **state)
 	    T - 2 * YEAR, T - 30 * DAY - 1, T - DAY - 1, T - DAY,     T - 2,       T - 1,       T,
 	    T + 1,        T + SKEW,         T + DAY,     T + 2 * DAY, T + 7 * DAY, T + 30 * DAY};
 	static char buf[VERIFY_MAX_INPUT];
+	/* Under valgrind (make valgrind-unit sets CERTREG_UNIT_QUICK) every
+	 * fourth time only: the whole grid is 17,000 verifications, minutes
+	 * there; the plain and sanitizer runs take it all. */
+	const size_t step = getenv("CERTREG_UNIT_QUICK") != NULL ? 4 : 1;
 	size_t cases = 0;
 
 	(void)state;
@@ -853,7 +857,7 @@ static void test_direct_equivalence(void **state)
 					if (shape == 1)
 						sk_X509_push(chain, issuer);
 					for (size_t t = 0; t < sizeof(times) / sizeof(times[0]);
-					     t++) {
+					     t += step) {
 						struct verify_result a, b;
 
 						snprintf(what, sizeof(what),
@@ -880,7 +884,7 @@ static void test_direct_equivalence(void **state)
 			verify_store_unref(full);
 		}
 	}
-	assert_true(cases > 1000);
+	assert_true(cases > 1000 / step);
 }
 
 static void test_crl_stale(void **state)
