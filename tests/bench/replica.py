@@ -312,21 +312,9 @@ def accounted(go, daemons, groups, quota=None):
 def loadgens_at_once(targets, body, duration, warmup=1.0):
     """Closed-loop loadgen runs of BODY at every (port, connections) of
     TARGETS, all at the same time: their figures, in order."""
-    procs = [subprocess.Popen([str(c) for c in bench.loadgen_cmd(
-        port, [*body, "--connections", n], duration, warmup, None)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for port, n in targets]
-    outs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=duration + warmup + 120)
-            if proc.returncode != 0:
-                raise RuntimeError(f"loadgen exited {proc.returncode}: {err.strip()}")
-            outs.append(out)
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    outs = bench.run_at_once([bench.loadgen_cmd(port, [*body, "--connections", n], duration,
+                                                warmup, None) for port, n in targets],
+                             duration + warmup + 120)
     return [bench.loadgen_result(out, body, None) for out in outs]
 
 

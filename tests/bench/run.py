@@ -350,22 +350,31 @@ def loadgen_pair(ports, *args, duration, warmup, samples):
     """Two loadgen runs at once, one on each of PORTS with the same ARGS,
     each writing its latencies to its path in SAMPLES: both sides go
     through the same seconds of the machine. Their figures, in order."""
-    procs = [subprocess.Popen([str(c) for c in loadgen_cmd(p, args, duration, warmup, s)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for p, s in zip(ports, samples)]
+    outs = run_at_once([loadgen_cmd(p, args, duration, warmup, s) for p, s in zip(ports, samples)],
+                       duration + warmup + 120)
+    return [loadgen_result(out, args, s) for out, s in zip(outs, samples)]
+
+
+def run_at_once(cmds, timeout):
+    """Every command of CMDS started at the same time: their standard
+    outputs, in order. One that exits non-zero fails the call, and none
+    outlives it."""
+    procs = [subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for cmd in cmds]
     outs = []
     try:
         for proc in procs:
-            out, err = proc.communicate(timeout=duration + warmup + 120)
+            out, err = proc.communicate(timeout=timeout)
             if proc.returncode != 0:
-                raise RuntimeError(f"loadgen exited {proc.returncode}: {err.strip()}")
+                raise RuntimeError(f"{Path(str(proc.args[0])).name} exited {proc.returncode}: "
+                                   f"{err.strip()}")
             outs.append(out)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return [loadgen_result(out, args, s) for out, s in zip(outs, samples)]
+    return outs
 
 
 def loadgen_cmd(port, args, duration, warmup, samples):
