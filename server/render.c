@@ -44,8 +44,11 @@ static void render_html_head(struct evbuffer *out, enum outcome_lang lang);
  * auth_request for each piece of one page, a portal's retries) gets the
  * same bytes back without rendering them again, which was a third of a
  * warm request's own work. The comparison covers every input of the
- * rendering, whole structs included, so a hit cannot serve a stale field;
- * a struct that differs only in bytes past a string's NUL is a miss.
+ * rendering, so a hit cannot serve a stale field. Field by field, strings
+ * up to their NUL: what lies past a terminator (or in the padding after
+ * `serial`) is nobody's input, and a struct copy need not even carry the
+ * padding over, so comparing whole structs would turn equal decisions
+ * into misses, and reads of indeterminate bytes.
  */
 struct render_memo {
 	bool valid;
@@ -60,6 +63,39 @@ struct render_memo {
 };
 
 static _Thread_local struct render_memo render_memo;
+static _Thread_local struct render_stats render_counts;
+
+/* A field added to either struct must be added to render_answer_same or
+ * render_leaf_same below, or a hit could serve a stale rendering: these
+ * sizes stop the build until it is (x86-64 and other LP64 targets). */
+#if defined(__LP64__)
+_Static_assert(sizeof(struct registry_answer) == 1224,
+               "compare the new field in render_answer_same");
+_Static_assert(sizeof(struct cert_summary) == 1432, "compare the new field in render_leaf_same");
+#endif
+
+static bool render_answer_same(const struct registry_answer *a, const struct registry_answer *b)
+{
+	return a->status == b->status && a->has_unit == b->has_unit &&
+	       a->unit_active == b->unit_active && a->has_office == b->has_office &&
+	       strcmp(a->registration_no, b->registration_no) == 0 &&
+	       strcmp(a->unit_name, b->unit_name) == 0 &&
+	       strcmp(a->office_code, b->office_code) == 0 &&
+	       strcmp(a->office_name, b->office_name) == 0 &&
+	       strcmp(a->office_address, b->office_address) == 0 &&
+	       strcmp(a->office_phone, b->office_phone) == 0 &&
+	       strcmp(a->renewed_from, b->renewed_from) == 0;
+}
+
+static bool render_leaf_same(const struct cert_summary *a, const struct cert_summary *b)
+{
+	return a->not_before == b->not_before && a->not_after == b->not_after &&
+	       a->days_left == b->days_left && strcmp(a->key_id, b->key_id) == 0 &&
+	       strcmp(a->sha256, b->sha256) == 0 && strcmp(a->serial, b->serial) == 0 &&
+	       strcmp(a->subject, b->subject) == 0 && strcmp(a->issuer, b->issuer) == 0 &&
+	       strcmp(a->holder_id, b->holder_id) == 0 &&
+	       strcmp(a->credit_code, b->credit_code) == 0;
+}
 
 static bool render_memo_matches(const struct render_memo *m, const struct decision *d,
                                 enum outcome_lang lang)
@@ -67,8 +103,8 @@ static bool render_memo_matches(const struct render_memo *m, const struct decisi
 	return m->valid && m->lang == lang && m->outcome == d->outcome && m->now == d->now &&
 	       m->has_answer == d->has_answer && m->has_leaf == d->vr.has_leaf &&
 	       m->expiring == d->vr.expiring_soon &&
-	       (!d->has_answer || memcmp(&m->answer, &d->answer, sizeof(m->answer)) == 0) &&
-	       (!d->vr.has_leaf || memcmp(&m->leaf, &d->vr.leaf, sizeof(m->leaf)) == 0);
+	       (!d->has_answer || render_answer_same(&m->answer, &d->answer)) &&
+	       (!d->vr.has_leaf || render_leaf_same(&m->leaf, &d->vr.leaf));
 }
 
 /* Keeps what render_json_fresh appended to out from start. */
@@ -103,12 +139,20 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 
 	if (assertion != NULL)
 		return render_json_fresh(out, d, lang, assertion);
-	if (render_memo_matches(&render_memo, d, lang))
+	if (render_memo_matches(&render_memo, d, lang)) {
+		render_counts.memo_hits++;
 		return evbuffer_add(out, render_memo.json, render_memo.len) == 0;
+	}
+	render_counts.memo_misses++;
 	if (!render_json_fresh(out, d, lang, NULL))
 		return false;
 	render_memo_keep(&render_memo, d, lang, out, start);
 	return true;
+}
+
+struct render_stats render_stats(void)
+{
+	return render_counts;
 }
 
 static bool render_json_fresh(struct evbuffer *out, const struct decision *d,

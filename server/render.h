@@ -8,6 +8,8 @@
 #ifndef CERTREG_RENDER_H
 #define CERTREG_RENDER_H
 
+#include <stdint.h>
+
 #include <event2/buffer.h>
 #include "decision.h"
 #include "outcome.h"
@@ -16,6 +18,13 @@
  * (NULL: none); false when out of memory. */
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *assertion);
+/* This thread's renderings of decision JSON without an assertion: sent
+ * again from the last one kept (same inputs), or rendered anew. */
+struct render_stats {
+	uint64_t memo_hits;
+	uint64_t memo_misses;
+};
+struct render_stats render_stats(void);
 /* Appends a complete HTML page; portal_url (NULL: none) is linked at its
  * foot. Every text inserted is HTML-escaped. */
 void render_html(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,

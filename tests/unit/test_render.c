@@ -105,6 +105,72 @@ static void test_ok_json(void **state)
 	json_decref(o);
 }
 
+/* The same decision twice, built in memory that held other bytes (as a
+ * worker's reused request memory may): equal up to each string's NUL and
+ * different past it. The second rendering is the kept one, and the whole
+ * structs were never compared: valgrind (make valgrind-unit) sees no read
+ * of the bytes past a terminator. */
+static struct decision sample_over(unsigned char junk)
+{
+	struct decision d;
+
+	memset(&d, junk, sizeof(d));
+	d.now = 1795000000;
+	d.outcome = OUTCOME_OK;
+	d.vr.outcome = OUTCOME_OK;
+	d.vr.has_leaf = true;
+	d.vr.expiring_soon = false;
+	snprintf(d.vr.leaf.subject, sizeof(d.vr.leaf.subject), "CN=A");
+	snprintf(d.vr.leaf.issuer, sizeof(d.vr.leaf.issuer), "CN=CA");
+	snprintf(d.vr.leaf.serial, sizeof(d.vr.leaf.serial), "1a2b");
+	snprintf(d.vr.leaf.sha256, sizeof(d.vr.leaf.sha256), "%064d", 9);
+	snprintf(d.vr.leaf.key_id, sizeof(d.vr.leaf.key_id), "%064d", 7);
+	d.vr.leaf.holder_id[0] = '\0';
+	d.vr.leaf.credit_code[0] = '\0';
+	d.vr.leaf.not_before = d.now - 86400;
+	d.vr.leaf.not_after = d.now + 100 * 86400;
+	d.vr.leaf.days_left = 100;
+	d.has_answer = true;
+	d.answer.status = KEY_STATUS_APPROVED;
+	d.answer.has_unit = true;
+	d.answer.unit_active = true;
+	d.answer.has_office = true;
+	snprintf(d.answer.registration_no, sizeof(d.answer.registration_no), "110100000001");
+	snprintf(d.answer.unit_name, sizeof(d.answer.unit_name), "示例单位");
+	snprintf(d.answer.office_code, sizeof(d.answer.office_code), "DC01");
+	snprintf(d.answer.office_name, sizeof(d.answer.office_name), "东城管理部");
+	snprintf(d.answer.office_address, sizeof(d.answer.office_address), "东城区1号");
+	snprintf(d.answer.office_phone, sizeof(d.answer.office_phone), "010-1");
+	d.answer.renewed_from[0] = '\0';
+	return d;
+}
+
+static void test_repeated_rendering_ignores_bytes_past_strings(void **state)
+{
+	struct decision a = sample_over(0xa5), b = sample_over(0x5a);
+	struct evbuffer *first = evbuffer_new(), *second = evbuffer_new();
+	struct render_stats before, after;
+	size_t len;
+
+	(void)state;
+	assert_true(render_json(first, &a, OUTCOME_LANG_ZH, NULL));
+	before = render_stats();
+	assert_true(render_json(second, &b, OUTCOME_LANG_ZH, NULL));
+	after = render_stats();
+	assert_int_equal(after.memo_hits, before.memo_hits + 1);
+	assert_int_equal(after.memo_misses, before.memo_misses);
+	len = evbuffer_get_length(first);
+	assert_int_equal(evbuffer_get_length(second), len);
+	assert_memory_equal(evbuffer_pullup(first, -1), evbuffer_pullup(second, -1), len);
+	/* and a real difference, one past the other's NUL, is still one */
+	b.answer.office_phone[5] = '9';
+	b.answer.office_phone[6] = '\0';
+	before = render_stats();
+	assert_true(render_json(second, &b, OUTCOME_LANG_ZH, NULL));
+	assert_int_equal(render_stats().memo_misses, before.memo_misses + 1);
+	evbuffer_free(first);
+	evbuffer_free(second);
+}
 /* render_json keeps its last rendering: one decision after another that
  * differs from it in any input, even one byte of a name, is rendered anew. */
 static void test_repeated_rendering_follows_every_input(void **state)
@@ -392,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ok_json),
 	    cmocka_unit_test(test_repeated_rendering_follows_every_input),
+	    cmocka_unit_test(test_repeated_rendering_ignores_bytes_past_strings),
 	    cmocka_unit_test(test_not_approved_names_the_office),
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
 	    cmocka_unit_test(test_html_escapes),
