@@ -542,6 +542,36 @@ def test_a_stalled_round_is_repeated_a_bounded_number_of_times():
     assert (r["p99_us"], repeated, stalled) == (0, 0, True)
 
 
+def test_the_keys_row_alternates_its_sides_and_judges_each_round_alone():
+    """alternating_rounds() (row 7): A B, B A, A B, ...; a round that
+    stalled is repeated on its own side only, the other side's round is not;
+    and no more repeats in all than rounds in all."""
+    calls = []
+
+    def side(name, lost_ms):
+        seq = iter(lost_ms)
+
+        def measure():
+            calls.append(name)
+            return {"side": name, "tick_lost_us": next(seq) * 1000}
+        return measure
+
+    # 2 s rounds: 0.5 % is 10 ms. Round 2 of A stalls once; B never does.
+    a, b, repeated, kept = bench_run.alternating_rounds(
+        [side("A", [0, 50, 0, 0]), side("B", [0, 0, 0])], "tick_lost_us", 2, 3, 2)
+    assert calls == ["A", "B", "B", "A", "A", "A", "B"]
+    assert [r["side"] for r in a] == ["A"] * 3 and [r["side"] for r in b] == ["B"] * 3
+    assert [r["tick_lost_us"] for r in a] == [0, 0, 0]
+    assert (repeated, kept) == (1, 0)
+    # Everything stalls: 2 pairs are 4 rounds, so 4 repeats at most in all,
+    # and each round counted says it stalled.
+    calls.clear()
+    a, b, repeated, kept = bench_run.alternating_rounds(
+        [side("A", [50] * 10), side("B", [50] * 10)], "tick_lost_us", 2, 2, 2)
+    assert (len(a), len(b), repeated, kept) == (2, 2, 4, 4)
+    assert len(calls) == 4 + 4
+
+
 def test_every_line_of_the_table_is_a_ratio_against_its_target():
     rows = [bench_run.make_row("handshakes", 1200, 1000, 1.1),
             bench_run.make_row("keep-alive", 899, 1000, 0.9),
