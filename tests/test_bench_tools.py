@@ -112,6 +112,36 @@ def test_bench_reports_what_postgresql_logged_since_a_point_per_database(tmp_pat
         cluster.stop(mode="immediate")
 
 
+def test_bench_reports_each_databases_shared_buffers_hit_ratio(tmp_path):
+    """pg_buffer_counts()/pg_hit_ratio() (row 7): a table read again is
+    served from shared_buffers, one never touched is no access at all."""
+    cluster = Cluster(tmp_path / "pg")
+    cluster.init()
+    try:
+        for name in ("big", "small"):
+            cluster.psql(f'CREATE DATABASE "{name}"')
+        cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 100000) g", "big")
+        cluster.psql("SELECT count(*) FROM t", "big")
+        cluster.psql("SELECT pg_stat_force_next_flush()", "big")
+        before = bench_run.pg_buffer_counts(cluster, ["big", "small"])
+        assert set(before) == {"big", "small"}
+        for _ in range(3):
+            cluster.psql("SELECT count(*) FROM t; SELECT pg_stat_force_next_flush()", "big")
+        # the statistics collector of PostgreSQL 15 publishes at its own pace
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ratio = bench_run.pg_hit_ratio(before, bench_run.pg_buffer_counts(
+                cluster, ["big", "small"]))
+            if ratio["big"] is not None:
+                break
+            time.sleep(0.2)
+        assert ratio["big"] > 0.99, ratio
+        assert bench_run.pg_hit_ratio({"small": (5, 5)}, {"small": (5, 5)}) == {"small": None}
+        assert bench_run.pg_hit_ratio({"big": (10, 10)}, {"big": (40, 20)}) == {"big": 0.75}
+    finally:
+        cluster.stop(mode="immediate")
+
+
 def test_bench_refuses_a_bad_worker_count_before_starting_anything():
     run_py = Path(__file__).resolve().parent / "bench" / "run.py"
 

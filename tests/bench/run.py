@@ -500,6 +500,29 @@ def pg_events(cluster, since):
     return ", ".join(parts), end
 
 
+def pg_buffer_counts(cluster, names):
+    """Per database of NAMES: (blocks found in shared_buffers, blocks read
+    from outside them) since the cluster started (pg_stat_database)."""
+    out = cluster.psql("SELECT datname, blks_hit, blks_read FROM pg_stat_database "
+                       "WHERE datname = ANY (string_to_array('" + ",".join(names) + "', ','))")
+    counts = {}
+    for line in out.split():
+        name, hit, read = line.split("|")
+        counts[name] = (int(hit), int(read))
+    return counts
+
+
+def pg_hit_ratio(before, after):
+    """The share of block accesses served from shared_buffers between two
+    pg_buffer_counts(), per database; None where nothing was accessed."""
+    ratios = {}
+    for name, (hit, read) in after.items():
+        hit0, read0 = before.get(name, (0, 0))
+        total = (hit - hit0) + (read - read0)
+        ratios[name] = (hit - hit0) / total if total > 0 else None
+    return ratios
+
+
 def idle_rss(port, tls_args, pids, n):
     before = rss_kib(pids)
     p = subprocess.Popen([str(LOADGEN), "--target", f"127.0.0.1:{port}", *tls_args,
@@ -1083,6 +1106,9 @@ def main():
             # (runs V and W in docs/PERFORMANCE-HISTORY.md).
             for side in sides:
                 side()
+            # Whether the big database's pages stay in shared_buffers: the
+            # bench keys' index leaves are spread over 2,000,000 keys' worth.
+            buffers = pg_buffer_counts(cluster, ["big", "small"])
             big, sm, repeated, kept = alternating_rounds(sides, "tick_lost_us", pair_s,
                                                          a.p99_pairs, a.stall_retries)
             big_r = [r["samples"] for r in big]
@@ -1091,6 +1117,7 @@ def main():
             share_big = [stall_share(r, "tick_lost_us", pair_s) for r in big]
             share_small = [stall_share(r, "tick_lost_us", pair_s) for r in sm]
             shares = [max(x, y) for x, y in zip(share_big, share_small)]
+            hits = pg_hit_ratio(buffers, pg_buffer_counts(cluster, ["big", "small"]))
             b, s, lo, hi = pooled_p99(big_r, small_r)
             target, better = TARGETS["keys_p99"]
             rows.append(make_row(f"cold p99 at {rate} req/s on each, alternating: {a.keys} keys "
@@ -1101,10 +1128,13 @@ def main():
                                  rounds_peer=[percentile(r, 0.99) for r in small_r],
                                  tick_gap_us=gaps, stall_share=shares, repeated=repeated,
                                  stalled_counted=kept, stall_share_certregd=share_big,
-                                 stall_share_peer=share_small, order="alternating"))
+                                 stall_share_peer=share_small, order="alternating",
+                                 buffer_hit_ratio=hits))
             log(f"cold p99 {a.keys} keys {b:.0f} us vs 10,000 keys {s:.0f} us: {b / s:.2f} "
                 f"(90 % interval {lo:.2f}-{hi:.2f}, {len(big_r)} rounds of each, alternating; "
                 f"{repeated} repeated, {kept} stalled counted)")
+            log("  shared_buffers hit ratio during the rounds: " + ", ".join(
+                f"{k} {'-' if v is None else f'{100 * v:.2f} %'}" for k, v in hits.items()))
             worst = max(range(len(gaps)), key=gaps.__getitem__)
             log(f"  the generator's longest tick gap: {gaps[worst] / 1000:.1f} ms, in round "
                 f"{worst + 1}, whose p99s were {percentile(big_r[worst], 0.99) / 1000:.1f} ms "
