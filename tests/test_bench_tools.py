@@ -270,6 +270,17 @@ def test_loadgen_pair_runs_both_sides_through_the_same_seconds(stamping_servers,
     assert time.monotonic() - t0 < 2 * 1.7
 
 
+def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping_servers):
+    """loadgen_split() (row 5): the round's figures, and how its connections
+    were spread over the processes of the server, most first: here one
+    process (this one) holds all 6."""
+    port = stamping_servers[0].server_address[1]
+    r = bench_run.loadgen_split(port, "--mode", "keepalive", "--connections", 6, "--rate", 200,
+                                duration=1, warmup=0.3)
+    assert r["requests"] > 0 and r["errors"] == 0
+    assert r["split"] == [6], r["split"]
+
+
 def test_loadgen_reports_how_long_it_was_itself_kept_from_running(stamping_servers):
     """tick_gap_us is the longest the generator's own loop went without
     running, within the measured seconds: a run whose process is stopped

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -345,6 +346,45 @@ def loadgen(port, *args, duration, warmup=1.0, samples=None):
         raise RuntimeError(f"loadgen {' '.join(map(str, args))} exited {p.returncode}: "
                            f"{p.stderr.strip()} {p.stdout.strip()}")
     return loadgen_result(p.stdout, args, samples)
+
+
+def loadgen_split(port, *args, duration, warmup=1.0):
+    """loadgen() with, in its "split", how the server's processes shared
+    its connections half-way through: the number each process held, most
+    first (ss -tnp). certregd's workers each have a SO_REUSEPORT socket
+    and the kernel hashes connections over them; nginx's share one socket
+    and take what they win; a worker holding most of them is a process
+    fewer competing for the cores, and shows in the p99 (row 5)."""
+    cmd = loadgen_cmd(port, args, duration, warmup, None)
+    p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        time.sleep(warmup + duration / 2)
+        split = connection_split(port)
+        out, err = p.communicate(timeout=duration + warmup + 120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if p.returncode != 0:
+        raise RuntimeError(f"loadgen {' '.join(map(str, args))} exited {p.returncode}: "
+                           f"{err.strip()} {out.strip()}")
+    r = loadgen_result(out, args, None)
+    r["split"] = split
+    return r
+
+
+def connection_split(port):
+    """The established connections to local PORT, counted per process
+    that holds them, most first."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=30).stdout
+    per = collections.Counter()
+    for line in out.splitlines():
+        pids = set(re.findall(r"pid=(\d+)", line))
+        for pid in pids:
+            per[pid] += 1
+    return sorted(per.values(), reverse=True)
 
 
 def loadgen_pair(ports, *args, duration, warmup, samples):
@@ -1024,6 +1064,8 @@ def main():
                     stall_share_peer=[stall_share(r, theirs[1], d) for r in t],
                     tick_gap_us_certregd=[r.get("tick_gap_us") for r in o],
                     tick_gap_us_peer=[r.get("tick_gap_us") for r in t],
+                    split_certregd=[r.get("split") for r in o],
+                    split_peer=[r.get("split") for r in t],
                     repeated=repeated, stalled_counted=kept, **extra))
                 row = rows[-1]
                 log(f"{what}: p50/p99 certregd {med['p50_us'][0]:.0f}/{row['certregd']:.0f} "
@@ -1032,6 +1074,9 @@ def main():
                     f"repeated, {kept} stalled counted")
                 log(f"  rounds, p99 ms/share of the round the generator was stopped: "
                     f"certregd {rounds_text(o, ours[1])}; peer {rounds_text(t, theirs[1])}")
+                if any(r.get("split") for r in o + t):
+                    log(f"  connections per process, each round: certregd "
+                        f"{[r.get('split') for r in o]}; peer {[r.get('split') for r in t]}")
 
             # Warm: each server at half of its own peak (row 4's medians), so
             # that both are as busy relative to what they can do: certregd's
@@ -1040,10 +1085,11 @@ def main():
             warm_args = warm_body + ["--connections", 64]
             p99_row(f"warm /v1/verify p99 at half its peak ({rate}/s) vs nginx return 200 "
                     f"p99 at half its own ({ngx_rate}/s)", "warm_p99",
-                    (lambda: loadgen(warm.api_port, *warm_args, "--rate", rate, duration=d),
-                     "tick_lost_us"),
-                    (lambda: loadgen(ngx.http_port, "--mode", "keepalive", "--connections", 64,
-                                     "--rate", ngx_rate, duration=d), "tick_lost_us"),
+                    (lambda: loadgen_split(warm.api_port, *warm_args, "--rate", rate,
+                                           duration=d), "tick_lost_us"),
+                    (lambda: loadgen_split(ngx.http_port, "--mode", "keepalive",
+                                           "--connections", 64, "--rate", ngx_rate,
+                                           duration=d), "tick_lost_us"),
                     rate=rate, peer_rate=ngx_rate)
             # Cold as in row 3: the association caches full (those of row 3
             # have expired since, ttl 60 s, and first logins would be in this
