@@ -281,6 +281,31 @@ def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping
     assert r["split"] == [6], r["split"]
 
 
+def test_bench_nginx_with_reuseport_spreads_connections_by_the_kernels_hash(pki, tmp_path):
+    """--nginx-reuseport: each nginx worker has its own listening socket on
+    the plain port (without it, one socket for all), and 64 connections
+    land on both workers, none on the master."""
+    for reuseport, sockets in ((False, 1), (True, bench_run.NPROC)):
+        work = tmp_path / f"reuseport-{reuseport}"
+        work.mkdir()
+        bench_run.open_for_nobody(work)
+        ngx = bench_run.Nginx(work, pki.dir, reuseport=reuseport)
+        try:
+            out = subprocess.run(["ss", "-tlnH", f"( sport = :{ngx.http_port} )"],
+                                 capture_output=True, text=True, check=True).stdout
+            assert len(out.splitlines()) == sockets, out
+            if reuseport and bench_run.NPROC > 1:
+                r = bench_run.loadgen_split(ngx.http_port, "--mode", "keepalive",
+                                            "--connections", 64, "--rate", 500,
+                                            duration=1, warmup=0.3)
+                assert len(r["split"]) == bench_run.NPROC and sum(r["split"]) == 64, r
+                assert str(ngx.proc.pid) not in subprocess.run(
+                    ["ss", "-tnpH", "state", "established", f"( sport = :{ngx.http_port} )"],
+                    capture_output=True, text=True).stdout
+        finally:
+            ngx.stop()
+
+
 def test_loadgen_reports_how_long_it_was_itself_kept_from_running(stamping_servers):
     """tick_gap_us is the longest the generator's own loop went without
     running, within the measured seconds: a run whose process is stopped

@@ -294,7 +294,10 @@ timeout_ms = 2000
 class Nginx(Server):
     stop_signal = signal.SIGQUIT  # graceful shutdown
 
-    def __init__(self, work, pki):
+    def __init__(self, work, pki, reuseport=False):
+        """REUSEPORT: a listening socket per worker, connections spread by
+        the kernel's hash as certregd's are (--nginx-reuseport), instead of
+        one socket whose connections go to whichever worker accepts first."""
         self.dir = work / "nginx"
         (self.dir / "logs").mkdir(parents=True)
         self.tls_port, self.http_port = free_port(), free_port()
@@ -321,7 +324,7 @@ http {{
     location / {{ return 200 "ok\\n"; }}
   }}
   server {{
-    listen 127.0.0.1:{self.http_port};
+    listen 127.0.0.1:{self.http_port}{" reuseport" if reuseport else ""};
     keepalive_requests 1000000;
     location / {{ return 200 "ok\\n"; }}
   }}
@@ -762,6 +765,10 @@ def main():
                     help="profile a worker during rows 1 and 3 (perf, DWARF stacks) and "
                     "write DIR/flame-handshake.svg and DIR/flame-cold-verify.svg "
                     "(make flamegraph)")
+    ap.add_argument("--nginx-reuseport", action="store_true",
+                    help="nginx's plain listener (rows 4 and 5) with a socket per worker, "
+                    "connections spread by the kernel's hash as certregd's are (an "
+                    "experiment: the targets are against nginx's default)")
     ap.add_argument("--stall-retries", type=int, default=2,
                     help="repeat a latency round whose generator stalled at most this many "
                     "times (default 2)")
@@ -862,7 +869,7 @@ def main():
                                cluster.conninfo("big", "certregd"), a.workers,
                                assertion_key=work / "assertion.key")
             started.append(signing)
-        ngx = Nginx(work, pki)
+        ngx = Nginx(work, pki, reuseport=a.nginx_reuseport)
         started.append(ngx)
 
         tls = ["--tls", "--cert", leaf / "ec-ok.chain.pem", "--key", leaf / "ec-ok.key"]
@@ -1261,6 +1268,7 @@ def main():
         "host_stalls": stalls,
         "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
         "stall_share": STALL_SHARE, "stall_retries": a.stall_retries,
+        "nginx_reuseport": a.nginx_reuseport,
     }
     lines = [f"machine: nproc={machine['nproc']} {machine['openssl']} {machine['nginx']} "
              f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
