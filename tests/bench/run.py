@@ -771,9 +771,9 @@ def main():
                     "times (default 2)")
     ap.add_argument("--sm2-certs", type=int, default=200,
                     help="SM2 client certificates for the SM2 signed-login row (default 200)")
-    ap.add_argument("--budget", type=float, default=0.5, metavar="CORES",
+    ap.add_argument("--budget", type=float, default=0.75, metavar="CORES",
                     help="the CPU budget of certregd and of its bare-OpenSSL peer in rows 3, "
-                    "5 cold and 8 SM2, in cores of one vCPU (cgroup v1 quota; default 0.5; "
+                    "5 cold and 8 SM2, in cores of one vCPU (cgroup v1 quota; default 0.75; "
                     "0: judge those rows on the shared cores)")
     ap.add_argument("--budget-cpu", type=int, default=NPROC - 1, metavar="N",
                     help="the vCPU both budgets are pinned to (default the last)")
