@@ -12,7 +12,10 @@ own stops have to show in what it reports. replica.py's balancer has to
 put half of the connections on each of two daemons, or its "two daemons
 vs one" row measures one daemon twice. Its CPU groups have to hold a
 daemon to its quota and say so in their counters, and leave nothing behind,
-or "a core of its own" is a figure of speech. A run
+or "a core of its own" is a figure of speech. make bench's rows in a CPU
+budget have to be judged only when the quota, not the generator or the
+machine, was the limit, and say so when they are not (or when there are
+no CPU groups and the shared cores take the target). A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
@@ -659,6 +662,19 @@ def test_verify_ref_open_loop_times_each_chain_from_when_it_fell_due(pki, tmp_pa
     # 300 ms: the p99 is among them.
     assert stopped["p99_us"] >= 200_000
     assert bench_run.stall_share(stopped, "lost_us", 2) >= bench_run.STALL_SHARE
+
+
+def test_verify_ref_processes_that_end_together_report_whole(pki, tmp_path):
+    """In make bench's CPU budget verify_ref's processes share one vCPU and
+    end together: each must hand its tally and latencies over whole (they
+    once shared a pipe, interleaved, and the run failed with status 1)."""
+    args = verify_ref_args(pki, tmp_path, "--procs", 2, "--duration", 1, "--rate", 20000)
+    for _ in range(3):
+        p = subprocess.run(["taskset", "-c", str(os.cpu_count() - 1), *args],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        r = figures(p.stdout)
+        assert r["failures"] == 0 and r["chains"] > 0
 
 
 def test_verify_ref_closed_loop_prints_what_it_printed_before(pki, tmp_path):
