@@ -12,7 +12,10 @@ own stops have to show in what it reports. replica.py's balancer has to
 put half of the connections on each of two daemons, or its "two daemons
 vs one" row measures one daemon twice. Its CPU groups have to hold a
 daemon to its quota and say so in their counters, and leave nothing behind,
-or "a core of its own" is a figure of speech. A run
+or "a core of its own" is a figure of speech. make bench's rows in a CPU
+budget have to be judged only when the quota, not the generator or the
+machine, was the limit, and say so when they are not (or when there are
+no CPU groups and the shared cores take the target). A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
@@ -476,6 +479,149 @@ def test_cpu_group_removal_moves_its_processes_out_and_stale_groups_go():
         g.remove()
 
 
+def test_a_budget_verdict_says_when_the_quota_or_the_generator_was_the_limit():
+    """A closed-loop round in a CPU budget counts only when its group was
+    throttled in most periods (it had more work than its quota) and the
+    generator had room to spare."""
+    v = cpugroup.budget_verdict
+    assert v(100, 90, 0.8, 0.5, 2) is None
+    assert v(100, 90, None, 0.5, 2) is None  # the peer needs no generator
+    assert v(100, 30, 0.8, 0.5, 2) == "the quota was not the limit (throttled in 30 of 100 periods)"
+    assert v(100, 90, 1.4, 0.5, 2) == ("the generator used 1.40 of the 1.5 cores outside the "
+                                       "budget")
+    assert v(0, 0, 0.1, 0.5, 2) == "no quota period elapsed"
+    assert v(100, 90, 0.8, 0.5, 2, used_cores=0.45) is None
+    assert v(100, 90, 0.8, 0.5, 2, used_cores=0.3) == ("the quota was not the limit (used "
+                                                       "0.30 of 0.5 cores)")
+
+
+def budgeted_round(rps, verdict=None):
+    return {"rps": rps, "verdict": verdict, "cpu": {"cores": {}, "machine": {}}}
+
+
+def test_a_budgeted_row_refuses_a_target_when_a_round_did_not_measure_the_budget():
+    ok = bench_run.budget_row("cold", [budgeted_round(x) for x in (900, 1100, 1000)],
+                              [budgeted_round(x) for x in (500, 700, 600)], 1.5,
+                              budget_cores=0.5)
+    assert (ok["ratio"], ok["target"], ok["met"]) == (1000 / 600, 1.5, True)
+    assert "note" not in ok and ok["budget_cores"] == 0.5
+    starved = bench_run.budget_row(
+        "cold", [budgeted_round(900), budgeted_round(1000, "the generator used 1.40 of the "
+                                                         "1.5 cores outside the budget")],
+        [budgeted_round(500), budgeted_round(600)], 1.5)
+    assert (starved["target"], starved["met"], starved["target_if_judged"]) == ("report", None,
+                                                                               1.5)
+    assert starved["note"] == ("not judged (1 round(s) did not measure the budget): the "
+                               "generator used 1.40 of the 1.5 cores outside the budget")
+    lines = bench_run.table_lines([ok, starved])
+    assert re.search(r"1\.67  >= 1\.50  PASS", lines[1]), lines[1]
+    assert re.search(r"report   report", lines[2]), lines[2]
+    assert lines[3] == "  " + starved["note"]
+    assert lines[-1].startswith("1 of 1 targets met")
+    json.dumps([ok, starved])
+
+
+def test_without_cpu_groups_the_shared_cores_row_is_judged_and_says_so(tmp_path, monkeypatch):
+    """Not root, cgroup v2 only, a container: the shared-cores figure takes
+    the target, and the table says why under it."""
+    monkeypatch.setattr(cpugroup, "ROOT", tmp_path / "cpu")
+    reason = cpugroup.available()
+    row = bench_run.make_row("cold, shared cores", 7500, 6000, 1.5, shared_cores=True,
+                             note=bench_run.shared_cores_note(reason))
+    lines = bench_run.table_lines([row])
+    assert "FAIL" in lines[1]
+    assert lines[2] == ("  target judged on the shared cores, generator on them: no CPU "
+                        f"budget (no cgroup v1 cpu hierarchy at {tmp_path / 'cpu'})")
+
+
+# 0.2 s of CPU time: 1 s of the clock at 0.2 of a core.
+SHORT_SPIN = [sys.executable, "-c", "import time\nwhile time.process_time() < 0.2: pass"]
+
+
+@pytest.mark.skipif(NO_CPU_GROUPS is not None, reason=f"no cpu cgroups: {NO_CPU_GROUPS}")
+def test_a_budgeted_round_measures_the_quota_and_the_budget_leaves_nothing_behind():
+    """In a Budget, the peer's processes are held to the quota on the
+    budget's vCPU and counted throttled; one that waits instead of working
+    is told apart (its quota was not the limit). Removed, the budget's
+    groups are gone, a daemon left in one is back in the root group and on
+    every CPU, and so is the caller."""
+    cpu = os.cpu_count() - 1
+    b = cpugroup.Budget(0.2, cpu)
+    daemon = subprocess.Popen(["sleep", "30"])
+    paths = [g.path for g in b.groups.values()]
+    try:
+        b.start([daemon.pid], [])
+        assert daemon.pid in b["certregd"].pids()
+        assert os.sched_getaffinity(daemon.pid) == {cpu}
+        assert os.getpid() in b["generator"].pids()
+
+        def peer(cmd):
+            def go():
+                p = subprocess.run(cmd, preexec_fn=b.peer_preexec, capture_output=True,
+                                   text=True, check=True)
+                return {"out": p.stdout}
+            return go
+
+        where = [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"]
+        assert peer(where)()["out"].strip() == f"[{cpu}]"
+        busy = bench_run.accounted(peer(SHORT_SPIN), b["peer"])
+        idle = bench_run.accounted(peer(["sleep", "0.5"]), b["peer"])
+        b.stop([daemon.pid])
+        assert os.sched_getaffinity(daemon.pid) == set(range(os.cpu_count()))
+        assert daemon.pid not in b["certregd"].pids()
+        b.start([daemon.pid], [])  # left in the budget: remove() takes it out
+    finally:
+        b.remove()
+        b.remove()  # twice is harmless
+    try:
+        assert not any(p.exists() for p in paths)
+        for pid in (daemon.pid, os.getpid()):
+            cpu_line = [x for x in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                        if x.split(":")[1] == "cpu"]
+            assert cpu_line and cpu_line[0].endswith(":/"), cpu_line
+        assert daemon.poll() is None
+    finally:
+        daemon.kill()
+        daemon.wait()
+    c = busy["cpu"]
+    # 0.2 s of CPU at 0.2 of a core: about a second, throttled in most 20 ms
+    # periods; the machine's times are all there. The slack: the kernel
+    # hands out a group's quota in slices of 5 ms (sched_cfs_bandwidth_slice_us)
+    # and 4 ms periods overrun by up to a slice at first.
+    assert c["wall_s"] >= 0.2 / 0.2 * 0.7, c
+    assert c["cores"]["children"] <= 0.2 * 1.4, c
+    assert cpugroup.budget_verdict(c["nr_periods"], c["nr_throttled"], None, 0.2, 2,
+                                   used_cores=c["cores"]["children"]) is None, c
+    assert set(c["machine"]) == set(cpugroup.STAT_FIELDS)
+    i = idle["cpu"]
+    assert cpugroup.budget_verdict(i["nr_periods"], i["nr_throttled"], None, 0.2, 2,
+                                   used_cores=i["cores"]["children"]) \
+        .startswith("the quota was not the limit"), i
+
+
+@pytest.mark.skipif(NO_CPU_GROUPS is not None, reason=f"no cpu cgroups: {NO_CPU_GROUPS}")
+def test_openssl_speed_in_a_budget_counts_the_clock_not_its_cpu_time():
+    """The budgeted SM2 row's peer: `openssl speed -elapsed` in a budget of
+    0.2 of a core verifies at most about that share of what it does on the
+    shared cores. Without -elapsed, one openssl process divides by the
+    user CPU time it got, not by the clock: a whole core's rate whatever
+    the budget (with -multi its children count the clock either way)."""
+    b = cpugroup.Budget(0.2, os.cpu_count() - 1)
+    try:
+        free = bench_run.openssl_speed_sm2(1, elapsed=True)
+        b.start([], [])
+        held = bench_run.openssl_speed_sm2(1, elapsed=True, preexec=b.peer_preexec)
+        out = subprocess.run(["openssl", "speed", "-mr", "-seconds", "1", "sm2"],
+                             preexec_fn=b.peer_preexec, capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        b.remove()
+    per_cpu_second = float([ln for ln in out.splitlines() if ln.startswith("+F7:")][-1]
+                           .split(":")[5])
+    assert held < 0.5 * free, (held, free)
+    assert per_cpu_second > 2 * held, (per_cpu_second, held)
+
+
 def ocspcost_args(pki):
     return ["--ca", str(pki.path("ca/trust.pem")), "--intermediates",
             str(pki.path("ca/intermediates.pem")), "--crl-dir", str(pki.path("crl-all")),
@@ -580,6 +726,19 @@ def test_verify_ref_open_loop_times_each_chain_from_when_it_fell_due(pki, tmp_pa
     # 300 ms: the p99 is among them.
     assert stopped["p99_us"] >= 200_000
     assert bench_run.stall_share(stopped, "lost_us", 2) >= bench_run.STALL_SHARE
+
+
+def test_verify_ref_processes_that_end_together_report_whole(pki, tmp_path):
+    """In make bench's CPU budget verify_ref's processes share one vCPU and
+    end together: each must hand its tally and latencies over whole (they
+    once shared a pipe, interleaved, and the run failed with status 1)."""
+    args = verify_ref_args(pki, tmp_path, "--procs", 2, "--duration", 1, "--rate", 20000)
+    for _ in range(3):
+        p = subprocess.run(["taskset", "-c", str(os.cpu_count() - 1), *args],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        r = figures(p.stdout)
+        assert r["failures"] == 0 and r["chains"] > 0
 
 
 def test_verify_ref_closed_loop_prints_what_it_printed_before(pki, tmp_path):

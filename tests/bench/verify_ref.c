@@ -186,7 +186,7 @@ int main(int argc, char **argv)
 	    {"crl-dir", 1, 0, 'r'}, {"rate", 1, 0, 'R'},          {0, 0, 0, 0}};
 	const char *ca = NULL, *inter = NULL, *list = NULL, *crl_dir = NULL;
 	bool engine = false;
-	int procs = 1, ch, nblobs = 0, fds[2];
+	int procs = 1, ch, nblobs = 0, (*fds)[2] = NULL;
 	double duration = 5, rate = 0, lost = 0;
 	struct blob *blobs = NULL, l;
 	struct tally total = {0};
@@ -236,8 +236,17 @@ int main(int argc, char **argv)
 		blobs = grown;
 		blobs[nblobs++] = slurp(line);
 	}
-	if (nblobs == 0 || pipe(fds) != 0)
+	if (nblobs == 0)
 		return 2;
+	/* A pipe per process: two processes that end together (on one vCPU in
+	 * make bench's CPU budget they do) would interleave their tallies and
+	 * samples in a shared one. */
+	fds = calloc((size_t)procs, sizeof(*fds));
+	if (fds == NULL)
+		return 2;
+	for (int p = 0; p < procs; p++)
+		if (pipe(fds[p]) != 0)
+			return 2;
 	for (int p = 0; p < procs; p++) {
 		if (fork() == 0) {
 			X509_STORE *store = X509_STORE_new();
@@ -297,25 +306,26 @@ int main(int argc, char **argv)
 					due += interval;
 				}
 			}
-			if (!write_all(fds[1], &n, sizeof(n)) ||
-			    !write_all(fds[1], mine, n.nsamples * sizeof(*mine)))
+			if (!write_all(fds[p][1], &n, sizeof(n)) ||
+			    !write_all(fds[p][1], mine, n.nsamples * sizeof(*mine)))
 				exit(1);
 			exit(0);
 		}
 	}
-	close(fds[1]);
-	/* A process writes once, when its run ends: whole, one at a time. */
+	for (int p = 0; p < procs; p++)
+		close(fds[p][1]);
+	/* A process writes once, when its run ends, on its own pipe. */
 	for (int p = 0; p < procs; p++) {
 		struct tally n;
 		uint32_t *grown;
 
-		if (!read_all(fds[0], &n, sizeof(n)))
+		if (!read_all(fds[p][0], &n, sizeof(n)))
 			return 1;
 		grown = realloc(samples, (total.nsamples + n.nsamples + 1) * sizeof(*samples));
 		if (grown == NULL)
 			return 1;
 		samples = grown;
-		if (!read_all(fds[0], samples + total.nsamples, n.nsamples * sizeof(*samples)))
+		if (!read_all(fds[p][0], samples + total.nsamples, n.nsamples * sizeof(*samples)))
 			return 1;
 		total.chains += n.chains;
 		total.failures += n.failures;
