@@ -101,14 +101,18 @@ def test_bench_reports_what_postgresql_logged_since_a_point_per_database(tmp_pat
         assert end == since
         cluster.psql("SELECT pg_sleep(0.08)", "big")
         cluster.psql("SELECT pg_sleep(0.12)", "big")
-        cluster.psql("SELECT pg_sleep(0.01)", "small")  # under the threshold
+        cluster.psql("SELECT pg_sleep(0.001)", "small")  # under the threshold
         cluster.psql("SELECT pg_sleep(0.06)", "small")
-        cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g", "small")
+        cluster.psql("CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g", "small")
         cluster.psql("CHECKPOINT")
         # No logging collector: a backend writes its line before it answers.
         summary, end = bench_run.pg_events(cluster, since)
-        assert summary.startswith("big 2 over 50 ms (longest 12"), summary
-        assert ", small 1 over 50 ms (longest 6" in summary, summary
+        # A statement lasts at least its sleep, and longer when the machine
+        # stalls (make check runs beside other suites): lower bounds only.
+        big = re.match(r"big 2 over 50 ms \(longest (\d+) ms\)", summary)
+        small = re.search(r", small 1 over 50 ms \(longest (\d+) ms\)", summary)
+        assert big and int(big[1]) >= 120, summary
+        assert small and int(small[1]) >= 60, summary
         assert "1 x checkpoint starting" in summary, summary
         assert end == os.path.getsize(cluster.log)
     finally:

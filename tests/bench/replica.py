@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import statistics
@@ -255,24 +254,6 @@ stream {{
             raise RuntimeError((self.dir / "logs/error.log").read_text())
 
 
-def cpu_seconds(pids):
-    """User + system CPU time of pids so far (processes gone are not counted)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / CLK_TCK
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
 def machine_idle():
     """CPU seconds the whole machine has been idle so far (/proc/stat idle
     + iowait, all CPUs): what nobody, the other work included, wanted."""
@@ -289,8 +270,8 @@ def accounted(go, daemons, groups, quota=None):
     cores the machine left idle, and for each cpugroup.Group of QUOTA
     ({name: group}) its periods and throttled periods."""
     pids = {g: [p for srv in servers for p in srv.pids()] for g, servers in groups.items()}
-    cpu0 = {g: cpu_seconds(p) for g, p in pids.items()}
-    gen0 = children_cpu()
+    cpu0 = {g: cpugroup.cpu_seconds(p) for g, p in pids.items()}
+    gen0 = cpugroup.children_cpu()
     dec0 = [x.decisions() for x in daemons]
     thr0 = {n: g.stat() for n, g in (quota or {}).items()}
     idle0, t0 = machine_idle(), time.monotonic()
@@ -298,8 +279,8 @@ def accounted(go, daemons, groups, quota=None):
     wall = time.monotonic() - t0
     r["idle_cores"] = (machine_idle() - idle0) / wall
     dec = [x.decisions() - y for x, y in zip(daemons, dec0)]
-    cpu = {g: cpu_seconds(p) - cpu0[g] for g, p in pids.items()}
-    cpu["loadgen"] = children_cpu() - gen0
+    cpu = {g: cpugroup.cpu_seconds(p) - cpu0[g] for g, p in pids.items()}
+    cpu["loadgen"] = cpugroup.children_cpu() - gen0
     n = max(sum(dec), 1)
     r["decisions"] = dec
     r["cpu_us_per_decision"] = {g: 1e6 * c / n for g, c in cpu.items()}
