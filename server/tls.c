@@ -118,6 +118,12 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 	 * client sent at the full handshake. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* A client that closes without close_notify (most do, and every
+	 * handshake-per-request client) is an end of stream, as for nginx: not a
+	 * fatal error whose alert OpenSSL 3.0 writes to the closed socket (a
+	 * write failing with EPIPE, and an error queued, per connection).
+	 * Requests are framed by HTTP, so a truncation is still seen there. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* An idle keep-alive connection then holds no 34 KiB of buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
