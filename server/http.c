@@ -441,29 +441,31 @@ static void http_ready_for_request(struct http_conn *c)
 }
 
 /*
- * Moves what OpenSSL has decrypted but libevent has not taken into the
- * input, up to the read watermark. libevent stops reading at the watermark
- * and, when the input drains, waits for the socket again; what was left in
- * OpenSSL's buffer (the rest of a record of pipelined requests) would then
- * wait for the deadline. SSL_pending data is read without any I/O.
+ * Moves what OpenSSL holds but libevent has not taken into the input, up to
+ * the read watermark. OpenSSL reads ahead (tls.c): one read takes what the
+ * socket has, several records, and libevent takes from it only what its
+ * reads ask for and what SSL_pending shows (the rest of the current
+ * record), then waits for the socket, which has nothing more to say. So
+ * whatever OpenSSL still holds (the request that came with the client's
+ * last handshake flight, pipelined requests, the rest of a record beyond
+ * the watermark) is taken here, without any I/O while it is whole records.
  */
 static void http_pull_pending(struct http_conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	int pending;
 
-	while ((pending = SSL_pending(ssl)) > 0 &&
-	       evbuffer_get_length(in) < http_input_limit(c->listener)) {
+	while (SSL_has_pending(ssl) && evbuffer_get_length(in) < http_input_limit(c->listener)) {
 		struct evbuffer_iovec v;
+		/* Not yet decrypted: room for a whole record's payload. */
+		int want = SSL_pending(ssl) > 0 ? SSL_pending(ssl) : HTTP_SEND_DIRECT_MAX;
 		int n;
 
-		if (evbuffer_reserve_space(in, pending, &v, 1) < 1)
+		if (evbuffer_reserve_space(in, want, &v, 1) < 1)
 			return;
 		ERR_clear_error();
-		n = SSL_read(ssl, v.iov_base,
-		             v.iov_len < (size_t)pending ? (int)v.iov_len : pending);
-		if (n <= 0) {
+		n = SSL_read(ssl, v.iov_base, v.iov_len < (size_t)want ? (int)v.iov_len : want);
+		if (n <= 0) { /* part of a record: the socket has the rest */
 			ERR_clear_error();
 			return;
 		}
@@ -485,6 +487,7 @@ static void http_read_cb(struct bufferevent *bev, void *arg)
 	 * before the deferred BEV_EVENT_CONNECTED is delivered. */
 	if (!c->handshaken)
 		http_handshake_done(c);
+	http_pull_pending(c);
 	http_process(c);
 }
 
@@ -1168,8 +1171,15 @@ static void http_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		if (!c->handshaken)
+		if (!c->handshaken) {
 			http_handshake_done(c);
+			/* The request may have come with the client's last
+			 * handshake flight: in OpenSSL's buffer, announced by
+			 * no socket event. */
+			http_pull_pending(c);
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+				http_process(c);
+		}
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

@@ -124,6 +124,10 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 	 * write failing with EPIPE, and an error queued, per connection).
 	 * Requests are framed by HTTP, so a truncation is still seen there. */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* One read(2) takes what the socket has, as nginx's: without, OpenSSL
+	 * reads each record in two (its header, then the rest), 12 reads a
+	 * handshake. What it reads ahead of libevent, http.c takes. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* An idle keep-alive connection then holds no 34 KiB of buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
