@@ -487,7 +487,8 @@ static void http_read_cb(struct bufferevent *bev, void *arg)
 	 * before the deferred BEV_EVENT_CONNECTED is delivered. */
 	if (!c->handshaken)
 		http_handshake_done(c);
-	http_pull_pending(c);
+	if (c->listener->cfg.tls != NULL) /* also called by http_plain_read_cb */
+		http_pull_pending(c);
 	http_process(c);
 }
 
