@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -44,6 +45,16 @@ static int tls_session_new(SSL *ssl, SSL_SESSION *session);
 static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
 static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
 static void tls_openssl_error(char *buf, size_t len);
+static void *tls_malloc(size_t num, const char *file, int line);
+static void *tls_realloc(void *addr, size_t num, const char *file, int line);
+static void tls_free(void *addr, const char *file, int line);
+
+void tls_allocator_init(void)
+{
+	/* Refused (0) once OpenSSL has allocated: it then keeps calling the
+	 * same malloc and free directly, only without the NULL test. */
+	(void)CRYPTO_set_mem_functions(tls_malloc, tls_realloc, tls_free);
+}
 
 EVP_PKEY *tls_key_load(const struct config *cfg, EVP_PKEY *kept, char *err, size_t errlen)
 {
@@ -253,4 +264,33 @@ static void tls_openssl_error(char *buf, size_t len)
 	else
 		ERR_error_string_n(e, buf, len);
 	ERR_clear_error();
+}
+
+/*
+ * OpenSSL 3.0 frees NULL all the time: ERR_clear_error, which libevent calls
+ * before every SSL_read and SSL_write, frees 32 empty slots, 44 free(NULL)
+ * calls a keep-alive request. jemalloc's free looks the pointer up before
+ * it tests it for NULL (about 60 instructions each, glibc's a few); these
+ * wrappers test first and call the same allocator otherwise.
+ */
+static void *tls_malloc(size_t num, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(num);
+}
+
+static void *tls_realloc(void *addr, size_t num, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return realloc(addr, num);
+}
+
+static void tls_free(void *addr, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (addr != NULL)
+		free(addr);
 }
