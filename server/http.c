@@ -33,6 +33,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <ctype.h>
@@ -196,6 +197,8 @@ static bool http_name_is(const char *have, const char *name);
 static void http_peer_text(const struct sockaddr *sa, char *buf, size_t len);
 static void http_request_free(struct http_conn *c);
 static void http_conn_close(struct http_conn *c, enum log_level level, const char *reason);
+static bool http_tls_nothing_more(struct http_conn *c);
+static void http_tls_close_now(struct http_conn *c);
 static const char *http_reason(int status);
 static const char *http_date(struct http_server *s);
 static char *http_put(char *p, const char *s, size_t n);
@@ -438,29 +441,31 @@ static void http_ready_for_request(struct http_conn *c)
 }
 
 /*
- * Moves what OpenSSL has decrypted but libevent has not taken into the
- * input, up to the read watermark. libevent stops reading at the watermark
- * and, when the input drains, waits for the socket again; what was left in
- * OpenSSL's buffer (the rest of a record of pipelined requests) would then
- * wait for the deadline. SSL_pending data is read without any I/O.
+ * Moves what OpenSSL holds but libevent has not taken into the input, up to
+ * the read watermark. OpenSSL reads ahead (tls.c): one read takes what the
+ * socket has, several records, and libevent takes from it only what its
+ * reads ask for and what SSL_pending shows (the rest of the current
+ * record), then waits for the socket, which has nothing more to say. So
+ * whatever OpenSSL still holds (the request that came with the client's
+ * last handshake flight, pipelined requests, the rest of a record beyond
+ * the watermark) is taken here, without any I/O while it is whole records.
  */
 static void http_pull_pending(struct http_conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	int pending;
 
-	while ((pending = SSL_pending(ssl)) > 0 &&
-	       evbuffer_get_length(in) < http_input_limit(c->listener)) {
+	while (SSL_has_pending(ssl) && evbuffer_get_length(in) < http_input_limit(c->listener)) {
 		struct evbuffer_iovec v;
+		/* Not yet decrypted: room for a whole record's payload. */
+		int want = SSL_pending(ssl) > 0 ? SSL_pending(ssl) : HTTP_SEND_DIRECT_MAX;
 		int n;
 
-		if (evbuffer_reserve_space(in, pending, &v, 1) < 1)
+		if (evbuffer_reserve_space(in, want, &v, 1) < 1)
 			return;
 		ERR_clear_error();
-		n = SSL_read(ssl, v.iov_base,
-		             v.iov_len < (size_t)pending ? (int)v.iov_len : pending);
-		if (n <= 0) {
+		n = SSL_read(ssl, v.iov_base, v.iov_len < (size_t)want ? (int)v.iov_len : want);
+		if (n <= 0) { /* part of a record: the socket has the rest */
 			ERR_clear_error();
 			return;
 		}
@@ -482,6 +487,8 @@ static void http_read_cb(struct bufferevent *bev, void *arg)
 	 * before the deferred BEV_EVENT_CONNECTED is delivered. */
 	if (!c->handshaken)
 		http_handshake_done(c);
+	if (c->listener->cfg.tls != NULL) /* also called by http_plain_read_cb */
+		http_pull_pending(c);
 	http_process(c);
 }
 
@@ -1107,12 +1114,48 @@ static void http_linger(struct http_conn *c)
 		http_conn_close(c, LOG_LEVEL_DEBUG, "done");
 		return;
 	}
+	if (c->listener->cfg.tls != NULL && c->fail_reason == NULL && !c->server->draining &&
+	    http_tls_nothing_more(c)) {
+		http_tls_close_now(c);
+		return;
+	}
 	http_set_state(c, CONN_LINGERING);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	               evbuffer_get_length(bufferevent_get_input(c->bev)));
 	http_read_enable(c, true);
 	http_arm_ms(c, HTTP_LINGER_SECONDS * 1000);
+}
+
+/*
+ * A TLS request answered whole ("Connection: close"), with nothing after
+ * it: not in our input, not in OpenSSL's buffer, not in the socket. Then
+ * no reset can follow the close, and there is nothing to linger for.
+ */
+static bool http_tls_nothing_more(struct http_conn *c)
+{
+	int queued = 0;
+
+	return evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+	       !SSL_has_pending(bufferevent_openssl_get_ssl(c->bev)) &&
+	       ioctl(bufferevent_getfd(c->bev), FIONREAD, &queued) == 0 && queued == 0;
+}
+
+/*
+ * Ends the TLS stream with a close_notify and closes, as nginx does. The
+ * linger (shutdown, a turn of the loop for the client's EOF, a read) cost
+ * three system calls per connection, and its close_notify, written after
+ * the shutdown, never reached the client.
+ */
+static void http_tls_close_now(struct http_conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	/* One attempt: a socket that cannot take 24 bytes now ends without. */
+	ERR_clear_error();
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+	http_conn_close(c, LOG_LEVEL_DEBUG, "done");
 }
 
 /* The TLS handshake is done: the request's header deadline starts now. */
@@ -1129,8 +1172,15 @@ static void http_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		if (!c->handshaken)
+		if (!c->handshaken) {
 			http_handshake_done(c);
+			/* The request may have come with the client's last
+			 * handshake flight: in OpenSSL's buffer, announced by
+			 * no socket event. */
+			http_pull_pending(c);
+			if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+				http_process(c);
+		}
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

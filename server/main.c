@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "supervisor.h"
+#include "tls.h"
 
 #define DEFAULT_CONFIG "/etc/certreg/certreg.conf"
 
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	int opt, workers, *fd_api = NULL, *fd_tls = NULL;
 
+	tls_allocator_init();
 	while ((opt = getopt_long(argc, argv, "c:tfu:hV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':

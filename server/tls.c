@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -44,6 +45,16 @@ static int tls_session_new(SSL *ssl, SSL_SESSION *session);
 static SSL_SESSION *tls_session_get(SSL *ssl, const unsigned char *id, int len, int *copy);
 static struct tls_session_slot *tls_session_slot(const unsigned char *id, unsigned int len);
 static void tls_openssl_error(char *buf, size_t len);
+static void *tls_malloc(size_t num, const char *file, int line);
+static void *tls_realloc(void *addr, size_t num, const char *file, int line);
+static void tls_free(void *addr, const char *file, int line);
+
+void tls_allocator_init(void)
+{
+	/* Refused (0) once OpenSSL has allocated: it then keeps calling the
+	 * same malloc and free directly, only without the NULL test. */
+	(void)CRYPTO_set_mem_functions(tls_malloc, tls_realloc, tls_free);
+}
 
 EVP_PKEY *tls_key_load(const struct config *cfg, EVP_PKEY *kept, char *err, size_t errlen)
 {
@@ -118,6 +129,16 @@ SSL_CTX *tls_context_new(const struct config *cfg, const struct verify_store *st
 	 * client sent at the full handshake. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
 	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* A client that closes without close_notify (most do, and every
+	 * handshake-per-request client) is an end of stream, as for nginx: not a
+	 * fatal error whose alert OpenSSL 3.0 writes to the closed socket (a
+	 * write failing with EPIPE, and an error queued, per connection).
+	 * Requests are framed by HTTP, so a truncation is still seen there. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* One read(2) takes what the socket has, as nginx's: without, OpenSSL
+	 * reads each record in two (its header, then the rest), 12 reads a
+	 * handshake. What it reads ahead of libevent, http.c takes. */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	/* An idle keep-alive connection then holds no 34 KiB of buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
@@ -243,4 +264,33 @@ static void tls_openssl_error(char *buf, size_t len)
 	else
 		ERR_error_string_n(e, buf, len);
 	ERR_clear_error();
+}
+
+/*
+ * OpenSSL 3.0 frees NULL all the time: ERR_clear_error, which libevent calls
+ * before every SSL_read and SSL_write, frees 32 empty slots, 44 free(NULL)
+ * calls a keep-alive request. jemalloc's free looks the pointer up before
+ * it tests it for NULL (about 60 instructions each, glibc's a few); these
+ * wrappers test first and call the same allocator otherwise.
+ */
+static void *tls_malloc(size_t num, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(num);
+}
+
+static void *tls_realloc(void *addr, size_t num, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return realloc(addr, num);
+}
+
+static void tls_free(void *addr, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (addr != NULL)
+		free(addr);
 }

@@ -18,6 +18,9 @@
 #include "vcache.h"
 #include "verify.h"
 
+/* Routes OpenSSL's allocations through wrappers that skip free(NULL);
+ * first thing in main, before OpenSSL allocates. */
+void tls_allocator_init(void);
 /* Reads cfg's tls_key (a new reference). When the file exists but this
  * process may not read it, kept (the key read from the same path at
  * start-up, before the privilege drop) is returned instead, if given. NULL

@@ -24,6 +24,7 @@
  * counter staff's work moves in minutes, by one worker of the daemon. */
 #define WORKER_PENDING_COUNT_S 10
 
+static struct event_base *worker_base_new(void);
 static void worker_invalidate(void *arg, const char *key_id);
 static void worker_term_cb(evutil_socket_t fd, short what, void *arg);
 static void worker_tick_cb(evutil_socket_t fd, short what, void *arg);
@@ -47,7 +48,7 @@ int worker_run(const struct worker_setup *setup)
 	w.metrics = metrics_slot(setup->slot);
 	metrics_worker_attach(w.metrics);
 	signal(SIGPIPE, SIG_IGN);
-	w.base = event_base_new();
+	w.base = worker_base_new();
 	if (w.base == NULL)
 		goto done;
 	w.cache = cache_new(w.cfg->cache_size);
@@ -134,6 +135,28 @@ done:
 	if (w.base != NULL)
 		event_base_free(w.base);
 	return status;
+}
+
+/*
+ * The loop applies the changes to its events once, before it waits: a TLS
+ * connection's bufferevent deletes and re-adds its events at the end of the
+ * handshake, and libevent's own epoll backend made each of those an
+ * epoll_ctl (8 a connection where nginx makes one). No file descriptor in
+ * a worker is ever dup()ed, the one case the changelist gets wrong.
+ */
+static struct event_base *worker_base_new(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	if (ec == NULL || event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0) {
+		if (ec != NULL)
+			event_config_free(ec);
+		return NULL;
+	}
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
 }
 
 static void worker_invalidate(void *arg, const char *key_id)

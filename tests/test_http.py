@@ -569,3 +569,49 @@ def test_plain_listener_buffers_no_more_than_its_input_limit(certregd, db, pki):
         lock.stdin.write("ROLLBACK;\n")
         lock.stdin.close()
         lock.wait(timeout=30)
+
+
+def test_tls_requests_read_ahead_with_the_handshake_and_a_clean_close(certregd, db, pki):
+    """The client's last handshake flight and two requests, each its own
+    TLS record, arrive in one segment: OpenSSL reads them all at once
+    (read_ahead) while it finishes the handshake, and no socket event will
+    announce the requests; both are answered. The second says Connection:
+    close, and the TLS stream then ends with a close_notify, not a bare TCP
+    close (a ragged EOF is an error here)."""
+    bind_ok(db, pki)
+    d = certregd(db)
+    ctx = ssl.create_default_context(cafile=str(pki.dir / "ca/server-ca.pem"))
+    ctx.load_cert_chain(pki.leaf("ec-ok")["chain"], pki.leaf("ec-ok")["key"])
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Debian's Python sets it
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", d.tls_port), timeout=5) as raw:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(out.read())
+                chunk = raw.recv(65536)
+                assert chunk, "closed during the handshake"
+                inc.write(chunk)
+        req = b"GET /v1/login HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n"
+        tls.write(req + b"\r\n")
+        tls.write(req + b"Connection: close\r\n\r\n")
+        raw.sendall(out.read())  # Finished and both records, one send
+        data = b""
+        while True:
+            try:
+                chunk = tls.read(65536)
+            except ssl.SSLWantReadError:
+                more = raw.recv(65536)
+                if more:
+                    inc.write(more)
+                else:
+                    inc.write_eof()
+                continue
+            if not chunk:
+                break
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK\r\n") == 2, data
+    assert data.count(b'"outcome":"OK"') == 2, data
