@@ -80,25 +80,29 @@ END $$;
 -- lengths or of more than one dimension, more than 256 elements (the
 -- daemon sends at most 64).
 --
--- One INSERT ... SELECT FROM unnest: one executor start-up for the batch;
--- the primary key decides each element as it does for a single call
--- (ON CONFLICT DO NOTHING skips a hash inserted by an earlier element of
--- the same statement too). RETURNING says which hashes this call took and
--- for which attempt; only the others are looked up, by a statement of
--- its own (challenge_attempts_of): that one takes a new snapshot, so it
--- sees the row of a concurrent call that the INSERT waited for. The purge
--- runs with probability n/16, as often per challenge as before.
+-- One INSERT ... SELECT FROM unnest for the batch: one executor start-up,
+-- and the primary key decides each element as for a single call (ON
+-- CONFLICT DO NOTHING also skips a hash an earlier element of the same
+-- statement inserted). The rows go in in hash order: two calls racing for
+-- some of the same challenges then wait for each other's rows in the same
+-- order, never in a circle (in array order they deadlocked, and one whole
+-- batch failed); elements with one hash keep their array order. When it
+-- inserted one row an element, every element
+-- took its challenge: all true, the usual case, which needs nothing more.
+-- Otherwise (an element refused, a conflict: a challenge spent before or
+-- by a concurrent call the INSERT waited for, or two elements with one
+-- hash) each valid element is looked up by challenge_attempt_is, a
+-- statement of its own and so a snapshot that sees a concurrent call's
+-- row and this call's own. The purge runs with probability n/16: as often
+-- per challenge as before.
 CREATE OR REPLACE FUNCTION challenge_consume_many(p_hash text[], p_expires_at timestamptz[],
                                                   p_attempt text[])
     RETURNS boolean[] LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = certreg, pg_temp AS $$
 DECLARE
     v_n integer := cardinality(p_hash);
-    v_taken text[];
-    v_attempts text[];
-    v_others text[];
+    v_taken integer;
     v_result boolean[];
-    v_inserted boolean;
 BEGIN
     IF p_hash IS NULL OR p_expires_at IS NULL OR p_attempt IS NULL THEN
         PERFORM refuse('CR001', 'hashes, expiries and attempt ids are required');
@@ -118,50 +122,42 @@ BEGIN
         INSERT INTO challenges_used (hash, expires_at, attempt)
         SELECT h, e, a
           FROM unnest(p_hash, p_expires_at, p_attempt) WITH ORDINALITY AS u(h, e, a, i)
-         WHERE length(h) = 64 AND h !~ '[^0-9a-f]' AND length(a) = 32 AND a !~ '[^0-9a-f]'
-           AND e > now() AND e <= now() + interval '1 day'
-         ORDER BY i
+         WHERE challenge_element_ok(h, e, a)
+         ORDER BY h COLLATE "C", i
         ON CONFLICT (hash) DO NOTHING
-        RETURNING hash, attempt)
-    SELECT array_agg(hash), array_agg(attempt) INTO v_taken, v_attempts FROM taken;
-    v_inserted := v_taken IS NOT NULL;
-    -- The valid elements whose hash this call did not take.
-    SELECT array_agg(DISTINCT h) INTO v_others
-      FROM unnest(p_hash, p_expires_at, p_attempt) AS u(h, e, a)
-     WHERE length(h) = 64 AND h !~ '[^0-9a-f]' AND length(a) = 32 AND a !~ '[^0-9a-f]'
-       AND e > now() AND e <= now() + interval '1 day'
-       AND (v_taken IS NULL OR h <> ALL (v_taken));
-    IF v_others IS NOT NULL THEN
-        SELECT v_taken || o.hashes, v_attempts || o.attempts INTO v_taken, v_attempts
-          FROM challenge_attempts_of(v_others) AS o;
+        RETURNING 1)
+    SELECT count(*) INTO v_taken FROM taken;
+    IF v_taken = v_n THEN
+        v_result := array_fill(true, ARRAY[v_n]);
+    ELSE
+        v_result := array_fill(false, ARRAY[v_n]);
+        FOR i IN 1 .. v_n LOOP
+            IF challenge_element_ok(p_hash[i], p_expires_at[i], p_attempt[i]) THEN
+                v_result[i] := challenge_attempt_is(p_hash[i], p_attempt[i]);
+            END IF;
+        END LOOP;
     END IF;
-    SELECT array_agg(coalesce(u.h = ANY (v_taken)
-                              AND u.a = v_attempts[array_position(v_taken, u.h)]
-                              AND u.e > now() AND u.e <= now() + interval '1 day', false)
-                     ORDER BY u.i)
-      INTO v_result
-      FROM unnest(p_hash, p_expires_at, p_attempt) WITH ORDINALITY AS u(h, e, a, i);
-    IF v_inserted AND random() < v_n / 16.0 THEN
+    IF random() < v_n / 16.0 THEN
         PERFORM challenge_purge();
     END IF;
     RETURN v_result;
 END $$;
 
--- The attempt ids that spent the challenges p_hashes (those found), for
--- challenge_consume_many's elements its INSERT did not take. Only that
--- function calls it (no grant); enable_seqscan off for the reason given
--- above challenge_consume.
-CREATE OR REPLACE FUNCTION challenge_attempts_of(p_hashes text[], OUT hashes text[],
-                                                 OUT attempts text[])
-    LANGUAGE plpgsql SET search_path = certreg, pg_temp SET enable_seqscan = off AS $$
-BEGIN
-    SELECT array_agg(hash), array_agg(attempt) INTO hashes, attempts
-      FROM challenges_used WHERE hash = ANY (p_hashes);
-END $$;
+-- Whether one element of challenge_consume_many may be spent: the checks
+-- challenge_consume refuses on, and not expired. An SQL expression, which
+-- the planner inlines into the caller's cached plan (no grant).
+CREATE OR REPLACE FUNCTION challenge_element_ok(p_hash text, p_expires_at timestamptz,
+                                                p_attempt text)
+    RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT coalesce(length(p_hash) = 64 AND p_hash !~ '[^0-9a-f]'
+                    AND length(p_attempt) = 32 AND p_attempt !~ '[^0-9a-f]'
+                    AND p_expires_at > now() AND p_expires_at <= now() + interval '1 day', false)
+$$;
 
 -- Whether the challenge p_hash was spent by the attempt p_attempt (the
--- resent call of challenge_consume). Only that function calls it (no
--- grant): it reads the row of another request's challenge.
+-- resent call of challenge_consume, or of an element of
+-- challenge_consume_many). Only those functions call it (no grant): it
+-- reads the row of another request's challenge.
 CREATE OR REPLACE FUNCTION challenge_attempt_is(p_hash text, p_attempt text)
     RETURNS boolean LANGUAGE plpgsql
     SET search_path = certreg, pg_temp SET enable_seqscan = off AS $$
