@@ -118,15 +118,13 @@ BEGIN
     IF v_n = 0 THEN
         RETURN '{}';
     END IF;
-    WITH taken AS (
-        INSERT INTO challenges_used (hash, expires_at, attempt)
-        SELECT h, e, a
-          FROM unnest(p_hash, p_expires_at, p_attempt) WITH ORDINALITY AS u(h, e, a, i)
-         WHERE challenge_element_ok(h, e, a)
-         ORDER BY h COLLATE "C", i
-        ON CONFLICT (hash) DO NOTHING
-        RETURNING 1)
-    SELECT count(*) INTO v_taken FROM taken;
+    INSERT INTO challenges_used (hash, expires_at, attempt)
+    SELECT h, e, a
+      FROM unnest(p_hash, p_expires_at, p_attempt) WITH ORDINALITY AS u(h, e, a, i)
+     WHERE challenge_element_ok(h, e, a)
+     ORDER BY h COLLATE "C", i
+    ON CONFLICT (hash) DO NOTHING;
+    GET DIAGNOSTICS v_taken = ROW_COUNT;
     IF v_taken = v_n THEN
         v_result := array_fill(true, ARRAY[v_n]);
     ELSE
