@@ -1594,8 +1594,8 @@ static void registry_query_free(struct registry_query *q)
  * A batch of the consumes waiting (up to REGISTRY_CONSUME_BATCH, oldest
  * first), taken off consume_q. One consume alone is a call of
  * challenge_consume(), which costs PostgreSQL less than a batch of one
- * (224,000 instructions against 332,000; a batch of two costs 216,000 a
- * consume, of eight 130,000: docs/PERFORMANCE-HISTORY.md). Several are
+ * (225,000 instructions against 327,000; a batch of two costs 215,000 a
+ * consume, of eight 129,000: docs/PERFORMANCE-HISTORY.md). Several are
  * challenge_consume_many()'s three arrays as array literals, each element
  * quoted (hex digits and an RFC 3339 time, which need no escape). NULL,
  * and nothing taken, when out of memory.
