@@ -684,3 +684,22 @@ def test_a_batch_never_scans_the_table(db, pg_cluster):
     for _ in range(20):
         assert consume_many(d, batch) == [True] * 8
     assert seq_scans() == before
+
+
+def test_batches_purge_as_often_per_challenge_as_single_calls(db, pg_cluster):
+    """A batch of n purges with probability n/16: a batch of 16 every time
+    (a batch of the daemon's must not leave expired rows behind, however
+    rarely single calls come)."""
+    pg_cluster.ensure_login("daemon_cg_test", "certreg_daemon")
+    db.sql(f'ALTER DATABASE "{db.name}" SET track_functions = \'all\'')
+    d = connect(db, "daemon_cg_test").cursor()
+    su = connect(db).cursor()
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() - interval '1 hour'"
+               " FROM generate_series(1, 700) i")
+    for b in range(3):
+        assert consume_many(d, [(f"{b * 16 + i:064x}", "2 minutes", "a" * 32)
+                                for i in range(16)]) == [True] * 16
+    assert purge_calls(db, d) == 3
+    su.execute("SELECT count(*) FROM certreg.challenges_used WHERE expires_at < now()")
+    assert su.fetchone()[0] == 0
