@@ -87,9 +87,8 @@ END $$;
 -- some of the same challenges then wait for each other's rows in the same
 -- order, never in a circle (in array order they deadlocked, and one whole
 -- batch failed); elements with one hash keep their array order. When it
--- inserted one row an element, every element
--- took its challenge: all true, the usual case, which needs nothing more.
--- Otherwise (an element refused, a conflict: a challenge spent before or
+-- inserted one row an element, every element took its challenge: all
+-- true, the usual case, which needs nothing more. Otherwise (an element refused, a conflict: a challenge spent before or
 -- by a concurrent call the INSERT waited for, or two elements with one
 -- hash) each valid element is looked up by challenge_attempt_is, a
 -- statement of its own and so a snapshot that sees a concurrent call's
