@@ -14,6 +14,18 @@
  * with signatures reads the database socket only between requests; without
  * pipelining each connection would carry one query per loop turn.
  *
+ * Challenge consumes are the exception: one statement carries several.
+ * They wait in consume_q, and each pool connection carries at most one
+ * batch of them at a time, certreg.challenge_consume_many() of all that
+ * waited (up to REGISTRY_CONSUME_BATCH): one round trip, one transaction
+ * and one commit for the signed logins a busy worker has in flight (issue
+ * 29), and no wait for a lone one. The SQL function answers each element
+ * apart (a malformed one is false, not an error), so the batch is still
+ * one query to this file; an element abandoned while its batch is in
+ * flight has its answer dropped, and a batch lost with its connection is
+ * made again from the elements still wanted (their attempt ids make the
+ * resend safe).
+ *
  * With read_conninfo (contract section 9) decisions go to a second pool,
  * of read connections (usually standbys), as decide_read(): no writes. What
  * decide() would have written is replayed on the primary as a background
@@ -50,6 +62,7 @@
 #define REGISTRY_BACKOFF_MAX_MS 5000
 #define REGISTRY_MAX_BACKLOG    4096 /* writes waiting for the primary */
 #define REGISTRY_PIPELINE_MAX   64   /* queries in flight on one connection */
+#define REGISTRY_CONSUME_BATCH  64   /* consumes in one challenge_consume_many() */
 #define REGISTRY_PROBE_MS       200  /* WAL positions sampled this often */
 #define REGISTRY_SAMPLES        64   /* primary positions kept, for the lag */
 #define REGISTRY_RETRIES        3    /* a decision sent again after a lost connection */
@@ -65,10 +78,12 @@ enum query_kind {
 	QUERY_DECIDE_READ,
 	QUERY_PROBE,
 	QUERY_CHALLENGE_KEY,
-	QUERY_CHALLENGE_CONSUME,
+	QUERY_CHALLENGE_CONSUME, /* a batch of one consume */
+	QUERY_CONSUME_MANY,      /* a batch of several */
 	QUERY_RECORD_REFUSAL,
 	QUERY_PENDING_COUNT,
-	QUERY_KINDS
+	QUERY_KINDS,
+	QUERY_CONSUME_ELEMENT = QUERY_KINDS /* a caller's consume, sent in a batch */
 };
 
 struct registry_query {
@@ -95,6 +110,9 @@ struct registry_query {
 	struct registry_answer answer;
 	/* challenge statements: their one text column ("" for NULL). */
 	char value[REGISTRY_VALUE_LEN];
+	/* A consume batch: its elements in order, linked by next; each
+	 * element's conn is the batch's while the batch is in flight. */
+	struct registry_query *members;
 	int64_t count; /* pending_count */
 };
 
@@ -107,8 +125,9 @@ struct registry_conn {
 	short watching;      /* the events io waits for */
 	struct event *timer; /* connect/query deadline, or reconnect backoff */
 	int backoff_ms;
-	int step;    /* statement being prepared */
-	bool was_up; /* it has been connected before: the next connect is a reconnect */
+	int step;       /* statement being prepared */
+	bool consuming; /* a consume batch is in flight */
+	bool was_up;    /* it has been connected before: the next connect is a reconnect */
 	/* In flight, oldest first: sent, result not yet complete. */
 	struct registry_query *sent_head, *sent_tail;
 	int inflight;
@@ -150,6 +169,7 @@ struct registry {
 	struct registry_conn listener;
 	struct registry_fifo primary_q; /* for the pool */
 	struct registry_fifo read_q;    /* for the readers, or the pool */
+	struct registry_fifo consume_q; /* consumes for the next batch */
 	int backlog;                    /* writes in primary_q */
 	registry_invalidate_cb invalidate;
 	void *invalidate_arg;
@@ -195,6 +215,10 @@ static const struct registry_statement registry_statements[] = {
     [QUERY_CHALLENGE_CONSUME] = {"challenge_consume",
                                  "SELECT certreg.challenge_consume($1, $2::timestamptz, $3)::text",
                                  3},
+    [QUERY_CONSUME_MANY] = {"challenge_consume_many",
+                            "SELECT certreg.challenge_consume_many($1::text[], "
+                            "$2::timestamptz[], $3::text[])::text",
+                            3},
     [QUERY_RECORD_REFUSAL] = {"record_refusal", "SELECT certreg.record_refusal($1, $2::jsonb, $3)",
                               3},
     [QUERY_PENDING_COUNT] = {"pending_count", "SELECT certreg.pending_count()", 0},
@@ -202,9 +226,9 @@ static const struct registry_statement registry_statements[] = {
 /* What each role prepares: a read connection may be on a standby (no
  * decide()), and a primary may predate decide_read(). */
 static const enum query_kind registry_pool_steps[] = {
-    QUERY_DECIDE,        QUERY_RECORD_USE,        QUERY_PING,
-    QUERY_CHALLENGE_KEY, QUERY_CHALLENGE_CONSUME, QUERY_RECORD_REFUSAL,
-    QUERY_PENDING_COUNT};
+    QUERY_DECIDE,         QUERY_RECORD_USE,        QUERY_PING,
+    QUERY_CHALLENGE_KEY,  QUERY_CHALLENGE_CONSUME, QUERY_CONSUME_MANY,
+    QUERY_RECORD_REFUSAL, QUERY_PENDING_COUNT};
 static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_PING, QUERY_PROBE,
                                                       QUERY_CHALLENGE_KEY};
 #define REGISTRY_STEPS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -256,8 +280,10 @@ static void registry_query_finish(struct registry_query *q);
 static void registry_query_free(struct registry_query *q);
 static void registry_query_result(struct registry_query *q, PGresult *res);
 static bool registry_coming_up(const struct registry_conn *conns, int n);
-static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns,
-                                           int n);
+static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns, int n,
+                                           bool consume);
+static struct registry_query *registry_consume_batch(struct registry *reg);
+static bool registry_consume_answers(struct registry_query *q, const char *text);
 static bool registry_reader_usable(const struct registry *reg, const struct registry_conn *c);
 static uint64_t registry_lag_ms(const struct registry *reg, const struct registry_conn *c);
 static uint64_t registry_parse_lsn(const char *text);
@@ -326,13 +352,14 @@ int registry_set_reads(struct registry *reg, const char *read_conninfo, int read
 
 void registry_free(struct registry *reg)
 {
-	struct registry_fifo *fifos[2];
+	struct registry_fifo *fifos[3];
 
 	if (reg == NULL)
 		return;
 	fifos[0] = &reg->read_q;
 	fifos[1] = &reg->primary_q;
-	for (int f = 0; f < 2; f++) {
+	fifos[2] = &reg->consume_q;
+	for (int f = 0; f < 3; f++) {
 		while (fifos[f]->head != NULL) {
 			struct registry_query *q = fifos[f]->head;
 			fifos[f]->head = q->next;
@@ -441,7 +468,7 @@ struct registry_query *registry_challenge_consume(struct registry *reg, const ch
 
 	if (q == NULL)
 		return NULL;
-	q->kind = QUERY_CHALLENGE_CONSUME;
+	q->kind = QUERY_CONSUME_ELEMENT;
 	/* A write that needs its answer now: never a standby, never the
 	 * backlog (contract 9: what cannot wait answers SERVICE_UNAVAILABLE). */
 	q->to_primary = true;
@@ -451,7 +478,16 @@ struct registry_query *registry_challenge_consume(struct registry *reg, const ch
 	q->params[2] = strdup(attempt);
 	q->value_cb = cb;
 	q->arg = arg;
-	return registry_enqueue(reg, q);
+	if (q->params[0] == NULL || q->params[1] == NULL || q->params[2] == NULL ||
+	    !registry_coming_up(reg->pool, reg->pool_size)) {
+		registry_query_free(q);
+		return NULL;
+	}
+	/* The next batch takes it (registry_dispatch), on the next loop turn
+	 * at the soonest: the consumes of this turn go together. */
+	registry_fifo_push(&reg->consume_q, q);
+	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
+	return q;
 }
 
 /*
@@ -474,7 +510,8 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 		q->count_cb = NULL;
 		return;
 	}
-	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->primary_q, q))
+	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->primary_q, q) ||
+	    registry_fifo_unlink(&reg->consume_q, q))
 		registry_query_free(q);
 }
 
@@ -687,14 +724,16 @@ static bool registry_coming_up(const struct registry_conn *conns, int n)
 }
 
 /* The ready connection of conns with the fewest in flight; a reader only
- * when registry_reader_usable. */
-static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns, int n)
+ * when registry_reader_usable; for a consume batch, one without one. */
+static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns, int n,
+                                           bool consume)
 {
 	struct registry_conn *c = NULL;
 
 	for (int i = 0; i < n; i++) {
 		struct registry_conn *p = &conns[i];
 		if (p->state == CONN_READY && p->inflight < REGISTRY_PIPELINE_MAX &&
+		    (!consume || !p->consuming) &&
 		    (p->role != CONN_ROLE_READ || registry_reader_usable(reg, p)) &&
 		    (c == NULL || p->inflight < c->inflight))
 			c = p;
@@ -751,9 +790,9 @@ again:
 	for (q = reg->read_q.head; q != NULL; q = q->next) {
 		struct registry_conn *c = NULL;
 		if (!q->to_primary)
-			c = registry_pick(reg, reg->readers, reg->read_size);
+			c = registry_pick(reg, reg->readers, reg->read_size, false);
 		if (c == NULL)
-			c = registry_pick(reg, reg->pool, reg->pool_size);
+			c = registry_pick(reg, reg->pool, reg->pool_size, false);
 		if (c == NULL &&
 		    (registry_coming_up(reg->pool, reg->pool_size) ||
 		     (!q->to_primary && registry_coming_up(reg->readers, reg->read_size))))
@@ -767,9 +806,27 @@ again:
 		}
 		goto again;
 	}
+	/* Consumes: a batch on each pool connection without one; they wait
+	 * while one is coming up, and fail when none is. */
+	while (reg->consume_q.head != NULL) {
+		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size, true);
+		if (c == NULL && registry_coming_up(reg->pool, reg->pool_size))
+			break;
+		if (c == NULL) {
+			q = reg->consume_q.head;
+			registry_fifo_unlink(&reg->consume_q, q);
+			q->ok = false;
+			registry_query_finish(q);
+			continue;
+		}
+		q = registry_consume_batch(reg);
+		if (q == NULL)
+			break; /* out of memory: the consumes' own timers answer them */
+		registry_conn_send(c, q);
+	}
 	/* Writes only: they wait for a primary however long that takes. */
 	while (reg->primary_q.head != NULL) {
-		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size);
+		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size, false);
 		if (c == NULL)
 			return;
 		q = reg->primary_q.head;
@@ -800,6 +857,11 @@ static void registry_conn_send(struct registry_conn *c, struct registry_query *q
 		registry_arm_timer(c, reg->timeout_ms * 2);
 		c->progress_ms = registry_now_ms();
 	}
+	if (q->members != NULL) {
+		c->consuming = true;
+		for (struct registry_query *m = q->members; m != NULL; m = m->next)
+			m->conn = c;
+	}
 	st = &registry_statements[q->kind];
 	if (!PQsendQueryPrepared(c->pg, st->name, q->nparams, (const char *const *)q->params, NULL,
 	                         NULL, 0) ||
@@ -821,6 +883,8 @@ static struct registry_query *registry_conn_pop(struct registry_conn *c)
 	q->next = NULL;
 	q->conn = NULL;
 	c->inflight--;
+	if (q->members != NULL)
+		c->consuming = false;
 	return q;
 }
 
@@ -913,6 +977,22 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 	while (c->sent_head != NULL) {
 		struct registry_query *q = registry_conn_pop(c);
 		if (q->kind == QUERY_PROBE) {
+			registry_query_free(q);
+		} else if (q->members != NULL) {
+			/* Its elements still wanted wait for the next batch: the
+			 * SQL function answers a resent attempt id as before. */
+			while (q->members != NULL) {
+				struct registry_query *m = q->members;
+				q->members = m->next;
+				m->conn = NULL;
+				if (m->value_cb != NULL && m->retries < REGISTRY_RETRIES) {
+					m->retries++;
+					registry_fifo_push(&reg->consume_q, m);
+				} else {
+					m->ok = false;
+					registry_query_finish(m);
+				}
+			}
 			registry_query_free(q);
 		} else if (q->write) {
 			registry_fifo_push(&reg->primary_q, q);
@@ -1399,8 +1479,20 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		    PQgetisnull(res, 0, 1) ? 0 : registry_parse_lsn(PQgetvalue(res, 0, 1));
 		return;
 	}
-	if (q->kind == QUERY_CHALLENGE_KEY || q->kind == QUERY_CHALLENGE_CONSUME) {
+	if (q->kind == QUERY_CHALLENGE_KEY) {
 		registry_copy(q->value, sizeof(q->value), res, 0);
+		return;
+	}
+	if (q->members != NULL) {
+		if (PQgetisnull(res, 0, 0) || !registry_consume_answers(q, PQgetvalue(res, 0, 0))) {
+			q->conn->reg->stats.errors++;
+			q->conn->errors++;
+			log_warn(
+			    "event=db_query_failed statement=%s host=%s error=\"not one boolean "
+			    "an element\"",
+			    registry_statements[q->kind].name, q->conn->host);
+			q->ok = false;
+		}
 		return;
 	}
 	if (q->kind == QUERY_PENDING_COUNT) {
@@ -1456,9 +1548,25 @@ static uint64_t registry_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Delivers the query's one callback (unless abandoned) and frees it. */
+/* Delivers the query's one callback (unless abandoned) and frees it; a
+ * batch's to each of its elements. */
 static void registry_query_finish(struct registry_query *q)
 {
+	if (q->members != NULL) {
+		/* An element's callback may abandon one still in the list: its
+		 * conn is still set, so that only drops its callback. */
+		while (q->members != NULL) {
+			struct registry_query *m = q->members;
+			q->members = m->next;
+			m->next = NULL;
+			m->conn = NULL;
+			if (!q->ok)
+				m->ok = false;
+			registry_query_finish(m);
+		}
+		registry_query_free(q);
+		return;
+	}
 	if ((q->kind == QUERY_DECIDE || q->kind == QUERY_DECIDE_READ) && q->answer_cb != NULL)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
@@ -1472,7 +1580,89 @@ static void registry_query_finish(struct registry_query *q)
 
 static void registry_query_free(struct registry_query *q)
 {
+	while (q->members != NULL) {
+		struct registry_query *m = q->members;
+		q->members = m->next;
+		registry_query_free(m);
+	}
 	for (int i = 0; i < q->nparams; i++)
 		free(q->params[i]);
 	free(q);
+}
+
+/*
+ * A batch of the consumes waiting (up to REGISTRY_CONSUME_BATCH, oldest
+ * first), taken off consume_q. One consume alone is a call of
+ * challenge_consume(), which costs PostgreSQL less than a batch of one
+ * (225,000 instructions against 327,000; a batch of two costs 215,000 a
+ * consume, of eight 129,000: docs/PERFORMANCE-HISTORY.md). Several are
+ * challenge_consume_many()'s three arrays as array literals, each element
+ * quoted (hex digits and an RFC 3339 time, which need no escape). NULL,
+ * and nothing taken, when out of memory.
+ */
+static struct registry_query *registry_consume_batch(struct registry *reg)
+{
+	struct registry_query *q = calloc(1, sizeof(*q)), **tail;
+	size_t len[3] = {3, 3, 3};
+	int n = 0;
+
+	if (q == NULL)
+		return NULL;
+	q->to_primary = true;
+	q->nparams = 3;
+	for (struct registry_query *m = reg->consume_q.head;
+	     m != NULL && n < REGISTRY_CONSUME_BATCH; m = m->next, n++)
+		for (int p = 0; p < 3; p++)
+			len[p] += strlen(m->params[p]) + 3;
+	q->kind = n == 1 ? QUERY_CHALLENGE_CONSUME : QUERY_CONSUME_MANY;
+	for (int p = 0; p < 3; p++) {
+		q->params[p] = n == 1 ? strdup(reg->consume_q.head->params[p]) : malloc(len[p]);
+		if (q->params[p] == NULL) {
+			registry_query_free(q);
+			return NULL;
+		}
+		if (n > 1)
+			strcpy(q->params[p], "{");
+	}
+	tail = &q->members;
+	for (int i = 0; i < n; i++) {
+		struct registry_query *m = reg->consume_q.head;
+		registry_fifo_unlink(&reg->consume_q, m);
+		for (int p = 0; p < 3 && n > 1; p++) {
+			size_t at = strlen(q->params[p]);
+			snprintf(q->params[p] + at, len[p] - at, "%s\"%s\"", i == 0 ? "" : ",",
+			         m->params[p]);
+		}
+		*tail = m;
+		tail = &m->next;
+	}
+	for (int p = 0; p < 3 && n > 1; p++)
+		strcat(q->params[p], "}");
+	return q;
+}
+
+/* Reads a batch's answer into its elements: challenge_consume()'s "true"
+ * or "false" for one, challenge_consume_many()'s "{t,f,...}" (a boolean an
+ * element, in order) for several. False when it is not that. */
+static bool registry_consume_answers(struct registry_query *q, const char *text)
+{
+	const char *p = text;
+
+	if (q->kind == QUERY_CHALLENGE_CONSUME) {
+		if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0)
+			return false;
+		q->members->ok = true;
+		snprintf(q->members->value, sizeof(q->members->value), "%s", text);
+		return true;
+	}
+	if (*p++ != '{')
+		return false;
+	for (struct registry_query *m = q->members; m != NULL; m = m->next) {
+		if ((*p != 't' && *p != 'f') || (p[1] != (m->next != NULL ? ',' : '}')))
+			return false;
+		m->ok = true;
+		snprintf(m->value, sizeof(m->value), "%s", *p == 't' ? "true" : "false");
+		p += 2;
+	}
+	return *p == '\0';
 }

@@ -108,11 +108,12 @@ struct registry_query *registry_count_pending(struct registry *reg, registry_cou
 
 /* Signed-challenge login (contract 8): certreg.challenge_key(), the key
  * every daemon makes and checks challenges with (64 hex), read from any
- * host; certreg.challenge_consume(hash, expires_at, attempt), "true" for
- * the request (attempt: its random id, so that a call sent again after a
- * lost connection answers alike) that consumes a challenge and "false" for
- * every other, on the primary only. NULL when the query cannot even be
- * queued. */
+ * host; a consume, "true" for the request (attempt: its random id, so that
+ * a call sent again after a lost connection answers alike) that consumes a
+ * challenge and "false" for every other, on the primary only: an element
+ * of the next certreg.challenge_consume_many() of this registry, with the
+ * other consumes waiting then. NULL when the query cannot even be queued
+ * (no pool connection is up or coming up for a consume). */
 struct registry_query *registry_challenge_key(struct registry *reg, registry_value_cb cb,
                                               void *arg);
 struct registry_query *registry_challenge_consume(struct registry *reg, const char *hash,

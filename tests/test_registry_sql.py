@@ -514,3 +514,192 @@ def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
     assert code == "CR001"
     code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now(), 'short')", ("a" * 64,))
     assert code == "CR001" and "attempt" in msg
+
+
+MANY = ("SELECT certreg.challenge_consume_many(%s::text[],"
+        " (SELECT array_agg(now() + d) FROM unnest(%s::interval[]) d), %s::text[])")
+
+
+def consume_many(cur, items):
+    """certreg.challenge_consume_many of (hash, expires in, attempt) items,
+    the expiries relative to now(): its answer, in order."""
+    cur.execute(MANY, ([h for h, _, _ in items], [e for _, e, _ in items],
+                       [a for _, _, a in items]))
+    return cur.fetchone()[0]
+
+
+def used(su, h):
+    su.execute("SELECT attempt FROM certreg.challenges_used WHERE hash = %s", (h,))
+    return [r[0] for r in su.fetchall()]
+
+
+def test_a_batch_of_consumes_answers_each_as_a_single_call_would(db, pg_cluster):
+    """One call spends several challenges: each element gets what
+    challenge_consume would answer; two elements with one hash are one
+    challenge (the first wins; the same attempt id again is the same
+    request); a malformed or expired element is false and fails no other."""
+    pg_cluster.ensure_login("daemon_cm_test", "certreg_daemon")
+    d = connect(db, "daemon_cm_test").cursor()
+    su = connect(db).cursor()
+    m = "2 minutes"
+    d.execute("SELECT certreg.challenge_consume(%s, now() + interval '2 minutes', %s)",
+              ("1" * 64, "a" * 32))                       # spent before, by attempt a
+    items = [("2" * 64, m, "b" * 32),                      # new: true
+             ("1" * 64, m, "c" * 32),                      # spent by another attempt
+             ("1" * 64, m, "a" * 32),                      # spent by this attempt: resent
+             ("3" * 64, m, "d" * 32),                      # two elements, one challenge:
+             ("3" * 64, m, "e" * 32),                      # the first wins
+             ("4" * 64, m, "f" * 32),                      # the same request twice
+             ("4" * 64, m, "f" * 32),
+             ("not hex", m, "0" * 32),                     # malformed: false
+             ("5" * 64, m, "short"),
+             ("6" * 64, m, "A" * 32),
+             ("7" * 64, m, None),
+             (None, m, "0" * 32),
+             ("8" * 64, None, "0" * 32),
+             ("9" * 64, "-1 second", "0" * 32),            # expired
+             ("a" * 64, "2 days", "0" * 32),               # beyond a day
+             ("b" * 64, m, "1" * 32)]                      # after all of them: true
+    assert consume_many(d, items) == [True, False, True, True, False, True, True, False,
+                                      False, False, False, False, False, False, False, True]
+    assert used(su, "3" * 64) == ["d" * 32]
+    for h in ("5" * 64, "6" * 64, "7" * 64, "8" * 64, "9" * 64, "a" * 64):
+        assert used(su, h) == [], h
+    # The same batch sent again (after a lost connection): the same answers
+    # for what it spent, nothing spent twice.
+    assert consume_many(d, items) == [True, False, True, True, False, True, True, False,
+                                      False, False, False, False, False, False, False, True]
+    su.execute("SELECT count(*) FROM certreg.challenges_used")
+    assert su.fetchone()[0] == 5
+    d.execute("SELECT certreg.challenge_consume_many('{}', '{}', '{}')")
+    assert d.fetchone() == ([],)
+    # A single call sees what the batch spent.
+    d.execute("SELECT certreg.challenge_consume(%s, now() + interval '2 minutes', %s)",
+              ("b" * 64, "2" * 32))
+    assert d.fetchone() == (False,)
+
+
+def test_hostile_batches_are_refused_whole_and_change_nothing(db, pg_cluster):
+    """Whoever holds the daemon's login and calls the batch function with
+    anything at all gets a clear refusal or per-element false."""
+    pg_cluster.ensure_login("daemon_ch_test", "certreg_daemon")
+    dc = connect(db, "daemon_ch_test")
+    su = connect(db).cursor()
+    h, a = "c" * 64, "0" * 32
+    for sql, args, words in (
+            ("SELECT certreg.challenge_consume_many(NULL, NULL, NULL)", (), "required"),
+            ("SELECT certreg.challenge_consume_many(ARRAY[%s], NULL, ARRAY[%s])", (h, a),
+             "required"),
+            ("SELECT certreg.challenge_consume_many(ARRAY[%s, %s], ARRAY[now()], ARRAY[%s, %s])",
+             (h, "d" * 64, a, a), "one length"),
+            ("SELECT certreg.challenge_consume_many(ARRAY[%s], ARRAY[now()], ARRAY[%s, %s])",
+             (h, a, a), "one length"),
+            ("SELECT certreg.challenge_consume_many(ARRAY[[%s], [%s]], ARRAY[[now()], [now()]],"
+             " ARRAY[[%s], [%s]])", (h, "d" * 64, a, a), "one length"),
+            ("SELECT certreg.challenge_consume_many(array_fill(%s::text, ARRAY[257]),"
+             " array_fill(now() + interval '1 minute', ARRAY[257]),"
+             " array_fill(%s::text, ARRAY[257]))", (h, a), "256"),
+            ("SELECT certreg.challenge_consume_many(array_fill(%s::text, ARRAY[1000000]),"
+             " array_fill(now() + interval '1 minute', ARRAY[1000000]),"
+             " array_fill(%s::text, ARRAY[1000000]))", (h, a), "256")):
+        code, msg = sqlstate(dc, sql, args)
+        assert code == "CR001" and words in msg, (sql, code, msg)
+        dc.rollback()
+    su.execute("SELECT count(*) FROM certreg.challenges_used")
+    assert su.fetchone()[0] == 0
+    # 256 copies of one challenge: one row, every element true (one attempt).
+    cur = dc.cursor()
+    cur.execute("SELECT certreg.challenge_consume_many(array_fill(%s::text, ARRAY[256]),"
+                " array_fill(now() + interval '1 minute', ARRAY[256]),"
+                " array_fill(%s::text, ARRAY[256]))", (h, a))
+    assert cur.fetchone()[0] == [True] * 256
+    dc.commit()
+    assert used(su, h) == [a]
+    # Only the daemon may call it.
+    admin(db.conninfo, "office", "add", "CM01", "--name", "批量管理部")
+    admin(db.conninfo, "operator", "add", "op_cm_sup", "--office", "CM01", "--role",
+          "supervisor")
+    admin(db.conninfo, "operator", "add", "op_cm_aud", "--office", "CM01", "--role", "auditor")
+    for who in ("op_cm_sup", "op_cm_aud"):
+        code, _ = sqlstate(connect(db, who),
+                           "SELECT certreg.challenge_consume_many(ARRAY[%s], ARRAY[now()],"
+                           " ARRAY[%s])", ("e" * 64, a))
+        assert code == "42501", who
+
+
+def test_batches_racing_from_many_daemons_spend_each_challenge_once(db, pg_cluster):
+    """Twenty connections send batches over the same ten challenges at once,
+    each in its own order: every challenge has exactly one winner, the
+    attempt its row records."""
+    import random
+    import threading
+    pg_cluster.ensure_login("daemon_cr_test", "certreg_daemon")
+    hashes = [f"{0xabc0 + i:064x}" for i in range(10)]
+    barrier = threading.Barrier(20)
+    answers = {}
+
+    def race(n):
+        cur = connect(db, "daemon_cr_test").cursor()
+        order = hashes[:]
+        random.Random(n).shuffle(order)
+        barrier.wait(timeout=30)
+        got = consume_many(cur, [(h, "2 minutes", f"{n:032x}") for h in order])
+        answers[n] = dict(zip(order, got))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 20
+    su = connect(db).cursor()
+    for h in hashes:
+        winners = [n for n in answers if answers[n][h]]
+        assert len(winners) == 1, (h, winners)
+        assert used(su, h) == [f"{winners[0]:032x}"]
+
+
+def test_a_batch_never_scans_the_table(db, pg_cluster):
+    """The batch's look-up of challenges it did not take, planned first on
+    an almost empty table, still takes the index on a big one."""
+    pg_cluster.ensure_login("daemon_cn_test", "certreg_daemon")
+    d = connect(db, "daemon_cn_test").cursor()
+    su = connect(db).cursor()
+    batch = [(f"{i:064x}", "2 minutes", "a" * 32) for i in range(8)]
+    assert consume_many(d, batch) == [True] * 8
+    assert consume_many(d, batch) == [True] * 8          # the look-up, planned small
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() + interval '1 hour'"
+               " FROM generate_series(1, 5000) i")
+    su.execute("ANALYZE certreg.challenges_used")
+
+    def seq_scans():
+        d.execute("SELECT pg_stat_force_next_flush()")
+        su.execute("SELECT pg_stat_clear_snapshot()")
+        su.execute("SELECT seq_scan FROM pg_stat_user_tables"
+                   " WHERE relid = 'certreg.challenges_used'::regclass")
+        return su.fetchone()[0]
+
+    before = seq_scans()
+    for _ in range(20):
+        assert consume_many(d, batch) == [True] * 8
+    assert seq_scans() == before
+
+
+def test_batches_purge_as_often_per_challenge_as_single_calls(db, pg_cluster):
+    """A batch of n purges with probability n/16: a batch of 16 every time
+    (a batch of the daemon's must not leave expired rows behind, however
+    rarely single calls come)."""
+    pg_cluster.ensure_login("daemon_cg_test", "certreg_daemon")
+    db.sql(f'ALTER DATABASE "{db.name}" SET track_functions = \'all\'')
+    d = connect(db, "daemon_cg_test").cursor()
+    su = connect(db).cursor()
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() - interval '1 hour'"
+               " FROM generate_series(1, 700) i")
+    for b in range(3):
+        assert consume_many(d, [(f"{b * 16 + i:064x}", "2 minutes", "a" * 32)
+                                for i in range(16)]) == [True] * 16
+    assert purge_calls(db, d) == 3
+    su.execute("SELECT count(*) FROM certreg.challenges_used WHERE expires_at < now()")
+    assert su.fetchone()[0] == 0

@@ -368,3 +368,154 @@ def test_a_key_query_that_hangs_is_503_within_timeout_ms(certregd, db, pki):
         time.sleep(0.2)
     c = r.json()["challenge"]
     assert outcome(login(d, cert, c, sign(ec["key"], c, "sha256"))) == "OK"
+
+
+def at_once(fns):
+    """Runs fns in threads released together; their results in order."""
+    barrier = threading.Barrier(len(fns))
+    results = [None] * len(fns)
+
+    def go(i):
+        barrier.wait(timeout=30)
+        results[i] = fns[i]()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_logins_in_flight_together_each_get_their_own_answer(certregd, db, pki):
+    """One worker, one database connection: the consumes of logins in
+    flight together wait for one another and go as one batch
+    (challenge_consume_many); each login still gets its own challenge's
+    answer, in the contract's order (a wrong signature spends its
+    challenge), and a second round finds every challenge spent."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db, server={"workers": 1}, database={"pool_size": 1})
+    cert = open(ec["pem"]).read()
+    chs = [challenge(d)["challenge"] for _ in range(24)]
+    sigs = [sign(ec["key"], c, "sha256") for c in chs]
+    bad = set(range(0, 24, 5))
+    for i in bad:
+        sigs[i] = sigs[(i + 1) % 24]       # a valid signature of another challenge
+    fns = [lambda i=i: outcome(login(d, cert, chs[i], sigs[i])) for i in range(24)]
+    assert at_once(fns) == ["SIGNATURE_INVALID" if i in bad else "OK" for i in range(24)]
+    assert at_once(fns) == ["CHALLENGE_INVALID"] * 24
+
+
+def test_batches_of_two_daemons_racing_for_the_same_challenges(certregd, db, pki):
+    """Two daemons, each with logins in flight on the same six challenges:
+    exactly one login a challenge is OK, across the daemons' batches, and
+    none is SERVICE_UNAVAILABLE (batches racing for the same rows in
+    different orders must not deadlock)."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    a = certregd(db, server={"workers": 1}, database={"pool_size": 1})
+    b = certregd(db, server={"workers": 1}, database={"pool_size": 1})
+    cert = open(ec["pem"]).read()
+    chs = [challenge(a)["challenge"] for _ in range(6)]
+    sigs = [sign(ec["key"], c, "sha256") for c in chs]
+    # Each daemon gets the challenges in its own order.
+    plan = [(d, i) for i in range(6) for d in (a, b) for _ in range(3)]
+    plan.sort(key=lambda p: (p[0] is a, p[1] if p[0] is a else -p[1]))
+    fns = [lambda d=d, i=i: (i, outcome(login(d, cert, chs[i], sigs[i]))) for d, i in plan]
+    results = at_once(fns)
+    for i in range(6):
+        got = sorted(o for j, o in results if j == i)
+        assert got == ["CHALLENGE_INVALID"] * 5 + ["OK"], (i, got)
+
+
+def spend_uncommitted(db, *challenges):
+    """A session holding the rows of these challenges, not committed: a
+    consume of one of them waits until it rolls back."""
+    holder = psycopg2.connect(db.conninfo)
+    cur = holder.cursor()
+    for c in challenges:
+        cur.execute("INSERT INTO certreg.challenges_used (hash, expires_at, attempt)"
+                    " VALUES (%s, now() + interval '1 hour', %s)",
+                    (hashlib.sha256(c.encode()).hexdigest(), "f" * 32))
+    return holder
+
+
+def test_a_timed_out_login_in_a_batch_leaves_the_others_their_answers(certregd, db, pki):
+    """Z's consume waits on a row held elsewhere until statement_timeout;
+    A and B queue behind it and go as one batch, which waits on A's row;
+    A times out while that batch is in flight (its answer dropped when it
+    comes), B gets its OK, and the connection is never reset."""
+    timeout_ms = 2000
+    t = timeout_ms / 1000
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db, server={"workers": 1},
+                 database={"pool_size": 1, "timeout_ms": timeout_ms})
+    cert = open(ec["pem"]).read()
+    cz, ca, cb = (challenge(d)["challenge"] for _ in range(3))
+    holder = spend_uncommitted(db, cz, ca)
+    results = {}
+
+    def go(name, c, delay):
+        time.sleep(delay)
+        results[name] = outcome(login(d, cert, c, sign(ec["key"], c, "sha256")))
+
+    threads = [threading.Thread(target=go, args=args)
+               for args in (("z", cz, 0), ("a", ca, 0.2 * t), ("b", cb, 0.7 * t))]
+    for th in threads:
+        th.start()
+    time.sleep(1.4 * t)     # A timed out at 1.2 t; B waits until 1.7 t
+    holder.rollback()
+    for th in threads:
+        th.join(timeout=30)
+    holder.close()
+    assert results == {"z": "SERVICE_UNAVAILABLE", "a": "SERVICE_UNAVAILABLE", "b": "OK"}, \
+        (results, d.log())
+    assert "db_connection_lost" not in d.log(), d.log()
+    # Z's statement was cancelled: its challenge is unspent. A's batch
+    # committed after A gave up: its challenge is spent, as a single
+    # consume's would be.
+    assert outcome(login(d, cert, cz, sign(ec["key"], cz, "sha256"))) == "OK"
+    assert outcome(login(d, cert, ca, sign(ec["key"], ca, "sha256"))) == "CHALLENGE_INVALID"
+
+
+def test_a_batch_lost_with_its_connection_is_sent_again(certregd, db, pki):
+    """Two database connections, each with a consume waiting on a row held
+    elsewhere (A, Z); B and C queue behind them. One connection's session
+    is killed: its consume waits again with B and C, which go out together
+    on the connection made anew, and all four get OK once the rows are
+    released (a resent consume answers as the first would have)."""
+    timeout_ms = 3000
+    t = timeout_ms / 1000
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db, server={"workers": 1},
+                 database={"pool_size": 2, "timeout_ms": timeout_ms})
+    cert = open(ec["pem"]).read()
+    ca, cz, cb, cc = (challenge(d)["challenge"] for _ in range(4))
+    holder = spend_uncommitted(db, ca, cz)
+    results = {}
+
+    def go(name, c, delay):
+        time.sleep(delay)
+        results[name] = outcome(login(d, cert, c, sign(ec["key"], c, "sha256")))
+
+    threads = [threading.Thread(target=go, args=args)
+               for args in (("a", ca, 0), ("z", cz, 0.1 * t), ("b", cb, 0.2 * t),
+                            ("c", cc, 0.2 * t))]
+    for th in threads:
+        th.start()
+    time.sleep(0.35 * t)
+    with psycopg2.connect(db.conninfo) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND query LIKE '%%certreg.challenge_consume%%' LIMIT 1")
+        assert cur.fetchall() == [(True,)]
+    time.sleep(0.35 * t)
+    holder.rollback()
+    for th in threads:
+        th.join(timeout=30)
+    holder.close()
+    assert results == {"a": "OK", "z": "OK", "b": "OK", "c": "OK"}, (results, d.log())
+    assert "db_connection_lost" in d.log()

@@ -65,9 +65,96 @@ BEGIN
     RETURN true;
 END $$;
 
+-- The consumes a daemon has waiting, in one call: one statement, one
+-- transaction and one commit for all of them (issue 29: the round trip,
+-- executor start-up and commit of each single call were most of what a
+-- signed login cost the database). Element i answers as
+-- challenge_consume(p_hash[i], p_expires_at[i], p_attempt[i]) would, in
+-- order, with two differences that keep one element from failing the
+-- others: an element challenge_consume would refuse (a malformed hash or
+-- attempt id, a NULL, an expiry more than a day ahead) gets false and
+-- changes nothing, and so does an expired one. Two elements with one hash
+-- are one challenge: the first in the array takes it, the second gets
+-- true only with the same attempt id (the same request sent twice).
+-- Refused as a whole, changing nothing: NULL arrays, arrays of other
+-- lengths or of more than one dimension, more than 256 elements (the
+-- daemon sends at most 64).
+--
+-- One INSERT ... SELECT FROM unnest for the batch: one executor start-up,
+-- and the primary key decides each element as for a single call (ON
+-- CONFLICT DO NOTHING also skips a hash an earlier element of the same
+-- statement inserted). The rows go in in hash order: two calls racing for
+-- some of the same challenges then wait for each other's rows in the same
+-- order, never in a circle (in array order they deadlocked, and one whole
+-- batch failed); elements with one hash keep their array order. When it
+-- inserted one row an element, every element took its challenge: all
+-- true, the usual case, which needs nothing more. Otherwise (an element refused, a conflict: a challenge spent before or
+-- by a concurrent call the INSERT waited for, or two elements with one
+-- hash) each valid element is looked up by challenge_attempt_is, a
+-- statement of its own and so a snapshot that sees a concurrent call's
+-- row and this call's own. The purge runs with probability n/16: as often
+-- per challenge as before.
+CREATE OR REPLACE FUNCTION challenge_consume_many(p_hash text[], p_expires_at timestamptz[],
+                                                  p_attempt text[])
+    RETURNS boolean[] LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = certreg, pg_temp AS $$
+DECLARE
+    v_n integer := cardinality(p_hash);
+    v_taken integer;
+    v_result boolean[];
+BEGIN
+    IF p_hash IS NULL OR p_expires_at IS NULL OR p_attempt IS NULL THEN
+        PERFORM refuse('CR001', 'hashes, expiries and attempt ids are required');
+    END IF;
+    IF coalesce(array_ndims(p_hash), 1) <> 1 OR coalesce(array_ndims(p_expires_at), 1) <> 1
+       OR coalesce(array_ndims(p_attempt), 1) <> 1
+       OR cardinality(p_expires_at) <> v_n OR cardinality(p_attempt) <> v_n THEN
+        PERFORM refuse('CR001', 'hashes, expiries and attempt ids must be lists of one length');
+    END IF;
+    IF v_n > 256 THEN
+        PERFORM refuse('CR001', 'at most 256 challenges a call');
+    END IF;
+    IF v_n = 0 THEN
+        RETURN '{}';
+    END IF;
+    INSERT INTO challenges_used (hash, expires_at, attempt)
+    SELECT h, e, a
+      FROM unnest(p_hash, p_expires_at, p_attempt) WITH ORDINALITY AS u(h, e, a, i)
+     WHERE challenge_element_ok(h, e, a)
+     ORDER BY h COLLATE "C", i
+    ON CONFLICT (hash) DO NOTHING;
+    GET DIAGNOSTICS v_taken = ROW_COUNT;
+    IF v_taken = v_n THEN
+        v_result := array_fill(true, ARRAY[v_n]);
+    ELSE
+        v_result := array_fill(false, ARRAY[v_n]);
+        FOR i IN 1 .. v_n LOOP
+            IF challenge_element_ok(p_hash[i], p_expires_at[i], p_attempt[i]) THEN
+                v_result[i] := challenge_attempt_is(p_hash[i], p_attempt[i]);
+            END IF;
+        END LOOP;
+    END IF;
+    IF random() < v_n / 16.0 THEN
+        PERFORM challenge_purge();
+    END IF;
+    RETURN v_result;
+END $$;
+
+-- Whether one element of challenge_consume_many may be spent: the checks
+-- challenge_consume refuses on, and not expired. An SQL expression, which
+-- the planner inlines into the caller's cached plan (no grant).
+CREATE OR REPLACE FUNCTION challenge_element_ok(p_hash text, p_expires_at timestamptz,
+                                                p_attempt text)
+    RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT coalesce(length(p_hash) = 64 AND p_hash !~ '[^0-9a-f]'
+                    AND length(p_attempt) = 32 AND p_attempt !~ '[^0-9a-f]'
+                    AND p_expires_at > now() AND p_expires_at <= now() + interval '1 day', false)
+$$;
+
 -- Whether the challenge p_hash was spent by the attempt p_attempt (the
--- resent call of challenge_consume). Only that function calls it (no
--- grant): it reads the row of another request's challenge.
+-- resent call of challenge_consume, or of an element of
+-- challenge_consume_many). Only those functions call it (no grant): it
+-- reads the row of another request's challenge.
 CREATE OR REPLACE FUNCTION challenge_attempt_is(p_hash text, p_attempt text)
     RETURNS boolean LANGUAGE plpgsql
     SET search_path = certreg, pg_temp SET enable_seqscan = off AS $$

@@ -4,7 +4,7 @@
 --
 -- certreg_daemon      decide, record_use, ping: what a decision needs;
 --                     decide_read: the same on a standby (65_replicas.sql);
---                     challenge_key, challenge_consume: signed login;
+--                     challenge_key, challenge_consume(_many): signed login;
 --                     record_refusal, pending_count: key show, /metrics
 -- certreg_operator    the changing functions (their rules check the office)
 -- certreg_supervisor  the same; the rules let supervisors do more
@@ -16,6 +16,7 @@ SET LOCAL search_path = certreg, public;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA certreg FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide(text, jsonb, text, boolean), record_use(text, jsonb, text),
     ping(), challenge_key(), challenge_consume(text, timestamptz, text),
+    challenge_consume_many(text[], timestamptz[], text[]),
     decide_read(text, jsonb, text, boolean), record_refusal(text, jsonb, text),
     pending_count() TO certreg_daemon;
 GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text, text, text),
