@@ -315,6 +315,27 @@ def test_bench_nginx_with_reuseport_spreads_connections_by_the_kernels_hash(pki,
             ngx.stop()
 
 
+def run_with_its_loop_stopped(args):
+    """Runs the bench tool ARGS (--procs 1: one child process runs its
+    loop), stops that child for 300 ms 0.8 s in, and returns the finished
+    process and its output."""
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.8)
+        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                              text=True).stdout.split()
+        assert len(kids) == 1
+        os.kill(int(kids[0]), signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(int(kids[0]), signal.SIGCONT)
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p, out
+
+
 def test_loadgen_reports_how_long_it_was_itself_kept_from_running(stamping_servers):
     """tick_gap_us is the longest the generator's own loop went without
     running, within the measured seconds: a run whose process is stopped
@@ -326,20 +347,7 @@ def test_loadgen_reports_how_long_it_was_itself_kept_from_running(stamping_serve
             "--connections", "2", "--rate", "500", "--duration", "2", "--warmup", "0.2"]
     alone = figures(subprocess.run(args, capture_output=True, text=True, timeout=30,
                                    check=True).stdout.strip().splitlines()[-1])
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.8)
-        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
-                              text=True).stdout.split()
-        assert len(kids) == 1  # --procs 1: one process runs the loop
-        os.kill(int(kids[0]), signal.SIGSTOP)
-        time.sleep(0.3)
-        os.kill(int(kids[0]), signal.SIGCONT)
-        out, _ = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    p, out = run_with_its_loop_stopped(args)
     stopped = figures(out.strip().splitlines()[-1])
     assert p.returncode == 0
     assert stopped["tick_gap_us"] >= 290_000
@@ -707,20 +715,7 @@ def test_verify_ref_open_loop_times_each_chain_from_when_it_fell_due(pki, tmp_pa
     # 200 a second for 2 s, open loop: as many chains as fell due.
     assert 380 <= alone["chains"] <= 401
     assert 0 < alone["p50_us"] <= alone["p99_us"] < 200_000
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.8)
-        kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
-                              text=True).stdout.split()
-        assert len(kids) == 1
-        os.kill(int(kids[0]), signal.SIGSTOP)
-        time.sleep(0.3)
-        os.kill(int(kids[0]), signal.SIGCONT)
-        out, _ = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    p, out = run_with_its_loop_stopped(args)
     assert p.returncode == 0
     stopped = figures(out)
     # (Alone, lost_us is whatever the machine's other work took: on the
