@@ -405,6 +405,24 @@ def purge_calls(db, cur):
     return cur.fetchone()[0]
 
 
+def fill_unexpired_challenges(su, n):
+    """N spent challenges that expire in an hour (none for the purge),
+    inserted by the superuser cursor SU."""
+    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
+               " SELECT md5(i::text) || md5((i + 1)::text), now() + interval '1 hour'"
+               f" FROM generate_series(1, {int(n)}) i")
+
+
+def challenges_used_seq_scans(d, su):
+    """Sequential scans of challenges_used so far, with the statistics of
+    the daemon's cursor D flushed first (read through SU)."""
+    d.execute("SELECT pg_stat_force_next_flush()")
+    su.execute("SELECT pg_stat_clear_snapshot()")
+    su.execute("SELECT seq_scan FROM pg_stat_user_tables"
+               " WHERE relid = 'certreg.challenges_used'::regclass")
+    return su.fetchone()[0]
+
+
 def test_spending_a_challenge_never_scans_the_table(db, pg_cluster):
     """One session's first purge and first resent attempt are planned on an
     almost empty table; the later ones, with thousands of used challenges,
@@ -430,16 +448,10 @@ def test_spending_a_challenge_never_scans_the_table(db, pg_cluster):
             assert d.fetchone() == (True,)
 
     spend_until_purged(1)                                    # planned nearly empty
-    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
-               " SELECT md5(i::text) || md5((i + 1)::text), now() + interval '1 hour'"
-               " FROM generate_series(1, 5000) i")
+    fill_unexpired_challenges(su, 5000)
 
     def seq_scans():
-        d.execute("SELECT pg_stat_force_next_flush()")
-        su.execute("SELECT pg_stat_clear_snapshot()")
-        su.execute("SELECT seq_scan FROM pg_stat_user_tables"
-                   " WHERE relid = 'certreg.challenges_used'::regclass")
-        return su.fetchone()[0]
+        return challenges_used_seq_scans(d, su)
 
     before = seq_scans()
     spend_until_purged(3)
@@ -668,17 +680,11 @@ def test_a_batch_never_scans_the_table(db, pg_cluster):
     batch = [(f"{i:064x}", "2 minutes", "a" * 32) for i in range(8)]
     assert consume_many(d, batch) == [True] * 8
     assert consume_many(d, batch) == [True] * 8          # the look-up, planned small
-    su.execute("INSERT INTO certreg.challenges_used (hash, expires_at)"
-               " SELECT md5(i::text) || md5((i + 1)::text), now() + interval '1 hour'"
-               " FROM generate_series(1, 5000) i")
+    fill_unexpired_challenges(su, 5000)
     su.execute("ANALYZE certreg.challenges_used")
 
     def seq_scans():
-        d.execute("SELECT pg_stat_force_next_flush()")
-        su.execute("SELECT pg_stat_clear_snapshot()")
-        su.execute("SELECT seq_scan FROM pg_stat_user_tables"
-                   " WHERE relid = 'certreg.challenges_used'::regclass")
-        return su.fetchone()[0]
+        return challenges_used_seq_scans(d, su)
 
     before = seq_scans()
     for _ in range(20):

@@ -441,6 +441,22 @@ def spend_uncommitted(db, *challenges):
     return holder
 
 
+def start_logins(d, cert, key, schedule):
+    """A thread a (name, challenge, delay) of SCHEDULE, started: after its
+    delay, a signed login with CERT and KEY (sha256) on the challenge. The
+    threads, and the dict their outcomes land in by name."""
+    results = {}
+
+    def go(name, c, delay):
+        time.sleep(delay)
+        results[name] = outcome(login(d, cert, c, sign(key, c, "sha256")))
+
+    threads = [threading.Thread(target=go, args=args) for args in schedule]
+    for th in threads:
+        th.start()
+    return threads, results
+
+
 def test_a_timed_out_login_in_a_batch_leaves_the_others_their_answers(certregd, db, pki):
     """Z's consume waits on a row held elsewhere until statement_timeout;
     A and B queue behind it and go as one batch, which waits on A's row;
@@ -455,16 +471,8 @@ def test_a_timed_out_login_in_a_batch_leaves_the_others_their_answers(certregd, 
     cert = open(ec["pem"]).read()
     cz, ca, cb = (challenge(d)["challenge"] for _ in range(3))
     holder = spend_uncommitted(db, cz, ca)
-    results = {}
-
-    def go(name, c, delay):
-        time.sleep(delay)
-        results[name] = outcome(login(d, cert, c, sign(ec["key"], c, "sha256")))
-
-    threads = [threading.Thread(target=go, args=args)
-               for args in (("z", cz, 0), ("a", ca, 0.2 * t), ("b", cb, 0.7 * t))]
-    for th in threads:
-        th.start()
+    threads, results = start_logins(d, cert, ec["key"],
+                                    (("z", cz, 0), ("a", ca, 0.2 * t), ("b", cb, 0.7 * t)))
     time.sleep(1.4 * t)     # A timed out at 1.2 t; B waits until 1.7 t
     holder.rollback()
     for th in threads:
@@ -495,17 +503,9 @@ def test_a_batch_lost_with_its_connection_is_sent_again(certregd, db, pki):
     cert = open(ec["pem"]).read()
     ca, cz, cb, cc = (challenge(d)["challenge"] for _ in range(4))
     holder = spend_uncommitted(db, ca, cz)
-    results = {}
-
-    def go(name, c, delay):
-        time.sleep(delay)
-        results[name] = outcome(login(d, cert, c, sign(ec["key"], c, "sha256")))
-
-    threads = [threading.Thread(target=go, args=args)
-               for args in (("a", ca, 0), ("z", cz, 0.1 * t), ("b", cb, 0.2 * t),
-                            ("c", cc, 0.2 * t))]
-    for th in threads:
-        th.start()
+    threads, results = start_logins(d, cert, ec["key"],
+                                    (("a", ca, 0), ("z", cz, 0.1 * t), ("b", cb, 0.2 * t),
+                                     ("c", cc, 0.2 * t)))
     time.sleep(0.35 * t)
     with psycopg2.connect(db.conninfo) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
