@@ -725,6 +725,13 @@ def test_verify_ref_open_loop_times_each_chain_from_when_it_fell_due(pki, tmp_pa
     # 300 ms: the p99 is among them.
     assert stopped["p99_us"] >= 200_000
     assert bench_run.stall_share(stopped, "lost_us", 2) >= bench_run.STALL_SHARE
+    # Due faster than it can verify, the loop never sleeps: a stop can only
+    # land in the middle of a chain, and must count all the same (CI once
+    # stopped it there at 200 a second, and lost_us read 4 ms).
+    behind = verify_ref_args(pki, tmp_path, "--procs", 1, "--duration", 2, "--rate", 100_000)
+    p, out = run_with_its_loop_stopped(behind)
+    assert p.returncode == 0
+    assert figures(out)["lost_us"] >= 250_000
 
 
 def test_verify_ref_processes_that_end_together_report_whole(pki, tmp_path):
