@@ -7,7 +7,8 @@
  * stable_until) are kept, and only until then; the store they were computed
  * with never changes in a worker (a reload starts new workers), so nothing
  * else can make an entry wrong. Fixed size, direct-mapped: a collision
- * replaces the older entry.
+ * replaces the older entry. Also the key of the last few inputs, so that
+ * bytes presented again are compared, not hashed again (vcache_key_recent).
  */
 #ifndef CERTREG_VCACHE_H
 #define CERTREG_VCACHE_H
