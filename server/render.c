@@ -150,6 +150,15 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
 	return true;
 }
 
+const char *render_json_kept(const struct decision *d, enum outcome_lang lang, size_t *len)
+{
+	if (!render_memo_matches(&render_memo, d, lang))
+		return NULL;
+	render_counts.memo_hits++;
+	*len = render_memo.len;
+	return render_memo.json;
+}
+
 struct render_stats render_stats(void)
 {
 	return render_counts;

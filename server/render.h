@@ -18,6 +18,12 @@
  * (NULL: none); false when out of memory. */
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *assertion);
+/* The decision JSON render_json would append without an assertion, when
+ * it is the one kept from this thread's last rendering (the same inputs):
+ * its bytes, valid until the next rendering, and their length in *len,
+ * counted as a hit. NULL otherwise (render_json renders it, and counts the
+ * miss). Sent as they are, the bytes need no buffer to be copied into. */
+const char *render_json_kept(const struct decision *d, enum outcome_lang lang, size_t *len);
 /* This thread's renderings of decision JSON without an assertion: sent
  * again from the last one kept (same inputs), or rendered anew. */
 struct render_stats {

@@ -187,8 +187,9 @@ static void request_decided(struct decision *d, void *arg)
 	struct worker *w = call->worker;
 	int status = outcome_info(d->outcome)->http_status;
 	char *assertion = request_assertion(call, d);
-	/* evbuffer_free does not take NULL: out of memory is a bare 500. */
-	struct evbuffer *out = evbuffer_new();
+	struct evbuffer *out = NULL;
+	const char *kept;
+	size_t kept_len;
 
 	request_headers(call, d);
 	/* The API's decisions (/v1/verify, /v1/login/signed) report every
@@ -197,10 +198,17 @@ static void request_decided(struct decision *d, void *arg)
 	if ((call->kind == REQUEST_VERIFY || call->kind == REQUEST_SIGNED) &&
 	    d->outcome != OUTCOME_SERVICE_UNAVAILABLE)
 		status = 200;
-	if (out == NULL ||
-	    (d->outcome == OUTCOME_OK && assertion_enabled(w->assertion) &&
-	     call->kind != REQUEST_VERIFY && call->kind != REQUEST_AUTH && assertion == NULL)) {
+	if (d->outcome == OUTCOME_OK && assertion_enabled(w->assertion) &&
+	    call->kind != REQUEST_VERIFY && call->kind != REQUEST_AUTH && assertion == NULL) {
 		/* An OK without the assertion the portal waits for is no OK. */
+		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
+	} else if (!call->html && assertion == NULL &&
+	           (kept = render_json_kept(d, call->lang, &kept_len)) != NULL) {
+		/* The JSON of the same decision a moment ago (a warm /v1/auth,
+		 * /v1/verify): sent from where render.c keeps it. */
+		http_reply(call->req, status, "application/json; charset=utf-8", kept, kept_len);
+	} else if ((out = evbuffer_new()) == NULL) {
+		/* Out of memory is a bare 500. */
 		http_reply(call->req, 500, "text/plain; charset=utf-8", NULL, 0);
 	} else if (call->html && assertion != NULL && call->return_to != NULL) {
 		render_form_post(out, call->return_to, assertion, call->lang);

@@ -29,7 +29,9 @@ void route_auth(struct http_request *req, struct worker *w)
 	if (header != NULL && header[0] != '\0' && sa != NULL &&
 	    cidr_list_match(&w->cfg->trusted_proxies, sa)) {
 		p.cacheable = true;
-		vcache_key(p.vkey, "auth", header, strlen(header));
+		/* As route_verify: no key for a cache that is off. */
+		if (vcache_enabled(w->vcache))
+			vcache_key_recent(w->vcache, p.vkey, "auth", header, strlen(header));
 		p.load = route_auth_load;
 		p.load_arg = &pem;
 		p.bytes = header; /* decoded by the load on a miss */

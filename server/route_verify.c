@@ -41,7 +41,8 @@ void route_verify(struct http_request *req, struct worker *w)
 	 * cache that is off ([cache] verify_size = 0), whose lookup misses
 	 * with the all-zero key as with any other. */
 	if (vcache_enabled(w->vcache))
-		vcache_key(p.vkey, is_pem ? "verify-pem" : "verify-json", b.body, b.len);
+		vcache_key_recent(w->vcache, p.vkey, is_pem ? "verify-pem" : "verify-json", b.body,
+		                  b.len);
 	request_run(req, w, &p);
 	if (b.pem != NULL)
 		evbuffer_free(b.pem);

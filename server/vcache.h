@@ -7,7 +7,8 @@
  * stable_until) are kept, and only until then; the store they were computed
  * with never changes in a worker (a reload starts new workers), so nothing
  * else can make an entry wrong. Fixed size, direct-mapped: a collision
- * replaces the older entry.
+ * replaces the older entry. Also the key of the last few inputs, so that
+ * bytes presented again are compared, not hashed again (vcache_key_recent).
  */
 #ifndef CERTREG_VCACHE_H
 #define CERTREG_VCACHE_H
@@ -39,6 +40,10 @@ bool vcache_enabled(const struct vcache *vc);
 
 /* SHA-256 over the parts (what kind of input, then its bytes). */
 void vcache_key(unsigned char key[VCACHE_KEY_LEN], const char *kind, const void *bytes, size_t len);
+/* The same key, from vc's memo of the last bytes presented when these
+ * bytes were among them (compared whole); else computed and remembered. */
+void vcache_key_recent(struct vcache *vc, unsigned char key[VCACHE_KEY_LEN], const char *kind,
+                       const void *bytes, size_t len);
 /* The key of a parsed chain: over the DER of leaf and of each chain entry. */
 bool vcache_key_x509(unsigned char key[VCACHE_KEY_LEN], X509 *leaf, STACK_OF(X509) * chain);
 

@@ -483,13 +483,14 @@ def test_control_bytes_in_header_values_are_400(certregd, db):
             port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a" + bytes([ch]) + b"b\r\n\r\n")
         assert "control character" in detail or "bare CR" in detail, (ch, detail)
     refused_with_400(port, b"GET /healthz HTTP/1.1\r\nHost: x\x01\r\n\r\n")
-    # Long values are checked eight bytes at a time: a control byte at
-    # every offset of a word, after a tab in the same word or earlier,
-    # next to obs-text, is found as in a short one.
+    # Long values are checked sixteen bytes at a time: a control byte at
+    # every offset of the first three blocks and of the tail after them,
+    # after a tab in the same block or earlier, next to obs-text, is found
+    # as in a short one.
     for ch in [0x01, 0x1f, 0x7f]:
-        for pos in range(0, 20):
+        for pos in range(0, 52):
             for lead in [b"", b"\t", b"\xff" * 9]:
-                value = lead + b"A" * pos + bytes([ch]) + b"\x80" * (27 - pos)
+                value = lead + b"A" * pos + bytes([ch]) + b"\x80" * (51 - pos)
                 detail = refused_with_400(
                     port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + value + b"\r\n\r\n")
                 assert "control character" in detail, (ch, pos, lead, detail)

@@ -171,6 +171,35 @@ static void test_repeated_rendering_ignores_bytes_past_strings(void **state)
 	evbuffer_free(first);
 	evbuffer_free(second);
 }
+/* render_json_kept gives the bytes render_json appended for the same
+ * decision, counted as a hit, and nothing for any other decision or
+ * language (render_json renders those). */
+static void test_kept_json_is_the_last_rendering(void **state)
+{
+	struct decision a = sample_over(0x11), b = sample_over(0x22);
+	struct evbuffer *out = evbuffer_new();
+	struct render_stats before;
+	const char *kept;
+	size_t len = 0;
+
+	(void)state;
+	assert_true(render_json(out, &a, OUTCOME_LANG_ZH, NULL));
+	before = render_stats();
+	kept = render_json_kept(&b, OUTCOME_LANG_ZH, &len);
+	assert_non_null(kept);
+	assert_int_equal(len, evbuffer_get_length(out));
+	assert_memory_equal(kept, evbuffer_pullup(out, -1), len);
+	assert_int_equal(render_stats().memo_hits, before.memo_hits + 1);
+	assert_null(render_json_kept(&b, OUTCOME_LANG_EN, &len));
+	b.now++;
+	assert_null(render_json_kept(&b, OUTCOME_LANG_ZH, &len));
+	b.now--;
+	b.vr.leaf.key_id[63] = '8';
+	assert_null(render_json_kept(&b, OUTCOME_LANG_ZH, &len));
+	assert_int_equal(render_stats().memo_misses, before.memo_misses);
+	evbuffer_free(out);
+}
+
 /* render_json keeps its last rendering: one decision after another that
  * differs from it in any input, even one byte of a name, is rendered anew. */
 static void test_repeated_rendering_follows_every_input(void **state)
@@ -458,6 +487,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ok_json),
 	    cmocka_unit_test(test_repeated_rendering_follows_every_input),
+	    cmocka_unit_test(test_kept_json_is_the_last_rendering),
 	    cmocka_unit_test(test_repeated_rendering_ignores_bytes_past_strings),
 	    cmocka_unit_test(test_not_approved_names_the_office),
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),

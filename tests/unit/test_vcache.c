@@ -1,5 +1,6 @@
 /*
- * test_vcache.c - the verified-result cache: keys, reuse window, refusals.
+ * test_vcache.c - the verified-result cache: keys, reuse window, refusals,
+ * and the memo of recent keys (vcache_key_recent).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,12 +112,70 @@ static void test_not_kept(void **state)
 	vcache_free(none);
 }
 
+/* vcache_key_recent gives vcache_key's key for every input, remembered or
+ * not: inputs that differ in one byte the memo's slot does not sample, in
+ * the kind only, or in length only, and more inputs than it has slots. */
+static void test_recent_keys(void **state)
+{
+	struct vcache *vc = vcache_new(16);
+	unsigned char a[1000], b[1000], want[VCACHE_KEY_LEN], got[VCACHE_KEY_LEN];
+
+	(void)state;
+	memset(a, 'A', sizeof(a));
+	memcpy(b, a, sizeof(b));
+	b[500] = 'B'; /* between two of the sixteen samples: the same slot */
+	for (int round = 0; round < 3; round++) {
+		vcache_key(want, "auth", a, sizeof(a));
+		vcache_key_recent(vc, got, "auth", a, sizeof(a));
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		vcache_key(want, "auth", b, sizeof(b));
+		vcache_key_recent(vc, got, "auth", b, sizeof(b));
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		vcache_key(want, "verify-pem", a, sizeof(a));
+		vcache_key_recent(vc, got, "verify-pem", a, sizeof(a));
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		vcache_key(want, "auth", a, sizeof(a) - 1);
+		vcache_key_recent(vc, got, "auth", a, sizeof(a) - 1);
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		vcache_key(want, "auth", "", 0);
+		vcache_key_recent(vc, got, "auth", "", 0);
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+	}
+	/* Ten times the slots, asked for twice over: evicted and remembered
+	 * again, never another input's key. */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 160; i++) {
+			char text[64];
+			int n = snprintf(text, sizeof(text), "certificate number %d of many", i);
+
+			vcache_key(want, "auth", text, (size_t)n);
+			vcache_key_recent(vc, got, "auth", text, (size_t)n);
+			assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		}
+	}
+	/* Longer than the memo keeps, and a kind longer than it compares:
+	 * hashed every time, the same key. */
+	{
+		static unsigned char big[9000];
+
+		memset(big, 'x', sizeof(big));
+		vcache_key(want, "auth", big, sizeof(big));
+		vcache_key_recent(vc, got, "auth", big, sizeof(big));
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+		vcache_key(want, "a-kind-of-input-longer-than-sixteen", a, 8);
+		vcache_key_recent(vc, got, "a-kind-of-input-longer-than-sixteen", a, 8);
+		assert_memory_equal(got, want, VCACHE_KEY_LEN);
+	}
+	vcache_free(vc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reuse_window),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_not_kept),
+	    cmocka_unit_test(test_recent_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
