@@ -36,10 +36,11 @@ struct jws_key {
 	/* Made once, for every token: the header's base64url, and contexts
 	 * already initialised (an init fetches algorithms, a third of a
 	 * signature's cost in OpenSSL 3.0). ES256 and RS256 hash the signing
-	 * input in digest and sign the hash with sign_ctx, both reused: a
-	 * signature leaves no state in either, and each worker process has
-	 * its own copy after fork(). EdDSA signs the message: sign_template is
-	 * copied per token. All owned; NULL when !can_sign. */
+	 * input in digest (initialised again per token, without a fetch) and
+	 * sign the hash with sign_ctx, which keeps no state of a signature;
+	 * each worker process has its own copies after fork(). EdDSA signs
+	 * the message: sign_template is copied per token. All owned; NULL
+	 * when !can_sign. */
 	char head[JWS_HEAD_LEN];
 	size_t head_len;
 	EVP_PKEY_CTX *sign_ctx;    /* ES256, RS256 */
@@ -59,7 +60,8 @@ void jws_key_release(struct jws_key *key);
 json_t *jws_key_jwk(const struct jws_key *key);
 
 /* header.claims.signature for claims (borrowed) with {"alg", "typ": "JWT",
- * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory). */
+ * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory).
+ * One thread at a time per key: the key's contexts are reused. */
 char *jws_sign(const struct jws_key *key, const json_t *claims);
 
 /* The same over claims already serialised as the n bytes of a JSON object
