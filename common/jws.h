@@ -5,7 +5,8 @@
  *
  * Owns the JOSE encoding only: base64url, the header, the signing input,
  * the signature's JOSE form (ECDSA r||s), thumbprints. Every cryptographic
- * operation is OpenSSL's (EVP_DigestSign). The algorithm follows the key:
+ * operation is OpenSSL's (SHA-256 and EVP_PKEY_sign; EVP_DigestSign for
+ * EdDSA, which signs the message itself). The algorithm follows the key:
  * EC P-256 -> ES256, Ed25519 -> EdDSA, RSA of 2048 bits or more -> RS256;
  * other keys are refused. Pure: no file I/O (the caller loads the key), so
  * it is unit-tested without a daemon. Why not libjwt or cjose: neither
@@ -32,12 +33,19 @@ struct jws_key {
 	const char *alg;       /* "ES256", "EdDSA" or "RS256" */
 	char kid[JWS_KID_LEN]; /* RFC 7638 thumbprint of the public key */
 	bool can_sign;         /* a private key (else: published only) */
-	/* Made once, for every token: the header's base64url, and a signing
-	 * context already initialised (EVP_DigestSignInit fetches algorithms,
-	 * a third of a signature's cost in OpenSSL 3.0), copied per token. */
+	/* Made once, for every token: the header's base64url, and contexts
+	 * already initialised (an init fetches algorithms, a third of a
+	 * signature's cost in OpenSSL 3.0). ES256 and RS256 hash the signing
+	 * input in digest (initialised again per token, without a fetch) and
+	 * sign the hash with sign_ctx, which keeps no state of a signature;
+	 * each worker process has its own copies after fork(). EdDSA signs
+	 * the message: sign_template is copied per token. All owned; NULL
+	 * when !can_sign. */
 	char head[JWS_HEAD_LEN];
 	size_t head_len;
-	EVP_MD_CTX *sign_template; /* owned; NULL when !can_sign */
+	EVP_PKEY_CTX *sign_ctx;    /* ES256, RS256 */
+	EVP_MD_CTX *digest;        /* ES256, RS256: SHA-256 */
+	EVP_MD_CTX *sign_template; /* EdDSA */
 };
 
 /* Takes over one reference of pkey on success (the caller's is then the
@@ -52,7 +60,8 @@ void jws_key_release(struct jws_key *key);
 json_t *jws_key_jwk(const struct jws_key *key);
 
 /* header.claims.signature for claims (borrowed) with {"alg", "typ": "JWT",
- * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory). */
+ * "kid"}; malloc'd, NULL on failure (not a signing key, out of memory).
+ * One thread at a time per key: the key's contexts are reused. */
 char *jws_sign(const struct jws_key *key, const json_t *claims);
 
 /* The same over claims already serialised as the n bytes of a JSON object
@@ -62,5 +71,12 @@ char *jws_sign_text(const struct jws_key *key, const char *claims, size_t n);
 /* base64url without padding of n bytes into out, which must have room for
  * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */
 size_t jws_base64url(const unsigned char *in, size_t n, char *out);
+
+/* An ECDSA signature's DER (SEQUENCE of two INTEGERs, as OpenSSL writes
+ * it) as the r || s of RFC 7518 section 3.4, each half n bytes, into out
+ * (2n bytes). False on anything else (a negative, over-long or
+ * non-minimal integer, bytes left over). */
+bool jws_ecdsa_raw(const unsigned char *der, size_t len, unsigned char *out, size_t n)
+    __attribute__((warn_unused_result));
 
 #endif

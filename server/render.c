@@ -107,8 +107,9 @@ static bool render_memo_matches(const struct render_memo *m, const struct decisi
 	       (!d->vr.has_leaf || render_leaf_same(&m->leaf, &d->vr.leaf));
 }
 
-/* Keeps what render_json_fresh appended to out from start. */
-static void render_memo_keep(struct render_memo *m, const struct decision *d,
+/* Keeps what render_json_fresh appended to out from start; false when it
+ * was not kept (too long, out of memory). */
+static bool render_memo_keep(struct render_memo *m, const struct decision *d,
                              enum outcome_lang lang, struct evbuffer *out, size_t start)
 {
 	struct evbuffer_ptr at;
@@ -117,7 +118,7 @@ static void render_memo_keep(struct render_memo *m, const struct decision *d,
 	m->valid = false;
 	if (len > sizeof(m->json) || evbuffer_ptr_set(out, &at, start, EVBUFFER_PTR_SET) != 0 ||
 	    evbuffer_copyout_from(out, &at, m->json, len) != (ev_ssize_t)len)
-		return;
+		return false;
 	m->len = len;
 	m->lang = lang;
 	m->outcome = d->outcome;
@@ -130,24 +131,57 @@ static void render_memo_keep(struct render_memo *m, const struct decision *d,
 	if (d->vr.has_leaf)
 		m->leaf = d->vr.leaf;
 	m->valid = true;
+	return true;
 }
 
+/* The kept JSON with "assertion" as its last member: the bytes
+ * render_json_fresh writes with it, as a JWS has nothing JSON escapes. */
+static bool render_memo_add_assertion(struct evbuffer *out, const struct render_memo *m,
+                                      const char *assertion)
+{
+	static const char key[] = ",\"assertion\":\"";
+
+	/* The kept JSON ends with the object's "}\n". */
+	return m->len >= 2 && evbuffer_add(out, m->json, m->len - 2) == 0 &&
+	       evbuffer_add(out, key, sizeof(key) - 1) == 0 &&
+	       evbuffer_add(out, assertion, strlen(assertion)) == 0 &&
+	       evbuffer_add(out, "\"}\n", 3) == 0;
+}
+
+/*
+ * A login's decision with an assertion is the same JSON with one member
+ * more: it is kept and sent again like the others, and the assertion,
+ * new on every OK, is added to it (the JSON without it was a tenth of
+ * such a request's own work beside the signature).
+ */
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *assertion)
 {
 	size_t start = evbuffer_get_length(out);
+	struct evbuffer *scratch;
+	bool kept;
 
-	if (assertion != NULL)
-		return render_json_fresh(out, d, lang, assertion);
 	if (render_memo_matches(&render_memo, d, lang)) {
 		render_counts.memo_hits++;
-		return evbuffer_add(out, render_memo.json, render_memo.len) == 0;
+	} else if (assertion == NULL) {
+		render_counts.memo_misses++;
+		if (!render_json_fresh(out, d, lang, NULL))
+			return false;
+		render_memo_keep(&render_memo, d, lang, out, start);
+		return true;
+	} else {
+		render_counts.memo_misses++;
+		scratch = evbuffer_new();
+		kept = scratch != NULL && render_json_fresh(scratch, d, lang, NULL) &&
+		       render_memo_keep(&render_memo, d, lang, scratch, 0);
+		if (scratch != NULL)
+			evbuffer_free(scratch);
+		if (!kept)
+			return render_json_fresh(out, d, lang, assertion);
 	}
-	render_counts.memo_misses++;
-	if (!render_json_fresh(out, d, lang, NULL))
-		return false;
-	render_memo_keep(&render_memo, d, lang, out, start);
-	return true;
+	if (assertion != NULL)
+		return render_memo_add_assertion(out, &render_memo, assertion);
+	return evbuffer_add(out, render_memo.json, render_memo.len) == 0;
 }
 
 const char *render_json_kept(const struct decision *d, enum outcome_lang lang, size_t *len)

@@ -15,7 +15,8 @@
 #include "outcome.h"
 
 /* Appends the decision JSON and a newline, with "assertion" when given
- * (NULL: none); false when out of memory. */
+ * (NULL: none; else a JWS in compact form, base64url and dots, which JSON
+ * needs no escape for); false when out of memory. */
 bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_lang lang,
                  const char *assertion);
 /* The decision JSON render_json would append without an assertion, when
@@ -24,8 +25,8 @@ bool render_json(struct evbuffer *out, const struct decision *d, enum outcome_la
  * counted as a hit. NULL otherwise (render_json renders it, and counts the
  * miss). Sent as they are, the bytes need no buffer to be copied into. */
 const char *render_json_kept(const struct decision *d, enum outcome_lang lang, size_t *len);
-/* This thread's renderings of decision JSON without an assertion: sent
- * again from the last one kept (same inputs), or rendered anew. */
+/* This thread's renderings of decision JSON: sent again from the last one
+ * kept (same inputs; an assertion is added to it), or rendered anew. */
 struct render_stats {
 	uint64_t memo_hits;
 	uint64_t memo_misses;

@@ -2,7 +2,9 @@
  * test_jws.c - login assertion signatures: the RFC 7638 thumbprint of the
  * RFC's own example key, the algorithm each key type gets (and the keys
  * refused), and every signature checked with OpenSSL directly from the
- * compact form, ECDSA's r || s turned back into DER.
+ * compact form, ECDSA's r || s turned back into DER; base64url against
+ * OpenSSL's base64 for every length and remainder, and ECDSA's DER turned
+ * into r || s for the integers of every length OpenSSL writes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -204,13 +206,98 @@ static void test_other_keys_are_refused(void **state)
 
 static void test_base64url(void **state)
 {
-	char out[16];
+	unsigned char in[200], back[200];
+	char out[4 * sizeof(in) / 3 + 8], ref[4 * sizeof(in) / 3 + 8];
 
 	(void)state;
 	assert_int_equal(jws_base64url((const unsigned char *)"\xfb\xff", 2, out), 3);
 	assert_string_equal(out, "-_8");
 	assert_int_equal(jws_base64url((const unsigned char *)"", 0, out), 0);
 	assert_string_equal(out, "");
+	/* Every byte value at every place of a group of three. */
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 167 + 13);
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		size_t len = jws_base64url(in, n, out), rlen;
+
+		/* OpenSSL's base64 with the URL alphabet and no padding. */
+		rlen = (size_t)EVP_EncodeBlock((unsigned char *)ref, in, (int)n);
+		while (rlen > 0 && ref[rlen - 1] == '=')
+			rlen--;
+		ref[rlen] = '\0';
+		for (size_t i = 0; i < rlen; i++)
+			ref[i] = ref[i] == '+' ? '-' : ref[i] == '/' ? '_' : ref[i];
+		assert_int_equal(len, rlen);
+		assert_string_equal(out, ref);
+		assert_int_equal(unb64url(out, len, back), n);
+		assert_memory_equal(back, in, n);
+	}
+}
+
+/* r and s as OpenSSL's DER writes them, back as 32 + 32 bytes. */
+static void test_ecdsa_raw(void **state)
+{
+	/* Short (leading zero bytes dropped), a top bit set (a 0x00 byte
+	 * before it in DER), full length; r and s differ. */
+	static const int lens[] = {1, 2, 20, 31, 32};
+	unsigned char r[32], s[32], der[80], *p, raw[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		for (int top = 0; top < 2; top++) {
+			ECDSA_SIG *es = ECDSA_SIG_new();
+			size_t len;
+
+			memset(r, 0, sizeof(r));
+			for (int k = 32 - lens[i]; k < 32; k++) {
+				r[k] = (unsigned char)(k * 7 + 1);
+				s[k] = (unsigned char)(k * 11 + 3);
+			}
+			for (int k = 0; k < 32 - lens[i]; k++)
+				s[k] = (unsigned char)(0xff - k);
+			r[32 - lens[i]] = top ? 0x80 : 0x7f;
+			assert_true(
+			    ECDSA_SIG_set0(es, BN_bin2bn(r, 32, NULL), BN_bin2bn(s, 32, NULL)));
+			p = der;
+			len = (size_t)i2d_ECDSA_SIG(es, &p);
+			ECDSA_SIG_free(es);
+			assert_true(jws_ecdsa_raw(der, len, raw, 32));
+			assert_memory_equal(raw, r, 32);
+			assert_memory_equal(raw + 32, s, 32);
+			/* One byte less, or one more, is no signature. */
+			assert_false(jws_ecdsa_raw(der, len - 1, raw, 32));
+			der[len] = 0;
+			assert_false(jws_ecdsa_raw(der, len + 1, raw, 32));
+		}
+	}
+}
+
+/* What OpenSSL never writes is refused, not guessed at. */
+static void test_ecdsa_raw_refuses(void **state)
+{
+	static const struct {
+		unsigned char der[12];
+		size_t len;
+	} bad[] = {
+	    {{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, 7},              /* short */
+	    {{0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01}, 8},              /* a SET */
+	    {{0x30, 0x06, 0x02, 0x01, 0x81, 0x02, 0x01, 0x01}, 8},              /* negative r */
+	    {{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}, 9},        /* padded r */
+	    {{0x30, 0x06, 0x02, 0x00, 0x02, 0x02, 0x01, 0x01}, 8},              /* empty r */
+	    {{0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0x01}, 8},              /* s not INTEGER */
+	    {{0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x02, 0x01}, 8},              /* s too long */
+	    {{0x30, 0x08, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x05, 0x00}, 10}, /* bytes after */
+	};
+	unsigned char raw[64], big[40] = {0x30, 0x26, 0x02, 0x21, 0x01};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(jws_ecdsa_raw(bad[i].der, bad[i].len, raw, 32));
+	/* A 33-byte r without a sign byte is over 256 bits. */
+	big[37] = 0x02;
+	big[38] = 0x01;
+	big[39] = 0x01;
+	assert_false(jws_ecdsa_raw(big, sizeof(big), raw, 32));
 }
 
 int main(void)
@@ -220,6 +307,8 @@ int main(void)
 	    cmocka_unit_test(test_each_key_type_signs_with_its_algorithm),
 	    cmocka_unit_test(test_other_keys_are_refused),
 	    cmocka_unit_test(test_base64url),
+	    cmocka_unit_test(test_ecdsa_raw),
+	    cmocka_unit_test(test_ecdsa_raw_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * test_render.c - the decision JSON of contract section 5 and the HTML
  * page: fields present per outcome, the office-naming hint, warnings,
- * escaping of hostile text; the page's Beijing time, phone viewport, CJK
+ * escaping of hostile text, the assertion as the last member (kept
+ * renderings and fresh ones alike); the page's Beijing time, phone viewport, CJK
  * fonts, key id for the counter staff and link back to the portal.
  */
 #include <setjmp.h>
@@ -274,6 +275,76 @@ static void test_repeated_rendering_follows_every_input(void **state)
 	}
 }
 
+/* The bytes render_json appends (NUL-terminated; caller frees). */
+static char *json_bytes(const struct decision *d, const char *assertion, size_t *len)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *text;
+
+	assert_true(render_json(out, d, OUTCOME_LANG_ZH, assertion));
+	*len = evbuffer_get_length(out);
+	text = calloc(1, *len + 1);
+	assert_non_null(text);
+	evbuffer_remove(out, text, *len);
+	evbuffer_free(out);
+	return text;
+}
+
+/* With an assertion, the JSON is the one without it and one member more,
+ * "assertion" last: the kept rendering with it added, and the fresh one
+ * render_json falls back to when the JSON is too long to keep. */
+static void test_assertion_is_the_last_member(void **state)
+{
+	static const char token[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln-_0";
+	struct decision small = sample(OUTCOME_OK, true), big = small;
+	const struct decision *each[] = {&small, &big};
+	struct render_stats before;
+
+	(void)state;
+	/* Over the 2 KB a rendering is kept in. */
+	for (size_t i = 0; i + 3 < sizeof(big.answer.office_address); i += 3)
+		memcpy(big.answer.office_address + i, "区", 3);
+	memset(big.vr.leaf.subject, 'S', sizeof(big.vr.leaf.subject) - 1);
+	memset(big.vr.leaf.issuer, 'I', sizeof(big.vr.leaf.issuer) - 1);
+	for (size_t i = 0; i < 2; i++) {
+		size_t plain_len, with_len, again_len;
+		char *plain, *with, *again, *want;
+		json_t *o;
+
+		plain = json_bytes(each[i], NULL, &plain_len);
+		before = render_stats();
+		with = json_bytes(each[i], token, &with_len);
+		/* the small one kept, then sent again with the token */
+		assert_int_equal(render_stats().memo_hits, before.memo_hits + (i == 0 ? 1 : 0));
+		assert_true(i == 0 ? plain_len < 2048 : plain_len > 2048);
+		assert_true(asprintf(&want, "%.*s,\"assertion\":\"%s\"}\n", (int)plain_len - 2,
+		                     plain, token) > 0);
+		assert_string_equal(with, want);
+		o = json_loads(with, JSON_REJECT_DUPLICATES, NULL);
+		assert_string_equal(json_string_value(json_object_get(o, "assertion")), token);
+		json_decref(o);
+		/* A rendering kept without one, then with one, then without. */
+		again = json_bytes(each[i], NULL, &again_len);
+		assert_string_equal(again, plain);
+		free(again);
+		free(want);
+		free(with);
+		free(plain);
+	}
+	/* A decision never rendered before, first with its assertion. */
+	small.now++;
+	{
+		size_t with_len, plain_len;
+		char *with = json_bytes(&small, token, &with_len);
+		char *plain = json_bytes(&small, NULL, &plain_len);
+
+		assert_int_equal(with_len, plain_len + strlen(token) + 15);
+		assert_memory_equal(with, plain, plain_len - 2);
+		free(plain);
+		free(with);
+	}
+}
+
 static void test_not_approved_names_the_office(void **state)
 {
 	struct decision d = sample(OUTCOME_KEY_NOT_APPROVED, false);
@@ -489,6 +560,7 @@ int main(void)
 	    cmocka_unit_test(test_repeated_rendering_follows_every_input),
 	    cmocka_unit_test(test_kept_json_is_the_last_rendering),
 	    cmocka_unit_test(test_repeated_rendering_ignores_bytes_past_strings),
+	    cmocka_unit_test(test_assertion_is_the_last_member),
 	    cmocka_unit_test(test_not_approved_names_the_office),
 	    cmocka_unit_test(test_suspended_keeps_unit_and_no_leaf_means_no_certificate),
 	    cmocka_unit_test(test_html_escapes),
