@@ -13,7 +13,9 @@
  * about 150 instructions a byte (a tenth of a cold /v1/verify):
  * routes_json_bundle_fast reads that shape directly and hands anything
  * else to jansson, so what a body means never depends on which reader
- * took it (tests/unit/test_routes_bundle.c compares the two).
+ * took it (tests/unit/test_routes_bundle.c compares the two). Its object
+ * scanner (routes_fast_object) also reads the signed-login body for
+ * route_signed.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +25,6 @@
 
 /* PEM's own line length. */
 #define ROUTES_PEM_LINE 64
-/* The longest "chain" the fast reader takes; the engine refuses more than
- * VERIFY_MAX_CERTS certificates whichever reader found them. */
-#define ROUTES_FAST_MAX_CHAIN 16
-
-/* A JSON string's text between its quotes, escapes not yet decoded. */
-struct routes_span {
-	const char *s;
-	size_t len;
-};
 
 static bool routes_bundle_add(struct evbuffer *pem, const char *s, size_t len);
 static bool routes_is_base64(const char *s, size_t len);
@@ -39,64 +32,78 @@ static const char *routes_fast_ws(const char *p, const char *end);
 static const char *routes_fast_string(const char *p, const char *end, struct routes_span *out);
 static const char *routes_fast_array(const char *p, const char *end, struct routes_span *items,
                                      int *n);
-static size_t routes_fast_unescape(const struct routes_span *raw, char *buf);
 
 int routes_json_bundle_fast(const char *body, size_t len, struct evbuffer *pem_out)
 {
-	const char *p = body, *end = body + len;
-	struct routes_span cert = {0}, key, chain[ROUTES_FAST_MAX_CHAIN];
-	bool have_cert = false, have_chain = false;
-	int nchain = 0, ret = -1;
+	struct routes_span chain[ROUTES_FAST_MAX_CHAIN];
+	struct routes_fast_member m[] = {{.name = "certificate"},
+	                                 {.name = "chain", .items = chain}};
 	char *buf;
-	size_t n;
+	int ret;
+
+	if (!routes_fast_object(body, len, m, 2) || !m[0].seen)
+		return 0;
+	/* Decoded text is never longer than its JSON. */
+	if ((buf = malloc(len)) == NULL)
+		return -1;
+	ret = routes_fast_bundle(&m[0], &m[1], buf, pem_out);
+	free(buf);
+	return ret;
+}
+
+bool routes_fast_object(const char *body, size_t len, struct routes_fast_member *m, size_t n)
+{
+	const char *p = body, *end = body + len;
+	struct routes_span key;
+	struct routes_fast_member *found;
 
 	p = routes_fast_ws(p, end);
 	if (p == end || *p++ != '{')
-		return 0;
+		return false;
 	for (p = routes_fast_ws(p, end);; p = routes_fast_ws(p + 1, end)) {
 		/* A key compared as written: one with an escape is jansson's. */
 		if ((p = routes_fast_string(p, end, &key)) == NULL)
-			return 0;
+			return false;
 		p = routes_fast_ws(p, end);
 		if (p == end || *p++ != ':')
-			return 0;
+			return false;
 		p = routes_fast_ws(p, end);
 		/* A key twice is jansson's 400 (JSON_REJECT_DUPLICATES), any
 		 * other key jansson's to skip. */
-		if (key.len == 11 && memcmp(key.s, "certificate", 11) == 0 && !have_cert) {
-			p = routes_fast_string(p, end, &cert);
-			have_cert = true;
-		} else if (key.len == 5 && memcmp(key.s, "chain", 5) == 0 && !have_chain) {
-			p = routes_fast_array(p, end, chain, &nchain);
-			have_chain = true;
-		} else {
-			return 0;
-		}
+		found = NULL;
+		for (size_t i = 0; i < n && found == NULL; i++)
+			if (strlen(m[i].name) == key.len && memcmp(m[i].name, key.s, key.len) == 0)
+				found = &m[i];
+		if (found == NULL || found->seen)
+			return false;
+		found->seen = true;
+		if (found->items != NULL)
+			p = routes_fast_array(p, end, found->items, &found->nitems);
+		else
+			p = routes_fast_string(p, end, &found->value);
 		if (p == NULL || (p = routes_fast_ws(p, end)) == end)
-			return 0;
+			return false;
 		if (*p == '}')
 			break;
 		if (*p != ',')
-			return 0;
+			return false;
 	}
-	if (!have_cert || routes_fast_ws(p + 1, end) != end)
-		return 0;
-	/* Decoded text is never longer than its JSON. */
-	buf = malloc(len);
-	if (buf == NULL)
-		return -1;
-	n = routes_fast_unescape(&cert, buf);
+	return routes_fast_ws(p + 1, end) == end;
+}
+
+int routes_fast_bundle(const struct routes_fast_member *cert,
+                       const struct routes_fast_member *chain, char *buf, struct evbuffer *pem_out)
+{
+	size_t n = routes_fast_unescape(&cert->value, buf);
+
 	if (!routes_bundle_add(pem_out, buf, n))
-		goto fail;
-	for (int i = 0; i < nchain; i++) {
-		n = routes_fast_unescape(&chain[i], buf);
+		return -1;
+	for (int i = 0; chain != NULL && i < chain->nitems; i++) {
+		n = routes_fast_unescape(&chain->items[i], buf);
 		if (evbuffer_add(pem_out, "\n", 1) != 0 || !routes_bundle_add(pem_out, buf, n))
-			goto fail;
+			return -1;
 	}
-	ret = 1;
-fail:
-	free(buf);
-	return ret;
+	return 1;
 }
 
 bool routes_json_bundle(json_t *doc, struct evbuffer *pem_out, char *detail, size_t detail_len)
@@ -250,9 +257,7 @@ static const char *routes_fast_array(const char *p, const char *end, struct rout
 	}
 }
 
-/* raw's value as jansson decodes it (the escapes routes_fast_string let
- * through), into buf; its length. */
-static size_t routes_fast_unescape(const struct routes_span *raw, char *buf)
+size_t routes_fast_unescape(const struct routes_span *raw, char *buf)
 {
 	size_t n = 0;
 

@@ -83,6 +83,25 @@ static void test_anything_else_is_malformed(void **state)
 	assert_int_equal(challenge_check(key, bad, T0, &exp, hash), CHALLENGE_MALFORMED);
 }
 
+/* The tag is HMAC-SHA256 under the key over "certreg challenge v1", its
+ * NUL and the body, cut to 16 bytes: a challenge made by any version of
+ * any daemon on the database passes (this one computed independently,
+ * with Python's hmac). */
+static void test_the_tag_is_the_documented_hmac(void **state)
+{
+	static const char fixed[] =
+	    "AQAAAABrBCs4AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh-Uo18rTS_1XpFW0hWtKXcn";
+	char hash[CHALLENGE_HASH_LEN];
+	time_t exp = 0;
+
+	(void)state;
+	assert_int_equal(challenge_check(key, fixed, T0, &exp, hash), CHALLENGE_VALID);
+	assert_int_equal(exp, T0 + 120);
+	assert_int_equal(challenge_check(other, fixed, T0, &exp, hash), CHALLENGE_MALFORMED);
+	/* And back: the keyed context follows the key it is given. */
+	assert_int_equal(challenge_check(key, fixed, T0, &exp, hash), CHALLENGE_VALID);
+}
+
 static void test_a_thousand_are_distinct(void **state)
 {
 	enum { N = 1000 };
@@ -103,6 +122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_made_is_valid_until_it_expires),
 	    cmocka_unit_test(test_anything_else_is_malformed),
+	    cmocka_unit_test(test_the_tag_is_the_documented_hmac),
 	    cmocka_unit_test(test_a_thousand_are_distinct),
 	};
 
