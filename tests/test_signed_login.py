@@ -414,8 +414,12 @@ def test_batches_of_two_daemons_racing_for_the_same_challenges(certregd, db, pki
     different orders must not deadlock)."""
     ec = pki.leaf("ec-ok")
     bind(db, ec["pem"])
-    a = certregd(db, server={"workers": 1}, database={"pool_size": 1})
-    b = certregd(db, server={"workers": 1}, database={"pool_size": 1})
+    # A deadlock is PostgreSQL's error after deadlock_timeout (1 s), not a
+    # timeout: 10 s leaves a loaded machine's slow commits out of it (at
+    # the default 2 s, a load of 11 made three logins time out).
+    db_conf = {"pool_size": 1, "timeout_ms": 10000}
+    a = certregd(db, server={"workers": 1}, database=db_conf)
+    b = certregd(db, server={"workers": 1}, database=db_conf)
     cert = open(ec["pem"]).read()
     chs = [challenge(a)["challenge"] for _ in range(6)]
     sigs = [sign(ec["key"], c, "sha256") for c in chs]
