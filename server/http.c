@@ -61,6 +61,9 @@
 #define HTTP_SEND_DIRECT_MAX 16384 /* a TLS record's payload */
 #define HTTP_SEND_IOV        8     /* the head and up to 7 pieces of body */
 #define HTTP_READ_MAX        16384 /* bytes taken per read on the plain listener */
+/* How long a connection may wait in a busy worker's queue before another
+ * worker takes it whatever their loads (http_steal_cb). */
+#define HTTP_STEAL_LATE_MS 20
 
 enum conn_state {
 	CONN_READ_HEAD,  /* waiting for (the rest of) a request line and headers */
@@ -98,11 +101,21 @@ struct http_request {
 
 TAILQ_HEAD(http_conn_list, http_conn);
 
+/* Another lane's listening socket, watched for connections to take. */
+struct http_steal {
+	struct http_listener *listener;
+	int lane;
+	struct event *ev;   /* edge-triggered: once per connection queued there */
+	struct event *late; /* declined: taken all the same if still queued then */
+};
+
 struct http_listener {
 	struct http_server *server;
-	evutil_socket_t fd;      /* this worker's copy of the listening socket */
-	struct event *accept_ev; /* readable: one accept(2) per wakeup */
-	struct event *resume_ev; /* accepting again after running out of fds */
+	evutil_socket_t fd;        /* this worker's copy of the listening socket */
+	struct event *accept_ev;   /* readable: one accept(2) per wakeup */
+	struct event *resume_ev;   /* accepting again after running out of fds */
+	struct http_steal *steals; /* the other lanes' sockets; NULL: none */
+	int nsteals;
 	struct http_listen_config cfg;
 	struct http_conn_list idle; /* evictable connections, longest idle first */
 	struct http_listener_stats stats;
@@ -146,6 +159,8 @@ struct http_server {
 	int nlisteners;
 	struct http_conn_list conns;
 	struct http_stats stats;
+	struct http_load *loads; /* shared with the other workers; NULL: not shared */
+	int nloads, self;
 	bool draining;
 	time_t date_at;
 	char date[40];
@@ -154,6 +169,12 @@ struct http_server {
 };
 
 static void http_accept_cb(evutil_socket_t lfd, short what, void *arg);
+static bool http_accept_one(struct http_listener *l, evutil_socket_t lfd);
+static void http_steal_cb(evutil_socket_t lfd, short what, void *arg);
+static void http_steal_late_cb(evutil_socket_t fd, short what, void *arg);
+static bool http_may_steal(const struct http_listener *l, int lane);
+static void http_listener_pause(struct http_listener *l);
+static void http_listener_count(struct http_listener *l, int delta);
 static void http_resume_cb(evutil_socket_t fd, short what, void *arg);
 static void http_listener_close(struct http_listener *l);
 static void http_read_cb(struct bufferevent *bev, void *arg);
@@ -218,31 +239,70 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 	return s;
 }
 
+void http_server_share(struct http_server *s, struct http_load *loads, int nloads, int self)
+{
+	s->loads = loads;
+	s->nloads = nloads;
+	s->self = self;
+}
+
 bool http_server_listen(struct http_server *s, int fd, const struct http_listen_config *lc)
 {
 	struct http_listener *l;
+	bool steal = s->loads != NULL && lc->lane_fds != NULL && lc->nlanes > 1;
 
 	if (s->nlisteners == HTTP_MAX_LISTENERS || lc->max_connections < 1)
 		return false;
 	l = &s->listeners[s->nlisteners];
 	*l = (struct http_listener){.server = s, .fd = fd, .cfg = *lc};
+	l->cfg.lane_fds = NULL; /* the caller's array is not ours to keep */
 	l->stats.name = lc->name;
 	TAILQ_INIT(&l->idle);
 	l->accept_ev = event_new(s->base, fd, EV_READ | EV_PERSIST, http_accept_cb, l);
 	l->resume_ev = evtimer_new(s->base, http_resume_cb, l);
-	if (l->accept_ev == NULL || l->resume_ev == NULL ||
-	    evutil_make_socket_nonblocking(fd) != 0 || event_add(l->accept_ev, NULL) != 0) {
-		if (l->accept_ev != NULL)
-			event_free(l->accept_ev);
-		if (l->resume_ev != NULL)
-			event_free(l->resume_ev);
-		return false;
+	if (steal)
+		l->steals = calloc((size_t)lc->nlanes - 1, sizeof(*l->steals));
+	if (l->accept_ev == NULL || l->resume_ev == NULL || (steal && l->steals == NULL) ||
+	    evutil_make_socket_nonblocking(fd) != 0 || event_add(l->accept_ev, NULL) != 0)
+		goto fail;
+	for (int lane = 0; steal && lane < lc->nlanes; lane++) {
+		struct http_steal *st = &l->steals[l->nsteals];
+
+		if (lane == lc->lane)
+			continue;
+		*st = (struct http_steal){.listener = l, .lane = lane};
+		st->ev = event_new(s->base, lc->lane_fds[lane], EV_READ | EV_PERSIST | EV_ET,
+		                   http_steal_cb, st);
+		st->late = evtimer_new(s->base, http_steal_late_cb, st);
+		if (st->ev == NULL || st->late == NULL) {
+			if (st->ev != NULL)
+				event_free(st->ev);
+			if (st->late != NULL)
+				event_free(st->late);
+			goto fail;
+		}
+		l->nsteals++;
+		if (evutil_make_socket_nonblocking(lc->lane_fds[lane]) != 0 ||
+		    event_add(st->ev, NULL) != 0)
+			goto fail;
 	}
 	s->nlisteners++;
 	return true;
+fail:
+	if (l->accept_ev != NULL)
+		event_free(l->accept_ev);
+	if (l->resume_ev != NULL)
+		event_free(l->resume_ev);
+	for (int i = 0; i < l->nsteals; i++) {
+		event_free(l->steals[i].ev);
+		event_free(l->steals[i].late);
+	}
+	free(l->steals);
+	return false;
 }
 
-/* Stops accepting on l and closes this worker's copy of its socket. */
+/* Stops accepting on l and closes this worker's copies of its sockets,
+ * its own lane's and the others'. */
 static void http_listener_close(struct http_listener *l)
 {
 	if (l->accept_ev == NULL)
@@ -250,6 +310,14 @@ static void http_listener_close(struct http_listener *l)
 	event_free(l->accept_ev);
 	event_free(l->resume_ev);
 	evutil_closesocket(l->fd);
+	for (int i = 0; i < l->nsteals; i++) {
+		evutil_closesocket(event_get_fd(l->steals[i].ev));
+		event_free(l->steals[i].ev);
+		event_free(l->steals[i].late);
+	}
+	free(l->steals);
+	l->steals = NULL;
+	l->nsteals = 0;
 	l->accept_ev = NULL;
 	l->resume_ev = NULL;
 }
@@ -299,15 +367,103 @@ void http_server_free(struct http_server *s)
 }
 
 /*
+ * Which worker serves a connection is first the kernel's choice: each has
+ * its own SO_REUSEPORT socket (supervisor.c), and the kernel spreads the
+ * connections over them by a hash, so long-lived keep-alive connections
+ * split evenly. But the hash knows nothing of load: a new connection may
+ * wait behind a worker busy with a handshake while another sleeps with
+ * nothing to do (row 1 of make bench: a worker woke 0.5 times per
+ * handshake for want of work, nginx's 0.12, and the cores idled). So each
+ * worker also watches the other lanes' sockets and takes a connection
+ * queued there when it has no more connections open than that lane's
+ * owner (http_may_steal): the idle worker serves it at once, and counts
+ * stay even. Those sockets are edge-triggered, one wakeup per queued
+ * connection (several that arrive together are one wakeup: it takes as
+ * many as the rule allows), so a worker that declines is not woken again
+ * for them; it looks again HTTP_STEAL_LATE_MS later, and a connection still
+ * queued then waited behind an owner that is not accepting (stopped, or in
+ * a long computation): it takes one, and looks again as long as it finds
+ * one. One at a time: an owner that was only kept from running for a few
+ * milliseconds (a loaded host) takes the rest of its queue itself.
+ */
+static void http_steal_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct http_steal *st = arg;
+	struct timeval late = {0, HTTP_STEAL_LATE_MS * 1000};
+
+	(void)what;
+	while (http_may_steal(st->listener, st->lane))
+		if (!http_accept_one(st->listener, lfd))
+			return; /* nothing (more) queued there */
+	if (!evtimer_pending(st->late, NULL))
+		evtimer_add(st->late, &late);
+}
+
+static void http_steal_late_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_steal *st = arg;
+	struct timeval late = {0, HTTP_STEAL_LATE_MS * 1000};
+
+	(void)fd;
+	(void)what;
+	if (http_accept_one(st->listener, event_get_fd(st->ev)))
+		evtimer_add(st->late, &late);
+}
+
+/* No more connections open on l here than in the worker that owns lane's
+ * sockets (none: it is being restarted, and the queue has no one else). */
+static bool http_may_steal(const struct http_listener *l, int lane)
+{
+	const struct http_server *s = l->server;
+	int idx = (int)(l - s->listeners);
+	unsigned mine = __atomic_load_n(&s->loads[s->self].open[idx], __ATOMIC_RELAXED);
+
+	for (int i = 0; i < s->nloads; i++)
+		if (__atomic_load_n(&s->loads[i].lane, __ATOMIC_RELAXED) == lane)
+			return mine <= __atomic_load_n(&s->loads[i].open[idx], __ATOMIC_RELAXED);
+	return true;
+}
+
+/* Open connections of l, here and in the load the workers share. */
+static void http_listener_count(struct http_listener *l, int delta)
+{
+	struct http_server *s = l->server;
+
+	l->stats.open += (uint64_t)(int64_t)delta;
+	if (s->loads != NULL)
+		__atomic_store_n(&s->loads[s->self].open[l - s->listeners], (unsigned)l->stats.open,
+		                 __ATOMIC_RELAXED);
+}
+
+/* Out of descriptors: no accept on any of l's sockets for a while. */
+static void http_listener_pause(struct http_listener *l)
+{
+	struct timeval tv = {0, 100 * 1000};
+
+	log_warn("event=accept_failed reason=\"%s\" pause_ms=100", strerror(errno));
+	event_del(l->accept_ev);
+	for (int i = 0; i < l->nsteals; i++)
+		event_del(l->steals[i].ev);
+	evtimer_add(l->resume_ev, &tv);
+}
+
+/*
  * One connection per wakeup, as nginx without multi_accept: the listener is
  * level-triggered, so the next one is taken on the next turn of the loop,
  * after the events already pending, and a burst of new connections does not
- * hold up the requests of open ones. Which worker gets a connection is the
- * kernel's choice: each has its own SO_REUSEPORT socket (supervisor.c).
+ * hold up the requests of open ones. lfd is this worker's own lane's socket
+ * or, from http_steal_cb, another lane's.
  */
 static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
-	struct http_listener *l = arg;
+	(void)what;
+	(void)http_accept_one(arg, lfd);
+}
+
+/* Accepts one connection on lfd for l; false when there was none to take
+ * (or accept failed). */
+static bool http_accept_one(struct http_listener *l, evutil_socket_t lfd)
+{
 	struct http_server *s = l->server;
 	struct sockaddr_storage ss;
 	struct sockaddr *sa = (struct sockaddr *)&ss;
@@ -316,17 +472,13 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct http_conn *c;
 	evutil_socket_t fd;
 
-	(void)what;
 	fd = accept4(lfd, sa, &socklen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* Level-triggered: retrying now would spin. */
-			struct timeval tv = {0, 100 * 1000};
-			log_warn("event=accept_failed reason=\"%s\" pause_ms=100", strerror(errno));
-			event_del(l->accept_ev);
-			evtimer_add(l->resume_ev, &tv);
-		}
-		return; /* EAGAIN (nothing queued after all), ECONNABORTED, EINTR */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			http_listener_pause(l); /* level-triggered: retrying now would spin */
+		/* EAGAIN: nothing queued after all, or another worker took it;
+		 * ECONNABORTED: one was, and more may be. */
+		return errno == ECONNABORTED;
 	}
 	if (l->stats.open >= (uint64_t)l->cfg.max_connections) {
 		/* This listener is full: make room by closing its connection that
@@ -343,7 +495,7 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			         "detail=\"listener full, no idle connection to evict\"",
 			         l->cfg.name, peer);
 			evutil_closesocket(fd);
-			return;
+			return true;
 		}
 		l->stats.evicted++;
 		http_conn_close(oldest, LOG_LEVEL_INFO, "evicted");
@@ -351,7 +503,7 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		evutil_closesocket(fd);
-		return;
+		return true;
 	}
 	/* A reply is written whole: Nagle could only hold its last segment
 	 * back until the client's delayed ACK. */
@@ -383,17 +535,18 @@ static void http_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		if (c->deadline != NULL)
 			event_free(c->deadline);
 		free(c);
-		return;
+		return true;
 	}
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->stats.open++;
 	s->stats.accepted++;
-	l->stats.open++;
+	http_listener_count(l, 1);
 	l->stats.accepted++;
 	bufferevent_setcb(c->bev, http_read_cb, http_write_cb, http_event_cb, c);
 	/* No more input is buffered than the largest request takes. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, http_input_limit(l));
 	http_ready_for_request(c);
+	return true;
 }
 
 /* The most input buffered: what the largest request takes. */
@@ -421,8 +574,11 @@ static void http_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->accept_ev != NULL)
-		event_add(l->accept_ev, NULL);
+	if (l->accept_ev == NULL)
+		return;
+	event_add(l->accept_ev, NULL);
+	for (int i = 0; i < l->nsteals; i++)
+		event_add(l->steals[i].ev, NULL);
 }
 
 /* The connection waits for a (next) request: the deadline restarts. */
@@ -1600,7 +1756,7 @@ static void http_conn_close(struct http_conn *c, enum log_level level, const cha
 	http_idle_set(c, false);
 	TAILQ_REMOVE(&s->conns, c, link);
 	s->stats.open--;
-	c->listener->stats.open--;
+	http_listener_count(c->listener, -1);
 	http_bev_free(c);
 	event_free(c->deadline);
 	http_request_free(c);

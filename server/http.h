@@ -42,6 +42,20 @@ struct http_limits {
 	int request_timeout; /* seconds for a whole request to arrive, and a reply to leave */
 };
 
+/*
+ * One worker's entry in the load the workers of a daemon share (shared
+ * memory of the supervisor, one entry per worker slot): which lane's
+ * listening sockets the worker owns, and how many connections it has
+ * open on each listener. The supervisor writes lane, the worker its own
+ * open counts; every worker reads the others' to decide whether to take a
+ * connection queued on another lane (http_server_share). One cache line
+ * each: a worker's writes never invalidate another's entry.
+ */
+struct http_load {
+	int lane; /* -1: no worker of the current generation in this slot */
+	unsigned open[HTTP_MAX_LISTENERS];
+} __attribute__((aligned(64)));
+
 /* One listener: its budget and deadlines are its own, so a flood on one
  * listener cannot take the connections or the time of the other. */
 struct http_listen_config {
@@ -54,6 +68,12 @@ struct http_listen_config {
 	                        * connection is ready for it; 0: request_timeout only */
 	http_handler handler;
 	void *arg;
+	/* The listener's socket of every lane (worker), by lane, and which is
+	 * this worker's own (the fd given to http_server_listen); NULL: only
+	 * that one. With http_server_share, the others are taken from too. */
+	const int *lane_fds;
+	int nlanes;
+	int lane;
 };
 
 struct http_listener_stats {
@@ -81,6 +101,12 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
  * copied. */
 bool http_server_listen(struct http_server *s, int fd, const struct http_listen_config *lc)
     __attribute__((warn_unused_result));
+/* Before http_server_listen: loads[self] is this worker's entry of the
+ * nloads the workers share. A listener with lane_fds then also accepts
+ * from the other lanes' sockets when this worker has no more connections
+ * open on it than the lane's owner: a new connection does not wait in the
+ * queue of a busy worker while another is idle. */
+void http_server_share(struct http_server *s, struct http_load *loads, int nloads, int self);
 /* Drain: stops accepting, closes idle connections now and every other one
  * after its reply. */
 void http_server_drain(struct http_server *s);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@
 
 #include "assertion.h"
 #include "crlfetch.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "ocspcache.h"
@@ -59,6 +61,7 @@ struct supervisor {
 	int workers;
 	int nslots;
 	struct child *children;
+	struct http_load *loads; /* nslots, shared with the workers (http_server_share) */
 	bool stopping;
 	unsigned long crl_signature;
 	struct crlfetch *crlfetch; /* crl_fetch = yes: the downloads into crl_dir */
@@ -84,6 +87,7 @@ static void supervisor_chld_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_restart_cb(evutil_socket_t fd, short what, void *arg);
 static void supervisor_crl_fetched(void *arg);
+static void supervisor_set_lane(struct supervisor *s, int slot, int lane);
 static int supervisor_live(const struct supervisor *s, bool current_only);
 static unsigned long supervisor_crl_signature(const char *dir);
 static int supervisor_listen_lock(char *err, size_t errlen);
@@ -289,9 +293,15 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	s.nslots = s.workers * SUPERVISOR_SLOTS_PER_WORKER;
 	s.children = calloc((size_t)s.nslots, sizeof(*s.children));
 	s.base = event_base_new();
+	s.loads = mmap(NULL, (size_t)s.nslots * sizeof(*s.loads), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (s.loads == MAP_FAILED)
+		s.loads = NULL;
+	for (int i = 0; s.loads != NULL && i < s.nslots; i++)
+		s.loads[i].lane = -1;
 	/* The OCSP cache outlives reloads: its answers are verified against
 	 * the issuer they name, whatever the trust generation. */
-	if (s.children == NULL || s.base == NULL || !metrics_init(s.nslots) ||
+	if (s.children == NULL || s.base == NULL || s.loads == NULL || !metrics_init(s.nslots) ||
 	    !ocspcache_init(SUPERVISOR_OCSP_ENTRIES) || !crlfetch_init() ||
 	    (s.crlfetch = crlfetch_new(s.base, supervisor_crl_fetched, &s)) == NULL) {
 		log_error("event=start_failed reason=\"out of memory\"");
@@ -329,6 +339,7 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	event_free(s.ev_restart);
 	crlfetch_free(s.crlfetch);
 	event_base_free(s.base);
+	munmap(s.loads, (size_t)s.nslots * sizeof(*s.loads));
 	free(s.children);
 	free(s.fd_api);
 	free(s.fd_tls);
@@ -365,12 +376,16 @@ static bool supervisor_spawn(struct supervisor *s)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	sigprocmask(SIG_BLOCK, &term, &mask);
+	/* Before the fork: the new worker's first accept may already compare
+	 * its load with the others'. */
+	supervisor_set_lane(s, slot, lane);
 	parent = getpid();
 	pid = fork();
 	if (pid != 0)
 		sigprocmask(SIG_SETMASK, &mask, NULL);
 	if (pid < 0) {
 		log_error("event=spawn_failed reason=\"fork: %s\"", strerror(errno));
+		supervisor_set_lane(s, slot, -1);
 		return false;
 	}
 	if (pid == 0) {
@@ -380,17 +395,18 @@ static bool supervisor_spawn(struct supervisor *s)
 		 * does; getppid() catches a supervisor gone before the prctl. */
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
 			_exit(1);
-		/* Only its own lane's sockets: another lane's, left open here,
-		 * would outlive that lane's worker in this one. */
-		for (int i = 0; i < s->workers; i++) {
-			if (i != lane && s->fd_api != NULL)
-				close(s->fd_api[i]);
-			if (i != lane && s->fd_tls != NULL)
-				close(s->fd_tls[i]);
-		}
+		/* Every lane's sockets: it accepts on its own, and takes from the
+		 * others' queues when their workers are busier (http.c). It
+		 * closes all of them when it drains. */
 		setup.slot = slot;
 		setup.fd_api = s->fd_api != NULL ? s->fd_api[lane] : -1;
 		setup.fd_tls = s->fd_tls != NULL ? s->fd_tls[lane] : -1;
+		setup.lanes_api = s->fd_api;
+		setup.lanes_tls = s->fd_tls;
+		setup.nlanes = s->workers;
+		setup.lane = lane;
+		setup.loads = s->loads;
+		setup.nloads = s->nslots;
 		setup.cfg = s->gen.cfg;
 		setup.store = s->gen.store;
 		setup.tls_ctx = s->gen.tls_ctx;
@@ -448,6 +464,8 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	for (int i = 0; i < s->nslots; i++) {
 		if (s->children[i].pid != 0 && s->children[i].current) {
 			s->children[i].current = false;
+			/* Draining, it accepts no more: no worker compares with it. */
+			supervisor_set_lane(s, i, -1);
 			kill(s->children[i].pid, SIGTERM);
 			drained++;
 		}
@@ -513,6 +531,7 @@ static void supervisor_chld_cb(evutil_socket_t fd, short what, void *arg)
 			if (s->children[i].current && !s->stopping)
 				restart = true;
 			s->children[i].pid = 0;
+			supervisor_set_lane(s, i, -1);
 		}
 	}
 	if (s->stopping && supervisor_live(s, false) == 0)
@@ -548,6 +567,16 @@ static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (supervisor_crl_signature(s->gen.cfg->crl_dir) != s->crl_signature)
 		supervisor_reload(s, "crl_dir_changed");
+}
+
+/* A slot's entry in the shared load: its worker's lane (-1: none that
+ * accepts), and no connections yet. */
+static void supervisor_set_lane(struct supervisor *s, int slot, int lane)
+{
+	__atomic_store_n(&s->loads[slot].lane, lane, __ATOMIC_RELAXED);
+	if (lane >= 0)
+		for (int i = 0; i < HTTP_MAX_LISTENERS; i++)
+			__atomic_store_n(&s->loads[slot].open[i], 0u, __ATOMIC_RELAXED);
 }
 
 static int supervisor_live(const struct supervisor *s, bool current_only)

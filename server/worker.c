@@ -73,6 +73,7 @@ int worker_run(const struct worker_setup *setup)
 	w.http = http_server_new(w.base, &limits);
 	if (w.http == NULL)
 		goto done;
+	http_server_share(w.http, setup->loads, setup->nloads, setup->slot);
 	/* The API listener serves the reverse proxy and monitoring, whose
 	 * requests come whole: request_timeout alone bounds them. */
 	if (setup->fd_api >= 0 &&
@@ -82,7 +83,10 @@ int worker_run(const struct worker_setup *setup)
 	                                     .max_body = (size_t)w.cfg->max_body,
 	                                     .max_connections = w.cfg->max_connections_api,
 	                                     .handler = routes_api,
-	                                     .arg = &w}))
+	                                     .arg = &w,
+	                                     .lane_fds = setup->lanes_api,
+	                                     .nlanes = setup->nlanes,
+	                                     .lane = setup->lane}))
 		goto done;
 	/* The public listener: short handshake and header deadlines, and no
 	 * body (/v1/login takes none). */
@@ -95,7 +99,10 @@ int worker_run(const struct worker_setup *setup)
 	                                     .handshake_timeout = w.cfg->handshake_timeout,
 	                                     .header_timeout = w.cfg->header_timeout,
 	                                     .handler = routes_tls,
-	                                     .arg = &w}))
+	                                     .arg = &w,
+	                                     .lane_fds = setup->lanes_tls,
+	                                     .nlanes = setup->nlanes,
+	                                     .lane = setup->lane}))
 		goto done;
 	w.ev_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
 	w.ev_tick = event_new(w.base, -1, EV_PERSIST, worker_tick_cb, &w);

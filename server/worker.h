@@ -60,6 +60,12 @@ struct worker_setup {
 	int slot;
 	int fd_api; /* -1 when disabled */
 	int fd_tls; /* -1 when disabled */
+	/* Every lane's socket of each listener (NULL when disabled), this
+	 * worker's lane, and the load the workers share (http_server_share). */
+	const int *lanes_api, *lanes_tls;
+	int nlanes, lane;
+	struct http_load *loads;
+	int nloads;
 	const struct config *cfg;
 	const struct verify_store *store;
 	SSL_CTX *tls_ctx;
