@@ -23,27 +23,10 @@
 #include <openssl/pem.h>
 
 #include "assertion.h"
+#include "b64url.h"
 #include "keygen.h"
 
 #define NOW 1795000000 /* 2026-11-18T11:06:40Z */
-
-/* base64url (no padding) to bytes, NUL-terminated; returns the length. */
-static size_t unb64url(const char *in, size_t n, unsigned char *out)
-{
-	char *tmp = malloc(n + 4);
-	size_t pad = (4 - n % 4) % 4;
-	int len;
-
-	assert_non_null(tmp);
-	for (size_t i = 0; i < n; i++)
-		tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-	memset(tmp + n, '=', pad);
-	len = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)(n + pad));
-	free(tmp);
-	assert_true(len >= 0);
-	out[len - pad] = '\0';
-	return (size_t)len - pad;
-}
 
 struct fixture {
 	char path[64];
@@ -111,7 +94,7 @@ static void jti_of(const char *token, char jti[23])
 	json_t *o;
 
 	assert_true(dot2 - dot1 - 1 < (ptrdiff_t)(sizeof(claims) / 4 * 3));
-	unb64url(dot1 + 1, (size_t)(dot2 - dot1 - 1), claims);
+	claims[unb64url(dot1 + 1, (size_t)(dot2 - dot1 - 1), claims)] = '\0';
 	o = json_loads((const char *)claims, JSON_REJECT_DUPLICATES, NULL);
 	assert_non_null(o);
 	assert_int_equal(strlen(json_string_value(json_object_get(o, "jti"))), 22);
@@ -137,14 +120,14 @@ static void test_token_bytes(void **state)
 	assert_non_null(token);
 	dot1 = strchr(token, '.');
 	dot2 = strrchr(token, '.');
-	unb64url(token, (size_t)(dot1 - token), head);
+	head[unb64url(token, (size_t)(dot1 - token), head)] = '\0';
 	h = json_loads((const char *)head, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(h, "alg")), "ES256");
 	assert_string_equal(json_string_value(json_object_get(h, "typ")), "JWT");
 	assert_int_equal(strlen(json_string_value(json_object_get(h, "kid"))), 43);
 	json_decref(h);
 	jti_of(token, jti);
-	unb64url(dot1 + 1, (size_t)(dot2 - dot1 - 1), claims);
+	claims[unb64url(dot1 + 1, (size_t)(dot2 - dot1 - 1), claims)] = '\0';
 	snprintf(want, sizeof(want),
 	         "{\"iss\":\"https://certreg.example\",\"aud\":\"portal\",\"sub\":\"110100000001\","
 	         "\"iat\":1795000000,\"exp\":1795000120,\"jti\":\"%s\",\"key_id\":\"%064d\","

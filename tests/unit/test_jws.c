@@ -21,6 +21,7 @@
 #include <openssl/rsa.h>
 
 #include "jws.h"
+#include "b64url.h"
 #include "keygen.h"
 
 /* RFC 7638 section 3.1: the example RSA key and its thumbprint. */
@@ -30,23 +31,6 @@ static const char rfc7638_n[] =
     "68QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM"
     "4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
 static const char rfc7638_kid[] = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
-
-/* base64url (no padding) to bytes; returns the length. */
-static size_t unb64url(const char *in, size_t n, unsigned char *out)
-{
-	char *tmp = malloc(n + 4);
-	int len;
-	size_t pad = (4 - n % 4) % 4;
-
-	assert_non_null(tmp);
-	for (size_t i = 0; i < n; i++)
-		tmp[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-	memset(tmp + n, '=', pad);
-	len = EVP_DecodeBlock(out, (unsigned char *)tmp, (int)(n + pad));
-	free(tmp);
-	assert_true(len >= 0);
-	return (size_t)len - pad;
-}
 
 static void test_rfc7638_thumbprint(void **state)
 {
