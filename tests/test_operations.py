@@ -467,6 +467,19 @@ def healthz_on(sockets):
         assert s.recv(4096).startswith(b"HTTP/1.1 200 "), "no answer"
 
 
+def answered_by_worker(d, port, n, timeout):
+    """Opens N connections to port at once, has each answer /healthz, and
+    returns their count by the worker holding them, before closing them."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=timeout)
+               for _ in range(n)]
+    try:
+        healthz_on(sockets)
+        return connections_by_worker(d, port)
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def test_connections_spread_over_the_workers(certregd, db):
     """Each worker accepts on its own socket of the listener (SO_REUSEPORT),
     so the kernel spreads connections over them; on one shared socket a
@@ -496,14 +509,7 @@ def test_a_busy_workers_queue_is_served_by_an_idle_worker(certregd, db):
     stopped = worker_pids(d)[0]
     os.kill(stopped, signal.SIGSTOP)
     try:
-        sockets = [socket.create_connection(("127.0.0.1", port), timeout=5)
-                   for _ in range(24)]
-        try:
-            healthz_on(sockets)
-            counts = connections_by_worker(d, port)
-        finally:
-            for s in sockets:
-                s.close()
+        counts = answered_by_worker(d, port, 24, 5)
     finally:
         os.kill(stopped, signal.SIGCONT)
     assert counts[stopped] == 0 and sum(counts.values()) == 24, counts
@@ -518,14 +524,7 @@ def test_connections_taken_from_another_queue_keep_the_split_even(certregd, db):
     d = certregd(db)
     port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
     for _ in range(3):
-        sockets = [socket.create_connection(("127.0.0.1", port), timeout=10)
-                   for _ in range(64)]
-        try:
-            healthz_on(sockets)
-            counts = connections_by_worker(d, port)
-        finally:
-            for s in sockets:
-                s.close()
+        counts = answered_by_worker(d, port, 64, 10)
         assert sum(counts.values()) == 64, counts
         # binomial(64, 1/2), the hash alone: 2e-5 below 16. A worker the
         # host keeps from running for tens of milliseconds does lose
