@@ -562,14 +562,16 @@ def test_killed_worker_loses_no_connection(certregd, db):
 def test_hot_key_is_refreshed_before_its_entry_expires(certregd, db, pki):
     """A key in use is looked up again in the background in the last tenth
     of its cache entry's life (at least its last second): with ttl = 3 and a
-    request every 50 ms for 8 s, only the first request of each worker goes
-    to the database; without the refresh, each worker would miss about
-    every 3 s."""
+    request every 50 ms for 8 s, only the first request goes to the
+    database; without the refresh, the worker would miss about every 3 s.
+    One worker: with two, which of them takes each new connection is no
+    longer the kernel's even hash but whichever is idle first (http.c's
+    http_steal_cb), and one could go longer than a ttl without a request."""
     admin(db.conninfo, "office", "add", "XC01", "--name", "西城管理部")
     admin(db.conninfo, "unit", "add", "110102000001", "--name", "西城单位", "--office", "XC01")
     admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
           "110102000001", "--ticket", "T-1")
-    d = certregd(db, cache={"ttl": 3})
+    d = certregd(db, server={"workers": 1}, cache={"ttl": 3})
     chain = open(pki.leaf("ec-ok")["chain"]).read()
     t0 = time.monotonic()
     while time.monotonic() - t0 < 8:
@@ -579,7 +581,7 @@ def test_hot_key_is_refreshed_before_its_entry_expires(certregd, db, pki):
     text = d.get("/metrics").body.decode()
     misses = int(re.search(r"^certreg_cache_misses_total (\d+)", text, re.M).group(1))
     hits = int(re.search(r"^certreg_cache_hits_total (\d+)", text, re.M).group(1))
-    assert misses <= 2 and hits >= 60, (misses, hits)
+    assert misses <= 1 and hits >= 60, (misses, hits)
 
 
 def test_workers_exit_when_the_supervisor_dies(certregd, db):
