@@ -4,20 +4,38 @@
  *
  * Why: OpenSSL 3.0 decodes a certificate's public key while parsing it, and
  * for every key it builds a decoder context by walking every key manager and
- * every decoder its providers offer (39 decoders in the default provider).
+ * every decoder its providers offer (39 decoders and 18 key managers in the
+ * default provider), constructing each key manager afresh on every walk.
  * That walk was a third of a cold /v1/verify. Parsing X.509 only ever decodes
  * a DER SubjectPublicKeyInfo, which 12 of those decoders can take part in.
  *
  * How: this context holds one provider, built in, that answers with the
  * default provider's own algorithm tables and provider context, the
- * decoders cut to those 12. No algorithm is reimplemented, and none a
- * certificate can use is left out: the code that runs is the default
- * provider's, for every key type it knows (the unit test decodes each of
- * them here and in the default context). The decoders not offered are those
- * that never take part in decoding DER SubjectPublicKeyInfo (private keys,
- * PEM, MSBLOB, PVK), so private keys are read in the default context. The
- * default provider's TLS capabilities (groups, signature algorithms) are
- * passed on for libssl.
+ * decoders cut to those 12 and the key managers cut by 6. No algorithm is
+ * reimplemented, and none a certificate can use is left out: the code that
+ * runs is the default provider's, for every key type it knows (the unit test
+ * decodes each of them here and in the default context). The decoders not
+ * offered are those that never take part in decoding DER
+ * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK), so private keys are
+ * read in the default context. The default provider's TLS capabilities
+ * (groups, signature algorithms) are passed on for libssl.
+ *
+ * The key managers not offered are the six that exist only to reach a MAC
+ * or a KDF through EVP_PKEY (keymgmt_left_out): TLS1-PRF, HKDF and SCRYPT
+ * (EVP_PKEY_derive), SIPHASH, POLY1305 and CMAC (EVP_DigestSign). Their keys
+ * are raw secrets with no encoding: no decoder produces one, so no
+ * certificate or CRL can carry one, and X509_verify_cert, the CRL checks and
+ * the signature checks of verify.c and sigcheck.c only use the key manager
+ * of a certificate's own key. libssl 3.0 (the listener's SSL_CTX is in this
+ * context) fetches key managers for its groups (EC, X25519, X448, DH), its
+ * signature algorithms' key types, "DH" for automatic DH parameters and
+ * "HMAC" for the MAC secret of TLS 1.2's CBC suites and TLS 1.3's PSK
+ * binders, which is why HMAC stays; it runs its PRF and TLS 1.3's HKDF as
+ * EVP_KDF ("TLS1-PRF", "TLS13-KDF"), and the finished MAC and session
+ * tickets' HMAC as EVP_MAC, none of which needs a key manager (libssl.so.3's
+ * imports and the call sites of those names, checked on 3.0.19). KDFs and
+ * MACs themselves stay offered. certreg makes no MAC or KDF key here.
+ *
  * The default provider is taken from the default context, as loaded there.
  */
 #include "x509ctx.h"
@@ -38,6 +56,11 @@ static OSSL_LIB_CTX *libctx;     /* NULL until set up, or when setup failed */
 static OSSL_PROVIDER *source;    /* the default provider, one reference */
 static OSSL_PROVIDER *subset;    /* ours, in libctx, one reference */
 static OSSL_ALGORITHM *decoders; /* the kept decoders, NULL-terminated; owned */
+static OSSL_ALGORITHM *keymgmts; /* the kept key managers, NULL-terminated; owned */
+
+/* The key managers only MAC and KDF bridges use (see above). */
+static const char *const keymgmt_left_out[] = {"TLS1-PRF", "HKDF",     "SCRYPT",
+                                               "SIPHASH",  "POLY1305", "CMAC"};
 
 /* Whether a property definition ("provider=default,input=der,...") has the
  * property name, and with which value: NULL when it has not. */
@@ -79,23 +102,51 @@ static bool decodes_spki(const OSSL_ALGORITHM *alg)
 	        property_is(props, "structure", "SubjectPublicKeyInfo"));
 }
 
-static bool keep_decoders(void)
+/* Whether one of the colon-separated names ("SCRYPT:id-scrypt:...") is name. */
+static bool names_include(const char *names, const char *name)
+{
+	size_t nlen = strlen(name);
+
+	while (names != NULL && *names != '\0') {
+		const char *end = strchr(names, ':');
+		size_t len = end ? (size_t)(end - names) : strlen(names);
+
+		if (len == nlen && strncasecmp(names, name, len) == 0)
+			return true;
+		names = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+static bool keymgmt_wanted(const OSSL_ALGORITHM *alg)
+{
+	for (size_t i = 0; i < sizeof(keymgmt_left_out) / sizeof(keymgmt_left_out[0]); i++)
+		if (names_include(alg->algorithm_names, keymgmt_left_out[i]))
+			return false;
+	return true;
+}
+
+/* A copy of the default provider's table for operation, with only the
+ * algorithms wanted; NULL when none is (or no memory). */
+static OSSL_ALGORITHM *keep(int operation, bool (*wanted)(const OSSL_ALGORITHM *))
 {
 	int no_cache = 0;
-	const OSSL_ALGORITHM *all =
-	    OSSL_PROVIDER_query_operation(source, OSSL_OP_DECODER, &no_cache);
-	size_t n = 0, kept = 0;
+	const OSSL_ALGORITHM *all = OSSL_PROVIDER_query_operation(source, operation, &no_cache);
+	OSSL_ALGORITHM *kept;
+	size_t n = 0, k = 0;
 
 	while (all != NULL && all[n].algorithm_names != NULL)
 		n++;
-	decoders = calloc(n + 1, sizeof(*decoders));
-	if (decoders == NULL)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (decodes_spki(&all[i]))
-			decoders[kept++] = all[i];
-	OSSL_PROVIDER_unquery_operation(source, OSSL_OP_DECODER, all);
-	return kept > 0;
+	kept = calloc(n + 1, sizeof(*kept));
+	for (size_t i = 0; kept != NULL && i < n; i++)
+		if (wanted(&all[i]))
+			kept[k++] = all[i];
+	OSSL_PROVIDER_unquery_operation(source, operation, all);
+	if (k == 0) {
+		free(kept);
+		return NULL;
+	}
+	return kept;
 }
 
 static const OSSL_ALGORITHM *subset_query(void *provctx, int operation_id, int *no_store)
@@ -105,13 +156,17 @@ static const OSSL_ALGORITHM *subset_query(void *provctx, int operation_id, int *
 		*no_store = 0;
 		return decoders;
 	}
+	if (operation_id == OSSL_OP_KEYMGMT) {
+		*no_store = 0;
+		return keymgmts;
+	}
 	return OSSL_PROVIDER_query_operation(source, operation_id, no_store);
 }
 
 static void subset_unquery(void *provctx, int operation_id, const OSSL_ALGORITHM *algs)
 {
 	(void)provctx;
-	if (operation_id != OSSL_OP_DECODER)
+	if (operation_id != OSSL_OP_DECODER && operation_id != OSSL_OP_KEYMGMT)
 		OSSL_PROVIDER_unquery_operation(source, operation_id, algs);
 }
 
@@ -160,13 +215,17 @@ static void release(void)
 	source = NULL;
 	free(decoders);
 	decoders = NULL;
+	free(keymgmts);
+	keymgmts = NULL;
 }
 
 /* On any failure, release() undoes what was done and leaves libctx NULL. */
 static void setup(void)
 {
 	source = OSSL_PROVIDER_load(NULL, "default");
-	if (source == NULL || !keep_decoders() || (libctx = OSSL_LIB_CTX_new()) == NULL ||
+	if (source == NULL || (decoders = keep(OSSL_OP_DECODER, decodes_spki)) == NULL ||
+	    (keymgmts = keep(OSSL_OP_KEYMGMT, keymgmt_wanted)) == NULL ||
+	    (libctx = OSSL_LIB_CTX_new()) == NULL ||
 	    !OSSL_PROVIDER_add_builtin(libctx, X509CTX_PROVIDER, subset_init) ||
 	    (subset = OSSL_PROVIDER_load(libctx, X509CTX_PROVIDER)) == NULL ||
 	    !OPENSSL_atexit(release))
