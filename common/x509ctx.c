@@ -11,10 +11,11 @@
  *
  * How: this context holds one provider, built in, that answers with the
  * default provider's own algorithm tables and provider context, the
- * decoders cut to those 12 and the key managers cut by 6. No algorithm is
- * reimplemented, and none a certificate can use is left out: the code that
- * runs is the default provider's, for every key type it knows (the unit test
- * decodes each of them here and in the default context). The decoders not
+ * decoders cut to those 12, the key managers cut by 6 and the ciphers to
+ * libssl's. No algorithm is reimplemented, and none a certificate or the
+ * TLS listener can use is left out: the code that runs is the default
+ * provider's, for every key type it knows (the unit test decodes each of
+ * them here and in the default context). The decoders not
  * offered are those that never take part in decoding DER
  * SubjectPublicKeyInfo (private keys, PEM, MSBLOB, PVK), so private keys are
  * read in the default context. The default provider's TLS capabilities
@@ -35,9 +36,17 @@
  * tickets' HMAC as EVP_MAC, none of which needs a key manager (libssl.so.3's
  * imports and the call sites of those names, checked on 3.0.19). KDFs and
  * MACs themselves stay offered. certreg makes no MAC or KDF key here.
- * The saving is small (about 20,000 instructions a certificate, 1 %; most
- * of the key-manager walk is OpenSSL going through the context's whole
- * method store: docs/PERFORMANCE-HISTORY.md).
+ * The saving is small (about 20,000 instructions a certificate, 1 %).
+ *
+ * Most of the key-manager walk is OpenSSL 3.0 going through the context's
+ * whole EVP method store, every method of every operation fetched there,
+ * and the first fetch of a cipher puts all of the provider's ciphers in
+ * it. libssl fetches its ciphers in this context, so the ciphers offered
+ * are those libssl can use (cipher_kept): 16 of 124, which saves about
+ * 140,000 instructions (16 %) of a certificate's parse in certregd
+ * (docs/PERFORMANCE-HISTORY.md). A TLS suite whose cipher were missing
+ * would silently not be offered; the unit test requires the SSL_CTX's
+ * suites here to be the default context's.
  *
  * The default provider is taken from the default context, as loaded there.
  */
@@ -60,6 +69,7 @@ static OSSL_PROVIDER *source;    /* the default provider, one reference */
 static OSSL_PROVIDER *subset;    /* ours, in libctx, one reference */
 static OSSL_ALGORITHM *decoders; /* the kept decoders, NULL-terminated; owned */
 static OSSL_ALGORITHM *keymgmts; /* the kept key managers, NULL-terminated; owned */
+static OSSL_ALGORITHM *ciphers;  /* the kept ciphers, NULL-terminated; owned */
 
 /* The key managers only MAC and KDF bridges use (see above). */
 static const char *const keymgmt_left_out[] = {"TLS1-PRF", "HKDF",     "SCRYPT",
@@ -105,6 +115,29 @@ static bool decodes_spki(const OSSL_ALGORITHM *alg)
 	        property_is(props, "structure", "SubjectPublicKeyInfo"));
 }
 
+/* The ciphers libssl 3.0 can use (ssl_ciph.c: its cipher table and the
+ * "stitched" CBC-HMAC ciphers it tries for TLS 1.2's CBC suites; t1_lib.c:
+ * AES-256-CBC for ticket keys), as the default provider names them. The
+ * others of the default provider's 124 only cost every walk (see above). */
+static const char *const cipher_kept[] = {
+    "AES-128-CBC",
+    "AES-256-CBC",
+    "AES-128-GCM",
+    "AES-256-GCM",
+    "AES-128-CCM",
+    "AES-256-CCM",
+    "ChaCha20-Poly1305",
+    "ARIA-128-GCM",
+    "ARIA-256-GCM",
+    "CAMELLIA-128-CBC",
+    "CAMELLIA-256-CBC",
+    "DES-EDE3-CBC",
+    "AES-128-CBC-HMAC-SHA1",
+    "AES-256-CBC-HMAC-SHA1",
+    "AES-128-CBC-HMAC-SHA256",
+    "AES-256-CBC-HMAC-SHA256",
+};
+
 /* Whether one of the colon-separated names ("SCRYPT:id-scrypt:...") is name. */
 static bool names_include(const char *names, const char *name)
 {
@@ -127,6 +160,14 @@ static bool keymgmt_wanted(const OSSL_ALGORITHM *alg)
 		if (names_include(alg->algorithm_names, keymgmt_left_out[i]))
 			return false;
 	return true;
+}
+
+static bool cipher_wanted(const OSSL_ALGORITHM *alg)
+{
+	for (size_t i = 0; i < sizeof(cipher_kept) / sizeof(cipher_kept[0]); i++)
+		if (names_include(alg->algorithm_names, cipher_kept[i]))
+			return true;
+	return false;
 }
 
 /* A copy of the default provider's table for operation, with only the
@@ -163,13 +204,18 @@ static const OSSL_ALGORITHM *subset_query(void *provctx, int operation_id, int *
 		*no_store = 0;
 		return keymgmts;
 	}
+	if (operation_id == OSSL_OP_CIPHER) {
+		*no_store = 0;
+		return ciphers;
+	}
 	return OSSL_PROVIDER_query_operation(source, operation_id, no_store);
 }
 
 static void subset_unquery(void *provctx, int operation_id, const OSSL_ALGORITHM *algs)
 {
 	(void)provctx;
-	if (operation_id != OSSL_OP_DECODER && operation_id != OSSL_OP_KEYMGMT)
+	if (operation_id != OSSL_OP_DECODER && operation_id != OSSL_OP_KEYMGMT &&
+	    operation_id != OSSL_OP_CIPHER)
 		OSSL_PROVIDER_unquery_operation(source, operation_id, algs);
 }
 
@@ -220,6 +266,8 @@ static void release(void)
 	decoders = NULL;
 	free(keymgmts);
 	keymgmts = NULL;
+	free(ciphers);
+	ciphers = NULL;
 }
 
 /* On any failure, release() undoes what was done and leaves libctx NULL. */
@@ -228,6 +276,7 @@ static void setup(void)
 	source = OSSL_PROVIDER_load(NULL, "default");
 	if (source == NULL || (decoders = keep(OSSL_OP_DECODER, decodes_spki)) == NULL ||
 	    (keymgmts = keep(OSSL_OP_KEYMGMT, keymgmt_wanted)) == NULL ||
+	    (ciphers = keep(OSSL_OP_CIPHER, cipher_wanted)) == NULL ||
 	    (libctx = OSSL_LIB_CTX_new()) == NULL ||
 	    !OSSL_PROVIDER_add_builtin(libctx, X509CTX_PROVIDER, subset_init) ||
 	    (subset = OSSL_PROVIDER_load(libctx, X509CTX_PROVIDER)) == NULL ||

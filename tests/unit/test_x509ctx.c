@@ -3,7 +3,9 @@
  * decodes the public key of every key type the default provider knows,
  * to the same key, from its own provider; it offers fewer decoders than the
  * default context, and every key manager but the six of MAC and KDF
- * bridges, HMAC (libssl's) included; certificates and CRLs parse and copy
+ * bridges, HMAC (libssl's) included; fewer ciphers, yet an SSL_CTX made
+ * in it has every TLS suite one in the default context has; certificates
+ * and CRLs parse and copy
  * in it, bad DER is refused, and a certificate with a bad extension still
  * parses (for verification to report).
  */
@@ -11,6 +13,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -22,6 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/provider.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "keygen.h"
@@ -191,6 +196,56 @@ static void test_hmac_keys_sign_in_the_context(void **state)
 	EVP_PKEY_free(key);
 }
 
+/* The suites of a TLS server context in libctx, from every suite libssl
+ * knows, colon-separated; the caller frees. */
+static char *tls_suites(OSSL_LIB_CTX *libctx)
+{
+	SSL_CTX *ctx = SSL_CTX_new_ex(libctx, NULL, TLS_server_method());
+	STACK_OF(SSL_CIPHER) * suites;
+	char *out = calloc(1, 1);
+	size_t len = 0;
+
+	assert_non_null(ctx);
+	assert_non_null(out);
+	assert_int_equal(SSL_CTX_set_cipher_list(ctx, "ALL:COMPLEMENTOFALL:@SECLEVEL=0"), 1);
+	suites = SSL_CTX_get_ciphers(ctx);
+	for (int i = 0; i < sk_SSL_CIPHER_num(suites); i++) {
+		const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(suites, i));
+
+		out = realloc(out, len + strlen(name) + 2);
+		assert_non_null(out);
+		len += (size_t)sprintf(out + len, "%s:", name);
+	}
+	SSL_CTX_free(ctx);
+	return out;
+}
+
+static void count_cipher(EVP_CIPHER *cipher, void *arg)
+{
+	(void)cipher;
+	++*(int *)arg;
+}
+
+/* The context offers only the ciphers libssl can use (a cipher missing
+ * would silently drop its suites): every TLS 1.2 and 1.3 suite of the
+ * default context is offered here too. */
+static void test_tls_suites_as_in_the_default_context(void **state)
+{
+	char *here = tls_suites(x509ctx()), *in_default = tls_suites(NULL);
+	int narrowed = 0, all = 0;
+
+	(void)state;
+	assert_non_null(strstr(in_default, "ECDHE-ECDSA-AES128-SHA:"));
+	assert_non_null(strstr(in_default, "TLS_CHACHA20_POLY1305_SHA256:"));
+	assert_string_equal(here, in_default);
+	free(here);
+	free(in_default);
+	EVP_CIPHER_do_all_provided(x509ctx(), count_cipher, &narrowed);
+	EVP_CIPHER_do_all_provided(NULL, count_cipher, &all);
+	assert_true(narrowed > 0);
+	assert_true(narrowed < all / 4);
+}
+
 /* A self-signed certificate with two basicConstraints extensions, which
  * OpenSSL marks invalid when it caches the extensions. */
 static unsigned char *cert_with_duplicate_extension(EVP_PKEY *pkey, int *len)
@@ -305,6 +360,7 @@ int main(void)
 	    cmocka_unit_test(test_fewer_decoders_than_the_default_context),
 	    cmocka_unit_test(test_only_mac_and_kdf_key_managers_are_left_out),
 	    cmocka_unit_test(test_hmac_keys_sign_in_the_context),
+	    cmocka_unit_test(test_tls_suites_as_in_the_default_context),
 	    cmocka_unit_test(test_certificates_parse_and_copy_in_the_context),
 	    cmocka_unit_test(test_crls_parse_verify_and_copy_in_the_context),
 	};
