@@ -290,6 +290,34 @@ def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping
     assert r["split"] == [6], r["split"]
 
 
+def test_loadgen_traces_each_request_when_it_fell_due_and_on_which_connection(
+        stamping_servers, tmp_path):
+    """--trace (row 5's tail, in time): one line a measured request, its
+    due time from the start of the measured seconds, its latency and its
+    connection's local port. The latencies are the samples', the due times
+    follow the open loop's schedule, the ports are the server's clients."""
+    srv = stamping_servers[0]
+    trace, samples = tmp_path / "trace.txt", tmp_path / "samples.txt"
+    out = subprocess.run([str(bench_run.LOADGEN), "--target",
+                          f"127.0.0.1:{srv.server_address[1]}", "--mode", "keepalive",
+                          "--connections", "3", "--rate", "400", "--duration", "1.5",
+                          "--warmup", "0.3", "--samples", str(samples), "--trace", str(trace)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    r = figures(out.strip().splitlines()[-1])
+    rows = [tuple(int(x) for x in line.split()) for line in trace.read_text().splitlines()]
+    assert len(rows) == r["requests"] > 500
+    assert sorted(lat for _, lat, _ in rows) == [int(x) for x in samples.read_text().split()]
+    due = sorted(d for d, _, _ in rows)
+    # Due every 2.5 ms from before the measured seconds (answered inside
+    # them) to their end; none answered before it was due.
+    assert due[0] > -100_000 and due[-1] <= 1_500_000
+    gaps = [b - a for a, b in zip(due, due[1:])]
+    assert sorted(gaps)[len(gaps) // 2] in range(2_400, 2_600), sorted(gaps)[len(gaps) // 2]
+    assert all(lat >= 0 for _, lat, _ in rows)
+    ports = {p for _, _, p in rows}
+    assert 1 <= len(ports) <= 3 and ports <= srv.clients, (ports, srv.clients)
+
+
 def test_bench_nginx_with_reuseport_spreads_connections_by_the_kernels_hash(pki, tmp_path):
     """--nginx-reuseport: each nginx worker has its own listening socket on
     the plain port (without it, one socket for all), and 64 connections
