@@ -21,6 +21,14 @@
  * several processes). It shows when the slow requests came and on which
  * connections: a stall of the server hits all it had in flight at once.
  *
+ * Open loop sends a due request on the first free connection in the order
+ * they were opened, so at a moderate rate a few connections carry nearly
+ * all requests (a third of them the first one) and the server process
+ * that holds those does nearly all the work. `--spread` sends each due
+ * request on the next free connection after the last one used, so that
+ * every connection, and every server process as the connections are
+ * spread over them, carries its share.
+ *
  * tick_gap_us is the longest time, within the measured seconds, between
  * two runs of a process's own timer (100 us ticks in open loop, 1 ms in
  * closed loop): how long the generator itself was kept from running. A
@@ -98,6 +106,7 @@ static struct {
 	bool once;          /* --once: every request sent at most once */
 	const char *expect; /* --expect: what a 2xx body must contain */
 	const char *trace;  /* --trace: every request's time, latency, connection */
+	bool spread;        /* --spread: open loop over every connection in turn */
 } opt = {.method = "GET", .path = "/", .connections = 1, .procs = 1, .duration = 5};
 
 struct counts {
@@ -130,6 +139,7 @@ struct worker {
 	struct event *tick;
 	double last_tick;
 	uint64_t tick_us; /* the tick's period */
+	int next_conn;    /* --spread: the connection the next due request tries first */
 	struct counts counts;
 	uint32_t *samples;
 	size_t cap;
@@ -376,7 +386,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (opt.rate <= 0 || opt.mode == MODE_IDLE)
 		return;
-	for (int i = 0; i < opt.connections && w->next_due <= t; i++) {
+	for (int k = 0; k < opt.connections && w->next_due <= t; k++) {
+		int i = opt.spread ? (w->next_conn + k) % opt.connections : k;
 		struct conn *c = &w->conns[i];
 		if (c->bev == NULL && opt.mode == MODE_HANDSHAKE) {
 			conn_open(c);
@@ -386,6 +397,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		conn_send(c, w->next_due);
 		w->next_due += w->interval;
+		if (opt.spread)
+			w->next_conn = (i + 1) % opt.connections;
 	}
 }
 
@@ -837,7 +850,8 @@ static void usage(void)
 	        "               [--header 'N: V']... [--body-file F | --body-list F]\n"
 	        "               [--connections N] [--procs P] [--duration S] [--warmup S] "
 	        "[--rate R]\n"
-	        "               [--samples FILE] [--trace FILE] [--once FILE] [--expect TEXT]\n"
+	        "               [--samples FILE] [--trace FILE] [--spread] [--once FILE]\n"
+	        "               [--expect TEXT]\n"
 	        "       loadgen --target HOST:PORT --premake N --path P --body-list F "
 	        "--sign-keys F\n"
 	        "               --out FILE [--procs P]\n");
@@ -846,15 +860,31 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"target", 1, 0, 't'},    {"tls", 0, 0, 'T'},       {"cert", 1, 0, 'c'},
-	    {"key", 1, 0, 'k'},       {"cert-list", 1, 0, 'L'}, {"mode", 1, 0, 'm'},
-	    {"method", 1, 0, 'M'},    {"path", 1, 0, 'p'},      {"header", 1, 0, 'H'},
-	    {"body-file", 1, 0, 'b'}, {"body-list", 1, 0, 'B'}, {"connections", 1, 0, 'n'},
-	    {"procs", 1, 0, 'P'},     {"duration", 1, 0, 'd'},  {"warmup", 1, 0, 'w'},
-	    {"rate", 1, 0, 'r'},      {"samples", 1, 0, 'S'},   {"trace", 1, 0, 'X'},
-	    {"once", 1, 0, 'O'},      {"expect", 1, 0, 'E'},    {"premake", 1, 0, 'N'},
-	    {"sign-keys", 1, 0, 'K'}, {"out", 1, 0, 'o'},       {0, 0, 0, 0}};
+	static const struct option longopts[] = {{"target", 1, 0, 't'},
+	                                         {"tls", 0, 0, 'T'},
+	                                         {"cert", 1, 0, 'c'},
+	                                         {"key", 1, 0, 'k'},
+	                                         {"cert-list", 1, 0, 'L'},
+	                                         {"mode", 1, 0, 'm'},
+	                                         {"method", 1, 0, 'M'},
+	                                         {"path", 1, 0, 'p'},
+	                                         {"header", 1, 0, 'H'},
+	                                         {"body-file", 1, 0, 'b'},
+	                                         {"body-list", 1, 0, 'B'},
+	                                         {"connections", 1, 0, 'n'},
+	                                         {"procs", 1, 0, 'P'},
+	                                         {"duration", 1, 0, 'd'},
+	                                         {"warmup", 1, 0, 'w'},
+	                                         {"rate", 1, 0, 'r'},
+	                                         {"samples", 1, 0, 'S'},
+	                                         {"trace", 1, 0, 'X'},
+	                                         {"spread", 0, 0, 'Y'},
+	                                         {"once", 1, 0, 'O'},
+	                                         {"expect", 1, 0, 'E'},
+	                                         {"premake", 1, 0, 'N'},
+	                                         {"sign-keys", 1, 0, 'K'},
+	                                         {"out", 1, 0, 'o'},
+	                                         {0, 0, 0, 0}};
 	const char *cert = NULL, *key = NULL, *cert_list = NULL, *body_file = NULL,
 	           *body_list = NULL, *target = NULL, *samples_file = NULL, *once_file = NULL,
 	           *sign_keys = NULL, *premake_out = NULL;
@@ -923,6 +953,9 @@ int main(int argc, char **argv)
 			break;
 		case 'X':
 			opt.trace = optarg;
+			break;
+		case 'Y':
+			opt.spread = true;
 			break;
 		case 'O':
 			once_file = optarg;
