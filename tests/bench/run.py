@@ -1361,11 +1361,13 @@ def main():
                         f"rounds {rounds_text(x, same[1][1])}")
 
             traces = collections.Counter()
+            # This run's traces only: a round's file is named by its order.
+            shutil.rmtree(BENCH / "row5", ignore_errors=True)
+            (BENCH / "row5").mkdir()
 
             def trace(side):
                 """A new path for loadgen's --trace of a row 5 round of SIDE."""
                 traces[side] += 1
-                (BENCH / "row5").mkdir(exist_ok=True)
                 return BENCH / "row5" / f"{side}-{traces[side]}.txt"
 
             # Warm: each server at half of its own peak (row 4's medians), so
