@@ -363,10 +363,11 @@ def loadgen_split(port, *args, duration, warmup=1.0, trace=None):
     its connections half-way through: the number each process held, most
     first (ss -tnp). certregd's workers each have a SO_REUSEPORT socket
     and the kernel hashes connections over them; nginx's share one socket
-    and take what they win; a worker holding most of them is a process
-    fewer competing for the cores, and shows in the p99 (row 5). With
-    TRACE (a path), loadgen's --trace too, and in "tail" what it says of
-    the round's slowest requests (tail_structure())."""
+    and take what they win. With TRACE (a path), loadgen's --trace too,
+    and in "tail" what it says of the round's slowest requests and how
+    the requests, not only the connections, went to each process
+    (tail_structure()): the open loop uses its first free connections
+    most, so the process holding those does most of the work (row 5)."""
     cmd = loadgen_cmd(port, args, duration, warmup, None)
     if trace is not None:
         cmd += ["--trace", trace]
@@ -1309,6 +1310,7 @@ def main():
                 (before OURS in every other round, after THEIRS in the
                 others), reported against OURS on a line of its own."""
                 o, t, x, repeated, kept = [], [], [], 0, 0
+                x_repeated = x_kept = 0
                 for i in range(a.rounds):
                     sides = [(o, ours), (t, theirs)]
                     if same is not None:
@@ -1316,7 +1318,10 @@ def main():
                     for results, (measure, lost_key) in sides:
                         r, n, stalled = unstalled(measure, lost_key, d, a.stall_retries)
                         results.append(r)
-                        repeated, kept = repeated + n, kept + stalled
+                        if results is x:
+                            x_repeated, x_kept = x_repeated + n, x_kept + stalled
+                        else:
+                            repeated, kept = repeated + n, kept + stalled
                 med = {k: [statistics.median(r[k] for r in y) if y else None for y in (o, t, x)]
                        for k in ("p50_us", "p99_us")}
                 target, better = TARGETS[key]
@@ -1354,7 +1359,8 @@ def main():
                         if r.get("tail"):
                             log(f"  tail, {name}: {tail_text(r['tail'])}")
                 if same is not None:
-                    rows.append(sides_row(same[0], None, x, same[1][1]))
+                    rows.append(sides_row(same[0], None, x, same[1][1], repeated=x_repeated,
+                                          stalled_counted=x_kept))
                     log(f"{same[0]}: p50/p99 certregd {med['p50_us'][0]:.0f}/"
                         f"{med['p99_us'][0]:.0f} us, peer {med['p50_us'][2]:.0f}/"
                         f"{med['p99_us'][2]:.0f} us: {rows[-1]['ratio']:.2f} (reported); "
