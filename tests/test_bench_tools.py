@@ -19,6 +19,7 @@ no CPU groups and the shared cores take the target). A run
 stopped halfway must stop everything it started, or the next run measures
 a machine still busy with the last one.
 """
+import collections
 import http.server
 import json
 import os
@@ -277,7 +278,8 @@ def test_loadgen_pair_runs_both_sides_through_the_same_seconds(stamping_servers,
     assert time.monotonic() - t0 < 2 * 1.7
 
 
-def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping_servers):
+def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping_servers,
+                                                                      tmp_path):
     """loadgen_split() (row 5): the round's figures, and how its connections
     were spread over the processes of the server, most first: here one
     process (this one) holds all 6."""
@@ -288,6 +290,81 @@ def test_loadgen_split_counts_the_connections_each_server_process_holds(stamping
                                 duration=4, warmup=0.5)
     assert r["requests"] > 0 and r["errors"] == 0
     assert r["split"] == [6], r["split"]
+    # With a trace, what it says of the slowest: all on this one process.
+    r = bench_run.loadgen_split(port, "--mode", "keepalive", "--connections", 6, "--rate", 200,
+                                duration=4, warmup=0.5, trace=tmp_path / "trace.txt")
+    assert r["split"] == [6] and r["tail"]["share"] == [1.0], r
+    assert r["tail"]["slow"] >= r["requests"] / 100 and r["tail"]["episodes"] >= 1
+
+
+def test_loadgen_traces_each_request_when_it_fell_due_and_on_which_connection(
+        stamping_servers, tmp_path):
+    """--trace (row 5's tail, in time): one line a measured request, its
+    due time from the start of the measured seconds, its latency and its
+    connection's local port. The latencies are the samples', the due times
+    follow the open loop's schedule, the ports are the server's clients."""
+    srv = stamping_servers[0]
+    trace, samples = tmp_path / "trace.txt", tmp_path / "samples.txt"
+    out = subprocess.run([str(bench_run.LOADGEN), "--target",
+                          f"127.0.0.1:{srv.server_address[1]}", "--mode", "keepalive",
+                          "--connections", "3", "--rate", "400", "--duration", "1.5",
+                          "--warmup", "0.3", "--samples", str(samples), "--trace", str(trace)],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    r = figures(out.strip().splitlines()[-1])
+    rows = [tuple(int(x) for x in line.split()) for line in trace.read_text().splitlines()]
+    assert len(rows) == r["requests"] > 500
+    assert sorted(lat for _, lat, _ in rows) == [int(x) for x in samples.read_text().split()]
+    due = sorted(d for d, _, _ in rows)
+    # Due every 2.5 ms from before the measured seconds (answered inside
+    # them) to their end; none answered before it was due.
+    assert due[0] > -100_000 and due[-1] <= 1_500_000
+    gaps = [b - a for a, b in zip(due, due[1:])]
+    assert sorted(gaps)[len(gaps) // 2] in range(2_400, 2_600), sorted(gaps)[len(gaps) // 2]
+    assert all(lat >= 0 for _, lat, _ in rows)
+    ports = {p for _, _, p in rows}
+    assert 1 <= len(ports) <= 3 and ports <= srv.clients, (ports, srv.clients)
+
+
+def test_loadgen_spread_sends_on_every_connection_in_turn(stamping_servers, tmp_path):
+    """Open loop at a rate one connection keeps up with: without --spread
+    the first connection carries nearly every request; with it, each of
+    the 8 carries its share (row 5: the server process holding the first
+    connections would otherwise do nearly all the work)."""
+    port = stamping_servers[0].server_address[1]
+    shares = []
+    for spread in ([], ["--spread"]):
+        trace = tmp_path / f"trace{len(spread)}.txt"
+        subprocess.run([str(bench_run.LOADGEN), "--target", f"127.0.0.1:{port}", "--mode",
+                        "keepalive", "--connections", "8", "--rate", "400", "--duration", "1.5",
+                        "--warmup", "0.3", "--trace", str(trace), *spread],
+                       capture_output=True, text=True, timeout=30, check=True)
+        per = collections.Counter(line.split()[2] for line in trace.read_text().splitlines())
+        shares.append(sorted((n / sum(per.values()) for n in per.values()), reverse=True))
+    assert shares[0][0] > 0.5, shares[0]
+    assert len(shares[1]) == 8 and shares[1][0] < 0.2, shares[1]
+
+
+def test_the_tail_of_a_round_says_whether_its_stalls_hit_one_worker_or_all(tmp_path):
+    """tail_structure() (row 5): the requests at or over the p99, grouped
+    into episodes (due within 2 ms of each other); an episode with a fifth
+    or more of its requests on each of two processes is a stop of all
+    (the generator, the machine), one on a single process that process's
+    own. Here: 1,000 fast requests over two workers' connections, one
+    stall of worker 11 (10 slow requests on its connections) and, 50 ms
+    later, one of everything (5 slow on each)."""
+    owners = {1001: 11, 1002: 11, 2001: 22, 2002: 22}
+    lines = [f"{i * 100} 50 {(1001, 2001, 1002, 2002)[i % 4]}" for i in range(1000)]
+    lines += [f"{20_000 + i * 100} {3000 - i * 100} {(1001, 1002)[i % 2]}" for i in range(10)]
+    lines += [f"{70_000 + i * 100} 2500 {(1001, 2001)[i % 2]}" for i in range(10)]
+    trace = tmp_path / "trace.txt"
+    trace.write_text("\n".join(lines) + "\n")
+    t = bench_run.tail_structure(trace, owners, p99_us=1000)
+    assert t["slow"] == 20 and t["episodes"] == 2
+    assert t["slow_share_all"] == 0.5
+    assert t["longest_ms"] == [3.4, 3.0]
+    # Worker 11 holds 510 + 5 of the 1,020 requests and 15 of the 20 slow.
+    assert t["share"] == [0.505, 0.495] and t["slow_share"] == [0.75, 0.25]
+    assert "50 % of them on every process at once" in bench_run.tail_text(t)
 
 
 def test_bench_nginx_with_reuseport_spreads_connections_by_the_kernels_hash(pki, tmp_path):

@@ -14,7 +14,20 @@
  * Prints one line: requests= errors= seconds= rps= p50_us= p90_us= p99_us=
  * max_us= s2xx= s3xx= s4xx= s5xx= tick_gap_us= tick_lost_us=. `--samples F` also writes
  * every latency (microseconds, sorted, one per line), so that rounds can
- * be pooled.
+ * be pooled. `--trace F` writes, in the order the responses came, each
+ * measured request's due (open loop) or send time and its latency in
+ * microseconds and its connection's local port: "due_us latency_us port" a line, the
+ * time from the start of the measured seconds (F, or F.N for the Nth of
+ * several processes). It shows when the slow requests came and on which
+ * connections: a stall of the server hits all it had in flight at once.
+ *
+ * Open loop sends a due request on the first free connection in the order
+ * they were opened, so at a moderate rate a few connections carry nearly
+ * all requests (a third of them the first one) and the server process
+ * that holds those does nearly all the work. `--spread` sends each due
+ * request on the next free connection after the last one used, so that
+ * every connection, and every server process as the connections are
+ * spread over them, carries its share.
  *
  * tick_gap_us is the longest time, within the measured seconds, between
  * two runs of a process's own timer (100 us ticks in open loop, 1 ms in
@@ -92,6 +105,8 @@ static struct {
 	double duration, warmup, rate;
 	bool once;          /* --once: every request sent at most once */
 	const char *expect; /* --expect: what a 2xx body must contain */
+	const char *trace;  /* --trace: every request's time, latency, connection */
+	bool spread;        /* --spread: open loop over every connection in turn */
 } opt = {.method = "GET", .path = "/", .connections = 1, .procs = 1, .duration = 5};
 
 struct counts {
@@ -111,6 +126,7 @@ struct conn {
 	bool connected;   /* plain TCP connected: requests may go straight out */
 	double sent_at;   /* when it was due (open loop) or sent */
 	int next_request; /* round robin over requests */
+	int port;         /* its local port (--trace: ss names the server process) */
 };
 
 struct worker {
@@ -123,9 +139,11 @@ struct worker {
 	struct event *tick;
 	double last_tick;
 	uint64_t tick_us; /* the tick's period */
+	int next_conn;    /* --spread: the connection the next due request tries first */
 	struct counts counts;
 	uint32_t *samples;
 	size_t cap;
+	FILE *trace; /* --trace */
 	int idle_ready;
 	uint64_t cert_rr;
 	int once_next, once_end; /* --once: this process's share of the requests */
@@ -142,9 +160,9 @@ static double now_s(void)
 static void conn_open(struct conn *c);
 static void conn_send(struct conn *c, double due);
 
-static void record(struct worker *w, int status, bool unexpected, double latency)
+static void record(struct worker *w, int status, bool unexpected, double sent_at, int port)
 {
-	double t = now_s();
+	double t = now_s(), latency = t - sent_at;
 
 	if (t < w->measure_from || t > w->end)
 		return;
@@ -158,6 +176,9 @@ static void record(struct worker *w, int status, bool unexpected, double latency
 			abort();
 	}
 	w->samples[w->counts.nsamples++] = (uint32_t)(latency * 1e6);
+	if (w->trace != NULL)
+		fprintf(w->trace, "%.0f %u %d\n", (sent_at - w->measure_from) * 1e6,
+		        w->samples[w->counts.nsamples - 1], port);
 }
 
 static void conn_close(struct conn *c)
@@ -232,7 +253,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	while (c->busy && (status = take_response(bufferevent_get_input(bev), &close_after,
 	                                          &unexpected)) > 0) {
 		c->busy = false;
-		record(w, status, unexpected, now_s() - c->sent_at);
+		record(w, status, unexpected, c->sent_at, c->port);
 		if (opt.mode == MODE_IDLE) {
 			w->idle_ready++;
 			return;
@@ -330,6 +351,12 @@ static void conn_open(struct conn *c)
 		conn_failed(c);
 		return;
 	}
+	if (opt.trace != NULL) {
+		struct sockaddr_in local;
+		socklen_t len = sizeof(local);
+		if (getsockname(fd, (struct sockaddr *)&local, &len) == 0)
+			c->port = ntohs(local.sin_port);
+	}
 	/* Queued behind the handshake; for open loop the tick sends instead. */
 	if (opt.rate <= 0 || opt.mode == MODE_IDLE)
 		conn_send(c, now_s());
@@ -359,7 +386,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (opt.rate <= 0 || opt.mode == MODE_IDLE)
 		return;
-	for (int i = 0; i < opt.connections && w->next_due <= t; i++) {
+	for (int k = 0; k < opt.connections && w->next_due <= t; k++) {
+		int i = opt.spread ? (w->next_conn + k) % opt.connections : k;
 		struct conn *c = &w->conns[i];
 		if (c->bev == NULL && opt.mode == MODE_HANDSHAKE) {
 			conn_open(c);
@@ -369,6 +397,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		conn_send(c, w->next_due);
 		w->next_due += w->interval;
+		if (opt.spread)
+			w->next_conn = (i + 1) % opt.connections;
 	}
 }
 
@@ -398,6 +428,20 @@ static void run_worker(int id, int out_fd)
 	w.once_next = (int)((long)id * opt.nrequests / opt.procs);
 	w.once_end = (int)((long)(id + 1) * opt.nrequests / opt.procs);
 	w.tick_us = (uint64_t)tv.tv_usec;
+	if (opt.trace != NULL) {
+		char path[4096];
+		if (opt.procs > 1)
+			snprintf(path, sizeof(path), "%s.%d", opt.trace, id);
+		else
+			snprintf(path, sizeof(path), "%s", opt.trace);
+		/* Buffered: a line costs the generator a formatted print, not a
+		 * write. */
+		w.trace = fopen(path, "w");
+		if (w.trace == NULL) {
+			perror(path);
+			exit(2);
+		}
+	}
 	w.tick = event_new(w.base, -1, EV_PERSIST, tick_cb, &w);
 	event_add(w.tick, &tv);
 	for (int i = 0; i < opt.connections; i++) {
@@ -410,6 +454,8 @@ static void run_worker(int id, int out_fd)
 		conn_open(&w.conns[i]);
 	}
 	event_base_dispatch(w.base);
+	if (w.trace != NULL && fclose(w.trace) != 0)
+		exit(1);
 	if (write(out_fd, &w.counts, sizeof(w.counts)) != (ssize_t)sizeof(w.counts) ||
 	    write(out_fd, w.samples, w.counts.nsamples * sizeof(*w.samples)) !=
 	        (ssize_t)(w.counts.nsamples * sizeof(*w.samples)))
@@ -804,7 +850,8 @@ static void usage(void)
 	        "               [--header 'N: V']... [--body-file F | --body-list F]\n"
 	        "               [--connections N] [--procs P] [--duration S] [--warmup S] "
 	        "[--rate R]\n"
-	        "               [--samples FILE] [--once FILE] [--expect TEXT]\n"
+	        "               [--samples FILE] [--trace FILE] [--spread] [--once FILE]\n"
+	        "               [--expect TEXT]\n"
 	        "       loadgen --target HOST:PORT --premake N --path P --body-list F "
 	        "--sign-keys F\n"
 	        "               --out FILE [--procs P]\n");
@@ -830,6 +877,8 @@ int main(int argc, char **argv)
 	                                         {"warmup", 1, 0, 'w'},
 	                                         {"rate", 1, 0, 'r'},
 	                                         {"samples", 1, 0, 'S'},
+	                                         {"trace", 1, 0, 'X'},
+	                                         {"spread", 0, 0, 'Y'},
 	                                         {"once", 1, 0, 'O'},
 	                                         {"expect", 1, 0, 'E'},
 	                                         {"premake", 1, 0, 'N'},
@@ -901,6 +950,12 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			samples_file = optarg;
+			break;
+		case 'X':
+			opt.trace = optarg;
+			break;
+		case 'Y':
+			opt.spread = true;
 			break;
 		case 'O':
 			once_file = optarg;

@@ -358,19 +358,24 @@ def loadgen(port, *args, duration, warmup=1.0, samples=None):
     return loadgen_result(p.stdout, args, samples)
 
 
-def loadgen_split(port, *args, duration, warmup=1.0):
+def loadgen_split(port, *args, duration, warmup=1.0, trace=None):
     """loadgen() with, in its "split", how the server's processes shared
     its connections half-way through: the number each process held, most
     first (ss -tnp). certregd's workers each have a SO_REUSEPORT socket
     and the kernel hashes connections over them; nginx's share one socket
-    and take what they win; a worker holding most of them is a process
-    fewer competing for the cores, and shows in the p99 (row 5)."""
+    and take what they win. With TRACE (a path), loadgen's --trace too,
+    and in "tail" what it says of the round's slowest requests and how
+    the requests, not only the connections, went to each process
+    (tail_structure()): the open loop uses its first free connections
+    most, so the process holding those does most of the work (row 5)."""
     cmd = loadgen_cmd(port, args, duration, warmup, None)
+    if trace is not None:
+        cmd += ["--trace", trace]
     p = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
         time.sleep(warmup + duration / 2)
-        split = connection_split(port)
+        owners = connection_owners(port)
         out, err = p.communicate(timeout=duration + warmup + 120)
     finally:
         if p.poll() is None:
@@ -380,21 +385,76 @@ def loadgen_split(port, *args, duration, warmup=1.0):
         raise RuntimeError(f"loadgen {' '.join(map(str, args))} exited {p.returncode}: "
                            f"{err.strip()} {out.strip()}")
     r = loadgen_result(out, args, None)
-    r["split"] = split
+    r["split"] = sorted(collections.Counter(owners.values()).values(), reverse=True)
+    if trace is not None:
+        r["tail"] = tail_structure(trace, owners, r["p99_us"])
     return r
+
+
+def tail_text(t):
+    """tail_structure()'s figures in a log line."""
+    return (f"{t['slow']} slow in {t['episodes']} episodes, {100 * t['slow_share_all']:.0f} % "
+            f"of them on every process at once, longest {t['longest_ms']} ms; per process "
+            f"{t['share']} of all, {t['slow_share']} of the slow")
 
 
 def connection_split(port):
     """The established connections to local PORT, counted per process
     that holds them, most first."""
+    return sorted(collections.Counter(connection_owners(port).values()).values(), reverse=True)
+
+
+def connection_owners(port):
+    """The established connections to local PORT: the client's port -> the
+    pid of the process that holds the connection."""
     out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
                          capture_output=True, text=True, timeout=30).stdout
-    per = collections.Counter()
+    owners = {}
     for line in out.splitlines():
-        pids = set(re.findall(r"pid=(\d+)", line))
-        for pid in pids:
-            per[pid] += 1
-    return sorted(per.values(), reverse=True)
+        fields, pids = line.split(), sorted(set(re.findall(r"pid=(\d+)", line)))
+        if len(fields) >= 4 and pids:
+            owners[int(fields[3].rsplit(":", 1)[1])] = int(pids[0])
+    return owners
+
+
+def tail_structure(trace, owners, p99_us, gap_us=2000):
+    """Row 5's question of a round: were its slowest requests (at or over
+    its p99) hit together on every server process, a stop of the
+    generator or of the whole machine, or on one process at a time, that
+    process kept from running or busy? TRACE is loadgen's --trace (due
+    time, latency, client port), OWNERS connection_owners(). Slow requests
+    due less than GAP_US apart are one episode; an episode with at least a
+    fifth of its requests on each of two processes counts as "all". Gives
+    the episodes, the share of the slow requests in "all" episodes, the
+    longest episodes (ms from the first due to the last answer), and each
+    process's share of all requests and of the slow ones."""
+    rows = []
+    for line in Path(trace).read_text().splitlines():
+        due, lat, port = (int(x) for x in line.split())
+        rows.append((due, lat, owners.get(port, 0)))
+    rows.sort()
+    slow = [r for r in rows if r[1] >= p99_us]
+    episodes, cur = [], []
+    for r in slow:
+        if cur and r[0] - cur[-1][0] > gap_us:
+            episodes.append(cur)
+            cur = []
+        cur.append(r)
+    if cur:
+        episodes.append(cur)
+    in_all = 0
+    for e in episodes:
+        per = collections.Counter(r[2] for r in e).most_common(2)
+        if len(per) == 2 and per[1][1] >= len(e) / 5:
+            in_all += len(e)
+    spans = sorted((max(r[0] + r[1] for r in e) - e[0][0] for e in episodes), reverse=True)
+    every, slowest = collections.Counter(r[2] for r in rows), collections.Counter(r[2] for r in slow)
+    pids = [pid for pid, _ in every.most_common()]
+    return {"episodes": len(episodes), "slow": len(slow),
+            "slow_share_all": in_all / len(slow) if slow else 0.0,
+            "longest_ms": [round(x / 1000, 1) for x in spans[:3]],
+            "share": [round(every[p] / len(rows), 3) for p in pids],
+            "slow_share": [round(slowest[p] / len(slow), 3) if slow else 0.0 for p in pids]}
 
 
 def loadgen_pair(ports, *args, duration, warmup, samples):
@@ -865,6 +925,11 @@ def main():
                     help="nginx's plain listener (rows 4 and 5) with a socket per worker, "
                     "connections spread by the kernel's hash as certregd's are (an "
                     "experiment: the targets are against nginx's default)")
+    ap.add_argument("--spread", action="store_true",
+                    help="row 5: loadgen --spread, each due request on the next free connection "
+                    "in turn (without it, on the first free one: a few connections, and the "
+                    "server process that holds them, carry nearly all; an experiment, the "
+                    "target stays against the default)")
     ap.add_argument("--stall-retries", type=int, default=2,
                     help="repeat a latency round whose generator stalled at most this many "
                     "times (default 2)")
@@ -1237,31 +1302,48 @@ def main():
                 return " ".join(f"{r['p99_us'] / 1000:.1f}/"
                                 f"{100 * stall_share(r, lost_key, d):.2f}%" for r in results)
 
-            def p99_row(what, key, ours, theirs, unit="us", **extra):
+            def p99_row(what, key, ours, theirs, unit="us", same=None, **extra):
                 """A/B alternating open-loop rounds, OURS and THEIRS giving
                 (measure, lost_key) each; a stalled round repeated
-                (unstalled()); the medians of the p99s and of the p50s."""
-                o, t, repeated, kept = [], [], 0, 0
-                for _ in range(a.rounds):
-                    for results, (measure, lost_key) in ((o, ours), (t, theirs)):
+                (unstalled()); the medians of the p99s and of the p50s. SAME,
+                (what, (measure, lost_key)): a third side in the same rounds
+                (before OURS in every other round, after THEIRS in the
+                others), reported against OURS on a line of its own."""
+                o, t, x, repeated, kept = [], [], [], 0, 0
+                x_repeated = x_kept = 0
+                for i in range(a.rounds):
+                    sides = [(o, ours), (t, theirs)]
+                    if same is not None:
+                        sides.insert(0 if i % 2 else 2, (x, same[1]))
+                    for results, (measure, lost_key) in sides:
                         r, n, stalled = unstalled(measure, lost_key, d, a.stall_retries)
                         results.append(r)
-                        repeated, kept = repeated + n, kept + stalled
-                med = {k: [statistics.median(r[k] for r in x) for x in (o, t)]
+                        if results is x:
+                            x_repeated, x_kept = x_repeated + n, x_kept + stalled
+                        else:
+                            repeated, kept = repeated + n, kept + stalled
+                med = {k: [statistics.median(r[k] for r in y) if y else None for y in (o, t, x)]
                        for k in ("p50_us", "p99_us")}
                 target, better = TARGETS[key]
-                rows.append(make_row(
-                    what, med["p99_us"][0], med["p99_us"][1], target, better, unit,
-                    p50_us=med["p50_us"][0], peer_p50_us=med["p50_us"][1],
-                    rounds_certregd=[r["p99_us"] for r in o],
-                    rounds_peer=[r["p99_us"] for r in t],
-                    stall_share_certregd=[stall_share(r, ours[1], d) for r in o],
-                    stall_share_peer=[stall_share(r, theirs[1], d) for r in t],
-                    tick_gap_us_certregd=[r.get("tick_gap_us") for r in o],
-                    tick_gap_us_peer=[r.get("tick_gap_us") for r in t],
-                    split_certregd=[r.get("split") for r in o],
-                    split_peer=[r.get("split") for r in t],
-                    repeated=repeated, stalled_counted=kept, **extra))
+
+                def sides_row(what, target, peer, peer_lost, **more):
+                    j = 1 if peer is t else 2
+                    return make_row(
+                        what, med["p99_us"][0], med["p99_us"][j], target, better, unit,
+                        p50_us=med["p50_us"][0], peer_p50_us=med["p50_us"][j],
+                        rounds_certregd=[r["p99_us"] for r in o],
+                        rounds_peer=[r["p99_us"] for r in peer],
+                        stall_share_certregd=[stall_share(r, ours[1], d) for r in o],
+                        stall_share_peer=[stall_share(r, peer_lost, d) for r in peer],
+                        tick_gap_us_certregd=[r.get("tick_gap_us") for r in o],
+                        tick_gap_us_peer=[r.get("tick_gap_us") for r in peer],
+                        split_certregd=[r.get("split") for r in o],
+                        split_peer=[r.get("split") for r in peer],
+                        tail_certregd=[r.get("tail") for r in o],
+                        tail_peer=[r.get("tail") for r in peer], **more)
+
+                rows.append(sides_row(what, target, t, theirs[1], repeated=repeated,
+                                      stalled_counted=kept, **extra))
                 row = rows[-1]
                 log(f"{what}: p50/p99 certregd {med['p50_us'][0]:.0f}/{row['certregd']:.0f} "
                     f"us, peer {med['p50_us'][1]:.0f}/{row['peer']:.0f} us: "
@@ -1272,19 +1354,51 @@ def main():
                 if any(r.get("split") for r in o + t):
                     log(f"  connections per process, each round: certregd "
                         f"{[r.get('split') for r in o]}; peer {[r.get('split') for r in t]}")
+                for name, y in (("certregd", o), ("peer", t), ("same request", x)):
+                    for r in y:
+                        if r.get("tail"):
+                            log(f"  tail, {name}: {tail_text(r['tail'])}")
+                if same is not None:
+                    rows.append(sides_row(same[0], None, x, same[1][1], repeated=x_repeated,
+                                          stalled_counted=x_kept))
+                    log(f"{same[0]}: p50/p99 certregd {med['p50_us'][0]:.0f}/"
+                        f"{med['p99_us'][0]:.0f} us, peer {med['p50_us'][2]:.0f}/"
+                        f"{med['p99_us'][2]:.0f} us: {rows[-1]['ratio']:.2f} (reported); "
+                        f"rounds {rounds_text(x, same[1][1])}")
+
+            traces = collections.Counter()
+            # This run's traces only: a round's file is named by its order.
+            shutil.rmtree(BENCH / "row5", ignore_errors=True)
+            (BENCH / "row5").mkdir()
+
+            def trace(side):
+                """A new path for loadgen's --trace of a row 5 round of SIDE."""
+                traces[side] += 1
+                return BENCH / "row5" / f"{side}-{traces[side]}.txt"
 
             # Warm: each server at half of its own peak (row 4's medians), so
             # that both are as busy relative to what they can do: certregd's
-            # warm /v1/verify against nginx's plain return 200.
+            # warm /v1/verify against nginx's plain return 200. And, reported
+            # beside it, nginx's return 200 given certregd's request (the
+            # same 1.8 KB POST) at certregd's rate: the same work for the
+            # generator and the kernel, so what is left is the server.
             rate, ngx_rate = round(warm_peak / 2), round(plain_peak / 2)
-            warm_args = warm_body + ["--connections", 64]
+            warm_args = warm_body + ["--connections", 64] + (["--spread"] if a.spread else [])
+            spread = ["--spread"] if a.spread else []
+            ngx_post = ["/" if x == "/v1/verify" else x for x in warm_args]
             p99_row(f"warm /v1/verify p99 at half its peak ({rate}/s) vs nginx return 200 "
                     f"p99 at half its own ({ngx_rate}/s)", "warm_p99",
                     (lambda: loadgen_split(warm.api_port, *warm_args, "--rate", rate,
-                                           duration=d), "tick_lost_us"),
+                                           duration=d, trace=trace("certregd")),
+                     "tick_lost_us"),
                     (lambda: loadgen_split(ngx.http_port, "--mode", "keepalive",
-                                           "--connections", 64, "--rate", ngx_rate,
-                                           duration=d), "tick_lost_us"),
+                                           "--connections", 64, "--rate", ngx_rate, *spread,
+                                           duration=d, trace=trace("nginx")), "tick_lost_us"),
+                    same=(f"warm /v1/verify p99 ({rate}/s) vs nginx return 200 given the same "
+                          f"POST at the same rate ({rate}/s)",
+                          (lambda: loadgen_split(ngx.http_port, *ngx_post, "--rate", rate,
+                                                 duration=d, trace=trace("nginx-post")),
+                           "tick_lost_us")),
                     rate=rate, peer_rate=ngx_rate)
             # Cold as in row 3: the association caches full (those of row 3
             # have expired since, ttl 60 s, and first logins would be in this
@@ -1489,6 +1603,7 @@ def main():
         "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
         "stall_share": STALL_SHARE, "stall_retries": a.stall_retries,
         "nginx_reuseport": a.nginx_reuseport,
+        "spread": a.spread,
         "budget_cores": a.budget if budget else None,
         "budget_cpu": a.budget_cpu if budget else None,
         "budget_unavailable": no_budget,
