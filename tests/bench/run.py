@@ -1524,6 +1524,17 @@ def main():
             signed = ["--mode", "keepalive", "--method", "POST", "--path", "/v1/login/signed",
                       "--header", "Content-Type: application/json", "--connections", 32, *ok]
             cold_ok = [*cold_body, "--connections", 32, *ok]
+
+            def budgeted_signed(certs, n, name):
+                """One budgeted round of signed logins over a pool of N
+                premade ones (premade()), the pool removed after it."""
+                pool = premade(certs, n, name)
+                try:
+                    return budgeted(lambda: loadgen(coldcert.api_port, *signed, "--once", pool,
+                                                    duration=d), coldcert)
+                finally:
+                    pool.unlink()
+
             seen = [loadgen(coldcert.api_port, *cold_ok, duration=d / 2)["rps"]
                     for _ in range(3)]
             o, t, cpu_o, cpu_t, bo, bt = [], [], [], [], [], []
@@ -1552,11 +1563,9 @@ def main():
                     # reads the pool inside the round's CPU accounting).
                     bt.append(budgeted(lambda: loadgen(coldcert.api_port, *cold_ok,
                                                        duration=d), coldcert))
-                    pool = premade(work / "certs",
-                                   1.5 * max(r["rps"] for r in bt) * (d + 1) + 1000, f"ec-b{i}")
-                    bo.append(budgeted(lambda: loadgen(coldcert.api_port, *signed, "--once",
-                                                       pool, duration=d), coldcert))
-                    pool.unlink()
+                    bo.append(budgeted_signed(
+                        work / "certs", 1.5 * max(r["rps"] for r in bt) * (d + 1) + 1000,
+                        f"ec-b{i}"))
             if budget:
                 rows.append(budget_row(
                     "/v1/login/signed ECDSA P-256 req/s vs cold /v1/verify (same certificates), "
@@ -1591,10 +1600,7 @@ def main():
                     # database host is in production.
                     bt.append(budgeted(lambda: {"rps": openssl_speed_sm2(
                         secs, elapsed=True, preexec=budget.peer_preexec)}))
-                    pool = premade(sm2, 0.75 * max(t) * (d + 1) + 500, f"sm2-b{i}")
-                    bo.append(budgeted(lambda: loadgen(coldcert.api_port, *signed, "--once",
-                                                       pool, duration=d), coldcert))
-                    pool.unlink()
+                    bo.append(budgeted_signed(sm2, 0.75 * max(t) * (d + 1) + 500, f"sm2-b{i}"))
             if budget:
                 rows.append(budget_row(
                     "/v1/login/signed SM2 req/s vs openssl speed -elapsed sm2 verify/s, the "
