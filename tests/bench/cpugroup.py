@@ -20,9 +20,10 @@ default (1024, one ordinary process) keep the other work on the machine
 from taking what a group is owed; the quota caps what it may take.
 
 make bench (run.py) uses the same groups for "the same CPU budget" (rows
-3 and 8; `Budget`): certregd's workers in one group, its
-bare-OpenSSL peer's processes in another (row 8 ECDSA: certregd on both sides), both with the same quota and
-pinned to the same vCPU, the load generator and PostgreSQL outside both.
+3 and 8; `Budget`): certregd's workers in one group, its bare-OpenSSL
+peer's processes in another, both with the same quota and pinned to the
+same vCPU, the load generator and PostgreSQL outside both (row 8 ECDSA,
+certregd on both sides, runs both in certregd's group in turn).
 `budget_verdict()` says whether a closed-loop round measured the budget
 (the quota was the limit, the generator was not), and the process and
 machine CPU counters here (`cpu_seconds`, `children_cpu`, `system_times`)

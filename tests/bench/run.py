@@ -1094,7 +1094,8 @@ def main():
             mo, mt = statistics.median(o), statistics.median(t)
             rows.append(make_row(name, mo, mt, target, "higher", unit, rounds_certregd=o,
                                  rounds_peer=t, **extra))
-            log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x (target {target}x)")
+            log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x "
+                + (f"(target {target}x)" if target is not None else "(report)"))
             return mo, mt
 
         def pg_pids():
@@ -1557,10 +1558,10 @@ def main():
                     # the database host is in production (the SM2 row's
                     # rule). On the shared cores the backends took a fifth
                     # of the machine from the daemon during the signed
-                    # rounds and none during the cold ones.
-                    # The cold round first: its rate sizes the signed
-                    # round's pool, no larger than it needs (loadgen
-                    # reads the pool inside the round's CPU accounting).
+                    # rounds and none during the cold ones. The cold round
+                    # goes first: its rate sizes the signed round's pool,
+                    # no larger than it needs (loadgen reads the pool
+                    # inside the round's CPU accounting).
                     bt.append(budgeted(lambda: loadgen(coldcert.api_port, *cold_ok,
                                                        duration=d), coldcert))
                     bo.append(budgeted_signed(
