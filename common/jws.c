@@ -1,12 +1,19 @@
 /*
  * jws.c - JWS compact signatures and JWKs for login assertions (see jws.h).
  */
+/* ES256 nonces made ahead (jws_key_make_nonce) need ECDSA_sign_setup and
+ * ECDSA_do_sign_ex on the key's EC_KEY: OpenSSL 3.0 deprecated them, and
+ * its EVP interface has no way to split a signature. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -16,6 +23,24 @@
 #define JWS_EC_LEN 32
 #define JWS_MAX_BN 1024
 
+/*
+ * The nonces made ahead for ES256, this thread's. A nonce is k^-1 and r
+ * for a fresh random k: the point multiplication and the inversion, 95 %
+ * of an ECDSA signature; what is left when a token is signed is two
+ * multiplications modulo the order (ECDSA_do_sign_ex). A nonce is taken
+ * out of the pool to sign and freed after, whatever the outcome: used
+ * twice it would give the private key away. The child of a fork() must
+ * not use its parent's, so the pool is emptied there (pthread_atfork).
+ * They depend on the curve only, not the key: every ES256 key is P-256.
+ */
+struct jws_nonce {
+	BIGNUM *kinv, *r;
+};
+static _Thread_local struct jws_nonce jws_nonces[JWS_NONCES_MAX];
+static _Thread_local int jws_nnonces;
+static pthread_once_t jws_nonce_once = PTHREAD_ONCE_INIT;
+static bool jws_nonce_fork_safe;
+
 static bool jws_bn_bytes(const EVP_PKEY *pkey, const char *param, unsigned char *out, size_t *len,
                          size_t pad);
 static char *jws_b64_member(const unsigned char *in, size_t n);
@@ -24,6 +49,10 @@ static bool jws_key_prepare(struct jws_key *key);
 static void jws_key_contexts_free(struct jws_key *key);
 static bool jws_signature(const struct jws_key *key, const char *input, size_t n,
                           unsigned char *sig, size_t *siglen);
+static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash, size_t hlen,
+                            unsigned char *sig);
+static void jws_nonces_forget(void);
+static void jws_nonce_at_fork(void);
 
 /* Written here rather than by EVP_EncodeBlock and a pass to swap '+' and
  * '/' and cut the padding: a token's claims are half a kilobyte, and the
@@ -133,6 +162,8 @@ static bool jws_key_prepare(struct jws_key *key)
 		return key->sign_template != NULL &&
 		       EVP_DigestSignInit(key->sign_template, NULL, NULL, NULL, key->pkey) == 1;
 	}
+	if (strcmp(key->alg, "ES256") == 0 && (key->ec = EVP_PKEY_get1_EC_KEY(key->pkey)) == NULL)
+		return false;
 	/* The contexts hold their own references to the digest. */
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	key->digest = EVP_MD_CTX_new();
@@ -150,6 +181,8 @@ static void jws_key_contexts_free(struct jws_key *key)
 	EVP_PKEY_CTX_free(key->sign_ctx);
 	EVP_MD_CTX_free(key->digest);
 	EVP_MD_CTX_free(key->sign_template);
+	EC_KEY_free(key->ec);
+	key->ec = NULL;
 	key->sign_ctx = NULL;
 	key->digest = NULL;
 	key->sign_template = NULL;
@@ -240,11 +273,79 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
 		return false;
 	if (strcmp(key->alg, "ES256") != 0)
 		return EVP_PKEY_sign(key->sign_ctx, sig, siglen, hash, hlen) == 1;
-	if (*siglen < 2 * JWS_EC_LEN || EVP_PKEY_sign(key->sign_ctx, der, &len, hash, hlen) != 1 ||
+	if (*siglen < 2 * JWS_EC_LEN)
+		return false;
+	if (jws_nnonces > 0 && jws_es256_ahead(key, hash, hlen, sig)) {
+		*siglen = 2 * JWS_EC_LEN;
+		return true;
+	}
+	if (EVP_PKEY_sign(key->sign_ctx, der, &len, hash, hlen) != 1 ||
 	    !jws_ecdsa_raw(der, len, sig, JWS_EC_LEN))
 		return false;
 	*siglen = 2 * JWS_EC_LEN;
 	return true;
+}
+
+bool jws_key_make_nonce(const struct jws_key *key)
+{
+	struct jws_nonce *n;
+
+	pthread_once(&jws_nonce_once, jws_nonce_at_fork);
+	if (!jws_nonce_fork_safe || key->ec == NULL || jws_nnonces == JWS_NONCES_MAX)
+		return false;
+	n = &jws_nonces[jws_nnonces];
+	n->kinv = n->r = NULL;
+	if (ECDSA_sign_setup(key->ec, NULL, &n->kinv, &n->r) != 1) {
+		BN_clear_free(n->kinv);
+		BN_free(n->r);
+		return false;
+	}
+	return ++jws_nnonces < JWS_NONCES_MAX;
+}
+
+int jws_nonces_ready(void)
+{
+	return jws_nnonces;
+}
+
+/* r || s with the newest nonce of the pool, which is spent whatever
+ * happens; false (sign afresh) when OpenSSL refuses it, as it does for the
+ * one k in 2^256 that gives s = 0. */
+static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash, size_t hlen,
+                            unsigned char *sig)
+{
+	struct jws_nonce n = jws_nonces[--jws_nnonces];
+	ECDSA_SIG *es = key->ec != NULL ? ECDSA_do_sign_ex(hash, (int)hlen, n.kinv, n.r, key->ec)
+	                                : NULL;
+	const BIGNUM *r, *s;
+	bool ok = false;
+
+	jws_nonces[jws_nnonces] = (struct jws_nonce){NULL, NULL};
+	BN_clear_free(n.kinv);
+	BN_free(n.r);
+	if (es != NULL) {
+		ECDSA_SIG_get0(es, &r, &s);
+		ok = BN_bn2binpad(r, sig, JWS_EC_LEN) == JWS_EC_LEN &&
+		     BN_bn2binpad(s, sig + JWS_EC_LEN, JWS_EC_LEN) == JWS_EC_LEN;
+	}
+	ECDSA_SIG_free(es);
+	return ok;
+}
+
+/* Runs in the child of every fork(), in the thread that forked. */
+static void jws_nonces_forget(void)
+{
+	while (jws_nnonces > 0) {
+		jws_nnonces--;
+		BN_clear_free(jws_nonces[jws_nnonces].kinv);
+		BN_free(jws_nonces[jws_nnonces].r);
+		jws_nonces[jws_nnonces] = (struct jws_nonce){NULL, NULL};
+	}
+}
+
+static void jws_nonce_at_fork(void)
+{
+	jws_nonce_fork_safe = pthread_atfork(NULL, NULL, jws_nonces_forget) == 0;
 }
 
 /* Strict DER, short-form lengths only: a P-256 signature is at most 72

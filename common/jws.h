@@ -44,6 +44,7 @@ struct jws_key {
 	char head[JWS_HEAD_LEN];
 	size_t head_len;
 	EVP_PKEY_CTX *sign_ctx;    /* ES256, RS256 */
+	struct ec_key_st *ec;      /* ES256: the key as ECDSA_do_sign_ex takes it */
 	EVP_MD_CTX *digest;        /* ES256, RS256: SHA-256 */
 	EVP_MD_CTX *sign_template; /* EdDSA */
 };
@@ -67,6 +68,21 @@ char *jws_sign(const struct jws_key *key, const json_t *claims);
 /* The same over claims already serialised as the n bytes of a JSON object
  * (server/assertion.c writes its fixed claim set straight to text). */
 char *jws_sign_text(const struct jws_key *key, const char *claims, size_t n);
+
+/*
+ * ES256 nonces made ahead of the signatures that use them, for a worker's
+ * idle moments: jws_key_make_nonce makes one (k^-1 and r of a fresh random
+ * k, about 95 % of the cost of a signature) into this thread's pool, and
+ * the next ES256 signatures of this thread take one each, once, leaving
+ * about 2 % of the work to do while the login waits. Without one, a
+ * signature makes its own. The pool holds JWS_NONCES_MAX; it is emptied
+ * in the child of a fork(). jws_key_make_nonce returns true while there is
+ * room for more, false when full, for a key other than ES256 or on
+ * failure. jws_nonces_ready: how many this thread has.
+ */
+#define JWS_NONCES_MAX 256
+bool jws_key_make_nonce(const struct jws_key *key);
+int jws_nonces_ready(void);
 
 /* base64url without padding of n bytes into out, which must have room for
  * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */

@@ -138,6 +138,11 @@ bool assertion_enabled(const struct assertion_keys *keys)
 	return keys != NULL && keys->can_sign;
 }
 
+bool assertion_make_nonce(const struct assertion_keys *keys)
+{
+	return assertion_enabled(keys) && jws_key_make_nonce(&keys->sign);
+}
+
 /*
  * The claims are written straight to text (jsonw) rather than built as a
  * jansson tree and dumped: on a keep-alive TLS login the assertion is most

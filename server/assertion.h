@@ -37,6 +37,12 @@ bool assertion_enabled(const struct assertion_keys *keys);
 char *assertion_sign(const struct assertion_keys *keys, const struct config *cfg,
                      const struct decision *d, const char *method, const char *nonce, time_t now);
 
+/* For a worker's idle moments: makes one ES256 signature nonce ahead
+ * (jws_key_make_nonce), so that the next assertion waits on about 2 % of a
+ * signature. True while more would be kept; false when the pool is full or
+ * the key is not ES256. */
+bool assertion_make_nonce(const struct assertion_keys *keys);
+
 /* A nonce is the portal's opaque value, copied into the assertion: 1 to
  * 256 printable ASCII characters, no spaces. */
 #define ASSERTION_NONCE_RULE "nonce must be 1 to 256 printable characters"

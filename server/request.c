@@ -244,6 +244,7 @@ static char *request_assertion(const struct request_call *call, const struct dec
 	                       call->nonce, d->now);
 	if (token == NULL)
 		log_error("event=assertion_failed key=%.16s", d->vr.leaf.key_id);
+	worker_idle_work(w);
 	return token;
 }
 

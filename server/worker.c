@@ -4,7 +4,8 @@
  * Sets up both listeners on the sockets inherited from the supervisor, the
  * registry pool and the cache, then runs until SIGTERM: it stops accepting,
  * closes idle connections, lets the requests in flight finish (bounded),
- * and exits 0. Signals are libevent events.
+ * and exits 0. Signals are libevent events. Work that can wait for an idle
+ * moment (assertion nonces) runs at the loop's lowest priority.
  */
 #include "worker.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "assertion.h"
 #include "dbhosts.h"
 #include "http.h"
 #include "routes.h"
@@ -28,6 +30,7 @@ static struct event_base *worker_base_new(void);
 static void worker_invalidate(void *arg, const char *key_id);
 static void worker_term_cb(evutil_socket_t fd, short what, void *arg);
 static void worker_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void worker_idle_cb(evutil_socket_t fd, short what, void *arg);
 static void worker_count_pending(struct worker *w);
 static void worker_pending_counted(void *arg, bool ok, int64_t count);
 
@@ -106,9 +109,12 @@ int worker_run(const struct worker_setup *setup)
 		goto done;
 	w.ev_term = evsignal_new(w.base, SIGTERM, worker_term_cb, &w);
 	w.ev_tick = event_new(w.base, -1, EV_PERSIST, worker_tick_cb, &w);
-	if (w.ev_term == NULL || w.ev_tick == NULL || event_add(w.ev_term, NULL) != 0 ||
-	    event_add(w.ev_tick, &tick) != 0)
+	w.ev_idle = event_new(w.base, -1, 0, worker_idle_cb, &w);
+	if (w.ev_term == NULL || w.ev_tick == NULL || w.ev_idle == NULL ||
+	    event_add(w.ev_term, NULL) != 0 || event_add(w.ev_tick, &tick) != 0 ||
+	    event_priority_set(w.ev_idle, WORKER_PRIORITY_IDLE) != 0)
 		goto done;
+	worker_idle_work(&w);
 	/* The supervisor owns SIGHUP and SIGINT (a Ctrl-C reaches the whole
 	 * process group; the supervisor turns it into a drain): a stray one must
 	 * not kill a worker. */
@@ -135,6 +141,8 @@ done:
 		event_free(w.ev_term);
 	if (w.ev_tick != NULL)
 		event_free(w.ev_tick);
+	if (w.ev_idle != NULL)
+		event_free(w.ev_idle);
 	registry_free(w.registry);
 	revocation_free(w.revocation);
 	cache_free(w.cache);
@@ -163,7 +171,36 @@ static struct event_base *worker_base_new(void)
 	}
 	base = event_base_new_with_config(ec);
 	event_config_free(ec);
+	if (base != NULL && event_base_priority_init(base, WORKER_PRIORITIES) != 0) {
+		event_base_free(base);
+		return NULL;
+	}
 	return base;
+}
+
+void worker_idle_work(const struct worker *w)
+{
+	if (assertion_enabled(w->assertion))
+		event_active(w->ev_idle, 0, 0);
+}
+
+/*
+ * Work for the moments a worker has nothing else to do: ev_idle has the
+ * lowest priority, so libevent runs it only in a turn where no connection
+ * is ready, and while it is active the loop polls without sleeping. One
+ * step at a time (an ES256 nonce is about 17 us, the longest a request
+ * that comes meanwhile waits), until there is nothing left to do: on a
+ * busy worker, assertions sign in full; an idle one has their nonces made
+ * before the logins come.
+ */
+static void worker_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (!w->draining && assertion_make_nonce(w->assertion))
+		event_active(w->ev_idle, 0, 0);
 }
 
 static void worker_invalidate(void *arg, const char *key_id)

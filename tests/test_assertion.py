@@ -215,6 +215,40 @@ def test_keys_roll_over_without_a_failed_verification(certregd, db, pki, tmp_pat
     assert verified(new, jwks, "ES256")["sub"] == REGNO
 
 
+def test_no_two_assertions_share_an_ecdsa_nonce(certregd, db, pki, tmp_path):
+    """Each worker makes ES256 nonces ahead in its idle moments, and a nonce
+    used twice would give the signing key away: every token of two workers,
+    of the workers a reload starts and of a second daemon on the same key
+    has its own r (the first half of the signature), and every one
+    verifies."""
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path, owner="nobody")
+    d = certregd(db, assertion=settings(key))
+    jwks = jwks_of(d, pki)
+
+    def tokens(daemon, n):
+        return [json.loads(tls_get(daemon, pki, "/v1/login")[2])["assertion"] for _ in range(n)]
+
+    made = tokens(d, 120)
+    started = d.log().count("event=worker_started")
+    d.reload()
+    for _ in range(100):
+        if d.log().count("event=worker_started") >= started + 2:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("no new workers after SIGHUP:\n" + d.log())
+    made += tokens(d, 80)
+    made += tokens(certregd(db, assertion=settings(key)), 80)
+    rs = set()
+    for token in made:
+        assert verified(token, jwks, "ES256")["sub"] == REGNO
+        sig = base64.urlsafe_b64decode(token.split(".")[2] + "==")
+        assert len(sig) == 64
+        rs.add(sig[:32])
+    assert len(rs) == len(made)
+
+
 def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, pki, tmp_path):
     bind(db, pki, "ec-ok")
     key, _ = ec_key(tmp_path)

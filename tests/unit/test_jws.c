@@ -4,13 +4,16 @@
  * refused), and every signature checked with OpenSSL directly from the
  * compact form, ECDSA's r || s turned back into DER; base64url against
  * OpenSSL's base64 for every length and remainder, and ECDSA's DER turned
- * into r || s for the integers of every length OpenSSL writes.
+ * into r || s for the integers of every length OpenSSL writes; ES256
+ * nonces made ahead, each used once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -167,6 +170,111 @@ static void test_each_key_type_signs_with_its_algorithm(void **state)
 	json_decref(claims);
 }
 
+/* The r of an ES256 token: the first half of its signature. */
+static void token_r(const char *token, unsigned char r[32])
+{
+	unsigned char sig[128];
+	const char *dot2 = strrchr(token, '.');
+
+	assert_int_equal(unb64url(dot2 + 1, strlen(dot2 + 1), sig), 64);
+	memcpy(r, sig, 32);
+}
+
+/*
+ * Nonces made ahead: each ES256 token takes one from the pool and only
+ * one, every token verifies, no two share an r (a nonce used twice gives
+ * the private key away), the pool stops at its size and refills, other
+ * key types make none, and the child of a fork() starts with none.
+ */
+static void test_es256_nonces_made_ahead(void **state)
+{
+	static unsigned char rs[JWS_NONCES_MAX + 8][32];
+	json_t *claims = json_pack("{s:s, s:i}", "sub", "110101000001", "iat", 1795435200);
+	struct jws_key key, other;
+	char err[128], *token;
+	int made = 0, n = 0, status, fds[2], child_ready = -1;
+	pid_t child;
+
+	(void)state;
+	assert_true(jws_key_init(&key, keygen("EC", "P-256", 0), true, err, sizeof(err)));
+	assert_int_equal(jws_nonces_ready(), 0);
+	while (jws_key_make_nonce(&key))
+		made++;
+	assert_int_equal(made + 1, JWS_NONCES_MAX);
+	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+	assert_false(jws_key_make_nonce(&key)); /* full */
+	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+
+	/* The child writes its count and becomes true(1): no exit of this
+	 * program, so no leak report under valgrind for the parent's
+	 * allocations it shares. */
+	assert_int_equal(pipe(fds), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		int ready = jws_nonces_ready();
+
+		(void)!write(fds[1], &ready, sizeof(ready));
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &child_ready, sizeof(child_ready)), sizeof(child_ready));
+	close(fds[0]);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(child_ready, 0);
+	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+
+	/* The pool's nonces, then as many signed afresh, then one more made. */
+	for (int i = 0; i < JWS_NONCES_MAX + 4; i++, n++) {
+		token = jws_sign(&key, claims);
+		assert_non_null(token);
+		check_token(&key, token, "ES256");
+		token_r(token, rs[n]);
+		free(token);
+		assert_int_equal(jws_nonces_ready(), i < JWS_NONCES_MAX ? JWS_NONCES_MAX - i - 1 : 0);
+	}
+	assert_true(jws_key_make_nonce(&key));
+	assert_int_equal(jws_nonces_ready(), 1);
+	for (int i = 0; i < 2; i++, n++) {
+		token = jws_sign(&key, claims);
+		check_token(&key, token, "ES256");
+		token_r(token, rs[n]);
+		free(token);
+	}
+	assert_int_equal(jws_nonces_ready(), 0);
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			assert_memory_not_equal(rs[i], rs[j], 32);
+
+	/* Nonces for ES256 only; an RS256 token leaves the pool alone. */
+	assert_true(jws_key_init(&other, keygen("RSA", NULL, 2048), true, err, sizeof(err)));
+	assert_false(jws_key_make_nonce(&other));
+	assert_true(jws_key_make_nonce(&key));
+	token = jws_sign(&other, claims);
+	check_token(&other, token, "RS256");
+	free(token);
+	assert_int_equal(jws_nonces_ready(), 1);
+	jws_key_release(&other);
+	assert_true(jws_key_init(&other, keygen("ED25519", NULL, 0), true, err, sizeof(err)));
+	assert_false(jws_key_make_nonce(&other));
+	jws_key_release(&other);
+	/* A published key cannot sign, nor make nonces. */
+	assert_true(jws_key_init(&other, keygen("EC", "P-256", 0), false, err, sizeof(err)));
+	assert_false(jws_key_make_nonce(&other));
+	jws_key_release(&other);
+
+	/* Another P-256 key signs with the nonce the first one made. */
+	assert_true(jws_key_init(&other, keygen("EC", "P-256", 0), true, err, sizeof(err)));
+	token = jws_sign(&other, claims);
+	check_token(&other, token, "ES256");
+	free(token);
+	assert_int_equal(jws_nonces_ready(), 0);
+	jws_key_release(&other);
+	jws_key_release(&key);
+	json_decref(claims);
+}
+
 static void test_other_keys_are_refused(void **state)
 {
 	const struct {
@@ -289,6 +397,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rfc7638_thumbprint),
 	    cmocka_unit_test(test_each_key_type_signs_with_its_algorithm),
+	    cmocka_unit_test(test_es256_nonces_made_ahead),
 	    cmocka_unit_test(test_other_keys_are_refused),
 	    cmocka_unit_test(test_base64url),
 	    cmocka_unit_test(test_ecdsa_raw),
