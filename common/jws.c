@@ -6,14 +6,17 @@
  * its EVP interface has no way to split a signature. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -27,20 +30,32 @@
  * The nonces made ahead for ES256, this thread's. A nonce is k^-1 and r
  * for a fresh random k: the point multiplication and the inversion, 95 %
  * of an ECDSA signature; what is left when a token is signed is two
- * multiplications modulo the order (ECDSA_do_sign_ex). A nonce is taken
- * out of the pool to sign and freed after, whatever the outcome: used
- * twice it would give the private key away. The child of a fork() must
- * not use its parent's, so the pool is emptied there (pthread_atfork).
- * They depend on the curve only, not the key: every ES256 key is P-256.
+ * multiplications modulo the order (ECDSA_do_sign_ex). Used twice, a
+ * nonce gives the private key away; so:
+ * - a nonce is wiped from the pool before it is used, whatever happens;
+ * - the pool lives in pages of its own that the kernel empties in the
+ *   child of any fork (MADV_WIPEONFORK: libc's fork(), clone(), whatever
+ *   made it) and leaves out of core dumps (MADV_DONTDUMP); where the
+ *   kernel cannot, there is no pool and every signature is made in full;
+ * - a nonce older than JWS_NONCE_MAX_AGE_S by either clock is thrown away
+ *   with every other: a signature made in full hashes the key and the
+ *   message into k, so a copy of the process (a virtual machine's snapshot
+ *   restored while the original ran on) still signs safely, but a nonce
+ *   made before its message cannot be hedged. The pool is small and young
+ *   so that such a copy holds few, for seconds.
+ * Nonces depend on the curve only, not the key: every ES256 key is P-256.
  */
+#define JWS_NONCE_MAX_AGE_S 5
 struct jws_nonce {
-	BIGNUM *kinv, *r;
+	unsigned char kinv[JWS_EC_LEN], r[JWS_EC_LEN];
+	struct timespec made_mono, made_real;
 };
-static _Thread_local struct jws_nonce jws_nonces[JWS_NONCES_MAX];
-static _Thread_local int jws_nnonces;
-static pthread_once_t jws_nonce_once = PTHREAD_ONCE_INIT;
-static bool jws_nonce_fork_safe;
-
+struct jws_nonce_pool {
+	int n;
+	struct jws_nonce nonce[JWS_NONCES_MAX];
+};
+static _Thread_local struct jws_nonce_pool *jws_pool;
+static _Thread_local bool jws_pool_refused;
 static bool jws_bn_bytes(const EVP_PKEY *pkey, const char *param, unsigned char *out, size_t *len,
                          size_t pad);
 static char *jws_b64_member(const unsigned char *in, size_t n);
@@ -51,8 +66,9 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
                           unsigned char *sig, size_t *siglen);
 static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash, size_t hlen,
                             unsigned char *sig);
-static void jws_nonces_forget(void);
-static void jws_nonce_at_fork(void);
+static bool jws_pool_ready(void);
+static bool jws_nonce_young(const struct jws_nonce *n);
+static void jws_pool_wipe(void);
 
 /* Written here rather than by EVP_EncodeBlock and a pass to swap '+' and
  * '/' and cut the padding: a token's claims are half a kilobyte, and the
@@ -275,7 +291,7 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
 		return EVP_PKEY_sign(key->sign_ctx, sig, siglen, hash, hlen) == 1;
 	if (*siglen < 2 * JWS_EC_LEN)
 		return false;
-	if (jws_nnonces > 0 && jws_es256_ahead(key, hash, hlen, sig)) {
+	if (jws_nonces_ready() > 0 && jws_es256_ahead(key, hash, hlen, sig)) {
 		*siglen = 2 * JWS_EC_LEN;
 		return true;
 	}
@@ -288,64 +304,117 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
 
 bool jws_key_make_nonce(const struct jws_key *key)
 {
+	BIGNUM *kinv = NULL, *r = NULL;
 	struct jws_nonce *n;
+	bool ok;
 
-	pthread_once(&jws_nonce_once, jws_nonce_at_fork);
-	if (!jws_nonce_fork_safe || key->ec == NULL || jws_nnonces == JWS_NONCES_MAX)
+	if (key->ec == NULL || !jws_pool_ready() || jws_pool->n == JWS_NONCES_MAX)
 		return false;
-	n = &jws_nonces[jws_nnonces];
-	n->kinv = n->r = NULL;
-	if (ECDSA_sign_setup(key->ec, NULL, &n->kinv, &n->r) != 1) {
-		BN_clear_free(n->kinv);
-		BN_free(n->r);
+	n = &jws_pool->nonce[jws_pool->n];
+	ok = ECDSA_sign_setup(key->ec, NULL, &kinv, &r) == 1 &&
+	     BN_bn2binpad(kinv, n->kinv, JWS_EC_LEN) == JWS_EC_LEN &&
+	     BN_bn2binpad(r, n->r, JWS_EC_LEN) == JWS_EC_LEN &&
+	     clock_gettime(CLOCK_MONOTONIC, &n->made_mono) == 0 &&
+	     clock_gettime(CLOCK_REALTIME, &n->made_real) == 0;
+	BN_clear_free(kinv);
+	BN_free(r);
+	if (!ok) {
+		OPENSSL_cleanse(n, sizeof(*n));
+		ERR_clear_error();
 		return false;
 	}
-	return ++jws_nnonces < JWS_NONCES_MAX;
+	return ++jws_pool->n < JWS_NONCES_MAX;
 }
 
 int jws_nonces_ready(void)
 {
-	return jws_nnonces;
+	return jws_pool != NULL ? jws_pool->n : 0;
 }
 
-/* r || s with the newest nonce of the pool, which is spent whatever
- * happens; false (sign afresh) when OpenSSL refuses it, as it does for the
+bool jws_nonce_r(int i, unsigned char r[32])
+{
+	if (i < 0 || i >= jws_nonces_ready())
+		return false;
+	memcpy(r, jws_pool->nonce[i].r, JWS_EC_LEN);
+	return true;
+}
+
+/* The pool's pages, mapped on first use; false where the kernel cannot
+ * wipe them on fork (then never again: no pool in this thread). */
+static bool jws_pool_ready(void)
+{
+	void *p;
+
+	if (jws_pool != NULL || jws_pool_refused)
+		return jws_pool != NULL;
+	p = mmap(NULL, sizeof(*jws_pool), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+	         0);
+	if (p == MAP_FAILED) {
+		jws_pool_refused = true;
+		return false;
+	}
+	if (madvise(p, sizeof(*jws_pool), MADV_WIPEONFORK) != 0 ||
+	    madvise(p, sizeof(*jws_pool), MADV_DONTDUMP) != 0) {
+		munmap(p, sizeof(*jws_pool));
+		jws_pool_refused = true;
+		return false;
+	}
+	jws_pool = p;
+	return true;
+}
+
+static bool jws_nonce_young(const struct jws_nonce *n)
+{
+	struct timespec mono, real;
+
+	return clock_gettime(CLOCK_MONOTONIC, &mono) == 0 &&
+	       clock_gettime(CLOCK_REALTIME, &real) == 0 &&
+	       mono.tv_sec - n->made_mono.tv_sec < JWS_NONCE_MAX_AGE_S &&
+	       real.tv_sec - n->made_real.tv_sec < JWS_NONCE_MAX_AGE_S &&
+	       real.tv_sec >= n->made_real.tv_sec;
+}
+
+static void jws_pool_wipe(void)
+{
+	OPENSSL_cleanse(jws_pool->nonce, sizeof(jws_pool->nonce[0]) * (size_t)jws_pool->n);
+	jws_pool->n = 0;
+}
+
+/* r || s with the newest nonce of the pool, which is wiped whatever
+ * happens; false (sign afresh) when it is too old (the pool's others are
+ * older still, and go too), or when OpenSSL refuses it, as it does for the
  * one k in 2^256 that gives s = 0. */
 static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash, size_t hlen,
                             unsigned char *sig)
 {
-	struct jws_nonce n = jws_nonces[--jws_nnonces];
-	ECDSA_SIG *es = key->ec != NULL ? ECDSA_do_sign_ex(hash, (int)hlen, n.kinv, n.r, key->ec)
-	                                : NULL;
-	const BIGNUM *r, *s;
+	struct jws_nonce n = jws_pool->nonce[jws_pool->n - 1];
+	BIGNUM *kinv = NULL, *r = NULL;
+	ECDSA_SIG *es = NULL;
+	const BIGNUM *sr, *ss;
 	bool ok = false;
 
-	jws_nonces[jws_nnonces] = (struct jws_nonce){NULL, NULL};
-	BN_clear_free(n.kinv);
-	BN_free(n.r);
+	OPENSSL_cleanse(&jws_pool->nonce[--jws_pool->n], sizeof(n));
+	if (!jws_nonce_young(&n)) {
+		jws_pool_wipe();
+		OPENSSL_cleanse(&n, sizeof(n));
+		return false;
+	}
+	kinv = BN_bin2bn(n.kinv, JWS_EC_LEN, NULL);
+	r = BN_bin2bn(n.r, JWS_EC_LEN, NULL);
+	OPENSSL_cleanse(&n, sizeof(n));
+	if (kinv != NULL && r != NULL && key->ec != NULL)
+		es = ECDSA_do_sign_ex(hash, (int)hlen, kinv, r, key->ec);
 	if (es != NULL) {
-		ECDSA_SIG_get0(es, &r, &s);
-		ok = BN_bn2binpad(r, sig, JWS_EC_LEN) == JWS_EC_LEN &&
-		     BN_bn2binpad(s, sig + JWS_EC_LEN, JWS_EC_LEN) == JWS_EC_LEN;
+		ECDSA_SIG_get0(es, &sr, &ss);
+		ok = BN_bn2binpad(sr, sig, JWS_EC_LEN) == JWS_EC_LEN &&
+		     BN_bn2binpad(ss, sig + JWS_EC_LEN, JWS_EC_LEN) == JWS_EC_LEN;
 	}
 	ECDSA_SIG_free(es);
+	BN_clear_free(kinv);
+	BN_free(r);
+	if (!ok)
+		ERR_clear_error();
 	return ok;
-}
-
-/* Runs in the child of every fork(), in the thread that forked. */
-static void jws_nonces_forget(void)
-{
-	while (jws_nnonces > 0) {
-		jws_nnonces--;
-		BN_clear_free(jws_nonces[jws_nnonces].kinv);
-		BN_free(jws_nonces[jws_nnonces].r);
-		jws_nonces[jws_nnonces] = (struct jws_nonce){NULL, NULL};
-	}
-}
-
-static void jws_nonce_at_fork(void)
-{
-	jws_nonce_fork_safe = pthread_atfork(NULL, NULL, jws_nonces_forget) == 0;
 }
 
 /* Strict DER, short-form lengths only: a P-256 signature is at most 72

@@ -74,15 +74,18 @@ char *jws_sign_text(const struct jws_key *key, const char *claims, size_t n);
  * idle moments: jws_key_make_nonce makes one (k^-1 and r of a fresh random
  * k, about 95 % of the cost of a signature) into this thread's pool, and
  * the next ES256 signatures of this thread take one each, once, leaving
- * about 2 % of the work to do while the login waits. Without one, a
- * signature makes its own. The pool holds JWS_NONCES_MAX; it is emptied
- * in the child of a fork(). jws_key_make_nonce returns true while there is
- * room for more, false when full, for a key other than ES256 or on
- * failure. jws_nonces_ready: how many this thread has.
+ * about 2 % of the work to do while the login waits. Without one, or with
+ * only nonces older than a few seconds (thrown away), a signature is made
+ * in full. The pool holds JWS_NONCES_MAX, in pages the kernel empties in
+ * the child of a fork (jws.c says why each rule). jws_key_make_nonce
+ * returns true while there is room for more; false when full, for a key
+ * other than ES256 or on failure. jws_nonces_ready: how many this thread
+ * has; jws_nonce_r: the r the i-th will give its signature (tests).
  */
-#define JWS_NONCES_MAX 256
+#define JWS_NONCES_MAX 32
 bool jws_key_make_nonce(const struct jws_key *key);
 int jws_nonces_ready(void);
+bool jws_nonce_r(int i, unsigned char r[32]);
 
 /* base64url without padding of n bytes into out, which must have room for
  * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */

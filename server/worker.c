@@ -164,7 +164,11 @@ static struct event_base *worker_base_new(void)
 	struct event_config *ec = event_config_new();
 	struct event_base *base;
 
-	if (ec == NULL || event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0) {
+	/* One idle callback per turn of the loop: an event that activates
+	 * itself again from its callback would otherwise run again at once,
+	 * without a look for I/O in between. */
+	if (ec == NULL || event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) != 0 ||
+	    event_config_set_max_dispatch_interval(ec, NULL, 1, WORKER_PRIORITY_IDLE) != 0) {
 		if (ec != NULL)
 			event_config_free(ec);
 		return NULL;
@@ -188,10 +192,10 @@ void worker_idle_work(const struct worker *w)
  * Work for the moments a worker has nothing else to do: ev_idle has the
  * lowest priority, so libevent runs it only in a turn where no connection
  * is ready, and while it is active the loop polls without sleeping. One
- * step at a time (an ES256 nonce is about 17 us, the longest a request
- * that comes meanwhile waits), until there is nothing left to do: on a
- * busy worker, assertions sign in full; an idle one has their nonces made
- * before the logins come.
+ * step a turn (worker_base_new's dispatch limit: an ES256 nonce is about
+ * 17 us, the longest a request that comes meanwhile waits), until there is
+ * nothing left to do: on a busy worker, assertions sign in full; an idle
+ * one has their nonces made before the logins come.
  */
 static void worker_idle_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -182,13 +182,15 @@ static void token_r(const char *token, unsigned char r[32])
 
 /*
  * Nonces made ahead: each ES256 token takes one from the pool and only
- * one, every token verifies, no two share an r (a nonce used twice gives
- * the private key away), the pool stops at its size and refills, other
- * key types make none, and the child of a fork() starts with none.
+ * one, and is signed with it (its r is the nonce's); every token
+ * verifies, no two share an r (a nonce used twice gives the private key
+ * away), the pool stops at its size and refills, other key types make
+ * none, the child of a fork() starts with none, and nonces older than
+ * their age limit are thrown away (the token is then signed in full).
  */
 static void test_es256_nonces_made_ahead(void **state)
 {
-	static unsigned char rs[JWS_NONCES_MAX + 8][32];
+	static unsigned char rs[2 * JWS_NONCES_MAX + 8][32], pooled[JWS_NONCES_MAX][32];
 	json_t *claims = json_pack("{s:s, s:i}", "sub", "110101000001", "iat", 1795435200);
 	struct jws_key key, other;
 	char err[128], *token;
@@ -204,6 +206,9 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
 	assert_false(jws_key_make_nonce(&key)); /* full */
 	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+	for (int i = 0; i < JWS_NONCES_MAX; i++)
+		assert_true(jws_nonce_r(i, pooled[i]));
+	assert_false(jws_nonce_r(JWS_NONCES_MAX, pooled[0]));
 
 	/* The child writes its count and becomes true(1): no exit of this
 	 * program, so no leak report under valgrind for the parent's
@@ -225,23 +230,28 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_int_equal(child_ready, 0);
 	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
 
-	/* The pool's nonces, then as many signed afresh, then one more made. */
-	for (int i = 0; i < JWS_NONCES_MAX + 4; i++, n++) {
+	/* The pool's nonces, newest first, each token with its nonce's r; then
+	 * as many signed afresh; then one more made and used. */
+	for (int i = 0; i < 2 * JWS_NONCES_MAX; i++, n++) {
 		token = jws_sign(&key, claims);
 		assert_non_null(token);
 		check_token(&key, token, "ES256");
 		token_r(token, rs[n]);
 		free(token);
+		if (i < JWS_NONCES_MAX)
+			assert_memory_equal(rs[n], pooled[JWS_NONCES_MAX - 1 - i], 32);
 		assert_int_equal(jws_nonces_ready(), i < JWS_NONCES_MAX ? JWS_NONCES_MAX - i - 1 : 0);
 	}
 	assert_true(jws_key_make_nonce(&key));
 	assert_int_equal(jws_nonces_ready(), 1);
+	assert_true(jws_nonce_r(0, pooled[0]));
 	for (int i = 0; i < 2; i++, n++) {
 		token = jws_sign(&key, claims);
 		check_token(&key, token, "ES256");
 		token_r(token, rs[n]);
 		free(token);
 	}
+	assert_memory_equal(rs[n - 2], pooled[0], 32);
 	assert_int_equal(jws_nonces_ready(), 0);
 	for (int i = 0; i < n; i++)
 		for (int j = i + 1; j < n; j++)
@@ -265,12 +275,29 @@ static void test_es256_nonces_made_ahead(void **state)
 	jws_key_release(&other);
 
 	/* Another P-256 key signs with the nonce the first one made. */
+	assert_true(jws_nonce_r(0, pooled[0]));
 	assert_true(jws_key_init(&other, keygen("EC", "P-256", 0), true, err, sizeof(err)));
 	token = jws_sign(&other, claims);
 	check_token(&other, token, "ES256");
+	token_r(token, rs[0]);
+	assert_memory_equal(rs[0], pooled[0], 32);
 	free(token);
 	assert_int_equal(jws_nonces_ready(), 0);
 	jws_key_release(&other);
+
+	/* Too old: the pool is emptied, and the token signed in full. */
+	assert_true(jws_key_make_nonce(&key));
+	assert_true(jws_key_make_nonce(&key));
+	assert_true(jws_nonce_r(1, pooled[0]));
+	assert_true(jws_nonce_r(0, pooled[1]));
+	sleep(6);
+	token = jws_sign(&key, claims);
+	check_token(&key, token, "ES256");
+	token_r(token, rs[0]);
+	free(token);
+	assert_int_equal(jws_nonces_ready(), 0);
+	assert_memory_not_equal(rs[0], pooled[0], 32);
+	assert_memory_not_equal(rs[0], pooled[1], 32);
 	jws_key_release(&key);
 	json_decref(claims);
 }
