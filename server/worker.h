@@ -43,7 +43,7 @@ struct worker {
 	struct http_server *http; /* both listeners and their connections */
 	struct event *ev_term;
 	struct event *ev_tick;
-	struct event *ev_idle; /* WORKER_PRIORITY_IDLE: assertion nonces made ahead */
+	struct event *ev_idle;         /* WORKER_PRIORITY_IDLE: assertion nonces made ahead */
 	struct metrics_slot published; /* what this process already added to its slot */
 	int inflight;                  /* requests accepted and not yet answered */
 	struct decision_ctx decide;    /* the above, as decisions need them */
@@ -77,7 +77,7 @@ struct worker_setup {
 /* Event priorities: every event but one has libevent's default, the
  * middle one; ev_idle runs only in a turn of the loop where nothing else is
  * ready. */
-#define WORKER_PRIORITIES 3
+#define WORKER_PRIORITIES    3
 #define WORKER_PRIORITY_IDLE 2
 
 /* Asks for ev_idle's work (after an assertion has used a nonce). */
