@@ -240,7 +240,8 @@ static void test_es256_nonces_made_ahead(void **state)
 		free(token);
 		if (i < JWS_NONCES_MAX)
 			assert_memory_equal(rs[n], pooled[JWS_NONCES_MAX - 1 - i], 32);
-		assert_int_equal(jws_nonces_ready(), i < JWS_NONCES_MAX ? JWS_NONCES_MAX - i - 1 : 0);
+		assert_int_equal(jws_nonces_ready(),
+		                 i < JWS_NONCES_MAX ? JWS_NONCES_MAX - i - 1 : 0);
 	}
 	assert_true(jws_key_make_nonce(&key));
 	assert_int_equal(jws_nonces_ready(), 1);
