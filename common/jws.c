@@ -41,8 +41,13 @@
  *   with every other: a signature made in full hashes the key and the
  *   message into k, so a copy of the process (a virtual machine's snapshot
  *   restored while the original ran on) still signs safely, but a nonce
- *   made before its message cannot be hedged. The pool is small and young
- *   so that such a copy holds few, for seconds.
+ *   made before its message cannot be hedged. The pool is young so that
+ *   such a copy holds nonces for seconds only.
+ * How many the idle work keeps ready adapts (jws_pool_wants): doubled,
+ * up to JWS_NONCES_MAX, each time a signature finds the pool empty (a busy
+ * worker's idle moments come in bursts, and a deeper pool banks more of
+ * them: row 9 of make bench), halved, down to JWS_NONCES_MIN, each time
+ * its nonces went stale (a quiet worker remakes few after each login).
  * Nonces depend on the curve only, not the key: every ES256 key is P-256.
  */
 #define JWS_NONCE_MAX_AGE_S 5
@@ -51,7 +56,10 @@ struct jws_nonce {
 	struct timespec made_mono, made_real;
 };
 struct jws_nonce_pool {
-	int n;
+	int n; /* ready: nonce[0] .. nonce[n - 1], the newest last */
+	/* It wants JWS_NONCES_MIN << doublings: a zeroed pool (a new one, or
+	 * one the kernel wiped in a fork's child) wants the fewest. */
+	int doublings;
 	struct jws_nonce nonce[JWS_NONCES_MAX];
 };
 static _Thread_local struct jws_nonce_pool *jws_pool;
@@ -69,6 +77,7 @@ static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash
 static bool jws_pool_ready(void);
 static bool jws_nonce_young(const struct jws_nonce *n);
 static void jws_pool_wipe(void);
+static void jws_pool_wants(bool more);
 
 /* Written here rather than by EVP_EncodeBlock and a pass to swap '+' and
  * '/' and cut the padding: a token's claims are half a kilobyte, and the
@@ -291,9 +300,13 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
 		return EVP_PKEY_sign(key->sign_ctx, sig, siglen, hash, hlen) == 1;
 	if (*siglen < 2 * JWS_EC_LEN)
 		return false;
-	if (jws_nonces_ready() > 0 && jws_es256_ahead(key, hash, hlen, sig)) {
-		*siglen = 2 * JWS_EC_LEN;
-		return true;
+	if (jws_nonces_ready() > 0) {
+		if (jws_es256_ahead(key, hash, hlen, sig)) {
+			*siglen = 2 * JWS_EC_LEN;
+			return true;
+		}
+	} else if (jws_pool != NULL) {
+		jws_pool_wants(true);
 	}
 	if (EVP_PKEY_sign(key->sign_ctx, der, &len, hash, hlen) != 1 ||
 	    !jws_ecdsa_raw(der, len, sig, JWS_EC_LEN))
@@ -308,7 +321,7 @@ bool jws_key_make_nonce(const struct jws_key *key)
 	struct jws_nonce *n;
 	bool ok;
 
-	if (key->ec == NULL || !jws_pool_ready() || jws_pool->n == JWS_NONCES_MAX)
+	if (key->ec == NULL || !jws_pool_ready() || jws_pool->n >= jws_nonces_wanted())
 		return false;
 	n = &jws_pool->nonce[jws_pool->n];
 	ok = ECDSA_sign_setup(key->ec, NULL, &kinv, &r) == 1 &&
@@ -323,12 +336,17 @@ bool jws_key_make_nonce(const struct jws_key *key)
 		ERR_clear_error();
 		return false;
 	}
-	return ++jws_pool->n < JWS_NONCES_MAX;
+	return ++jws_pool->n < jws_nonces_wanted();
 }
 
 int jws_nonces_ready(void)
 {
 	return jws_pool != NULL ? jws_pool->n : 0;
+}
+
+int jws_nonces_wanted(void)
+{
+	return jws_pool != NULL ? JWS_NONCES_MIN << jws_pool->doublings : JWS_NONCES_MIN;
 }
 
 bool jws_nonce_r(int i, unsigned char r[32])
@@ -380,6 +398,14 @@ static void jws_pool_wipe(void)
 	jws_pool->n = 0;
 }
 
+static void jws_pool_wants(bool more)
+{
+	if (more && JWS_NONCES_MIN << jws_pool->doublings < JWS_NONCES_MAX)
+		jws_pool->doublings++;
+	else if (!more && jws_pool->doublings > 0)
+		jws_pool->doublings--;
+}
+
 /* r || s with the newest nonce of the pool, which is wiped whatever
  * happens; false (sign afresh) when it is too old (the pool's others are
  * older still, and go too), or when OpenSSL refuses it, as it does for the
@@ -396,6 +422,7 @@ static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash
 	OPENSSL_cleanse(&jws_pool->nonce[--jws_pool->n], sizeof(n));
 	if (!jws_nonce_young(&n)) {
 		jws_pool_wipe();
+		jws_pool_wants(false);
 		OPENSSL_cleanse(&n, sizeof(n));
 		return false;
 	}

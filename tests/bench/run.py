@@ -1617,10 +1617,12 @@ def main():
             log("9. keep-alive /v1/login with login assertions")
             login = [*tls, *json_h, "--mode", "keepalive", "--path", "/v1/login",
                      "--connections", 32]
+            prof = profile("login-assertions", signing, d / 2)
             ab("keep-alive req/s, TLS /v1/login with assertions vs without",
                lambda: loadgen(signing.tls_port, *login, "--expect", '"assertion":"',
                                duration=d),
                lambda: loadgen(warm.tls_port, *login, *ok, duration=d), 0.6)
+            profile_report(prof)
         if a.rows & {8, 9}:
             pg_report("rows 8-9")
     finally:

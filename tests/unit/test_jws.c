@@ -190,7 +190,8 @@ static void token_r(const char *token, unsigned char r[32])
  */
 static void test_es256_nonces_made_ahead(void **state)
 {
-	static unsigned char rs[2 * JWS_NONCES_MAX + 8][32], pooled[JWS_NONCES_MAX][32];
+	enum { MIN = JWS_NONCES_MIN };
+	static unsigned char rs[4 * MIN + 32][32], pooled[2 * MIN][32];
 	json_t *claims = json_pack("{s:s, s:i}", "sub", "110101000001", "iat", 1795435200);
 	struct jws_key key, other;
 	char err[128], *token;
@@ -200,15 +201,16 @@ static void test_es256_nonces_made_ahead(void **state)
 	(void)state;
 	assert_true(jws_key_init(&key, keygen("EC", "P-256", 0), true, err, sizeof(err)));
 	assert_int_equal(jws_nonces_ready(), 0);
+	assert_int_equal(jws_nonces_wanted(), MIN);
 	while (jws_key_make_nonce(&key))
 		made++;
-	assert_int_equal(made + 1, JWS_NONCES_MAX);
-	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+	assert_int_equal(made + 1, MIN);
+	assert_int_equal(jws_nonces_ready(), MIN);
 	assert_false(jws_key_make_nonce(&key)); /* full */
-	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
-	for (int i = 0; i < JWS_NONCES_MAX; i++)
+	assert_int_equal(jws_nonces_ready(), MIN);
+	for (int i = 0; i < MIN; i++)
 		assert_true(jws_nonce_r(i, pooled[i]));
-	assert_false(jws_nonce_r(JWS_NONCES_MAX, pooled[0]));
+	assert_false(jws_nonce_r(MIN, pooled[0]));
 
 	/* The child writes its count and becomes true(1): no exit of this
 	 * program, so no leak report under valgrind for the parent's
@@ -228,21 +230,39 @@ static void test_es256_nonces_made_ahead(void **state)
 	close(fds[0]);
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_int_equal(child_ready, 0);
-	assert_int_equal(jws_nonces_ready(), JWS_NONCES_MAX);
+	assert_int_equal(jws_nonces_ready(), MIN);
 
 	/* The pool's nonces, newest first, each token with its nonce's r; then
-	 * as many signed afresh; then one more made and used. */
-	for (int i = 0; i < 2 * JWS_NONCES_MAX; i++, n++) {
+	 * one signed afresh, which finds the pool empty: the pool wants twice
+	 * as many. */
+	for (int i = 0; i < MIN + 1; i++, n++) {
 		token = jws_sign(&key, claims);
 		assert_non_null(token);
 		check_token(&key, token, "ES256");
 		token_r(token, rs[n]);
 		free(token);
-		if (i < JWS_NONCES_MAX)
-			assert_memory_equal(rs[n], pooled[JWS_NONCES_MAX - 1 - i], 32);
-		assert_int_equal(jws_nonces_ready(),
-		                 i < JWS_NONCES_MAX ? JWS_NONCES_MAX - i - 1 : 0);
+		if (i < MIN)
+			assert_memory_equal(rs[n], pooled[MIN - 1 - i], 32);
+		assert_int_equal(jws_nonces_ready(), i < MIN ? MIN - i - 1 : 0);
 	}
+	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
+	for (made = 0; jws_key_make_nonce(&key);)
+		made++;
+	assert_int_equal(made + 1, 2 * MIN);
+	for (int i = 0; i < 2 * MIN; i++)
+		assert_true(jws_nonce_r(i, pooled[i]));
+	/* Those, then more afresh: the pool wants more each time, up to
+	 * JWS_NONCES_MAX. */
+	for (int i = 0; i < 2 * MIN + 16; i++, n++) {
+		token = jws_sign(&key, claims);
+		check_token(&key, token, "ES256");
+		token_r(token, rs[n]);
+		free(token);
+		if (i < 2 * MIN)
+			assert_memory_equal(rs[n], pooled[2 * MIN - 1 - i], 32);
+	}
+	assert_int_equal(jws_nonces_ready(), 0);
+	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX);
 	assert_true(jws_key_make_nonce(&key));
 	assert_int_equal(jws_nonces_ready(), 1);
 	assert_true(jws_nonce_r(0, pooled[0]));
@@ -286,7 +306,8 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_int_equal(jws_nonces_ready(), 0);
 	jws_key_release(&other);
 
-	/* Too old: the pool is emptied, and the token signed in full. */
+	/* Too old: the pool is emptied, the token signed in full, and the pool
+	 * wants half as many. */
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_nonce_r(1, pooled[0]));
@@ -297,6 +318,7 @@ static void test_es256_nonces_made_ahead(void **state)
 	token_r(token, rs[0]);
 	free(token);
 	assert_int_equal(jws_nonces_ready(), 0);
+	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX / 2);
 	assert_memory_not_equal(rs[0], pooled[0], 32);
 	assert_memory_not_equal(rs[0], pooled[1], 32);
 	jws_key_release(&key);
