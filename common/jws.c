@@ -42,12 +42,15 @@
  *   message into k, so a copy of the process (a virtual machine's snapshot
  *   restored while the original ran on) still signs safely, but a nonce
  *   made before its message cannot be hedged. The pool is young so that
- *   such a copy holds nonces for seconds only.
- * How many the idle work keeps ready adapts (jws_pool_wants): doubled,
- * up to JWS_NONCES_MAX, each time a signature finds the pool empty (a busy
- * worker's idle moments come in bursts, and a deeper pool banks more of
- * them: row 9 of make bench), halved, down to JWS_NONCES_MIN, each time
- * its nonces went stale (a quiet worker remakes few after each login).
+ *   such a copy holds nonces for seconds only: a signature never uses a
+ *   stale one, and jws_nonces_expire (the worker's tick, once a second)
+ *   drops the stale ones from the bottom.
+ * How many the idle work keeps ready adapts: doubled, up to
+ * JWS_NONCES_MAX, when a signature finds empty a pool that had filled
+ * since it last grew (a busy worker's idle moments come in bursts, and a
+ * deeper pool banks more of them: row 9 of make bench); back to
+ * JWS_NONCES_MIN when its nonces went stale (the worker was quiet, and
+ * remakes few after the next login).
  * Nonces depend on the curve only, not the key: every ES256 key is P-256.
  */
 #define JWS_NONCE_MAX_AGE_S 5
@@ -56,10 +59,12 @@ struct jws_nonce {
 	struct timespec made_mono, made_real;
 };
 struct jws_nonce_pool {
-	int n; /* ready: nonce[0] .. nonce[n - 1], the newest last */
-	/* It wants JWS_NONCES_MIN << doublings: a zeroed pool (a new one, or
-	 * one the kernel wiped in a fork's child) wants the fewest. */
+	int n; /* ready: nonce[0] .. nonce[n - 1], oldest first */
+	/* It wants JWS_NONCES_MIN << doublings, and filled is whether it had
+	 * that many since it last grew: a zeroed pool (a new one, or one the
+	 * kernel wiped in a fork's child) wants the fewest. */
 	int doublings;
+	bool filled;
 	struct jws_nonce nonce[JWS_NONCES_MAX];
 };
 static _Thread_local struct jws_nonce_pool *jws_pool;
@@ -76,8 +81,7 @@ static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash
                             unsigned char *sig);
 static bool jws_pool_ready(void);
 static bool jws_nonce_young(const struct jws_nonce *n);
-static void jws_pool_wipe(void);
-static void jws_pool_wants(bool more);
+static void jws_pool_forget(void);
 
 /* Written here rather than by EVP_EncodeBlock and a pass to swap '+' and
  * '/' and cut the padding: a token's claims are half a kilobyte, and the
@@ -305,8 +309,10 @@ static bool jws_signature(const struct jws_key *key, const char *input, size_t n
 			*siglen = 2 * JWS_EC_LEN;
 			return true;
 		}
-	} else if (jws_pool != NULL) {
-		jws_pool_wants(true);
+	} else if (jws_pool != NULL && jws_pool->filled) {
+		jws_pool->filled = false;
+		if ((JWS_NONCES_MIN << jws_pool->doublings) < JWS_NONCES_MAX)
+			jws_pool->doublings++;
 	}
 	if (EVP_PKEY_sign(key->sign_ctx, der, &len, hash, hlen) != 1 ||
 	    !jws_ecdsa_raw(der, len, sig, JWS_EC_LEN))
@@ -336,7 +342,8 @@ bool jws_key_make_nonce(const struct jws_key *key)
 		ERR_clear_error();
 		return false;
 	}
-	return ++jws_pool->n < jws_nonces_wanted();
+	jws_pool->filled = ++jws_pool->n >= jws_nonces_wanted();
+	return !jws_pool->filled;
 }
 
 int jws_nonces_ready(void)
@@ -392,18 +399,32 @@ static bool jws_nonce_young(const struct jws_nonce *n)
 	       real.tv_sec >= n->made_real.tv_sec;
 }
 
-static void jws_pool_wipe(void)
+/* The worker was quiet: every nonce goes, and the pool wants the fewest. */
+static void jws_pool_forget(void)
 {
 	OPENSSL_cleanse(jws_pool->nonce, sizeof(jws_pool->nonce[0]) * (size_t)jws_pool->n);
 	jws_pool->n = 0;
+	jws_pool->doublings = 0;
+	jws_pool->filled = false;
 }
 
-static void jws_pool_wants(bool more)
+void jws_nonces_expire(void)
 {
-	if (more && JWS_NONCES_MIN << jws_pool->doublings < JWS_NONCES_MAX)
-		jws_pool->doublings++;
-	else if (!more && jws_pool->doublings > 0)
-		jws_pool->doublings--;
+	int stale = 0;
+	size_t sz = sizeof(jws_pool->nonce[0]);
+
+	if (jws_pool == NULL)
+		return;
+	while (stale < jws_pool->n && !jws_nonce_young(&jws_pool->nonce[stale]))
+		stale++;
+	if (stale == jws_pool->n) {
+		jws_pool_forget();
+		return;
+	}
+	OPENSSL_cleanse(jws_pool->nonce, sz * (size_t)stale);
+	memmove(jws_pool->nonce, jws_pool->nonce + stale, sz * (size_t)(jws_pool->n - stale));
+	OPENSSL_cleanse(jws_pool->nonce + jws_pool->n - stale, sz * (size_t)stale);
+	jws_pool->n -= stale;
 }
 
 /* r || s with the newest nonce of the pool, which is wiped whatever
@@ -421,8 +442,7 @@ static bool jws_es256_ahead(const struct jws_key *key, const unsigned char *hash
 
 	OPENSSL_cleanse(&jws_pool->nonce[--jws_pool->n], sizeof(n));
 	if (!jws_nonce_young(&n)) {
-		jws_pool_wipe();
-		jws_pool_wants(false);
+		jws_pool_forget();
 		OPENSSL_cleanse(&n, sizeof(n));
 		return false;
 	}

@@ -78,18 +78,21 @@ char *jws_sign_text(const struct jws_key *key, const char *claims, size_t n);
  * only nonces older than a few seconds (thrown away), a signature is made
  * in full. The pool is in pages the kernel empties in the child of a fork
  * (jws.c says why each rule). It keeps jws_nonces_wanted() ready:
- * JWS_NONCES_MIN at first, doubled up to JWS_NONCES_MAX each time a
- * signature finds it empty, halved each time its nonces went stale.
- * jws_key_make_nonce returns true while there is room for more; false when
- * the pool has what it wants, for a key other than ES256 or on failure.
+ * JWS_NONCES_MIN at first; doubled, up to JWS_NONCES_MAX, when a signature
+ * finds empty a pool that had filled since it last grew; back to
+ * JWS_NONCES_MIN when its nonces went stale. jws_key_make_nonce returns
+ * true while there is room for more; false when the pool has what it
+ * wants, for a key other than ES256 or on failure. jws_nonces_expire drops
+ * the nonces too old to use (the worker calls it once a second).
  * jws_nonces_ready: how many this thread has; jws_nonce_r: the r the i-th
- * will give its signature (tests).
+ * (0 the oldest) will give its signature (tests).
  */
 #define JWS_NONCES_MIN 32
 #define JWS_NONCES_MAX (JWS_NONCES_MIN << 7) /* 4,096 */
 bool jws_key_make_nonce(const struct jws_key *key);
 int jws_nonces_ready(void);
 int jws_nonces_wanted(void);
+void jws_nonces_expire(void);
 bool jws_nonce_r(int i, unsigned char r[32]);
 
 /* base64url without padding of n bytes into out, which must have room for

@@ -18,6 +18,7 @@
 #include "assertion.h"
 #include "dbhosts.h"
 #include "http.h"
+#include "jws.h"
 #include "routes.h"
 #include "log.h"
 
@@ -251,6 +252,7 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	proof_prefetch(&w->proof);
+	jws_nonces_expire();
 	/* Deltas, not values: a slot outlives the workers that used it, and
 	 * its counters must never go down. */
 	worker_publish(&w->metrics->cache_hits, &w->published.cache_hits, cs.hits);

@@ -188,103 +188,126 @@ static void token_r(const char *token, unsigned char r[32])
  * none, the child of a fork() starts with none, and nonces older than
  * their age limit are thrown away (the token is then signed in full).
  */
+/* A token of key's, checked, with its signature's r into r. */
+static void sign_one(const struct jws_key *key, const json_t *claims, unsigned char r[32])
+{
+	char *token = jws_sign(key, claims);
+
+	assert_non_null(token);
+	check_token(key, token, "ES256");
+	token_r(token, r);
+	free(token);
+}
+
+/* Fills the pool to what it wants; how many were made. */
+static int fill(const struct jws_key *key)
+{
+	int made = 1;
+
+	while (jws_key_make_nonce(key))
+		made++;
+	assert_int_equal(jws_nonces_ready(), jws_nonces_wanted());
+	assert_false(jws_key_make_nonce(key)); /* full */
+	return made;
+}
+
 static void test_es256_nonces_made_ahead(void **state)
 {
 	enum { MIN = JWS_NONCES_MIN };
-	static unsigned char rs[4 * MIN + 32][32], pooled[2 * MIN][32];
+	static unsigned char rs[4 * MIN + 16][32], pooled[2 * MIN][32], r[32];
 	json_t *claims = json_pack("{s:s, s:i}", "sub", "110101000001", "iat", 1795435200);
 	struct jws_key key, other;
-	char err[128], *token;
-	int made = 0, n = 0, status, fds[2], child_ready = -1;
-	pid_t child;
+	char err[128];
+	int n = 0, status, fds[2], child[3] = {-1, -1, -1}, wanted;
+	pid_t pid;
 
 	(void)state;
 	assert_true(jws_key_init(&key, keygen("EC", "P-256", 0), true, err, sizeof(err)));
 	assert_int_equal(jws_nonces_ready(), 0);
 	assert_int_equal(jws_nonces_wanted(), MIN);
-	while (jws_key_make_nonce(&key))
-		made++;
-	assert_int_equal(made + 1, MIN);
-	assert_int_equal(jws_nonces_ready(), MIN);
-	assert_false(jws_key_make_nonce(&key)); /* full */
-	assert_int_equal(jws_nonces_ready(), MIN);
+	assert_int_equal(fill(&key), MIN);
 	for (int i = 0; i < MIN; i++)
 		assert_true(jws_nonce_r(i, pooled[i]));
 	assert_false(jws_nonce_r(MIN, pooled[0]));
 
-	/* The child writes its count and becomes true(1): no exit of this
-	 * program, so no leak report under valgrind for the parent's
-	 * allocations it shares. */
-	assert_int_equal(pipe(fds), 0);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		int ready = jws_nonces_ready();
-
-		(void)!write(fds[1], &ready, sizeof(ready));
-		execl("/bin/true", "true", (char *)NULL);
-		_exit(1);
-	}
-	close(fds[1]);
-	assert_int_equal(read(fds[0], &child_ready, sizeof(child_ready)), sizeof(child_ready));
-	close(fds[0]);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_int_equal(child_ready, 0);
-	assert_int_equal(jws_nonces_ready(), MIN);
-
 	/* The pool's nonces, newest first, each token with its nonce's r; then
-	 * one signed afresh, which finds the pool empty: the pool wants twice
-	 * as many. */
-	for (int i = 0; i < MIN + 1; i++, n++) {
-		token = jws_sign(&key, claims);
-		assert_non_null(token);
-		check_token(&key, token, "ES256");
-		token_r(token, rs[n]);
-		free(token);
+	 * one signed afresh, which finds empty a pool that had filled: the
+	 * pool wants twice as many. Another at once finds it empty again, but
+	 * not refilled since: no more. */
+	for (int i = 0; i < MIN + 2; i++, n++) {
+		sign_one(&key, claims, rs[n]);
 		if (i < MIN)
 			assert_memory_equal(rs[n], pooled[MIN - 1 - i], 32);
 		assert_int_equal(jws_nonces_ready(), i < MIN ? MIN - i - 1 : 0);
 	}
 	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
-	for (made = 0; jws_key_make_nonce(&key);)
-		made++;
-	assert_int_equal(made + 1, 2 * MIN);
+	assert_int_equal(fill(&key), 2 * MIN);
 	for (int i = 0; i < 2 * MIN; i++)
 		assert_true(jws_nonce_r(i, pooled[i]));
-	/* Those, then more afresh: the pool wants more each time, up to
-	 * JWS_NONCES_MAX. */
-	for (int i = 0; i < 2 * MIN + 16; i++, n++) {
-		token = jws_sign(&key, claims);
-		check_token(&key, token, "ES256");
-		token_r(token, rs[n]);
-		free(token);
+
+	/* A fork's child has no nonces, wants the fewest and makes its own.
+	 * It writes what it saw and becomes true(1): no exit of this program,
+	 * so no leak report under valgrind for the parent's allocations it
+	 * shares. */
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int seen[3] = {jws_nonces_ready(), jws_nonces_wanted(), 0};
+
+		seen[2] = jws_key_make_nonce(&key) ? jws_nonces_ready() : -1;
+		(void)!write(fds[1], seen, sizeof(seen));
+		execl("/bin/true", "true", (char *)NULL);
+		_exit(1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], child, sizeof(child)), sizeof(child));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(child[0], 0);
+	assert_int_equal(child[1], MIN);
+	assert_int_equal(child[2], 1);
+	assert_int_equal(jws_nonces_ready(), 2 * MIN);
+	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
+
+	for (int i = 0; i < 2 * MIN + 1; i++, n++) {
+		sign_one(&key, claims, rs[n]);
 		if (i < 2 * MIN)
 			assert_memory_equal(rs[n], pooled[2 * MIN - 1 - i], 32);
 	}
-	assert_int_equal(jws_nonces_ready(), 0);
-	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX);
+	assert_int_equal(jws_nonces_wanted(), 4 * MIN);
+	/* One made and used. */
 	assert_true(jws_key_make_nonce(&key));
 	assert_int_equal(jws_nonces_ready(), 1);
 	assert_true(jws_nonce_r(0, pooled[0]));
-	for (int i = 0; i < 2; i++, n++) {
-		token = jws_sign(&key, claims);
-		check_token(&key, token, "ES256");
-		token_r(token, rs[n]);
-		free(token);
-	}
-	assert_memory_equal(rs[n - 2], pooled[0], 32);
+	sign_one(&key, claims, rs[n++]);
+	assert_memory_equal(rs[n - 1], pooled[0], 32);
+	sign_one(&key, claims, rs[n++]);
 	assert_int_equal(jws_nonces_ready(), 0);
 	for (int i = 0; i < n; i++)
 		for (int j = i + 1; j < n; j++)
 			assert_memory_not_equal(rs[i], rs[j], 32);
 
+	/* Filled and emptied again and again, it wants no more than
+	 * JWS_NONCES_MAX. */
+	do {
+		wanted = jws_nonces_wanted();
+		assert_int_equal(fill(&key), wanted);
+		for (int i = 0; i <= wanted; i++)
+			free(jws_sign(&key, claims)); /* checked above, and fast here */
+	} while (wanted < JWS_NONCES_MAX);
+	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX);
+
 	/* Nonces for ES256 only; an RS256 token leaves the pool alone. */
 	assert_true(jws_key_init(&other, keygen("RSA", NULL, 2048), true, err, sizeof(err)));
 	assert_false(jws_key_make_nonce(&other));
 	assert_true(jws_key_make_nonce(&key));
-	token = jws_sign(&other, claims);
-	check_token(&other, token, "RS256");
-	free(token);
+	{
+		char *token = jws_sign(&other, claims);
+
+		check_token(&other, token, "RS256");
+		free(token);
+	}
 	assert_int_equal(jws_nonces_ready(), 1);
 	jws_key_release(&other);
 	assert_true(jws_key_init(&other, keygen("ED25519", NULL, 0), true, err, sizeof(err)));
@@ -298,29 +321,43 @@ static void test_es256_nonces_made_ahead(void **state)
 	/* Another P-256 key signs with the nonce the first one made. */
 	assert_true(jws_nonce_r(0, pooled[0]));
 	assert_true(jws_key_init(&other, keygen("EC", "P-256", 0), true, err, sizeof(err)));
-	token = jws_sign(&other, claims);
-	check_token(&other, token, "ES256");
-	token_r(token, rs[0]);
-	assert_memory_equal(rs[0], pooled[0], 32);
-	free(token);
+	sign_one(&other, claims, r);
+	assert_memory_equal(r, pooled[0], 32);
 	assert_int_equal(jws_nonces_ready(), 0);
 	jws_key_release(&other);
 
 	/* Too old: the pool is emptied, the token signed in full, and the pool
-	 * wants half as many. */
+	 * wants the fewest again. */
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_nonce_r(1, pooled[0]));
 	assert_true(jws_nonce_r(0, pooled[1]));
 	sleep(6);
-	token = jws_sign(&key, claims);
-	check_token(&key, token, "ES256");
-	token_r(token, rs[0]);
-	free(token);
+	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX);
+	sign_one(&key, claims, r);
 	assert_int_equal(jws_nonces_ready(), 0);
-	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX / 2);
-	assert_memory_not_equal(rs[0], pooled[0], 32);
-	assert_memory_not_equal(rs[0], pooled[1], 32);
+	assert_int_equal(jws_nonces_wanted(), MIN);
+	assert_memory_not_equal(r, pooled[0], 32);
+	assert_memory_not_equal(r, pooled[1], 32);
+
+	/* The tick's expiry drops the stale ones under a young one, and leaves
+	 * what the pool wants as it was. */
+	assert_int_equal(fill(&key), MIN);
+	for (int i = 0; i < MIN + 1; i++)
+		sign_one(&key, claims, r);
+	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
+	assert_true(jws_key_make_nonce(&key));
+	assert_true(jws_key_make_nonce(&key));
+	sleep(6);
+	assert_true(jws_key_make_nonce(&key));
+	assert_true(jws_nonce_r(2, pooled[0]));
+	jws_nonces_expire();
+	assert_int_equal(jws_nonces_ready(), 1);
+	assert_true(jws_nonce_r(0, r));
+	assert_memory_equal(r, pooled[0], 32);
+	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
+	jws_nonces_expire();
+	assert_int_equal(jws_nonces_ready(), 1);
 	jws_key_release(&key);
 	json_decref(claims);
 }
