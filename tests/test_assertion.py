@@ -190,29 +190,56 @@ def test_the_algorithm_follows_the_key(certregd, db, pki, tmp_path, algorithm, o
 
 
 def test_keys_roll_over_without_a_failed_verification(certregd, db, pki, tmp_path):
-    """Key A signs; the new config names key B and publishes A as a previous
-    key; after SIGHUP a token made with A before still verifies with the
-    JWKS, and new ones are B's."""
+    """docs/PORTAL.md's rollover, as a portal that caches the JWKS sees it:
+    key A signs and B is published ahead (previous_keys); the portal
+    fetches the JWKS once. Then B signs and A stays published: every token,
+    A's from before and B's from after, verifies with the JWKS the portal
+    cached before the switch, and with the JWKS after it. Then A goes."""
     bind(db, pki, "ec-ok")
     key_a, pub_a = ec_key(tmp_path, "a", owner="nobody")
-    key_b, _ = ec_key(tmp_path, "b", owner="nobody")
+    key_b, pub_b = ec_key(tmp_path, "b", owner="nobody")
     d = certregd(db, assertion=settings(key_a))
-    old = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+
+    def reconfigure(key, previous):
+        text = re.sub(r"(?m)^key = .*$", f"key = {key}", d.conf_path.read_text())
+        text = re.sub(r"(?m)^previous_keys = .*\n", "", text)
+        if previous:
+            text = text.replace(f"key = {key}", f"key = {key}\nprevious_keys = {previous}")
+        d.conf_path.write_text(text)
+        d.reload()
+
+    def jwks_when(ok):
+        for _ in range(100):
+            jwks = jwks_of(d, pki)
+            if ok({k["kid"] for k in jwks["keys"]}):
+                return jwks
+            time.sleep(0.1)
+        raise AssertionError(f"the JWKS never changed as it should: {jwks}")
+
+    def token():
+        return json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+
+    old = token()
     kid_a = jwt.get_unverified_header(old)["kid"]
-    text = d.conf_path.read_text().replace(f"key = {key_a}",
-                                           f"key = {key_b}\nprevious_keys = {pub_a}")
-    d.conf_path.write_text(text)
-    d.reload()
+    reconfigure(key_a, pub_b)
+    cached = jwks_when(lambda kids: len(kids) == 2 and kid_a in kids)
+    (kid_b,) = {k["kid"] for k in cached["keys"]} - {kid_a}
+    assert jwt.get_unverified_header(token())["kid"] == kid_a   # B only published
+    reconfigure(key_b, pub_a)
     for _ in range(100):
-        jwks = jwks_of(d, pki)
-        if len(jwks["keys"]) == 2:
+        new = token()
+        if jwt.get_unverified_header(new)["kid"] == kid_b:
             break
+        # a worker from before the reload, still signing with A: verifies
+        assert verified(new, cached, "ES256")["sub"] == REGNO
         time.sleep(0.1)
-    assert {k["kid"] for k in jwks["keys"]} >= {kid_a}, jwks
-    assert verified(old, jwks, "ES256")["sub"] == REGNO
-    new = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
-    assert jwt.get_unverified_header(new)["kid"] != kid_a
-    assert verified(new, jwks, "ES256")["sub"] == REGNO
+    after = jwks_when(lambda kids: kids == {kid_a, kid_b})
+    for t in (old, new, token()):
+        assert verified(t, cached, "ES256")["sub"] == REGNO
+        assert verified(t, after, "ES256")["sub"] == REGNO
+    assert jwt.get_unverified_header(new)["kid"] == kid_b
+    reconfigure(key_b, None)
+    jwks_when(lambda kids: kids == {kid_b})
 
 
 def test_no_two_assertions_share_an_ecdsa_nonce(certregd, db, pki, tmp_path):

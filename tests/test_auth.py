@@ -3,6 +3,7 @@
 import urllib.parse
 
 from fixtures.cli import admin
+from fixtures.daemon import http
 
 REGNO = "110105000777"
 
@@ -63,3 +64,10 @@ def test_api_allow_guards_v1_only(certregd, db, pki):
     assert d.get("/v1/auth").status == 403
     assert d.get("/healthz").status == 200
     assert d.get("/metrics").status == 200
+    # The JWKS has no allow list (contract section 8): a portal anywhere
+    # fetches it; the challenge and the signed login are /v1/ and guarded.
+    r = d.get("/.well-known/jwks.json")
+    assert r.status == 200 and r.json() == {"keys": []}
+    for path in ("/v1/challenge", "/v1/login/signed"):
+        r = http("POST", d.api + path, b"{}", {"Content-Type": "application/json"})
+        assert r.status == 403 and r.json()["error"] == "forbidden", path

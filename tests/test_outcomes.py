@@ -4,7 +4,9 @@ The certificate side comes from the test PKI's manifest (each leaf names
 the outcome the engine must give at the PKI's time, with every CRL loaded
 and revocation required); the database side from real associations made
 with certreg-admin. The same certificate must get the same outcome through
-POST /v1/verify, GET /v1/auth (as nginx sends it) and GET /v1/login (TLS).
+POST /v1/verify, GET /v1/auth (as nginx sends it), GET /v1/login (TLS) and
+POST /v1/login/signed (a fresh challenge signed with the leaf's key, as a
+CA's client software signs it).
 """
 import json
 import shutil
@@ -15,6 +17,7 @@ import urllib.parse
 import pytest
 
 from fixtures.cli import admin
+from fixtures.daemon import http
 
 REGNO = "110108000001"
 CLOSED = "110108000002"
@@ -47,6 +50,21 @@ def login(d, pki, name):
     doc = json.loads(body)
     status = int(head.split()[1])
     assert status == {"OK": 200, "SERVICE_UNAVAILABLE": 503}.get(doc["outcome"], 403)
+    return doc["outcome"]
+
+
+def signed(d, pki, name):
+    from test_signed_login import challenge, sign
+    leaf = pki.leaf(name)
+    sm2 = name.startswith("sm2-")
+    c = challenge(d)["challenge"]
+    body = {"certificate": open(leaf["pem"]).read(), "challenge": c,
+            "signature": sign(leaf["key"], c, "sm3" if sm2 else "sha256", sm2=sm2)}
+    r = http("POST", d.api + "/v1/login/signed", json.dumps(body).encode(),
+             {"Content-Type": "application/json"})
+    doc = r.json()
+    # An answer, refusals too, as /v1/verify's (contract section 8).
+    assert r.status == (503 if doc["outcome"] == "SERVICE_UNAVAILABLE" else 200), doc
     return doc["outcome"]
 
 
@@ -85,7 +103,7 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("endpoint", [verify, auth, login])
+@pytest.mark.parametrize("endpoint", [verify, auth, login, signed])
 def test_every_outcome_through_every_endpoint(daemon, pki, endpoint):
     got = {}
     want = {}

@@ -210,6 +210,52 @@ def test_refusals_in_the_contract_order(certregd, db, pki, tmp_path):
     assert r.json()["outcome"] == "SIGNATURE_INVALID" and "signature" in r.json()["message"]
 
 
+@pytest.mark.parametrize("leaf", ["rsa-ok", "sm2-ok"])
+def test_each_key_type_refuses_wrong_data_key_and_algorithm(certregd, db, pki, tmp_path, leaf):
+    """test_refusals_in_the_contract_order's signature cases for the RSA
+    and SM2 keys: wrong data, another key of the same type, an algorithm
+    the key does not have or a digest other than the one named, and (SM2)
+    a distinguishing id other than the default: SIGNATURE_INVALID each
+    time, and the challenge spent."""
+    mine = pki.leaf(leaf)
+    digest, alg, sm2 = KEYS[leaf]
+    if sm2:
+        other = pki.leaf("sm2-revoked")["key"]
+    else:
+        other = tmp_path / "other-rsa.key"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", other], capture_output=True, check=True)
+    bind(db, mine["pem"])
+    d = certregd(db)
+    cert = open(mine["pem"]).read()
+
+    def fresh():
+        return challenge(d)["challenge"]
+
+    def signed_by(key, data, dig=digest, distid=SM2_ID):
+        args = ["openssl", "pkeyutl", "-sign", "-rawin", "-digest", dig, "-inkey", str(key)]
+        if sm2:
+            args += ["-pkeyopt", f"distid:{distid}"]
+        p = subprocess.run(args, input=data.encode(), capture_output=True, check=True)
+        return base64.b64encode(p.stdout).decode()
+
+    cases = [("wrong data", lambda c: signed_by(mine["key"], fresh()), alg),
+             ("another key", lambda c: signed_by(other, c), alg),
+             ("named ECDSA", lambda c: signed_by(mine["key"], c), "ecdsa-sha256")]
+    if sm2:
+        cases += [("another id", lambda c: signed_by(mine["key"], c, distid="1234"), alg)]
+    else:
+        cases += [("SHA-384 named SHA-256", lambda c: signed_by(mine["key"], c, "sha384"), alg),
+                  ("named sm2-sm3", lambda c: signed_by(mine["key"], c), "sm2-sm3")]
+    for what, make, name in cases:
+        c = fresh()
+        assert outcome(login(d, cert, c, make(c), algorithm=name)) == "SIGNATURE_INVALID", what
+        assert outcome(login(d, cert, c, signed_by(mine["key"], c), algorithm=alg)) == \
+            "CHALLENGE_INVALID", what
+    c = fresh()
+    assert outcome(login(d, cert, c, signed_by(mine["key"], c), algorithm=alg)) == "OK"
+
+
 def test_rsa_sha1_only_when_switched_on(certregd, db, pki):
     rsa = pki.leaf("rsa-ok")
     bind(db, rsa["pem"])

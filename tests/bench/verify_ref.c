@@ -297,28 +297,35 @@ int main(int argc, char **argv)
 			/* Processes start a fraction of an interval apart, as
 			 * loadgen's connections spread over the schedule. */
 			due = start + interval * p / procs;
+			/* Kept from running while awake: the wall time since the
+			 * last mark beyond the CPU time since it. The marks follow
+			 * each other from chain to chain, so a stop counts wherever
+			 * it lands, in a chain or between two (a stop takes effect
+			 * when a system call returns, cpu_s()'s among them, on this
+			 * VM); a sleep moves the marks, its lateness counted apart. */
+			double wall_mark = now_s(), cpu_mark = cpu_s();
 			for (int i = p % nblobs; now_s() < end; i = (i + 1) % nblobs) {
 				if (rate > 0) {
 					if (due > now_s()) {
 						double late = sleep_until(due);
 						if (late >= LOST_MIN_US / 1e6)
 							n.lost += late;
+						wall_mark = now_s();
+						cpu_mark = cpu_s();
 					}
 					if (due >= end)
 						break;
 				}
-				double wall0 = rate > 0 ? now_s() : 0,
-				       cpu0 = rate > 0 ? cpu_s() : 0;
 				n.chains++;
 				n.failures += vs ? !verify_engine(vs, &blobs[i])
 				                 : !verify_one(store, extra, &blobs[i]);
 				if (rate > 0) {
-					/* Kept from running in the middle of a chain: the
-					 * wake-ups alone miss it, since the chains due
-					 * meanwhile then start late without a sleep. */
-					double kept = (now_s() - wall0) - (cpu_s() - cpu0);
+					double wall = now_s(), cpu = cpu_s(),
+					       kept = (wall - wall_mark) - (cpu - cpu_mark);
 					if (kept >= LOST_MIN_US / 1e6)
 						n.lost += kept;
+					wall_mark = wall;
+					cpu_mark = cpu;
 					if (n.nsamples < cap)
 						mine[n.nsamples++] =
 						    (uint32_t)((now_s() - due) * 1e6);
