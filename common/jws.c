@@ -417,6 +417,10 @@ void jws_nonces_expire(void)
 		return;
 	while (stale < jws_pool->n && !jws_nonce_young(&jws_pool->nonce[stale]))
 		stale++;
+	/* Nothing stale; an empty pool too keeps its size (a busy worker's
+	 * runs dry). */
+	if (stale == 0)
+		return;
 	if (stale == jws_pool->n) {
 		jws_pool_forget();
 		return;
