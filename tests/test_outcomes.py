@@ -18,6 +18,7 @@ import pytest
 
 from fixtures.cli import admin
 from fixtures.daemon import http
+from test_signed_login import challenge, sign
 
 REGNO = "110108000001"
 CLOSED = "110108000002"
@@ -54,7 +55,6 @@ def login(d, pki, name):
 
 
 def signed(d, pki, name):
-    from test_signed_login import challenge, sign
     leaf = pki.leaf(name)
     sm2 = name.startswith("sm2-")
     c = challenge(d)["challenge"]

@@ -44,11 +44,12 @@ def challenge(d):
     return r.json()
 
 
-def sign(key, data, digest, sm2=False):
-    """What SOF_SignData gives: a DER signature of data, base64."""
+def sign(key, data, digest, sm2=False, distid=SM2_ID):
+    """What SOF_SignData gives: a DER signature of data, base64 (SM2 with
+    the default distinguishing id unless told another)."""
     args = ["openssl", "pkeyutl", "-sign", "-rawin", "-digest", digest, "-inkey", str(key)]
     if sm2:
-        args += ["-pkeyopt", f"distid:{SM2_ID}"]
+        args += ["-pkeyopt", f"distid:{distid}"]
     p = subprocess.run(args, input=data.encode() if isinstance(data, str) else data,
                        capture_output=True, check=True)
     return base64.b64encode(p.stdout).decode()
@@ -233,11 +234,7 @@ def test_each_key_type_refuses_wrong_data_key_and_algorithm(certregd, db, pki, t
         return challenge(d)["challenge"]
 
     def signed_by(key, data, dig=digest, distid=SM2_ID):
-        args = ["openssl", "pkeyutl", "-sign", "-rawin", "-digest", dig, "-inkey", str(key)]
-        if sm2:
-            args += ["-pkeyopt", f"distid:{distid}"]
-        p = subprocess.run(args, input=data.encode(), capture_output=True, check=True)
-        return base64.b64encode(p.stdout).decode()
+        return sign(key, data, dig, sm2=sm2, distid=distid)
 
     cases = [("wrong data", lambda c: signed_by(mine["key"], fresh()), alg),
              ("another key", lambda c: signed_by(other, c), alg),
