@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -211,6 +212,23 @@ static int fill(const struct jws_key *key)
 	return made;
 }
 
+/* The stopped clocks the nonce test ages nonces by: where CLOCK_MONOTONIC
+ * ([0]) and CLOCK_REALTIME ([1]) were when it began, plus what it moved
+ * them by; so nothing goes stale however slowly valgrind makes nonces. */
+static struct timespec stopped[2];
+
+static int stopped_clock(clockid_t clock, struct timespec *ts)
+{
+	*ts = stopped[clock == CLOCK_REALTIME];
+	return 0;
+}
+
+static void move_clocks(time_t mono_s, time_t real_s)
+{
+	stopped[0].tv_sec += mono_s;
+	stopped[1].tv_sec += real_s;
+}
+
 static void test_es256_nonces_made_ahead(void **state)
 {
 	enum { MIN = JWS_NONCES_MIN };
@@ -222,6 +240,9 @@ static void test_es256_nonces_made_ahead(void **state)
 	pid_t pid;
 
 	(void)state;
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &stopped[0]), 0);
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &stopped[1]), 0);
+	jws_clock = stopped_clock;
 	assert_true(jws_key_init(&key, keygen("EC", "P-256", 0), true, err, sizeof(err)));
 	assert_int_equal(jws_nonces_ready(), 0);
 	assert_int_equal(jws_nonces_wanted(), MIN);
@@ -337,7 +358,7 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_nonce_r(1, pooled[0]));
 	assert_true(jws_nonce_r(0, pooled[1]));
-	sleep(6);
+	move_clocks(6, 6);
 	assert_int_equal(jws_nonces_wanted(), JWS_NONCES_MAX);
 	sign_one(&key, claims, r);
 	assert_int_equal(jws_nonces_ready(), 0);
@@ -353,7 +374,7 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_key_make_nonce(&key));
-	sleep(6);
+	move_clocks(6, 6);
 	assert_true(jws_key_make_nonce(&key));
 	assert_true(jws_nonce_r(2, pooled[0]));
 	jws_nonces_expire();
@@ -363,6 +384,31 @@ static void test_es256_nonces_made_ahead(void **state)
 	assert_int_equal(jws_nonces_wanted(), 2 * MIN);
 	jws_nonces_expire();
 	assert_int_equal(jws_nonces_ready(), 1);
+
+	/* Either clock ages a nonce: five seconds on the monotonic one alone,
+	 * or on the wall clock alone, or the wall clock set back a second
+	 * (a copy of the process restored elsewhere), and the young one the
+	 * pool had is not used. */
+	{
+		const time_t moves[][2] = {{5, 0}, {0, 5}, {0, -1}};
+
+		for (size_t m = 0; m < sizeof(moves) / sizeof(moves[0]); m++) {
+			assert_true(jws_key_make_nonce(&key));
+			assert_true(jws_nonce_r(jws_nonces_ready() - 1, pooled[0]));
+			move_clocks(moves[m][0], moves[m][1]);
+			sign_one(&key, claims, r);
+			assert_memory_not_equal(r, pooled[0], 32);
+			assert_int_equal(jws_nonces_ready(), 0);
+			assert_int_equal(jws_nonces_wanted(), MIN);
+			/* Four seconds on both clocks is still young. */
+			assert_true(jws_key_make_nonce(&key));
+			assert_true(jws_nonce_r(0, pooled[0]));
+			move_clocks(4, 4);
+			sign_one(&key, claims, r);
+			assert_memory_equal(r, pooled[0], 32);
+		}
+	}
+	jws_clock = clock_gettime;
 	jws_key_release(&key);
 	json_decref(claims);
 }
