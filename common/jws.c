@@ -54,7 +54,6 @@
  * Nonces depend on the curve only, not the key: every ES256 key is P-256.
  */
 #define JWS_NONCE_MAX_AGE_S 5
-int (*jws_clock)(clockid_t clock, struct timespec *ts) = clock_gettime;
 struct jws_nonce {
 	unsigned char kinv[JWS_EC_LEN], r[JWS_EC_LEN];
 	struct timespec made_mono, made_real;
@@ -334,8 +333,8 @@ bool jws_key_make_nonce(const struct jws_key *key)
 	ok = ECDSA_sign_setup(key->ec, NULL, &kinv, &r) == 1 &&
 	     BN_bn2binpad(kinv, n->kinv, JWS_EC_LEN) == JWS_EC_LEN &&
 	     BN_bn2binpad(r, n->r, JWS_EC_LEN) == JWS_EC_LEN &&
-	     jws_clock(CLOCK_MONOTONIC, &n->made_mono) == 0 &&
-	     jws_clock(CLOCK_REALTIME, &n->made_real) == 0;
+	     clock_gettime(CLOCK_MONOTONIC, &n->made_mono) == 0 &&
+	     clock_gettime(CLOCK_REALTIME, &n->made_real) == 0;
 	BN_clear_free(kinv);
 	BN_free(r);
 	if (!ok) {
@@ -393,7 +392,8 @@ static bool jws_nonce_young(const struct jws_nonce *n)
 {
 	struct timespec mono, real;
 
-	return jws_clock(CLOCK_MONOTONIC, &mono) == 0 && jws_clock(CLOCK_REALTIME, &real) == 0 &&
+	return clock_gettime(CLOCK_MONOTONIC, &mono) == 0 &&
+	       clock_gettime(CLOCK_REALTIME, &real) == 0 &&
 	       mono.tv_sec - n->made_mono.tv_sec < JWS_NONCE_MAX_AGE_S &&
 	       real.tv_sec - n->made_real.tv_sec < JWS_NONCE_MAX_AGE_S &&
 	       real.tv_sec >= n->made_real.tv_sec;

@@ -18,7 +18,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -95,10 +94,6 @@ int jws_nonces_ready(void);
 int jws_nonces_wanted(void);
 void jws_nonces_expire(void);
 bool jws_nonce_r(int i, unsigned char r[32]);
-/* The clock nonces are aged by, clock_gettime; a test stops and moves it
- * (time is an input: an age test must not depend on how fast the machine
- * makes nonces, which valgrind slows a hundredfold). */
-extern int (*jws_clock)(clockid_t clock, struct timespec *ts);
 
 /* base64url without padding of n bytes into out, which must have room for
  * 4 * ((n + 2) / 3) + 1 bytes; returns the length written. */

@@ -7,6 +7,7 @@
  * into r || s for the integers of every length OpenSSL writes; ES256
  * nonces made ahead, each used once.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,14 +213,38 @@ static int fill(const struct jws_key *key)
 	return made;
 }
 
-/* The stopped clocks the nonce test ages nonces by: where CLOCK_MONOTONIC
- * ([0]) and CLOCK_REALTIME ([1]) were when it began, plus what it moved
- * them by; so nothing goes stale however slowly valgrind makes nonces. */
+/*
+ * The clock nonces are aged by, as the nonce test sets it: time is an
+ * input, and valgrind makes nonces so slowly that a real clock would age
+ * them mid-test. This program links with -Wl,--wrap=clock_gettime
+ * (Makefile), so jws.c's calls come here and production code holds no
+ * hook. Stopped: where CLOCK_MONOTONIC ([0]) and CLOCK_REALTIME ([1]) were
+ * when the test began, plus what it moved them by. Set by the test's one
+ * thread between signatures; the teardown lets it run again.
+ */
+int __real_clock_gettime(clockid_t clock, struct timespec *ts);
+int __wrap_clock_gettime(clockid_t clock, struct timespec *ts);
+static enum { CLOCK_RUNS, CLOCK_STOPPED, CLOCK_FAILS } clock_state;
 static struct timespec stopped[2];
 
-static int stopped_clock(clockid_t clock, struct timespec *ts)
+int __wrap_clock_gettime(clockid_t clock, struct timespec *ts)
 {
+	if (clock_state == CLOCK_RUNS)
+		return __real_clock_gettime(clock, ts);
+	/* Failing, it still writes a young time: only its result says not to
+	 * trust it. */
 	*ts = stopped[clock == CLOCK_REALTIME];
+	if (clock_state == CLOCK_FAILS) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+static int clock_runs(void **state)
+{
+	(void)state;
+	clock_state = CLOCK_RUNS;
 	return 0;
 }
 
@@ -240,9 +265,9 @@ static void test_es256_nonces_made_ahead(void **state)
 	pid_t pid;
 
 	(void)state;
-	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &stopped[0]), 0);
-	assert_int_equal(clock_gettime(CLOCK_REALTIME, &stopped[1]), 0);
-	jws_clock = stopped_clock;
+	assert_int_equal(__real_clock_gettime(CLOCK_MONOTONIC, &stopped[0]), 0);
+	assert_int_equal(__real_clock_gettime(CLOCK_REALTIME, &stopped[1]), 0);
+	clock_state = CLOCK_STOPPED;
 	assert_true(jws_key_init(&key, keygen("EC", "P-256", 0), true, err, sizeof(err)));
 	assert_int_equal(jws_nonces_ready(), 0);
 	assert_int_equal(jws_nonces_wanted(), MIN);
@@ -408,7 +433,22 @@ static void test_es256_nonces_made_ahead(void **state)
 			assert_memory_equal(r, pooled[0], 32);
 		}
 	}
-	jws_clock = clock_gettime;
+
+	/* A clock that fails makes no nonce, and leaves none usable: the
+	 * signature is made in full, and the tick's expiry empties the pool. */
+	assert_true(jws_key_make_nonce(&key));
+	assert_true(jws_nonce_r(jws_nonces_ready() - 1, pooled[0]));
+	clock_state = CLOCK_FAILS;
+	assert_false(jws_key_make_nonce(&key));
+	assert_int_equal(jws_nonces_ready(), 1);
+	sign_one(&key, claims, r);
+	assert_memory_not_equal(r, pooled[0], 32);
+	assert_int_equal(jws_nonces_ready(), 0);
+	clock_state = CLOCK_STOPPED;
+	assert_true(jws_key_make_nonce(&key));
+	clock_state = CLOCK_FAILS;
+	jws_nonces_expire();
+	assert_int_equal(jws_nonces_ready(), 0);
 	jws_key_release(&key);
 	json_decref(claims);
 }
@@ -535,7 +575,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_rfc7638_thumbprint),
 	    cmocka_unit_test(test_each_key_type_signs_with_its_algorithm),
-	    cmocka_unit_test(test_es256_nonces_made_ahead),
+	    cmocka_unit_test_teardown(test_es256_nonces_made_ahead, clock_runs),
 	    cmocka_unit_test(test_other_keys_are_refused),
 	    cmocka_unit_test(test_base64url),
 	    cmocka_unit_test(test_ecdsa_raw),
