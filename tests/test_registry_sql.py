@@ -235,6 +235,124 @@ def test_last_use_is_written_at_most_once_a_minute(db, pki):
     assert su.fetchone() == (0,)
 
 
+def test_each_certificate_of_a_key_is_recorded_within_the_interval(db, pki):
+    """A key's row names the certificate of its last recorded use (012):
+    a decision with that certificate and last use fresh writes nothing,
+    one with another certificate over the same key records that one at
+    once, as certregd's, whatever the interval."""
+    su = connect(db).cursor()
+    su.execute("SET certreg.record_interval = 600")
+    leaf = pki.leaf("ec-ok")
+    key = leaf["key_id"]
+    admin(db.conninfo, "office", "add", "LU04", "--name", "两张证书管理部")
+    admin(db.conninfo, "unit", "add", "110111000104", "--name", "两张证书单位", "--office", "LU04")
+    admin(db.conninfo, "key", "bind", key, "--unit", "110111000104", "--ticket", "T")
+
+    def cert(sha, serial):
+        return json.dumps({"sha256": sha, "key_id": key, "subject": "CN=two", "issuer": "CN=i",
+                           "serial": serial, "not_before": "2026-01-01T00:00:00Z",
+                           "not_after": "2027-01-01T00:00:00Z"})
+
+    first, second = leaf["sha256"], "5e" * 32
+
+    def decide(sha, serial):
+        su.execute("SELECT key_status FROM certreg.decide(%s, %s::jsonb, '10.0.0.9', false)",
+                   (key, cert(sha, serial)))
+        assert su.fetchone() == ("approved",)
+
+    def state():
+        su.execute("SELECT k.last_used_cert, k.xmin::text, "
+                   " (SELECT json_object_agg(sha256, json_build_array(source, xmin::text))"
+                   "    FROM certreg.certificates WHERE key_id = k.key_id)"
+                   " FROM certreg.keys k WHERE k.key_id = %s", (key,))
+        return su.fetchone()
+
+    decide(first, "0a")
+    used, _, certs = state()
+    assert used == first and set(certs) == {first} and certs[first][0] == "daemon"
+    before = state()
+    decide(first, "0a")
+    assert state() == before
+    decide(second, "0b")
+    used, _, certs = state()
+    assert used == second and set(certs) == {first, second}
+    assert {c[0] for c in certs.values()} == {"daemon"}
+    assert certs[first] == before[2][first]
+    before = state()
+    decide(second, "0b")
+    assert state() == before
+    # Back to the first: recorded again (its last_seen), and named.
+    decide(first, "0a")
+    used, _, certs = state()
+    assert used == first and certs[first][1] != before[2][first][1]
+    assert certs[second] == before[2][second]
+    # record_use(), the cached path, keeps the same rule.
+    su.execute("SELECT certreg.record_use(%s, %s::jsonb, '10.0.0.9')", (key, cert(second, "0b")))
+    assert state()[0] == second
+
+
+def test_a_login_and_a_binding_of_the_same_key_wait_for_each_other(db, pki):
+    """key_bind() locks the key's row, then inserts the certificate; a
+    decision that records a use writes the key's row, then the
+    certificate's (key_use_record()): the same order, so the two wait for
+    each other, where the other order deadlocked (one of them cancelled
+    after deadlock_timeout: a failed login)."""
+    import threading
+    leaf = pki.leaf("ec-ok")
+    key = leaf["key_id"]
+    admin(db.conninfo, "office", "add", "LU05", "--name", "锁顺序管理部")
+    admin(db.conninfo, "unit", "add", "110111000105", "--name", "锁顺序单位", "--office", "LU05")
+    admin(db.conninfo, "key", "bind", key, "--unit", "110111000105", "--ticket", "T")
+    sha = "6c" * 32
+    cert = json.dumps({"sha256": sha, "key_id": key, "subject": "CN=lock", "issuer": "CN=i",
+                       "serial": "0c", "not_before": "2026-01-01T00:00:00Z",
+                       "not_after": "2027-01-01T00:00:00Z"})
+    binder = psycopg2.connect(db.conninfo)
+    b = binder.cursor()
+    b.execute("SET deadlock_timeout = '100ms'")
+    b.execute("SELECT 1 FROM certreg.keys WHERE key_id = %s FOR UPDATE", (key,))
+    result = {}
+
+    def login():
+        c = connect(db).cursor()
+        c.execute("SET deadlock_timeout = '100ms'")
+        c.execute("SET certreg.record_interval = 600")
+        try:
+            c.execute("SELECT key_status FROM certreg.decide(%s, %s::jsonb, '10.0.0.9', false)",
+                      (key, cert))
+            result["login"] = c.fetchone()
+        except psycopg2.Error as e:
+            result["login"] = e.pgcode
+
+    t = threading.Thread(target=login)
+    t.start()
+    # The decision now waits on the key's row.
+    watch = connect(db).cursor()
+    for _ in range(100):
+        watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                      " AND query LIKE '%%certreg.decide(%%'")
+        if watch.fetchone()[0]:
+            break
+        t.join(0.05)
+    else:
+        raise AssertionError("the decision never waited on the key")
+    try:
+        b.execute("INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,"
+                  " not_before, not_after, source) VALUES (%s, %s, 'CN=lock', 'CN=i', '0c',"
+                  " '2026-01-01', '2027-01-01', 'operator') ON CONFLICT (sha256) DO NOTHING",
+                  (sha, key))
+        # Past the deadlock check of both sessions.
+        b.execute("SELECT pg_sleep(0.3)")
+        binder.commit()
+    except psycopg2.Error as e:
+        binder.rollback()
+        raise AssertionError(f"the binding failed: {e.pgcode} {e.pgerror}")
+    t.join(30)
+    assert result.get("login") == ("approved",), result
+    watch.execute("SELECT source FROM certreg.certificates WHERE sha256 = %s", (sha,))
+    assert watch.fetchone() == ("daemon",)
+
+
 def bind_for_last_use(db, pki, name, office, regno):
     admin(db.conninfo, "office", "add", office, "--name", "最后使用间隔管理部")
     admin(db.conninfo, "unit", "add", regno, "--name", "最后使用间隔单位", "--office", office)
@@ -318,15 +436,17 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     key = cur.fetchone()[0]
     # The decision's lookup, known_key() of decide() and decide_read():
     # inlined (no function scan), one probe of the key's primary key, then
-    # the unit and certificate by theirs (the few offices, either way).
+    # the unit by its own (the few offices, either way), and nothing of the
+    # certificates: the key's row says whether its certificate is due (012).
     # Under decide()'s search_path: a helper is only called from there.
     cur.execute("SET search_path = certreg, pg_temp")
     text = plan(cur, "SELECT * FROM certreg.known_key(%s, %s::jsonb)",
                 (key, json.dumps({"sha256": "ab" * 32})))
     assert "Function Scan" not in text, text
-    for table in ("keys", "units", "certificates"):
+    for table in ("keys", "units"):
         assert f"Index Scan using {table}_pkey" in text, text
         assert f"Seq Scan on {table}" not in text, text
+    assert "certificates" not in text, text
     # pending list --search: the trigram indexes serve a fragment search.
     search = ("SELECT key_id FROM certreg.pending_v WHERE subject ILIKE %s"
               " OR credit_code ILIKE %s OR holder_id ILIKE %s")

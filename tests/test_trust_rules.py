@@ -152,6 +152,32 @@ def test_operator_bound_certificate_is_no_predecessor_until_certregd_verifies_it
     assert outcome(d, pki, "bjca-renewed")["outcome"] == "KEY_NOT_APPROVED"
 
 
+def test_operator_copy_is_certregds_after_the_first_verified_login_within_the_interval(
+        certregd, db, pki, world):
+    """A decision learns whether its certificate is recorded from the key's
+    row (keys.last_used_cert, 012), not the certificate's: the operator's
+    copy of a certificate becomes certregd's at its first verified login,
+    though the key's last use is fresh, and neither an operator nor the
+    daemon's login can name a certificate there to skip that."""
+    old = pki.leaf("bjca")
+    admin(world.op_a, "key", "bind", "--cert", old["pem"], "--unit", UNIT_A, "--ticket", "T")
+    owner = connect(world.owner).cursor()
+    owner.execute("UPDATE certreg.keys SET last_used_at = now() WHERE key_id = %s",
+                  (old["key_id"],))
+    for who in (world.op_a, world.daemon):
+        code, _ = call(connect(who), "UPDATE certreg.keys SET last_used_cert = %s"
+                       " WHERE key_id = %s", (old["sha256"], old["key_id"]))
+        assert code == "42501", who
+    assert {r["source"] for r in recorded(db, old["key_id"])} == {"operator"}
+    d = certregd(db, cache={"record_interval": 600})
+    assert outcome(d, pki, "bjca")["outcome"] == "OK"
+    assert {r["source"] for r in recorded(db, old["key_id"])} == {"daemon"}
+    owner.execute("SELECT last_used_cert FROM certreg.keys WHERE key_id = %s", (old["key_id"],))
+    assert owner.fetchone() == (old["sha256"],)
+    # Now a predecessor certregd verified: its renewal continues the unit.
+    assert outcome(d, pki, "bjca-renewed")["outcome"] == "OK"
+
+
 # --- finding 2: the daemon's login reports, it does not approve ----------------
 
 def test_daemon_role_cannot_approve_an_arbitrary_key(certregd, db, pki, world):

@@ -24,13 +24,17 @@ CREATE OR REPLACE FUNCTION last_use_due(p_at timestamptz) RETURNS boolean
 $$;
 
 -- An associated key as decide() answers it, and which of decide()'s writes
--- it is due: the certificate seen (seen_due), the credit-code rule of a
+-- it is due: the certificate seen (seen_due: not the certificate of the
+-- key's last recorded use, or that use is due), the credit-code rule of a
 -- binding made before any verified certificate (credit_due; credit_differs
 -- when the certificate's credit code is not its unit's), the last use
 -- (use_due). decide() writes them, decide_read() (65_replicas.sql) says
--- whether any is due, record_use() writes the first and the last. No row
--- for a key with no association. A LANGUAGE sql function the planner
--- inlines: the callers' plans stay one probe of each primary key.
+-- whether any is due, key_use_record() writes the first and the last. No
+-- row for a key with no association. A LANGUAGE sql function the planner
+-- inlines: the callers' plans stay one probe of each primary key of keys,
+-- units and offices. The certificate's own row is not read: when it is
+-- keys.last_used_cert, certregd recorded it (source 'daemon') at the last
+-- use, and that is not due (012_last_used_cert.sql).
 CREATE OR REPLACE FUNCTION known_key(p_key_id text, p_cert jsonb)
     RETURNS TABLE (key_status text, registration_no text, unit_name text, unit_status text,
                    office_code text, office_name text, office_address text,
@@ -39,7 +43,8 @@ CREATE OR REPLACE FUNCTION known_key(p_key_id text, p_cert jsonb)
     LANGUAGE sql STABLE AS $$
     SELECT k.status, k.registration_no, u.name, u.status, o.code, o.name, o.address, o.phone,
            p_cert IS NOT NULL
-               AND (last_use_due(c.last_seen) OR c.source IS DISTINCT FROM 'daemon'),
+               AND (last_use_due(k.last_used_at)
+                    OR k.last_used_cert IS DISTINCT FROM p_cert->>'sha256'),
            NOT k.credit_checked AND p_cert->>'credit_code' IS NOT NULL,
            NOT k.credit_checked AND p_cert->>'credit_code' IS NOT NULL
                AND u.credit_code IS NOT NULL AND u.credit_code <> p_cert->>'credit_code',
@@ -47,9 +52,27 @@ CREATE OR REPLACE FUNCTION known_key(p_key_id text, p_cert jsonb)
       FROM keys k
       JOIN units u ON u.registration_no = k.registration_no
       JOIN offices o ON o.code = u.office_code
-      LEFT JOIN certificates c ON c.sha256 = p_cert->>'sha256'
      WHERE k.key_id = p_key_id
 $$;
+
+-- The writes of a use of an associated key that known_key() found due:
+-- the key's last use with the certificate of that use, and the
+-- certificate recorded as seen. The one writer of keys.last_used_cert,
+-- and it writes it in the transaction of certificate_seen(), which makes
+-- the row certregd's (the rule known_key() relies on). The key's row
+-- first, then the certificate's, as key_bind() locks them: two
+-- transactions that take the same two rows in the other order deadlock.
+CREATE OR REPLACE FUNCTION key_use_record(p_key_id text, p_cert jsonb, p_seen_due boolean)
+    RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE keys SET last_used_at = now(),
+                    last_used_cert = CASE WHEN p_seen_due THEN p_cert->>'sha256'
+                                          ELSE last_used_cert END
+     WHERE key_id = p_key_id;
+    IF p_seen_due THEN
+        PERFORM certificate_seen(p_key_id, p_cert);
+    END IF;
+END $$;
 
 -- p_cert is what certregd verified (the daemon's login is trusted to report
 -- that, and nothing more): renewal continuity needs a predecessor
@@ -77,20 +100,18 @@ BEGIN
                   v_use_due
       FROM known_key(p_key_id, p_cert);
     IF FOUND THEN
-        IF v_seen_due THEN
-            PERFORM certificate_seen(p_key_id, p_cert);
-        END IF;
         -- A binding made before any verified certificate: the credit-code
         -- rule of key_bind(), now with verified facts.
         IF v_credit_differs THEN
+            PERFORM certificate_seen(p_key_id, p_cert);
             RETURN QUERY SELECT * FROM decide_pending(p_key_id, p_cert, p_peer);
             RETURN;
         END IF;
         IF v_credit_due THEN
             UPDATE keys SET credit_checked = true WHERE key_id = p_key_id;
         END IF;
-        IF v_use_due THEN
-            UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
+        IF v_seen_due OR v_use_due THEN
+            PERFORM key_use_record(p_key_id, p_cert, v_seen_due);
         END IF;
         RETURN NEXT;
         RETURN;
@@ -132,8 +153,8 @@ BEGIN
             END IF;
             SELECT k.status, k.registration_no INTO v_status, v_regno FROM keys k
              WHERE k.key_id = p_key_id;
-            UPDATE keys SET last_used_at = now()
-             WHERE key_id = p_key_id AND last_use_due(last_used_at);
+            -- The key's first use (certificate_seen() again: once a key).
+            PERFORM key_use_record(p_key_id, p_cert, true);
             RETURN QUERY
                 SELECT v_status, u.registration_no, u.name, u.status, o.code, o.name, o.address,
                        o.phone, v_pred
@@ -182,11 +203,8 @@ BEGIN
          WHERE key_id = p_key_id;
         RETURN;
     END IF;
-    IF v_seen_due THEN
-        PERFORM certificate_seen(p_key_id, p_cert);
-    END IF;
-    IF v_use_due THEN
-        UPDATE keys SET last_used_at = now() WHERE key_id = p_key_id;
+    IF v_seen_due OR v_use_due THEN
+        PERFORM key_use_record(p_key_id, p_cert, v_seen_due);
     END IF;
 END $$;
 
