@@ -127,6 +127,7 @@ struct registry_conn {
 	int backoff_ms;
 	int step;       /* statement being prepared */
 	bool consuming; /* a consume batch is in flight */
+	bool counting;  /* a pending count is in flight (registry_pick) */
 	bool was_up;    /* it has been connected before: the next connect is a reconnect */
 	/* In flight, oldest first: sent, result not yet complete. */
 	struct registry_query *sent_head, *sent_tail;
@@ -723,8 +724,13 @@ static bool registry_coming_up(const struct registry_conn *conns, int n)
 	return false;
 }
 
-/* The ready connection of conns with the fewest in flight; a reader only
- * when registry_reader_usable; for a consume batch, one without one. */
+/* The ready connection of conns with the fewest in flight, one counting
+ * pending registrations last; a reader only when registry_reader_usable;
+ * for a consume batch, one with neither a batch nor a count (consumes wait
+ * in consume_q for one). The count scans a table the size of the
+ * counters' backlog (some 40 ms at 100,000), or waits for as long as an
+ * operator's transaction holds a lock on it, and what is pipelined behind
+ * it waits as long: a login there would wait for a gauge. */
 static struct registry_conn *registry_pick(struct registry *reg, struct registry_conn *conns, int n,
                                            bool consume)
 {
@@ -733,9 +739,10 @@ static struct registry_conn *registry_pick(struct registry *reg, struct registry
 	for (int i = 0; i < n; i++) {
 		struct registry_conn *p = &conns[i];
 		if (p->state == CONN_READY && p->inflight < REGISTRY_PIPELINE_MAX &&
-		    (!consume || !p->consuming) &&
+		    (!consume || (!p->consuming && !p->counting)) &&
 		    (p->role != CONN_ROLE_READ || registry_reader_usable(reg, p)) &&
-		    (c == NULL || p->inflight < c->inflight))
+		    (c == NULL || p->counting < c->counting ||
+		     (p->counting == c->counting && p->inflight < c->inflight)))
 			c = p;
 	}
 	return c;
@@ -862,6 +869,8 @@ static void registry_conn_send(struct registry_conn *c, struct registry_query *q
 		for (struct registry_query *m = q->members; m != NULL; m = m->next)
 			m->conn = c;
 	}
+	if (q->kind == QUERY_PENDING_COUNT)
+		c->counting = true;
 	st = &registry_statements[q->kind];
 	if (!PQsendQueryPrepared(c->pg, st->name, q->nparams, (const char *const *)q->params, NULL,
 	                         NULL, 0) ||
@@ -885,6 +894,8 @@ static struct registry_query *registry_conn_pop(struct registry_conn *c)
 	c->inflight--;
 	if (q->members != NULL)
 		c->consuming = false;
+	if (q->kind == QUERY_PENDING_COUNT)
+		c->counting = false;
 	return q;
 }
 

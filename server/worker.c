@@ -290,8 +290,9 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* From the tick: asks for the count when this worker is the one that
- * counts, none is in flight and the last is WORKER_PENDING_COUNT_S old. A
- * draining worker leaves it to its successor. */
+ * counts, none is in flight and the last ended WORKER_PENDING_COUNT_S ago
+ * (or could not be asked that long ago). A draining worker leaves it to
+ * its successor. */
 static void worker_count_pending(struct worker *w)
 {
 	time_t now = time(NULL);
@@ -309,7 +310,10 @@ static void worker_pending_counted(void *arg, bool ok, int64_t count)
 {
 	struct worker *w = arg;
 
+	/* The interval from the end of a count: one that waited on a lock
+	 * until its timeout is not followed by the next at once. */
 	w->counting = false;
+	w->count_due = time(NULL) + WORKER_PENDING_COUNT_S;
 	if (!ok || count < 0)
 		return;
 	__atomic_store_n(&w->metrics->pending_registrations, (uint64_t)count, __ATOMIC_RELAXED);

@@ -1,5 +1,6 @@
 """certregd as operators run it: -t, privileges, reloads, database outages,
 metrics and readiness (contract sections 2, 5 and 7)."""
+import json
 import os
 import pwd
 import re
@@ -8,9 +9,11 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from fixtures.cli import admin
@@ -291,6 +294,100 @@ def test_pending_registrations_gauge_follows_the_counter(certregd, db, pki):
     assert d.verify_bundle(open(pki.leaf("no-eku")["chain"]).read()).json()["outcome"] \
         == "KEY_NOT_APPROVED"
     wait_pending_gauge(d, 2)
+
+
+def blocked_count(cur):
+    """The gauge's count waiting on a lock: (pid, query_start), or None."""
+    cur.execute("SELECT pid, query_start FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%pending_count%'")
+    return cur.fetchone()
+
+
+def verify_at_once(d, chain, n):
+    """N /v1/verify requests on N connections opened first and written
+    together, so that one worker reads them in one turn of its loop and
+    has them all in flight at once: (status, outcome, seconds) each."""
+    host, port = d.api.removeprefix("http://").rsplit(":", 1)
+    body = chain.encode()
+    request = (f"POST /v1/verify HTTP/1.1\r\nHost: {host}\r\n"
+               "Content-Type: application/pem-certificate-chain\r\n"
+               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    socks = [socket.create_connection((host, int(port)), timeout=30) for _ in range(n)]
+    t0 = time.monotonic()
+    for s in socks:
+        s.sendall(request)
+    answers = []
+    for s in socks:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        head, _, payload = data.partition(b"\r\n\r\n")
+        status = int(head.split()[1]) if head else 0
+        outcome = json.loads(payload)["outcome"] if status in (200, 503) else payload
+        answers.append((status, outcome, time.monotonic() - t0))
+    return answers
+
+
+def test_a_pending_count_held_up_by_a_lock_holds_up_no_login(certregd, db, pki):
+    """The gauge's count scans the pending table, and waits while an
+    operator's transaction locks it; a login pipelined behind it on the
+    same database connection would wait as long (here until the count's
+    statement_timeout, 10 s, and then 503). Decisions, and the challenge
+    consumes of signed logins, go to a pool connection without a count in
+    flight (registry_pick)."""
+    from test_signed_login import challenge, login, sign
+    ec = pki.leaf("ec-ok")
+    admin(db.conninfo, "office", "add", "PG02", "--name", "计数锁管理部")
+    admin(db.conninfo, "unit", "add", "110100777002", "--name", "计数锁单位", "--office", "PG02")
+    admin(db.conninfo, "key", "bind", "--cert", ec["pem"], "--unit", "110100777002", "--ticket",
+          "T-2")
+    d = certregd(db, server={"workers": 1}, database={"timeout_ms": 10000, "pool_size": 2},
+                 cache={"size": 0, "verify_size": 0})
+    wait_pending_gauge(d, 0)
+    chain = open(ec["chain"]).read()
+    cert = open(ec["pem"]).read()
+    chs = [challenge(d)["challenge"] for _ in range(16)]
+    sigs = [sign(ec["key"], c, "sha256") for c in chs]
+    locker = psycopg2.connect(db.conninfo)
+    watch = psycopg2.connect(db.conninfo)
+    watch.autocommit = True
+    try:
+        locker.cursor().execute("LOCK TABLE certreg.pending IN ACCESS EXCLUSIVE MODE")
+        # The next count (every 10 s) now waits on the lock.
+        deadline = time.monotonic() + 20
+        while (blocked := blocked_count(watch.cursor())) is None:
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.1)
+        for _ in range(3):
+            answers = verify_at_once(d, chain, 8)
+            assert all(a[:2] == (200, "OK") and a[2] < 4 for a in answers), answers
+        results = [None] * len(chs)
+        barrier = threading.Barrier(len(chs))
+
+        def signed(i):
+            barrier.wait(timeout=30)
+            t0 = time.monotonic()
+            try:
+                r = login(d, cert, chs[i], sigs[i])
+                results[i] = (r.status, r.json().get("outcome"), time.monotonic() - t0)
+            except Exception as e:  # noqa: BLE001 - reported by the assert below
+                results[i] = repr(e)
+
+        threads = [threading.Thread(target=signed, args=(i,)) for i in range(len(chs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all(isinstance(r, tuple) and r[:2] == (200, "OK") and r[2] < 4
+                   for r in results), results
+        # The same count waited all along: the logins did not pass it by
+        # its timeout.
+        assert blocked_count(watch.cursor()) == blocked
+    finally:
+        locker.rollback()
+        locker.close()
+        watch.close()
 
 
 def test_readyz(certregd, db):
