@@ -859,10 +859,11 @@ def test_a_stalled_round_is_repeated_a_bounded_number_of_times():
     assert (r["p99_us"], repeated, stalled) == (0, 0, True)
 
 
-def test_the_keys_row_alternates_its_sides_and_judges_each_round_alone():
-    """alternating_rounds() (row 7): A B, B A, A B, ...; a round that
-    stalled is repeated on its own side only, the other side's round is not;
-    and no more repeats in all than rounds in all."""
+def test_latency_rows_alternate_their_sides_and_judge_each_round_alone():
+    """alternating_rounds() (rows 5 and 7): A B, B A, A B, ... (A B C,
+    C B A, ... with three sides); a round that stalled is repeated on its
+    own side only, the other sides' rounds are not; and no more repeats in
+    all than rounds in all."""
     calls = []
 
     def side(name, lost_ms):
@@ -874,19 +875,48 @@ def test_the_keys_row_alternates_its_sides_and_judges_each_round_alone():
         return measure
 
     # 2 s rounds: 0.5 % is 10 ms. Round 2 of A stalls once; B never does.
-    a, b, repeated, kept = bench_run.alternating_rounds(
-        [side("A", [0, 50, 0, 0]), side("B", [0, 0, 0])], "tick_lost_us", 2, 3, 2)
+    (a, b), repeated, kept = bench_run.alternating_rounds(
+        [(side("A", [0, 50, 0, 0]), "tick_lost_us"), (side("B", [0, 0, 0]), "tick_lost_us")],
+        2, 3, 2)
     assert calls == ["A", "B", "B", "A", "A", "A", "B"]
     assert [r["side"] for r in a] == ["A"] * 3 and [r["side"] for r in b] == ["B"] * 3
     assert [r["tick_lost_us"] for r in a] == [0, 0, 0]
-    assert (repeated, kept) == (1, 0)
+    assert (repeated, kept) == ([1, 0], [0, 0])
     # Everything stalls: 2 pairs are 4 rounds, so 4 repeats at most in all,
     # and each round counted says it stalled.
     calls.clear()
-    a, b, repeated, kept = bench_run.alternating_rounds(
-        [side("A", [50] * 10), side("B", [50] * 10)], "tick_lost_us", 2, 2, 2)
-    assert (len(a), len(b), repeated, kept) == (2, 2, 4, 4)
+    (a, b), repeated, kept = bench_run.alternating_rounds(
+        [(side("A", [50] * 10), "tick_lost_us"), (side("B", [50] * 10), "tick_lost_us")],
+        2, 2, 2)
+    assert (len(a), len(b), sum(repeated), sum(kept)) == (2, 2, 4, 4)
     assert len(calls) == 4 + 4
+    # Three sides, each with its own lost key (row 5: certregd, nginx, and
+    # nginx given certregd's request): A B C, C B A; C's one stall is C's.
+    calls.clear()
+    lost_c = iter([50, 0, 0])
+
+    def side_c():
+        calls.append("C")
+        return {"side": "C", "lost_us": next(lost_c) * 1000, "tick_lost_us": 50_000}
+
+    (a, b, c), repeated, kept = bench_run.alternating_rounds(
+        [(side("A", [0, 0]), "tick_lost_us"), (side("B", [0, 0]), "tick_lost_us"),
+         (side_c, "lost_us")], 2, 2, 2)
+    assert calls == ["A", "B", "C", "C", "C", "B", "A"]
+    assert [r["side"] for r in c] == ["C", "C"] and [r["lost_us"] for r in c] == [0, 0]
+    assert (repeated, kept) == ([0, 0, 1], [0, 0, 0])
+
+
+def test_a_median_ratio_comes_with_an_interval_over_the_pairs_of_rounds():
+    """bootstrap_median_ratio() (rows 5 and the replica rows): the interval
+    holds the ratio of the medians, is a point when every pair agrees, and
+    widens when the pairs disagree."""
+    lo, hi = bench_run.bootstrap_median_ratio([2.0] * 9, [1.0] * 9)
+    assert lo == hi == 2.0
+    a = [1.0, 5.0, 1.2, 4.0, 0.9, 3.0, 1.1, 6.0, 1.0]
+    b = [2.0, 1.0, 2.2, 1.5, 1.9, 1.0, 2.1, 1.2, 2.0]
+    lo, hi = bench_run.bootstrap_median_ratio(a, b)
+    assert lo < 1.2 / 1.9 < hi and hi / lo > 2
 
 
 def test_every_line_of_the_table_is_a_ratio_against_its_target():

@@ -46,7 +46,6 @@ The helpers (dataset, certificates, loadgen runs, pooled p99) are run.py's.
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import statistics
@@ -303,20 +302,6 @@ def cpu_median(runs, group):
     return statistics.median(x["cpu_us_per_decision"][group] for x in runs)
 
 
-def bootstrap_median_ratio(a_rounds, b_rounds, resamples=1000):
-    """90 % interval of median(A) / median(B), resampling the pairs (round i
-    of A and of B ran one right after the other)."""
-    rng = random.Random(8)
-    n = len(a_rounds)
-    ratios = []
-    for _ in range(resamples):
-        pick = [rng.randrange(n) for _ in range(n)]
-        ratios.append(statistics.median(a_rounds[i] for i in pick)
-                      / statistics.median(b_rounds[i] for i in pick))
-    ratios.sort()
-    return ratios[int(0.05 * resamples)], ratios[int(0.95 * resamples)]
-
-
 def p99_pairs(a, on_standby, on_primary, body, rate, primary, standby, work):
     """The p99 row's rounds: pairs of an open-loop round on each daemon, in
     alternating order, the standby caught up before each pair. A pair in
@@ -551,7 +536,7 @@ def main():
         p_p = [x["p99_us"][1] for x in pairs]
         med_s, med_p = statistics.median(p_s), statistics.median(p_p)
         ratio = med_s / med_p
-        lo, hi = bootstrap_median_ratio(p_s, p_p)
+        lo, hi = bench.bootstrap_median_ratio(p_s, p_p)
         per_pair = statistics.median(s / p for s, p in zip(p_s, p_p))
         pool_s, pool_p, plo, phi = bench.pooled_p99([x["samples"][0] for x in pairs],
                                                     [x["samples"][1] for x in pairs])
@@ -632,7 +617,7 @@ def main():
             r1 = statistics.median(x["rps"][0] for x in runs)
             r2 = statistics.median(x["rps"][1] for x in runs)
             ratio = statistics.median(ratios)
-            lo, hi = bootstrap_median_ratio(ratios, [1.0] * len(ratios))
+            lo, hi = bench.bootstrap_median_ratio(ratios, [1.0] * len(ratios))
 
             def bound(x):
                 """Every daemon ran at its quota: throttled in most of its

@@ -616,6 +616,21 @@ def pooled_p99(ours, theirs, resamples=400):
     return o, t, ratios[int(0.05 * resamples)], ratios[int(0.95 * resamples)]
 
 
+def bootstrap_median_ratio(a_rounds, b_rounds, resamples=1000):
+    """90 % interval of median(A) / median(B), resampling the pairs (round i
+    of A and of B ran one right after the other)."""
+    rng = random.Random(8)
+    n = len(a_rounds)
+    ratios = []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        ratios.append(statistics.median(a_rounds[i] for i in pick)
+                      / statistics.median(b_rounds[i] for i in pick))
+    ratios.sort()
+    return ratios[int(0.05 * resamples)], ratios[int(0.95 * resamples)]
+
+
+
 def rss_kib(pids):
     total = 0
     for pid in pids:
@@ -852,22 +867,26 @@ def unstalled(measure, lost_key, duration, retries):
     return best, len(tries) - 1, True
 
 
-def alternating_rounds(measures, lost_key, duration, pairs, retries):
-    """PAIRS rounds of each of the two MEASURES, one side at a time, in the
-    order A B, B A, A B, ...; each round repeated while it stalled
+def alternating_rounds(sides, duration, rounds, retries):
+    """ROUNDS rounds of each of SIDES, (measure, lost_key) each, one side at
+    a time, in the order A B C, C B A, A B C, ...: a drift of the machine
+    falls on every side alike. Each round is repeated while it stalled
     (unstalled(), RETRIES at most), and no more repeats in all than rounds
-    in all, so that a stalling machine no more than doubles the row. The
-    results of A and of B, in order (round i of each were adjacent in
-    time), the repeats, and the rounds counted stalled all the same."""
-    results = ([], [])
-    repeated = kept = 0
-    for i in range(pairs):
-        for side in ((0, 1) if i % 2 == 0 else (1, 0)):
-            r, n, stalled = unstalled(measures[side], lost_key, duration,
-                                      min(retries, 2 * pairs - repeated))
+    in all, so that a stalling machine no more than doubles the row. Per
+    side, in the order of SIDES: the results (round i of each side were
+    adjacent in time), the repeats, and the rounds counted stalled all the
+    same."""
+    n = len(sides)
+    results, repeated, kept = [[] for _ in sides], [0] * n, [0] * n
+    for i in range(rounds):
+        for side in (range(n) if i % 2 == 0 else reversed(range(n))):
+            measure, lost_key = sides[side]
+            r, again, stalled = unstalled(measure, lost_key, duration,
+                                          min(retries, n * rounds - sum(repeated)))
             results[side].append(r)
-            repeated, kept = repeated + n, kept + stalled
-    return results[0], results[1], repeated, kept
+            repeated[side] += again
+            kept[side] += stalled
+    return results, repeated, kept
 
 
 def target_text(row):
@@ -916,6 +935,10 @@ def main():
     ap.add_argument("--p99-pairs", type=int, default=24,
                     help="rounds of each database in the 2M-vs-10k p99 row, one at a "
                     "time, alternating (default 24)")
+    ap.add_argument("--p99-rounds", type=int, default=12,
+                    help="rounds of each side in row 5, alternating (default 12)")
+    ap.add_argument("--p99-seconds", type=float, default=2.0,
+                    help="the length of a row 5 round (default 2 s)")
     ap.add_argument("--workers", default="auto", type=workers_arg,
                     help="certregd's `workers` (default auto: one per core)")
     ap.add_argument("--perf", action="store_true",
@@ -953,6 +976,8 @@ def main():
     a = ap.parse_args()
     if a.stall_retries < 0:
         ap.error("--stall-retries: want 0 or more")
+    if a.p99_rounds < 1 or a.p99_seconds <= 0:
+        ap.error("--p99-rounds, --p99-seconds: want 1 or more rounds of more than 0 s")
     if not 0 <= a.budget <= 1:
         ap.error("--budget: want 0 (none) or a share of one vCPU up to 1")
     if not 0 <= a.budget_cpu < NPROC:
@@ -964,7 +989,7 @@ def main():
         a.flame.mkdir(parents=True, exist_ok=True)
     if a.quick:
         a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
-        a.p99_pairs, a.sm2_certs = 4, 50
+        a.p99_pairs, a.sm2_certs, a.p99_rounds, a.p99_seconds = 4, 50, 2, 1.0
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop_on_signal)
     for tool in (LOADGEN, VERIFY_REF, STALLPROBE, BUILD / "certregd"):
@@ -1300,45 +1325,48 @@ def main():
             stalls.append(host_stalls("before row 5"))
             log("5. p99 at half of the peak")
 
+            # Many short rounds, alternating: a round's p99 is where a dozen
+            # stops of the machine fall, and its ratio moved from 0.19 to 1.74
+            # within ten minutes in 2 s rounds; three rounds of 6 s left a
+            # full run's row to chance (docs/PERFORMANCE-HISTORY.md, "Row 5,
+            # many short rounds"). The median of --p99-rounds rounds of each
+            # side, with a 90 % bootstrap interval over the adjacent rounds.
+            d5, warm5 = a.p99_seconds, 0.5
+
             def rounds_text(results, lost_key):
                 """Each round's p99, ms, and the share of it the generator was
                 stopped: a round whose generator stalled is repeated."""
                 return " ".join(f"{r['p99_us'] / 1000:.1f}/"
-                                f"{100 * stall_share(r, lost_key, d):.2f}%" for r in results)
+                                f"{100 * stall_share(r, lost_key, d5):.2f}%" for r in results)
 
             def p99_row(what, key, ours, theirs, unit="us", same=None, **extra):
                 """A/B alternating open-loop rounds, OURS and THEIRS giving
                 (measure, lost_key) each; a stalled round repeated
-                (unstalled()); the medians of the p99s and of the p50s. SAME,
-                (what, (measure, lost_key)): a third side in the same rounds
-                (before OURS in every other round, after THEIRS in the
-                others), reported against OURS on a line of its own."""
-                o, t, x, repeated, kept = [], [], [], 0, 0
-                x_repeated = x_kept = 0
-                for i in range(a.rounds):
-                    sides = [(o, ours), (t, theirs)]
-                    if same is not None:
-                        sides.insert(0 if i % 2 else 2, (x, same[1]))
-                    for results, (measure, lost_key) in sides:
-                        r, n, stalled = unstalled(measure, lost_key, d, a.stall_retries)
-                        results.append(r)
-                        if results is x:
-                            x_repeated, x_kept = x_repeated + n, x_kept + stalled
-                        else:
-                            repeated, kept = repeated + n, kept + stalled
+                (alternating_rounds()); the medians of the p99s and of the
+                p50s. SAME, (what, (measure, lost_key)): a third side in the
+                same rounds, reported against OURS on a line of its own."""
+                results, rep, stalled = alternating_rounds(
+                    [ours, theirs] + ([same[1]] if same else []), d5, a.p99_rounds,
+                    a.stall_retries)
+                o, t, x = results[0], results[1], results[2] if same else []
+                repeated, kept = rep[0] + rep[1], stalled[0] + stalled[1]
+                x_repeated, x_kept = sum(rep[2:]), sum(stalled[2:])
                 med = {k: [statistics.median(r[k] for r in y) if y else None for y in (o, t, x)]
                        for k in ("p50_us", "p99_us")}
                 target, better = TARGETS[key]
 
                 def sides_row(what, target, peer, peer_lost, **more):
                     j = 1 if peer is t else 2
+                    lo, hi = bootstrap_median_ratio([r["p99_us"] for r in o],
+                                                    [r["p99_us"] for r in peer])
                     return make_row(
                         what, med["p99_us"][0], med["p99_us"][j], target, better, unit,
                         p50_us=med["p50_us"][0], peer_p50_us=med["p50_us"][j],
+                        interval=[lo, hi],
                         rounds_certregd=[r["p99_us"] for r in o],
                         rounds_peer=[r["p99_us"] for r in peer],
-                        stall_share_certregd=[stall_share(r, ours[1], d) for r in o],
-                        stall_share_peer=[stall_share(r, peer_lost, d) for r in peer],
+                        stall_share_certregd=[stall_share(r, ours[1], d5) for r in o],
+                        stall_share_peer=[stall_share(r, peer_lost, d5) for r in peer],
                         tick_gap_us_certregd=[r.get("tick_gap_us") for r in o],
                         tick_gap_us_peer=[r.get("tick_gap_us") for r in peer],
                         split_certregd=[r.get("split") for r in o],
@@ -1351,23 +1379,28 @@ def main():
                 row = rows[-1]
                 log(f"{what}: p50/p99 certregd {med['p50_us'][0]:.0f}/{row['certregd']:.0f} "
                     f"us, peer {med['p50_us'][1]:.0f}/{row['peer']:.0f} us: "
-                    f"{row['ratio']:.2f} (target {target_text(row)}); {repeated} round(s) "
+                    f"{row['ratio']:.2f} (90 % interval {row['interval'][0]:.2f}-"
+                    f"{row['interval'][1]:.2f}; target {target_text(row)}); {repeated} round(s) "
                     f"repeated, {kept} stalled counted")
                 log(f"  rounds, p99 ms/share of the round the generator was stopped: "
                     f"certregd {rounds_text(o, ours[1])}; peer {rounds_text(t, theirs[1])}")
                 if any(r.get("split") for r in o + t):
                     log(f"  connections per process, each round: certregd "
                         f"{[r.get('split') for r in o]}; peer {[r.get('split') for r in t]}")
+                # The tails of each side's three slowest rounds: every round's
+                # are in results.json.
                 for name, y in (("certregd", o), ("peer", t), ("same request", x)):
-                    for r in y:
+                    for r in sorted(y, key=lambda r: r["p99_us"])[-3:]:
                         if r.get("tail"):
-                            log(f"  tail, {name}: {tail_text(r['tail'])}")
+                            log(f"  tail, {name}, p99 {r['p99_us'] / 1000:.1f} ms: "
+                                f"{tail_text(r['tail'])}")
                 if same is not None:
                     rows.append(sides_row(same[0], None, x, same[1][1], repeated=x_repeated,
                                           stalled_counted=x_kept))
                     log(f"{same[0]}: p50/p99 certregd {med['p50_us'][0]:.0f}/"
                         f"{med['p99_us'][0]:.0f} us, peer {med['p50_us'][2]:.0f}/"
-                        f"{med['p99_us'][2]:.0f} us: {rows[-1]['ratio']:.2f} (reported); "
+                        f"{med['p99_us'][2]:.0f} us: {rows[-1]['ratio']:.2f} (reported; 90 % "
+                        f"interval {rows[-1]['interval'][0]:.2f}-{rows[-1]['interval'][1]:.2f}); "
                         f"rounds {rounds_text(x, same[1][1])}")
 
             traces = collections.Counter()
@@ -1393,15 +1426,15 @@ def main():
             p99_row(f"warm /v1/verify p99 at half its peak ({rate}/s) vs nginx return 200 "
                     f"p99 at half its own ({ngx_rate}/s)", "warm_p99",
                     (lambda: loadgen_split(warm.api_port, *warm_args, "--rate", rate,
-                                           duration=d, trace=trace("certregd")),
+                                           duration=d5, warmup=warm5, trace=trace("certregd")),
                      "tick_lost_us"),
                     (lambda: loadgen_split(ngx.http_port, "--mode", "keepalive",
                                            "--connections", 64, "--rate", ngx_rate, *spread,
-                                           duration=d, trace=trace("nginx")), "tick_lost_us"),
+                                           duration=d5, warmup=warm5, trace=trace("nginx")), "tick_lost_us"),
                     same=(f"warm /v1/verify p99 ({rate}/s) vs nginx return 200 given the same "
                           f"POST at the same rate ({rate}/s)",
                           (lambda: loadgen_split(ngx.http_port, *ngx_post, "--rate", rate,
-                                                 duration=d, trace=trace("nginx-post")),
+                                                 duration=d5, warmup=warm5, trace=trace("nginx-post")),
                            "tick_lost_us")),
                     rate=rate, peer_rate=ngx_rate)
             # Cold as in row 3: the association caches full (those of row 3
@@ -1416,7 +1449,7 @@ def main():
             def bare_loop(preexec=None, loop_rate=ref_rate):
                 out = run([VERIFY_REF, "--ca", pki / "ca/trust.pem", "--intermediates",
                            pki / "ca/intermediates.pem", "--list", work / "certs/pems.txt",
-                           "--procs", NPROC, "--duration", d, "--rate", loop_rate],
+                           "--procs", NPROC, "--duration", d5, "--rate", loop_rate],
                           preexec_fn=preexec).stdout
                 return {k: float(v) for k, v in (kv.split("=") for kv in out.split())}
 
@@ -1427,7 +1460,8 @@ def main():
             p99_row(f"cold /v1/verify p99 at half its peak ({rate}/s) vs the bare loop's "
                     f"per-chain p99 at half its own ({ref_rate}/s), shared cores", "cold_p99",
                     (lambda: loadgen(coldcert.api_port, *cold_body, "--connections", 64,
-                                     "--rate", rate, duration=d), "tick_lost_us"),
+                                     "--rate", rate, duration=d5, warmup=warm5),
+                     "tick_lost_us"),
                     (bare_loop, "lost_us"), rate=rate, peer_rate=ref_rate, shared_cores=True)
         if 6 in a.rows:
             log("6. memory with idle keep-alive connections")
@@ -1474,8 +1508,9 @@ def main():
             # Whether the big database's pages stay in shared_buffers: the
             # bench keys' index leaves are spread over 2,000,000 keys' worth.
             buffers = pg_buffer_counts(cluster, ["big", "small"])
-            big, sm, repeated, kept = alternating_rounds(sides, "tick_lost_us", pair_s,
-                                                         a.p99_pairs, a.stall_retries)
+            (big, sm), rep, stalled = alternating_rounds(
+                [(side, "tick_lost_us") for side in sides], pair_s, a.p99_pairs, a.stall_retries)
+            repeated, kept = sum(rep), sum(stalled)
             big_r = [r["samples"] for r in big]
             small_r = [r["samples"] for r in sm]
             gaps = [max(x["tick_gap_us"], y["tick_gap_us"]) for x, y in zip(big, sm)]
@@ -1645,6 +1680,7 @@ def main():
         "kernel": os.uname().release,
         "certregd_workers": a.workers,
         "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
+        "p99_rounds": a.p99_rounds, "p99_seconds": a.p99_seconds,
         "total_s": round(time.monotonic() - t_start),
         "host_stalls": stalls,
         "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
@@ -1659,7 +1695,9 @@ def main():
              f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
              "worker_processes auto",
              f"dataset: {a.keys} keys; {a.certs} distinct client certificates; "
-             f"{a.rounds} round(s) of {a.duration:g} s, median; total {machine['total_s']} s",
+             f"{a.rounds} round(s) of {a.duration:g} s, median (row 5: {a.p99_rounds} of "
+             f"{a.p99_seconds:g} s; row 7: {a.p99_pairs} pairs pooled); "
+             f"total {machine['total_s']} s",
              "host stalls (stallprobe, idle machine, gaps over 0.5 ms): " + "; ".join(
                  f"{r['when']} {r['gaps_per_s']:.1f}/s, longest {r['longest_us'] / 1000:.1f} ms, "
                  f"{r['lost_pct']:.2f} % of CPU time" for r in stalls),
