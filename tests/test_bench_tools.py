@@ -818,6 +818,28 @@ def test_verify_ref_open_loop_times_each_chain_from_when_it_fell_due(pki, tmp_pa
     assert figures(out)["lost_us"] >= 250_000
 
 
+def test_verify_ref_counts_nothing_of_its_warm_up(pki, tmp_path):
+    """--warmup S (row 5's cold line, as loadgen's warm-up for certregd):
+    the loop runs S seconds at the rate first and counts none of it. A
+    stop of 300 ms inside the warm-up shows neither in lost_us nor in the
+    p99, and only the measured second's chains are counted."""
+    args = verify_ref_args(pki, tmp_path, "--procs", 1, "--warmup", 1.5, "--duration", 1,
+                           "--rate", 200)
+    started = time.monotonic()
+    p, out = run_with_its_loop_stopped(args)
+    assert p.returncode == 0 and time.monotonic() - started >= 2.5
+    r = figures(out)
+    assert r["failures"] == 0
+    # 200 a second for the measured second only (1.5 s more were run).
+    assert 190 <= r["chains"] <= 201
+    # The 60 chains due in the stop waited up to 300 ms, all in the warm-up.
+    assert r["p99_us"] < 200_000
+    assert r["lost_us"] < 250_000
+    # Without --warmup the same stop is in the figures (the test above).
+    bad = verify_ref_args(pki, tmp_path, "--procs", 1, "--warmup", -1, "--duration", 1)
+    assert subprocess.run(bad, capture_output=True, timeout=30).returncode == 2
+
+
 def test_verify_ref_processes_that_end_together_report_whole(pki, tmp_path):
     """In make bench's CPU budget verify_ref's processes share one vCPU and
     end together: each must hand its tally and latencies over whole (they
@@ -862,8 +884,9 @@ def test_a_stalled_round_is_repeated_a_bounded_number_of_times():
 def test_latency_rows_alternate_their_sides_and_judge_each_round_alone():
     """alternating_rounds() (rows 5 and 7): A B, B A, A B, ... (A B C,
     C B A, ... with three sides); a round that stalled is repeated on its
-    own side only, the other sides' rounds are not; and no more repeats in
-    all than rounds in all."""
+    own side only, the other sides' rounds are not; and no side is
+    repeated more times in all than it has rounds, so that one side's
+    stalls never use up another's repeats."""
     calls = []
 
     def side(name, lost_ms):
@@ -905,6 +928,19 @@ def test_latency_rows_alternate_their_sides_and_judge_each_round_alone():
     assert calls == ["A", "B", "C", "C", "C", "B", "A"]
     assert [r["side"] for r in c] == ["C", "C"] and [r["lost_us"] for r in c] == [0, 0]
     assert (repeated, kept) == ([0, 0, 1], [0, 0, 0])
+    # A side that always stalls gets no more repeats than it has rounds,
+    # however many retries a round may have, and the other side none.
+    calls.clear()
+    (a, b), repeated, kept = bench_run.alternating_rounds(
+        [(side("A", [50] * 20), "tick_lost_us"), (side("B", [0] * 20), "tick_lost_us")],
+        2, 2, 5)
+    assert (repeated, kept) == ([2, 0], [2, 0])
+    assert calls.count("A") == 4 and calls.count("B") == 2
+    # Three sides that always stall: each doubles its rounds, no more.
+    calls.clear()
+    sides3 = [(side(x, [50] * 20), "tick_lost_us") for x in "ABC"]
+    _, repeated, kept = bench_run.alternating_rounds(sides3, 2, 4, 2)
+    assert (repeated, kept) == ([4, 4, 4], [4, 4, 4]) and len(calls) == 3 * 8
 
 
 def test_a_median_ratio_comes_with_an_interval_over_the_pairs_of_rounds():
@@ -913,6 +949,11 @@ def test_a_median_ratio_comes_with_an_interval_over_the_pairs_of_rounds():
     widens when the pairs disagree."""
     lo, hi = bench_run.bootstrap_median_ratio([2.0] * 9, [1.0] * 9)
     assert lo == hi == 2.0
+    # The pairs are resampled together: B twice A round by round gives
+    # exactly 0.5 whatever the rounds (resampling each side on its own, or
+    # any mix of A's rounds with other rounds of B, would not).
+    a = [float(x) for x in range(1, 10)]
+    assert bench_run.bootstrap_median_ratio(a, [2 * x for x in a]) == (0.5, 0.5)
     a = [1.0, 5.0, 1.2, 4.0, 0.9, 3.0, 1.1, 6.0, 1.0]
     b = [2.0, 1.0, 2.2, 1.5, 1.9, 1.0, 2.1, 1.2, 2.0]
     lo, hi = bench_run.bootstrap_median_ratio(a, b)

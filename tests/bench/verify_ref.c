@@ -3,7 +3,7 @@
  * chains with OpenSSL alone, one process per core, nothing else.
  *
  *   verify_ref --ca TRUST.pem --intermediates INT.pem --list FILE --procs P --duration S
- *              [--engine [--crl-dir DIR]] [--rate R]
+ *              [--warmup S] [--engine [--crl-dir DIR]] [--rate R]
  *
  * FILE lists PEM chain files (leaf first). Their bytes are read once; then
  * each process loops: parse the next file's certificates from memory,
@@ -21,6 +21,11 @@
  * time the loop itself was kept from running (loadgen's tick_lost_us).
  * `make bench` takes the p99 at half the loop's own peak as the reference
  * of certregd's cold p99 at half its peak.
+ *
+ * --warmup S runs the loop for S seconds first, at the same rate, and
+ * counts nothing of them: the first chains of a process find its caches
+ * cold, as loadgen's warm-up keeps a server's first requests out of its
+ * figures.
  *
  * --engine runs certreg's own engine (common/verify.c, verify_bytes with
  * the CRLs of DIR required) in the same loop instead: the difference to the
@@ -192,13 +197,15 @@ __attribute__((noinline)) static bool verify_engine(const struct verify_store *s
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"ca", 1, 0, 'c'},      {"intermediates", 1, 0, 'i'}, {"list", 1, 0, 'l'},
-	    {"procs", 1, 0, 'p'},   {"duration", 1, 0, 'd'},      {"engine", 0, 0, 'e'},
-	    {"crl-dir", 1, 0, 'r'}, {"rate", 1, 0, 'R'},          {0, 0, 0, 0}};
+	    {"ca", 1, 0, 'c'},       {"intermediates", 1, 0, 'i'},
+	    {"list", 1, 0, 'l'},     {"procs", 1, 0, 'p'},
+	    {"duration", 1, 0, 'd'}, {"engine", 0, 0, 'e'},
+	    {"crl-dir", 1, 0, 'r'},  {"rate", 1, 0, 'R'},
+	    {"warmup", 1, 0, 'w'},   {0, 0, 0, 0}};
 	const char *ca = NULL, *inter = NULL, *list = NULL, *crl_dir = NULL;
 	bool engine = false;
 	int procs = 1, ch, nblobs = 0, (*fds)[2] = NULL;
-	double duration = 5, rate = 0, lost = 0;
+	double duration = 5, rate = 0, lost = 0, warmup = 0;
 	struct blob *blobs = NULL, l;
 	struct tally total = {0};
 	uint32_t *samples = NULL;
@@ -229,14 +236,18 @@ int main(int argc, char **argv)
 		case 'R':
 			rate = atof(optarg);
 			break;
+		case 'w':
+			warmup = atof(optarg);
+			break;
 		default:
-			fprintf(stderr, "usage: verify_ref --ca F [--intermediates F] --list F "
-			                "[--procs N] [--duration S] [--engine [--crl-dir D]] "
-			                "[--rate R]\n");
+			fprintf(stderr,
+			        "usage: verify_ref --ca F [--intermediates F] --list F "
+			        "[--procs N] [--duration S] [--warmup S] [--engine [--crl-dir D]] "
+			        "[--rate R]\n");
 			return 2;
 		}
 	}
-	if (ca == NULL || list == NULL || procs < 1 || rate < 0 || duration <= 0)
+	if (ca == NULL || list == NULL || procs < 1 || rate < 0 || duration <= 0 || warmup < 0)
 		return 2;
 	l = slurp(list);
 	for (char *save = NULL, *line = strtok_r(l.data, "\n", &save); line;
@@ -266,7 +277,7 @@ int main(int argc, char **argv)
 			struct verify_store *vs = NULL;
 			/* Open loop: this process's share of the rate, and room
 			 * for every chain it can be due (a fifth more for luck). */
-			double interval = rate > 0 ? procs / rate : 0, start, end, due;
+			double interval = rate > 0 ? procs / rate : 0, start, from, end, due;
 			size_t cap = rate > 0 ? (size_t)(duration / interval * 1.2) + 16 : 0;
 			uint32_t *mine = cap ? malloc(cap * sizeof(*mine)) : NULL;
 
@@ -293,7 +304,8 @@ int main(int argc, char **argv)
 				extra = parse_all(ib.data, ib.len);
 			}
 			start = now_s();
-			end = start + duration;
+			from = start + warmup; /* what falls due from here counts */
+			end = from + duration;
 			/* Processes start a fraction of an interval apart, as
 			 * loadgen's connections spread over the schedule. */
 			due = start + interval * p / procs;
@@ -305,10 +317,12 @@ int main(int argc, char **argv)
 			 * VM); a sleep moves the marks, its lateness counted apart. */
 			double wall_mark = now_s(), cpu_mark = cpu_s();
 			for (int i = p % nblobs; now_s() < end; i = (i + 1) % nblobs) {
+				bool counted;
+
 				if (rate > 0) {
 					if (due > now_s()) {
 						double late = sleep_until(due);
-						if (late >= LOST_MIN_US / 1e6)
+						if (late >= LOST_MIN_US / 1e6 && due >= from)
 							n.lost += late;
 						wall_mark = now_s();
 						cpu_mark = cpu_s();
@@ -316,17 +330,20 @@ int main(int argc, char **argv)
 					if (due >= end)
 						break;
 				}
-				n.chains++;
-				n.failures += vs ? !verify_engine(vs, &blobs[i])
-				                 : !verify_one(store, extra, &blobs[i]);
+				counted = rate > 0 ? due >= from : now_s() >= from;
+				if (counted)
+					n.chains++;
+				if (vs ? !verify_engine(vs, &blobs[i])
+				       : !verify_one(store, extra, &blobs[i]))
+					n.failures += counted;
 				if (rate > 0) {
 					double wall = now_s(), cpu = cpu_s(),
 					       kept = (wall - wall_mark) - (cpu - cpu_mark);
-					if (kept >= LOST_MIN_US / 1e6)
+					if (kept >= LOST_MIN_US / 1e6 && counted)
 						n.lost += kept;
 					wall_mark = wall;
 					cpu_mark = cpu;
-					if (n.nsamples < cap)
+					if (counted && n.nsamples < cap)
 						mine[n.nsamples++] =
 						    (uint32_t)((now_s() - due) * 1e6);
 					due += interval;
