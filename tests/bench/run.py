@@ -618,7 +618,7 @@ def pooled_p99(ours, theirs, resamples=400):
 
 def bootstrap_median_ratio(a_rounds, b_rounds, resamples=1000):
     """90 % interval of median(A) / median(B), resampling the pairs (round i
-    of A and of B ran one right after the other)."""
+    of A and of B ran in the same block of alternating rounds)."""
     rng = random.Random(8)
     n = len(a_rounds)
     ratios = []
@@ -1332,7 +1332,7 @@ def main():
             # within ten minutes in 2 s rounds; three rounds of 6 s left a
             # full run's row to chance (docs/PERFORMANCE-HISTORY.md, "Row 5 in
             # many short rounds"). The median of --p99-rounds rounds of each
-            # side, with a 90 % bootstrap interval over the adjacent rounds.
+            # side, with a 90 % bootstrap interval over the blocks of rounds.
             d5, warm5 = a.p99_seconds, 0.5
 
             def rounds_text(results, lost_key):
@@ -1382,7 +1382,8 @@ def main():
                 log(f"{what}: p50/p99 certregd {med['p50_us'][0]:.0f}/{row['certregd']:.0f} "
                     f"us, peer {med['p50_us'][1]:.0f}/{row['peer']:.0f} us: "
                     f"{row['ratio']:.2f} (90 % interval {row['interval90'][0]:.2f}-"
-                    f"{row['interval90'][1]:.2f}; target {target_text(row)}); {repeated} round(s) "
+                    f"{row['interval90'][1]:.2f}; target {target_text(row)}); "
+                    f"{repeated} round(s) "
                     f"repeated, {kept} stalled counted")
                 log(f"  rounds, p99 ms/share of the round the generator was stopped: "
                     f"certregd {rounds_text(o, ours[1])}; peer {rounds_text(t, theirs[1])}")
@@ -1402,7 +1403,8 @@ def main():
                     log(f"{same[0]}: p50/p99 certregd {med['p50_us'][0]:.0f}/"
                         f"{med['p99_us'][0]:.0f} us, peer {med['p50_us'][2]:.0f}/"
                         f"{med['p99_us'][2]:.0f} us: {rows[-1]['ratio']:.2f} (reported; 90 % "
-                        f"interval {rows[-1]['interval90'][0]:.2f}-{rows[-1]['interval90'][1]:.2f}); "
+                        f"interval {rows[-1]['interval90'][0]:.2f}-"
+                        f"{rows[-1]['interval90'][1]:.2f}); "
                         f"rounds {rounds_text(x, same[1][1])}")
 
             traces = collections.Counter()
@@ -1432,11 +1434,13 @@ def main():
                      "tick_lost_us"),
                     (lambda: loadgen_split(ngx.http_port, "--mode", "keepalive",
                                            "--connections", 64, "--rate", ngx_rate, *spread,
-                                           duration=d5, warmup=warm5, trace=trace("nginx")), "tick_lost_us"),
+                                           duration=d5, warmup=warm5, trace=trace("nginx")),
+                     "tick_lost_us"),
                     same=(f"warm /v1/verify p99 ({rate}/s) vs nginx return 200 given the same "
                           f"POST at the same rate ({rate}/s)",
                           (lambda: loadgen_split(ngx.http_port, *ngx_post, "--rate", rate,
-                                                 duration=d5, warmup=warm5, trace=trace("nginx-post")),
+                                                 duration=d5, warmup=warm5,
+                                                 trace=trace("nginx-post")),
                            "tick_lost_us")),
                     rate=rate, peer_rate=ngx_rate)
             # Cold as in row 3: the association caches full (those of row 3
