@@ -943,7 +943,8 @@ def main():
     ap.add_argument("--workers", default="auto", type=workers_arg,
                     help="certregd's `workers` (default auto: one per core)")
     ap.add_argument("--perf", action="store_true",
-                    help="also profile the workers (perf record) during rows 1-3")
+                    help="also profile the workers (perf record) during rows 1-3, 8 (SM2 "
+                    "signed logins) and 9: build/bench/perf-*.txt")
     ap.add_argument("--flame", type=Path, metavar="DIR",
                     help="profile a worker during rows 1 and 3 (perf, DWARF stacks) and "
                     "write DIR/flame-handshake.svg and DIR/flame-cold-verify.svg "
@@ -1639,7 +1640,10 @@ def main():
             for i in range(a.rounds):
                 t.append(openssl_speed_sm2(secs))
                 pool = premade(sm2, 0.75 * max(t) * (d + 1) + 500, f"sm2-{i}")
+                # --perf: the first round's workers (perf-login-sm2.txt).
+                prof = profile("login-sm2", coldcert, d / 2) if i == 0 else None
                 o.append(loadgen(coldcert.api_port, *signed, "--once", pool, duration=d)["rps"])
+                profile_report(prof)
                 pool.unlink()
                 if budget:
                     # The same budget for the daemon's workers and openssl's
