@@ -539,12 +539,13 @@ def worker_pids(d):
     return pids
 
 
-def connections_by_worker(d, port):
-    """Established connections to port, counted by the worker holding them."""
+def connections_by_worker(d, port, held=lambda state: state == "01"):
+    """Connections to port, counted by the worker holding them; held picks
+    the TCP states (/proc/net/tcp's hex codes) counted: ESTABLISHED."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         f = line.split()
-        if int(f[1].split(":")[1], 16) == port and f[3] == "01":
+        if int(f[1].split(":")[1], 16) == port and held(f[3]):
             inodes.add(f"socket:[{f[9]}]")
     counts = {}
     for pid in worker_pids(d):
@@ -577,12 +578,41 @@ def answered_by_worker(d, port, n, timeout):
             s.close()
 
 
+def every_worker_serving(d, port):
+    """certregd(db) returns once one worker answers /healthz; the other may
+    still be setting up, and connections the kernel queues for it meanwhile
+    are taken by the running one (http_steal_late_cb), which a test of the
+    split would read as the rule failing. Opens a few connections at a time
+    until every worker has answered one, then waits for them to close."""
+    deadline = time.monotonic() + 15
+    while True:
+        counts = answered_by_worker(d, port, 8, 10)
+        if len(counts) == 2 and min(counts.values()) > 0:
+            break
+        assert time.monotonic() < deadline, f"a worker answers nothing: {counts}"
+    all_closed(d, port)
+
+
+def all_closed(d, port):
+    """Waits until no worker holds a connection to port, the ones the
+    client closed (CLOSE_WAIT) included: the counts each worker shares
+    (http_may_steal) are back to nothing."""
+    def unclosed():
+        return connections_by_worker(d, port, held=lambda state: state != "0A")
+
+    deadline = time.monotonic() + 10
+    while sum(unclosed().values()) > 0:
+        assert time.monotonic() < deadline, unclosed()
+        time.sleep(0.02)
+
+
 def test_connections_spread_over_the_workers(certregd, db):
     """Each worker accepts on its own socket of the listener (SO_REUSEPORT),
     so the kernel spreads connections over them; on one shared socket a
     burst could all go to the worker that woke first."""
     d = certregd(db)
     port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    every_worker_serving(d, port)
     sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(48)]
     try:
         healthz_on(sockets)
@@ -620,15 +650,16 @@ def test_connections_taken_from_another_queue_keep_the_split_even(certregd, db):
     that happened to be idle."""
     d = certregd(db)
     port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    every_worker_serving(d, port)
     for _ in range(3):
         counts = answered_by_worker(d, port, 64, 10)
         assert sum(counts.values()) == 64, counts
         # binomial(64, 1/2), the hash alone: 2e-5 below 16. A worker the
         # host keeps from running for tens of milliseconds does lose
-        # connections queued for it to the other (http_steal_cb), which
-        # the 16 leaves room for.
+        # connections queued for it to the other (http_steal_late_cb), one
+        # per 20 ms, which the 16 leaves room for.
         assert min(counts.values()) >= 16, counts
-        time.sleep(0.3)  # the closes reach both workers
+        all_closed(d, port)
 
 
 def test_killed_worker_loses_no_connection(certregd, db):
