@@ -955,10 +955,10 @@ def main():
                     "connections spread by the kernel's hash as certregd's are (an "
                     "experiment: the targets are against nginx's default)")
     ap.add_argument("--spread", action="store_true",
-                    help="row 5: loadgen --spread, each due request on the next free connection "
-                    "in turn (without it, on the first free one: a few connections, and the "
-                    "server process that holds them, carry nearly all; an experiment, the "
-                    "target stays against the default)")
+                    help="row 5 (both lines): loadgen --spread, each due request on the next "
+                    "free connection in turn (without it, on the first free one: a few "
+                    "connections, and the server process that holds them, carry nearly all; an "
+                    "experiment, the target stays against the default)")
     ap.add_argument("--stall-retries", type=int, default=2,
                     help="repeat a latency round whose generator stalled at most this many "
                     "times (default 2)")
@@ -1474,7 +1474,7 @@ def main():
             p99_row(f"cold /v1/verify p99 at half its peak ({rate}/s) vs the bare loop's "
                     f"per-chain p99 at half its own ({ref_rate}/s), shared cores", "cold_p99",
                     (lambda: loadgen_split(coldcert.api_port, *cold_body, "--connections", 64,
-                                           "--rate", rate, duration=d5, warmup=warm5,
+                                           "--rate", rate, *spread, duration=d5, warmup=warm5,
                                            trace=trace("certregd-cold"), look_in_warmup=True),
                      "tick_lost_us"),
                     (bare_loop, "lost_us"), rate=rate, peer_rate=ref_rate, shared_cores=True)
