@@ -365,7 +365,8 @@ def loadgen_split(port, *args, duration, warmup=1.0, trace=None, look_in_warmup=
     """loadgen() with, in its "split", how the server's processes shared
     its connections half-way through (LOOK_IN_WARMUP: half-way through the
     warm-up, so that ss runs in no measured second: for a side whose peer
-    is not looked at): the number each process held, most first (ss -tnp). certregd's workers each have a SO_REUSEPORT socket
+    is not looked at): the number each process held, most first (ss
+    -tnp). certregd's workers each have a SO_REUSEPORT socket
     and the kernel hashes connections over them; nginx's share one socket
     and take what they win. With TRACE (a path), loadgen's --trace too,
     and in "tail" what it says of the round's slowest requests and how
