@@ -563,11 +563,10 @@ def budget_row(what, ours, theirs, target, better="higher", unit="req/s", key="r
     judged only when every round of both sides measured the budget; else
     the row is a report and its note says why."""
     bad = [r["verdict"] for r in ours + theirs if r.get("verdict")]
-    o, t = [r[key] for r in ours], [r[key] for r in theirs]
-    mo, mt = statistics.median(o), statistics.median(t)
+    mo = statistics.median(r[key] for r in ours)
+    mt = statistics.median(r[key] for r in theirs)
     row = make_row(what, mo, mt, None if bad else target, better, unit,
-                   ratio=paired_ratio(o, t), ratio_of_medians=mo / mt,
-                   rounds_certregd=o, rounds_peer=t,
+                   rounds_certregd=[r[key] for r in ours], rounds_peer=[r[key] for r in theirs],
                    budget_cores=budget_cores, cpu_certregd=[r["cpu"] for r in ours],
                    cpu_peer=[r["cpu"] for r in theirs], **extra)
     if bad:
@@ -834,14 +833,11 @@ TARGETS = {
 STALL_SHARE = 0.005
 
 
-def make_row(what, certregd, peer, target, better="higher", unit="req/s", ratio=None,
-             **extra):
-    """One line of the table: certregd's figure, its peer's, their ratio
-    (RATIO when given: paired_ratio()'s, for rows of rounds) and whether it
-    meets TARGET (None: reported, no target). "pass" is the key
+def make_row(what, certregd, peer, target, better="higher", unit="req/s", **extra):
+    """One line of the table: certregd's figure, its peer's, their ratio and
+    whether it meets TARGET (None: reported, no target). "pass" is the key
     results.json had before "met"; both are kept."""
-    if ratio is None:
-        ratio = certregd / peer if peer else None
+    ratio = certregd / peer if peer else None
     if target is None or ratio is None:
         met = None
     elif better == "higher":
@@ -851,18 +847,6 @@ def make_row(what, certregd, peer, target, better="higher", unit="req/s", ratio=
     return {"what": what, "certregd": certregd, "peer": peer, "ratio": ratio,
             "target": "report" if target is None else target, "better": better,
             "met": met, "pass": met, "unit": unit, **extra}
-
-
-def paired_ratio(ours, theirs):
-    """The ratio of a throughput row: the median of each round's ratio to
-    the peer's round run next to it (OURS[i] / THEIRS[i]). A pair shares
-    the host's state of that minute, which moves a round by a third or
-    more; the ratio of the two sides' medians can pair certregd's round of
-    one minute with the peer's of another (2026-12-06 06:28, /v1/auth:
-    rounds 86,351 / 112,708, 65,209 / 114,386 and 70,290 / 57,200, each
-    side's median 70,290 against 112,708, 0.62; the pairs 0.77, 0.57 and
-    1.23, their median 0.77)."""
-    return statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
 
 
 def stall_share(result, lost_key, duration):
@@ -939,9 +923,7 @@ def table_lines(rows):
     judged = [r for r in rows if r["met"] is not None]
     lines.append(f"{sum(r['met'] for r in judged)} of {len(judged)} targets met; "
                  f"{sum(r.get('repeated', 0) for r in rows)} latency round(s) repeated "
-                 f"because the generator stalled (lost {STALL_SHARE:.1%} of a round or more); "
-                 "a req/s line's ratio is the median of its rounds' ratios to the peer's "
-                 "round beside each, a latency line's the ratio of the medians")
+                 f"because the generator stalled (lost {STALL_SHARE:.1%} of a round or more)")
     return lines
 
 
@@ -1129,8 +1111,7 @@ def main():
         rows = []
 
         def ab(name, ours, theirs, target, unit="req/s"):
-            """A/B alternating rounds, judged by paired_ratio(); returns the
-            median of each side (row 5's peaks)."""
+            """A/B alternating rounds; median of each side."""
             o, t = [], []
             for _ in range(a.rounds):
                 o.append(ours()["rps"])
@@ -1138,15 +1119,12 @@ def main():
             return ratio_row(name, o, t, target, unit)
 
         def ratio_row(name, o, t, target, unit="req/s", **extra):
-            """The row of rounds O (certregd) and T (its peer, round i of each
-            run one after the other): each side's median and paired_ratio();
+            """The row of rounds O (certregd) and T (its peer): medians, ratio;
             it meets TARGET at or above it."""
             mo, mt = statistics.median(o), statistics.median(t)
-            rows.append(make_row(name, mo, mt, target, "higher", unit, ratio=paired_ratio(o, t),
-                                 ratio_of_medians=mo / mt, rounds_certregd=o, rounds_peer=t,
-                                 **extra))
-            log(f"{name}: certregd {mo:.0f} vs {mt:.0f}, rounds' ratios "
-                f"{' '.join(f'{x / y:.2f}' for x, y in zip(o, t))}: {rows[-1]['ratio']:.2f}x "
+            rows.append(make_row(name, mo, mt, target, "higher", unit, rounds_certregd=o,
+                                 rounds_peer=t, **extra))
+            log(f"{name}: certregd {mo:.0f} vs {mt:.0f} = {mo / mt:.2f}x "
                 + (f"(target {target}x)" if target is not None else "(report)"))
             return mo, mt
 
@@ -1324,13 +1302,16 @@ def main():
                     TARGETS["cold"][0], budget_cores=a.budget))
                 mbc, mbr = rows[-1]["certregd"], rows[-1]["peer"]
                 log(f"cold verify, budget of {budget_text}: {mbc:.0f} vs reference {mbr:.0f} "
-                    f"= {rows[-1]['ratio']:.2f}x")
-            mc, mr = ratio_row("cold /v1/verify req/s vs parse+X509_verify_cert loop "
-                               f"({NPROC} processes), shared cores, generator on them",
-                               c, r, None if budget else TARGETS["cold"][0],
-                               cpu_certregd=cpu_c, cpu_peer=cpu_r, shared_cores=True)
+                    f"= {mbc / mbr:.2f}x")
+            mc, mr = statistics.median(c), statistics.median(r)
+            rows.append(make_row("cold /v1/verify req/s vs parse+X509_verify_cert loop "
+                                 f"({NPROC} processes), shared cores, generator on them",
+                                 mc, mr, None if budget else TARGETS["cold"][0],
+                                 rounds_certregd=c, rounds_peer=r, cpu_certregd=cpu_c,
+                                 cpu_peer=cpu_r, shared_cores=True))
             if not budget:
                 rows[-1]["note"] = shared_cores_note(no_budget)
+            log(f"cold verify, shared cores: {mc:.0f} vs reference {mr:.0f} = {mc / mr:.2f}x")
             first = loadgen(cold.api_port, *cold_body, "--connections", 32, duration=d)["rps"]
             rows.append(make_row("first-login /v1/verify req/s (no caches: engine + decide() "
                                  "in PostgreSQL) vs the same loop", first, mr, None))
