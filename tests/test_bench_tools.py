@@ -610,7 +610,7 @@ def test_a_budgeted_row_refuses_a_target_when_a_round_did_not_measure_the_budget
     assert starved["note"] == ("not judged (1 round(s) did not measure the budget): the "
                                "generator used 1.40 of the 1.5 cores outside the budget")
     lines = bench_run.table_lines([ok, starved])
-    assert re.search(r"1\.67  >= 1\.50  PASS", lines[1]), lines[1]
+    assert re.search(r"1\.67  1\.57-1\.80  >= 1\.50  PASS", lines[1]), lines[1]
     assert re.search(r"report   report", lines[2]), lines[2]
     assert lines[3] == "  " + starved["note"]
     assert lines[-1].startswith("1 of 1 targets met")
@@ -972,14 +972,44 @@ def test_every_line_of_the_table_is_a_ratio_against_its_target():
     assert rows[4]["target"] == "report"
     lines = bench_run.table_lines(rows)
     assert len(lines) == 1 + len(rows) + 1
-    for line, want in zip(lines[1:], [r"1\.20  >= 1\.10  PASS    1$",
-                                      r"0\.90  >= 0\.90  FAIL    1$",
-                                      r"0\.90  <= 1\.00  PASS    1, 2 repeated$",
-                                      r"1\.11  <= 1\.10  FAIL    1, 1 stalled counted$",
-                                      r"1\.10  report   report  1$"]):
+    for line, want in zip(lines[1:], [r" 1\.20 +>= 1\.10  PASS    1$",
+                                      r" 0\.90 +>= 0\.90  FAIL    1$",
+                                      r" 0\.90 +<= 1\.00  PASS    1, 2 repeated$",
+                                      r" 1\.11 +<= 1\.10  FAIL    1, 1 stalled counted$",
+                                      r" 1\.10 +report   report  1$"]):
         assert re.search(want, line), line
     assert lines[-1].startswith("2 of 4 targets met; 2 latency round(s) repeated")
     json.dumps(rows)  # results.json takes them as they are
+
+
+def test_a_line_of_rounds_gives_its_ratio_a_90_percent_interval_over_the_pairs():
+    """A req/s line judged on the ratio of its medians shows how far the
+    pairs of rounds let that ratio move; a line's own interval (rows 5
+    and 7 compute theirs) is kept."""
+    row = bench_run.make_row("keep-alive", 950, 1000, 0.9,
+                             rounds_certregd=[900, 950, 1000, 600, 1200, 980],
+                             rounds_peer=[1000, 1000, 1000, 1000, 1000, 1000])
+    lo, hi = row["interval90"]
+    assert lo < row["ratio"] < hi and lo >= 0.6 and hi <= 1.2
+    assert re.search(r" 0\.95 +\d\.\d\d-\d\.\d\d  >= 0\.90  PASS    6$",
+                     bench_run.table_lines([row])[1])
+    kept = bench_run.make_row("p99", 1, 1, 1.0, "lower", "us", interval90=[0.5, 2.0],
+                              rounds_certregd=[1, 2], rounds_peer=[2, 1])
+    assert kept["interval90"] == [0.5, 2.0]
+    assert "interval90" not in bench_run.make_row("one round", 1, 1, 1.0,
+                                                  rounds_certregd=[1], rounds_peer=[1])
+
+
+def test_rounds_in_turn_put_each_side_as_often_first_as_second():
+    """in_turn(): A B, B A, A B, ... (every step of a round, reversed in odd
+    rounds), each step told its round."""
+    seen = []
+    bench_run.in_turn(4, lambda i: seen.append(("A", i)), lambda i: seen.append(("B", i)))
+    assert "".join(x for x, _ in seen) == "ABBAABBA"
+    assert [i for _, i in seen] == [0, 0, 1, 1, 2, 2, 3, 3]
+    seen.clear()
+    bench_run.in_turn(2, *(lambda i, x=x: seen.append(x) for x in "ABCD"))
+    assert "".join(seen) == "ABCDDCBA"
 
 
 PERF_SCRIPT = """\

@@ -838,6 +838,10 @@ def make_row(what, certregd, peer, target, better="higher", unit="req/s", **extr
     whether it meets TARGET (None: reported, no target). "pass" is the key
     results.json had before "met"; both are kept."""
     ratio = certregd / peer if peer else None
+    o, t = extra.get("rounds_certregd"), extra.get("rounds_peer")
+    if ("interval90" not in extra and o and t and len(o) == len(t) > 1
+            and all(x > 0 for x in t)):
+        extra["interval90"] = list(bootstrap_median_ratio(o, t))
     if target is None or ratio is None:
         met = None
     elif better == "higher":
@@ -891,6 +895,17 @@ def alternating_rounds(sides, duration, rounds, retries):
     return results, repeated, kept
 
 
+def in_turn(rounds, *steps):
+    """ROUNDS rounds of STEPS (each called with the round's index), in the
+    order of STEPS in even rounds and reversed in odd ones (A B, B A, ...):
+    with an even ROUNDS a drift of the machine falls on every step alike,
+    and round i of each side ran beside the other's (the pair
+    bootstrap_median_ratio() resamples)."""
+    for i in range(rounds):
+        for step in (steps if i % 2 == 0 else reversed(steps)):
+            step(i)
+
+
 def target_text(row):
     if row["target"] == "report":
         return "report"
@@ -903,20 +918,21 @@ def table_lines(rows):
     row with a "note" (why its target was not judged, or judged on the
     shared cores), the note."""
     width = max([len(r["what"]) for r in rows] + [11])
-    lines = [f"{'measurement':<{width}} {'certregd':>9} {'peer':>9} {'ratio':>6}  "
-             f"{'target':<7}  result  rounds"]
+    lines = [f"{'measurement':<{width}} {'certregd':>9} {'peer':>9} {'ratio':>6} "
+             f"{'90 % int.':>10}  {'target':<7}  result  rounds"]
     for r in rows:
         ours = "" if r["certregd"] is None else f"{r['certregd']:.0f}"
         note = r.get("note")
         peer = "" if r["peer"] is None else f"{r['peer']:.0f}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        interval = "-".join(f"{x:.2f}" for x in r["interval90"]) if r.get("interval90") else ""
         verdict = {True: "PASS", False: "FAIL", None: "report"}[r["met"]]
         rounds = str(len(r.get("rounds_certregd") or [1]))
         if r.get("repeated"):
             rounds += f", {r['repeated']} repeated"
         if r.get("stalled_counted"):
             rounds += f", {r['stalled_counted']} stalled counted"
-        lines.append(f"{r['what']:<{width}} {ours:>9} {peer:>9} {ratio:>6}  "
+        lines.append(f"{r['what']:<{width}} {ours:>9} {peer:>9} {ratio:>6} {interval:>10}  "
                      f"{target_text(r):<7}  {verdict:<6}  {rounds}")
         if note:
             lines.append(f"  {note}")
@@ -931,8 +947,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=2_000_000)
     ap.add_argument("--certs", type=int, default=2000)
-    ap.add_argument("--duration", type=float, default=6.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=4.0,
+                    help="the length of a req/s round (default 4 s)")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="rounds of each side in the req/s rows, in turn (A B, B A, ...): an "
+                    "even number, or 1 (default 6)")
     ap.add_argument("--idle", type=int, default=10_000)
     ap.add_argument("--p99-pairs", type=int, default=24,
                     help="rounds of each database in the 2M-vs-10k p99 row, one at a "
@@ -942,6 +961,8 @@ def main():
                     "(default 12)")
     ap.add_argument("--p99-seconds", type=float, default=2.0,
                     help="the length of a row 5 round (default 2 s)")
+    ap.add_argument("--pair-seconds", type=float, default=3.0,
+                    help="the length of a row 7 round (default 3 s)")
     ap.add_argument("--workers", default="auto", type=workers_arg,
                     help="certregd's `workers` (default auto: one per core)")
     ap.add_argument("--perf", action="store_true",
@@ -980,9 +1001,12 @@ def main():
     a = ap.parse_args()
     if a.stall_retries < 0:
         ap.error("--stall-retries: want 0 or more")
-    if a.p99_rounds < 2 or a.p99_rounds % 2 or a.p99_seconds <= 0:
-        ap.error("--p99-rounds, --p99-seconds: want an even number of rounds (each side as "
-                 "often first as last) of more than 0 s")
+    if a.rounds < 1 or (a.rounds > 1 and a.rounds % 2) or a.duration <= 0:
+        ap.error("--rounds, --duration: want 1 or an even number of rounds (each side as "
+                 "often first as second) of more than 0 s")
+    if a.p99_rounds < 2 or a.p99_rounds % 2 or a.p99_seconds <= 0 or a.pair_seconds <= 0:
+        ap.error("--p99-rounds, --p99-seconds, --pair-seconds: want an even number of rounds "
+                 "(each side as often first as last) of more than 0 s")
     if not 0 <= a.budget <= 1:
         ap.error("--budget: want 0 (none) or a share of one vCPU up to 1")
     if not 0 <= a.budget_cpu < NPROC:
@@ -995,6 +1019,7 @@ def main():
     if a.quick:
         a.keys, a.certs, a.duration, a.rounds, a.idle = 10_000, 500, 2.0, 1, 2000
         a.p99_pairs, a.sm2_certs, a.p99_rounds, a.p99_seconds = 4, 50, 2, 1.0
+        a.pair_seconds = 2.0
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop_on_signal)
     for tool in (LOADGEN, VERIFY_REF, STALLPROBE, BUILD / "certregd"):
@@ -1111,11 +1136,10 @@ def main():
         rows = []
 
         def ab(name, ours, theirs, target, unit="req/s"):
-            """A/B alternating rounds; median of each side."""
+            """Alternating rounds (in_turn()); median of each side."""
             o, t = [], []
-            for _ in range(a.rounds):
-                o.append(ours()["rps"])
-                t.append(theirs()["rps"])
+            in_turn(a.rounds, lambda i: o.append(ours()["rps"]),
+                    lambda i: t.append(theirs()["rps"]))
             return ratio_row(name, o, t, target, unit)
 
         def ratio_row(name, o, t, target, unit="req/s", **extra):
@@ -1280,20 +1304,25 @@ def main():
                 return r
 
             bc, br, cpu_c, cpu_r = [], [], [], []
-            for _ in range(a.rounds):
+
+            def shared_certregd(i):
                 # Who uses the machine in a shared-cores round: certregd, the
                 # generator, PostgreSQL, and the kernel's softirq (loopback TCP).
                 x = accounted(cold_run, None, coldcert.pids(), pg_pids())
                 c.append(x["rps"])
                 cpu_c.append(x["cpu"])
                 log(f"  shared cores, certregd {x['rps']:.0f} req/s: {cpu_text(x['cpu'])}")
+
+            def shared_loop(i):
                 x = accounted(ref_run)
                 r.append(x["rps"])
                 cpu_r.append(x["cpu"])
                 log(f"  shared cores, loop {x['rps']:.0f} chains/s: {cpu_text(x['cpu'])}")
-                if budget:
-                    bc.append(budgeted(cold_run, coldcert))
-                    br.append(budgeted(lambda: ref_run(budget.peer_preexec)))
+
+            in_turn(a.rounds, shared_certregd, shared_loop, *(
+                (lambda i: bc.append(budgeted(cold_run, coldcert)),
+                 lambda i: br.append(budgeted(lambda: ref_run(budget.peer_preexec))))
+                if budget else ()))
             profile_report(prof)
             if budget:
                 rows.append(budget_row(
@@ -1505,7 +1534,7 @@ def main():
             # "stalled", and the rule decided nothing (docs/PERFORMANCE.md).
             rate = round(first / 4)
             samples = [work / "samples-big.txt", work / "samples-small.txt"]
-            pair_s = max(2.0, d / 2)
+            pair_s = a.pair_seconds
 
             def keys_round(port, path):
                 # No cache to fill on these instances: half a second of
@@ -1590,7 +1619,8 @@ def main():
             seen = [loadgen(coldcert.api_port, *cold_ok, duration=d / 2)["rps"]
                     for _ in range(3)]
             o, t, cpu_o, cpu_t, bo, bt = [], [], [], [], [], []
-            for i in range(a.rounds):
+
+            def shared_signed(i):
                 pool = premade(work / "certs", 1.5 * max(seen + t) * (d + 1) + 1000, f"ec-{i}")
                 x = accounted(lambda: loadgen(coldcert.api_port, *signed, "--once", pool,
                                               duration=d), None, coldcert.pids(), pg_pids())
@@ -1598,26 +1628,29 @@ def main():
                 cpu_o.append(x["cpu"])
                 log(f"  signed ECDSA {x['rps']:.0f} req/s: {cpu_text(x['cpu'])}")
                 pool.unlink()
+
+            def shared_cold(i):
                 x = accounted(lambda: loadgen(coldcert.api_port, *cold_ok, duration=d), None,
                               coldcert.pids(), pg_pids())
                 t.append(x["rps"])
                 cpu_t.append(x["cpu"])
                 log(f"  cold verify {x['rps']:.0f} req/s: {cpu_text(x['cpu'])}")
-                if budget:
-                    # Both sides are this daemon, in the same budget; the
-                    # consume's transaction in PostgreSQL is outside it, as
-                    # the database host is in production (the SM2 row's
-                    # rule). On the shared cores the backends took a fifth
-                    # of the machine from the daemon during the signed
-                    # rounds and none during the cold ones. The cold round
-                    # goes first: its rate sizes the signed round's pool,
-                    # no larger than it needs (loadgen reads the pool
-                    # inside the round's CPU accounting).
-                    bt.append(budgeted(lambda: loadgen(coldcert.api_port, *cold_ok,
-                                                       duration=d), coldcert))
-                    bo.append(budgeted_signed(
-                        work / "certs", 1.5 * max(r["rps"] for r in bt) * (d + 1) + 1000,
-                        f"ec-b{i}"))
+
+            # Both budgeted sides are this daemon, in the same budget; the
+            # consume's transaction in PostgreSQL is outside it, as the
+            # database host is in production (the SM2 row's rule). On the
+            # shared cores the backends took a fifth of the machine from the
+            # daemon during the signed rounds and none during the cold ones.
+            # The fastest cold round so far of the same kind (the warm-up's,
+            # on the shared cores) sizes a signed round's pool, no larger
+            # than it needs (loadgen reads the pool inside the round's CPU
+            # accounting): the first round's budgeted cold round runs first.
+            in_turn(a.rounds, shared_signed, shared_cold, *(
+                (lambda i: bt.append(budgeted(lambda: loadgen(
+                    coldcert.api_port, *cold_ok, duration=d), coldcert)),
+                 lambda i: bo.append(budgeted_signed(
+                     work / "certs", 1.5 * max(r["rps"] for r in bt) * (d + 1) + 1000,
+                     f"ec-b{i}"))) if budget else ()))
             if budget:
                 rows.append(budget_row(
                     "/v1/login/signed ECDSA P-256 req/s vs cold /v1/verify (same certificates), "
@@ -1640,22 +1673,25 @@ def main():
                     sm2 / "bodies.txt", "--connections", 32, *ok, duration=d / 2)
             o, t, bo, bt = [], [], [], []
             secs = max(1, round(d / 2))
-            for i in range(a.rounds):
-                t.append(openssl_speed_sm2(secs))
+
+            def shared_sm2(i):
                 pool = premade(sm2, 0.75 * max(t) * (d + 1) + 500, f"sm2-{i}")
                 # --perf: the first round's workers (perf-login-sm2.txt).
                 prof = profile("login-sm2", coldcert, d / 2) if i == 0 else None
                 o.append(loadgen(coldcert.api_port, *signed, "--once", pool, duration=d)["rps"])
                 profile_report(prof)
                 pool.unlink()
-                if budget:
-                    # The same budget for the daemon's workers and openssl's
-                    # processes; the consume's transaction in PostgreSQL is
-                    # outside it (recorded in each round's cpu), as the
-                    # database host is in production.
-                    bt.append(budgeted(lambda: {"rps": openssl_speed_sm2(
-                        secs, elapsed=True, preexec=budget.peer_preexec)}))
-                    bo.append(budgeted_signed(sm2, 0.75 * max(t) * (d + 1) + 500, f"sm2-b{i}"))
+
+            # The same budget for the daemon's workers and openssl's
+            # processes; the consume's transaction in PostgreSQL is outside
+            # it (recorded in each round's cpu), as the database host is in
+            # production. The fastest `openssl speed` round so far sizes a
+            # signed round's pool: the first round runs it first.
+            in_turn(a.rounds, lambda i: t.append(openssl_speed_sm2(secs)), shared_sm2, *(
+                (lambda i: bt.append(budgeted(lambda: {"rps": openssl_speed_sm2(
+                    secs, elapsed=True, preexec=budget.peer_preexec)})),
+                 lambda i: bo.append(budgeted_signed(sm2, 0.75 * max(t) * (d + 1) + 500,
+                                                     f"sm2-b{i}"))) if budget else ()))
             if budget:
                 rows.append(budget_row(
                     "/v1/login/signed SM2 req/s vs openssl speed -elapsed sm2 verify/s, the "
@@ -1700,6 +1736,7 @@ def main():
         "certregd_workers": a.workers,
         "keys": a.keys, "certs": a.certs, "duration_s": a.duration, "rounds": a.rounds,
         "p99_rounds": a.p99_rounds, "p99_seconds": a.p99_seconds,
+        "pair_seconds": a.pair_seconds,
         "total_s": round(time.monotonic() - t_start),
         "host_stalls": stalls,
         "postgresql": {k: v for k, v in pg_log.items() if k != "since"},
@@ -1714,8 +1751,9 @@ def main():
              f"kernel {machine['kernel']}; certregd workers = {a.workers}, nginx "
              "worker_processes auto",
              f"dataset: {a.keys} keys; {a.certs} distinct client certificates; "
-             f"{a.rounds} round(s) of {a.duration:g} s, median (row 5: {a.p99_rounds} of "
-             f"{a.p99_seconds:g} s; row 7: {a.p99_pairs} pairs pooled); "
+             f"{a.rounds} round(s) of {a.duration:g} s, in turn (A B, B A, ...), median and its "
+             f"90 % interval (row 5: {a.p99_rounds} of {a.p99_seconds:g} s; row 7: "
+             f"{a.p99_pairs} pairs of {a.pair_seconds:g} s pooled); "
              f"total {machine['total_s']} s",
              "host stalls (stallprobe, idle machine, gaps over 0.5 ms): " + "; ".join(
                  f"{r['when']} {r['gaps_per_s']:.1f}/s, longest {r['longest_us'] / 1000:.1f} ms, "
