@@ -6,9 +6,10 @@ gen_dataset.sql: 16 offices, 8,000 units, --keys keys), a test PKI and
 --certs distinct client certificates bound to units, three certregd (warm:
 default caches; cold: verified-result and association caches off, on the
 big and on a 10,000-key database), and nginx with `ssl_verify_client on`
-on the same certificates. Then measures with build/bench/loadgen, A/B
-alternating and taking the median (the 2M-vs-10k p99: many short rounds
-of each database, alternating, pooled), and prints the table of
+on the same certificates. Then measures with build/bench/loadgen, the
+sides in turn (A B, B A, ...), taking each side's median and a 90 %
+interval of their ratio over the pairs of rounds (the 2M-vs-10k p99: many
+short rounds of each database, in turn, pooled), and prints the table of
 docs/PERFORMANCE.md (also written to build/bench/results.txt and .json):
 every line a ratio of certregd to
 a peer measured in the same run, its target (issue 34; TARGETS) and
