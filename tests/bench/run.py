@@ -873,6 +873,17 @@ def unstalled(measure, lost_key, duration, retries):
     return best, len(tries) - 1, True
 
 
+def in_turn(rounds, *steps):
+    """ROUNDS rounds of STEPS (each called with the round's index), in the
+    order of STEPS in even rounds and reversed in odd ones (A B, B A, ...):
+    with an even ROUNDS a drift of the machine falls on every step alike,
+    and round i of each side ran beside the other's (the pair
+    bootstrap_median_ratio() resamples)."""
+    for i in range(rounds):
+        for step in (steps if i % 2 == 0 else reversed(steps)):
+            step(i)
+
+
 def alternating_rounds(sides, duration, rounds, retries):
     """ROUNDS rounds of each of SIDES, (measure, lost_key) each, one side at
     a time, in the order A B C, C B A, A B C, ...: a drift of the machine
@@ -885,26 +896,19 @@ def alternating_rounds(sides, duration, rounds, retries):
     the rounds counted stalled all the same."""
     n = len(sides)
     results, repeated, kept = [[] for _ in sides], [0] * n, [0] * n
-    for i in range(rounds):
-        for side in (range(n) if i % 2 == 0 else reversed(range(n))):
+
+    def step(side):
+        def one_round(i):
             measure, lost_key = sides[side]
             r, again, stalled = unstalled(measure, lost_key, duration,
                                           min(retries, rounds - repeated[side]))
             results[side].append(r)
             repeated[side] += again
             kept[side] += stalled
+        return one_round
+
+    in_turn(rounds, *(step(side) for side in range(n)))
     return results, repeated, kept
-
-
-def in_turn(rounds, *steps):
-    """ROUNDS rounds of STEPS (each called with the round's index), in the
-    order of STEPS in even rounds and reversed in odd ones (A B, B A, ...):
-    with an even ROUNDS a drift of the machine falls on every step alike,
-    and round i of each side ran beside the other's (the pair
-    bootstrap_median_ratio() resamples)."""
-    for i in range(rounds):
-        for step in (steps if i % 2 == 0 else reversed(steps)):
-            step(i)
 
 
 def target_text(row):
