@@ -51,6 +51,24 @@ else
 	daemon_user=""
 fi
 
+# As root the cluster and certregd run as nobody, who must be able to reach
+# the demo's directory. A checkout in root's home (mode 700 on Debian) is out
+# of its reach: then the demo's files go to a private directory under /tmp,
+# removed when the demo stops. A CERTREG_DEMO_DIR out of reach is an error.
+tmp_run=""
+mkdir -p "$(dirname "$run")"
+if ! as_owner test -x "$(dirname "$run")"; then
+	if [ -n "${CERTREG_DEMO_DIR:-}" ]; then
+		echo "demo: error: CERTREG_DEMO_DIR=$run: user nobody cannot reach" \
+			"$(dirname "$run") (a private directory on its path?)" >&2
+		exit 1
+	fi
+	tmp_run=$(mktemp -d /tmp/certreg-demo.XXXXXX)
+	echo "demo: user nobody cannot reach $top (a private home directory?);" \
+		"the demo's files are in $tmp_run instead, removed when it stops"
+	run=$tmp_run
+fi
+
 daemon_pid=""
 stop_pg() { as_owner "$pgbin/pg_ctl" -D "$run/pg/data" -m fast stop >/dev/null 2>&1 || true; }
 # certregd first (SIGTERM drains and exits), then the cluster it uses.
@@ -61,6 +79,7 @@ stop_all() {
 		daemon_pid=""
 	fi
 	stop_pg
+	[ -z "$tmp_run" ] || rm -rf "$tmp_run"
 }
 
 # From here on every way out stops what was started (the EXIT trap also
@@ -69,8 +88,12 @@ trap 'stop_all' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-[ -f "$run/pg/data/postmaster.pid" ] && stop_pg
-rm -rf "$run"
+# The checkout's run/ is emptied; a fresh mktemp directory is used as it
+# is (removing and recreating a name under /tmp would let another user take it).
+if [ -z "$tmp_run" ]; then
+	[ -f "$run/pg/data/postmaster.pid" ] && stop_pg
+	rm -rf "$run"
+fi
 mkdir -p "$run/pg/sock" "$run/crl"
 chmod 755 "$run"
 

@@ -150,6 +150,52 @@ def test_demo_is_up_only_when_it_answers_and_ctrl_c_stops_everything(demo):
     demo.assert_stopped()
 
 
+as_root = pytest.mark.skipif(os.geteuid() != 0,
+                             reason="as root only: the demo runs its cluster as nobody")
+
+
+@as_root
+def test_a_checkout_in_a_private_home_runs_the_demo_under_tmp(demo):
+    """`make run` as root from a checkout in root's home (mode 700 on
+    Debian): nobody, who runs the cluster and certregd, cannot reach the
+    checkout's run/, so the demo runs in a private directory under /tmp and
+    removes it when it stops; nothing is written into the checkout."""
+    home = Path(tempfile.mkdtemp(prefix="certreg-home-"))  # mode 700
+    try:
+        checkout = home / "certreg"
+        (checkout / "scripts").mkdir(parents=True)
+        (checkout / "tests").mkdir()
+        shutil.copy(DEMO, checkout / "scripts/demo.sh")
+        (checkout / "tests/pki").symlink_to(REPO / "tests/pki")
+        env = dict(demo.env)
+        del env["CERTREG_DEMO_DIR"]
+        p = subprocess.run([str(checkout / "scripts/demo.sh"), "--selftest"], env=env,
+                           capture_output=True, text=True, timeout=300)
+        out = p.stdout + p.stderr
+        assert p.returncode == 0, out
+        assert p.stdout.endswith("demo selftest: passed\n"), out
+        m = re.search(r"the demo's files are in (/tmp/certreg-demo\.\w+) instead", p.stdout)
+        assert m, out
+        assert not Path(m.group(1)).exists()
+        assert not (checkout / "run").exists()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@as_root
+def test_a_demo_dir_nobody_cannot_reach_is_refused_before_anything_starts(demo):
+    private = Path(tempfile.mkdtemp(prefix="certreg-private-"))  # mode 700
+    try:
+        env = dict(demo.env, CERTREG_DEMO_DIR=str(private / "run"))
+        p = subprocess.run([str(DEMO), "--selftest"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert f"CERTREG_DEMO_DIR={private}/run: user nobody cannot reach {private}" in p.stderr
+        assert list(private.iterdir()) == []
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def test_make_run_installs_only_what_building_and_the_demo_need():
     """scripts/deps.sh's run group (what `make run` installs): a compiler and
     the libraries, PostgreSQL, the PKI's and the demo's tools; none of the
