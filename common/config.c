@@ -145,7 +145,6 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
                               size_t errlen);
 static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,
                               uid_t uid, bool secret, char *err, size_t errlen);
-static bool config_url_valid(const char *value);
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
@@ -694,14 +693,8 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
 	return true;
 }
 
-/*
- * A URL the daemon puts into an href for every user (portal_url): only http
- * and https, so no javascript: or data: link, with a host, and none of the
- * characters that could end the attribute or the tag or hide in a log line,
- * even though the page escapes them too. The value is otherwise the
- * operator's to get right.
- */
-static bool config_url_valid(const char *value)
+/* The rule is in config.h. */
+bool config_url_valid(const char *value)
 {
 	const char *host;
 

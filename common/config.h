@@ -108,6 +108,16 @@ void config_verify_settings(const struct config *cfg, struct verify_settings *ou
 bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * A URL the daemon puts into an href or a form's action for every user
+ * (portal_url, return_to and its prefixes): only http and https, so no
+ * javascript: or data: link, with a host, and none of the characters that
+ * could end the attribute or the tag, hide in a log line, or that a browser
+ * drops or reads as '/' (spaces, control characters, backslashes), even
+ * though the page escapes them too.
+ */
+bool config_url_valid(const char *value);
+
 /* Settings that a SIGHUP cannot change (listeners, workers); false with the
  * key named in err when next differs from cur in one of them. */
 bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,

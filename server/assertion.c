@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -249,10 +250,46 @@ static bool assertion_unhex(const char *hex, unsigned char *out, size_t n)
 	return true;
 }
 
+/* The path of an http(s) URL config_url_valid() accepted: from the first
+ * '/' after the host up to the query or fragment; true when no segment of
+ * it is a dot segment in any spelling and it has no encoded '/' or '\'. */
+static bool return_to_path_ok(const char *url)
+{
+	const char *p = strstr(url, "://") + 3;
+
+	p += strcspn(p, "/?#");
+	while (*p == '/') {
+		const char *seg = ++p;
+		int dots = 0;
+
+		p += strcspn(p, "/?#");
+		for (const char *c = seg; c < p;) {
+			if (*c == '.') {
+				dots++;
+				c++;
+			} else if (p - c >= 3 && strncasecmp(c, "%2e", 3) == 0) {
+				dots++;
+				c += 3;
+			} else {
+				dots = 0;
+				break;
+			}
+		}
+		if (dots == 1 || dots == 2)
+			return false;
+		for (const char *c = seg; c + 3 <= p; c++)
+			if (strncasecmp(c, "%2f", 3) == 0 || strncasecmp(c, "%5c", 3) == 0)
+				return false;
+	}
+	return true;
+}
+
 bool assertion_return_to_allowed(const struct config *cfg, const char *url)
 {
 	const char *p = cfg->assertion_return_to;
 
+	if (!config_url_valid(url) || !return_to_path_ok(url))
+		return false;
 	while (p != NULL && *p != '\0') {
 		const char *end = strchr(p, ',');
 		size_t n;
@@ -262,7 +299,8 @@ bool assertion_return_to_allowed(const struct config *cfg, const char *url)
 		n = end != NULL ? (size_t)(end - p) : strlen(p);
 		while (n > 0 && p[n - 1] == ' ')
 			n--;
-		if (n > 0 && strncmp(url, p, n) == 0)
+		if (n > 0 && strncmp(url, p, n) == 0 &&
+		    (strchr("/?&=", p[n - 1]) != NULL || strchr("/?#", url[n]) != NULL))
 			return true;
 		p = end != NULL ? end + 1 : NULL;
 	}

@@ -48,7 +48,16 @@ bool assertion_make_nonce(const struct assertion_keys *keys);
 #define ASSERTION_NONCE_RULE "nonce must be 1 to 256 printable characters"
 bool assertion_nonce_ok(const char *nonce);
 
-/* Whether url starts with one of cfg's return_to prefixes. */
+/*
+ * Whether a browser sent to url stays under one of cfg's return_to
+ * prefixes: url is a valid URL (config_url_valid), starts with the prefix,
+ * and the prefix ends at a boundary (it ends in '/', '?', '&' or '=', or
+ * what follows starts with '/', '?' or '#'), so that a prefix of a host
+ * alone admits no look-alike host (https://portal.example.gov.cn.evil.example,
+ * ...@evil.example) and /cb no /cbx; and its path has no dot segment in any
+ * spelling (".", "..", "%2e") nor an encoded slash, which a browser or the
+ * portal would resolve to a path outside the prefix.
+ */
 bool assertion_return_to_allowed(const struct config *cfg, const char *url);
 
 #endif

@@ -286,7 +286,8 @@ def test_no_two_assertions_share_an_ecdsa_nonce(certregd, db, pki, tmp_path):
 def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, pki, tmp_path):
     bind(db, pki, "ec-ok")
     key, _ = ec_key(tmp_path)
-    d = certregd(db, assertion=settings(key))
+    host_only = "https://portal3.example.gov.cn"
+    d = certregd(db, assertion=settings(key, return_to=f"{PORTAL}, {host_only}"))
     target = PORTAL + "?state=xyz&lang=zh"
     q = urllib.parse.urlencode({"return_to": target, "nonce": "abc"})
     status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
@@ -302,9 +303,17 @@ def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, p
     status, _, body = tls_get(d, pki, f"/v1/login?{q}", leaf="rsa-ok", accept="text/html")
     assert status == 403 and 'name="assertion"' not in body.decode()
     assert html.escape(target, quote=True) in body.decode()
-    # Anything but a configured prefix: 400, and the URL is never echoed.
+    # A prefix of a host alone admits that host's paths.
+    q = urllib.parse.urlencode({"return_to": host_only + "/cb?x=1", "nonce": "abc"})
+    status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
+    assert status == 200 and 'name="assertion"' in body.decode()
+    # Anything a browser would not resolve under a configured prefix: 400,
+    # and the URL is never echoed (look-alike hosts, userinfo, another
+    # port, a longer last segment, dot segments in any spelling).
     for bad in ("https://evil.example/cb", "https://portal.example.gov.cn.evil.example/",
-                "javascript:alert(1)", PORTAL[:-3]):
+                "javascript:alert(1)", PORTAL[:-3], host_only + ".evil.example/",
+                host_only + "@evil.example/", host_only + ":8443/", PORTAL + "x",
+                PORTAL + "/../../admin", PORTAL + "/%2e%2E/admin", PORTAL + "\\..\\admin"):
         q = urllib.parse.urlencode({"return_to": bad})
         status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
         assert status == 400 and bad.encode() not in body, bad

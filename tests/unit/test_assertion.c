@@ -3,7 +3,8 @@
  * claims, byte for byte, for fixed inputs; the ES256 signature checked by
  * OpenSSL over the signing input; a jti never handed out twice, across
  * the batches its random bytes are drawn in and across fork() (a worker
- * must not repeat its parent's). The daemon-level checks, with an
+ * must not repeat its parent's); return_to admitted only where a browser
+ * stays under a configured prefix. The daemon-level checks, with an
  * independent JOSE library, are tests/test_assertion.py.
  */
 #include <setjmp.h>
@@ -212,12 +213,69 @@ static void test_jti_after_fork(void **state)
 	assert_string_not_equal(parent, child);
 }
 
+/* A browser sent to the URL must stay under a prefix: look-alike hosts,
+ * userinfo, other ports, a longer last segment and dot segments in every
+ * spelling are refused (an attacker's return_to gets the assertion). */
+static void test_return_to_boundaries(void **state)
+{
+	struct config cfg = {0};
+	static const char *const allowed[] = {
+	    "https://portal.example.gov.cn",
+	    "https://portal.example.gov.cn/",
+	    "https://portal.example.gov.cn?x=1",
+	    "https://portal.example.gov.cn/any/path?x=../..",
+	    "https://portal.example.gov.cn#frag",
+	    "https://p2.example/login/callback",
+	    "https://p2.example/login/callback/",
+	    "https://p2.example/login/callback?state=a/../b&lang=zh",
+	    "https://p2.example/login/callback/v2.json",
+	    "https://p2.example/login/callback/...",
+	    "https://p3.example/cb?tenant=7",
+	    "https://p3.example/cb?tenant=77&x=/../",
+	};
+	static const char *const refused[] = {
+	    "https://portal.example.gov.cn.evil.example/",
+	    "https://portal.example.gov.cn@evil.example/",
+	    "https://portal.example.gov.cn:8443/",
+	    "https://portal.example.gov.cn\\@evil.example/",
+	    "https://portal.example.gov.cn/cb/../../admin",
+	    "https://p2.example/login/callbackx",
+	    "https://p2.example/login/callback-evil",
+	    "https://p2.example/login/callback/../../admin",
+	    "https://p2.example/login/callback/./x",
+	    "https://p2.example/login/callback/%2e%2E/admin",
+	    "https://p2.example/login/callback/.%2e",
+	    "https://p2.example/login/callback/..",
+	    "https://p2.example/login/callback/..%2fadmin",
+	    "https://p2.example/login/callback/%5C..",
+	    "https://p2.example/login/callback/x y",
+	    "https://p2.example/login/callback/\t../admin",
+	    "http://p2.example/login/callback",
+	    "javascript:alert(1)//https://portal.example.gov.cn",
+	    "",
+	};
+
+	(void)state;
+	cfg.assertion_return_to =
+	    "https://portal.example.gov.cn, https://p2.example/login/callback "
+	    ",https://p3.example/cb?tenant=";
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (!assertion_return_to_allowed(&cfg, allowed[i]))
+			fail_msg("refused: %s", allowed[i]);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (assertion_return_to_allowed(&cfg, refused[i]))
+			fail_msg("allowed: %s", refused[i]);
+	cfg.assertion_return_to = NULL;
+	assert_false(assertion_return_to_allowed(&cfg, "https://portal.example.gov.cn/"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_token_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jti_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jti_after_fork, setup, teardown),
+	    cmocka_unit_test(test_return_to_boundaries),
 	};
 
 	return cmocka_run_group_tests_name("assertion", tests, NULL, NULL);
