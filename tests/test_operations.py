@@ -937,6 +937,33 @@ def test_t_refuses_a_line_too_long_instead_of_splitting_it(certregd, db, tmp_pat
     assert f"{conf}:{line}: line too long" in p.stderr, p.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs another user to hold the lock's name")
+def test_a_user_holding_the_listen_lock_name_does_not_stop_certregd(certregd, db):
+    """Any local user can bind the abstract name @certregd-listen-lock; a
+    holder of another user cannot be a certregd racing into this one's
+    SO_REUSEPORT group, so certregd starts without the lock and says so
+    (review finding, 2026-12-06: before, every start failed while it was
+    held)."""
+    squat = ("import socket, sys, time\n"
+             "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+             "s.bind(b'\\0certregd-listen-lock')\n"
+             "print('held', flush=True)\n"
+             "time.sleep(60)\n")
+    nobody = pwd.getpwnam("nobody")
+    holder = subprocess.Popen(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                               "--clear-groups", "/usr/bin/python3", "-c", squat],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        d = certregd(db)
+        assert d.get("/healthz").status == 200
+        assert ("event=listen_lock_foreign name=@certregd-listen-lock "
+                f"holder_uid={nobody.pw_uid} ") in d.log(), d.log()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_second_daemon_on_the_same_ports_fails_and_the_first_keeps_serving(certregd, db,
                                                                             pki, tmp_path):
     d = certregd(db)
