@@ -67,6 +67,8 @@ if ! as_owner test -x "$(dirname "$run")"; then
 	echo "demo: user nobody cannot reach $top (a private home directory?);" \
 		"the demo's files are in $tmp_run instead, removed when it stops"
 	run=$tmp_run
+	# nobody's programs start where we are, in the checkout it cannot enter.
+	cd /
 fi
 
 daemon_pid=""

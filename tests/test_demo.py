@@ -178,6 +178,7 @@ def test_a_checkout_in_a_private_home_runs_the_demo_under_tmp(demo):
         assert m, out
         assert not Path(m.group(1)).exists()
         assert not (checkout / "run").exists()
+        assert "Permission denied" not in out, out
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
