@@ -7,6 +7,9 @@
  * signed with id-kp-OCSPSigning. OCSP_NOEXPLICIT turns off OpenSSL's
  * "trusted responder" fallback, which would accept any responder under a
  * self-signed issuer.
+ *
+ * Times are compared with the caller's now, never the clock:
+ * OCSP_check_validity would read time() itself.
  */
 #include "ocspmsg.h"
 
@@ -82,6 +85,7 @@ bool ocspmsg_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509
 	X509_STORE *st = NULL;
 	STACK_OF(X509) *certs = NULL;
 	ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+	time_t produced_at;
 	int status, reason, rc;
 	bool ok = false;
 
@@ -132,14 +136,40 @@ bool ocspmsg_check(const unsigned char *der, size_t len, OCSP_REQUEST *req, X509
 		snprintf(err, errlen, "unreadable thisUpdate or nextUpdate");
 		goto fail;
 	}
+	if (!certinfo_asn1_time(OCSP_resp_get0_produced_at(bs), &produced_at)) {
+		snprintf(err, errlen, "unreadable producedAt");
+		goto fail;
+	}
+	if (produced_at > now + skew) {
+		snprintf(err, errlen, "producedAt is in the future");
+		goto fail;
+	}
 	if (out->this_update > now + skew) {
 		snprintf(err, errlen, "thisUpdate is in the future");
+		goto fail;
+	}
+	if (nextupd != NULL && out->next_update < out->this_update) {
+		snprintf(err, errlen, "nextUpdate before thisUpdate");
 		goto fail;
 	}
 	if (nextupd != NULL && out->next_update < now - skew) {
 		snprintf(err, errlen, "expired: nextUpdate has passed");
 		goto fail;
 	}
+	/* No nextUpdate: "newer information is always available" (RFC 6960
+	 * 4.2.2.1), so only a fresh answer is current; an old one, however
+	 * well signed, may predate a revocation (a replay). */
+	if (nextupd == NULL && out->this_update < now - skew - OCSPMSG_NO_NEXT_UPDATE_MAX_AGE) {
+		snprintf(err, errlen, "too old: no nextUpdate and thisUpdate more than %d s ago",
+		         OCSPMSG_NO_NEXT_UPDATE_MAX_AGE + skew);
+		goto fail;
+	}
+	if (nextupd != NULL)
+		out->until = out->next_update;
+	else if (out->this_update + skew < now)
+		out->until = out->this_update + skew + OCSPMSG_NO_NEXT_UPDATE_MAX_AGE;
+	else
+		out->until = now + OCSPMSG_NO_NEXT_UPDATE_MAX_AGE;
 	switch (status) {
 	case V_OCSP_CERTSTATUS_GOOD:
 		out->status = OCSPMSG_GOOD;

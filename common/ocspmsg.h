@@ -5,8 +5,9 @@
  *
  * Owns the rules that make an OCSP answer usable: signed by the issuer or
  * by a responder the issuer certified for OCSP signing (no other trust),
- * about this certificate, current within the clock skew, and echoing the
- * request's nonce when it echoes one. It does no I/O and never reads the
+ * about this certificate, current within the clock skew (without a
+ * nextUpdate: a thisUpdate at most OCSPMSG_NO_NEXT_UPDATE_MAX_AGE old), and
+ * echoing the request's nonce when it echoes one. It does no I/O and never reads the
  * clock; the daemon's revocation.c sends the bytes and keeps the answers.
  */
 #ifndef CERTREG_OCSPMSG_H
@@ -21,6 +22,12 @@
 
 #define OCSPMSG_KEY_LEN 32
 #define OCSPMSG_URL_MAX 256
+/* Seconds an answer without nextUpdate stays current after its thisUpdate
+ * (plus the clock skew), and at most after it was checked. A responder that
+ * gives no nextUpdate says newer status is always available (RFC 6960
+ * 4.2.2.1) and signs each answer as it is asked; one much older than the
+ * ask is a replay, which a nonce cannot catch when none is echoed. */
+#define OCSPMSG_NO_NEXT_UPDATE_MAX_AGE 300
 
 /* One certificate as OCSP names it. */
 struct ocspmsg_id {
@@ -36,6 +43,8 @@ struct ocspmsg_answer {
 	time_t this_update;
 	time_t next_update; /* 0 when the responder gave none */
 	time_t revoked_at;  /* OCSPMSG_REVOKED only */
+	time_t until;       /* current while now < until: nextUpdate, else see
+	                       OCSPMSG_NO_NEXT_UPDATE_MAX_AGE */
 };
 
 /* The id of leaf as issued by issuer; false when out of memory. */
@@ -50,7 +59,8 @@ unsigned char *ocspmsg_request(X509 *leaf, X509 *issuer, bool nonce, OCSP_REQUES
 
 /*
  * Checks the DER answer to req for leaf, issued by issuer, at now with
- * skew seconds of tolerance on thisUpdate and nextUpdate. True with out
+ * skew seconds of tolerance on producedAt, thisUpdate and nextUpdate (and
+ * on the maximum age of a thisUpdate without nextUpdate). True with out
  * filled when the answer is usable (its status may still be unknown);
  * false with the reason in err otherwise.
  */

@@ -71,6 +71,8 @@ struct verify_store {
 	char **known_pem;
 	int *known_pem_len;
 	struct holder_sources *holders;
+	/* {anyPolicy}: the user-initial-policy-set of every run (run_chain). */
+	STACK_OF(ASN1_OBJECT) * any_policy;
 	/* One per configured intermediate: see run_direct. */
 	struct verify_prefix *prefixes;
 	int nprefixes;
@@ -279,6 +281,7 @@ static void run_verify(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
                        time_t now, enum verify_purpose purpose, struct verify_result *out,
                        STACK_OF(X509) * *path);
+static bool direct_policy_free(X509 *leaf);
 static void prefix_check(const struct verify_store *store, struct verify_prefix *p, time_t now);
 static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain);
 static bool store_build_prefixes(struct verify_store *store, time_t now);
@@ -365,6 +368,8 @@ void verify_store_unref(struct verify_store *store)
 	free(store->known_pem_len);
 	free(store->crl_times);
 	certinfo_holder_sources_free(store->holders);
+	/* OBJ_nid2obj's objects are static: only the stack is ours. */
+	sk_ASN1_OBJECT_free(store->any_policy);
 	for (int i = 0; i < store->nprefixes; i++) {
 		X509_STORE_free(store->prefixes[i].direct);
 		sk_X509_CRL_free(store->prefixes[i].signed_crls);
@@ -607,9 +612,11 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->anchors = sk_X509_new_null();
 	store->intermediates = sk_X509_new_null();
 	store->crls = sk_X509_CRL_new_null();
+	store->any_policy = sk_ASN1_OBJECT_new_null();
 	probe = X509_STORE_CTX_new_ex(x509ctx(), NULL);
 	if (store->x509 == NULL || store->anchors == NULL || store->intermediates == NULL ||
-	    store->crls == NULL || probe == NULL) {
+	    store->crls == NULL || store->any_policy == NULL || probe == NULL ||
+	    !sk_ASN1_OBJECT_push(store->any_policy, OBJ_nid2obj(NID_any_policy))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1384,7 +1391,8 @@ static bool path_excluded(STACK_OF(X509) * exclude, X509 *x)
  * intermediate, goes the full way, so every refusal is the full path's.
  * The two runs together check what the full path checks: prefix_plain
  * keeps out what a shorter path could miss (constraints from above the
- * intermediate, path lengths, the purpose and trust of the CAs above it).
+ * intermediate, path lengths, the purpose and trust of the CAs above it),
+ * direct_policy_free a leaf whose policy processing needs the whole path.
  */
 static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X509) * sent,
                        time_t now, enum verify_purpose purpose, struct verify_result *out,
@@ -1393,7 +1401,7 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 	const struct verify_prefix *p = NULL;
 	struct verify_path path = {.keep_chain = reported != NULL};
 
-	if (purpose != VERIFY_PURPOSE_CLIENT)
+	if (purpose != VERIFY_PURPOSE_CLIENT || !direct_policy_free(leaf))
 		return false;
 	for (int i = 0; i < store->nprefixes && p == NULL; i++)
 		if (X509_check_issued(store->prefixes[i].ca, leaf) == X509_V_OK)
@@ -1414,6 +1422,31 @@ static bool run_direct(const struct verify_store *store, X509 *leaf, STACK_OF(X5
 	if (p->until < out->stable_until)
 		out->stable_until = p->until;
 	return true;
+}
+
+/*
+ * Whether the leaf's policy extensions let the direct path decide as the
+ * full path would. There the intermediate is the trust anchor, and the
+ * policy tree (RFC 5280 6.1, OpenSSL's X509_policy_check) leaves the
+ * anchor out: the intermediate's certificatePolicies are not looked at.
+ * prefix_plain keeps policyConstraints, policyMappings and
+ * inhibitAnyPolicy off the intermediate and everything above it, so on
+ * both paths an explicit policy is required only if the leaf itself
+ * requires one, and without that requirement the tree's contents decide
+ * nothing: only a malformed policy extension fails, the leaf's on both
+ * paths, the intermediate's when its own path was checked (prefix_check,
+ * where it is the leaf). A leaf with requireExplicitPolicy would make the
+ * certificatePolicies of the CAs above it decide, which the direct path
+ * does not see; so a leaf with any of the three constraining extensions
+ * goes the full way (the other two act only below the certificate that
+ * carries them, but a client certificate with them is rare enough not to
+ * reason about). certificatePolicies alone, the common case, stays.
+ */
+static bool direct_policy_free(X509 *leaf)
+{
+	return X509_get_ext_by_NID(leaf, NID_policy_constraints, -1) < 0 &&
+	       X509_get_ext_by_NID(leaf, NID_policy_mappings, -1) < 0 &&
+	       X509_get_ext_by_NID(leaf, NID_inhibit_any_policy, -1) < 0;
 }
 
 /* Whether p's intermediate has a good path at now, the time the store is
@@ -1486,7 +1519,11 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509_VERIFY_PARAM *param;
-	unsigned long flags = X509_V_FLAG_X509_STRICT;
+	/* POLICY_CHECK: OpenSSL 3.0 evaluates the RFC 5280 6.1 policy tree
+	 * (certificatePolicies, policyConstraints, policyMappings,
+	 * inhibitAnyPolicy) only with it; without it a CA's
+	 * requireExplicitPolicy or inhibitPolicyMapping is ignored. */
+	unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_POLICY_CHECK;
 	int ret;
 
 	out->has_leaf = certinfo_summarize(leaf, store->holders, now, &out->leaf);
@@ -1527,6 +1564,11 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	                                       : store->max_depth);
 	X509_VERIFY_PARAM_set_auth_level(param, VERIFY_AUTH_LEVEL);
 	X509_VERIFY_PARAM_set_time(param, now);
+	/* RFC 5280 6.1.1 (c): with no preference the user-initial-policy-set
+	 * is any-policy. OpenSSL 3.0 takes an unset set as empty, and then
+	 * refuses every path that requires an explicit policy. */
+	if (!X509_VERIFY_PARAM_set1_policies(param, store->any_policy))
+		goto oom;
 	if (purpose != VERIFY_PURPOSE_ANY &&
 	    !X509_STORE_CTX_set_purpose(ctx, purpose == VERIFY_PURPOSE_CLIENT
 	                                         ? X509_PURPOSE_SSL_CLIENT
@@ -1584,8 +1626,10 @@ oom:
  * - serial numbers positive and at most 20 octets (4.1.2.2), on every
  *   certificate but the anchor;
  * - name constraints only in CA certificates, and critical (4.2.1.10), and
- *   policy constraints critical (4.2.1.11): OpenSSL applies them either way,
- *   but a CA that gets them wrong issues nothing certreg should trust;
+ *   policy constraints critical (4.2.1.11): OpenSSL applies them either way
+ *   (policy constraints because run_chain sets X509_V_FLAG_POLICY_CHECK;
+ *   without that flag OpenSSL 3.0 ignores them), but a CA that gets them
+ *   wrong issues nothing certreg should trust;
  * - for client authentication, a key usage that allows signing: OpenSSL also
  *   accepts keyAgreement alone, which is the encryption half of a
  *   dual-certificate key;

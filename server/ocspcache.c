@@ -99,8 +99,7 @@ void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *
 	s->e.kind = OCSPCACHE_ANSWER;
 	s->e.answer = *answer;
 	s->e.fetched_at = now;
-	s->e.until =
-	    answer->next_update != 0 ? answer->next_update : now + OCSPCACHE_NO_NEXT_UPDATE_TTL;
+	s->e.until = answer->until;
 	r = ocspcache_responder(url);
 	if (r != NULL)
 		r->last_ok = now;

@@ -3,8 +3,9 @@
  *
  * Owns one shared anonymous mapping, made by the supervisor before it forks
  * (like metrics.c's slots) and kept across reloads: a fixed table of
- * verified answers by certificate (ocspmsg_id key), each kept until its
- * nextUpdate, and of failed asks, kept for a short retry pause so that a
+ * verified answers by certificate (ocspmsg_id key), each kept while
+ * ocspmsg_check says it is current (its nextUpdate, or for one without,
+ * OCSPMSG_NO_NEXT_UPDATE_MAX_AGE), and of failed asks, kept for a short retry pause so that a
  * responder that is down costs one attempt per pause and certificate, not
  * one per decision. Also the last success and failure of each responder,
  * for /metrics and /readyz. A robust process-shared mutex guards it: a
@@ -23,8 +24,6 @@
 
 /* Seconds a failed ask is remembered before the responder is asked again. */
 #define OCSPCACHE_RETRY_SECONDS 10
-/* Seconds an answer without nextUpdate is kept. */
-#define OCSPCACHE_NO_NEXT_UPDATE_TTL 300
 
 enum ocspcache_kind { OCSPCACHE_ANSWER, OCSPCACHE_FAILED };
 
@@ -40,7 +39,7 @@ bool ocspcache_init(int entries) __attribute__((warn_unused_result));
 /* True with the entry when key has one that holds at now. */
 bool ocspcache_get(const unsigned char key[OCSPMSG_KEY_LEN], time_t now,
                    struct ocspcache_entry *out);
-/* Keeps an answer (until its nextUpdate) or a failure (until the retry
+/* Keeps an answer (until answer->until) or a failure (until the retry
  * pause ends), and records the responder's success or failure. */
 void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *url, time_t now,
                           const struct ocspmsg_answer *answer);

@@ -18,7 +18,8 @@ What each test guards:
   and /metrics say so;
 - an answer signed by a key the issuer did not authorise, an expired
   answer and a foreign nonce are no usable answer (each beside a control
-  that the same path accepts);
+  that the same path accepts); so is an answer without nextUpdate whose
+  thisUpdate is a year old (a replay), while a fresh one is used;
 - one responder request for many decisions, across workers (shared cache)
   and for concurrent decisions in one worker (one ask);
 - a responder that takes 2 s does not hold up other decisions of the same
@@ -342,6 +343,28 @@ def test_canned_answers(start, opki, responder, case):
         assert "nextUpdate has passed" in d.log()
     if case == "foreign-nonce":
         assert "nonce" in d.log()
+
+
+@pytest.mark.parametrize("case", ["year-old", "fresh"])
+def test_answer_without_next_update_must_be_fresh(start, opki, responder, case):
+    """An answer without nextUpdate says newer status is always available
+    (RFC 6960 4.2.2.1): only a fresh one is current. A properly signed
+    "good" from a year ago, replayed by someone on the path (no nonce
+    echoed, which the daemon accepts from responders that pre-sign), is no
+    usable answer; under require with no CRLs it must not let the login
+    through. A fresh one without nextUpdate is still used."""
+    now = datetime.datetime.now(UTC).replace(microsecond=0)
+    this_update = now - (datetime.timedelta(days=365) if case == "year-old"
+                         else datetime.timedelta(seconds=30))
+    responder.canned = opki.canned("good", this_update, None)
+    d = start("require")
+    got = outcome(d, opki, "good")
+    if case == "year-old":
+        assert got == "CERT_REVOCATION_UNKNOWN"
+        assert "too old: no nextUpdate" in d.log()
+    else:
+        assert got == "KEY_NOT_APPROVED"
+        assert "event=ocsp_answer" in d.log() and "next_update=0" in d.log()
 
 
 def test_one_request_for_many_decisions(start, opki, responder):

@@ -243,8 +243,10 @@ __attribute__((noinline)) static void ocspcost_measure(struct ocspcost_state *s,
  * it there. */
 static void ocspcost_fill_cache(const struct ocspcost_state *s)
 {
-	struct ocspmsg_answer good = {
-	    .status = OCSPMSG_GOOD, .this_update = s->now - 60, .next_update = s->now + 3600};
+	struct ocspmsg_answer good = {.status = OCSPMSG_GOOD,
+	                              .this_update = s->now - 60,
+	                              .next_update = s->now + 3600,
+	                              .until = s->now + 3600};
 
 	for (int i = 0; i < s->n; i++) {
 		struct verify_result vr;

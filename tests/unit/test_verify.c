@@ -1088,6 +1088,151 @@ static void test_name_syntax(void **state)
 	verify_store_unref(store);
 }
 
+/* x with policy extensions added (NULL: none; policies one OID, the others
+ * in OpenSSL's configuration syntax), signed again with issuer_key. */
+static X509 *with_policy(X509 *x, EVP_PKEY *issuer_key, const char *policies,
+                         const char *constraints, const char *mappings)
+{
+	EVP_MD_CTX *m;
+
+	if (policies != NULL) {
+		/* The configuration syntax wants a config database for this one. */
+		CERTIFICATEPOLICIES *pols = CERTIFICATEPOLICIES_new();
+		POLICYINFO *info = POLICYINFO_new();
+
+		assert_non_null(pols);
+		assert_non_null(info);
+		ASN1_OBJECT_free(info->policyid);
+		info->policyid = OBJ_txt2obj(policies, 1);
+		assert_non_null(info->policyid);
+		assert_true(sk_POLICYINFO_push(pols, info));
+		assert_int_equal(X509_add1_ext_i2d(x, NID_certificate_policies, pols, 0, 0), 1);
+		CERTIFICATEPOLICIES_free(pols);
+	}
+	if (constraints != NULL)
+		add_ext(x, NULL, NID_policy_constraints, constraints);
+	if (mappings != NULL)
+		add_ext(x, NULL, NID_policy_mappings, mappings);
+	m = sign_ctx(issuer_key);
+	assert_true(X509_sign_ctx(x, m) > 0);
+	free_sign_ctx(m);
+	return x;
+}
+
+#define POLICY_1 "1.3.6.1.4.1.61178.1.1"
+#define POLICY_2 "1.3.6.1.4.1.61178.1.2"
+
+/*
+ * RFC 5280 6.1 policy processing (OpenSSL 3.0 runs it only with
+ * X509_V_FLAG_POLICY_CHECK): a CA's requireExplicitPolicy makes every
+ * certificate below it need a policy the path agrees on, policyMappings
+ * translate one, inhibitPolicyMapping forbids that. A chain without
+ * constraints is not affected by the leaf's certificatePolicies. The
+ * direct path decides as the full path, also for a leaf that itself
+ * requires an explicit policy under an intermediate with none.
+ */
+static void test_policy(void **state)
+{
+	struct pki *k = &pki;
+	X509 *explicit_int, *nomap_int, *map_int, *map_int_inhibited, *leaf_none, *leaf_p1,
+	    *leaf_p2, *leaf_mapped, *leaf_mapped_inhibited, *leaf_ordinary, *leaf_requires;
+	X509 *anchors[] = {k->rsa_root, NULL};
+	struct verify_store *store, *fast, *full;
+	struct verify_result res;
+
+	(void)state;
+#define CA(cn, issuer, pol, pc, map)                                                               \
+	with_policy(issue(cn, k->rsa_int_key, issuer,                                              \
+	                  issuer == k->rsa_root ? k->rsa_root_key : k->rsa_int_key, T - YEAR,      \
+	                  T + YEAR, P_CA, NULL),                                                   \
+	            issuer == k->rsa_root ? k->rsa_root_key : k->rsa_int_key, pol, pc, map)
+#define POL_LEAF(cn, issuer, pol, pc)                                                              \
+	with_policy(                                                                               \
+	    issue(cn, k->rsa_leaf_key, issuer, k->rsa_int_key, T - DAY, T + YEAR, P_LEAF, NULL),   \
+	    k->rsa_int_key, pol, pc, NULL)
+	explicit_int =
+	    CA("RSA Sub Explicit", k->rsa_root, POLICY_1, "critical,requireExplicitPolicy:0", NULL);
+	nomap_int = CA("RSA Sub Explicit No Mapping", k->rsa_root, POLICY_1,
+	               "critical,requireExplicitPolicy:0,inhibitPolicyMapping:0", NULL);
+	map_int = CA("RSA Sub Mapping", explicit_int, POLICY_1, NULL, POLICY_1 ":" POLICY_2);
+	map_int_inhibited =
+	    CA("RSA Sub Mapping Inhibited", nomap_int, POLICY_1, NULL, POLICY_1 ":" POLICY_2);
+	leaf_none = POL_LEAF("policy-none", explicit_int, NULL, NULL);
+	leaf_p1 = POL_LEAF("policy-1", explicit_int, POLICY_1, NULL);
+	leaf_p2 = POL_LEAF("policy-2", explicit_int, POLICY_2, NULL);
+	leaf_mapped = POL_LEAF("policy-mapped", map_int, POLICY_2, NULL);
+	leaf_mapped_inhibited =
+	    POL_LEAF("policy-mapped-inhibited", map_int_inhibited, POLICY_2, NULL);
+	leaf_ordinary = POL_LEAF("policy-ordinary", k->rsa_int, POLICY_1, NULL);
+	leaf_requires =
+	    POL_LEAF("policy-requires", k->rsa_int, POLICY_1, "critical,requireExplicitPolicy:0");
+#undef CA
+#undef POL_LEAF
+
+	store = make_store(REVOCATION_OFF, anchors, NULL, NULL, -1);
+	/* The review's chain: no certificatePolicies under requireExplicitPolicy. */
+	expect_at(store, SENT(leaf_none, explicit_int), T, VERIFY_PURPOSE_CLIENT,
+	          OUTCOME_CERT_UNTRUSTED, -2, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_NO_EXPLICIT_POLICY);
+	expect(store, SENT(leaf_p2, explicit_int), OUTCOME_CERT_UNTRUSTED, -2);
+	expect(store, SENT(leaf_p1, explicit_int), OUTCOME_OK, -1);
+	/* Mapped from POLICY_1 to POLICY_2, and the same mapping inhibited. */
+	expect(store, SENT(leaf_mapped, map_int, explicit_int), OUTCOME_OK, -1);
+	expect_at(store, SENT(leaf_mapped_inhibited, map_int_inhibited, nomap_int), T,
+	          VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_UNTRUSTED, -2, &res);
+	assert_int_equal(res.x509_error, X509_V_ERR_NO_EXPLICIT_POLICY);
+	/* An ordinary chain: certificatePolicies and nothing requiring them. */
+	expect(store, SENT(leaf_ordinary, k->rsa_int), OUTCOME_OK, -1);
+	/* The leaf requires an explicit policy; RSA Sub asserts none. */
+	expect(store, SENT(leaf_requires, k->rsa_int), OUTCOME_CERT_UNTRUSTED, -2);
+	verify_store_unref(store);
+
+	/* With the intermediates configured: the direct path where it is
+	 * taken (RSA Sub; the constrained ones never have one) decides as the
+	 * full path, the leaf that requires a policy included. */
+	{
+		X509 *inters[] = {k->rsa_int, explicit_int,      nomap_int,
+		                  map_int,    map_int_inhibited, NULL};
+		X509 *const *cases[] = {SENT(leaf_none),
+		                        SENT(leaf_p1),
+		                        SENT(leaf_p2),
+		                        SENT(leaf_mapped),
+		                        SENT(leaf_mapped_inhibited),
+		                        SENT(leaf_ordinary),
+		                        SENT(leaf_requires),
+		                        NULL};
+		static char buf[VERIFY_MAX_INPUT];
+
+		fast = make_store_ex(REVOCATION_OFF, anchors, inters, NULL, -1, false);
+		full = make_store_ex(REVOCATION_OFF, anchors, inters, NULL, -1, true);
+		for (X509 *const *const *c = cases; *c != NULL; c++) {
+			struct verify_result a, b;
+			size_t n = pem_of(*c, buf, sizeof(buf));
+
+			verify_bytes(fast, buf, n, (time_t)T, VERIFY_PURPOSE_CLIENT, &a);
+			verify_bytes(full, buf, n, (time_t)T, VERIFY_PURPOSE_CLIENT, &b);
+			same_result(&a, &b, "policy");
+		}
+		expect(fast, SENT(leaf_ordinary), OUTCOME_OK, -1);
+		expect(fast, SENT(leaf_requires), OUTCOME_CERT_UNTRUSTED, -2);
+		expect(fast, SENT(leaf_mapped), OUTCOME_OK, -1);
+		expect(fast, SENT(leaf_none), OUTCOME_CERT_UNTRUSTED, -2);
+		verify_store_unref(fast);
+		verify_store_unref(full);
+	}
+	X509_free(explicit_int);
+	X509_free(nomap_int);
+	X509_free(map_int);
+	X509_free(map_int_inhibited);
+	X509_free(leaf_none);
+	X509_free(leaf_p1);
+	X509_free(leaf_p2);
+	X509_free(leaf_mapped);
+	X509_free(leaf_mapped_inhibited);
+	X509_free(leaf_ordinary);
+	X509_free(leaf_requires);
+}
+
 /*
  * Issue 33: RFC 5280 5.2.3 requires the CRL number. Under require a CRL
  * without one does not vouch (CERT_REVOCATION_UNKNOWN, /readyz not
@@ -1620,6 +1765,7 @@ int main(void)
 	    cmocka_unit_test(test_depth_self_issued),
 	    cmocka_unit_test(test_other_paths),
 	    cmocka_unit_test(test_name_syntax),
+	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_crl_without_number),
 	    cmocka_unit_test(test_serial_numbers),
 	    cmocka_unit_test(test_parsing_limits),
