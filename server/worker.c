@@ -87,6 +87,7 @@ int worker_run(const struct worker_setup *setup)
 	                                     .max_body = (size_t)w.cfg->max_body,
 	                                     .max_connections = w.cfg->max_connections_api,
 	                                     .handler = routes_api,
+	                                     .body_check = routes_api_body,
 	                                     .arg = &w,
 	                                     .lane_fds = setup->lanes_api,
 	                                     .nlanes = setup->nlanes,
