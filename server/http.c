@@ -1086,6 +1086,14 @@ static bool http_frame_body(struct http_conn *c)
 	}
 	if (c->state == CONN_READ_HEAD)
 		return true;
+	if (c->listener->cfg.body_check != NULL) {
+		const struct http_refusal *no =
+		    c->listener->cfg.body_check(req, c->listener->cfg.arg);
+		if (no != NULL) {
+			http_fail(c, no->status, no->error, no->detail);
+			return false;
+		}
+	}
 	/* The header deadline is met: the body has what is left of
 	 * request_timeout. */
 	http_arm_phase(c);

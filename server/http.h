@@ -56,6 +56,19 @@ struct http_load {
 	unsigned open[HTTP_MAX_LISTENERS];
 } __attribute__((aligned(64)));
 
+/* An answer given from a request's head alone: status, the stable error
+ * code and its detail (static strings: the close is logged with them). */
+struct http_refusal {
+	int status;
+	const char *error;
+	const char *detail;
+};
+
+/* Asked once a request's head is complete and a body follows, before any
+ * of the body is read: NULL to read it and hand the request to the
+ * handler, or the answer to give instead. */
+typedef const struct http_refusal *(*http_body_check)(const struct http_request *req, void *arg);
+
 /* One listener: its budget and deadlines are its own, so a flood on one
  * listener cannot take the connections or the time of the other. */
 struct http_listen_config {
@@ -67,7 +80,12 @@ struct http_listen_config {
 	int header_timeout;    /* seconds for a complete header block, from when the
 	                        * connection is ready for it; 0: request_timeout only */
 	http_handler handler;
-	void *arg;
+	/* NULL: every body up to max_body is read. A refused body is never
+	 * read: the answer goes out at once and the connection closes, so a
+	 * client whose request will be refused anyway cannot hold a connection
+	 * (which is not evictable while its body is awaited) by trickling it. */
+	http_body_check body_check;
+	void *arg; /* of handler and body_check */
 	/* The listener's socket of every lane (worker), by lane, and which is
 	 * this worker's own (the fd given to http_server_listen); NULL: only
 	 * that one. With http_server_share, the others are taken from too. */

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +50,17 @@ int main(int argc, char **argv)
 	uid_t uid;
 	char err[1024];
 	int opt, workers, *fd_api = NULL, *fd_tls = NULL;
+	sigset_t hup;
 
+	/* SIGHUP ends a process by default, and one may come any time:
+	 * certreg-crl-refresh sends it as soon as it installs a CRL. Until the
+	 * supervisor's loop takes it (supervisor_run), it is held, so a SIGHUP
+	 * during start-up becomes a reload once the daemon is up, not an exit
+	 * that logs nothing and that systemd (Restart=on-failure) counts as
+	 * clean. With -t it stays held and is dropped at exit. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hup, NULL);
 	tls_allocator_init();
 	while ((opt = getopt_long(argc, argv, "c:tfu:hV", long_options, NULL)) != -1) {
 		switch (opt) {

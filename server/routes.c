@@ -1,7 +1,8 @@
 /*
  * routes.c - which handler serves which path on each listener, and the
  * rules every route shares: methods (405), api_allow for /v1/ on the API
- * listener (403), one certificate header at most (400), 404 for the rest.
+ * listener (403), one certificate header at most (400), 404 for the rest;
+ * and on the API listener, which requests have their body read at all.
  *
  * One endpoint is one row of a table here and one handler in its own
  * route_*.c file; decision requests go through request.c.
@@ -39,43 +40,99 @@ static const struct route routes_tls_table[] = {
     {"/.well-known/jwks.json", ROUTE_GET, route_jwks},
 };
 
-static void routes_dispatch(struct http_request *req, struct worker *w, const struct route *table,
-                            size_t n);
+/* The answers given without a handler; static, as the log of a close
+ * names them (http_body_check). */
+static const struct http_refusal routes_two_cert_headers = {400, "bad_request",
+                                                            "more than one certificate header"};
+static const struct http_refusal routes_forbidden = {403, "forbidden",
+                                                     "this address is not in api_allow"};
+static const struct http_refusal routes_not_found = {404, "not_found", "no such endpoint"};
+static const struct http_refusal routes_use_get = {405, "method_not_allowed", "use GET"};
+static const struct http_refusal routes_use_post = {405, "method_not_allowed", "use POST"};
+static const struct http_refusal routes_no_body = {413, "payload_too_large",
+                                                   "this endpoint takes no body"};
+
+static const struct http_refusal *routes_api_refusal(const struct http_request *req,
+                                                     const struct worker *w,
+                                                     const struct route **route);
+static const struct route *routes_find(const struct http_request *req, const struct route *table,
+                                       size_t n, const struct http_refusal **no);
 
 void routes_api(struct http_request *req, void *arg)
 {
-	struct worker *w = arg;
-	const char *path = http_request_path(req);
+	const struct route *route = NULL;
+	const struct http_refusal *no = routes_api_refusal(req, arg, &route);
+
+	if (no != NULL)
+		reply_error(req, no->status, no->error, no->detail);
+	else
+		route->handler(req, arg);
+}
+
+/*
+ * A body is read only when a handler will read it: a POST to one of the
+ * POST routes (all under /v1/) from an address in api_allow. Any other
+ * request that announces a body gets, from its head, the answer it would
+ * get whole (routes_api_refusal), or 413 from a route that takes no body;
+ * http.c then closes without reading the body. Otherwise a client outside
+ * api_allow could hold a connection, never evictable while its body is
+ * awaited, for request_timeout with a byte now and then, and fill the
+ * listener nginx's auth_request needs.
+ */
+const struct http_refusal *routes_api_body(const struct http_request *req, void *arg)
+{
+	const struct route *route = NULL;
+	const struct http_refusal *no = routes_api_refusal(req, arg, &route);
+
+	if (no == NULL && (route->methods & ROUTE_POST) == 0)
+		no = &routes_no_body;
+	return no;
+}
+
+void routes_tls(struct http_request *req, void *arg)
+{
+	const struct http_refusal *no = NULL;
+	const struct route *route = routes_find(
+	    req, routes_tls_table, sizeof(routes_tls_table) / sizeof(routes_tls_table[0]), &no);
+
+	if (no != NULL)
+		reply_error(req, no->status, no->error, no->detail);
+	else
+		route->handler(req, arg);
+}
+
+/* What the API listener answers before any handler, from the head alone:
+ * NULL with *route the route to serve it. Both routes_api and
+ * routes_api_body ask here, so a request refused with its body unread
+ * gets the answer it would have got whole. */
+static const struct http_refusal *routes_api_refusal(const struct http_request *req,
+                                                     const struct worker *w,
+                                                     const struct route **route)
+{
+	const struct http_refusal *no = NULL;
 	const struct sockaddr *sa;
 
 	/* Two copies of the certificate header: which one a proxy set and which
 	 * one its client smuggled past it cannot be told apart, so no request
 	 * carrying two is served at all (issue 27). */
-	if (http_request_header_count(req, w->cfg->cert_header) > 1) {
-		reply_error(req, 400, "bad_request", "more than one certificate header");
-		return;
-	}
+	if (http_request_header_count(req, w->cfg->cert_header) > 1)
+		return &routes_two_cert_headers;
 	/* Every /v1/ path, served or not, is for api_allow only: an outsider
 	 * learns nothing, not even which endpoints exist. */
-	if (strncmp(path, "/v1/", 4) == 0) {
+	if (strncmp(http_request_path(req), "/v1/", 4) == 0) {
 		sa = http_request_peer(req);
-		if (sa == NULL || !cidr_list_match(&w->cfg->api_allow, sa)) {
-			reply_error(req, 403, "forbidden", "this address is not in api_allow");
-			return;
-		}
+		if (sa == NULL || !cidr_list_match(&w->cfg->api_allow, sa))
+			return &routes_forbidden;
 	}
-	routes_dispatch(req, w, routes_api_table,
-	                sizeof(routes_api_table) / sizeof(routes_api_table[0]));
+	*route = routes_find(req, routes_api_table,
+	                     sizeof(routes_api_table) / sizeof(routes_api_table[0]), &no);
+	return no;
 }
 
-void routes_tls(struct http_request *req, void *arg)
-{
-	routes_dispatch(req, arg, routes_tls_table,
-	                sizeof(routes_tls_table) / sizeof(routes_tls_table[0]));
-}
-
-static void routes_dispatch(struct http_request *req, struct worker *w, const struct route *table,
-                            size_t n)
+/* The route for req's path and method, or NULL with *no the answer: 404
+ * for a path not in table, 405 for a method the route does not take. */
+static const struct route *routes_find(const struct http_request *req, const struct route *table,
+                                       size_t n, const struct http_refusal **no)
 {
 	const char *path = http_request_path(req);
 	enum http_method method = http_request_method(req);
@@ -83,12 +140,11 @@ static void routes_dispatch(struct http_request *req, struct worker *w, const st
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(path, table[i].path) != 0)
 			continue;
-		if ((table[i].methods & (1u << method)) == 0)
-			reply_error(req, 405, "method_not_allowed",
-			            table[i].methods == ROUTE_POST ? "use POST" : "use GET");
-		else
-			table[i].handler(req, w);
-		return;
+		if ((table[i].methods & (1u << method)) != 0)
+			return &table[i];
+		*no = table[i].methods == ROUTE_POST ? &routes_use_post : &routes_use_get;
+		return NULL;
 	}
-	reply_error(req, 404, "not_found", "no such endpoint");
+	*no = &routes_not_found;
+	return NULL;
 }

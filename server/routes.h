@@ -24,6 +24,9 @@ struct worker;
 /* http_handler callbacks; arg is the struct worker. */
 void routes_api(struct http_request *req, void *arg);
 void routes_tls(struct http_request *req, void *arg);
+/* The API listener's http_body_check: NULL when a handler will read the
+ * body, else the answer to give from the head, the body unread. */
+const struct http_refusal *routes_api_body(const struct http_request *req, void *arg);
 
 /* The handlers: route_verify.c, route_auth.c, route_login.c,
  * route_status.c, route_jwks.c, route_challenge.c, route_signed.c. */

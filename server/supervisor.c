@@ -368,6 +368,7 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 {
 	struct supervisor s = {0};
 	struct timeval tick = {2, 0};
+	sigset_t hup;
 
 	s.path = path;
 	s.gen = *gen;
@@ -403,6 +404,11 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 	event_add(s.ev_int, NULL);
 	event_add(s.ev_chld, NULL);
 	event_add(s.ev_tick, &tick);
+	/* Blocked since main: from here a SIGHUP, also one that came during
+	 * start-up, reaches ev_hup and reloads once the loop runs. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &hup, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	supervisor_raise_fd_limit(s.gen.cfg->max_connections);
 	/* Before the workers: they inherit the list of distribution points. */
@@ -441,7 +447,7 @@ static void supervisor_spawn_all(struct supervisor *s)
 static bool supervisor_spawn(struct supervisor *s)
 {
 	struct worker_setup setup;
-	sigset_t term, mask;
+	sigset_t held, mask;
 	int slot = -1, lane = supervisor_free_lane(s);
 	pid_t parent, pid;
 
@@ -456,10 +462,13 @@ static bool supervisor_spawn(struct supervisor *s)
 	 * the supervisor's, which would swallow a SIGTERM sent right now (a stop
 	 * just after a reload): the child would never drain. So the child
 	 * starts with SIGTERM blocked, and worker_run unblocks it once its loop
-	 * can take it; a SIGTERM that came meanwhile is delivered then. */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_BLOCK, &term, &mask);
+	 * can take it; a SIGTERM that came meanwhile is delivered then. SIGHUP
+	 * likewise, until the worker ignores it: the handler the child
+	 * inherits is the supervisor's. */
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGHUP);
+	sigprocmask(SIG_BLOCK, &held, &mask);
 	/* Before the fork: the new worker's first accept may already compare
 	 * its load with the others'. */
 	supervisor_set_lane(s, slot, lane);

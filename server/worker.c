@@ -40,7 +40,7 @@ int worker_run(const struct worker_setup *setup)
 	struct worker w = {0};
 	struct http_limits limits;
 	struct timeval tick = {1, 0};
-	sigset_t term;
+	sigset_t held;
 	int status = 1;
 
 	w.slot = setup->slot;
@@ -87,6 +87,7 @@ int worker_run(const struct worker_setup *setup)
 	                                     .max_body = (size_t)w.cfg->max_body,
 	                                     .max_connections = w.cfg->max_connections_api,
 	                                     .handler = routes_api,
+	                                     .body_check = routes_api_body,
 	                                     .arg = &w,
 	                                     .lane_fds = setup->lanes_api,
 	                                     .nlanes = setup->nlanes,
@@ -122,10 +123,12 @@ int worker_run(const struct worker_setup *setup)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	/* Blocked since fork (supervisor_spawn): from here a SIGTERM, also
-	 * one already pending, reaches ev_term. */
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigprocmask(SIG_UNBLOCK, &term, NULL);
+	 * one already pending, reaches ev_term; a SIGHUP, also one already
+	 * pending, is dropped (SIG_IGN). */
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGHUP);
+	sigprocmask(SIG_UNBLOCK, &held, NULL);
 	log_info("event=worker_started slot=%d", w.slot);
 	event_base_dispatch(w.base);
 	status = 0;

@@ -523,6 +523,100 @@ def test_v1_from_outside_api_allow_is_403_whatever_the_path_spelling(certregd, d
     assert (status, doc["outcome"]) == (200, "OK")
 
 
+# Outsiders' bodies (review of the API listener): the head shows what the answer
+# will be, so the body is never awaited.
+OUTSIDER_BODIES = [
+    # The finding as reported: an open path, a body to trickle.
+    (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nA", 405),
+    (b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nA", 403),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\nA", 413),
+    (b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"ffff\r\nA", 403),
+]
+
+
+def probe_healthz(port, source="127.0.0.1", timeout=3):
+    """GET /healthz on a new connection: (status or None when the server
+    closed it unanswered, seconds)."""
+    t0 = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                      source_address=(source, 0)) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = recv_all(s)
+    except OSError:
+        reply = b""
+    return status_of(reply), time.monotonic() - t0
+
+
+def test_outsiders_bodies_cannot_fill_the_api_listener(certregd, db, pki):
+    """One worker, max_connections_api = 4, api_allow = 127.0.0.2 only, so
+    127.0.0.1 is an outsider. Four outsiders send a request head announcing
+    a body (the finding: POST /healthz with Content-Length: 65536) and
+    trickle its bytes. Each gets its answer from the head at once (405,
+    403, 413, 403), and the connection closes without the body being read;
+    a fifth client's GET /healthz is answered 200 throughout. On the old
+    code the four waited for their bodies, could not be evicted, and the
+    fifth was refused. An allowed peer's POST with a body is served."""
+    bind_ok(db, pki)
+    d = certregd(db, server={"workers": 1, "max_connections_api": 4, "request_timeout": 30,
+                             "api_allow": "127.0.0.2/32"})
+    api_port = int(d.config["server"]["listen_api"].rsplit(":", 1)[1])
+    held = []
+    try:
+        for head, _ in OUTSIDER_BODIES:
+            s = socket.create_connection(("127.0.0.1", api_port), timeout=5)
+            s.sendall(head)
+            held.append(s)
+        time.sleep(0.3)
+        for _ in range(3):
+            status, took = probe_healthz(api_port)
+            assert status == 200 and took < 1.0, \
+                f"GET /healthz beside four body-trickling outsiders: {status} after {took:.2f} s"
+            for s in held:
+                try:
+                    s.send(b"A")  # a byte now and then, as the finding's client did
+                except OSError:
+                    pass
+            time.sleep(1)
+        for s, (head, want) in zip(held, OUTSIDER_BODIES):
+            s.settimeout(5)
+            try:
+                reply = recv_all(s)
+            except ConnectionResetError:
+                reply = b""
+            assert status_of(reply) == want, (head, reply[:300])
+            assert b'"outcome"' not in reply, reply[:300]
+    finally:
+        close_all(held)
+    # Each close is logged with its answer, or as evicted: a connection
+    # lingering after its answer is idle, and the probe made room with it.
+    log = d.log()
+    closes = re.findall(r'event=conn_closed listener=api peer=127\.0\.0\.1 reason=(\w+)'
+                        r'(?: detail="([^"]*)")?', log)
+    answered = {("forbidden", "this address is not in api_allow"),
+                ("method_not_allowed", "use GET"),
+                ("payload_too_large", "this endpoint takes no body")}
+    assert sum(c in answered or c[0] == "evicted" for c in closes) >= 4, log
+    assert any(c in answered for c in closes), log
+    # An allowed peer: its body is read and decided; a body where none is
+    # taken is refused from the head alike.
+    chain = open(pki.leaf("ec-ok")["chain"]).read().encode()
+    with socket.create_connection(("127.0.0.1", api_port), timeout=5,
+                                  source_address=("127.0.0.2", 0)) as s:
+        s.sendall(b"POST /v1/verify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Type: application/pem-certificate-chain\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(chain) + chain)
+        reply = recv_all(s)
+    assert status_of(reply) == 200 and b'"outcome":"OK"' in reply, reply[:300]
+    with socket.create_connection(("127.0.0.1", api_port), timeout=5,
+                                  source_address=("127.0.0.2", 0)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        reply = recv_all(s)
+    assert status_of(reply) == 413, reply[:300]
+    assert probe_healthz(api_port, source="127.0.0.2")[0] == 200
+
+
 def test_duplicate_certificate_header_is_400(certregd, db, pki):
     """Two copies of cert_header, from a trusted proxy, whatever their
     spelling and order, and also for the configured name: a 400, never a

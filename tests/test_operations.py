@@ -805,6 +805,56 @@ def test_sighup_reloads_as_nobody_with_a_root_only_key(certregd, db, pki):
             assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
 
 
+def listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sighup_during_start_up_becomes_a_reload(certregd, db):
+    """certreg-crl-refresh sends SIGHUP to the main process as soon as it
+    installs a CRL, which can be while certregd starts. SIGHUP is held from
+    the first line of main until the supervisor's loop takes it, so a HUP
+    0, 5 or 20 ms after the API listener is bound (start-up then still
+    loads every file again as nobody, and sets up the supervisor) is a
+    reload once the daemon is up, not an exit. On the old code SIGHUP kept
+    its default action until then: the daemon died (status -1, 129 in a
+    shell) with nothing logged, and systemd's Restart=on-failure counts
+    SIGHUP as a clean end. (Timed from the listener, not from exec: a HUP
+    before main runs, while the dynamic loader works, still ends any
+    program, and on a loaded machine that takes tens of milliseconds.)"""
+    for delay_ms in (0, 5, 20):
+        def hup(d, delay=delay_ms / 1000):
+            port = int(d.api.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 10
+            while not listening(port) and d.proc.poll() is None:
+                assert time.monotonic() < deadline, "certregd did not listen"
+                time.sleep(0.001)
+            time.sleep(delay)
+            d.proc.send_signal(signal.SIGHUP)
+
+        d = certregd(db, on_spawn=hup)
+        wait_for(lambda: "event=reloaded trigger=sighup" in d.log(),
+                 f"no reload after a SIGHUP {delay_ms} ms into the start", d)
+        assert d.proc.poll() is None, d.log()
+        assert d.get("/readyz").json() == {"ready": True, "reasons": []}
+        assert "event=reload_failed" not in d.log(), d.log()
+        # The supervisor takes the next SIGHUP; its workers ignore theirs,
+        # and block neither it nor SIGTERM.
+        assert hup_state(d.proc.pid) == (False, False)
+        wait_for(lambda: all(hup_state(pid) == (False, True) for pid in worker_pids(d)),
+                 "a worker blocks SIGHUP or does not ignore it", d)
+        d.stop()
+
+
+def hup_state(pid):
+    """(SIGHUP or SIGTERM blocked, SIGHUP ignored) for process pid."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    blocked, ignored = (int(re.search(rf"^{k}:\s+([0-9a-f]+)", status, re.M)[1], 16)
+                        for k in ("SigBlk", "SigIgn"))
+    hup, term = 1 << (signal.SIGHUP - 1), 1 << (signal.SIGTERM - 1)
+    return bool(blocked & (hup | term)), bool(ignored & hup)
+
+
 def test_failed_reload_makes_readyz_503_until_one_succeeds(certregd, db, pki, tmp_path):
     ca = tmp_path / "ca.pem"
     good = (pki.dir / "ca/trust.pem").read_bytes()

@@ -171,6 +171,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	                                           .max_body = (size_t)w.cfg->max_body,
 	                                           .max_connections = w.cfg->max_connections_api,
 	                                           .handler = routes_api,
+	                                           .body_check = routes_api_body,
 	                                           .arg = &w},
 	              &addr_api);
 	fuzz_listener(&(struct http_listen_config){.name = "tls",
