@@ -486,6 +486,57 @@ def test_office_and_operator_lists_and_operator_remove(org, db, pki):
     ok(org.aud, "audit", "verify")
 
 
+def member_of(db, login):
+    """The certreg group roles LOGIN is a member of, as the rules see them."""
+    return db.sql("SELECT string_agg(g, ',' ORDER BY g) FROM unnest(ARRAY['certreg_operator',"
+                  " 'certreg_supervisor', 'certreg_auditor']) g"
+                  f" WHERE pg_has_role('{login}', g, 'MEMBER')").strip()
+
+
+def test_a_changed_role_replaces_the_old_one_in_every_office(org, db):
+    """Review finding (operator roles): operator_add granted the new role and
+    kept the old one, operator_remove revoked only the role operators named.
+    A login has one role, whichever office it was (re-)added through."""
+    n = org.names
+    # A supervisor of DC01 re-added through XC01 as an operator: an operator
+    # of both offices, no longer a supervisor anywhere.
+    ok(org.owner, "operator", "add", n["sup"], "--office", "XC01", "--role", "operator")
+    assert member_of(db, n["sup"]) == "certreg_operator", "still a supervisor"
+    ops = {o["login"]: o for o in js(org.owner, "operator", "list")}
+    assert ops[n["sup"]]["role"] == "operator" and ops[n["sup"]]["offices"] == "DC01, XC01"
+    refused(org.sup, "office", "add", "ZZ01", "--name", "x")
+    # An operator made an auditor changes nothing any more.
+    ok(org.owner, "operator", "add", n["op_dc"], "--office", "DC01", "--role", "auditor")
+    assert member_of(db, n["op_dc"]) == "certreg_auditor"
+    refused(org.op_dc, "unit", "add", "110101000002", "--name", "x", "--office", "DC01")
+    # An auditor made an operator reads its own office only.
+    ok(org.owner, "operator", "add", n["aud"], "--office", "DC01", "--role", "operator")
+    assert member_of(db, n["aud"]) == "certreg_operator"
+    assert [u["registration_no"] for u in js(org.aud, "unit", "list")] == [org.dc_unit]
+    log = [e for e in js(org.owner, "audit", "log") if e["action"] == "operator_add"]
+    assert {"login": n["aud"], "role": "auditor"} in [e["before"] for e in log]
+    # Removed: no certreg role at all, whatever it was given before.
+    ok(org.owner, "operator", "remove", n["sup"])
+    assert member_of(db, n["sup"]) == ""
+    refused(org.sup, "office", "add", "ZZ01", "--name", "x")
+    ok(org.owner, "audit", "verify")
+
+
+def test_migration_takes_away_the_roles_old_rules_left(org, db):
+    """013_operator_roles.sql: memberships the old operator_add/remove left
+    behind are revoked; a login certreg-admin never added keeps its own."""
+    n = org.names
+    db.sql(f'GRANT certreg_supervisor TO "{n["op_dc"]}"')         # re-added, old rule
+    ok(org.owner, "operator", "remove", n["op_xc"])
+    db.sql(f'GRANT certreg_auditor TO "{n["op_xc"]}"')            # removed, old rule
+    db.cluster.ensure_login("outsider_" + db.name[-8:], "certreg_auditor")
+    db.sql("BEGIN;" + (REPO / "sql" / "013_operator_roles.sql").read_text() + "COMMIT;")
+    assert member_of(db, n["op_dc"]) == "certreg_operator"
+    assert member_of(db, n["op_xc"]) == ""
+    assert member_of(db, n["sup"]) == "certreg_supervisor"
+    assert member_of(db, "outsider_" + db.name[-8:]) == "certreg_auditor"
+
+
 def test_auditor_reads_and_changes_nothing(org, pki):
     ok(org.owner, "key", "bind", "--cert", pki.leaf("bjca")["pem"], "--unit", org.dc_unit,
        "--ticket", "DC-1")
