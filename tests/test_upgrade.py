@@ -14,7 +14,7 @@ import time
 import psycopg2
 import pytest
 
-from fixtures.cli import BUILD, REPO
+from fixtures.cli import BUILD, REPO, admin
 
 PRE_006 = "8703852^"
 
@@ -115,3 +115,44 @@ def test_audit_chain_survives_a_counter_change_during_an_upgrade(db, old_databas
     db.cluster.psql("SELECT certreg.unit_add('100010', 'after the upgrade', 'A', NULL)", name)
     verdict = db.cluster.psql("SELECT ok, detail FROM certreg.audit_verify()", name).strip()
     assert verdict.startswith("t|"), verdict
+
+
+USCC_C, USCC_D = "91110108MA01CR7A3R", "91110105MA02BT3K0R"
+
+
+def test_an_upgrade_checks_old_bindings_credit_code_as_a_fresh_install_does(db, old_database):
+    """Review finding 3: 006 added keys.credit_checked DEFAULT true, so on an
+    upgraded database every key bound before it counted as checked, while
+    the same binding on a fresh install is checked at the key's first
+    login. Keys: bound without a certificate (checked at login), forced by a
+    supervisor (never checked again), bound and since used with a
+    certificate carrying the unit's code (checked)."""
+    plain, forced, used = "a" * 64, "c" * 64, "e" * 64
+
+    def cert(key, code, sha):
+        return ('{"sha256": "%s", "key_id": "%s", "subject": "CN=x", "issuer": "CN=CA",'
+                ' "serial": "01", "holder_id": null, "credit_code": "%s",'
+                ' "not_before": "2026-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"}'
+                % (sha, key, code))
+
+    setup = ("SELECT certreg.office_add('A', 'A', NULL, NULL);"
+             f"SELECT certreg.unit_add('100001', 'U', 'A', '{USCC_C}');"
+             f"SELECT certreg.key_bind('{plain}', '100001', 'T-1', false, NULL, NULL);"
+             f"SELECT certreg.key_bind('{forced}', '100001', 'T-2', true, 'checked by phone',"
+             f" '{cert(forced, USCC_D, 'd' * 64)}'::jsonb);"
+             f"SELECT certreg.key_bind('{used}', '100001', 'T-3', false, NULL, NULL);"
+             f"SELECT key_status FROM certreg.decide('{used}', '{cert(used, USCC_C, 'f' * 64)}'"
+             "::jsonb, '127.0.0.1', true);")
+    name, conn = new_database(db, "_new")
+    admin(conn, "db", "migrate")
+    databases = {"fresh": name, "upgraded": old_database[0]}
+    db.cluster.psql(setup, name)
+    db.cluster.psql(setup, old_database[0])
+    admin(old_database[1], "db", "migrate")
+    answers = {}
+    for kind, dbname in databases.items():
+        answers[kind] = [db.cluster.psql(
+            "SET ROLE certreg_daemon; SELECT key_status FROM certreg.decide("
+            f"'{key}', '{cert(key, USCC_D, sha)}'::jsonb, '127.0.0.1', true)", dbname).strip()
+            for key, sha in ((plain, "b" * 64), (forced, "d" * 64), (used, "9" * 64))]
+    assert answers["upgraded"] == answers["fresh"] == ["none", "approved", "approved"], answers
