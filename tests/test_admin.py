@@ -337,6 +337,28 @@ def test_each_function_lives_in_one_file_and_every_migrate_reapplies_them(db):
                   " text, boolean)', 'EXECUTE')").strip() == "t"
 
 
+def test_only_certreg_roles_connect(db):
+    """Review finding 4: PUBLIC kept CONNECT, so any login of the cluster
+    could LISTEN on channel certreg (other offices' key ids) or NOTIFY it
+    (every certregd drops its cache). db migrate gives CONNECT to the four
+    group roles only, also to a database that got PUBLIC's back (made from
+    a template or restored: privileges of a database are not copied)."""
+    suffix = db.name[-8:]
+    db.cluster.ensure_login("stranger_" + suffix)
+    db.cluster.ensure_login("daemon_" + suffix, "certreg_daemon")
+    ok(db.conninfo, "office", "add", "DC01", "--name", "东城")
+    ok(db.conninfo, "operator", "add", "clerk_" + suffix, "--office", "DC01")
+    ok(db.conninfo, "db", "migrate")
+    assert db.sql("SELECT has_database_privilege('public', current_database(), 'CONNECT')"
+                  ).strip() == "f"
+    p = subprocess.run([str(db.cluster.bin / "psql"), "-X", "-d",
+                        db.conninfo_as("stranger_" + suffix), "-c", "LISTEN certreg"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "CONNECT" in p.stderr, p.stdout + p.stderr
+    assert db.sql("SELECT certreg.ping() > 0", user="daemon_" + suffix).strip() == "t"
+    ok(db.conninfo_as("clerk_" + suffix), "unit", "list")
+
+
 def test_failed_migration_leaves_nothing(db, tmp_path):
     conn = fresh_database(db, db.name + "_f")
     sql = tmp_path / "sql"
