@@ -337,6 +337,28 @@ def test_each_function_lives_in_one_file_and_every_migrate_reapplies_them(db):
                   " text, boolean)', 'EXECUTE')").strip() == "t"
 
 
+def test_only_certreg_roles_connect(db):
+    """Review finding 4: PUBLIC kept CONNECT, so any login of the cluster
+    could LISTEN on channel certreg (other offices' key ids) or NOTIFY it
+    (every certregd drops its cache). db migrate gives CONNECT to the four
+    group roles only, also to a database that got PUBLIC's back (made from
+    a template or restored: privileges of a database are not copied)."""
+    suffix = db.name[-8:]
+    db.cluster.ensure_login("stranger_" + suffix)
+    db.cluster.ensure_login("daemon_" + suffix, "certreg_daemon")
+    ok(db.conninfo, "office", "add", "DC01", "--name", "东城")
+    ok(db.conninfo, "operator", "add", "clerk_" + suffix, "--office", "DC01")
+    ok(db.conninfo, "db", "migrate")
+    assert db.sql("SELECT has_database_privilege('public', current_database(), 'CONNECT')"
+                  ).strip() == "f"
+    p = subprocess.run([str(db.cluster.bin / "psql"), "-X", "-d",
+                        db.conninfo_as("stranger_" + suffix), "-c", "LISTEN certreg"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "CONNECT" in p.stderr, p.stdout + p.stderr
+    assert db.sql("SELECT certreg.ping() > 0", user="daemon_" + suffix).strip() == "t"
+    ok(db.conninfo_as("clerk_" + suffix), "unit", "list")
+
+
 def test_failed_migration_leaves_nothing(db, tmp_path):
     conn = fresh_database(db, db.name + "_f")
     sql = tmp_path / "sql"
@@ -346,10 +368,13 @@ def test_failed_migration_leaves_nothing(db, tmp_path):
     (sql / "README").write_text("not a migration")
     err = refused(conn, "db", "migrate", "--sql-dir", sql, code=UNREACHABLE)
     assert "division by zero" in err and "002_bad.sql" in err
+    assert "Nothing was applied" in err
+    # One run is one transaction: the good file before the bad one is
+    # undone with it (test_upgrade.py has why).
     st = js(conn, "db", "status", "--sql-dir", sql)
-    assert st["version"] == 1 and st["pending"] == ["002_bad.sql"]
-    assert db.cluster.psql("SELECT to_regclass('public.t2') IS NULL",
-                           db.name + "_f").strip() == "t"
+    assert st["version"] == 0 and st["pending"] == ["001_ok.sql", "002_bad.sql"]
+    assert db.cluster.psql("SELECT to_regclass('public.t1') IS NULL AND"
+                           " to_regclass('public.t2') IS NULL", db.name + "_f").strip() == "t"
 
 
 def test_installed_binary_finds_its_sql(db, tmp_path):
@@ -484,6 +509,57 @@ def test_office_and_operator_lists_and_operator_remove(org, db, pki):
     removal = [e for e in log if e["action"] == "operator_remove"]
     assert len(removal) == 1 and org.names["op_xc"] in json.dumps(removal[0])
     ok(org.aud, "audit", "verify")
+
+
+def member_of(db, login):
+    """The certreg group roles LOGIN is a member of, as the rules see them."""
+    return db.sql("SELECT string_agg(g, ',' ORDER BY g) FROM unnest(ARRAY['certreg_operator',"
+                  " 'certreg_supervisor', 'certreg_auditor']) g"
+                  f" WHERE pg_has_role('{login}', g, 'MEMBER')").strip()
+
+
+def test_a_changed_role_replaces_the_old_one_in_every_office(org, db):
+    """Review finding (operator roles): operator_add granted the new role and
+    kept the old one, operator_remove revoked only the role operators named.
+    A login has one role, whichever office it was (re-)added through."""
+    n = org.names
+    # A supervisor of DC01 re-added through XC01 as an operator: an operator
+    # of both offices, no longer a supervisor anywhere.
+    ok(org.owner, "operator", "add", n["sup"], "--office", "XC01", "--role", "operator")
+    assert member_of(db, n["sup"]) == "certreg_operator", "still a supervisor"
+    ops = {o["login"]: o for o in js(org.owner, "operator", "list")}
+    assert ops[n["sup"]]["role"] == "operator" and ops[n["sup"]]["offices"] == "DC01, XC01"
+    refused(org.sup, "office", "add", "ZZ01", "--name", "x")
+    # An operator made an auditor changes nothing any more.
+    ok(org.owner, "operator", "add", n["op_dc"], "--office", "DC01", "--role", "auditor")
+    assert member_of(db, n["op_dc"]) == "certreg_auditor"
+    refused(org.op_dc, "unit", "add", "110101000002", "--name", "x", "--office", "DC01")
+    # An auditor made an operator reads its own office only.
+    ok(org.owner, "operator", "add", n["aud"], "--office", "DC01", "--role", "operator")
+    assert member_of(db, n["aud"]) == "certreg_operator"
+    assert [u["registration_no"] for u in js(org.aud, "unit", "list")] == [org.dc_unit]
+    log = [e for e in js(org.owner, "audit", "log") if e["action"] == "operator_add"]
+    assert {"login": n["aud"], "role": "auditor"} in [e["before"] for e in log]
+    # Removed: no certreg role at all, whatever it was given before.
+    ok(org.owner, "operator", "remove", n["sup"])
+    assert member_of(db, n["sup"]) == ""
+    refused(org.sup, "office", "add", "ZZ01", "--name", "x")
+    ok(org.owner, "audit", "verify")
+
+
+def test_migration_takes_away_the_roles_old_rules_left(org, db):
+    """013_operator_roles.sql: memberships the old operator_add/remove left
+    behind are revoked; a login certreg-admin never added keeps its own."""
+    n = org.names
+    db.sql(f'GRANT certreg_supervisor TO "{n["op_dc"]}"')         # re-added, old rule
+    ok(org.owner, "operator", "remove", n["op_xc"])
+    db.sql(f'GRANT certreg_auditor TO "{n["op_xc"]}"')            # removed, old rule
+    db.cluster.ensure_login("outsider_" + db.name[-8:], "certreg_auditor")
+    db.sql("BEGIN;" + (REPO / "sql" / "013_operator_roles.sql").read_text() + "COMMIT;")
+    assert member_of(db, n["op_dc"]) == "certreg_operator"
+    assert member_of(db, n["op_xc"]) == ""
+    assert member_of(db, n["sup"]) == "certreg_supervisor"
+    assert member_of(db, "outsider_" + db.name[-8:]) == "certreg_auditor"
 
 
 def test_auditor_reads_and_changes_nothing(org, pki):

@@ -31,6 +31,7 @@ DECLARE
     v_at timestamptz := clock_timestamp();
 BEGIN
     -- The row lock is held to commit: one writer at a time, in chain order.
+    -- audit_follows_head() moves the head to the new row.
     SELECT hash INTO STRICT v_prev FROM audit_head FOR UPDATE;
     v_id := nextval('audit_id_seq');
     v_hash := audit_hash(v_prev, v_id, v_at, session_user, p_office, p_action, p_key, p_regno,
@@ -39,7 +40,25 @@ BEGIN
                        reason, before, after, prev_hash, hash)
     VALUES (v_id, v_at, session_user, p_office, p_action, p_key, p_regno, p_ticket, p_reason,
             p_before, p_after, v_prev, v_hash);
-    UPDATE audit_head SET id = v_id, hash = v_hash;
+END $$;
+
+-- Every row must follow the head, which moves to it: whatever wrote the
+-- row. The chain's one line is the database's rule, not only the append
+-- path's, so an older audit_append() that an upgrade finds running (a
+-- counter change already inside it, the rules replaced around it: review
+-- finding 2) keeps the head too, and a row chained to anything but the
+-- head is a serialization failure (retry), never a fork.
+CREATE OR REPLACE FUNCTION audit_follows_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_head text;
+BEGIN
+    SELECT hash INTO STRICT v_head FROM audit_head FOR UPDATE;
+    IF NEW.prev_hash IS DISTINCT FROM v_head THEN
+        RAISE EXCEPTION USING ERRCODE = '40001',
+            MESSAGE = format('audit row %s does not follow the chain''s head; retry', NEW.id);
+    END IF;
+    UPDATE audit_head SET id = NEW.id, hash = NEW.hash;
+    RETURN NEW;
 END $$;
 
 CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -83,6 +102,8 @@ BEGIN
     RETURN QUERY SELECT true, n, NULL::bigint, format('%s rows, chain intact', n);
 END $$;
 
+CREATE OR REPLACE TRIGGER audit_follows_head BEFORE INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_follows_head();
 CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_refuse_change();
 CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit

@@ -29,10 +29,16 @@ BEGIN
     PERFORM pg_notify('certreg', 'office:' || p_code);
 END $$;
 
+-- A login has one role, whichever offices it serves (operators.login is the
+-- key): adding it again with another role, through any office, changes its
+-- role everywhere. The rules ask PostgreSQL's role membership
+-- (is_supervisor(), reads_all()), so the login leaves the other certreg
+-- group roles here, or a supervisor re-added as an operator would stay one.
 CREATE OR REPLACE FUNCTION operator_add(p_login text, p_office text, p_role text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 DECLARE
     v_role text := coalesce(p_role, 'operator');
+    v_before text;
 BEGIN
     IF NOT is_supervisor() THEN
         PERFORM refuse('CR007', 'not permitted: only a supervisor may add an operator');
@@ -52,18 +58,41 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = p_login) THEN
         EXECUTE format('CREATE ROLE %I LOGIN', p_login);
     END IF;
+    SELECT role INTO v_before FROM operators WHERE login = p_login FOR UPDATE;
     EXECUTE format('GRANT %I TO %I', 'certreg_' || v_role, p_login);
+    PERFORM operator_revoke_roles(p_login, 'certreg_' || v_role);
     INSERT INTO operators (login, role) VALUES (p_login, v_role)
         ON CONFLICT (login) DO UPDATE SET role = EXCLUDED.role;
     INSERT INTO operator_offices (login, office_code) VALUES (p_login, p_office)
         ON CONFLICT DO NOTHING;
-    PERFORM audit_append('operator_add', p_office, NULL, NULL, NULL, NULL, NULL,
+    PERFORM audit_append('operator_add', p_office, NULL, NULL, NULL, NULL,
+                         CASE WHEN v_before IS NOT NULL
+                              THEN jsonb_build_object('login', p_login, 'role', v_before) END,
                          jsonb_build_object('login', p_login, 'role', v_role));
 END $$;
 
+-- Takes the login out of every certreg group role but p_keep (NULL: all),
+-- directly granted ones only: those are what operator_add gives.
+CREATE OR REPLACE FUNCTION operator_revoke_roles(p_login text, p_keep text) RETURNS void
+    LANGUAGE plpgsql AS $$
+DECLARE
+    r text;
+BEGIN
+    FOR r IN SELECT g.rolname FROM pg_auth_members m
+               JOIN pg_roles g ON g.oid = m.roleid
+               JOIN pg_roles l ON l.oid = m.member
+              WHERE l.rolname = p_login
+                AND g.rolname IN ('certreg_operator', 'certreg_supervisor', 'certreg_auditor')
+                AND g.rolname IS DISTINCT FROM p_keep LOOP
+        EXECUTE format('REVOKE %I FROM %I', r, p_login);
+    END LOOP;
+END $$;
+
 -- Takes an office (or, without p_office, every office) away from an
--- operator; with no office left the login loses its certreg role too, and
--- can read nothing more. The login itself stays: it may serve elsewhere.
+-- operator; with no office left the login loses every certreg group role
+-- it holds (not only the one operators names, should an older rule have
+-- left another), and can read nothing more. The login itself stays: it may
+-- serve elsewhere.
 CREATE OR REPLACE FUNCTION operator_remove(p_login text, p_office text)
     RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
 DECLARE
@@ -91,7 +120,7 @@ BEGIN
       FROM operator_offices WHERE login = p_login;
     IF cardinality(v_offices) = 0 THEN
         DELETE FROM operators WHERE login = p_login;
-        EXECUTE format('REVOKE %I FROM %I', 'certreg_' || o.role, p_login);
+        PERFORM operator_revoke_roles(p_login, NULL);
     END IF;
     PERFORM audit_append('operator_remove', p_office, NULL, NULL, NULL, NULL,
                          jsonb_build_object('login', p_login, 'role', o.role),

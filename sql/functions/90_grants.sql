@@ -9,6 +9,18 @@
 -- certreg_operator    the changing functions (their rules check the office)
 -- certreg_supervisor  the same; the rules let supervisors do more
 -- certreg_auditor     reading helpers only
+--
+-- CONNECT to the database: the four group roles only (certreg_owner never
+-- logs in; superusers need no grant). PostgreSQL gives every login of the
+-- cluster CONNECT by default, and any session may LISTEN on and
+-- pg_notify() channel certreg: a NOTIFY makes every certregd drop its whole
+-- cache, and LISTEN shows the key ids of every office's changes (review
+-- finding 4). Here rather than in a numbered migration because a
+-- database's privileges are not in its schema: CREATE DATABASE ... TEMPLATE
+-- does not copy them, nor pg_dump without --create, so a restored database
+-- regains PUBLIC's CONNECT while its migrations say applied; the next
+-- db migrate takes it away again. As the user running db migrate (a
+-- superuser): certreg_owner does not own the database.
 
 SET LOCAL ROLE certreg_owner;
 SET LOCAL search_path = certreg, public;
@@ -29,3 +41,10 @@ GRANT EXECUTE ON FUNCTION key_resolve(text), audit_verify(), reads_all(), my_off
     uscc_valid(text) TO certreg_operator, certreg_supervisor, certreg_auditor;
 
 RESET ROLE;
+
+DO $$
+BEGIN
+    EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO certreg_daemon, certreg_operator,'
+                   ' certreg_supervisor, certreg_auditor', current_database());
+END $$;

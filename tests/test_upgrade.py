@@ -1,0 +1,158 @@
+"""Upgrading a database that an older certreg made (docs/OPERATIONS.md,
+"Upgrade"): `db migrate` on a schema built from an older commit's sql/
+files, against the same steps on a fresh install.
+
+PRE_006 is the last commit whose schema stopped at 005_hex_checks.sql
+(its rules were still one numbered file, 002_rules.sql); each of its files
+is applied the way its own `db migrate` did, one transaction with its
+record.
+"""
+import subprocess
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from fixtures.cli import BUILD, REPO, admin
+
+PRE_006 = "8703852^"
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def new_database(db, suffix):
+    name = db.name + suffix
+    db.cluster.psql(f'CREATE DATABASE "{name}"')
+    return name, db.cluster.conninfo(name)
+
+
+@pytest.fixture
+def old_database(db):
+    """A database at schema version 5, as the code before issue 27 made it."""
+    try:
+        files = git("ls-tree", "--name-only", PRE_006, "sql/").split()
+    except subprocess.CalledProcessError:
+        pytest.skip(f"no git history with {PRE_006} in {REPO}")
+    name, conn = new_database(db, "_old")
+    db.cluster.psql("CREATE SCHEMA certreg_meta; CREATE TABLE certreg_meta.migrations ("
+                    "version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())", name)
+    for f in sorted(f for f in files if f.endswith(".sql")):
+        base = f.split("/")[-1]
+        db.cluster.psql(f"BEGIN; {git('show', f'{PRE_006}:{f}')}; INSERT INTO"
+                        f" certreg_meta.migrations VALUES ({int(base[:3])}, '{base[4:-4]}');"
+                        " COMMIT;", name)
+    return name, conn
+
+
+def waiting(conninfo, dbname, n):
+    """Waits until n backends of dbname wait for a lock; False after 10 s."""
+    c = psycopg2.connect(conninfo)
+    c.autocommit = True
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with c.cursor() as cur:
+                cur.execute("SELECT count(DISTINCT l.pid) FROM pg_locks l JOIN pg_stat_activity a"
+                            " USING (pid) WHERE NOT l.granted AND a.datname = %s", (dbname,))
+                if cur.fetchone()[0] >= n:
+                    return True
+            time.sleep(0.05)
+        return False
+    finally:
+        c.close()
+
+
+def test_audit_chain_survives_a_counter_change_during_an_upgrade(db, old_database):
+    """Review finding 2: db migrate committed each numbered file on its own and
+    the functions after them, so once 007_audit_head.sql had committed the
+    old audit_append(), which knows nothing of audit_head, still served the
+    counter; its row forked the chain for good. Here the upgrade is held up
+    in its function files (a lock on one of them) while a counter change is
+    made; then the upgrade ends and another change follows."""
+    name, conn = old_database
+    db.cluster.psql("SELECT certreg.office_add('A', 'A', NULL, NULL);"
+                    "SELECT certreg.unit_add('100001', 'before the upgrade', 'A', NULL)", name)
+    blocker = psycopg2.connect(conn)
+    with blocker.cursor() as cur:
+        cur.execute("ALTER FUNCTION certreg.refuse(text, text) COST 2")
+    upgrade = subprocess.Popen([str(BUILD / "certreg-admin"), "--db", conn,
+                                "db", "migrate"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert waiting(conn, name, 1), "db migrate never reached the function files"
+        errors = []
+
+        def counter():
+            try:
+                c = psycopg2.connect(conn)
+                c.autocommit = True
+                with c.cursor() as cur:
+                    cur.execute("SELECT certreg.unit_add('100009', 'during the upgrade', 'A',"
+                                " NULL)")
+                c.close()
+            except psycopg2.Error as e:
+                errors.append(e)
+
+        during = threading.Thread(target=counter)
+        during.start()
+        # Either it is done (the old schema's rules answered) or it waits for
+        # the upgrade to end.
+        deadline = time.monotonic() + 10
+        while during.is_alive() and not waiting(conn, name, 2) and time.monotonic() < deadline:
+            pass
+    finally:
+        blocker.rollback()
+        blocker.close()
+        out, err = upgrade.communicate(timeout=120)
+    during.join(timeout=60)
+    assert upgrade.returncode == 0, out + err
+    assert not during.is_alive() and errors == []
+    db.cluster.psql("SELECT certreg.unit_add('100010', 'after the upgrade', 'A', NULL)", name)
+    verdict = db.cluster.psql("SELECT ok, detail FROM certreg.audit_verify()", name).strip()
+    assert verdict.startswith("t|"), verdict
+
+
+USCC_C, USCC_D = "91110108MA01CR7A3R", "91110105MA02BT3K0R"
+
+
+def test_an_upgrade_checks_old_bindings_credit_code_as_a_fresh_install_does(db, old_database):
+    """Review finding 3: 006 added keys.credit_checked DEFAULT true, so on an
+    upgraded database every key bound before it counted as checked, while
+    the same binding on a fresh install is checked at the key's first
+    login. Keys: bound without a certificate (checked at login), forced by a
+    supervisor (never checked again), bound and since used with a
+    certificate carrying the unit's code (checked)."""
+    plain, forced, used = "a" * 64, "c" * 64, "e" * 64
+
+    def cert(key, code, sha):
+        return ('{"sha256": "%s", "key_id": "%s", "subject": "CN=x", "issuer": "CN=CA",'
+                ' "serial": "01", "holder_id": null, "credit_code": "%s",'
+                ' "not_before": "2026-01-01T00:00:00Z", "not_after": "2099-01-01T00:00:00Z"}'
+                % (sha, key, code))
+
+    setup = ("SELECT certreg.office_add('A', 'A', NULL, NULL);"
+             f"SELECT certreg.unit_add('100001', 'U', 'A', '{USCC_C}');"
+             f"SELECT certreg.key_bind('{plain}', '100001', 'T-1', false, NULL, NULL);"
+             f"SELECT certreg.key_bind('{forced}', '100001', 'T-2', true, 'checked by phone',"
+             f" '{cert(forced, USCC_D, 'd' * 64)}'::jsonb);"
+             f"SELECT certreg.key_bind('{used}', '100001', 'T-3', false, NULL, NULL);"
+             f"SELECT key_status FROM certreg.decide('{used}', '{cert(used, USCC_C, 'f' * 64)}'"
+             "::jsonb, '127.0.0.1', true);")
+    name, conn = new_database(db, "_new")
+    admin(conn, "db", "migrate")
+    databases = {"fresh": name, "upgraded": old_database[0]}
+    db.cluster.psql(setup, name)
+    db.cluster.psql(setup, old_database[0])
+    admin(old_database[1], "db", "migrate")
+    answers = {}
+    for kind, dbname in databases.items():
+        answers[kind] = [db.cluster.psql(
+            "SET ROLE certreg_daemon; SELECT key_status FROM certreg.decide("
+            f"'{key}', '{cert(key, USCC_D, sha)}'::jsonb, '127.0.0.1', true)", dbname).strip()
+            for key, sha in ((plain, "b" * 64), (forced, "d" * 64), (used, "9" * 64))]
+    assert answers["upgraded"] == answers["fresh"] == ["none", "approved", "approved"], answers
