@@ -7,9 +7,11 @@
  * intermediates and of the certificates the workers verified, each fetched
  * at start, then every crl_fetch_interval seconds and always before the
  * last quarter of the installed CRL's validity, with back-off after a
- * failure. A CRL is installed only when it verifies against a configured
- * CA named as its issuer, is current, and is newer than the one installed
- * from the same place: written to a dot file in crl_dir, synced, renamed
+ * failure. A CRL is installed only when it is issued by the CA whose
+ * certificate named the URL and verifies against a configured CA of that
+ * name, is current and complete (no delta, no issuing distribution point),
+ * and is newer (CRL number, lastUpdate) than every CRL of that issuer in
+ * crl_dir; any other is refused and logged: written to a dot file in crl_dir, synced, renamed
  * over `fetched-<hash>.crl`, and then the supervisor's ordinary reload reads
  * it, so crl_dir stays the one way CRLs enter. A failed download keeps the
  * installed file. The list and each source's state live in a shared
