@@ -40,6 +40,10 @@
 #define CRLFETCH_BACKOFF_MAX 640
 #define CRLFETCH_STUCK_RETRY 30 /* a CRL in its last quarter and no newer one */
 
+/* Downloads at a time: httpc holds each body whole until it is done, so
+ * this, times CRLFETCH_MAX_SIZE, bounds the supervisor's memory for them. */
+#define CRLFETCH_CONCURRENT 2
+
 enum { SOURCE_FREE, SOURCE_CLAIMED, SOURCE_READY };
 
 struct crlfetch_source {
@@ -96,6 +100,7 @@ enum crlfetch_verdict {
 static bool crlfetch_add(const char *url, const X509_NAME *issuer);
 static void crlfetch_note_urls(X509 *cert);
 static void crlfetch_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void crlfetch_start_due(struct crlfetch *f);
 static void crlfetch_reload_cb(evutil_socket_t fd, short what, void *arg);
 static void crlfetch_answered(void *arg, long status, const unsigned char *body, size_t len,
                               const char *error);
@@ -350,32 +355,48 @@ static void crlfetch_note_urls(X509 *cert)
 
 static void crlfetch_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct crlfetch *f = arg;
-	time_t now = time(NULL);
-
 	(void)fd;
 	(void)what;
+	crlfetch_start_due(arg);
+}
+
+/* Starts the sources that are due, the longest-waiting first, while fewer
+ * than CRLFETCH_CONCURRENT are in flight; the others wait for a free place
+ * (a download that ends starts the next) or the next tick. */
+static void crlfetch_start_due(struct crlfetch *f)
+{
+	time_t now = time(NULL);
+	int inflight = 0;
+
 	if (!f->on)
 		return;
-	for (int i = 0; i < CRLFETCH_SOURCES; i++) {
-		struct crlfetch_plan *p = &f->plan[i];
+	for (int i = 0; i < CRLFETCH_SOURCES; i++)
+		inflight += f->plan[i].inflight;
+	while (inflight < CRLFETCH_CONCURRENT) {
 		struct crlfetch_job *job;
+		int next = -1;
 
-		if (__atomic_load_n(&crlfetch_sources[i].state, __ATOMIC_ACQUIRE) != SOURCE_READY ||
-		    p->inflight || now < p->due)
-			continue;
-		job = malloc(sizeof(*job));
-		if (job == NULL)
+		for (int i = 0; i < CRLFETCH_SOURCES; i++) {
+			const struct crlfetch_plan *p = &f->plan[i];
+
+			if (__atomic_load_n(&crlfetch_sources[i].state, __ATOMIC_ACQUIRE) ==
+			        SOURCE_READY &&
+			    !p->inflight && p->due <= now &&
+			    (next < 0 || p->due < f->plan[next].due))
+				next = i;
+		}
+		if (next < 0 || (job = malloc(sizeof(*job))) == NULL)
 			return;
 		job->f = f;
-		job->i = i;
-		if (!httpc_request(f->httpc, crlfetch_sources[i].url, NULL, NULL, 0,
+		job->i = next;
+		if (!httpc_request(f->httpc, crlfetch_sources[next].url, NULL, NULL, 0,
 		                   CRLFETCH_TIMEOUT_MS, CRLFETCH_MAX_SIZE, crlfetch_answered,
 		                   job)) {
 			free(job);
-			continue;
+			return; /* out of memory: the next tick tries again */
 		}
-		p->inflight = true;
+		f->plan[next].inflight = true;
+		inflight++;
 	}
 }
 
@@ -453,6 +474,7 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 		/* From the loop, not from inside curl's collection. */
 		evtimer_add(f->reload_ev, &zero);
 	}
+	crlfetch_start_due(f); /* this download's place is free */
 }
 
 /*

@@ -22,6 +22,8 @@ What each test guards:
   that CA in crl_dir: what an on-path attacker of the plain-HTTP download
   serves instead (another CA's CRL, then the CA's CRL from before a
   revocation) is refused, on the first download of a URL too;
+- at most two downloads run at a time (each body is held whole), the
+  others wait their turn;
 - `certregd -t` refuses crl_fetch when the daemon's user cannot write
   crl_dir.
 """
@@ -402,3 +404,64 @@ def test_first_download_takes_only_the_issuer_that_names_the_url(start, cpki, se
     server.mode["int"] = "ok"
     assert wait_for(lambda: d.get("/readyz").status == 200), d.get("/readyz").body
     assert installed.exists()
+
+
+def test_at_most_two_downloads_at_a_time(certregd, db, tmp_path):
+    """A root naming six distribution points, on a server that answers each
+    GET after 1.5 s: all six are fetched, never more than two at once (each
+    body up to 32 MiB is held until its download ends)."""
+    port = free_port()
+    key = ec.generate_private_key(ec.SECP256R1())
+    urls = [f"http://127.0.0.1:{port}/root-{n}.crl" for n in range(6)]
+    now = datetime.datetime.now(UTC)
+    root = (x509.CertificateBuilder().subject_name(_name("CRL Slow Root"))
+            .issuer_name(_name("CRL Slow Root")).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(u) for u in urls], None, None, None)]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    d = tmp_path / "slow-pki"
+    d.mkdir()
+    (d / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    (d / "root.pem").chmod(0o644)
+    open_for_daemon_user(d)
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(root.subject)
+           .last_update(now).next_update(now + datetime.timedelta(days=1))
+           .add_extension(x509.CRLNumber(1), critical=False)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0, "gets": set()}
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+                state["gets"].add(self.path)
+            time.sleep(1.5)
+            with lock:
+                state["now"] -= 1
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(crl)))
+            self.end_headers()
+            self.wfile.write(crl)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        certregd(db, trust={"ca_file": d / "root.pem", "intermediates_file": None,
+                            "crl_dir": daemon_crl_dir(tmp_path), "revocation": "if-available",
+                            "crl_fetch": "yes", "crl_fetch_interval": 3600})
+        assert wait_for(lambda: len(state["gets"]) == 6, timeout=20), state
+        assert state["most"] <= 2, state
+    finally:
+        server.shutdown()
+        server.server_close()
