@@ -33,17 +33,27 @@
 
 #define CRLFETCH_SOURCES     64
 #define CRLFETCH_URL_MAX     256
+#define CRLFETCH_NAME_MAX    1024 /* DER issuer name; real ones are a few hundred bytes */
 #define CRLFETCH_MAX_SIZE    (32 * 1024 * 1024)
 #define CRLFETCH_TIMEOUT_MS  60000
 #define CRLFETCH_BACKOFF_MIN 5 /* seconds after the first failure, doubling */
 #define CRLFETCH_BACKOFF_MAX 640
 #define CRLFETCH_STUCK_RETRY 30 /* a CRL in its last quarter and no newer one */
 
+/* Downloads at a time: httpc holds each body whole until it is done, so
+ * this, times CRLFETCH_MAX_SIZE, bounds the supervisor's memory for them. */
+#define CRLFETCH_CONCURRENT 2
+
 enum { SOURCE_FREE, SOURCE_CLAIMED, SOURCE_READY };
 
 struct crlfetch_source {
 	uint32_t state;
 	char url[CRLFETCH_URL_MAX];
+	/* The only issuer whose CRL is taken from url (DER): the CA whose
+	 * certificate named url, as known when it joined the list. Set
+	 * before the source is ready, never changed. */
+	size_t issuer_len;
+	unsigned char issuer[CRLFETCH_NAME_MAX];
 	/* Written by the supervisor only, under seq (odd: being written). */
 	uint32_t seq;
 	int64_t last_ok, last_error, this_update, next_update;
@@ -79,14 +89,30 @@ struct crlfetch {
 	struct crlfetch_plan plan[CRLFETCH_SOURCES];
 };
 
-static bool crlfetch_add(const char *url);
+/* What became of a downloaded CRL. */
+enum crlfetch_verdict {
+	CRLFETCH_INSTALLED, /* newer than crl_dir's: written over the source's file */
+	CRLFETCH_CURRENT,   /* crl_dir holds this CRL already */
+	CRLFETCH_REFUSED,   /* breaks a rule of crlfetch_acceptable or crlfetch_order */
+	CRLFETCH_FAILED,    /* could not be compared or written */
+};
+
+static bool crlfetch_add(const char *url, const X509_NAME *issuer);
 static void crlfetch_note_urls(X509 *cert);
 static void crlfetch_tick_cb(evutil_socket_t fd, short what, void *arg);
+static void crlfetch_start_due(struct crlfetch *f);
 static void crlfetch_reload_cb(evutil_socket_t fd, short what, void *arg);
 static void crlfetch_answered(void *arg, long status, const unsigned char *body, size_t len,
                               const char *error);
-static bool crlfetch_install(struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len,
-                             bool *installed);
+static enum crlfetch_verdict crlfetch_install(const struct crlfetch *f, int i, X509_CRL *crl,
+                                              char *why, size_t len);
+static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
+                                size_t len);
+static bool crlfetch_complete(X509_CRL *crl);
+static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *crl, char *why,
+                                            size_t len);
+static void crlfetch_number(const ASN1_INTEGER *number, char *text, size_t len);
+static bool crlfetch_write(const struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len);
 static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl);
 static X509_CRL *crlfetch_parse(const unsigned char *body, size_t len);
 static void crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp);
@@ -252,12 +278,18 @@ bool crlfetch_failing(size_t i, char *text, size_t len)
 	return false;
 }
 
-/* A URL joins the list unless it is there already (or the list is full). */
-static bool crlfetch_add(const char *url)
+/* A URL joins the list, with the issuer of its CRLs, unless it is there
+ * already (or the list is full). The first certificate to name a URL
+ * decides its issuer: only certificates of the configured CAs and of
+ * chains that verified are noted, so a URL shared by two CAs' certificates
+ * would be a CA's own mistake, not an attacker's. */
+static bool crlfetch_add(const char *url, const X509_NAME *issuer)
 {
-	size_t n = strlen(url);
+	size_t n = strlen(url), der_len = 0;
+	const unsigned char *der = NULL;
 
-	if (n == 0 || n >= CRLFETCH_URL_MAX)
+	if (n == 0 || n >= CRLFETCH_URL_MAX || !X509_NAME_get0_der(issuer, &der, &der_len) ||
+	    der_len > CRLFETCH_NAME_MAX)
 		return false;
 	for (int i = 0; i < CRLFETCH_SOURCES; i++) {
 		struct crlfetch_source *s = &crlfetch_sources[i];
@@ -271,6 +303,8 @@ static bool crlfetch_add(const char *url)
 		                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			continue;
 		memcpy(s->url, url, n + 1);
+		memcpy(s->issuer, der, der_len);
+		s->issuer_len = der_len;
 		__atomic_store_n(&s->state, SOURCE_READY, __ATOMIC_RELEASE);
 		return true;
 	}
@@ -278,15 +312,24 @@ static bool crlfetch_add(const char *url)
 }
 
 /* The http:// full names of cert's distribution points (RFC 5280 4.2.1.13);
- * https would need the CRL's own CA to reach it, and LDAP is not spoken. */
+ * https would need the CRL's own CA to reach it, and LDAP is not spoken.
+ * Their CRLs are issued by cert's issuer, or by the point's cRLIssuer
+ * (an indirect CRL) when it names one. */
 static void crlfetch_note_urls(X509 *cert)
 {
 	STACK_OF(DIST_POINT) *cdp = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
 
 	for (int i = 0; i < sk_DIST_POINT_num(cdp); i++) {
 		DIST_POINT *dp = sk_DIST_POINT_value(cdp, i);
+		const X509_NAME *issuer = dp->CRLissuer == NULL ? X509_get_issuer_name(cert) : NULL;
 
-		if (dp->distpoint == NULL || dp->distpoint->type != 0)
+		for (int j = 0; issuer == NULL && j < sk_GENERAL_NAME_num(dp->CRLissuer); j++) {
+			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->CRLissuer, j);
+
+			if (gn->type == GEN_DIRNAME)
+				issuer = gn->d.directoryName;
+		}
+		if (issuer == NULL || dp->distpoint == NULL || dp->distpoint->type != 0)
 			continue;
 		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); j++) {
 			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, j);
@@ -303,7 +346,7 @@ static void crlfetch_note_urls(X509 *cert)
 			url[n] = '\0';
 			if (strncmp(url, "http://", 7) == 0 && strlen(url) == (size_t)n &&
 			    strpbrk(url, " \"<>\\") == NULL)
-				crlfetch_add(url);
+				crlfetch_add(url, issuer);
 		}
 	}
 	CRL_DIST_POINTS_free(cdp);
@@ -312,32 +355,48 @@ static void crlfetch_note_urls(X509 *cert)
 
 static void crlfetch_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct crlfetch *f = arg;
-	time_t now = time(NULL);
-
 	(void)fd;
 	(void)what;
+	crlfetch_start_due(arg);
+}
+
+/* Starts the sources that are due, the longest-waiting first, while fewer
+ * than CRLFETCH_CONCURRENT are in flight; the others wait for a free place
+ * (a download that ends starts the next) or the next tick. */
+static void crlfetch_start_due(struct crlfetch *f)
+{
+	time_t now = time(NULL);
+	int inflight = 0;
+
 	if (!f->on)
 		return;
-	for (int i = 0; i < CRLFETCH_SOURCES; i++) {
-		struct crlfetch_plan *p = &f->plan[i];
+	for (int i = 0; i < CRLFETCH_SOURCES; i++)
+		inflight += f->plan[i].inflight;
+	while (inflight < CRLFETCH_CONCURRENT) {
 		struct crlfetch_job *job;
+		int next = -1;
 
-		if (__atomic_load_n(&crlfetch_sources[i].state, __ATOMIC_ACQUIRE) != SOURCE_READY ||
-		    p->inflight || now < p->due)
-			continue;
-		job = malloc(sizeof(*job));
-		if (job == NULL)
+		for (int i = 0; i < CRLFETCH_SOURCES; i++) {
+			const struct crlfetch_plan *p = &f->plan[i];
+
+			if (__atomic_load_n(&crlfetch_sources[i].state, __ATOMIC_ACQUIRE) ==
+			        SOURCE_READY &&
+			    !p->inflight && p->due <= now &&
+			    (next < 0 || p->due < f->plan[next].due))
+				next = i;
+		}
+		if (next < 0 || (job = malloc(sizeof(*job))) == NULL)
 			return;
 		job->f = f;
-		job->i = i;
-		if (!httpc_request(f->httpc, crlfetch_sources[i].url, NULL, NULL, 0,
+		job->i = next;
+		if (!httpc_request(f->httpc, crlfetch_sources[next].url, NULL, NULL, 0,
 		                   CRLFETCH_TIMEOUT_MS, CRLFETCH_MAX_SIZE, crlfetch_answered,
 		                   job)) {
 			free(job);
-			continue;
+			return; /* out of memory: the next tick tries again */
 		}
-		p->inflight = true;
+		f->plan[next].inflight = true;
+		inflight++;
 	}
 }
 
@@ -359,7 +418,8 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 	struct crlfetch_plan *p = &f->plan[i];
 	const char *url = crlfetch_sources[i].url;
 	X509_CRL *crl = NULL;
-	bool installed = false, ok = false;
+	enum crlfetch_verdict verdict = CRLFETCH_FAILED;
+	bool ok;
 	time_t now = time(NULL), this_update = 0, next_update = 0;
 	char why[300], q1[400], q2[400];
 
@@ -372,8 +432,9 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 		snprintf(why, sizeof(why), "HTTP status %ld", status);
 	else if ((crl = crlfetch_parse(body, len)) == NULL)
 		snprintf(why, sizeof(why), "not a CRL (PEM or DER)");
-	else
-		ok = f->on && crlfetch_install(f, i, crl, why, sizeof(why), &installed);
+	else if (f->on)
+		verdict = crlfetch_install(f, i, crl, why, sizeof(why));
+	ok = verdict == CRLFETCH_INSTALLED || verdict == CRLFETCH_CURRENT;
 	crlfetch_status(i, ok, why, crl);
 	if (ok) {
 		int64_t quarter;
@@ -389,7 +450,7 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 			p->due = quarter;
 		else if (quarter <= now && now + CRLFETCH_STUCK_RETRY < p->due)
 			p->due = now + CRLFETCH_STUCK_RETRY;
-		if (installed)
+		if (verdict == CRLFETCH_INSTALLED)
 			log_info("event=crl_fetched url=%s next_update=%lld retry_in=%lld",
 			         log_quote(url, q1, sizeof(q1)), (long long)next_update,
 			         (long long)(p->due - now));
@@ -402,37 +463,70 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 			backoff = f->interval;
 		p->failures++;
 		p->due = now + backoff;
-		log_warn("event=crl_fetch_failed url=%s reason=%s attempt=%d retry_in=%d",
+		log_warn("event=%s url=%s reason=%s attempt=%d retry_in=%d",
+		         verdict == CRLFETCH_REFUSED ? "crl_fetch_refused" : "crl_fetch_failed",
 		         log_quote(url, q1, sizeof(q1)), log_quote(why, q2, sizeof(q2)),
 		         p->failures, backoff);
 	}
 	X509_CRL_free(crl);
-	if (installed) {
+	if (verdict == CRLFETCH_INSTALLED) {
 		struct timeval zero = {0, 0};
 		/* From the loop, not from inside curl's collection. */
 		evtimer_add(f->reload_ev, &zero);
 	}
+	crlfetch_start_due(f); /* this download's place is free */
 }
 
 /*
- * Checks crl and, when it is newer than the installed one of source i,
- * installs it; true when the source is in order (installed or already
- * current), false with why otherwise.
+ * Installs crl as the file of source i when it passes every rule and is
+ * newer than what crl_dir holds of its issuer; why says what went wrong.
  */
-static bool crlfetch_install(struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len,
-                             bool *installed)
+static enum crlfetch_verdict crlfetch_install(const struct crlfetch *f, int i, X509_CRL *crl,
+                                              char *why, size_t len)
 {
-	char path[4096], tmp[4096], issuer[256];
+	enum crlfetch_verdict verdict;
+
+	if (!crlfetch_acceptable(f, i, crl, why, len))
+		return CRLFETCH_REFUSED;
+	verdict = crlfetch_order(f, crl, why, len);
+	if (verdict != CRLFETCH_INSTALLED)
+		return verdict;
+	return crlfetch_write(f, i, crl, why, len) ? CRLFETCH_INSTALLED : CRLFETCH_FAILED;
+}
+
+/*
+ * A CRL from source i must be issued by the CA whose certificate named the
+ * URL (plain HTTP: whoever is on the path chooses the answer, and another
+ * configured CA's CRL verifies as well as the right one; installed as this
+ * URL's file it would drop the right CA's revocations), be signed by a
+ * configured CA of that name, be current, and be complete.
+ */
+static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
+                                size_t len)
+{
+	const struct crlfetch_source *s = &crlfetch_sources[i];
+	const unsigned char *der = s->issuer;
+	X509_NAME *expected = d2i_X509_NAME(NULL, &der, (long)s->issuer_len);
 	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+	char issuer[256], want[256];
 	time_t now = time(NULL), last;
 	X509 *signer = NULL;
-	X509_CRL *old = NULL;
-	unsigned char *der = NULL;
-	int n, fd = -1;
-	FILE *fp;
-	bool ok = false;
+	bool named;
 
+	ERR_clear_error();
+	if (expected == NULL) {
+		snprintf(why, len, "out of memory");
+		return false;
+	}
 	certinfo_name(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+	certinfo_name(expected, want, sizeof(want));
+	named = X509_NAME_cmp(expected, X509_CRL_get_issuer(crl)) == 0;
+	X509_NAME_free(expected);
+	if (!named) {
+		snprintf(why, len, "CRL of %.120s, but this URL is named by certificates of %.120s",
+		         issuer, want);
+		return false;
+	}
 	for (int k = 0; k < sk_X509_num(f->cas) && signer == NULL; k++) {
 		X509 *ca = sk_X509_value(f->cas, k);
 
@@ -450,19 +544,129 @@ static bool crlfetch_install(struct crlfetch *f, int i, X509_CRL *crl, char *why
 		snprintf(why, len, "CRL of %.200s is not current (or has no nextUpdate)", issuer);
 		return false;
 	}
-	crlfetch_file(f, i, path, sizeof(path), false);
-	fp = fopen(path, "rb");
-	if (fp != NULL) {
-		old = d2i_X509_CRL_fp(fp, NULL);
-		fclose(fp);
+	if (!crlfetch_complete(crl)) {
+		snprintf(why, len,
+		         "CRL of %.200s is a delta CRL or has an issuing distribution point "
+		         "(only complete CRLs are fetched)",
+		         issuer);
+		return false;
 	}
+	return true;
+}
+
+/*
+ * Neither a delta CRL (it lists only what changed since its base CRL) nor
+ * one with an issuing distribution point (it covers only some of the
+ * issuer's certificates: some reasons, only CA or only end-entity
+ * certificates, one partition). Written over a URL's file, either would
+ * stand in for the issuer's complete CRL and the revocations it leaves out
+ * would be lost; nor is either a measure of how new the issuer's complete
+ * CRL is. Such CRLs can still be put into crl_dir by hand.
+ */
+static bool crlfetch_complete(X509_CRL *crl)
+{
+	ASN1_INTEGER *delta;
+	ISSUING_DIST_POINT *idp;
+	int delta_crit, idp_crit;
+
+	/* crit is -1 only when the extension is absent (not merely undecodable). */
+	delta = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &delta_crit, NULL);
+	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &idp_crit, NULL);
+	ASN1_INTEGER_free(delta);
+	ISSUING_DIST_POINT_free(idp);
 	ERR_clear_error();
-	if (old != NULL && X509_NAME_cmp(X509_CRL_get_issuer(old), X509_CRL_get_issuer(crl)) == 0 &&
-	    ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_lastUpdate(old)) <= 0) {
-		X509_CRL_free(old);
-		return true; /* not newer: the installed one stays */
+	return delta_crit == -1 && idp_crit == -1;
+}
+
+/*
+ * Whether crl is newer than every complete CRL of its issuer in crl_dir,
+ * whichever file holds it: this URL's, another URL's, or one put there by
+ * hand or by certreg-crl-refresh. A CRL with a lower CRL number (RFC 5280
+ * 5.2.3: numbers only grow) or an older lastUpdate may predate a
+ * revocation, and while it is still current it would let the revoked
+ * certificate in again: it is refused. The same number and lastUpdate is
+ * the CRL crl_dir holds already. These are certreg-crl-refresh's rules,
+ * applied to the whole directory rather than to one file.
+ */
+static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *crl, char *why,
+                                            size_t len)
+{
+	STACK_OF(X509_CRL) *dir = sk_X509_CRL_new_null();
+	ASN1_INTEGER *number = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+	enum crlfetch_verdict verdict = CRLFETCH_INSTALLED;
+	char err[512], a[80], b[80];
+	time_t t_new, t_old;
+
+	if (dir == NULL || !trust_load_crls(f->crl_dir, dir, err, sizeof(err))) {
+		snprintf(why, len, "cannot compare with crl_dir: %.200s",
+		         dir == NULL ? "out of memory" : err);
+		verdict = CRLFETCH_FAILED;
+		goto done;
 	}
-	X509_CRL_free(old);
+	for (int k = 0; k < sk_X509_CRL_num(dir) && verdict != CRLFETCH_REFUSED; k++) {
+		X509_CRL *old = sk_X509_CRL_value(dir, k);
+		ASN1_INTEGER *old_number;
+		int by_number = 0, by_time;
+
+		if (X509_NAME_cmp(X509_CRL_get_issuer(old), X509_CRL_get_issuer(crl)) != 0 ||
+		    !crlfetch_complete(old))
+			continue;
+		old_number = X509_CRL_get_ext_d2i(old, NID_crl_number, NULL, NULL);
+		if (number != NULL && old_number != NULL)
+			by_number = ASN1_INTEGER_cmp(number, old_number);
+		by_time =
+		    ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_lastUpdate(old));
+		if (by_number < 0) {
+			crlfetch_number(number, a, sizeof(a));
+			crlfetch_number(old_number, b, sizeof(b));
+			snprintf(why, len,
+			         "CRL number %s is lower than %s of a CRL of the same issuer in "
+			         "crl_dir",
+			         a, b);
+			verdict = CRLFETCH_REFUSED;
+		} else if (by_time < 0) {
+			if (!certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t_new) ||
+			    !certinfo_asn1_time(X509_CRL_get0_lastUpdate(old), &t_old))
+				t_new = t_old = 0;
+			certinfo_rfc3339(t_new, a, sizeof(a));
+			certinfo_rfc3339(t_old, b, sizeof(b));
+			snprintf(why, len,
+			         "lastUpdate %s is older than %s of a CRL of the same issuer in "
+			         "crl_dir",
+			         a, b);
+			verdict = CRLFETCH_REFUSED;
+		} else if (by_number == 0 && by_time == 0) {
+			verdict = CRLFETCH_CURRENT;
+		}
+		ASN1_INTEGER_free(old_number);
+	}
+done:
+	ERR_clear_error();
+	sk_X509_CRL_pop_free(dir, X509_CRL_free);
+	ASN1_INTEGER_free(number);
+	return verdict;
+}
+
+/* A CRL number as 0x and upper-case hex, as certreg-crl-refresh logs it. */
+static void crlfetch_number(const ASN1_INTEGER *number, char *text, size_t len)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(number, NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+	snprintf(text, len, "0x%.60s", hex != NULL ? hex : "?");
+	OPENSSL_free(hex);
+	BN_free(bn);
+}
+
+/* crl over source i's file: a dot file written and synced, then renamed. */
+static bool crlfetch_write(const struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len)
+{
+	char path[4096], tmp[4096];
+	unsigned char *der = NULL;
+	int n, fd = -1;
+	bool ok = false;
+
+	crlfetch_file(f, i, path, sizeof(path), false);
 	crlfetch_file(f, i, tmp, sizeof(tmp), true);
 	n = i2d_X509_CRL(crl, &der);
 	if (n <= 0) {
@@ -480,7 +684,7 @@ static bool crlfetch_install(struct crlfetch *f, int i, X509_CRL *crl, char *why
 		snprintf(why, len, "cannot rename %.120s: %s", tmp, strerror(errno));
 		goto fail;
 	}
-	*installed = ok = true;
+	ok = true;
 fail:
 	if (fd >= 0)
 		close(fd);

@@ -7,12 +7,15 @@
  * intermediates and of the certificates the workers verified, each fetched
  * at start, then every crl_fetch_interval seconds and always before the
  * last quarter of the installed CRL's validity, with back-off after a
- * failure. A CRL is installed only when it verifies against a configured
- * CA named as its issuer, is current, and is newer than the one installed
- * from the same place: written to a dot file in crl_dir, synced, renamed
- * over `fetched-<hash>.crl`, and then the supervisor's ordinary reload reads
- * it, so crl_dir stays the one way CRLs enter. A failed download keeps the
- * installed file. The list and each source's state live in a shared
+ * failure, two at a time (each body is held whole). A CRL is installed
+ * only when it is issued by the CA whose certificate named the URL,
+ * verifies against a configured CA of that name, is current and complete
+ * (no delta, no issuing distribution point), and is newer (CRL number,
+ * lastUpdate) than every CRL of that issuer in crl_dir; any other is
+ * refused and logged. Installing is writing a dot file in crl_dir,
+ * syncing it and renaming it over `fetched-<hash>.crl`; the supervisor's
+ * ordinary reload then reads it, so crl_dir stays the one way CRLs enter.
+ * A failed download keeps the installed file. The list and each source's state live in a shared
  * mapping made before the workers are forked: workers add the points of
  * the certificates they verify, and render the state for /metrics and
  * /readyz.

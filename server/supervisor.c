@@ -67,7 +67,6 @@ struct supervisor {
 	struct child *children;
 	struct http_load *loads; /* nslots, shared with the workers (http_server_share) */
 	bool stopping;
-	unsigned long crl_signature;
 	struct crlfetch *crlfetch; /* crl_fetch = yes: the downloads into crl_dir */
 	struct event *ev_hup, *ev_term, *ev_int, *ev_chld, *ev_tick, *ev_restart;
 };
@@ -108,6 +107,10 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 	next.cfg = config_load(path, err, errlen);
 	if (next.cfg == NULL)
 		return false;
+	/* Before any CRL is read: one that lands while they are read makes
+	 * crl_dir differ from this at the next tick, and so reloads again.
+	 * Taken after the load, it would count the new CRL as loaded. */
+	next.crl_signature = supervisor_crl_signature(next.cfg->crl_dir);
 	if (!config_check_files(next.cfg, uid, err, errlen))
 		goto fail;
 	config_verify_settings(next.cfg, &vs);
@@ -392,7 +395,6 @@ int supervisor_run(const char *path, struct generation *gen, int *fd_api, int *f
 		log_error("event=start_failed reason=\"out of memory\"");
 		return 1;
 	}
-	s.crl_signature = supervisor_crl_signature(s.gen.cfg->crl_dir);
 	s.ev_hup = evsignal_new(s.base, SIGHUP, supervisor_hup_cb, &s);
 	s.ev_term = evsignal_new(s.base, SIGTERM, supervisor_term_cb, &s);
 	s.ev_int = evsignal_new(s.base, SIGINT, supervisor_term_cb, &s);
@@ -565,7 +567,6 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	}
 	supervisor_unload(&s->gen);
 	s->gen = next;
-	s->crl_signature = supervisor_crl_signature(s->gen.cfg->crl_dir);
 	crlfetch_configure(s->crlfetch, s->gen.cfg);
 	supervisor_raise_fd_limit(s->gen.cfg->max_connections);
 	/* Before the spawn: a new worker may decide at once, and its first
@@ -658,7 +659,7 @@ static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->stopping || s->gen.cfg->crl_dir == NULL)
 		return;
-	if (supervisor_crl_signature(s->gen.cfg->crl_dir) != s->crl_signature)
+	if (supervisor_crl_signature(s->gen.cfg->crl_dir) != s->gen.crl_signature)
 		supervisor_reload(s, "crl_dir_changed");
 }
 

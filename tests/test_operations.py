@@ -1,5 +1,6 @@
 """certregd as operators run it: -t, privileges, reloads, database outages,
 metrics and readiness (contract sections 2, 5 and 7)."""
+import errno
 import json
 import os
 import pwd
@@ -788,6 +789,50 @@ def test_crl_put_in_crl_dir_revokes_within_seconds_as_nobody(certregd, db, pki):
     assert "trigger=crl_dir_changed" in d.log()
     assert "event=reload_failed" not in d.log(), d.log()
     assert d.get("/readyz").status == 200
+
+
+def test_crl_landing_while_a_reload_reads_the_files_is_applied(certregd, db, pki):
+    """crl_dir's fingerprint is taken before a reload reads the files, so a
+    CRL renamed into crl_dir while they are read makes crl_dir differ at the
+    next look, and another reload reads it. The reload is held on purpose
+    on tls_cert, which it reads after the CRLs: a FIFO into which the test
+    writes the certificate only once the new CRL is in place."""
+    d = certregd(db, trust={"revocation": "if-available"})
+    crl_dir = d.dir / "crl"
+    chain = open(pki.leaf("revoked")["chain"]).read()
+    (crl_dir / "int.crl.pem").write_bytes((pki.dir / "crl-old/int.crl.pem").read_bytes())
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED",
+             "the older CRL (not listing `revoked`) was not applied", d)
+    cert = d.dir / "server.pem"
+    pem = cert.read_bytes()
+    os.mkfifo(d.dir / "server.fifo", 0o644)
+    os.rename(d.dir / "server.fifo", cert)
+    d.reload()
+    # The FIFO opens for writing once the reload opened it for reading:
+    # by then the reload has read crl_dir.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(cert, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            assert e.errno == errno.ENXIO and time.monotonic() < deadline, d.log()
+            time.sleep(0.05)
+    try:
+        for name, data in (("crl/int.crl.pem", (pki.dir / "crl-all/int.crl.pem").read_bytes()),
+                           ("server.pem", pem)):
+            tmp = (d.dir / name).with_name(f".{Path(name).name}.tmp")  # never read
+            tmp.write_bytes(data)
+            tmp.chmod(0o644)
+            os.rename(tmp, d.dir / name)
+        os.set_blocking(fd, True)
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    wait_for(lambda: "event=reloaded trigger=sighup" in d.log(), "the held reload failed", d)
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "CERT_REVOKED",
+             "the CRL that landed while the reload read the files was never applied", d)
+    assert "event=reload_failed" not in d.log(), d.log()
 
 
 @needs_root
