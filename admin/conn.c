@@ -16,6 +16,7 @@ static void conn_libpq_error(const struct cli *cli);
 static const char *conn_error_code(const char *sqlstate);
 static const char *conn_refusal_text(const char *sqlstate);
 static bool conn_explain_no_role(struct cli *cli, const char *primary);
+static void conn_say_no_role(struct cli *cli, const char *login, const char *primary);
 
 int conn_open(struct cli *cli, bool transaction)
 {
@@ -47,6 +48,19 @@ int conn_open(struct cli *cli, bool transaction)
 		return CLI_FAIL;
 	}
 	if (PQstatus(cli->conn) != CONNECTION_OK) {
+		/* CONNECT is the certreg roles' only (sql/functions/90_grants.sql):
+		 * a login without one is refused before any statement. The
+		 * server's DETAIL is English unless lc_messages says otherwise;
+		 * then the database's own words stand alone. */
+		if (strstr(PQerrorMessage(cli->conn), "User does not have CONNECT privilege") !=
+		    NULL) {
+			conn_say_no_role(cli, PQuser(cli->conn), NULL);
+			cli_detail(cli, "%s",
+			           "permission denied for database: no CONNECT privilege");
+			PQfinish(cli->conn);
+			cli->conn = NULL;
+			return CLI_FAIL;
+		}
 		cli_set_code(cli, "database_unreachable");
 		conn_libpq_error(cli);
 		PQfinish(cli->conn);
@@ -260,23 +274,28 @@ static bool conn_explain_no_role(struct cli *cli, const char *primary)
 	                        " AND pg_has_role(session_user, r.oid, 'MEMBER'))");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    PQgetvalue(res, 0, 1)[0] == 'f') {
-		const char *login = PQgetvalue(res, 0, 0);
-
-		cli_set_code(cli, "no_role");
-		cli_error(cli,
-		          "your database login \"%s\" has no certreg role (operator, supervisor or "
-		          "auditor)",
-		          login);
-		if (primary != NULL)
-			cli_detail(cli, "%s", primary);
-		cli_hint(cli,
-		         "a supervisor can grant one with \"certreg-admin operator add %s --office "
-		         "CODE [--role operator|supervisor|auditor]\"",
-		         login);
+		conn_say_no_role(cli, PQgetvalue(res, 0, 0), primary);
 		explained = true;
 	}
 	PQclear(res);
 	return explained;
+}
+
+/* That login has no certreg role, who can grant one, and the database's
+ * words (primary, may be NULL) as the detail. */
+static void conn_say_no_role(struct cli *cli, const char *login, const char *primary)
+{
+	cli_set_code(cli, "no_role");
+	cli_error(cli,
+	          "your database login \"%s\" has no certreg role (operator, supervisor or "
+	          "auditor)",
+	          login);
+	if (primary != NULL)
+		cli_detail(cli, "%s", primary);
+	cli_hint(cli,
+	         "a supervisor can grant one with \"certreg-admin operator add %s --office "
+	         "CODE [--role operator|supervisor|auditor]\"",
+	         login);
 }
 
 /* libpq's own message (connection failures) ends in a newline; drop it. */

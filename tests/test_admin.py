@@ -355,6 +355,14 @@ def test_only_certreg_roles_connect(db):
                         db.conninfo_as("stranger_" + suffix), "-c", "LISTEN certreg"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0 and "CONNECT" in p.stderr, p.stdout + p.stderr
+    # certreg-admin tells that login what it lacks, as for a statement
+    # refused (test_a_login_without_a_certreg_role_is_told_what_is_missing).
+    stranger = db.conninfo_as("stranger_" + suffix)
+    p = run(stranger, "unit", "list")
+    assert p.returncode != 0, p.stdout
+    assert f'your database login "stranger_{suffix}" has no certreg role' in p.stderr, p.stderr
+    assert f"certreg-admin operator add stranger_{suffix} --office CODE" in p.stderr, p.stderr
+    json_error(stranger, "unit", "list", code="no_role", exit_code=p.returncode)
     assert db.sql("SELECT certreg.ping() > 0", user="daemon_" + suffix).strip() == "t"
     ok(db.conninfo_as("clerk_" + suffix), "unit", "list")
 
