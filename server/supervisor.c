@@ -22,10 +22,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,8 +44,9 @@
 #define SUPERVISOR_RESTART_DELAY_MS 500
 /* Certificates whose OCSP answer the workers share (about 130 bytes each). */
 #define SUPERVISOR_OCSP_ENTRIES 16384
-/* 10 ms apart: another certregd holds the lock for microseconds. */
-#define SUPERVISOR_LISTEN_LOCK_TRIES 500
+/* Tries 10 ms apart, 2 s in all: a starting certregd holds it for microseconds. */
+#define SUPERVISOR_LISTEN_LOCK_TRIES   200
+#define SUPERVISOR_LISTEN_LOCK_WAIT_US 10000
 
 struct child {
 	pid_t pid;    /* 0: the slot is free */
@@ -94,7 +91,6 @@ static void supervisor_set_lane(struct supervisor *s, int slot, int lane);
 static int supervisor_live(const struct supervisor *s, bool current_only);
 static unsigned long supervisor_crl_signature(const char *dir);
 static int supervisor_listen_lock(char *err, size_t errlen);
-static long supervisor_abstract_owner(const char *path, size_t pathlen);
 
 bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
                      struct generation *gen, char *err, size_t errlen)
@@ -243,76 +239,17 @@ fail:
 }
 
 /*
- * The user owning the socket bound to the abstract UNIX address path
- * (pathlen bytes, the leading NUL included), as `ss -x` finds it: the
- * kernel's sock_diag dump of this network namespace's UNIX sockets. -1
- * when no socket holds it or the kernel does not say (before Linux 5.3).
- */
-static long supervisor_abstract_owner(const char *path, size_t pathlen)
-{
-	struct {
-		struct nlmsghdr nlh;
-		struct unix_diag_req req;
-	} q = {
-	    .nlh = {.nlmsg_len = sizeof(q),
-	            .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-	            .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP},
-	    .req = {.sdiag_family = AF_UNIX,
-	            .udiag_states = ~0U,
-	            .udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_UID},
-	};
-	char buf[16384] __attribute__((aligned(NLMSG_ALIGNTO)));
-	long owner = -1;
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-
-	if (fd < 0)
-		return -1;
-	if (send(fd, &q, sizeof(q), 0) != (ssize_t)sizeof(q))
-		goto out;
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		int left = (int)n;
-
-		if (n <= 0)
-			goto out;
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left);
-		     h = NLMSG_NEXT(h, left)) {
-			struct unix_diag_msg *m = NLMSG_DATA(h);
-			int alen = (int)h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-			bool named = false;
-			long uid = -1;
-
-			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
-				goto out;
-			for (struct rtattr *a = (struct rtattr *)(m + 1); RTA_OK(a, alen);
-			     a = RTA_NEXT(a, alen)) {
-				if (a->rta_type == UNIX_DIAG_NAME)
-					named = RTA_PAYLOAD(a) == pathlen &&
-					        memcmp(RTA_DATA(a), path, pathlen) == 0;
-				else if (a->rta_type == UNIX_DIAG_UID &&
-				         RTA_PAYLOAD(a) >= sizeof(uint32_t))
-					uid = *(const uint32_t *)RTA_DATA(a);
-			}
-			if (named) {
-				owner = uid;
-				goto out;
-			}
-		}
-	}
-out:
-	close(fd);
-	return owner;
-}
-
-/*
  * A lock between certregd processes of this network namespace (abstract
  * UNIX names live there, like the ports): the name is bound by one socket
  * at a time, and released by the kernel when its holder closes it or dies.
- * Any user can bind an abstract name, though. A holder of another user
- * cannot be a certregd that races us into our group (the kernel lets only
- * sockets of one user share a SO_REUSEPORT group), so certregd then goes on
- * without the lock instead of letting that user stop every start (review finding, 2026-12-06). The
- * fd returned is the lock or, then, an unbound socket: the caller closes either.
+ * A starting certregd holds it for microseconds, from the probe to
+ * listen(). Any local user can bind an abstract name, though, and keep it:
+ * a name held through every try is no starting certregd, so certregd goes
+ * on without the lock, and says so, instead of letting that user stop
+ * every start (review finding, 2026-12-06). Asking the kernel who holds it
+ * (sock_diag) is not an option: the shipped unit allows no AF_NETLINK. The
+ * fd returned is the lock or, then, an unbound socket: the caller closes
+ * either.
  */
 static int supervisor_listen_lock(char *err, size_t errlen)
 {
@@ -321,31 +258,28 @@ static int supervisor_listen_lock(char *err, size_t errlen)
 	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + sizeof(name) - 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot take the listen lock (abstract socket @%s): %s", name,
+		         strerror(errno));
+		return -1;
+	}
 	memcpy(sun.sun_path + 1, name, sizeof(name) - 1); /* sun_path[0] = 0: abstract */
-	for (int tries = 0; fd >= 0 && tries < SUPERVISOR_LISTEN_LOCK_TRIES; tries++) {
-		long holder;
-
+	for (int tries = 0; tries < SUPERVISOR_LISTEN_LOCK_TRIES; tries++) {
 		if (bind(fd, (struct sockaddr *)&sun, len) == 0)
 			return fd;
-		if (errno != EADDRINUSE)
-			break;
-		holder = supervisor_abstract_owner(sun.sun_path,
-		                                   len - offsetof(struct sockaddr_un, sun_path));
-		if (holder >= 0 && (uid_t)holder != geteuid()) {
-			log_warn("event=listen_lock_foreign name=@%s holder_uid=%ld "
-			         "detail=\"held by another user, not a certregd of ours: "
-			         "listening without it\"",
-			         name, holder);
-			return fd;
+		if (errno != EADDRINUSE) {
+			snprintf(err, errlen,
+			         "cannot take the listen lock (abstract socket @%s): %s", name,
+			         strerror(errno));
+			close(fd);
+			return -1;
 		}
-		errno = EADDRINUSE;
-		usleep(10000);
+		usleep(SUPERVISOR_LISTEN_LOCK_WAIT_US);
 	}
-	snprintf(err, errlen, "cannot take the listen lock (abstract socket @%s): %s", name,
-	         fd < 0 || errno != EADDRINUSE ? strerror(errno) : "held by another certregd");
-	if (fd >= 0)
-		close(fd);
-	return -1;
+	log_warn("event=listen_lock_held name=@%s waited_ms=%d detail=\"held longer than a "
+	         "starting certregd holds it (by another program?): listening without it\"",
+	         name, SUPERVISOR_LISTEN_LOCK_TRIES * SUPERVISOR_LISTEN_LOCK_WAIT_US / 1000);
+	return fd;
 }
 
 /*
