@@ -299,6 +299,7 @@ static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
                              enum verify_purpose purpose, bool self_issued_free);
 static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain);
+static void run_policy(struct verify_run *run, STACK_OF(X509) * chain);
 static bool name_dns_ok(const char *s, size_t len);
 static bool name_mailbox_ok(const char *s, size_t len);
 static bool crl_numbered(const X509_CRL *crl);
@@ -1519,11 +1520,9 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	STACK_OF(X509) *untrusted = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	X509_VERIFY_PARAM *param;
-	/* POLICY_CHECK: OpenSSL 3.0 evaluates the RFC 5280 6.1 policy tree
-	 * (certificatePolicies, policyConstraints, policyMappings,
-	 * inhibitAnyPolicy) only with it; without it a CA's
-	 * requireExplicitPolicy or inhibitPolicyMapping is ignored. */
-	unsigned long flags = X509_V_FLAG_X509_STRICT | X509_V_FLAG_POLICY_CHECK;
+	/* No X509_V_FLAG_POLICY_CHECK: run_policy processes the policies of a
+	 * path that verified, never of what a client sent unverified. */
+	unsigned long flags = X509_V_FLAG_X509_STRICT;
 	int ret;
 
 	out->has_leaf = certinfo_summarize(leaf, store->holders, now, &out->leaf);
@@ -1564,11 +1563,6 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	                                       : store->max_depth);
 	X509_VERIFY_PARAM_set_auth_level(param, VERIFY_AUTH_LEVEL);
 	X509_VERIFY_PARAM_set_time(param, now);
-	/* RFC 5280 6.1.1 (c): with no preference the user-initial-policy-set
-	 * is any-policy. OpenSSL 3.0 takes an unset set as empty, and then
-	 * refuses every path that requires an explicit policy. */
-	if (!X509_VERIFY_PARAM_set1_policies(param, store->any_policy))
-		goto oom;
 	if (purpose != VERIFY_PURPOSE_ANY &&
 	    !X509_STORE_CTX_set_purpose(ctx, purpose == VERIFY_PURPOSE_CLIENT
 	                                         ? X509_PURPOSE_SSL_CLIENT
@@ -1594,6 +1588,8 @@ static void run_chain(const struct verify_store *store, const struct verify_pref
 	}
 	run_extra_checks(&run, X509_STORE_CTX_get0_chain(ctx), purpose,
 	                 path != NULL && path->self_issued_free);
+	if (out->outcome == OUTCOME_OK)
+		run_policy(&run, X509_STORE_CTX_get0_chain(ctx));
 	if (run.leaf_crl != NULL)
 		result_crl(out, run.leaf_crl);
 	if (out->outcome == OUTCOME_OK) {
@@ -1619,6 +1615,53 @@ oom:
 	out->outcome = OUTCOME_SERVICE_UNAVAILABLE;
 	out->depth = -1;
 	snprintf(out->reason, sizeof(out->reason), "out of memory");
+}
+
+/*
+ * RFC 5280 6.1's certificate policies on a path that verified (chain, the
+ * anchor last): a CA's requireExplicitPolicy, policyMappings,
+ * inhibitPolicyMapping and inhibitAnyPolicy, and malformed policy
+ * extensions. OpenSSL 3.0's X509_verify_cert does this only with
+ * X509_V_FLAG_POLICY_CHECK, and then on whatever a client sent, verified
+ * or not (the verify callback lets a run go on past every error to find
+ * the worst): thousands of policies in unsigned certificates cost a
+ * worker a quarter of a second each (second review, 2026-12-06). Here
+ * every certificate is its CA's, so the tree is as large as a CA made it.
+ * The user-initial-policy-set is any-policy (RFC 5280 6.1.1 (c): no
+ * preference), and no explicit policy is required unless the path
+ * requires one. A tree OpenSSL gives up on (its node limit, or no
+ * memory) is a refusal: a path no one can evaluate is not trusted.
+ */
+static void run_policy(struct verify_run *run, STACK_OF(X509) * chain)
+{
+	X509_POLICY_TREE *tree = NULL;
+	int explicit_policy = 0, ret;
+
+	ret = X509_policy_check(&tree, &explicit_policy, chain, run->store->any_policy, 0);
+	X509_policy_tree_free(tree);
+	if (ret == X509_PCY_TREE_VALID)
+		return;
+	if (ret == X509_PCY_TREE_INVALID) {
+		for (int i = 0; i < sk_X509_num(chain); i++) {
+			X509 *x = sk_X509_value(chain, i);
+
+			if ((X509_get_extension_flags(x) & EXFLAG_INVALID_POLICY) != 0) {
+				run_fail(run,
+				         verify_error_outcome(X509_V_ERR_INVALID_POLICY_EXTENSION),
+				         X509_V_ERR_INVALID_POLICY_EXTENSION, i, x,
+				         X509_verify_cert_error_string(
+				             X509_V_ERR_INVALID_POLICY_EXTENSION));
+				return;
+			}
+		}
+	}
+	if (ret == X509_PCY_TREE_FAILURE)
+		run_fail(run, verify_error_outcome(X509_V_ERR_NO_EXPLICIT_POLICY),
+		         X509_V_ERR_NO_EXPLICIT_POLICY, -1, NULL,
+		         X509_verify_cert_error_string(X509_V_ERR_NO_EXPLICIT_POLICY));
+	else
+		run_fail(run, OUTCOME_CERT_UNTRUSTED, X509_V_ERR_INVALID_POLICY_EXTENSION, -1, NULL,
+		         "certificate policies could not be evaluated");
 }
 
 /*

@@ -777,3 +777,121 @@ def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
     assert count("tls", "handshake_timeout") >= 5
     assert count("tls", "header_timeout") >= 5
     assert count("api", "evicted") == count("api", "refused") == 0
+
+
+# --- policies in certificates nobody signed --------------------------------------
+
+def policy_chain(tmp_path, name, policies, cas=1, maps=0):
+    """A root, `cas` intermediates and a client leaf, each below the root
+    carrying `policies` certificatePolicies and each intermediate `maps`
+    policyMappings per policy; the chain (leaf first, root last) and the
+    root, as PEM files."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+    oids = [ObjectIdentifier(f"1.2.3.{n}") for n in range(policies)]
+    mappings = x509.UnrecognizedExtension(  # id-ce-policyMappings, DER by hand
+        ObjectIdentifier("2.5.29.33"), der_seq(b"".join(
+            der_seq(der_oid(oids[i].dotted_string) + der_oid(oids[(i + j + 1) % policies]
+                                                          .dotted_string))
+            for i in range(policies) for j in range(maps))))
+    n = cas + 2
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(n)]
+    names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} {i}")])
+             for i in range(n)]
+    start = datetime.datetime(2026, 1, 1)
+    pems = []
+    for i in range(n):
+        leaf = i == n - 1
+        b = (x509.CertificateBuilder().subject_name(names[i])
+             .issuer_name(names[max(i - 1, 0)]).public_key(keys[i].public_key())
+             .serial_number(1000 + i).not_valid_before(start)
+             .not_valid_after(start + datetime.timedelta(days=3650))
+             .add_extension(x509.BasicConstraints(ca=not leaf, path_length=None), critical=True)
+             .add_extension(x509.KeyUsage(
+                 digital_signature=leaf, content_commitment=False, key_encipherment=False,
+                 data_encipherment=False, key_agreement=False, key_cert_sign=not leaf,
+                 crl_sign=not leaf, encipher_only=False, decipher_only=False), critical=True)
+             .add_extension(x509.SubjectKeyIdentifier.from_public_key(keys[i].public_key()),
+                            critical=False)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                 keys[max(i - 1, 0)].public_key()), critical=False))
+        if leaf:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                critical=False)
+        if i > 0 and policies:
+            b = b.add_extension(x509.CertificatePolicies(
+                [x509.PolicyInformation(o, None) for o in oids]), critical=False)
+        if i > 0 and not leaf and maps:
+            b = b.add_extension(mappings, critical=True)
+        cert = b.sign(keys[max(i - 1, 0)], hashes.SHA256())
+        pems.append(cert.public_bytes(serialization.Encoding.PEM))
+    chain, root = tmp_path / f"{name}.pem", tmp_path / f"{name}-root.pem"
+    chain.write_bytes(b"".join(reversed(pems)))
+    root.write_bytes(pems[0])
+    return chain, root
+
+
+def der_len(n):
+    return bytes([n]) if n < 128 else (
+        bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big"))
+
+
+def der_seq(body):
+    return b"\x30" + der_len(len(body)) + body
+
+
+def der_oid(dotted):
+    arcs = [int(a) for a in dotted.split(".")]
+    body = bytes([40 * arcs[0] + arcs[1]])
+    for a in arcs[2:]:
+        enc = [a & 0x7F]
+        a >>= 7
+        while a:
+            enc.append(0x80 | (a & 0x7F))
+            a >>= 7
+        body += bytes(reversed(enc))
+    return b"\x06" + der_len(len(body)) + body
+
+
+def cert_check(chain, ca, *wrapper):
+    p = subprocess.run([*wrapper, str(BUILD / "certreg-admin"), "--json", "cert", "check",
+                        "--cert", str(chain), "--ca", str(ca), "--at", "2026-06-01T00:00:00Z"],
+                       capture_output=True, text=True, timeout=600)
+    return json.loads(p.stdout), p.stderr
+
+
+def check_instructions(chain, pki):
+    """Instructions (callgrind) of `certreg-admin cert check` on chain, its
+    root not trusted: a count, the same on every run, not a time."""
+    out, err = cert_check(chain, pki.path("ca/trust.pem"), "valgrind", "--tool=callgrind",
+                          "--callgrind-out-file=/dev/null")
+    assert out["outcome"] == "CERT_UNTRUSTED", (out, err)
+    return int(re.search(r"Collected : (\d+)", err)[1])
+
+
+@pytest.mark.skipif(subprocess.run(["which", "valgrind"], capture_output=True).returncode,
+                    reason="needs valgrind (callgrind)")
+def test_policies_of_a_chain_nobody_signed_cost_nothing(tmp_path, pki):
+    """Second review (2026-12-06): with X509_V_FLAG_POLICY_CHECK, OpenSSL
+    built the policy tree of whatever a client sent, verified or not (the
+    engine's verify callback goes on past every error): 2,500 policies in
+    each unsigned certificate cost 64 times a plain chain, a quarter of a
+    second of a worker per handshake. Policies are now processed only on a
+    path that verified. Counted in instructions, not timed."""
+    plain = check_instructions(policy_chain(tmp_path, "plain", 0)[0], pki)
+    laden = check_instructions(policy_chain(tmp_path, "laden", 2500)[0], pki)
+    assert laden < 1.5 * plain, (laden, plain)
+
+
+def test_a_policy_tree_openssl_gives_up_on_is_a_refusal(tmp_path):
+    """A CA's own chain whose policy mappings grow past OpenSSL's node
+    limit is refused (CERT_UNTRUSTED), not SERVICE_UNAVAILABLE: no one can
+    evaluate it, so it is not trusted."""
+    chain, root = policy_chain(tmp_path, "mapped", 40, cas=3, maps=5)
+    out, err = cert_check(chain, root)
+    assert out["outcome"] == "CERT_UNTRUSTED", (out, err)
+    assert out["reason"] == "certificate policies could not be evaluated", out
