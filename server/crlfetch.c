@@ -49,9 +49,9 @@ enum { SOURCE_FREE, SOURCE_CLAIMED, SOURCE_READY };
 struct crlfetch_source {
 	uint32_t state;
 	char url[CRLFETCH_URL_MAX];
-	/* The only issuer whose CRL is taken from url (DER): the CA whose
-	 * certificate named url, as known when it joined the list. Set
-	 * before the source is ready, never changed. */
+	/* The only issuer whose CRL is taken from url (DER): the issuer of
+	 * the certificate that named url, as known when it joined the list.
+	 * Set before the source is ready, never changed. */
 	size_t issuer_len;
 	unsigned char issuer[CRLFETCH_NAME_MAX];
 	/* Written by the supervisor only, under seq (odd: being written). */
@@ -106,11 +106,15 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
                               const char *error);
 static enum crlfetch_verdict crlfetch_install(const struct crlfetch *f, int i, X509_CRL *crl,
                                               char *why, size_t len);
-static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
-                                size_t len);
-static bool crlfetch_complete(X509_CRL *crl);
-static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *crl, char *why,
-                                            size_t len);
+static X509 *crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
+                                 size_t len);
+static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len);
+static bool crlfetch_idp_names(const DIST_POINT_NAME *dpn, const char *url);
+static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, int i, X509_CRL *crl,
+                                            EVP_PKEY *key, char *why, size_t len);
+static bool crlfetch_comparable(const struct crlfetch *f, int i, X509_CRL *old, EVP_PKEY *key,
+                                time_t now);
+static bool crlfetch_same_scope(X509_CRL *a, X509_CRL *b);
 static void crlfetch_number(const ASN1_INTEGER *number, char *text, size_t len);
 static bool crlfetch_write(const struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len);
 static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl);
@@ -313,23 +317,18 @@ static bool crlfetch_add(const char *url, const X509_NAME *issuer)
 
 /* The http:// full names of cert's distribution points (RFC 5280 4.2.1.13);
  * https would need the CRL's own CA to reach it, and LDAP is not spoken.
- * Their CRLs are issued by cert's issuer, or by the point's cRLIssuer
- * (an indirect CRL) when it names one. */
+ * Their CRLs are issued by cert's issuer. A point that names a cRLIssuer
+ * is skipped: its CRL is issued by another name than cert's issuer, which
+ * makes it an indirect CRL (RFC 5280 5.2.5, 6.3.3 (b)(1)), and
+ * crlfetch_scope refuses those. */
 static void crlfetch_note_urls(X509 *cert)
 {
 	STACK_OF(DIST_POINT) *cdp = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
 
 	for (int i = 0; i < sk_DIST_POINT_num(cdp); i++) {
 		DIST_POINT *dp = sk_DIST_POINT_value(cdp, i);
-		const X509_NAME *issuer = dp->CRLissuer == NULL ? X509_get_issuer_name(cert) : NULL;
 
-		for (int j = 0; issuer == NULL && j < sk_GENERAL_NAME_num(dp->CRLissuer); j++) {
-			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->CRLissuer, j);
-
-			if (gn->type == GEN_DIRNAME)
-				issuer = gn->d.directoryName;
-		}
-		if (issuer == NULL || dp->distpoint == NULL || dp->distpoint->type != 0)
+		if (dp->CRLissuer != NULL || dp->distpoint == NULL || dp->distpoint->type != 0)
 			continue;
 		for (int j = 0; j < sk_GENERAL_NAME_num(dp->distpoint->name.fullname); j++) {
 			GENERAL_NAME *gn = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, j);
@@ -346,7 +345,7 @@ static void crlfetch_note_urls(X509 *cert)
 			url[n] = '\0';
 			if (strncmp(url, "http://", 7) == 0 && strlen(url) == (size_t)n &&
 			    strpbrk(url, " \"<>\\") == NULL)
-				crlfetch_add(url, issuer);
+				crlfetch_add(url, X509_get_issuer_name(cert));
 		}
 	}
 	CRL_DIST_POINTS_free(cdp);
@@ -479,16 +478,18 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 
 /*
  * Installs crl as the file of source i when it passes every rule and is
- * newer than what crl_dir holds of its issuer; why says what went wrong.
+ * not older than what crl_dir holds of its signing key; why says what went
+ * wrong.
  */
 static enum crlfetch_verdict crlfetch_install(const struct crlfetch *f, int i, X509_CRL *crl,
                                               char *why, size_t len)
 {
 	enum crlfetch_verdict verdict;
+	X509 *signer = crlfetch_acceptable(f, i, crl, why, len);
 
-	if (!crlfetch_acceptable(f, i, crl, why, len))
+	if (signer == NULL)
 		return CRLFETCH_REFUSED;
-	verdict = crlfetch_order(f, crl, why, len);
+	verdict = crlfetch_order(f, i, crl, X509_get0_pubkey(signer), why, len);
 	if (verdict != CRLFETCH_INSTALLED)
 		return verdict;
 	return crlfetch_write(f, i, crl, why, len) ? CRLFETCH_INSTALLED : CRLFETCH_FAILED;
@@ -499,16 +500,18 @@ static enum crlfetch_verdict crlfetch_install(const struct crlfetch *f, int i, X
  * URL (plain HTTP: whoever is on the path chooses the answer, and another
  * configured CA's CRL verifies as well as the right one; installed as this
  * URL's file it would drop the right CA's revocations), be signed by a
- * configured CA of that name, be current, and be complete.
+ * configured CA of that name, be current, and cover every certificate that
+ * names the URL (crlfetch_scope). Returns the configured CA whose key
+ * verified it (borrowed from f->cas), or NULL.
  */
-static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
-                                size_t len)
+static X509 *crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, char *why,
+                                 size_t len)
 {
 	const struct crlfetch_source *s = &crlfetch_sources[i];
 	const unsigned char *der = s->issuer;
 	X509_NAME *expected = d2i_X509_NAME(NULL, &der, (long)s->issuer_len);
 	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
-	char issuer[256], want[256];
+	char issuer[256], want[256], scope[80];
 	time_t now = time(NULL), last;
 	X509 *signer = NULL;
 	bool named;
@@ -516,7 +519,7 @@ static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, 
 	ERR_clear_error();
 	if (expected == NULL) {
 		snprintf(why, len, "out of memory");
-		return false;
+		return NULL;
 	}
 	certinfo_name(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
 	certinfo_name(expected, want, sizeof(want));
@@ -525,7 +528,7 @@ static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, 
 	if (!named) {
 		snprintf(why, len, "CRL of %.120s, but this URL is named by certificates of %.120s",
 		         issuer, want);
-		return false;
+		return NULL;
 	}
 	for (int k = 0; k < sk_X509_num(f->cas) && signer == NULL; k++) {
 		X509 *ca = sk_X509_value(f->cas, k);
@@ -537,65 +540,123 @@ static bool crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl, 
 	ERR_clear_error();
 	if (signer == NULL) {
 		snprintf(why, len, "not signed by a configured CA named %.200s", issuer);
-		return false;
+		return NULL;
 	}
 	if (!certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &last) || last > now + f->skew ||
 	    next == NULL || X509_cmp_time(next, &now) <= 0) {
 		snprintf(why, len, "CRL of %.200s is not current (or has no nextUpdate)", issuer);
-		return false;
+		return NULL;
 	}
-	if (!crlfetch_complete(crl)) {
+	if (!crlfetch_scope(crl, s->url, scope, sizeof(scope))) {
 		snprintf(why, len,
-		         "CRL of %.200s is a delta CRL or has an issuing distribution point "
-		         "(only complete CRLs are fetched)",
-		         issuer);
-		return false;
+		         "CRL of %.120s does not cover every certificate naming this URL: %.60s",
+		         issuer, scope);
+		return NULL;
 	}
-	return true;
+	return signer;
 }
 
 /*
- * Neither a delta CRL (it lists only what changed since its base CRL) nor
- * one with an issuing distribution point (it covers only some of the
- * issuer's certificates: some reasons, only CA or only end-entity
- * certificates, one partition). Written over a URL's file, either would
- * stand in for the issuer's complete CRL and the revocations it leaves out
- * would be lost; nor is either a measure of how new the issuer's complete
- * CRL is. Such CRLs can still be put into crl_dir by hand.
+ * Whether crl can stand in for what url serves: the CRL of every
+ * certificate that names url (RFC 5280 4.2.1.13, 5.2.5, 6.3.3). Written
+ * over the URL's file, a CRL that covers less would drop the revocations
+ * it leaves out. Refused, with why:
+ * - a delta CRL: it lists only what changed since its base CRL;
+ * - an issuing distribution point whose distributionPoint does not name
+ *   url among its full names (another partition's CRL; a name relative to
+ *   the issuer is no URL): certificates naming url are outside its scope;
+ * - onlySomeReasons: a certificate revoked for another reason is absent;
+ * - indirectCRL: it may be issued by another name than the certificates'
+ *   issuer and list other CAs' certificates; OpenSSL, without
+ *   X509_V_FLAG_EXTENDED_CRL_SUPPORT, does not use it either;
+ * - onlyContainsUserCerts, onlyContainsCACerts (and attribute
+ *   certificates): such a CRL fits url only if every certificate naming
+ *   url is of that kind, and the daemon knows only the certificates it has
+ *   verified so far. A CA certificate naming url would be left without a
+ *   CRL by a user-only one (6.3.3 (b)(2)(ii)), a leaf by a CA-only one.
+ * An issuing distribution point naming url, or naming no distribution
+ * point, with none of these is a full CRL for url's certificates; the
+ * verifier's OpenSSL check scopes it the same way (crl_crldp_check: the
+ * certificate's distribution point must match the IDP's). Refused CRLs
+ * can still be put into crl_dir by hand.
  */
-static bool crlfetch_complete(X509_CRL *crl)
+static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len)
 {
 	ASN1_INTEGER *delta;
 	ISSUING_DIST_POINT *idp;
 	int delta_crit, idp_crit;
+	bool ok = false;
 
 	/* crit is -1 only when the extension is absent (not merely undecodable). */
 	delta = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &delta_crit, NULL);
 	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &idp_crit, NULL);
+	if (delta_crit != -1)
+		snprintf(why, len, "a delta CRL");
+	else if (idp_crit == -1)
+		ok = true;
+	else if (idp == NULL)
+		snprintf(why, len, "its issuing distribution point does not decode");
+	else if (idp->indirectCRL > 0)
+		snprintf(why, len, "an indirect CRL");
+	else if (idp->onlysomereasons != NULL)
+		snprintf(why, len, "a CRL of some revocation reasons only");
+	else if (idp->onlyuser > 0 || idp->onlyCA > 0 || idp->onlyattr > 0)
+		snprintf(why, len, "a CRL of %s certificates only",
+		         idp->onlyuser > 0 ? "end-entity"
+		         : idp->onlyCA > 0 ? "CA"
+		                           : "attribute");
+	else if (!crlfetch_idp_names(idp->distpoint, url))
+		snprintf(why, len, "its issuing distribution point names other URLs");
+	else
+		ok = true;
 	ASN1_INTEGER_free(delta);
 	ISSUING_DIST_POINT_free(idp);
 	ERR_clear_error();
-	return delta_crit == -1 && idp_crit == -1;
+	return ok;
+}
+
+/* Whether an issuing distribution point's name takes in url: no name at
+ * all, or url byte for byte among its full names (as OpenSSL matches a
+ * certificate's distribution point with GENERAL_NAME_cmp). */
+static bool crlfetch_idp_names(const DIST_POINT_NAME *dpn, const char *url)
+{
+	size_t n = strlen(url);
+
+	if (dpn == NULL)
+		return true;
+	if (dpn->type != 0)
+		return false;
+	for (int j = 0; j < sk_GENERAL_NAME_num(dpn->name.fullname); j++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(dpn->name.fullname, j);
+
+		if (gn->type == GEN_URI &&
+		    (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier) == n &&
+		    memcmp(ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), url, n) == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
- * Whether crl is newer than every complete CRL of its issuer in crl_dir,
- * whichever file holds it: this URL's, another URL's, or one put there by
- * hand or by certreg-crl-refresh. A CRL with a lower CRL number (RFC 5280
- * 5.2.3: numbers only grow) or an older lastUpdate may predate a
+ * Whether crl, verified with key, is not older than the CRLs in crl_dir it
+ * must not fall behind (crlfetch_comparable), whichever file holds them:
+ * this URL's, another URL's, or one put there by hand or by
+ * certreg-crl-refresh. A lower CRL number (RFC 5280 5.2.3: within one
+ * scope numbers only grow) or an older lastUpdate may predate a
  * revocation, and while it is still current it would let the revoked
- * certificate in again: it is refused. The same number and lastUpdate is
- * the CRL crl_dir holds already. These are certreg-crl-refresh's rules,
- * applied to the whole directory rather than to one file.
+ * certificate in again: it is refused. Numbers are compared only between
+ * CRLs of one scope (the same issuing distribution point, or none), each
+ * scope counting on its own; lastUpdate always, being a time. The same
+ * scope, number and lastUpdate is the CRL crl_dir holds already.
  */
-static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *crl, char *why,
-                                            size_t len)
+static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, int i, X509_CRL *crl,
+                                            EVP_PKEY *key, char *why, size_t len)
 {
 	STACK_OF(X509_CRL) *dir = sk_X509_CRL_new_null();
 	ASN1_INTEGER *number = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
 	enum crlfetch_verdict verdict = CRLFETCH_INSTALLED;
 	char err[512], a[80], b[80];
-	time_t t_new, t_old;
+	time_t now = time(NULL), t_new, t_old;
 
 	if (dir == NULL || !trust_load_crls(f->crl_dir, dir, err, sizeof(err))) {
 		snprintf(why, len, "cannot compare with crl_dir: %.200s",
@@ -606,23 +667,26 @@ static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *
 	for (int k = 0; k < sk_X509_CRL_num(dir) && verdict != CRLFETCH_REFUSED; k++) {
 		X509_CRL *old = sk_X509_CRL_value(dir, k);
 		ASN1_INTEGER *old_number;
+		bool same_scope;
 		int by_number = 0, by_time;
 
 		if (X509_NAME_cmp(X509_CRL_get_issuer(old), X509_CRL_get_issuer(crl)) != 0 ||
-		    !crlfetch_complete(old))
+		    !crlfetch_comparable(f, i, old, key, now))
 			continue;
+		same_scope = crlfetch_same_scope(crl, old);
 		old_number = X509_CRL_get_ext_d2i(old, NID_crl_number, NULL, NULL);
-		if (number != NULL && old_number != NULL)
+		if (same_scope && number != NULL && old_number != NULL)
 			by_number = ASN1_INTEGER_cmp(number, old_number);
 		by_time =
 		    ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl), X509_CRL_get0_lastUpdate(old));
 		if (by_number < 0) {
 			crlfetch_number(number, a, sizeof(a));
 			crlfetch_number(old_number, b, sizeof(b));
-			snprintf(why, len,
-			         "CRL number %s is lower than %s of a CRL of the same issuer in "
-			         "crl_dir",
-			         a, b);
+			snprintf(
+			    why, len,
+			    "CRL number %s is lower than %s of a current CRL in crl_dir signed "
+			    "by the same key",
+			    a, b);
 			verdict = CRLFETCH_REFUSED;
 		} else if (by_time < 0) {
 			if (!certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t_new) ||
@@ -630,12 +694,13 @@ static enum crlfetch_verdict crlfetch_order(const struct crlfetch *f, X509_CRL *
 				t_new = t_old = 0;
 			certinfo_rfc3339(t_new, a, sizeof(a));
 			certinfo_rfc3339(t_old, b, sizeof(b));
-			snprintf(why, len,
-			         "lastUpdate %s is older than %s of a CRL of the same issuer in "
-			         "crl_dir",
-			         a, b);
+			snprintf(
+			    why, len,
+			    "lastUpdate %s is older than %s of a current CRL in crl_dir signed "
+			    "by the same key",
+			    a, b);
 			verdict = CRLFETCH_REFUSED;
-		} else if (by_number == 0 && by_time == 0) {
+		} else if (same_scope && by_number == 0 && by_time == 0) {
 			verdict = CRLFETCH_CURRENT;
 		}
 		ASN1_INTEGER_free(old_number);
@@ -645,6 +710,52 @@ done:
 	sk_X509_CRL_pop_free(dir, X509_CRL_free);
 	ASN1_INTEGER_free(number);
 	return verdict;
+}
+
+/*
+ * Whether old, a CRL in crl_dir of the fetched CRL's issuer name, is one a
+ * CRL for source i must not be older than:
+ * - signed by key, the key that signed the fetched CRL. A CA re-keyed
+ *   under the same name may count each key's CRLs on its own, or share
+ *   one counter whose CRLs arrive in any order; a CA rebuilt under the
+ *   same name starts again at 1. Another key's CRLs say nothing about how
+ *   new this key's are. The signature is verified rather than
+ *   authorityKeyIdentifiers compared: that extension is often missing
+ *   from CRLs, its keyIdentifier is whatever the CA computed (one key can
+ *   carry two), its other form names a certificate rather than a key, and
+ *   a file in crl_dir may be anyone's; a verified signature proves the key;
+ * - current: nextUpdate not passed (less clock_skew, erring towards
+ *   comparing), or none. An expired CRL revokes nothing any more, so
+ *   nothing is rolled back by a CRL older than it;
+ * - one this URL could have served (crlfetch_scope): a delta, another
+ *   partition's CRL or one of some reasons only is no measure of this
+ *   URL's CRL.
+ */
+static bool crlfetch_comparable(const struct crlfetch *f, int i, X509_CRL *old, EVP_PKEY *key,
+                                time_t now)
+{
+	const ASN1_TIME *next = X509_CRL_get0_nextUpdate(old);
+	time_t edge = now - f->skew;
+	char scope[80];
+	bool ok;
+
+	ok = X509_CRL_verify(old, key) == 1 && (next == NULL || X509_cmp_time(next, &edge) > 0) &&
+	     crlfetch_scope(old, crlfetch_sources[i].url, scope, sizeof(scope));
+	ERR_clear_error();
+	return ok;
+}
+
+/* Whether a and b have one scope: the same issuing distribution point
+ * (byte for byte), or neither has one. */
+static bool crlfetch_same_scope(X509_CRL *a, X509_CRL *b)
+{
+	int ia = X509_CRL_get_ext_by_NID(a, NID_issuing_distribution_point, -1);
+	int ib = X509_CRL_get_ext_by_NID(b, NID_issuing_distribution_point, -1);
+
+	if (ia < 0 || ib < 0)
+		return ia < 0 && ib < 0;
+	return ASN1_OCTET_STRING_cmp(X509_EXTENSION_get_data(X509_CRL_get_ext(a, ia)),
+	                             X509_EXTENSION_get_data(X509_CRL_get_ext(b, ib))) == 0;
 }
 
 /* A CRL number as 0x and upper-case hex, as certreg-crl-refresh logs it. */

@@ -9,10 +9,12 @@
  * last quarter of the installed CRL's validity, with back-off after a
  * failure, two at a time (each body is held whole). A CRL is installed
  * only when it is issued by the CA whose certificate named the URL,
- * verifies against a configured CA of that name, is current and complete
- * (no delta, no issuing distribution point), and is newer (CRL number,
- * lastUpdate) than every CRL of that issuer in crl_dir; any other is
- * refused and logged. Installing is writing a dot file in crl_dir,
+ * verifies against a configured CA of that name, is current, covers every
+ * certificate naming the URL (no delta; an issuing distribution point only
+ * when it names the URL, limits neither reasons nor kinds of certificate
+ * and is not indirect), and is not older (CRL number, lastUpdate) than any
+ * current CRL in crl_dir signed by the same key; any other is refused and
+ * logged. Installing is writing a dot file in crl_dir,
  * syncing it and renaming it over `fetched-<hash>.crl`; the supervisor's
  * ordinary reload then reads it, so crl_dir stays the one way CRLs enter.
  * A failed download keeps the installed file. The list and each source's state live in a shared

@@ -17,11 +17,17 @@ What each test guards:
   the daemon never stops being ready;
 - a failed download (HTTP error, a forged CRL) keeps the installed CRL and
   is reported in /metrics, in /readyz's warnings and by certreg-admin check;
-- a URL's CRL comes only from the CA whose certificates name it, complete
-  (no delta, no issuing distribution point) and never older than a CRL of
-  that CA in crl_dir: what an on-path attacker of the plain-HTTP download
-  serves instead (another CA's CRL, then the CA's CRL from before a
-  revocation) is refused, on the first download of a URL too;
+- a URL's CRL comes only from the CA whose certificates name it, covers
+  every certificate naming the URL (no delta; an issuing distribution point
+  only when it names the URL and limits neither reasons nor kinds of
+  certificate, and is not indirect) and is never older than a current CRL
+  in crl_dir signed by the same key: what an on-path attacker of the
+  plain-HTTP download serves instead (another CA's CRL, then the CA's CRL
+  from before a revocation, a partial CRL) is refused, on the first
+  download of a URL too;
+- what is no rollback is installed: a full CRL whose issuing distribution
+  point names its URL, a re-keyed CA's CRL numbered below the old key's,
+  a rebuilt CA's CRL numbered below its expired predecessor;
 - at most two downloads run at a time (each body is held whole), the
   others wait their turn;
 - `certregd -t` refuses crl_fetch when the daemon's user cannot write
@@ -78,19 +84,51 @@ def _cert(cn, key, issuer=None, issuer_key=None, ca=False, cdp=None):
     return b.sign(issuer_key or key, hashes.SHA256())
 
 
+def _crl(ca, key, number, last_update, next_update, serials=(), idp=None, delta_of=None):
+    """A DER CRL of ca signed by key (with its authority key identifier),
+    numbered number; idp an IssuingDistributionPoint, delta_of the base CRL
+    number of a delta CRL."""
+    b = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+         .last_update(last_update).next_update(next_update)
+         .add_extension(x509.CRLNumber(number), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                        critical=False))
+    if delta_of is not None:
+        b = b.add_extension(x509.DeltaCRLIndicator(delta_of), critical=True)
+    if idp is not None:
+        b = b.add_extension(idp, critical=True)
+    for s in serials:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(s)
+                                      .revocation_date(last_update).build())
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def _idp(urls=None, reasons=None, user_only=False, indirect=False):
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(u) for u in urls] if urls else None,
+        relative_name=None, only_contains_user_certs=user_only, only_contains_ca_certs=False,
+        only_some_reasons=reasons, indirect_crl=indirect, only_contains_attribute_certs=False)
+
+
+# Kinds of CRL the issuing CA's URL may be served instead of its full CRL,
+# each listing nothing and newer than the installed one (CrlServer.mode).
+PARTIAL = ("delta", "idp-other-url", "reasons", "user-only", "indirect")
+
+
 class CrlServer:
     """Serves /root.crl and /int.crl, each signed anew per GET; `revoked`
     (name -> set of serials), `validity` (seconds), `mode` (name -> "ok",
     "error" for a 500, "forged" for a CRL signed by another key, "other"
     for the other CA's current CRL, "stale" for a CRL of an hour ago
-    listing nothing, "delta" for a delta CRL and "scoped" for a CRL with an
-    issuing distribution point, both newer and listing nothing), `gets`
-    (path -> count)."""
+    listing nothing, "idp-url" for a full CRL whose issuing distribution
+    point names its URL, one of PARTIAL for such a CRL listing nothing),
+    `fixed` (path -> DER served as it is), `gets` (path -> count)."""
 
     def __init__(self, port, pki):
         self.revoked = {"root": set(), "int": set()}
         self.validity = 86400
         self.mode = {"root": "ok", "int": "ok"}
+        self.fixed = {}
         self.gets = {}
         me = self
 
@@ -103,6 +141,13 @@ class CrlServer:
             def do_GET(self):
                 me.gets[self.path] = me.gets.get(self.path, 0) + 1
                 name = self.path.strip("/").split(".")[0]
+                if self.path in me.fixed:
+                    body = me.fixed[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if name not in me.mode or me.mode[name] == "error":
                     self.send_response(500 if name in me.mode else 404)
                     self.send_header("Content-Length", "0")
@@ -111,10 +156,10 @@ class CrlServer:
                 mode = me.mode[name]
                 if mode == "other":
                     name = "root" if name == "int" else "int"
-                body = pki.crl(name, set() if mode in ("stale", "delta", "scoped")
+                body = pki.crl(name, set() if mode == "stale" or mode in PARTIAL
                                else me.revoked[name], me.validity, forged=mode == "forged",
                                age=3600 if mode == "stale" else 0,
-                               kind=mode if mode in ("delta", "scoped") else None)
+                               kind=mode if mode == "idp-url" or mode in PARTIAL else None)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/pkix-crl")
                 self.send_header("Content-Length", str(len(body)))
@@ -133,6 +178,7 @@ class CrlServer:
 class Pki:
     def __init__(self, d, port):
         base = f"http://127.0.0.1:{port}"
+        self.base = base
         self.dir = d
         self.keys = {n: ec.generate_private_key(ec.SECP256R1())
                      for n in ("root", "int", "good", "victim", "forger")}
@@ -152,26 +198,22 @@ class Pki:
 
     def crl(self, name, serials, validity, forged=False, age=0, kind=None):
         """A CRL issued `age` seconds ago (its number, milliseconds since the
-        epoch, then too); kind "delta" or "scoped" adds a delta CRL
-        indicator or an issuing distribution point."""
+        epoch, then too); kind "delta" makes it a delta CRL, "idp-url" gives
+        it an issuing distribution point naming its own URL, the others of
+        PARTIAL one that names another URL ("idp-other-url"), or its own
+        with some reasons only, end-entity certificates only, or indirect."""
         issued = time.time() - age
         now = datetime.datetime.fromtimestamp(int(issued), UTC)
-        b = (x509.CertificateRevocationListBuilder().issuer_name(self.certs[name].subject)
-             .last_update(now).next_update(now + datetime.timedelta(seconds=validity + age))
-             .add_extension(x509.CRLNumber(int(issued * 1000)), critical=False))
-        if kind == "delta":
-            b = b.add_extension(x509.DeltaCRLIndicator(int(issued * 1000) - 60000),
-                                critical=True)
-        elif kind == "scoped":
-            b = b.add_extension(x509.IssuingDistributionPoint(
-                full_name=None, relative_name=None, only_contains_user_certs=True,
-                only_contains_ca_certs=False, only_some_reasons=None, indirect_crl=False,
-                only_contains_attribute_certs=False), critical=True)
-        for s in serials:
-            b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(s)
-                                          .revocation_date(now).build())
-        key = self.keys["forger" if forged else name]
-        return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        url = f"{self.base}/{name}.crl"
+        idp = {"idp-url": _idp([url]),
+               "idp-other-url": _idp([f"{self.base}/{name}-part2.crl"]),
+               "reasons": _idp([url], reasons=frozenset([x509.ReasonFlags.key_compromise])),
+               "user-only": _idp([url], user_only=True),
+               "indirect": _idp([url], indirect=True)}.get(kind)
+        return _crl(self.certs[name], self.keys["forger" if forged else name],
+                    int(issued * 1000), now, now + datetime.timedelta(seconds=validity + age),
+                    serials, idp=idp,
+                    delta_of=int(issued * 1000) - 60000 if kind == "delta" else None)
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +249,12 @@ def daemon_crl_dir(tmp_path):
 
 @pytest.fixture
 def start(certregd, db, cpki, tmp_path):
-    def run(interval=2, **trust):
+    """crls: file name -> DER, put into crl_dir before the daemon starts."""
+    def run(interval=2, crls=None, **trust):
         crl_dir = daemon_crl_dir(tmp_path)
+        for n, der in (crls or {}).items():
+            (crl_dir / n).write_bytes(der)
+            (crl_dir / n).chmod(0o644)
         d = certregd(db, trust={"ca_file": cpki.dir / "root.pem",
                                 "intermediates_file": cpki.dir / "int.pem",
                                 "crl_dir": crl_dir, "revocation": "require",
@@ -345,12 +391,15 @@ def revoke_victim(d, cpki, server):
     assert wait_for(lambda: outcome(d, cpki, "victim") == "CERT_REVOKED")
 
 
-@pytest.mark.parametrize("kind", ["other", "delta", "scoped"])
+@pytest.mark.parametrize("kind", ("other",) + PARTIAL)
 def test_a_crl_that_would_drop_revocations_is_refused(start, cpki, server, port, kind):
     """At the issuing CA's URL (plain HTTP) whoever is on the path may serve
-    the root's current CRL, or a delta or a scoped CRL of the issuing CA:
-    each verifies, and each used to replace that URL's file, dropping the
-    issuing CA's revocations."""
+    the root's current CRL, or a CRL of the issuing CA that does not cover
+    every certificate naming the URL: a delta CRL, another partition's, one
+    of some reasons only, of end-entity certificates only (a CA certificate
+    naming the URL would be left without a CRL), an indirect one. Each
+    verifies, and would replace that URL's file, dropping the issuing CA's
+    revocations."""
     d = start()
     started(d, cpki)
     revoke_victim(d, cpki, server)
@@ -363,8 +412,12 @@ def test_a_crl_that_would_drop_revocations_is_refused(start, cpki, server, port,
     assert outcome(d, cpki, "victim") == "CERT_REVOKED"
     assert metric(d, "certreg_crl_fetch_errors_total", url) > errors
     assert "event=crl_fetch_refused" in d.log()
-    assert ("but this URL is named by certificates of" if kind == "other"
-            else "is a delta CRL or has an issuing distribution point") in d.log()
+    assert {"other": "but this URL is named by certificates of",
+            "delta": "naming this URL: a delta CRL",
+            "idp-other-url": "its issuing distribution point names other URLs",
+            "reasons": "a CRL of some revocation reasons only",
+            "user-only": "a CRL of end-entity certificates only",
+            "indirect": "an indirect CRL"}[kind] in d.log()
 
 
 def test_an_older_crl_of_the_issuer_is_refused_wherever_the_newer_one_is(start, cpki, server,
@@ -404,6 +457,86 @@ def test_first_download_takes_only_the_issuer_that_names_the_url(start, cpki, se
     server.mode["int"] = "ok"
     assert wait_for(lambda: d.get("/readyz").status == 200), d.get("/readyz").body
     assert installed.exists()
+
+
+def test_a_full_crl_naming_its_url_is_installed_and_used(start, cpki, server, port):
+    """Some CAs put an issuing distribution point naming the URL into their
+    full CRLs: such a CRL covers every certificate naming the URL, is
+    installed and revokes (it used to be refused as a scoped CRL, and the
+    daemon never became ready)."""
+    server.mode["int"] = "idp-url"
+    d = start()
+    started(d, cpki)
+    url, installed = fetched_file(d, port, "int")
+    idp = x509.load_der_x509_crl(installed.read_bytes()).extensions.get_extension_for_class(
+        x509.IssuingDistributionPoint).value
+    assert idp.full_name == [x509.UniformResourceIdentifier(url)]
+    assert outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"
+    revoke_victim(d, cpki, server)
+    assert outcome(d, cpki, "good") == "KEY_NOT_APPROVED"
+
+
+def _rekeyed(cpki, tmp_path):
+    """The issuing CA again, under its name with a new key, naming
+    /int2.crl in its leaf, and an intermediates file holding both."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("CRL Test Issuing CA", key, cpki.certs["root"], cpki.keys["root"], ca=True,
+               cdp=f"{cpki.base}/root.crl")
+    leaf = _cert("CRL Test rekeyed", ec.generate_private_key(ec.SECP256R1()), ca, key,
+                 cdp=f"{cpki.base}/int2.crl")
+    d = tmp_path / "rekeyed"
+    d.mkdir()
+    d.chmod(0o755)
+    (d / "int.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM)
+                                         for c in (cpki.certs["int"], ca)))
+    (d / "int.pem").chmod(0o644)
+    open_for_daemon_user(d)
+    return key, ca, leaf, d / "int.pem"
+
+
+def test_a_rekeyed_ca_numbering_afresh_is_not_held_to_the_old_key(start, cpki, server, port,
+                                                                   tmp_path):
+    """Review finding 1 (a): the old key's CRL #10 in crl_dir, the new
+    key's CRL #3 at the new key's URL. Only CRLs of the same key are
+    compared: #3 is installed and revokes (it used to be refused as lower
+    than #10, for as long as the old file stayed)."""
+    key, ca, leaf, intermediates = _rekeyed(cpki, tmp_path)
+    now = datetime.datetime.now(UTC).replace(microsecond=0)
+    day = datetime.timedelta(days=1)
+    old = _crl(cpki.certs["int"], cpki.keys["int"], 10, now, now + day)
+    server.fixed["/int2.crl"] = _crl(ca, key, 3, now - datetime.timedelta(minutes=5),
+                                     now + day)
+    d = start(crls={"int-old-key.crl": old}, intermediates_file=intermediates)
+    pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
+    d.verify(pem)
+    url, installed = fetched_file(d, port, "int2")
+    assert wait_for(installed.exists), d.log()
+    assert installed.read_bytes() == server.fixed["/int2.crl"]
+    assert wait_for(lambda: d.verify(pem).json()["outcome"] == "KEY_NOT_APPROVED")
+    # The new key's next CRL revokes the leaf; the old key's CRL stays.
+    server.fixed["/int2.crl"] = _crl(ca, key, 4, now, now + day, [leaf.serial_number])
+    assert wait_for(lambda: d.verify(pem).json()["outcome"] == "CERT_REVOKED")
+    assert (d.crl_dir / "int-old-key.crl").read_bytes() == old
+    assert "is lower than" not in d.log()
+
+
+def test_an_expired_crl_does_not_hold_back_a_rebuilt_ca(start, cpki, server, port):
+    """Review finding 1 (c): a CA rebuilt under the same name (here with
+    the same key) numbers its CRLs from the start again. Its old CRL #10,
+    expired, stays in crl_dir; the new #3 is installed (it used to be
+    refused as lower, for ever). The same key's older CRL that is still
+    current stays refused (test_an_older_crl_of_the_issuer_...)."""
+    now = datetime.datetime.now(UTC).replace(microsecond=0)
+    day = datetime.timedelta(days=1)
+    expired = _crl(cpki.certs["int"], cpki.keys["int"], 10, now - 2 * day, now - day)
+    server.fixed["/int.crl"] = _crl(cpki.certs["int"], cpki.keys["int"], 3, now, now + day,
+                                    [cpki.certs["victim"].serial_number])
+    d = start(crls={"int-before-rebuild.crl": expired})
+    started(d, cpki)
+    url, installed = fetched_file(d, port, "int")
+    assert installed.read_bytes() == server.fixed["/int.crl"]
+    assert outcome(d, cpki, "victim") == "CERT_REVOKED"
+    assert "is lower than" not in d.log()
 
 
 def test_at_most_two_downloads_at_a_time(certregd, db, tmp_path):
