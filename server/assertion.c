@@ -252,7 +252,9 @@ static bool assertion_unhex(const char *hex, unsigned char *out, size_t n)
 
 /* The path of an http(s) URL config_url_valid() accepted: from the first
  * '/' after the host up to the query or fragment; true when no segment of
- * it is a dot segment in any spelling and it has no encoded '/' or '\'. */
+ * it is a dot segment in any spelling and it has no encoded '/' or '\'.
+ * A segment ends at its first ';' too, plain or encoded: Java servlet
+ * containers drop such path parameters before resolving, so "..;x" is "..". */
 static bool return_to_path_ok(const char *url)
 {
 	const char *p = strstr(url, "://") + 3;
@@ -264,6 +266,8 @@ static bool return_to_path_ok(const char *url)
 
 		p += strcspn(p, "/?#");
 		for (const char *c = seg; c < p;) {
+			if (*c == ';' || (p - c >= 3 && strncasecmp(c, "%3b", 3) == 0))
+				break;
 			if (*c == '.') {
 				dots++;
 				c++;

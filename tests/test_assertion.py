@@ -313,7 +313,11 @@ def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, p
     for bad in ("https://evil.example/cb", "https://portal.example.gov.cn.evil.example/",
                 "javascript:alert(1)", PORTAL[:-3], host_only + ".evil.example/",
                 host_only + "@evil.example/", host_only + ":8443/", PORTAL + "x",
-                PORTAL + "/../../admin", PORTAL + "/%2e%2E/admin", PORTAL + "\\..\\admin"):
+                PORTAL + "/../../admin", PORTAL + "/%2e%2E/admin", PORTAL + "\\..\\admin",
+                # A Java servlet container drops ";params" before it resolves
+                # a segment, so "..;x" is ".." to a Tomcat portal.
+                PORTAL + "/..;/admin", PORTAL + "/..;jsessionid=1/admin",
+                PORTAL + "/%2e%2e;/admin", PORTAL + "/..%3B/admin"):
         q = urllib.parse.urlencode({"return_to": bad})
         status, _, body = tls_get(d, pki, f"/v1/login?{q}", accept="text/html")
         assert status == 400 and bad.encode() not in body, bad
