@@ -455,7 +455,8 @@ static int migrate_apply(struct cli *cli, const struct migration_set *set,
 	snprintf(version, sizeof(version), "%ld", m->version);
 	if ((rc = conn_script(cli, text)) == CLI_OK &&
 	    (rc = conn_script(cli, migrate_between_sql)) == CLI_OK)
-		rc = conn_run(cli, "INSERT INTO certreg_meta.migrations (version, name) VALUES ($1, $2)",
+		rc = conn_run(cli,
+		              "INSERT INTO certreg_meta.migrations (version, name) VALUES ($1, $2)",
 		              2, params);
 	free(text);
 	if (rc != CLI_OK)
