@@ -452,7 +452,7 @@ format:
 	clang-format -i common/*.[ch] server/*.[ch] admin/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c tests/bench/*.c
 
 # Undefined names and unused imports in the Python tests and scripts.
-lint:
+lint: format-check
 	$(PYTHON) -m pyflakes tests/*.py tests/fixtures/*.py tests/bench/*.py tests/pki/*.py tests/fuzz/*.py
 
 format-check:

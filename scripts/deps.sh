@@ -9,7 +9,7 @@
 #          shows certregd alone, so no nginx either.
 #   build  run, plus everything the tests need (`make deps`, which
 #          `make check` depends on; the default): clang and LLVM (fuzzing),
-#          valgrind, cmocka, pytest, psycopg2, pyflakes, nginx (the nginx
+#          clang-format (`make lint` checks the C formatting), valgrind, cmocka, pytest, psycopg2, pyflakes, nginx (the nginx
 #          tests) and its stream module (the TCP balancer of `make bench`),
 #          linux-perf (`make flamegraph`), iproute2, procps, systemd and
 #          man-db
@@ -31,7 +31,7 @@ libevent-dev libpq-dev libssl-dev libjansson-dev libinih-dev
 libsystemd-dev libjemalloc-dev libcurl4-openssl-dev
 postgresql-15 postgresql-contrib
 python3 openssl curl util-linux gettext"
-PKGS_build="$PKGS_run build-essential clang llvm libclang-rt-14-dev valgrind libcmocka-dev
+PKGS_build="$PKGS_run build-essential clang llvm clang-format libclang-rt-14-dev valgrind libcmocka-dev
 python3-pytest python3-psycopg2 python3-pyflakes python3-jwt python3-cryptography
 nginx-light libnginx-mod-stream linux-perf procps iproute2 systemd man-db"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
