@@ -107,8 +107,11 @@ echo "demo: starting PostgreSQL in $run/pg (socket only, port $pgport)"
 [ "$(id -u)" -eq 0 ] && chown -R nobody:nogroup "$run/pg" "$run/crl"
 as_owner "$pgbin/initdb" -D "$run/pg/data" -U postgres --auth=trust -E UTF8 \
 	--locale=C.UTF-8 >"$run/pg/initdb.log" 2>&1
+# Trust authentication makes whoever can connect the superuser postgres,
+# who can run programs as the cluster's owner (COPY ... TO PROGRAM): the
+# socket is the owner's alone (root, running the demo's commands, passes).
 as_owner "$pgbin/pg_ctl" -D "$run/pg/data" -l "$run/pg/server.log" -w \
-	-o "-c listen_addresses='' -c unix_socket_directories='$run/pg/sock' -p $pgport -c fsync=off" \
+	-o "-c listen_addresses='' -c unix_socket_directories='$run/pg/sock' -c unix_socket_permissions=0700 -p $pgport -c fsync=off" \
 	start >/dev/null
 
 super="host=$run/pg/sock port=$pgport user=postgres"

@@ -308,3 +308,31 @@ def test_bad_source_lines_are_reported(tmp_path, pki, served, crl_dir):
     assert p.returncode == 1
     assert p.stderr.count("event=bad_source") == 2, p.stderr
     assert list(tmp_path.glob("evil*")) == [] and list(crl_dir.glob("*.pem")) == []
+
+
+def test_a_crl_dir_another_user_can_change_is_refused(tmp_path, pki, served, crl_dir):
+    """With crl_fetch = yes crl_dir belongs to certregd's user. That user
+    can put a symbolic link under any name there, e.g. the name the script
+    stages a CRL under (.NAME.crl.pem.tmp.PID, the PID guessed by planting
+    a range), and the script, run as root, would write through it and
+    chmod what it points at. So it refuses, before writing anything, a
+    crl_dir that another user owns or that its group or others may write."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(crl_dir, 4242, 4242)  # certregd's user, say
+    else:
+        crl_dir.chmod(0o777)
+    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    for pid in range(last + 1, last + 3000):
+        pid = pid if pid <= pid_max else pid - pid_max + 300
+        (crl_dir / f".int.crl.pem.tmp.{pid}").symlink_to(victim)
+    p = refresh(tmp_path, write_conf(tmp_path, pki, crl_dir),
+                f"int {served.url}/crl/int.crl.pem")
+    assert victim.read_text() == "precious\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert p.returncode == 2, p.stderr
+    assert f"crl_dir {crl_dir} may be changed by another user" in p.stderr, p.stderr
+    assert not (crl_dir / "int.crl.pem").exists()
+    assert not (crl_dir / ".certreg-crl-refresh.lock").exists()

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -219,3 +220,37 @@ def test_make_run_installs_only_what_building_and_the_demo_need():
     makefile = (REPO / "Makefile").read_text()
     recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
     assert "scripts/deps.sh run" in recipe and "deps" not in recipe.split("\n")[0]
+
+
+def test_no_other_local_user_can_reach_the_demo_cluster(demo):
+    """The demo's cluster trusts every connection on its socket (initdb
+    --auth=trust) as the superuser postgres, who may run programs (COPY ...
+    TO PROGRAM) as the cluster's owner: the developer, or nobody under root.
+    So the socket is its owner's alone; the directory around it stays open
+    (nobody must reach it under root)."""
+    proc = subprocess.Popen([str(DEMO)], env=demo.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("certreg demo is up"):
+                break
+        assert seen and seen[-1].startswith("certreg demo is up"), "".join(seen)
+        sock = demo.dir / "pg/sock" / f".s.PGSQL.{demo.env['CERTREG_DEMO_PGPORT']}"
+        assert stat.S_ISSOCK(sock.stat().st_mode)
+        assert sock.stat().st_mode & 0o077 == 0, oct(sock.stat().st_mode)
+        if os.geteuid() == 0:
+            # A local user of its own, neither root nor nobody.
+            pgbin = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))[-1]
+            p = subprocess.run(
+                ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups", str(pgbin),
+                 "-h", str(sock.parent), "-p", demo.env["CERTREG_DEMO_PGPORT"], "-U",
+                 "postgres", "-d", "certreg", "-Atc", "SELECT current_user"],
+                capture_output=True, text=True, timeout=30, cwd="/")
+            assert p.returncode != 0 and "Permission denied" in p.stderr, p.stdout + p.stderr
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+    demo.assert_stopped()
