@@ -9,8 +9,9 @@
 #          shows certregd alone, so no nginx either.
 #   build  run, plus everything the tests need (`make deps`, which
 #          `make check` depends on; the default): clang and LLVM (fuzzing),
-#          clang-format (`make lint` checks the C formatting), valgrind, cmocka, pytest, psycopg2, pyflakes, nginx (the nginx
-#          tests) and its stream module (the TCP balancer of `make bench`),
+#          clang-format (`make lint` checks the C formatting), valgrind,
+#          cmocka, pytest, psycopg2, pyflakes, nginx (the nginx tests) and
+#          its stream module (the TCP balancer of `make bench`),
 #          linux-perf (`make flamegraph`), iproute2, procps, systemd and
 #          man-db
 #   deb    build and check the Debian packages (`make deb`, `make deb-check`):
