@@ -14,8 +14,11 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import time
+import types
 import urllib.parse
+from pathlib import Path
 
 import jwt
 import pytest
@@ -151,6 +154,48 @@ def test_an_ok_tls_login_carries_an_assertion_a_portal_verifies(certregd, db, pk
     with pytest.raises(jwt.InvalidSignatureError):
         verified(".".join([head, b64url(json.dumps(forged).encode()), sig]), jwks, "ES256")
 
+
+
+def portal_recipe(jwks):
+    """docs/PORTAL.md's Python verification, run as written; its JWKS
+    fetch (requests, not installed here) answers jwks."""
+    doc = (Path(__file__).parent.parent / "docs" / "PORTAL.md").read_text()
+    code = doc.split("Python (Debian's `python3-jwt`):\n\n```python\n", 1)[1]
+    code = code.split("```", 1)[0]
+    fake = types.ModuleType("requests")
+    fake.get = lambda url, timeout: types.SimpleNamespace(json=lambda: jwks)
+    saved, sys.modules["requests"] = sys.modules.get("requests"), fake
+    namespace = {}
+    try:
+        exec(code, namespace)
+    finally:
+        if saved is None:
+            del sys.modules["requests"]
+        else:
+            sys.modules["requests"] = saved
+    return namespace["unit_of"]
+
+
+def test_the_portal_recipe_takes_only_the_sessions_nonce(certregd, db, pki, tmp_path):
+    """The portal's recipe accepts an assertion only with the nonce of the
+    session it arrives in. A session that holds none (new, or its nonce
+    used and forgotten as the recipe says) must not accept an assertion
+    that has none either: anyone's own login without a nonce, posted by a
+    page of theirs into a victim's browser, would log the victim in as
+    their unit (login CSRF, which the nonce is there to stop)."""
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    unit_of = portal_recipe(jwks_of(d, pki))
+    token = json.loads(tls_get(d, pki, "/v1/login?nonce=n-1")[2])["assertion"]
+    assert unit_of(token, "n-1") == REGNO
+    for wrong in ("n-2", "", None):
+        with pytest.raises(jwt.InvalidTokenError):
+            unit_of(token, wrong)
+    bare = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    for session_nonce in (None, "", "n-1"):
+        with pytest.raises(jwt.InvalidTokenError):
+            unit_of(bare, session_nonce)
 
 def test_refusals_and_the_api_paths_carry_no_assertion(certregd, db, pki, tmp_path):
     bind(db, pki, "ec-ok")

@@ -829,3 +829,74 @@ def test_batches_purge_as_often_per_challenge_as_single_calls(db, pg_cluster):
     assert purge_calls(db, d) == 3
     su.execute("SELECT count(*) FROM certreg.challenges_used WHERE expires_at < now()")
     assert su.fetchone()[0] == 0
+
+
+def test_a_spent_challenge_purged_under_a_waiting_consume_is_not_spent_again(db, pg_cluster):
+    """A consume that passed its expiry check before a challenge expired,
+    and reaches its INSERT only after a purge took the spent row away (a
+    batch waiting on a racing batch's row; a stalled statement, modelled by
+    a transaction begun before the expiry), found the way free and answered
+    true: the replay of a used challenge and its signature logged in again.
+    Whatever inserted the row, an answer is true only while the clock after
+    the insert is before the expiry (review finding: signed-challenge
+    login)."""
+    import datetime
+    import threading
+    import time
+    pg_cluster.ensure_login("daemon_cl_test", "certreg_daemon")
+    d = connect(db, "daemon_cl_test").cursor()
+    su = connect(db).cursor()
+    su.execute("SELECT now() + interval '2 seconds'")
+    expires = su.fetchone()[0]
+    later = expires + datetime.timedelta(minutes=2)
+    # Two challenges the users spent; the racing batch's sorts before both.
+    batch_target, single_target, racing_hash = "e" * 64, "f" * 64, "0" * 64
+    for h in (batch_target, single_target):
+        d.execute("SELECT certreg.challenge_consume(%s, %s, %s)", (h, expires, "a" * 32))
+        assert d.fetchone() == (True,)
+    # Another daemon's batch holds its row uncommitted: the replay's batch,
+    # which inserts in hash order, waits on it before reaching its target.
+    racing = psycopg2.connect(db.conninfo_as("daemon_cl_test"))
+    racing.cursor().execute("SELECT certreg.challenge_consume(%s, %s, %s)",
+                            (racing_hash, later, "b" * 32))
+    answers = []
+
+    def replay_in_a_batch():
+        cur = connect(db, "daemon_cl_test").cursor()
+        cur.execute("SELECT certreg.challenge_consume_many(%s::text[], %s::timestamptz[],"
+                    " %s::text[])", ([racing_hash, batch_target], [later, expires],
+                                     ["c" * 32, "c" * 32]))
+        answers.append(cur.fetchone()[0])
+
+    replayer = threading.Thread(target=replay_in_a_batch)
+    replayer.start()
+    # Single calls whose statements began before the expiry.
+    stalled = [psycopg2.connect(db.conninfo_as("daemon_cl_test")) for _ in range(2)]
+    for conn in stalled:
+        conn.cursor().execute("SELECT now()")
+    deadline = time.monotonic() + 20
+    while True:
+        su.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'daemon_cl_test'"
+                   " AND wait_event_type = 'Lock'")
+        if su.fetchone()[0] == 1:
+            break
+        assert time.monotonic() < deadline, "the replay's batch never waited"
+        time.sleep(0.05)
+    su.execute("SELECT pg_sleep(greatest(0, extract(epoch FROM %s - clock_timestamp()))"
+               " + 0.2)", (expires,))
+    su.execute("SELECT certreg.challenge_purge()")
+    assert used(su, batch_target) == [] and used(su, single_target) == []
+    racing.rollback()
+    replayer.join(timeout=30)
+    assert answers == [[True, False]]
+    # A stalled single call inserting the purged row, then that same
+    # attempt sent again (after a lost connection) from another one.
+    cur = stalled[0].cursor()
+    cur.execute("SELECT certreg.challenge_consume(%s, %s, %s)", (single_target, expires, "d" * 32))
+    assert cur.fetchone() == (False,)
+    stalled[0].commit()
+    cur = stalled[1].cursor()
+    cur.execute("SELECT certreg.challenge_consume(%s, %s, %s)", (single_target, expires, "d" * 32))
+    assert cur.fetchone() == (False,)
+    for conn in stalled + [racing]:
+        conn.close()
