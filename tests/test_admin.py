@@ -589,6 +589,45 @@ def test_auditor_reads_and_changes_nothing(org, pki):
         == "approved"
 
 
+# Terminal controls: C0 and DEL, C1 (U+0080-U+009F: U+009B is CSI to xterm
+# and VTE in UTF-8), and the bidi embeddings, overrides and isolates.
+TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                               "\u2066-\u2069]")
+
+
+def test_hostile_text_cannot_drive_another_clerks_terminal(org, db, pki):
+    # An operator of one office writes escape sequences, a forged line and a
+    # bidi override into every free-text field it owns, and into the subject
+    # of a certificate planted with key_bind() from psql (certificates are
+    # shown to every office).
+    evil = ("Evil\x1b]0;pwned\x07\x1b[2J\nStatus:      active\u009b31m"
+            "\u202egnp.exe\u2066x\u2069\x7f")
+    ok(org.op_xc, "unit", "add", "110102000002", "--name", evil, "--office", "XC01")
+    ok(org.op_xc, "unit", "set-status", "110102000002", "closed", "--reason", evil)
+    leaf = pki.leaf("ec-ok")
+    cert = json.dumps(dict(json.loads(cert_json(pki, "ec-ok")), subject=evil, sha256="0" * 64),
+                      ensure_ascii=False)
+    ok(org.owner, "unit", "add", "110102000003", "--name", "Good", "--office", "XC01")
+    db.sql(f"SELECT certreg.key_bind('{leaf['key_id']}', '110102000003', '{evil}', false, "
+           f"'{evil}', '{cert}'::jsonb)".replace("\x00", ""), user=org.names["op_xc"])
+    ok(org.op_xc, "key", "suspend", leaf["key_id"], "--reason", evil)
+    shown = {
+        "unit show": ok(org.sup, "unit", "show", "110102000002").stdout,
+        "unit list": ok(org.sup, "unit", "list").stdout,
+        "audit log": ok(org.aud, "audit", "log").stdout,
+        "key show (other office)": ok(org.op_dc, "key", "show", leaf["key_id"]).stdout,
+        "key show": ok(org.sup, "key", "show", leaf["key_id"]).stdout,
+        "key list": ok(org.sup, "key", "list", "--unit", "110102000003").stdout,
+    }
+    for what, out in shown.items():
+        assert "Evil" in out or "gnp" in out or "Good" in out, (what, out)
+        assert not TERMINAL_CONTROLS.search(out), f"{what}: {out!r}"
+    # The forged line is no line: unit show has one Status, the real one.
+    assert re.findall(r"^Status: +(\S+)$", shown["unit show"], re.M) == ["closed"]
+    # --json keeps every character (jansson escapes the C0 controls).
+    assert js(org.sup, "unit", "show", "110102000002")["name"] == evil
+
+
 # --- keys -----------------------------------------------------------------------
 
 def test_key_bind_by_cert_pem_and_der_and_lifecycle(org, pki):
@@ -965,3 +1004,21 @@ def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
     assert out["message"] is None and out["hint"] is None
     assert "message:" not in ok(None, "cert", "check", "--cert", pki.leaf("ec-ok")["pem"],
                                 "--config", conf).stdout
+
+
+def test_cert_check_prints_no_terminal_control_of_the_users_certificate(tmp_path):
+    """A certificate a user brings to the counter is anyone's: OpenSSL's
+    RFC 2253 escaping turns ESC into \\1B but leaves C1 and bidi controls,
+    which cert check must not hand to the clerk's terminal. --json keeps them
+    (escaped where JSON wants it)."""
+    evil = "Evil\u009b2J\u202egnp\u2066x\u2069"
+    subprocess.run(["openssl", "req", "-x509", "-utf8", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", "self.key", "-subj",
+                    f"/O={evil}/CN=self", "-days", "30", "-out", "self.pem"],
+                   check=True, capture_output=True, cwd=tmp_path)
+    cert = str(tmp_path / "self.pem")
+    p = run(None, "cert", "check", "--cert", cert, "--ca", cert)
+    assert "outcome:     OK\n" in p.stdout and "Evil" in p.stdout, p.stdout + p.stderr
+    assert not TERMINAL_CONTROLS.search(p.stdout), repr(p.stdout)
+    out = json.loads(ok(None, "--json", "cert", "check", "--cert", cert, "--ca", cert).stdout)
+    assert evil in out["certificate"]["subject"]
