@@ -367,6 +367,34 @@ def test_only_certreg_roles_connect(db):
     ok(db.conninfo_as("clerk_" + suffix), "unit", "list")
 
 
+def test_an_operator_cannot_plant_code_that_db_migrate_runs(db):
+    """Review finding 2 (certreg-admin and the SQL rules): on a database
+    whose schema public still lets PUBLIC create (one upgraded from before
+    PostgreSQL 15 keeps that), an operator put format() overloads there that
+    match the migration's calls better than pg_catalog's variadic one; the
+    next db migrate, a superuser's, ran them. Now the migration resolves no
+    name through public, and takes CREATE on it away from PUBLIC."""
+    suffix = db.name[-8:]
+    clerk = "clerk_" + suffix
+    ok(db.conninfo, "office", "add", "DC01", "--name", "东城")
+    ok(db.conninfo, "operator", "add", clerk, "--office", "DC01")
+    db.sql("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    grab = (f"BEGIN EXECUTE 'ALTER ROLE {clerk} SUPERUSER'; "
+            "EXCEPTION WHEN OTHERS THEN NULL; END;")
+    for args, call in (("a name", "a"), ("a text", "a"), ("a text, b text", "a, b"),
+                       ("a name, b name", "a, b"), ("a text, b name", "a, b")):
+        db.sql(f"CREATE FUNCTION public.format(f text, {args}) RETURNS text LANGUAGE plpgsql "
+               f"AS $$BEGIN {grab} RETURN pg_catalog.format(f, {call}); END$$", user=clerk)
+    # The runner's own lock statement: (text, integer) beats (text, bigint).
+    db.sql("CREATE FUNCTION public.hashtextextended(t text, s integer) RETURNS bigint "
+           f"LANGUAGE plpgsql AS $$BEGIN {grab} RETURN pg_catalog.hashtextextended(t, s); "
+           "END$$", user=clerk)
+    ok(db.conninfo, "db", "migrate")
+    assert db.sql(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{clerk}'").strip() == "f"
+    assert db.sql(f"SELECT has_schema_privilege('{clerk}', 'public', 'CREATE')").strip() == "f"
+    ok(db.conninfo_as(clerk), "unit", "list")
+
+
 def test_failed_migration_leaves_nothing(db, tmp_path):
     conn = fresh_database(db, db.name + "_f")
     sql = tmp_path / "sql"
