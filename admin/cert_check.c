@@ -26,6 +26,7 @@
 #include "i18n.h"
 #include "outcome.h"
 #include "report.h"
+#include "table.h"
 #include "trust.h"
 #include "verify.h"
 
@@ -50,7 +51,7 @@ static struct verify_store *build_store(const struct cli *cli, const struct chec
                                         int *status);
 static bool run_check(const struct cli *cli, const struct verify_store *store,
                       const struct check_args *a, time_t now, struct verify_result *res);
-static void print_text(const struct verify_result *res);
+static void print_text(struct verify_result *res);
 static bool print_json(const struct cli *cli, const struct verify_result *res);
 static int exit_code(outcome_t outcome);
 
@@ -269,11 +270,21 @@ static bool run_check(const struct cli *cli, const struct verify_store *store,
 	return true;
 }
 
-static void print_text(const struct verify_result *res)
+/* Cleans res's names for the terminal first: the certificate is whatever
+ * the user brought to the counter, and OpenSSL's RFC 2253 escaping leaves
+ * C1 and bidi controls as they are (table_clean). */
+static void print_text(struct verify_result *res)
 {
 	const struct cert_summary *s = &res->leaf;
 	const struct outcome_info *info = outcome_info(res->outcome);
 	char nb[32], na[32];
+
+	table_clean(res->reason);
+	table_clean(res->failing_subject);
+	table_clean(res->leaf.subject);
+	table_clean(res->leaf.issuer);
+	table_clean(res->leaf.holder_id);
+	table_clean(res->crl.issuer);
 
 	printf(_("outcome:     %s\n"), outcome_code(res->outcome));
 	if (res->depth >= 0 && res->outcome != OUTCOME_OK)

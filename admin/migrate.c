@@ -98,15 +98,18 @@ const struct cli_command migrate_commands[] = {
 /* What a file's SET LOCAL changed, put back before the next file runs. */
 static const char migrate_between_sql[] = "RESET ROLE; RESET search_path";
 
-/* Two runners must not both see a version as pending and apply it twice. */
-static const char migrate_lock_sql[] =
-    "SELECT pg_advisory_lock(hashtextextended('certreg_meta.migrations', 0))";
+/* Two runners must not both see a version as pending and apply it twice.
+ * pg_catalog named: the session's search_path may hold a schema others
+ * create in, and their hashtextextended(text, integer) would match better
+ * and run as the superuser migrating (sql/functions/90_grants.sql). */
+static const char migrate_lock_sql[] = "SELECT pg_catalog.pg_advisory_lock("
+                                       "pg_catalog.hashtextextended('certreg_meta.migrations', 0))";
 
 static const char migrate_meta_sql[] = "CREATE SCHEMA IF NOT EXISTS certreg_meta;"
                                        "CREATE TABLE IF NOT EXISTS certreg_meta.migrations ("
                                        " version integer PRIMARY KEY,"
                                        " name text NOT NULL,"
-                                       " applied_at timestamptz NOT NULL DEFAULT now())";
+                                       " applied_at timestamptz NOT NULL DEFAULT pg_catalog.now())";
 
 static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
@@ -194,7 +197,8 @@ static int migrate_status(struct cli *cli, const struct cli_command *cmd, int ar
 		goto out;
 	if ((rc = conn_open(cli, true)) != CLI_OK)
 		goto out;
-	rc = conn_exec(cli, &exists, "SELECT to_regclass('certreg_meta.migrations') IS NOT NULL", 0,
+	rc = conn_exec(cli, &exists,
+	               "SELECT pg_catalog.to_regclass('certreg_meta.migrations') IS NOT NULL", 0,
 	               NULL);
 	if (rc != CLI_OK)
 		goto out;

@@ -227,6 +227,8 @@ bool report_record(const PGresult *res, int row, const struct report_column *col
 			if (*p >= 'A' && *p <= 'Z')
 				*p = (char)(*p - 'A' + 'a');
 		report_value_text(res, row, idx[i], cols[i].kind, false, buf, sizeof(buf));
+		/* One line per value, and no escape sequence (table_clean). */
+		table_clean(buf);
 		printf(_("%s:%*s %s\n"), label, (int)(width - table_text_width(label)), "", buf);
 	}
 	return true;

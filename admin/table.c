@@ -18,6 +18,7 @@ struct table {
 };
 
 static char *table_clean_copy(const char *s);
+static size_t table_control_len(const unsigned char *p);
 static void table_print_cell(FILE *out, const char *s, size_t width, enum table_align align,
                              bool last);
 static size_t table_cut(const char *s, size_t width, char *buf, size_t len);
@@ -177,16 +178,56 @@ size_t table_text_width(const char *s)
 	return width;
 }
 
+void table_clean(char *s)
+{
+	unsigned char *in = (unsigned char *)s, *out = in;
+
+	while (*in != '\0') {
+		size_t n = table_control_len(in);
+
+		if (n > 0) {
+			*out++ = ' ';
+			in += n;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
 static char *table_clean_copy(const char *s)
 {
 	char *copy = strdup(s);
 
-	if (copy == NULL)
-		return NULL;
-	for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	if (copy != NULL)
+		table_clean(copy);
 	return copy;
+}
+
+/*
+ * The length of the terminal control at p in UTF-8, 0 for anything else.
+ * The text is the database's, and any office can write some of it (a unit
+ * name, a ticket, a reason, the subject of a certificate bound from psql)
+ * for another office's clerk to display: C0 controls and DEL start escape
+ * sequences and forge lines, C1 controls (U+0080-U+009F; U+009B is CSI,
+ * U+009D OSC to xterm and VTE in UTF-8) do the same in two bytes, and the
+ * bidi embeddings, overrides and isolates (U+200E, U+200F, U+202A-U+202E,
+ * U+2066-U+2069) make a terminal that reorders text show other characters
+ * than those stored. Byte patterns, not mbrtowc: the rule must not depend
+ * on the locale the clerk runs under.
+ */
+static size_t table_control_len(const unsigned char *p)
+{
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 1;
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	if (p[0] == 0xe2 && p[1] == 0x80 &&
+	    (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))
+		return 3;
+	if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+		return 3;
+	return 0;
 }
 
 /* Prints s in a column width wide; cut to fit when table_fit narrowed it. */

@@ -31,8 +31,15 @@ void table_set_shrink(struct table *t, int col, size_t min);
  * most width display columns or none can give more. */
 void table_fit(struct table *t, size_t width);
 
-/* Appends a row of ncols cells (copied; NULL prints empty). Control
- * characters become spaces so a value cannot break the layout. */
+/* Replaces, in place, each terminal control in the UTF-8 string s with a
+ * space: C0 controls, DEL, C1 controls and the bidi embeddings, overrides
+ * and isolates. What the database holds may come from another office, and
+ * printed raw it could drive the terminal or forge a line. */
+void table_clean(char *s);
+
+/* Appends a row of ncols cells (copied; NULL prints empty), cleaned by
+ * table_clean so a value can neither break the layout nor drive the
+ * terminal. */
 bool table_add_row(struct table *t, const char *const *cells) __attribute__((warn_unused_result));
 
 size_t table_row_count(const struct table *t);

@@ -15,7 +15,7 @@
 -- operator_add() and operator_remove() speak for a login here.
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 DO $$
 DECLARE

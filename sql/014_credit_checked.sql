@@ -21,7 +21,7 @@
 -- stay as they are.
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 UPDATE keys k SET credit_checked = false
   FROM units u

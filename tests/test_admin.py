@@ -367,6 +367,34 @@ def test_only_certreg_roles_connect(db):
     ok(db.conninfo_as("clerk_" + suffix), "unit", "list")
 
 
+def test_an_operator_cannot_plant_code_that_db_migrate_runs(db):
+    """Review finding 2 (certreg-admin and the SQL rules): on a database
+    whose schema public still lets PUBLIC create (one upgraded from before
+    PostgreSQL 15 keeps that), an operator put format() overloads there that
+    match the migration's calls better than pg_catalog's variadic one; the
+    next db migrate, a superuser's, ran them. Now the migration resolves no
+    name through public, and takes CREATE on it away from PUBLIC."""
+    suffix = db.name[-8:]
+    clerk = "clerk_" + suffix
+    ok(db.conninfo, "office", "add", "DC01", "--name", "东城")
+    ok(db.conninfo, "operator", "add", clerk, "--office", "DC01")
+    db.sql("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    grab = (f"BEGIN EXECUTE 'ALTER ROLE {clerk} SUPERUSER'; "
+            "EXCEPTION WHEN OTHERS THEN NULL; END;")
+    for args, call in (("a name", "a"), ("a text", "a"), ("a text, b text", "a, b"),
+                       ("a name, b name", "a, b"), ("a text, b name", "a, b")):
+        db.sql(f"CREATE FUNCTION public.format(f text, {args}) RETURNS text LANGUAGE plpgsql "
+               f"AS $$BEGIN {grab} RETURN pg_catalog.format(f, {call}); END$$", user=clerk)
+    # The runner's own lock statement: (text, integer) beats (text, bigint).
+    db.sql("CREATE FUNCTION public.hashtextextended(t text, s integer) RETURNS bigint "
+           f"LANGUAGE plpgsql AS $$BEGIN {grab} RETURN pg_catalog.hashtextextended(t, s); "
+           "END$$", user=clerk)
+    ok(db.conninfo, "db", "migrate")
+    assert db.sql(f"SELECT rolsuper FROM pg_roles WHERE rolname = '{clerk}'").strip() == "f"
+    assert db.sql(f"SELECT has_schema_privilege('{clerk}', 'public', 'CREATE')").strip() == "f"
+    ok(db.conninfo_as(clerk), "unit", "list")
+
+
 def test_failed_migration_leaves_nothing(db, tmp_path):
     conn = fresh_database(db, db.name + "_f")
     sql = tmp_path / "sql"
@@ -587,6 +615,45 @@ def test_auditor_reads_and_changes_nothing(org, pki):
     assert len(js(org.owner, "audit", "log")) == before
     assert js(org.owner, "key", "show", pki.leaf("bjca")["key_id"])["association"]["status"] \
         == "approved"
+
+
+# Terminal controls: C0 and DEL, C1 (U+0080-U+009F: U+009B is CSI to xterm
+# and VTE in UTF-8), and the bidi embeddings, overrides and isolates.
+TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
+                               "\u2066-\u2069]")
+
+
+def test_hostile_text_cannot_drive_another_clerks_terminal(org, db, pki):
+    # An operator of one office writes escape sequences, a forged line and a
+    # bidi override into every free-text field it owns, and into the subject
+    # of a certificate planted with key_bind() from psql (certificates are
+    # shown to every office).
+    evil = ("Evil\x1b]0;pwned\x07\x1b[2J\nStatus:      active\u009b31m"
+            "\u202egnp.exe\u2066x\u2069\x7f")
+    ok(org.op_xc, "unit", "add", "110102000002", "--name", evil, "--office", "XC01")
+    ok(org.op_xc, "unit", "set-status", "110102000002", "closed", "--reason", evil)
+    leaf = pki.leaf("ec-ok")
+    cert = json.dumps(dict(json.loads(cert_json(pki, "ec-ok")), subject=evil, sha256="0" * 64),
+                      ensure_ascii=False)
+    ok(org.owner, "unit", "add", "110102000003", "--name", "Good", "--office", "XC01")
+    db.sql(f"SELECT certreg.key_bind('{leaf['key_id']}', '110102000003', '{evil}', false, "
+           f"'{evil}', '{cert}'::jsonb)".replace("\x00", ""), user=org.names["op_xc"])
+    ok(org.op_xc, "key", "suspend", leaf["key_id"], "--reason", evil)
+    shown = {
+        "unit show": ok(org.sup, "unit", "show", "110102000002").stdout,
+        "unit list": ok(org.sup, "unit", "list").stdout,
+        "audit log": ok(org.aud, "audit", "log").stdout,
+        "key show (other office)": ok(org.op_dc, "key", "show", leaf["key_id"]).stdout,
+        "key show": ok(org.sup, "key", "show", leaf["key_id"]).stdout,
+        "key list": ok(org.sup, "key", "list", "--unit", "110102000003").stdout,
+    }
+    for what, out in shown.items():
+        assert "Evil" in out or "gnp" in out or "Good" in out, (what, out)
+        assert not TERMINAL_CONTROLS.search(out), f"{what}: {out!r}"
+    # The forged line is no line: unit show has one Status, the real one.
+    assert re.findall(r"^Status: +(\S+)$", shown["unit show"], re.M) == ["closed"]
+    # --json keeps every character (jansson escapes the C0 controls).
+    assert js(org.sup, "unit", "show", "110102000002")["name"] == evil
 
 
 # --- keys -----------------------------------------------------------------------
@@ -965,3 +1032,21 @@ def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
     assert out["message"] is None and out["hint"] is None
     assert "message:" not in ok(None, "cert", "check", "--cert", pki.leaf("ec-ok")["pem"],
                                 "--config", conf).stdout
+
+
+def test_cert_check_prints_no_terminal_control_of_the_users_certificate(tmp_path):
+    """A certificate a user brings to the counter is anyone's: OpenSSL's
+    RFC 2253 escaping turns ESC into \\1B but leaves C1 and bidi controls,
+    which cert check must not hand to the clerk's terminal. --json keeps them
+    (escaped where JSON wants it)."""
+    evil = "Evil\u009b2J\u202egnp\u2066x\u2069"
+    subprocess.run(["openssl", "req", "-x509", "-utf8", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", "self.key", "-subj",
+                    f"/O={evil}/CN=self", "-days", "30", "-out", "self.pem"],
+                   check=True, capture_output=True, cwd=tmp_path)
+    cert = str(tmp_path / "self.pem")
+    p = run(None, "cert", "check", "--cert", cert, "--ca", cert)
+    assert "outcome:     OK\n" in p.stdout and "Evil" in p.stdout, p.stdout + p.stderr
+    assert not TERMINAL_CONTROLS.search(p.stdout), repr(p.stdout)
+    out = json.loads(ok(None, "--json", "cert", "check", "--cert", cert, "--ca", cert).stdout)
+    assert evil in out["certificate"]["subject"]

@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 CREATE OR REPLACE FUNCTION refuse(p_state text, p_message text) RETURNS void
     LANGUAGE plpgsql AS $$

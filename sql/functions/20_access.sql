@@ -8,7 +8,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- Who may read which office's rows (RLS). SECURITY DEFINER so the policy
 -- can read operator_offices whatever the caller may read.

@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 CREATE OR REPLACE FUNCTION audit_hash(p_prev text, p_id bigint, p_at timestamptz, p_operator text,
                            p_office text, p_action text, p_key text, p_regno text,

@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- A certificate certregd parsed and verified: the one writer of trusted facts.
 CREATE OR REPLACE FUNCTION certificate_seen(p_key_id text, p_cert jsonb) RETURNS void

@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- The one rule: is a last-use time older than the write interval? Last use
 -- answers "which keys are no longer used", a question of days; written on

@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- p_cert is what certregd parsed from a chain that verified up to a trust
 -- anchor (the daemon's login is trusted to report that, as for decide());

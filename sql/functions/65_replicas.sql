@@ -16,7 +16,7 @@
 -- Re-applied with CREATE OR REPLACE by every `certreg-admin db migrate`.
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- The office to send an unassociated key's user to: that of the one active
 -- unit with the certificate's credit code, if there is exactly one; a row

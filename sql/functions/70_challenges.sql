@@ -7,7 +7,7 @@
 -- (docs/REGISTRY-API.md).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 -- The daemon's copy of the challenge key (hex). Only certreg_daemon may
 -- read it: whoever holds it can make challenges every daemon accepts.

@@ -21,9 +21,20 @@
 -- regains PUBLIC's CONNECT while its migrations say applied; the next
 -- db migrate takes it away again. As the user running db migrate (a
 -- superuser): certreg_owner does not own the database.
+--
+-- CREATE on schema public: PUBLIC's no more, as PostgreSQL 15 made the
+-- default; a database upgraded from an older one keeps it. Whoever can
+-- create there can define a function that matches a call better than
+-- pg_catalog's (format()'s VARIADIC "any" loses to format(text, name)),
+-- and whoever calls it by its bare name runs it: an operator's format()
+-- ran as the superuser of the next db migrate (review finding 2,
+-- certreg-admin and the SQL rules). So the migration resolves no name
+-- through public either: the function files and migrations from 013 on
+-- set search_path to certreg alone (pg_catalog is searched first anyway),
+-- and the runner names pg_catalog in its own statements (admin/migrate.c).
 
 SET LOCAL ROLE certreg_owner;
-SET LOCAL search_path = certreg, public;
+SET LOCAL search_path = certreg;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA certreg FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION decide(text, jsonb, text, boolean), record_use(text, jsonb, text),
@@ -47,4 +58,7 @@ BEGIN
     EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO certreg_daemon, certreg_operator,'
                    ' certreg_supervisor, certreg_auditor', current_database());
+    IF to_regnamespace('public') IS NOT NULL THEN
+        REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+    END IF;
 END $$;

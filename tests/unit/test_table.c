@@ -151,6 +151,27 @@ static void test_control_characters(void **state)
 	free(out);
 }
 
+/* Whatever a terminal would act on becomes one space: ESC and DEL, C1 in
+ * UTF-8 (U+009B is CSI), the bidi overrides and isolates; Chinese, other
+ * punctuation of the same lead bytes and a lone lead byte stay. */
+static void test_clean_terminal_controls(void **state)
+{
+	char s[] = "a\x1b[2Jb\x7f"
+	           "c\xc2\x9b"
+	           "31md\xc2\x85"
+	           "e\xe2\x80\xae"
+	           "f\xe2\x81\xa6"
+	           "g\xe2\x80\x8f"
+	           "h";
+	char keep[] = "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xc2";
+
+	(void)state;
+	table_clean(s);
+	assert_string_equal(s, "a [2Jb c 31md e f g h");
+	table_clean(keep);
+	assert_string_equal(keep, "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xc2");
+}
+
 static void test_many_rows(void **state)
 {
 	static const char *const headers[] = {"N"};
@@ -225,7 +246,7 @@ int main(void)
 	    cmocka_unit_test(test_width),        cmocka_unit_test(test_alignment_chinese),
 	    cmocka_unit_test(test_exact_layout), cmocka_unit_test(test_control_characters),
 	    cmocka_unit_test(test_many_rows),    cmocka_unit_test(test_fit_cuts_with_ellipsis),
-	    cmocka_unit_test(test_fit_limits),
+	    cmocka_unit_test(test_fit_limits),   cmocka_unit_test(test_clean_terminal_controls),
 	};
 
 	/* As certreg-admin does: widths need a UTF-8 LC_CTYPE. */
