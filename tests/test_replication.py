@@ -243,6 +243,27 @@ def test_change_in_force_while_the_listen_connection_is_silently_dead(
             os.kill(pid, signal.SIGCONT)
 
 
+def test_change_in_force_when_the_database_commits_asynchronously(certregd, pair, pki):
+    """synchronous_commit = off for the database (a common tuning): a
+    change's notification then comes before its commit record is written,
+    and the primary's write position, the fence, could be short of it."""
+    pair.primary.psql("ALTER DATABASE certreg SET synchronous_commit = off")
+    d = start(certregd, pair)
+    for _ in range(4):  # both workers, and their caches warm
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, 0)
+    time.sleep(0.5)  # the warm-up's writes written and streamed
+    pair.wait_replayed()
+    pair.standby.psql("SELECT pg_wal_replay_pause()")
+    admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+          "--reason", "lost")
+    in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+    # And it stays so: no stale answer was cached.
+    for _ in range(20):
+        assert outcome(d, pki, "ec-ok") == (200, "KEY_SUSPENDED")
+        time.sleep(0.05)
+
+
 class Load:
     """Threads asking the daemons in turn for one chain until stopped."""
 
