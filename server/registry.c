@@ -1275,7 +1275,11 @@ static void registry_listener_ask(struct registry *reg)
 	c->lsn_busy = true;
 	c->lsn_seq = reg->fence_seq;
 	c->lsn_sent_ms = registry_now_ms();
-	registry_arm_timer(c, reg->timeout_ms * 2);
+	/* Not timeout_ms: a listener that does not answer has lost the fence
+	 * with its notifications, and a standby that missed a change could
+	 * answer until a new one takes the primary's position (ask one less
+	 * probe interval, and the change is in force within one second). */
+	registry_arm_timer(c, REGISTRY_HEARD_MS - REGISTRY_PROBE_MS);
 	registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 }
 

@@ -243,6 +243,35 @@ def test_change_in_force_while_the_listen_connection_is_silently_dead(
             os.kill(pid, signal.SIGCONT)
 
 
+def test_a_hung_listen_connection_does_not_leave_a_stale_standby_answering(
+        certregd, pair, pki):
+    """The notifications of a hung LISTEN connection are lost, and with them
+    the fence: a standby that has not replayed a change must still stop
+    answering within one second (default timeout_ms; no cache, so that
+    every answer is read)."""
+    d = certregd(Database(pair.primary, "certreg"),
+                 database={"conninfo": pair.write_conninfo(),
+                           "read_conninfo": pair.read_conninfo(),
+                           "max_standby_lag_ms": 1000, "timeout_ms": 2000},
+                 cache={"size": 0})
+    for _ in range(4):
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, 0)
+    time.sleep(0.5)  # the warm-up's writes written and streamed
+    pair.wait_replayed()
+    pids = listen_backends(pair, 2)
+    pair.standby.psql("SELECT pg_wal_replay_pause()")
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+              "--reason", "lost")
+        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 def test_change_in_force_when_the_database_commits_asynchronously(certregd, pair, pki):
     """synchronous_commit = off for the database (a common tuning): a
     change's notification then comes before its commit record is written,
