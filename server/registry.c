@@ -67,6 +67,17 @@
 #define REGISTRY_SAMPLES        64   /* primary positions kept, for the lag */
 #define REGISTRY_RETRIES        3    /* a decision sent again after a lost connection */
 #define REGISTRY_READ_RECYCLE_S 20   /* a read connection on a primary looks again */
+/*
+ * The caches are trusted only while the LISTEN connection answered a query
+ * sent at most this long ago: the primary sends a notification before the
+ * answer of any query that reached it after the notifying commit, so such
+ * an answer says that no notification was lost up to its sending. A
+ * connection that died without a reset (a firewall that forgot it, a hung
+ * backend) then costs the caches within this, not at the query timeout
+ * (twice timeout_ms) or never, and a change is still in force within one
+ * second (contract section 9).
+ */
+#define REGISTRY_HEARD_MS 800
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
 enum conn_role { CONN_ROLE_POOL, CONN_ROLE_READ, CONN_ROLE_LISTEN };
@@ -141,10 +152,11 @@ struct registry_conn {
 	uint64_t progress_ms; /* when a query last completed, or the first was sent */
 	char host[64];        /* PQhost, for logs, /readyz and /metrics */
 	uint64_t errors;
-	/* The listener: its LSN query in flight, and the notification count
-	 * when it was sent. */
+	/* The listener: its LSN query in flight, the notification count and
+	 * the time (monotonic) when it was sent. */
 	bool lsn_busy;
 	uint64_t lsn_seq;
+	uint64_t lsn_sent_ms;
 };
 
 struct registry_sample {
@@ -176,7 +188,10 @@ struct registry {
 	void *invalidate_arg;
 	struct registry_stats stats;
 	struct event *ev_dispatch; /* runs registry_dispatch on the next loop turn */
-	struct event *ev_probe;    /* every REGISTRY_PROBE_MS with a read pool */
+	struct event *ev_probe;    /* every REGISTRY_PROBE_MS */
+	/* Every commit before this time (monotonic) has been notified: when the
+	 * listener's last answered query was sent, or when it began to LISTEN. */
+	uint64_t heard_ms;
 	/* The replay rule: notifications seen, the primary position that
 	 * covers all of them but the last fence_seq - fenced_seq. */
 	uint64_t fence_seq, fenced_seq;
@@ -300,6 +315,7 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
                               registry_invalidate_cb invalidate, void *invalidate_arg)
 {
 	struct registry *reg = calloc(1, sizeof(*reg));
+	struct timeval tv = {0, REGISTRY_PROBE_MS * 1000};
 
 	if (reg == NULL)
 		return NULL;
@@ -312,7 +328,9 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 	reg->conninfo = strdup(conninfo);
 	reg->pool = calloc((size_t)pool_size, sizeof(*reg->pool));
 	reg->ev_dispatch = event_new(base, -1, 0, registry_dispatch_cb, reg);
-	if (reg->conninfo == NULL || reg->pool == NULL || reg->ev_dispatch == NULL)
+	reg->ev_probe = event_new(base, -1, EV_PERSIST, registry_probe_cb, reg);
+	if (reg->conninfo == NULL || reg->pool == NULL || reg->ev_dispatch == NULL ||
+	    reg->ev_probe == NULL || event_add(reg->ev_probe, &tv) != 0)
 		goto fail;
 	for (int i = 0; i <= pool_size; i++) {
 		struct registry_conn *c = i < pool_size ? &reg->pool[i] : &reg->listener;
@@ -330,15 +348,12 @@ fail:
 int registry_set_reads(struct registry *reg, const char *read_conninfo, int read_size,
                        int max_lag_ms)
 {
-	struct timeval tv = {0, REGISTRY_PROBE_MS * 1000};
-
 	if (reg->readers != NULL || read_size < 1)
 		return -1;
 	reg->max_lag_ms = max_lag_ms;
 	reg->read_conninfo = strdup(read_conninfo);
 	reg->readers = calloc((size_t)read_size, sizeof(*reg->readers));
-	reg->ev_probe = event_new(reg->base, -1, EV_PERSIST, registry_probe_cb, reg);
-	if (reg->read_conninfo == NULL || reg->readers == NULL || reg->ev_probe == NULL)
+	if (reg->read_conninfo == NULL || reg->readers == NULL)
 		return -1;
 	reg->read_size = read_size;
 	for (int i = 0; i < read_size; i++) {
@@ -347,7 +362,6 @@ int registry_set_reads(struct registry *reg, const char *read_conninfo, int read
 			return -1;
 		registry_conn_start(&reg->readers[i]);
 	}
-	event_add(reg->ev_probe, &tv);
 	return 0;
 }
 
@@ -518,7 +532,8 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 
 bool registry_listening(const struct registry *reg)
 {
-	return reg->listener.state == CONN_READY;
+	return reg->listener.state == CONN_READY &&
+	       registry_now_ms() - reg->heard_ms <= REGISTRY_HEARD_MS;
 }
 
 bool registry_reading(const struct registry *reg)
@@ -1245,12 +1260,13 @@ static bool registry_conn_settle(struct registry_conn *c, struct registry_query 
 }
 
 /* Sends the listener's position query, unless one is in flight (its answer
- * then asks again) or there is no read pool to fence. */
+ * then asks again). Its answer fences the standbys and, with or without
+ * them, shows the LISTEN connection alive (REGISTRY_HEARD_MS). */
 static void registry_listener_ask(struct registry *reg)
 {
 	struct registry_conn *c = &reg->listener;
 
-	if (reg->read_size == 0 || c->state != CONN_READY || c->lsn_busy)
+	if (c->state != CONN_READY || c->lsn_busy)
 		return;
 	if (!PQsendQuery(c->pg, REGISTRY_LSN_SQL)) {
 		registry_conn_fail(c, PQerrorMessage(c->pg));
@@ -1258,7 +1274,12 @@ static void registry_listener_ask(struct registry *reg)
 	}
 	c->lsn_busy = true;
 	c->lsn_seq = reg->fence_seq;
-	registry_arm_timer(c, reg->timeout_ms * 2);
+	c->lsn_sent_ms = registry_now_ms();
+	/* Not timeout_ms: a listener that does not answer has lost the fence
+	 * with its notifications, and a standby that missed a change could
+	 * answer until a new one takes the primary's position (ask one less
+	 * probe interval, and the change is in force within one second). */
+	registry_arm_timer(c, REGISTRY_HEARD_MS - REGISTRY_PROBE_MS);
 	registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 }
 
@@ -1291,6 +1312,8 @@ static void registry_listener_results(struct registry_conn *c)
 		return;
 	c->lsn_busy = false;
 	evtimer_del(c->timer);
+	/* registry_conn_io_cb took the notifications that came before. */
+	reg->heard_ms = c->lsn_sent_ms;
 	if (lsn == 0)
 		return;
 	reg->samples[reg->sample_next] = (struct registry_sample){registry_now_ms(), lsn};
@@ -1309,11 +1332,12 @@ static void registry_listener_results(struct registry_conn *c)
 }
 
 /*
- * Every REGISTRY_PROBE_MS with a read pool: a primary position sample, a
- * probe of every ready reader (so a lagging or fenced standby is seen to
- * catch up), a reader stuck for half of timeout_ms dropped, and a reader
- * that landed on a primary although several hosts are listed reconnects
- * every REGISTRY_READ_RECYCLE_S, so a returned standby gets its reads back.
+ * Every REGISTRY_PROBE_MS: a primary position sample (which also shows the
+ * LISTEN connection alive), and with a read pool a probe of every ready
+ * reader (so a lagging or fenced standby is seen to catch up), a reader
+ * stuck for half of timeout_ms dropped, and a reader that landed on a
+ * primary although several hosts are listed reconnects every
+ * REGISTRY_READ_RECYCLE_S, so a returned standby gets its reads back.
  */
 static void registry_probe_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1412,6 +1436,7 @@ static bool registry_conn_send_step(struct registry_conn *c)
 			/* Notifications may have been missed while down: the caches
 			 * go, and the primary's position fences the standbys. */
 			c->reg->invalidate(c->reg->invalidate_arg, NULL);
+			c->reg->heard_ms = registry_now_ms();
 			/* Maybe a new primary (a failover): its position, not the
 			 * old one's, is what standbys can reach; what the old
 			 * primary had and they never got is lost anyway, and its

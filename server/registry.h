@@ -125,8 +125,9 @@ struct registry_query *registry_challenge_consume(struct registry *reg, const ch
  * queries pipelined behind it on its connection go on. */
 void registry_abandon(struct registry *reg, struct registry_query *q);
 
-/* True while notifications are being received: only then may a cache be
- * trusted beyond its TTL. */
+/* True while notifications are being received: the LISTEN connection is up
+ * and answered a query sent less than a second ago. Only then may a cache
+ * be trusted beyond its TTL. */
 bool registry_listening(const struct registry *reg);
 /* True when decisions are read by read_conninfo (registry_set_reads). */
 bool registry_reading(const struct registry *reg);

@@ -201,6 +201,98 @@ def test_change_in_force_on_both_daemons_while_the_standby_replays_nothing(
     wait_decide_reads(pair.standby, before)
 
 
+def listen_backends(pair, count):
+    """The primary's backends of the daemons' LISTEN connections (their last
+    statement is LISTEN, or the WAL position they ask), once there are count."""
+    deadline = time.monotonic() + 10
+    while True:
+        pids = pair.primary.psql(
+            "SELECT pid FROM pg_stat_activity WHERE usename = '" + ROLE + "' AND query IN "
+            "('LISTEN certreg', 'SELECT pg_current_wal_lsn()::text')").split()
+        if len(pids) >= count:
+            return [int(p) for p in pids]
+        assert time.monotonic() < deadline, f"{len(pids)} LISTEN connections, not {count}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("reads", ["primary", "standby"])
+def test_change_in_force_while_the_listen_connection_is_silently_dead(
+        certregd, pair, pki, reads):
+    """A LISTEN connection can die without a reset (a firewall or NAT that
+    forgot an idle connection, a hung backend): nothing tells the daemon,
+    and its notifications are lost. SIGSTOP of its backends is that. A
+    suspension must still be in force within one second, also with the
+    default timeout_ms (a query of the LISTEN connection times out at
+    twice that)."""
+    database = {"conninfo": pair.write_conninfo(), "timeout_ms": 2000}
+    if reads == "standby":
+        database.update(read_conninfo=pair.read_conninfo(), max_standby_lag_ms=1000)
+    d = certregd(Database(pair.primary, "certreg"), database=database)
+    for _ in range(4):  # both workers, and their caches warm
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    pids = listen_backends(pair, 2)
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.3)
+        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+              "--reason", "lost")
+        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_hung_listen_connection_does_not_leave_a_stale_standby_answering(
+        certregd, pair, pki):
+    """The notifications of a hung LISTEN connection are lost, and with them
+    the fence: a standby that has not replayed a change must still stop
+    answering within one second (default timeout_ms; no cache, so that
+    every answer is read)."""
+    d = certregd(Database(pair.primary, "certreg"),
+                 database={"conninfo": pair.write_conninfo(),
+                           "read_conninfo": pair.read_conninfo(),
+                           "max_standby_lag_ms": 1000, "timeout_ms": 2000},
+                 cache={"size": 0})
+    for _ in range(4):
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, 0)
+    time.sleep(0.5)  # the warm-up's writes written and streamed
+    pair.wait_replayed()
+    pids = listen_backends(pair, 2)
+    pair.standby.psql("SELECT pg_wal_replay_pause()")
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+              "--reason", "lost")
+        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_change_in_force_when_the_database_commits_asynchronously(certregd, pair, pki):
+    """synchronous_commit = off for the database (a common tuning): a
+    change's notification then comes before its commit record is written,
+    and the primary's write position, the fence, could be short of it."""
+    pair.primary.psql("ALTER DATABASE certreg SET synchronous_commit = off")
+    d = start(certregd, pair)
+    for _ in range(4):  # both workers, and their caches warm
+        assert outcome(d, pki, "ec-ok") == (200, "OK")
+    wait_decide_reads(pair.standby, 0)
+    time.sleep(0.5)  # the warm-up's writes written and streamed
+    pair.wait_replayed()
+    pair.standby.psql("SELECT pg_wal_replay_pause()")
+    admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+          "--reason", "lost")
+    in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+    # And it stays so: no stale answer was cached.
+    for _ in range(20):
+        assert outcome(d, pki, "ec-ok") == (200, "KEY_SUSPENDED")
+        time.sleep(0.05)
+
+
 class Load:
     """Threads asking the daemons in turn for one chain until stopped."""
 

@@ -26,7 +26,7 @@ BEGIN
     PERFORM audit_append('office_add', p_code, NULL, NULL, NULL, NULL, NULL,
                          jsonb_build_object('code', p_code, 'name', p_name, 'address', p_address,
                                             'phone', p_phone));
-    PERFORM pg_notify('certreg', 'office:' || p_code);
+    PERFORM notify_change('office:' || p_code);
 END $$;
 
 -- A login has one role, whichever offices it serves (operators.login is the
@@ -174,7 +174,7 @@ BEGIN
     PERFORM audit_append('unit_status', u.office_code, NULL, p_regno, NULL, p_reason,
                          jsonb_build_object('status', u.status),
                          jsonb_build_object('status', p_status));
-    PERFORM pg_notify('certreg', 'unit:' || p_regno);
+    PERFORM notify_change('unit:' || p_regno);
 END $$;
 
 RESET ROLE;

@@ -138,7 +138,7 @@ BEGIN
                                             'forced', v_forced,
                                             'credit_checked', v_checked,
                                             'certificate', p_cert->>'sha256'));
-    PERFORM pg_notify('certreg', p_key_id);
+    PERFORM notify_change(p_key_id);
 END $$;
 
 CREATE OR REPLACE FUNCTION key_transition(p_key_id text, p_reason text, p_action text,
@@ -167,7 +167,7 @@ BEGIN
     PERFORM audit_append(p_action, v_office, p_key_id, k.registration_no, NULL, p_reason,
                          jsonb_build_object('status', k.status),
                          jsonb_build_object('status', p_to));
-    PERFORM pg_notify('certreg', p_key_id);
+    PERFORM notify_change(p_key_id);
 END $$;
 
 CREATE OR REPLACE FUNCTION key_suspend(p_key_id text, p_reason text) RETURNS void

@@ -149,7 +149,7 @@ BEGIN
                                                         'issuer', p_cert->>'issuer',
                                                         'holder_id', p_cert->>'holder_id',
                                                         'serial', p_cert->>'serial'));
-                PERFORM pg_notify('certreg', p_key_id);
+                PERFORM notify_change(p_key_id);
             END IF;
             SELECT k.status, k.registration_no INTO v_status, v_regno FROM keys k
              WHERE k.key_id = p_key_id;
