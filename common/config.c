@@ -93,11 +93,13 @@ static const struct config_entry config_table[] = {
     {"trust", "crl_fetch", CT_BOOL, F(crl_fetch), "no", 0, 0, true, 0},
     {"trust", "crl_fetch_interval", CT_INT, F(crl_fetch_interval), "3600", 1, 86400, true, 0},
 
-    {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false, 0},
+    {"database", "conninfo", CT_STRING, F(conninfo), "dbname=certreg", 0, 0, false,
+     LINE(line_conninfo)},
     {"database", "timeout_ms", CT_INT, F(timeout_ms), "2000", 10, 600000, true, 0},
     {"database", "pool_size", CT_INT, F(pool_size), "2", 1, 64, false, 0},
     /* Empty: decisions are made on the primary, by conninfo. */
-    {"database", "read_conninfo", CT_STRING, F(read_conninfo), NULL, 0, 0, false, 0},
+    {"database", "read_conninfo", CT_STRING, F(read_conninfo), NULL, 0, 0, false,
+     LINE(line_read_conninfo)},
     {"database", "max_standby_lag_ms", CT_INT, F(max_standby_lag_ms), "1000", 0, 3600000, false, 0},
 
     {"cache", "size", CT_INT, F(cache_size), "100000", 0, 10000000, false, 0},

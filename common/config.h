@@ -83,9 +83,10 @@ struct config {
 	int challenge_ttl;         /* seconds a challenge is valid */
 	bool signed_login_sha1;    /* rsa-sha1 accepted for old client software */
 
-	/* Line of each file-valued key, so later checks can name it. */
+	/* Line of each key checked after the load, so those checks can name it. */
 	int line_tls_cert, line_tls_key, line_ca_file, line_intermediates_file, line_crl_dir;
 	int line_assertion_key, line_assertion_previous_keys;
+	int line_conninfo, line_read_conninfo;
 };
 
 /* Reads and validates path. NULL with "FILE:LINE: problem" in err. */

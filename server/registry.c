@@ -56,6 +56,7 @@
 
 #include <libpq-fe.h>
 
+#include "config.h"
 #include "log.h"
 
 #define REGISTRY_BACKOFF_MIN_MS 100
@@ -309,6 +310,56 @@ static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_probe_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_init(struct registry *reg, struct registry_conn *c, enum conn_role role);
 static struct registry_conn *registry_conn_at(struct registry *reg, int i);
+
+/* One connection string: libpq parses it; with primary, several hosts come
+ * with target_session_attrs read-write or primary. Without that libpq takes
+ * the first host that answers, which after a failover may be the old
+ * primary turned standby: the pool would read decisions there, unfenced and
+ * with no lag limit (contract section 9), and fail every change. */
+static bool registry_conninfo_one(const struct config *cfg, const char *key, int line,
+                                  const char *conninfo, bool primary, char *err, size_t errlen)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+	bool several = false, selects = false;
+
+	/* libpq's message may quote part of the string, a password perhaps. */
+	PQfreemem(perr);
+	if (opts == NULL) {
+		snprintf(err, errlen,
+		         "%s:%d: %s is not a connection string libpq can read (keyword=value "
+		         "pairs or a postgresql:// URI)",
+		         cfg->path, line, key);
+		return false;
+	}
+	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
+		    strchr(o->val, ',') != NULL)
+			several = true;
+		if (strcmp(o->keyword, "target_session_attrs") == 0)
+			selects = strcmp(o->val, "read-write") == 0 || strcmp(o->val, "primary") == 0;
+	}
+	PQconninfoFree(opts);
+	if (primary && several && !selects) {
+		snprintf(err, errlen,
+		         "%s:%d: %s lists several hosts: add target_session_attrs=read-write, or "
+		         "the first host to answer, perhaps a standby, would take the changes",
+		         cfg->path, line, key);
+		return false;
+	}
+	return true;
+}
+
+bool registry_conninfo_check(const struct config *cfg, char *err, size_t errlen)
+{
+	return registry_conninfo_one(cfg, "conninfo", cfg->line_conninfo, cfg->conninfo, true, err,
+	                             errlen) &&
+	       (cfg->read_conninfo == NULL ||
+	        registry_conninfo_one(cfg, "read_conninfo", cfg->line_read_conninfo,
+	                              cfg->read_conninfo, false, err, errlen));
+}
 
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
                               int timeout_ms, int record_interval,

@@ -14,6 +14,7 @@
 #define CERTREG_REGISTRY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/event.h>
@@ -58,6 +59,7 @@ struct registry_host {
 	uint64_t errors;
 };
 
+struct config;
 struct registry;
 struct registry_query;
 
@@ -70,6 +72,12 @@ typedef void (*registry_value_cb)(void *arg, bool ok, const char *value);
 typedef void (*registry_count_cb)(void *arg, bool ok, int64_t count);
 /* key_id is a 64-hex key id, or NULL: drop everything. */
 typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
+
+/* The [database] connection strings of cfg are usable: libpq parses them,
+ * and a conninfo that lists several hosts selects the primary. false with
+ * err naming the file, line and setting (never the value: it may hold a
+ * password). */
+bool registry_conninfo_check(const struct config *cfg, char *err, size_t errlen);
 
 /* timeout_ms bounds every wait and every statement; record_interval (seconds)
  * is the interval of last-use writes the SQL functions apply. */

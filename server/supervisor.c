@@ -36,6 +36,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ocspcache.h"
+#include "registry.h"
 #include "tls.h"
 #include "trust.h"
 #include "worker.h"
@@ -107,7 +108,8 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 	 * crl_dir differ from this at the next tick, and so reloads again.
 	 * Taken after the load, it would count the new CRL as loaded. */
 	next.crl_signature = supervisor_crl_signature(next.cfg->crl_dir);
-	if (!config_check_files(next.cfg, uid, err, errlen))
+	if (!config_check_files(next.cfg, uid, err, errlen) ||
+	    !registry_conninfo_check(next.cfg, err, errlen))
 		goto fail;
 	config_verify_settings(next.cfg, &vs);
 	next.store = trust_load(&vs, time(NULL), err, errlen);

@@ -55,6 +55,42 @@ def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate,
     assert re.search(expect, p.stderr), p.stderr
 
 
+def test_config_test_checks_the_connection_strings(certregd, db, tmp_path):
+    """A primary conninfo of several hosts must select the primary: libpq
+    would otherwise take the first host that answers, after a failover
+    perhaps the old primary, now a standby (contract section 9). A string
+    libpq cannot read is named by its line, and never shown: it may hold a
+    password."""
+    d = certregd(db)
+
+    def check(**database):
+        cfg = {k: dict(v) for k, v in d.config.items()}
+        cfg["database"].update(database)
+        path = tmp_path / "db.conf"
+        write_config(path, cfg)
+        return run_daemon("-t", "-c", str(path))
+
+    p = check(conninfo="host=db1,db2 dbname=certreg")
+    assert p.returncode == 1
+    assert re.search(r"db\.conf:\d+: conninfo lists several hosts: add "
+                     r"target_session_attrs=read-write", p.stderr), p.stderr
+    p = check(conninfo="postgresql://db1,db2/certreg?target_session_attrs=any")
+    assert p.returncode == 1 and "target_session_attrs=read-write" in p.stderr, p.stderr
+    p = check(conninfo="dbname=certreg password=s3cret-word extra")
+    assert p.returncode == 1
+    assert re.search(r"db\.conf:\d+: conninfo is not a connection string libpq can read",
+                     p.stderr), p.stderr
+    assert "s3cret" not in p.stderr + p.stdout
+    p = check(read_conninfo="host=db1 dbname=certreg colour=blue")
+    assert p.returncode == 1 and re.search(r":\d+: read_conninfo is not", p.stderr), p.stderr
+    for good in ({"conninfo": "host=db1,db2 dbname=certreg target_session_attrs=read-write"},
+                 {"conninfo": "postgresql://db1,db2/certreg?target_session_attrs=primary"},
+                 {"read_conninfo": "host=db2,db1 dbname=certreg "
+                                   "target_session_attrs=prefer-standby"}):
+        p = check(**good)
+        assert p.returncode == 0, (good, p.stderr)
+
+
 @pytest.mark.parametrize("key", ["missing", "not a key", "another key"])
 def test_tls_key_problems_are_named(certregd, db, pki, tmp_path, key):
     """The TLS key is read by certregd itself (in the default OpenSSL context,
