@@ -339,7 +339,8 @@ static bool registry_conninfo_one(const struct config *cfg, const char *key, int
 		    strchr(o->val, ',') != NULL)
 			several = true;
 		if (strcmp(o->keyword, "target_session_attrs") == 0)
-			selects = strcmp(o->val, "read-write") == 0 || strcmp(o->val, "primary") == 0;
+			selects =
+			    strcmp(o->val, "read-write") == 0 || strcmp(o->val, "primary") == 0;
 	}
 	PQconninfoFree(opts);
 	if (primary && several && !selects) {
