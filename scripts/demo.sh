@@ -87,6 +87,7 @@ stop_all() {
 # From here on every way out stops what was started (the EXIT trap also
 # runs on these exits, in dash as in bash).
 trap 'stop_all' EXIT
+trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -151,10 +152,12 @@ CONF
 "$build/certregd" -t $daemon_user -c "$run/certreg.conf"
 
 # certregd in the background, its log in a file: the commands printed below
-# stay readable, and the self-test reads the log.
+# stay readable, and the self-test reads the log. In a session of its own:
+# Ctrl-C reaches only this script, whose trap stops certregd; sent to both,
+# certregd could end first and the wait below take that for a crash.
 log=$run/certregd.log
 # shellcheck disable=SC2086
-"$build/certregd" -f $daemon_user -c "$run/certreg.conf" >"$log" 2>&1 &
+setsid "$build/certregd" -f $daemon_user -c "$run/certreg.conf" >"$log" 2>&1 &
 daemon_pid=$!
 
 # Ready means /healthz answers on the API listener and the TLS listener

@@ -4,7 +4,7 @@
 #          make, pkg-config and the libraries' -dev packages, the PostgreSQL
 #          server (the demo's throwaway cluster), python3 and openssl (the
 #          demo PKI), curl (the demo's readiness wait and its commands),
-#          util-linux (setpriv, the demo as root), gettext (msgfmt builds
+#          util-linux (setpriv and setsid for the demo), gettext (msgfmt builds
 #          certreg-admin's Chinese catalogue). No test tools: the demo
 #          shows certregd alone, so no nginx either.
 #   build  run, plus everything the tests need (`make deps`, which
