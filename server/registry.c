@@ -329,34 +329,43 @@ static struct registry_conn *registry_conn_at(struct registry *reg, int i);
  * with target_session_attrs read-write or primary. Without that libpq takes
  * the first host that answers, which after a failover may be the old
  * primary turned standby: the pool would read decisions there, unfenced and
- * with no lag limit (contract section 9), and fail every change. */
+ * with no lag limit (contract section 9), and fail every change. What the
+ * string leaves out libpq takes from the environment (PGHOST,
+ * PGTARGETSESSIONATTRS...), and so does the check: PQconndefaults lists
+ * the same keywords in the same order as PQconninfoParse. */
 static bool registry_conninfo_one(const struct config *cfg, const char *key, int line,
                                   const char *conninfo, bool primary, char *err, size_t errlen)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+	PQconninfoOption *env = PQconndefaults();
 	bool several = false, selects = false;
 
 	/* libpq's message may quote part of the string, a password perhaps. */
 	PQfreemem(perr);
 	if (opts == NULL) {
+		PQconninfoFree(env);
 		snprintf(err, errlen,
 		         "%s:%d: %s is not a connection string libpq can read (keyword=value "
 		         "pairs or a postgresql:// URI)",
 		         cfg->path, line, key);
 		return false;
 	}
-	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL)
+	for (int i = 0; opts[i].keyword != NULL; i++) {
+		const char *val = opts[i].val;
+		if (val == NULL && env != NULL && strcmp(env[i].keyword, opts[i].keyword) == 0)
+			val = env[i].val;
+		if (val == NULL)
 			continue;
-		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
-		    strchr(o->val, ',') != NULL)
+		if ((strcmp(opts[i].keyword, "host") == 0 ||
+		     strcmp(opts[i].keyword, "hostaddr") == 0) &&
+		    strchr(val, ',') != NULL)
 			several = true;
-		if (strcmp(o->keyword, "target_session_attrs") == 0)
-			selects =
-			    strcmp(o->val, "read-write") == 0 || strcmp(o->val, "primary") == 0;
+		if (strcmp(opts[i].keyword, "target_session_attrs") == 0)
+			selects = strcmp(val, "read-write") == 0 || strcmp(val, "primary") == 0;
 	}
 	PQconninfoFree(opts);
+	PQconninfoFree(env);
 	if (primary && several && !selects) {
 		snprintf(err, errlen,
 		         "%s:%d: %s lists several hosts: add target_session_attrs=read-write, or "
