@@ -79,6 +79,18 @@
  * second (contract section 9).
  */
 #define REGISTRY_HEARD_MS 800
+/*
+ * The listener's position query times out at first one probe interval
+ * short of REGISTRY_HEARD_MS: a hung LISTEN connection is replaced, and the
+ * standbys fenced again by the new one, within a second. A primary that
+ * answers no faster (a round trip above this, a starved CPU) would then
+ * have its listener replaced for ever: its samples and fence gone with each
+ * one, the standbys decided unfenced and with no lag limit between one and
+ * the next, and every cache dropped. So each time out doubles the wait
+ * of the next query (up to twice timeout_ms, the other connections' wait),
+ * and an answer within the first wait brings it back.
+ */
+#define REGISTRY_LISTEN_WAIT_MS (REGISTRY_HEARD_MS - REGISTRY_PROBE_MS)
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
 enum conn_role { CONN_ROLE_POOL, CONN_ROLE_READ, CONN_ROLE_LISTEN };
@@ -193,6 +205,7 @@ struct registry {
 	/* Every commit before this time (monotonic) has been notified: when the
 	 * listener's last answered query was sent, or when it began to LISTEN. */
 	uint64_t heard_ms;
+	int listen_wait_ms; /* the listener's query timeout (REGISTRY_LISTEN_WAIT_MS) */
 	/* The replay rule: notifications seen, the primary position that
 	 * covers all of them but the last fence_seq - fenced_seq. */
 	uint64_t fence_seq, fenced_seq;
@@ -283,6 +296,7 @@ static void registry_conn_results(struct registry_conn *c);
 static bool registry_conn_settle(struct registry_conn *c, struct registry_query *q);
 static void registry_listener_results(struct registry_conn *c);
 static void registry_listener_ask(struct registry *reg);
+static void registry_listener_late(struct registry_conn *c);
 static struct registry_query *registry_conn_pop(struct registry_conn *c);
 static void registry_conn_send(struct registry_conn *c, struct registry_query *q);
 static bool registry_conn_send_step(struct registry_conn *c);
@@ -315,34 +329,43 @@ static struct registry_conn *registry_conn_at(struct registry *reg, int i);
  * with target_session_attrs read-write or primary. Without that libpq takes
  * the first host that answers, which after a failover may be the old
  * primary turned standby: the pool would read decisions there, unfenced and
- * with no lag limit (contract section 9), and fail every change. */
+ * with no lag limit (contract section 9), and fail every change. What the
+ * string leaves out libpq takes from the environment (PGHOST,
+ * PGTARGETSESSIONATTRS...), and so does the check: PQconndefaults lists
+ * the same keywords in the same order as PQconninfoParse. */
 static bool registry_conninfo_one(const struct config *cfg, const char *key, int line,
                                   const char *conninfo, bool primary, char *err, size_t errlen)
 {
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
+	PQconninfoOption *env = PQconndefaults();
 	bool several = false, selects = false;
 
 	/* libpq's message may quote part of the string, a password perhaps. */
 	PQfreemem(perr);
 	if (opts == NULL) {
+		PQconninfoFree(env);
 		snprintf(err, errlen,
 		         "%s:%d: %s is not a connection string libpq can read (keyword=value "
 		         "pairs or a postgresql:// URI)",
 		         cfg->path, line, key);
 		return false;
 	}
-	for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL)
+	for (int i = 0; opts[i].keyword != NULL; i++) {
+		const char *val = opts[i].val;
+		if (val == NULL && env != NULL && strcmp(env[i].keyword, opts[i].keyword) == 0)
+			val = env[i].val;
+		if (val == NULL)
 			continue;
-		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
-		    strchr(o->val, ',') != NULL)
+		if ((strcmp(opts[i].keyword, "host") == 0 ||
+		     strcmp(opts[i].keyword, "hostaddr") == 0) &&
+		    strchr(val, ',') != NULL)
 			several = true;
-		if (strcmp(o->keyword, "target_session_attrs") == 0)
-			selects =
-			    strcmp(o->val, "read-write") == 0 || strcmp(o->val, "primary") == 0;
+		if (strcmp(opts[i].keyword, "target_session_attrs") == 0)
+			selects = strcmp(val, "read-write") == 0 || strcmp(val, "primary") == 0;
 	}
 	PQconninfoFree(opts);
+	PQconninfoFree(env);
 	if (primary && several && !selects) {
 		snprintf(err, errlen,
 		         "%s:%d: %s lists several hosts: add target_session_attrs=read-write, or "
@@ -373,6 +396,7 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 		return NULL;
 	reg->base = base;
 	reg->timeout_ms = timeout_ms;
+	reg->listen_wait_ms = REGISTRY_LISTEN_WAIT_MS;
 	reg->record_interval = record_interval;
 	reg->pool_size = pool_size;
 	reg->invalidate = invalidate;
@@ -1112,8 +1136,24 @@ static void registry_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		registry_conn_start(c);
 	else if (c->state != CONN_READY)
 		registry_conn_fail(c, "connection timed out");
-	else if (c->inflight > 0 || c->lsn_busy)
+	else if (c->lsn_busy)
+		registry_listener_late(c);
+	else if (c->inflight > 0)
 		registry_conn_fail(c, "query timed out");
+}
+
+/* The listener's position query was not answered within listen_wait_ms:
+ * the connection is replaced, and the next one waits longer. */
+static void registry_listener_late(struct registry_conn *c)
+{
+	struct registry *reg = c->reg;
+	int most = reg->timeout_ms * 2 > REGISTRY_LISTEN_WAIT_MS ? reg->timeout_ms * 2
+	                                                         : REGISTRY_LISTEN_WAIT_MS;
+	char why[64];
+
+	snprintf(why, sizeof(why), "WAL position not answered in %d ms", reg->listen_wait_ms);
+	reg->listen_wait_ms = reg->listen_wait_ms * 2 < most ? reg->listen_wait_ms * 2 : most;
+	registry_conn_fail(c, why);
 }
 
 static void registry_conn_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -1329,9 +1369,8 @@ static void registry_listener_ask(struct registry *reg)
 	c->lsn_sent_ms = registry_now_ms();
 	/* Not timeout_ms: a listener that does not answer has lost the fence
 	 * with its notifications, and a standby that missed a change could
-	 * answer until a new one takes the primary's position (ask one less
-	 * probe interval, and the change is in force within one second). */
-	registry_arm_timer(c, REGISTRY_HEARD_MS - REGISTRY_PROBE_MS);
+	 * answer until a new one takes the primary's position. */
+	registry_arm_timer(c, reg->listen_wait_ms);
 	registry_conn_watch(c, PQflush(c->pg) == 1 ? EV_READ | EV_WRITE : EV_READ);
 }
 
@@ -1366,6 +1405,8 @@ static void registry_listener_results(struct registry_conn *c)
 	evtimer_del(c->timer);
 	/* registry_conn_io_cb took the notifications that came before. */
 	reg->heard_ms = c->lsn_sent_ms;
+	if (registry_now_ms() - c->lsn_sent_ms < REGISTRY_LISTEN_WAIT_MS)
+		reg->listen_wait_ms = REGISTRY_LISTEN_WAIT_MS;
 	if (lsn == 0)
 		return;
 	reg->samples[reg->sample_next] = (struct registry_sample){registry_now_ms(), lsn};

@@ -91,6 +91,30 @@ def test_config_test_checks_the_connection_strings(certregd, db, tmp_path):
         assert p.returncode == 0, (good, p.stderr)
 
 
+def test_config_test_reads_the_connection_environment_as_libpq_does(certregd, db, tmp_path):
+    """libpq takes what a connection string leaves out from the environment
+    (PGHOST, PGTARGETSESSIONATTRS, ...): a systemd unit's Environment= is
+    part of the conninfo certregd connects with, and of the check."""
+    d = certregd(db)
+
+    def check(env, **database):
+        cfg = {k: dict(v) for k, v in d.config.items()}
+        cfg["database"].update(database)
+        path = tmp_path / "db.conf"
+        write_config(path, cfg)
+        return subprocess.run([str(BUILD / "certregd"), "-t", "-c", str(path)],
+                              capture_output=True, text=True, timeout=30,
+                              env={**os.environ, **env})
+
+    p = check({"PGTARGETSESSIONATTRS": "read-write"}, conninfo="host=db1,db2 dbname=certreg")
+    assert p.returncode == 0, p.stderr
+    p = check({"PGHOST": "db1,db2"}, conninfo="dbname=certreg")
+    assert p.returncode == 1 and "target_session_attrs=read-write" in p.stderr, p.stderr
+    p = check({"PGHOST": "db1,db2", "PGTARGETSESSIONATTRS": "any"},
+              conninfo="dbname=certreg target_session_attrs=primary")
+    assert p.returncode == 0, p.stderr
+
+
 @pytest.mark.parametrize("key", ["missing", "not a key", "another key"])
 def test_tls_key_problems_are_named(certregd, db, pki, tmp_path, key):
     """The TLS key is read by certregd itself (in the default OpenSSL context,

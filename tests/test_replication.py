@@ -10,6 +10,7 @@ standby. Each test must fail without its part of issue 30: the replay rule
 (paused replay), the retry elsewhere (killed, hung), the fresh epoll
 registration per connect attempt and the backlog (promotion).
 """
+import asyncio
 import json
 import os
 import pwd
@@ -270,6 +271,100 @@ def test_a_hung_listen_connection_does_not_leave_a_stale_standby_answering(
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
+
+
+class SlowLink:
+    """A relay on 127.0.0.1 to a server's port that delivers every byte
+    delay seconds late, each way: a primary that answers everything, but
+    a round trip of twice delay late (a starved CPU, a long network path)."""
+
+    def __init__(self, port, delay):
+        self.target, self.delay, self.port = port, delay, free_port()
+        self.loop = asyncio.new_event_loop()
+        listening = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.serve(listening), self.loop)
+        assert listening.wait(5)
+
+    async def serve(self, listening):
+        self.server = await asyncio.start_server(self.relay, "127.0.0.1", self.port)
+        listening.set()
+
+    async def relay(self, client_r, client_w):
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target)
+        await asyncio.gather(self.late(client_r, server_w), self.late(server_r, client_w),
+                             return_exceptions=True)
+
+    async def late(self, r, w):
+        """Copies r to w, each chunk delay seconds after it was read, in order."""
+        chunks = asyncio.Queue()
+
+        async def write():
+            while True:
+                due, data = await chunks.get()
+                await asyncio.sleep(max(0, due - self.loop.time()))
+                if not data:
+                    w.close()
+                    return
+                w.write(data)
+                await w.drain()
+        writer = self.loop.create_task(write())
+        try:
+            while data := await r.read(65536):
+                chunks.put_nowait((self.loop.time() + self.delay, data))
+        finally:
+            chunks.put_nowait((self.loop.time() + self.delay, b""))
+            await writer
+
+    def close(self):
+        async def stop():
+            self.server.close()
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_a_slow_primary_leaves_no_stale_standby_answering(certregd, pair, pki):
+    """A primary that answers, but slower than the first wait of the
+    LISTEN connection's position query (0.6 s; here a round trip of 0.7 s):
+    its LISTEN connection must not be replaced for ever, the standbys
+    unfenced and their lag unmeasured after each replacement. A suspension
+    is in force within one second, and stays so, while the standby replays
+    nothing (no cache: every answer is read)."""
+    link = SlowLink(pair.primary.port, 0.35)
+    try:
+        d = certregd(Database(pair.primary, "certreg"),
+                     database={"conninfo": f"host=127.0.0.1 port={link.port} dbname=certreg "
+                                           f"user={ROLE}",
+                               "read_conninfo": f"host=127.0.0.1 port={pair.standby.port} "
+                                                f"dbname=certreg user={ROLE}",
+                               "max_standby_lag_ms": 1000, "timeout_ms": 2000,
+                               "pool_size": 1},
+                     cache={"size": 0})
+        # The pool prepares its statements one round trip each.
+        deadline = time.monotonic() + 30
+        while d.log().count("event=db_connected role=pool") < 2:
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.2)
+        time.sleep(2)
+        for _ in range(4):
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+        pair.wait_replayed()
+        pair.standby.psql("SELECT pg_wal_replay_pause()")
+        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+              "--reason", "lost")
+        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+        for _ in range(30):
+            assert outcome(d, pki, "ec-ok") == (200, "KEY_SUSPENDED")
+            time.sleep(0.1)
+    finally:
+        link.close()
 
 
 def test_change_in_force_when_the_database_commits_asynchronously(certregd, pair, pki):
