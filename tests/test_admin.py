@@ -670,6 +670,22 @@ def test_every_bidi_mark_is_cleaned_and_chinese_kept(org):
         assert "北京示例科技有限公司" in out and not TERMINAL_CONTROLS.search(out), repr(out)
 
 
+def test_the_client_encoding_cannot_smuggle_terminal_controls(org):
+    """certreg-admin writes UTF-8 (tables, widths and table_clean's byte
+    patterns are UTF-8's) but let libpq take PGCLIENTENCODING: a counter PC
+    whose terminal speaks GB18030 and sets it to match got GB18030 bytes,
+    where U+009B (CSI) and U+202E are no UTF-8 pattern, and its terminal
+    decoded them and obeyed. The session's encoding is now UTF-8 always."""
+    evil = "北京\u009b2J\u202eabc"
+    ok(org.op_xc, "unit", "add", "110102000005", "--name", evil, "--office", "XC01")
+    for cmd in (("unit", "show", "110102000005"), ("unit", "list")):
+        raw = subprocess.run([str(ADMIN), "--db", org.sup, *cmd], capture_output=True,
+                             timeout=60, env={**os.environ, "LANG": "zh_CN.GB18030",
+                                              "PGCLIENTENCODING": "GB18030"}).stdout
+        assert "北京".encode() in raw, raw
+        assert not TERMINAL_CONTROLS.search(raw.decode("utf-8", "replace")), raw
+
+
 # --- keys -----------------------------------------------------------------------
 
 def test_key_bind_by_cert_pem_and_der_and_lifecycle(org, pki):
