@@ -68,8 +68,12 @@ int conn_open(struct cli *cli, bool transaction)
 		return CLI_FAIL;
 	}
 	/* NOTICEs ("already exists, skipping" from idempotent migrations) are
-	 * not for staff; warnings and errors still show. */
-	if (conn_run(cli, "SET datestyle = 'ISO'", 0, NULL) != CLI_OK ||
+	 * not for staff; warnings and errors still show. UTF-8 whatever
+	 * PGCLIENTENCODING says: the output is UTF-8 (i18n.c), and table_clean
+	 * knows the terminal controls by their UTF-8 bytes; in GB18030 an
+	 * operator's U+009B (CSI) reached a terminal that speaks it. */
+	if (conn_run(cli, "SET client_encoding = 'UTF8'", 0, NULL) != CLI_OK ||
+	    conn_run(cli, "SET datestyle = 'ISO'", 0, NULL) != CLI_OK ||
 	    conn_run(cli, "SET timezone = 'UTC'", 0, NULL) != CLI_OK ||
 	    conn_run(cli, "SET client_min_messages = 'warning'", 0, NULL) != CLI_OK)
 		return CLI_FAIL;

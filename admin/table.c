@@ -211,7 +211,8 @@ static char *table_clean_copy(const char *s)
  * for another office's clerk to display: C0 controls and DEL start escape
  * sequences and forge lines, C1 controls (U+0080-U+009F; U+009B is CSI,
  * U+009D OSC to xterm and VTE in UTF-8) do the same in two bytes, and the
- * bidi embeddings, overrides and isolates (U+200E, U+200F, U+202A-U+202E,
+ * bidi controls (Unicode's Bidi_Control: the marks U+061C, U+200E and
+ * U+200F, the embeddings and overrides U+202A-U+202E, the isolates
  * U+2066-U+2069) make a terminal that reorders text show other characters
  * than those stored. Byte patterns, not mbrtowc: the rule must not depend
  * on the locale the clerk runs under.
@@ -221,6 +222,8 @@ static size_t table_control_len(const unsigned char *p)
 	if (p[0] < 0x20 || p[0] == 0x7f)
 		return 1;
 	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	if (p[0] == 0xd8 && p[1] == 0x9c)
 		return 2;
 	if (p[0] == 0xe2 && p[1] == 0x80 &&
 	    (p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xaa && p[2] <= 0xae)))

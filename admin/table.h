@@ -32,8 +32,8 @@ void table_set_shrink(struct table *t, int col, size_t min);
 void table_fit(struct table *t, size_t width);
 
 /* Replaces, in place, each terminal control in the UTF-8 string s with a
- * space: C0 controls, DEL, C1 controls and the bidi embeddings, overrides
- * and isolates. What the database holds may come from another office, and
+ * space: C0 controls, DEL, C1 controls and the bidi marks, embeddings,
+ * overrides and isolates. What the database holds may come from another office, and
  * printed raw it could drive the terminal or forge a line. */
 void table_clean(char *s);
 

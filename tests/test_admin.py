@@ -619,8 +619,8 @@ def test_auditor_reads_and_changes_nothing(org, pki):
 
 # Terminal controls: C0 and DEL, C1 (U+0080-U+009F: U+009B is CSI to xterm
 # and VTE in UTF-8), and the bidi embeddings, overrides and isolates.
-TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e"
-                               "\u2066-\u2069]")
+TERMINAL_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                               "\u202a-\u202e\u2066-\u2069]")
 
 
 def test_hostile_text_cannot_drive_another_clerks_terminal(org, db, pki):
@@ -654,6 +654,36 @@ def test_hostile_text_cannot_drive_another_clerks_terminal(org, db, pki):
     assert re.findall(r"^Status: +(\S+)$", shown["unit show"], re.M) == ["closed"]
     # --json keeps every character (jansson escapes the C0 controls).
     assert js(org.sup, "unit", "show", "110102000002")["name"] == evil
+
+
+def test_every_bidi_mark_is_cleaned_and_chinese_kept(org):
+    """The bidi marks are three: U+200E, U+200F and U+061C ARABIC LETTER
+    MARK, which a terminal that reorders text obeys like U+200F (the digits
+    after it become Arabic numbers, and "12 34" shows as "34 12"). The
+    first fix cleaned two of them. Chinese, and the invisible characters
+    that reorder nothing, stay as stored."""
+    name = "北京示例科技有限公司\u061c 12 34\u200b"
+    ok(org.op_xc, "unit", "add", "110102000004", "--name", name, "--office", "XC01")
+    shown = ok(org.sup, "unit", "show", "110102000004").stdout
+    assert re.search("^Name: +北京示例科技有限公司  12 34\u200b$", shown, re.M), shown
+    for out in (shown, ok(org.sup, "unit", "list").stdout):
+        assert "北京示例科技有限公司" in out and not TERMINAL_CONTROLS.search(out), repr(out)
+
+
+def test_the_client_encoding_cannot_smuggle_terminal_controls(org):
+    """certreg-admin writes UTF-8 (tables, widths and table_clean's byte
+    patterns are UTF-8's) but let libpq take PGCLIENTENCODING: a counter PC
+    whose terminal speaks GB18030 and sets it to match got GB18030 bytes,
+    where U+009B (CSI) and U+202E are no UTF-8 pattern, and its terminal
+    decoded them and obeyed. The session's encoding is now UTF-8 always."""
+    evil = "北京\u009b2J\u202eabc"
+    ok(org.op_xc, "unit", "add", "110102000005", "--name", evil, "--office", "XC01")
+    for cmd in (("unit", "show", "110102000005"), ("unit", "list")):
+        raw = subprocess.run([str(ADMIN), "--db", org.sup, *cmd], capture_output=True,
+                             timeout=60, env={**os.environ, "LANG": "zh_CN.GB18030",
+                                              "PGCLIENTENCODING": "GB18030"}).stdout
+        assert "北京".encode() in raw, raw
+        assert not TERMINAL_CONTROLS.search(raw.decode("utf-8", "replace")), raw
 
 
 # --- keys -----------------------------------------------------------------------

@@ -336,3 +336,59 @@ def test_a_crl_dir_another_user_can_change_is_refused(tmp_path, pki, served, crl
     assert f"crl_dir {crl_dir} may be changed by another user" in p.stderr, p.stderr
     assert not (crl_dir / "int.crl.pem").exists()
     assert not (crl_dir / ".certreg-crl-refresh.lock").exists()
+
+
+def test_a_crl_dir_under_a_directory_another_user_can_change_is_refused(tmp_path, pki, served):
+    """crl_dir itself may be root's and safe, but whoever may write the
+    directory above it can rename crl_dir away while the script downloads
+    and put a directory of their own, with a link under the staging name,
+    in its place: root then writes through the link and chmods what it
+    points at. (Here the swap happens when the CRL is requested, and the
+    script's PID is known, as `ps` shows it to anyone.) So every
+    directory above crl_dir must be root's or the user's running the
+    script, and writable by nobody else unless sticky."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o600)
+    state = tmp_path / "state"  # certregd's own, e.g. /var/lib/certreg
+    state.mkdir()
+    crl_dir = state / "crl"
+    crl_dir.mkdir()
+    crl_dir.chmod(0o755)
+    if os.geteuid() == 0:
+        os.chown(state, 4242, 4242)
+    else:
+        state.chmod(0o777)
+    script = {}
+
+    class Swapping(http.server.SimpleHTTPRequestHandler):
+        timeout = 10
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            crl_dir.rename(state / "crl.moved")
+            crl_dir.mkdir()
+            (crl_dir / f".int.crl.pem.tmp.{script['pid']}").symlink_to(victim)
+            super().do_GET()
+
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Swapping, directory=str(served.root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        src = tmp_path / "crl-sources"
+        src.write_text(f"int http://127.0.0.1:{srv.server_address[1]}/crl/int.crl.pem\n")
+        proc = subprocess.Popen([str(SCRIPT), "-c", str(write_conf(tmp_path, pki, crl_dir)),
+                                 "-s", str(src), "--reload-cmd", ""],
+                                stderr=subprocess.PIPE, text=True)
+        script["pid"] = proc.pid
+        _, err = proc.communicate(timeout=120)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert victim.read_text() == "precious\n" and victim.stat().st_mode & 0o777 == 0o600
+    assert proc.returncode == 2, err
+    assert f"crl_dir {crl_dir} may be replaced by another user: {state}" in err, err
+    assert not (state / "crl.moved").exists()
+    assert not (crl_dir / ".certreg-crl-refresh.lock").exists()

@@ -152,8 +152,9 @@ static void test_control_characters(void **state)
 }
 
 /* Whatever a terminal would act on becomes one space: ESC and DEL, C1 in
- * UTF-8 (U+009B is CSI), the bidi overrides and isolates; Chinese, other
- * punctuation of the same lead bytes and a lone lead byte stay. */
+ * UTF-8 (U+009B is CSI), the bidi marks, overrides and isolates (U+061C
+ * too); Chinese, other characters of the same lead bytes and a lone lead
+ * byte stay. */
 static void test_clean_terminal_controls(void **state)
 {
 	char s[] = "a\x1b[2Jb\x7f"
@@ -162,14 +163,15 @@ static void test_clean_terminal_controls(void **state)
 	           "e\xe2\x80\xae"
 	           "f\xe2\x81\xa6"
 	           "g\xe2\x80\x8f"
-	           "h";
-	char keep[] = "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xc2";
+	           "h\xd8\x9c"
+	           "i";
+	char keep[] = "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xd8\x9b\xc2";
 
 	(void)state;
 	table_clean(s);
-	assert_string_equal(s, "a [2Jb c 31md e f g h");
+	assert_string_equal(s, "a [2Jb c 31md e f g h i");
 	table_clean(keep);
-	assert_string_equal(keep, "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xc2");
+	assert_string_equal(keep, "北京\xc2\xa0\xe2\x80\x94\xe2\x81\xa0\xd8\x9b\xc2");
 }
 
 static void test_many_rows(void **state)
