@@ -106,9 +106,19 @@ def test_selftest_fails_when_a_printed_command_does_not_give_its_outcome(demo):
     demo.assert_stopped()
 
 
+def at_a_terminal():
+    """The demo's process as a terminal starts it: a session of its own, and
+    SIGINT at its default. A suite started in the background of a
+    non-interactive shell (`make check &`) inherits SIGINT ignored, and a
+    shell cannot trap a signal it was started ignoring: Ctrl-C would then
+    reach nothing the script can act on."""
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_demo_is_up_only_when_it_answers_and_ctrl_c_stops_everything(demo):
     proc = subprocess.Popen([str(DEMO)], env=demo.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=at_a_terminal)
     lines = queue.Queue()
 
     def reader():
@@ -229,7 +239,7 @@ def test_no_other_local_user_can_reach_the_demo_cluster(demo):
     So the socket is its owner's alone; the directory around it stays open
     (nobody must reach it under root)."""
     proc = subprocess.Popen([str(DEMO)], env=demo.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=at_a_terminal)
     seen = []
     try:
         for line in proc.stdout:
