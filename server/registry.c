@@ -88,9 +88,13 @@
  * one, the standbys decided unfenced and with no lag limit between one and
  * the next, and every cache dropped. So each time out doubles the wait
  * of the next query (up to twice timeout_ms, the other connections' wait),
- * and an answer within the first wait brings it back.
+ * and the first wait comes back once every answer was within it for
+ * REGISTRY_LISTEN_CALM_MS: one fast answer is not enough, or a primary
+ * whose round trips straddle the first wait (slow, fast, slow again) had
+ * its listener replaced at each slow turn, the standbys unfenced each time.
  */
 #define REGISTRY_LISTEN_WAIT_MS (REGISTRY_HEARD_MS - REGISTRY_PROBE_MS)
+#define REGISTRY_LISTEN_CALM_MS 30000
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_PREPARING, CONN_READY };
 enum conn_role { CONN_ROLE_POOL, CONN_ROLE_READ, CONN_ROLE_LISTEN };
@@ -205,7 +209,8 @@ struct registry {
 	/* Every commit before this time (monotonic) has been notified: when the
 	 * listener's last answered query was sent, or when it began to LISTEN. */
 	uint64_t heard_ms;
-	int listen_wait_ms; /* the listener's query timeout (REGISTRY_LISTEN_WAIT_MS) */
+	int listen_wait_ms;      /* the listener's query timeout (REGISTRY_LISTEN_WAIT_MS) */
+	uint64_t listen_slow_ms; /* when it last answered late, or not at all */
 	/* The replay rule: notifications seen, the primary position that
 	 * covers all of them but the last fence_seq - fenced_seq. */
 	uint64_t fence_seq, fenced_seq;
@@ -1153,6 +1158,7 @@ static void registry_listener_late(struct registry_conn *c)
 
 	snprintf(why, sizeof(why), "WAL position not answered in %d ms", reg->listen_wait_ms);
 	reg->listen_wait_ms = reg->listen_wait_ms * 2 < most ? reg->listen_wait_ms * 2 : most;
+	reg->listen_slow_ms = registry_now_ms();
 	registry_conn_fail(c, why);
 }
 
@@ -1405,7 +1411,9 @@ static void registry_listener_results(struct registry_conn *c)
 	evtimer_del(c->timer);
 	/* registry_conn_io_cb took the notifications that came before. */
 	reg->heard_ms = c->lsn_sent_ms;
-	if (registry_now_ms() - c->lsn_sent_ms < REGISTRY_LISTEN_WAIT_MS)
+	if (registry_now_ms() - c->lsn_sent_ms >= REGISTRY_LISTEN_WAIT_MS)
+		reg->listen_slow_ms = registry_now_ms();
+	else if (registry_now_ms() - reg->listen_slow_ms >= REGISTRY_LISTEN_CALM_MS)
 		reg->listen_wait_ms = REGISTRY_LISTEN_WAIT_MS;
 	if (lsn == 0)
 		return;

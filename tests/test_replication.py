@@ -367,6 +367,55 @@ def test_a_slow_primary_leaves_no_stale_standby_answering(certregd, pair, pki):
         link.close()
 
 
+def wait_log(d, text, count, seconds=30):
+    """Until the daemon's log holds text count times."""
+    deadline = time.monotonic() + seconds
+    while d.log().count(text) < count:
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
+
+
+def test_a_primary_slow_by_turns_keeps_its_listen_connection(certregd, pair, pki):
+    """A primary whose round trips straddle the first wait of the LISTEN
+    connection's position query (0.6 s): slow (0.7 s), then fast for a
+    moment, then slow again. The fast turn must not bring the first wait
+    back at once: the next slow turn would replace the LISTEN connection
+    again, the standbys unfenced until the new one answers, and a standby
+    that had not replayed a suspension made then answered OK."""
+    link = SlowLink(pair.primary.port, 0.02)
+    try:
+        d = certregd(Database(pair.primary, "certreg"),
+                     database={"conninfo": f"host=127.0.0.1 port={link.port} dbname=certreg "
+                                           f"user={ROLE}",
+                               "read_conninfo": f"host=127.0.0.1 port={pair.standby.port} "
+                                                f"dbname=certreg user={ROLE}",
+                               "max_standby_lag_ms": 1000, "timeout_ms": 2000,
+                               "pool_size": 1},
+                     cache={"size": 0})
+        wait_log(d, "event=db_listening", 2)
+        for _ in range(4):
+            assert outcome(d, pki, "ec-ok") == (200, "OK")
+        # The first slow turn costs each worker's LISTEN connection once.
+        link.delay = 0.35
+        wait_log(d, "not answered in 600 ms", 2)
+        wait_log(d, "event=db_listening", 4)
+        time.sleep(1)
+        link.delay = 0.02
+        time.sleep(1)
+        pair.wait_replayed()
+        pair.standby.psql("SELECT pg_wal_replay_pause()")
+        link.delay = 0.35
+        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
+              "--reason", "lost")
+        time.sleep(1)
+        for _ in range(30):
+            assert outcome(d, pki, "ec-ok") == (200, "KEY_SUSPENDED")
+            time.sleep(0.1)
+        assert d.log().count("WAL position not answered") == 2, d.log()
+    finally:
+        link.close()
+
+
 def test_change_in_force_when_the_database_commits_asynchronously(certregd, pair, pki):
     """synchronous_commit = off for the database (a common tuning): a
     change's notification then comes before its commit record is written,
