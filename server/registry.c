@@ -1491,6 +1491,17 @@ static void registry_conn_ready(struct registry_conn *c)
 		return;
 	}
 	snprintf(c->host, sizeof(c->host), "%s:%s", host != NULL ? host : "", PQport(c->pg));
+	/* conninfo must reach the primary. target_session_attrs guards a list
+	 * of hosts, but not one name with a standby among its addresses, a
+	 * service file's list, or a lone host demoted by a failover: a pool
+	 * there would read decisions unfenced and with no lag limit (contract
+	 * section 9), and its LISTEN would fail. PostgreSQL reports
+	 * in_hot_standby (14 and later) with the connection. */
+	if (c->role != CONN_ROLE_READ && PQparameterStatus(c->pg, "in_hot_standby") != NULL &&
+	    strcmp(PQparameterStatus(c->pg, "in_hot_standby"), "on") == 0) {
+		registry_conn_fail(c, "conninfo reached a standby, not the primary");
+		return;
+	}
 	if (c->was_up)
 		c->reg->stats.reconnects++;
 	c->state = CONN_PREPARING;

@@ -359,12 +359,31 @@ def test_a_slow_primary_leaves_no_stale_standby_answering(certregd, pair, pki):
         pair.standby.psql("SELECT pg_wal_replay_pause()")
         admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
               "--reason", "lost")
-        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
+        # Every answer the daemon takes from the primary costs 0.7 s here:
+        # what this test holds to is that the suspension, once in force,
+        # stays so.
+        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED", seconds=2.0)
         for _ in range(30):
             assert outcome(d, pki, "ec-ok") == (200, "KEY_SUSPENDED")
             time.sleep(0.1)
     finally:
         link.close()
+
+
+def test_a_primary_connection_that_reaches_a_standby_is_refused(certregd, pair, pki):
+    """`conninfo` must reach the primary. One that reaches a standby (one
+    name with a standby among its addresses, a service file's list, a lone
+    host demoted by a failover) would have the pool read decisions there,
+    unfenced and with no lag limit: certregd refuses such a connection (the
+    server says in_hot_standby), logs why, and the decision is
+    SERVICE_UNAVAILABLE, not the standby's answer."""
+    d = certregd(Database(pair.primary, "certreg"),
+                 database={"conninfo": f"host=127.0.0.1 port={pair.standby.port} "
+                                       f"dbname=certreg user={ROLE} connect_timeout=2",
+                           "timeout_ms": TIMEOUT_MS})
+    wait_log(d, "conninfo reached a standby, not the primary", 2, seconds=10)
+    assert "event=db_connected role=pool" not in d.log()
+    assert outcome(d, pki, "ec-ok") == (503, "SERVICE_UNAVAILABLE")
 
 
 def wait_log(d, text, count, seconds=30):
