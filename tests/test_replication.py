@@ -330,6 +330,19 @@ class SlowLink:
         self.loop.close()
 
 
+def start_behind(certregd, pair, link):
+    """certregd reaching the primary through link, the standby directly;
+    one pool connection, no cache: every answer is read."""
+    return certregd(Database(pair.primary, "certreg"),
+                    database={"conninfo": f"host=127.0.0.1 port={link.port} dbname=certreg "
+                                          f"user={ROLE}",
+                              "read_conninfo": f"host=127.0.0.1 port={pair.standby.port} "
+                                               f"dbname=certreg user={ROLE}",
+                              "max_standby_lag_ms": 1000, "timeout_ms": 2000,
+                              "pool_size": 1},
+                    cache={"size": 0})
+
+
 def test_a_slow_primary_leaves_no_stale_standby_answering(certregd, pair, pki):
     """A primary that answers, but slower than the first wait of the
     LISTEN connection's position query (0.6 s; here a round trip of 0.7 s):
@@ -339,14 +352,7 @@ def test_a_slow_primary_leaves_no_stale_standby_answering(certregd, pair, pki):
     nothing (no cache: every answer is read)."""
     link = SlowLink(pair.primary.port, 0.35)
     try:
-        d = certregd(Database(pair.primary, "certreg"),
-                     database={"conninfo": f"host=127.0.0.1 port={link.port} dbname=certreg "
-                                           f"user={ROLE}",
-                               "read_conninfo": f"host=127.0.0.1 port={pair.standby.port} "
-                                                f"dbname=certreg user={ROLE}",
-                               "max_standby_lag_ms": 1000, "timeout_ms": 2000,
-                               "pool_size": 1},
-                     cache={"size": 0})
+        d = start_behind(certregd, pair, link)
         # The pool prepares its statements one round trip each.
         deadline = time.monotonic() + 30
         while d.log().count("event=db_connected role=pool") < 2:
@@ -403,14 +409,7 @@ def test_a_primary_slow_by_turns_keeps_its_listen_connection(certregd, pair, pki
     that had not replayed a suspension made then answered OK."""
     link = SlowLink(pair.primary.port, 0.02)
     try:
-        d = certregd(Database(pair.primary, "certreg"),
-                     database={"conninfo": f"host=127.0.0.1 port={link.port} dbname=certreg "
-                                           f"user={ROLE}",
-                               "read_conninfo": f"host=127.0.0.1 port={pair.standby.port} "
-                                                f"dbname=certreg user={ROLE}",
-                               "max_standby_lag_ms": 1000, "timeout_ms": 2000,
-                               "pool_size": 1},
-                     cache={"size": 0})
+        d = start_behind(certregd, pair, link)
         wait_log(d, "event=db_listening", 2)
         for _ in range(4):
             assert outcome(d, pki, "ec-ok") == (200, "OK")
