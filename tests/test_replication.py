@@ -231,11 +231,18 @@ def test_change_in_force_while_the_listen_connection_is_silently_dead(
     d = certregd(Database(pair.primary, "certreg"), database=database)
     for _ in range(4):  # both workers, and their caches warm
         assert outcome(d, pki, "ec-ok") == (200, "OK")
-    pids = listen_backends(pair, 2)
+    suspended_with_listeners_stopped(d, pair, pki, listen_backends(pair, 2), settle=0.3)
+
+
+def suspended_with_listeners_stopped(d, pair, pki, pids, settle=0.0):
+    """Stops the LISTEN backends pids (SIGSTOP: a connection that neither
+    answers nor resets), waits settle seconds, suspends the key of ec-ok
+    and requires it in force on d within one second; the backends resume
+    whatever happens."""
     try:
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
-        time.sleep(0.3)
+        time.sleep(settle)
         admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
               "--reason", "lost")
         in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
@@ -262,15 +269,7 @@ def test_a_hung_listen_connection_does_not_leave_a_stale_standby_answering(
     pair.wait_replayed()
     pids = listen_backends(pair, 2)
     pair.standby.psql("SELECT pg_wal_replay_pause()")
-    try:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-        admin(pair.write_conninfo("postgres"), "key", "suspend", pki.leaf("ec-ok")["key_id"],
-              "--reason", "lost")
-        in_force_within((d,), pki, "ec-ok", "KEY_SUSPENDED")
-    finally:
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+    suspended_with_listeners_stopped(d, pair, pki, pids)
 
 
 class SlowLink:
