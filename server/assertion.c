@@ -252,9 +252,12 @@ static bool assertion_unhex(const char *hex, unsigned char *out, size_t n)
 
 /* The path of an http(s) URL config_url_valid() accepted: from the first
  * '/' after the host up to the query or fragment; true when no segment of
- * it is a dot segment in any spelling and it has no encoded '/' or '\'.
- * A segment ends at its first ';' too, plain or encoded: Java servlet
- * containers drop such path parameters before resolving, so "..;x" is "..". */
+ * it is made of dots alone in any spelling and it has no encoded '/', '\',
+ * '%' or NUL. A segment ends at its first ';' too, plain or encoded: Java
+ * servlet containers drop such path parameters before resolving, so "..;x"
+ * is "..". Encoded spaces count as dots' company ("..%20") because Windows
+ * servers strip trailing spaces and dots from a name; an encoded '%' is a
+ * second round of decoding ("%252e") some portals do. */
 static bool return_to_path_ok(const char *url)
 {
 	const char *p = strstr(url, "://") + 3;
@@ -262,27 +265,29 @@ static bool return_to_path_ok(const char *url)
 	p += strcspn(p, "/?#");
 	while (*p == '/') {
 		const char *seg = ++p;
-		int dots = 0;
+		bool dots = false, other = false;
 
 		p += strcspn(p, "/?#");
-		for (const char *c = seg; c < p;) {
+		for (const char *c = seg; c < p && !other;) {
 			if (*c == ';' || (p - c >= 3 && strncasecmp(c, "%3b", 3) == 0))
 				break;
 			if (*c == '.') {
-				dots++;
+				dots = true;
 				c++;
 			} else if (p - c >= 3 && strncasecmp(c, "%2e", 3) == 0) {
-				dots++;
+				dots = true;
+				c += 3;
+			} else if (p - c >= 3 && strncmp(c, "%20", 3) == 0) {
 				c += 3;
 			} else {
-				dots = 0;
-				break;
+				other = true;
 			}
 		}
-		if (dots == 1 || dots == 2)
+		if (dots && !other)
 			return false;
 		for (const char *c = seg; c + 3 <= p; c++)
-			if (strncasecmp(c, "%2f", 3) == 0 || strncasecmp(c, "%5c", 3) == 0)
+			if (strncasecmp(c, "%2f", 3) == 0 || strncasecmp(c, "%5c", 3) == 0 ||
+			    strncmp(c, "%25", 3) == 0 || strncmp(c, "%00", 3) == 0)
 				return false;
 	}
 	return true;

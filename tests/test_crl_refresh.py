@@ -295,6 +295,18 @@ def test_each_crl_is_handled_on_its_own(tmp_path, pki, served, crl_dir):
     assert (tmp_path / "reloaded").exists()
 
 
+def test_a_password_in_a_source_url_is_not_logged(tmp_path, pki, served, crl_dir):
+    (served.root / "page.html").write_text("<html>not a CRL</html>")
+    netloc = served.url.split("://", 1)[1]
+    p = refresh(tmp_path, write_conf(tmp_path, pki, crl_dir),
+                f"gone http://crl:s3cret@{netloc}/no-such.crl",
+                f"page http://s3cret@{netloc}/page.html")
+    assert p.events == [("fetch_failed", "gone"), ("refused", "page")], p.stderr
+    assert "s3cret" not in p.stderr
+    assert f'url="http://***@{netloc}/no-such.crl"' in p.stderr
+    assert f'url="http://***@{netloc}/page.html"' in p.stderr
+
+
 def test_reload_failure_is_exit_3_after_installing(tmp_path, pki, served, crl_dir):
     p = refresh(tmp_path, write_conf(tmp_path, pki, crl_dir),
                 f"root {served.url}/crl/root.crl.pem", reload_cmd="exit 7")

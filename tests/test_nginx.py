@@ -244,10 +244,16 @@ def escaped_pem(pki, leaf):
     return urllib.parse.quote(pki.read(leaf), safe="")
 
 
+# Every answer over HTTPS tells the browser to stay on HTTPS, the pages
+# whose locations set headers of their own too.
+HSTS = ["max-age=31536000"]
+
+
 def test_approved_key_reaches_the_portal_as_its_unit(front, pki):
     r = curl(pki, front.port, "/home?x=1", leaf="rsa-ok",
              headers=["X-Certreg-Unit: 999999999", "X-Certreg-Outcome: OK"])
     assert r.status == 200 and r.body == b"portal home\n"
+    assert r.headers["strict-transport-security"] == HSTS
     (req,) = front.portal.requests
     h = req["headers"]
     assert req["path"] == "/home?x=1"
@@ -273,6 +279,7 @@ def test_unknown_key_gets_the_chinese_page_naming_key_not_approved(front, pki):
     assert r.headers["content-type"][0].startswith("text/html")
     assert "KEY_NOT_APPROVED" in r.text and KEY_NOT_APPROVED_ZH in r.text
     assert 'lang="zh' in r.text
+    assert r.headers["strict-transport-security"] == HSTS
     assert front.portal.requests == []
 
 
@@ -379,6 +386,7 @@ def test_certregd_down_gives_the_page_naming_the_login_service(front, pki):
     assert NAMES_LOGIN_SERVICE in r.text and NAMES_PORTAL not in r.text
     assert r.text.index("请稍后再试") < r.text.index('lang="en"')  # Chinese first
     assert r.headers["retry-after"] == ["30"]
+    assert r.headers["strict-transport-security"] == HSTS
     assert front.portal.requests == []
 
 
@@ -393,6 +401,7 @@ def test_portal_down_gives_the_page_naming_the_portal(front, pki):
     assert r.text.index(NAMES_PORTAL) < r.text.index('lang="en"')  # Chinese first
     assert "portal" in r.text.split('lang="en"', 1)[1]
     assert r.headers["retry-after"] == ["30"]
+    assert r.headers["strict-transport-security"] == HSTS
     # certregd answered (OK) and is still up: the failure was the portal's.
     assert "connect() failed" in front.nginx.log()
     assert front.certregd.proc.poll() is None
