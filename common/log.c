@@ -100,6 +100,25 @@ const char *log_quote(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+const char *log_url(const char *url, char *buf, size_t len)
+{
+	const char *host = strstr(url, "://");
+	size_t authority;
+	const char *at;
+
+	if (len == 0)
+		return buf;
+	host = host != NULL ? host + 3 : url;
+	authority = strcspn(host, "/?#");
+	/* The last '@' of the authority: a password may hold another. */
+	at = memrchr(host, '@', authority);
+	if (at == NULL)
+		snprintf(buf, len, "%s", url);
+	else
+		snprintf(buf, len, "%.*s***%s", (int)(host - url), url, at);
+	return buf;
+}
+
 /*
  * systemd sets JOURNAL_STREAM to "DEV:INO" of the stream it connected to
  * stdout/stderr (systemd.exec(5)). Only when that is still our stderr (not

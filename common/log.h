@@ -27,6 +27,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * control characters dropped, truncated to fit). Returns buf. */
 const char *log_quote(const char *s, char *buf, size_t len);
 
+/* url into buf with its user information (a password, for HTTP basic
+ * authentication) shown as "***", for logs and for pages other people
+ * read; truncated to fit. Returns buf. */
+const char *log_url(const char *url, char *buf, size_t len);
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

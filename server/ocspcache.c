@@ -40,6 +40,8 @@ struct ocspcache_shared {
 static struct ocspcache_shared *ocspcache;
 
 static bool ocspcache_lock(void);
+static bool ocspcache_newer(const struct ocspcache_entry *kept, time_t now,
+                            const struct ocspmsg_answer *answer);
 static struct ocspcache_slot *ocspcache_find(const unsigned char key[OCSPMSG_KEY_LEN], bool add);
 static struct ocspcache_responder *ocspcache_responder(const char *url);
 
@@ -88,7 +90,7 @@ bool ocspcache_get(const unsigned char key[OCSPMSG_KEY_LEN], time_t now,
 }
 
 void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *url, time_t now,
-                          const struct ocspmsg_answer *answer)
+                          struct ocspmsg_answer *answer)
 {
 	struct ocspcache_slot *s;
 	struct ocspcache_responder *r;
@@ -96,10 +98,14 @@ void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *
 	if (!ocspcache_lock())
 		return;
 	s = ocspcache_find(key, true);
-	s->e.kind = OCSPCACHE_ANSWER;
-	s->e.answer = *answer;
-	s->e.fetched_at = now;
-	s->e.until = answer->until;
+	if (ocspcache_newer(&s->e, now, answer)) {
+		*answer = s->e.answer;
+	} else {
+		s->e.kind = OCSPCACHE_ANSWER;
+		s->e.answer = *answer;
+		s->e.fetched_at = now;
+		s->e.until = answer->until;
+	}
 	r = ocspcache_responder(url);
 	if (r != NULL)
 		r->last_ok = now;
@@ -216,6 +222,23 @@ bool ocspcache_responders_ok(char *reason, size_t len)
 	}
 	pthread_mutex_unlock(&ocspcache->lock);
 	return ok;
+}
+
+/*
+ * Whether kept is a current answer newer than answer: two workers' asks
+ * about one certificate can land in either order, and a slow one may
+ * bring an answer signed before the revocation another one has already
+ * brought. A later thisUpdate wins; of two signed in the same second, a
+ * revocation.
+ */
+static bool ocspcache_newer(const struct ocspcache_entry *kept, time_t now,
+                            const struct ocspmsg_answer *answer)
+{
+	if (kept->kind != OCSPCACHE_ANSWER || kept->until <= now)
+		return false;
+	if (kept->answer.this_update != answer->this_update)
+		return kept->answer.this_update > answer->this_update;
+	return kept->answer.status == OCSPMSG_REVOKED && answer->status != OCSPMSG_REVOKED;
 }
 
 /* A holder that died mid-write left a slot half-copied at worst: a wrong

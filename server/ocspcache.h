@@ -40,9 +40,12 @@ bool ocspcache_init(int entries) __attribute__((warn_unused_result));
 bool ocspcache_get(const unsigned char key[OCSPMSG_KEY_LEN], time_t now,
                    struct ocspcache_entry *out);
 /* Keeps an answer (until answer->until) or a failure (until the retry
- * pause ends), and records the responder's success or failure. */
+ * pause ends), and records the responder's success or failure under url,
+ * as /metrics and /readyz show it (without a password: log_url). A current
+ * answer with a later thisUpdate (or revoked, of the same second) stays,
+ * and *answer becomes it. */
 void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *url, time_t now,
-                          const struct ocspmsg_answer *answer);
+                          struct ocspmsg_answer *answer);
 void ocspcache_put_failure(const unsigned char key[OCSPMSG_KEY_LEN], const char *url, time_t now,
                            const char *error);
 /* Appends the cache's gauges and each responder's times and errors. */

@@ -255,13 +255,25 @@ static void request_call_free(struct request_call *call)
 	free(call);
 }
 
-/* Every decision is no-store; nginx's auth_request reads the outcome from
- * headers, and a 503 says when to ask again. */
+/*
+ * Every decision is no-store; nginx's auth_request reads the outcome from
+ * headers, and a 503 says when to ask again. A browser's page is never
+ * framed by another site (a hidden frame would post an assertion to the
+ * portal without a click, and a visible one invites clickjacking), never
+ * sniffed as another type, and sends only this origin as its Referer (the
+ * query holds return_to and the nonce).
+ */
 static void request_headers(const struct request_call *call, const struct decision *d)
 {
 	const struct outcome_info *info = outcome_info(d->outcome);
 
 	http_reply_header(call->req, "Cache-Control", "no-store");
+	http_reply_header(call->req, "X-Content-Type-Options", "nosniff");
+	if (call->html) {
+		http_reply_header(call->req, "X-Frame-Options", "DENY");
+		http_reply_header(call->req, "Content-Security-Policy", "frame-ancestors 'none'");
+		http_reply_header(call->req, "Referrer-Policy", "strict-origin");
+	}
 	if (d->outcome == OUTCOME_SERVICE_UNAVAILABLE)
 		http_reply_header(call->req, "Retry-After", "1");
 	if (call->kind != REQUEST_AUTH)

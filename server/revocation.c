@@ -35,6 +35,7 @@ struct revocation_ask {
 	struct revocation *r;
 	unsigned char key[OCSPMSG_KEY_LEN];
 	char url[OCSPMSG_URL_MAX];
+	char shown[OCSPMSG_URL_MAX]; /* url without its password, for people */
 	X509 *leaf, *issuer;
 	OCSP_REQUEST *req;
 	uint64_t started_us;
@@ -155,6 +156,7 @@ void revocation_check(struct revocation *r, struct verify_result *vr, const stru
 	a->r = r;
 	memcpy(a->key, id->key, OCSPMSG_KEY_LEN);
 	snprintf(a->url, sizeof(a->url), "%s", url);
+	log_url(a->url, a->shown, sizeof(a->shown));
 	a->leaf = sk_X509_value(path, 0);
 	a->issuer = sk_X509_value(path, 1);
 	X509_up_ref(a->leaf);
@@ -246,15 +248,17 @@ static void revocation_answered(void *arg, long status, const unsigned char *bod
 	                       &e.answer, why, sizeof(why)))
 		e.kind = OCSPCACHE_ANSWER;
 	if (e.kind == OCSPCACHE_ANSWER) {
-		ocspcache_put_answer(a->key, a->url, now, &e.answer);
 		log_info("event=ocsp_answer url=%s status=%s next_update=%lld ms=%ld",
-		         log_quote(a->url, q1, sizeof(q1)), names[e.answer.status],
+		         log_quote(a->shown, q1, sizeof(q1)), names[e.answer.status],
 		         (long long)e.answer.next_update, ms);
+		/* The waiters get the newest answer known: another worker's,
+		 * kept in the meantime, when this one is older. */
+		ocspcache_put_answer(a->key, a->shown, now, &e.answer);
 	} else {
 		__atomic_fetch_add(&r->metrics->ocsp_fetch_errors, 1, __ATOMIC_RELAXED);
-		ocspcache_put_failure(a->key, a->url, now, why);
+		ocspcache_put_failure(a->key, a->shown, now, why);
 		log_warn("event=ocsp_failed url=%s reason=%s ms=%ld",
-		         log_quote(a->url, q1, sizeof(q1)), log_quote(why, q2, sizeof(q2)), ms);
+		         log_quote(a->shown, q1, sizeof(q1)), log_quote(why, q2, sizeof(q2)), ms);
 	}
 	/* Off the list before the callbacks: one may start another ask. */
 	if (a->prev != NULL)

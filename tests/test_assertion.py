@@ -374,6 +374,30 @@ def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, p
         assert tls_get(d, pki, f"/v1/login?{q}")[0] == 400, nonce
 
 
+def test_login_pages_cannot_be_framed_sniffed_or_leak_their_query(certregd, db, pki, tmp_path):
+    """The page that posts an assertion by itself, and the refusal page,
+    tell the browser: never inside another site's frame (a hidden frame
+    would log the user in at the portal without a click, and a refusal
+    page with its link can be clickjacked), never sniffed as another type,
+    and only this origin as the Referer (the query holds return_to and
+    the nonce; older browsers sent the whole URL to the portal)."""
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    q = urllib.parse.urlencode({"return_to": PORTAL, "nonce": "abc"})
+    for leaf, want in (("ec-ok", 200), ("rsa-ok", 403)):
+        status, head, body = tls_get(d, pki, f"/v1/login?{q}", leaf=leaf, accept="text/html")
+        assert status == want
+        headers = {k.strip().lower(): v.strip() for k, _, v in
+                   (line.partition(":") for line in head.split("\r\n")[1:])}
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        assert headers["cache-control"] == "no-store"
+        assert headers.get("x-content-type-options") == "nosniff", head
+        assert headers.get("x-frame-options") == "DENY", head
+        assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), head
+        assert headers.get("referrer-policy") == "strict-origin", head
+
+
 def test_config_errors_are_named(tmp_path, pki):
     key, _ = ec_key(tmp_path)
     p384, _ = keypair(tmp_path, "p384", "EC", "-pkeyopt", "ec_paramgen_curve:P-384")

@@ -147,14 +147,16 @@ class Pki:
     def pem(self, name):
         return _pem(self.certs[name])
 
-    def canned(self, name, this_update, next_update, nonce=None):
-        """A DER answer "good" for leaf name, signed by the responder at
-        the given times, with the given nonce extension if any."""
+    def canned(self, name, this_update, next_update, nonce=None, revoked_at=None):
+        """A DER answer "good" (or "revoked" at revoked_at) for leaf name,
+        signed by the responder at the given times, with the given nonce
+        extension if any."""
+        status = ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD
         b = (ocsp.OCSPResponseBuilder()
              .add_response(cert=self.certs[name], issuer=self.certs["int"],
-                           algorithm=hashes.SHA1(), cert_status=ocsp.OCSPCertStatus.GOOD,
+                           algorithm=hashes.SHA1(), cert_status=status,
                            this_update=this_update, next_update=next_update,
-                           revocation_time=None, revocation_reason=None)
+                           revocation_time=revoked_at, revocation_reason=None)
              .responder_id(ocsp.OCSPResponderEncoding.HASH, self.certs["responder"])
              .certificates([self.certs["responder"]]))
         if nonce is not None:
@@ -204,8 +206,12 @@ class Responder:
                 me.count += 1
                 if me.delay:
                     time.sleep(me.delay)
-                answer = me.canned if me.canned is not None else \
-                    openssl_answer(pki, body, me.signer)
+                if callable(me.canned):
+                    answer = me.canned(me.count)  # by the request's number
+                elif me.canned is not None:
+                    answer = me.canned
+                else:
+                    answer = openssl_answer(pki, body, me.signer)
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/ocsp-response")
@@ -387,6 +393,41 @@ def test_concurrent_decisions_share_one_ask(start, opki, responder):
     assert responder.count == 1
 
 
+def test_an_older_good_answer_does_not_replace_a_newer_revoked_one(start, opki, responder):
+    """Two workers ask about one certificate at once. The first ask is
+    slow and brings a "good" signed 10 minutes ago; the second brings,
+    at once, a "revoked" signed a minute ago. Whatever order they land
+    in, the shared cache keeps the newer answer: the daemon has seen the
+    certificate revoked and must not let it log in again for the hour the
+    older "good" is valid (on the old code the last one put won)."""
+    now = datetime.datetime.now(UTC).replace(microsecond=0)
+    good = opki.canned("good2", now - datetime.timedelta(minutes=10),
+                       now + datetime.timedelta(hours=1))
+    revoked = opki.canned("good2", now - datetime.timedelta(minutes=1),
+                          now + datetime.timedelta(hours=1),
+                          revoked_at=now - datetime.timedelta(minutes=2))
+
+    def answer(n):
+        if n == 1:
+            time.sleep(1.5)
+            return good
+        return revoked
+    responder.canned = answer
+    d = start("require", workers=2, timeout_ms=5000, ocsp_timeout_ms=5000)
+    with ThreadPoolExecutor(32) as pool:
+        asked = []
+        for _ in range(40):  # new connections until the other worker asks too
+            asked.append(pool.submit(outcome, d, opki, "good2"))
+            time.sleep(0.02)
+            if responder.count >= 2:
+                break
+        got = [f.result(timeout=10) for f in asked]
+    assert responder.count == 2, "both workers should have asked"
+    assert "CERT_REVOKED" in got
+    assert outcome(d, opki, "good2") == "CERT_REVOKED"
+    assert metric(d, "certreg_ocsp_cache_entries") == 1
+
+
 def test_slow_responder_does_not_hold_up_other_decisions(start, opki, responder):
     # One worker: a blocking ask would stall everything it serves.
     # The wait is bounded by both timeouts: both above the 2 s.
@@ -417,6 +458,26 @@ def test_ocsp_url_overrides_the_aia(start, opki):
         assert other.count == 2
     finally:
         other.close()
+
+
+def test_a_password_in_ocsp_url_is_not_shown(start, opki):
+    """A responder behind HTTP basic authentication is configured as
+    ocsp_url = http://user:password@host/ (curl sends it). The password
+    is the operator's secret: the log, /metrics and /readyz, read by more
+    people than the configuration, name the responder without it (on the
+    old code all three showed it)."""
+    port = free_port()  # nothing listens: the ask fails, so /readyz names it
+    d = start("require", ocsp_url=f"http://certreg:s3cr3t-pw@127.0.0.1:{port}/")
+    assert outcome(d, opki, "good") == "CERT_REVOCATION_UNKNOWN"
+    ready = d.get("/readyz")
+    assert ready.status == 503
+    shown = f"http://***@127.0.0.1:{port}/"
+    assert any(shown in r for r in ready.json()["reasons"]), ready.body
+    page = d.get("/metrics").body.decode()
+    assert f'url="{shown}"' in page
+    assert f"url={json.dumps(shown)}" in d.log()
+    for text in (ready.body.decode(), page, d.log()):
+        assert "s3cr3t-pw" not in text
 
 
 def test_no_responder_named(start, opki, responder):

@@ -120,12 +120,28 @@ static void test_quote(void **state)
 	assert_string_equal(log_quote(NULL, buf, sizeof(buf)), "\"\"");
 }
 
+/* The user information goes, whatever it holds; an '@' after the host
+ * (in the path or query) is no user information. */
+static void test_url_without_password(void **state)
+{
+	char buf[64], small[12];
+
+	(void)state;
+	assert_string_equal(log_url("http://u:pw@h:80/x", buf, sizeof(buf)), "http://***@h:80/x");
+	assert_string_equal(log_url("http://u:p@w@h/", buf, sizeof(buf)), "http://***@h/");
+	assert_string_equal(log_url("https://h/a@b?c=@", buf, sizeof(buf)), "https://h/a@b?c=@");
+	assert_string_equal(log_url("http://h?x@y", buf, sizeof(buf)), "http://h?x@y");
+	assert_string_equal(log_url("u:pw@h/", buf, sizeof(buf)), "***@h/");
+	assert_string_equal(log_url("http://u:pw@h/", small, sizeof(small)), "http://***@");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_journal_stream_gets_priorities),
 	    cmocka_unit_test(test_no_prefix_elsewhere),
 	    cmocka_unit_test(test_quote),
+	    cmocka_unit_test(test_url_without_password),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
 }
