@@ -196,7 +196,8 @@ def test_json_errors_usage_and_unreachable():
                  ["unit", "set-status", "123456", "asleep", "--reason", "x"],
                  ["key", "bind", "abcdef12", "--unit", "1"], ["key", "show", "deadbeeg"],
                  ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
-                 ["audit", "log", "--since", "tomorrow"], ["check"],
+                 ["audit", "log", "--since", "tomorrow"],
+                 ["audit", "log", "--key", "abcdef12", "--cert", "/nonexistent.pem"], ["check"],
                  ["cert", "check", "--bogus"], ["cert", "check", "--cert", "/nonexistent.pem"]):
         json_error("host=/nonexistent", *args, code="usage", exit_code=USAGE)
     # --json after a bad option the command stopped at.
@@ -864,6 +865,49 @@ def test_audit_log_filters_and_verify(org, pki):
     assert ok(c, "audit", "log").stdout.rstrip().endswith("entries")
     assert js(c, "audit", "verify")["ok"] is True
     assert "intact" in ok(c, "audit", "verify").stdout
+
+
+def test_audit_log_by_cert_is_the_same_as_by_key(org, tmp_path, pki):
+    """Contract 3: --cert FILE instead of the key id, through the same rule
+    as the key commands (admin/keyref.c)."""
+    c = org.owner
+    bjca, ec = pki.leaf("bjca"), pki.leaf("ec-ok")
+    ok(org.op_dc, "key", "bind", "--cert", bjca["pem"], "--unit", org.dc_unit, "--ticket", "C-1")
+    ok(org.op_xc, "key", "bind", "--cert", ec["pem"], "--unit", org.xc_unit, "--ticket", "C-2")
+    ok(org.sup, "key", "suspend", bjca["key_id"][:8], "--reason", "lost")
+    by_key = js(c, "audit", "log", "--key", bjca["key_id"])
+    assert len(by_key) == 2 and {e["key_id"] for e in by_key} == {bjca["key_id"]}
+    assert [e["action"] for e in by_key] == ["bind", "suspend"], by_key
+    for cert in (bjca["pem"], bjca["der"]):
+        assert js(c, "audit", "log", "--cert", cert) == by_key
+        assert json.loads(ok(c, "audit", "log", "--cert", cert, "--json").stdout) == by_key
+    assert js(c, "audit", "log", "--key", bjca["key_id"][:8]) == by_key
+    assert ok(c, "audit", "log", "--cert", bjca["pem"]).stdout == \
+        ok(c, "audit", "log", "--key", bjca["key_id"]).stdout
+    # With the other filters, as --key.
+    assert js(c, "audit", "log", "--cert", bjca["pem"], "--operator", org.names["sup"]) == \
+        by_key[1:]
+    assert js(c, "audit", "log", "--cert", bjca["pem"], "--unit", org.xc_unit) == []
+    # A certificate whose key has no audit entry: what its whole key id gives.
+    none = pki.leaf("rsa-ok")
+    assert js(c, "audit", "log", "--cert", none["pem"]) == \
+        js(c, "audit", "log", "--key", none["key_id"]) == []
+    assert ok(c, "audit", "log", "--cert", none["pem"]).stdout == \
+        ok(c, "audit", "log", "--key", none["key_id"]).stdout
+    # Both is a usage error, before the database is asked.
+    for conninfo in (c, "host=/nonexistent"):
+        err = refused(conninfo, "audit", "log", "--key", bjca["key_id"], "--cert", bjca["pem"],
+                      code=USAGE)
+        assert "give either a key id or --cert, not both" in err, err
+        json_error(conninfo, "audit", "log", "--cert", bjca["pem"], "--key", bjca["key_id"][:8],
+                   code="usage", exit_code=USAGE)
+    # A file that is not a certificate: the error of the other --cert commands.
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for bad in ("/nonexistent.pem", junk, bjca["key"]):
+        want = json_error(c, "key", "show", "--cert", bad, code="unreadable_certificate")
+        assert json_error(c, "audit", "log", "--cert", bad, code="unreadable_certificate") == want
+        assert refused(c, "audit", "log", "--cert", bad) == refused(c, "key", "show", "--cert", bad)
 
 
 def test_audit_log_since_today_yesterday_and_days(org, db):
