@@ -1076,6 +1076,35 @@ def test_cert_check_with_config_takes_max_chain_depth(tmp_path, pki):
             assert "chain too long" in p.stdout, p.stdout
 
 
+def test_cert_check_purpose_any_skips_only_the_client_usage_check(pki):
+    """--purpose any (contract 6): a leaf whose key usage (encipherment only)
+    or extended key usage (serverAuth) is not for client authentication is
+    CERT_WRONG_USAGE, exit 1, by default and with --purpose client, and OK,
+    exit 0, with any; any skips no other check."""
+    def check(name, *purpose, at=None):
+        leaf = pki.leaf(name)
+        args = ["cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"], "--ca",
+                pki.path("ca/trust.pem"), *purpose] + (["--at", at] if at else [])
+        p = run(None, *args)
+        out = json.loads(run(None, "--json", *args).stdout)
+        assert f"outcome:     {out['outcome']}\n" in p.stdout, (p.stdout, out)
+        assert p.returncode == (OK if out["outcome"] == "OK" else REFUSED), p.stdout + p.stderr
+        return out["outcome"]
+    for name in ("enc-only", "server-eku"):
+        assert check(name) == "CERT_WRONG_USAGE"
+        assert check(name, "--purpose", "client") == "CERT_WRONG_USAGE"
+        assert check(name, "--purpose", "any") == "OK"
+    for name in ("ec-ok", "no-eku"):
+        assert check(name) == check(name, "--purpose", "any") == "OK"
+    assert check("expired", "--purpose", "any") == "CERT_EXPIRED"
+    assert check("untrusted", "--purpose", "any") == "CERT_UNTRUSTED"
+    assert check("enc-only", "--purpose", "any", at="2000-01-01T00:00:00Z") == \
+        "CERT_NOT_YET_VALID"
+    err = refused(None, "cert", "check", "--cert", pki.leaf("enc-only")["pem"], "--ca",
+                  pki.path("ca/trust.pem"), "--purpose", "email", code=USAGE)
+    assert "--purpose must be client or any" in err, err
+
+
 def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
     """The message and hint of common/outcome.c's table, as on the login
     page, in the clerk's language (the page's default, Chinese, in --json);
