@@ -17,11 +17,13 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 static bool audit_parse_since(const char *s, char *out, size_t outlen);
 
 const struct cli_command audit_commands[] = {
-    {"audit", "log", "[--unit REGNO] [--key KEYID] [--operator LOGIN] [--since DATE]",
+    {"audit", "log", "[--unit REGNO] [--key KEYID | --cert FILE] [--operator LOGIN] [--since DATE]",
      N_("Shows the audit log, oldest first; every change with who made it and when.\n\n"
         "Options:\n"
         "      --unit REGNO      only entries about this unit\n"
         "      --key KEYID       only entries about this key (id or unique prefix)\n"
+        "      --cert FILE       only entries about the key of this certificate\n"
+        "                        (PEM or DER), instead of --key\n"
         "      --operator LOGIN  only changes made by this login\n"
         "      --since DATE      only entries at or after DATE: YYYY-MM-DD (local\n"
         "                        midnight), \"YYYY-MM-DD HH:MM\" (local), RFC 3339,\n"
@@ -132,13 +134,12 @@ static bool audit_parse_since(const char *s, char *out, size_t outlen)
 static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"unit", required_argument, NULL, 'u'},
-	    {"key", required_argument, NULL, 'k'},
-	    {"operator", required_argument, NULL, 'o'},
-	    {"since", required_argument, NULL, 's'},
-	    CLI_GLOBAL_OPTIONS,
+	    {"unit", required_argument, NULL, 'u'},  {"key", required_argument, NULL, 'k'},
+	    {"cert", required_argument, NULL, 'c'},  {"operator", required_argument, NULL, 'o'},
+	    {"since", required_argument, NULL, 's'}, CLI_GLOBAL_OPTIONS,
 	};
-	const char *unit = NULL, *keyarg = NULL, *op = NULL, *since = NULL;
+	const char *unit = NULL, *keyarg = NULL, *cert_file = NULL, *op = NULL, *since = NULL;
+	bool by_key;
 	char since_utc[32];
 	struct keyref ref;
 	PGresult *res;
@@ -151,6 +152,9 @@ static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, c
 			break;
 		case 'k':
 			keyarg = optarg;
+			break;
+		case 'c':
+			cert_file = optarg;
 			break;
 		case 'o':
 			op = optarg;
@@ -169,14 +173,17 @@ static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, c
 		                 "--since \"%s\" is not a date: give YYYY-MM-DD[ HH:MM], RFC 3339, "
 		                 "today, yesterday or Nd (N days ago, e.g. 7d)",
 		                 since);
-	if (keyarg != NULL && (rc = keyref_parse(cli, cmd, keyarg, NULL, &ref)) != CLI_OK)
+	/* The key filter is optional here; when given, keyref_parse is its one
+	 * rule (--key and --cert together is a usage error). */
+	by_key = keyarg != NULL || cert_file != NULL;
+	if (by_key && (rc = keyref_parse(cli, cmd, keyarg, cert_file, &ref)) != CLI_OK)
 		return rc;
 	if ((rc = conn_open(cli, true)) != CLI_OK)
 		return rc;
-	if (keyarg != NULL && (rc = keyref_resolve(cli, &ref)) != CLI_OK)
+	if (by_key && (rc = keyref_resolve(cli, &ref)) != CLI_OK)
 		return rc;
 	{
-		const char *params[4] = {unit, keyarg != NULL ? ref.key_id : NULL, op,
+		const char *params[4] = {unit, by_key ? ref.key_id : NULL, op,
 		                         since != NULL ? since_utc : NULL};
 
 		rc = conn_exec(cli, &res,

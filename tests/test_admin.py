@@ -196,7 +196,8 @@ def test_json_errors_usage_and_unreachable():
                  ["unit", "set-status", "123456", "asleep", "--reason", "x"],
                  ["key", "bind", "abcdef12", "--unit", "1"], ["key", "show", "deadbeeg"],
                  ["pending", "list", "--limit", "many"], ["key", "expiring", "--days", "-1"],
-                 ["audit", "log", "--since", "tomorrow"], ["check"],
+                 ["audit", "log", "--since", "tomorrow"],
+                 ["audit", "log", "--key", "abcdef12", "--cert", "/nonexistent.pem"], ["check"],
                  ["cert", "check", "--bogus"], ["cert", "check", "--cert", "/nonexistent.pem"]):
         json_error("host=/nonexistent", *args, code="usage", exit_code=USAGE)
     # --json after a bad option the command stopped at.
@@ -866,6 +867,49 @@ def test_audit_log_filters_and_verify(org, pki):
     assert "intact" in ok(c, "audit", "verify").stdout
 
 
+def test_audit_log_by_cert_is_the_same_as_by_key(org, tmp_path, pki):
+    """Contract 3: --cert FILE instead of the key id, through the same rule
+    as the key commands (admin/keyref.c)."""
+    c = org.owner
+    bjca, ec = pki.leaf("bjca"), pki.leaf("ec-ok")
+    ok(org.op_dc, "key", "bind", "--cert", bjca["pem"], "--unit", org.dc_unit, "--ticket", "C-1")
+    ok(org.op_xc, "key", "bind", "--cert", ec["pem"], "--unit", org.xc_unit, "--ticket", "C-2")
+    ok(org.sup, "key", "suspend", bjca["key_id"][:8], "--reason", "lost")
+    by_key = js(c, "audit", "log", "--key", bjca["key_id"])
+    assert len(by_key) == 2 and {e["key_id"] for e in by_key} == {bjca["key_id"]}
+    assert [e["action"] for e in by_key] == ["bind", "suspend"], by_key
+    for cert in (bjca["pem"], bjca["der"]):
+        assert js(c, "audit", "log", "--cert", cert) == by_key
+        assert json.loads(ok(c, "audit", "log", "--cert", cert, "--json").stdout) == by_key
+    assert js(c, "audit", "log", "--key", bjca["key_id"][:8]) == by_key
+    assert ok(c, "audit", "log", "--cert", bjca["pem"]).stdout == \
+        ok(c, "audit", "log", "--key", bjca["key_id"]).stdout
+    # With the other filters, as --key.
+    assert js(c, "audit", "log", "--cert", bjca["pem"], "--operator", org.names["sup"]) == \
+        by_key[1:]
+    assert js(c, "audit", "log", "--cert", bjca["pem"], "--unit", org.xc_unit) == []
+    # A certificate whose key has no audit entry: what its whole key id gives.
+    none = pki.leaf("rsa-ok")
+    assert js(c, "audit", "log", "--cert", none["pem"]) == \
+        js(c, "audit", "log", "--key", none["key_id"]) == []
+    assert ok(c, "audit", "log", "--cert", none["pem"]).stdout == \
+        ok(c, "audit", "log", "--key", none["key_id"]).stdout
+    # Both is a usage error, before the database is asked.
+    for conninfo in (c, "host=/nonexistent"):
+        err = refused(conninfo, "audit", "log", "--key", bjca["key_id"], "--cert", bjca["pem"],
+                      code=USAGE)
+        assert "give either a key id or --cert, not both" in err, err
+        json_error(conninfo, "audit", "log", "--cert", bjca["pem"], "--key", bjca["key_id"][:8],
+                   code="usage", exit_code=USAGE)
+    # A file that is not a certificate: the error of the other --cert commands.
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    for bad in ("/nonexistent.pem", junk, bjca["key"]):
+        want = json_error(c, "key", "show", "--cert", bad, code="unreadable_certificate")
+        assert json_error(c, "audit", "log", "--cert", bad, code="unreadable_certificate") == want
+        assert refused(c, "audit", "log", "--cert", bad) == refused(c, "key", "show", "--cert", bad)
+
+
 def test_audit_log_since_today_yesterday_and_days(org, db):
     c = org.owner
     env = {"TZ": "Asia/Shanghai"}                # "today" is the local day
@@ -1030,6 +1074,35 @@ def test_cert_check_with_config_takes_max_chain_depth(tmp_path, pki):
         assert p.returncode == (OK if want == "OK" else REFUSED)
         if want != "OK":
             assert "chain too long" in p.stdout, p.stdout
+
+
+def test_cert_check_purpose_any_skips_only_the_client_usage_check(pki):
+    """--purpose any (contract 6): a leaf whose key usage (encipherment only)
+    or extended key usage (serverAuth) is not for client authentication is
+    CERT_WRONG_USAGE, exit 1, by default and with --purpose client, and OK,
+    exit 0, with any; any skips no other check."""
+    def check(name, *purpose, at=None):
+        leaf = pki.leaf(name)
+        args = ["cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"], "--ca",
+                pki.path("ca/trust.pem"), *purpose] + (["--at", at] if at else [])
+        p = run(None, *args)
+        out = json.loads(run(None, "--json", *args).stdout)
+        assert f"outcome:     {out['outcome']}\n" in p.stdout, (p.stdout, out)
+        assert p.returncode == (OK if out["outcome"] == "OK" else REFUSED), p.stdout + p.stderr
+        return out["outcome"]
+    for name in ("enc-only", "server-eku"):
+        assert check(name) == "CERT_WRONG_USAGE"
+        assert check(name, "--purpose", "client") == "CERT_WRONG_USAGE"
+        assert check(name, "--purpose", "any") == "OK"
+    for name in ("ec-ok", "no-eku"):
+        assert check(name) == check(name, "--purpose", "any") == "OK"
+    assert check("expired", "--purpose", "any") == "CERT_EXPIRED"
+    assert check("untrusted", "--purpose", "any") == "CERT_UNTRUSTED"
+    assert check("enc-only", "--purpose", "any", at="2000-01-01T00:00:00Z") == \
+        "CERT_NOT_YET_VALID"
+    err = refused(None, "cert", "check", "--cert", pki.leaf("enc-only")["pem"], "--ca",
+                  pki.path("ca/trust.pem"), "--purpose", "email", code=USAGE)
+    assert "--purpose must be client or any" in err, err
 
 
 def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):
