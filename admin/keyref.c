@@ -35,7 +35,7 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
 	if (cert_file != NULL) {
 		x = certinfo_read_file(cert_file, err, sizeof(err));
 		if (x == NULL) {
-			return cli_refuse(cli, "unreadable_certificate", "%s: %s", cert_file, err);
+			return cli_refuse(cli, "unreadable_certificate", "%s", err);
 		}
 		ok = certinfo_summarize(x, NULL, time(NULL), &out->cert);
 		X509_free(x);
