@@ -220,7 +220,8 @@ static void http_peer_text(const struct sockaddr *sa, char *buf, size_t len);
 static void http_request_free(struct http_conn *c);
 static void http_conn_close(struct http_conn *c, enum log_level level, const char *reason);
 static bool http_tls_nothing_more(struct http_conn *c);
-static void http_tls_close_now(struct http_conn *c);
+static void http_close_now(struct http_conn *c, const char *reason);
+static void http_tls_close_notify(struct http_conn *c);
 static const char *http_reason(int status);
 static const char *http_date(struct http_server *s);
 static char *http_put(char *p, const char *s, size_t n);
@@ -338,7 +339,7 @@ void http_server_drain(struct http_server *s)
 		for (c = TAILQ_FIRST(&s->listeners[i].idle); c != NULL; c = next) {
 			next = TAILQ_NEXT(c, idle_link);
 			if (c->served && !c->got_bytes && c->state == CONN_READ_HEAD)
-				http_conn_close(c, LOG_LEVEL_DEBUG, "drain");
+				http_close_now(c, "drain");
 		}
 	}
 }
@@ -1302,10 +1303,14 @@ static void http_linger(struct http_conn *c)
 	}
 	if (c->listener->cfg.tls != NULL && c->fail_reason == NULL && !c->server->draining &&
 	    http_tls_nothing_more(c)) {
-		http_tls_close_now(c);
+		http_close_now(c, "done");
 		return;
 	}
 	http_set_state(c, CONN_LINGERING);
+	/* Before the shutdown, which would keep it from the client: without
+	 * it, a reply cut to Connection: close by a drain ended in a ragged
+	 * EOF, an error to a strict TLS client. */
+	http_tls_close_notify(c);
 	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	               evbuffer_get_length(bufferevent_get_input(c->bev)));
@@ -1328,20 +1333,29 @@ static bool http_tls_nothing_more(struct http_conn *c)
 }
 
 /*
- * Ends the TLS stream with a close_notify and closes, as nginx does. The
- * linger (shutdown, a turn of the loop for the client's EOF, a read) cost
- * three system calls per connection, and its close_notify, written after
- * the shutdown, never reached the client.
+ * Ends the stream (a TLS one with a close_notify) and closes, as nginx
+ * does, for reason: after a reply ("done"; the linger, a shutdown, a turn
+ * of the loop for the client's EOF and a read, cost three system calls
+ * per connection), or an idle keep-alive connection when the worker
+ * drains ("drain"; a ragged EOF there made a strict TLS client fail
+ * instead of retrying on a new connection).
  */
-static void http_tls_close_now(struct http_conn *c)
+static void http_close_now(struct http_conn *c, const char *reason)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	http_tls_close_notify(c);
+	http_conn_close(c, LOG_LEVEL_DEBUG, reason);
+}
 
+/* Sends a TLS connection's close_notify (a plain one has none), once the
+ * replies are written. */
+static void http_tls_close_notify(struct http_conn *c)
+{
+	if (c->listener->cfg.tls == NULL)
+		return;
 	/* One attempt: a socket that cannot take 24 bytes now ends without. */
 	ERR_clear_error();
-	(void)SSL_shutdown(ssl);
+	(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
 	ERR_clear_error();
-	http_conn_close(c, LOG_LEVEL_DEBUG, "done");
 }
 
 /* The TLS handshake is done: the request's header deadline starts now. */

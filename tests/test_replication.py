@@ -588,19 +588,22 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     # Failover: the standby becomes the primary; nobody restarts a daemon.
     log_marks = [len(d.log()) for d in (d1, d2)]
     pair.standby._run(pair.standby.bin / "pg_ctl", "-D", pair.standby.data, "-w", "promote")
-    t_promote = time.monotonic()
+    # Contract section 9: within 10 s of the promotion the daemons have
+    # found the new primary and written the backlog there (measured well
+    # under 1 s, three runs).
+    within = time.monotonic() + 10
     new_primary = pair.conninfo(pair.primary, pair.standby, "read-write", "postgres")
     while unknown not in pending_on(new_primary):
-        assert time.monotonic() - t_promote < 15, \
+        assert time.monotonic() < within, \
             "the pending registration never reached the new primary:\n" + d1.log()[-3000:]
         time.sleep(0.2)
     # Both daemons LISTEN on the new primary (each of their two workers).
     for d, mark in zip((d1, d2), log_marks):
         while len(re.findall(r"event=db_listening", d.log()[mark:])) < 2:
-            assert time.monotonic() - t_promote < 15, "no LISTEN on the new primary:\n" + \
+            assert time.monotonic() < within, "no LISTEN on the new primary:\n" + \
                 d.log()[-3000:]
             time.sleep(0.1)
-    assert time.monotonic() - t_promote < 12
+    assert time.monotonic() < within, "the new primary was found, but after 10 s"
     # d2 caches answers again: warm it with the unknown key, then bind it
     # (certreg-admin with the multi-host --db): in force within 1 s.
     for _ in range(4):
