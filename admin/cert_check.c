@@ -194,14 +194,23 @@ static struct verify_store *build_store(const struct cli *cli, const struct chec
 			goto fail;
 		config_verify_settings(cfg, &settings);
 		if (settings.crl_dir != NULL && settings.crl_dir[0] != '\0' &&
-		    !trust_load_crls(settings.crl_dir, crls, err, sizeof(err)))
+		    !trust_load_crls(settings.crl_dir, crls, err, sizeof(err))) {
+			config_blame(cfg, "crl_dir", err, sizeof(err));
 			goto fail;
+		}
 		if (settings.intermediates_file != NULL && settings.intermediates_file[0] != '\0' &&
-		    !trust_load_certs(settings.intermediates_file, intermediates, err, sizeof(err)))
+		    !trust_load_certs(settings.intermediates_file, intermediates, err,
+		                      sizeof(err))) {
+			config_blame(cfg, "intermediates_file", err, sizeof(err));
 			goto fail;
+		}
 	}
-	if (!trust_load_certs(a->ca != NULL ? a->ca : settings.ca_file, anchors, err, sizeof(err)))
+	if (!trust_load_certs(a->ca != NULL ? a->ca : settings.ca_file, anchors, err,
+	                      sizeof(err))) {
+		if (a->ca == NULL)
+			config_blame(cfg, "ca_file", err, sizeof(err));
 		goto fail;
+	}
 	for (int i = 0; i < a->ncrl; i++)
 		if (!trust_load_crls(a->crl[i], crls, err, sizeof(err)))
 			goto fail;

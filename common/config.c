@@ -15,6 +15,7 @@
 #include <ini.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +129,15 @@ struct config_parse {
 	             * not passed to handlers in Debian's build */
 	char *line; /* the whole line, read here (see config_read_line) */
 	size_t line_cap;
-	bool seen[CONFIG_ENTRIES];
-	bool revocation_set;
+	int lines[CONFIG_ENTRIES]; /* the line that sets each key, 0: none */
+	/* The value being read, set when a line that cannot continue it comes
+	 * (see config_ini_handler): its entry and its lines joined so far. */
+	const struct config_entry *pending;
+	char *value;
+	/* Since the last setting's line: a [section] line (inih then reads an
+	 * indented line as a new setting) or a blank one (it still reads one
+	 * as a continuation). */
+	bool section_line, blank_line;
 	char *err;
 	size_t errlen;
 	bool failed;
@@ -141,7 +149,11 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
                        char *err, size_t errlen);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
 static bool config_budgets(struct config_parse *p, char *err, size_t errlen);
-static bool config_seen(const struct config_parse *p, const char *key);
+static int config_line(const struct config_parse *p, const char *section, const char *key);
+static bool config_value_end(struct config_parse *p);
+static const char *config_continuation_refused(const char *text, const char *section);
+static void config_error(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static bool config_check_file(const struct config *cfg, const char *key, int line, const char *file,
                               const struct stat *st, uid_t uid, bool secret, char *err,
                               size_t errlen);
@@ -169,6 +181,9 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	rc = ini_parse_stream(config_read_line, &p, config_ini_handler, &p);
 	fclose(p.file);
 	free(p.line);
+	if (!p.failed)
+		config_value_end(&p);
+	free(p.value);
 	if (rc == -2) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		goto fail;
@@ -315,7 +330,9 @@ bool config_reload_compatible(const struct config *cur, const struct config *nex
  * inih reads a line into a buffer of its own size (200 bytes in Debian's
  * build) and reads what does not fit as the next line: the tail of a long
  * comment would become a setting of its own ("; ....... revocation = off").
- * So the whole line is read here, and one that does not fit is refused.
+ * So the whole line is read here, and one that does not fit is refused; a
+ * longer value continues on indented lines (config_ini_handler). Also notes
+ * the lines that end a value but never reach the handler.
  */
 static char *config_read_line(char *buf, int size, void *stream)
 {
@@ -337,7 +354,8 @@ static char *config_read_line(char *buf, int size, void *stream)
 	p->lineno++;
 	if (len >= size) {
 		snprintf(p->err, p->errlen,
-		         "%s:%d: line too long (%zd bytes; at most %d, newline included)",
+		         "%s:%d: line too long (%zd bytes; at most %d, newline included): continue "
+		         "a long value on the next line, indented by a space or tab",
 		         p->cfg->path, p->lineno, len, size - 1);
 		p->failed = true;
 		return NULL;
@@ -348,39 +366,90 @@ static char *config_read_line(char *buf, int size, void *stream)
 		p->failed = true;
 		return NULL;
 	}
+	if (p->line[strspn(p->line, " \t\r\n\v\f")] == '\0')
+		p->blank_line = true;
+	else if (p->line[0] == '[')
+		p->section_line = true;
 	memcpy(buf, p->line, (size_t)len + 1);
 	return buf;
 }
 
+/*
+ * Called for each `key = value` line, and, INI_ALLOW_MULTILINE being on in
+ * Debian's build, again with the same key for each indented line after it
+ * (a continuation): the parts are joined with one space, and the whole
+ * value is checked when a line that does not continue it comes. Comment
+ * lines in between are skipped by inih; a blank line ends the value, and an
+ * indented line after one, or one that reads as a setting or a section of
+ * its own, is refused rather than taken into the value above it.
+ */
 static int config_ini_handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct config_parse *p = user;
 	int lineno = p->lineno;
-	char msg[256];
 
 	if (p->failed)
 		return 0;
 	if (key == NULL)
 		return 1; /* a bare [section] line; checked with its keys */
+	if ((p->line[0] == ' ' || p->line[0] == '\t') && p->pending != NULL && !p->section_line &&
+	    strcmp(p->pending->section, section) == 0 && strcmp(p->pending->key, key) == 0) {
+		const char *why = p->blank_line ? "after a blank line"
+		                                : config_continuation_refused(value, section);
+		size_t len = strlen(p->value), add = strlen(value);
+		char *joined;
+
+		if (why != NULL) {
+			snprintf(p->err, p->errlen,
+			         "%s:%d: indented line %s would continue the value of [%s] %s: %s",
+			         p->cfg->path, lineno, why, section, key,
+			         p->blank_line ? "remove the blank line, or unindent it"
+			                       : "unindent it");
+			p->failed = true;
+			return 0;
+		}
+		/* inih strips a ` ;` comment from a `key = value` line only. */
+		for (size_t i = 1; i < add; i++)
+			if (value[i] == ';' && (value[i - 1] == ' ' || value[i - 1] == '\t')) {
+				add = i;
+				break;
+			}
+		while (add > 0 && (value[add - 1] == ' ' || value[add - 1] == '\t'))
+			add--;
+		joined = realloc(p->value, len + add + 2);
+		if (joined == NULL) {
+			snprintf(p->err, p->errlen, "%s: out of memory", p->cfg->path);
+			p->failed = true;
+			return 0;
+		}
+		if (len > 0)
+			joined[len++] = ' ';
+		memcpy(joined + len, value, add);
+		joined[len + add] = '\0';
+		p->value = joined;
+		return 1;
+	}
+	if (!config_value_end(p))
+		return 0;
+	p->section_line = p->blank_line = false;
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
 		if (strcmp(e->section, section) != 0 || strcmp(e->key, key) != 0)
 			continue;
-		if (p->seen[i]) {
+		if (p->lines[i] != 0) {
 			snprintf(p->err, p->errlen, "%s:%d: [%s] %s is set twice", p->cfg->path,
 			         lineno, section, key);
 			p->failed = true;
 			return 0;
 		}
-		if (!config_set(p->cfg, e, value, msg, sizeof(msg))) {
-			snprintf(p->err, p->errlen, "%s:%d: %s: %s", p->cfg->path, lineno, key,
-			         msg);
+		p->value = strdup(value);
+		if (p->value == NULL) {
+			snprintf(p->err, p->errlen, "%s: out of memory", p->cfg->path);
 			p->failed = true;
 			return 0;
 		}
-		p->seen[i] = true;
-		if (e->type == CT_REVOCATION)
-			p->revocation_set = true;
+		p->pending = e;
+		p->lines[i] = lineno;
 		if (e->line_offset != 0)
 			*(int *)(void *)((char *)p->cfg + e->line_offset) = lineno;
 		return 1;
@@ -389,6 +458,54 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 	         lineno, key, section);
 	p->failed = true;
 	return 0;
+}
+
+/* Sets the value read (config_ini_handler), naming its first line if it is
+ * refused. False, with p->failed, if so. */
+static bool config_value_end(struct config_parse *p)
+{
+	const struct config_entry *e = p->pending;
+	char msg[256];
+	bool ok;
+
+	if (e == NULL)
+		return true;
+	ok = config_set(p->cfg, e, p->value, msg, sizeof(msg));
+	if (!ok) {
+		snprintf(p->err, p->errlen, "%s:%d: %s: %s", p->cfg->path,
+		         p->lines[e - config_table], e->key, msg);
+		p->failed = true;
+	}
+	free(p->value);
+	p->value = NULL;
+	p->pending = NULL;
+	return ok;
+}
+
+/*
+ * Why an indented line must not be taken as the continuation it would be:
+ * it reads as a `key = value` setting of the section or as a section line
+ * (an indented file, whose settings would otherwise be swallowed by the one
+ * above them). NULL: it may continue the value.
+ */
+static const char *config_continuation_refused(const char *text, const char *section)
+{
+	size_t sep = strcspn(text, "=:"), name = sep;
+
+	while (name > 0 && (text[name - 1] == ' ' || text[name - 1] == '\t'))
+		name--;
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+		size_t n = strlen(e->section);
+
+		if (text[sep] != '\0' && strcmp(e->section, section) == 0 &&
+		    strlen(e->key) == name && strncmp(text, e->key, name) == 0)
+			return "that reads as a setting";
+		if (text[0] == '[' && strncmp(text + 1, e->section, n) == 0 &&
+		    strcmp(text + 1 + n, "]") == 0)
+			return "that reads as a section line";
+	}
+	return NULL;
 }
 
 static bool config_parse_long(const char *value, long min, long max, long *out, char *err,
@@ -558,41 +675,44 @@ static bool config_finish(struct config_parse *p, char *err, size_t errlen)
 
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
-		if (p->seen[i] || e->def == NULL)
+		if (p->lines[i] != 0 || e->def == NULL)
 			continue;
 		if (!config_set(cfg, e, e->def, msg, sizeof(msg))) {
 			snprintf(err, errlen, "%s: default of %s: %s", cfg->path, e->key, msg);
 			return false;
 		}
 	}
-	if (!p->revocation_set)
+	if (config_line(p, "trust", "revocation") == 0)
 		cfg->revocation = cfg->crl_dir != NULL ? REVOCATION_REQUIRE : REVOCATION_OFF;
 	if (cfg->ca_file == NULL) {
-		snprintf(err, errlen, "%s: [trust] ca_file is required", cfg->path);
+		config_error(err, errlen, cfg->path, 0, "[trust] ca_file is required");
 		return false;
 	}
 	if (cfg->listen_tls[0] != '\0' && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
-		snprintf(err, errlen, "%s: [server] listen_tls needs tls_cert and tls_key",
-		         cfg->path);
+		config_error(err, errlen, cfg->path, config_line(p, "server", "listen_tls"),
+		             "[server] listen_tls needs tls_cert and tls_key");
 		return false;
 	}
 	if (cfg->revocation != REVOCATION_OFF && cfg->crl_dir == NULL) {
-		snprintf(err, errlen, "%s: [trust] revocation = %s needs crl_dir", cfg->path,
-		         cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
+		config_error(err, errlen, cfg->path, config_line(p, "trust", "revocation"),
+		             "[trust] revocation = %s needs crl_dir",
+		             cfg->revocation == REVOCATION_REQUIRE ? "require" : "if-available");
 		return false;
 	}
 	if (cfg->crl_fetch && cfg->crl_dir == NULL) {
-		snprintf(err, errlen, "%s: [trust] crl_fetch = yes needs crl_dir", cfg->path);
+		config_error(err, errlen, cfg->path, config_line(p, "trust", "crl_fetch"),
+		             "[trust] crl_fetch = yes needs crl_dir");
 		return false;
 	}
 	if (cfg->assertion_key != NULL &&
 	    (cfg->assertion_issuer == NULL || cfg->assertion_audience == NULL)) {
-		snprintf(err, errlen, "%s:%d: [assertion] key needs issuer and audience", cfg->path,
-		         cfg->line_assertion_key);
+		config_error(err, errlen, cfg->path, cfg->line_assertion_key,
+		             "[assertion] key needs issuer and audience");
 		return false;
 	}
 	if (strchr(cfg->cert_header, ' ') != NULL || cfg->cert_header[0] == '\0') {
-		snprintf(err, errlen, "%s: [server] cert_header must be a header name", cfg->path);
+		config_error(err, errlen, cfg->path, config_line(p, "server", "cert_header"),
+		             "[server] cert_header must be a header name");
 		return false;
 	}
 	return config_budgets(p, err, errlen);
@@ -615,9 +735,9 @@ static bool config_budgets(struct config_parse *p, char *err, size_t errlen)
 	bool tls_on = cfg->listen_tls[0] != '\0', api_on = cfg->listen_api[0] != '\0';
 	int total = cfg->max_connections;
 
-	if (!config_seen(p, "max_connections_api"))
+	if (config_line(p, "server", "max_connections_api") == 0)
 		cfg->max_connections_api = !tls_on ? total : total / 4 > 0 ? total / 4 : 1;
-	if (!config_seen(p, "max_connections_tls")) {
+	if (config_line(p, "server", "max_connections_tls") == 0) {
 		int rest = total - (api_on ? cfg->max_connections_api : 0);
 		cfg->max_connections_tls = rest > 0 ? rest : 1;
 	}
@@ -625,25 +745,66 @@ static bool config_budgets(struct config_parse *p, char *err, size_t errlen)
 		return true;
 	if ((long)cfg->max_connections_tls + cfg->max_connections_api <= total)
 		return true;
-	if (config_seen(p, "max_connections") &&
-	    (config_seen(p, "max_connections_tls") || config_seen(p, "max_connections_api"))) {
-		snprintf(err, errlen,
-		         "%s: [server] max_connections_tls (%d) + max_connections_api (%d) is more "
-		         "than max_connections (%d)",
-		         cfg->path, cfg->max_connections_tls, cfg->max_connections_api, total);
+	if (config_line(p, "server", "max_connections") != 0 &&
+	    (config_line(p, "server", "max_connections_tls") != 0 ||
+	     config_line(p, "server", "max_connections_api") != 0)) {
+		config_error(err, errlen, cfg->path, config_line(p, "server", "max_connections"),
+		             "[server] max_connections_tls (%d) + max_connections_api (%d) is more "
+		             "than max_connections (%d)",
+		             cfg->max_connections_tls, cfg->max_connections_api, total);
 		return false;
 	}
 	cfg->max_connections = cfg->max_connections_tls + cfg->max_connections_api;
 	return true;
 }
 
-static bool config_seen(const struct config_parse *p, const char *key)
+/* The line that sets section's key; 0: the file does not set it. */
+static int config_line(const struct config_parse *p, const char *section, const char *key)
 {
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++)
-		if (strcmp(config_table[i].section, "server") == 0 &&
+		if (strcmp(config_table[i].section, section) == 0 &&
 		    strcmp(config_table[i].key, key) == 0)
-			return p->seen[i];
-	return false;
+			return p->lines[i];
+	return 0;
+}
+
+/*
+ * The one form of an error about a setting found after its line was read
+ * (a rule of two keys, a file it names): "FILE:LINE: " and the message,
+ * LINE that of the setting at fault, left out when the file does not set
+ * it (a default, or a key missing).
+ */
+static void config_error(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n = line > 0 ? snprintf(err, errlen, "%s:%d: ", path, line)
+	                 : snprintf(err, errlen, "%s: ", path);
+
+	if (n < 0 || (size_t)n >= errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+void config_blame(const struct config *cfg, const char *key, char *err, size_t errlen)
+{
+	char *msg = strdup(err);
+
+	if (msg == NULL)
+		return;
+	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
+		const struct config_entry *e = &config_table[i];
+
+		if (e->line_offset != 0 && strcmp(e->key, key) == 0) {
+			config_error(
+			    err, errlen, cfg->path,
+			    *(const int *)(const void *)((const char *)cfg + e->line_offset),
+			    "[%s] %s: %s", e->section, e->key, msg);
+			break;
+		}
+	}
+	free(msg);
 }
 
 static bool config_check_path(const struct config *cfg, const char *key, int line, const char *file,

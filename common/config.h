@@ -93,6 +93,14 @@ struct config {
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
 
+/*
+ * For a problem found after the load with a file a setting names (ca_file,
+ * crl_dir, tls_key, ...: the keys with a line_* field above): puts
+ * "FILE:LINE: [section] key: " before the message in err, as config_load's
+ * own errors name the file and line.
+ */
+void config_blame(const struct config *cfg, const char *key, char *err, size_t errlen);
+
 /* Fills the engine's settings from cfg (borrowing cfg's strings). */
 void config_verify_settings(const struct config *cfg, struct verify_settings *out);
 

@@ -85,33 +85,40 @@ bool trust_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size
 	return ok;
 }
 
-struct verify_store *trust_load(const struct verify_settings *settings, time_t now, char *err,
-                                size_t errlen)
+struct verify_store *trust_load(const struct verify_settings *settings, time_t now,
+                                const char **setting, char *err, size_t errlen)
 {
 	STACK_OF(X509) *anchors = sk_X509_new_null();
 	STACK_OF(X509) *intermediates = sk_X509_new_null();
 	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
 	struct verify_store *store = NULL;
+	const char *at = NULL;
 
 	if (anchors == NULL || intermediates == NULL || crls == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	at = "ca_file";
 	if (settings->ca_file == NULL || settings->ca_file[0] == '\0') {
 		snprintf(err, errlen, "ca_file is not set");
 		goto fail;
 	}
 	if (!trust_load_certs(settings->ca_file, anchors, err, errlen))
 		goto fail;
+	at = "intermediates_file";
 	if (settings->intermediates_file != NULL && settings->intermediates_file[0] != '\0' &&
 	    !trust_load_certs(settings->intermediates_file, intermediates, err, errlen))
 		goto fail;
+	at = "crl_dir";
 	if (settings->crl_dir != NULL && settings->crl_dir[0] != '\0' &&
 	    !trust_load_crls(settings->crl_dir, crls, err, errlen))
 		goto fail;
+	at = NULL;
 	store =
 	    verify_store_from_stacks(settings, anchors, intermediates, crls, -1, now, err, errlen);
 fail:
+	if (setting != NULL)
+		*setting = at;
 	sk_X509_pop_free(anchors, X509_free);
 	sk_X509_pop_free(intermediates, X509_free);
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);

@@ -18,9 +18,13 @@
 
 /* The store the settings name: ca_file (required), intermediates_file and
  * crl_dir (optional), built at now (verify_store_from_stacks). NULL with
- * err naming the file and problem. */
-struct verify_store *trust_load(const struct verify_settings *settings, time_t now, char *err,
-                                size_t errlen) __attribute__((warn_unused_result));
+ * err naming the file and problem, and, if setting is not NULL, *setting
+ * the key of the one whose file could not be used ("ca_file",
+ * "intermediates_file", "crl_dir"; NULL for another failure), so that the
+ * caller can name the setting (config_blame). */
+struct verify_store *trust_load(const struct verify_settings *settings, time_t now,
+                                const char **setting, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Appends every certificate of a PEM bundle or DER file to out. */
 bool trust_load_certs(const char *path, STACK_OF(X509) * out, char *err, size_t errlen)

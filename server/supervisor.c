@@ -100,6 +100,7 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 	struct verify_settings vs;
 	EVP_PKEY *kept = NULL;
 	enum log_level level;
+	const char *setting;
 
 	next.cfg = config_load(path, err, errlen);
 	if (next.cfg == NULL)
@@ -112,9 +113,12 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
 	    !registry_conninfo_check(next.cfg, err, errlen))
 		goto fail;
 	config_verify_settings(next.cfg, &vs);
-	next.store = trust_load(&vs, time(NULL), err, errlen);
-	if (next.store == NULL)
+	next.store = trust_load(&vs, time(NULL), &setting, err, errlen);
+	if (next.store == NULL) {
+		if (setting != NULL)
+			config_blame(next.cfg, setting, err, errlen);
 		goto fail;
+	}
 	if (next.cfg->listen_tls[0] != '\0') {
 		if (prev != NULL && prev->tls_key != NULL && prev->cfg->tls_key != NULL &&
 		    strcmp(prev->cfg->tls_key, next.cfg->tls_key) == 0)

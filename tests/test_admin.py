@@ -1040,6 +1040,29 @@ def test_cert_check_with_config_completes_the_chain_from_intermediates_file(tmp_
         assert p.returncode == REFUSED and "outcome:     CERT_UNTRUSTED" in p.stdout, p.stdout
 
 
+def test_cert_check_with_config_names_the_setting_of_a_bad_file(tmp_path, pki):
+    """As certregd -t (contract section 2): a file the config names that
+    cannot be read is reported with the config file, the line of the
+    setting and the setting."""
+    leaf = pki.leaf("ec-ok")["pem"]
+    (tmp_path / "crl").mkdir()
+    (tmp_path / "crl" / "bad.crl").write_text("not a CRL\n")
+    for old, new, key, problem in (
+            ("ca_file = ", "ca_file = /nonexistent/ca.pem\n#", "ca_file",
+             "/nonexistent/ca.pem: No such file"),
+            ("intermediates_file = ", "intermediates_file = /nonexistent/int.pem\n#",
+             "intermediates_file", "/nonexistent/int.pem: No such file"),
+            ("crl_dir = ", f"crl_dir = {tmp_path / 'crl'}\n#", "crl_dir",
+             f"{tmp_path / 'crl' / 'bad.crl'}: not a PEM or DER CRL")):
+        conf = daemon_config(tmp_path, pki)
+        text = conf.read_text().replace(old, new)
+        conf.write_text(text)
+        line = next(n for n, t in enumerate(text.splitlines(), 1) if t.startswith(f"{key} ="))
+        p = run(None, "cert", "check", "--cert", leaf, "--config", conf)
+        assert p.returncode != OK
+        assert f"{conf}:{line}: [trust] {key}: {problem}" in p.stderr, p.stderr
+
+
 def test_cert_check_with_config_takes_max_chain_depth(tmp_path, pki):
     """[trust] max_chain_depth (issue 33) is the daemon's limit on
     intermediates, and cert check --config applies it: a leaf two CAs below

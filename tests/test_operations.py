@@ -33,26 +33,85 @@ def test_config_test_accepts_a_good_file(certregd, db):
     assert "valid" in p.stdout
 
 
-@pytest.mark.parametrize("mutate, expect", [
-    (lambda c: c["server"].update(listen_tsl="x"), r":\d+: unknown setting 'listen_tsl'"),
-    (lambda c: c["trust"].update(clock_skew="-5"), r":\d+: clock_skew: -5 is out of range"),
-    (lambda c: c["trust"].update(ca_file="/nonexistent/ca.pem"), r"/nonexistent/ca.pem"),
-    (lambda c: c["server"].update(tls_cert="/etc/hostname"), r":\d+: tls_cert /etc/hostname"),
-    (lambda c: c["server"].update(portal_url="javascript:alert(1)"),
-     r":\d+: portal_url: not an http:// or https:// URL"),
-    (lambda c: c["server"].update(portal_url='https://portal.example/"><script>'),
-     r":\d+: portal_url: not an http:// or https:// URL"),
+def line_of(path, key):
+    """The number of the line of path that sets key."""
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith(f"{key} ="):
+            return n
+    raise AssertionError(f"{key} not in {path}")
+
+
+def bad_crl_dir(tmp_path):
+    crl_dir = tmp_path / "crl"
+    crl_dir.mkdir()
+    (crl_dir / "bad.crl").write_text("not a CRL\n")
+    return crl_dir
+
+
+# Contract section 2: -t names the file, the line of the setting at fault
+# and the problem, also when a file it names turns out bad after the load,
+# or a rule of two keys refuses its value.
+@pytest.mark.parametrize("mutate, key, expect", [
+    (lambda c, t: c["server"].update(listen_tsl="x"), "listen_tsl",
+     r"unknown setting 'listen_tsl'"),
+    (lambda c, t: c["trust"].update(clock_skew="-5"), "clock_skew",
+     r"clock_skew: -5 is out of range"),
+    (lambda c, t: c["trust"].update(ca_file="/nonexistent/ca.pem"), "ca_file",
+     r"\[trust\] ca_file: /nonexistent/ca.pem: No such file"),
+    (lambda c, t: c["trust"].update(ca_file="/etc/hostname"), "ca_file",
+     r"\[trust\] ca_file: /etc/hostname: not a PEM or DER certificate"),
+    (lambda c, t: c["trust"].update(intermediates_file="/nonexistent/int.pem"),
+     "intermediates_file", r"\[trust\] intermediates_file: /nonexistent/int.pem: No such file"),
+    (lambda c, t: c["trust"].update(crl_dir=bad_crl_dir(t)), "crl_dir",
+     r"\[trust\] crl_dir: .*/crl/bad.crl: not a PEM or DER CRL"),
+    (lambda c, t: c["trust"].update(crl_dir=None), "revocation",
+     r"\[trust\] revocation = require needs crl_dir"),
+    (lambda c, t: c["server"].update(tls_cert="/etc/hostname"), "tls_cert",
+     r"tls_cert /etc/hostname"),
+    (lambda c, t: c["server"].update(portal_url="javascript:alert(1)"), "portal_url",
+     r"portal_url: not an http:// or https:// URL"),
+    (lambda c, t: c["server"].update(portal_url='https://portal.example/"><script>'),
+     "portal_url", r"portal_url: not an http:// or https:// URL"),
 ])
-def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate, expect):
+def test_config_test_names_file_line_and_problem(certregd, db, tmp_path, mutate, key, expect):
     d = certregd(db)
     cfg = {k: dict(v) for k, v in d.config.items()}
-    mutate(cfg)
+    mutate(cfg, tmp_path)
     bad = tmp_path / "bad.conf"
     write_config(bad, cfg)
     p = run_daemon("-t", "-c", str(bad))
     assert p.returncode == 1
-    assert str(bad) in p.stderr or "/nonexistent" in p.stderr, p.stderr
-    assert re.search(expect, p.stderr), p.stderr
+    assert re.search(re.escape(f"certregd: error: {bad}:{line_of(bad, key)}: ") + expect,
+                     p.stderr), p.stderr
+
+
+def test_config_test_takes_a_long_value_on_continuation_lines(certregd, db, tmp_path):
+    """A multi-host conninfo (contract section 9) longer than a line may be
+    (199 bytes) is written over two lines, the second indented; certregd
+    starts with it and connects. On one line it is refused, with the way out."""
+    d = certregd(db)
+    host = re.search(r"host=(\S+)", d.config["database"]["conninfo"]).group(1)
+    # The same server twice: two hosts, as with a primary and a standby.
+    head = d.config["database"]["conninfo"].replace(
+        f"host={host}", f"host={host},{host}") + " target_session_attrs=read-write"
+    tail = "sslmode=disable connect_timeout=5 keepalives_idle=60 application_name=certregd"
+    line = f"conninfo = {head} {tail}"
+    assert len(line) > 199 and len(head) < 180, line
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["database"]["conninfo"] = f"{head} {tail}"
+    one = tmp_path / "one.conf"
+    write_config(one, cfg)
+    p = run_daemon("-t", "-c", str(one))
+    assert p.returncode == 1
+    assert f"{one}:{line_of(one, 'conninfo')}: line too long" in p.stderr, p.stderr
+    assert "continue a long value on the next line, indented by a space or tab" in p.stderr
+    cfg["database"]["conninfo"] = f"{head}\n   {tail} ; the rest"
+    two = tmp_path / "two.conf"
+    write_config(two, cfg)
+    p = run_daemon("-t", "-c", str(two))
+    assert p.returncode == 0, p.stderr
+    d2 = certregd(db, database={"conninfo": cfg["database"]["conninfo"]})
+    assert d2.get("/readyz").status == 200, d2.log()
 
 
 def test_config_test_checks_the_connection_strings(certregd, db, tmp_path):
@@ -541,6 +600,15 @@ def test_broken_config_on_sighup_keeps_serving(certregd, db, pki):
         assert time.monotonic() < deadline, d.log()
         time.sleep(0.1)
     assert "unknown setting 'bogus'" in d.log()
+    # A file a setting names, bad: the config file and the setting's line.
+    d.conf_path.write_text(good.replace(f"ca_file = {d.config['trust']['ca_file']}",
+                                        "ca_file = /nonexistent/ca.pem"))
+    d.reload()
+    where = f"{d.conf_path}:{line_of(d.conf_path, 'ca_file')}: [trust] ca_file: "
+    deadline = time.monotonic() + 10
+    while where + "/nonexistent/ca.pem: No such file" not in d.log():
+        assert time.monotonic() < deadline, d.log()
+        time.sleep(0.1)
     assert d.verify_bundle(open(pki.leaf("expired")["chain"]).read()).json()["outcome"] \
         == "CERT_EXPIRED"
     d.conf_path.write_text(good)

@@ -289,7 +289,7 @@ static int ocspcost_run(const struct ocspcost_args *a)
 	if (a->chains == NULL)
 		ocspcost_die("--run needs --chains");
 	s.blobs = ocspcost_load_chains(a->chains, ocspcost_slurp(a->issuer_cert, NULL), &s.n);
-	s.store = trust_load(&set, s.now, err, sizeof(err));
+	s.store = trust_load(&set, s.now, NULL, err, sizeof(err));
 	if (s.store == NULL)
 		ocspcost_die(err);
 	if (base == NULL || !ocspcache_init(OCSPCOST_CACHE_ENTRIES) ||

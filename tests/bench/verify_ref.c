@@ -292,7 +292,7 @@ int main(int argc, char **argv)
 				    .expiry_warning_days = 30};
 				char err[512];
 
-				vs = trust_load(&set, time(NULL), err, sizeof(err));
+				vs = trust_load(&set, time(NULL), NULL, err, sizeof(err));
 				if (vs == NULL) {
 					fprintf(stderr, "verify_ref: %s\n", err);
 					exit(2);

@@ -138,7 +138,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	log_set_level(LOG_LEVEL_ERROR);
 	w.cfg = fuzz_config();
 	config_verify_settings(w.cfg, &vs);
-	w.store = trust_load(&vs, time(NULL), err, sizeof(err));
+	w.store = trust_load(&vs, time(NULL), NULL, err, sizeof(err));
 	if (w.store == NULL)
 		fuzz_fail(err);
 	if (!metrics_init(1))

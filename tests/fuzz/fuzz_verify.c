@@ -68,7 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 		snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
 		snprintf(crl, sizeof(crl), "%s/crl-all", dir);
-		store = trust_load(&settings, time(NULL), err, sizeof(err));
+		store = trust_load(&settings, time(NULL), NULL, err, sizeof(err));
 		if (store == NULL)
 			fprintf(stderr, "fuzz_verify: %s; using the fallback store\n", err);
 	}

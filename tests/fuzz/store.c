@@ -29,7 +29,7 @@ struct verify_store *fuzz_pki_store(const char *who)
 	snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 	snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/crl-all", dir);
-	store = trust_load(&settings, time(NULL), err, sizeof(err));
+	store = trust_load(&settings, time(NULL), NULL, err, sizeof(err));
 	if (store == NULL) {
 		fprintf(stderr,
 		        "%s: %s\n(run `make fuzz`, or tests/pki/mkpki.py DIR --now %d and "

@@ -14,6 +14,12 @@
 
 #include "config.h"
 
+/* A multi-host conninfo (contract section 9) longer than a line may be. */
+#define LONG_CONNINFO                                                                              \
+	"host=pg-primary.example,pg-standby1.example,pg-standby2.example dbname=certreg "          \
+	"user=certregd target_session_attrs=read-write sslmode=verify-full "                       \
+	"sslrootcert=/etc/certreg/db-ca.pem connect_timeout=5 keepalives_idle=60"
+
 static char path[64];
 
 static const char *write_conf(const char *text)
@@ -195,6 +201,77 @@ static void test_long_line_is_refused_not_split(void **state)
 	snprintf(text, sizeof(text), "[trust]\nca_file = /%0300d\n", 0);
 	assert_null(load(text, err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: line too long"));
+	assert_non_null(strstr(err, "continue a long value on the next line, indented by a space"));
+	/* Contract section 9's conninfo on one line. */
+	assert_null(load("[database]\nconninfo = " LONG_CONNINFO "\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: line too long (228 bytes; at most 199"));
+}
+
+/*
+ * A value continues on the lines after it that start with a space or tab,
+ * joined with one space; comment lines in between are skipped, and inline
+ * ` ;` comments stripped from every part. The key's line stays its first.
+ */
+static void test_continuation_lines(void **state)
+{
+	char err[512] = "";
+	struct config *cfg;
+
+	(void)state;
+	assert_int_equal(strlen("conninfo = " LONG_CONNINFO), 227);
+	cfg = load("[trust]\nca_file = a\n[server]\nlisten_tls =\n[database]\n"
+	           "conninfo = host=pg-primary.example,pg-standby1.example,pg-standby2.example\n"
+	           "\tdbname=certreg user=certregd target_session_attrs=read-write ; the primary\n"
+	           "  ; the CA of the database's certificate:\n"
+	           "# (a comment line, indented or not, does not end the value)\n"
+	           "    sslmode=verify-full sslrootcert=/etc/certreg/db-ca.pem   \n"
+	           "    connect_timeout=5 keepalives_idle=60\n"
+	           "timeout_ms = 500 ; inline\n",
+	           err, sizeof(err));
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(cfg->conninfo, LONG_CONNINFO);
+	assert_int_equal(cfg->line_conninfo, 6);
+	assert_int_equal(cfg->timeout_ms, 500);
+	config_free(cfg);
+	/* An empty first line; the last value of the file continued too. */
+	cfg = load("[server]\nlisten_tls =\napi_allow =\n  10.0.0.0/8,\n  192.168.0.0/16\n"
+	           "[trust]\nca_file = /a/b\n c.pem\n",
+	           err, sizeof(err));
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(cfg->api_allow.count, 2);
+	assert_string_equal(cfg->ca_file, "/a/b c.pem");
+	assert_int_equal(cfg->line_ca_file, 7);
+	config_free(cfg);
+}
+
+/* The whole joined value is checked, and its refusal names its first
+ * line; an indented line that cannot be part of it is refused by its own. */
+static void test_continuation_refusals(void **state)
+{
+	char err[512];
+
+	(void)state;
+	assert_null(
+	    load("[trust]\nca_file = a\nclock_skew = 3\n  00\nrenewal = off\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: clock_skew: '3 00' is not a whole number"));
+	assert_null(load("[trust]\nca_file = a\nclock_skew = 3\n  00\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: clock_skew: '3 00' is not a whole number"));
+	/* Set twice on lines of its own stays an error, a [section] line
+	 * between or not, indented or not. */
+	assert_null(load("[trust]\nca_file = a\n[trust]\n  ca_file = b\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":4: [trust] ca_file is set twice"));
+	/* An indented file: the second setting is not swallowed by the first. */
+	assert_null(load("[trust]\n  ca_file = a\n  revocation = off\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: indented line that reads as a setting would continue "
+	                            "the value of [trust] ca_file: unindent it"));
+	assert_null(load("[trust]\nca_file = a\n  [server]\nlisten_tls =\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":3: indented line that reads as a section line"));
+	/* A blank line ends a value. */
+	assert_null(load("[trust]\nca_file = a\n\n  b\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":4: indented line after a blank line would continue the "
+	                            "value of [trust] ca_file: remove the blank line"));
 }
 
 static void test_cross_key_rules(void **state)
@@ -205,13 +282,41 @@ static void test_cross_key_rules(void **state)
 	assert_null(load("[server]\nlisten_tls=\n", err, sizeof(err)));
 	assert_non_null(strstr(err, "ca_file is required"));
 	assert_null(load("[trust]\nca_file = a\n", err, sizeof(err)));
-	assert_non_null(strstr(err, "listen_tls needs tls_cert and tls_key"));
-	assert_null(load("[trust]\nca_file = a\nrevocation = require\n[server]\nlisten_tls=\n", err,
+	assert_non_null(strstr(err, ": [server] listen_tls needs tls_cert and tls_key"));
+	/* The line of the setting refused. */
+	assert_null(
+	    load("[server]\nlisten_tls = 127.0.0.1:1\n[trust]\nca_file = a\n", err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: [server] listen_tls needs tls_cert and tls_key"));
+	assert_null(load("[server]\nlisten_tls=\n[trust]\nca_file = a\nrevocation = require\n", err,
 	                 sizeof(err)));
-	assert_non_null(strstr(err, "needs crl_dir"));
+	assert_non_null(strstr(err, ":5: [trust] revocation = require needs crl_dir"));
 	assert_null(load("[trust]\nca_file = a\ncrl_fetch = yes\n[server]\nlisten_tls=\n", err,
 	                 sizeof(err)));
-	assert_non_null(strstr(err, "crl_fetch = yes needs crl_dir"));
+	assert_non_null(strstr(err, ":3: [trust] crl_fetch = yes needs crl_dir"));
+	assert_null(load("[trust]\nca_file = a\n[server]\nlisten_tls=\ncert_header = X Y\n", err,
+	                 sizeof(err)));
+	assert_non_null(strstr(err, ":5: [server] cert_header must be a header name"));
+}
+
+/* A file a setting names, found bad after the load: file, line, key. */
+static void test_blame_names_the_setting(void **state)
+{
+	char err[512] = "";
+	struct config *cfg =
+	    load("[server]\nlisten_tls =\n[trust]\n\nca_file = /x/ca.pem\n", err, sizeof(err));
+
+	(void)state;
+	assert_non_null(cfg);
+	snprintf(err, sizeof(err), "/x/ca.pem: not a PEM or DER certificate");
+	config_blame(cfg, "ca_file", err, sizeof(err));
+	assert_string_equal(strchr(err, ':'),
+	                    ":5: [trust] ca_file: /x/ca.pem: not a PEM or DER certificate");
+	assert_int_equal(strncmp(err, cfg->path, strlen(cfg->path)), 0);
+	/* A key the file does not set: no line. */
+	snprintf(err, sizeof(err), "/c: No such file or directory");
+	config_blame(cfg, "crl_dir", err, sizeof(err));
+	assert_string_equal(strchr(err, ':'), ": [trust] crl_dir: /c: No such file or directory");
+	config_free(cfg);
 }
 
 static void test_missing_file(void **state)
@@ -329,7 +434,9 @@ static void test_listener_budgets(void **state)
 	         "%smax_connections = 100\nmax_connections_api = 10\nmax_connections_tls = 91\n",
 	         base);
 	assert_null(load(text, err, sizeof(err)));
-	assert_non_null(strstr(err, "is more than max_connections"));
+	assert_non_null(strstr(err,
+	                       ":6: [server] max_connections_tls (91) + max_connections_api (10) "
+	                       "is more than max_connections (100)"));
 	/* A disabled listener leaves its share to the other. */
 	snprintf(text, sizeof(text), "%smax_connections = 100\nlisten_tls =\n", base);
 	cfg = load(text, err, sizeof(err));
@@ -361,7 +468,10 @@ int main(void)
 	    cmocka_unit_test(test_unknown_key_names_line),
 	    cmocka_unit_test(test_bad_values_name_line_and_key),
 	    cmocka_unit_test(test_long_line_is_refused_not_split),
+	    cmocka_unit_test(test_continuation_lines),
+	    cmocka_unit_test(test_continuation_refusals),
 	    cmocka_unit_test(test_cross_key_rules),
+	    cmocka_unit_test(test_blame_names_the_setting),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_reload_compatibility),
 	    cmocka_unit_test(test_example_file_is_valid_and_shows_defaults),

@@ -1498,6 +1498,7 @@ static void test_store_load_files(void **state)
 	struct verify_settings s = {
 	    .revocation = REVOCATION_REQUIRE, .clock_skew = SKEW, .expiry_warning_days = 30};
 	struct verify_store *store;
+	const char *setting = NULL;
 	struct verify_result res;
 
 	(void)state;
@@ -1520,7 +1521,7 @@ static void test_store_load_files(void **state)
 	s.intermediates_file = inter;
 	s.crl_dir = crld;
 
-	store = trust_load(&s, T, err, sizeof(err));
+	store = trust_load(&s, T, NULL, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("%s", err);
 	assert_int_equal(verify_store_crl_count(store), 3);
@@ -1532,23 +1533,33 @@ static void test_store_load_files(void **state)
 	          OUTCOME_CERT_REVOCATION_UNKNOWN, 1, &res);
 	verify_store_unref(store);
 
-	/* All or nothing: an unreadable CRL fails the load, naming the file. */
+	/* All or nothing: an unreadable CRL fails the load, naming the file
+	 * and, to the caller, the setting that names it. */
 	write_pem(f1, SENT(pki.rsa_ok), NULL, false);
-	store = trust_load(&s, T, err, sizeof(err));
+	store = trust_load(&s, T, &setting, err, sizeof(err));
 	assert_null(store);
 	assert_non_null(strstr(err, "root.pem"));
+	assert_string_equal(setting, "crl_dir");
 	s.crl_dir = NULL;
+	s.intermediates_file = "/nonexistent/intermediates.pem";
+	assert_null(trust_load(&s, T, &setting, err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/intermediates.pem"));
+	assert_string_equal(setting, "intermediates_file");
+	s.intermediates_file = inter;
 	s.ca_file = f2;
-	assert_null(trust_load(&s, T, err, sizeof(err)));
+	assert_null(trust_load(&s, T, &setting, err, sizeof(err)));
 	assert_non_null(strstr(err, "sub.crl"));
+	assert_string_equal(setting, "ca_file");
 	s.ca_file = NULL;
-	assert_null(trust_load(&s, T, err, sizeof(err)));
+	assert_null(trust_load(&s, T, NULL, err, sizeof(err)));
 	s.ca_file = "/nonexistent/ca.pem";
-	assert_null(trust_load(&s, T, err, sizeof(err)));
+	assert_null(trust_load(&s, T, &setting, err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/ca.pem"));
+	assert_string_equal(setting, "ca_file");
 	s.ca_file = ca;
 	s.holder_id_sources = "not-an-oid";
-	assert_null(trust_load(&s, T, err, sizeof(err)));
+	assert_null(trust_load(&s, T, &setting, err, sizeof(err)));
+	assert_null(setting);
 	unlink(ca);
 	unlink(inter);
 	unlink(f1);
@@ -1597,7 +1608,7 @@ static struct verify_store *shared_store_ex(const char *dir, const char *crl_set
 	snprintf(ca, sizeof(ca), "%s/ca/trust.pem", dir);
 	snprintf(crl, sizeof(crl), "%s/%s", dir, crl_set);
 	snprintf(inter, sizeof(inter), "%s/ca/intermediates.pem", dir);
-	store = trust_load(&s, built, err, sizeof(err));
+	store = trust_load(&s, built, NULL, err, sizeof(err));
 	if (store == NULL)
 		fail_msg("%s: %s", crl_set, err);
 	return store;
