@@ -58,12 +58,12 @@ struct holder_sources *certinfo_holder_sources_new(const char *list, char *err, 
 	if (list == NULL || list[0] == '\0')
 		list = holder_default_sources;
 	if (strlen(list) >= sizeof(buf)) {
-		snprintf(err, errlen, "holder_id_sources: list too long");
+		snprintf(err, errlen, "list too long");
 		return NULL;
 	}
 	src = calloc(1, sizeof(*src));
 	if (src == NULL) {
-		snprintf(err, errlen, "holder_id_sources: out of memory");
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	strcpy(buf, list);
@@ -78,20 +78,19 @@ struct holder_sources *certinfo_holder_sources_new(const char *list, char *err, 
 		if (*tok == '\0')
 			continue;
 		if (src->n == HOLDER_SOURCES_MAX) {
-			snprintf(err, errlen, "holder_id_sources: more than %d entries",
-			         HOLDER_SOURCES_MAX);
+			snprintf(err, errlen, "more than %d entries", HOLDER_SOURCES_MAX);
 			goto fail;
 		}
 		/* Numeric form only: a name could silently mean another OID. */
 		src->oid[src->n] = OBJ_txt2obj(tok, 1);
 		if (src->oid[src->n] == NULL) {
-			snprintf(err, errlen, "holder_id_sources: '%s' is not a numeric OID", tok);
+			snprintf(err, errlen, "'%s' is not a numeric OID", tok);
 			goto fail;
 		}
 		src->n++;
 	}
 	if (src->n == 0) {
-		snprintf(err, errlen, "holder_id_sources: empty list");
+		snprintf(err, errlen, "empty list");
 		goto fail;
 	}
 	return src;

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certinfo.h"
 #include "log.h"
 
 enum config_type {
@@ -37,6 +38,7 @@ enum config_type {
 	CT_LOG_LEVEL,
 	CT_URL,
 	CT_URLS, /* comma-separated CT_URLs, kept as written */
+	CT_OIDS, /* comma-separated numeric OIDs, kept as written */
 	CT_BOOL, /* yes | no */
 	CT_OCSP, /* off | soft | require */
 };
@@ -86,7 +88,7 @@ static const struct config_entry config_table[] = {
     {"trust", "expiry_warning_days", CT_INT, F(expiry_warning_days), "30", 0, 3650, true, 0},
     {"trust", "max_chain_depth", CT_INT, F(max_chain_depth), "8", 1, 32, true, 0},
     {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
-    {"trust", "holder_id_sources", CT_STRING, F(holder_id_sources), NULL, 0, 0, true, 0},
+    {"trust", "holder_id_sources", CT_OIDS, F(holder_id_sources), NULL, 0, 0, true, 0},
     {"trust", "ocsp", CT_OCSP, F(ocsp), "off", 0, 0, true, 0},
     {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, 0},
     {"trust", "ocsp_timeout_ms", CT_INT, F(ocsp_timeout_ms), "1500", 10, 60000, true, 0},
@@ -211,7 +213,7 @@ void config_free(struct config *cfg)
 		const struct config_entry *e = &config_table[i];
 		char *base = (char *)cfg + e->offset;
 		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL ||
-		    e->type == CT_URLS)
+		    e->type == CT_URLS || e->type == CT_OIDS)
 			free(*(char **)(void *)base);
 		else if (e->type == CT_CIDRS)
 			cidr_list_free((struct cidr_list *)(void *)base);
@@ -583,6 +585,24 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 			    "quotes, angle brackets or control characters)");
 			return false;
 		}
+		copy = strdup(value);
+		if (copy == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return true;
+	}
+	case CT_OIDS: {
+		/* Checked here, with the engine's own parser, so that a bad list
+		 * names its line rather than failing when the trust is built. */
+		struct holder_sources *src = certinfo_holder_sources_new(value, err, errlen);
+		char *copy;
+
+		if (src == NULL)
+			return false;
+		certinfo_holder_sources_free(src);
 		copy = strdup(value);
 		if (copy == NULL) {
 			snprintf(err, errlen, "out of memory");

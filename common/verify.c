@@ -594,6 +594,7 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 {
 	struct verify_store *store = calloc(1, sizeof(*store));
 	X509_STORE_CTX *probe = NULL;
+	char why[256];
 
 	if (store == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -606,9 +607,11 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	store->max_depth = max_depth >= 0            ? max_depth
 	                   : settings->max_depth > 0 ? settings->max_depth
 	                                             : VERIFY_MAX_DEPTH;
-	store->holders = certinfo_holder_sources_new(settings->holder_id_sources, err, errlen);
-	if (store->holders == NULL)
+	store->holders = certinfo_holder_sources_new(settings->holder_id_sources, why, sizeof(why));
+	if (store->holders == NULL) {
+		snprintf(err, errlen, "holder_id_sources: %s", why);
 		goto fail;
+	}
 	store->x509 = X509_STORE_new();
 	store->anchors = sk_X509_new_null();
 	store->intermediates = sk_X509_new_null();

@@ -153,6 +153,9 @@ static void test_bad_values_name_line_and_key(void **state)
 	assert_non_null(strstr(err, ":3: revocation: 'maybe' is not one of"));
 	assert_null(load("[trust]\nca_file = a\nocsp = sometimes\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":3: ocsp: 'sometimes' is not one of off, soft, require"));
+	assert_null(load("[trust]\nca_file = a\nholder_id_sources = 2.5.4.5, serialNumber\n", err,
+	                 sizeof(err)));
+	assert_non_null(strstr(err, ":3: holder_id_sources: 'serialNumber' is not a numeric OID"));
 	assert_null(load("[trust]\nca_file = a\nocsp_url = ftp://x/\n", err, sizeof(err)));
 	assert_non_null(strstr(err, ":3: ocsp_url: not an http:// or https:// URL"));
 	assert_null(load("[server]\napi_allow = 10.0.0.0/33\n", err, sizeof(err)));
