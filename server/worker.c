@@ -132,6 +132,11 @@ int worker_run(const struct worker_setup *setup)
 	log_info("event=worker_started slot=%d", w.slot);
 	event_base_dispatch(w.base);
 	status = 0;
+	if (registry_stats(w.registry).backlog > 0)
+		log_warn(
+		    "event=backlog_lost slot=%d writes=%llu reason=\"no primary answered before "
+		    "the worker stopped\"",
+		    w.slot, (unsigned long long)registry_stats(w.registry).backlog);
 	log_info("event=worker_stopped slot=%d", w.slot);
 	__atomic_store_n(&w.metrics->connections_open, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < METRICS_LISTENERS; i++)
@@ -288,7 +293,10 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
 		__atomic_store_n(&to->open, ls->open, __ATOMIC_RELAXED);
 	}
 	worker_count_pending(w);
-	if (w->draining && w->inflight == 0 && http_server_stats(w->http).open == 0)
+	/* Idle, and the writes held for an absent primary written (a primary
+	 * back within the drain's WORKER_DRAIN_SECONDS loses none of them). */
+	if (w->draining && w->inflight == 0 && http_server_stats(w->http).open == 0 &&
+	    rs.backlog == 0)
 		event_base_loopbreak(w->base);
 }
 

@@ -613,3 +613,26 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     in_force_within((d1, d2), pki, "rsa-ok", "OK")
     assert outcome(d1, pki, "bjca-renewed") == (200, "OK")
     wait_metric(d1, "certreg_db_backlog", lambda v: v == 0)
+
+
+def test_a_reload_while_the_primary_is_away_keeps_the_held_writes(certregd, pair, pki):
+    """The writes held for an absent primary live in the workers: a worker
+    replaced by a reload keeps running (up to its 10 s drain) until they
+    are written, so a primary back within that loses none; what a worker
+    still holds when it stops is logged."""
+    d = start(certregd, pair)
+    unknown = pki.leaf("rsa-ok")["key_id"]
+    assert outcome(d, pki, "ec-ok") == (200, "OK")
+    pair.primary.stop()
+    assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
+    wait_metric(d, "certreg_db_backlog", lambda v: v > 0)
+    d.reload()
+    wait_log(d, "event=reloaded ", 1, seconds=5)
+    time.sleep(1)
+    pair.primary.start()
+    deadline = time.monotonic() + 10
+    while unknown not in pending_on(pair.write_conninfo("postgres")):
+        assert time.monotonic() < deadline, \
+            "the held pending registration was lost:\n" + d.log()[-3000:]
+        time.sleep(0.2)
+    assert "event=backlog_lost" not in d.log()
