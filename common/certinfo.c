@@ -532,36 +532,16 @@ static bool clean_value(const unsigned char *p, size_t n, char *out, size_t outl
 	return true;
 }
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF) at p, with its code point; 0 if none. */
+/* Length of the well-formed UTF-8 sequence at p (OpenSSL's decoder, which
+ * refuses overlong forms; surrogates and anything above U+10FFFF refused
+ * here, as RFC 3629 does), with its code point; 0 if none. */
 static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp)
 {
-	size_t len;
-	unsigned long min;
+	int len = UTF8_getc(p, n > 4 ? 4 : (int)n, cp);
 
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		len = 2, min = 0x80, *cp = p[0] & 0x1fu;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		len = 3, min = 0x800, *cp = p[0] & 0x0fu;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		len = 4, min = 0x10000, *cp = p[0] & 0x07u;
-	} else {
+	if (len <= 0 || (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
 		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (p[i] & 0x3fu);
-	}
-	if (*cp < min || (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
-		return 0;
-	return len;
+	return (size_t)len;
 }
 
 /* Space and tab, the Unicode spaces (Zs, and the line and paragraph
