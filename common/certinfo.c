@@ -46,6 +46,8 @@ static bool holder_value(X509 *cert, const ASN1_OBJECT *oid, char *out, size_t o
 static bool ext_value(X509_EXTENSION *ext, char *out, size_t outlen);
 static bool string_value(const ASN1_STRING *s, char *out, size_t outlen);
 static bool clean_value(const unsigned char *p, size_t n, char *out, size_t outlen);
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp);
+static bool is_blank(unsigned long cp);
 static void hex_lower(const unsigned char *p, size_t n, char *out);
 static bool orgcode_valid(const char *s);
 
@@ -491,22 +493,63 @@ static bool string_value(const ASN1_STRING *s, char *out, size_t outlen)
 	return ok;
 }
 
-/* Trims surrounding blanks; refuses empty, over-long (never truncated: a cut
- * identity could equal another unit's) and control-character values. */
+/*
+ * Trims surrounding blanks, Unicode ones too (a field left blank with a
+ * Chinese input method is U+3000). Refuses what would make certificates of
+ * different units one holder (renewal continuity binds on equality): bytes
+ * that are not UTF-8 (they reach the database as one U+FFFD each, so any
+ * two such values of one length met there), a blank value or a bare
+ * "NTRCN-" (no identity at all), an over-long value (never truncated: a cut
+ * identity could equal another unit's); and control characters, C1 too.
+ */
 static bool clean_value(const unsigned char *p, size_t n, char *out, size_t outlen)
 {
-	while (n > 0 && (*p == ' ' || *p == '\t'))
-		p++, n--;
-	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-		n--;
-	if (n == 0 || n >= outlen)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 0x20 || p[i] == 0x7f)
+	size_t start = n, end = 0, len;
+	unsigned long cp;
+
+	for (size_t i = 0; i < n; i += len) {
+		len = utf8_decode(p + i, n - i, &cp);
+		if (len == 0)
 			return false;
+		if (is_blank(cp))
+			continue;
+		if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			return false;
+		if (start == n)
+			start = i;
+		end = i + len;
+	}
+	if (start == n)
+		return false;
+	p += start;
+	n = end - start;
+	/* A tab is a blank only around the value. */
+	if (n >= outlen || memchr(p, '\t', n) != NULL || (n == 6 && memcmp(p, "NTRCN-", 6) == 0))
+		return false;
 	memcpy(out, p, n);
 	out[n] = '\0';
 	return true;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (OpenSSL's decoder, which
+ * refuses overlong forms; surrogates and anything above U+10FFFF refused
+ * here, as RFC 3629 does), with its code point; 0 if none. */
+static size_t utf8_decode(const unsigned char *p, size_t n, unsigned long *cp)
+{
+	int len = UTF8_getc(p, n > 4 ? 4 : (int)n, cp);
+
+	if (len <= 0 || (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
+		return 0;
+	return (size_t)len;
+}
+
+/* Space and tab, the Unicode spaces (Zs, and the line and paragraph
+ * separators), and the invisible U+200B and U+FEFF. */
+static bool is_blank(unsigned long cp)
+{
+	return cp == ' ' || cp == '\t' || cp == 0xa0 || cp == 0x1680 ||
+	       (cp >= 0x2000 && cp <= 0x200b) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+	       cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
 }
 
 static void hex_lower(const unsigned char *p, size_t n, char *out)

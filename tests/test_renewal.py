@@ -5,7 +5,15 @@ expired certificate says exactly that. A certificate over a new key whose
 issuer and holder id match an approved key of an active unit is approved
 for that unit by the database, audited as a renewal, and decided OK.
 """
+import datetime
+import hashlib
 import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fixtures.cli import admin
 
@@ -26,6 +34,63 @@ def outcome(d, pki, name):
 
 def audit(db):
     return json.loads(admin(db.conninfo, "--json", "audit", "log", "--unit", REGNO).stdout)
+
+
+def issue(pki, cn, holder, days_ago):
+    """A certificate of the test PKI's issuing CA over a new P-256 key,
+    issued days_ago, whose BJCA unique-id extension (2.16.840.1.113732.2,
+    the only holder-id source it has) holds exactly the bytes holder:
+    what a CA signs. Returns (PEM, key id)."""
+    with open(pki.path("ca/int.key"), "rb") as f:
+        ca_key = serialization.load_pem_private_key(f.read(), None)
+    with open(pki.path("ca/int.pem"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=days_ago))
+            .not_valid_after(now + datetime.timedelta(days=300))
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False,
+                                         False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), False)
+            .add_extension(x509.UnrecognizedExtension(
+                x509.ObjectIdentifier("2.16.840.1.113732.2"), holder), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    spki = key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            hashlib.sha256(spki).hexdigest())
+
+
+# Holder-id values no CA means as one unit's identity: bare GBK bytes
+# (北京 and 天津, not UTF-8), a full-width space (a blank form field typed
+# with a Chinese input method; DER UTF8String) and the NTRCN- prefix with
+# nothing after it.
+@pytest.mark.parametrize("first, second", [
+    ("北京".encode("gbk"), "天津".encode("gbk")),
+    (b"\x0c\x03" + "\u3000".encode(), b"\x0c\x03" + "\u3000".encode()),
+    (b"\x0c\x06NTRCN-", b"\x0c\x06NTRCN-"),
+], ids=["gbk-bytes", "fullwidth-blank", "prefix-only"])
+def test_no_continuity_between_holders_without_a_holder_id(certregd, db, pki, first, second):
+    setup_unit(db)
+    mine, mine_key = issue(pki, "unit a", first, 10)
+    theirs, theirs_key = issue(pki, "unit b", second, 1)
+    d = certregd(db)
+    body = d.verify_bundle(mine).json()
+    assert body["outcome"] == "KEY_NOT_APPROVED", body
+    admin(db.conninfo, "key", "bind", mine_key, "--unit", REGNO, "--ticket", "T-1")
+    assert d.verify_bundle(mine).json()["outcome"] == "OK"
+    body = d.verify_bundle(theirs).json()
+    assert body["outcome"] == "KEY_NOT_APPROVED", body
+    assert theirs_key not in json.dumps(audit(db))
+    pending = json.loads(admin(db.conninfo, "--json", "pending", "list").stdout)
+    assert [p.get("holder_id") for p in pending] == [None], pending
 
 
 def test_same_key_renewal_needs_nothing_and_old_cert_says_expired(certregd, db, pki):

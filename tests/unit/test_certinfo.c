@@ -269,6 +269,47 @@ static void test_holder_encodings(void **state)
 	X509_free(x);
 }
 
+/* Values that name no holder are skipped for the next source, so that two
+ * units' certificates never share one; blanks around a value, Unicode ones
+ * included, are not part of it. */
+static void test_holder_unusable_values(void **state)
+{
+	static const struct ext unusable[] = {
+	    {"2.16.840.1.113732.2", "\xb1\xb1\xbe\xa9", ENC_RAW}, /* 北京 in GBK */
+	    {"2.16.840.1.113732.2", "\xcc\xec\xbd\xf2", ENC_RAW}, /* 天津 in GBK */
+	    {"2.16.840.1.113732.2", "\xe3\x80\x80", ENC_UTF8},    /* U+3000 */
+	    {"2.16.840.1.113732.2", " \xc2\xa0\t", ENC_RAW},      /* NBSP */
+	    {"2.16.840.1.113732.2", "NTRCN-", ENC_UTF8},
+	    {"2.16.840.1.113732.2", "NTRCN-\xe3\x80\x80", ENC_RAW},
+	    {"2.16.840.1.113732.2", "JJ\xc2\x85", ENC_UTF8},    /* C1 NEL */
+	    {"2.16.840.1.113732.2", "JJ\xc0\xb1", ENC_RAW},     /* overlong */
+	    {"2.16.840.1.113732.2", "JJ\xed\xa0\x80", ENC_RAW}, /* surrogate */
+	    {"2.16.840.1.113732.2", "JJ\t1", ENC_UTF8},
+	};
+	struct cert_summary s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(unusable) / sizeof(unusable[0]); i++) {
+		const struct ext exts[] = {unusable[i],
+		                           {"1.2.156.10260.4.1.4", "80210043-3", ENC_UTF8}};
+		X509 *x = make_cert(NULL, exts, 2);
+
+		assert_true(certinfo_summarize(x, NULL, T0, &s));
+		if (strcmp(s.holder_id, "80210043-3") != 0)
+			fail_msg("value %zu gave holder id \"%s\"", i, s.holder_id);
+		X509_free(x);
+	}
+	{
+		const struct ext exts[] = {
+		    {"2.16.840.1.113732.2", "\xe3\x80\x80JJ 802100433\xc2\xa0\t", ENC_UTF8}};
+		X509 *x = make_cert(NULL, exts, 1);
+
+		assert_true(certinfo_summarize(x, NULL, T0, &s));
+		assert_string_equal(s.holder_id, "JJ 802100433");
+		X509_free(x);
+	}
+}
+
 static void test_holder_subject_org_id(void **state)
 {
 	X509 *x = make_cert("NTRCN-9144030071526726XG", NULL, 0);
@@ -390,6 +431,7 @@ int main(void)
 	    cmocka_unit_test(test_summary),
 	    cmocka_unit_test(test_holder_default_order),
 	    cmocka_unit_test(test_holder_encodings),
+	    cmocka_unit_test(test_holder_unusable_values),
 	    cmocka_unit_test(test_holder_subject_org_id),
 	    cmocka_unit_test(test_holder_configured_sources),
 	    cmocka_unit_test(test_is_der),
