@@ -208,9 +208,12 @@ config_check_names_missing_file() {
 	local out rc=0 file
 	out=$(runuser -u certreg -- certregd -t -c /etc/certreg/certreg.conf 2>&1) || rc=$?
 	echo "  certregd -t: $out (exit $rc)"
-	file=$(printf '%s\n' "$out" | grep -o '/etc/certreg/[A-Za-z0-9._-]*' | head -n 1)
-	[ "$rc" -eq 1 ] && [ -n "$file" ] && [ "$file" != /etc/certreg/certreg.conf ] &&
-		[ ! -e "$file" ] && printf '%s\n' "$out" | grep -q 'No such file'
+	# The config file and line of the setting first, then the file it names.
+	file=$(printf '%s\n' "$out" | grep -o '/etc/certreg/[A-Za-z0-9._-]*' |
+		grep -vx /etc/certreg/certreg.conf | head -n 1)
+	[ "$rc" -eq 1 ] && [ -n "$file" ] && [ ! -e "$file" ] &&
+		printf '%s\n' "$out" | grep -q '^certregd: error: /etc/certreg/certreg.conf:[0-9]*: \[trust\] ca_file: ' &&
+		printf '%s\n' "$out" | grep -q 'No such file'
 }
 
 units_verify() {
