@@ -149,6 +149,7 @@ static char *config_read_line(char *buf, int size, void *stream);
 static int config_ini_handler(void *user, const char *section, const char *key, const char *value);
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen);
+static bool config_store(void *field, const char *value, char *err, size_t errlen);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
 static bool config_budgets(struct config_parse *p, char *err, size_t errlen);
 static int config_line(const struct config_parse *p, const char *section, const char *key);
@@ -530,6 +531,20 @@ static bool config_parse_long(const char *value, long min, long max, long *out, 
 	return true;
 }
 
+/* A copy of value replaces the string at field (a char *). */
+static bool config_store(void *field, const char *value, char *err, size_t errlen)
+{
+	char *copy = strdup(value);
+
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	free(*(char **)field);
+	*(char **)field = copy;
+	return true;
+}
+
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen)
 {
@@ -537,25 +552,15 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 	long v;
 
 	switch (e->type) {
-	case CT_STRING: {
-		char *copy = strdup(value);
-		if (copy == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return false;
-		}
-		free(*(char **)field);
-		*(char **)field = copy;
-		return true;
-	}
+	case CT_STRING:
+		return config_store(field, value, err, errlen);
 	case CT_LOG_LEVEL: {
 		enum log_level level;
 		if (!log_level_parse(value, &level)) {
 			snprintf(err, errlen, "'%s' is not one of error, warn, info, debug", value);
 			return false;
 		}
-		free(*(char **)field);
-		*(char **)field = strdup(value);
-		return *(char **)field != NULL;
+		return config_store(field, value, err, errlen);
 	}
 	case CT_BOOL:
 		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0) {
@@ -585,50 +590,26 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 			    "quotes, angle brackets or control characters)");
 			return false;
 		}
-		copy = strdup(value);
-		if (copy == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return false;
-		}
-		free(*(char **)field);
-		*(char **)field = copy;
-		return true;
+		return config_store(field, value, err, errlen);
 	}
 	case CT_OIDS: {
 		/* Checked here, with the engine's own parser, so that a bad list
 		 * names its line rather than failing when the trust is built. */
 		struct holder_sources *src = certinfo_holder_sources_new(value, err, errlen);
-		char *copy;
 
 		if (src == NULL)
 			return false;
 		certinfo_holder_sources_free(src);
-		copy = strdup(value);
-		if (copy == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return false;
-		}
-		free(*(char **)field);
-		*(char **)field = copy;
-		return true;
+		return config_store(field, value, err, errlen);
 	}
-	case CT_URL: {
-		char *copy;
+	case CT_URL:
 		if (!config_url_valid(value)) {
 			snprintf(err, errlen,
 			         "not an http:// or https:// URL with a host (no spaces, quotes, "
 			         "angle brackets or control characters)");
 			return false;
 		}
-		copy = strdup(value);
-		if (copy == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return false;
-		}
-		free(*(char **)field);
-		*(char **)field = copy;
-		return true;
-	}
+		return config_store(field, value, err, errlen);
 	case CT_INT:
 		if (!config_parse_long(value, e->min, e->max, &v, err, errlen))
 			return false;
