@@ -154,11 +154,11 @@ def test_tls_certificate_changes_on_sighup_and_a_login_in_flight_is_answered(
     assert "event=reload_failed" not in d.log(), d.log()
 
 
-def test_a_request_in_flight_on_the_api_listener_is_answered_across_a_sighup(
-        certregd, db, pki):
-    """A /v1/verify whose decision is in flight when SIGHUP comes is
-    answered whole by the old worker (Connection: close), and the
-    connection then closes with a FIN, not a reset."""
+@contextmanager
+def verify_in_flight(certregd, db, pki):
+    """certregd with one worker and a /v1/verify whose decision waits on a
+    held lock; yields the daemon while it waits. Once the lock is let go the
+    answer must come whole (200 OK, Connection: close), then a FIN."""
     bind(db, pki, "ec-ok")
     d = certregd(db, server={"workers": 1}, database=HELD, cache=NO_CACHE)
     chain = open(pki.leaf("ec-ok")["chain"]).read()
@@ -166,16 +166,25 @@ def test_a_request_in_flight_on_the_api_listener_is_answered_across_a_sighup(
     with registry_locked(db) as waiting:
         s.sendall(verify_request(chain))
         waiting(d)
-        d.reload()
-        wait_for(lambda: reloaded(d, 1) and "event=worker_draining slot=0 inflight=1"
-                 in d.log(), "no reload, or the old worker had no request in flight", d)
-        # The new worker serves meanwhile; the old one still owes its answer.
-        assert d.get("/healthz").status == 200
+        yield d
     status, headers, body, rest = read_response(s)
     assert (status, headers.get("connection"), rest) == (200, "close", b""), (headers, body)
     assert b'"outcome":"OK"' in body, body
     assert closed_cleanly(s)
     s.close()
+
+
+def test_a_request_in_flight_on_the_api_listener_is_answered_across_a_sighup(
+        certregd, db, pki):
+    """A /v1/verify whose decision is in flight when SIGHUP comes is
+    answered whole by the old worker (Connection: close), and the
+    connection then closes with a FIN, not a reset."""
+    with verify_in_flight(certregd, db, pki) as d:
+        d.reload()
+        wait_for(lambda: reloaded(d, 1) and "event=worker_draining slot=0 inflight=1"
+                 in d.log(), "no reload, or the old worker had no request in flight", d)
+        # The new worker serves meanwhile; the old one still owes its answer.
+        assert d.get("/healthz").status == 200
 
 
 def test_idle_keep_alive_connections_close_on_sighup_and_the_retry_sees_the_new_crl(
@@ -233,21 +242,10 @@ def test_idle_keep_alive_connections_close_on_sighup_and_the_retry_sees_the_new_
 def test_sigterm_answers_the_request_in_flight_then_exits_0(certregd, db, pki):
     """SIGTERM with a decision in flight: the daemon stops accepting, waits
     for the decision, answers it whole, and only then exits 0."""
-    bind(db, pki, "ec-ok")
-    d = certregd(db, server={"workers": 1}, database=HELD, cache=NO_CACHE)
-    chain = open(pki.leaf("ec-ok")["chain"]).read()
-    s = api_connect(d)
-    with registry_locked(db) as waiting:
-        s.sendall(verify_request(chain))
-        waiting(d)
+    with verify_in_flight(certregd, db, pki) as d:
         d.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: "event=worker_draining slot=0 inflight=1" in d.log(),
                  "the worker did not drain with the request in flight", d)
         assert d.proc.poll() is None, d.log()
-    status, headers, body, rest = read_response(s)
-    assert (status, headers.get("connection"), rest) == (200, "close", b""), (headers, body)
-    assert b'"outcome":"OK"' in body, body
-    assert closed_cleanly(s)
-    s.close()
     assert d.proc.wait(timeout=20) == 0, d.log()
     assert "event=stopped" in d.log()
