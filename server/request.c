@@ -18,6 +18,7 @@
 #include "crlfetch.h"
 #include "decision.h"
 #include "log.h"
+#include "ocspcache.h"
 #include "ocspmsg.h"
 #include "proof.h"
 #include "revocation.h"
@@ -55,7 +56,8 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	struct decision *d;
 	char detail[200];
 	STACK_OF(X509) *path = NULL, **want_path;
-	bool hit;
+	struct ocspcache_entry seen;
+	bool hit, ready = false;
 
 	if (call == NULL) {
 		reply_error(req, 503, "unavailable", "out of memory");
@@ -92,10 +94,12 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 		return;
 	}
 	/* The same presentation as a recent OK one: no parsing, no signatures;
-	 * unless OCSP must be asked, which needs the issuer the engine finds. */
+	 * unless OCSP must be asked, which needs the issuer the engine finds.
+	 * The OCSP entry found here is the one applied: read again, it could
+	 * be gone (another worker's answers evict it), with no issuer to ask. */
 	hit = p->cacheable && vcache_get(w->vcache, p->vkey, d->now, &d->vr, &call->ocsp) &&
 	      (!revocation_wanted(w->revocation, &d->vr) ||
-	       revocation_ready(w->revocation, &call->ocsp, d->now));
+	       (ready = revocation_ready(w->revocation, &call->ocsp, d->now, &seen)));
 	if (!hit) {
 		if (p->load != NULL && !p->load(p, detail, sizeof(detail))) {
 			request_call_free(call);
@@ -114,7 +118,8 @@ void request_run(struct http_request *req, struct worker *w, struct presented *p
 	}
 	w->inflight++;
 	/* The OCSP step, asynchronous like the database's; it frees path. */
-	revocation_check(w->revocation, &d->vr, &call->ocsp, path, d->now, request_revoked, call);
+	revocation_check(w->revocation, &d->vr, &call->ocsp, ready ? &seen : NULL, path, d->now,
+	                 request_revoked, call);
 }
 
 /* What the path the engine built gives the revocation steps: the leaf's
@@ -169,7 +174,7 @@ static void request_proved(void *arg, outcome_t outcome, const char *reason)
 	/* Then revocation by OCSP (the engine did the CRLs), as every login;
 	 * a refusal asks nothing. It frees path. */
 	call->path = NULL;
-	revocation_check(call->worker->revocation, vr, &call->ocsp, path, call->decision.now,
+	revocation_check(call->worker->revocation, vr, &call->ocsp, NULL, path, call->decision.now,
 	                 request_revoked, call);
 }
 

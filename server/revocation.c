@@ -103,15 +103,15 @@ bool revocation_wanted(const struct revocation *r, const struct verify_result *v
 	       (vr->outcome == OUTCOME_OK || vr->outcome == OUTCOME_CERT_WRONG_USAGE);
 }
 
-bool revocation_ready(const struct revocation *r, const struct ocspmsg_id *id, time_t now)
+bool revocation_ready(const struct revocation *r, const struct ocspmsg_id *id, time_t now,
+                      struct ocspcache_entry *seen)
 {
-	struct ocspcache_entry e;
-
-	return !id->present || revocation_url(r, id) == NULL || ocspcache_get(id->key, now, &e);
+	return !id->present || revocation_url(r, id) == NULL || ocspcache_get(id->key, now, seen);
 }
 
 void revocation_check(struct revocation *r, struct verify_result *vr, const struct ocspmsg_id *id,
-                      STACK_OF(X509) * path, time_t now, revocation_done_cb done, void *arg)
+                      const struct ocspcache_entry *seen, STACK_OF(X509) * path, time_t now,
+                      revocation_done_cb done, void *arg)
 {
 	const char *url = revocation_url(r, id);
 	struct revocation_ask *a;
@@ -127,7 +127,9 @@ void revocation_check(struct revocation *r, struct verify_result *vr, const stru
 		revocation_apply(r, vr, NULL, "no OCSP responder named for this certificate");
 		goto done;
 	}
-	if (ocspcache_get(id->key, now, &e)) {
+	if (seen != NULL)
+		e = *seen;
+	if (seen != NULL || ocspcache_get(id->key, now, &e)) {
 		__atomic_fetch_add(&r->metrics->ocsp_cache_hits, 1, __ATOMIC_RELAXED);
 		revocation_apply(r, vr, &e, "the responder's last ask failed (retry pause)");
 		goto done;

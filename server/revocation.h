@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <openssl/x509.h>
 
+#include "ocspcache.h"
 #include "ocspmsg.h"
 #include "verify.h"
 
@@ -43,16 +44,22 @@ void revocation_free(struct revocation *r);
  * comes before revocation in the contract's order. */
 bool revocation_wanted(const struct revocation *r, const struct verify_result *vr);
 /* Whether revocation_check can decide for id without the issuer: a cached
- * answer, a failure in its retry pause, or nothing to ask. */
-bool revocation_ready(const struct revocation *r, const struct ocspmsg_id *id, time_t now);
+ * answer, a failure in its retry pause (either copied to *seen), or nothing
+ * to ask. */
+bool revocation_ready(const struct revocation *r, const struct ocspmsg_id *id, time_t now,
+                      struct ocspcache_entry *seen);
 
 /*
  * Applies OCSP to vr for the leaf id names; path (leaf first, then its
- * issuer, as the engine verified them; may be NULL when revocation_ready)
- * is taken and freed. Calls done exactly once, possibly before returning;
- * vr must stay valid until then.
+ * issuer, as the engine verified them) is taken and freed. seen, when not
+ * NULL, is the entry a true revocation_ready gave: it decides, and path
+ * may be NULL (the shared cache is not read again: another worker may have
+ * replaced the entry since, and without the issuer nothing could be
+ * asked). Calls done exactly once, possibly before returning; vr must stay
+ * valid until then.
  */
 void revocation_check(struct revocation *r, struct verify_result *vr, const struct ocspmsg_id *id,
-                      STACK_OF(X509) * path, time_t now, revocation_done_cb done, void *arg);
+                      const struct ocspcache_entry *seen, STACK_OF(X509) * path, time_t now,
+                      revocation_done_cb done, void *arg);
 
 #endif

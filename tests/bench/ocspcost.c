@@ -200,7 +200,7 @@ static void ocspcost_plain(struct ocspcost_state *s, const struct ocspcost_blob 
 	verify_bytes_path(s->store, b->data, b->len, s->now, VERIFY_PURPOSE_CLIENT, &vr, NULL,
 	                  NULL);
 	memset(&id, 0, sizeof(id));
-	revocation_check(s->rev, &vr, &id, NULL, s->now, ocspcost_done, s);
+	revocation_check(s->rev, &vr, &id, NULL, NULL, s->now, ocspcost_done, s);
 	s->failures += vr.outcome != OUTCOME_OK;
 }
 
@@ -218,7 +218,7 @@ static void ocspcost_ocsp(struct ocspcost_state *s, const struct ocspcost_blob *
 	if (sk_X509_num(path) >= 2 &&
 	    !ocspmsg_id(sk_X509_value(path, 0), sk_X509_value(path, 1), &id))
 		memset(&id, 0, sizeof(id));
-	revocation_check(s->rev, &vr, &id, path, s->now, ocspcost_done, s);
+	revocation_check(s->rev, &vr, &id, NULL, path, s->now, ocspcost_done, s);
 	s->failures += vr.outcome != OUTCOME_OK;
 }
 
