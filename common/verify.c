@@ -724,12 +724,7 @@ static void store_warn(struct verify_store *store, const char *fmt, ...)
 	va_end(ap);
 }
 
-/*
- * A CRL whose issuer is among the anchors or intermediates must verify
- * against one of them now, or it is left out (a forged or corrupt CRL must
- * neither revoke nor vouch). A CRL of an issuer the store does not hold is
- * kept: OpenSSL verifies it against the path's issuer when it is used.
- */
+/* The anchors and intermediates by their DER and PEM text (see known). */
 static bool store_index_known(struct verify_store *store)
 {
 	int n = sk_X509_num(store->anchors) + sk_X509_num(store->intermediates);
@@ -892,11 +887,30 @@ static X509 *store_known_pem(const struct verify_store *store, const char *text,
 	return NULL;
 }
 
+/*
+ * A CRL whose issuer is among the anchors or intermediates must verify
+ * against one of them now, or it is left out (a forged or corrupt CRL must
+ * neither revoke nor vouch). A CRL of an issuer the store does not hold is
+ * kept: OpenSSL verifies it against the path's issuer when it is used.
+ * A delta CRL is left out whatever its issuer: it lists only what changed
+ * since its base CRL, and OpenSSL without delta support (which would bring
+ * indirect and per-reason CRLs with it) scores it like a complete CRL and,
+ * being the newer, uses it instead of the base: every revocation the base
+ * lists would be dropped.
+ */
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl)
 {
 	bool issuer_known = false;
 	char name[256];
 
+	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0) {
+		certinfo_name(X509_CRL_get_issuer(crl), name, sizeof(name));
+		store_warn(store,
+		           "CRL of %s is a delta CRL (only what changed since its base CRL); "
+		           "ignored, its complete CRL decides",
+		           name);
+		return false;
+	}
 	for (int s = 0; s < 2; s++) {
 		STACK_OF(X509) *cas = s == 0 ? store->anchors : store->intermediates;
 

@@ -272,3 +272,49 @@ def test_resumed_session_is_decided_again(certregd, db, pki):
     status, body, _, reused = login(d, pki, ctx=ctx, session=session)
     assert reused, "the server should resume the TLS session"
     assert (status, json.loads(body)["outcome"]) == (403, "KEY_SUSPENDED")
+
+
+def test_a_session_from_before_a_revoking_reload_is_decided_with_the_new_crl(certregd, db, pki):
+    """TLS 1.2 and 1.3 sessions of a certificate, then a CRL revoking it
+    lands in crl_dir: a client offering the old sessions is refused
+    (resumed or not: the reload's workers hold none of the old sessions),
+    and a session of the new generation, resumed, is refused too."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    bind(db, pki, "ec-ok")
+    d = certregd(db, server={"workers": 1})
+    sessions = []
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = tls_context(pki, "ec-ok")
+        ctx.minimum_version = ctx.maximum_version = version
+        status, body, session, _ = login(d, pki, ctx=ctx)
+        assert (status, json.loads(body)["outcome"]) == (200, "OK")
+        sessions.append((ctx, session))
+    ca = x509.load_pem_x509_certificate((pki.dir / "ca/int.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki.dir / "ca/int.key").read_bytes(), None)
+    leaf = x509.load_pem_x509_certificate(open(pki.leaf("ec-ok")["pem"], "rb").read())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+           .last_update(now - datetime.timedelta(minutes=1))
+           .next_update(now + datetime.timedelta(days=7))
+           .add_extension(x509.CRLNumber(99), critical=False)
+           .add_revoked_certificate(x509.RevokedCertificateBuilder()
+                                    .serial_number(leaf.serial_number)
+                                    .revocation_date(now - datetime.timedelta(minutes=5)).build())
+           .sign(key, hashes.SHA256()))
+    (d.dir / "crl" / "int.crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    d.reload()
+    for ctx, session in sessions:
+        deadline = time.monotonic() + 10
+        while True:
+            status, body, _, _ = login(d, pki, ctx=ctx, session=session)
+            if json.loads(body)["outcome"] == "CERT_REVOKED":
+                break
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.1)
+        assert status == 403
+    ctx = sessions[0][0]
+    _, _, session, _ = login(d, pki, ctx=ctx)
+    status, body, _, reused = login(d, pki, ctx=ctx, session=session)
+    assert (status, json.loads(body)["outcome"], reused) == (403, "CERT_REVOKED", True)

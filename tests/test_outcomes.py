@@ -199,3 +199,42 @@ def test_forged_crl_of_an_intermediate_the_client_sends_is_never_used(certregd, 
     while verify(d, pki, "revoked") != "CERT_REVOKED":
         assert time.monotonic() < deadline, d.log()
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("revocation", ["if-available", "require"])
+def test_a_delta_crl_in_crl_dir_does_not_stand_for_the_complete_crl(certregd, db, pki,
+                                                                   tmp_path, revocation):
+    """A delta CRL lists only what changed since its base CRL. OpenSSL
+    without delta support scores one like a complete CRL and, being newer,
+    prefers it: `revoked`, on int's complete CRL but not on the delta, was
+    OK. The delta is genuine (int's key, the next CRL number, current)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca = x509.load_pem_x509_certificate((pki.dir / "ca/int.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki.dir / "ca/int.key").read_bytes(), None)
+    now = datetime.datetime.fromtimestamp(pki.now, datetime.timezone.utc)
+    delta = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+             .last_update(now - datetime.timedelta(hours=1))
+             .next_update(now + datetime.timedelta(days=7))
+             .add_extension(x509.CRLNumber(17), critical=False)
+             .add_extension(x509.DeltaCRLIndicator(16), critical=True)
+             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()),
+                            critical=False)
+             .sign(key, hashes.SHA256()))
+    crl = tmp_path / "crl-delta"
+    shutil.copytree(pki.dir / "crl-all", crl)
+    (crl / "int-delta.crl.pem").write_bytes(delta.public_bytes(serialization.Encoding.PEM))
+    for p in [crl, *crl.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    admin(db.conninfo, "office", "add", "HD02", "--name", "海淀第二管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "结果测试单位", "--office", "HD02")
+    admin(db.conninfo, "key", "bind", "--cert", pki.leaf("revoked")["pem"], "--unit", REGNO,
+          "--ticket", "T")
+    d = certregd(db, trust={"crl_dir": crl, "revocation": revocation})
+    assert verify(d, pki, "revoked") == "CERT_REVOKED"
+    assert login(d, pki, "revoked") == "CERT_REVOKED"
+    # int's other certificates still pass its complete CRL.
+    assert verify(d, pki, "ec-ok") == "KEY_NOT_APPROVED"
+    assert "is a delta CRL" in d.log(), d.log()
