@@ -887,28 +887,52 @@ static X509 *store_known_pem(const struct verify_store *store, const char *text,
 	return NULL;
 }
 
+bool verify_crl_complete(X509_CRL *crl, char *why, size_t why_len)
+{
+	ISSUING_DIST_POINT *idp;
+	int idp_crit;
+	bool ok = false;
+
+	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &idp_crit, NULL);
+	/* Present at all (crit is -1 only when absent), decodable or not. */
+	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0)
+		snprintf(why, why_len, "a delta CRL (only what changed since its base CRL)");
+	else if (idp_crit == -1)
+		ok = true;
+	else if (idp == NULL)
+		snprintf(why, why_len, "its issuing distribution point does not decode");
+	else if (idp->indirectCRL > 0)
+		snprintf(why, why_len, "an indirect CRL");
+	else if (idp->onlysomereasons != NULL)
+		snprintf(why, why_len, "a CRL of some revocation reasons only");
+	else
+		ok = true;
+	ISSUING_DIST_POINT_free(idp);
+	ERR_clear_error();
+	return ok;
+}
+
 /*
+ * A CRL the engine would not apply as complete is left out, so that no
+ * one takes it for the issuer's current CRL (/readyz, the probe): a delta,
+ * which OpenSSL without delta support scores like a complete CRL and,
+ * being the newer, would use instead of its base, dropping every
+ * revocation the base lists; an indirect or per-reason one, which it never
+ * applies.
  * A CRL whose issuer is among the anchors or intermediates must verify
  * against one of them now, or it is left out (a forged or corrupt CRL must
  * neither revoke nor vouch). A CRL of an issuer the store does not hold is
  * kept: OpenSSL verifies it against the path's issuer when it is used.
- * A delta CRL is left out whatever its issuer: it lists only what changed
- * since its base CRL, and OpenSSL without delta support (which would bring
- * indirect and per-reason CRLs with it) scores it like a complete CRL and,
- * being the newer, uses it instead of the base: every revocation the base
- * lists would be dropped.
  */
 static bool store_accept_crl(struct verify_store *store, X509_CRL *crl)
 {
 	bool issuer_known = false;
-	char name[256];
+	char name[256], why[80];
 
-	if (X509_CRL_get_ext_by_NID(crl, NID_delta_crl, -1) >= 0) {
+	if (!verify_crl_complete(crl, why, sizeof(why))) {
 		certinfo_name(X509_CRL_get_issuer(crl), name, sizeof(name));
-		store_warn(store,
-		           "CRL of %s is a delta CRL (only what changed since its base CRL); "
-		           "ignored, its complete CRL decides",
-		           name);
+		store_warn(store, "CRL of %s is %s; ignored, only a complete CRL revokes", name,
+		           why);
 		return false;
 	}
 	for (int s = 0; s < 2; s++) {

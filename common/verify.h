@@ -105,6 +105,16 @@ size_t verify_store_warning_count(const struct verify_store *store);
 const char *verify_store_warning(const struct verify_store *store, size_t i);
 
 /*
+ * Whether the engine applies crl as a complete CRL: false, with why ("a
+ * delta CRL", ...), for a delta CRL, an issuing distribution point that
+ * does not decode, an indirect CRL and one of some revocation reasons only.
+ * OpenSSL without extended CRL support never revokes by the last three, and
+ * takes a delta for its base; the store leaves all four out, with a
+ * warning, and certregd's CRL downloads refuse them.
+ */
+bool verify_crl_complete(X509_CRL *crl, char *why, size_t why_len);
+
+/*
  * Builds a store from objects already in memory (trust_load, certreg-admin
  * cert check with --crl files, the conformance runner). The file names in
  * settings are ignored; the other settings apply. max_depth < 0 means

@@ -561,14 +561,11 @@ static X509 *crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl,
  * certificate that names url (RFC 5280 4.2.1.13, 5.2.5, 6.3.3). Written
  * over the URL's file, a CRL that covers less would drop the revocations
  * it leaves out. Refused, with why:
- * - a delta CRL: it lists only what changed since its base CRL;
+ * - what the engine does not apply as a complete CRL (verify_crl_complete:
+ *   a delta, an indirect CRL, one of some reasons only);
  * - an issuing distribution point whose distributionPoint does not name
  *   url among its full names (another partition's CRL; a name relative to
  *   the issuer is no URL): certificates naming url are outside its scope;
- * - onlySomeReasons: a certificate revoked for another reason is absent;
- * - indirectCRL: it may be issued by another name than the certificates'
- *   issuer and list other CAs' certificates; OpenSSL, without
- *   X509_V_FLAG_EXTENDED_CRL_SUPPORT, does not use it either;
  * - onlyContainsUserCerts, onlyContainsCACerts (and attribute
  *   certificates): such a CRL fits url only if every certificate naming
  *   url is of that kind, and the daemon knows only the certificates it has
@@ -577,29 +574,19 @@ static X509 *crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl,
  * An issuing distribution point naming url, or naming no distribution
  * point, with none of these is a full CRL for url's certificates; the
  * verifier's OpenSSL check scopes it the same way (crl_crldp_check: the
- * certificate's distribution point must match the IDP's). Refused CRLs
- * can still be put into crl_dir by hand.
+ * certificate's distribution point must match the IDP's). The last two
+ * kinds can still be put into crl_dir by hand.
  */
 static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len)
 {
-	ASN1_INTEGER *delta;
 	ISSUING_DIST_POINT *idp;
-	int delta_crit, idp_crit;
 	bool ok = false;
 
-	/* crit is -1 only when the extension is absent (not merely undecodable). */
-	delta = X509_CRL_get_ext_d2i(crl, NID_delta_crl, &delta_crit, NULL);
-	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, &idp_crit, NULL);
-	if (delta_crit != -1)
-		snprintf(why, len, "a delta CRL");
-	else if (idp_crit == -1)
+	if (!verify_crl_complete(crl, why, len))
+		return false;
+	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, NULL, NULL);
+	if (idp == NULL)
 		ok = true;
-	else if (idp == NULL)
-		snprintf(why, len, "its issuing distribution point does not decode");
-	else if (idp->indirectCRL > 0)
-		snprintf(why, len, "an indirect CRL");
-	else if (idp->onlysomereasons != NULL)
-		snprintf(why, len, "a CRL of some revocation reasons only");
 	else if (idp->onlyuser > 0 || idp->onlyCA > 0 || idp->onlyattr > 0)
 		snprintf(why, len, "a CRL of %s certificates only",
 		         idp->onlyuser > 0 ? "end-entity"
@@ -609,7 +596,6 @@ static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len
 		snprintf(why, len, "its issuing distribution point names other URLs");
 	else
 		ok = true;
-	ASN1_INTEGER_free(delta);
 	ISSUING_DIST_POINT_free(idp);
 	ERR_clear_error();
 	return ok;

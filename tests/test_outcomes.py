@@ -238,3 +238,54 @@ def test_a_delta_crl_in_crl_dir_does_not_stand_for_the_complete_crl(certregd, db
     # int's other certificates still pass its complete CRL.
     assert verify(d, pki, "ec-ok") == "KEY_NOT_APPROVED"
     assert "is a delta CRL" in d.log(), d.log()
+
+
+@pytest.mark.parametrize("kind", ["some-reasons", "indirect"])
+def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd, db, pki,
+                                                                       tmp_path, kind):
+    """OpenSSL without extended CRL support never revokes by a CRL of some
+    reasons only or an indirect one. Such a CRL, int's only one, listing
+    `revoked`, was counted by /readyz as int's current CRL while every
+    login under int was refused CERT_REVOCATION_UNKNOWN: ready, and
+    refusing. It is left out now, with a warning naming it."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca = x509.load_pem_x509_certificate((pki.dir / "ca/int.pem").read_bytes())
+    key = serialization.load_pem_private_key((pki.dir / "ca/int.key").read_bytes(), None)
+    leaf = x509.load_pem_x509_certificate(open(pki.leaf("revoked")["pem"], "rb").read())
+    now = datetime.datetime.fromtimestamp(pki.now, datetime.timezone.utc)
+    idp = x509.IssuingDistributionPoint(
+        full_name=None, relative_name=None, only_contains_user_certs=False,
+        only_contains_ca_certs=False, only_contains_attribute_certs=False,
+        only_some_reasons=(frozenset({x509.ReasonFlags.key_compromise})
+                           if kind == "some-reasons" else None),
+        indirect_crl=kind == "indirect")
+    partial = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject)
+               .last_update(now - datetime.timedelta(hours=1))
+               .next_update(now + datetime.timedelta(days=7))
+               .add_extension(x509.CRLNumber(17), critical=False)
+               .add_extension(idp, critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   ca.public_key()), critical=False)
+               .add_revoked_certificate(
+                   x509.RevokedCertificateBuilder().serial_number(leaf.serial_number)
+                   .revocation_date(now - datetime.timedelta(hours=2))
+                   .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise),
+                                  critical=False).build())
+               .sign(key, hashes.SHA256()))
+    crl = tmp_path / "crl-partial"
+    shutil.copytree(pki.dir / "crl-all", crl)
+    (crl / "int.crl.pem").write_bytes(partial.public_bytes(serialization.Encoding.PEM))
+    for p in [crl, *crl.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    d = certregd(db, trust={"crl_dir": crl, "revocation": "require"})
+    assert verify(d, pki, "revoked") == "CERT_REVOCATION_UNKNOWN"
+    assert verify(d, pki, "ec-ok") == "CERT_REVOCATION_UNKNOWN"
+    r = d.get("/readyz")
+    assert r.status == 503, r.body
+    assert any("no current CRL for" in x and "Issuing CA" in x for x in r.json()["reasons"]), \
+        r.body
+    why = "some revocation reasons only" if kind == "some-reasons" else "an indirect CRL"
+    assert why in d.log(), d.log()
