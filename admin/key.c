@@ -26,7 +26,7 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 static int key_print_rows(const struct cli *cli, const PGresult *res,
                           const struct report_column *cols, size_t ncols);
 
-#define KEY_NCOLS(cols) (sizeof(cols) / sizeof(cols[0]))
+#define KEY_NCOLS(cols) (sizeof(cols) / sizeof((cols)[0]))
 
 /* A unit's keys, in `key list`. */
 static const struct report_column key_columns[] = {

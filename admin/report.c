@@ -356,7 +356,7 @@ static bool report_dn_name(const char *dn, char *buf, size_t len)
 	size_t flen = 0;
 
 	for (const char *p = dn; *p != '\0';) {
-		const char *end = p;
+		const char *end;
 
 		while (*p == ' ')
 			p++;

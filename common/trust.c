@@ -75,9 +75,16 @@ bool trust_load_crls(const char *path, STACK_OF(X509_CRL) * out, char *err, size
 		char file[4096];
 
 		if (ok && names[i]->d_name[0] != '.') {
-			snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
-			if (stat(file, &st) == 0 && S_ISREG(st.st_mode))
+			/* A name cut short could be another file's. */
+			int w = snprintf(file, sizeof(file), "%s/%s", path, names[i]->d_name);
+
+			if (w < 0 || (size_t)w >= sizeof(file)) {
+				snprintf(err, errlen, "%s/%s: path too long", path,
+				         names[i]->d_name);
+				ok = false;
+			} else if (stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
 				ok = load_crl_file(file, out, err, errlen);
+			}
 		}
 		free(names[i]);
 	}

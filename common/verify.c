@@ -794,10 +794,9 @@ static bool store_crl_times(struct verify_store *store)
 	return true;
 }
 
-/* A store per intermediate that trusts it alone, with every CRL (for the
- * leaf's) and the same CRL hook. */
-/* One direct path per configured intermediate, each checked at now (the
- * store is complete but for them when this runs). */
+/* One direct path per configured intermediate: a store that trusts it
+ * alone, with every CRL (for the leaf's) and the same CRL hook, checked at
+ * now (the store is complete but for them when this runs). */
 static bool store_build_prefixes(struct verify_store *store, time_t now)
 {
 	int n = sk_X509_num(store->intermediates);
@@ -1814,7 +1813,7 @@ static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain)
 						bad = true;
 					else if (memchr(v, '@', len) != NULL)
 						bad = bad || !name_mailbox_ok(v, len);
-					else if (len > 0 && v[0] == '.')
+					else if (v[0] == '.')
 						bad = bad || !name_dns_ok(v + 1, len - 1);
 					else
 						bad = bad || !name_dns_ok(v, len);

@@ -119,7 +119,7 @@ static void crlfetch_number(const ASN1_INTEGER *number, char *text, size_t len);
 static bool crlfetch_write(const struct crlfetch *f, int i, X509_CRL *crl, char *why, size_t len);
 static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl);
 static X509_CRL *crlfetch_parse(const unsigned char *body, size_t len);
-static void crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp);
+static bool crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp);
 
 bool crlfetch_init(void)
 {
@@ -763,8 +763,11 @@ static bool crlfetch_write(const struct crlfetch *f, int i, X509_CRL *crl, char 
 	int n, fd = -1;
 	bool ok = false;
 
-	crlfetch_file(f, i, path, sizeof(path), false);
-	crlfetch_file(f, i, tmp, sizeof(tmp), true);
+	if (!crlfetch_file(f, i, path, sizeof(path), false) ||
+	    !crlfetch_file(f, i, tmp, sizeof(tmp), true)) {
+		snprintf(why, len, "no file name under crl_dir (a path too long, or no SHA-256)");
+		return false;
+	}
 	n = i2d_X509_CRL(crl, &der);
 	if (n <= 0) {
 		snprintf(why, len, "out of memory");
@@ -835,15 +838,20 @@ static X509_CRL *crlfetch_parse(const unsigned char *body, size_t len)
 }
 
 /* crl_dir/fetched-<16 hex of the URL's SHA-256>.crl, or its dot-file
- * twin the loader and the change detection skip. */
-static void crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp)
+ * twin the loader and the change detection skip. False when the digest
+ * fails or the name does not fit: a name cut short could be another
+ * file's, and the caller writes, renames and unlinks it. */
+static bool crlfetch_file(const struct crlfetch *f, int i, char *path, size_t len, bool tmp)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	const char *url = crlfetch_sources[i].url;
+	int n;
 
-	EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL);
-	snprintf(path, len, "%s/%sfetched-%02x%02x%02x%02x%02x%02x%02x%02x.crl%s", f->crl_dir,
-	         tmp ? "." : "", md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7],
-	         tmp ? ".tmp" : "");
+	if (!EVP_Digest(url, strlen(url), md, &mdlen, EVP_sha256(), NULL) || mdlen < 8)
+		return false;
+	n = snprintf(path, len, "%s/%sfetched-%02x%02x%02x%02x%02x%02x%02x%02x.crl%s", f->crl_dir,
+	             tmp ? "." : "", md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7],
+	             tmp ? ".tmp" : "");
+	return n > 0 && (size_t)n < len;
 }

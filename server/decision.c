@@ -104,19 +104,6 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 	}
 }
 
-void decision_cancel(struct decision *d)
-{
-	if (d->query != NULL) {
-		registry_abandon(d->ctx->registry, d->query);
-		d->query = NULL;
-	}
-	if (d->timer != NULL) {
-		event_free(d->timer);
-		d->timer = NULL;
-	}
-	d->done = NULL;
-}
-
 static void decision_lookup_done(void *arg, bool ok, const struct registry_answer *answer)
 {
 	struct decision *d = arg;

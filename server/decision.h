@@ -85,8 +85,6 @@ struct decision {
 void decision_init(struct decision *d, struct decision_ctx *ctx, const char *peer);
 /* Completes the decision for d->vr. */
 void decision_begin(struct decision *d, decision_done_cb done, void *arg);
-/* The requester went away: no callback will follow. Safe after completion. */
-void decision_cancel(struct decision *d);
 
 uint64_t decision_monotonic_us(void);
 

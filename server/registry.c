@@ -622,17 +622,6 @@ bool registry_reading(const struct registry *reg)
 	return reg->read_size > 0;
 }
 
-bool registry_connected(const struct registry *reg)
-{
-	for (int i = 0; i < reg->pool_size; i++)
-		if (reg->pool[i].state == CONN_READY)
-			return true;
-	for (int i = 0; i < reg->read_size; i++)
-		if (reg->readers[i].state == CONN_READY)
-			return true;
-	return false;
-}
-
 struct registry_stats registry_stats(const struct registry *reg)
 {
 	struct registry_stats s = reg->stats;

@@ -139,8 +139,6 @@ void registry_abandon(struct registry *reg, struct registry_query *q);
 bool registry_listening(const struct registry *reg);
 /* True when decisions are read by read_conninfo (registry_set_reads). */
 bool registry_reading(const struct registry *reg);
-/* True when at least one pool or read connection is up. */
-bool registry_connected(const struct registry *reg);
 struct registry_stats registry_stats(const struct registry *reg);
 /* Fills out with up to max servers this registry has reached; returns how
  * many. */

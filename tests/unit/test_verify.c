@@ -8,6 +8,7 @@
  * expected outcome. Each input runs through verify_bytes (PEM) and
  * verify_x509, which must agree.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1570,6 +1571,54 @@ static void test_store_load_files(void **state)
 	rmdir(dir);
 }
 
+/* A CRL in a crl_dir whose path and file name together do not fit a path
+ * buffer fails the load, naming the file: a name cut short was skipped as
+ * missing, and the CRL silently not applied. The file is written through
+ * a descriptor of its directory, since its full path is too long to open. */
+static void test_crl_dir_path_too_long(void **state)
+{
+	char dir[4096] = "/tmp/test-verify-XXXXXX", name[241], err[4400];
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	size_t base, depth = 0;
+	int dfd, fd;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(crls);
+	assert_non_null(mkdtemp(dir));
+	base = strlen(dir);
+	memset(name, 'c', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	/* Directories of 240 characters down to a path of about 4,000. */
+	while (strlen(dir) + 1 + strlen(name) < 4000) {
+		snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/%s", name);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		depth++;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	assert_true(PEM_write_X509_CRL(f, pki.crl_root));
+	fclose(f);
+
+	assert_false(trust_load_crls(dir, crls, err, sizeof(err)));
+	assert_non_null(strstr(err, "path too long"));
+	assert_int_equal(sk_X509_CRL_num(crls), 0);
+
+	assert_int_equal(unlinkat(dfd, name, 0), 0);
+	close(dfd);
+	for (; depth > 0; depth--) {
+		assert_int_equal(rmdir(dir), 0);
+		*strrchr(dir, '/') = '\0';
+	}
+	assert_int_equal(strlen(dir), base);
+	rmdir(dir);
+	sk_X509_CRL_free(crls);
+}
+
 /* The project's shared test PKI (tests/pki/mkpki.py): every leaf of its
  * manifest gets its expected outcome, by PEM chain and by DER leaf with the
  * intermediates file, with clock_skew 300 and 0, and each CRL set gives its
@@ -1787,6 +1836,7 @@ int main(void)
 	    cmocka_unit_test(test_error_table),
 	    cmocka_unit_test(test_store_api),
 	    cmocka_unit_test(test_store_load_files),
+	    cmocka_unit_test(test_crl_dir_path_too_long),
 	    cmocka_unit_test(test_shared_pki),
 	};
 
