@@ -328,3 +328,15 @@ def test_a_file_that_is_no_certificate_is_refused_in_chinese(org, pki, tmp_path)
             assert lines[0] == f"certreg-admin: 错误: {f}: 不是 PEM 或 DER 格式的证书", p.stderr
             assert lines[-1].startswith("certreg-admin: 提示: ") and ".cer" in lines[-1], p.stderr
     assert json.loads(lrun(org.owner, "--json", "pending", "list", env=EN).stdout) == []
+
+
+def test_a_database_out_of_reach_says_what_to_check(db):
+    # libpq's words name a socket or a role; the clerk also reads what to
+    # check and whom to ask. Exit 3 and --json unchanged.
+    for conninfo in ("host=/nonexistent", db.conninfo_as("nosuch_login")):
+        p = lrun(conninfo, "unit", "list", env=ZH)
+        assert p.returncode == 3 and p.stderr.startswith("certreg-admin: 错误: "), p.stderr
+        assert p.stderr.splitlines()[-1].startswith("certreg-admin: 提示: 请检查"), p.stderr
+        assert "--db" in p.stderr and "CERTREG_DB" in p.stderr, p.stderr
+        assert json.loads(lrun(conninfo, "--json", "unit", "list", env=ZH).stdout)["error"] == \
+            "database_unreachable"
