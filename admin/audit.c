@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "i18n.h"
 #include "keyref.h"
+#include "pasted.h"
 #include "report.h"
 
 static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
@@ -148,7 +149,7 @@ static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, c
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'u':
-			unit = optarg;
+			unit = pasted_code(optarg);
 			break;
 		case 'k':
 			keyarg = optarg;

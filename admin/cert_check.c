@@ -316,7 +316,13 @@ static void print_text(struct verify_result *res)
 		printf(_("subject:     %s\n"), s->subject);
 		printf(_("issuer:      %s\n"), s->issuer);
 		printf(_("serial:      %s\n"), s->serial);
-		printf(_("valid:       %s to %s (%ld days left)\n"), nb, na, s->days_left);
+		if (s->days_left >= 0)
+			printf(_("valid:       %s to %s (%ld days left)\n"), nb, na, s->days_left);
+		else
+			printf(i18n_ntext("valid:       %s to %s (expired %ld day ago)\n",
+			                  "valid:       %s to %s (expired %ld days ago)\n",
+			                  (unsigned long)-s->days_left),
+			       nb, na, -s->days_left);
 		printf(_("sha256:      %s\n"), s->sha256);
 		printf(_("key id:      %s\n"), s->key_id);
 		if (s->holder_id[0] != '\0')

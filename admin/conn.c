@@ -63,6 +63,10 @@ int conn_open(struct cli *cli, bool transaction)
 		}
 		cli_set_code(cli, "database_unreachable");
 		conn_libpq_error(cli);
+		/* libpq names a socket or a role; a counter clerk needs to know
+		 * what to check and whom to ask. */
+		cli_hint(cli, "check the database address and login in --db or CERTREG_DB (or the "
+		              "PG* variables); if they are right, ask the system administrator");
 		PQfinish(cli->conn);
 		cli->conn = NULL;
 		return CLI_FAIL;

@@ -16,7 +16,9 @@
 #include "i18n.h"
 #include "key.h"
 #include "keyref.h"
+#include "pasted.h"
 #include "report.h"
+#include "unit.h"
 
 static int key_bind(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
@@ -145,7 +147,7 @@ static int key_bind(struct cli *cli, const struct cli_command *cmd, int argc, ch
 			cert_file = optarg;
 			break;
 		case 'u':
-			unit = optarg;
+			unit = pasted_code(optarg);
 			break;
 		case 't':
 			ticket = optarg;
@@ -400,7 +402,7 @@ static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'u':
-			params[0] = optarg;
+			params[0] = pasted_code(optarg);
 			break;
 		default:
 			return cli_option_end(cli, cmd, c);
@@ -414,7 +416,7 @@ static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		return rc;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		return cli_refuse(cli, "not_found", "unit %s not found", params[0]);
+		return unit_not_found(cli, params[0]);
 	}
 	PQclear(res);
 	if ((rc = conn_exec(cli, &res, KEY_SELECT " WHERE registration_no = $1 ORDER BY bound_at",

@@ -3,6 +3,7 @@
  * (see keyref.h).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,6 +12,7 @@
 #include "conn.h"
 #include "i18n.h"
 #include "keyref.h"
+#include "pasted.h"
 
 /* Shortest prefix accepted (contract section 3). */
 #define KEYREF_MIN_PREFIX 8
@@ -22,9 +24,12 @@ static json_t *keyref_string_or_null(const char *s);
 int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg,
                  const char *cert_file, struct keyref *out)
 {
-	size_t len;
+	size_t len = 0, n;
+	enum pasted_kind kind;
+	bool cut = false;
 	X509 *x;
 	char err[256];
+	char c;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
@@ -34,9 +39,18 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
 		return cli_usage(cli, cmd, "a key id or --cert FILE is required");
 	if (cert_file != NULL) {
 		x = certinfo_read_file(cert_file, err, sizeof(err));
-		if (x == NULL) {
-			return cli_refuse(cli, "unreadable_certificate", "%s", err);
+		if (x == NULL && errno == EBADMSG) {
+			/* Windows offers .p7b and .pfx exports too; a clerk given
+			 * one needs to know what to ask for instead. */
+			cli_refuse(cli, "unreadable_certificate",
+			           "%s: not a PEM or DER certificate", cert_file);
+			cli_hint(cli,
+			         "give the certificate itself: a .cer, .crt or .pem file, DER or "
+			         "Base64 encoded (not a .p7b, .pfx or key file)");
+			return CLI_REFUSED;
 		}
+		if (x == NULL)
+			return cli_refuse(cli, "unreadable_certificate", "%s", err);
 		ok = certinfo_summarize(x, NULL, time(NULL), &out->cert);
 		X509_free(x);
 		if (!ok) {
@@ -48,17 +62,26 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
 		out->from_cert = true;
 		return CLI_OK;
 	}
-	len = strlen(arg);
-	if (len < KEYREF_MIN_PREFIX || len > CERTINFO_HEX256_LEN - 1)
+	/* As the refusal page shows it (groups of four) or a table cuts it
+	 * ("…" at the end), full-width digits and blanks around it too. */
+	for (const char *p = arg; (kind = pasted_next(p, &c, &n)) != PASTED_END; p += n) {
+		if (kind == PASTED_BLANK)
+			continue;
+		if (kind == PASTED_ELLIPSIS && !cut) {
+			cut = true;
+			continue;
+		}
+		if (cut || kind != PASTED_ASCII || !isxdigit((unsigned char)c))
+			return cli_usage(cli, cmd, "key id \"%s\" is not hexadecimal", arg);
+		if (len == CERTINFO_HEX256_LEN - 1)
+			break;
+		out->key_id[len++] = (char)tolower((unsigned char)c);
+	}
+	if (len < KEYREF_MIN_PREFIX || kind != PASTED_END)
 		return cli_usage(cli, cmd,
 		                 "key id \"%s\" must be 8 to 64 hex digits (a unique prefix "
 		                 "of the key id)",
 		                 arg);
-	for (size_t i = 0; i < len; i++) {
-		if (!isxdigit((unsigned char)arg[i]))
-			return cli_usage(cli, cmd, "key id \"%s\" is not hexadecimal", arg);
-		out->key_id[i] = (char)tolower((unsigned char)arg[i]);
-	}
 	out->complete = len == CERTINFO_HEX256_LEN - 1;
 	return CLI_OK;
 }

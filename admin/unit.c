@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "i18n.h"
+#include "pasted.h"
 #include "report.h"
 #include "unit.h"
 
@@ -74,6 +75,14 @@ const struct cli_command unit_commands[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+int unit_not_found(const struct cli *cli, const char *regno)
+{
+	cli_refuse(cli, "not_found", "unit %s not found", regno);
+	cli_hint(cli, "check the registration number; \"certreg-admin unit list\" lists the units "
+	              "you may see");
+	return CLI_REFUSED;
+}
+
 static int unit_add(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -104,6 +113,7 @@ static int unit_add(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    !cli_required(cli, cmd, params[1], "--name") ||
 	    !cli_required(cli, cmd, params[2], "--office"))
 		return CLI_USAGE;
+	pasted_code(params[0]);
 	if ((rc = conn_open(cli, true)) != CLI_OK ||
 	    (rc = conn_run(cli, "SELECT certreg.unit_add($1, $2, $3, $4)", 4, params)) != CLI_OK)
 		return rc;
@@ -134,6 +144,7 @@ static int unit_set_status(struct cli *cli, const struct cli_command *cmd, int a
 	if (!cli_args(cli, cmd, argc, argv, 2, &params[0], &params[1]) ||
 	    !cli_required(cli, cmd, params[2], "--reason"))
 		return CLI_USAGE;
+	pasted_code(params[0]);
 	if (strcmp(params[1], "active") != 0 && strcmp(params[1], "closed") != 0)
 		return cli_usage(cli, cmd, "status must be \"active\" or \"closed\", not \"%s\"",
 		                 params[1]);
@@ -157,12 +168,13 @@ static int unit_show(struct cli *cli, const struct cli_command *cmd, int argc, c
 		return cli_option_end(cli, cmd, c);
 	if (!cli_args(cli, cmd, argc, argv, 1, &params[0]))
 		return CLI_USAGE;
+	pasted_code(params[0]);
 	if ((rc = conn_open(cli, true)) != CLI_OK ||
 	    (rc = conn_exec(cli, &unit, UNIT_SELECT " WHERE registration_no = $1", 1, params)))
 		return rc;
 	if (PQntuples(unit) == 0) {
 		PQclear(unit);
-		return cli_refuse(cli, "not_found", "unit %s not found", params[0]);
+		return unit_not_found(cli, params[0]);
 	}
 	rc = conn_exec(cli, &keys,
 	               "SELECT key_id, status, how, ticket, bound_at, not_after, last_used_at"

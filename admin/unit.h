@@ -11,4 +11,8 @@
 /* The `unit` commands, ended by an entry with a NULL name. */
 extern const struct cli_command unit_commands[];
 
+/* Refuses a registration number that names no unit the login may see,
+ * saying where to look it up; returns CLI_REFUSED. */
+int unit_not_found(const struct cli *cli, const char *regno);
+
 #endif

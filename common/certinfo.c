@@ -213,6 +213,7 @@ X509 *certinfo_read_file(const char *path, char *err, size_t errlen)
 	size_t n;
 	X509 *cert = NULL;
 	BIO *bio = NULL;
+	int saved_errno;
 
 	f = fopen(path, "rb");
 	if (f == NULL) {
@@ -232,6 +233,7 @@ X509 *certinfo_read_file(const char *path, char *err, size_t errlen)
 	}
 	if (n > CERTINFO_MAX_FILE) {
 		snprintf(err, errlen, "%s: larger than %d bytes", path, CERTINFO_MAX_FILE);
+		errno = EFBIG;
 		goto fail;
 	}
 	if (!certinfo_is_der(buf, n)) {
@@ -247,13 +249,17 @@ X509 *certinfo_read_file(const char *path, char *err, size_t errlen)
 			cert = NULL;
 		}
 	}
-	if (cert == NULL)
+	if (cert == NULL) {
 		snprintf(err, errlen, "%s: not a PEM or DER certificate", path);
+		errno = EBADMSG;
+	}
 fail:
+	saved_errno = errno;
 	ERR_clear_error();
 	BIO_free(bio);
 	free(buf);
 	fclose(f);
+	errno = saved_errno;
 	return cert;
 }
 

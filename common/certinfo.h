@@ -50,7 +50,9 @@ bool certinfo_summarize(X509 *cert, const struct holder_sources *src, time_t now
 /* Writes the key id (64 lowercase hex) of cert's public key. */
 bool certinfo_key_id(X509 *cert, char out[CERTINFO_HEX256_LEN]) __attribute__((warn_unused_result));
 
-/* Reads one certificate from a PEM or DER file. NULL with a message in err. */
+/* Reads one certificate from a PEM or DER file. NULL with a message in err,
+ * and errno EBADMSG when the file was read but holds no certificate (a
+ * caller may then say which files to give instead). */
 X509 *certinfo_read_file(const char *path, char *err, size_t errlen);
 
 /* True when s is an 18-character Unified Social Credit Code with a valid

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from fixtures.cli import REPO
-from test_admin import ADMIN, OK, REFUSED, USAGE, column, org, run, width
+from test_admin import ADMIN, OK, REFUSED, USAGE, column, org, record_refusal, run, width
 
 __all__ = ["org"]  # test_admin's fixture, used here as an argument
 
@@ -229,3 +229,114 @@ def test_the_installed_program_finds_its_installed_catalogue(tmp_path):
     p = run(None, "--help", binary=binary,
             env={"LC_ALL": "", "LANG": "zh_CN.UTF-8", "LOCPATH": NO_LOCALES})
     assert p.returncode == OK and p.stdout.startswith("certreg-admin 是"), p.stdout
+
+
+# --- what a clerk pastes ---------------------------------------------------------
+
+def test_a_key_id_is_taken_as_the_page_and_the_tables_show_it(org, db, pki):
+    # The refusal page shows the key id in groups of four digits (read out
+    # over the phone or sent from WeChat), the tables cut it with an
+    # ellipsis; both, and full-width digits or blanks around, name the key.
+    c = org.owner
+    key = pki.leaf("bjca")["key_id"]
+    record_refusal(db, pki, "bjca")
+    fw = str.maketrans("0123456789abcdef", "０１２３４５６７８９ａｂｃｄｅｆ")
+    for typed in (" ".join(key[i:i + 4] for i in range(0, 64, 4)),     # the page, whole
+                  " ".join(key[i:i + 4] for i in range(0, 16, 4)),     # its first groups
+                  key[:16] + "…", key[:16] + "...",                    # a table cell
+                  "\u3000" + key[:12].upper() + " \t",
+                  key[:12].translate(fw)):
+        p = lrun(c, "key", "show", typed, env=ZH)
+        assert p.returncode == OK, (typed, p.stderr)
+        assert p.stdout.startswith("KEY：" + key + "\n"), (typed, p.stdout)
+    p = lrun(c, "key", "bind", key[:4] + " " + key[4:8] + " " + key[8:12], "--unit", org.dc_unit,
+             "--ticket", "J-9", env=ZH)
+    assert p.returncode == OK and key in p.stdout, p.stderr
+    p = lrun(c, "audit", "log", "--key", key[:16] + "…", env=ZH)
+    assert p.returncode == OK and "关联开通" in p.stdout, p.stderr
+    # Still refused: too few digits, a character that is no hex digit, an
+    # ellipsis in the middle; nothing changed by any of them.
+    for typed in (key[:4] + " " + key[4:7], key[:8] + "g", key[:8] + "…" + key[8:12]):
+        p = lrun(c, "key", "suspend", typed, "--reason", "测试", env=ZH)
+        assert p.returncode == USAGE and p.stderr.startswith("certreg-admin: 错误: KEY 编号"), \
+            (typed, p.stderr)
+    assert js_status(c, key) == "approved"
+
+
+def js_status(conninfo, key):
+    return json.loads(lrun(conninfo, "--json", "key", "show", key, env=EN).stdout)["association"]["status"]
+
+
+def test_a_registration_number_pasted_with_blanks_or_full_width_digits(org):
+    # Copied from an Excel cell or a WeChat message: blanks around it
+    # (U+3000 too), full-width digits. The number is the same unit's.
+    c = org.owner
+    fw = org.dc_unit.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    for typed in (" " + org.dc_unit + " ", "\u3000" + org.dc_unit + "\u3000", fw,
+                  org.dc_unit + "\t"):
+        p = lrun(c, "unit", "show", typed, env=ZH)
+        assert p.returncode == OK and "北京东城测试科技有限公司" in p.stdout, (typed, p.stderr)
+        p = lrun(c, "key", "list", "--unit", typed, env=ZH)
+        assert p.returncode == OK, (typed, p.stderr)
+        p = lrun(c, "audit", "log", "--unit", typed, env=ZH)
+        assert p.returncode == OK and "登记单位" in p.stdout, (typed, p.stdout)
+    p = lrun(c, "key", "bind", "deadbeef" + "0" * 56, "--unit", fw + " ", "--ticket", "J-2",
+             env=ZH)
+    assert p.returncode == OK and "已关联开通到单位 " + org.dc_unit + "\n" in p.stdout, p.stderr
+    p = lrun(c, "unit", "set-status", " " + org.xc_unit, "closed", "--reason", "测试", env=ZH)
+    assert p.returncode == OK, p.stderr
+    p = lrun(c, "--json", "unit", "add", "１２３４５６７ ", "--name", "北京新单位（集团）有限公司",
+             "--office", "DC01", env=ZH)
+    assert p.returncode == OK and json.loads(p.stdout)["registration_no"] == "1234567", p.stdout
+    # The name keeps its full-width brackets: only identifiers are cleaned.
+    p = lrun(c, "--json", "unit", "show", "1234567", env=EN)
+    assert json.loads(p.stdout)["name"] == "北京新单位（集团）有限公司", p.stdout
+    # A number that is not there is named as cleaned, with what to do next.
+    p = lrun(c, "unit", "show", " １１０１０１００００９ ", env=ZH)
+    assert p.returncode == REFUSED
+    assert p.stderr.startswith("certreg-admin: 错误: 未找到单位 11010100009\n"), p.stderr
+    assert "certreg-admin unit list" in p.stderr, p.stderr
+
+
+def test_cert_check_of_an_expired_certificate_says_since_when(pki):
+    leaf = pki.leaf("expired")
+    args = ["cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"],
+            "--ca", pki.path("ca/trust.pem")]
+    zh = lrun(None, *args, env=ZH)
+    en = lrun(None, *args, env=EN)
+    assert zh.returncode == en.returncode == REFUSED
+    assert re.search(r"^有效期：.*（已过期 \d+ 天）$", zh.stdout, re.M), zh.stdout
+    assert re.search(r"^valid: .*\(expired \d+ days? ago\)$", en.stdout, re.M), en.stdout
+    assert "剩余 -" not in zh.stdout and "-" not in en.stdout.split("valid:")[1].split("(")[1]
+    ok_zh = lrun(None, "cert", "check", "--cert", pki.leaf("ec-ok")["pem"], "--chain",
+                 pki.leaf("ec-ok")["chain"], "--ca", pki.path("ca/trust.pem"), env=ZH)
+    assert re.search(r"^有效期：.*（剩余 \d+ 天）$", ok_zh.stdout, re.M), ok_zh.stdout
+
+
+def test_a_file_that_is_no_certificate_is_refused_in_chinese(org, pki, tmp_path):
+    # A .p7b export, a key file or a text file: the clerk reads what is wrong
+    # in Chinese and which files to give instead.
+    p7b = tmp_path / "单位证书.p7b"
+    subprocess.run(["openssl", "crl2pkcs7", "-nocrl", "-certfile", pki.leaf("bjca")["pem"],
+                    "-outform", "DER", "-out", str(p7b)], check=True)
+    for f in (p7b, pki.leaf("bjca")["key"]):
+        for args in (["key", "show", "--cert", f],
+                     ["key", "bind", "--cert", f, "--unit", org.dc_unit, "--ticket", "J-3"]):
+            p = lrun(org.owner, *args, env=ZH)
+            assert p.returncode == REFUSED, (args, p.stderr)
+            lines = p.stderr.splitlines()
+            assert lines[0] == f"certreg-admin: 错误: {f}: 不是 PEM 或 DER 格式的证书", p.stderr
+            assert lines[-1].startswith("certreg-admin: 提示: ") and ".cer" in lines[-1], p.stderr
+    assert json.loads(lrun(org.owner, "--json", "pending", "list", env=EN).stdout) == []
+
+
+def test_a_database_out_of_reach_says_what_to_check(db):
+    # libpq's words name a socket or a role; the clerk also reads what to
+    # check and whom to ask. Exit 3 and --json unchanged.
+    for conninfo in ("host=/nonexistent", db.conninfo_as("nosuch_login")):
+        p = lrun(conninfo, "unit", "list", env=ZH)
+        assert p.returncode == 3 and p.stderr.startswith("certreg-admin: 错误: "), p.stderr
+        assert p.stderr.splitlines()[-1].startswith("certreg-admin: 提示: 请检查"), p.stderr
+        assert "--db" in p.stderr and "CERTREG_DB" in p.stderr, p.stderr
+        assert json.loads(lrun(conninfo, "--json", "unit", "list", env=ZH).stdout)["error"] == \
+            "database_unreachable"

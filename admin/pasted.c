@@ -1,0 +1,126 @@
+/*
+ * pasted.c - identifiers as counter staff paste them (see pasted.h).
+ *
+ * Byte patterns of UTF-8, not the locale's mbrtowc: a counter PC may run
+ * in any locale, and what a paste brings is the same in all of them.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "pasted.h"
+
+/* U+FF01 to U+FF5E are the full-width forms of ASCII 0x21 to 0x7E. */
+#define PASTED_FULLWIDTH_FIRST  0xff01
+#define PASTED_FULLWIDTH_LAST   0xff5e
+#define PASTED_FULLWIDTH_OFFSET (0xff01 - 0x21)
+
+static size_t pasted_decode(const unsigned char *p, unsigned long *cp);
+static bool pasted_is_alnum(unsigned long cp);
+
+enum pasted_kind pasted_next(const char *s, char *c, size_t *len)
+{
+	unsigned long cp;
+	size_t n;
+
+	*len = 0;
+	if (s[0] == '\0')
+		return PASTED_END;
+	if (strncmp(s, "...", 3) == 0) {
+		*len = 3;
+		return PASTED_ELLIPSIS;
+	}
+	n = pasted_decode((const unsigned char *)s, &cp);
+	*len = n;
+	switch (cp) {
+	case ' ':
+	case '\t':
+	case '\r':
+	case '\n':
+	case 0xa0:   /* no-break space: Excel, web pages */
+	case 0x200b: /* zero-width space: WeChat, web pages */
+	case 0x3000: /* ideographic space: a Chinese input method */
+	case 0xfeff: /* a byte order mark at the start of a pasted cell */
+		return PASTED_BLANK;
+	case 0x2026:
+		return PASTED_ELLIPSIS;
+	default:
+		break;
+	}
+	if (cp >= PASTED_FULLWIDTH_FIRST && cp <= PASTED_FULLWIDTH_LAST &&
+	    pasted_is_alnum(cp - PASTED_FULLWIDTH_OFFSET))
+		cp -= PASTED_FULLWIDTH_OFFSET;
+	if (cp < 0x80) {
+		*c = (char)cp;
+		return PASTED_ASCII;
+	}
+	return PASTED_OTHER;
+}
+
+const char *pasted_code(const char *arg)
+{
+	char *out, *end;
+	const char *in;
+	enum pasted_kind kind;
+	size_t n;
+	char c;
+
+	if (arg == NULL)
+		return NULL;
+	/* The argv string itself (see pasted.h): written behind the reader. */
+	out = (char *)arg;
+	in = arg;
+	while ((kind = pasted_next(in, &c, &n)) == PASTED_BLANK)
+		in += n;
+	end = out;
+	while ((kind = pasted_next(in, &c, &n)) != PASTED_END) {
+		if (kind == PASTED_ASCII) {
+			*out++ = c;
+		} else {
+			memmove(out, in, n);
+			out += n;
+		}
+		if (kind != PASTED_BLANK)
+			end = out;
+		in += n;
+	}
+	*end = '\0';
+	return arg;
+}
+
+/* One UTF-8 sequence at p into *cp; its length (a malformed byte counts as
+ * one, U+FFFD). */
+static size_t pasted_decode(const unsigned char *p, unsigned long *cp)
+{
+	size_t n, i;
+
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	if ((p[0] & 0xe0) == 0xc0) {
+		*cp = p[0] & 0x1f;
+		n = 2;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		*cp = p[0] & 0x0f;
+		n = 3;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		*cp = p[0] & 0x07;
+		n = 4;
+	} else {
+		*cp = 0xfffd;
+		return 1;
+	}
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80) {
+			*cp = 0xfffd;
+			return 1;
+		}
+		*cp = (*cp << 6) | (p[i] & 0x3f);
+	}
+	return n;
+}
+
+static bool pasted_is_alnum(unsigned long cp)
+{
+	return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z');
+}

@@ -1,0 +1,38 @@
+/*
+ * pasted.h - identifiers as counter staff paste them: a registration number
+ * from an Excel cell or a WeChat message, a key id read off the refusal
+ * page (groups of four digits) or copied from a table (cut with "…").
+ *
+ * Owns what counts as a blank and which full-width characters stand for
+ * ASCII ones; only letters and digits are mapped, so names keep their
+ * full-width brackets. What an identifier must look like is the
+ * database's (units) and keyref.c's (key ids). Used by the commands that
+ * take a registration number and by keyref.c.
+ */
+#ifndef CERTREG_ADMIN_PASTED_H
+#define CERTREG_ADMIN_PASTED_H
+
+#include <stddef.h>
+
+/* What pasted_next found. */
+enum pasted_kind {
+	PASTED_END,      /* the end of the string */
+	PASTED_ASCII,    /* an ASCII character, or a full-width letter or digit mapped to one */
+	PASTED_BLANK,    /* a space, tab, no-break, ideographic or zero-width space, a BOM */
+	PASTED_ELLIPSIS, /* "…" (U+2026) or "..." */
+	PASTED_OTHER     /* anything else */
+};
+
+/* The character at s: its kind, its ASCII form in *c for PASTED_ASCII, and
+ * in *len the bytes it takes (0 at the end). */
+enum pasted_kind pasted_next(const char *s, char *c, size_t *len);
+
+/*
+ * A registration number or other code as given on the command line, in
+ * place: blanks at either end dropped, full-width letters and digits made
+ * ASCII. arg must be an argv string (a program may change those, C11
+ * 5.1.2.2.1); the result is never longer. NULL stays NULL.
+ */
+const char *pasted_code(const char *arg);
+
+#endif
