@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include <openssl/asn1.h>
+
 #include "pasted.h"
 
 /* U+FF01 to U+FF5E are the full-width forms of ASCII 0x21 to 0x7E. */
@@ -87,37 +89,17 @@ const char *pasted_code(const char *arg)
 	return arg;
 }
 
-/* One UTF-8 sequence at p into *cp; its length (a malformed byte counts as
- * one, U+FFFD). */
+/* One UTF-8 sequence at p into *cp (OpenSSL's decoder, as certinfo's); its
+ * length (a malformed byte counts as one, U+FFFD). */
 static size_t pasted_decode(const unsigned char *p, unsigned long *cp)
 {
-	size_t n, i;
+	int n = UTF8_getc(p, (int)strnlen((const char *)p, 4), cp);
 
-	if (p[0] < 0x80) {
-		*cp = p[0];
-		return 1;
-	}
-	if ((p[0] & 0xe0) == 0xc0) {
-		*cp = p[0] & 0x1f;
-		n = 2;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		*cp = p[0] & 0x0f;
-		n = 3;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		*cp = p[0] & 0x07;
-		n = 4;
-	} else {
+	if (n <= 0) {
 		*cp = 0xfffd;
 		return 1;
 	}
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80) {
-			*cp = 0xfffd;
-			return 1;
-		}
-		*cp = (*cp << 6) | (p[i] & 0x3f);
-	}
-	return n;
+	return (size_t)n;
 }
 
 static bool pasted_is_alnum(unsigned long cp)
