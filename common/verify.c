@@ -80,6 +80,11 @@ struct verify_store {
 	 * run_stable_until reads them, converted once: *_ok false where the
 	 * conversion fails or nextUpdate is absent. */
 	struct verify_crl_times *crl_times;
+	/* crl_signers[c * nknown + k]: CRL c carries the name of known
+	 * certificate k and verifies with its key. Which key signed which CRL
+	 * is decided here once: OpenSSL's CRL choice (verify_lookup_crls) and
+	 * /readyz (verify_store_current) both read it. */
+	bool *crl_signers;
 	enum revocation_mode revocation;
 	int clock_skew;
 	int expiry_warning_days;
@@ -263,12 +268,15 @@ static X509 *store_known(const struct verify_store *store, const unsigned char *
 static X509 *store_known_pem(const struct verify_store *store, const char *text, long len,
                              long *used);
 static bool store_crl_times(struct verify_store *store);
+static bool store_crl_signers(struct verify_store *store);
+static bool store_crl_signed_by(const struct verify_store *store, X509_CRL *crl, X509 *ca);
 static bool time_exact(const ASN1_TIME *t, time_t *out);
 static X509 *cert_for_verify(X509 *x);
 static bool cert_for_verify_in_place(X509 *x);
 static bool sm2_signed(X509 *x);
 static bool crl_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
 static bool crl_sm2_signature_ok(X509_CRL *crl, EVP_PKEY *pkey);
+static STACK_OF(X509_CRL) * verify_lookup_crls(const X509_STORE_CTX *ctx, const X509_NAME *name);
 static int verify_check_crl(X509_STORE_CTX *ctx, X509_CRL *crl);
 static int verify_cert_crl(X509_STORE_CTX *ctx, X509_CRL *crl, X509 *x);
 static bool crl_authenticity_error(int error);
@@ -368,6 +376,7 @@ void verify_store_unref(struct verify_store *store)
 	free(store->known_pem);
 	free(store->known_pem_len);
 	free(store->crl_times);
+	free(store->crl_signers);
 	certinfo_holder_sources_free(store->holders);
 	/* OBJ_nid2obj's objects are static: only the stack is ours. */
 	sk_ASN1_OBJECT_free(store->any_policy);
@@ -455,12 +464,13 @@ bool verify_store_current(const struct verify_store *store, time_t now, char *re
 			X509 *ca = sk_X509_value(cas, i);
 			bool current = false;
 
+			/* Only a CRL this CA's key signed: one of another key under
+			 * the same name is never applied to its certificates. */
 			for (int j = 0; j < sk_X509_CRL_num(store->crls) && !current; j++) {
 				X509_CRL *crl = sk_X509_CRL_value(store->crls, j);
 				const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
 
-				current = X509_NAME_cmp(X509_CRL_get_issuer(crl),
-				                        X509_get_subject_name(ca)) == 0 &&
+				current = store_crl_signed_by(store, crl, ca) &&
 				          crl_numbered(crl) &&
 				          X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) <= 0 &&
 				          next != NULL && X509_cmp_time(next, &now) > 0;
@@ -696,10 +706,11 @@ static struct verify_store *store_build(const struct verify_settings *settings,
 	}
 	store->default_check_crl = X509_STORE_CTX_get_check_crl(probe);
 	store->default_cert_crl = X509_STORE_CTX_get_cert_crl(probe);
+	X509_STORE_set_lookup_crls(store->x509, verify_lookup_crls);
 	X509_STORE_set_check_crl(store->x509, verify_check_crl);
 	X509_STORE_set_cert_crl(store->x509, verify_cert_crl);
 	X509_STORE_CTX_free(probe);
-	if (!store_index_known(store) || !store_crl_times(store) ||
+	if (!store_index_known(store) || !store_crl_signers(store) || !store_crl_times(store) ||
 	    (!settings->full_path_only && !store_build_prefixes(store, now))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -774,6 +785,46 @@ static bool store_pem_text(const unsigned char *der, int len, char **text, int *
 	return ok;
 }
 
+/* Which known certificate's key signed which CRL (see crl_signers). */
+static bool store_crl_signers(struct verify_store *store)
+{
+	int n = sk_X509_CRL_num(store->crls), k = sk_X509_num(store->known);
+
+	store->crl_signers = calloc((size_t)n * (size_t)k + 1, sizeof(*store->crl_signers));
+	if (store->crl_signers == NULL)
+		return false;
+	for (int c = 0; c < n; c++) {
+		X509_CRL *crl = sk_X509_CRL_value(store->crls, c);
+
+		for (int i = 0; i < k; i++) {
+			X509 *ca = sk_X509_value(store->known, i);
+
+			store->crl_signers[c * k + i] =
+			    X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) ==
+			        0 &&
+			    crl_signature_ok(crl, X509_get0_pubkey(ca));
+		}
+	}
+	return true;
+}
+
+/* Whether ca's key signed crl under ca's name: from crl_signers when both
+ * are the store's, else checked now (an intermediate the client sent). */
+static bool store_crl_signed_by(const struct verify_store *store, X509_CRL *crl, X509 *ca)
+{
+	int n = sk_X509_CRL_num(store->crls), k = sk_X509_num(store->known);
+
+	for (int c = 0; c < n; c++) {
+		if (sk_X509_CRL_value(store->crls, c) != crl)
+			continue;
+		for (int i = 0; i < k; i++)
+			if (X509_cmp(sk_X509_value(store->known, i), ca) == 0)
+				return store->crl_signers[c * k + i];
+	}
+	return X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0 &&
+	       crl_signature_ok(crl, X509_get0_pubkey(ca));
+}
+
 /* Each CRL's times as run_stable_until reads them, once per store. */
 static bool store_crl_times(struct verify_store *store)
 {
@@ -819,9 +870,7 @@ static bool store_build_prefixes(struct verify_store *store, time_t now)
 
 			if (!X509_STORE_add_crl(p->direct, crl))
 				return false;
-			if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(p->ca)) ==
-			        0 &&
-			    crl_signature_ok(crl, X509_get0_pubkey(p->ca)) &&
+			if (store_crl_signed_by(store, crl, p->ca) &&
 			    !sk_X509_CRL_push(p->signed_crls, crl))
 				return false;
 		}
@@ -838,6 +887,7 @@ static bool store_build_prefixes(struct verify_store *store, time_t now)
 			    time_exact(X509_CRL_get0_lastUpdate(crl), &p->signed_times[j].last) &&
 			    time_exact(next, &p->signed_times[j].next);
 		}
+		X509_STORE_set_lookup_crls(p->direct, verify_lookup_crls);
 		X509_STORE_set_check_crl(p->direct, verify_check_crl);
 		X509_STORE_set_cert_crl(p->direct, verify_cert_crl);
 	}
@@ -1072,6 +1122,52 @@ fail:
 	OPENSSL_free(der);
 	ERR_clear_error();
 	return ok;
+}
+
+/*
+ * The CRLs OpenSSL chooses from for the certificate at the error depth:
+ * those of its issuer's name (OpenSSL's own lookup), less those its
+ * issuer's key did not sign when that key signed any. OpenSSL takes one
+ * CRL, the best scored and the newest among equals, and never tries a
+ * second: a CRL of another key under the same name (a CA re-keyed, its
+ * CRLs without authorityKeyIdentifier, or a forged one) scores as the
+ * issuer's own, and being the newer it was taken, failed its signature
+ * check and left the issuer's CRL unused - a revocation on it was OK under
+ * if-available. When the issuer's key signed none, all stay and OpenSSL's
+ * check reports why (verify_cert_crl then uses none).
+ */
+static STACK_OF(X509_CRL) * verify_lookup_crls(const X509_STORE_CTX *ctx, const X509_NAME *name)
+{
+	const struct verify_run *run = X509_STORE_CTX_get_app_data(ctx);
+	STACK_OF(X509_CRL) *crls = X509_STORE_CTX_get1_crls(ctx, name);
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+	STACK_OF(X509_CRL) *own = NULL;
+	int depth = X509_STORE_CTX_get_error_depth(ctx);
+	X509 *issuer;
+
+	if (run == NULL || crls == NULL || sk_X509_CRL_num(crls) < 2 || depth < 0 ||
+	    depth >= sk_X509_num(chain))
+		return crls;
+	/* As OpenSSL finds a CRL's issuer on the path: the next certificate
+	 * up, the top one for itself. */
+	issuer = sk_X509_value(chain, depth + 1 < sk_X509_num(chain) ? depth + 1 : depth);
+	for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+
+		if (!store_crl_signed_by(run->store, crl, issuer))
+			continue;
+		if ((own == NULL && (own = sk_X509_CRL_new_null()) == NULL) ||
+		    !sk_X509_CRL_push(own, crl)) {
+			/* Out of memory: OpenSSL's own list, as before. */
+			sk_X509_CRL_pop_free(own, X509_CRL_free);
+			return crls;
+		}
+		X509_CRL_up_ref(crl);
+	}
+	if (own == NULL)
+		return crls;
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return own;
 }
 
 /*

@@ -240,6 +240,59 @@ def test_a_delta_crl_in_crl_dir_does_not_stand_for_the_complete_crl(certregd, db
     assert "is a delta CRL" in d.log(), d.log()
 
 
+@pytest.mark.parametrize("revocation", ["if-available", "require"])
+def test_a_crl_of_the_issuers_other_key_does_not_hide_its_own(certregd, db, pki, tmp_path,
+                                                               revocation):
+    """int re-keyed under the same name, both certificates configured and
+    each key's CRL in crl_dir, the new key's without authorityKeyIdentifier
+    (RFC 5280 asks for one; not every CA puts it in). OpenSSL scores that
+    CRL as int's own for the old key's certificates too and, as the newer,
+    takes it alone: its signature fails against the old key and int's
+    genuine CRL, which lists `revoked`, was never looked at. `revoked` was
+    OK (KEY_NOT_APPROVED) under if-available and every certificate of the
+    old key CERT_REVOCATION_UNKNOWN under require."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    old = x509.load_pem_x509_certificate((pki.dir / "ca/int.pem").read_bytes())
+    root = x509.load_pem_x509_certificate((pki.dir / "ca/root.pem").read_bytes())
+    root_key = serialization.load_pem_private_key((pki.dir / "ca/root.key").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.fromtimestamp(pki.now, datetime.timezone.utc)
+    new = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(root.subject)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now - datetime.timedelta(days=1))
+           .not_valid_after(now + datetime.timedelta(days=365))
+           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+           .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                        False), critical=True)
+           .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                          critical=False)
+           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+               root.public_key()), critical=False)
+           .sign(root_key, hashes.SHA256()))
+    newer = (x509.CertificateRevocationListBuilder().issuer_name(old.subject)
+             .last_update(now - datetime.timedelta(minutes=30))
+             .next_update(now + datetime.timedelta(days=7))
+             .add_extension(x509.CRLNumber(1), critical=False)
+             .sign(key, hashes.SHA256()))
+    inter = tmp_path / "intermediates.pem"
+    inter.write_bytes((pki.dir / "ca/intermediates.pem").read_bytes()
+                      + new.public_bytes(serialization.Encoding.PEM))
+    crl = tmp_path / "crl-rekeyed"
+    shutil.copytree(pki.dir / "crl-all", crl)
+    (crl / "int-new-key.crl.pem").write_bytes(newer.public_bytes(serialization.Encoding.PEM))
+    for p in [inter, crl, *crl.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    d = certregd(db, trust={"crl_dir": crl, "intermediates_file": inter,
+                            "revocation": revocation})
+    assert verify(d, pki, "revoked") == "CERT_REVOKED"
+    assert verify(d, pki, "ec-ok") == "KEY_NOT_APPROVED"
+    assert d.get("/readyz").status == 200
+
+
 @pytest.mark.parametrize("kind", ["some-reasons", "indirect"])
 def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd, db, pki,
                                                                        tmp_path, kind):

@@ -1269,6 +1269,82 @@ static void test_crl_without_number(void **state)
 	verify_store_unref(ifav);
 }
 
+/*
+ * An issuer re-keyed under the same name, both keys configured and each
+ * publishing its own current CRL (without authorityKeyIdentifier, which
+ * RFC 5280 asks for but many CAs leave out): OpenSSL takes the newest CRL
+ * of the name for every certificate of the name, and when the other key
+ * signed it, applies none. The revocation on the old key's CRL must hold,
+ * and a certificate it does not list must not be CERT_REVOCATION_UNKNOWN.
+ */
+static void test_crl_of_a_rekeyed_issuer(void **state)
+{
+	EVP_PKEY *new_key = gen_key(ALG_EC);
+	X509 *int_new = issue("RSA Sub", new_key, pki.rsa_root, pki.rsa_root_key, T - DAY,
+	                      T + 5 * YEAR, P_CA, NULL);
+	X509 *new_ok =
+	    issue("new-ok", pki.rsa_leaf_key, int_new, new_key, T - DAY, T + YEAR, P_LEAF, NULL);
+	/* The new key's CRL is the newer: lastUpdate T - DAY / 2. */
+	X509_CRL *crl_new = make_crl(int_new, new_key, T - DAY / 2, T + 7 * DAY, NULL, 3);
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {pki.rsa_int, int_new, NULL};
+	X509_CRL *crls[] = {pki.crl_root, pki.crl_int, crl_new, NULL};
+	char reason[256];
+
+	(void)state;
+	for (int full = 0; full < 2; full++) {
+		struct verify_store *req =
+		    make_store_ex(REVOCATION_REQUIRE, anchors, inters, crls, -1, full);
+		struct verify_store *ifav =
+		    make_store_ex(REVOCATION_IF_AVAILABLE, anchors, inters, crls, -1, full);
+		struct verify_result res;
+
+		expect(req, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+		expect(ifav, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+		expect(ifav, SENT(pki.rsa_revoked, pki.rsa_int), OUTCOME_CERT_REVOKED, 0);
+		expect_at(req, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "42");
+		assert_string_equal(res.crl_unverified, "");
+		expect_at(req, SENT(new_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "3");
+		assert_true(verify_store_current(req, T, reason, sizeof(reason)));
+		verify_store_unref(req);
+		verify_store_unref(ifav);
+	}
+	/* The same with int not configured (the client sends it): a forged CRL
+	 * of its name, newer than its genuine one, was taken alone and hid it. */
+	{
+		X509_CRL *forged =
+		    make_crl(pki.rsa_int, pki.other_key, T - DAY / 2, T + 7 * DAY, NULL, 43);
+		X509_CRL *sent_crls[] = {pki.crl_root, pki.crl_int, forged, NULL};
+		struct verify_store *ifav = rsa_store(REVOCATION_IF_AVAILABLE, sent_crls);
+		struct verify_store *req = rsa_store(REVOCATION_REQUIRE, sent_crls);
+
+		expect(ifav, SENT(pki.rsa_revoked, pki.rsa_int), OUTCOME_CERT_REVOKED, 0);
+		expect(req, SENT(pki.rsa_ok, pki.rsa_int), OUTCOME_OK, -1);
+		verify_store_unref(ifav);
+		verify_store_unref(req);
+		X509_CRL_free(forged);
+	}
+	/* The old key's CRL alone: the new key's certificates have no CRL the
+	 * engine applies, and /readyz must say so. */
+	{
+		X509_CRL *old_only[] = {pki.crl_root, pki.crl_int, NULL};
+		struct verify_store *req =
+		    make_store(REVOCATION_REQUIRE, anchors, inters, old_only, -1);
+
+		expect(req, SENT(new_ok), OUTCOME_CERT_REVOCATION_UNKNOWN, 0);
+		expect(req, SENT(pki.rsa_ok), OUTCOME_OK, -1);
+		assert_false(verify_store_current(req, T, reason, sizeof(reason)));
+		assert_non_null(strstr(reason, "RSA Sub"));
+		verify_store_unref(req);
+	}
+	X509_CRL_free(crl_new);
+	X509_free(new_ok);
+	X509_free(int_new);
+	EVP_PKEY_free(new_key);
+}
+
 static void test_serial_numbers(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -1827,6 +1903,7 @@ int main(void)
 	    cmocka_unit_test(test_name_syntax),
 	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_crl_without_number),
+	    cmocka_unit_test(test_crl_of_a_rekeyed_issuer),
 	    cmocka_unit_test(test_serial_numbers),
 	    cmocka_unit_test(test_parsing_limits),
 	    cmocka_unit_test(test_direct_path),
