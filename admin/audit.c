@@ -1,6 +1,7 @@
 /*
  * audit.c - audit log and hash-chain check (see audit.h).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static bool audit_parse_since(const char *s, char *out, size_t outlen);
+static bool audit_parse_anchor(const char *s, char *id, size_t idlen, char *hash);
 
 const struct cli_command audit_commands[] = {
     {"audit", "log", "[--unit REGNO] [--key KEYID | --cert FILE] [--operator LOGIN] [--since DATE]",
@@ -32,9 +34,14 @@ const struct cli_command audit_commands[] = {
         "                        of 24 hours ago, e.g. 7d). Local time is this\n"
         "                        computer's (the TZ variable, else /etc/localtime).\n"),
      audit_log},
-    {"audit", "verify", "",
+    {"audit", "verify", "[--anchor ID:HASH]",
      N_("Recomputes the audit log's hash chain. Exits 1 and names the first broken\n"
-        "entry when a row was changed, removed or inserted out of order.\n"),
+        "entry when a row was changed, removed or inserted out of order. An intact\n"
+        "log prints its head (entry and hash): keep it outside the database, since\n"
+        "whoever may write the table can chain a rewritten log again.\n\n"
+        "Options:\n"
+        "      --anchor ID:HASH  a head printed before: exits 1 unless entry ID is\n"
+        "                        still in the log with that hash\n"),
      audit_verify},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -132,6 +139,27 @@ static bool audit_parse_since(const char *s, char *out, size_t outlen)
 	return true;
 }
 
+/*
+ * Parses --anchor "ID:HASH" (a head audit verify printed) into the entry id's
+ * digits and the 64 lowercase hex digits of its hash (hash >= 65 bytes).
+ */
+static bool audit_parse_anchor(const char *s, char *id, size_t idlen, char *hash)
+{
+	const char *colon = strchr(s, ':');
+	size_t n = colon != NULL ? (size_t)(colon - s) : 0;
+	long v;
+
+	if (n == 0 || n >= idlen || strlen(colon + 1) != 64 ||
+	    strspn(colon + 1, "0123456789abcdef") != 64)
+		return false;
+	memcpy(id, s, n);
+	id[n] = '\0';
+	if (!cli_parse_uint(id, LONG_MAX, &v))
+		return false;
+	memcpy(hash, colon + 1, 65);
+	return true;
+}
+
 static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -212,27 +240,48 @@ static int audit_log(struct cli *cli, const struct cli_command *cmd, int argc, c
 
 static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc, char **argv)
 {
-	static const struct option opts[] = {CLI_GLOBAL_OPTIONS};
+	static const struct option opts[] = {
+	    {"anchor", required_argument, NULL, 'a'},
+	    CLI_GLOBAL_OPTIONS,
+	};
 	static const struct report_column cols[] = {
 	    {"ok", N_("OK"), REPORT_BOOL},
 	    {"checked", N_("CHECKED"), REPORT_INT},
 	    {"first_broken_id", N_("FIRST BROKEN"), REPORT_INT},
 	    {"detail", N_("DETAIL"), REPORT_TEXT},
+	    {"head_id", N_("HEAD"), REPORT_INT},
+	    {"head_hash", N_("HEAD HASH"), REPORT_TEXT},
 	};
+	const char *anchor = NULL;
+	char anchor_id[24], anchor_hash[65];
+	const char *params[2] = {NULL, NULL};
 	PGresult *res;
 	char broken[32];
 	bool ok;
 	int c, rc;
 
-	while ((c = cli_getopt(cli, argc, argv, opts)) != -1)
-		return cli_option_end(cli, cmd, c);
+	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
+		if (c != 'a')
+			return cli_option_end(cli, cmd, c);
+		anchor = optarg;
+	}
 	if (!cli_args(cli, cmd, argc, argv, 0))
 		return CLI_USAGE;
+	if (anchor != NULL) {
+		if (!audit_parse_anchor(anchor, anchor_id, sizeof(anchor_id), anchor_hash))
+			return cli_usage(
+			    cli, cmd,
+			    "--anchor \"%s\" is not ID:HASH (an entry number, a colon and "
+			    "64 lowercase hex digits, as audit verify printed them)",
+			    anchor);
+		params[0] = anchor_id;
+		params[1] = anchor_hash;
+	}
 	if ((rc = conn_open(cli, true)) != CLI_OK ||
-	    (rc = conn_exec(
-	         cli, &res,
-	         "SELECT ok, checked, first_broken_id, detail FROM certreg.audit_verify()", 0,
-	         NULL)) != CLI_OK)
+	    (rc = conn_exec(cli, &res,
+	                    "SELECT ok, checked, first_broken_id, detail, head_id, head_hash"
+	                    " FROM certreg.audit_verify($1::bigint, $2::text)",
+	                    2, params)) != CLI_OK)
 		return rc;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
@@ -242,9 +291,12 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 	ok = PQgetvalue(res, 0, 0)[0] == 't';
 	snprintf(broken, sizeof(broken), "%s", PQgetvalue(res, 0, 2));
 	if (cli->json) {
-		rc = report_json(report_row_json(res, 0, cols, 4)) ? CLI_OK : CLI_FAIL;
+		rc = report_json(report_row_json(res, 0, cols, 6)) ? CLI_OK : CLI_FAIL;
 	} else if (ok) {
 		printf(_("audit log intact: %s entries checked\n"), PQgetvalue(res, 0, 1));
+		/* What --anchor takes, to keep where the database's writers cannot
+		 * reach (docs/SECURITY.md, "Review findings: the audit chain, a second look"). */
+		printf(_("head: %s:%s\n"), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
 	} else {
 		printf(_("audit log BROKEN at entry %s (%s entries checked)%s%s\n"),
 		       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 1),

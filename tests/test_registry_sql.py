@@ -101,6 +101,56 @@ def test_audit_verify_finds_a_removed_row(db, history):
     assert (ok, broken) == (False, history[2])
 
 
+def rewrite_from(db, victim):
+    """What whoever may write the table (a superuser, or certreg_owner, which
+    may disable the table's triggers) can do: alter a row, chain every row
+    after it again and move the head, all in the database."""
+    cur = connect(db).cursor()
+    cur.execute("ALTER TABLE certreg.audit DISABLE TRIGGER ALL")
+    cur.execute(f"UPDATE certreg.audit SET reason = 'rewritten' WHERE id = {victim}")
+    cur.execute(f"""DO $$
+        DECLARE
+            r certreg.audit;
+            v_prev text := (SELECT prev_hash FROM certreg.audit WHERE id = {victim});
+        BEGIN
+            FOR r IN SELECT * FROM certreg.audit WHERE id >= {victim} ORDER BY id LOOP
+                UPDATE certreg.audit
+                   SET prev_hash = v_prev,
+                       hash = certreg.audit_hash(v_prev, r.id, r.at, r.operator,
+                                                 r.office_code, r.action, r.key_id,
+                                                 r.registration_no, r.ticket, r.reason,
+                                                 r.before, r.after)
+                 WHERE id = r.id RETURNING hash INTO v_prev;
+            END LOOP;
+            UPDATE certreg.audit_head SET hash = v_prev;
+        END $$""")
+    cur.execute("ALTER TABLE certreg.audit ENABLE TRIGGER ALL")
+
+
+def test_a_rewritten_history_fails_against_a_head_recorded_elsewhere(db, history):
+    """The chain alone cannot show a rewrite by whoever may write the table:
+    they chain the rows after it again. The head that audit verify prints,
+    kept outside the database, does."""
+    p = admin(db.conninfo, "audit", "verify")
+    head = json.loads(admin(db.conninfo, "--json", "audit", "verify").stdout)
+    anchor = f"{head['head_id']}:{head['head_hash']}"
+    assert head["head_id"] == history[-1] and anchor in p.stdout
+    assert admin(db.conninfo, "audit", "verify", "--anchor", anchor).returncode == 0
+    admin(db.conninfo, "unit", "add", "110112000009", "--name", "后来", "--office", "AU01")
+    assert admin(db.conninfo, "audit", "verify", "--anchor", anchor).returncode == 0
+
+    rewrite_from(db, history[1])
+    assert admin(db.conninfo, "audit", "verify").returncode == 0   # what the chain alone says
+    p = admin(db.conninfo, "audit", "verify", "--anchor", anchor, check=False)
+    assert p.returncode == 1 and f"entry {history[-1]}" in p.stdout, p.stdout + p.stderr
+    out = json.loads(admin(db.conninfo, "--json", "audit", "verify", "--anchor", anchor,
+                           check=False).stdout)
+    assert out["ok"] is False and out["first_broken_id"] == history[-1]
+    for bad in ("12", "x:" + "0" * 64, f"{history[-1]}:" + "0" * 63, f"{history[-1]}:ABC"):
+        p = admin(db.conninfo, "audit", "verify", "--anchor", bad, check=False)
+        assert p.returncode == 2 and "--anchor" in p.stderr, (bad, p.stderr)
+
+
 def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):
     pg_cluster.ensure_login("daemon_sql_test", "certreg_daemon")
     d = connect(db, "daemon_sql_test")

@@ -6,6 +6,7 @@ isolation level of its choice: each hostile caller below goes straight to
 the SQL functions, as psql would, and must not get past a rule.
 """
 import json
+import subprocess
 import threading
 
 import psycopg2
@@ -308,3 +309,27 @@ def test_refusals_and_prefixes_do_not_name_another_offices_unit(db, pki, world):
     p = admin(world.owner, "key", "bind", key, "--unit", UNIT_B, "--ticket", "B-1", check=False)
     assert p.returncode == 1 and UNIT_A in p.stderr
     assert admin(world.op_a, "--json", "key", "show", key[:12]).returncode == 0
+
+
+def test_an_unfinished_change_holding_the_audit_head_is_named_not_waited_for(db, world):
+    """One operator's psql transaction that changed something and stays open
+    holds the chain's head: every other office's counter change used to wait
+    for it without end, and say nothing of why."""
+    key_a, key_b = "a1" * 32, "b2" * 32
+    admin(world.op_a, "key", "bind", key_a, "--unit", UNIT_A, "--ticket", "A-1")
+    holder = psycopg2.connect(world.op_a)                  # a transaction, left open
+    holder.cursor().execute("SELECT certreg.key_suspend(%s, 'lunch')", (key_a,))
+    try:
+        try:
+            p = admin(world.op_b, "key", "bind", key_b, "--unit", UNIT_B, "--ticket", "B-1",
+                      check=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the other office's counter waited for the open transaction")
+        login_a = psycopg2.extensions.parse_dsn(world.op_a)["user"]
+        assert p.returncode != 0 and login_a in p.stderr, p.stderr
+        assert "pg_terminate_backend" in p.stderr, p.stderr
+    finally:
+        holder.rollback()
+        holder.close()
+    admin(world.op_b, "key", "bind", key_b, "--unit", UNIT_B, "--ticket", "B-1")
+    assert admin(world.owner, "audit", "verify").returncode == 0
