@@ -280,7 +280,7 @@ static int audit_verify(struct cli *cli, const struct cli_command *cmd, int argc
 	if ((rc = conn_open(cli, true)) != CLI_OK ||
 	    (rc = conn_exec(cli, &res,
 	                    "SELECT ok, checked, first_broken_id, detail, head_id, head_hash"
-	                    " FROM certreg.audit_verify($1::bigint, $2::text)",
+	                    " FROM certreg.audit_verify_anchored($1::bigint, $2::text)",
 	                    2, params)) != CLI_OK)
 		return rc;
 	if (PQntuples(res) != 1) {

@@ -112,7 +112,7 @@ END $$;
 -- to keep outside the database, and p_anchor_id/p_anchor_hash (such a head
 -- kept earlier) must still be a row of it, with that hash: a rewrite of
 -- any row up to the anchor changes the anchor's hash.
-CREATE OR REPLACE FUNCTION audit_verify(p_anchor_id bigint, p_anchor_hash text)
+CREATE OR REPLACE FUNCTION audit_verify_anchored(p_anchor_id bigint, p_anchor_hash text)
     RETURNS TABLE (ok boolean, checked bigint, first_broken_id bigint, detail text,
                    head_id bigint, head_hash text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
@@ -172,7 +172,7 @@ END $$;
 CREATE OR REPLACE FUNCTION audit_verify()
     RETURNS TABLE (ok boolean, checked bigint, first_broken_id bigint, detail text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
-    SELECT v.ok, v.checked, v.first_broken_id, v.detail FROM audit_verify(NULL, NULL) v
+    SELECT v.ok, v.checked, v.first_broken_id, v.detail FROM audit_verify_anchored(NULL, NULL) v
 $$;
 
 CREATE OR REPLACE TRIGGER audit_follows_head BEFORE INSERT ON audit

@@ -48,7 +48,7 @@ GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text,
     key_bind(text, text, text, boolean, text, jsonb), key_suspend(text, text),
     key_resume(text, text), key_cancel(text, text)
     TO certreg_operator, certreg_supervisor;
-GRANT EXECUTE ON FUNCTION key_resolve(text), audit_verify(), audit_verify(bigint, text),
+GRANT EXECUTE ON FUNCTION key_resolve(text), audit_verify(), audit_verify_anchored(bigint, text),
     reads_all(), my_offices(), uscc_valid(text) TO certreg_operator, certreg_supervisor, certreg_auditor;
 
 RESET ROLE;
