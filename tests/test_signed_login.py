@@ -14,8 +14,12 @@ import json
 import os
 import struct
 import subprocess
+import sys
 import threading
 import time
+import types
+import urllib.parse
+from pathlib import Path
 
 import jwt
 import psycopg2
@@ -566,3 +570,76 @@ def test_a_batch_lost_with_its_connection_is_sent_again(certregd, db, pki):
     holder.close()
     assert results == {"a": "OK", "z": "OK", "b": "OK", "c": "OK"}, (results, d.log())
     assert "db_connection_lost" in d.log()
+
+
+def portal_signed_backend(d, jwks):
+    """docs/PORTAL.md's Python back end of a signed login, run as written
+    (with its unit_of): signed_login_page() when the login page is served,
+    signed_login() with what the page posted. Its calls to certregd
+    (requests, not installed here) go to d's API listener."""
+    from test_assertion import portal_recipe
+    doc = (Path(__file__).parent.parent / "docs" / "PORTAL.md").read_text()
+    code = doc.split('Python, with `unit_of` from "Verify the assertion" above:\n\n```python\n',
+                     1)[1].split("```", 1)[0]
+
+    def post(url, timeout, **body):
+        r = http("POST", d.api + urllib.parse.urlsplit(url).path,
+                 body=json.dumps(body["json"]).encode(),
+                 headers={"Content-Type": "application/json"})
+        return types.SimpleNamespace(json=r.json)
+
+    fake = types.ModuleType("requests")
+    fake.post = post
+    namespace = {"unit_of": portal_recipe(jwks)}
+    saved, sys.modules["requests"] = sys.modules.get("requests"), fake
+    try:
+        exec(code, namespace)
+    finally:
+        if saved is None:
+            del sys.modules["requests"]
+        else:
+            sys.modules["requests"] = saved
+    return namespace["signed_login_page"], namespace["signed_login"]
+
+
+def test_the_portal_signed_login_takes_only_the_sessions_challenge(certregd, db, pki, tmp_path):
+    """Login CSRF on the signed login: anyone holding a key of their own
+    unit signs a challenge of their own portal session, and a page of
+    theirs posts certificate, signature and challenge into a victim's
+    browser session. The nonce does not stop it (the back end adds the
+    victim session's own); only the challenge the portal issued into the
+    session does. The back end of docs/PORTAL.md, run as written, must
+    take the session's challenge, once, and never one the page posts."""
+    ec, sm2 = pki.leaf("ec-ok"), pki.leaf("sm2-ok")
+    admin(db.conninfo, "office", "add", "SL01", "--name", "签名管理部")
+    admin(db.conninfo, "unit", "add", REGNO, "--name", "受害单位", "--office", "SL01")
+    admin(db.conninfo, "unit", "add", "110100777002", "--name", "攻击者单位", "--office", "SL01")
+    admin(db.conninfo, "key", "bind", "--cert", sm2["pem"], "--unit", REGNO, "--ticket", "T-1")
+    admin(db.conninfo, "key", "bind", "--cert", ec["pem"], "--unit", "110100777002",
+          "--ticket", "T-2")
+    assertion_key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(assertion_key))
+    start, finish = portal_signed_backend(d, jwks_of(d, pki))
+
+    # The attacker's own session, challenge and signature.
+    c = start({})
+    forged = {"certificate": open(ec["pem"]).read(), "challenge": c,
+              "signature": sign(ec["key"], c, "sha256")}
+    # Posted into the victim's session: refused (the victim's challenge
+    # goes with the attacker's signature), and the challenge is spent.
+    victim = {}
+    start(victim)
+    with pytest.raises(PermissionError):
+        finish(victim, forged)
+    assert victim == {}
+    # A session with no login under way takes nothing.
+    with pytest.raises(PermissionError):
+        finish({}, forged)
+    # The victim's own login, in a session of theirs: their unit; once.
+    victim = {}
+    cv = start(victim)
+    mine = {"certificate": open(sm2["pem"]).read(),
+            "signature": sign(sm2["key"], cv, "sm3", sm2=True)}
+    assert finish(victim, mine) == REGNO
+    with pytest.raises(PermissionError):
+        finish(victim, dict(mine, challenge=cv))
