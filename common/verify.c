@@ -1126,15 +1126,19 @@ fail:
 
 /*
  * The CRLs OpenSSL chooses from for the certificate at the error depth:
- * those of its issuer's name (OpenSSL's own lookup), less those its
- * issuer's key did not sign when that key signed any. OpenSSL takes one
- * CRL, the best scored and the newest among equals, and never tries a
- * second: a CRL of another key under the same name (a CA re-keyed, its
- * CRLs without authorityKeyIdentifier, or a forged one) scores as the
- * issuer's own, and being the newer it was taken, failed its signature
- * check and left the issuer's CRL unused - a revocation on it was OK under
- * if-available. When the issuer's key signed none, all stay and OpenSSL's
- * check reports why (verify_cert_crl then uses none).
+ * those of its issuer's name (OpenSSL's own lookup), less those no key
+ * OpenSSL may take as the CRL's signer did sign, when such a key signed
+ * any. OpenSSL takes one CRL, the best scored and the newest among equals,
+ * and never tries a second: a CRL of another key under the same name (a CA
+ * re-keyed, its CRLs without authorityKeyIdentifier, or a forged one)
+ * scores as the issuer's own, and being the newer it was taken, failed its
+ * signature check and left the issuer's CRL unused - a revocation on it
+ * was OK under if-available. The keys OpenSSL may take are those of the
+ * certificates of that name from the issuer up the path
+ * (crl_akid_check): a CA re-keyed with a link certificate signs with its
+ * new key the CRL of the old key's certificates, and that CRL must stay
+ * beside an old one of the old key. When none of them signed any, all
+ * stay and OpenSSL's check reports why (verify_cert_crl then uses none).
  */
 static STACK_OF(X509_CRL) * verify_lookup_crls(const X509_STORE_CTX *ctx, const X509_NAME *name)
 {
@@ -1142,19 +1146,22 @@ static STACK_OF(X509_CRL) * verify_lookup_crls(const X509_STORE_CTX *ctx, const 
 	STACK_OF(X509_CRL) *crls = X509_STORE_CTX_get1_crls(ctx, name);
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
 	STACK_OF(X509_CRL) *own = NULL;
-	int depth = X509_STORE_CTX_get_error_depth(ctx);
-	X509 *issuer;
+	int depth = X509_STORE_CTX_get_error_depth(ctx), top;
 
 	if (run == NULL || crls == NULL || sk_X509_CRL_num(crls) < 2 || depth < 0 ||
 	    depth >= sk_X509_num(chain))
 		return crls;
 	/* As OpenSSL finds a CRL's issuer on the path: the next certificate
-	 * up, the top one for itself. */
-	issuer = sk_X509_value(chain, depth + 1 < sk_X509_num(chain) ? depth + 1 : depth);
+	 * up (the top one for itself), or one of the same name above it. */
+	top = sk_X509_num(chain) - 1;
 	for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
 		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+		bool signed_on_path = false;
 
-		if (!store_crl_signed_by(run->store, crl, issuer))
+		for (int j = depth < top ? depth + 1 : depth; j <= top && !signed_on_path; j++)
+			signed_on_path =
+			    store_crl_signed_by(run->store, crl, sk_X509_value(chain, j));
+		if (!signed_on_path)
 			continue;
 		if ((own == NULL && (own = sk_X509_CRL_new_null()) == NULL) ||
 		    !sk_X509_CRL_push(own, crl)) {
@@ -1615,7 +1622,10 @@ static void prefix_check(const struct verify_store *store, struct verify_prefix 
  * chain is the intermediate's verified path, itself first. Plain: nothing in
  * it constrains names or policies (those apply to the leaf too), every CA
  * above the intermediate allows the path length the leaf adds and is fit to
- * issue for client authentication, and none carries trust settings.
+ * issue for client authentication, none carries trust settings, and none
+ * above it has its name: OpenSSL may take such a CA's key for the signer
+ * of the leaf's CRL (crl_akid_check; a CA re-keyed with a link
+ * certificate), and the direct path stops below it.
  */
 static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chain)
 {
@@ -1635,7 +1645,9 @@ static bool prefix_plain(const struct verify_store *store, STACK_OF(X509) * chai
 		if (X509_get0_trust_objects(x) != NULL || X509_get0_reject_objects(x) != NULL)
 			return false;
 		if (i > 0 && ((pathlen >= 0 && pathlen < i) ||
-		              X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 1) != 1))
+		              X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 1) != 1 ||
+		              X509_NAME_cmp(X509_get_subject_name(x),
+		                            X509_get_subject_name(sk_X509_value(chain, 0))) == 0))
 			return false;
 	}
 	return true;

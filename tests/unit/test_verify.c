@@ -1345,6 +1345,61 @@ static void test_crl_of_a_rekeyed_issuer(void **state)
 	EVP_PKEY_free(new_key);
 }
 
+/*
+ * A CA re-keyed under the same name whose new key signs the CRL for the
+ * certificates of both keys (RFC 5280 6.3.3; OpenSSL finds that CRL's
+ * issuer higher on the path: the old key's certificate reaches the root
+ * through a link certificate the new key signed). An old CRL the old key
+ * signed before the re-key, long expired, must not hide the new key's
+ * current CRL: an attacker who can drop a file into crl_dir has it. Full
+ * path (d < 2) and direct path (intermediates_file), each with the genuine
+ * CRLs and with the old one dropped beside them.
+ */
+static void test_crl_of_the_new_key_for_the_old_keys_certificates(void **state)
+{
+	EVP_PKEY *new_key = gen_key(ALG_RSA);
+	X509 *int_new = issue("RSA Sub", new_key, pki.rsa_root, pki.rsa_root_key, T - 30 * DAY,
+	                      T + 5 * YEAR, P_CA, NULL);
+	X509 *link =
+	    issue("RSA Sub", pki.rsa_int_key, int_new, new_key, T - 30 * DAY, T + YEAR, P_CA, NULL);
+	X509_CRL *crl_new = make_crl(int_new, new_key, T - DAY, T + 7 * DAY, pki.rsa_revoked, 60);
+	X509_CRL *crl_old =
+	    make_crl(pki.rsa_int, pki.rsa_int_key, T - 60 * DAY, T - 30 * DAY, NULL, 10);
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	X509 *anchors[] = {pki.rsa_root, NULL};
+	X509 *inters[] = {int_new, link, NULL};
+	X509_CRL *genuine[] = {pki.crl_root, crl_new, NULL};
+	X509_CRL *dropped[] = {pki.crl_root, crl_new, crl_old, NULL};
+	EVP_MD_CTX *m;
+
+	(void)state;
+	/* The new key's CRL names its key, as RFC 5280 asks. */
+	akid->keyid = ASN1_OCTET_STRING_dup(X509_get0_subject_key_id(int_new));
+	assert_true(X509_CRL_add1_ext_i2d(crl_new, NID_authority_key_identifier, akid, 0, 0));
+	m = sign_ctx(new_key);
+	assert_true(X509_CRL_sign_ctx(crl_new, m) > 0);
+	free_sign_ctx(m);
+	for (int d = 0; d < 4; d++) {
+		X509_CRL *const *crls = d % 2 == 0 ? genuine : dropped;
+		struct verify_store *req =
+		    make_store_ex(REVOCATION_REQUIRE, anchors, inters, crls, -1, d < 2);
+		struct verify_store *ifav =
+		    make_store_ex(REVOCATION_IF_AVAILABLE, anchors, inters, crls, -1, d < 2);
+
+		expect(req, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+		expect(ifav, SENT(pki.rsa_revoked), OUTCOME_CERT_REVOKED, 0);
+		expect(req, SENT(pki.rsa_ok), OUTCOME_OK, -1);
+		verify_store_unref(req);
+		verify_store_unref(ifav);
+	}
+	AUTHORITY_KEYID_free(akid);
+	X509_CRL_free(crl_old);
+	X509_CRL_free(crl_new);
+	X509_free(link);
+	X509_free(int_new);
+	EVP_PKEY_free(new_key);
+}
+
 static void test_serial_numbers(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -1904,6 +1959,7 @@ int main(void)
 	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_crl_without_number),
 	    cmocka_unit_test(test_crl_of_a_rekeyed_issuer),
+	    cmocka_unit_test(test_crl_of_the_new_key_for_the_old_keys_certificates),
 	    cmocka_unit_test(test_serial_numbers),
 	    cmocka_unit_test(test_parsing_limits),
 	    cmocka_unit_test(test_direct_path),
