@@ -954,6 +954,10 @@ bool verify_crl_complete(X509_CRL *crl, char *why, size_t why_len)
 		snprintf(why, why_len, "an indirect CRL");
 	else if (idp->onlysomereasons != NULL)
 		snprintf(why, why_len, "a CRL of some revocation reasons only");
+	else if (idp->onlyattr > 0)
+		snprintf(why, why_len, "a CRL of attribute certificates only");
+	else if (idp->onlyuser > 0 && idp->onlyCA > 0)
+		snprintf(why, why_len, "a CRL of end-entity and of CA certificates only");
 	else
 		ok = true;
 	ISSUING_DIST_POINT_free(idp);

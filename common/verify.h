@@ -107,9 +107,11 @@ const char *verify_store_warning(const struct verify_store *store, size_t i);
 /*
  * Whether the engine applies crl as a complete CRL: false, with why ("a
  * delta CRL", ...), for a delta CRL, an issuing distribution point that
- * does not decode, an indirect CRL and one of some revocation reasons only.
- * OpenSSL without extended CRL support never revokes by the last three, and
- * takes a delta for its base; the store leaves all four out, with a
+ * does not decode, an indirect CRL, one of some revocation reasons only,
+ * one of attribute certificates only, and one that claims both end-entity
+ * and CA certificates only (OpenSSL marks it invalid). OpenSSL never revokes
+ * a public-key certificate by any of these but the delta, which it takes
+ * for its base; the store leaves all four out, with a
  * warning, and certregd's CRL downloads refuse them.
  */
 bool verify_crl_complete(X509_CRL *crl, char *why, size_t why_len);

@@ -562,20 +562,18 @@ static X509 *crlfetch_acceptable(const struct crlfetch *f, int i, X509_CRL *crl,
  * over the URL's file, a CRL that covers less would drop the revocations
  * it leaves out. Refused, with why:
  * - what the engine does not apply as a complete CRL (verify_crl_complete:
- *   a delta, an indirect CRL, one of some reasons only);
+ *   a delta, an indirect CRL, one of some reasons only or of attribute
+ *   certificates only);
  * - an issuing distribution point whose distributionPoint does not name
  *   url among its full names (another partition's CRL; a name relative to
  *   the issuer is no URL): certificates naming url are outside its scope;
- * - onlyContainsUserCerts, onlyContainsCACerts (and attribute
- *   certificates): such a CRL fits url only if every certificate naming
- *   url is of that kind, and the daemon knows only the certificates it has
- *   verified so far. A CA certificate naming url would be left without a
- *   CRL by a user-only one (6.3.3 (b)(2)(ii)), a leaf by a CA-only one.
- * An issuing distribution point naming url, or naming no distribution
- * point, with none of these is a full CRL for url's certificates; the
- * verifier's OpenSSL check scopes it the same way (crl_crldp_check: the
- * certificate's distribution point must match the IDP's). The last two
- * kinds can still be put into crl_dir by hand.
+ * - onlyContainsUserCerts, onlyContainsCACerts: such a CRL fits url only if every certificate
+ * naming url is of that kind, and the daemon knows only the certificates it has verified so far. A
+ * CA certificate naming url would be left without a CRL by a user-only one (6.3.3 (b)(2)(ii)), a
+ * leaf by a CA-only one. An issuing distribution point naming url, or naming no distribution point,
+ * with none of these is a full CRL for url's certificates; the verifier's OpenSSL check scopes it
+ * the same way (crl_crldp_check: the certificate's distribution point must match the IDP's). The
+ * last two kinds can still be put into crl_dir by hand.
  */
 static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len)
 {
@@ -587,11 +585,9 @@ static bool crlfetch_scope(X509_CRL *crl, const char *url, char *why, size_t len
 	idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, NULL, NULL);
 	if (idp == NULL)
 		ok = true;
-	else if (idp->onlyuser > 0 || idp->onlyCA > 0 || idp->onlyattr > 0)
+	else if (idp->onlyuser > 0 || idp->onlyCA > 0)
 		snprintf(why, len, "a CRL of %s certificates only",
-		         idp->onlyuser > 0 ? "end-entity"
-		         : idp->onlyCA > 0 ? "CA"
-		                           : "attribute");
+		         idp->onlyuser > 0 ? "end-entity" : "CA");
 	else if (!crlfetch_idp_names(idp->distpoint, url))
 		snprintf(why, len, "its issuing distribution point names other URLs");
 	else

@@ -293,11 +293,12 @@ def test_a_crl_of_the_issuers_other_key_does_not_hide_its_own(certregd, db, pki,
     assert d.get("/readyz").status == 200
 
 
-@pytest.mark.parametrize("kind", ["some-reasons", "indirect"])
+@pytest.mark.parametrize("kind", ["some-reasons", "indirect", "attribute-only"])
 def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd, db, pki,
                                                                        tmp_path, kind):
-    """OpenSSL without extended CRL support never revokes by a CRL of some
-    reasons only or an indirect one. Such a CRL, int's only one, listing
+    """OpenSSL never revokes a certificate by a CRL of some reasons only, an
+    indirect one (without extended CRL support) or one of attribute
+    certificates only. Such a CRL, int's only one, listing
     `revoked`, was counted by /readyz as int's current CRL while every
     login under int was refused CERT_REVOCATION_UNKNOWN: ready, and
     refusing. It is left out now, with a warning naming it."""
@@ -311,7 +312,7 @@ def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd,
     now = datetime.datetime.fromtimestamp(pki.now, datetime.timezone.utc)
     idp = x509.IssuingDistributionPoint(
         full_name=None, relative_name=None, only_contains_user_certs=False,
-        only_contains_ca_certs=False, only_contains_attribute_certs=False,
+        only_contains_ca_certs=False, only_contains_attribute_certs=kind == "attribute-only",
         only_some_reasons=(frozenset({x509.ReasonFlags.key_compromise})
                            if kind == "some-reasons" else None),
         indirect_crl=kind == "indirect")
@@ -340,5 +341,6 @@ def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd,
     assert r.status == 503, r.body
     assert any("no current CRL for" in x and "Issuing CA" in x for x in r.json()["reasons"]), \
         r.body
-    why = "some revocation reasons only" if kind == "some-reasons" else "an indirect CRL"
+    why = {"some-reasons": "some revocation reasons only", "indirect": "an indirect CRL",
+           "attribute-only": "attribute certificates only"}[kind]
     assert why in d.log(), d.log()
