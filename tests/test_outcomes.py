@@ -54,6 +54,18 @@ def login(d, pki, name):
     return doc["outcome"]
 
 
+def crl_dir_with(pki, tmp_path, name, crl):
+    """A copy of the test PKI's crl-all/ with crl (a cryptography CRL) as
+    the file name, readable by the daemon's user."""
+    from cryptography.hazmat.primitives import serialization
+
+    d = tmp_path / "crl-with"
+    shutil.copytree(pki.dir / "crl-all", d)
+    (d / name).write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    for p in [d, *d.iterdir()]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    return d
+
 def signed(d, pki, name):
     leaf = pki.leaf(name)
     sm2 = name.startswith("sm2-")
@@ -223,11 +235,7 @@ def test_a_delta_crl_in_crl_dir_does_not_stand_for_the_complete_crl(certregd, db
              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()),
                             critical=False)
              .sign(key, hashes.SHA256()))
-    crl = tmp_path / "crl-delta"
-    shutil.copytree(pki.dir / "crl-all", crl)
-    (crl / "int-delta.crl.pem").write_bytes(delta.public_bytes(serialization.Encoding.PEM))
-    for p in [crl, *crl.iterdir()]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    crl = crl_dir_with(pki, tmp_path, "int-delta.crl.pem", delta)
     admin(db.conninfo, "office", "add", "HD02", "--name", "海淀第二管理部")
     admin(db.conninfo, "unit", "add", REGNO, "--name", "结果测试单位", "--office", "HD02")
     admin(db.conninfo, "key", "bind", "--cert", pki.leaf("revoked")["pem"], "--unit", REGNO,
@@ -281,11 +289,8 @@ def test_a_crl_of_the_issuers_other_key_does_not_hide_its_own(certregd, db, pki,
     inter = tmp_path / "intermediates.pem"
     inter.write_bytes((pki.dir / "ca/intermediates.pem").read_bytes()
                       + new.public_bytes(serialization.Encoding.PEM))
-    crl = tmp_path / "crl-rekeyed"
-    shutil.copytree(pki.dir / "crl-all", crl)
-    (crl / "int-new-key.crl.pem").write_bytes(newer.public_bytes(serialization.Encoding.PEM))
-    for p in [inter, crl, *crl.iterdir()]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    inter.chmod(0o644)
+    crl = crl_dir_with(pki, tmp_path, "int-new-key.crl.pem", newer)
     d = certregd(db, trust={"crl_dir": crl, "intermediates_file": inter,
                             "revocation": revocation})
     assert verify(d, pki, "revoked") == "CERT_REVOKED"
@@ -329,11 +334,7 @@ def test_a_crl_the_engine_never_applies_is_not_the_issuers_current_crl(certregd,
                    .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise),
                                   critical=False).build())
                .sign(key, hashes.SHA256()))
-    crl = tmp_path / "crl-partial"
-    shutil.copytree(pki.dir / "crl-all", crl)
-    (crl / "int.crl.pem").write_bytes(partial.public_bytes(serialization.Encoding.PEM))
-    for p in [crl, *crl.iterdir()]:
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    crl = crl_dir_with(pki, tmp_path, "int.crl.pem", partial)
     d = certregd(db, trust={"crl_dir": crl, "revocation": "require"})
     assert verify(d, pki, "revoked") == "CERT_REVOCATION_UNKNOWN"
     assert verify(d, pki, "ec-ok") == "CERT_REVOCATION_UNKNOWN"
