@@ -156,16 +156,19 @@ def test_an_ok_tls_login_carries_an_assertion_a_portal_verifies(certregd, db, pk
 
 
 
-def portal_recipe(jwks):
-    """docs/PORTAL.md's Python verification, run as written; its JWKS
-    fetch (requests, not installed here) answers jwks."""
+def portal_code(heading):
+    """The Python block of docs/PORTAL.md that follows heading."""
     doc = (Path(__file__).parent.parent / "docs" / "PORTAL.md").read_text()
-    code = doc.split("Python (Debian's `python3-jwt`):\n\n```python\n", 1)[1]
-    code = code.split("```", 1)[0]
+    return doc.split(heading + "\n\n```python\n", 1)[1].split("```", 1)[0]
+
+
+def run_with_requests(code, namespace, **calls):
+    """Runs code in namespace with a module requests (not installed here)
+    whose functions are calls; the real module, if any, is put back."""
     fake = types.ModuleType("requests")
-    fake.get = lambda url, timeout: types.SimpleNamespace(json=lambda: jwks)
+    for name, fn in calls.items():
+        setattr(fake, name, fn)
     saved, sys.modules["requests"] = sys.modules.get("requests"), fake
-    namespace = {}
     try:
         exec(code, namespace)
     finally:
@@ -173,7 +176,15 @@ def portal_recipe(jwks):
             del sys.modules["requests"]
         else:
             sys.modules["requests"] = saved
-    return namespace["unit_of"]
+    return namespace
+
+
+def portal_recipe(jwks):
+    """docs/PORTAL.md's Python verification, run as written; its JWKS
+    fetch (requests, not installed here) answers jwks."""
+    return run_with_requests(portal_code("Python (Debian's `python3-jwt`):"), {},
+                             get=lambda url, timeout: types.SimpleNamespace(
+                                 json=lambda: jwks))["unit_of"]
 
 
 def test_the_portal_recipe_takes_only_the_sessions_nonce(certregd, db, pki, tmp_path):

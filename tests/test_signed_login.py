@@ -14,12 +14,10 @@ import json
 import os
 import struct
 import subprocess
-import sys
 import threading
 import time
 import types
 import urllib.parse
-from pathlib import Path
 
 import jwt
 import psycopg2
@@ -577,10 +575,8 @@ def portal_signed_backend(d, jwks):
     (with its unit_of): signed_login_page() when the login page is served,
     signed_login() with what the page posted. Its calls to certregd
     (requests, not installed here) go to d's API listener."""
-    from test_assertion import portal_recipe
-    doc = (Path(__file__).parent.parent / "docs" / "PORTAL.md").read_text()
-    code = doc.split('Python, with `unit_of` from "Verify the assertion" above:\n\n```python\n',
-                     1)[1].split("```", 1)[0]
+    from test_assertion import portal_code, portal_recipe, run_with_requests
+    code = portal_code('Python, with `unit_of` from "Verify the assertion" above:')
 
     def post(url, timeout, **body):
         r = http("POST", d.api + urllib.parse.urlsplit(url).path,
@@ -588,17 +584,7 @@ def portal_signed_backend(d, jwks):
                  headers={"Content-Type": "application/json"})
         return types.SimpleNamespace(json=r.json)
 
-    fake = types.ModuleType("requests")
-    fake.post = post
-    namespace = {"unit_of": portal_recipe(jwks)}
-    saved, sys.modules["requests"] = sys.modules.get("requests"), fake
-    try:
-        exec(code, namespace)
-    finally:
-        if saved is None:
-            del sys.modules["requests"]
-        else:
-            sys.modules["requests"] = saved
+    namespace = run_with_requests(code, {"unit_of": portal_recipe(jwks)}, post=post)
     return namespace["signed_login_page"], namespace["signed_login"]
 
 
