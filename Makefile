@@ -325,9 +325,15 @@ fuzz: $(FUZZ_TARGETS)
 			build/fuzz/corpus-$$name tests/fuzz/corpus/$$name || exit 1; \
 	done
 
-# Every target but fuzz_verify links the daemon's modules (built once, with
+# fuzz_pasted is certreg-admin's reading of pasted identifiers alone.
+build/fuzz/fuzz_pasted: tests/fuzz/fuzz_pasted.c admin/pasted.c admin/pasted.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Iadmin $(call pc_cflags,openssl) \
+		-o $@ $< admin/pasted.c $(call pc_libs,openssl)
+
+# Every other target links the daemon's modules (built once, with
 # coverage, into build/fuzz/obj/) and tests/fuzz/store.c.
-FUZZ_APP_TARGETS = $(filter-out build/fuzz/fuzz_verify,$(FUZZ_TARGETS))
+FUZZ_APP_TARGETS = $(filter-out build/fuzz/fuzz_verify build/fuzz/fuzz_pasted,$(FUZZ_TARGETS))
 FUZZ_APP_OBJ     = $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) \
                    $(filter-out server/main.c,$(SERVER_SRC)) tests/fuzz/store.c)
 
