@@ -44,7 +44,8 @@ bool challenge_make(const unsigned char key[CHALLENGE_KEY_LEN], time_t expires_a
 }
 
 enum challenge_check challenge_check(const unsigned char key[CHALLENGE_KEY_LEN], const char *text,
-                                     time_t now, time_t *expires_at, char hash[CHALLENGE_HASH_LEN])
+                                     time_t now, int ttl, time_t *expires_at,
+                                     char hash[CHALLENGE_HASH_LEN])
 {
 	/* 76 characters, padded to 76 for EVP_DecodeBlock: 57 bytes. */
 	char b64[CHALLENGE_TEXT_LEN];
@@ -82,7 +83,11 @@ enum challenge_check challenge_check(const unsigned char key[CHALLENGE_KEY_LEN],
 		hash[2 * i + 1] = hex[digest[i] & 15];
 	}
 	hash[2 * sizeof(digest)] = '\0';
-	return *expires_at > now ? CHALLENGE_VALID : CHALLENGE_EXPIRED;
+	if (*expires_at <= now)
+		return CHALLENGE_EXPIRED;
+	/* After the test above, the difference cannot overflow. */
+	return *expires_at - now > (time_t)ttl + CHALLENGE_SKEW_S ? CHALLENGE_TOO_LONG
+	                                                          : CHALLENGE_VALID;
 }
 
 /*

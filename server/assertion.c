@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -32,12 +33,21 @@ struct assertion_keys {
 	bool can_sign;
 	struct jws_key sign;
 	char *sign_path; /* the file it was read from, for the next reload */
+	/* What that file was when the key was read (fstat of the descriptor
+	 * read), kept along with the key across reloads that keep it; and
+	 * whether the file at sign_path is no longer that one. stat() needs
+	 * no read permission on the file, so a reload that cannot read it can
+	 * still tell that it changed. */
+	struct stat sign_file;
+	bool sign_replaced;
 	struct jws_key published[ASSERTION_MAX_KEYS];
 	int npublished;
 	char *jwks;
 };
 
-static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *err, size_t errlen);
+static EVP_PKEY *assertion_read_key(const char *path, bool private_key, struct stat *st, char *err,
+                                    size_t errlen);
+static bool assertion_same_file(const struct stat *a, const struct stat *b);
 static bool assertion_add_public(struct assertion_keys *k, const char *path,
                                  const struct config *cfg, char *err, size_t errlen);
 static bool assertion_make_jwks(struct assertion_keys *k);
@@ -67,13 +77,24 @@ struct assertion_keys *assertion_load(const struct config *cfg, const struct ass
 		return NULL;
 	}
 	if (cfg->assertion_key != NULL) {
-		pkey = assertion_read_key(cfg->assertion_key, true, why, sizeof(why));
+		pkey =
+		    assertion_read_key(cfg->assertion_key, true, &k->sign_file, why, sizeof(why));
 		/* Root's file, read at start-up: a reload as the daemon's user
-		 * keeps that key (contract: SIGHUP reloads the keys). */
+		 * keeps that key (contract: SIGHUP reloads the keys). A file
+		 * replaced since (a rotated key) is not read either: say so
+		 * (assertion_key_replaced), rather than sign on with the old
+		 * key in silence. When stat fails too, the last verdict holds. */
 		if (pkey == NULL && errno == EACCES && prev != NULL && prev->can_sign &&
 		    prev->sign_path != NULL && strcmp(prev->sign_path, cfg->assertion_key) == 0 &&
-		    EVP_PKEY_up_ref(prev->sign.pkey) == 1)
+		    EVP_PKEY_up_ref(prev->sign.pkey) == 1) {
+			struct stat now;
+
 			pkey = prev->sign.pkey;
+			k->sign_file = prev->sign_file;
+			k->sign_replaced = stat(cfg->assertion_key, &now) == 0
+			                       ? !assertion_same_file(&prev->sign_file, &now)
+			                       : prev->sign_replaced;
+		}
 		if (pkey == NULL) {
 			snprintf(err, errlen, "%s:%d: [assertion] key %s: %s", cfg->path,
 			         cfg->line_assertion_key, cfg->assertion_key, why);
@@ -137,6 +158,11 @@ const char *assertion_jwks(const struct assertion_keys *keys)
 bool assertion_enabled(const struct assertion_keys *keys)
 {
 	return keys != NULL && keys->can_sign;
+}
+
+const char *assertion_key_replaced(const struct assertion_keys *keys)
+{
+	return keys != NULL && keys->sign_replaced ? keys->sign_path : NULL;
 }
 
 bool assertion_make_nonce(const struct assertion_keys *keys)
@@ -316,8 +342,10 @@ bool assertion_return_to_allowed(const struct config *cfg, const char *url)
 	return false;
 }
 
-/* A PEM private key, or a PEM public key; errno is the open's on failure. */
-static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *err, size_t errlen)
+/* A PEM private key, or a PEM public key; errno is the open's on failure.
+ * With st, what the file read was (zeroed if fstat fails). */
+static EVP_PKEY *assertion_read_key(const char *path, bool private_key, struct stat *st, char *err,
+                                    size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	EVP_PKEY *pkey;
@@ -329,6 +357,8 @@ static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *er
 		errno = saved;
 		return NULL;
 	}
+	if (st != NULL && fstat(fileno(f), st) != 0)
+		memset(st, 0, sizeof(*st));
 	pkey = private_key ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
 	                   : PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
@@ -338,6 +368,16 @@ static EVP_PKEY *assertion_read_key(const char *path, bool private_key, char *er
 	}
 	ERR_clear_error();
 	return pkey;
+}
+
+/* The same file, unchanged: a rename over it changes the inode, a write
+ * in place the size or mtime, and anything else done to it (a write that
+ * restores the mtime, a chmod) the ctime. */
+static bool assertion_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static bool assertion_add_public(struct assertion_keys *k, const char *path,
@@ -351,7 +391,7 @@ static bool assertion_add_public(struct assertion_keys *k, const char *path,
 		         cfg->path, cfg->line_assertion_previous_keys, ASSERTION_MAX_KEYS);
 		return false;
 	}
-	pkey = assertion_read_key(path, false, why, sizeof(why));
+	pkey = assertion_read_key(path, false, NULL, why, sizeof(why));
 	if (pkey == NULL ||
 	    !jws_key_init(&k->published[k->npublished], pkey, false, why, sizeof(why))) {
 		EVP_PKEY_free(pkey);

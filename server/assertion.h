@@ -17,9 +17,10 @@
 struct assertion_keys;
 
 /* The keys cfg names (none, and an empty JWKS, without [assertion] key).
- * prev is the set in force: when the signing key's file is unchanged and
- * cannot be read now (a reload after -u), its key is used again. NULL
- * with "FILE:LINE: problem" in err. */
+ * prev is the set in force: when the signing key's file (same path) cannot
+ * be read now (root's, on a reload after -u), its key is used again, and
+ * marked replaced when the file is no longer the one it was read from.
+ * NULL with "FILE:LINE: problem" in err. */
 struct assertion_keys *assertion_load(const struct config *cfg, const struct assertion_keys *prev,
                                       char *err, size_t errlen);
 void assertion_free(struct assertion_keys *keys);
@@ -30,6 +31,12 @@ const char *assertion_jwks(const struct assertion_keys *keys);
 
 /* True when assertions are issued. */
 bool assertion_enabled(const struct assertion_keys *keys);
+
+/* The signing key's path when the file there is not the one the key in
+ * force was read from (its device, inode, size, mtime or ctime differ)
+ * and this user cannot read it: only a restart signs with what it holds
+ * now. NULL otherwise, and when it cannot be told (stat fails). */
+const char *assertion_key_replaced(const struct assertion_keys *keys);
 
 /* The JWS for d, an OK decision made on a login that proved possession
  * (method "tls" or "signed-challenge"), with nonce (NULL: none), issued at

@@ -20,6 +20,7 @@
 
 #include <openssl/crypto.h>
 
+#include "assertion.h"
 #include "crlfetch.h"
 #include "dbhosts.h"
 #include "ocspcache.h"
@@ -162,7 +163,8 @@ void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t late
 		s_;                                                                                \
 	})
 
-void metrics_render(struct evbuffer *out, const struct verify_store *store)
+void metrics_render(struct evbuffer *out, const struct verify_store *store,
+                    const struct assertion_keys *assertion)
 {
 	uint64_t cumulative = 0;
 	char label[600];
@@ -255,6 +257,15 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store)
 	                    "files in force are not those on disk), else 0.\n"
 	                    "# TYPE certreg_reload_failing gauge\ncertreg_reload_failing %d\n",
 	                    metrics_reload_failed(label, sizeof(label)) ? 1 : 0);
+	/* A gauge, not a /readyz reason: the old key still signs and verifies,
+	 * and every daemon given the new file would leave the balancer at once. */
+	evbuffer_add_printf(out,
+	                    "# HELP certreg_assertion_key_restart_needed 1 while the [assertion] "
+	                    "key file changed since start-up and the daemon's user cannot read "
+	                    "it (the key read at start-up still signs), else 0.\n"
+	                    "# TYPE certreg_assertion_key_restart_needed gauge\n"
+	                    "certreg_assertion_key_restart_needed %d\n",
+	                    assertion_key_replaced(assertion) != NULL ? 1 : 0);
 	promtext_label(CERTREG_VERSION, label, sizeof(label));
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_build_info The certreg version and the OpenSSL it "

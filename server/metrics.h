@@ -91,7 +91,11 @@ int metrics_slot_count(void);
 /* The calling worker takes slot: its process counts in process_*. */
 void metrics_worker_attach(struct metrics_slot *slot);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
-/* Appends the Prometheus text exposition of all slots and of store. */
-void metrics_render(struct evbuffer *out, const struct verify_store *store);
+struct assertion_keys;
+
+/* Appends the Prometheus text exposition of all slots, of store and of
+ * the assertion keys in force (the calling worker's generation). */
+void metrics_render(struct evbuffer *out, const struct verify_store *store,
+                    const struct assertion_keys *assertion);
 
 #endif

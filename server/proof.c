@@ -157,12 +157,19 @@ static void proof_keyed(void *arg, const unsigned char *key)
 		proof_finish(pf, OUTCOME_SERVICE_UNAVAILABLE, "the challenge key is not loaded");
 		return;
 	}
-	switch (challenge_check(key, pf->in.challenge, pf->now, &expires_at, hash)) {
+	switch (challenge_check(key, pf->in.challenge, pf->now, pf->ctx->cfg->challenge_ttl,
+	                        &expires_at, hash)) {
 	case CHALLENGE_MALFORMED:
 		proof_finish(pf, OUTCOME_CHALLENGE_INVALID, "not a challenge certreg issued");
 		return;
 	case CHALLENGE_EXPIRED:
 		proof_finish(pf, OUTCOME_CHALLENGE_INVALID, "the challenge expired");
+		return;
+	case CHALLENGE_TOO_LONG:
+		/* Not consumed, like an expired one: the row would outlive it. */
+		proof_finish(pf, OUTCOME_CHALLENGE_INVALID,
+		             "the challenge expires later than challenge_ttl allows (an issuing "
+		             "clock ahead?)");
 		return;
 	case CHALLENGE_VALID:
 		break;

@@ -8,8 +8,9 @@
  * outcome is OK (the key holder signed a challenge nobody used before),
  * CHALLENGE_INVALID, SIGNATURE_INVALID or SERVICE_UNAVAILABLE (the one
  * database write, the consume, could not be made within timeout_ms).
- * A challenge found well-formed and unexpired is consumed whatever the
- * signature says, so no challenge can be tried twice.
+ * A challenge found well-formed, unexpired and expiring within its
+ * lifetime (challenge_check) is consumed whatever the signature says, so
+ * no challenge can be tried twice.
  */
 #ifndef CERTREG_PROOF_H
 #define CERTREG_PROOF_H

@@ -1,7 +1,8 @@
 /*
  * route_status.c - what monitoring asks: GET /healthz (the process
  * serves), /readyz (the database answers now, the trust store and CRLs are
- * current, the last reload took) and /metrics (Prometheus text).
+ * current, the last reload took; warnings that do not make it unready)
+ * and /metrics (Prometheus text).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "assertion.h"
 #include "crlfetch.h"
 #include "dbhosts.h"
 #include "metrics.h"
@@ -73,7 +75,7 @@ void route_metrics(struct http_request *req, struct worker *w)
 		http_reply(req, 500, "text/plain; charset=utf-8", NULL, 0);
 		return;
 	}
-	metrics_render(out, w->store);
+	metrics_render(out, w->store, w->assertion);
 	http_reply_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", out);
 	evbuffer_free(out);
 }
@@ -129,6 +131,16 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 	if (w->cfg->ocsp == OCSP_MODE_SOFT && warnings != NULL &&
 	    !ocspcache_responders_ok(reason, sizeof(reason)))
 		json_array_append_new(warnings, json_string(reason));
+	/* Not a reason either: the old key still signs, and a reason would
+	 * take every daemon given the new file out of the balancer at once. */
+	if (warnings != NULL && assertion_key_replaced(w->assertion) != NULL) {
+		snprintf(reason, sizeof(reason),
+		         "[assertion] key %s changed since start-up and cannot be read by this "
+		         "user: assertions are still signed with the key read then; restart "
+		         "certregd to sign with the new key",
+		         assertion_key_replaced(w->assertion));
+		json_array_append_new(warnings, json_string(reason));
+	}
 	/* Only when there are any: the reply of a healthy daemon stays as it
 	 * was. */
 	if (json_array_size(warnings) == 0) {

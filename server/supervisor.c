@@ -163,11 +163,19 @@ void supervisor_unload(struct generation *gen)
 
 void supervisor_log_warnings(const struct generation *gen)
 {
-	for (size_t i = 0; i < verify_store_warning_count(gen->store); i++) {
-		char quoted[600];
+	const char *replaced = assertion_key_replaced(gen->assertion);
+	char quoted[600];
+
+	for (size_t i = 0; i < verify_store_warning_count(gen->store); i++)
 		log_warn("event=trust_warning detail=%s",
 		         log_quote(verify_store_warning(gen->store, i), quoted, sizeof(quoted)));
-	}
+	/* At every reload until the restart: the metric and /readyz say it
+	 * too (route_status.c). */
+	if (replaced != NULL)
+		log_warn("event=assertion_key_changed file=%s hint=\"the file changed since "
+		         "start-up and this user cannot read it: assertions are still signed with "
+		         "the key read then; restart certregd to sign with the new key\"",
+		         log_quote(replaced, quoted, sizeof(quoted)));
 }
 
 int supervisor_workers(const struct config *cfg)

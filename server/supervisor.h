@@ -56,7 +56,8 @@ bool supervisor_load(const char *path, const struct generation *prev, uid_t uid,
                      struct generation *gen, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 void supervisor_unload(struct generation *gen);
-/* Logs what loading gen left out without failing (trust warnings). */
+/* Logs what loading gen left out without failing (trust warnings), and an
+ * [assertion] key file replaced where this user cannot read it. */
 void supervisor_log_warnings(const struct generation *gen);
 /* How many workers cfg asks for ("auto": one per core). */
 int supervisor_workers(const struct config *cfg);

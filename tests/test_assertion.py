@@ -339,6 +339,72 @@ def test_no_two_assertions_share_an_ecdsa_nonce(certregd, db, pki, tmp_path):
     assert len(rs) == len(made)
 
 
+def metric(d, name):
+    """The value of an unlabelled metric on /metrics (None when absent)."""
+    m = re.search(rf"(?m)^{name} (\S+)$", d.get("/metrics").body.decode())
+    return m and float(m.group(1))
+
+
+@pytest.mark.parametrize("how", ["rewritten", "renamed over"])
+def test_a_key_file_replaced_that_a_reload_cannot_read_says_restart_needed(
+        certregd, db, pki, tmp_path, how):
+    """The key is root's (0600) and read at start-up; reloads run as the
+    daemon's user, cannot read it and keep the key read then. A reload of
+    the unchanged file is silent. After the operator replaces the file
+    (key rotation, in place or by rename) and sends SIGHUP, certregd still
+    signs with the old key and publishes the old JWKS, and says so: a
+    warning naming the file and the restart it needs, the gauge
+    certreg_assertion_key_restart_needed at 1, and a /readyz warning that
+    does not make the daemon unready. A restart signs with the new key."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the daemon drops to nobody and the key stays root's")
+    bind(db, pki, "ec-ok")
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key))
+    jwks = jwks_of(d, pki)
+    kid_a = jwt.get_unverified_header(json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"])["kid"]
+    ready = d.get("/readyz")
+
+    def reload(count):
+        d.reload()
+        for _ in range(100):
+            if d.log().count("event=reloaded ") >= count:
+                return
+            time.sleep(0.1)
+        raise AssertionError("no reload:\n" + d.log())
+
+    reload(1)
+    assert "event=assertion_key_changed" not in d.log()
+    assert metric(d, "certreg_assertion_key_restart_needed") == 0
+    new, _ = ec_key(tmp_path, "new")
+    if how == "rewritten":
+        key.write_bytes(new.read_bytes())
+    else:
+        os.replace(new, key)
+    assert (key.stat().st_uid, key.stat().st_mode & 0o777) == (0, 0o600)
+    reload(2)
+    line = next((l for l in d.log().splitlines() if "event=assertion_key_changed" in l), "")
+    assert "level=warn" in line and str(key) in line and "restart" in line, d.log()
+    assert metric(d, "certreg_assertion_key_restart_needed") == 1
+    r = d.get("/readyz")
+    assert r.status == ready.status, r.body
+    assert any(str(key) in w and "restart" in w for w in r.json().get("warnings", [])), r.body
+    # As before: the key read at start-up signs, and its JWKS is published.
+    assert jwks_of(d, pki) == jwks
+    token = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    assert verified(token, jwks, "ES256")["sub"] == REGNO
+    # Once warned, every later reload warns again until the restart.
+    reload(3)
+    assert d.log().count("event=assertion_key_changed") == 2
+    assert metric(d, "certreg_assertion_key_restart_needed") == 1
+    d.stop()
+    d.start()
+    token = json.loads(tls_get(d, pki, "/v1/login")[2])["assertion"]
+    assert jwt.get_unverified_header(token)["kid"] != kid_a
+    assert verified(token, jwks_of(d, pki), "ES256")["sub"] == REGNO
+    assert metric(d, "certreg_assertion_key_restart_needed") == 0
+
+
 def test_return_to_posts_the_assertion_to_an_allowed_prefix_only(certregd, db, pki, tmp_path):
     bind(db, pki, "ec-ok")
     key, _ = ec_key(tmp_path)

@@ -341,6 +341,42 @@ def test_single_use_across_daemons_and_restarts(certregd, db, pki):
     assert outcome(login(a, cert, unused, sign(ec["key"], unused, "sha256"))) == "OK"
 
 
+def test_a_challenge_expiring_past_challenge_ttl_is_refused_and_spends_nothing(certregd, db,
+                                                                              pki):
+    """A daemon whose clock ran ahead (or was set wrong once) issues
+    challenges that expire that far ahead, under the key every daemon
+    shares: made here with the database's key, as it would. One that
+    expires later than challenge_ttl plus CHALLENGE_SKEW_S (5 s) from the
+    checking daemon's now is CHALLENGE_INVALID, like an expired one, and
+    leaves nothing in challenges_used; one within the allowance logs in.
+    The lifetime is the checker's own challenge_ttl."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    d = certregd(db, assertion={"challenge_ttl": 60})
+    cert = open(ec["pem"]).read()
+
+    def used(c):
+        with psycopg2.connect(db.conninfo) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM certreg.challenges_used WHERE hash = %s",
+                        (hashlib.sha256(c.encode()).hexdigest(),))
+            return cur.fetchone()[0]
+
+    for ahead in (3600, 6 * 3600, 60 + 5 + 3):
+        c = forge(db, int(time.time()) + ahead)
+        sig = sign(ec["key"], c, "sha256")
+        assert outcome(login(d, cert, c, sig)) == "CHALLENGE_INVALID", ahead
+        assert used(c) == 0, ahead
+    assert "challenge_ttl" in d.log()   # the decision's reason names the limit
+    # Within challenge_ttl and the allowance (a second of slack for the
+    # request's own time): one of ours.
+    c = forge(db, int(time.time()) + 60 + 5 - 1)
+    assert outcome(login(d, cert, c, sign(ec["key"], c, "sha256"))) == "OK"
+    assert used(c) == 1
+    # What the daemon issues itself is within it, of course.
+    c = challenge(d)["challenge"]
+    assert outcome(login(d, cert, c, sign(ec["key"], c, "sha256"))) == "OK"
+
+
 def test_without_the_database_503_never_a_hang(certregd, db, pki):
     ec = pki.leaf("ec-ok")
     bind(db, ec["pem"])

@@ -122,9 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = evbuffer_get_length(pem);
 	verify_bytes_path(store, len ? evbuffer_pullup(pem, -1) : (const unsigned char *)"", len,
 	                  FUZZ_NOW, VERIFY_PURPOSE_CLIENT, &res, NULL, &leaf);
-	if (challenge_check(fuzz_key, in.challenge, FUZZ_NOW, &expires_at, hash) ==
+	if (challenge_check(fuzz_key, in.challenge, FUZZ_NOW, 3600, &expires_at, hash) ==
 	        CHALLENGE_VALID &&
-	    (strlen(hash) != CHALLENGE_HASH_LEN - 1 || expires_at <= FUZZ_NOW))
+	    (strlen(hash) != CHALLENGE_HASH_LEN - 1 || expires_at <= FUZZ_NOW ||
+	     expires_at > FUZZ_NOW + 3600 + CHALLENGE_SKEW_S))
 		abort();
 	if (leaf != NULL) {
 		EVP_PKEY *pkey = X509_get0_pubkey(leaf);
