@@ -1,7 +1,7 @@
 /*
  * audit.h - the `audit` commands: reading the audit log (certreg.audit_v)
- * and checking its hash chain (certreg.audit_verify). The log itself is
- * written only by the database. Dispatched from main.c.
+ * and checking its hash chain (audit_chain.c, in the client). The log
+ * itself is written only by the database. Dispatched from main.c.
  */
 #ifndef CERTREG_ADMIN_AUDIT_H
 #define CERTREG_ADMIN_AUDIT_H

@@ -164,6 +164,17 @@ def test_json_is_the_same_in_both_languages(org, pki):
         assert "错误" not in zh.stderr, args
 
 
+def test_audit_verify_refuses_an_operator_in_chinese(org):
+    """An operator reads only its offices' audit rows, so cannot verify the
+    chain: refused in the language of the run, not told "intact"."""
+    zh = lrun(org.op_dc, "audit", "verify", env=ZH)
+    assert zh.returncode == REFUSED and zh.stdout == "", zh.stdout
+    assert "请由主管或审计员执行" in zh.stderr, zh.stderr
+    en = lrun(org.op_dc, "audit", "verify", env=EN)
+    assert en.returncode == REFUSED and "ask a supervisor or an auditor" in en.stderr
+    assert lrun(org.aud, "audit", "verify", env=ZH).stdout.startswith("审计日志完好")
+
+
 def test_cert_check_prints_the_outcome_message_in_the_language(pki):
     leaf = pki.leaf("ec-ok")
     trusted = ["--cert", leaf["pem"], "--chain", leaf["chain"], "--ca", pki.path("ca/trust.pem")]

@@ -5,6 +5,7 @@ hash chain under tampering, the daemon role's reach, and the query plans
 of the decision lookup and the pending search on a generated dataset.
 """
 import json
+import os
 import select
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from fixtures.cli import admin
+from fixtures.cli import BUILD, admin
 
 GEN = Path(__file__).parent / "bench" / "gen_dataset.sql"
 
@@ -101,11 +102,13 @@ def test_audit_verify_finds_a_removed_row(db, history):
     assert (ok, broken) == (False, history[2])
 
 
-def rewrite_from(db, victim):
+def rewrite_from(db, victim, role=None):
     """What whoever may write the table (a superuser, or certreg_owner, which
     may disable the table's triggers) can do: alter a row, chain every row
     after it again and move the head, all in the database."""
     cur = connect(db).cursor()
+    if role is not None:
+        cur.execute(f"SET ROLE {role}")
     cur.execute("ALTER TABLE certreg.audit DISABLE TRIGGER ALL")
     cur.execute(f"UPDATE certreg.audit SET reason = 'rewritten' WHERE id = {victim}")
     cur.execute(f"""DO $$
@@ -149,6 +152,179 @@ def test_a_rewritten_history_fails_against_a_head_recorded_elsewhere(db, history
     for bad in ("12", "x:" + "0" * 64, f"{history[-1]}:" + "0" * 63, f"{history[-1]}:ABC"):
         p = admin(db.conninfo, "audit", "verify", "--anchor", bad, check=False)
         assert p.returncode == 2 and "--anchor" in p.stderr, (bad, p.stderr)
+
+
+def make_the_audit_functions_lie(db):
+    """What certreg_owner, which owns the certreg functions, can do until the
+    next db migrate: audit_verify_anchored() says intact and confirms any
+    anchor, audit_hash() answers each row's stored hash."""
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    cur.execute("""CREATE OR REPLACE FUNCTION certreg.audit_verify_anchored(
+                       p_anchor_id bigint, p_anchor_hash text)
+        RETURNS TABLE (ok boolean, checked bigint, first_broken_id bigint, detail text,
+                       head_id bigint, head_hash text)
+        LANGUAGE sql STABLE SECURITY DEFINER SET search_path = certreg, pg_temp AS $$
+        SELECT true, (SELECT count(*) FROM audit), NULL::bigint,
+               (SELECT count(*) FROM audit) || ' rows, chain intact',
+               coalesce(p_anchor_id, h.id), coalesce(p_anchor_hash, h.hash) FROM audit_head h
+    $$""")
+    cur.execute("""CREATE OR REPLACE FUNCTION certreg.audit_hash(p_prev text, p_id bigint,
+                       p_at timestamptz, p_operator text, p_office text, p_action text,
+                       p_key text, p_regno text, p_ticket text, p_reason text,
+                       p_before jsonb, p_after jsonb)
+        RETURNS text LANGUAGE sql STABLE AS $$
+        SELECT hash FROM certreg.audit WHERE id = p_id
+    $$""")
+
+
+def test_audit_verify_trusts_no_function_the_owner_can_replace(db, pg_cluster, history):
+    """certreg_owner rewrites a row, chains the rest again, moves the head and
+    replaces audit_verify_anchored() and audit_hash() to lie: certreg-admin
+    computes the chain itself, so the anchor kept outside still catches it,
+    for a superuser and for an auditor alike."""
+    pg_cluster.ensure_login("auditor_chain", "certreg_auditor")
+    auditor = db.conninfo_as("auditor_chain")
+    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
+    anchor = f"{head['head_id']}:{head['head_hash']}"
+    assert head["head_id"] == history[-1]
+
+    rewrite_from(db, history[1], role="certreg_owner")
+    make_the_audit_functions_lie(db)
+    cur = connect(db).cursor()
+    cur.execute("SELECT ok FROM certreg.audit_verify_anchored(%s, %s)",
+                (head["head_id"], head["head_hash"]))
+    assert cur.fetchone() == (True,)          # the database now lies
+    for conninfo in (db.conninfo, auditor):
+        p = admin(conninfo, "audit", "verify", "--anchor", anchor, check=False)
+        assert p.returncode == 1 and f"entry {history[-1]}" in p.stdout, p.stdout + p.stderr
+        out = json.loads(admin(conninfo, "--json", "audit", "verify", "--anchor", anchor,
+                               check=False).stdout)
+        assert out["ok"] is False and out["first_broken_id"] == history[-1], out
+        assert "rewritten" in out["detail"]
+
+
+def test_audit_verify_finds_an_altered_row_whatever_the_functions_say(db, history):
+    """A row changed without chaining again, and the functions lying: the
+    chain computed in certreg-admin breaks at that row, with no anchor."""
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    cur.execute("ALTER TABLE certreg.audit DISABLE TRIGGER USER")
+    cur.execute(f"UPDATE certreg.audit SET reason = 'edited' WHERE id = {history[2]}")
+    cur.execute("ALTER TABLE certreg.audit ENABLE TRIGGER USER")
+    make_the_audit_functions_lie(db)
+    p = admin(db.conninfo, "audit", "verify", check=False)
+    assert p.returncode == 1 and f"entry {history[2]}" in p.stdout, p.stdout + p.stderr
+    out = json.loads(admin(db.conninfo, "--json", "audit", "verify", check=False).stdout)
+    assert out == {"ok": False, "checked": 3, "first_broken_id": history[2],
+                   "detail": f"row {history[2]} was altered", "head_id": None,
+                   "head_hash": None}
+
+
+def test_audit_verify_answers_an_intact_log_as_before(db, history):
+    n = len(history)
+    cur = connect(db).cursor()
+    cur.execute("SELECT id, hash FROM certreg.audit_head")
+    head_id, head_hash = cur.fetchone()
+    out = json.loads(admin(db.conninfo, "--json", "audit", "verify").stdout)
+    assert list(out) == ["ok", "checked", "first_broken_id", "detail", "head_id", "head_hash"]
+    assert out == {"ok": True, "checked": n, "first_broken_id": None,
+                   "detail": f"{n} rows, chain intact", "head_id": head_id,
+                   "head_hash": head_hash}
+    p = admin(db.conninfo, "audit", "verify")
+    assert p.stdout == (f"audit log intact: {n} entries checked\n"
+                        f"head: {head_id}:{head_hash}\n") and p.stderr == ""
+    p = admin(db.conninfo, "audit", "verify", "--anchor", f"{history[1]}:{'0' * 64}",
+              check=False)
+    assert p.returncode == 1 and p.stdout == (
+        f"audit log BROKEN at entry {history[1]} (2 entries checked): row {history[1]} no"
+        " longer has the hash recorded for it: the log was rewritten up to it\n"), p.stdout
+    # An empty log: its head is entry 0 with 64 zeros, and that anchors.
+    empty = connect(db).cursor()
+    empty.execute("ALTER TABLE certreg.audit DISABLE TRIGGER USER")
+    empty.execute("DELETE FROM certreg.audit")
+    empty.execute(f"UPDATE certreg.audit_head SET id = 0, hash = '{'0' * 64}'")
+    empty.execute("ALTER TABLE certreg.audit ENABLE TRIGGER USER")
+    out = json.loads(admin(db.conninfo, "--json", "audit", "verify", "--anchor",
+                           "0:" + "0" * 64).stdout)
+    assert out == {"ok": True, "checked": 0, "first_broken_id": None,
+                   "detail": "0 rows, chain intact", "head_id": 0, "head_hash": "0" * 64}
+
+
+def test_audit_verify_is_for_logins_that_read_every_row(db, pg_cluster, history):
+    """An operator reads only its offices' audit rows (policy audit_read): it
+    is refused, never told that its part of the log is intact. Supervisors
+    and auditors read every row and the head."""
+    pg_cluster.ensure_login("operator_chain", "certreg_operator")
+    pg_cluster.ensure_login("supervisor_chain", "certreg_supervisor")
+    op = db.conninfo_as("operator_chain")
+    p = admin(op, "audit", "verify", check=False)
+    assert p.returncode == 1 and p.stdout == "", p.stdout
+    assert "supervisor or an auditor" in p.stderr, p.stderr
+    out = json.loads(admin(op, "--json", "audit", "verify", check=False).stdout)
+    assert out["error"] == "not_permitted", out
+    out = json.loads(admin(db.conninfo_as("supervisor_chain"), "--json", "audit", "verify").stdout)
+    assert out["ok"] is True and out["head_id"] == history[-1]
+
+
+def test_audit_verify_trusts_no_cast_the_owner_wrote(db, history):
+    """certreg_owner retypes a column to a type of its own whose cast to json
+    gives back the row's old text, so that jsonb_build_array would hash what
+    the row said before: the check refuses a table not of 001's types."""
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    cur.execute("SET search_path = certreg")
+    cur.execute("CREATE TYPE said AS RANGE (subtype = text)")
+    cur.execute(f"""CREATE FUNCTION said_json(said) RETURNS json LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN lower($1) = 'rewritten' THEN 'null' ELSE to_json(lower($1)) END
+    $$""")
+    cur.execute("CREATE CAST (said AS json) WITH FUNCTION said_json(said)")
+    cur.execute("DROP VIEW audit_v")
+    cur.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+    cur.execute("ALTER TABLE audit ALTER reason TYPE said USING CASE WHEN reason IS NOT NULL"
+                " THEN said(reason, reason, '[]') END")
+    cur.execute(f"UPDATE audit SET reason = said('rewritten', 'rewritten', '[]')"
+                f" WHERE id = {history[2]}")
+    cur.execute("ALTER TABLE audit ENABLE TRIGGER USER")
+    cur.execute(f"SELECT jsonb_build_array(reason)::text FROM audit WHERE id = {history[2]}")
+    assert cur.fetchone() == ("[null]",)       # the row's old reason, as hashed
+    p = admin(db.conninfo, "audit", "verify", check=False)
+    assert p.returncode == 1 and "intact" not in p.stdout, p.stdout
+    assert "not the table the chain was written to" in p.stderr, p.stderr
+
+
+def verify_peak_memory(db, out_file):
+    """Runs `certreg-admin --json audit verify` directly, so that wait4 gives
+    this one program's peak memory: its answer and that peak in kB."""
+    pid = os.posix_spawn(str(BUILD / "certreg-admin"),
+                         ["certreg-admin", "--db", db.conninfo, "--json", "audit", "verify"],
+                         os.environ, file_actions=[
+                             (os.POSIX_SPAWN_OPEN, 1, str(out_file),
+                              os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)])
+    _, status, usage = os.wait4(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(out_file.read_text()), usage.ru_maxrss
+
+
+def test_audit_verify_streams_a_long_log(db, history, tmp_path):
+    """Thousands of rows of 16 kB each are checked in one pass, in memory that
+    does not grow with the log: the peak grows far less than the log."""
+    _, small = verify_peak_memory(db, tmp_path / "small.json")
+    cur = connect(db).cursor()
+    cur.execute("""DO $$
+        BEGIN
+            FOR i IN 1..3000 LOOP
+                PERFORM certreg.audit_append('unit_add', 'AU01', NULL, '110112000000',
+                    'T-' || i, NULL, NULL,
+                    jsonb_build_object('i', i, 'pad', repeat(md5(i::text), 500)));
+            END LOOP;
+        END $$""")
+    cur.execute("SELECT count(*), sum(octet_length(after::text)), max(id) FROM certreg.audit")
+    n, size, last = cur.fetchone()
+    assert n == len(history) + 3000 and size > 48_000_000
+    out, large = verify_peak_memory(db, tmp_path / "large.json")
+    assert out["ok"] is True and out["checked"] == n and out["head_id"] == last
+    assert large - small < 16_000, (small, large)
 
 
 def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):
