@@ -104,6 +104,8 @@ static const struct config_entry config_table[] = {
     {"database", "read_conninfo", CT_STRING, F(read_conninfo), NULL, 0, 0, false,
      LINE(line_read_conninfo)},
     {"database", "max_standby_lag_ms", CT_INT, F(max_standby_lag_ms), "1000", 0, 3600000, false, 0},
+    /* Each write some 2 KiB: the largest is 2 GiB a worker. */
+    {"database", "backlog_limit", CT_INT, F(backlog_limit), "4096", 1, 1000000, true, 0},
 
     {"cache", "size", CT_INT, F(cache_size), "100000", 0, 10000000, false, 0},
     {"cache", "ttl", CT_INT, F(cache_ttl), "60", 0, 86400, true, 0},

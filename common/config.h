@@ -66,6 +66,7 @@ struct config {
 	int pool_size;          /* connections per worker, besides the LISTEN one */
 	char *read_conninfo;    /* NULL: decisions read from conninfo's primary */
 	int max_standby_lag_ms; /* a standby further behind gets no decisions */
+	int backlog_limit;      /* writes a worker keeps for an absent primary */
 
 	/* [cache] */
 	int cache_size;        /* entries per worker */

@@ -28,9 +28,12 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 	uint64_t seq = __atomic_load_n(&slot->db_hosts_seq, __ATOMIC_RELAXED);
 
 	__atomic_store_n(&slot->db_backlog, rs.backlog, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&slot->db_backlog_dropped,
-	                   rs.backlog_dropped - published->db_backlog_dropped, __ATOMIC_RELAXED);
-	published->db_backlog_dropped = rs.backlog_dropped;
+	for (int v = 0; v < BACKLOG_VALUES; v++) {
+		__atomic_fetch_add(&slot->db_backlog_dropped[v],
+		                   rs.backlog_dropped[v] - published->db_backlog_dropped[v],
+		                   __ATOMIC_RELAXED);
+		published->db_backlog_dropped[v] = rs.backlog_dropped[v];
+	}
 	__atomic_store_n(&slot->db_hosts_seq, seq + 1, __ATOMIC_SEQ_CST);
 	for (int i = 0; i < n; i++) {
 		struct metrics_db_host *m = &slot->db_hosts[i];
@@ -50,7 +53,7 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 void dbhosts_render(struct evbuffer *out)
 {
 	struct metrics_db_host all[DBHOSTS_MAX];
-	uint64_t backlog = 0, dropped = 0;
+	uint64_t backlog = 0, dropped[BACKLOG_VALUES] = {0};
 	int n = 0;
 
 	for (int w = 0; w < metrics_slot_count(); w++) {
@@ -59,19 +62,26 @@ void dbhosts_render(struct evbuffer *out)
 		int k = 0;
 
 		backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
-		dropped += __atomic_load_n(&slot->db_backlog_dropped, __ATOMIC_RELAXED);
+		for (int v = 0; v < BACKLOG_VALUES; v++)
+			dropped[v] +=
+			    __atomic_load_n(&slot->db_backlog_dropped[v], __ATOMIC_RELAXED);
 		dbhosts_read_slot(slot, hosts, &k);
 		for (int i = 0; i < k; i++)
 			n = dbhosts_merge(all, n, &hosts[i]);
 	}
 	evbuffer_add_printf(out,
-	                    "# HELP certreg_db_backlog Writes (pending registrations, last use) "
-	                    "waiting for a primary.\n# TYPE certreg_db_backlog gauge\n"
+	                    "# HELP certreg_db_backlog Writes (pending registrations, last use, "
+	                    "refused certificates) waiting for a primary.\n"
+	                    "# TYPE certreg_db_backlog gauge\n"
 	                    "certreg_db_backlog %llu\n"
 	                    "# HELP certreg_db_backlog_dropped_total Writes dropped because the "
-	                    "backlog was full.\n# TYPE certreg_db_backlog_dropped_total counter\n"
-	                    "certreg_db_backlog_dropped_total %llu\n",
-	                    (unsigned long long)backlog, (unsigned long long)dropped);
+	                    "backlog was full, by what they carried (use: a last use, made room "
+	                    "for first).\n# TYPE certreg_db_backlog_dropped_total counter\n",
+	                    (unsigned long long)backlog);
+	for (int v = 0; v < BACKLOG_VALUES; v++)
+		evbuffer_add_printf(out, "certreg_db_backlog_dropped_total{kind=\"%s\"} %llu\n",
+		                    backlog_value_name((enum backlog_value)v),
+		                    (unsigned long long)dropped[v]);
 	if (n == 0)
 		return;
 	evbuffer_add_printf(out, "# HELP certreg_db_host_up 1 while a connection to the server "

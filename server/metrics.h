@@ -17,6 +17,7 @@
 
 #include <event2/buffer.h>
 
+#include "backlog.h"
 #include "outcome.h"
 #include "verify.h"
 
@@ -64,7 +65,7 @@ struct metrics_slot {
 	struct metrics_listener listeners[METRICS_LISTENERS];
 	uint64_t pid;        /* of the worker using the slot; may be a dead one's */
 	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
-	uint64_t db_backlog_dropped;
+	uint64_t db_backlog_dropped[BACKLOG_VALUES];
 	/* Pending registrations as last counted by the worker that counts them
 	 * (worker.c), and when (Unix time; 0: never). */
 	uint64_t pending_registrations;

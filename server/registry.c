@@ -29,8 +29,8 @@
  * With read_conninfo (contract section 9) decisions go to a second pool,
  * of read connections (usually standbys), as decide_read(): no writes. What
  * decide() would have written is replayed on the primary as a background
- * write; writes wait in the primary's queue while no primary answers
- * (bounded: the backlog), and are sent when one does. A decision whose
+ * write; writes wait in the backlog while no primary answers (bounded,
+ * backlog.c), and are sent when one does. A decision whose
  * read connection died is sent again on another; one that only the primary
  * can answer (renewal), or that a standby answered without having replayed
  * a change this registry was notified of, is asked of the primary.
@@ -56,18 +56,18 @@
 
 #include <libpq-fe.h>
 
+#include "backlog.h"
 #include "config.h"
 #include "log.h"
 
 #define REGISTRY_BACKOFF_MIN_MS 100
 #define REGISTRY_BACKOFF_MAX_MS 5000
-#define REGISTRY_MAX_BACKLOG    4096 /* writes waiting for the primary */
-#define REGISTRY_PIPELINE_MAX   64   /* queries in flight on one connection */
-#define REGISTRY_CONSUME_BATCH  64   /* consumes in one challenge_consume_many() */
-#define REGISTRY_PROBE_MS       200  /* WAL positions sampled this often */
-#define REGISTRY_SAMPLES        64   /* primary positions kept, for the lag */
-#define REGISTRY_RETRIES        3    /* a decision sent again after a lost connection */
-#define REGISTRY_READ_RECYCLE_S 20   /* a read connection on a primary looks again */
+#define REGISTRY_PIPELINE_MAX   64  /* queries in flight on one connection */
+#define REGISTRY_CONSUME_BATCH  64  /* consumes in one challenge_consume_many() */
+#define REGISTRY_PROBE_MS       200 /* WAL positions sampled this often */
+#define REGISTRY_SAMPLES        64  /* primary positions kept, for the lag */
+#define REGISTRY_RETRIES        3   /* a decision sent again after a lost connection */
+#define REGISTRY_READ_RECYCLE_S 20  /* a read connection on a primary looks again */
 /*
  * The caches are trusted only while the LISTEN connection answered a query
  * sent at most this long ago: the primary sends a notification before the
@@ -127,8 +127,9 @@ struct registry_query {
 	struct registry_conn *conn; /* set while in flight */
 	bool answered;              /* its first result has been read */
 	bool ok;
-	bool write;      /* background write for the primary: kept while it is away */
-	bool to_primary; /* a read the primary must answer */
+	bool write;               /* background write for the primary: kept while it is away */
+	struct backlog_item held; /* a write: its place in the backlog */
+	bool to_primary;          /* a read the primary must answer */
 	int retries;
 	/* decide_read: the answer's standby position (0: a primary) and flags. */
 	uint64_t replay_lsn;
@@ -197,10 +198,9 @@ struct registry {
 	struct registry_conn *pool;
 	struct registry_conn *readers;
 	struct registry_conn listener;
-	struct registry_fifo primary_q; /* for the pool */
+	struct backlog *backlog;        /* writes, for the pool */
 	struct registry_fifo read_q;    /* for the readers, or the pool */
 	struct registry_fifo consume_q; /* consumes for the next batch */
-	int backlog;                    /* writes in primary_q */
 	registry_invalidate_cb invalidate;
 	void *invalidate_arg;
 	struct registry_stats stats;
@@ -308,8 +308,9 @@ static bool registry_conn_send_step(struct registry_conn *c);
 static int registry_conn_send_session(struct registry_conn *c);
 static void registry_dispatch(struct registry *reg);
 static struct registry_query *registry_enqueue(struct registry *reg, struct registry_query *q);
-static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
-                           const char *cert_json, const char *peer);
+static void registry_write(struct registry *reg, enum query_kind kind, enum backlog_value value,
+                           const char *key_id, const char *cert_json, const char *peer);
+static void registry_keep(struct registry *reg, struct registry_query *q);
 static void registry_fifo_push(struct registry_fifo *f, struct registry_query *q);
 static bool registry_fifo_unlink(struct registry_fifo *f, struct registry_query *q);
 static void registry_query_finish(struct registry_query *q);
@@ -391,7 +392,7 @@ bool registry_conninfo_check(const struct config *cfg, char *err, size_t errlen)
 }
 
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
-                              int timeout_ms, int record_interval,
+                              int timeout_ms, int record_interval, int backlog_limit,
                               registry_invalidate_cb invalidate, void *invalidate_arg)
 {
 	struct registry *reg = calloc(1, sizeof(*reg));
@@ -408,10 +409,11 @@ struct registry *registry_new(struct event_base *base, const char *conninfo, int
 	reg->invalidate_arg = invalidate_arg;
 	reg->conninfo = strdup(conninfo);
 	reg->pool = calloc((size_t)pool_size, sizeof(*reg->pool));
+	reg->backlog = backlog_new(backlog_limit);
 	reg->ev_dispatch = event_new(base, -1, 0, registry_dispatch_cb, reg);
 	reg->ev_probe = event_new(base, -1, EV_PERSIST, registry_probe_cb, reg);
-	if (reg->conninfo == NULL || reg->pool == NULL || reg->ev_dispatch == NULL ||
-	    reg->ev_probe == NULL || event_add(reg->ev_probe, &tv) != 0)
+	if (reg->conninfo == NULL || reg->pool == NULL || reg->backlog == NULL ||
+	    reg->ev_dispatch == NULL || reg->ev_probe == NULL || event_add(reg->ev_probe, &tv) != 0)
 		goto fail;
 	for (int i = 0; i <= pool_size; i++) {
 		struct registry_conn *c = i < pool_size ? &reg->pool[i] : &reg->listener;
@@ -448,20 +450,23 @@ int registry_set_reads(struct registry *reg, const char *read_conninfo, int read
 
 void registry_free(struct registry *reg)
 {
-	struct registry_fifo *fifos[3];
+	struct registry_fifo *fifos[2];
+	struct backlog_item *held;
 
 	if (reg == NULL)
 		return;
 	fifos[0] = &reg->read_q;
-	fifos[1] = &reg->primary_q;
-	fifos[2] = &reg->consume_q;
-	for (int f = 0; f < 3; f++) {
+	fifos[1] = &reg->consume_q;
+	for (int f = 0; f < 2; f++) {
 		while (fifos[f]->head != NULL) {
 			struct registry_query *q = fifos[f]->head;
 			fifos[f]->head = q->next;
 			registry_query_free(q);
 		}
 	}
+	while (reg->backlog != NULL && (held = backlog_pop(reg->backlog)) != NULL)
+		registry_query_free(held->write);
+	backlog_free(reg->backlog);
 	for (int i = 0; i <= reg->pool_size + reg->read_size; i++) {
 		struct registry_conn *c = registry_conn_at(reg, i);
 		if (c == NULL)
@@ -508,13 +513,13 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer)
 {
-	registry_write(reg, QUERY_RECORD_USE, key_id, cert_json, peer);
+	registry_write(reg, QUERY_RECORD_USE, BACKLOG_USE, key_id, cert_json, peer);
 }
 
 void registry_record_refusal(struct registry *reg, const char *key_id, const char *cert_json,
                              const char *outcome)
 {
-	registry_write(reg, QUERY_RECORD_REFUSAL, key_id, cert_json, outcome);
+	registry_write(reg, QUERY_RECORD_REFUSAL, BACKLOG_REFUSAL, key_id, cert_json, outcome);
 }
 
 struct registry_query *registry_count_pending(struct registry *reg, registry_count_cb cb, void *arg)
@@ -606,8 +611,7 @@ void registry_abandon(struct registry *reg, struct registry_query *q)
 		q->count_cb = NULL;
 		return;
 	}
-	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->primary_q, q) ||
-	    registry_fifo_unlink(&reg->consume_q, q))
+	if (registry_fifo_unlink(&reg->read_q, q) || registry_fifo_unlink(&reg->consume_q, q))
 		registry_query_free(q);
 }
 
@@ -626,7 +630,9 @@ struct registry_stats registry_stats(const struct registry *reg)
 {
 	struct registry_stats s = reg->stats;
 
-	s.backlog = (uint64_t)reg->backlog;
+	s.backlog = (uint64_t)backlog_count(reg->backlog);
+	for (int v = 0; v < BACKLOG_VALUES; v++)
+		s.backlog_dropped[v] = backlog_dropped(reg->backlog, (enum backlog_value)v);
 	return s;
 }
 
@@ -707,26 +713,25 @@ static struct registry_query *registry_enqueue(struct registry *reg, struct regi
 	return q;
 }
 
-/* A background write for the primary: kept while no primary answers, up
- * to REGISTRY_MAX_BACKLOG (then dropped and counted). RECORD_USE records a
- * use; RECORD_REFUSAL a refused certificate (peer is then the outcome);
- * DECIDE replays, with no renewal and its answer dropped, what a
- * decision read on a standby would have written (a pending registration,
- * the certificate seen, the last use). */
-static void registry_write(struct registry *reg, enum query_kind kind, const char *key_id,
-                           const char *cert_json, const char *peer)
+/* A background write for the primary: kept while no primary answers, in
+ * the backlog (bounded: the last uses go first). RECORD_USE records a use;
+ * RECORD_REFUSAL a refused certificate (peer is then the outcome); DECIDE
+ * replays, with no renewal and its answer dropped, what a decision read on
+ * a standby would have written: the pending registration of a key with no
+ * association, the last use and certificate seen of a known key (value
+ * says which). */
+static void registry_write(struct registry *reg, enum query_kind kind, enum backlog_value value,
+                           const char *key_id, const char *cert_json, const char *peer)
 {
+	struct backlog_item *held = backlog_find(reg->backlog, (int)kind, key_id);
 	struct registry_query *q;
 
 	/* One write per key and kind waits: the latest certificate and peer
 	 * replace those of an earlier attempt (during an outage a busy key
-	 * would otherwise fill the backlog). */
-	for (q = reg->primary_q.head; q != NULL; q = q->next) {
-		char *cert, *from;
-		if (q->kind != kind || strcmp(q->params[0], key_id) != 0)
-			continue;
-		cert = strdup(cert_json);
-		from = strdup(peer);
+	 * would otherwise fill the backlog), and it is worth what they are. */
+	if (held != NULL) {
+		char *cert = strdup(cert_json), *from = strdup(peer);
+		q = held->write;
 		if (cert == NULL || from == NULL) {
 			free(cert);
 			free(from);
@@ -736,10 +741,11 @@ static void registry_write(struct registry *reg, enum query_kind kind, const cha
 		free(q->params[2]);
 		q->params[1] = cert;
 		q->params[2] = from;
-		return;
-	}
-	if (reg->backlog >= REGISTRY_MAX_BACKLOG) {
-		reg->stats.backlog_dropped++;
+		if (held->value != value) {
+			backlog_remove(reg->backlog, held);
+			held->value = value;
+			registry_keep(reg, q);
+		}
 		return;
 	}
 	q = calloc(1, sizeof(*q));
@@ -747,6 +753,7 @@ static void registry_write(struct registry *reg, enum query_kind kind, const cha
 		return;
 	q->kind = kind;
 	q->write = true;
+	q->held.value = value;
 	q->nparams = kind == QUERY_DECIDE ? 4 : 3;
 	q->params[0] = strdup(key_id);
 	q->params[1] = strdup(cert_json);
@@ -759,9 +766,31 @@ static void registry_write(struct registry *reg, enum query_kind kind, const cha
 			return;
 		}
 	}
-	registry_fifo_push(&reg->primary_q, q);
-	reg->backlog++;
+	registry_keep(reg, q);
 	event_active(reg->ev_dispatch, EV_TIMEOUT, 0);
+}
+
+/* Puts write q in the backlog, newest; also one back from a lost
+ * connection, unless a later write of its kind and key waits (that one
+ * carries the latest certificate and peer). Freed when the backlog has no
+ * room for it, as is the write it takes the place of. */
+static void registry_keep(struct registry *reg, struct registry_query *q)
+{
+	struct backlog_item *displaced;
+
+	if (backlog_find(reg->backlog, (int)q->kind, q->params[0]) != NULL) {
+		registry_query_free(q);
+		return;
+	}
+	q->held.kind = (int)q->kind;
+	q->held.key = q->params[0];
+	q->held.write = q;
+	if (!backlog_add(reg->backlog, &q->held, &displaced)) {
+		registry_query_free(q);
+		return;
+	}
+	if (displaced != NULL)
+		registry_query_free(displaced->write);
 }
 
 static void registry_fifo_push(struct registry_fifo *f, struct registry_query *q)
@@ -870,7 +899,7 @@ static uint64_t registry_lag_ms(const struct registry *reg, const struct registr
 /*
  * Sends what can be sent. Decisions and pings (read_q) go to a usable
  * reader, else to the primary pool; one with nowhere to go and nothing
- * coming up fails now. Writes (primary_q) go to the pool, and wait while it
+ * coming up fails now. Writes (the backlog) go to the pool, and wait while it
  * is down. A callback may queue or abandon queries: the walk of read_q
  * starts again from its head after one.
  */
@@ -917,14 +946,11 @@ again:
 		registry_conn_send(c, q);
 	}
 	/* Writes only: they wait for a primary however long that takes. */
-	while (reg->primary_q.head != NULL) {
+	while (backlog_count(reg->backlog) > 0) {
 		struct registry_conn *c = registry_pick(reg, reg->pool, reg->pool_size, false);
 		if (c == NULL)
 			return;
-		q = reg->primary_q.head;
-		registry_fifo_unlink(&reg->primary_q, q);
-		reg->backlog--;
-		registry_conn_send(c, q);
+		registry_conn_send(c, backlog_pop(reg->backlog)->write);
 	}
 }
 
@@ -1091,8 +1117,7 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 			}
 			registry_query_free(q);
 		} else if (q->write) {
-			registry_fifo_push(&reg->primary_q, q);
-			reg->backlog++;
+			registry_keep(reg, q);
 		} else if ((q->answer_cb != NULL || q->ping_cb != NULL || q->value_cb != NULL) &&
 		           q->retries < REGISTRY_RETRIES) {
 			/* A consume sent again is safe: its attempt id makes a
@@ -1342,7 +1367,9 @@ static bool registry_conn_settle(struct registry_conn *c, struct registry_query 
 		return false;
 	}
 	if (q->write_due)
-		registry_write(reg, QUERY_DECIDE, q->params[0], q->params[1], q->params[2]);
+		registry_write(reg, QUERY_DECIDE,
+		               q->answer.status == KEY_STATUS_NONE ? BACKLOG_PENDING : BACKLOG_USE,
+		               q->params[0], q->params[1], q->params[2]);
 	return true;
 }
 

@@ -19,6 +19,8 @@
 
 #include <event2/event.h>
 
+#include "backlog.h"
+
 enum key_status {
 	KEY_STATUS_NONE,
 	KEY_STATUS_APPROVED,
@@ -42,10 +44,11 @@ struct registry_answer {
 };
 
 struct registry_stats {
-	uint64_t errors;          /* failed queries and connections */
-	uint64_t reconnects;      /* connections re-established after a failure */
-	uint64_t backlog;         /* writes waiting for the primary now */
-	uint64_t backlog_dropped; /* writes dropped because the backlog was full */
+	uint64_t errors;     /* failed queries and connections */
+	uint64_t reconnects; /* connections re-established after a failure */
+	uint64_t backlog;    /* writes waiting for the primary now */
+	/* Writes dropped because the backlog was full, by what they carried. */
+	uint64_t backlog_dropped[BACKLOG_VALUES];
 };
 
 /* One database server as this registry sees it (registry_hosts). */
@@ -80,9 +83,10 @@ typedef void (*registry_invalidate_cb)(void *arg, const char *key_id);
 bool registry_conninfo_check(const struct config *cfg, char *err, size_t errlen);
 
 /* timeout_ms bounds every wait and every statement; record_interval (seconds)
- * is the interval of last-use writes the SQL functions apply. */
+ * is the interval of last-use writes the SQL functions apply; backlog_limit
+ * bounds the background writes kept while no primary answers. */
 struct registry *registry_new(struct event_base *base, const char *conninfo, int pool_size,
-                              int timeout_ms, int record_interval,
+                              int timeout_ms, int record_interval, int backlog_limit,
                               registry_invalidate_cb invalidate, void *invalidate_arg);
 void registry_free(struct registry *reg);
 /* Decisions from now on are read by read_size connections to
@@ -100,7 +104,7 @@ struct registry_query *registry_decide(struct registry *reg, const char *key_id,
                                        const char *cert_json, const char *peer, bool renewal,
                                        registry_answer_cb cb, void *arg);
 /* Runs certreg.record_use(), no answer wanted; kept while no primary
- * answers, dropped (and counted) beyond a bounded backlog. */
+ * answers, in a bounded backlog that drops such last uses first. */
 void registry_record_use(struct registry *reg, const char *key_id, const char *cert_json,
                          const char *peer);
 /* Runs certreg.record_refusal() (a certificate refused after its chain

@@ -58,8 +58,9 @@ int worker_run(const struct worker_setup *setup)
 	w.cache = cache_new(w.cfg->cache_size);
 	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
 	w.revocation = revocation_new(w.base, w.cfg, w.metrics);
-	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
-	                          w.cfg->record_interval, worker_invalidate, &w);
+	w.registry =
+	    registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
+	                 w.cfg->record_interval, w.cfg->backlog_limit, worker_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.revocation == NULL || w.registry == NULL)
 		goto done;
 	if (w.cfg->read_conninfo != NULL && w.cfg->read_conninfo[0] != '\0' &&

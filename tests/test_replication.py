@@ -114,12 +114,13 @@ def pair(tmp_path, pki):
             pass
 
 
-def start(certregd, pair, cache=None):
+def start(certregd, pair, cache=None, server=None, **database):
     db = Database(pair.primary, "certreg")
     return certregd(db, database={"conninfo": pair.write_conninfo(),
                                   "read_conninfo": pair.read_conninfo(),
-                                  "max_standby_lag_ms": 1000, "timeout_ms": TIMEOUT_MS},
-                    cache=cache)
+                                  "max_standby_lag_ms": 1000, "timeout_ms": TIMEOUT_MS,
+                                  **database},
+                    cache=cache, server=server)
 
 
 def outcome(d, pki, name):
@@ -639,3 +640,47 @@ def test_a_reload_while_the_primary_is_away_keeps_the_held_writes(certregd, pair
             "the held pending registration was lost:\n" + d.log()[-3000:]
         time.sleep(0.2)
     assert "event=backlog_lost" not in d.log()
+
+
+def dropped(d):
+    """certreg_db_backlog_dropped_total by what the writes carried."""
+    body = d.get("/metrics").body.decode()
+    return {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^certreg_db_backlog_dropped_total\{kind="(\w+)"\} (\d+)$', body, re.M)}
+
+
+def test_a_full_backlog_drops_last_uses_before_a_pending_registration(certregd, pair, pki):
+    """The backlog is bounded ([database] backlog_limit, per worker). In a
+    morning rush with the primary away, the last uses of known keys fill
+    it first; the pending registration of a new key that comes after (what
+    the clerk looks for with `pending list`) takes the place of a waiting
+    last use, dropped and counted as one, and is written once the primary
+    is back. A last use takes the place of nothing."""
+    known = ["ec-ok", "no-eku", "ecroot-ok", "notyet-skew"]
+    for n, name in enumerate(known[1:]):
+        admin(pair.write_conninfo("postgres"), "key", "bind", "--cert", pki.leaf(name)["pem"],
+              "--unit", REGNO, "--ticket", f"T-B{n}")
+    pair.wait_replayed()
+    # One worker: the backlog is a worker's.
+    d = start(certregd, pair, server={"workers": 1}, backlog_limit=3)
+    unknown = pki.leaf("rsa-ok")["key_id"]
+    pair.primary.stop()
+    # Never used: each known key's decision, read on the standby, has a
+    # last use to write.
+    for name in known:
+        assert outcome(d, pki, name) == (200, "OK")
+    assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
+    wait_metric(d, "certreg_db_backlog", lambda v: v == 3)
+    pair.primary.start()
+    deadline = time.monotonic() + 10
+    while unknown not in pending_on(pair.write_conninfo("postgres")):
+        assert time.monotonic() < deadline, \
+            "the pending registration was dropped from the full backlog:\n" + d.log()[-3000:]
+        time.sleep(0.2)
+    wait_metric(d, "certreg_db_backlog", lambda v: v == 0, seconds=10)
+    # The fourth last use found the backlog full, and the pending
+    # registration took the place of the oldest: two dropped, two written.
+    assert dropped(d) == {"use": 2, "pending": 0, "refusal": 0}
+    used = pair.primary.psql("SELECT count(*) FROM certreg.keys WHERE last_used_at IS NOT NULL",
+                             "certreg").strip()
+    assert used == "2"

@@ -150,8 +150,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	w.cache = cache_new(w.cfg->cache_size);
 	w.vcache = vcache_new((size_t)w.cfg->verify_cache_size);
 	w.revocation = revocation_new(w.base, w.cfg, w.metrics);
-	w.registry = registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
-	                          w.cfg->record_interval, fuzz_invalidate, &w);
+	w.registry =
+	    registry_new(w.base, w.cfg->conninfo, w.cfg->pool_size, w.cfg->timeout_ms,
+	                 w.cfg->record_interval, w.cfg->backlog_limit, fuzz_invalidate, &w);
 	if (w.cache == NULL || w.vcache == NULL || w.revocation == NULL || w.registry == NULL)
 		fuzz_fail("cannot set up the caches and registry");
 	w.decide.base = w.base;

@@ -386,6 +386,7 @@ static void test_example_file_is_valid_and_shows_defaults(void **state)
 	assert_string_equal(ex->conninfo, def->conninfo);
 	assert_int_equal(ex->timeout_ms, def->timeout_ms);
 	assert_int_equal(ex->pool_size, def->pool_size);
+	assert_int_equal(ex->backlog_limit, def->backlog_limit);
 	assert_int_equal(ex->cache_size, def->cache_size);
 	assert_int_equal(ex->cache_ttl, def->cache_ttl);
 	assert_int_equal(ex->record_interval, def->record_interval);
