@@ -29,14 +29,19 @@ static int audit_chain_prepare(struct cli *cli);
 static bool audit_chain_row(EVP_MD_CTX *md, const PGresult *res, int row, char *prev,
                             long long anchor_id, const char *anchor_hash, bool *anchored,
                             struct audit_chain_verdict *v);
-static int audit_chain_head(struct cli *cli, const char *prev, struct audit_chain_verdict *v);
+static int audit_chain_head(struct cli *cli, const char *prev, long long last_id,
+                            struct audit_chain_verdict *v);
 
 /*
  * One snapshot for the rows and the head (an append between them is not a
  * break), read-only so that nothing the policies call can write; names
  * resolve in pg_catalog alone (pg_temp last: no relation or type of the
  * session's shadows one). Refuses a login the policy audit_read does not
- * let read every row, or a table that is not the one 001 made.
+ * let read every row, or a table that is not the one 001 made. The table
+ * is locked before the snapshot and the check: the name certreg.audit then
+ * stays on the relation checked (a rename waits for this commit), and the
+ * rows are read ONLY from it, never from a table inheriting it; the head
+ * too (its writers may write it anyway: only its row counts).
  */
 static int audit_chain_prepare(struct cli *cli)
 {
@@ -46,7 +51,10 @@ static int audit_chain_prepare(struct cli *cli)
 
 	if ((rc = conn_run(cli, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0,
 	                   NULL)) != CLI_OK ||
-	    (rc = conn_run(cli, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL)) != CLI_OK)
+	    (rc = conn_run(cli, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL)) !=
+	        CLI_OK ||
+	    (rc = conn_run(cli, "LOCK TABLE ONLY certreg.audit IN ACCESS SHARE MODE", 0, NULL)) !=
+	        CLI_OK)
 		return rc;
 	/* Who reads every row: reads_all() of sql/001_schema.sql, asked of
 	 * pg_catalog rather than of that function. The 13 columns the chain
@@ -71,7 +79,9 @@ static int audit_chain_prepare(struct cli *cli)
 	    "            ON a.attname = t.name::pg_catalog.name"
 	    "           AND a.atttypid = t.type::pg_catalog.regtype"
 	    "         WHERE c.oid = 'certreg.audit'::pg_catalog.regclass AND c.relkind = 'r'"
-	    "           AND NOT a.attisdropped) = 13",
+	    "           AND NOT a.attisdropped) = 13"
+	    "       AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i"
+	    "                        WHERE i.inhparent = 'certreg.audit'::pg_catalog.regclass)",
 	    0, NULL);
 	if (rc != CLI_OK)
 		return rc;
@@ -86,7 +96,7 @@ static int audit_chain_prepare(struct cli *cli)
 	if (!table_ok)
 		return cli_refuse(cli, "audit_chain_broken",
 		                  "certreg.audit is not the table the chain was written to: a "
-		                  "column is missing or of another type");
+		                  "column is missing or of another type, or a table inherits it");
 	return conn_run(
 	    cli,
 	    "DECLARE audit_chain NO SCROLL CURSOR FOR"
@@ -94,7 +104,7 @@ static int audit_chain_prepare(struct cli *cli)
 	    "        (EXTRACT(epoch FROM a.at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8,"
 	    "        a.operator, a.office_code, a.action, a.key_id, a.registration_no, a.ticket,"
 	    "        a.reason, a.before, a.after)::pg_catalog.text"
-	    "   FROM certreg.audit a ORDER BY a.id",
+	    "   FROM ONLY certreg.audit a ORDER BY a.id",
 	    0, NULL);
 }
 
@@ -147,14 +157,16 @@ static bool audit_chain_row(EVP_MD_CTX *md, const PGresult *res, int row, char *
 }
 
 /* The chain's last hash (prev) must be the head's: a removed last row
- * leaves a head no row carries. */
-static int audit_chain_head(struct cli *cli, const char *prev, struct audit_chain_verdict *v)
+ * leaves a head no row carries. Its id must be the last row's (last_id,
+ * 0 for none): it is printed as the anchor to keep. */
+static int audit_chain_head(struct cli *cli, const char *prev, long long last_id,
+                            struct audit_chain_verdict *v)
 {
 	PGresult *res;
 	int rc;
 
-	if ((rc = conn_exec(cli, &res, "SELECT h.id, h.hash FROM certreg.audit_head h", 0, NULL)) !=
-	    CLI_OK)
+	if ((rc = conn_exec(cli, &res, "SELECT h.id, h.hash FROM ONLY certreg.audit_head h", 0,
+	                    NULL)) != CLI_OK)
 		return rc;
 	if (PQntuples(res) != 1) {
 		PQclear(res);
@@ -164,6 +176,9 @@ static int audit_chain_head(struct cli *cli, const char *prev, struct audit_chai
 	v->head_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	if (strcmp(PQgetvalue(res, 0, 1), prev) != 0) {
 		v->end = AUDIT_CHAIN_HEAD_MISSING;
+		v->broken_id = v->head_id;
+	} else if (v->head_id != last_id) {
+		v->end = AUDIT_CHAIN_HEAD_ELSEWHERE;
 		v->broken_id = v->head_id;
 	} else {
 		snprintf(v->head_hash, sizeof(v->head_hash), "%s", prev);
@@ -210,7 +225,9 @@ int audit_chain_check(struct cli *cli, long long anchor_id, const char *anchor_h
 	EVP_MD_CTX_free(md);
 	if (rc != CLI_OK || broken)
 		return rc;
-	if ((rc = audit_chain_head(cli, prev, v)) != CLI_OK || v->end != AUDIT_CHAIN_INTACT)
+	/* Unbroken, broken_id is the last row read. */
+	if ((rc = audit_chain_head(cli, prev, v->checked > 0 ? v->broken_id : 0, v)) != CLI_OK ||
+	    v->end != AUDIT_CHAIN_INTACT)
 		return rc;
 	if (!anchored) {
 		v->end = AUDIT_CHAIN_ANCHOR_MISSING;
@@ -255,6 +272,12 @@ void audit_chain_detail(const struct audit_chain_verdict *v, bool translate, cha
 		snprintf(buf, len,
 		         translate ? _("the chain ends before its head (row %lld is missing)")
 		                   : "the chain ends before its head (row %lld is missing)",
+		         v->broken_id);
+		break;
+	case AUDIT_CHAIN_HEAD_ELSEWHERE:
+		snprintf(buf, len,
+		         translate ? _("the head names row %lld, not the last row of the chain")
+		                   : "the head names row %lld, not the last row of the chain",
 		         v->broken_id);
 		break;
 	case AUDIT_CHAIN_ANCHOR_MISSING:

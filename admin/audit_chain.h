@@ -2,8 +2,9 @@
  * audit_chain.h - the audit log's hash chain recomputed by certreg-admin
  * itself, for `audit verify`.
  *
- * Owns reading the log for the check (one pass through a cursor, in one
- * read-only snapshot, only pg_catalog's built-ins resolvable), the SHA-256
+ * Owns reading the log for the check (one pass through a cursor over the
+ * table alone, locked, in one read-only snapshot, only pg_catalog's
+ * built-ins resolvable), the SHA-256
  * of each row (OpenSSL), the links, the head and the anchor, and the words
  * of the verdict. No function of schema certreg takes part: certreg_owner,
  * which may rewrite the log, owns them and can replace any until the next
@@ -26,6 +27,7 @@ enum audit_chain_end {
 	AUDIT_CHAIN_ALTERED,        /* a row's hash is not the hash of its contents */
 	AUDIT_CHAIN_ANCHOR_CHANGED, /* the anchor's entry has another hash */
 	AUDIT_CHAIN_HEAD_MISSING,   /* the rows end before the head */
+	AUDIT_CHAIN_HEAD_ELSEWHERE, /* the head has the last hash, another row's id */
 	AUDIT_CHAIN_ANCHOR_MISSING, /* no row is the anchor's entry */
 };
 

@@ -8,6 +8,7 @@ import json
 import os
 import select
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg2
@@ -325,6 +326,98 @@ def test_audit_verify_streams_a_long_log(db, history, tmp_path):
     out, large = verify_peak_memory(db, tmp_path / "large.json")
     assert out["ok"] is True and out["checked"] == n and out["head_id"] == last
     assert large - small < 16_000, (small, large)
+
+
+def keep_the_log_as_it_is(db):
+    """What certreg_owner can do before a rewrite: copy the rows and the head
+    as they are into tables of its own, shaped like the originals."""
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    cur.execute("CREATE TABLE certreg.audit_kept (LIKE certreg.audit INCLUDING CONSTRAINTS)")
+    cur.execute("INSERT INTO certreg.audit_kept SELECT * FROM ONLY certreg.audit")
+    cur.execute("CREATE TABLE certreg.audit_head_kept"
+                " (LIKE certreg.audit_head INCLUDING CONSTRAINTS)")
+    cur.execute("INSERT INTO certreg.audit_head_kept SELECT * FROM ONLY certreg.audit_head")
+
+
+def test_audit_verify_reads_no_table_inheriting_the_log(db, pg_cluster, history):
+    """certreg_owner rewrites an entry, then makes its copy of the old log a
+    child of certreg.audit (and of audit_head), with policies that show
+    audit verify (its search_path tells it apart) the children alone and
+    everyone else the rewritten table: a plain SELECT of the table reads
+    its children, so the anchor must still catch the rewrite."""
+    pg_cluster.ensure_login("auditor_inherit", "certreg_auditor")
+    auditor = db.conninfo_as("auditor_inherit")
+    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
+    anchor = f"{head['head_id']}:{head['head_hash']}"
+    keep_the_log_as_it_is(db)
+    rewrite_from(db, history[1], role="certreg_owner")
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    verifying = "(current_setting('search_path') = 'pg_catalog, pg_temp')"
+    for table in ("audit", "audit_head"):
+        cur.execute(f"ALTER TABLE certreg.{table}_kept INHERIT certreg.{table}")
+        cur.execute(f"ALTER TABLE certreg.{table} ENABLE ROW LEVEL SECURITY")
+        cur.execute(f"""CREATE POLICY split ON certreg.{table} AS RESTRICTIVE FOR SELECT
+            USING ((tableoid = 'certreg.{table}_kept'::regclass) = {verifying})""")
+        cur.execute(f"GRANT SELECT ON certreg.{table}_kept TO certreg_auditor")
+    cur.execute("CREATE POLICY head_read ON certreg.audit_head FOR SELECT USING (true)")
+    seen = connect(db, "auditor_inherit").cursor()
+    seen.execute(f"SELECT reason FROM certreg.audit WHERE id = {history[1]}")
+    assert seen.fetchall() == [("rewritten",)]     # what the auditor reads
+    p = admin(auditor, "audit", "verify", "--anchor", anchor, check=False)
+    assert p.returncode == 1 and p.stdout == "", p.stdout + p.stderr
+    assert "a table inherits it" in p.stderr, p.stderr
+
+
+def test_audit_verify_reads_no_view_swapped_in_while_it_waits(db, pg_cluster, history):
+    """certreg_owner renames the rewritten table away and puts a view of the
+    old rows, and one of the old head, in its place, in a transaction it
+    commits once audit verify waits for the table's lock: the check of the
+    table was made, and the rows must not come from another relation."""
+    pg_cluster.ensure_login("auditor_swap", "certreg_auditor")
+    auditor = db.conninfo_as("auditor_swap")
+    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
+    anchor = f"{head['head_id']}:{head['head_hash']}"
+    keep_the_log_as_it_is(db)
+    rewrite_from(db, history[1], role="certreg_owner")
+    owner = psycopg2.connect(db.conninfo)
+    cur = owner.cursor()                       # one transaction, not committed yet
+    cur.execute("SET ROLE certreg_owner")
+    for table in ("audit", "audit_head"):
+        cur.execute(f"ALTER TABLE certreg.{table} RENAME TO {table}_real")
+        cur.execute(f"CREATE VIEW certreg.{table} AS SELECT * FROM certreg.{table}_kept")
+        cur.execute(f"GRANT SELECT ON certreg.{table} TO certreg_auditor")
+    verify = subprocess.Popen([str(BUILD / "certreg-admin"), "--db", auditor, "audit",
+                               "verify", "--anchor", anchor],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watch = connect(db).cursor()
+    for _ in range(200):
+        watch.execute("""SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                          WHERE NOT l.granted AND a.usename = 'auditor_swap'""")
+        if watch.fetchone()[0] > 0 or verify.poll() is not None:
+            break
+        time.sleep(0.05)
+    owner.commit()
+    out, err = verify.communicate(timeout=60)
+    assert verify.returncode == 1 and out == "", out + err
+    assert "not the table the chain was written to" in err, err
+
+
+def test_audit_verify_head_names_the_last_row(db, history):
+    """The head row carries an id as well as a hash: one that does not name
+    the row with that hash is not the chain's head, and its id must not be
+    printed as the anchor to keep."""
+    cur = connect(db).cursor()
+    cur.execute("SET ROLE certreg_owner")
+    cur.execute(f"UPDATE certreg.audit_head SET id = {history[1]}")
+    p = admin(db.conninfo, "audit", "verify", check=False)
+    assert p.returncode == 1 and p.stdout == (
+        f"audit log BROKEN at entry {history[1]} ({len(history)} entries checked): the head"
+        f" names row {history[1]}, not the last row of the chain\n"), p.stdout
+    cur.execute("SELECT ok, first_broken_id, detail FROM certreg.audit_verify()")
+    assert cur.fetchone() == (False, history[1], f"the head names row {history[1]}, not the"
+                              " last row of the chain")
 
 
 def test_daemon_role_reaches_only_its_functions(db, pg_cluster, pki):

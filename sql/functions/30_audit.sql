@@ -120,6 +120,7 @@ DECLARE
     r audit;
     v_prev text := repeat('0', 64);
     n bigint := 0;
+    v_last bigint := 0;
     v_anchored boolean := p_anchor_id IS NULL
                           OR (p_anchor_id = 0 AND p_anchor_hash = repeat('0', 64));
     h audit_head;
@@ -152,11 +153,19 @@ BEGIN
             v_anchored := true;
         END IF;
         v_prev := r.hash;
+        v_last := r.id;
     END LOOP;
     SELECT * INTO h FROM audit_head;
     IF h.hash <> v_prev THEN
         RETURN QUERY SELECT false, n, h.id,
             format('the chain ends before its head (row %s is missing)', h.id),
+            NULL::bigint, NULL::text;
+        RETURN;
+    END IF;
+    -- The head printed is the anchor people keep: it names the last row.
+    IF h.id <> v_last THEN
+        RETURN QUERY SELECT false, n, h.id,
+            format('the head names row %s, not the last row of the chain', h.id),
             NULL::bigint, NULL::text;
         RETURN;
     END IF;
