@@ -5,7 +5,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -119,12 +121,94 @@ static void test_remove_and_find(void **state)
 	backlog_free(b);
 }
 
+/*
+ * Random adds (when no write of that kind and key waits, as registry_keep
+ * does), removals of found items and pops, against a reference kept as an
+ * arrival number per item (0: not waiting): every pop is the oldest, every
+ * displaced item the oldest use, the counts and drops those of the model.
+ * Limits of 1, 3 and 16 over 64 keys of two kinds, a small bucket table
+ * and long chains. Seeded: the same run every time.
+ */
+static void test_against_a_model(void **state)
+{
+	static const int limits[] = {1, 3, 16};
+
+	(void)state;
+	srand(20261207);
+	for (size_t l = 0; l < sizeof(limits) / sizeof(limits[0]); l++) {
+		struct backlog *b = backlog_new(limits[l]);
+		uint64_t seqs[WRITES] = {0}, next = 0, dropped[BACKLOG_VALUES] = {0};
+		int count = 0;
+
+		assert_non_null(b);
+		for (int step = 0; step < 200000; step++) {
+			int i = rand() % WRITES, op = rand() % 4, oldest = -1, oldest_use = -1;
+			struct backlog_item *it, *displaced;
+
+			for (int j = 0; j < WRITES; j++) {
+				if (seqs[j] == 0)
+					continue;
+				if (oldest < 0 || seqs[j] < seqs[oldest])
+					oldest = j;
+				if (items[j].value == BACKLOG_USE &&
+				    (oldest_use < 0 || seqs[j] < seqs[oldest_use]))
+					oldest_use = j;
+			}
+			if (op == 0) {
+				it = backlog_pop(b);
+				assert_ptr_equal(it, oldest < 0 ? NULL : &items[oldest]);
+				if (oldest >= 0) {
+					seqs[oldest] = 0;
+					count--;
+				}
+			} else if (seqs[i] != 0) {
+				assert_ptr_equal(backlog_find(b, i % 2, keys[i]), &items[i]);
+				if (op == 1) {
+					backlog_remove(b, &items[i]);
+					seqs[i] = 0;
+					count--;
+				}
+			} else {
+				enum backlog_value v =
+				    (enum backlog_value)(rand() % BACKLOG_VALUES);
+				bool room = count < limits[l],
+				     kept = room || (v != BACKLOG_USE && oldest_use >= 0);
+
+				assert_null(backlog_find(b, i % 2, keys[i]));
+				assert_int_equal(backlog_add(b, item(i, i % 2, v), &displaced),
+				                 kept);
+				if (!room && kept) {
+					assert_ptr_equal(displaced, &items[oldest_use]);
+					seqs[oldest_use] = 0;
+					dropped[BACKLOG_USE]++;
+					count--;
+				} else {
+					assert_null(displaced);
+					if (!kept)
+						dropped[v]++;
+				}
+				if (kept) {
+					seqs[i] = ++next;
+					count++;
+				}
+			}
+			assert_int_equal(backlog_count(b), count);
+		}
+		for (int v = 0; v < BACKLOG_VALUES; v++)
+			assert_int_equal(backlog_dropped(b, (enum backlog_value)v), dropped[v]);
+		while (backlog_pop(b) != NULL)
+			;
+		backlog_free(b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uses_make_room),
 	    cmocka_unit_test(test_full_of_kept),
 	    cmocka_unit_test(test_remove_and_find),
+	    cmocka_unit_test(test_against_a_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
