@@ -276,7 +276,7 @@ def test_audit_verify_trusts_no_cast_the_owner_wrote(db, history):
     cur.execute("SET ROLE certreg_owner")
     cur.execute("SET search_path = certreg")
     cur.execute("CREATE TYPE said AS RANGE (subtype = text)")
-    cur.execute(f"""CREATE FUNCTION said_json(said) RETURNS json LANGUAGE sql IMMUTABLE AS $$
+    cur.execute("""CREATE FUNCTION said_json(said) RETURNS json LANGUAGE sql IMMUTABLE AS $$
         SELECT CASE WHEN lower($1) = 'rewritten' THEN 'null' ELSE to_json(lower($1)) END
     $$""")
     cur.execute("CREATE CAST (said AS json) WITH FUNCTION said_json(said)")
