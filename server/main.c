@@ -211,7 +211,8 @@ static void libevent_log(int severity, const char *msg)
 static void usage(FILE *out)
 {
 	fprintf(out, "certregd decides whether a certificate may log in, and as which unit.\n\n"
-	             "Usage:\n  certregd [-f] [-u USER] [-c FILE]\n  certregd -t [-c FILE]\n\n"
+	             "Usage:\n  certregd [-f] [-u USER] [-c FILE]\n"
+	             "  certregd -t [-u USER] [-c FILE]\n\n"
 	             "Options:\n"
 	             "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
 	             "  -t, --test           check the configuration and its files (with -u: also\n"
