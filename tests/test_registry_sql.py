@@ -328,6 +328,18 @@ def test_audit_verify_streams_a_long_log(db, history, tmp_path):
     assert large - small < 16_000, (small, large)
 
 
+def anchored_then_rewritten(db, pg_cluster, history, login):
+    """An auditor's anchor taken from audit verify, a copy of the log kept
+    as it was (keep_the_log_as_it_is), then certreg_owner's rewrite of the
+    second entry: the auditor's conninfo and the anchor."""
+    pg_cluster.ensure_login(login, "certreg_auditor")
+    auditor = db.conninfo_as(login)
+    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
+    keep_the_log_as_it_is(db)
+    rewrite_from(db, history[1], role="certreg_owner")
+    return auditor, f"{head['head_id']}:{head['head_hash']}"
+
+
 def keep_the_log_as_it_is(db):
     """What certreg_owner can do before a rewrite: copy the rows and the head
     as they are into tables of its own, shaped like the originals."""
@@ -346,12 +358,7 @@ def test_audit_verify_reads_no_table_inheriting_the_log(db, pg_cluster, history)
     audit verify (its search_path tells it apart) the children alone and
     everyone else the rewritten table: a plain SELECT of the table reads
     its children, so the anchor must still catch the rewrite."""
-    pg_cluster.ensure_login("auditor_inherit", "certreg_auditor")
-    auditor = db.conninfo_as("auditor_inherit")
-    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
-    anchor = f"{head['head_id']}:{head['head_hash']}"
-    keep_the_log_as_it_is(db)
-    rewrite_from(db, history[1], role="certreg_owner")
+    auditor, anchor = anchored_then_rewritten(db, pg_cluster, history, "auditor_inherit")
     cur = connect(db).cursor()
     cur.execute("SET ROLE certreg_owner")
     verifying = "(current_setting('search_path') = 'pg_catalog, pg_temp')"
@@ -375,12 +382,7 @@ def test_audit_verify_reads_no_view_swapped_in_while_it_waits(db, pg_cluster, hi
     old rows, and one of the old head, in its place, in a transaction it
     commits once audit verify waits for the table's lock: the check of the
     table was made, and the rows must not come from another relation."""
-    pg_cluster.ensure_login("auditor_swap", "certreg_auditor")
-    auditor = db.conninfo_as("auditor_swap")
-    head = json.loads(admin(auditor, "--json", "audit", "verify").stdout)
-    anchor = f"{head['head_id']}:{head['head_hash']}"
-    keep_the_log_as_it_is(db)
-    rewrite_from(db, history[1], role="certreg_owner")
+    auditor, anchor = anchored_then_rewritten(db, pg_cluster, history, "auditor_swap")
     owner = psycopg2.connect(db.conninfo)
     cur = owner.cursor()                       # one transaction, not committed yet
     cur.execute("SET ROLE certreg_owner")
