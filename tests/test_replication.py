@@ -566,6 +566,15 @@ def pending_on(conninfo):
     return {row["key_id"] for row in json.loads(p.stdout)}
 
 
+def wait_pending(conninfo, key_id, d, why):
+    """Waits up to 10 s for key_id's pending registration on conninfo's
+    server; fails with why and the end of d's log."""
+    deadline = time.monotonic() + 10
+    while key_id not in pending_on(conninfo):
+        assert time.monotonic() < deadline, f"{why}:\n" + d.log()[-3000:]
+        time.sleep(0.2)
+
+
 def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     d1 = start(certregd, pair, cache={"size": 0})
     d2 = start(certregd, pair)
@@ -612,10 +621,7 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     # under 1 s, three runs).
     within = time.monotonic() + 10
     new_primary = pair.conninfo(pair.primary, pair.standby, "read-write", "postgres")
-    while unknown not in pending_on(new_primary):
-        assert time.monotonic() < within, \
-            "the pending registration never reached the new primary:\n" + d1.log()[-3000:]
-        time.sleep(0.2)
+    wait_pending(new_primary, unknown, d1, "the pending registration never reached the new primary")
     # Both daemons LISTEN on the new primary (each of their two workers).
     for d, mark in zip((d1, d2), log_marks):
         while len(re.findall(r"event=db_listening", d.log()[mark:])) < 2:
@@ -649,11 +655,8 @@ def test_a_reload_while_the_primary_is_away_keeps_the_held_writes(certregd, pair
     wait_log(d, "event=reloaded ", 1, seconds=5)
     time.sleep(1)
     pair.primary.start()
-    deadline = time.monotonic() + 10
-    while unknown not in pending_on(pair.write_conninfo("postgres")):
-        assert time.monotonic() < deadline, \
-            "the held pending registration was lost:\n" + d.log()[-3000:]
-        time.sleep(0.2)
+    wait_pending(pair.write_conninfo("postgres"), unknown, d,
+                 "the held pending registration was lost")
     assert "event=backlog_lost" not in d.log()
 
 
@@ -687,11 +690,8 @@ def test_a_full_backlog_drops_last_uses_before_a_pending_registration(certregd, 
     assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
     wait_metric(d, "certreg_db_backlog", lambda v: v == 3)
     pair.primary.start()
-    deadline = time.monotonic() + 10
-    while unknown not in pending_on(pair.write_conninfo("postgres")):
-        assert time.monotonic() < deadline, \
-            "the pending registration was dropped from the full backlog:\n" + d.log()[-3000:]
-        time.sleep(0.2)
+    wait_pending(pair.write_conninfo("postgres"), unknown, d,
+                 "the pending registration was dropped from the full backlog")
     wait_metric(d, "certreg_db_backlog", lambda v: v == 0, seconds=10)
     # The fourth last use found the backlog full, and the pending
     # registration took the place of the oldest: two dropped, two written.
