@@ -10,10 +10,12 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,10 +39,11 @@ enum config_type {
 	CT_RENEWAL,
 	CT_LOG_LEVEL,
 	CT_URL,
-	CT_URLS, /* comma-separated CT_URLs, kept as written */
-	CT_OIDS, /* comma-separated numeric OIDs, kept as written */
-	CT_BOOL, /* yes | no */
-	CT_OCSP, /* off | soft | require */
+	CT_URLS,   /* comma-separated CT_URLs, kept as written */
+	CT_OIDS,   /* comma-separated numeric OIDs, kept as written */
+	CT_BOOL,   /* yes | no */
+	CT_OCSP,   /* off | soft | require */
+	CT_LISTEN, /* empty (off) or numeric address:port */
 };
 
 struct config_entry {
@@ -58,8 +61,8 @@ struct config_entry {
 #define LINE(field) offsetof(struct config, field)
 
 static const struct config_entry config_table[] = {
-    {"server", "listen_tls", CT_STRING, F(listen_tls), "127.0.0.1:8443", 0, 0, false, 0},
-    {"server", "listen_api", CT_STRING, F(listen_api), "127.0.0.1:8080", 0, 0, false, 0},
+    {"server", "listen_tls", CT_LISTEN, F(listen_tls), "127.0.0.1:8443", 0, 0, false, 0},
+    {"server", "listen_api", CT_LISTEN, F(listen_api), "127.0.0.1:8080", 0, 0, false, 0},
     {"server", "tls_cert", CT_STRING, F(tls_cert), NULL, 0, 0, true, LINE(line_tls_cert)},
     {"server", "tls_key", CT_STRING, F(tls_key), NULL, 0, 0, true, LINE(line_tls_key)},
     {"server", "workers", CT_WORKERS, F(workers), "auto", 0, 256, false, 0},
@@ -152,6 +155,7 @@ static int config_ini_handler(void *user, const char *section, const char *key, 
 static bool config_set(struct config *cfg, const struct config_entry *e, const char *value,
                        char *err, size_t errlen);
 static bool config_store(void *field, const char *value, char *err, size_t errlen);
+static bool config_type_is_string(enum config_type type);
 static bool config_finish(struct config_parse *p, char *err, size_t errlen);
 static bool config_budgets(struct config_parse *p, char *err, size_t errlen);
 static int config_line(const struct config_parse *p, const char *section, const char *key);
@@ -208,6 +212,14 @@ fail:
 	return NULL;
 }
 
+/* The types whose field is a string config_store made: freed and compared
+ * as strings. */
+static bool config_type_is_string(enum config_type type)
+{
+	return type == CT_STRING || type == CT_LOG_LEVEL || type == CT_URL || type == CT_URLS ||
+	       type == CT_OIDS || type == CT_LISTEN;
+}
+
 void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
@@ -215,8 +227,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < CONFIG_ENTRIES; i++) {
 		const struct config_entry *e = &config_table[i];
 		char *base = (char *)cfg + e->offset;
-		if (e->type == CT_STRING || e->type == CT_LOG_LEVEL || e->type == CT_URL ||
-		    e->type == CT_URLS || e->type == CT_OIDS)
+		if (config_type_is_string(e->type))
 			free(*(char **)(void *)base);
 		else if (e->type == CT_CIDRS)
 			cidr_list_free((struct cidr_list *)(void *)base);
@@ -313,7 +324,7 @@ bool config_reload_compatible(const struct config *cur, const struct config *nex
 		bool same;
 		if (e->reloadable)
 			continue;
-		if (e->type == CT_STRING) {
+		if (config_type_is_string(e->type)) {
 			const char *sa = *(char *const *)(const void *)a;
 			const char *sb = *(char *const *)(const void *)b;
 			same = (sa == NULL && sb == NULL) ||
@@ -604,6 +615,18 @@ static bool config_set(struct config *cfg, const struct config_entry *e, const c
 		certinfo_holder_sources_free(src);
 		return config_store(field, value, err, errlen);
 	}
+	case CT_LISTEN:
+		/* Refused here, with the file and line, not only when the
+		 * supervisor binds: certregd -t must not call a file valid that
+		 * cannot start. */
+		if (value[0] != '\0' && !config_listen_valid(value)) {
+			snprintf(err, errlen,
+			         "'%s' is not a numeric address and port (127.0.0.1:8443, "
+			         "[::1]:8443, 0.0.0.0:8443), or empty to turn the listener off",
+			         value);
+			return false;
+		}
+		return config_store(field, value, err, errlen);
 	case CT_URL:
 		if (!config_url_valid(value)) {
 			snprintf(err, errlen,
@@ -857,6 +880,37 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
 		return false;
 	}
 	return true;
+}
+
+/* The rule is in config.h. */
+bool config_listen_valid(const char *value)
+{
+	const char *colon = strrchr(value, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned char addr[sizeof(struct in6_addr)];
+	size_t len;
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == value)
+		return false;
+	len = (size_t)(colon - value);
+	if (len >= sizeof(host))
+		return false;
+	memcpy(host, value, len);
+	host[len] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port < 1 ||
+	    port > 65535)
+		return false;
+	if (host[0] == '[') {
+		if (len < 3 || host[len - 1] != ']')
+			return false;
+		host[len - 1] = '\0';
+		return inet_pton(AF_INET6, host + 1, addr) == 1;
+	}
+	return inet_pton(AF_INET, host, addr) == 1;
 }
 
 /* The rule is in config.h. */

@@ -128,6 +128,13 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
  */
 bool config_url_valid(const char *value);
 
+/*
+ * A listener address as the supervisor binds it: a numeric IPv4 address
+ * or a bracketed IPv6 one, a colon and a port from 1 to 65535
+ * (127.0.0.1:8443, [::1]:8443). No host names: nothing is resolved.
+ */
+bool config_listen_valid(const char *value);
+
 /* Settings that a SIGHUP cannot change (listeners, workers); false with the
  * key named in err when next differs from cur in one of them. */
 bool config_reload_compatible(const struct config *cur, const struct config *next, char *err,

@@ -11,6 +11,16 @@
 #include <string.h>
 #include <strings.h>
 
+/* The best weight a language got in Accept-Language, and where. */
+struct outcome_lang_pref {
+	int q; /* thousandths; -1: not named */
+	int pos;
+};
+
+static int outcome_lang_quality(const char *p, const char *end);
+static const char *outcome_lang_blanks(const char *p, const char *end);
+static void outcome_lang_prefer(struct outcome_lang_pref *pref, int q, int pos);
+
 static const struct outcome_info outcome_table[OUTCOME_COUNT] = {
     [OUTCOME_OK] = {"OK",
                     200,
@@ -180,18 +190,79 @@ bool outcome_is_certificate(outcome_t outcome)
 }
 
 /*
- * Only the first language range counts: browsers list the user's preference
- * first, and certreg has just two languages, so q-values add nothing.
+ * Content negotiation (RFC 9110, section 12.5.4) between the two languages
+ * certreg speaks: each gets the highest q of the ranges naming it ("en",
+ * "en-US"; "*" when none does), English wins on a higher q, or on an equal
+ * one listed first, and Chinese otherwise. Taking only the first range
+ * answered a browser set to "fr, en;q=0.8" in Chinese, which it does not
+ * accept, and "en;q=0" (anything but English) in English.
  */
 enum outcome_lang outcome_lang_from_header(const char *accept_language)
 {
-	if (accept_language == NULL)
-		return OUTCOME_LANG_ZH;
-	while (*accept_language == ' ')
-		accept_language++;
-	if (strncasecmp(accept_language, "en", 2) == 0 &&
-	    (accept_language[2] == '\0' || accept_language[2] == '-' || accept_language[2] == ',' ||
-	     accept_language[2] == ';'))
+	struct outcome_lang_pref en = {-1, 0}, zh = {-1, 0}, any = {-1, 0};
+	const char *p = accept_language;
+
+	for (int pos = 0; p != NULL && *p != '\0'; pos++) {
+		const char *end = p + strcspn(p, ",");
+		size_t len;
+		int q;
+
+		p = outcome_lang_blanks(p, end);
+		len = strcspn(p, ";, \t");
+		if (len > (size_t)(end - p))
+			len = (size_t)(end - p);
+		q = outcome_lang_quality(p + len, end);
+		if (len == 1 && p[0] == '*')
+			outcome_lang_prefer(&any, q, pos);
+		else if (len >= 2 && (len == 2 || p[2] == '-') && strncasecmp(p, "en", 2) == 0)
+			outcome_lang_prefer(&en, q, pos);
+		else if (len >= 2 && (len == 2 || p[2] == '-') && strncasecmp(p, "zh", 2) == 0)
+			outcome_lang_prefer(&zh, q, pos);
+		p = *end == ',' ? end + 1 : NULL;
+	}
+	if (en.q < 0)
+		en = any;
+	if (zh.q < 0)
+		zh = any;
+	if (en.q > 0 && (en.q > zh.q || (en.q == zh.q && en.pos < zh.pos)))
 		return OUTCOME_LANG_EN;
 	return OUTCOME_LANG_ZH;
+}
+
+/* A range's weight in thousandths: 1000 without "q=", -1 when the q is not
+ * one RFC 9110 allows (the range is then ignored). p is what follows the
+ * range up to end (";q=0.8", maybe with blanks). */
+static int outcome_lang_quality(const char *p, const char *end)
+{
+	int q, scale = 100;
+
+	p = outcome_lang_blanks(p, end);
+	if (p == end)
+		return 1000;
+	if (*p != ';')
+		return -1;
+	p = outcome_lang_blanks(p + 1, end);
+	if (end - p < 3 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=' ||
+	    (p[2] != '0' && p[2] != '1'))
+		return -1;
+	q = (p[2] - '0') * 1000;
+	p += 3;
+	if (p < end && *p == '.')
+		for (p++; p < end && *p >= '0' && *p <= '9' && scale > 0; p++, scale /= 10)
+			q += (*p - '0') * scale;
+	p = outcome_lang_blanks(p, end);
+	return p == end && q <= 1000 ? q : -1;
+}
+
+static const char *outcome_lang_blanks(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+static void outcome_lang_prefer(struct outcome_lang_pref *pref, int q, int pos)
+{
+	if (q > pref->q)
+		*pref = (struct outcome_lang_pref){q, pos};
 }

@@ -436,6 +436,10 @@ def test_office_and_unit_refusals(db, pki):
     assert js(c, "office", "add", "HD01", "--name", "海淀管理部")["code"] == "HD01"
     refused(c, "office", "add", "HD01", "--name", "again")                # exists
     refused(c, "unit", "add", "123", "--name", "x", "--office", "HD01")   # regno too short
+    # 6 to 20 digits (contract 6): the bounds, each side.
+    for regno in ("12345", "1" * 21):
+        err = refused(c, "unit", "add", regno, "--name", "x", "--office", "HD01")
+        assert "registration number must be 6 to 20 digits" in err, err
     err = refused(c, "unit", "add", "12345a", "--name", "x", "--office", "HD01")
     assert "registration" in err.lower()
     err = refused(c, "unit", "add", "123456", "--name", "x", "--office", "HD01",
@@ -447,8 +451,9 @@ def test_office_and_unit_refusals(db, pki):
     assert out == {"registration_no": "123456", "name": "甲", "office_code": "HD01",
                    "credit_code": pki.manifest["credit_code"]}
     refused(c, "unit", "add", "123456", "--name", "again", "--office", "HD01")
+    ok(c, "unit", "add", "2" * 20, "--name", "乙", "--office", "HD01")
     # A refused command changed nothing.
-    assert [u["registration_no"] for u in js(c, "unit", "list")] == ["123456"]
+    assert [u["registration_no"] for u in js(c, "unit", "list")] == ["123456", "2" * 20]
 
 
 def test_unit_show_list_set_status(org):
@@ -713,6 +718,14 @@ def test_key_bind_by_cert_pem_and_der_and_lifecycle(org, pki):
         assert out["key_id"] == bjca["key_id"]
         assert js(c, "key", "show", bjca["key_id"])["association"]["status"] == status
     refused(c, "key", "resume", bjca["key_id"], "--reason", "found")
+    # Contract 3: every command that takes a key id takes --cert instead.
+    ec = pki.leaf("ec-ok")
+    ok(c, "key", "bind", "--cert", ec["pem"], "--unit", org.xc_unit, "--ticket", "T-C")
+    for action, status, cert in (("suspend", "suspended", ec["der"]),
+                                 ("resume", "approved", ec["pem"]),
+                                 ("cancel", "cancelled", ec["der"])):
+        assert js(c, "key", action, "--cert", cert, "--reason", "r")["key_id"] == ec["key_id"]
+        assert js(c, "key", "show", ec["key_id"])["association"]["status"] == status
     # key list, by unit.
     keys = js(c, "key", "list", "--unit", org.dc_unit)
     assert [k["key_id"] for k in keys] == [bjca["key_id"]]
@@ -1126,6 +1139,34 @@ def test_cert_check_purpose_any_skips_only_the_client_usage_check(pki):
     err = refused(None, "cert", "check", "--cert", pki.leaf("enc-only")["pem"], "--ca",
                   pki.path("ca/trust.pem"), "--purpose", "email", code=USAGE)
     assert "--purpose must be client or any" in err, err
+
+
+def test_cert_check_takes_crls_and_the_time(pki):
+    """--crl FILE (repeatable) gives the revocation side of the trust, and
+    --at the clock (contract 6); --json has outcome, reason, depth and the
+    certificate."""
+    crls = sorted(pki.path("crl-all").iterdir())
+    revoked, inter = pki.leaf("revoked"), pki.leaf("revoked-int")
+
+    def check(leaf, *more):
+        args = ["cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"], "--ca",
+                pki.path("ca/trust.pem"), *more]
+        p = run(None, "--json", *args)
+        return p.returncode, json.loads(p.stdout)
+    with_crls = [a for c in crls for a in ("--crl", c)]
+    assert check(revoked)[1]["outcome"] == "OK"                      # no CRL given
+    rc, out = check(revoked, *with_crls)
+    assert (rc, out["outcome"], out["depth"]) == (REFUSED, "CERT_REVOKED", 0), out
+    assert out["reason"] and out["certificate"]["serial"] == revoked["serial"]
+    rc, out = check(inter, *with_crls)
+    assert (rc, out["outcome"], out["depth"]) == (REFUSED, "CERT_REVOKED", 1), out
+    rc, out = check(pki.leaf("ec-ok"), *with_crls)
+    assert (rc, out["outcome"]) == (OK, "OK"), out
+    # Before its notBefore at --at, with an offset other than Z.
+    rc, out = check(pki.leaf("ec-ok"), "--at", "2000-01-01T08:00:00+08:00")
+    assert (rc, out["outcome"]) == (REFUSED, "CERT_NOT_YET_VALID"), out
+    refused(None, "cert", "check", "--cert", revoked["pem"], "--ca", pki.path("ca/trust.pem"),
+            "--crl", "/nonexistent.crl", code=USAGE)
 
 
 def test_cert_check_prints_the_message_and_hint_the_user_saw(tmp_path, pki):

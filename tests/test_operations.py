@@ -72,6 +72,12 @@ def bad_crl_dir(tmp_path):
      r"\[trust\] revocation = require needs crl_dir"),
     (lambda c, t: c["server"].update(tls_cert="/etc/hostname"), "tls_cert",
      r"tls_cert /etc/hostname"),
+    # A listener the supervisor could not bind: -t said "valid" and the
+    # start failed without naming the line.
+    (lambda c, t: c["server"].update(listen_api="localhost:8080"), "listen_api",
+     r"listen_api: 'localhost:8080' is not a numeric address and port"),
+    (lambda c, t: c["server"].update(listen_tls="127.0.0.1"), "listen_tls",
+     r"listen_tls: '127.0.0.1' is not a numeric address and port"),
     (lambda c, t: c["server"].update(portal_url="javascript:alert(1)"), "portal_url",
      r"portal_url: not an http:// or https:// URL"),
     (lambda c, t: c["server"].update(portal_url='https://portal.example/"><script>'),

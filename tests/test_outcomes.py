@@ -9,6 +9,7 @@ POST /v1/login/signed (a fresh challenge signed with the leaf's key, as a
 CA's client software signs it).
 """
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -136,6 +137,31 @@ def test_every_outcome_through_every_endpoint(daemon, pki, endpoint):
     # Together these name every certificate outcome of the contract.
     assert {"CERT_EXPIRED", "CERT_NOT_YET_VALID", "CERT_REVOKED", "CERT_WRONG_USAGE",
             "CERT_UNTRUSTED"} <= set(want.values())
+
+
+def test_decision_json_fields_for_every_outcome(daemon, pki):
+    """Contract 5: `unit` whenever the key has an association (OK and the
+    refusals of the key and the unit), never otherwise; `certificate` and
+    `key_id` whenever the leaf parsed; `hint` null only on OK; `warnings` a
+    list and `server_time` RFC 3339 UTC, every time."""
+    with_unit = {"OK", "KEY_SUSPENDED", "KEY_CANCELLED", "UNIT_INACTIVE"}
+    for name in CERT_CASES + list(EXPECTED):
+        doc = daemon.verify_bundle(open(pki.leaf(name)["chain"]).read()).json()
+        assert ("unit" in doc) == (doc["outcome"] in with_unit), (name, doc)
+        if "unit" in doc:
+            assert doc["unit"]["registration_no"] in (REGNO, CLOSED)
+            assert set(doc["unit"]["office"]) >= {"code", "name", "address", "phone"}
+        assert doc["key_id"] == pki.leaf(name)["key_id"], name
+        assert doc["certificate"]["sha256"] == pki.leaf(name)["sha256"], name
+        assert isinstance(doc["certificate"]["days_left"], int)
+        assert (doc["hint"] is None) == (doc["outcome"] == "OK"), (name, doc)
+        assert isinstance(doc["warnings"], list)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["server_time"])
+    for doc in (daemon.verify("").json(),
+                daemon.verify("-----BEGIN CERTIFICATE-----\nMIIBkz\n"
+                              "-----END CERTIFICATE-----\n").json()):
+        assert "certificate" not in doc and "unit" not in doc and doc["key_id"] is None, doc
+        assert doc["hint"]
 
 
 def test_no_certificate_and_malformed(daemon, pki):

@@ -25,6 +25,8 @@ import pytest
 from fixtures.cli import admin
 from fixtures.daemon import free_port
 from fixtures.pg import Cluster, Database
+from test_signed_login import challenge, sign
+from test_signed_login import login as signed_login
 
 ROLE = "certregd_repl"
 REGNO = "110106000001"
@@ -606,6 +608,15 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     wait_metric(d1, "certreg_db_backlog", lambda v: v > 0)  # published once a second
     # Renewal continuity binds a key: only a primary may, so it cannot wait.
     assert outcome(d1, pki, "bjca-renewed") == (503, "SERVICE_UNAVAILABLE")
+    # Nor can a challenge be spent: the signed login is 503 at once and
+    # the challenge stays unspent (it logs in on the new primary below).
+    ec = pki.leaf("ec-ok")
+    chall = challenge(d2)["challenge"]
+    signed = (open(ec["pem"]).read(), chall, sign(ec["key"], chall, "sha256"))
+    t0 = time.monotonic()
+    r = signed_login(d1, *signed)
+    assert (r.status, r.json()["outcome"]) == (503, "SERVICE_UNAVAILABLE"), r.body
+    assert time.monotonic() - t0 < TIMEOUT_MS / 1000 + 1
     # Ready: decisions can be made. The primary down, the standby read.
     r = d1.get("/readyz")
     assert r.status == 200, r.body
@@ -637,6 +648,9 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
           "--ticket", "T-R2")
     in_force_within((d1, d2), pki, "rsa-ok", "OK")
     assert outcome(d1, pki, "bjca-renewed") == (200, "OK")
+    r = signed_login(d2, *signed)
+    assert (r.status, r.json()["outcome"]) == (200, "OK"), r.body
+    assert signed_login(d1, *signed).json()["outcome"] == "CHALLENGE_INVALID"
     wait_metric(d1, "certreg_db_backlog", lambda v: v == 0)
 
 

@@ -8,6 +8,7 @@ and forged challenges are made here, independently of certregd, from the
 challenge format of common/challenge.h and the key in the database.
 """
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -142,6 +143,31 @@ def test_each_key_type_logs_in_and_gets_an_assertion(certregd, db, pki, tmp_path
     r = login(d, cert, c["challenge"], sign(key, c["challenge"], digest, sm2))
     assert outcome(r) == "OK" and "nonce" not in jwt.decode(
         r.json()["assertion"], options={"verify_signature": False})
+
+
+def test_challenge_ttl_is_the_configured_one_and_the_assertion_ttl_defaults_to_120(
+        certregd, db, pki, tmp_path):
+    """Contract 8: ttl_seconds and expires_at follow [assertion]
+    challenge_ttl; with no ttl in the file an assertion lives 120 s; each
+    challenge is new (256 random bits in the format of common/challenge.h)."""
+    ec = pki.leaf("ec-ok")
+    bind(db, ec["pem"])
+    key, _ = ec_key(tmp_path)
+    d = certregd(db, assertion=settings(key, challenge_ttl=45, ttl=None))
+    seen = set()
+    for _ in range(20):
+        t0 = time.time()
+        c = challenge(d)
+        assert c["ttl_seconds"] == 45
+        expires = calendar.timegm(time.strptime(c["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert int(t0) + 44 <= expires <= time.time() + 46, (c, t0)
+        raw = base64.urlsafe_b64decode(c["challenge"] + "=" * (-len(c["challenge"]) % 4))
+        assert len(raw) >= 1 + 8 + 32 + 16 and len(c["challenge"]) <= 128
+        seen.add(raw[9:41])
+    assert len(seen) == 20
+    r = login(d, open(ec["pem"]).read(), c["challenge"], sign(ec["key"], c["challenge"], "sha256"))
+    claims = jwt.decode(r.json()["assertion"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 120
 
 
 def test_refusals_in_the_contract_order(certregd, db, pki, tmp_path):

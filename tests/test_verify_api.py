@@ -2,8 +2,10 @@
 
 A real certregd, a real PostgreSQL, certificates from the test PKI.
 """
+import json
 
 from fixtures.cli import admin
+from fixtures.daemon import http
 
 REGNO = "110100123456"
 
@@ -62,6 +64,20 @@ def test_decision_json_shape_and_languages(certregd, db, pki):
     assert r.json()["message"] == "The certificate has expired."
 
 
+def test_message_language_is_negotiated(certregd, db, pki):
+    """The language by RFC 9110 q-values between zh-CN and English; before,
+    only the first range counted ("fr, en;q=0.8" got Chinese, "en;q=0"
+    English)."""
+    d = certregd(db)
+    for accept, english in ((None, False), ("en", True), ("EN-gb", True),
+                            ("zh-CN,zh;q=0.9,en;q=0.8", False),
+                            ("fr-FR,fr;q=0.9,en;q=0.8", True), ("en;q=0", False),
+                            ("de", False), ("zh;q=0.5, en;q=0.9", True), ("*", False)):
+        r = d.verify(pem(pki, "expired"), headers={"Accept-Language": accept} if accept else {})
+        assert r.json()["message"] == ("The certificate has expired." if english
+                                       else "证书已过期。"), accept
+
+
 def test_untrusted_and_bundle_form(certregd, db, pki):
     d = certregd(db)
     r = d.verify_bundle(open(pki.leaf("untrusted")["chain"]).read())
@@ -81,7 +97,6 @@ def test_bad_requests_are_400_and_change_nothing(certregd, db, pki):
         (b'{"certificate": "x", "chain": "y"}', "application/json"),
         (b"<xml/>", "text/xml"),
     ]
-    from fixtures.daemon import http
     for body, ctype in cases:
         r = http("POST", d.api + "/v1/verify", body, {"Content-Type": ctype})
         assert r.status == 400, (body, r.status, r.body)
@@ -95,10 +110,24 @@ def test_bad_requests_are_400_and_change_nothing(certregd, db, pki):
     assert admin(db.conninfo, "--json", "pending", "list").stdout.strip() in ("[]", "")
 
 
+def test_media_type_parameters_and_a_configured_max_body(certregd, db, pki):
+    """Content-Type is matched as a media type (parameters, any case), and
+    a max_body set in the file is the limit of 413."""
+    d = certregd(db, server={"max_body": 4096})
+    body = {"certificate": pem(pki, "expired")}
+    for ctype in ("application/json; charset=utf-8", "Application/JSON"):
+        r = http("POST", d.api + "/v1/verify", json.dumps(body).encode(), {"Content-Type": ctype})
+        assert r.status == 200 and r.json()["outcome"] == "CERT_EXPIRED", (ctype, r.body)
+    r = http("POST", d.api + "/v1/verify", open(pki.leaf("expired")["chain"], "rb").read(),
+             {"Content-Type": "application/pem-certificate-chain; charset=us-ascii"})
+    assert r.status == 200 and r.json()["outcome"] == "CERT_EXPIRED"
+    r = http("POST", d.api + "/v1/verify", b"x" * 4097, {"Content-Type": "application/json"})
+    assert r.status == 413
+
+
 def test_healthz_and_unknown_paths(certregd, db):
     d = certregd(db)
     assert d.get("/healthz").status == 200
     r = d.get("/nope")
     assert r.status == 404 and r.json()["error"] == "not_found"
-    from fixtures.daemon import http
     assert http("GET", d.api + "/v1/verify").status == 405

@@ -117,6 +117,44 @@ static void test_portal_url(void **state)
 	}
 }
 
+/* What the supervisor can bind, and nothing else: certregd -t said
+ * "valid" to a file whose listener then failed at start. */
+static void test_listen_addresses(void **state)
+{
+	static const char *const good[] = {"127.0.0.1:8443", "0.0.0.0:1", "[::1]:65535",
+	                                   "[::]:8080", ""};
+	static const char *const bad[] = {
+	    "nohost",          "localhost:8080", "127.0.0.1",      "127.0.0.1:", "127.0.0.1:0",
+	    "127.0.0.1:65536", "127.0.0.1:80x",  "::1:8080",       "[::1]",      "[::1]8080",
+	    "*:8080",          "127.0.0.1:+80",  "[127.0.0.1]:80", ":8080"};
+	char err[512], text[256];
+	struct config *cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[trust]\nca_file = a\n[server]\nlisten_tls =\n"
+		         "listen_api = %s\n",
+		         good[i]);
+		cfg = load(text, err, sizeof(err));
+		if (cfg == NULL)
+			fail_msg("refused listen_api '%s': %s", good[i], err);
+		assert_string_equal(cfg->listen_api, good[i]);
+		config_free(cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[trust]\nca_file = a\n[server]\nlisten_tls =\n"
+		         "listen_api = %s\n",
+		         bad[i]);
+		cfg = load(text, err, sizeof(err));
+		if (cfg != NULL)
+			fail_msg("accepted listen_api '%s'", bad[i]);
+		assert_non_null(strstr(err, ":5: listen_api: '"));
+		assert_non_null(strstr(err, "is not a numeric address and port"));
+	}
+}
+
 static void test_revocation_defaults_to_require_with_crl_dir(void **state)
 {
 	char err[512];
@@ -468,6 +506,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test(test_portal_url),
+	    cmocka_unit_test(test_listen_addresses),
 	    cmocka_unit_test(test_revocation_defaults_to_require_with_crl_dir),
 	    cmocka_unit_test(test_unknown_key_names_line),
 	    cmocka_unit_test(test_bad_values_name_line_and_key),

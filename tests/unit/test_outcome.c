@@ -93,6 +93,26 @@ static void test_language(void **state)
 	assert_int_equal(outcome_lang_from_header(" en-US,en;q=0.9"), OUTCOME_LANG_EN);
 	assert_int_equal(outcome_lang_from_header("eng"), OUTCOME_LANG_ZH);
 	assert_int_equal(outcome_lang_from_header(""), OUTCOME_LANG_ZH);
+	/* Negotiated by q (RFC 9110), not by the first range alone. */
+	assert_int_equal(outcome_lang_from_header("fr-FR,fr;q=0.9,en;q=0.8"), OUTCOME_LANG_EN);
+	assert_int_equal(outcome_lang_from_header("en;q=0"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en;q=0.000"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("zh;q=0.5, en ; Q=0.9"), OUTCOME_LANG_EN);
+	assert_int_equal(outcome_lang_from_header("en;q=0.5,zh-CN;q=0.9"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en, zh"), OUTCOME_LANG_EN);
+	assert_int_equal(outcome_lang_from_header("zh, en"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("de, *;q=0.5, zh;q=0.1"), OUTCOME_LANG_EN);
+	assert_int_equal(outcome_lang_from_header("*"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("de, fr"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("EN-gb"), OUTCOME_LANG_EN);
+	/* A q RFC 9110 does not allow ignores that range. */
+	assert_int_equal(outcome_lang_from_header("en;q=2"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en;q=1.5"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en;q=0.1234"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en;level=1"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header("en;q=, fr"), OUTCOME_LANG_ZH);
+	assert_int_equal(outcome_lang_from_header(",,en;q=0.3,"), OUTCOME_LANG_EN);
+	assert_int_equal(outcome_lang_from_header("english"), OUTCOME_LANG_ZH);
 }
 
 int main(void)
