@@ -431,21 +431,23 @@ uninstall:
 # The Debian packages (debian/), built unsigned from this tree. dpkg-buildpackage
 # writes its results into the parent directory, the only place it writes outside
 # the tree; they are moved into build/deb/ at once. debian/rules cleans its own
-# leftovers, so the tree is as it was (git status stays clean).
-DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
-DEB_ARCH    = $(shell dpkg --print-architecture)
-DEB_CHANGES = certreg_$(DEB_VERSION)_$(DEB_ARCH).changes
+# leftovers, so the tree is as it was (git status stays clean). The version is
+# read by the recipe, not when make reads this file: on a fresh machine
+# dpkg-parsechangelog only arrives with deps.sh's dpkg-dev, in the recipe's
+# first line (read earlier, it was empty and the build's results were left in
+# the parent directory).
 deb:
 	@scripts/deps.sh deb
 	rm -rf build/deb && mkdir -p build/deb
-	dpkg-buildpackage -us -uc -b --post-clean; rc=$$?; \
-		if [ -e ../$(DEB_CHANGES) ]; then \
+	changes=certreg_$$(dpkg-parsechangelog -S Version)_$$(dpkg --print-architecture).changes; \
+		dpkg-buildpackage -us -uc -b --post-clean; rc=$$?; \
+		if [ -e ../$$changes ]; then \
 			for f in $$(awk '/^Files:/ { on = 1; next } /^[^ ]/ { on = 0 } on { print $$5 }' \
-				../$(DEB_CHANGES)); do mv -f ../$$f build/deb/; done; \
-			mv -f ../$(DEB_CHANGES) build/deb/; \
+				../$$changes); do mv -f ../$$f build/deb/; done; \
+			mv -f ../$$changes build/deb/; \
 		fi; \
-		exit $$rc
-	lintian --fail-on error,warning build/deb/$(DEB_CHANGES)
+		[ $$rc -eq 0 ] || exit $$rc; \
+		lintian --fail-on error,warning build/deb/$$changes
 	@ls -l build/deb
 
 # Installs the packages into a throwaway copy-on-write view of this system

@@ -107,6 +107,17 @@ static int cert_check_run(struct cli *cli, const struct cli_command *cmd, int ar
 		print_text(res);
 		status = exit_code(res->outcome);
 	}
+	/* A leaf exported alone (USB-key software, nginx's header) checked
+	 * with --ca lacks its issuing CA, which the daemon takes from
+	 * intermediates_file: the engine rightly says CERT_UNTRUSTED, but the
+	 * user was told something else, and the counter needs to know why. */
+	if (status != CLI_USAGE && a.config == NULL && a.chain == NULL &&
+	    res->outcome == OUTCOME_CERT_UNTRUSTED && res->depth == 0 &&
+	    res->x509_error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY)
+		cli_hint(cli,
+		         "the file holds no certificate of its issuer and --ca has none either; "
+		         "give the issuing CAs with --chain FILE, or check with --config FILE "
+		         "as certregd does (its intermediates_file)");
 	free(res);
 	verify_store_unref(store);
 	return status;

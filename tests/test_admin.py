@@ -1053,6 +1053,33 @@ def test_cert_check_with_config_completes_the_chain_from_intermediates_file(tmp_
         assert p.returncode == REFUSED and "outcome:     CERT_UNTRUSTED" in p.stdout, p.stdout
 
 
+def test_cert_check_of_a_leaf_alone_with_ca_says_to_give_its_issuing_ca(tmp_path, pki):
+    """The certificate a user exports from the USB key's software is usually
+    the leaf alone. Checked with --ca (the roots) it is CERT_UNTRUSTED, the
+    engine's true answer for that input, while the daemon, which completes
+    the chain from intermediates_file, told the user something else; the
+    counter was left reading "not issued by a trusted CA". cert check now
+    says on stderr what is missing and how to give it, and only then."""
+    leaf = pki.leaf("ec-ok")
+    p = run(None, "cert", "check", "--cert", leaf["pem"], "--ca", pki.path("ca/trust.pem"))
+    assert p.returncode == REFUSED and "outcome:     CERT_UNTRUSTED" in p.stdout, p.stdout
+    assert "hint: the file holds no certificate of its issuer" in p.stderr, p.stderr
+    assert "--chain FILE" in p.stderr and "--config FILE" in p.stderr, p.stderr
+    # Following it gives the daemon's answer, with no hint.
+    p = run(None, "cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"],
+            "--ca", pki.path("ca/trust.pem"))
+    assert p.returncode == OK and p.stderr == "", p.stdout + p.stderr
+    # A certificate of a CA nobody configured, given with its chain, stays
+    # untrusted: no hint that more files would help.
+    p = run(None, "cert", "check", "--cert", pki.leaf("untrusted")["pem"],
+            "--chain", pki.leaf("untrusted")["chain"], "--ca", pki.path("ca/trust.pem"))
+    assert p.returncode == REFUSED and "hint:" not in p.stderr, p.stdout + p.stderr
+    # In Chinese at the counter.
+    p = run(None, "cert", "check", "--cert", leaf["pem"], "--ca", pki.path("ca/trust.pem"),
+            env={"LANG": "zh_CN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""})
+    assert "提示: 该文件中没有签发该证书的 CA 证书" in p.stderr, p.stderr
+
+
 def test_cert_check_with_config_names_the_setting_of_a_bad_file(tmp_path, pki):
     """As certregd -t (contract section 2): a file the config names that
     cannot be read is reported with the config file, the line of the

@@ -176,6 +176,23 @@ def test_make_install_writes_units_naming_the_installed_programs(tmp_path):
     assert [str(f) for f in prefix.rglob("*") if f.is_file()] == []
 
 
+def test_make_deb_reads_the_package_version_after_installing_dpkg_dev(tmp_path):
+    """`make deb` on a fresh Debian 12 (README, "Install"): its first step
+    installs dpkg-dev, so the version must be read by the recipe, not when
+    make parses the Makefile, when dpkg-parsechangelog is not there yet.
+    Read then, it was empty: the build put its packages in the parent
+    directory, left build/deb/ empty and failed at lintian with
+    `certreg__amd64.changes is not a readable file`. Here make runs with a
+    PATH that holds no dpkg tool at all, as the fresh machine's parse does,
+    and prints (-n) the recipe it would run."""
+    p = subprocess.run(["/usr/bin/make", "-n", "-C", str(REPO), "deb"],
+                       env={"PATH": str(tmp_path), "LC_ALL": "C"},
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "certreg__" not in p.stdout, p.stdout
+    assert "$(dpkg-parsechangelog -S Version)" in p.stdout, p.stdout
+
+
 @pytest.mark.skipif(shutil.which("systemd-sysusers") is None,
                     reason="systemd-sysusers not installed")
 def test_sysusers_creates_a_system_user_without_a_shell(tmp_path):
