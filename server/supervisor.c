@@ -43,6 +43,9 @@
 
 #define SUPERVISOR_SLOTS_PER_WORKER 4
 #define SUPERVISOR_RESTART_DELAY_MS 500
+/* crl_dir as it was when its reload failed is tried again after this many
+ * ticks (2 s each): a minute. */
+#define SUPERVISOR_CRL_RETRY_TICKS 30
 /* Certificates whose OCSP answer the workers share (about 130 bytes each). */
 #define SUPERVISOR_OCSP_ENTRIES 16384
 /* Tries 10 ms apart, 2 s in all: a starting certregd holds it for microseconds. */
@@ -66,13 +69,17 @@ struct supervisor {
 	struct http_load *loads; /* nslots, shared with the workers (http_server_share) */
 	bool stopping;
 	struct crlfetch *crlfetch; /* crl_fetch = yes: the downloads into crl_dir */
+	/* The crl_dir fingerprint whose reload failed, and the ticks until it
+	 * is tried again (supervisor_tick_cb). */
+	unsigned long crl_refused;
+	int crl_retry_ticks;
 	struct event *ev_hup, *ev_term, *ev_int, *ev_chld, *ev_tick, *ev_restart;
 };
 
 static void supervisor_spawn_all(struct supervisor *s);
 static bool supervisor_spawn(struct supervisor *s);
 static int supervisor_free_lane(const struct supervisor *s);
-static void supervisor_reload(struct supervisor *s, const char *why);
+static bool supervisor_reload(struct supervisor *s, const char *why);
 /* A downloaded CRL was installed in crl_dir: read it the ordinary way. */
 static void supervisor_crl_fetched(void *arg)
 {
@@ -481,7 +488,7 @@ static int supervisor_free_lane(const struct supervisor *s)
 	return -1;
 }
 
-static void supervisor_reload(struct supervisor *s, const char *why)
+static bool supervisor_reload(struct supervisor *s, const char *why)
 {
 	struct generation next = {0}; /* stays empty when the load fails */
 	char err[1024], quoted[1100];
@@ -500,7 +507,7 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 		          "configuration)",
 		          why, log_quote(err, quoted, sizeof(quoted)));
 		sd_notify(0, "READY=1");
-		return;
+		return false;
 	}
 	supervisor_log_warnings(&next);
 	metrics_reload_set(true, NULL);
@@ -523,6 +530,7 @@ static void supervisor_reload(struct supervisor *s, const char *why)
 	log_info("event=reloaded trigger=%s draining_workers=%d", why, drained);
 	supervisor_spawn_all(s);
 	sd_notify(0, "READY=1");
+	return true;
 }
 
 static void supervisor_hup_cb(evutil_socket_t fd, short what, void *arg)
@@ -598,17 +606,35 @@ static void supervisor_restart_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 }
 
-/* CRL files are re-read when they change, as if on SIGHUP. */
+/*
+ * CRL files are re-read when they change, as if on SIGHUP. A reload that
+ * fails keeps the generation, and with it the fingerprint it was read
+ * with: crl_dir still differs from that at every tick. Tried again at
+ * each one, a file that does not parse cost a whole load (every CRL
+ * parsed again) and an error line every two seconds until someone
+ * removed it (review finding, a long-running daemon). So crl_dir as it
+ * was when its reload failed waits SUPERVISOR_CRL_RETRY_TICKS (a cause
+ * outside crl_dir, such as a file being replaced, may have passed); any
+ * change to it is tried at the next tick.
+ */
 static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct supervisor *s = arg;
+	unsigned long now;
 
 	(void)fd;
 	(void)what;
 	if (s->stopping || s->gen.cfg->crl_dir == NULL)
 		return;
-	if (supervisor_crl_signature(s->gen.cfg->crl_dir) != s->gen.crl_signature)
-		supervisor_reload(s, "crl_dir_changed");
+	now = supervisor_crl_signature(s->gen.cfg->crl_dir);
+	if (now == s->gen.crl_signature)
+		return;
+	if (now == s->crl_refused && --s->crl_retry_ticks > 0)
+		return;
+	if (!supervisor_reload(s, "crl_dir_changed")) {
+		s->crl_refused = now;
+		s->crl_retry_ticks = SUPERVISOR_CRL_RETRY_TICKS;
+	}
 }
 
 /* A slot's entry in the shared load: its worker's lane (-1: none that
