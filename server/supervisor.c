@@ -527,6 +527,7 @@ static bool supervisor_reload(struct supervisor *s, const char *why)
 	/* Before the spawn: a new worker may decide at once, and its first
 	 * decision must not appear in the log before the reload that made it. */
 	__atomic_fetch_add(&metrics_slot(0)->reloads, 1, __ATOMIC_RELAXED);
+	s->crl_refused = 0;
 	log_info("event=reloaded trigger=%s draining_workers=%d", why, drained);
 	supervisor_spawn_all(s);
 	sd_notify(0, "READY=1");
@@ -615,7 +616,10 @@ static void supervisor_restart_cb(evutil_socket_t fd, short what, void *arg)
  * removed it (review finding, a long-running daemon). So crl_dir as it
  * was when its reload failed waits SUPERVISOR_CRL_RETRY_TICKS (a cause
  * outside crl_dir, such as a file being replaced, may have passed); any
- * change to it is tried at the next tick.
+ * change to it is tried at the next tick. crl_dir put back as it runs
+ * (the bad file removed) differs from nothing, yet the failed reload
+ * still made /readyz unready: it is read once more, which clears that
+ * when nothing else is wrong.
  */
 static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -627,8 +631,13 @@ static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->stopping || s->gen.cfg->crl_dir == NULL)
 		return;
 	now = supervisor_crl_signature(s->gen.cfg->crl_dir);
-	if (now == s->gen.crl_signature)
+	if (now == s->gen.crl_signature) {
+		if (s->crl_refused == 0)
+			return;
+		s->crl_refused = 0; /* read once: a failure here is not retried */
+		supervisor_reload(s, "crl_dir_restored");
 		return;
+	}
 	if (now == s->crl_refused && --s->crl_retry_ticks > 0)
 		return;
 	if (!supervisor_reload(s, "crl_dir_changed")) {

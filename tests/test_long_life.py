@@ -83,6 +83,28 @@ def test_a_bad_file_in_crl_dir_is_not_reloaded_at_every_tick(certregd, db, pki):
     assert d.verify_bundle(chain).json()["outcome"] == "CERT_REVOKED"
 
 
+def test_a_bad_crl_file_removed_clears_the_failing_reload(certregd, db, pki):
+    """The bad file removed, crl_dir is again what the running state was
+    read from: nothing differs, so nothing reloaded and /readyz said the
+    reload failing until someone sent SIGHUP. crl_dir back as it was after
+    a failed reload of its own is read once more, and it succeeds."""
+    d = certregd(db)
+    chain = open(pki.leaf("revoked")["chain"]).read()
+    before = d.verify_bundle(chain).json()["outcome"]
+    crl_dir = Path(d.config["trust"]["crl_dir"])
+    bad = crl_dir / "zz-truncated.crl"
+    bad.write_text("-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n")
+    bad.chmod(0o644)
+    wait_for(lambda: metric(d, "certreg_reload_failing") == 1, d, "the bad CRL file was not tried")
+    assert d.get("/readyz").status == 503
+    bad.unlink()
+    wait_for(lambda: metric(d, "certreg_reload_failing") == 0, d,
+             "crl_dir as it runs again, yet the reload still said failing")
+    assert metric(d, "certreg_reload_failures_total") == 1
+    assert d.get("/readyz").status == 200
+    assert d.verify_bundle(chain).json()["outcome"] == before
+
+
 def test_descriptors_and_database_connections_stay_flat(certregd, db, pki, pg_cluster):
     """Reloads that succeed and reloads that fail, then a database restart:
     the supervisor's descriptors are the same in number, each worker (a new
