@@ -208,6 +208,74 @@ def test_the_portal_recipe_takes_only_the_sessions_nonce(certregd, db, pki, tmp_
         with pytest.raises(jwt.InvalidTokenError):
             unit_of(bare, session_nonce)
 
+def test_the_portal_recipe_drops_a_retired_key_and_learns_a_new_one(certregd, db, pki,
+                                                                   tmp_path):
+    """PORTAL.md's recipe keeps the JWKS for minutes, not for the life of
+    the portal process. A key dropped from previous_keys (retired at once
+    because it leaked) must stop verifying once the copy is older than
+    JWKS_MAX_AGE, or its thief, who can put any nonce of a session of
+    their own into a token, logs in as any unit until the portal restarts.
+    A kid it does not know makes it fetch again (a rollover without step
+    1), at most once per JWKS_MIN_REFETCH seconds: tokens with made-up kids
+    must not make every login a JWKS fetch."""
+    bind(db, pki, "ec-ok")
+    key_a, _ = ec_key(tmp_path, "a", owner="nobody")
+    key_b, _ = ec_key(tmp_path, "b", owner="nobody")
+    d = certregd(db, assertion=settings(key_a))
+    jwks_a = jwks_of(d, pki)
+    served = {"jwks": jwks_a}
+    fetches = []
+
+    def get(url, timeout):
+        fetches.append(url)
+        return types.SimpleNamespace(json=lambda: served["jwks"])
+
+    def recipe():
+        return run_with_requests(portal_code("Python (Debian's `python3-jwt`):"), {}, get=get)
+
+    portal = recipe()
+    token_a = json.loads(tls_get(d, pki, "/v1/login?nonce=n-a")[2])["assertion"]
+    assert portal["unit_of"](token_a, "n-a") == REGNO
+    kid_a = jwt.get_unverified_header(token_a)["kid"]
+
+    # A leaked: B signs, A is dropped from the JWKS at once.
+    d.conf_path.write_text(re.sub(r"(?m)^key = .*$", f"key = {key_b}",
+                                  d.conf_path.read_text()))
+    d.reload()
+    for _ in range(100):
+        served["jwks"] = jwks_of(d, pki)
+        if kid_a not in {k["kid"] for k in served["jwks"]["keys"]}:
+            break
+        time.sleep(0.1)
+    token_b = json.loads(tls_get(d, pki, "/v1/login?nonce=n-b")[2])["assertion"]
+    assert jwt.get_unverified_header(token_b)["kid"] != kid_a
+
+    # A portal that saw no token of B's: its copy ages out, A is refused.
+    portal["JWKS_MAX_AGE"] = 0
+    with pytest.raises(jwt.InvalidTokenError):
+        portal["unit_of"](token_a, "n-a")
+    assert portal["unit_of"](token_b, "n-b") == REGNO
+
+    # A portal whose copy is fresh and holds A only: B's kid fetches again.
+    fetches.clear()
+    served["jwks"], jwks_b = jwks_a, served["jwks"]
+    fresh = recipe()
+    assert fresh["unit_of"](token_a, "n-a") == REGNO
+    served["jwks"] = jwks_b
+    fresh["JWKS_MIN_REFETCH"] = 0
+    assert fresh["unit_of"](token_b, "n-b") == REGNO
+    assert len(fetches) == 2
+    # Made-up kids: refused, and no second fetch within JWKS_MIN_REFETCH.
+    fresh["JWKS_MIN_REFETCH"] = 3600
+    head, payload, sig = token_b.split(".")
+    for n in range(3):
+        forged_head = b64url(json.dumps({"alg": "ES256", "typ": "JWT",
+                                         "kid": f"unknown-{n}"}).encode())
+        with pytest.raises(jwt.InvalidTokenError):
+            fresh["unit_of"](".".join([forged_head, payload, sig]), "n-b")
+    assert len(fetches) == 2
+
+
 def test_refusals_and_the_api_paths_carry_no_assertion(certregd, db, pki, tmp_path):
     bind(db, pki, "ec-ok")
     key, _ = ec_key(tmp_path)

@@ -177,3 +177,15 @@ def test_references_between_docs_resolve():
             broken += [f"{doc}: #{a}" for a in re.findall(r"\]\(#([\w-]+)\)", text)
                        if a not in anchors]
     assert broken == []
+
+
+def test_sm2_logins_are_sent_to_the_signed_login_not_to_verify():
+    """POST /v1/verify proves nothing about possession of the key, and a
+    unit's certificate is no secret: the operators' guide once sent SM2
+    users (who cannot use TLS) there, which a portal would have taken as a
+    login for anyone holding a copy of the certificate."""
+    text = (REPO / "docs/OPERATIONS.md").read_text()
+    start = text.index("SM2 certificates cannot be used for TLS client authentication")
+    paragraph = text[start:text.index("\n\n", start)]
+    assert "/v1/login/signed" in paragraph, paragraph
+    assert "never `POST /v1/verify`" in paragraph, paragraph

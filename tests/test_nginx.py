@@ -72,7 +72,7 @@ class PortalStub:
 
 
 class Nginx:
-    def __init__(self, workdir, site, tls_port, http_port):
+    def __init__(self, workdir, site, tls_port, http_port, http_extra=""):
         self.dir = workdir
         self.tls_port = tls_port
         self.http_port = http_port
@@ -86,6 +86,7 @@ events {{ worker_connections 256; }}
 http {{
     access_log {workdir / "access.log"};
 {temp}
+{http_extra}
     include {site};
 }}
 """)
@@ -200,7 +201,7 @@ def bind(db, leaves):
 class Front:
     """nginx (the shipped site config) -> certregd + portal stub."""
 
-    def __init__(self, tmp_path, pki, certregd, db, trust_pki=None):
+    def __init__(self, tmp_path, pki, certregd, db, trust_pki=None, http_extra=""):
         trust_pki = trust_pki or pki
         trust = {"ca_file": trust_pki.path("ca/trust.pem"),
                  # nginx passes only the leaf: certregd completes the chain.
@@ -220,7 +221,7 @@ class Front:
         self.port, http_port = free_port(), free_port()
         site = render_site(trust_pki, pki, workdir, self.certregd.config["server"]["listen_api"],
                            self.portal.port, self.port, http_port)
-        self.nginx = Nginx(workdir, site, self.port, http_port)
+        self.nginx = Nginx(workdir, site, self.port, http_port, http_extra)
 
     def close(self):
         self.nginx.stop()
@@ -262,6 +263,29 @@ def test_approved_key_reaches_the_portal_as_its_unit(front, pki):
     assert h.get_all("X-Certreg-Outcome") == ["OK"]
     assert h.get_all("X-Certreg-Key") == [pki.leaf("rsa-ok")["key_id"]]
     assert h.get("X-SSL-Client-Cert") is None
+
+
+def test_underscore_spellings_of_the_decision_headers_never_reach_the_portal(
+        tmp_path, pki, db, certregd):
+    """An application server behind nginx that folds "_" into "-" (CGI and
+    WSGI name both HTTP_X_CERTREG_UNIT; wsgiref joins them, others keep the
+    last) would read a client's X_Certreg_Unit as the unit. nginx drops
+    such headers only while underscores_in_headers is off: the site says
+    so itself, so one turned on for the whole http {} block (for another
+    application) does not open the portal to them."""
+    bind(db, [pki.leaf("rsa-ok")["pem"]])
+    f = Front(tmp_path, pki, certregd, db, http_extra="    underscores_in_headers on;")
+    try:
+        r = curl(pki, f.port, "/", leaf="rsa-ok",
+                 headers=["X_Certreg_Unit: 999999999", "X_Certreg_Outcome: OK",
+                          "X_Certreg_Key: 00", "X_SSL_Client_Cert: x"])
+        assert r.status == 200
+        (req,) = f.portal.requests
+        names = [k.lower() for k in req["headers"].keys()]
+        assert not [n for n in names if n.startswith(("x_certreg", "x_ssl"))], names
+        assert req["headers"].get_all("X-Certreg-Unit") == [REGNO]
+    finally:
+        f.close()
 
 
 def test_a_post_is_decided_and_forwarded_with_its_body(front, pki):
