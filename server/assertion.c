@@ -40,6 +40,7 @@ struct assertion_keys {
 	 * still tell that it changed. */
 	struct stat sign_file;
 	bool sign_replaced;
+	bool sign_kept; /* this user could not read the file: prev's key kept */
 	struct jws_key published[ASSERTION_MAX_KEYS];
 	int npublished;
 	char *jwks;
@@ -90,6 +91,7 @@ struct assertion_keys *assertion_load(const struct config *cfg, const struct ass
 			struct stat now;
 
 			pkey = prev->sign.pkey;
+			k->sign_kept = true;
 			k->sign_file = prev->sign_file;
 			k->sign_replaced = stat(cfg->assertion_key, &now) == 0
 			                       ? !assertion_same_file(&prev->sign_file, &now)
@@ -163,6 +165,11 @@ bool assertion_enabled(const struct assertion_keys *keys)
 const char *assertion_key_replaced(const struct assertion_keys *keys)
 {
 	return keys != NULL && keys->sign_replaced ? keys->sign_path : NULL;
+}
+
+const char *assertion_key_kept(const struct assertion_keys *keys)
+{
+	return keys != NULL && keys->sign_kept ? keys->sign_path : NULL;
 }
 
 bool assertion_make_nonce(const struct assertion_keys *keys)

@@ -38,6 +38,11 @@ bool assertion_enabled(const struct assertion_keys *keys);
  * now. NULL otherwise, and when it cannot be told (stat fails). */
 const char *assertion_key_replaced(const struct assertion_keys *keys);
 
+/* The signing key's path when this load could not read the file and kept
+ * the key the previous one read (a root-only file read at start-up); NULL
+ * otherwise. */
+const char *assertion_key_kept(const struct assertion_keys *keys);
+
 /* The JWS for d, an OK decision made on a login that proved possession
  * (method "tls" or "signed-challenge"), with nonce (NULL: none), issued at
  * now. malloc'd; NULL when it could not be made. */

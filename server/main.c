@@ -23,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "assertion.h"
 #include "log.h"
 #include "supervisor.h"
 #include "tls.h"
@@ -128,6 +129,16 @@ int main(int argc, char **argv)
 			        user, err);
 			goto fail;
 		}
+		/* Valid for this start, but a reload cannot read it: the daemon
+		 * already running fails the reload that points it at this file
+		 * (a rollover), and one replaced in place waits for a restart. */
+		if (test && assertion_key_kept(check.assertion) != NULL)
+			printf(
+			    "certregd: note: [assertion] key %s: user '%s' cannot read it: it is "
+			    "read at start-up only; a reload that names it fails, and a new key "
+			    "in its place takes a restart (make it the user's, mode 0600, to "
+			    "rotate with SIGHUP)\n",
+			    assertion_key_kept(check.assertion), user);
 		supervisor_unload(&check);
 	}
 	if (test) {

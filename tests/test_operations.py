@@ -1095,6 +1095,34 @@ def test_t_and_start_refuse_files_nobody_could_not_reload(certregd, db, tmp_path
     assert p.returncode == 0 and "reloads checked as user 'nobody'" in p.stdout, p.stderr
 
 
+@needs_root
+def test_t_says_a_root_only_assertion_key_is_read_at_start_only(certregd, db, tmp_path):
+    """A root-only [assertion] key is read before the drop and kept by
+    reloads: valid for a start, but a running daemon that is pointed at it
+    by a reload (a rollover to a new file) fails that reload. -t -u USER
+    said only "valid" for it; it says when the key will be read."""
+    d = certregd(db)
+    tmp_path.chmod(0o755)
+    key = tmp_path / "assertion-new.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", key], check=True, capture_output=True)
+    key.chmod(0o600)
+    cfg = {k: dict(v) for k, v in d.config.items()}
+    cfg["assertion"] = {"key": key, "issuer": "https://certreg.example.gov.cn",
+                        "audience": "portal", "return_to": "https://portal.example.gov.cn/cb"}
+    conf = tmp_path / "assertion.conf"
+    write_config(conf, cfg)
+    p = run_daemon("-t", "-u", "nobody", "-c", str(conf))
+    assert p.returncode == 0 and "is valid" in p.stdout, p.stdout + p.stderr
+    note = p.stdout + p.stderr
+    assert f"[assertion] key {key}" in note and "user 'nobody' cannot read it" in note, note
+    assert "a reload that names it fails" in note, note
+    # Readable by the user: no note.
+    os.chown(key, pwd.getpwnam("nobody").pw_uid, -1)
+    p = run_daemon("-t", "-u", "nobody", "-c", str(conf))
+    assert p.returncode == 0 and "cannot read it" not in p.stdout + p.stderr, p.stdout + p.stderr
+
+
 def unsafe_setups():
     """(name, how to make d's set-up unsafe, the file the message names)."""
     def key_group_readable(d, cfg):
