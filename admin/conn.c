@@ -4,6 +4,7 @@
  * Synchronous libpq on purpose: the CLI does one thing per run and waits for
  * it. Every statement is parameterised; no SQL is built from input.
  */
+#include <libintl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 static int conn_report(struct cli *cli, const PGresult *res);
 static void conn_libpq_error(const struct cli *cli);
+static bool conn_only_standbys(const char *msg);
 static const char *conn_error_code(const char *sqlstate);
 static const char *conn_refusal_text(const char *sqlstate);
 static bool conn_explain_no_role(struct cli *cli, const char *primary);
@@ -64,9 +66,20 @@ int conn_open(struct cli *cli, bool transaction)
 		cli_set_code(cli, "database_unreachable");
 		conn_libpq_error(cli);
 		/* libpq names a socket or a role; a counter clerk needs to know
-		 * what to check and whom to ask. */
-		cli_hint(cli, "check the database address and login in --db or CERTREG_DB (or the "
-		              "PG* variables); if they are right, ask the system administrator");
+		 * what to check and whom to ask. A host left for being a standby
+		 * means the address is right and the primary is down (a failover
+		 * under way): the clerk can still look things up on a standby. */
+		if (conn_only_standbys(PQerrorMessage(cli->conn)))
+			cli_hint(cli,
+			         "no primary database answers, only a read-only standby: nothing "
+			         "can be changed until the system administrator brings the primary "
+			         "back or promotes a standby; to look something up meanwhile, add "
+			         "target_session_attrs=any to --db or CERTREG_DB");
+		else
+			cli_hint(cli,
+			         "check the database address and login in --db or CERTREG_DB (or "
+			         "the PG* variables); if they are right, ask the system "
+			         "administrator");
 		PQfinish(cli->conn);
 		cli->conn = NULL;
 		return CLI_FAIL;
@@ -173,6 +186,23 @@ static int conn_report(struct cli *cli, const PGresult *res)
 	cli_set_code(cli, conn_error_code(state));
 	/* The rules speak English from sql/ (one home per rule); a Chinese
 	 * clerk reads what kind of refusal it is, then the database's words. */
+	if (state != NULL && strcmp(state, "25006") == 0) {
+		/* A change that reached a standby (a --db naming it, or
+		 * target_session_attrs=any during a failover): not a rule, and
+		 * PostgreSQL's "read-only transaction" tells a clerk nothing. */
+		if (i18n_chinese()) {
+			cli_error(cli, "%s",
+			          _("the database is a read-only standby: no change now"));
+			cli_detail(cli, "%s", primary != NULL ? primary : "read-only transaction");
+		} else {
+			cli_error(cli, "%s", primary != NULL ? primary : "read-only transaction");
+		}
+		cli_hint(cli,
+		         "changes are made on the primary database: use the address of --db or "
+		         "CERTREG_DB without target_session_attrs=any; if no primary answers, ask "
+		         "the system administrator");
+		return conn_status_exit(state);
+	}
 	if (primary != NULL && i18n_chinese() && conn_refusal_text(state) != NULL) {
 		cli_error(cli, "%s", _(conn_refusal_text(state)));
 		cli_detail(cli, "%s", primary);
@@ -207,6 +237,8 @@ static const char *conn_error_code(const char *sqlstate)
 
 	if (sqlstate == NULL || strncmp(sqlstate, "08", 2) == 0)
 		return "database_unreachable";
+	if (strcmp(sqlstate, "25006") == 0) /* read_only_sql_transaction: a standby */
+		return "database_read_only";
 	if (strncmp(sqlstate, "CR00", 4) == 0 && sqlstate[4] >= '1' && sqlstate[4] <= '9' &&
 	    sqlstate[5] == '\0')
 		return certreg[sqlstate[4] - '0'];
@@ -315,4 +347,26 @@ static void conn_libpq_error(const struct cli *cli)
 	while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
 		len--;
 	cli_error(cli, "%.*s", (int)len, msg);
+}
+
+/*
+ * Whether libpq left a host for being a standby when the connection string
+ * asked for the primary (target_session_attrs=read-write or primary): its
+ * words, in English or as its own catalogue translated them (LANGUAGE is
+ * zh_CN for a Chinese clerk, i18n.c). The domain is libpq's, "libpq5-" and
+ * the major version (PostgreSQL's PG_TEXTDOMAIN).
+ */
+static bool conn_only_standbys(const char *msg)
+{
+	/* The msgids end in a newline, as libpq 15 has them. */
+	static const char *const words[] = {"session is read-only\n",
+	                                    "server is in hot standby mode\n"};
+	char domain[32];
+
+	snprintf(domain, sizeof(domain), "libpq5-%d", PQlibVersion() / 10000);
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strstr(msg, words[i]) != NULL ||
+		    strstr(msg, dgettext(domain, words[i])) != NULL)
+			return true;
+	return false;
 }

@@ -1081,15 +1081,25 @@ static void registry_conn_drop(struct registry_conn *c)
 static void registry_conn_fail(struct registry_conn *c, const char *why)
 {
 	struct registry *reg = c->reg;
-	char quoted[256];
-	char msg[200];
-	size_t n;
+	char quoted[1024];
+	char msg[512];
+	size_t n = 0;
 
-	/* libpq messages end in a newline and name no password. */
-	snprintf(msg, sizeof(msg), "%s", why);
-	n = strlen(msg);
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-		msg[--n] = '\0';
+	/* libpq messages name no password. With several hosts they hold a
+	 * line per host and why it was left (refused, "session is read-only"):
+	 * what an operator reads during a failover, so kept whole, each run of
+	 * line breaks and tabs one space (log_quote drops control bytes). */
+	for (const char *p = why; *p != '\0' && n + 1 < sizeof(msg); p++) {
+		if (*p == '\n' || *p == '\t' || *p == '\r') {
+			if (n > 0 && msg[n - 1] != ' ')
+				msg[n++] = ' ';
+		} else {
+			msg[n++] = *p;
+		}
+	}
+	while (n > 0 && msg[n - 1] == ' ')
+		n--;
+	msg[n] = '\0';
 	reg->stats.errors++;
 	c->errors++;
 	log_warn("event=db_connection_lost role=%s host=%s reason=%s retry_ms=%d",

@@ -713,3 +713,77 @@ def test_a_full_backlog_drops_last_uses_before_a_pending_registration(certregd, 
     used = pair.primary.psql("SELECT count(*) FROM certreg.keys WHERE last_used_at IS NOT NULL",
                              "certreg").strip()
     assert used == "2"
+
+
+def test_the_counter_is_told_that_no_primary_answers(pair, pki):
+    """While the primary is down, certreg-admin with the documented
+    multi-host string (target_session_attrs=read-write) finds only the
+    standby, which libpq leaves as read-only. The clerk was told to check
+    the address and login in CERTREG_DB, which are right. Now: no primary
+    answers, changes wait for it or a promoted standby, and how to look
+    things up meanwhile (in Chinese, whose libpq words differ); exit 3 and
+    database_unreachable as before."""
+    from test_admin_zh import EN, ZH, lrun
+    pair.primary.stop(mode="immediate")
+    conninfo = pair.write_conninfo("postgres")
+    for env, hint in ((ZH, "certreg-admin: 提示: 没有主库应答"),
+                      (EN, "certreg-admin: hint: no primary database answers")):
+        p = lrun(conninfo, "pending", "list", env=env)
+        assert p.returncode == 3, p.stderr
+        assert p.stderr.splitlines()[-1].startswith(hint), p.stderr
+        assert "target_session_attrs=any" in p.stderr, p.stderr
+        assert json.loads(lrun(conninfo, "--json", "pending", "list", env=env).stdout)[
+            "error"] == "database_unreachable"
+    # The way the hint gives: lookups on the standby work meanwhile.
+    p = lrun(conninfo + " target_session_attrs=any", "unit", "show", REGNO, env=EN)
+    assert p.returncode == 0 and REGNO in p.stdout, p.stderr
+
+
+def test_a_change_sent_to_a_standby_says_it_is_read_only(pair, pki):
+    """A change that reaches a standby (a --db naming it, or
+    target_session_attrs=any as above) printed PostgreSQL's English "cannot
+    execute INSERT in a read-only transaction" alone, as an unclassified
+    database_error. Now the clerk reads that the database is a read-only
+    standby and whom to ask; --json says database_read_only; exit 3; nothing
+    changed."""
+    from test_admin_zh import EN, ZH, lrun
+    standby = (f"host=127.0.0.1 port={pair.standby.port} dbname=certreg user=postgres "
+               "connect_timeout=2")
+    args = ("unit", "add", "110106000002", "--name", "石景山第二单位", "--office", "SJS1")
+    p = lrun(standby, *args, env=ZH)
+    assert p.returncode == 3, p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == "certreg-admin: 错误: 数据库是只读的备库，现在不能修改", p.stderr
+    assert "read-only transaction" in lines[1], p.stderr
+    assert lines[-1].startswith("certreg-admin: 提示: "), p.stderr
+    p = lrun(standby, "--json", *args, env=EN)
+    assert p.returncode == 3
+    got = json.loads(p.stdout)
+    assert got["error"] == "database_read_only" and got["sqlstate"] == "25006", got
+    assert "read-only" in p.stderr.splitlines()[0], p.stderr
+    assert p.stderr.splitlines()[-1].startswith("certreg-admin: hint: changes are made on the "
+                                                "primary"), p.stderr
+    assert pair.primary.psql("SELECT count(*) FROM certreg.units WHERE registration_no = "
+                             "'110106000002'", "certreg").strip() == "0"
+
+
+def test_the_log_says_why_each_host_was_left(certregd, pair, pki):
+    """With the primary down, libpq's message for a multi-host conninfo
+    names every host and why it was left, one line each. The log cut it
+    at 200 bytes and fused the lines ("Connection refusedIs the server"),
+    so the operator never read why the standby was left ("session is
+    read-only") during a failover. Now the whole message, its lines
+    joined with spaces."""
+    d = start(certregd, pair)
+    assert outcome(d, pki, "ec-ok") == (200, "OK")
+    pair.primary.stop(mode="immediate")
+    deadline = time.monotonic() + 15  # the reconnect backoff is at most 5 s
+    while True:
+        lost = [line for line in d.log().splitlines()
+                if "event=db_connection_lost role=pool" in line and "refused" in line]
+        if lost or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert lost, d.log()[-3000:]
+    assert all("session is read-only" in line and f"port {pair.standby.port}" in line
+               and "refusedIs" not in line for line in lost), "\n".join(lost)
