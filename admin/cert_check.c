@@ -51,7 +51,8 @@ static struct verify_store *build_store(const struct cli *cli, const struct chec
                                         int *status);
 static bool run_check(const struct cli *cli, const struct verify_store *store,
                       const struct check_args *a, time_t now, struct verify_result *res);
-static void print_text(struct verify_result *res);
+static void print_text(struct verify_result *res, time_t now);
+static void local_time(time_t t, char *buf, size_t len);
 static bool print_json(const struct cli *cli, const struct verify_result *res);
 static int exit_code(outcome_t outcome);
 
@@ -81,6 +82,7 @@ static int cert_check_run(struct cli *cli, const struct cli_command *cmd, int ar
 	struct check_args a = {.purpose = VERIFY_PURPOSE_CLIENT};
 	struct verify_store *store;
 	struct verify_result *res;
+	time_t now;
 	int status;
 
 	status = parse_args(cli, cmd, argc, argv, &a);
@@ -99,12 +101,13 @@ static int cert_check_run(struct cli *cli, const struct cli_command *cmd, int ar
 		verify_store_unref(store);
 		return CLI_FAIL;
 	}
-	if (!run_check(cli, store, &a, a.have_at ? a.at : time(NULL), res)) {
+	now = a.have_at ? a.at : time(NULL);
+	if (!run_check(cli, store, &a, now, res)) {
 		status = CLI_USAGE;
 	} else if (cli->json) {
 		status = print_json(cli, res) ? exit_code(res->outcome) : CLI_FAIL;
 	} else {
-		print_text(res);
+		print_text(res, now);
 		status = exit_code(res->outcome);
 	}
 	/* A leaf exported alone (USB-key software, nginx's header) checked
@@ -293,11 +296,12 @@ static bool run_check(const struct cli *cli, const struct verify_store *store,
 /* Cleans res's names for the terminal first: the certificate is whatever
  * the user brought to the counter, and OpenSSL's RFC 2253 escaping leaves
  * C1 and bidi controls as they are (table_clean). */
-static void print_text(struct verify_result *res)
+static void print_text(struct verify_result *res, time_t now)
 {
 	const struct cert_summary *s = &res->leaf;
 	const struct outcome_info *info = outcome_info(res->outcome);
 	char nb[32], na[32];
+	long ago;
 
 	table_clean(res->reason);
 	table_clean(res->failing_subject);
@@ -322,18 +326,25 @@ static void print_text(struct verify_result *res)
 			printf(_("hint:        %s\n"), info->hint[i18n_outcome_lang()]);
 	}
 	if (res->has_leaf) {
-		certinfo_rfc3339(s->not_before, nb, sizeof(nb));
-		certinfo_rfc3339(s->not_after, na, sizeof(na));
+		/* Local time, as the tables and the user's certificate tool show
+		 * it (the login page says 北京时间); --json keeps UTC. */
+		local_time(s->not_before, nb, sizeof(nb));
+		local_time(s->not_after, na, sizeof(na));
 		printf(_("subject:     %s\n"), s->subject);
 		printf(_("issuer:      %s\n"), s->issuer);
 		printf(_("serial:      %s\n"), s->serial);
+		/* Whole days since notAfter: days_left is floored, so it reads
+		 * -2 a day and a minute after expiry, when the user counts 1. */
+		ago = (long)(difftime(now, s->not_after) / 86400.0);
 		if (s->days_left >= 0)
 			printf(_("valid:       %s to %s (%ld days left)\n"), nb, na, s->days_left);
+		else if (ago == 0)
+			printf(_("valid:       %s to %s (expired less than a day ago)\n"), nb, na);
 		else
 			printf(i18n_ntext("valid:       %s to %s (expired %ld day ago)\n",
 			                  "valid:       %s to %s (expired %ld days ago)\n",
-			                  (unsigned long)-s->days_left),
-			       nb, na, -s->days_left);
+			                  (unsigned long)ago),
+			       nb, na, ago);
 		printf(_("sha256:      %s\n"), s->sha256);
 		printf(_("key id:      %s\n"), s->key_id);
 		if (s->holder_id[0] != '\0')
@@ -347,12 +358,21 @@ static void print_text(struct verify_result *res)
 		snprintf(nu, sizeof(nu), "%s", _("none"));
 
 		if (res->crl.next_update != 0)
-			certinfo_rfc3339(res->crl.next_update, nu, sizeof(nu));
+			local_time(res->crl.next_update, nu, sizeof(nu));
 		printf(_("crl:         %s, number %s, next update %s\n"), res->crl.issuer,
 		       res->crl.number[0] != '\0' ? res->crl.number : _("none"), nu);
 	}
 	if (res->expiring_soon)
 		printf(_("warning:     CERT_EXPIRING_SOON\n"));
+}
+
+/* "YYYY-MM-DD HH:MM:SS" in the computer's zone (TZ, else /etc/localtime). */
+static void local_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (localtime_r(&t, &tm) == NULL || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		certinfo_rfc3339(t, buf, len);
 }
 
 static bool print_json(const struct cli *cli, const struct verify_result *res)

@@ -171,6 +171,11 @@ void cli_set_code(const struct cli *cli, const char *code)
 		snprintf(cli->failure->code, sizeof(cli->failure->code), "%s", code);
 }
 
+bool cli_failed_with(const struct cli *cli, const char *code)
+{
+	return cli->failure != NULL && strcmp(cli->failure->code, code) == 0;
+}
+
 int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)
 {
 	va_list ap;

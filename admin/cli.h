@@ -103,6 +103,9 @@ void cli_help(const struct cli *cli, const struct cli_command *cmd);
 
 /* Sets the failure's stable code (the first one set wins). */
 void cli_set_code(const struct cli *cli, const char *code);
+/* Whether the failure's stable code is code: for a command to add the
+ * next step to a refusal the database worded. */
+bool cli_failed_with(const struct cli *cli, const char *code);
 
 /* A refusal: the error message and its stable code; returns CLI_REFUSED. */
 int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)

@@ -27,6 +27,7 @@ static int key_list(struct cli *cli, const struct cli_command *cmd, int argc, ch
 static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int key_print_rows(const struct cli *cli, const PGresult *res,
                           const struct report_column *cols, size_t ncols);
+static void key_bind_next_step(const struct cli *cli);
 
 #define KEY_NCOLS(cols) (sizeof(cols) / sizeof((cols)[0]))
 
@@ -184,6 +185,8 @@ static int key_bind(struct cli *cli, const struct cli_command *cmd, int argc, ch
 		                         reason,     cert_text};
 
 		rc = conn_run(cli, "SELECT certreg.key_bind($1, $2, $3, $4, $5, $6)", 6, params);
+		if (rc == CLI_REFUSED)
+			key_bind_next_step(cli);
 	}
 	free(cert_text);
 	if (rc != CLI_OK)
@@ -238,8 +241,17 @@ static int key_change(struct cli *cli, const struct cli_command *cmd, int argc, 
 	{
 		const char *params[2] = {ref.key_id, reason};
 
-		if ((rc = conn_run(cli, changes[which].sql, 2, params)) != CLI_OK)
+		if ((rc = conn_run(cli, changes[which].sql, 2, params)) != CLI_OK) {
+			/* The database names the status in English ("it is
+			 * suspended"); the clerk needs the way on. */
+			if (cli_failed_with(cli, "invalid_transition"))
+				cli_hint(cli,
+				         "\"certreg-admin key show %.16s\" shows the key's status: "
+				         "only a suspended key can be resumed, and a cancelled "
+				         "one must be bound again (key bind)",
+				         ref.key_id);
 			return rc;
+		}
 	}
 	return report_done(cli,
 	                   json_pack("{s:s, s:s, s:s}", "key_id", ref.key_id, "action",
@@ -492,6 +504,26 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 	rc = key_print_rows(cli, res, cols, KEY_NCOLS(cols));
 	PQclear(res);
 	return rc;
+}
+
+/* A refused bind in the database's English words: what the counter does
+ * next, in the clerk's language. */
+static void key_bind_next_step(const struct cli *cli)
+{
+	if (cli_failed_with(cli, "not_found"))
+		cli_hint(cli, "check the registration number (\"certreg-admin unit list\" lists "
+		              "the units you may see); register a new unit first with "
+		              "\"certreg-admin unit add\"");
+	else if (cli_failed_with(cli, "key_bound_elsewhere"))
+		cli_hint(cli, "the key stays with the unit named above until that unit's office "
+		              "cancels it (key cancel); then bind it here");
+	else if (cli_failed_with(cli, "credit_code_mismatch"))
+		cli_hint(cli, "check that the certificate and the unit are the same one; if they "
+		              "are, a supervisor binds it with --force --reason TEXT");
+	else if (cli_failed_with(cli, "unit_closed"))
+		cli_hint(cli,
+		         "a closed unit takes no keys; if it is open again, first \"certreg-admin "
+		         "unit set-status REGNO active --reason TEXT\"");
 }
 
 static int key_print_rows(const struct cli *cli, const PGresult *res,

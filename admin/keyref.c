@@ -19,17 +19,18 @@
 /* Candidates listed for an ambiguous prefix. */
 #define KEYREF_MAX_LISTED 10
 
+/* What keyref_scan found. */
+enum keyref_scanned { KEYREF_HEX, KEYREF_NOT_HEX, KEYREF_TOO_LONG };
+
+static enum keyref_scanned keyref_scan(const char *arg, char out[CERTINFO_HEX256_LEN], size_t *len);
 static json_t *keyref_string_or_null(const char *s);
 
 int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg,
                  const char *cert_file, struct keyref *out)
 {
-	size_t len = 0, n;
-	enum pasted_kind kind;
-	bool cut = false;
+	size_t len = 0;
 	X509 *x;
 	char err[256];
-	char c;
 	bool ok;
 
 	memset(out, 0, sizeof(*out));
@@ -62,28 +63,29 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
 		out->from_cert = true;
 		return CLI_OK;
 	}
-	/* As the refusal page shows it (groups of four) or a table cuts it
-	 * ("…" at the end), full-width digits and blanks around it too. */
-	for (const char *p = arg; (kind = pasted_next(p, &c, &n)) != PASTED_END; p += n) {
-		if (kind == PASTED_BLANK)
-			continue;
-		if (kind == PASTED_ELLIPSIS && !cut) {
-			cut = true;
-			continue;
-		}
-		if (cut || kind != PASTED_ASCII || !isxdigit((unsigned char)c))
-			return cli_usage(cli, cmd, "key id \"%s\" is not hexadecimal", arg);
-		if (len == CERTINFO_HEX256_LEN - 1)
-			break;
-		out->key_id[len++] = (char)tolower((unsigned char)c);
+	switch (keyref_scan(arg, out->key_id, &len)) {
+	case KEYREF_NOT_HEX:
+		return cli_usage(cli, cmd, "key id \"%s\" is not hexadecimal", arg);
+	case KEYREF_TOO_LONG:
+		len = 0; /* refused below, as too short a prefix is */
+		break;
+	case KEYREF_HEX:
+		break;
 	}
-	if (len < KEYREF_MIN_PREFIX || kind != PASTED_END)
+	if (len < KEYREF_MIN_PREFIX)
 		return cli_usage(cli, cmd,
 		                 "key id \"%s\" must be 8 to 64 hex digits (a unique prefix "
 		                 "of the key id)",
 		                 arg);
 	out->complete = len == CERTINFO_HEX256_LEN - 1;
 	return CLI_OK;
+}
+
+bool keyref_is_prefix(const char *text, char out[CERTINFO_HEX256_LEN])
+{
+	size_t len;
+
+	return keyref_scan(text, out, &len) == KEYREF_HEX && len >= KEYREF_MIN_PREFIX;
 }
 
 int keyref_resolve(struct cli *cli, struct keyref *ref)
@@ -105,6 +107,11 @@ int keyref_resolve(struct cli *cli, struct keyref *ref)
 		rc = CLI_OK;
 	} else if (n == 0) {
 		rc = cli_refuse(cli, "not_found", "no key id starts with \"%s\"", ref->key_id);
+		/* Known only once its certificate was seen: refused at login,
+		 * or brought on a file. */
+		cli_hint(cli, "check the digits against the refusal page, or give the certificate "
+		              "file with --cert; \"certreg-admin pending list\" lists the keys "
+		              "waiting to be bound");
 	} else {
 		cli_set_code(cli, "ambiguous_key");
 		cli_error(cli, "key id prefix \"%s\" is ambiguous: %d keys match", ref->key_id, n);
@@ -130,6 +137,35 @@ json_t *keyref_cert_json(const struct keyref *ref)
 	                 "key_id", c->key_id, "subject", c->subject, "issuer", c->issuer, "serial",
 	                 c->serial, "holder_id", keyref_string_or_null(c->holder_id), "credit_code",
 	                 keyref_string_or_null(c->credit_code), "not_before", nb, "not_after", na);
+}
+
+/* The hex digits of a key id as the refusal page shows it (groups of four)
+ * or a table cuts it ("…" at the end), full-width digits and blanks around
+ * it too: lowercase into out (NUL-terminated), their number in *len. */
+static enum keyref_scanned keyref_scan(const char *arg, char out[CERTINFO_HEX256_LEN], size_t *len)
+{
+	enum pasted_kind kind;
+	bool cut = false;
+	size_t n;
+	char c;
+
+	*len = 0;
+	out[0] = '\0';
+	for (const char *p = arg; (kind = pasted_next(p, &c, &n)) != PASTED_END; p += n) {
+		if (kind == PASTED_BLANK)
+			continue;
+		if (kind == PASTED_ELLIPSIS && !cut) {
+			cut = true;
+			continue;
+		}
+		if (cut || kind != PASTED_ASCII || !isxdigit((unsigned char)c))
+			return KEYREF_NOT_HEX;
+		if (*len == CERTINFO_HEX256_LEN - 1)
+			return KEYREF_TOO_LONG;
+		out[(*len)++] = (char)tolower((unsigned char)c);
+		out[*len] = '\0';
+	}
+	return KEYREF_HEX;
 }
 
 static json_t *keyref_string_or_null(const char *s)

@@ -33,6 +33,13 @@ int keyref_parse(struct cli *cli, const struct cli_command *cmd, const char *arg
                  const char *cert_file, struct keyref *out) __attribute__((warn_unused_result));
 
 /*
+ * Whether text reads as a key id or a prefix of one, as keyref_parse takes
+ * it (at least 8 hex digits, blanks and a final "…" allowed): its lowercase
+ * digits into out. For searches that also take other words (pending list).
+ */
+bool keyref_is_prefix(const char *text, char out[CERTINFO_HEX256_LEN]);
+
+/*
  * Completes a prefix through certreg.key_resolve on the open connection:
  * refused when nothing or more than one key id matches (the candidates are
  * listed). A whole key id is taken as it is.

@@ -138,7 +138,8 @@ static int office_operator_add(struct cli *cli, const struct cli_command *cmd, i
 	return report_done(cli,
 	                   json_pack("{s:s, s:s, s:s}", "login", params[0], "office_code",
 	                             params[1], "role", params[2]),
-	                   "%s %s added to office %s", params[2], params[0], params[1]);
+	                   "%s %s added to office %s", report_word(params[2]), params[0],
+	                   params[1]);
 }
 
 /* The options of office list (none) and operator list and remove

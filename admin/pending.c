@@ -3,7 +3,8 @@
  *
  * The daemon records a pending registration for every key refused as
  * KEY_NOT_APPROVED; staff search them by what the unit tells them (its name
- * as in the certificate, credit code or holder id) and bind the key.
+ * as in the certificate, credit code or holder id, or the key id its
+ * refusal page showed) and bind the key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "conn.h"
 #include "i18n.h"
+#include "keyref.h"
 #include "pending.h"
 #include "report.h"
 
@@ -31,7 +33,9 @@ const struct cli_command pending_commands[] = {
         "(the whole subject, and the first attempt).\n\n"
         "Options:\n"
         "      --search TEXT  only keys whose certificate subject (unit name), credit\n"
-        "                     code or holder id contains TEXT\n"
+        "                     code or holder id contains TEXT, or whose key id\n"
+        "                     starts with it (8 or more digits, as the refusal\n"
+        "                     page shows them: \"c77c 4bb2\")\n"
         "      --office CODE  only keys whose credit code is a unit's of this office\n"
         "      --limit N      at most N keys (default 50)\n"),
      pending_list},
@@ -58,7 +62,9 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	    {"first_seen", N_("FIRST"), REPORT_TIME, true},
 	    {"last_seen", N_("LAST"), REPORT_TIME},
 	};
-	const char *params[3] = {NULL, NULL, PENDING_DEFAULT_LIMIT}; /* search, office, limit */
+	/* search, office, limit, key id prefix */
+	const char *params[4] = {NULL, NULL, PENDING_DEFAULT_LIMIT, NULL};
+	char prefix[CERTINFO_HEX256_LEN];
 	PGresult *res;
 	char *pattern = NULL;
 	long limit;
@@ -89,6 +95,10 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 		cli_error(cli, "out of memory");
 		return CLI_FAIL;
 	}
+	/* The refusal page tells the user to give the clerk the key id: a
+	 * clerk searching for it must find the key, not "0 pending keys". */
+	if (params[0] != NULL && keyref_is_prefix(params[0], prefix))
+		params[3] = prefix;
 	params[0] = pattern;
 	/* ILIKE, so the trigram indexes serve a fragment search. */
 	rc = conn_exec(cli, &res,
@@ -96,10 +106,10 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	               " first_seen, last_seen, last_peer, issuer, not_after, cert_sha256"
 	               " FROM certreg.pending_v"
 	               " WHERE ($1::text IS NULL OR subject ILIKE $1 OR credit_code ILIKE $1"
-	               " OR holder_id ILIKE $1)"
+	               " OR holder_id ILIKE $1 OR key_id LIKE $4::text || '%')"
 	               " AND ($2::text IS NULL OR office_code = $2)"
 	               " ORDER BY last_seen DESC LIMIT $3::integer",
-	               3, params);
+	               4, params);
 	free(pattern);
 	if (rc != CLI_OK)
 		return rc;

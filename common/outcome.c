@@ -143,8 +143,8 @@ static const char *const outcome_texts[OUTCOME_TEXT_COUNT][2] = {
     [OUTCOME_TEXT_VALIDITY] = {"有效期", "Valid"},
     [OUTCOME_TEXT_SERVER_TIME] = {"服务器时间", "Server time"},
     [OUTCOME_TEXT_BEIJING_TIME] = {"北京时间", "Beijing time (UTC+8)"},
-    [OUTCOME_TEXT_KEY_ID] = {"密钥标识", "Key id"},
-    [OUTCOME_TEXT_KEY_ID_NOTE] = {"办理关联开通时，请将此密钥标识告知管理部工作人员。",
+    [OUTCOME_TEXT_KEY_ID] = {"KEY 编号", "Key id"},
+    [OUTCOME_TEXT_KEY_ID_NOTE] = {"办理关联开通时，请将此 KEY 编号告知管理部工作人员。",
                                   "Give this key id to the management office staff when you "
                                   "have the key associated."},
     [OUTCOME_TEXT_BACK_TO_PORTAL] = {"返回门户", "Back to the portal"},

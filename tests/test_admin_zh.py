@@ -12,6 +12,7 @@ without a Chinese translation fails here.
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -351,3 +352,111 @@ def test_a_database_out_of_reach_says_what_to_check(db):
         assert "--db" in p.stderr and "CERTREG_DB" in p.stderr, p.stderr
         assert json.loads(lrun(conninfo, "--json", "unit", "list", env=ZH).stdout)["error"] == \
             "database_unreachable"
+
+
+# --- a counter clerk's day (docs/SECURITY.md, "a counter clerk's day in Chinese") ---
+
+def test_pending_list_finds_the_key_by_the_id_the_refusal_page_showed(org, db, pki):
+    # The page tells the user to give the clerk its KEY 编号; the clerk looks
+    # for it among the pending registrations. Before: "共 0 个待关联登记的 KEY".
+    key = pki.leaf("bjca-other")["key_id"]
+    record_refusal(db, pki, "bjca-other")
+    record_refusal(db, pki, "bjca-uid")
+    fw = str.maketrans("0123456789abcdef", "０１２３４５６７８９ａｂｃｄｅｆ")
+    for typed in (key[:4] + " " + key[4:8], key[:16].upper() + "…", key[:12].translate(fw),
+                  " ".join(key[i:i + 4] for i in range(0, 64, 4))):
+        p = lrun(org.op_dc, "--json", "pending", "list", "--search", typed, env=ZH)
+        assert p.returncode == OK, (typed, p.stderr)
+        assert [r["key_id"] for r in json.loads(p.stdout)] == [key], (typed, p.stdout)
+        p = lrun(org.op_dc, "pending", "list", "--search", typed, env=ZH)
+        assert p.stdout.splitlines()[-1] == "共 1 个待关联登记的 KEY", (typed, p.stdout)
+    # Fewer than 8 digits is no key id (a credit code fragment, say): no key by its id.
+    p = lrun(org.op_dc, "--json", "pending", "list", "--search", key[:7], env=ZH)
+    assert key not in p.stdout
+    p = lrun(None, "pending", "list", "--help", env=ZH)
+    assert "KEY 编号以" in p.stdout, p.stdout
+
+
+def test_cert_check_shows_the_validity_in_local_time_and_whole_days_since_expiry(pki):
+    # The user reads the validity in the certificate tool in Beijing time,
+    # and the page says 北京时间: the counter's check must not say UTC.
+    leaf = pki.leaf("expired")
+    args = ["cert", "check", "--cert", leaf["pem"], "--chain", leaf["chain"],
+            "--ca", pki.path("ca/trust.pem")]
+    beijing = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t + 8 * 3600))
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    env = {**ZH, "TZ": "Asia/Shanghai"}
+    p = lrun(None, *args, env=env)
+    line = [x for x in p.stdout.splitlines() if x.startswith("有效期：")][0]
+    assert f"{beijing(leaf['not_before'])} 至 {beijing(leaf['not_after'])}（" in line, line
+    assert "Z" not in line, line
+    # A day and a minute after expiry is one day, not two; less than a day
+    # is said so (not "0 天").
+    na = leaf["not_after"]
+    for at, want in ((na + 86400 + 60, "（已过期 1 天）"), (na + 3 * 86400 - 1, "（已过期 2 天）"),
+                     (na + 60, "（已过期，不足 1 天）")):
+        p = lrun(None, *args, "--at", iso(at), env=env)
+        assert p.returncode == REFUSED
+        assert re.search(r"^有效期：.*" + re.escape(want) + "$", p.stdout, re.M), (want, p.stdout)
+    p = lrun(None, *args, "--at", iso(na + 86400 + 60), env={**EN, "TZ": "Asia/Shanghai"})
+    assert "(expired 1 day ago)" in p.stdout, p.stdout
+    # --json keeps RFC 3339 UTC.
+    p = lrun(None, "--json", *args, env=env)
+    assert json.loads(p.stdout)["certificate"]["not_after"] == iso(na), p.stdout
+
+
+def test_refused_binds_and_changes_say_what_to_do_next_in_chinese(org, db, pki):
+    c = org.owner
+    bjca, other = pki.leaf("bjca"), pki.leaf("bjca-other")
+    record_refusal(db, pki, "bjca")
+
+    def refused(conn, *args):
+        p = lrun(conn, *args, env=ZH)
+        assert p.returncode == REFUSED, (args, p.stdout, p.stderr)
+        hint = p.stderr.splitlines()[-1]
+        assert hint.startswith("certreg-admin: 提示: "), (args, p.stderr)
+        # Chinese, commands quoted or in brackets as they are typed.
+        prose = re.sub(r"^certreg-admin: 提示: |“[^”]*”|（[a-z ]+）|--[a-z]+", "", hint)
+        assert re.search(r"[\u4e00-\u9fff]", prose) and not re.search(r"[a-z]{3,}", prose), hint
+        return hint
+
+    # A registration number that is no unit (a typing mistake, or a new unit).
+    hint = refused(c, "key", "bind", bjca["key_id"][:8], "--unit", "110109999999", "--ticket", "T")
+    assert "unit add" in hint and "核对单位登记号" in hint, hint
+    # A key prefix nobody has seen.
+    hint = refused(c, "key", "bind", "0000 0000", "--unit", org.dc_unit, "--ticket", "T")
+    assert "--cert" in hint and "pending list" in hint, hint
+    # The wrong unit: the certificate's credit code is another unit's.
+    hint = refused(org.op_dc, "key", "bind", "--cert", other["pem"], "--unit", org.dc_unit,
+                   "--ticket", "T")
+    assert "主管" in hint and "--force" in hint, hint
+    # A key already bound to another unit.
+    assert lrun(c, "key", "bind", bjca["key_id"][:8], "--unit", org.dc_unit, "--ticket", "T",
+                env=ZH).returncode == OK
+    hint = refused(c, "key", "bind", bjca["key_id"][:8], "--unit", org.xc_unit, "--ticket", "T")
+    assert "注销" in hint and "key cancel" in hint, hint
+    # Suspended twice, resumed while approved.
+    assert lrun(c, "key", "suspend", bjca["key_id"][:8], "--reason", "挂失", env=ZH).returncode == OK
+    hint = refused(c, "key", "suspend", bjca["key_id"][:8], "--reason", "挂失")
+    assert "key show" in hint and "挂起" in hint, hint
+    # A closed unit.
+    assert lrun(c, "unit", "set-status", org.xc_unit, "closed", "--reason", "单位注销",
+                env=ZH).returncode == OK
+    hint = refused(c, "key", "bind", "--cert", other["pem"], "--unit", org.xc_unit, "--ticket", "T")
+    assert "set-status" in hint and "active" in hint, hint
+    # Nothing changed by any of them.
+    assert js_status(c, bjca["key_id"]) == "suspended"
+    assert json.loads(lrun(c, "--json", "key", "list", "--unit", org.xc_unit, env=EN).stdout) == []
+
+
+def test_operator_add_names_the_role_in_chinese(db):
+    p = lrun(db.conninfo, "office", "add", "DC09", "--name", "测试管理部", env=ZH)
+    assert p.returncode == OK, p.stderr
+    suffix = db.name[-8:]
+    for role, word in (("operator", "操作员"), ("supervisor", "主管"), ("auditor", "审计员")):
+        p = lrun(db.conninfo, "operator", "add", f"{role}_{suffix}", "--office", "DC09",
+                 "--role", role, env=ZH)
+        assert p.returncode == OK, p.stderr
+        assert p.stdout == f"已将 {role}_{suffix} 以{word}身份加入管理部 DC09\n", p.stdout
+    p = lrun(db.conninfo, "operator", "add", f"x_{suffix}", "--office", "DC09", env=EN)
+    assert p.stdout == f"operator x_{suffix} added to office DC09\n", p.stdout

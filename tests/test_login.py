@@ -203,7 +203,7 @@ def test_page_shows_the_key_id_when_not_approved(certregd, db, pki):
     status, body, _, _ = login(d, pki, "ec-ok", accept="text/html")
     page = body.decode()
     assert status == 403 and "KEY_NOT_APPROVED" in page
-    assert "<dt>密钥标识</dt>" in page
+    assert "<dt>KEY 编号</dt>" in page
     assert f'<code class="kid">{kid}</code>' in page
     grouped = " ".join(kid[i:i + 4] for i in range(0, 64, 4))
     assert f'<code class="kid-groups">{grouped}</code>' in page
@@ -212,7 +212,7 @@ def test_page_shows_the_key_id_when_not_approved(certregd, db, pki):
     assert json.loads(body)["key_id"] == kid
     # An approved key's page does not show it.
     status, body, _, _ = login(d, pki, "rsa-ok", accept="text/html")
-    assert "密钥标识" not in body.decode()
+    assert "KEY 编号" not in body.decode()
     assert pki.leaf("rsa-ok")["key_id"] not in body.decode()
 
 
