@@ -153,3 +153,43 @@ def test_not_approved_hint_names_the_office_of_the_credit_code(certregd, db, pki
     body = outcome(d, pki, "bjca")
     assert body["outcome"] == "KEY_NOT_APPROVED"
     assert "丰台管理部" in body["hint"]
+
+
+@pytest.mark.parametrize("how", ["bind", "resume"])
+def test_a_renewed_key_refused_before_its_predecessor_was_approved_logs_in_at_once(
+        certregd, db, pki, how):
+    """The renewed key logged in while its predecessor was not approved
+    (not bound yet, or suspended): KEY_NOT_APPROVED, and certregd caches
+    that. The counter then approves the predecessor. Its notification
+    named only the predecessor, so the renewed key stayed refused from the
+    cache for up to [cache] ttl (60 s), although a login decided afresh
+    was OK: the user was told 该KEY没有审核通过 after the counter had
+    done its part. Every pending key of the predecessor's holder is
+    notified too."""
+    import time
+    old, new = pki.leaf("bjca"), pki.leaf("bjca-renewed")
+    setup_unit(db)
+    d = certregd(db)
+    if how == "resume":
+        admin(db.conninfo, "key", "bind", "--cert", old["pem"], "--unit", REGNO,
+              "--ticket", "T-1")
+        assert outcome(d, pki, "bjca")["outcome"] == "OK"
+        admin(db.conninfo, "key", "suspend", old["key_id"], "--reason", "lost")
+    else:
+        # Continuity starts from a certificate certregd verified.
+        assert outcome(d, pki, "bjca")["outcome"] == "KEY_NOT_APPROVED"
+    for _ in range(3):  # each worker has it cached
+        assert outcome(d, pki, "bjca-renewed")["outcome"] == "KEY_NOT_APPROVED"
+    if how == "resume":
+        admin(db.conninfo, "key", "resume", old["key_id"], "--reason", "found")
+    else:
+        admin(db.conninfo, "key", "bind", old["key_id"], "--unit", REGNO, "--ticket", "T-2")
+    deadline = time.monotonic() + 2
+    while True:
+        body = outcome(d, pki, "bjca-renewed")
+        if body["outcome"] == "OK":
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    assert body["unit"]["registration_no"] == REGNO
+    assert [r["key_id"] for r in audit(db) if r["action"] == "renewal"] == [new["key_id"]]

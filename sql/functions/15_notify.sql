@@ -29,4 +29,25 @@ BEGIN
     PERFORM pg_notify('certreg', p_what);
 END $$;
 
+-- A key made approved (bound, resumed) may be the predecessor that renewal
+-- continuity needs for a key of the same holder refused while it was not:
+-- every certregd cached that KEY_NOT_APPROVED under the renewed key's id,
+-- which the approved key's own notification does not name, and kept
+-- refusing it for up to [cache] ttl after the counter had done its part.
+-- Such keys are pending, with a certificate certregd recorded under the
+-- issuer and holder id of one of this key's certificates (decide() records
+-- it before it looks for a predecessor); each is named too.
+CREATE OR REPLACE FUNCTION notify_key_approved(p_key_id text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM notify_change(p_key_id);
+    PERFORM notify_change(other.key_id)
+       FROM (SELECT DISTINCT c2.key_id
+               FROM certificates c
+               JOIN certificates c2 ON c2.issuer = c.issuer AND c2.holder_id = c.holder_id
+              WHERE c.key_id = p_key_id AND c.holder_id IS NOT NULL
+                AND c2.key_id <> p_key_id
+                AND EXISTS (SELECT FROM pending p WHERE p.key_id = c2.key_id)) other;
+END $$;
+
 RESET ROLE;

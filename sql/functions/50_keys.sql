@@ -138,7 +138,7 @@ BEGIN
                                             'forced', v_forced,
                                             'credit_checked', v_checked,
                                             'certificate', p_cert->>'sha256'));
-    PERFORM notify_change(p_key_id);
+    PERFORM notify_key_approved(p_key_id);
 END $$;
 
 CREATE OR REPLACE FUNCTION key_transition(p_key_id text, p_reason text, p_action text,
@@ -167,7 +167,11 @@ BEGIN
     PERFORM audit_append(p_action, v_office, p_key_id, k.registration_no, NULL, p_reason,
                          jsonb_build_object('status', k.status),
                          jsonb_build_object('status', p_to));
-    PERFORM notify_change(p_key_id);
+    IF p_to = 'approved' THEN
+        PERFORM notify_key_approved(p_key_id);
+    ELSE
+        PERFORM notify_change(p_key_id);
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION key_suspend(p_key_id text, p_reason text) RETURNS void
