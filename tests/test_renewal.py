@@ -8,6 +8,7 @@ for that unit by the database, audited as a renewal, and decided OK.
 import datetime
 import hashlib
 import json
+import time
 
 import pytest
 from cryptography import x509
@@ -166,7 +167,6 @@ def test_a_renewed_key_refused_before_its_predecessor_was_approved_logs_in_at_on
     was OK: the user was told 该KEY没有审核通过 after the counter had
     done its part. Every pending key of the predecessor's holder is
     notified too."""
-    import time
     old, new = pki.leaf("bjca"), pki.leaf("bjca-renewed")
     setup_unit(db)
     d = certregd(db)
