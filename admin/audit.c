@@ -66,7 +66,8 @@ const struct report_column audit_columns[] = {
 const size_t audit_ncolumns = sizeof(audit_columns) / sizeof(audit_columns[0]);
 
 /*
- * Parses --since: "today" and "yesterday" (local midnight), "Nd" (N times
+ * Parses --since: "today" and "yesterday" (also 今天, 昨天: local
+ * midnight), "Nd" (N times
  * 24 hours before now), "YYYY-MM-DD" (local midnight), "YYYY-MM-DD
  * HH:MM[:SS]" (local) or RFC 3339 with Z or an offset, into RFC 3339 UTC in
  * out (>= 21 bytes). False when it is none of those.
@@ -81,13 +82,17 @@ static bool audit_parse_since(const char *s, char *out, size_t outlen)
 	char num[16];
 	time_t t;
 
+	/* In the clerk's words too: 今天, 昨天. */
+	bool today = strcmp(s, "today") == 0 || strcmp(s, "今天") == 0;
+	bool yesterday = strcmp(s, "yesterday") == 0 || strcmp(s, "昨天") == 0;
+
 	memset(&tm, 0, sizeof(tm));
-	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+	if (today || yesterday) {
 		t = time(NULL);
 		if (localtime_r(&t, &tm) == NULL)
 			return false;
 		/* mktime normalises day 0 to the last of the month before. */
-		tm.tm_mday -= s[0] == 'y' ? 1 : 0;
+		tm.tm_mday -= yesterday ? 1 : 0;
 		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
 		tm.tm_isdst = -1;
 		t = mktime(&tm);

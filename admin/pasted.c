@@ -106,3 +106,30 @@ static bool pasted_is_alnum(unsigned long cp)
 {
 	return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z');
 }
+
+const char *pasted_trim(const char *arg)
+{
+	char *out, *end;
+	const char *in;
+	enum pasted_kind kind;
+	size_t n;
+	char c;
+
+	if (arg == NULL)
+		return NULL;
+	/* As in pasted_code: written behind the reader. */
+	out = (char *)arg;
+	in = arg;
+	while (pasted_next(in, &c, &n) == PASTED_BLANK)
+		in += n;
+	end = out;
+	while ((kind = pasted_next(in, &c, &n)) != PASTED_END) {
+		memmove(out, in, n);
+		out += n;
+		if (kind != PASTED_BLANK)
+			end = out;
+		in += n;
+	}
+	*end = '\0';
+	return arg;
+}

@@ -35,4 +35,9 @@ enum pasted_kind pasted_next(const char *s, char *c, size_t *len);
  */
 const char *pasted_code(const char *arg);
 
+/* A fragment of free text (a unit's name) as given on the command line, in
+ * place: blanks at either end dropped, nothing else changed (a name keeps
+ * its full-width characters). The same rules of arg as pasted_code. */
+const char *pasted_trim(const char *arg);
+
 #endif

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "i18n.h"
 #include "keyref.h"
+#include "pasted.h"
 #include "pending.h"
 #include "report.h"
 
@@ -73,7 +74,8 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
 		case 's':
-			params[0] = optarg;
+			/* Blanks around what was pasted would be searched for. */
+			params[0] = pasted_trim(optarg);
 			break;
 		case 'o':
 			params[1] = optarg;

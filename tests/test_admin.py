@@ -946,8 +946,8 @@ def test_audit_log_since_today_yesterday_and_days(org, db):
         assert p.returncode == OK, p.stderr
         return {e["id"] for e in json.loads(p.stdout)}
     rest = set(ids[2:])
-    assert since("today") == rest
-    assert since("yesterday") == rest | {ids[1]}
+    assert since("today") == since("今天") == rest
+    assert since("yesterday") == since("昨天") == rest | {ids[1]}
     if time.time() - yesterday_noon > 86400:       # after noon in Beijing
         assert since("1d") == rest
     assert since("2d") == rest | {ids[1]}

@@ -377,6 +377,20 @@ def test_pending_list_finds_the_key_by_the_id_the_refusal_page_showed(org, db, p
     assert "KEY 编号以" in p.stdout, p.stdout
 
 
+def test_pending_list_search_drops_blanks_pasted_around_the_text(org, db, pki):
+    """A name or credit code copied from a form or a chat keeps a blank at
+    an end (an ideographic space typed with a Chinese input method): it was
+    searched for, and the clerk saw no key."""
+    key = pki.leaf("bjca-other")["key_id"]
+    record_refusal(db, pki, "bjca-other")
+    (row,) = json.loads(lrun(org.op_dc, "--json", "pending", "list", env=ZH).stdout)
+    fragment = row["subject"].split("=", 1)[1][:6]
+    for typed in (f" {fragment}", f"{fragment}\u3000", f"\t\u3000{fragment}  "):
+        p = lrun(org.op_dc, "--json", "pending", "list", "--search", typed, env=ZH)
+        assert p.returncode == OK, (typed, p.stderr)
+        assert [r["key_id"] for r in json.loads(p.stdout)] == [key], (typed, row)
+
+
 def test_cert_check_shows_the_validity_in_local_time_and_whole_days_since_expiry(pki):
     # The user reads the validity in the certificate tool in Beijing time,
     # and the page says 北京时间: the counter's check must not say UTC.
