@@ -331,9 +331,13 @@ build/fuzz/fuzz_pasted: tests/fuzz/fuzz_pasted.c admin/pasted.c admin/pasted.h
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Iadmin $(call pc_cflags,openssl) \
 		-o $@ $< admin/pasted.c $(call pc_libs,openssl)
 
+# fuzz_lang is the Accept-Language negotiation alone (common/outcome.c, in
+# FUZZ_SRC): the rule above.
+
 # Every other target links the daemon's modules (built once, with
 # coverage, into build/fuzz/obj/) and tests/fuzz/store.c.
-FUZZ_APP_TARGETS = $(filter-out build/fuzz/fuzz_verify build/fuzz/fuzz_pasted,$(FUZZ_TARGETS))
+FUZZ_APP_TARGETS = $(filter-out build/fuzz/fuzz_verify build/fuzz/fuzz_pasted build/fuzz/fuzz_lang,\
+                   $(FUZZ_TARGETS))
 FUZZ_APP_OBJ     = $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) \
                    $(filter-out server/main.c,$(SERVER_SRC)) tests/fuzz/store.c)
 

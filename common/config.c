@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -886,7 +887,7 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
 bool config_listen_valid(const char *value)
 {
 	const char *colon = strrchr(value, ':');
-	char host[INET6_ADDRSTRLEN + 2];
+	char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2]; /* [address%zone] */
 	unsigned char addr[sizeof(struct in6_addr)];
 	size_t len;
 	char *end;
@@ -905,9 +906,19 @@ bool config_listen_valid(const char *value)
 	    port > 65535)
 		return false;
 	if (host[0] == '[') {
+		char *zone;
+
 		if (len < 3 || host[len - 1] != ']')
 			return false;
 		host[len - 1] = '\0';
+		/* A zone (an interface name or number), which libevent's parser
+		 * takes and a link-local address needs: checked by the bind. */
+		zone = strchr(host, '%');
+		if (zone != NULL) {
+			if (zone[1] == '\0' || strlen(zone + 1) >= IF_NAMESIZE)
+				return false;
+			*zone = '\0';
+		}
 		return inet_pton(AF_INET6, host + 1, addr) == 1;
 	}
 	return inet_pton(AF_INET, host, addr) == 1;

@@ -130,8 +130,9 @@ bool config_url_valid(const char *value);
 
 /*
  * A listener address as the supervisor binds it: a numeric IPv4 address
- * or a bracketed IPv6 one, a colon and a port from 1 to 65535
- * (127.0.0.1:8443, [::1]:8443). No host names: nothing is resolved.
+ * or a bracketed IPv6 one, maybe with a zone, a colon and a port from 1 to
+ * 65535 (127.0.0.1:8443, [::1]:8443, [fe80::1%eth0]:8443). No host names:
+ * nothing is resolved, a zone's interface included.
  */
 bool config_listen_valid(const char *value);
 

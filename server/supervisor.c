@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <systemd/sd-daemon.h>
 
 #include "assertion.h"
@@ -70,7 +73,9 @@ struct supervisor {
 	bool stopping;
 	struct crlfetch *crlfetch; /* crl_fetch = yes: the downloads into crl_dir */
 	/* The crl_dir fingerprint whose reload failed, and the ticks until it
-	 * is tried again (supervisor_tick_cb). */
+	 * is tried again (supervisor_tick_cb). A flag of its own: 0 is also a
+	 * fingerprint, that of a crl_dir that cannot be read. */
+	bool crl_refusing;
 	unsigned long crl_refused;
 	int crl_retry_ticks;
 	struct event *ev_hup, *ev_term, *ev_int, *ev_chld, *ev_tick, *ev_restart;
@@ -527,7 +532,7 @@ static bool supervisor_reload(struct supervisor *s, const char *why)
 	/* Before the spawn: a new worker may decide at once, and its first
 	 * decision must not appear in the log before the reload that made it. */
 	__atomic_fetch_add(&metrics_slot(0)->reloads, 1, __ATOMIC_RELAXED);
-	s->crl_refused = 0;
+	s->crl_refusing = false;
 	log_info("event=reloaded trigger=%s draining_workers=%d", why, drained);
 	supervisor_spawn_all(s);
 	sd_notify(0, "READY=1");
@@ -632,15 +637,16 @@ static void supervisor_tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	now = supervisor_crl_signature(s->gen.cfg->crl_dir);
 	if (now == s->gen.crl_signature) {
-		if (s->crl_refused == 0)
+		if (!s->crl_refusing)
 			return;
-		s->crl_refused = 0; /* read once: a failure here is not retried */
+		s->crl_refusing = false; /* read once: a failure here is not retried */
 		supervisor_reload(s, "crl_dir_restored");
 		return;
 	}
-	if (now == s->crl_refused && --s->crl_retry_ticks > 0)
+	if (s->crl_refusing && now == s->crl_refused && --s->crl_retry_ticks > 0)
 		return;
 	if (!supervisor_reload(s, "crl_dir_changed")) {
+		s->crl_refusing = true;
 		s->crl_refused = now;
 		s->crl_retry_ticks = SUPERVISOR_CRL_RETRY_TICKS;
 	}
@@ -666,7 +672,19 @@ static int supervisor_live(const struct supervisor *s, bool current_only)
 	return n;
 }
 
-/* A hash of the names, sizes and modification times in dir. */
+/*
+ * A fingerprint of the entries in dir: for each, SHA-256 over its name,
+ * device, inode, size, modification and change times, of which 64 bits
+ * are added up (in any order: readdir's is unspecified). It was a sum of
+ * linear terms, name * 33^3 + size * 33^2 + seconds * 33 + nanoseconds,
+ * in which a CRL k bytes longer with a time 1089 * k ns earlier, or (with
+ * the whole seconds curl -R, wget -N and rsync -t set) one k bytes shorter
+ * 33 * k s later, added up the same: a new CRL was then never read, and
+ * the certificates it revokes logged in until the next change (review
+ * finding, an adversarial look at today's changes). The inode and the
+ * change time, which no publisher sets, see a file installed by rename or
+ * whose time was put back; the hash leaves only chance, 1 in 2^64.
+ */
 static unsigned long supervisor_crl_signature(const char *dir)
 {
 	unsigned long h = 5381;
@@ -677,15 +695,31 @@ static unsigned long supervisor_crl_signature(const char *dir)
 		return 0;
 	while ((de = readdir(d)) != NULL) {
 		struct stat st;
+		unsigned char md[SHA256_DIGEST_LENGTH];
+		/* The facts, then the name (at most NAME_MAX bytes). */
+		uint64_t facts[7 + (NAME_MAX + 1 + 7) / 8] = {0};
+		size_t len = strlen(de->d_name);
+		unsigned long e;
+
 		if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) != 0)
 			continue;
-		unsigned long e = 5381;
-		for (const char *p = de->d_name; *p; p++)
-			e = e * 33 + (unsigned char)*p;
-		e = e * 33 + (unsigned long)st.st_size;
-		e = e * 33 + (unsigned long)st.st_mtim.tv_sec;
-		e = e * 33 + (unsigned long)st.st_mtim.tv_nsec;
-		h += e; /* order-independent: readdir order is unspecified */
+		facts[0] = (uint64_t)st.st_dev;
+		facts[1] = (uint64_t)st.st_ino;
+		facts[2] = (uint64_t)st.st_size;
+		facts[3] = (uint64_t)st.st_mtim.tv_sec;
+		facts[4] = (uint64_t)st.st_mtim.tv_nsec;
+		facts[5] = (uint64_t)st.st_ctim.tv_sec;
+		facts[6] = (uint64_t)st.st_ctim.tv_nsec;
+		memcpy(&facts[7], de->d_name, len);
+		/* Without a digest (out of memory): a crl_dir that cannot be
+		 * read, which differs from the one loaded, so the next tick
+		 * reloads; the safe side. */
+		if (SHA256((const unsigned char *)facts, 7 * sizeof(uint64_t) + len, md) == NULL) {
+			closedir(d);
+			return 0;
+		}
+		memcpy(&e, md, sizeof(e));
+		h += e;
 	}
 	closedir(d);
 	return h;

@@ -38,8 +38,9 @@ struct generation {
 	EVP_PKEY *tls_key;
 	/* The login assertions' keys (none without [assertion] key). */
 	struct assertion_keys *assertion;
-	/* crl_dir's names, sizes and modification times just before its CRLs
-	 * were read: the supervisor reloads when crl_dir no longer matches. */
+	/* A fingerprint of crl_dir's entries (names, inodes, sizes, times)
+	 * just before its CRLs were read: the supervisor reloads when crl_dir
+	 * no longer matches. */
 	unsigned long crl_signature;
 };
 

@@ -178,3 +178,62 @@ def test_descriptors_and_database_connections_stay_flat(certregd, db, pki, pg_cl
     assert last["db"] <= first["db"], (first, last)
     if not sanitized():  # ASan keeps freed memory in quarantine
         assert last["rss"] <= first["rss"] + 4096, (first, last)
+
+
+def test_a_changed_crl_is_applied_even_when_the_old_fingerprint_adds_up_the_same(
+        certregd, db, pki):
+    """The supervisor notices a new CRL by a fingerprint of crl_dir's names,
+    sizes and modification times. It was a sum of size * 33^2 + seconds * 33
+    + nanoseconds: a CRL replaced by one k bytes longer with a modification
+    time 1089 * k nanoseconds earlier (or, with whole-second times as
+    curl -R, wget -N and rsync -t leave them, one k bytes shorter 33 * k
+    seconds later) added up the same, and the new CRL was never read: the
+    certificate it revokes kept logging in until some other change or a
+    SIGHUP (review finding, an adversarial look at today's changes). Here a
+    publisher installs the new CRL atomically, its time set before the
+    rename: the fingerprint must see it."""
+    d = certregd(db)
+    chain = open(pki.leaf("revoked")["chain"]).read()
+    crl_dir = Path(d.config["trust"]["crl_dir"])
+    old = (pki.dir / "crl-old/int.crl.pem").read_bytes()  # does not revoke it
+    new = (pki.dir / "crl-all/int.crl.pem").read_bytes()  # revokes it
+    sec = int(time.time()) - 60
+
+    def publish(data, nsec, name):
+        tmp = d.dir / name
+        tmp.write_bytes(data)
+        tmp.chmod(0o644)
+        os.utime(tmp, ns=(sec * 10**9 + nsec, sec * 10**9 + nsec))
+        os.replace(tmp, crl_dir / "int.crl.pem")
+
+    publish(old, 900_000_000, "int.crl.pem.1")
+    # Not revoked: refused only for want of a registered key.
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED", d,
+             "the older CRL was not read")
+    reloads = d.log().count("event=reloaded ")
+    # The same old fingerprint: (size + k) * 1089 + (nsec - 1089 * k).
+    publish(new, 900_000_000 - 1089 * (len(new) - len(old)), "int.crl.pem.2")
+    wait_for(lambda: d.log().count("event=reloaded ") > reloads, d,
+             "the new CRL was not read: its fingerprint equals the old one's", timeout=8)
+    assert d.verify_bundle(chain).json()["outcome"] == "CERT_REVOKED"
+
+
+def test_crl_dir_back_after_vanishing_clears_the_failing_reload(certregd, db, pki):
+    """crl_dir gone (an NFS mount that flaps, a publisher that swaps the
+    directory) fails the reload; back as it was, it differs from nothing.
+    The retry of a crl_dir put back as it runs keyed on a remembered
+    fingerprint of 0, which is also what a missing directory gives: it was
+    taken for 'nothing refused', and /readyz said 503 until a SIGHUP."""
+    d = certregd(db)
+    crl_dir = Path(d.config["trust"]["crl_dir"])
+    away = crl_dir.with_name("crl.away")
+    crl_dir.rename(away)
+    try:
+        wait_for(lambda: metric(d, "certreg_reload_failing") == 1, d,
+                 "the missing crl_dir was not tried")
+        assert d.get("/readyz").status == 503
+    finally:
+        away.rename(crl_dir)
+    wait_for(lambda: metric(d, "certreg_reload_failing") == 0, d,
+             "crl_dir back as it runs, yet the reload still said failing", timeout=10)
+    assert d.get("/readyz").status == 200

@@ -121,12 +121,27 @@ static void test_portal_url(void **state)
  * "valid" to a file whose listener then failed at start. */
 static void test_listen_addresses(void **state)
 {
-	static const char *const good[] = {"127.0.0.1:8443", "0.0.0.0:1", "[::1]:65535",
-	                                   "[::]:8080", ""};
-	static const char *const bad[] = {
-	    "nohost",          "localhost:8080", "127.0.0.1",      "127.0.0.1:", "127.0.0.1:0",
-	    "127.0.0.1:65536", "127.0.0.1:80x",  "::1:8080",       "[::1]",      "[::1]8080",
-	    "*:8080",          "127.0.0.1:+80",  "[127.0.0.1]:80", ":8080"};
+	static const char *const good[] = {
+	    "127.0.0.1:8443", "0.0.0.0:1", "[::1]:65535", "[::]:8080", "[fe80::1%eth0]:8443",
+	    "[::1%1]:8080",   ""};
+	static const char *const bad[] = {"nohost",
+	                                  "localhost:8080",
+	                                  "127.0.0.1",
+	                                  "127.0.0.1:",
+	                                  "127.0.0.1:0",
+	                                  "127.0.0.1:65536",
+	                                  "127.0.0.1:80x",
+	                                  "::1:8080",
+	                                  "[::1]",
+	                                  "[::1]8080",
+	                                  "*:8080",
+	                                  "127.0.0.1:+80",
+	                                  "[127.0.0.1]:80",
+	                                  ":8080",
+	                                  "[::1%]:8080",
+	                                  "[%lo]:8080",
+	                                  "127.0.0.1%lo:8080",
+	                                  "[fe80::1%abcdefghijklmnop]:8443"};
 	char err[512], text[256];
 	struct config *cfg;
 
