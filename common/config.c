@@ -94,7 +94,7 @@ static const struct config_entry config_table[] = {
     {"trust", "renewal", CT_RENEWAL, F(renewal), "holder-id", 0, 0, true, 0},
     {"trust", "holder_id_sources", CT_OIDS, F(holder_id_sources), NULL, 0, 0, true, 0},
     {"trust", "ocsp", CT_OCSP, F(ocsp), "off", 0, 0, true, 0},
-    {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, 0},
+    {"trust", "ocsp_url", CT_URL, F(ocsp_url), NULL, 0, 0, true, LINE(line_ocsp_url)},
     {"trust", "ocsp_timeout_ms", CT_INT, F(ocsp_timeout_ms), "1500", 10, 60000, true, 0},
     {"trust", "ocsp_nonce", CT_BOOL, F(ocsp_nonce), "yes", 0, 0, true, 0},
     {"trust", "crl_fetch", CT_BOOL, F(crl_fetch), "no", 0, 0, true, 0},
@@ -270,6 +270,20 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 	    !config_check_path(cfg, "key", cfg->line_assertion_key, cfg->assertion_key, uid, true,
 	                       err, errlen))
 		return false;
+	/* http://user:password@host/: the responder's password, sent as HTTP
+	 * basic authentication. The conninfo passwords are registry.c's. */
+	if (cfg->ocsp_url != NULL) {
+		const char *host = strstr(cfg->ocsp_url, "://");
+		size_t authority;
+		const char *at;
+
+		host = host != NULL ? host + 3 : cfg->ocsp_url;
+		authority = strcspn(host, "/?#");
+		at = memrchr(host, '@', authority);
+		if (at != NULL && memchr(host, ':', (size_t)(at - host)) != NULL &&
+		    config_secret_exposed(cfg, "ocsp_url", cfg->line_ocsp_url, err, errlen))
+			return false;
+	}
 	/* A public key planted here would be trusted by every portal. */
 	if (cfg->assertion_previous_keys != NULL) {
 		char *list = strdup(cfg->assertion_previous_keys), *item, *save = NULL;
@@ -880,6 +894,22 @@ static bool config_check_file(const struct config *cfg, const char *key, int lin
 		         st->st_mode & 07777);
 		return false;
 	}
+	return true;
+}
+
+/* The rule is in config.h. Others may read a file that holds a password
+ * as they may read a key of mode 0644: it is theirs to copy. */
+bool config_secret_exposed(const struct config *cfg, const char *key, int line, char *err,
+                           size_t errlen)
+{
+	struct stat st;
+
+	if (stat(cfg->path, &st) != 0 || (st.st_mode & S_IROTH) == 0)
+		return false;
+	snprintf(err, errlen,
+	         "%s:%d: %s holds a password, and the file is readable by others (mode %04o): "
+	         "chmod o-r %s (root:certreg 0640), or keep the password in a file of its own",
+	         cfg->path, line, key, st.st_mode & 07777, cfg->path);
 	return true;
 }
 

@@ -87,7 +87,7 @@ struct config {
 	/* Line of each key checked after the load, so those checks can name it. */
 	int line_tls_cert, line_tls_key, line_ca_file, line_intermediates_file, line_crl_dir;
 	int line_assertion_key, line_assertion_previous_keys;
-	int line_conninfo, line_read_conninfo;
+	int line_conninfo, line_read_conninfo, line_ocsp_url;
 };
 
 /* Reads and validates path. NULL with "FILE:LINE: problem" in err. */
@@ -117,6 +117,16 @@ void config_verify_settings(const struct config *cfg, struct verify_settings *ou
  */
 bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+
+/*
+ * Whether a password in cfg's own file (conninfo, read_conninfo, ocsp_url)
+ * is exposed: true, with "FILE:LINE: KEY holds a password, and the file is
+ * readable by others (mode ...)" in err, when the file has the read bit for
+ * others. Its group may read it (root:certreg 0640, the package's layout).
+ * The password itself is never put in err.
+ */
+bool config_secret_exposed(const struct config *cfg, const char *key, int line, char *err,
+                           size_t errlen);
 
 /*
  * A URL the daemon puts into an href or a form's action for every user

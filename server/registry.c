@@ -345,7 +345,7 @@ static bool registry_conninfo_one(const struct config *cfg, const char *key, int
 	char *perr = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &perr);
 	PQconninfoOption *env = PQconndefaults();
-	bool several = false, selects = false;
+	bool several = false, selects = false, password = false;
 
 	/* libpq's message may quote part of the string, a password perhaps. */
 	PQfreemem(perr);
@@ -369,9 +369,15 @@ static bool registry_conninfo_one(const struct config *cfg, const char *key, int
 			several = true;
 		if (strcmp(opts[i].keyword, "target_session_attrs") == 0)
 			selects = strcmp(val, "read-write") == 0 || strcmp(val, "primary") == 0;
+		/* In the string itself, not from PGPASSWORD or a passfile. */
+		if (strcmp(opts[i].keyword, "password") == 0 && opts[i].val != NULL &&
+		    opts[i].val[0] != '\0')
+			password = true;
 	}
 	PQconninfoFree(opts);
 	PQconninfoFree(env);
+	if (password && config_secret_exposed(cfg, key, line, err, errlen))
+		return false;
 	if (primary && several && !selects) {
 		snprintf(err, errlen,
 		         "%s:%d: %s lists several hosts: add target_session_attrs=read-write, or "

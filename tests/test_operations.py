@@ -236,6 +236,39 @@ def test_key_readable_by_others_is_refused(certregd, db):
     assert p.returncode == 1 and "readable by others" in p.stderr
 
 
+def test_a_password_in_a_config_file_others_can_read_is_refused(certregd, db, tmp_path):
+    """A database password in conninfo or read_conninfo, or one in
+    ocsp_url, is as secret as the TLS key: a configuration file that holds
+    one and that others may read is refused at -t (and so at start and
+    reload), the file and line named, the password never shown. Readable
+    by its group (root:certreg 0640, the package's layout) it is accepted.
+    On the old code each was valid at mode 0644, for every local user to
+    read."""
+    d = certregd(db)
+    base = d.config["database"]["conninfo"]
+    for section, key, value in (
+            ("database", "conninfo", f"{base} password=s3cret-word"),
+            ("database", "read_conninfo", f"{base} password=s3cret-word"),
+            ("database", "conninfo", "postgresql://certregd:s3cret-word@127.0.0.1/certreg"),
+            ("trust", "ocsp_url", "http://certreg:s3cret-word@127.0.0.1:9/")):
+        cfg = {k: dict(v) for k, v in d.config.items()}
+        cfg[section][key] = value
+        path = tmp_path / "secret.conf"
+        write_config(path, cfg)
+        path.chmod(0o644)
+        p = run_daemon("-t", "-c", str(path))
+        assert p.returncode == 1, (key, value, p.stdout)
+        assert re.search(rf"secret\.conf:\d+: {key} holds a password, and "
+                         r"the file is readable by others \(mode 0644\)", p.stderr), p.stderr
+        assert "s3cret" not in p.stderr + p.stdout
+        path.chmod(0o640)
+        p = run_daemon("-t", "-c", str(path))
+        assert p.returncode == 0, (key, value, p.stderr)
+    # Without a password, a file others can read is as before.
+    p = run_daemon("-t", "-c", str(d.conf_path))
+    assert p.returncode == 0 and (d.conf_path.stat().st_mode & 0o004), p.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_root_without_user_is_refused(certregd, db):
     d = certregd(db)
