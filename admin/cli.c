@@ -1,6 +1,7 @@
 /*
  * cli.c - option parsing, usage errors and messages shared by every
- * certreg-admin command (see cli.h). No database, no output formatting.
+ * certreg-admin command (see cli.h). No database (--db goes to conn.c), no
+ * output formatting.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "conn.h"
 #include "i18n.h"
 
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
@@ -27,7 +29,7 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const struct option *long
 		c = getopt_long(argc, argv, ":h", longopts, NULL);
 		switch (c) {
 		case CLI_OPT_DB:
-			cli->conninfo = optarg;
+			conn_take_conninfo(cli, optarg);
 			continue;
 		case CLI_OPT_JSON:
 			cli->json = true;

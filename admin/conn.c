@@ -20,6 +20,29 @@ static const char *conn_refusal_text(const char *sqlstate);
 static bool conn_explain_no_role(struct cli *cli, const char *primary);
 static void conn_say_no_role(struct cli *cli, const char *login, const char *primary);
 
+/* The rule is in conn.h. */
+void conn_take_conninfo(struct cli *cli, char *arg)
+{
+	static char *copy; /* lives to exit: cli->conninfo points here */
+	PQconninfoOption *opts;
+	bool password = false;
+
+	free(copy);
+	copy = strdup(arg);
+	cli->conninfo = copy != NULL ? copy : arg;
+	if (copy == NULL)
+		return;
+	/* A string libpq cannot read is left alone: conn_open reports it. */
+	opts = PQconninfoParse(copy, NULL);
+	for (int i = 0; opts != NULL && opts[i].keyword != NULL; i++)
+		if (strcmp(opts[i].keyword, "password") == 0 && opts[i].val != NULL &&
+		    opts[i].val[0] != '\0')
+			password = true;
+	PQconninfoFree(opts);
+	if (password)
+		memset(arg, 'x', strlen(arg));
+}
+
 int conn_open(struct cli *cli, bool transaction)
 {
 	const char *keys[4];

@@ -16,6 +16,16 @@
 #include "cli.h"
 
 /*
+ * --db ARG: cli->conninfo becomes a copy of arg, and when arg holds a
+ * password (password=..., or postgresql://user:password@...), arg itself,
+ * the process's command line that every local user may read in
+ * /proc/PID/cmdline and ps, is overwritten with 'x'. It was visible from
+ * the exec to here, a few microseconds, and stays in the shell's history:
+ * ~/.pgpass is the place for a password (docs/OPERATIONS.md).
+ */
+void conn_take_conninfo(struct cli *cli, char *arg);
+
+/*
  * Connects and, when transaction is true, opens the command's transaction
  * (committed by conn_close only when the command succeeded, so nothing is
  * half-done on error). Sessions run with DateStyle ISO and TimeZone UTC, so

@@ -74,7 +74,7 @@ static int main_dispatch(struct cli *cli, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case CLI_OPT_DB:
-			cli->conninfo = optarg;
+			conn_take_conninfo(cli, optarg);
 			break;
 		case CLI_OPT_JSON:
 			cli->json = true;

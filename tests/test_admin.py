@@ -1244,3 +1244,53 @@ def test_cert_check_prints_no_terminal_control_of_the_users_certificate(tmp_path
     assert not TERMINAL_CONTROLS.search(p.stdout), repr(p.stdout)
     out = json.loads(ok(None, "--json", "cert", "check", "--cert", cert, "--ca", cert).stdout)
     assert evil in out["certificate"]["subject"]
+
+
+def _read_as_other_user(path):
+    """The file as an unprivileged local user (uid 4242) reads it; as the
+    test user when not root (certreg-admin then runs as that user too)."""
+    code = "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read())"
+    pre = (lambda: (os.setgid(4242), os.setuid(4242))) if os.geteuid() == 0 else None
+    return subprocess.run(["/usr/bin/python3", "-c", code, path], capture_output=True,
+                          preexec_fn=pre, timeout=10).stdout
+
+
+@pytest.mark.parametrize("form", ["keywords", "uri"])
+def test_a_password_in_db_is_not_left_on_the_command_line(form):
+    """/proc/PID/cmdline (what `ps` shows) is readable by every local user.
+    certreg-admin keeps its own copy of --db and blanks the argument when
+    it holds a password, before it connects. A stand-in server asks for a
+    cleartext password and, holding the connection, the test reads the
+    command line as another user: on the old code it showed the password.
+    The password sent is still the one given."""
+    import socket
+    import struct
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    secret = "s3cret-word"
+    db = (f"host=127.0.0.1 port={port} dbname=certreg user=zhangsan password={secret} "
+          "sslmode=disable" if form == "keywords" else
+          f"postgresql://zhangsan:{secret}@127.0.0.1:{port}/certreg?sslmode=disable")
+    p = subprocess.Popen([str(BUILD / "certreg-admin"), "--db", db, "db", "status"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        conn.settimeout(10)
+        n = struct.unpack("!I", conn.recv(4))[0]
+        startup = conn.recv(n - 4)
+        assert b"zhangsan" in startup
+        conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+        assert conn.recv(1) == b"p"
+        n = struct.unpack("!I", conn.recv(4))[0]
+        assert conn.recv(n - 4) == secret.encode() + b"\0"
+        shown = _read_as_other_user(f"/proc/{p.pid}/cmdline")
+        assert b"--db" in shown, shown
+        assert secret.encode() not in shown, shown
+        conn.close()
+    finally:
+        p.kill()
+        p.wait()
+        srv.close()
