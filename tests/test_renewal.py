@@ -257,3 +257,27 @@ def test_a_renewed_key_logs_in_once_its_predecessor_bound_from_a_file_first_logs
     body = wait_ok(d, open(new["chain"]).read())
     assert body["unit"]["registration_no"] == REGNO
     assert [r["key_id"] for r in audit(db) if r["action"] == "renewal"] == [new["key_id"]]
+
+
+def test_no_continuity_from_a_predecessor_refused_for_its_credit_code(certregd, db, pki):
+    """A key bound by its id before certregd ever verified its certificate
+    waits for the credit-code rule until its first login; there its
+    certificate's credit code was another unit's, and its logins are
+    refused. It still counted as a predecessor: a certificate of the same
+    holder without a credit code was approved for the unit as a renewal,
+    the check the predecessor failed skipped by its successor."""
+    old = pki.leaf("bjca")
+    setup_unit(db, credit_code=pki.manifest["credit_codes"]["bjca-other"])
+    admin(db.conninfo, "key", "bind", old["key_id"], "--unit", REGNO, "--ticket", "T-1")
+    d = certregd(db)
+    assert outcome(d, pki, "bjca")["outcome"] == "KEY_NOT_APPROVED"
+    holder = old["holder_id"].encode()
+    renewed, renewed_key = issue(pki, "renewed without a credit code",
+                                 b"\x0c" + bytes([len(holder)]) + holder, 1)
+    body = d.verify_bundle(renewed).json()
+    assert body["outcome"] == "KEY_NOT_APPROVED", body
+    assert not [r for r in audit(db) if r["action"] == "renewal"]
+    # Of the same holder: bound by the counter, the key logs in (no credit
+    # code to check), and its renewals follow.
+    admin(db.conninfo, "key", "bind", renewed_key, "--unit", REGNO, "--ticket", "T-2")
+    assert d.verify_bundle(renewed).json()["outcome"] == "OK"

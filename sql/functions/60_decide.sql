@@ -142,7 +142,12 @@ BEGIN
            AND c.source = 'daemon' AND c.key_id <> p_key_id
            AND c.not_before < (p_cert->>'not_before')::timestamptz
            AND k.status = 'approved' AND u.status = 'active'
-           AND (u.credit_code IS NULL OR v_cc IS NULL OR u.credit_code = v_cc);
+           AND (u.credit_code IS NULL OR v_cc IS NULL OR u.credit_code = v_cc)
+           -- Not a predecessor whose own certificate fails the credit-code
+           -- rule (bound before certregd verified one, refused since; the
+           -- successor would skip the check): unless a supervisor forced it.
+           AND (k.credit_checked OR u.credit_code IS NULL OR c.credit_code IS NULL
+                OR c.credit_code = u.credit_code);
         -- Two units claiming one holder id is for a person to sort out.
         IF v_units = 1 THEN
             INSERT INTO keys (key_id, registration_no, status, how, predecessor, bound_by,
