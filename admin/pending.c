@@ -76,6 +76,10 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 		case 's':
 			/* Blanks around what was pasted would be searched for. */
 			params[0] = pasted_trim(optarg);
+			/* Nothing left (an empty cell pasted) would match every
+			 * key, read as the search's result. */
+			if (params[0][0] == '\0')
+				return cli_usage(cli, cmd, "--search needs some text to look for");
 			break;
 		case 'o':
 			params[1] = optarg;

@@ -66,7 +66,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);
 	if (n >= (int)sizeof(line) - 1)
-		n = (int)sizeof(line) - 2;
+		n = (int)log_utf8_cut(line, sizeof(line) - 2);
 	if (!log_to_stderr) {
 		syslog(log_syslog_prio[level], "%s", line);
 		return;
@@ -75,6 +75,23 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	/* A failed write to stderr has nowhere to be reported. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
+}
+
+size_t log_utf8_cut(const char *s, size_t n)
+{
+	size_t i = n, cont = 0;
+	unsigned char lead;
+
+	while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) {
+		i--;
+		cont++;
+	}
+	if (i == 0)
+		return n;
+	lead = (unsigned char)s[i - 1];
+	if (lead >= 0xc0 && cont + 1 < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
+		return i - 1;
+	return n;
 }
 
 const char *log_quote(const char *s, char *buf, size_t len)
@@ -95,6 +112,8 @@ const char *log_quote(const char *s, char *buf, size_t len)
 			buf[o++] = '\\';
 		buf[o++] = (char)c;
 	}
+	if (s != NULL && *s != '\0')
+		o = 1 + log_utf8_cut(buf + 1, o - 1);
 	buf[o++] = '"';
 	buf[o] = '\0';
 	return buf;

@@ -24,8 +24,14 @@ bool log_level_parse(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Quotes s for a logfmt value into buf ("..." with \" and \\ escaped,
- * control characters dropped, truncated to fit). Returns buf. */
+ * control characters dropped, truncated to fit, never inside a UTF-8
+ * character). Returns buf. */
 const char *log_quote(const char *s, char *buf, size_t len);
+
+/* n, or less so that the first n bytes of s do not end inside a UTF-8
+ * character: a line cut there is not UTF-8, and journalctl shows it as
+ * "[blob data]". */
+size_t log_utf8_cut(const char *s, size_t n);
 
 /* url into buf with its user information (a password, for HTTP basic
  * authentication) shown as "***", for logs and for pages other people

@@ -1087,8 +1087,8 @@ static void registry_conn_drop(struct registry_conn *c)
 static void registry_conn_fail(struct registry_conn *c, const char *why)
 {
 	struct registry *reg = c->reg;
-	char quoted[1024];
 	char msg[512];
+	char quoted[2 * sizeof(msg) + 2]; /* every byte escaped: never cut again */
 	size_t n = 0;
 
 	/* libpq messages name no password. With several hosts they hold a
@@ -1103,6 +1103,9 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 			msg[n++] = *p;
 		}
 	}
+	/* Server words come in the server's language (lc_messages): a cut
+	 * here must not split a character. */
+	n = log_utf8_cut(msg, n);
 	while (n > 0 && msg[n - 1] == ' ')
 		n--;
 	msg[n] = '\0';

@@ -391,6 +391,20 @@ def test_pending_list_search_drops_blanks_pasted_around_the_text(org, db, pki):
         assert [r["key_id"] for r in json.loads(p.stdout)] == [key], (typed, row)
 
 
+def test_pending_list_search_of_blanks_only_is_refused(org, db, pki):
+    """An empty cell pasted into --search (a blank, an ideographic space)
+    was trimmed to nothing and matched every pending key: the clerk read
+    the whole list as the search's result and could bind the wrong key."""
+    record_refusal(db, pki, "bjca-other")
+    for typed in ("", " ", "\u3000", "\t\u200b "):
+        p = lrun(org.op_dc, "pending", "list", "--search", typed, env=ZH)
+        assert p.returncode == USAGE, (typed, p.stdout)
+        assert p.stdout == "", (typed, p.stdout)
+        assert p.stderr.startswith("certreg-admin: 错误: --search 需要"), p.stderr
+        p = lrun(org.op_dc, "--json", "pending", "list", "--search", typed, env=ZH)
+        assert p.returncode == USAGE and "key_id" not in p.stdout, (typed, p.stdout)
+
+
 def test_cert_check_shows_the_validity_in_local_time_and_whole_days_since_expiry(pki):
     # The user reads the validity in the certificate tool in Beijing time,
     # and the page says 北京时间: the counter's check must not say UTC.

@@ -252,6 +252,7 @@ def test_the_portal_recipe_drops_a_retired_key_and_learns_a_new_one(certregd, db
 
     # A portal that saw no token of B's: its copy ages out, A is refused.
     portal["JWKS_MAX_AGE"] = 0
+    portal["JWKS_MIN_REFETCH"] = 0  # every fetch is spaced, the stale copy's too
     with pytest.raises(jwt.InvalidTokenError):
         portal["unit_of"](token_a, "n-a")
     assert portal["unit_of"](token_b, "n-b") == REGNO
@@ -274,6 +275,39 @@ def test_the_portal_recipe_drops_a_retired_key_and_learns_a_new_one(certregd, db
         with pytest.raises(jwt.InvalidTokenError):
             fresh["unit_of"](".".join([forged_head, payload, sig]), "n-b")
     assert len(fetches) == 2
+
+
+def test_the_portal_recipe_refuses_odd_kids_and_spaces_failed_fetches():
+    """Two gaps the adversarial review of the recipe left: a kid that is a
+    JSON list or object raised TypeError (unhashable), not the
+    InvalidTokenError a portal catches; and the refetch on an unknown kid
+    was spaced from the last *successful* fetch, so while the JWKS could
+    not be fetched (certregd's TLS listener down) every token with a
+    made-up kid made a fetch, each up to its timeout."""
+    attempts = []
+    up = {"now": True}
+
+    def get(url, timeout):
+        attempts.append(url)
+        if not up["now"]:
+            raise OSError("connection refused")
+        return types.SimpleNamespace(json=lambda: {"keys": []})
+
+    portal = run_with_requests(portal_code("Python (Debian's `python3-jwt`):"), {}, get=get)
+    payload = b64url(json.dumps({"sub": "x"}).encode())
+    for kid in (["a"], {"a": 1}, None, 7):
+        head = b64url(json.dumps({"alg": "ES256", "typ": "JWT", "kid": kid}).encode())
+        with pytest.raises(jwt.InvalidTokenError):
+            portal["unit_of"](".".join([head, payload, "c2ln"]), "n")
+    assert len(attempts) <= 1
+    attempts.clear()
+    portal["jwks"]["tried"] = None  # the next unknown kid may fetch
+    up["now"] = False
+    for n in range(5):
+        head = b64url(json.dumps({"alg": "ES256", "typ": "JWT", "kid": f"k{n}"}).encode())
+        with pytest.raises((jwt.InvalidTokenError, OSError)):
+            portal["unit_of"](".".join([head, payload, "c2ln"]), "n")
+    assert len(attempts) == 1, attempts
 
 
 def test_refusals_and_the_api_paths_carry_no_assertion(certregd, db, pki, tmp_path):

@@ -13,6 +13,7 @@ a world-readable key (test_operations.py), a clean stop of PostgreSQL with
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -352,3 +353,39 @@ def test_one_slow_decision_does_not_fail_those_pipelined_behind_it(certregd, db,
     # The lock gone, the slow key is answered on the same connection.
     assert d.verify_bundle(slow).json()["outcome"] == "OK"
     assert "db_connection_lost" not in d.log(), d.log()
+
+
+def test_a_long_reason_is_not_cut_inside_a_character(certregd, db, pg_cluster, request):
+    """event=db_connection_lost keeps 511 bytes of libpq's message, which
+    with several hosts holds a line each, and server words in the server's
+    language (here a database name; lc_messages = zh_CN does the same). The
+    cut fell inside a UTF-8 character: the line was no longer UTF-8, which
+    journalctl shows as "[blob data]", the failover's one line hidden. Each
+    of three alignments of the text against the cut is tried."""
+    import tempfile
+    short = Path(tempfile.mkdtemp(prefix="crs", dir="/tmp"))  # a config line holds 199 bytes
+    request.addfinalizer(lambda: shutil.rmtree(short))
+    os.chmod(short, 0o755)
+    (short / "s").symlink_to(pg_cluster.host)
+    # Two hosts refused (no socket there), a line of some 190 bytes each,
+    # then the server's: the name runs across byte 511 of the message.
+    hosts = ",".join([str(short / ("p" * 20 + "1")), str(short / ("p" * 20 + "2")),
+                      str(short / "s")])
+    lines = []
+    for pad in range(3):
+        name = "x" * pad + "北京市东城区管理部证书登记数据库不存在的库"
+        conninfo = (f"host={hosts}\n port={pg_cluster.port} dbname={name}\n "
+                    f"user={pg_cluster.superuser} target_session_attrs=read-write")
+        d = certregd(db, database={"conninfo": conninfo})
+        deadline = time.monotonic() + 10
+        while True:
+            raw = [line for line in d.log_path.read_bytes().splitlines()
+                   if b"event=db_connection_lost" in line]
+            if raw or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert raw, d.log()[-2000:]
+        lines += raw
+    assert any("北京市东城区".encode() in line and len(line) > 500 for line in lines), lines
+    for line in lines:
+        line.decode("utf-8")  # raises on a character cut in two

@@ -193,3 +193,91 @@ def test_a_renewed_key_refused_before_its_predecessor_was_approved_logs_in_at_on
         time.sleep(0.05)
     assert body["unit"]["registration_no"] == REGNO
     assert [r["key_id"] for r in audit(db) if r["action"] == "renewal"] == [new["key_id"]]
+
+
+def wait_ok(d, bundle, within=2):
+    """OK within a notification's delay, then from every worker (each
+    connection may reach another worker: eight in a row)."""
+    deadline = time.monotonic() + within
+    while True:
+        body = d.verify_bundle(bundle).json()
+        if body["outcome"] == "OK":
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    for _ in range(8):
+        assert d.verify_bundle(bundle).json()["outcome"] == "OK"
+    return body
+
+
+@pytest.mark.parametrize("how", ["cancel", "suspend"])
+def test_a_renewed_key_refused_for_two_units_logs_in_once_one_is_taken_away(
+        certregd, db, pki, how):
+    """Two units held approved keys of one holder id: a new key of that
+    holder was refused (two units claiming one holder id is for a person to
+    sort out), and every certregd cached KEY_NOT_APPROVED. The counter
+    then cancels (or suspends) the wrong unit's key: a decision made afresh
+    is a renewal for the one unit left, but the cancel's notification named
+    only the cancelled key, and the new key stayed refused from the cache
+    for up to [cache] ttl."""
+    setup_unit(db)
+    other = "110106000456"
+    admin(db.conninfo, "unit", "add", other, "--name", "丰台另一单位", "--office", "FT01")
+    holder = b"\x0c\x0aHOLDER-042"
+    mine, mine_key = issue(pki, "unit a", holder, 20)
+    wrong, wrong_key = issue(pki, "unit a too", holder, 15)
+    renewed, renewed_key = issue(pki, "unit a renewed", holder, 1)
+    admin(db.conninfo, "key", "bind", mine_key, "--unit", REGNO, "--ticket", "T-1")
+    admin(db.conninfo, "key", "bind", wrong_key, "--unit", other, "--ticket", "T-2")
+    d = certregd(db)
+    assert d.verify_bundle(mine).json()["outcome"] == "OK"
+    assert d.verify_bundle(wrong).json()["outcome"] == "OK"
+    for _ in range(8):  # each worker has it cached
+        assert d.verify_bundle(renewed).json()["outcome"] == "KEY_NOT_APPROVED"
+    admin(db.conninfo, "key", how, wrong_key, "--reason", "wrong unit")
+    body = wait_ok(d, renewed)
+    assert body["unit"]["registration_no"] == REGNO
+    assert [r["key_id"] for r in audit(db) if r["action"] == "renewal"] == [renewed_key]
+
+
+def test_a_renewed_key_logs_in_once_its_predecessor_bound_from_a_file_first_logs_in(
+        certregd, db, pki):
+    """The predecessor was bound from a certificate file (source
+    'operator', which decides nothing) and the renewed key tried first:
+    KEY_NOT_APPROVED, cached. The predecessor's first login records its
+    certificate as certregd's, which makes it a predecessor: the renewed
+    key is OK at once, not after [cache] ttl."""
+    old, new = pki.leaf("bjca"), pki.leaf("bjca-renewed")
+    setup_unit(db)
+    admin(db.conninfo, "key", "bind", "--cert", old["pem"], "--unit", REGNO, "--ticket", "T-1")
+    d = certregd(db)
+    for _ in range(8):  # each worker has it cached
+        assert outcome(d, pki, "bjca-renewed")["outcome"] == "KEY_NOT_APPROVED"
+    assert outcome(d, pki, "bjca")["outcome"] == "OK"
+    body = wait_ok(d, open(new["chain"]).read())
+    assert body["unit"]["registration_no"] == REGNO
+    assert [r["key_id"] for r in audit(db) if r["action"] == "renewal"] == [new["key_id"]]
+
+
+def test_no_continuity_from_a_predecessor_refused_for_its_credit_code(certregd, db, pki):
+    """A key bound by its id before certregd ever verified its certificate
+    waits for the credit-code rule until its first login; there its
+    certificate's credit code was another unit's, and its logins are
+    refused. It still counted as a predecessor: a certificate of the same
+    holder without a credit code was approved for the unit as a renewal,
+    the check the predecessor failed skipped by its successor."""
+    old = pki.leaf("bjca")
+    setup_unit(db, credit_code=pki.manifest["credit_codes"]["bjca-other"])
+    admin(db.conninfo, "key", "bind", old["key_id"], "--unit", REGNO, "--ticket", "T-1")
+    d = certregd(db)
+    assert outcome(d, pki, "bjca")["outcome"] == "KEY_NOT_APPROVED"
+    holder = old["holder_id"].encode()
+    renewed, renewed_key = issue(pki, "renewed without a credit code",
+                                 b"\x0c" + bytes([len(holder)]) + holder, 1)
+    body = d.verify_bundle(renewed).json()
+    assert body["outcome"] == "KEY_NOT_APPROVED", body
+    assert not [r for r in audit(db) if r["action"] == "renewal"]
+    # Of the same holder: bound by the counter, the key logs in (no credit
+    # code to check), and its renewals follow.
+    admin(db.conninfo, "key", "bind", renewed_key, "--unit", REGNO, "--ticket", "T-2")
+    assert d.verify_bundle(renewed).json()["outcome"] == "OK"

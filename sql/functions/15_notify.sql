@@ -29,18 +29,23 @@ BEGIN
     PERFORM pg_notify('certreg', p_what);
 END $$;
 
--- A key made approved (bound, resumed) may be the predecessor that renewal
--- continuity needs for a key of the same holder refused while it was not:
--- every certregd cached that KEY_NOT_APPROVED under the renewed key's id,
--- which the approved key's own notification does not name, and kept
--- refusing it for up to [cache] ttl after the counter had done its part.
--- Such keys are pending, with a certificate certregd recorded under the
--- issuer and holder id of one of this key's certificates (decide() records
--- it before it looks for a predecessor); each is named too.
-CREATE OR REPLACE FUNCTION notify_key_approved(p_key_id text) RETURNS void
+-- Renewal continuity decides a pending key by the approved keys of other
+-- units' certificates of its issuer and holder id (decide()), so a change
+-- to such a key may change that decision: a key bound or resumed may be the
+-- predecessor that was missing; a key suspended or cancelled may leave one
+-- unit where two claimed the holder id, which refused; a key bound from a
+-- file becomes a predecessor when certregd first records its certificate
+-- (key_use_record()). Every certregd cached the pending key's
+-- KEY_NOT_APPROVED under its own id, which the changed key's notification
+-- does not name, and kept refusing it for up to [cache] ttl after the
+-- counter had done its part. Such keys are pending, with a certificate
+-- certregd recorded under the issuer and holder id of one of this key's
+-- certificates (decide() records it before it looks for a predecessor);
+-- each is named. As many as the pending keys of one holder: the plan is a
+-- probe of certificates_key, then of certificates_holder and pending's key.
+CREATE OR REPLACE FUNCTION notify_holder_pending(p_key_id text) RETURNS void
     LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM notify_change(p_key_id);
     PERFORM notify_change(other.key_id)
        FROM (SELECT DISTINCT c2.key_id
                FROM certificates c
@@ -49,5 +54,8 @@ BEGIN
                 AND c2.key_id <> p_key_id
                 AND EXISTS (SELECT FROM pending p WHERE p.key_id = c2.key_id)) other;
 END $$;
+
+-- Its first name (bound and resumed keys only), replaced the same day.
+DROP FUNCTION IF EXISTS notify_key_approved(text);
 
 RESET ROLE;

@@ -138,7 +138,8 @@ BEGIN
                                             'forced', v_forced,
                                             'credit_checked', v_checked,
                                             'certificate', p_cert->>'sha256'));
-    PERFORM notify_key_approved(p_key_id);
+    PERFORM notify_change(p_key_id);
+    PERFORM notify_holder_pending(p_key_id);
 END $$;
 
 CREATE OR REPLACE FUNCTION key_transition(p_key_id text, p_reason text, p_action text,
@@ -167,11 +168,9 @@ BEGIN
     PERFORM audit_append(p_action, v_office, p_key_id, k.registration_no, NULL, p_reason,
                          jsonb_build_object('status', k.status),
                          jsonb_build_object('status', p_to));
-    IF p_to = 'approved' THEN
-        PERFORM notify_key_approved(p_key_id);
-    ELSE
-        PERFORM notify_change(p_key_id);
-    END IF;
+    PERFORM notify_change(p_key_id);
+    -- Resumed, suspended or cancelled: each may change a renewal's decision.
+    PERFORM notify_holder_pending(p_key_id);
 END $$;
 
 CREATE OR REPLACE FUNCTION key_suspend(p_key_id text, p_reason text) RETURNS void

@@ -62,15 +62,28 @@ $$;
 -- the row certregd's (the rule known_key() relies on). The key's row
 -- first, then the certificate's, as key_bind() locks them: two
 -- transactions that take the same two rows in the other order deadlock.
+-- A certificate certregd records for the first time (one the counter bound
+-- from a file, or new) makes the key a predecessor for renewal continuity:
+-- the pending keys of its holder are notified (15_notify.sql). Once a
+-- certificate: a primary-key probe when seen_due, nothing otherwise.
 CREATE OR REPLACE FUNCTION key_use_record(p_key_id text, p_cert jsonb, p_seen_due boolean)
     RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_first boolean;
 BEGIN
     UPDATE keys SET last_used_at = now(),
                     last_used_cert = CASE WHEN p_seen_due THEN p_cert->>'sha256'
                                           ELSE last_used_cert END
      WHERE key_id = p_key_id;
     IF p_seen_due THEN
+        v_first := p_cert->>'holder_id' IS NOT NULL
+                   AND NOT EXISTS (SELECT FROM certificates c
+                                    WHERE c.sha256 = p_cert->>'sha256'
+                                      AND c.source = 'daemon');
         PERFORM certificate_seen(p_key_id, p_cert);
+        IF v_first THEN
+            PERFORM notify_holder_pending(p_key_id);
+        END IF;
     END IF;
 END $$;
 
@@ -129,7 +142,12 @@ BEGIN
            AND c.source = 'daemon' AND c.key_id <> p_key_id
            AND c.not_before < (p_cert->>'not_before')::timestamptz
            AND k.status = 'approved' AND u.status = 'active'
-           AND (u.credit_code IS NULL OR v_cc IS NULL OR u.credit_code = v_cc);
+           AND (u.credit_code IS NULL OR v_cc IS NULL OR u.credit_code = v_cc)
+           -- Not a predecessor whose own certificate fails the credit-code
+           -- rule (bound before certregd verified one, refused since; the
+           -- successor would skip the check): unless a supervisor forced it.
+           AND (k.credit_checked OR u.credit_code IS NULL OR c.credit_code IS NULL
+                OR c.credit_code = u.credit_code);
         -- Two units claiming one holder id is for a person to sort out.
         IF v_units = 1 THEN
             INSERT INTO keys (key_id, registration_no, status, how, predecessor, bound_by,

@@ -118,6 +118,27 @@ static void test_quote(void **state)
 	assert_string_equal(log_quote("a \"b\"\\\n", buf, sizeof(buf)), "\"a \\\"b\\\"\\\\\"");
 	assert_string_equal(log_quote("0123456789abcdef", buf, sizeof(buf)), "\"0123456789ab\"");
 	assert_string_equal(log_quote(NULL, buf, sizeof(buf)), "\"\"");
+	/* Cut where a character no longer fits, never inside it (12 bytes
+	 * of room: four 3-byte characters, or an ASCII byte and three). */
+	assert_string_equal(log_quote("北京市东城区", buf, sizeof(buf)), "\"北京市东\"");
+	assert_string_equal(log_quote("x北京市东城区", buf, sizeof(buf)), "\"x北京市\"");
+	assert_string_equal(log_quote("xy北京市东城区", buf, sizeof(buf)), "\"xy北京市\"");
+	assert_string_equal(log_quote("0123456789a\xf0\x9f\x98\x80", buf, sizeof(buf)),
+	                    "\"0123456789a\"");
+}
+
+static void test_utf8_cut(void **state)
+{
+	(void)state;
+	assert_int_equal(log_utf8_cut("ab", 2), 2);
+	assert_int_equal(log_utf8_cut("a北", 4), 4);
+	assert_int_equal(log_utf8_cut("a北", 3), 1);
+	assert_int_equal(log_utf8_cut("a北", 2), 1);
+	assert_int_equal(log_utf8_cut("\xf0\x9f\x98\x80", 3), 0);
+	assert_int_equal(log_utf8_cut("\xf0\x9f\x98\x80", 4), 4);
+	/* Not UTF-8 to begin with: left as it is (no lead byte to drop). */
+	assert_int_equal(log_utf8_cut("a\x80\x80", 3), 3);
+	assert_int_equal(log_utf8_cut("", 0), 0);
 }
 
 /* The user information goes, whatever it holds; an '@' after the host
@@ -141,6 +162,7 @@ int main(void)
 	    cmocka_unit_test(test_journal_stream_gets_priorities),
 	    cmocka_unit_test(test_no_prefix_elsewhere),
 	    cmocka_unit_test(test_quote),
+	    cmocka_unit_test(test_utf8_cut),
 	    cmocka_unit_test(test_url_without_password),
 	};
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
