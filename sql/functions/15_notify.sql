@@ -55,7 +55,4 @@ BEGIN
                 AND EXISTS (SELECT FROM pending p WHERE p.key_id = c2.key_id)) other;
 END $$;
 
--- Its first name (bound and resumed keys only), replaced the same day.
-DROP FUNCTION IF EXISTS notify_key_approved(text);
-
 RESET ROLE;
