@@ -285,7 +285,7 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	 * revoked... certificate of a trusted CA): the last outcome and when. */
 	static const struct report_column refusal_cols[] = {
 	    {"sha256", "SHA-256", REPORT_KEY},
-	    {"outcome", N_("OUTCOME"), REPORT_TEXT},
+	    {"outcome", N_("OUTCOME"), REPORT_OUTCOME},
 	    {"last_seen", N_("LAST REFUSED"), REPORT_TIME},
 	    {"not_after", N_("VALID TO"), REPORT_DATE},
 	    {"subject", N_("SUBJECT"), REPORT_DN, false, true},

@@ -9,6 +9,7 @@
 
 #include "certinfo.h"
 #include "i18n.h"
+#include "outcome.h"
 #include "report.h"
 #include "table.h"
 
@@ -115,6 +116,7 @@ static json_t *report_value_json(const PGresult *res, int row, int col, enum rep
 	case REPORT_KEY:
 	case REPORT_DN:
 	case REPORT_WORD:
+	case REPORT_OUTCOME:
 		break;
 	}
 	return json_string(v);
@@ -307,6 +309,7 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
                               bool shorten, char *buf, size_t len)
 {
 	const char *v = PQgetvalue(res, row, col);
+	outcome_t outcome;
 	time_t t;
 
 	if (PQgetisnull(res, row, col)) {
@@ -337,6 +340,21 @@ static void report_value_text(const PGresult *res, int row, int col, enum report
 	case REPORT_WORD:
 		snprintf(buf, len, "%s", report_word(v));
 		return;
+	case REPORT_OUTCOME:
+		/* The page's sentence, one home (common/outcome.c), without its
+		 * full stop; an unknown code as it is. */
+		if (outcome_from_code(v, &outcome)) {
+			const char *m = outcome_info(outcome)->message[i18n_outcome_lang()];
+			size_t n = strlen(m);
+
+			if (n >= 3 && strcmp(m + n - 3, "。") == 0)
+				n -= 3;
+			else if (n >= 1 && m[n - 1] == '.')
+				n -= 1;
+			snprintf(buf, len, "%.*s", (int)n, m);
+			return;
+		}
+		break;
 	case REPORT_TEXT:
 	case REPORT_INT:
 	case REPORT_JSONB:

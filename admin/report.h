@@ -22,16 +22,18 @@
 
 enum report_kind {
 	REPORT_TEXT,
-	REPORT_INT,   /* JSON number, right-aligned */
-	REPORT_BOOL,  /* "yes"/"no", JSON true/false */
-	REPORT_TIME,  /* timestamptz: local "YYYY-MM-DD HH:MM" */
-	REPORT_DATE,  /* timestamptz shown as a local date */
-	REPORT_KEY,   /* key id: 16 hex digits and "…" in tables, whole elsewhere */
-	REPORT_JSONB, /* jsonb: embedded as JSON, compact text for people */
-	REPORT_DN,    /* a subject DN: in tables only its O= (else CN=) value,
-	                 the unit's name; whole elsewhere */
-	REPORT_WORD,  /* a code word of the schema (a status, an action, a
-	                 role): translated for people, as is in JSON */
+	REPORT_INT,     /* JSON number, right-aligned */
+	REPORT_BOOL,    /* "yes"/"no", JSON true/false */
+	REPORT_TIME,    /* timestamptz: local "YYYY-MM-DD HH:MM" */
+	REPORT_DATE,    /* timestamptz shown as a local date */
+	REPORT_KEY,     /* key id: 16 hex digits and "…" in tables, whole elsewhere */
+	REPORT_JSONB,   /* jsonb: embedded as JSON, compact text for people */
+	REPORT_DN,      /* a subject DN: in tables only its O= (else CN=) value,
+	                   the unit's name; whole elsewhere */
+	REPORT_WORD,    /* a code word of the schema (a status, an action, a
+	                   role): translated for people, as is in JSON */
+	REPORT_OUTCOME, /* an outcome code (CERT_REVOKED): for people the
+	                   message the user's page showed, as is in JSON */
 };
 
 struct report_column {

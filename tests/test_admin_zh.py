@@ -17,7 +17,8 @@ import time
 import pytest
 
 from fixtures.cli import REPO
-from test_admin import ADMIN, OK, REFUSED, USAGE, column, org, record_refusal, run, width
+from test_admin import (ADMIN, OK, REFUSED, USAGE, cert_json, column, org, record_refusal,
+                        run, width)
 
 __all__ = ["org"]  # test_admin's fixture, used here as an argument
 
@@ -403,6 +404,23 @@ def test_pending_list_search_of_blanks_only_is_refused(org, db, pki):
         assert p.stderr.startswith("certreg-admin: 错误: --search 需要"), p.stderr
         p = lrun(org.op_dc, "--json", "pending", "list", "--search", typed, env=ZH)
         assert p.returncode == USAGE and "key_id" not in p.stdout, (typed, p.stdout)
+
+
+def test_key_show_says_why_a_certificate_was_refused_in_the_clerk_s_words(org, db, pki):
+    """key show lists the certificates certregd refused before it looked
+    the key up; the clerk saw only the code (CERT_REVOKED) where the user's
+    page said 证书已被吊销. People get the page's words; --json keeps the
+    code."""
+    leaf = pki.leaf("ec-ok")
+    db.sql(f"SELECT certreg.record_refusal('{leaf['key_id']}', "
+           f"'{cert_json(pki, 'ec-ok')}'::jsonb, 'CERT_REVOKED')")
+    p = lrun(org.op_dc, "key", "show", leaf["key_id"], env=ZH)
+    assert p.returncode == OK, p.stderr
+    assert "证书已被吊销" in p.stdout and "CERT_REVOKED" not in p.stdout, p.stdout
+    p = lrun(org.op_dc, "key", "show", leaf["key_id"], env=EN)
+    assert "The certificate has been revoked" in p.stdout, p.stdout
+    out = json.loads(lrun(org.op_dc, "--json", "key", "show", leaf["key_id"], env=ZH).stdout)
+    assert [r["outcome"] for r in out["refusals"]] == ["CERT_REVOKED"], out
 
 
 def test_cert_check_shows_the_validity_in_local_time_and_whole_days_since_expiry(pki):
