@@ -297,6 +297,20 @@ bool config_check_files(const struct config *cfg, uid_t uid, char *err, size_t e
 		if (!ok)
 			return false;
 	}
+	/* The loader would read one CRL file (certreg-admin's --crl takes
+	 * one), but certregd sees CRLs change by watching a directory: a file
+	 * named here was never read again, and its successor never applied. */
+	if (cfg->crl_dir != NULL) {
+		struct stat st;
+
+		if (stat(cfg->crl_dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen,
+			         "%s:%d: crl_dir: %s is not a directory: put the CRL files in a "
+			         "directory of their own and name that",
+			         cfg->path, cfg->line_crl_dir, cfg->crl_dir);
+			return false;
+		}
+	}
 	/* The daemon writes its downloads there as uid: the directory must be
 	 * uid's own (root may write anywhere). */
 	if (cfg->crl_fetch && cfg->crl_dir != NULL && uid != 0) {

@@ -68,6 +68,10 @@ def bad_crl_dir(tmp_path):
      "intermediates_file", r"\[trust\] intermediates_file: /nonexistent/int.pem: No such file"),
     (lambda c, t: c["trust"].update(crl_dir=bad_crl_dir(t)), "crl_dir",
      r"\[trust\] crl_dir: .*/crl/bad.crl: not a PEM or DER CRL"),
+    # One CRL file named as crl_dir: loaded, but never seen to change (the
+    # supervisor watches a directory), so a new CRL was never applied.
+    (lambda c, t: c["trust"].update(crl_dir=next(Path(c["trust"]["crl_dir"]).glob("*"))),
+     "crl_dir", r"crl_dir: .* is not a directory"),
     (lambda c, t: c["trust"].update(crl_dir=None), "revocation",
      r"\[trust\] revocation = require needs crl_dir"),
     (lambda c, t: c["server"].update(tls_cert="/etc/hostname"), "tls_cert",
