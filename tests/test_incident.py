@@ -4,13 +4,15 @@ The unit phones in, the clerk suspends the key at once; the supervisor asks
 whether it was used since, and from where; the unit's new certificate (a
 new key pair, same holder id) gets no renewal continuity from the
 suspended key and is bound at the counter; the old key is cancelled; the
-auditor reads the record (docs/OPERATIONS.md, "A lost key"). Real
-certregd, real PostgreSQL.
+auditor reads the record (docs/OPERATIONS.md, "When a key is lost or
+stolen"). Real certregd, real PostgreSQL.
 """
 import json
+import os
+import subprocess
 import time
 
-from fixtures.cli import admin
+from fixtures.cli import BUILD, admin
 
 REGNO = "110106000777"
 
@@ -71,6 +73,13 @@ def test_a_stolen_key_from_report_to_audit(certregd, db, pki):
     # Where from: certregd's journal, named in a hint.
     assert f"key={old['key_id'][:16]}" in people.stderr, people.stderr
     assert f"outcome=KEY_SUSPENDED key={old['key_id'][:16]}" in d.log()
+    # The same at a Chinese counter.
+    zh = subprocess.run([BUILD / "certreg-admin", "--db", conn["sup"], "key", "show",
+                         old["key_id"][:8]], capture_output=True, text=True, timeout=60,
+                        env={**os.environ, "LC_ALL": "", "LC_MESSAGES": "",
+                             "LANG": "zh_CN.UTF-8"})
+    assert zh.returncode == 0 and "最近使用被拒：" in zh.stdout, zh.stdout
+    assert "提示" in zh.stderr and "挂起或注销后仍有人使用" in zh.stderr, zh.stderr
     # Who suspended it, and why.
     trail = js(conn["sup"], "audit", "log", "--key", old["key_id"])
     assert [(e["action"], e["operator"], e["reason"]) for e in trail][-1] == \
