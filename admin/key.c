@@ -45,7 +45,12 @@ static const struct report_column key_columns[] = {
     {"status_reason", N_("STATUS REASON"), REPORT_TEXT, true},
 };
 
-/* The association in `key show`: everything keys_v says. */
+/* The association in `key show`: everything keys_v says, and whether its
+ * last use came after it was suspended or cancelled. certregd records a
+ * use of every bound key it decides, refused or not, at most once per
+ * record_interval; so for a key that is not approved "last used" alone
+ * reads as a login when it may be whoever holds a stolen key being turned
+ * away. NULL for an approved key. */
 static const struct report_column key_show_columns[] = {
     {"key_id", N_("KEY"), REPORT_KEY},
     {"registration_no", N_("UNIT"), REPORT_TEXT},
@@ -61,12 +66,14 @@ static const struct report_column key_show_columns[] = {
     {"updated_at", N_("CHANGED"), REPORT_TIME},
     {"not_after", N_("CERT EXPIRES"), REPORT_DATE},
     {"last_used_at", N_("LAST USED"), REPORT_TIME},
+    {"last_use_refused", N_("LAST USE REFUSED"), REPORT_BOOL},
     {"credit_checked", N_("CREDIT CODE CHECKED"), REPORT_BOOL},
 };
 
 #define KEY_SHOW_SELECT                                                                            \
 	"SELECT key_id, registration_no, unit_name, office_code, status, status_reason, how,"      \
 	" predecessor, ticket, bound_at, bound_by, updated_at, not_after, last_used_at,"           \
+	" CASE WHEN status <> 'approved' THEN last_used_at > updated_at END AS last_use_refused,"  \
 	" credit_checked FROM certreg.keys_v WHERE key_id = $1"
 
 #define KEY_SELECT                                                                                 \
@@ -280,6 +287,9 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {"attempts", N_("ATTEMPTS"), REPORT_INT},
 	    {"first_seen", N_("FIRST ATTEMPT"), REPORT_TIME},
 	    {"last_seen", N_("LAST ATTEMPT"), REPORT_TIME},
+	    /* Where the last attempt came from, as certregd saw it (behind
+	     * nginx or a portal: their address, not the user's). */
+	    {"last_peer", N_("LAST ADDRESS"), REPORT_TEXT},
 	};
 	/* What certregd refused before it looked the key up (an expired,
 	 * revoked... certificate of a trusted CA): the last outcome and when. */
@@ -305,7 +315,8 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	    {N_("association"), KEY_SHOW_SELECT, key_show_columns, KEY_NCOLS(key_show_columns),
 	     true},
 	    {N_("pending"),
-	     "SELECT attempts, first_seen, last_seen FROM certreg.pending_v WHERE key_id = $1",
+	     "SELECT attempts, first_seen, last_seen, last_peer FROM certreg.pending_v"
+	     " WHERE key_id = $1",
 	     pending_cols, KEY_NCOLS(pending_cols), true},
 	    {N_("refusals"),
 	     "SELECT sha256, outcome, last_seen, not_after, subject, first_seen, serial,"
@@ -324,7 +335,7 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	const char *cert_file = NULL, *keyarg = NULL;
 	struct keyref ref;
 	const char *params[1];
-	int c, rc, found = 0;
+	int c, rc, found = 0, refused;
 
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
@@ -395,6 +406,15 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 			goto out;
 		}
 	}
+	/* The database keeps no address for a bound key: the supervisor's "from
+	 * where?" is answered by certregd's log of each decision. */
+	if (PQntuples(res[0]) > 0 && (refused = PQfnumber(res[0], "last_use_refused")) >= 0 &&
+	    !PQgetisnull(res[0], 0, refused) && PQgetvalue(res[0], 0, refused)[0] == 't')
+		cli_hint(cli,
+		         "the key was tried after it was suspended or cancelled, and refused; "
+		         "certregd logs each attempt with its address: journalctl -u certregd "
+		         "| grep key=%.16s (behind nginx: nginx's access log, at that time)",
+		         ref.key_id);
 out:
 	for (size_t i = 0; i < NPARTS; i++)
 		PQclear(res[i]);

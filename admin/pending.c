@@ -62,6 +62,7 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	    {"attempts", N_("ATTEMPTS"), REPORT_INT},
 	    {"first_seen", N_("FIRST"), REPORT_TIME, true},
 	    {"last_seen", N_("LAST"), REPORT_TIME},
+	    {"last_peer", N_("LAST ADDRESS"), REPORT_TEXT, true},
 	};
 	/* search, office, limit, key id prefix */
 	const char *params[4] = {NULL, NULL, PENDING_DEFAULT_LIMIT, NULL};
