@@ -64,15 +64,20 @@ struct crlfetch_source {
 static struct crlfetch_source *crlfetch_sources;
 
 /* The supervisor's schedule of one source. */
+/* A download's callback argument. */
+struct crlfetch_job {
+	struct crlfetch *f;
+	int i;
+};
+
 struct crlfetch_plan {
 	time_t due;
 	int failures;
 	bool inflight;
-};
-
-struct crlfetch_job {
-	struct crlfetch *f;
-	int i;
+	/* The argument of the download in flight, here rather than allocated:
+	 * httpc_free drops a request without its callback (crlfetch_free while
+	 * downloads are in flight), which left an allocated one behind. */
+	struct crlfetch_job job;
 };
 
 struct crlfetch {
@@ -384,16 +389,13 @@ static void crlfetch_start_due(struct crlfetch *f)
 			    (next < 0 || p->due < f->plan[next].due))
 				next = i;
 		}
-		if (next < 0 || (job = malloc(sizeof(*job))) == NULL)
+		if (next < 0)
 			return;
-		job->f = f;
-		job->i = next;
+		job = &f->plan[next].job;
+		*job = (struct crlfetch_job){f, next};
 		if (!httpc_request(f->httpc, crlfetch_sources[next].url, NULL, NULL, 0,
-		                   CRLFETCH_TIMEOUT_MS, CRLFETCH_MAX_SIZE, crlfetch_answered,
-		                   job)) {
-			free(job);
+		                   CRLFETCH_TIMEOUT_MS, CRLFETCH_MAX_SIZE, crlfetch_answered, job))
 			return; /* out of memory: the next tick tries again */
-		}
 		f->plan[next].inflight = true;
 		inflight++;
 	}
@@ -422,7 +424,6 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 	time_t now = time(NULL), this_update = 0, next_update = 0;
 	char why[300], q1[400], q2[400];
 
-	free(job);
 	p->inflight = false;
 	snprintf(why, sizeof(why), "crl_fetch is off");
 	if (status == 0)
