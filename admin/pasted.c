@@ -18,6 +18,7 @@
 
 static size_t pasted_decode(const unsigned char *p, unsigned long *cp);
 static bool pasted_is_alnum(unsigned long cp);
+static const char *pasted_rewrite(const char *arg, bool ascii);
 
 enum pasted_kind pasted_next(const char *s, char *c, size_t *len)
 {
@@ -60,6 +61,19 @@ enum pasted_kind pasted_next(const char *s, char *c, size_t *len)
 
 const char *pasted_code(const char *arg)
 {
+	return pasted_rewrite(arg, true);
+}
+
+const char *pasted_trim(const char *arg)
+{
+	return pasted_rewrite(arg, false);
+}
+
+/* The one home of both: blanks at either end dropped and, with ascii, the
+ * full-width letters and digits made ASCII. The argv string itself (see
+ * pasted.h): written behind the reader, never longer. */
+static const char *pasted_rewrite(const char *arg, bool ascii)
+{
 	char *out, *end;
 	const char *in;
 	enum pasted_kind kind;
@@ -68,14 +82,13 @@ const char *pasted_code(const char *arg)
 
 	if (arg == NULL)
 		return NULL;
-	/* The argv string itself (see pasted.h): written behind the reader. */
 	out = (char *)arg;
 	in = arg;
-	while ((kind = pasted_next(in, &c, &n)) == PASTED_BLANK)
+	while (pasted_next(in, &c, &n) == PASTED_BLANK)
 		in += n;
 	end = out;
 	while ((kind = pasted_next(in, &c, &n)) != PASTED_END) {
-		if (kind == PASTED_ASCII) {
+		if (ascii && kind == PASTED_ASCII) {
 			*out++ = c;
 		} else {
 			memmove(out, in, n);
@@ -105,31 +118,4 @@ static size_t pasted_decode(const unsigned char *p, unsigned long *cp)
 static bool pasted_is_alnum(unsigned long cp)
 {
 	return (cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z');
-}
-
-const char *pasted_trim(const char *arg)
-{
-	char *out, *end;
-	const char *in;
-	enum pasted_kind kind;
-	size_t n;
-	char c;
-
-	if (arg == NULL)
-		return NULL;
-	/* As in pasted_code: written behind the reader. */
-	out = (char *)arg;
-	in = arg;
-	while (pasted_next(in, &c, &n) == PASTED_BLANK)
-		in += n;
-	end = out;
-	while ((kind = pasted_next(in, &c, &n)) != PASTED_END) {
-		memmove(out, in, n);
-		out += n;
-		if (kind != PASTED_BLANK)
-			end = out;
-		in += n;
-	}
-	*end = '\0';
-	return arg;
 }
