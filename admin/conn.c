@@ -43,6 +43,19 @@ void conn_take_conninfo(struct cli *cli, char *arg)
 		memset(arg, 'x', strlen(arg));
 }
 
+/*
+ * A lock another session holds (an operator's psql left inside a
+ * transaction, a migration's ACCESS EXCLUSIVE) made a clerk's command wait
+ * without end: the terminal frozen, nothing said. Every lock is waited for
+ * at most as long as the audit head's (sql/functions/30_audit.sql), then
+ * the command fails, changes nothing and says why (conn_report). A
+ * lock_timeout the login already has (ALTER ROLE ... SET, PGOPTIONS) is
+ * kept: the administrator chose it.
+ */
+static const char conn_lock_wait_sql[] =
+    "SELECT pg_catalog.set_config('lock_timeout', '10s', false) "
+    "WHERE pg_catalog.current_setting('lock_timeout') = '0'";
+
 int conn_open(struct cli *cli, bool transaction)
 {
 	const char *keys[4];
@@ -115,7 +128,8 @@ int conn_open(struct cli *cli, bool transaction)
 	if (conn_run(cli, "SET client_encoding = 'UTF8'", 0, NULL) != CLI_OK ||
 	    conn_run(cli, "SET datestyle = 'ISO'", 0, NULL) != CLI_OK ||
 	    conn_run(cli, "SET timezone = 'UTC'", 0, NULL) != CLI_OK ||
-	    conn_run(cli, "SET client_min_messages = 'warning'", 0, NULL) != CLI_OK)
+	    conn_run(cli, "SET client_min_messages = 'warning'", 0, NULL) != CLI_OK ||
+	    conn_run(cli, conn_lock_wait_sql, 0, NULL) != CLI_OK)
 		return CLI_FAIL;
 	if (transaction && conn_run(cli, "BEGIN", 0, NULL) != CLI_OK)
 		return CLI_FAIL;
@@ -226,6 +240,19 @@ static int conn_report(struct cli *cli, const PGresult *res)
 		         "the system administrator");
 		return conn_status_exit(state);
 	}
+	if (state != NULL && strcmp(state, "55P03") == 0) {
+		/* lock_not_available: conn_lock_wait_sql's bound, or the audit
+		 * head's (whose words name the holder, kept as the detail). */
+		cli_error(cli, "the database is busy: another session holds what this command "
+		               "needs; nothing was changed");
+		cli_detail(cli, "%s", primary != NULL ? primary : "lock timeout");
+		if (detail != NULL)
+			cli_detail(cli, "%s", detail);
+		cli_hint(cli,
+		         "try again in a minute; if it stays busy, ask the system administrator "
+		         "to end the session that holds it (pg_blocking_pids() names it)");
+		return conn_status_exit(state);
+	}
 	if (primary != NULL && i18n_chinese() && conn_refusal_text(state) != NULL) {
 		cli_error(cli, "%s", _(conn_refusal_text(state)));
 		cli_detail(cli, "%s", primary);
@@ -262,6 +289,8 @@ static const char *conn_error_code(const char *sqlstate)
 		return "database_unreachable";
 	if (strcmp(sqlstate, "25006") == 0) /* read_only_sql_transaction: a standby */
 		return "database_read_only";
+	if (strcmp(sqlstate, "55P03") == 0) /* lock_not_available: lock_timeout */
+		return "database_busy";
 	if (strncmp(sqlstate, "CR00", 4) == 0 && sqlstate[4] >= '1' && sqlstate[4] <= '9' &&
 	    sqlstate[5] == '\0')
 		return certreg[sqlstate[4] - '0'];

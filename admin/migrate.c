@@ -102,8 +102,12 @@ static const char migrate_between_sql[] = "RESET ROLE; RESET search_path";
  * pg_catalog named: the session's search_path may hold a schema others
  * create in, and their hashtextextended(text, integer) would match better
  * and run as the superuser migrating (sql/functions/90_grants.sql). */
-static const char migrate_lock_sql[] = "SELECT pg_catalog.pg_advisory_lock("
-                                       "pg_catalog.hashtextextended('certreg_meta.migrations', 0))";
+/* A runner waits for the other however long it takes (not lock_timeout,
+ * conn.c): the lock is the session's and outlives the transaction. */
+static const char migrate_lock_sql[] = "BEGIN; SET LOCAL lock_timeout = 0; "
+                                       "SELECT pg_catalog.pg_advisory_lock("
+                                       "pg_catalog.hashtextextended('certreg_meta.migrations', 0));"
+                                       " COMMIT";
 
 static const char migrate_meta_sql[] = "CREATE SCHEMA IF NOT EXISTS certreg_meta;"
                                        "CREATE TABLE IF NOT EXISTS certreg_meta.migrations ("
@@ -128,7 +132,7 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 		goto out;
 	if ((rc = conn_open(cli, false)) != CLI_OK)
 		goto out;
-	if ((rc = conn_run(cli, migrate_lock_sql, 0, NULL)) != CLI_OK ||
+	if ((rc = conn_script(cli, migrate_lock_sql)) != CLI_OK ||
 	    (rc = conn_script(cli, migrate_meta_sql)) != CLI_OK ||
 	    (rc = migrate_applied(cli, &applied)) != CLI_OK)
 		goto out;
