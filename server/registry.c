@@ -1018,8 +1018,14 @@ static struct registry_query *registry_conn_pop(struct registry_conn *c)
 
 static void registry_conn_start(struct registry_conn *c)
 {
-	c->pg =
-	    PQconnectStart(c->role == CONN_ROLE_READ ? c->reg->read_conninfo : c->reg->conninfo);
+	/* A backend that hangs a login is looked for in pg_stat_activity: say
+	 * whose it is. An application_name in the string (or PGAPPNAME) wins;
+	 * expand_dbname: the string is read as the whole connection string. */
+	const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+	const char *const vals[] = {
+	    c->role == CONN_ROLE_READ ? c->reg->read_conninfo : c->reg->conninfo, "certregd", NULL};
+
+	c->pg = PQconnectStartParams(keys, vals, 1);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
 		registry_conn_fail(c, c->pg ? PQerrorMessage(c->pg) : "out of memory");
 		return;

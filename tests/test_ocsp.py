@@ -191,6 +191,7 @@ class Responder:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.count = 0
         self.delay = 0
+        self.trickle = 0  # seconds between the bytes of the answer
         self.signer = "responder"
         self.canned = None
         me = self
@@ -213,6 +214,14 @@ class Responder:
                 else:
                     answer = openssl_answer(pki, body, me.signer)
                 try:
+                    if me.trickle:
+                        head = (b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n"
+                                b"Content-Length: %d\r\n\r\n" % len(answer))
+                        for i in range(len(head + answer)):
+                            self.wfile.write((head + answer)[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(me.trickle)
+                        return
                     self.send_response(200)
                     self.send_header("Content-Type", "application/ocsp-response")
                     self.send_header("Content-Length", str(len(answer)))
@@ -320,6 +329,18 @@ def test_responder_timeout_is_bounded(start, opki, responder):
     t0 = time.monotonic()
     assert outcome(d, opki, "good") == "CERT_REVOCATION_UNKNOWN"
     assert time.monotonic() - t0 < 2.5
+
+
+def test_a_responder_that_trickles_its_answer_is_bounded(start, opki, responder):
+    """A responder (or a proxy before it) that answers a byte at a time:
+    each byte arrives well within any inactivity timer, so only a deadline
+    on the whole exchange ends it. ocsp_timeout_ms is that deadline."""
+    responder.trickle = 0.1
+    d = start("require", ocsp_timeout_ms=500)
+    t0 = time.monotonic()
+    assert outcome(d, opki, "good") == "CERT_REVOCATION_UNKNOWN"
+    assert time.monotonic() - t0 < 1.5
+    assert metric(d, "certreg_ocsp_errors_total") >= 1
 
 
 def test_unauthorised_signer_is_no_answer(start, opki, responder):
