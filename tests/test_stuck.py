@@ -20,6 +20,7 @@ import psycopg2
 
 from fixtures.cli import admin
 from test_admin import UNREACHABLE, ok, org, run
+from test_login import login as tls_login
 
 __all__ = ["org"]  # test_admin's fixture, used here as an argument
 
@@ -174,7 +175,8 @@ def test_one_workers_stopped_backend_holds_up_nobody_else(certregd, db, pki):
 
 def test_a_stopped_database_is_503_in_time_readyz_says_so_and_it_comes_back(certregd, db, pki):
     """The whole server stops (postmaster and every backend: a hung host
-    whose kernel still holds the connections). Every verification ends by
+    whose kernel still holds the connections). Every verification, and a
+    browser's login over TLS, ends by
     timeout_ms (+0.5 s) with SERVICE_UNAVAILABLE, /readyz turns 503 and
     says why, /healthz stays 200 (the process is alive), and the daemon
     answers OK again after the server resumes, with no restart."""
@@ -187,6 +189,10 @@ def test_a_stopped_database_is_503_in_time_readyz_says_so_and_it_comes_back(cert
     try:
         got = hammer(d, chain, 4.0)
         ready, health = d.get("/readyz"), d.get("/healthz")
+        # The browser's login over TLS: the same bound, the 503 page.
+        t0 = time.monotonic()
+        status, body, _, _ = tls_login(d, pki, "ec-ok")
+        tls_took = time.monotonic() - t0
     finally:
         os.kill(pm, signal.SIGCONT)
         subprocess.run(["pkill", "-CONT", "-P", str(pm)], check=False)
@@ -194,11 +200,13 @@ def test_a_stopped_database_is_503_in_time_readyz_says_so_and_it_comes_back(cert
     assert got[-1][1:] == (503, "SERVICE_UNAVAILABLE"), got[-5:]
     assert ready.status == 503 and ready.json()["reasons"], ready.body
     assert health.status == 200, health.body
+    assert status == 503 and b"SERVICE_UNAVAILABLE" in body and tls_took < 1.5, (tls_took, body)
     deadline = time.monotonic() + 10
     while d.verify_bundle(chain).status != 200:
         assert time.monotonic() < deadline, d.log()[-2000:]
         time.sleep(0.2)
     assert d.get("/readyz").status == 200
+    assert tls_login(d, pki, "ec-ok")[0] == 200
 
 
 def test_a_signed_login_under_a_held_key_row_is_503_in_time_then_a_new_challenge_works(
