@@ -7,6 +7,7 @@ PRE_006 is the last commit whose schema stopped at 005_hex_checks.sql
 is applied the way its own `db migrate` did, one transaction with its
 record.
 """
+import shutil
 import subprocess
 import threading
 import time
@@ -80,8 +81,9 @@ def test_audit_chain_survives_a_counter_change_during_an_upgrade(db, old_databas
     blocker = psycopg2.connect(conn)
     with blocker.cursor() as cur:
         cur.execute("ALTER FUNCTION certreg.refuse(text, text) COST 2")
+    # --lock-wait 0: the upgrade waits for the blocker however long it takes.
     upgrade = subprocess.Popen([str(BUILD / "certreg-admin"), "--db", conn,
-                                "db", "migrate"], stdout=subprocess.PIPE,
+                                "db", "migrate", "--lock-wait", "0"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
         assert waiting(conn, name, 1), "db migrate never reached the function files"
@@ -156,3 +158,78 @@ def test_an_upgrade_checks_old_bindings_credit_code_as_a_fresh_install_does(db, 
             f"'{key}', '{cert(key, USCC_D, sha)}'::jsonb, '127.0.0.1', true)", dbname).strip()
             for key, sha in ((plain, "b" * 64), (forced, "d" * 64), (used, "9" * 64))]
     assert answers["upgraded"] == answers["fresh"] == ["none", "approved", "approved"], answers
+
+
+def sql_dir_with(tmp_path, extra):
+    """This version's sql/ plus further numbered files: a later release's."""
+    d = tmp_path / "sql"
+    shutil.copytree(REPO / "sql", d)
+    for name, text in extra.items():
+        (d / name).write_text(text)
+    return d
+
+
+def verify_loop(d, pem, stop, answers):
+    while not stop.is_set():
+        t0 = time.monotonic()
+        try:
+            r = d.verify(pem)
+            answers.append((r.json().get("outcome"), time.monotonic() - t0))
+        except OSError as e:
+            answers.append((f"error: {e}", time.monotonic() - t0))
+
+
+def test_db_migrate_does_not_queue_logins_behind_another_sessions_lock(db, pki, certregd,
+                                                                      tmp_path):
+    """Finding 1: a migration that alters a table (012 added a column to
+    keys; a later release's may too) waited for as long as another session
+    held any lock on it: an auditor's open transaction, or the nightly
+    pg_dump of a large database. Every login that needed that table queued
+    behind the waiting ALTER and got SERVICE_UNAVAILABLE at timeout_ms, for
+    as long as the other session lasted, and db migrate sat there without a
+    word. Now it waits --lock-wait (1 s) for a lock, then gives up, undoes
+    everything and names the session in its way."""
+    leaf = pki.leaf("ec-ok")
+    admin(db.conninfo, "office", "add", "UP01", "--name", "升级管理部")
+    admin(db.conninfo, "unit", "add", "110100888001", "--name", "升级单位", "--office", "UP01")
+    admin(db.conninfo, "key", "bind", "--cert", leaf["pem"], "--unit", "110100888001",
+          "--ticket", "T-1")
+    sql = sql_dir_with(tmp_path, {"099_future.sql": (
+        "SET LOCAL ROLE certreg_owner;\nALTER TABLE certreg.keys ADD COLUMN future text;\n")})
+    # No association cache: every login here needs the database, as each
+    # key's first login of the day does.
+    d = certregd(db, cache={"size": 0})
+    pem = open(leaf["pem"]).read()
+    assert d.verify(pem).json()["outcome"] == "OK"
+    dump = psycopg2.connect(db.conninfo)  # what pg_dump holds for its whole run
+    dump_pid = dump.info.backend_pid
+    dump.cursor().execute("BEGIN ISOLATION LEVEL REPEATABLE READ;"
+                          " SELECT count(*) FROM certreg.keys")
+    stop, answers = threading.Event(), []
+    loop = threading.Thread(target=verify_loop, args=(d, pem, stop, answers))
+    loop.start()
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([str(BUILD / "certreg-admin"), "--db", db.conninfo, "db", "migrate",
+                            "--sql-dir", str(sql)], capture_output=True, text=True, timeout=8)
+        took = time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        p, took = None, time.monotonic() - t0
+    finally:
+        time.sleep(0.5)
+        stop.set()
+        loop.join(timeout=30)
+        dump.rollback()
+        dump.close()
+    bad = [a for a in answers if a[0] != "OK" or a[1] > 1.8]
+    assert p is not None, (f"db migrate still waited after {took:.1f} s", bad[:3])
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "lock" in p.stderr and "Nothing was applied" in p.stderr, p.stderr
+    # The session in the way, by its process id.
+    assert f"pid {dump_pid} " in p.stderr, p.stderr
+    assert db.sql("SELECT count(*) FROM certreg_meta.migrations WHERE version = 99").strip() \
+        == "0"
+    assert answers and not bad, bad[:5]
+    # The session gone, the same run goes through.
+    admin(db.conninfo, "db", "migrate", "--sql-dir", sql)
+    assert d.verify(pem).json()["outcome"] == "OK"
