@@ -73,6 +73,7 @@ static int migrate_status(struct cli *cli, const struct cli_command *cmd, int ar
 static int migrate_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
                            const char **sql_dir, long *lock_wait);
 static int migrate_lock_wait(struct cli *cli, long seconds);
+static int migrate_check_owner(struct cli *cli);
 static void migrate_name_holders(struct cli *cli, long seconds);
 static int migrate_find_dir(struct cli *cli, const char *option, struct migration_set *set);
 static int migrate_scan(struct cli *cli, const char *option, struct migration_set *set);
@@ -148,6 +149,7 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 	 * as it runs (it holds nothing logins need while it waits here). */
 	if ((rc = conn_run(cli, migrate_lock_sql, 0, NULL)) != CLI_OK ||
 	    (rc = migrate_lock_wait(cli, lock_wait)) != CLI_OK ||
+	    (rc = migrate_check_owner(cli)) != CLI_OK ||
 	    (rc = conn_script(cli, migrate_meta_sql)) != CLI_OK ||
 	    (rc = migrate_applied(cli, &applied)) != CLI_OK)
 		goto out;
@@ -306,6 +308,36 @@ static int migrate_lock_wait(struct cli *cli, long seconds)
 
 	snprintf(sql, sizeof(sql), "SET lock_timeout = '%lds'", seconds);
 	return conn_run(cli, sql, 0, NULL);
+}
+
+/* The files run as certreg_owner (SET LOCAL ROLE), which must own schema
+ * certreg to replace its functions. A dump restored with --no-owner (or by
+ * a role that could not give the objects back to certreg_owner) belongs to
+ * the restoring role: every file then failed with PostgreSQL's "no schema
+ * has been selected to create in", which says nothing of the cause. */
+static int migrate_check_owner(struct cli *cli)
+{
+	PGresult *res = NULL;
+	int rc;
+
+	rc = conn_exec(cli, &res,
+	               "SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace"
+	               " WHERE nspname = 'certreg' AND nspowner <> ALL (SELECT oid FROM"
+	               " pg_catalog.pg_roles WHERE rolname = 'certreg_owner')",
+	               0, NULL);
+	if (rc == CLI_OK && PQntuples(res) > 0) {
+		cli_error(cli,
+		          "schema certreg is owned by \"%s\", not certreg_owner: the database was "
+		          "restored without its owners (pg_restore --no-owner, or by another role)",
+		          PQgetvalue(res, 0, 0));
+		cli_hint(cli,
+		         "Nothing was applied. Drop the database and restore the dump again as "
+		         "the superuser, after the roles file, without --no-owner "
+		         "(docs/OPERATIONS.md, \"Backup and restore\").");
+		rc = CLI_FAIL;
+	}
+	PQclear(res);
+	return rc;
 }
 
 /* After a lock wait gave up: the sessions of this database that have held

@@ -7,6 +7,8 @@ PRE_006 is the last commit whose schema stopped at 005_hex_checks.sql
 is applied the way its own `db migrate` did, one transaction with its
 record.
 """
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -16,6 +18,7 @@ import psycopg2
 import pytest
 
 from fixtures.cli import BUILD, REPO, admin
+from fixtures.pg import Cluster
 
 PRE_006 = "8703852^"
 
@@ -233,3 +236,173 @@ def test_db_migrate_does_not_queue_logins_behind_another_sessions_lock(db, pki, 
     # The session gone, the same run goes through.
     admin(db.conninfo, "db", "migrate", "--sql-dir", sql)
     assert d.verify(pem).json()["outcome"] == "OK"
+
+
+# --- backup and restore, as docs/OPERATIONS.md says ----------------------------
+
+def doc_blocks(heading):
+    """The ```sh blocks of one section of docs/OPERATIONS.md."""
+    text = (REPO / "docs/OPERATIONS.md").read_text()
+    section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, re.S)
+
+
+def run_block(block, cluster, dbname, backups):
+    """Runs a block of the guide as its operator would, against cluster:
+    `sudo -u postgres` is the cluster's superuser by PG* variables, the
+    database is dbname, /var/backups is backups, the dated file names are
+    today's."""
+    script = (block.replace("sudo -u postgres ", "")
+              .replace("/var/backups/", f"{backups}/")
+              .replace("2026-11-23", time.strftime("%F")))
+    script = re.sub(r"\bdbname=certreg\b", f"dbname={dbname}", script)
+    script = re.sub(r"-d certreg\b(?![-_])", f"-d {dbname}", script)
+    script = re.sub(r"createdb -E UTF8 certreg$", f"createdb -E UTF8 {dbname}", script, flags=re.M)
+    env = dict(os.environ, PGHOST=cluster.host, PGPORT=str(cluster.port),
+               PGUSER=cluster.superuser, PATH=f"{BUILD}:{cluster.bin}:{os.environ['PATH']}")
+    env.pop("CERTREG_DB", None)
+    p = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, script + p.stdout + p.stderr
+    return p.stdout + p.stderr
+
+
+# What a restore must keep of the database's catalog: row-level security,
+# grants, who owns and runs each function and with which search_path. A
+# table's ACL that only spells out its owner's default is the default.
+CATALOG_SQL = """
+SELECT 'policy', tablename, policyname, permissive, roles::text, cmd, qual, with_check
+  FROM pg_policies WHERE schemaname LIKE 'certreg%'
+UNION ALL
+SELECT 'rel', c.relname, c.relkind::text, pg_get_userbyid(c.relowner),
+       NULLIF(c.relacl::text, '{' || pg_get_userbyid(c.relowner) || '=arwdDxt/'
+              || pg_get_userbyid(c.relowner) || '}'),
+       c.relrowsecurity::text, c.relforcerowsecurity::text, NULL
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE 'certreg%'
+UNION ALL
+SELECT 'func', p.oid::regprocedure::text, pg_get_userbyid(p.proowner), p.prosecdef::text,
+       p.proconfig::text, p.proacl::text, md5(p.prosrc), NULL
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname LIKE 'certreg%'
+UNION ALL
+SELECT 'schema', nspname, pg_get_userbyid(nspowner), nspacl::text, NULL, NULL, NULL, NULL
+  FROM pg_namespace WHERE nspname LIKE 'certreg%' OR nspname = 'public'
+UNION ALL
+SELECT 'database', datacl::text, NULL, NULL, NULL, NULL, NULL, NULL
+  FROM pg_database WHERE datname = current_database()
+ORDER BY 1, 2, 3
+"""
+
+
+def fill(db, pki):
+    """Two offices, their operators and an auditor, units, a bound key and
+    a suspended one, a pending key: the audit log has entries."""
+    a = db.conninfo
+    for code in ("RA", "RB"):
+        admin(a, "office", "add", code, "--name", f"办公室{code}")
+    db.cluster.ensure_login("rest_op_a")
+    db.cluster.ensure_login("rest_op_b")
+    db.cluster.ensure_login("rest_audit")
+    db.cluster.ensure_login("rest_nobody")
+    admin(a, "operator", "add", "rest_op_a", "--office", "RA")
+    admin(a, "operator", "add", "rest_op_b", "--office", "RB")
+    admin(a, "operator", "add", "rest_audit", "--office", "RA", "--role", "auditor")
+    admin(db.conninfo_as("rest_op_a"), "unit", "add", "110100999001", "--name", "甲单位",
+          "--office", "RA")
+    admin(db.conninfo_as("rest_op_b"), "unit", "add", "110100999002", "--name", "乙单位",
+          "--office", "RB")
+    admin(db.conninfo_as("rest_op_a"), "key", "bind", "--cert", pki.leaf("ec-ok")["pem"],
+          "--unit", "110100999001", "--ticket", "T-1")
+    admin(db.conninfo_as("rest_op_b"), "key", "bind", "--cert", pki.leaf("rsa-ok")["pem"],
+          "--unit", "110100999002", "--ticket", "T-2")
+    admin(db.conninfo_as("rest_op_b"), "key", "suspend", "--cert", pki.leaf("rsa-ok")["pem"],
+          "--reason", "挂失")
+
+
+def head_of(out):
+    return re.search(r"head: (\d+:[0-9a-f]{64})", out).group(1)
+
+
+def test_a_restore_into_a_new_cluster_as_the_guide_says(db, pki, certregd, daemon_role,
+                                                       tmp_path):
+    """Backup and restore, the guide's commands as written, into a new
+    cluster and a database of another name. Finding 2: the guide ran `db
+    migrate` after a restore only when the schema was older, so a restore
+    of a current dump kept the PUBLIC `CONNECT` every new database has
+    (grants on the database are not in a per-database dump): every login
+    of the new cluster could LISTEN to the key ids of every change and
+    NOTIFY every certregd into dropping its cache."""
+    # The original as it runs: migrated in place (a test database is a
+    # copy of a template, which does not copy the grants on a database).
+    admin(db.conninfo, "db", "migrate")
+    fill(db, pki)
+    head = head_of(admin(db.conninfo, "audit", "verify").stdout)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    backup, restore = doc_blocks("Backup and restore")[:2]
+    run_block(backup, db.cluster, db.name, backups)
+    new = Cluster(tmp_path / "pg2")
+    new.init()
+    try:
+        out = run_block(restore, new, "restored_reg", backups)
+        assert f"head: {head}" in out, out
+        # The restored database's catalog is the original's.
+        assert new.psql(CATALOG_SQL, "restored_reg") == db.sql(CATALOG_SQL)
+        # Only certreg's roles connect.
+        p = subprocess.run([str(new.bin / "psql"), "-X", "-d",
+                            new.conninfo("restored_reg", "rest_nobody"), "-c", "SELECT 1"],
+                           capture_output=True, text=True)
+        assert p.returncode != 0 and "CONNECT" in p.stderr, p.stdout + p.stderr
+        # Row-level security: an operator sees its own office's units.
+        assert admin(new.conninfo("restored_reg", "rest_op_b"), "unit", "show",
+                     "110100999001", check=False).returncode == 1
+        admin(new.conninfo("restored_reg", "rest_op_b"), "unit", "show", "110100999002")
+        # The counter goes on, and the chain with it.
+        admin(new.conninfo("restored_reg", "rest_op_a"), "unit", "add", "110100999003",
+              "--name", "丙单位", "--office", "RA")
+        assert "intact" in admin(new.conninfo("restored_reg", "rest_audit"), "audit", "verify",
+                                 "--anchor", head).stdout
+        # certregd decides from the restored data, as its own login.
+        d = certregd(db, database={"conninfo": new.conninfo("restored_reg", daemon_role)})
+        answers = {name: d.verify(pki.read(name)).json()["outcome"]
+                   for name in ("ec-ok", "rsa-ok", "sm2-ok")}
+        assert answers == {"ec-ok": "OK", "rsa-ok": "KEY_SUSPENDED",
+                           "sm2-ok": "KEY_NOT_APPROVED"}, answers
+    finally:
+        try:
+            new.stop(mode="immediate")
+        except subprocess.CalledProcessError:
+            pass
+
+
+def test_db_migrate_names_a_restore_made_without_its_owners(db, tmp_path):
+    """Finding 3: a dump restored by a role that is not the superuser, with
+    --no-owner to get past `must be member of role "certreg_owner"`, makes
+    a database whose schema and functions that role owns. certreg-admin
+    still worked, but every later `db migrate` failed with "no
+    schema has been selected to create in", an upgrade impossible with no
+    word of why. Now db migrate says whose the schema is and what to do,
+    and changes nothing."""
+    dump = tmp_path / "certreg.dump"
+    bindir = db.cluster.bin
+    subprocess.run([str(bindir / "pg_dump"), "-Fc", "-d", db.conninfo, "-f", str(dump)],
+                   check=True, capture_output=True)
+    db.cluster.ensure_login("restorer")
+    db.cluster.psql("ALTER ROLE restorer CREATEDB")
+    name = db.name + "_noowner"
+    db.cluster.psql(f'CREATE DATABASE "{name}" OWNER restorer')
+    try:
+        p = subprocess.run([str(bindir / "pg_restore"), "--exit-on-error", "--single-transaction",
+                            "-d", db.cluster.conninfo(name, "restorer"), str(dump)],
+                           capture_output=True, text=True)
+        assert p.returncode != 0 and 'member of role "certreg_owner"' in p.stderr, p.stderr
+        subprocess.run([str(bindir / "pg_restore"), "--exit-on-error", "--single-transaction",
+                        "--no-owner", "-d", db.cluster.conninfo(name, "restorer"), str(dump)],
+                       check=True, capture_output=True)
+        before = db.cluster.psql(CATALOG_SQL, name)
+        p = admin(db.cluster.conninfo(name), "db", "migrate", check=False)
+        assert p.returncode == 3, p.stdout + p.stderr
+        assert 'schema certreg is owned by "restorer", not certreg_owner' in p.stderr, p.stderr
+        assert "as the superuser" in p.stderr, p.stderr
+        assert db.cluster.psql(CATALOG_SQL, name) == before
+    finally:
+        db.cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
