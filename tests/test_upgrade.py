@@ -406,3 +406,212 @@ def test_db_migrate_names_a_restore_made_without_its_owners(db, tmp_path):
         assert db.cluster.psql(CATALOG_SQL, name) == before
     finally:
         db.cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# --- an upgrade from before 012, with what a day's work leaves --------------------
+
+PRE_012 = "1a0ae20^"  # the last commit whose schema stopped at 011
+
+# Columns a login writes on its own (last use, last seen), left out of the
+# comparison of the data before and after the upgrade.
+VOLATILE = re.compile(r"^last_")
+
+
+def old_schema(db, tmp_path, commit):
+    """A database migrated with the sql/ of an older commit, by the runner
+    of this one (each of its files in one transaction, as its own was)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "sql"],
+                                 capture_output=True, check=True).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip(f"no git history with {commit} in {REPO}")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive, check=True)
+    name, conn = new_database(db, "_old")
+    admin(conn, "db", "migrate", "--sql-dir", tmp_path / "sql")
+    return name, conn
+
+
+def table_digests(cluster, dbname, columns=None):
+    """{table: md5 of its rows} over the given columns of each certreg
+    table (all but the volatile ones when columns is None)."""
+    if columns is None:
+        columns = {}
+        for line in cluster.psql(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = 'certreg' AND table_name IN (SELECT tablename FROM"
+                " pg_tables WHERE schemaname = 'certreg') ORDER BY ordinal_position",
+                dbname).splitlines():
+            table, column = line.split("|")
+            if not VOLATILE.match(column):
+                columns.setdefault(table, []).append(column)
+    digests = {}
+    for table, cols in columns.items():
+        select = ", ".join(f'"{c}"' for c in cols)
+        digests[table] = cluster.psql(
+            f"SELECT count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), ''))"
+            f" FROM (SELECT {select} FROM certreg.{table}) r", dbname).strip()
+    return columns, digests
+
+
+# What db migrate makes, beyond CATALOG_SQL: columns, constraints, indexes,
+# triggers, the extensions and their schemas.
+SCHEMA_SQL = """
+SELECT 'column', table_name, column_name, data_type, is_nullable, column_default
+  FROM information_schema.columns WHERE table_schema LIKE 'certreg%'
+UNION ALL
+SELECT 'constraint', conrelid::regclass::text, conname, pg_get_constraintdef(oid), NULL, NULL
+  FROM pg_constraint WHERE connamespace::regnamespace::text LIKE 'certreg%'
+UNION ALL
+SELECT 'index', tablename, indexname, indexdef, NULL, NULL
+  FROM pg_indexes WHERE schemaname LIKE 'certreg%'
+UNION ALL
+SELECT 'trigger', tgrelid::regclass::text, tgname, pg_get_triggerdef(oid), tgenabled::text, NULL
+  FROM pg_trigger WHERE NOT tgisinternal
+UNION ALL
+SELECT 'extension', extname, extnamespace::regnamespace::text, pg_get_userbyid(extowner),
+       NULL, NULL FROM pg_extension
+ORDER BY 1, 2, 3
+"""
+
+LEAVES = ("ec-ok", "rsa-ok", "bjca", "bjca-other", "bjca-renewed", "bjca-uid", "orgid",
+          "revoked", "sm2-ok")
+
+
+def test_an_upgrade_from_before_012_keeps_the_days_work_and_matches_a_fresh_install(
+        db, pki, certregd, daemon_role, tmp_path):
+    """docs/OPERATIONS.md, "Upgrade", on a database at schema 11 that the
+    counter and certregd worked with under the old rules: offices, every
+    kind of login (one moved between roles, one removed), units (one
+    closed), keys bound, forced, suspended, resumed, cancelled and pending,
+    a refused certificate, a spent challenge, the audit log. Then `db
+    migrate` while certregd answers logins that all need the database, and
+    certregd restarted, as the guide says. Nothing is lost, the chain
+    verifies against its head from before, the catalog is a fresh
+    install's, and every certificate gets the answer it got before."""
+    from test_signed_login import challenge, login, sign
+    name, conn = old_schema(db, tmp_path, PRE_012)
+    psql = db.cluster.psql
+    logins = ("up_sup", "up_op_a", "up_op_b", "up_aud", "up_moved", "up_gone")
+    for login_name in logins:
+        db.cluster.ensure_login(login_name)
+    kid = {leaf: pki.leaf(leaf)["key_id"] for leaf in LEAVES}
+    # The counter's day, through the old rules (what the old certreg-admin
+    # called), each change as its login.
+    psql("SELECT certreg.office_add('UA', '升级东城', NULL, NULL);"
+         "SELECT certreg.office_add('UB', '升级西城', NULL, NULL);"
+         "SELECT certreg.operator_add('up_sup', 'UA', 'supervisor');"
+         "SELECT certreg.operator_add('up_op_a', 'UA', 'operator');"
+         "SELECT certreg.operator_add('up_op_b', 'UB', 'operator');"
+         "SELECT certreg.operator_add('up_aud', 'UA', 'auditor');"
+         "SELECT certreg.operator_add('up_moved', 'UB', 'supervisor');"
+         "SELECT certreg.operator_add('up_moved', 'UA', 'operator');"
+         "SELECT certreg.operator_add('up_gone', 'UB', 'operator');"
+         "SELECT certreg.operator_remove('up_gone', NULL)", name)
+    psql("SELECT certreg.unit_add('110100777001', '甲', 'UA', '91110108MA01CR7A3R');"
+         "SELECT certreg.unit_add('110100777002', '乙', 'UA', NULL);"
+         f"SELECT certreg.key_bind('{kid['bjca']}', '110100777001', 'T-1', false, NULL, NULL);"
+         f"SELECT certreg.key_bind('{kid['ec-ok']}', '110100777002', 'T-2', false, NULL, NULL);"
+         f"SELECT certreg.key_bind('{kid['rsa-ok']}', '110100777002', 'T-3', false, NULL, NULL);"
+         f"SELECT certreg.key_suspend('{kid['rsa-ok']}', '挂失');"
+         f"SELECT certreg.key_bind('{kid['bjca-uid']}', '110100777002', 'T-4', false, NULL,"
+         " NULL);"
+         f"SELECT certreg.key_cancel('{kid['bjca-uid']}', '注销');"
+         f"SELECT certreg.key_bind('{kid['sm2-ok']}', '110100777002', 'T-5', false, NULL, NULL);"
+         f"SELECT certreg.key_suspend('{kid['sm2-ok']}', 'x');"
+         f"SELECT certreg.key_resume('{kid['sm2-ok']}', 'y')", name, user="up_op_a")
+    psql("SELECT certreg.unit_add('110100777003', '丙', 'UB', '91110105MA02BT3K0R');"
+         "SELECT certreg.unit_add('110100777004', '丁', 'UB', NULL);"
+         "SELECT certreg.unit_set_status('110100777004', 'closed', '注销')", name,
+         user="up_op_b")
+    psql(f"SELECT certreg.key_bind('{kid['bjca-other']}', '110100777001', 'T-6', true,"
+         " '电话核实', NULL)", name, user="up_sup")
+    # certregd's side of the day: first logins (certificates seen, a key
+    # pending), a revoked certificate refused, a signed login's challenge.
+    d = certregd(db, database={"conninfo": db.cluster.conninfo(name, daemon_role)},
+                 cache={"size": 0})
+    pems = {leaf: pki.read(leaf) for leaf in LEAVES}
+
+    def answers(daemon):
+        return {leaf: daemon.verify(pem).json()["outcome"] for leaf, pem in pems.items()}
+
+    before = answers(d)
+    assert before == {"ec-ok": "OK", "rsa-ok": "KEY_SUSPENDED", "bjca": "OK",
+                      # forced with no certificate: its code is checked at
+                      # its first login, and it is another unit's
+                      "bjca-other": "KEY_NOT_APPROVED",
+                      "bjca-renewed": "OK", "bjca-uid": "KEY_CANCELLED",
+                      "orgid": "KEY_NOT_APPROVED", "revoked": "CERT_REVOKED",
+                      "sm2-ok": "OK"}, before
+    ec = pki.leaf("ec-ok")
+    ch = challenge(d)["challenge"]
+    assert login(d, pems["ec-ok"], ch, sign(ec["key"], ch, "sha256")).json()["outcome"] == "OK"
+    assert answers(d) == before  # each key's first use recorded, nothing more
+    for table, expect in (("pending", 2), ("refusals", 1), ("challenges_used", 1)):
+        assert psql(f"SELECT count(*) FROM certreg.{table}", name).strip() == str(expect)
+    head = head_of(admin(conn, "audit", "verify").stdout)
+    columns, data = table_digests(db.cluster, name)
+
+    # The upgrade, while logins that all need the database go on.
+    assert "012_last_used_cert.sql" in admin(conn, "db", "status").stdout
+    stop, during = threading.Event(), []
+    loop = threading.Thread(target=verify_loop, args=(d, pems["bjca"], stop, during))
+    loop.start()
+    try:
+        time.sleep(0.3)
+        out = admin(conn, "db", "migrate").stdout
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert "applied 012_last_used_cert.sql" in out and "applied 015" in out, out
+    slow = [a for a in during if a[0] != "OK" or a[1] > 1.0]
+    assert during and not slow, slow[:5]
+
+    # Nothing lost or changed, the log's chain goes on from its head.
+    assert table_digests(db.cluster, name, columns)[1] == data
+    assert "intact" in admin(conn, "audit", "verify", "--anchor", head).stdout
+    # The catalog of a fresh install of this version.
+    fresh, _ = new_database(db, "_fresh")
+    admin(db.cluster.conninfo(fresh), "db", "migrate")
+    for query in (CATALOG_SQL, SCHEMA_SQL):
+        assert psql(query, name) == psql(query, fresh)
+    # 013: a login keeps one role; a removed one none.
+    roles = psql("SELECT m.rolname, string_agg(g.rolname, ',' ORDER BY g.rolname)"
+                 " FROM pg_roles m LEFT JOIN pg_auth_members a ON a.member = m.oid"
+                 " LEFT JOIN pg_roles g ON g.oid = a.roleid"
+                 " WHERE m.rolname LIKE 'up\\_%' GROUP BY 1 ORDER BY 1", name)
+    assert roles.split() == ["up_aud|certreg_auditor", "up_gone|", "up_moved|certreg_operator",
+                             "up_op_a|certreg_operator", "up_op_b|certreg_operator",
+                             "up_sup|certreg_supervisor"], roles
+    # Row-level security over the old rows: an office sees its own units.
+    listed = psql("SELECT registration_no FROM certreg.units_v ORDER BY 1", name, user="up_op_b")
+    assert listed.split() == ["110100777003", "110100777004"], listed
+
+    # certregd restarted on the new schema: the same answers, and the
+    # counter's next change chains on.
+    assert d.stop() == 0
+    d2 = certregd(db, database={"conninfo": db.cluster.conninfo(name, daemon_role)})
+    assert answers(d2) == before
+    ch = challenge(d2)["challenge"]
+    assert login(d2, pems["ec-ok"], ch, sign(ec["key"], ch, "sha256")).json()["outcome"] == "OK"
+    admin(db.cluster.conninfo(name, "up_op_a"), "key", "suspend", kid["ec-ok"], "--reason", "z")
+    assert d2.verify(pems["ec-ok"]).json()["outcome"] == "KEY_SUSPENDED"
+    assert "intact" in admin(conn, "audit", "verify", "--anchor", head).stdout
+
+
+def test_an_upgrade_that_fails_at_its_last_file_leaves_the_old_schema(db, tmp_path):
+    """One run, one transaction: 012 to 015 applied, then a later file
+    fails; the database is at schema 11 with its old rules, as before."""
+    name, conn = old_schema(db, tmp_path / "old", PRE_012)
+    db.cluster.psql("SELECT certreg.office_add('UA', 'A', NULL, NULL);"
+                    "SELECT certreg.unit_add('110100777001', '甲', 'UA', NULL)", name)
+    catalog = db.cluster.psql(CATALOG_SQL + ";" + SCHEMA_SQL, name)
+    columns, data = table_digests(db.cluster, name)
+    sql = sql_dir_with(tmp_path, {"099_broken.sql": "SELECT 1/0;\n"})
+    p = admin(conn, "db", "migrate", "--sql-dir", sql, check=False)
+    assert p.returncode == 3 and "Nothing was applied" in p.stderr, p.stdout + p.stderr
+    assert db.cluster.psql(CATALOG_SQL + ";" + SCHEMA_SQL, name) == catalog
+    assert table_digests(db.cluster, name)[1] == data
+    status = admin(conn, "db", "status", "--sql-dir", sql).stdout
+    assert "schema version: 11" in status and "012_last_used_cert.sql" in status, status
