@@ -615,3 +615,83 @@ def test_an_upgrade_that_fails_at_its_last_file_leaves_the_old_schema(db, tmp_pa
     assert table_digests(db.cluster, name)[1] == data
     status = admin(conn, "db", "status", "--sql-dir", sql).stdout
     assert "schema version: 11" in status and "012_last_used_cert.sql" in status, status
+
+
+@pytest.mark.skipif(os.environ.get("CERTREG_SOAK") != "1",
+                    reason="builds an older commit: make soak")
+def test_an_upgrade_from_the_programs_of_before_012(db, pki, certregd, daemon_role, tmp_path,
+                                                     monkeypatch):
+    """The same walk with the older programs themselves, built from
+    PRE_012: its certreg-admin migrates and fills the database, its
+    certregd answers the logins; then this version's `db migrate` under its
+    certregd's logins, and this version's certregd."""
+    import fixtures.daemon
+    old = tmp_path / "old"
+    old.mkdir()
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", PRE_012],
+                                 capture_output=True, check=True).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip(f"no git history with {PRE_012} in {REPO}")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+    subprocess.run(["make", "-s", "-j2", "-C", str(old), "all"], check=True,
+                   capture_output=True, timeout=900)
+    old_admin = old / "build/certreg-admin"
+    name, conn = new_database(db, "_oldprog")
+
+    def run(*args, user=None, binary=old_admin):
+        return admin(db.cluster.conninfo(name, user), *args, binary=binary)
+
+    run("db", "migrate")
+    for login_name in ("op_old_a", "sup_old", "aud_old"):
+        db.cluster.ensure_login(login_name)
+    run("office", "add", "OA", "--name", "旧东城")
+    run("operator", "add", "op_old_a", "--office", "OA")
+    run("operator", "add", "sup_old", "--office", "OA", "--role", "supervisor")
+    run("operator", "add", "aud_old", "--office", "OA", "--role", "auditor")
+    run("unit", "add", "110100666001", "--name", "旧甲", "--office", "OA", "--credit-code",
+        "91110108MA01CR7A3R", user="op_old_a")
+    run("unit", "add", "110100666002", "--name", "旧乙", "--office", "OA", user="op_old_a")
+    monkeypatch.setattr(fixtures.daemon, "BUILD", old / "build")
+    d = certregd(db, database={"conninfo": db.cluster.conninfo(name, daemon_role)},
+                 cache={"size": 0})
+    pems = {leaf: pki.read(leaf) for leaf in LEAVES}
+    for leaf in ("ec-ok", "rsa-ok", "bjca-uid", "sm2-ok", "orgid"):
+        d.verify(pems[leaf])  # pending, as at a first login
+    for leaf, unit in (("bjca", "110100666001"), ("ec-ok", "110100666002"),
+                       ("rsa-ok", "110100666002"), ("bjca-uid", "110100666002"),
+                       ("sm2-ok", "110100666002")):
+        run("key", "bind", "--cert", pki.leaf(leaf)["pem"], "--unit", unit, "--ticket", "T",
+            user="op_old_a")
+    run("key", "suspend", "--cert", pki.leaf("rsa-ok")["pem"], "--reason", "挂失",
+        user="op_old_a")
+    run("key", "cancel", "--cert", pki.leaf("bjca-uid")["pem"], "--reason", "注销",
+        user="sup_old")
+
+    def answers(daemon):
+        return {leaf: daemon.verify(pem).json()["outcome"] for leaf, pem in pems.items()}
+
+    before = answers(d)
+    # Its audit verify (it printed no head yet), and the head the database
+    # kept, for this version's audit verify --anchor after the upgrade.
+    assert "intact" in run("audit", "verify", user="aud_old").stdout
+    head = db.cluster.psql("SELECT id || ':' || hash FROM certreg.audit_head", name).strip()
+    monkeypatch.setattr(fixtures.daemon, "BUILD", BUILD)
+    stop, during = threading.Event(), []
+    loop = threading.Thread(target=verify_loop, args=(d, pems["bjca"], stop, during))
+    loop.start()
+    try:
+        run("db", "migrate", binary=None)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert during and all(a[0] == "OK" and a[1] < 1.0 for a in during), during[:5]
+    assert d.stop() == 0
+    d2 = certregd(db, database={"conninfo": db.cluster.conninfo(name, daemon_role)})
+    assert answers(d2) == before, (before, answers(d2))
+    assert "intact" in run("audit", "verify", "--anchor", head, user="aud_old",
+                           binary=None).stdout
+    fresh, _ = new_database(db, "_fresh")
+    admin(db.cluster.conninfo(fresh), "db", "migrate")
+    for query in (CATALOG_SQL, SCHEMA_SQL):
+        assert db.cluster.psql(query, name) == db.cluster.psql(query, fresh)
