@@ -389,12 +389,15 @@ valgrind-unit: $(UNIT_BIN)
 
 # Long runs, figures printed: each fuzz target for SOAK_FUZZ_SECONDS, then
 # the fault, hostile-client and long-life suites with more load and more
-# rounds.
+# rounds, and the upgrade from an older commit's own programs (built here:
+# an old tree may stop building with a newer toolchain, which is no failure
+# of this one's).
 SOAK_FUZZ_SECONDS ?= 300
 soak: all
 	$(MAKE) fuzz FUZZ_SECONDS=$(SOAK_FUZZ_SECONDS)
 	CERTREG_SOAK=1 CERTREG_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -s \
-		tests/test_faults.py tests/test_hostile.py tests/test_long_life.py $(PYTEST_ARGS)
+		tests/test_faults.py tests/test_hostile.py tests/test_long_life.py \
+		tests/test_upgrade.py $(PYTEST_ARGS)
 
 # Two halves, one per Debian package: the daemon's side (certregd, the CRL
 # refresh script, the units, the sysusers entry, certregd(8)) and the

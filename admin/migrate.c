@@ -27,6 +27,16 @@
  * its own here, with the reason it is safe between the others. Each file's
  * SET LOCAL settings are undone before the next, as its own transaction's
  * end undid them.
+ *
+ * A lock another session holds is waited for --lock-wait seconds (1 by
+ * default), then the run gives up and undoes everything: while an ALTER
+ * TABLE waits, every statement that needs the table queues behind it, so
+ * an auditor's open transaction or a pg_dump of keys held each certregd
+ * login that needed the database until timeout_ms (SERVICE_UNAVAILABLE),
+ * for as long as that session lasted (docs/SECURITY.md, "Review findings:
+ * an operator upgrades, backs up and restores"). One second is below
+ * timeout_ms's default (2 s), so the logins queued behind a wait are
+ * answered; the sessions in the way are named for the next try.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -61,7 +71,10 @@ struct migration_set {
 static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int migrate_status(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
 static int migrate_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-                           const char **sql_dir);
+                           const char **sql_dir, long *lock_wait);
+static int migrate_lock_wait(struct cli *cli, long seconds);
+static int migrate_check_owner(struct cli *cli);
+static void migrate_name_holders(struct cli *cli, long seconds);
 static int migrate_find_dir(struct cli *cli, const char *option, struct migration_set *set);
 static int migrate_scan(struct cli *cli, const char *option, struct migration_set *set);
 static int migrate_compare(const void *a, const void *b);
@@ -77,7 +90,7 @@ static int migrate_functions(struct cli *cli, const struct migration_set *set, s
 static int migrate_compare_names(const void *a, const void *b);
 
 const struct cli_command migrate_commands[] = {
-    {"db", "migrate", "[--sql-dir DIR]",
+    {"db", "migrate", "[--sql-dir DIR] [--lock-wait SECONDS]",
      N_("Creates or upgrades the schema and the group roles certreg_daemon,\n"
         "certreg_operator, certreg_supervisor and certreg_auditor by applying the\n"
         "pending migration files in order and then the function files, all in one\n"
@@ -85,7 +98,11 @@ const struct cli_command migrate_commands[] = {
         "Options:\n"
         "      --sql-dir DIR  migration files (default: $CERTREG_SQL_DIR, then\n"
         "                     ../sql or ../share/certreg/sql beside the program,\n"
-        "                     then PREFIX/share/certreg/sql; db status names it)\n"),
+        "                     then PREFIX/share/certreg/sql; db status names it)\n"
+        "      --lock-wait SECONDS  how long to wait for a lock another session\n"
+        "                     holds before giving up, nothing applied (default 1;\n"
+        "                     0 waits for ever, and logins that need the database\n"
+        "                     wait with it)\n"),
      migrate_run},
     {"db", "status", "[--sql-dir DIR]",
      N_("Shows the schema version and the migration files not yet applied.\n\n"
@@ -122,17 +139,21 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 	PGresult *applied = NULL;
 	json_t *done = json_array();
 	size_t count = 0, nfunctions = 0;
-	long version;
+	long version, lock_wait = 1;
 	int rc;
 
-	rc = migrate_options(cli, cmd, argc, argv, &sql_dir);
+	rc = migrate_options(cli, cmd, argc, argv, &sql_dir, &lock_wait);
 	if (rc != CLI_OK)
 		goto out;
 	if ((rc = migrate_scan(cli, sql_dir, &set)) != CLI_OK)
 		goto out;
 	if ((rc = conn_open(cli, false)) != CLI_OK)
 		goto out;
+	/* The advisory lock first: another db migrate is waited for as long
+	 * as it runs (it holds nothing logins need while it waits here). */
 	if ((rc = conn_script(cli, migrate_lock_sql)) != CLI_OK ||
+	    (rc = migrate_lock_wait(cli, lock_wait)) != CLI_OK ||
+	    (rc = migrate_check_owner(cli)) != CLI_OK ||
 	    (rc = conn_script(cli, migrate_meta_sql)) != CLI_OK ||
 	    (rc = migrate_applied(cli, &applied)) != CLI_OK)
 		goto out;
@@ -144,6 +165,8 @@ static int migrate_run(struct cli *cli, const struct cli_command *cmd, int argc,
 	if (rc != CLI_OK) {
 		PQclear(PQexec(cli->conn, "ROLLBACK"));
 		cli_hint(cli, "Nothing was applied: the database is as it was.");
+		if (cli->failure != NULL && strcmp(cli->failure->sqlstate, "55P03") == 0)
+			migrate_name_holders(cli, lock_wait);
 		/* A broken file is the installation's fault, not a refusal. */
 		rc = CLI_FAIL;
 		goto out;
@@ -194,7 +217,7 @@ static int migrate_status(struct cli *cli, const struct cli_command *cmd, int ar
 	long version = 0;
 	int rc;
 
-	rc = migrate_options(cli, cmd, argc, argv, &sql_dir);
+	rc = migrate_options(cli, cmd, argc, argv, &sql_dir, NULL);
 	if (rc != CLI_OK)
 		goto out;
 	if ((rc = migrate_scan(cli, sql_dir, &set)) != CLI_OK)
@@ -249,12 +272,14 @@ out:
 	return rc;
 }
 
-/* The options both db commands take; no positional argument. */
+/* The options both db commands take (--lock-wait only where lock_wait is
+ * not NULL: db migrate); no positional argument. */
 static int migrate_options(struct cli *cli, const struct cli_command *cmd, int argc, char **argv,
-                           const char **sql_dir)
+                           const char **sql_dir, long *lock_wait)
 {
 	static const struct option opts[] = {
 	    {"sql-dir", required_argument, NULL, 'd'},
+	    {"lock-wait", required_argument, NULL, 'w'},
 	    CLI_GLOBAL_OPTIONS,
 	};
 	int c;
@@ -264,6 +289,13 @@ static int migrate_options(struct cli *cli, const struct cli_command *cmd, int a
 		case 'd':
 			*sql_dir = optarg;
 			break;
+		case 'w':
+			if (lock_wait == NULL)
+				return cli_usage(cli, cmd, "unrecognized option \"%s\"",
+				                 "--lock-wait");
+			if (!cli_parse_uint(optarg, 3600, lock_wait))
+				return cli_usage(cli, cmd, "--lock-wait must be 0 to 3600 seconds");
+			break;
 		default:
 			return cli_option_end(cli, cmd, c);
 		}
@@ -271,6 +303,83 @@ static int migrate_options(struct cli *cli, const struct cli_command *cmd, int a
 	if (!cli_args(cli, cmd, argc, argv, 0))
 		return CLI_USAGE;
 	return CLI_OK;
+}
+
+/* The session's lock_timeout for the run; 0 is PostgreSQL's "for ever". */
+static int migrate_lock_wait(struct cli *cli, long seconds)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "SET lock_timeout = '%lds'", seconds);
+	return conn_run(cli, sql, 0, NULL);
+}
+
+/* The files run as certreg_owner (SET LOCAL ROLE), which must own schema
+ * certreg to replace its functions. A dump restored with --no-owner (or by
+ * a role that could not give the objects back to certreg_owner) belongs to
+ * the restoring role: every file then failed with PostgreSQL's "no schema
+ * has been selected to create in", which says nothing of the cause. */
+static int migrate_check_owner(struct cli *cli)
+{
+	PGresult *res = NULL;
+	int rc;
+
+	rc = conn_exec(cli, &res,
+	               "SELECT pg_catalog.pg_get_userbyid(nspowner) FROM pg_catalog.pg_namespace"
+	               " WHERE nspname = 'certreg' AND nspowner <> ALL (SELECT oid FROM"
+	               " pg_catalog.pg_roles WHERE rolname = 'certreg_owner')",
+	               0, NULL);
+	if (rc == CLI_OK && PQntuples(res) > 0) {
+		cli_error(cli,
+		          "schema certreg is owned by \"%s\", not certreg_owner: the database was "
+		          "restored without its owners (pg_restore --no-owner, or by another role)",
+		          PQgetvalue(res, 0, 0));
+		cli_hint(cli,
+		         "Nothing was applied. Drop the database and restore the dump again as "
+		         "the superuser, after the roles file, without --no-owner "
+		         "(docs/OPERATIONS.md, \"Backup and restore\").");
+		rc = CLI_FAIL;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* After a lock wait gave up: the sessions of this database that have held
+ * a lock on a table since before the wait began, oldest first (a pg_dump,
+ * an open transaction left in psql), for the operator to end or wait for. */
+static void migrate_name_holders(struct cli *cli, long seconds)
+{
+	char wait[24];
+	const char *params[1] = {wait};
+	PGresult *res;
+
+	snprintf(wait, sizeof(wait), "%ld", seconds);
+	res = PQexecParams(
+	    cli->conn,
+	    "SELECT a.pid, a.usename, a.application_name, a.state,"
+	    " pg_catalog.to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ')"
+	    " FROM pg_catalog.pg_stat_activity a"
+	    " WHERE a.datname = pg_catalog.current_database()"
+	    " AND a.pid <> pg_catalog.pg_backend_pid()"
+	    " AND a.xact_start < pg_catalog.now() - pg_catalog.make_interval(secs => $1::int)"
+	    " AND EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.pid = a.pid AND l.granted"
+	    " AND l.locktype = 'relation')"
+	    " ORDER BY a.xact_start LIMIT 5",
+	    1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		for (int r = 0; r < PQntuples(res); r++)
+			cli_detail(cli, "pid %s (%s%s%s, %s) has held a lock since %s",
+			           PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
+			           PQgetvalue(res, r, 2)[0] != '\0' ? ", " : "",
+			           PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
+			           PQgetvalue(res, r, 4));
+	PQclear(res);
+	cli_hint(cli,
+	         "another session held a lock the migration needs for more than %ld s (an open "
+	         "transaction, a pg_dump); logins went on. Run db migrate again once it has "
+	         "ended, or give --lock-wait 0 to wait for it (logins that need the database "
+	         "then wait too)",
+	         seconds);
 }
 
 static int migrate_find_dir(struct cli *cli, const char *option, struct migration_set *set)
