@@ -75,7 +75,7 @@ void route_metrics(struct http_request *req, struct worker *w)
 		http_reply(req, 500, "text/plain; charset=utf-8", NULL, 0);
 		return;
 	}
-	metrics_render(out, w->store, w->assertion);
+	metrics_render(out, w->store, w->assertion, w->tls_ctx);
 	http_reply_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", out);
 	evbuffer_free(out);
 }
