@@ -196,7 +196,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
                     const struct assertion_keys *assertion, const struct ssl_ctx_st *tls)
 {
 	uint64_t cumulative = 0;
-	char label[600];
+	char label[600], key_id[130];
 	time_t tls_not_after;
 
 	evbuffer_add_printf(out, "# HELP certreg_decisions_total Decisions made, by outcome.\n"
@@ -323,7 +323,10 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 		    (long long)tls_not_after);
 	if (store == NULL)
 		return;
-	/* With nextUpdate, each CRL's validity period: `certreg-admin check`
+	/* Each anchor and CRL is told apart by its key identifier as well: a
+	 * CA re-keyed under its own name has two of each, and two samples
+	 * with the same labels are a duplicate Prometheus drops one of.
+	 * With nextUpdate, each CRL's validity period: `certreg-admin check`
 	 * warns when a quarter of it is left. */
 	evbuffer_add_printf(out, "# HELP certreg_crl_this_update_timestamp_seconds thisUpdate of "
 	                         "each loaded CRL (Unix time).\n"
@@ -335,9 +338,11 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 		    !verify_store_crl_this_update(store, i, &issued))
 			continue;
 		promtext_label(issuer, label, sizeof(label));
-		evbuffer_add_printf(
-		    out, "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\"} %lld\n", label,
-		    (long long)issued);
+		verify_store_key_identifier(store, i, true, key_id, sizeof(key_id));
+		evbuffer_add_printf(out,
+		                    "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\","
+		                    "key_identifier=\"%s\"} %lld\n",
+		                    label, key_id, (long long)issued);
 	}
 	/* Each time twice: as *_timestamp_seconds, the Prometheus convention,
 	 * and under the first release's names, which existing alerts
@@ -359,8 +364,9 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 			if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
 				continue;
 			promtext_label(issuer, label, sizeof(label));
-			evbuffer_add_printf(out, "%s{issuer=\"%s\"} %lld\n", name, label,
-			                    (long long)next);
+			verify_store_key_identifier(store, i, true, key_id, sizeof(key_id));
+			evbuffer_add_printf(out, "%s{issuer=\"%s\",key_identifier=\"%s\"} %lld\n",
+			                    name, label, key_id, (long long)next);
 		}
 	}
 	for (int deprecated = 0; deprecated <= 1; deprecated++) {
@@ -380,8 +386,9 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 			if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
 				continue;
 			promtext_label(subject, label, sizeof(label));
-			evbuffer_add_printf(out, "%s{subject=\"%s\"} %lld\n", name, label,
-			                    (long long)not_after);
+			verify_store_key_identifier(store, i, false, key_id, sizeof(key_id));
+			evbuffer_add_printf(out, "%s{subject=\"%s\",key_identifier=\"%s\"} %lld\n",
+			                    name, label, key_id, (long long)not_after);
 		}
 	}
 }

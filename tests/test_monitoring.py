@@ -222,3 +222,44 @@ def test_a_lost_listen_connection_is_visible(certregd, db, pki, pg_cluster):
         pg_cluster.psql("ALTER ROLE certregd_test CONNECTION LIMIT -1")
     wait_for(lambda: samples(scrape(d), "certreg_db_listen_down")[
         ("certreg_db_listen_down", ())] == 0, 20)
+
+
+def test_a_root_re_keyed_under_its_name_gives_distinct_series(certregd, db, pki, tmp_path):
+    """A root re-keyed under its own name (docs/OPERATIONS.md, "Adding a CA
+    or a new root") is two anchors with one subject, each with its CRL: one
+    series per anchor and per CRL, or Prometheus keeps one of two samples
+    with the same labels (a duplicate) and drops the other, and the alert
+    on the dropped one's expiry never fires."""
+    import datetime
+    from cryptography.hazmat.primitives import hashes, serialization
+    ca = pki.dir / "ca"
+    new_root = x509.load_pem_x509_certificate((ca / "other-root.pem").read_bytes())
+    new_key = serialization.load_pem_private_key((ca / "other-root.key").read_bytes(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    crl = (x509.CertificateRevocationListBuilder()
+           .issuer_name(new_root.subject)
+           .last_update(now - datetime.timedelta(hours=1))
+           .next_update(now + datetime.timedelta(days=3))
+           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+               new_key.public_key()), critical=False)
+           .add_extension(x509.CRLNumber(1), critical=False)
+           .sign(new_key, hashes.SHA256()))
+    trust = tmp_path / "trust.pem"
+    trust.write_bytes((ca / "trust.pem").read_bytes() + (ca / "other-root.pem").read_bytes())
+    trust.chmod(0o644)
+    d = certregd(db)
+    (d.dir / "crl" / "root-new-key.crl.pem").write_bytes(
+        crl.public_bytes(serialization.Encoding.PEM))
+    (d.dir / "crl" / "root-new-key.crl.pem").chmod(0o644)
+    d.stop()
+    d2 = certregd(db, trust={"ca_file": trust, "crl_dir": d.dir / "crl"})
+    text = d2.get("/metrics").body.decode()
+    fams = scrape(d2)
+    subject = "CN=certreg Test Root CA,O=certreg test PKI,C=CN"
+    for name, label in (("certreg_trust_anchor_not_after_timestamp_seconds", "subject"),
+                        ("certreg_crl_next_update_timestamp_seconds", "issuer"),
+                        ("certreg_crl_this_update_timestamp_seconds", "issuer")):
+        rows = [s for f in fams.values() for s in f.samples if s.name == name]
+        keys = [tuple(sorted(s.labels.items())) for s in rows]
+        assert len(keys) == len(set(keys)), (name, text)
+        assert len([s for s in rows if s.labels[label] == subject]) == 2, (name, text)
