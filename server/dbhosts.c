@@ -80,7 +80,7 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 void dbhosts_render(struct evbuffer *out)
 {
 	struct metrics_db_host all[DBHOSTS_MAX];
-	uint64_t backlog = 0, listen_down = 0, dropped[BACKLOG_VALUES] = {0};
+	uint64_t backlog = 0, listen_down = 0, lost = 0, dropped[BACKLOG_VALUES] = {0};
 	int n = 0;
 
 	/* Running workers first, then what the others counted, for the hosts
@@ -95,6 +95,7 @@ void dbhosts_render(struct evbuffer *out)
 				continue;
 			backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
 			listen_down += __atomic_load_n(&slot->db_listen_down, __ATOMIC_RELAXED);
+			lost += __atomic_load_n(&slot->db_backlog_lost, __ATOMIC_RELAXED);
 			for (int v = 0; v < BACKLOG_VALUES; v++)
 				dropped[v] +=
 				    __atomic_load_n(&slot->db_backlog_dropped[v], __ATOMIC_RELAXED);
@@ -112,10 +113,16 @@ void dbhosts_render(struct evbuffer *out)
 	                    "association cache and read the database for every decision.\n"
 	                    "# TYPE certreg_db_listen_down gauge\n"
 	                    "certreg_db_listen_down %llu\n"
+	                    "# HELP certreg_db_backlog_lost_total Writes a worker still held for "
+	                    "an absent primary when it ended (a reload's drain over, a stop, a "
+	                    "crash): lost.\n"
+	                    "# TYPE certreg_db_backlog_lost_total counter\n"
+	                    "certreg_db_backlog_lost_total %llu\n"
 	                    "# HELP certreg_db_backlog_dropped_total Writes dropped because the "
 	                    "backlog was full, by what they carried (use: a last use, made room "
 	                    "for first).\n# TYPE certreg_db_backlog_dropped_total counter\n",
-	                    (unsigned long long)backlog, (unsigned long long)listen_down);
+	                    (unsigned long long)backlog, (unsigned long long)listen_down,
+	                    (unsigned long long)lost);
 	for (int v = 0; v < BACKLOG_VALUES; v++)
 		evbuffer_add_printf(out, "certreg_db_backlog_dropped_total{kind=\"%s\"} %llu\n",
 		                    backlog_value_name((enum backlog_value)v),

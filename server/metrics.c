@@ -143,7 +143,12 @@ void metrics_worker_reaped(int slot, bool unexpected)
 	__atomic_store_n(&m->connections_open, 0, __ATOMIC_RELAXED);
 	for (int i = 0; i < METRICS_LISTENERS; i++)
 		__atomic_store_n(&m->listeners[i].open, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&m->db_backlog, 0, __ATOMIC_RELAXED);
+	/* What it held for an absent primary died with it: its last gauge
+	 * (the final count of a worker that stopped, the last second's of one
+	 * that crashed) moves to the lost counter. */
+	__atomic_fetch_add(&m->db_backlog_lost,
+	                   __atomic_exchange_n(&m->db_backlog, 0, __ATOMIC_RELAXED),
+	                   __ATOMIC_RELAXED);
 	__atomic_store_n(&m->db_listen_down, 0, __ATOMIC_RELAXED);
 	if (unexpected)
 		__atomic_fetch_add(&metrics_slots[0].worker_exits, 1, __ATOMIC_RELAXED);

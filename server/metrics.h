@@ -68,6 +68,8 @@ struct metrics_slot {
 	uint64_t db_backlog;     /* a gauge: writes waiting for the primary */
 	uint64_t db_listen_down; /* a gauge: 1 while the LISTEN connection is not heard */
 	uint64_t db_backlog_dropped[BACKLOG_VALUES];
+	/* Held when the slot's worker ended (metrics_worker_reaped): lost. */
+	uint64_t db_backlog_lost;
 	/* Pending registrations as last counted by the worker that counts them
 	 * (worker.c), and when (Unix time; 0: never). */
 	uint64_t pending_registrations;

@@ -263,3 +263,41 @@ def test_a_root_re_keyed_under_its_name_gives_distinct_series(certregd, db, pki,
         keys = [tuple(sorted(s.labels.items())) for s in rows]
         assert len(keys) == len(set(keys)), (name, text)
         assert len([s for s in rows if s.labels[label] == subject]) == 2, (name, text)
+
+
+def backlog_values(d):
+    fams = scrape(d)
+    return (samples(fams, "certreg_db_backlog").get(("certreg_db_backlog", ()), 0),
+            samples(fams, "certreg_db_backlog_lost_total").get(
+                ("certreg_db_backlog_lost_total", ())))
+
+
+def test_writes_a_replaced_or_crashed_worker_held_are_counted_lost(certregd, db, pki,
+                                                                     pg_cluster):
+    """Writes held for an absent primary die with their worker: at the end
+    of a reload's drain (event=backlog_lost) or in a crash (no log line of
+    their own). certreg_db_backlog then fell to 0 as if they had been
+    written; certreg_db_backlog_lost_total says they were not."""
+    d = certregd(db, server={"workers": 1}, database={"timeout_ms": 500})
+    expired = open(pki.leaf("expired")["chain"]).read()
+    revoked = open(pki.leaf("revoked")["chain"]).read()
+    assert backlog_values(d) == (0, 0)
+    pg_cluster.stop()
+    try:
+        # A refused certificate is recorded in the background: held.
+        assert d.verify_bundle(expired).json()["outcome"] == "CERT_EXPIRED"
+        wait_for(lambda: backlog_values(d)[0] == 1)
+        old = worker_pids(d)
+        d.reload()
+        wait_for(lambda: backlog_values(d) == (0, 1), 20)
+        assert "event=backlog_lost" in d.log()
+        assert not set(old) & set(worker_pids(d))
+        # A crash: the worker's last published backlog is counted lost.
+        assert d.verify_bundle(revoked).json()["outcome"] == "CERT_REVOKED"
+        wait_for(lambda: backlog_values(d)[0] == 1)
+        victim = worker_pids(d)[0]
+        d.killed.add(victim)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: backlog_values(d) == (0, 2))
+    finally:
+        pg_cluster.start()
