@@ -301,3 +301,29 @@ def test_writes_a_replaced_or_crashed_worker_held_are_counted_lost(certregd, db,
         wait_for(lambda: backlog_values(d) == (0, 2))
     finally:
         pg_cluster.start()
+
+
+def test_a_read_only_primary_makes_readyz_503(certregd, db, pki, pg_cluster):
+    """The primary turned read-only (default_transaction_read_only, as a
+    full disk's runbook or a fencing script sets it): every decision of a
+    known key records the certificate seen and fails, SERVICE_UNAVAILABLE,
+    while /readyz said 200 (its ping only reads). It must say why."""
+    d = certregd(db)
+    chain = open(pki.leaf("ec-ok")["chain"]).read()
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
+    pg_cluster.psql("ALTER SYSTEM SET default_transaction_read_only = on")
+    pg_cluster.psql("SELECT pg_reload_conf()")
+    try:
+        fresh = open(pki.leaf("rsa-ok")["chain"]).read()  # not in any cache
+        wait_for(lambda: d.verify_bundle(fresh).json()["outcome"] == "SERVICE_UNAVAILABLE",
+                 5)
+
+        def not_ready():
+            r = d.get("/readyz")
+            return r.status == 503 and any("read-only" in x for x in r.json()["reasons"])
+        wait_for(not_ready, 5)
+    finally:
+        pg_cluster.psql("ALTER SYSTEM RESET default_transaction_read_only")
+        pg_cluster.psql("SELECT pg_reload_conf()")
+    wait_for(lambda: d.get("/readyz").status == 200, 10)
+    wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED", 10)
