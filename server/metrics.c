@@ -241,7 +241,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 	    "# TYPE certreg_db_errors_total counter\ncertreg_db_errors_total %llu\n"
 	    "# HELP certreg_db_reconnects_total Database connections re-established.\n"
 	    "# TYPE certreg_db_reconnects_total counter\ncertreg_db_reconnects_total %llu\n"
-	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change), per worker.\n"
+	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change).\n"
 	    "# TYPE certreg_reloads_total counter\ncertreg_reloads_total %llu\n"
 	    "# HELP certreg_reload_failures_total Reloads refused, old state kept.\n"
 	    "# TYPE certreg_reload_failures_total counter\ncertreg_reload_failures_total %llu\n"
