@@ -444,6 +444,28 @@ bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, 
 	       certinfo_asn1_time(X509_CRL_get0_nextUpdate(crl), next_update);
 }
 
+void verify_store_key_identifier(const struct verify_store *store, size_t i, bool crl, char *hex,
+                                 size_t hex_len)
+{
+	const ASN1_OCTET_STRING *id = NULL;
+	AUTHORITY_KEYID *akid = NULL;
+	size_t n = 0;
+
+	if (hex_len == 0)
+		return;
+	if (crl && i < verify_store_crl_count(store)) {
+		akid = X509_CRL_get_ext_d2i(sk_X509_CRL_value(store->crls, (int)i),
+		                            NID_authority_key_identifier, NULL, NULL);
+		id = akid != NULL ? akid->keyid : NULL;
+	} else if (!crl && i < verify_store_anchor_count(store)) {
+		id = X509_get0_subject_key_id(sk_X509_value(store->anchors, (int)i));
+	}
+	for (int k = 0; id != NULL && k < ASN1_STRING_length(id) && n + 2 < hex_len; k++, n += 2)
+		snprintf(hex + n, 3, "%02x", ASN1_STRING_get0_data(id)[k]);
+	hex[n] = '\0';
+	AUTHORITY_KEYID_free(akid);
+}
+
 bool verify_store_crl_this_update(const struct verify_store *store, size_t i, time_t *this_update)
 {
 	if (i >= verify_store_crl_count(store))

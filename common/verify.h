@@ -91,6 +91,12 @@ bool verify_store_anchor(const struct verify_store *store, size_t i, char *subje
 size_t verify_store_crl_count(const struct verify_store *store);
 bool verify_store_crl(const struct verify_store *store, size_t i, char *issuer, size_t issuer_len,
                       time_t *next_update);
+/* The key identifier, lowercase hex ("" when there is none), of the i-th
+ * anchor (its subjectKeyIdentifier) or, crl true, of the i-th CRL (its
+ * authorityKeyIdentifier: the same value as its CA's). What tells apart a
+ * CA re-keyed under its own name, and its CRLs, in /metrics. */
+void verify_store_key_identifier(const struct verify_store *store, size_t i, bool crl, char *hex,
+                                 size_t hex_len);
 /* The i-th CRL's thisUpdate, for the probe's "a quarter of its life left". */
 bool verify_store_crl_this_update(const struct verify_store *store, size_t i, time_t *this_update);
 /* False, with a reason, when revocation = require and some anchor or

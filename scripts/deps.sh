@@ -34,6 +34,7 @@ postgresql-15 postgresql-contrib
 python3 openssl curl util-linux gettext"
 PKGS_build="$PKGS_run build-essential clang llvm clang-format libclang-rt-14-dev valgrind libcmocka-dev
 python3-pytest python3-psycopg2 python3-pyflakes python3-jwt python3-cryptography
+python3-prometheus-client
 nginx-light libnginx-mod-stream linux-perf procps iproute2 systemd man-db"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 

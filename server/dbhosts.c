@@ -7,6 +7,13 @@
  * and unchanged around the copy. Rendering merges the workers' tables by
  * host and by how it is reached: up if any worker's connection is, the
  * largest lag, errors summed.
+ *
+ * A slot outlives its worker. Up, role and lag are taken from the slots of
+ * running workers only (metrics_slot_live): a reload's old workers, or a
+ * crashed one, last saw the host as it was then, and would keep a host
+ * that went down "up" for as long as their slots wait to be reused. The
+ * errors counter is kept in the slot and carried on by the next worker to
+ * take it, so that it never goes down.
  */
 #include "dbhosts.h"
 #include "promtext.h"
@@ -17,7 +24,8 @@
 #define DBHOSTS_MAX (METRICS_DB_HOSTS * 4)
 
 static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host *out, int *n);
-static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h);
+static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h,
+                         bool live);
 
 void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
                      const struct registry *reg)
@@ -26,8 +34,27 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 	struct registry_stats rs = registry_stats(reg);
 	int n = registry_hosts(reg, hosts, METRICS_DB_HOSTS);
 	uint64_t seq = __atomic_load_n(&slot->db_hosts_seq, __ATOMIC_RELAXED);
+	uint64_t errors[METRICS_DB_HOSTS];
 
+	/* Each host's errors: what the slot counted for it so far (also a
+	 * predecessor's, on the first publish), plus this worker's new ones.
+	 * Only this worker writes the slot's table: no lock to read it. */
+	for (int i = 0; i < n; i++) {
+		uint64_t *was = &published->db_hosts[i].errors;
+		errors[i] = hosts[i].errors > *was ? hosts[i].errors - *was : 0;
+		*was = hosts[i].errors;
+		for (uint64_t j = 0; j < slot->db_nhosts && j < METRICS_DB_HOSTS; j++)
+			if (slot->db_hosts[j].read == hosts[i].read &&
+			    strncmp(slot->db_hosts[j].host, hosts[i].host,
+			            sizeof(slot->db_hosts[j].host)) == 0) {
+				errors[i] += slot->db_hosts[j].errors;
+				break;
+			}
+	}
 	__atomic_store_n(&slot->db_backlog, rs.backlog, __ATOMIC_RELAXED);
+	/* Otherwise invisible: decisions stay right (the cache is bypassed),
+	 * but every one reads the database. */
+	__atomic_store_n(&slot->db_listen_down, registry_listening(reg) ? 0 : 1, __ATOMIC_RELAXED);
 	for (int v = 0; v < BACKLOG_VALUES; v++) {
 		__atomic_fetch_add(&slot->db_backlog_dropped[v],
 		                   rs.backlog_dropped[v] - published->db_backlog_dropped[v],
@@ -44,7 +71,7 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 		m->standby = hosts[i].standby;
 		m->usable = hosts[i].usable;
 		m->lag_ms = hosts[i].lag_ms;
-		m->errors = hosts[i].errors;
+		m->errors = errors[i];
 	}
 	slot->db_nhosts = (uint64_t)n;
 	__atomic_store_n(&slot->db_hosts_seq, seq + 2, __ATOMIC_SEQ_CST);
@@ -53,31 +80,49 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 void dbhosts_render(struct evbuffer *out)
 {
 	struct metrics_db_host all[DBHOSTS_MAX];
-	uint64_t backlog = 0, dropped[BACKLOG_VALUES] = {0};
+	uint64_t backlog = 0, listen_down = 0, lost = 0, dropped[BACKLOG_VALUES] = {0};
 	int n = 0;
 
-	for (int w = 0; w < metrics_slot_count(); w++) {
-		struct metrics_slot *slot = metrics_slot(w);
-		struct metrics_db_host hosts[METRICS_DB_HOSTS];
-		int k = 0;
+	/* Running workers first, then what the others counted, for the hosts
+	 * the running ones have (see the top). */
+	for (int live = 1; live >= 0; live--)
+		for (int w = 0; w < metrics_slot_count(); w++) {
+			struct metrics_slot *slot = metrics_slot(w);
+			struct metrics_db_host hosts[METRICS_DB_HOSTS];
+			int k = 0;
 
-		backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
-		for (int v = 0; v < BACKLOG_VALUES; v++)
-			dropped[v] +=
-			    __atomic_load_n(&slot->db_backlog_dropped[v], __ATOMIC_RELAXED);
-		dbhosts_read_slot(slot, hosts, &k);
-		for (int i = 0; i < k; i++)
-			n = dbhosts_merge(all, n, &hosts[i]);
-	}
+			if (metrics_slot_live(slot) != (live == 1))
+				continue;
+			backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
+			listen_down += __atomic_load_n(&slot->db_listen_down, __ATOMIC_RELAXED);
+			lost += __atomic_load_n(&slot->db_backlog_lost, __ATOMIC_RELAXED);
+			for (int v = 0; v < BACKLOG_VALUES; v++)
+				dropped[v] +=
+				    __atomic_load_n(&slot->db_backlog_dropped[v], __ATOMIC_RELAXED);
+			dbhosts_read_slot(slot, hosts, &k);
+			for (int i = 0; i < k; i++)
+				n = dbhosts_merge(all, n, &hosts[i], live == 1);
+		}
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_db_backlog Writes (pending registrations, last use, "
 	                    "refused certificates) waiting for a primary.\n"
 	                    "# TYPE certreg_db_backlog gauge\n"
 	                    "certreg_db_backlog %llu\n"
+	                    "# HELP certreg_db_listen_down Workers whose LISTEN connection is not "
+	                    "heard now: cache changes are not notified, so they bypass the "
+	                    "association cache and read the database for every decision.\n"
+	                    "# TYPE certreg_db_listen_down gauge\n"
+	                    "certreg_db_listen_down %llu\n"
+	                    "# HELP certreg_db_backlog_lost_total Writes a worker still held for "
+	                    "an absent primary when it ended (a reload's drain over, a stop, a "
+	                    "crash): lost.\n"
+	                    "# TYPE certreg_db_backlog_lost_total counter\n"
+	                    "certreg_db_backlog_lost_total %llu\n"
 	                    "# HELP certreg_db_backlog_dropped_total Writes dropped because the "
 	                    "backlog was full, by what they carried (use: a last use, made room "
 	                    "for first).\n# TYPE certreg_db_backlog_dropped_total counter\n",
-	                    (unsigned long long)backlog);
+	                    (unsigned long long)backlog, (unsigned long long)listen_down,
+	                    (unsigned long long)lost);
 	for (int v = 0; v < BACKLOG_VALUES; v++)
 		evbuffer_add_printf(out, "certreg_db_backlog_dropped_total{kind=\"%s\"} %llu\n",
 		                    backlog_value_name((enum backlog_value)v),
@@ -116,7 +161,7 @@ void dbhosts_render(struct evbuffer *out)
 	}
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_db_host_errors_total Failed connections and queries, "
-	                    "by server (the workers running now).\n"
+	                    "by server.\n"
 	                    "# TYPE certreg_db_host_errors_total counter\n");
 	for (int i = 0; i < n; i++) {
 		char label[160];
@@ -178,13 +223,20 @@ static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host 
 	*n = 0;
 }
 
-/* Adds h to all (n entries), merged with the same host reached the same way. */
-static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h)
+/* Adds h to all (n entries), merged with the same host reached the same
+ * way; of a worker no longer running (not live) only its errors, and only
+ * to a host a running worker has. */
+static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h,
+                         bool live)
 {
 	for (int i = 0; i < n; i++) {
 		struct metrics_db_host *a = &all[i];
 		if (a->read != h->read || strcmp(a->host, h->host) != 0)
 			continue;
+		if (!live) {
+			a->errors += h->errors;
+			return n;
+		}
 		if (h->up && (!a->up || h->lag_ms > a->lag_ms))
 			a->lag_ms = h->lag_ms;
 		a->standby = h->up ? h->standby : a->standby;
@@ -193,7 +245,7 @@ static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metric
 		a->errors += h->errors;
 		return n;
 	}
-	if (n == DBHOSTS_MAX)
+	if (n == DBHOSTS_MAX || !live)
 		return n;
 	all[n] = *h;
 	return n + 1;

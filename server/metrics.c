@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include "assertion.h"
+#include "certinfo.h"
 #include "crlfetch.h"
 #include "dbhosts.h"
 #include "ocspcache.h"
@@ -125,6 +127,38 @@ void metrics_worker_attach(struct metrics_slot *slot)
 	__atomic_store_n(&slot->pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
 }
 
+/*
+ * A slot outlives its worker, and the next worker to take it may come
+ * only at the next reload: a dead worker's last gauges (connections open,
+ * writes waiting, a database host it saw up) must not stay in the totals,
+ * or an alert on them never fires, or never clears. Its counters stay:
+ * they only ever grow. The restart counter is slot 0's, written by the
+ * supervisor alone, like reload_failures.
+ */
+void metrics_worker_reaped(int slot, bool unexpected)
+{
+	struct metrics_slot *m = &metrics_slots[slot];
+
+	__atomic_store_n(&m->pid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&m->connections_open, 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < METRICS_LISTENERS; i++)
+		__atomic_store_n(&m->listeners[i].open, 0, __ATOMIC_RELAXED);
+	/* What it held for an absent primary died with it: its last gauge
+	 * (the final count of a worker that stopped, the last second's of one
+	 * that crashed) moves to the lost counter. */
+	__atomic_fetch_add(&m->db_backlog_lost,
+	                   __atomic_exchange_n(&m->db_backlog, 0, __ATOMIC_RELAXED),
+	                   __ATOMIC_RELAXED);
+	__atomic_store_n(&m->db_listen_down, 0, __ATOMIC_RELAXED);
+	if (unexpected)
+		__atomic_fetch_add(&metrics_slots[0].worker_exits, 1, __ATOMIC_RELAXED);
+}
+
+bool metrics_slot_live(const struct metrics_slot *slot)
+{
+	return __atomic_load_n(&slot->pid, __ATOMIC_RELAXED) != 0;
+}
+
 struct metrics_slot *metrics_slot(int worker)
 {
 	return &metrics_slots[worker];
@@ -164,10 +198,11 @@ void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t late
 	})
 
 void metrics_render(struct evbuffer *out, const struct verify_store *store,
-                    const struct assertion_keys *assertion)
+                    const struct assertion_keys *assertion, const struct ssl_ctx_st *tls)
 {
 	uint64_t cumulative = 0;
-	char label[600];
+	char label[600], key_id[130];
+	time_t tls_not_after;
 
 	evbuffer_add_printf(out, "# HELP certreg_decisions_total Decisions made, by outcome.\n"
 	                         "# TYPE certreg_decisions_total counter\n");
@@ -206,10 +241,13 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 	    "# TYPE certreg_db_errors_total counter\ncertreg_db_errors_total %llu\n"
 	    "# HELP certreg_db_reconnects_total Database connections re-established.\n"
 	    "# TYPE certreg_db_reconnects_total counter\ncertreg_db_reconnects_total %llu\n"
-	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change), per worker.\n"
+	    "# HELP certreg_reloads_total Successful reloads (SIGHUP or CRL change).\n"
 	    "# TYPE certreg_reloads_total counter\ncertreg_reloads_total %llu\n"
 	    "# HELP certreg_reload_failures_total Reloads refused, old state kept.\n"
 	    "# TYPE certreg_reload_failures_total counter\ncertreg_reload_failures_total %llu\n"
+	    "# HELP certreg_worker_exits_total Workers that died or exited outside a reload or "
+	    "stop (event=worker_exited); the supervisor started another.\n"
+	    "# TYPE certreg_worker_exits_total counter\ncertreg_worker_exits_total %llu\n"
 	    "# HELP certreg_connections Client connections open now.\n"
 	    "# TYPE certreg_connections gauge\ncertreg_connections %llu\n"
 	    "# HELP certreg_connections_accepted_total Client connections accepted.\n"
@@ -229,6 +267,7 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 	    (unsigned long long)METRICS_SUM(db_reconnects),
 	    (unsigned long long)METRICS_SUM(reloads),
 	    (unsigned long long)METRICS_SUM(reload_failures),
+	    (unsigned long long)METRICS_SUM(worker_exits),
 	    (unsigned long long)METRICS_SUM(connections_open),
 	    (unsigned long long)METRICS_SUM(connections_accepted),
 	    (unsigned long long)METRICS_SUM(connections_cap_dropped),
@@ -275,9 +314,24 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 	promtext_label(OpenSSL_version(OPENSSL_VERSION_STRING), label, sizeof(label));
 	evbuffer_add_printf(out, "openssl=\"%s\"} 1\n", label);
 	metrics_render_process(out);
+	/* Expired, it fails every handshake of the portal's users: alert weeks
+	 * ahead. The one loaded at the last reload, not the file on disk. */
+	if (tls != NULL && SSL_CTX_get0_certificate(tls) != NULL &&
+	    certinfo_asn1_time(X509_get0_notAfter(SSL_CTX_get0_certificate(tls)), &tls_not_after))
+		evbuffer_add_printf(
+		    out,
+		    "# HELP certreg_tls_certificate_not_after_timestamp_seconds "
+		    "notAfter of the TLS listener's certificate in force (Unix "
+		    "time).\n"
+		    "# TYPE certreg_tls_certificate_not_after_timestamp_seconds gauge\n"
+		    "certreg_tls_certificate_not_after_timestamp_seconds %lld\n",
+		    (long long)tls_not_after);
 	if (store == NULL)
 		return;
-	/* With nextUpdate, each CRL's validity period: `certreg-admin check`
+	/* Each anchor and CRL is told apart by its key identifier as well: a
+	 * CA re-keyed under its own name has two of each, and two samples
+	 * with the same labels are a duplicate Prometheus drops one of.
+	 * With nextUpdate, each CRL's validity period: `certreg-admin check`
 	 * warns when a quarter of it is left. */
 	evbuffer_add_printf(out, "# HELP certreg_crl_this_update_timestamp_seconds thisUpdate of "
 	                         "each loaded CRL (Unix time).\n"
@@ -289,9 +343,11 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 		    !verify_store_crl_this_update(store, i, &issued))
 			continue;
 		promtext_label(issuer, label, sizeof(label));
-		evbuffer_add_printf(
-		    out, "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\"} %lld\n", label,
-		    (long long)issued);
+		verify_store_key_identifier(store, i, true, key_id, sizeof(key_id));
+		evbuffer_add_printf(out,
+		                    "certreg_crl_this_update_timestamp_seconds{issuer=\"%s\","
+		                    "key_identifier=\"%s\"} %lld\n",
+		                    label, key_id, (long long)issued);
 	}
 	/* Each time twice: as *_timestamp_seconds, the Prometheus convention,
 	 * and under the first release's names, which existing alerts
@@ -313,8 +369,9 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 			if (!verify_store_crl(store, i, issuer, sizeof(issuer), &next))
 				continue;
 			promtext_label(issuer, label, sizeof(label));
-			evbuffer_add_printf(out, "%s{issuer=\"%s\"} %lld\n", name, label,
-			                    (long long)next);
+			verify_store_key_identifier(store, i, true, key_id, sizeof(key_id));
+			evbuffer_add_printf(out, "%s{issuer=\"%s\",key_identifier=\"%s\"} %lld\n",
+			                    name, label, key_id, (long long)next);
 		}
 	}
 	for (int deprecated = 0; deprecated <= 1; deprecated++) {
@@ -334,8 +391,9 @@ void metrics_render(struct evbuffer *out, const struct verify_store *store,
 			if (!verify_store_anchor(store, i, subject, sizeof(subject), &not_after))
 				continue;
 			promtext_label(subject, label, sizeof(label));
-			evbuffer_add_printf(out, "%s{subject=\"%s\"} %lld\n", name, label,
-			                    (long long)not_after);
+			verify_store_key_identifier(store, i, false, key_id, sizeof(key_id));
+			evbuffer_add_printf(out, "%s{subject=\"%s\",key_identifier=\"%s\"} %lld\n",
+			                    name, label, key_id, (long long)not_after);
 		}
 	}
 }

@@ -58,14 +58,18 @@ struct metrics_slot {
 	uint64_t db_reconnects;
 	uint64_t reloads;
 	uint64_t reload_failures;
+	uint64_t worker_exits;     /* slot 0's only: written by the supervisor */
 	uint64_t connections_open; /* a gauge: the worker's current value */
 	uint64_t connections_accepted;
 	uint64_t connections_cap_dropped;
 	uint64_t connections_timed_out;
 	struct metrics_listener listeners[METRICS_LISTENERS];
-	uint64_t pid;        /* of the worker using the slot; may be a dead one's */
-	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
+	uint64_t pid;            /* of the worker using the slot; may be a dead one's */
+	uint64_t db_backlog;     /* a gauge: writes waiting for the primary */
+	uint64_t db_listen_down; /* a gauge: 1 while the LISTEN connection is not heard */
 	uint64_t db_backlog_dropped[BACKLOG_VALUES];
+	/* Held when the slot's worker ended (metrics_worker_reaped): lost. */
+	uint64_t db_backlog_lost;
 	/* Pending registrations as last counted by the worker that counts them
 	 * (worker.c), and when (Unix time; 0: never). */
 	uint64_t pending_registrations;
@@ -91,12 +95,19 @@ struct metrics_slot *metrics_slot(int worker);
 int metrics_slot_count(void);
 /* The calling worker takes slot: its process counts in process_*. */
 void metrics_worker_attach(struct metrics_slot *slot);
+/* The supervisor reaped slot's worker; unexpected: it died or exited
+ * outside a reload or stop (counted). Its gauges leave the totals. */
+void metrics_worker_reaped(int slot, bool unexpected);
+/* True while slot's worker runs (attached and not yet reaped). */
+bool metrics_slot_live(const struct metrics_slot *slot);
 void metrics_observe(struct metrics_slot *slot, outcome_t outcome, uint64_t latency_us);
 struct assertion_keys;
+struct ssl_ctx_st;
 
-/* Appends the Prometheus text exposition of all slots, of store and of
- * the assertion keys in force (the calling worker's generation). */
+/* Appends the Prometheus text exposition of all slots, of store, of the
+ * assertion keys and of the TLS listener's certificate in force (the
+ * calling worker's generation; tls NULL without a TLS listener). */
 void metrics_render(struct evbuffer *out, const struct verify_store *store,
-                    const struct assertion_keys *assertion);
+                    const struct assertion_keys *assertion, const struct ssl_ctx_st *tls);
 
 #endif

@@ -136,6 +136,7 @@ struct registry_query {
 	bool primary_needed, write_due;
 	/* probe: the server's recovery state. */
 	bool in_recovery;
+	bool read_only; /* ping: a primary connection's server takes no write */
 	struct registry_answer answer;
 	/* challenge statements: their one text column ("" for NULL). */
 	char value[REGISTRY_VALUE_LEN];
@@ -235,7 +236,9 @@ static const struct registry_statement registry_statements[] = {
                       "FROM certreg.decide($1, $2::jsonb, $3, $4::boolean)",
                       4},
     [QUERY_RECORD_USE] = {"record_use", "SELECT certreg.record_use($1, $2::jsonb, $3)", 3},
-    [QUERY_PING] = {"ping", "SELECT certreg.ping()", 0},
+    /* With whether this server takes writes, which the ping alone does not
+     * show: decisions record what they saw on the primary. */
+    [QUERY_PING] = {"ping", "SELECT certreg.ping(), current_setting('transaction_read_only')", 0},
     [QUERY_DECIDE_READ] = {"decide_read",
                            "SELECT key_status, registration_no, unit_name, unit_status, "
                            "office_code, office_name, office_address, office_phone, "
@@ -1688,6 +1691,11 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		q->count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		return;
 	}
+	if (q->kind == QUERY_PING) {
+		q->read_only = q->conn->role == CONN_ROLE_POOL && PQnfields(res) > 1 &&
+		               strcmp(PQgetvalue(res, 0, 1), "on") == 0;
+		return;
+	}
 	if (q->kind != QUERY_DECIDE && q->kind != QUERY_DECIDE_READ)
 		return;
 	memset(a, 0, sizeof(*a));
@@ -1759,7 +1767,7 @@ static void registry_query_finish(struct registry_query *q)
 	if ((q->kind == QUERY_DECIDE || q->kind == QUERY_DECIDE_READ) && q->answer_cb != NULL)
 		q->answer_cb(q->arg, q->ok, q->ok ? &q->answer : NULL);
 	else if (q->kind == QUERY_PING && q->ping_cb != NULL)
-		q->ping_cb(q->arg, q->ok);
+		q->ping_cb(q->arg, q->ok, q->ok && q->read_only);
 	else if (q->kind == QUERY_PENDING_COUNT && q->count_cb != NULL)
 		q->count_cb(q->arg, q->ok, q->ok ? q->count : 0);
 	else if (q->value_cb != NULL)

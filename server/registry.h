@@ -68,7 +68,10 @@ struct registry_query;
 
 /* ok false: the database could not answer (down, timed out, error). */
 typedef void (*registry_answer_cb)(void *arg, bool ok, const struct registry_answer *answer);
-typedef void (*registry_ping_cb)(void *arg, bool ok);
+/* read_only: the primary answered but takes no write now (its
+ * transaction_read_only is on: default_transaction_read_only set, or a
+ * standby); false when a read host answered. */
+typedef void (*registry_ping_cb)(void *arg, bool ok, bool read_only);
 /* The one text value of a challenge statement; NULL when !ok. */
 typedef void (*registry_value_cb)(void *arg, bool ok, const char *value);
 #define REGISTRY_VALUE_LEN 80

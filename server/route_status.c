@@ -28,9 +28,9 @@ struct route_ready {
 	json_t *reasons;
 };
 
-static void route_ready_done(void *arg, bool ok);
+static void route_ready_done(void *arg, bool ok, bool read_only);
 static void route_ready_timeout(evutil_socket_t fd, short what, void *arg);
-static void route_ready_reply(struct route_ready *r, bool db_ok);
+static void route_ready_reply(struct route_ready *r, bool db_ok, bool read_only);
 
 void route_healthz(struct http_request *req, struct worker *w)
 {
@@ -53,7 +53,7 @@ void route_readyz(struct http_request *req, struct worker *w)
 	w->inflight++;
 	r->query = registry_ping(w->registry, route_ready_done, r);
 	if (r->query == NULL) {
-		route_ready_reply(r, false);
+		route_ready_reply(r, false, false);
 		return;
 	}
 	/* Without a timer the ping could wait for ever: not ready, now. */
@@ -61,7 +61,7 @@ void route_readyz(struct http_request *req, struct worker *w)
 	if (r->timer == NULL) {
 		registry_abandon(w->registry, r->query);
 		r->query = NULL;
-		route_ready_reply(r, false);
+		route_ready_reply(r, false, false);
 		return;
 	}
 	evtimer_add(r->timer, &tv);
@@ -75,17 +75,17 @@ void route_metrics(struct http_request *req, struct worker *w)
 		http_reply(req, 500, "text/plain; charset=utf-8", NULL, 0);
 		return;
 	}
-	metrics_render(out, w->store, w->assertion);
+	metrics_render(out, w->store, w->assertion, w->tls_ctx);
 	http_reply_buffer(req, 200, "text/plain; version=0.0.4; charset=utf-8", out);
 	evbuffer_free(out);
 }
 
-static void route_ready_done(void *arg, bool ok)
+static void route_ready_done(void *arg, bool ok, bool read_only)
 {
 	struct route_ready *r = arg;
 
 	r->query = NULL;
-	route_ready_reply(r, ok);
+	route_ready_reply(r, ok, read_only);
 }
 
 static void route_ready_timeout(evutil_socket_t fd, short what, void *arg)
@@ -96,10 +96,10 @@ static void route_ready_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	registry_abandon(r->worker->registry, r->query);
 	r->query = NULL;
-	route_ready_reply(r, false);
+	route_ready_reply(r, false, false);
 }
 
-static void route_ready_reply(struct route_ready *r, bool db_ok)
+static void route_ready_reply(struct route_ready *r, bool db_ok, bool read_only)
 {
 	struct worker *w = r->worker;
 	json_t *warnings = json_array();
@@ -109,6 +109,13 @@ static void route_ready_reply(struct route_ready *r, bool db_ok)
 		event_free(r->timer);
 	if (!db_ok)
 		json_array_append_new(r->reasons, json_string("database: not answering"));
+	/* It answers, but every decision that records (all of them without
+	 * read_conninfo, which decides from the standbys) fails. */
+	if (read_only && !registry_reading(w->registry))
+		json_array_append_new(r->reasons,
+		                      json_string("database: the primary is read-only "
+		                                  "(transaction_read_only is on): decisions "
+		                                  "cannot record what they saw"));
 	if (!verify_store_current(w->store, time(NULL), reason, sizeof(reason)))
 		json_array_append_new(r->reasons, json_string(reason));
 	/* Under ocsp = require a responder that stopped answering refuses

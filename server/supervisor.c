@@ -578,7 +578,10 @@ static void supervisor_chld_cb(evutil_socket_t fd, short what, void *arg)
 			if (s->children[i].pid != pid)
 				continue;
 			bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-			if (!clean || (s->children[i].current && !s->stopping))
+			bool unexpected = !clean || (s->children[i].current && !s->stopping);
+			/* Before any successor can take the slot (ev_restart). */
+			metrics_worker_reaped(i, unexpected);
+			if (unexpected)
 				log_error("event=worker_exited pid=%d status=%d signal=%d%s",
 				          (int)pid, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 				          WIFSIGNALED(status) ? WTERMSIG(status) : 0,

@@ -133,6 +133,9 @@ int worker_run(const struct worker_setup *setup)
 	log_info("event=worker_started slot=%d", w.slot);
 	event_base_dispatch(w.base);
 	status = 0;
+	/* The final count, which the supervisor counts lost when it reaps us. */
+	__atomic_store_n(&w.metrics->db_backlog, registry_stats(w.registry).backlog,
+	                 __ATOMIC_RELAXED);
 	if (registry_stats(w.registry).backlog > 0)
 		log_warn(
 		    "event=backlog_lost slot=%d writes=%llu reason=\"no primary answered before "
