@@ -14,6 +14,7 @@ import time
 
 from fixtures.daemon import open_for_daemon_user
 from test_registry_sql import bind_for_last_use, connect, last_used_ago
+from test_signed_login import bind, challenge, login, outcome, sign
 
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 
@@ -81,4 +82,55 @@ def test_a_clock_stepped_back_keeps_recording_last_use(certregd, db, pki, tmp_pa
     while last_used_ago(su, key) >= 3:
         assert time.monotonic() < deadline, "the use after the step was not recorded"
         time.sleep(0.1)
+
+
+def test_a_database_clock_ahead_by_two_minutes_still_takes_challenges(certregd, db, pki,
+                                                                      tmp_path):
+    """certregd issues a challenge's expiry by its clock; the database
+    spent it only while its own clock was before that expiry. With the
+    database two minutes ahead and challenge_ttl = 120, no signed login
+    could succeed, and the refusal said "already used"."""
+    leaf = pki.leaf("ec-ok")
+    bind(db, leaf["pem"])
+    for offset in (-120, -290):
+        (tmp_path / str(-offset)).mkdir()
+        d = Clock(tmp_path / str(-offset), offset).daemon(certregd, db)
+        c = challenge(d)["challenge"]
+        r = login(d, open(leaf["pem"]).read(), c, sign(leaf["key"], c, "sha256"))
+        assert outcome(r) == "OK", (offset, r.json())
+        # Single use still holds.
+        r = login(d, open(leaf["pem"]).read(), c, sign(leaf["key"], c, "sha256"))
+        assert outcome(r) == "CHALLENGE_INVALID", (offset, r.json())
+        d.stop()
+
+
+def test_the_database_takes_a_challenge_five_minutes_past_its_expiry_and_no_longer(db,
+                                                                                  pg_cluster):
+    """The other side of the rule in sql/functions/70_challenges.sql: an
+    expiry 299 s past by the database's clock is taken once (the daemons
+    already refused it if it was past by theirs), one 301 s past is not
+    and leaves no row; the purge keeps a spent row those five minutes."""
+    pg_cluster.ensure_login("daemon_ck_test", "certreg_daemon")
+    d = connect(db, "daemon_ck_test").cursor()
+    su = connect(db).cursor()
+    consume = ("SELECT certreg.challenge_consume(%s, now() - make_interval(secs => %s), %s)")
+    d.execute(consume, ("1" * 64, 299, "a" * 32))
+    assert d.fetchone() == (True,)
+    d.execute(consume, ("1" * 64, 299, "b" * 32))
+    assert d.fetchone() == (False,)
+    d.execute(consume, ("2" * 64, 301, "a" * 32))
+    assert d.fetchone() == (False,)
+    su.execute("SELECT hash FROM certreg.challenges_used ORDER BY hash")
+    assert su.fetchall() == [("1" * 64,)]
+    d.execute("SELECT certreg.challenge_consume_many(%s::text[], ARRAY[now() - interval"
+              " '299 seconds', now() - interval '301 seconds'], %s::text[])",
+              (["3" * 64, "4" * 64], ["a" * 32, "a" * 32]))
+    assert d.fetchone()[0] == [True, False]
+    su.execute("SELECT certreg.challenge_purge()")
+    su.execute("SELECT hash FROM certreg.challenges_used ORDER BY hash")
+    assert su.fetchall() == [("1" * 64,), ("3" * 64,)]
+    su.execute("UPDATE certreg.challenges_used SET expires_at = now() - interval '301 seconds'")
+    su.execute("SELECT certreg.challenge_purge()")
+    su.execute("SELECT count(*) FROM certreg.challenges_used")
+    assert su.fetchone() == (0,)
 
