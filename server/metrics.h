@@ -67,7 +67,7 @@ struct metrics_slot {
 	uint64_t db_backlog; /* a gauge: writes waiting for the primary */
 	uint64_t db_backlog_dropped[BACKLOG_VALUES];
 	/* Pending registrations as last counted by the worker that counts them
-	 * (worker.c), and when (Unix time; 0: never). */
+	 * (worker.c), and when (metrics_monotonic_s(); 0: never). */
 	uint64_t pending_registrations;
 	uint64_t pending_at;
 	uint64_t ocsp_cache_hits;   /* decisions answered by a cached OCSP answer */
@@ -82,6 +82,11 @@ struct metrics_slot {
 
 /* Maps the slots; call once before forking workers. */
 bool metrics_init(int workers) __attribute__((warn_unused_result));
+/* Seconds of CLOCK_MONOTONIC, one clock for every process of the daemon:
+ * the pending count's schedule and age. On time(), a realtime clock stepped
+ * back by an hour stopped the counts and showed the last one as current
+ * for that hour. */
+uint64_t metrics_monotonic_s(void);
 /* The supervisor's last reload: ok, or failed for reason. Shared like the
  * slots, so every worker's /readyz and /metrics see it. */
 void metrics_reload_set(bool ok, const char *reason);

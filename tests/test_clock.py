@@ -134,3 +134,30 @@ def test_the_database_takes_a_challenge_five_minutes_past_its_expiry_and_no_long
     su.execute("SELECT count(*) FROM certreg.challenges_used")
     assert su.fetchone() == (0,)
 
+
+def pending_metric(d):
+    for line in d.get("/metrics").body.decode().splitlines():
+        if line.startswith("certreg_pending_registrations "):
+            return int(line.split()[1])
+    return None
+
+
+def test_a_clock_stepped_back_keeps_counting_pending_registrations(certregd, db, pki,
+                                                                   tmp_path):
+    """The pending count for /metrics is asked every 10 s. Scheduled on the
+    realtime clock, a step back of an hour stopped the counts, and the last
+    one (stamped in the future) went on being shown as current."""
+    clock = Clock(tmp_path)
+    d = clock.daemon(certregd, db, server={"workers": 1})
+    deadline = time.monotonic() + 15
+    while pending_metric(d) != 0:
+        assert time.monotonic() < deadline, d.get("/metrics").body.decode()
+        time.sleep(0.2)
+    clock.set(-3600)
+    time.sleep(1)
+    chain = open(pki.leaf("rsa-ok")["chain"]).read()
+    assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
+    deadline = time.monotonic() + 15
+    while pending_metric(d) != 1:
+        assert time.monotonic() < deadline, "the pending count stopped after the step"
+        time.sleep(0.2)
