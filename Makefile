@@ -375,7 +375,7 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_ret
 sanitize-check: sanitize-unit sanitize-integration
 
 sanitize-build:
-	$(MAKE) BUILD=build/san SANITIZER=address,undefined all
+	$(MAKE) BUILD=build/san SANITIZER=address,undefined all build/san/certregd-libc-malloc
 
 sanitize-unit: sanitize-build
 	$(SAN_ENV) $(MAKE) BUILD=build/san SANITIZER=address,undefined unit
