@@ -12,8 +12,9 @@
 #          clang-format (`make lint` checks the C formatting), valgrind,
 #          cmocka, pytest, psycopg2, pyflakes, nginx (the nginx tests) and
 #          its stream module (the TCP balancer of `make bench`),
-#          linux-perf (`make flamegraph`), iproute2, procps, systemd and
-#          man-db
+#          linux-perf (`make flamegraph`), iproute2, procps, systemd,
+#          man-db and faketime (tests/test_clock.py runs certregd on a
+#          clock off the database's)
 #   deb    build and check the Debian packages (`make deb`, `make deb-check`):
 #          debhelper, lintian, and systemd for systemd-analyze and
 #          systemd-sysusers in the installed-package checks
@@ -35,7 +36,7 @@ python3 openssl curl util-linux gettext"
 PKGS_build="$PKGS_run build-essential clang llvm clang-format libclang-rt-14-dev valgrind libcmocka-dev
 python3-pytest python3-psycopg2 python3-pyflakes python3-jwt python3-cryptography
 python3-prometheus-client
-nginx-light libnginx-mod-stream linux-perf procps iproute2 systemd man-db"
+nginx-light libnginx-mod-stream linux-perf procps iproute2 systemd man-db faketime"
 PKGS_deb="$PKGS_build debhelper dpkg-dev fakeroot lintian systemd"
 
 PKGS=""

@@ -27,7 +27,11 @@ struct cache_stats {
 struct cache *cache_new(int max_entries);
 void cache_free(struct cache *cache);
 
-/* Copies the cached answer for key_id into out when present and fresh at
+/* now is seconds of the monotonic clock (decision_monotonic_us), never
+ * time(): a realtime clock stepped back by an hour kept every entry, and
+ * the last-use writes it spaces, an hour past ttl and interval.
+ *
+ * Copies the cached answer for key_id into out when present and fresh at
  * now. *record_due is set when the last-use write for this key is due
  * (interval seconds since the last one), and the due time is then reset.
  * *refresh_due (may be NULL) is set once in the last tenth of the entry's

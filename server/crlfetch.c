@@ -61,6 +61,14 @@ struct crlfetch_source {
 	char error[200];
 };
 
+static time_t crlfetch_monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static struct crlfetch_source *crlfetch_sources;
 
 /* The supervisor's schedule of one source. */
@@ -71,6 +79,8 @@ struct crlfetch_job {
 };
 
 struct crlfetch_plan {
+	/* Monotonic seconds (crlfetch_monotonic_s): scheduled on time(), a
+	 * clock stepped back by an hour put every download an hour late. */
 	time_t due;
 	int failures;
 	bool inflight;
@@ -369,7 +379,7 @@ static void crlfetch_tick_cb(evutil_socket_t fd, short what, void *arg)
  * (a download that ends starts the next) or the next tick. */
 static void crlfetch_start_due(struct crlfetch *f)
 {
-	time_t now = time(NULL);
+	time_t now = crlfetch_monotonic_s();
 	int inflight = 0;
 
 	if (!f->on)
@@ -421,7 +431,9 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 	X509_CRL *crl = NULL;
 	enum crlfetch_verdict verdict = CRLFETCH_FAILED;
 	bool ok;
-	time_t now = time(NULL), this_update = 0, next_update = 0;
+	/* now is the realtime clock, which CRL times are read against; the
+	 * schedule is on the monotonic one (mono), the delays the same. */
+	time_t now = time(NULL), mono = crlfetch_monotonic_s(), this_update = 0, next_update = 0;
 	char why[300], q1[400], q2[400];
 
 	p->inflight = false;
@@ -440,20 +452,20 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 		int64_t quarter;
 
 		p->failures = 0;
-		p->due = now + f->interval;
+		p->due = mono + f->interval;
 		if (!certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &this_update) ||
 		    !certinfo_asn1_time(X509_CRL_get0_nextUpdate(crl), &next_update))
 			this_update = next_update = now; /* checked by crlfetch_install */
 		/* Before its last quarter, when certreg-admin check would warn. */
 		quarter = this_update + (next_update - this_update) * 3 / 4;
-		if (quarter > now && quarter < p->due)
-			p->due = quarter;
-		else if (quarter <= now && now + CRLFETCH_STUCK_RETRY < p->due)
-			p->due = now + CRLFETCH_STUCK_RETRY;
+		if (quarter > now && quarter - now < f->interval)
+			p->due = mono + (time_t)(quarter - now);
+		else if (quarter <= now && CRLFETCH_STUCK_RETRY < f->interval)
+			p->due = mono + CRLFETCH_STUCK_RETRY;
 		if (verdict == CRLFETCH_INSTALLED)
 			log_info("event=crl_fetched url=%s next_update=%lld retry_in=%lld",
 			         log_quote(url, q1, sizeof(q1)), (long long)next_update,
-			         (long long)(p->due - now));
+			         (long long)(p->due - mono));
 	} else {
 		int backoff = CRLFETCH_BACKOFF_MIN << (p->failures < 7 ? p->failures : 7);
 
@@ -462,7 +474,7 @@ static void crlfetch_answered(void *arg, long status, const unsigned char *body,
 		if (backoff > f->interval)
 			backoff = f->interval;
 		p->failures++;
-		p->due = now + backoff;
+		p->due = mono + backoff;
 		log_warn("event=%s url=%s reason=%s attempt=%d retry_in=%d",
 		         verdict == CRLFETCH_REFUSED ? "crl_fetch_refused" : "crl_fetch_failed",
 		         log_quote(url, q1, sizeof(q1)), log_quote(why, q2, sizeof(q2)),

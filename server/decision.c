@@ -29,6 +29,7 @@ static void decision_remember(struct decision_ctx *ctx, const char *key_id,
                               time_t now);
 static void decision_record_refusal(struct decision_ctx *ctx, const struct verify_result *vr,
                                     time_t now);
+static time_t decision_cache_now(uint64_t monotonic_us);
 
 uint64_t decision_monotonic_us(void)
 {
@@ -36,6 +37,12 @@ uint64_t decision_monotonic_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The cache's clock (cache.h): monotonic seconds. */
+static time_t decision_cache_now(uint64_t monotonic_us)
+{
+	return (time_t)(monotonic_us / 1000000u);
 }
 
 void decision_init(struct decision *d, struct decision_ctx *ctx, const char *peer)
@@ -63,8 +70,8 @@ void decision_begin(struct decision *d, decision_done_cb done, void *arg)
 	}
 	/* The cache is only as good as the notifications that keep it. */
 	if (registry_listening(ctx->registry) &&
-	    cache_get(ctx->cache, d->vr.leaf.key_id, d->now, cfg->record_interval, &d->answer,
-	              &record_due, &refresh_due)) {
+	    cache_get(ctx->cache, d->vr.leaf.key_id, decision_cache_now(d->started_us),
+	              cfg->record_interval, &d->answer, &record_due, &refresh_due)) {
 		d->has_answer = true;
 		/* A refresh records the use too; without one, the use is recorded here. */
 		if ((!refresh_due || !decision_refresh(ctx, &d->vr.leaf, d->peer)) && record_due) {
@@ -115,7 +122,8 @@ static void decision_lookup_done(void *arg, bool ok, const struct registry_answe
 	}
 	d->answer = *answer;
 	d->has_answer = true;
-	decision_remember(d->ctx, d->vr.leaf.key_id, answer, d->generation, d->now);
+	decision_remember(d->ctx, d->vr.leaf.key_id, answer, d->generation,
+	                  decision_cache_now(d->started_us));
 	decision_finish(d, decision_outcome(answer));
 }
 
@@ -154,7 +162,8 @@ static void decision_refreshed(void *arg, bool ok, const struct registry_answer 
 
 	r->busy = false;
 	if (ok)
-		decision_remember(r->ctx, r->key_id, answer, r->generation, time(NULL));
+		decision_remember(r->ctx, r->key_id, answer, r->generation,
+		                  decision_cache_now(decision_monotonic_us()));
 }
 
 /* An answer from decide(): logged when it bound a renewal, and cached

@@ -92,6 +92,14 @@ bool metrics_init(int workers)
 	return true;
 }
 
+uint64_t metrics_monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
 void metrics_reload_set(bool ok, const char *reason)
 {
 	struct metrics_reload *r = metrics_shared != NULL ? &metrics_shared->reload : NULL;
@@ -576,8 +584,7 @@ static void metrics_render_listeners(struct evbuffer *out)
  */
 static void metrics_render_pending(struct evbuffer *out)
 {
-	uint64_t newest = 0, count = 0;
-	time_t now = time(NULL);
+	uint64_t newest = 0, count = 0, now = metrics_monotonic_s();
 
 	for (int w = 0; w < metrics_workers; w++) {
 		uint64_t at = __atomic_load_n(&metrics_slots[w].pending_at, __ATOMIC_RELAXED);
@@ -587,7 +594,7 @@ static void metrics_render_pending(struct evbuffer *out)
 			                        __ATOMIC_RELAXED);
 		}
 	}
-	if (newest == 0 || now - (time_t)newest > METRICS_PENDING_STALE_S)
+	if (newest == 0 || now > newest + METRICS_PENDING_STALE_S)
 		return;
 	evbuffer_add_printf(out,
 	                    "# HELP certreg_pending_registrations Keys refused as "

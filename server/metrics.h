@@ -71,7 +71,7 @@ struct metrics_slot {
 	/* Held when the slot's worker ended (metrics_worker_reaped): lost. */
 	uint64_t db_backlog_lost;
 	/* Pending registrations as last counted by the worker that counts them
-	 * (worker.c), and when (Unix time; 0: never). */
+	 * (worker.c), and when (metrics_monotonic_s(); 0: never). */
 	uint64_t pending_registrations;
 	uint64_t pending_at;
 	uint64_t ocsp_cache_hits;   /* decisions answered by a cached OCSP answer */
@@ -86,6 +86,11 @@ struct metrics_slot {
 
 /* Maps the slots; call once before forking workers. */
 bool metrics_init(int workers) __attribute__((warn_unused_result));
+/* Seconds of CLOCK_MONOTONIC, one clock for every process of the daemon:
+ * the pending count's schedule and age. On time(), a realtime clock stepped
+ * back by an hour stopped the counts and showed the last one as current
+ * for that hour. */
+uint64_t metrics_monotonic_s(void);
 /* The supervisor's last reload: ok, or failed for reason. Shared like the
  * slots, so every worker's /readyz and /metrics see it. */
 void metrics_reload_set(bool ok, const char *reason);

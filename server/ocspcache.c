@@ -148,7 +148,9 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 	for (int i = 0; i < ocspcache->nslots; i++) {
 		const struct ocspcache_slot *s = &ocspcache->slots[i];
 
-		if (!s->used || now >= s->e.until)
+		/* As ocspcache_get: fetched "later" than now (a clock stepped
+		 * back) is no answer it would use, and would show a negative age. */
+		if (!s->used || now >= s->e.until || now < s->e.fetched_at)
 			continue;
 		if (s->e.kind == OCSPCACHE_FAILED) {
 			failures++;

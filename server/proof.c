@@ -243,7 +243,11 @@ static void proof_consumed(void *arg, bool ok, const char *value)
 		proof_finish(pf, OUTCOME_SERVICE_UNAVAILABLE,
 		             "the database cannot record the challenge");
 	else if (strcmp(value, "true") != 0)
-		proof_finish(pf, OUTCOME_CHALLENGE_INVALID, "the challenge was already used");
+		/* Or expired by the database's clock, with its five minutes
+		 * (sql/functions/70_challenges.sql): a clock that far ahead. */
+		proof_finish(pf, OUTCOME_CHALLENGE_INVALID,
+		             "the challenge was already used (or the database's clock is more than "
+		             "5 minutes ahead of this daemon's)");
 	else if (!pf->signature_ok)
 		proof_finish(pf, OUTCOME_SIGNATURE_INVALID, pf->reason);
 	else

@@ -310,7 +310,7 @@ static void worker_tick_cb(evutil_socket_t fd, short what, void *arg)
  * its successor. */
 static void worker_count_pending(struct worker *w)
 {
-	time_t now = time(NULL);
+	uint64_t now = metrics_monotonic_s();
 
 	if (!w->counts_pending || w->draining || w->counting || now < w->count_due)
 		return;
@@ -328,9 +328,9 @@ static void worker_pending_counted(void *arg, bool ok, int64_t count)
 	/* The interval from the end of a count: one that waited on a lock
 	 * until its timeout is not followed by the next at once. */
 	w->counting = false;
-	w->count_due = time(NULL) + WORKER_PENDING_COUNT_S;
+	w->count_due = metrics_monotonic_s() + WORKER_PENDING_COUNT_S;
 	if (!ok || count < 0)
 		return;
 	__atomic_store_n(&w->metrics->pending_registrations, (uint64_t)count, __ATOMIC_RELAXED);
-	__atomic_store_n(&w->metrics->pending_at, (uint64_t)time(NULL), __ATOMIC_RELAXED);
+	__atomic_store_n(&w->metrics->pending_at, metrics_monotonic_s(), __ATOMIC_RELAXED);
 }

@@ -53,7 +53,7 @@ struct worker {
 	 * /metrics: a count in flight, and when the next is due. */
 	bool counts_pending;
 	bool counting;
-	time_t count_due;
+	uint64_t count_due; /* metrics_monotonic_s() */
 };
 
 /* Listening sockets and loaded state handed from the supervisor. */

@@ -604,3 +604,23 @@ def test_at_most_two_downloads_at_a_time(certregd, db, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_clock_stepped_back_keeps_the_refresh_interval(certregd, db, cpki, server, tmp_path):
+    """A daemon whose clock ran an hour ahead, then stepped back by NTP:
+    the next download was scheduled on the realtime clock, an hour and
+    crl_fetch_interval away, and a revocation at the CA went unseen for
+    that hour. Scheduled on the monotonic clock it is one refresh away
+    (CRL times are still compared with the realtime clock)."""
+    from test_clock import Clock
+    clock = Clock(tmp_path, 3600)
+    d = clock.daemon(certregd, db, trust={
+        "ca_file": cpki.dir / "root.pem", "intermediates_file": cpki.dir / "int.pem",
+        "crl_dir": daemon_crl_dir(tmp_path), "revocation": "require", "crl_fetch": "yes",
+        "crl_fetch_interval": 2})
+    started(d, cpki)
+    assert outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"
+    clock.set(0)
+    server.revoked["int"].add(cpki.certs["victim"].serial_number)
+    assert wait_for(lambda: outcome(d, cpki, "victim") == "CERT_REVOKED", timeout=10), \
+        server.gets

@@ -552,3 +552,21 @@ def test_tls_login_asks_too(start, opki, responder, pki):
         assert int(head.split()[1]) == status, data
         assert json.loads(body)["outcome"] == code
     assert responder.count == 2
+
+
+def test_a_clock_stepped_back_shows_no_answer_it_would_not_use(certregd, db, opki, responder,
+                                                                tmp_path):
+    """After a step back, an answer fetched "in the future" is a miss for the
+    decisions (ocspcache_get), but /metrics still counted it as cached,
+    with a negative age."""
+    from test_clock import Clock
+    clock = Clock(tmp_path)
+    d = clock.daemon(certregd, db, trust={
+        "ca_file": opki.dir / "root.pem", "intermediates_file": opki.dir / "int.pem",
+        "crl_dir": None, "revocation": "off", "ocsp": "soft"})
+    assert outcome(d, opki, "good") == "KEY_NOT_APPROVED"
+    assert metric(d, "certreg_ocsp_cache_entries") == 1
+    clock.set(-3600)
+    time.sleep(0.2)
+    assert metric(d, "certreg_ocsp_cache_entries") == 0
+    assert metric(d, "certreg_ocsp_cache_oldest_age_seconds") == 0

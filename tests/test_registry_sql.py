@@ -957,7 +957,9 @@ def test_a_challenge_is_consumed_once_even_by_many_at_once(db, pg_cluster):
     assert cur.fetchone() == (True,)
     cur.execute(consume, (h, f"{(winner + 1) % 20:032x}"))
     assert cur.fetchone() == (False,)
-    cur.execute("SELECT certreg.challenge_consume(%s, now() - interval '1 second', %s)",
+    # Expired by more than the five minutes the database's clock may be
+    # ahead of the daemons' (tests/test_clock.py).
+    cur.execute("SELECT certreg.challenge_consume(%s, now() - interval '301 seconds', %s)",
                 ("d" * 64, "0" * 32))
     assert cur.fetchone() == (False,)
     code, msg = sqlstate(d, "SELECT certreg.challenge_consume(%s, now() + interval '2 days', %s)",
@@ -1010,7 +1012,7 @@ def test_a_batch_of_consumes_answers_each_as_a_single_call_would(db, pg_cluster)
              ("7" * 64, m, None),
              (None, m, "0" * 32),
              ("8" * 64, None, "0" * 32),
-             ("9" * 64, "-1 second", "0" * 32),            # expired
+             ("9" * 64, "-301 seconds", "0" * 32),         # expired (and 5 min)
              ("a" * 64, "2 days", "0" * 32),               # beyond a day
              ("b" * 64, m, "1" * 32)]                      # after all of them: true
     assert consume_many(d, items) == [True, False, True, True, False, True, True, False,
@@ -1167,7 +1169,10 @@ def test_a_spent_challenge_purged_under_a_waiting_consume_is_not_spent_again(db,
     pg_cluster.ensure_login("daemon_cl_test", "certreg_daemon")
     d = connect(db, "daemon_cl_test").cursor()
     su = connect(db).cursor()
-    su.execute("SELECT now() + interval '2 seconds'")
+    # The database takes a challenge for five minutes past its expiry (its
+    # clock may be that far ahead of the daemons', tests/test_clock.py):
+    # these are out of it in 2 s.
+    su.execute("SELECT now() - interval '5 minutes' + interval '2 seconds'")
     expires = su.fetchone()[0]
     later = expires + datetime.timedelta(minutes=2)
     # Two challenges the users spent; the racing batch's sorts before both.
@@ -1203,8 +1208,8 @@ def test_a_spent_challenge_purged_under_a_waiting_consume_is_not_spent_again(db,
             break
         assert time.monotonic() < deadline, "the replay's batch never waited"
         time.sleep(0.05)
-    su.execute("SELECT pg_sleep(greatest(0, extract(epoch FROM %s - clock_timestamp()))"
-               " + 0.2)", (expires,))
+    su.execute("SELECT pg_sleep(greatest(0, extract(epoch FROM %s + interval '5 minutes'"
+               " - clock_timestamp())) + 0.2)", (expires,))
     su.execute("SELECT certreg.challenge_purge()")
     assert used(su, batch_target) == [] and used(su, single_target) == []
     racing.rollback()

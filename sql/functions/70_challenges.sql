@@ -38,8 +38,21 @@ $$;
 -- it). This function sets nothing but search_path: a SET clause saves and
 -- restores the setting on every call (8 % of its cost).
 --
+-- Expiry is the daemons' clock, not this one: a challenge carries the
+-- expiry its daemon set by its own clock, and that daemon and the one that
+-- checks it refuse it once expired by theirs (common/challenge.c), to the
+-- second. The database only has to keep the spent row for as long as a
+-- daemon could still take the challenge, and it compares with its own
+-- clock, which may be ahead of theirs: compared as it was, a database two
+-- minutes ahead with challenge_ttl = 120 took no challenge at all (every
+-- signed login CHALLENGE_INVALID, "already used"). So each comparison
+-- here is with the expiry plus five minutes, the skew of the database's
+-- clock ahead of a daemon's that is tolerated (docs/OPERATIONS.md, "Time"):
+-- taken, kept and purged by one rule, single use holds whatever the skew;
+-- beyond it signed logins fail, never succeed twice.
+--
 -- The answer is true only while the clock read after the INSERT is before
--- the expiry. The purge deletes a row once it expired by the clock of a
+-- the expiry (plus the five minutes). The purge deletes a row once it expired by the clock of a
 -- transaction begun after the expiry; a consume begun before it (its
 -- now() check passed) whose INSERT ran only after that purge (it waited
 -- on a row of a racing batch, or stalled) found the way free and
@@ -63,12 +76,12 @@ BEGIN
     IF p_expires_at IS NULL OR p_expires_at > now() + interval '1 day' THEN
         PERFORM refuse('CR001', 'challenge expiry must be within a day');
     END IF;
-    IF p_expires_at <= now() THEN
+    IF p_expires_at + interval '5 minutes' <= now() THEN
         RETURN false;
     END IF;
     INSERT INTO challenges_used (hash, expires_at, attempt) VALUES (p_hash, p_expires_at, p_attempt)
     ON CONFLICT (hash) DO NOTHING;
-    v_live := p_expires_at > clock_timestamp();
+    v_live := p_expires_at + interval '5 minutes' > clock_timestamp();
     IF NOT FOUND THEN
         RETURN v_live AND challenge_attempt_is(p_hash, p_attempt);
     END IF;
@@ -140,7 +153,8 @@ BEGIN
      ORDER BY h COLLATE "C", i
     ON CONFLICT (hash) DO NOTHING;
     GET DIAGNOSTICS v_taken = ROW_COUNT;
-    v_now := clock_timestamp();
+    -- The clock less the five minutes challenge_consume allows for.
+    v_now := clock_timestamp() - interval '5 minutes';
     IF v_taken = v_n AND v_now < ALL (p_expires_at) THEN
         v_result := array_fill(true, ARRAY[v_n]);
     ELSE
@@ -159,14 +173,15 @@ BEGIN
 END $$;
 
 -- Whether one element of challenge_consume_many may be spent: the checks
--- challenge_consume refuses on, and not expired. An SQL expression, which
+-- challenge_consume refuses on, and not expired (by five minutes). An SQL expression, which
 -- the planner inlines into the caller's cached plan (no grant).
 CREATE OR REPLACE FUNCTION challenge_element_ok(p_hash text, p_expires_at timestamptz,
                                                 p_attempt text)
     RETURNS boolean LANGUAGE sql STABLE AS $$
     SELECT coalesce(length(p_hash) = 64 AND p_hash !~ '[^0-9a-f]'
                     AND length(p_attempt) = 32 AND p_attempt !~ '[^0-9a-f]'
-                    AND p_expires_at > now() AND p_expires_at <= now() + interval '1 day', false)
+                    AND p_expires_at + interval '5 minutes' > now()
+                    AND p_expires_at <= now() + interval '1 day', false)
 $$;
 
 -- Whether the challenge p_hash was spent by the attempt p_attempt (the
@@ -183,13 +198,15 @@ BEGIN
     RETURN v_attempt IS NOT DISTINCT FROM p_attempt;
 END $$;
 
--- Up to 256 expired rows, oldest first, through the expiry index. Called
+-- Up to 256 rows expired five minutes ago (challenge_consume says why),
+-- oldest first, through the expiry index. Called
 -- by challenge_consume in one call in 16 (no grant).
 CREATE OR REPLACE FUNCTION challenge_purge() RETURNS void LANGUAGE plpgsql
     SET search_path = certreg, pg_temp SET enable_seqscan = off AS $$
 BEGIN
     DELETE FROM challenges_used
-     WHERE hash IN (SELECT hash FROM challenges_used WHERE expires_at < now()
+     WHERE hash IN (SELECT hash FROM challenges_used
+                     WHERE expires_at < now() - interval '5 minutes'
                      ORDER BY expires_at LIMIT 256);
 END $$;
 
