@@ -13,8 +13,9 @@
 #          cmocka, pytest, psycopg2, pyflakes, nginx (the nginx tests) and
 #          its stream module (the TCP balancer of `make bench`),
 #          linux-perf (`make flamegraph`), iproute2, procps, systemd,
-#          man-db and faketime (tests/test_clock.py runs certregd on a
-#          clock off the database's)
+#          man-db, faketime (tests/test_clock.py runs certregd on a
+#          clock off the database's) and python3-prometheus-client
+#          (tests/test_monitoring.py reads /metrics with a strict parser)
 #   deb    build and check the Debian packages (`make deb`, `make deb-check`):
 #          debhelper, lintian, and systemd for systemd-analyze and
 #          systemd-sysusers in the installed-package checks
