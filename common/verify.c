@@ -7,7 +7,8 @@
  * certreg's contract needs on top: every error mapped to one outcome by a
  * table, the contract's check order (OpenSSL reports errors in its own
  * order, so all are collected and the first in contract order wins), the
- * clock-skew allowance for notBefore, notAfter counted as valid (RFC 5280),
+ * clock-skew allowance for notBefore and for a CRL's lastUpdate (see
+ * crl_current_by), notAfter counted as valid (RFC 5280),
  * the GM/T 0009 distinguishing id on every SM2 signature, certificates and
  * CRLs alike, parsing limits on what a client sends, other paths after a
  * refusal (OpenSSL builds only one), and the RFC 5280 rules OpenSSL 3.0
@@ -304,6 +305,9 @@ static X509 *path_alternative(const struct verify_store *store, STACK_OF(X509) *
 static bool path_has_self_issued(STACK_OF(X509) * chain);
 static bool path_excluded(STACK_OF(X509) * exclude, X509 *x);
 static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx, X509_CRL *crl);
+static bool crl_current_by(const struct verify_store *store, time_t last, time_t now);
+static void lookup_prefer_newest(const struct verify_run *run, STACK_OF(X509_CRL) * crls,
+                                 STACK_OF(X509) * chain, int from);
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
                              enum verify_purpose purpose, bool self_issued_free);
 static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain);
@@ -487,15 +491,19 @@ bool verify_store_current(const struct verify_store *store, time_t now, char *re
 			bool current = false;
 
 			/* Only a CRL this CA's key signed: one of another key under
-			 * the same name is never applied to its certificates. */
+			 * the same name is never applied to its certificates.
+			 * Current as the engine applies it: the times as
+			 * X509_cmp_time reads them, lastUpdate with the
+			 * allowance (crl_current_by). */
 			for (int j = 0; j < sk_X509_CRL_num(store->crls) && !current; j++) {
 				X509_CRL *crl = sk_X509_CRL_value(store->crls, j);
-				const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+				time_t last, next;
 
-				current = store_crl_signed_by(store, crl, ca) &&
-				          crl_numbered(crl) &&
-				          X509_cmp_time(X509_CRL_get0_lastUpdate(crl), &now) <= 0 &&
-				          next != NULL && X509_cmp_time(next, &now) > 0;
+				current =
+				    store_crl_signed_by(store, crl, ca) && crl_numbered(crl) &&
+				    time_exact(X509_CRL_get0_lastUpdate(crl), &last) &&
+				    crl_current_by(store, last, now) &&
+				    time_exact(X509_CRL_get0_nextUpdate(crl), &next) && now < next;
 			}
 			if (!current) {
 				char name[256];
@@ -1200,7 +1208,95 @@ static STACK_OF(X509_CRL) * verify_lookup_crls(const X509_STORE_CTX *ctx, const 
 	if (own == NULL)
 		return crls;
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	lookup_prefer_newest(run, own, chain, depth < top ? depth + 1 : depth);
 	return own;
+}
+
+/*
+ * Whether a CRL issued at last is current at now as far as its lastUpdate
+ * goes: at most clock_skew ahead, as a certificate's notBefore may be. A
+ * CA's clock a little ahead of this host's must not make each new CRL
+ * unusable (every certificate of the CA CERT_REVOCATION_UNKNOWN under
+ * require, /readyz not ready) until this clock passes its lastUpdate;
+ * crl_fetch installs such a CRL by the same rule. nextUpdate gets no
+ * allowance: a CRL is never applied at or past it.
+ */
+static bool crl_current_by(const struct verify_store *store, time_t last, time_t now)
+{
+	return last <= now + store->clock_skew;
+}
+
+/*
+ * OpenSSL scores a CRL whose lastUpdate is after the verification time
+ * below every current one, whatever their ages: beside an older current
+ * CRL of the same key, a CRL current only by clock_skew would lose to it,
+ * and the revocations only the newer lists would not apply until this
+ * clock passed its lastUpdate. So when crls holds such a CRL, the CRLs of
+ * the same key (a certificate of chain from `from` up signed both) that it
+ * makes obsolete leave the list: those with an older lastUpdate, those
+ * not current even with the allowance (further ahead), and those whose
+ * times X509_cmp_time cannot read; OpenSSL then takes the newest of what
+ * is left, as it would once the clock passes. The allowance never brings
+ * back an older CRL over a newer one, nor a CRL past its nextUpdate.
+ */
+static void lookup_prefer_newest(const struct verify_run *run, STACK_OF(X509_CRL) * crls,
+                                 STACK_OF(X509) * chain, int from)
+{
+	int n = sk_X509_CRL_num(crls), top = sk_X509_num(chain) - 1;
+	struct verify_signed_crl_times *t;
+	bool *early, *drop, any = false;
+
+	if (n < 2 || run->store->clock_skew <= 0)
+		return;
+	t = calloc((size_t)n, sizeof(*t));
+	early = calloc((size_t)n, sizeof(*early));
+	drop = calloc((size_t)n, sizeof(*drop));
+	if (t == NULL || early == NULL || drop == NULL)
+		goto done; /* out of memory: OpenSSL's choice, as before */
+	for (int i = 0; i < n; i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls, i);
+		const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+		t[i].exact = time_exact(X509_CRL_get0_lastUpdate(crl), &t[i].last) &&
+		             (next == NULL || time_exact(next, &t[i].next));
+		if (next == NULL)
+			t[i].next = 0;
+		early[i] = t[i].exact && t[i].last > run->now &&
+		           crl_current_by(run->store, t[i].last, run->now) &&
+		           (next == NULL || run->now < t[i].next);
+		any = any || early[i];
+	}
+	if (!any)
+		goto done;
+	for (int e = 0; e < n; e++) {
+		X509_CRL *newer = sk_X509_CRL_value(crls, e);
+
+		if (!early[e])
+			continue;
+		for (int i = 0; i < n; i++) {
+			X509_CRL *other = sk_X509_CRL_value(crls, i);
+			bool same_key = false;
+
+			if (i == e || drop[i] ||
+			    (t[i].exact && t[i].last >= t[e].last &&
+			     crl_current_by(run->store, t[i].last, run->now)))
+				continue;
+			for (int j = from; j <= top && !same_key; j++) {
+				X509 *ca = sk_X509_value(chain, j);
+
+				same_key = store_crl_signed_by(run->store, newer, ca) &&
+				           store_crl_signed_by(run->store, other, ca);
+			}
+			drop[i] = same_key;
+		}
+	}
+	for (int i = n - 1; i >= 0; i--)
+		if (drop[i])
+			X509_CRL_free(sk_X509_CRL_delete(crls, i));
+done:
+	free(t);
+	free(early);
+	free(drop);
 }
 
 /*
@@ -1312,9 +1408,11 @@ static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx
 	for (int i = 0; i < sk_X509_CRL_num(run->direct->signed_crls) && t == NULL; i++)
 		if (sk_X509_CRL_value(run->direct->signed_crls, i) == crl)
 			t = &run->direct->signed_times[i];
-	/* As OpenSSL: current when lastUpdate <= now < nextUpdate, the times
-	 * read as X509_cmp_time reads them, once (store_build_prefixes). */
-	if (t == NULL || !t->exact || t->last > run->now || run->now >= t->next)
+	/* As OpenSSL and verify_cb: current when lastUpdate <= now +
+	 * clock_skew and now < nextUpdate, the times read as X509_cmp_time
+	 * reads them, once (store_build_prefixes). */
+	if (t == NULL || !t->exact || !crl_current_by(run->store, t->last, run->now) ||
+	    run->now >= t->next)
 		return false;
 	if ((X509_get_extension_flags(issuer) & EXFLAG_KUSAGE) != 0 &&
 	    (X509_get_key_usage(issuer) & KU_CRL_SIGN) == 0)
@@ -1372,6 +1470,19 @@ static int verify_cb(int ok, X509_STORE_CTX *ctx)
 		                                         run->now + run->store->clock_skew) <= 0)
 			return 1;
 		break;
+	case X509_V_ERR_CRL_NOT_YET_VALID: {
+		/* OpenSSL's own check reports this one error, then goes on to
+		 * nextUpdate with the exact time, so a CRL past it is still
+		 * CRL_HAS_EXPIRED. Its time was read (else the error would be
+		 * ERROR_IN_CRL_LAST_UPDATE_FIELD). */
+		X509_CRL *crl = X509_STORE_CTX_get0_current_crl(ctx);
+		time_t last;
+
+		if (crl != NULL && time_exact(X509_CRL_get0_lastUpdate(crl), &last) &&
+		    crl_current_by(run->store, last, run->now))
+			return 1;
+		break;
+	}
 	case X509_V_ERR_CRL_SIGNATURE_FAILURE:
 		if (run->sm2_crl_ok != NULL &&
 		    X509_STORE_CTX_get0_current_crl(ctx) == run->sm2_crl_ok)
@@ -2080,9 +2191,11 @@ static time_t run_stable_until(const struct verify_store *store, STACK_OF(X509) 
 		for (int i = 0; i < sk_X509_CRL_num(store->crls); i++) {
 			const struct verify_crl_times *c = &store->crl_times[i];
 
-			/* A CRL issued "in the future" starts counting then. */
-			if (c->last_ok && c->last > now && c->last < until)
-				until = c->last;
+			/* A CRL issued "in the future" starts counting
+			 * clock_skew before its lastUpdate (crl_current_by). */
+			if (c->last_ok && c->last - store->clock_skew > now &&
+			    c->last - store->clock_skew < until)
+				until = c->last - store->clock_skew;
 			/* No nextUpdate: never stale. */
 			if (c->next_ok && c->next < until)
 				until = c->next;

@@ -34,7 +34,7 @@ struct verify_settings {
 	const char *intermediates_file; /* extra untrusted certificates; NULL for none */
 	const char *crl_dir;            /* PEM or DER CRLs; NULL for none */
 	enum revocation_mode revocation;
-	int clock_skew;                /* seconds of notBefore tolerance */
+	int clock_skew;                /* seconds of notBefore and CRL lastUpdate tolerance */
 	int expiry_warning_days;       /* CERT_EXPIRING_SOON threshold */
 	const char *holder_id_sources; /* comma-separated OIDs; NULL for the default */
 	int max_depth;                 /* intermediates allowed between leaf and anchor, self-issued

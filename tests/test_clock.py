@@ -13,7 +13,11 @@ builds it).
 import os
 import time
 
-from fixtures.daemon import open_for_daemon_user
+import pytest
+
+from fixtures.daemon import free_port, open_for_daemon_user
+from test_crl_fetch import CrlServer, Pki, daemon_crl_dir, started, wait_for
+from test_crl_fetch import outcome as crl_outcome
 from test_registry_sql import bind_for_last_use, connect, last_used_ago
 from test_signed_login import bind, challenge, login, outcome, sign
 
@@ -166,3 +170,81 @@ def test_a_clock_stepped_back_keeps_counting_pending_registrations(certregd, db,
     while pending_metric(d) != 1:
         assert time.monotonic() < deadline, "the pending count stopped after the step"
         time.sleep(0.2)
+
+
+def crl_fetching_daemon(clock, certregd, db, cpki, tmp_path, crls=None, **trust):
+    """certregd on clock fetching cpki's CRLs (test_crl_fetch's PKI and
+    server) into a crl_dir holding crls (file name -> DER) at start."""
+    crl_dir = daemon_crl_dir(tmp_path)
+    for n, der in (crls or {}).items():
+        (crl_dir / n).write_bytes(der)
+        (crl_dir / n).chmod(0o644)
+    return clock.daemon(certregd, db, trust={
+        "ca_file": cpki.dir / "root.pem", "intermediates_file": cpki.dir / "int.pem",
+        "crl_dir": crl_dir, "revocation": "require", "crl_fetch": "yes",
+        "crl_fetch_interval": 2, **trust})
+
+
+@pytest.fixture
+def crl_ca(tmp_path):
+    """A CA signing its CRLs by the host's clock, served on loopback."""
+    d = tmp_path / "crl-ca"
+    d.mkdir()
+    d.chmod(0o755)
+    port = free_port()
+    cpki = Pki(d, port)
+    server = CrlServer(port, cpki)
+    yield cpki, server
+    server.close()
+
+
+def test_a_crl_signed_a_minute_ahead_of_the_daemon_is_applied(certregd, db, tmp_path, crl_ca):
+    """certregd 60 s behind its CA: each CRL the CA publishes has a
+    lastUpdate 60 s ahead of the daemon's clock. crl_fetch installed it
+    (clock_skew), but the engine applied a CRL only from its lastUpdate:
+    every certificate of the CA was CERT_REVOCATION_UNKNOWN and /readyz
+    not ready for a minute after each new CRL. Now a lastUpdate up to
+    clock_skew ahead counts as current everywhere."""
+    cpki, server = crl_ca
+    clock = Clock(tmp_path, -60)
+    d = crl_fetching_daemon(clock, certregd, db, cpki, tmp_path)
+    started(d, cpki)  # the CRLs fetched, applied, /readyz 200 within 15 s
+    assert crl_outcome(d, cpki, "good") == "KEY_NOT_APPROVED"
+    server.revoked["int"].add(cpki.certs["victim"].serial_number)
+    assert wait_for(lambda: crl_outcome(d, cpki, "victim") == "CERT_REVOKED", timeout=10)
+    assert d.get("/readyz").status == 200
+    # The harness: the CRL in force was issued after the daemon's "now".
+    issued = [float(line.rsplit(" ", 1)[1])
+              for line in d.get("/metrics").body.decode().splitlines()
+              if line.startswith("certreg_crl_this_update_timestamp_seconds")]
+    assert issued and max(issued) > time.time() - 60 + 30, issued
+
+
+def test_a_newer_crl_ahead_of_the_daemon_wins_over_an_older_current_one(certregd, db,
+                                                                       tmp_path, crl_ca):
+    """The same daemon with the CA's older CRLs (an hour old, current,
+    revoking nothing) still in crl_dir: OpenSSL prefers a CRL current by
+    the exact clock over a newer one, so the revocation only the newer
+    lists was not applied until the daemon's clock passed its lastUpdate."""
+    cpki, server = crl_ca
+    server.revoked["int"].add(cpki.certs["victim"].serial_number)
+    old = {f"old-{n}.crl": cpki.crl(n, set(), 86400, age=3600) for n in ("root", "int")}
+    d = crl_fetching_daemon(Clock(tmp_path, -60), certregd, db, cpki, tmp_path, crls=old)
+    assert d.get("/readyz").status == 200  # the old CRLs are current
+    assert crl_outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"  # and make it fetch
+    assert wait_for(lambda: crl_outcome(d, cpki, "victim") == "CERT_REVOKED", timeout=10)
+    assert crl_outcome(d, cpki, "good") == "KEY_NOT_APPROVED"
+
+
+def test_a_crl_further_ahead_than_clock_skew_is_not_current(certregd, db, tmp_path, crl_ca):
+    """The bound: with clock_skew = 30 the CRL 60 s ahead is neither
+    installed nor applied; the daemon stays not ready and refuses."""
+    cpki, server = crl_ca
+    d = crl_fetching_daemon(Clock(tmp_path, -60), certregd, db, cpki, tmp_path,
+                            clock_skew=30)
+    assert crl_outcome(d, cpki, "good") == "CERT_REVOCATION_UNKNOWN"
+    assert wait_for(lambda: "not current" in d.log())
+    time.sleep(1)
+    assert crl_outcome(d, cpki, "good") == "CERT_REVOCATION_UNKNOWN"
+    r = d.get("/readyz")
+    assert r.status == 503 and b"no current CRL" in r.body, r.body

@@ -924,6 +924,194 @@ static void test_crl_stale(void **state)
 	verify_store_unref(both);
 }
 
+/* A store of the RSA chain (int configured) with clock_skew = skew. */
+static struct verify_store *skew_store(X509_CRL *const *crls, int skew, bool full)
+{
+	struct verify_settings settings = {.revocation = REVOCATION_REQUIRE,
+	                                   .clock_skew = skew,
+	                                   .expiry_warning_days = 30,
+	                                   .full_path_only = full};
+	STACK_OF(X509) *a = sk_X509_new_null(), *i = sk_X509_new_null();
+	STACK_OF(X509_CRL) *c = sk_X509_CRL_new_null();
+	struct verify_store *store;
+	char err[256];
+
+	sk_X509_push(a, pki.rsa_root);
+	sk_X509_push(i, pki.rsa_int);
+	for (; *crls != NULL; crls++)
+		sk_X509_CRL_push(c, *crls);
+	store = verify_store_from_stacks(&settings, a, i, c, -1, T, err, sizeof(err));
+	if (store == NULL)
+		fail_msg("store: %s", err);
+	sk_X509_free(a);
+	sk_X509_free(i);
+	sk_X509_CRL_free(c);
+	return store;
+}
+
+/* A numbered CRL of rsa_int whose lastUpdate is the UTCTime text last as
+ * it is (X509_cmp_time reads only YYMMDDHHMMSSZ), nextUpdate T + 7 days. */
+static X509_CRL *make_crl_raw_last(const char *last)
+{
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_INTEGER *num = ASN1_INTEGER_new();
+	EVP_MD_CTX *m;
+
+	assert_true(X509_CRL_set_version(crl, 1));
+	assert_true(X509_CRL_set_issuer_name(crl, X509_get_subject_name(pki.rsa_int)));
+	assert_true(ASN1_STRING_set(t, last, (int)strlen(last)));
+	t->type = V_ASN1_UTCTIME;
+	assert_true(X509_CRL_set1_lastUpdate(crl, t));
+	assert_non_null(ASN1_TIME_set(t, (time_t)(T + 7 * DAY)));
+	assert_true(X509_CRL_set1_nextUpdate(crl, t));
+	assert_true(ASN1_INTEGER_set(num, 60));
+	assert_true(X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0));
+	m = sign_ctx(pki.rsa_int_key);
+	assert_true(X509_CRL_sign_ctx(crl, m) > 0);
+	free_sign_ctx(m);
+	ASN1_INTEGER_free(num);
+	ASN1_TIME_free(t);
+	return crl;
+}
+
+/*
+ * A CRL whose lastUpdate is at most clock_skew ahead of now (the CA's clock
+ * a little ahead of the daemon's) is current, as a certificate's notBefore
+ * is: it is applied and chosen over an older CRL of the same key, never
+ * past its nextUpdate, and a CRL further ahead is not current. Before, it
+ * was CRL_NOT_YET_VALID (every certificate of the CA refused under
+ * require, /readyz not ready) and an older current CRL beside it won.
+ */
+static void test_crl_issued_within_clock_skew(void **state)
+{
+	/* lastUpdate 60 s ahead of T, lists rsa_revoked. */
+	X509_CRL *early =
+	    make_crl(pki.rsa_int, pki.rsa_int_key, T + 60, T + 7 * DAY, pki.rsa_revoked, 50);
+	/* Current at T, older, lists nothing. */
+	X509_CRL *old = make_crl(pki.rsa_int, pki.rsa_int_key, T - DAY, T + 7 * DAY, NULL, 49);
+	/* Beyond the allowance at T. */
+	X509_CRL *far =
+	    make_crl(pki.rsa_int, pki.rsa_int_key, T + SKEW + 100, T + 7 * DAY, NULL, 51);
+	/* Valid only from T + 60 to T + 120. */
+	X509_CRL *brief = make_crl(pki.rsa_int, pki.rsa_int_key, T + 60, T + 120, NULL, 52);
+	/* The root's, 60 s ahead, revoking int_revoked; and an older one that
+	 * does not. */
+	X509_CRL *root_early =
+	    make_crl(pki.rsa_root, pki.rsa_root_key, T + 60, T + 7 * DAY, pki.int_revoked, 20);
+	X509_CRL *root_old =
+	    make_crl(pki.rsa_root, pki.rsa_root_key, T - DAY, T + 7 * DAY, NULL, 19);
+	X509_CRL *alone[] = {pki.crl_root, early, NULL};
+	X509_CRL *with_old[] = {pki.crl_root, old, early, NULL};
+	X509_CRL *with_far[] = {pki.crl_root, old, far, early, NULL};
+	X509_CRL *far_only[] = {pki.crl_root, old, far, NULL};
+	X509_CRL *briefly[] = {pki.crl_root, brief, NULL};
+	X509_CRL *roots[] = {root_old, root_early, pki.crl_int, NULL};
+	char reason[256];
+
+	(void)state;
+	for (int full = 0; full < 2; full++) {
+		struct verify_store *s = skew_store(alone, SKEW, full);
+		struct verify_store *zero = skew_store(alone, 0, full);
+		struct verify_store *s_old = skew_store(with_old, SKEW, full);
+		struct verify_store *s_far = skew_store(with_far, SKEW, full);
+		struct verify_store *s_far_only = skew_store(far_only, SKEW, full);
+		struct verify_store *s_brief = skew_store(briefly, SKEW, full);
+		struct verify_store *s_roots = skew_store(roots, SKEW, full);
+		struct verify_result res;
+
+		/* Alone: applied from lastUpdate - clock_skew. */
+		expect_at(s, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "50");
+		expect_at(s, SENT(pki.rsa_revoked), T, VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_REVOKED,
+		          0, &res);
+		assert_true(verify_store_current(s, T, reason, sizeof(reason)));
+		expect_at(s, SENT(pki.rsa_ok), T + 60 - SKEW, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+		          &res);
+		assert_true(verify_store_current(s, T + 60 - SKEW, reason, sizeof(reason)));
+		expect_at(s, SENT(pki.rsa_ok), T + 59 - SKEW, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+		assert_int_equal(res.x509_error, X509_V_ERR_CRL_NOT_YET_VALID);
+		assert_false(verify_store_current(s, T + 59 - SKEW, reason, sizeof(reason)));
+		assert_non_null(strstr(reason, "RSA Sub"));
+		/* clock_skew = 0: only from its lastUpdate, as before. */
+		expect_at(zero, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+		assert_int_equal(res.x509_error, X509_V_ERR_CRL_NOT_YET_VALID);
+		assert_false(verify_store_current(zero, T, reason, sizeof(reason)));
+		expect_at(zero, SENT(pki.rsa_ok), T + 60, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+		          &res);
+		assert_true(verify_store_current(zero, T + 60, reason, sizeof(reason)));
+
+		/* Beside an older current CRL of the same key: the newer decides
+		 * once it is current, the older only before. */
+		expect_at(s_old, SENT(pki.rsa_revoked), T, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOKED, 0, &res);
+		expect_at(s_old, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "50");
+		expect_at(s_old, SENT(pki.rsa_revoked), T + 59 - SKEW, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "49");
+		/* ... and that OK holds only until the newer one counts. */
+		assert_int_equal(res.stable_until, T + 60 - SKEW);
+		/* A CRL beyond the allowance changes neither. */
+		expect_at(s_far, SENT(pki.rsa_revoked), T, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOKED, 0, &res);
+		expect_at(s_far, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		assert_string_equal(res.crl.number, "50");
+		expect_at(s_far_only, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+		          &res);
+		assert_string_equal(res.crl.number, "49");
+		assert_int_equal(res.stable_until, T + 100);
+
+		/* Never past its nextUpdate. */
+		expect_at(s_brief, SENT(pki.rsa_ok), T + 119, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+		          &res);
+		assert_true(res.stable_until <= T + 120);
+		expect_at(s_brief, SENT(pki.rsa_ok), T + 120, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+		assert_int_equal(res.x509_error, X509_V_ERR_CRL_HAS_EXPIRED);
+		assert_false(verify_store_current(s_brief, T + 120, reason, sizeof(reason)));
+
+		/* An issuing CA's revocation on its issuer's early CRL. */
+		expect_at(s_roots, SENT(pki.leaf_under_revoked, pki.int_revoked), T,
+		          VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_REVOKED, 1, &res);
+		expect_at(s_roots, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1,
+		          &res);
+		assert_true(verify_store_current(s_roots, T, reason, sizeof(reason)));
+
+		verify_store_unref(s);
+		verify_store_unref(zero);
+		verify_store_unref(s_old);
+		verify_store_unref(s_far);
+		verify_store_unref(s_far_only);
+		verify_store_unref(s_brief);
+		verify_store_unref(s_roots);
+	}
+	/* A lastUpdate X509_cmp_time cannot read (no seconds): OpenSSL's
+	 * check refuses the CRL (ERROR_IN_CRL_LAST_UPDATE_FIELD), and /readyz
+	 * counted it current. */
+	{
+		X509_CRL *odd = make_crl_raw_last("2701140800Z");
+		X509_CRL *odd_crls[] = {pki.crl_root, odd, NULL};
+		struct verify_store *s = skew_store(odd_crls, SKEW, true);
+		struct verify_result res;
+
+		expect_at(s, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT,
+		          OUTCOME_CERT_REVOCATION_UNKNOWN, 0, &res);
+		assert_int_equal(res.x509_error, X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD);
+		assert_false(verify_store_current(s, T, reason, sizeof(reason)));
+		verify_store_unref(s);
+		X509_CRL_free(odd);
+	}
+	X509_CRL_free(early);
+	X509_CRL_free(old);
+	X509_CRL_free(far);
+	X509_CRL_free(brief);
+	X509_CRL_free(root_early);
+	X509_CRL_free(root_old);
+}
+
 static void test_usage(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -1949,6 +2137,7 @@ int main(void)
 	    cmocka_unit_test(test_crl_bad_signature),
 	    cmocka_unit_test(test_crl_forged_for_a_sent_intermediate),
 	    cmocka_unit_test(test_crl_stale),
+	    cmocka_unit_test(test_crl_issued_within_clock_skew),
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_contract_order),
 	    cmocka_unit_test(test_order_usage_vs_expiry),
