@@ -308,6 +308,7 @@ static bool direct_crl_current(const struct verify_run *run, X509_STORE_CTX *ctx
 static bool crl_current_by(const struct verify_store *store, time_t last, time_t now);
 static void lookup_prefer_newest(const struct verify_run *run, STACK_OF(X509_CRL) * crls,
                                  STACK_OF(X509) * chain, int from);
+static bool crl_same_scope(const X509_CRL *a, const X509_CRL *b);
 static void run_extra_checks(struct verify_run *run, STACK_OF(X509) * chain,
                              enum verify_purpose purpose, bool self_issued_free);
 static void run_name_syntax(struct verify_run *run, STACK_OF(X509) * chain);
@@ -1281,6 +1282,12 @@ static void lookup_prefer_newest(const struct verify_run *run, STACK_OF(X509_CRL
 			    (t[i].exact && t[i].last >= t[e].last &&
 			     crl_current_by(run->store, t[i].last, run->now)))
 				continue;
+			/* Of another scope (an issuingDistributionPoint of its
+			 * own: CA certificates only, another distribution
+			 * point) it is not made obsolete: dropped, the
+			 * certificates in its scope had no CRL at all. */
+			if (!crl_same_scope(newer, other))
+				continue;
 			for (int j = from; j <= top && !same_key; j++) {
 				X509 *ca = sk_X509_value(chain, j);
 
@@ -1297,6 +1304,23 @@ done:
 	free(t);
 	free(early);
 	free(drop);
+}
+
+/* Whether a and b cover the same certificates: the same
+ * issuingDistributionPoint, byte for byte and criticality, or neither has
+ * one. */
+static bool crl_same_scope(const X509_CRL *a, const X509_CRL *b)
+{
+	int ia = X509_CRL_get_ext_by_NID(a, NID_issuing_distribution_point, -1);
+	int ib = X509_CRL_get_ext_by_NID(b, NID_issuing_distribution_point, -1);
+	X509_EXTENSION *ea, *eb;
+
+	if (ia < 0 || ib < 0)
+		return ia < 0 && ib < 0;
+	ea = X509_CRL_get_ext(a, ia);
+	eb = X509_CRL_get_ext(b, ib);
+	return X509_EXTENSION_get_critical(ea) == X509_EXTENSION_get_critical(eb) &&
+	       ASN1_OCTET_STRING_cmp(X509_EXTENSION_get_data(ea), X509_EXTENSION_get_data(eb)) == 0;
 }
 
 /*

@@ -1112,6 +1112,55 @@ static void test_crl_issued_within_clock_skew(void **state)
 	X509_CRL_free(root_old);
 }
 
+/* make_crl's CRL with an issuingDistributionPoint of value (the
+ * configuration syntax, e.g. "critical,onlyCA:TRUE"), signed again. */
+static X509_CRL *make_crl_scoped(X509 *issuer, EVP_PKEY *key, long last, long next, X509 *revoked,
+                                 long number, const char *value)
+{
+	X509_CRL *crl = make_crl(issuer, key, last, next, revoked, number);
+	X509_EXTENSION *ext =
+	    X509V3_EXT_conf_nid(NULL, NULL, NID_issuing_distribution_point, value);
+	EVP_MD_CTX *m;
+
+	assert_non_null(ext);
+	assert_true(X509_CRL_add_ext(crl, ext, -1));
+	m = sign_ctx(key);
+	assert_true(X509_CRL_sign_ctx(crl, m) > 0);
+	free_sign_ctx(m);
+	X509_EXTENSION_free(ext);
+	return crl;
+}
+
+/*
+ * A CRL current only by clock_skew displaces the older CRLs of its key,
+ * but only those of its own scope: a root publishing one CRL of CA
+ * certificates and one of end-entity certificates, the latter a minute
+ * ahead, must still have its revocation of an issuing CA applied (with
+ * the CA-only list dropped, no CRL in scope was left: under require
+ * CERT_REVOCATION_UNKNOWN, under if-available the revoked CA accepted).
+ */
+static void test_crl_within_clock_skew_keeps_other_scopes(void **state)
+{
+	X509_CRL *ca_old = make_crl_scoped(pki.rsa_root, pki.rsa_root_key, T - DAY, T + 7 * DAY,
+	                                   pki.int_revoked, 30, "critical,onlyCA:TRUE");
+	X509_CRL *user_early = make_crl_scoped(pki.rsa_root, pki.rsa_root_key, T + 60, T + 7 * DAY,
+	                                       NULL, 31, "critical,onlyuser:TRUE");
+	X509_CRL *crls[] = {ca_old, user_early, pki.crl_int, NULL};
+
+	(void)state;
+	for (int full = 0; full < 2; full++) {
+		struct verify_store *s = skew_store(crls, SKEW, full);
+		struct verify_result res;
+
+		expect_at(s, SENT(pki.leaf_under_revoked, pki.int_revoked), T,
+		          VERIFY_PURPOSE_CLIENT, OUTCOME_CERT_REVOKED, 1, &res);
+		expect_at(s, SENT(pki.rsa_ok), T, VERIFY_PURPOSE_CLIENT, OUTCOME_OK, -1, &res);
+		verify_store_unref(s);
+	}
+	X509_CRL_free(ca_old);
+	X509_CRL_free(user_early);
+}
+
 static void test_usage(void **state)
 {
 	struct verify_store *store = rsa_store(REVOCATION_OFF, NULL);
@@ -2138,6 +2187,7 @@ int main(void)
 	    cmocka_unit_test(test_crl_forged_for_a_sent_intermediate),
 	    cmocka_unit_test(test_crl_stale),
 	    cmocka_unit_test(test_crl_issued_within_clock_skew),
+	    cmocka_unit_test(test_crl_within_clock_skew_keeps_other_scopes),
 	    cmocka_unit_test(test_usage),
 	    cmocka_unit_test(test_contract_order),
 	    cmocka_unit_test(test_order_usage_vs_expiry),
