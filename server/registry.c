@@ -1479,7 +1479,9 @@ static void registry_listener_results(struct registry_conn *c)
 		reg->listen_slow_ms = registry_now_ms();
 	else if (registry_now_ms() - reg->listen_slow_ms >= REGISTRY_LISTEN_CALM_MS)
 		reg->listen_wait_ms = REGISTRY_LISTEN_WAIT_MS;
-	reg->clock_known = db_clock > 0;
+	/* Bounded before the conversion to an integer (out of range is
+	 * undefined): clock_timestamp() is never near it. */
+	reg->clock_known = db_clock > 0 && db_clock < 1e12;
 	if (reg->clock_known) {
 		int64_t mid =
 		    c->lsn_sent_real_ms + (registry_realtime_ms() - c->lsn_sent_real_ms) / 2;
