@@ -26,6 +26,7 @@
 #define AUDIT_CHAIN_BATCH "256"
 
 static int audit_chain_prepare(struct cli *cli);
+static int audit_chain_schema(struct cli *cli);
 static bool audit_chain_row(EVP_MD_CTX *md, const PGresult *res, int row, char *prev,
                             long long anchor_id, const char *anchor_hash, bool *anchored,
                             struct audit_chain_verdict *v);
@@ -53,6 +54,7 @@ static int audit_chain_prepare(struct cli *cli)
 	                   NULL)) != CLI_OK ||
 	    (rc = conn_run(cli, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL)) !=
 	        CLI_OK ||
+	    (rc = audit_chain_schema(cli)) != CLI_OK ||
 	    (rc = conn_run(cli, "LOCK TABLE ONLY certreg.audit IN ACCESS SHARE MODE", 0, NULL)) !=
 	        CLI_OK)
 		return rc;
@@ -106,6 +108,78 @@ static int audit_chain_prepare(struct cli *cli)
 	    "        a.reason, a.before, a.after)::pg_catalog.text"
 	    "   FROM ONLY certreg.audit a ORDER BY a.id",
 	    0, NULL);
+}
+
+/*
+ * The head is read as the login (audit_chain_head); migration 015 let the
+ * auditor roles read it. On a schema before 015 (the new programs
+ * installed, db migrate not yet run) the auditor got PostgreSQL's
+ * "permission denied for table audit_head", and before 007 "relation does
+ * not exist", with no word of the cause. Refused here, before the log is
+ * read, when neither the login nor certreg_auditor may read the head: the
+ * schema predates 015. Its version is named when the login may read
+ * certreg_meta (the owner's, a superuser's); an auditor may not, and the
+ * message says so. Asked of pg_catalog only: a name in a schema the
+ * login has no USAGE on is an error even for to_regclass().
+ */
+static int audit_chain_schema(struct cli *cli)
+{
+	PGresult *res;
+	bool head_ok, meta_ok;
+	long version = -1;
+	int rc;
+
+	rc = conn_exec(cli, &res,
+	               "SELECT coalesce((SELECT pg_catalog.has_table_privilege(c.oid, 'SELECT')"
+	               "           OR pg_catalog.has_table_privilege((SELECT r.oid"
+	               "                FROM pg_catalog.pg_roles r"
+	               "               WHERE r.rolname = 'certreg_auditor'), c.oid, 'SELECT')"
+	               "         FROM pg_catalog.pg_class c"
+	               "         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	               "        WHERE n.nspname = 'certreg' AND c.relname = 'audit_head'), false),"
+	               "       coalesce((SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+	               "           AND pg_catalog.has_table_privilege(c.oid, 'SELECT')"
+	               "         FROM pg_catalog.pg_class c"
+	               "         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	               "        WHERE n.nspname = 'certreg_meta' AND c.relname = 'migrations'),"
+	               "       false)",
+	               0, NULL);
+	if (rc != CLI_OK)
+		return rc;
+	head_ok = PQgetvalue(res, 0, 0)[0] == 't';
+	meta_ok = PQgetvalue(res, 0, 1)[0] == 't';
+	PQclear(res);
+	if (head_ok)
+		return CLI_OK;
+	if (meta_ok) {
+		rc = conn_exec(cli, &res,
+		               "SELECT coalesce(pg_catalog.max(version), 0)"
+		               "  FROM certreg_meta.migrations",
+		               0, NULL);
+		if (rc != CLI_OK)
+			return rc;
+		version = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		/* Migrated, and the grant taken away by hand: not this
+		 * message's case; the read of the head says what it says. */
+		if (version >= 15)
+			return CLI_OK;
+	}
+	if (version >= 0)
+		rc = cli_refuse(cli, "schema_too_old",
+		                "database schema version %ld, older than 15: audit verify reads "
+		                "the audit chain's head (certreg.audit_head), which migration 015 "
+		                "makes readable to auditors",
+		                version);
+	else
+		rc = cli_refuse(cli, "schema_too_old",
+		                "database schema older than version 15 (this login cannot read its "
+		                "version): audit verify reads the audit chain's head "
+		                "(certreg.audit_head), which migration 015 makes readable to "
+		                "auditors");
+	cli_hint(cli, "have the database's administrator run \"certreg-admin db migrate\" (as the "
+	              "superuser that installed the schema), then run audit verify again");
+	return rc;
 }
 
 /*

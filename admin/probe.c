@@ -5,8 +5,10 @@
  *   2 CRITICAL  the daemon does not accept the connection (refused, timed
  *               out, TLS handshake failed or its certificate not trusted),
  *               or answers that it is not ready (/readyz 503 with reasons),
- *               or a CRL's nextUpdate or a trust anchor's notAfter passed;
- *   1 WARNING   a trust anchor expires within --warn-days (default 30), or a
+ *               or a CRL's nextUpdate, a trust anchor's or the TLS listener
+ *               certificate's notAfter passed;
+ *   1 WARNING   a trust anchor or the TLS listener's certificate expires
+ *               within --warn-days (default 30), or a
  *               CRL has less than a quarter of its validity period
  *               (thisUpdate to nextUpdate) left, or an OCSP responder's
  *               last ask or a CRL download's last attempt failed (its
@@ -19,6 +21,7 @@
  * certreg_crl_next_update_timestamp_seconds,
  * certreg_crl_this_update_timestamp_seconds{issuer=...} and
  * certreg_trust_anchor_not_after_timestamp_seconds{subject=...} and
+ * certreg_tls_certificate_not_after_timestamp_seconds and
  * certreg_ocsp_responder_last_{success,error}_timestamp_seconds{url=...} and
  * certreg_crl_fetch_last_{success,error}_timestamp_seconds{url=...}
  * (Unix time). The
@@ -73,6 +76,8 @@ static void probe_judge_crls(struct probe_gauge *next, struct probe_gauge *issue
                              struct probe_report *r);
 static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long warn_days,
                                 struct probe_report *r);
+static void probe_judge_listener(const struct probe_gauge *g, time_t now, long warn_days,
+                                 struct probe_report *r);
 static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_gauge *failed,
                               const char *what, const char *key, struct probe_report *r);
 static void probe_raise(struct probe_report *r, enum probe_state st);
@@ -89,20 +94,21 @@ const struct cli_command probe_commands[] = {
         "and URL/metrics, prints one status line with performance data and exits\n"
         "0 OK, 1 WARNING, 2 CRITICAL or 3 UNKNOWN.\n"
         "  CRITICAL  the daemon does not accept the connection (refused, timed out,\n"
-        "            TLS failed or untrusted) or is not ready; or a CRL's nextUpdate\n"
-        "            or a trust anchor's notAfter has passed\n"
-        "  WARNING   a trust anchor expires within --warn-days, or a CRL has less\n"
-        "            than a quarter of its validity period (thisUpdate to nextUpdate)\n"
-        "            left, or an OCSP responder's or a CRL download's last attempt\n"
-        "            failed; the message names it\n"
+        "            TLS failed or untrusted) or is not ready; or a CRL's nextUpdate,\n"
+        "            a trust anchor's or the TLS listener certificate's notAfter has\n"
+        "            passed\n"
+        "  WARNING   a trust anchor or the TLS listener's certificate expires within\n"
+        "            --warn-days, or a CRL has less than a quarter of its validity\n"
+        "            period (thisUpdate to nextUpdate) left, or an OCSP responder's or\n"
+        "            a CRL download's last attempt failed; the message names it\n"
         "  UNKNOWN   something else answers the URL (a 404, a page that is not\n"
         "            certregd's), or the URL or --cacert cannot be used\n\n"
         "Options:\n"
         "      --url URL          the API listener, http://HOST:PORT or https://...\n"
         "                         (a reverse proxy in front of it); no proxy from\n"
         "                         the environment is used\n"
-        "      --warn-days N      warn when a trust anchor expires within N days\n"
-        "                         (default 30)\n"
+        "      --warn-days N      warn when a trust anchor or the TLS listener's\n"
+        "                         certificate expires within N days (default 30)\n"
         "      --cacert FILE      CA certificates (PEM) to verify an https server with\n"
         "                         (default: the system's)\n"
         "      --timeout SECONDS  for the whole probe (default 10)\n"),
@@ -119,7 +125,7 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 	    {"timeout", required_argument, NULL, 't'},
 	    CLI_GLOBAL_OPTIONS,
 	};
-	/* Large (three times 64 samples of 256-byte names): not on the stack. */
+	/* Large (eight gauges of 64 samples of 256-byte names): not on the stack. */
 	struct probe_gauge *g = NULL;
 	struct probe_report r = {.st = PROBE_OK};
 	const char *url = NULL, *cacert = NULL;
@@ -191,7 +197,7 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 		             status);
 		goto out;
 	}
-	g = calloc(7, sizeof(*g));
+	g = calloc(8, sizeof(*g));
 	if (g == NULL) {
 		probe_raise(&r, PROBE_UNKNOWN);
 		probe_append(r.msg, sizeof(r.msg), ", out of memory");
@@ -203,6 +209,8 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 	now = time(NULL);
 	probe_judge_crls(&g[0], &g[1], now, &r);
 	probe_judge_anchors(&g[2], now, warn_days, &r);
+	probe_parse_metric(body, "certreg_tls_certificate_not_after_timestamp_seconds", &g[7]);
+	probe_judge_listener(&g[7], now, warn_days, &r);
 	probe_parse_metric(body, "certreg_ocsp_responder_last_success_timestamp_seconds", &g[3]);
 	probe_parse_metric(body, "certreg_ocsp_responder_last_error_timestamp_seconds", &g[4]);
 	probe_judge_fetch(&g[3], &g[4], "OCSP responder", "ocsp_responders", &r);
@@ -431,6 +439,42 @@ static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long wa
 		             first_left / PROBE_DAY);
 	probe_append(r->perf, sizeof(r->perf), " anchor_not_after=%.0fs;%.0f:;0:", first_left,
 	             warn);
+}
+
+/*
+ * The TLS listener's certificate in force (the one the last reload loaded):
+ * expired, every handshake of the portal's users fails. The anchors' rule,
+ * since it is renewed on a like schedule: within --warn-days WARNING, past
+ * CRITICAL. A certregd that does not export it (older) is not judged.
+ */
+static void probe_judge_listener(const struct probe_gauge *g, time_t now, long warn_days,
+                                 struct probe_report *r)
+{
+	double warn = (double)warn_days * PROBE_DAY, left;
+	enum probe_state st;
+	char when[32];
+
+	if (g->n == 0)
+		return;
+	left = g->samples[0].value - (double)now;
+	st = left <= 0 ? PROBE_CRITICAL : left < warn ? PROBE_WARNING : PROBE_OK;
+	certinfo_rfc3339((time_t)g->samples[0].value, when, sizeof(when));
+	json_object_set_new(r->detail, "tls_certificate",
+	                    json_pack("{s:s, s:I, s:s}", "time", when, "seconds_left",
+	                              (json_int_t)left, "status", probe_state_name[st]));
+	probe_raise(r, st);
+	if (st == PROBE_CRITICAL)
+		probe_append(r->msg, sizeof(r->msg),
+		             ", TLS listener certificate: expired %.1f days ago",
+		             -left / PROBE_DAY);
+	else if (st == PROBE_WARNING)
+		probe_append(r->msg, sizeof(r->msg),
+		             ", TLS listener certificate: expires in %.1f days (within %ld)",
+		             left / PROBE_DAY, warn_days);
+	else
+		probe_append(r->msg, sizeof(r->msg),
+		             ", TLS listener certificate expires in %.0f days", left / PROBE_DAY);
+	probe_append(r->perf, sizeof(r->perf), " tls_not_after=%.0fs;%.0f:;0:", left, warn);
 }
 
 /*

@@ -55,6 +55,9 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 	/* Otherwise invisible: decisions stay right (the cache is bypassed),
 	 * but every one reads the database. */
 	__atomic_store_n(&slot->db_listen_down, registry_listening(reg) ? 0 : 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&slot->db_clock_offset_ms,
+	                 rs.clock_known ? rs.clock_offset_ms : METRICS_CLOCK_UNKNOWN,
+	                 __ATOMIC_RELAXED);
 	for (int v = 0; v < BACKLOG_VALUES; v++) {
 		__atomic_fetch_add(&slot->db_backlog_dropped[v],
 		                   rs.backlog_dropped[v] - published->db_backlog_dropped[v],
@@ -81,6 +84,7 @@ void dbhosts_render(struct evbuffer *out)
 {
 	struct metrics_db_host all[DBHOSTS_MAX];
 	uint64_t backlog = 0, listen_down = 0, lost = 0, dropped[BACKLOG_VALUES] = {0};
+	int64_t clock_ms = METRICS_CLOCK_UNKNOWN;
 	int n = 0;
 
 	/* Running workers first, then what the others counted, for the hosts
@@ -95,6 +99,11 @@ void dbhosts_render(struct evbuffer *out)
 				continue;
 			backlog += __atomic_load_n(&slot->db_backlog, __ATOMIC_RELAXED);
 			listen_down += __atomic_load_n(&slot->db_listen_down, __ATOMIC_RELAXED);
+			/* One clock for all workers: the first running one's
+			 * measure (they differ by their round trips only). */
+			if (live == 1 && clock_ms == METRICS_CLOCK_UNKNOWN)
+				clock_ms =
+				    __atomic_load_n(&slot->db_clock_offset_ms, __ATOMIC_RELAXED);
 			lost += __atomic_load_n(&slot->db_backlog_lost, __ATOMIC_RELAXED);
 			for (int v = 0; v < BACKLOG_VALUES; v++)
 				dropped[v] +=
@@ -127,6 +136,14 @@ void dbhosts_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "certreg_db_backlog_dropped_total{kind=\"%s\"} %llu\n",
 		                    backlog_value_name((enum backlog_value)v),
 		                    (unsigned long long)dropped[v]);
+	if (clock_ms != METRICS_CLOCK_UNKNOWN)
+		evbuffer_add_printf(
+		    out,
+		    "# HELP certreg_db_clock_offset_seconds The primary's clock minus "
+		    "this daemon's (negative: the daemon is ahead), within half a "
+		    "round trip.\n# TYPE certreg_db_clock_offset_seconds gauge\n"
+		    "certreg_db_clock_offset_seconds %.3f\n",
+		    (double)clock_ms / 1000.0);
 	if (n == 0)
 		return;
 	evbuffer_add_printf(out, "# HELP certreg_db_host_up 1 while a connection to the server "

@@ -132,6 +132,9 @@ bool metrics_reload_failed(char *reason, size_t len)
 
 void metrics_worker_attach(struct metrics_slot *slot)
 {
+	/* Not its predecessor's measure (nor the zero of a new slot) until
+	 * its own first publish. */
+	__atomic_store_n(&slot->db_clock_offset_ms, METRICS_CLOCK_UNKNOWN, __ATOMIC_RELAXED);
 	__atomic_store_n(&slot->pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
 }
 

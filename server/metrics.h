@@ -37,7 +37,8 @@ struct metrics_listener {
 };
 
 /* One database server as a worker sees it (dbhosts.c). */
-#define METRICS_DB_HOSTS 8
+#define METRICS_DB_HOSTS      8
+#define METRICS_CLOCK_UNKNOWN INT64_MIN
 struct metrics_db_host {
 	char host[64];
 	uint8_t read, up, standby, usable;
@@ -67,6 +68,9 @@ struct metrics_slot {
 	uint64_t pid;            /* of the worker using the slot; may be a dead one's */
 	uint64_t db_backlog;     /* a gauge: writes waiting for the primary */
 	uint64_t db_listen_down; /* a gauge: 1 while the LISTEN connection is not heard */
+	/* The primary's clock minus this worker's, in ms, as one word so a
+	 * reader never takes half of it; METRICS_CLOCK_UNKNOWN: not measured. */
+	int64_t db_clock_offset_ms;
 	uint64_t db_backlog_dropped[BACKLOG_VALUES];
 	/* Held when the slot's worker ended (metrics_worker_reaped): lost. */
 	uint64_t db_backlog_lost;

@@ -176,6 +176,7 @@ struct registry_conn {
 	bool lsn_busy;
 	uint64_t lsn_seq;
 	uint64_t lsn_sent_ms;
+	int64_t lsn_sent_real_ms; /* the same on the realtime clock */
 };
 
 struct registry_sample {
@@ -216,7 +217,9 @@ struct registry {
 	 * covers all of them but the last fence_seq - fenced_seq. */
 	uint64_t fence_seq, fenced_seq;
 	uint64_t fence_lsn;
-	bool fence_new; /* the next position replaces fence_lsn: a new LISTEN */
+	bool fence_new;   /* the next position replaces fence_lsn: a new LISTEN */
+	bool clock_known; /* the listener's last answer had the primary's clock */
+	int64_t clock_offset_ms;
 	struct registry_sample samples[REGISTRY_SAMPLES];
 	int nsamples, sample_next;
 };
@@ -277,8 +280,16 @@ static const enum query_kind registry_read_steps[] = {QUERY_DECIDE_READ, QUERY_P
  * insert position is not: a record no commit follows (a running-xacts
  * record of the bgwriter) can stay in the WAL buffers indefinitely, and an
  * idle standby would look behind forever.
+ *
+ * With it the primary's clock: the database judges a challenge's expiry
+ * by it (sql/functions/70_challenges.sql, five minutes of grace), and
+ * nothing else showed how far it is from the daemon's. The offset is that
+ * time minus the midpoint of the query's send and receive times on the
+ * realtime clock, so it is within half the round trip; measured every
+ * REGISTRY_PROBE_MS, whether /readyz is polled or not.
  */
-#define REGISTRY_LSN_SQL "SELECT pg_current_wal_lsn()::text"
+#define REGISTRY_LSN_SQL                                                                           \
+	"SELECT pg_current_wal_lsn()::text, extract(epoch FROM pg_catalog.clock_timestamp())"
 /*
  * The session every statement of a pool or read connection runs in. No
  * statement runs longer than the daemon waits for an answer: one slow
@@ -328,6 +339,7 @@ static bool registry_reader_usable(const struct registry *reg, const struct regi
 static uint64_t registry_lag_ms(const struct registry *reg, const struct registry_conn *c);
 static uint64_t registry_parse_lsn(const char *text);
 static uint64_t registry_now_ms(void);
+static int64_t registry_realtime_ms(void);
 static void registry_arm_timer(struct registry_conn *c, int ms);
 static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_probe_cb(evutil_socket_t fd, short what, void *arg);
@@ -640,6 +652,10 @@ struct registry_stats registry_stats(const struct registry *reg)
 	struct registry_stats s = reg->stats;
 
 	s.backlog = (uint64_t)backlog_count(reg->backlog);
+	/* Not a value measured by a listener since gone: the gauge would show
+	 * it for as long as the primary is away. */
+	s.clock_known = reg->clock_known && reg->listener.state == CONN_READY;
+	s.clock_offset_ms = s.clock_known ? reg->clock_offset_ms : 0;
 	for (int v = 0; v < BACKLOG_VALUES; v++)
 		s.backlog_dropped[v] = backlog_dropped(reg->backlog, (enum backlog_value)v);
 	return s;
@@ -1417,6 +1433,7 @@ static void registry_listener_ask(struct registry *reg)
 	c->lsn_busy = true;
 	c->lsn_seq = reg->fence_seq;
 	c->lsn_sent_ms = registry_now_ms();
+	c->lsn_sent_real_ms = registry_realtime_ms();
 	/* Not timeout_ms: a listener that does not answer has lost the fence
 	 * with its notifications, and a standby that missed a change could
 	 * answer until a new one takes the primary's position. */
@@ -1429,6 +1446,7 @@ static void registry_listener_results(struct registry_conn *c)
 {
 	struct registry *reg = c->reg;
 	uint64_t lsn = 0;
+	double db_clock = 0;
 	PGresult *res;
 
 	while (c->pg != NULL && !PQisBusy(c->pg)) {
@@ -1438,9 +1456,11 @@ static void registry_listener_results(struct registry_conn *c)
 				return;
 			break;
 		}
-		if (c->lsn_busy && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		if (c->lsn_busy && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 			lsn = registry_parse_lsn(PQgetvalue(res, 0, 0));
-		else if (c->lsn_busy) {
+			if (PQnfields(res) > 1 && !PQgetisnull(res, 0, 1))
+				db_clock = strtod(PQgetvalue(res, 0, 1), NULL);
+		} else if (c->lsn_busy) {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "WAL position: %s", PQresultErrorMessage(res));
 			PQclear(res);
@@ -1459,6 +1479,14 @@ static void registry_listener_results(struct registry_conn *c)
 		reg->listen_slow_ms = registry_now_ms();
 	else if (registry_now_ms() - reg->listen_slow_ms >= REGISTRY_LISTEN_CALM_MS)
 		reg->listen_wait_ms = REGISTRY_LISTEN_WAIT_MS;
+	/* Bounded before the conversion to an integer (out of range is
+	 * undefined): clock_timestamp() is never near it. */
+	reg->clock_known = db_clock > 0 && db_clock < 1e12;
+	if (reg->clock_known) {
+		int64_t mid =
+		    c->lsn_sent_real_ms + (registry_realtime_ms() - c->lsn_sent_real_ms) / 2;
+		reg->clock_offset_ms = (int64_t)(db_clock * 1000.0) - mid;
+	}
 	if (lsn == 0)
 		return;
 	reg->samples[reg->sample_next] = (struct registry_sample){registry_now_ms(), lsn};
@@ -1735,6 +1763,16 @@ static uint64_t registry_parse_lsn(const char *text)
 	if (sscanf(text, "%X/%X%c", &hi, &lo, &end) != 2)
 		return 0;
 	return (uint64_t)hi << 32 | lo;
+}
+
+/* Milliseconds of the realtime clock: only for the clock offset, which is
+ * about that clock; every interval is on registry_now_ms. */
+static int64_t registry_realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t registry_now_ms(void)

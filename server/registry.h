@@ -49,6 +49,11 @@ struct registry_stats {
 	uint64_t backlog;    /* writes waiting for the primary now */
 	/* Writes dropped because the backlog was full, by what they carried. */
 	uint64_t backlog_dropped[BACKLOG_VALUES];
+	/* The primary's clock minus this process's realtime clock, as last
+	 * measured by the LISTEN connection (clock_known false: not
+	 * measured, or that connection is not up). */
+	bool clock_known;
+	int64_t clock_offset_ms;
 };
 
 /* One database server as this registry sees it (registry_hosts). */

@@ -248,3 +248,38 @@ def test_a_crl_further_ahead_than_clock_skew_is_not_current(certregd, db, tmp_pa
     assert crl_outcome(d, cpki, "good") == "CERT_REVOCATION_UNKNOWN"
     r = d.get("/readyz")
     assert r.status == 503 and b"no current CRL" in r.body, r.body
+
+
+def clock_offset_metric(d):
+    for line in d.get("/metrics").body.decode().splitlines():
+        if line.startswith("certreg_db_clock_offset_seconds "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_clock_offset(d, near, within=5):
+    deadline = time.monotonic() + 10
+    while True:
+        seen = clock_offset_metric(d)
+        if seen is not None and abs(seen - near) < within:
+            return seen
+        assert time.monotonic() < deadline, (near, seen)
+        time.sleep(0.2)
+
+
+def test_the_database_clock_offset_is_measured(certregd, db, tmp_path):
+    """How far the database's clock is from certregd's was visible only
+    once it broke signed logins (beyond 300 s). The gauge is the database's
+    clock minus the daemon's: a daemon 120 s ahead reads about -120, and
+    follows a step while it runs."""
+    clock = Clock(tmp_path, 120)
+    d = clock.daemon(certregd, db, server={"workers": 2})
+    wait_clock_offset(d, -120)
+    clock.set(0)
+    wait_clock_offset(d, 0, within=1)
+
+
+def test_the_database_clock_offset_is_about_zero_on_one_clock(certregd, db):
+    """The same measure on the ordinary build, without libfaketime."""
+    d = certregd(db)
+    wait_clock_offset(d, 0, within=1)

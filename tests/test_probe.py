@@ -9,6 +9,7 @@ arithmetic at chosen times.
 """
 import http.server
 import json
+import os
 import re
 import socket
 import ssl
@@ -148,7 +149,8 @@ def test_healthy_daemon_is_ok_over_http_and_https(certregd, db, pki, tls_front):
     # daemon used to get.
     rc, out = probe("--url", d.api)
     assert rc == OK and out.startswith("CERTREG OK - ready"), out
-    assert re.search(r"\| crl_next_update=\d+s;\d+:;0: anchor_not_after=\d+s;2592000:;0:$",
+    assert re.search(r"\| crl_next_update=\d+s;\d+:;0: anchor_not_after=\d+s;2592000:;0:"
+                     r" tls_not_after=\d+s;2592000:;0:$",
                      out.strip()), out
     rc, got = probe_json("--url", d.api + "/")
     assert rc == OK and got["status"] == "OK" and got["ready"] is True
@@ -218,8 +220,42 @@ def test_trust_anchor_within_warn_days_warns_naming_it(certregd, db):
     # The test anchors expire in 3650 days (from T, the session start).
     rc, out = probe("--url", d.api, "--warn-days", "3651")
     assert rc == WARNING and "trust anchor" in out and "certreg Test Root CA" in out, out
+    # The listener's certificate expires in 825 days: --warn-days counts for
+    # it too, and only it warns.
     rc, out = probe("--url", d.api, "--warn-days", "3640")
+    assert rc == WARNING and "trust anchor certreg" not in out, out
+    assert "TLS listener certificate: expires in" in out, out
+    rc, out = probe("--url", d.api, "--warn-days", "800")
     assert rc == OK, out
+
+
+def test_listener_certificate_near_expiry_warns_naming_it(certregd, db, tmp_path):
+    """The TLS listener's own certificate expiring fails every login; the
+    probe judged the roots and CRLs but not it. It follows the trust
+    anchors' rule: within --warn-days WARNING, past it CRITICAL."""
+    d = certregd(db)
+    # A certificate for the same key valid for 10 days, loaded by a reload.
+    subprocess.run(["openssl", "req", "-new", "-x509", "-days", "10", "-subj", "/CN=localhost",
+                    "-key", d.config["server"]["tls_key"], "-out", tmp_path / "short.pem"],
+                   check=True, capture_output=True)
+    (tmp_path / "short.pem").replace(d.config["server"]["tls_cert"])
+    os.chmod(d.config["server"]["tls_cert"], 0o644)
+    d.reload()
+    deadline = time.monotonic() + 15
+    while True:
+        rc, out = probe("--url", d.api)
+        if rc != OK or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert rc == WARNING and out.startswith("CERTREG WARNING - ready"), out
+    assert "TLS listener certificate: expires in 10.0 days (within 30)" in out, out
+    assert re.search(r" tls_not_after=\d+s;2592000:;0:$", out.strip()), out
+    rc, got = probe_json("--url", d.api)
+    assert rc == WARNING and got["tls_certificate"]["status"] == "WARNING", got
+    assert 9 * DAY < got["tls_certificate"]["seconds_left"] <= 10 * DAY, got
+    # Outside --warn-days: OK, and the line says when.
+    rc, out = probe("--url", d.api, "--warn-days", "9")
+    assert rc == OK and "TLS listener certificate expires in 10 days" in out, out
 
 
 # --- what is not certregd ----------------------------------------------------------
@@ -291,6 +327,7 @@ class _Stub(http.server.BaseHTTPRequestHandler):
     crl_issued_days = -1.0
     crl_days = 7.0
     anchor_days = 3650.0
+    tls_days = 365.0
 
     def do_GET(self):
         now = time.time()
@@ -313,7 +350,10 @@ class _Stub(http.server.BaseHTTPRequestHandler):
                 f"{int(now + self.crl_issued_days * DAY)}\n"
                 "# TYPE certreg_trust_anchor_not_after_timestamp_seconds gauge\n"
                 f'certreg_trust_anchor_not_after_timestamp_seconds{{subject="CN=Test Root"}} '
-                f"{int(now + self.anchor_days * DAY)}\n").encode()
+                f"{int(now + self.anchor_days * DAY)}\n"
+                "# TYPE certreg_tls_certificate_not_after_timestamp_seconds gauge\n"
+                "certreg_tls_certificate_not_after_timestamp_seconds "
+                f"{int(now + self.tls_days * DAY)}\n").encode()
             status = 200
         else:
             body, status = b"not found", 404
@@ -337,7 +377,8 @@ def test_check_against_a_stub(stub):
     s = stub.RequestHandlerClass
     rc, out = probe("--url", stub.url)
     assert rc == OK and out.startswith("CERTREG OK - ready"), out
-    assert re.search(r"\| crl_next_update=\d+s;\d+:;0: anchor_not_after=\d+s;2592000:;0:$",
+    assert re.search(r"\| crl_next_update=\d+s;\d+:;0: anchor_not_after=\d+s;2592000:;0:"
+                     r" tls_not_after=\d+s;2592000:;0:$",
                      out.strip()), out
     # A weekly CRL 2 days before its nextUpdate: more than a quarter left.
     s.crl_issued_days, s.crl_days = -5, 2
@@ -362,6 +403,17 @@ def test_check_against_a_stub(stub):
     rc, out = probe("--url", stub.url)
     assert rc == CRITICAL and out.startswith("CERTREG CRITICAL"), out
     s.anchor_days = 3650
+    # The TLS listener's certificate: the same rule as an anchor's.
+    s.tls_days = 25
+    rc, out = probe("--url", stub.url)
+    assert rc == WARNING and "TLS listener certificate: expires in 25.0 days" in out, out
+    assert probe("--url", stub.url, "--warn-days", "20")[0] == OK
+    s.tls_days = -1
+    rc, out = probe("--url", stub.url)
+    assert rc == CRITICAL and "TLS listener certificate: expired 1.0 days ago" in out, out
+    rc, got = probe_json("--url", stub.url)
+    assert rc == CRITICAL and got["tls_certificate"]["status"] == "CRITICAL", got
+    s.tls_days = 365
     s.crl_days = -0.5
     rc, out = probe("--url", stub.url)
     assert rc == CRITICAL and 'CN=Sub "CA"' in out, out

@@ -230,8 +230,8 @@ def listen_backends(pair, count):
     deadline = time.monotonic() + 10
     while True:
         pids = pair.primary.psql(
-            "SELECT pid FROM pg_stat_activity WHERE usename = '" + ROLE + "' AND query IN "
-            "('LISTEN certreg', 'SELECT pg_current_wal_lsn()::text')").split()
+            "SELECT pid FROM pg_stat_activity WHERE usename = '" + ROLE + "' AND (query = "
+            "'LISTEN certreg' OR query LIKE 'SELECT pg_current_wal_lsn()%')").split()
         if len(pids) >= count:
             return [int(p) for p in pids]
         assert time.monotonic() < deadline, f"{len(pids)} LISTEN connections, not {count}"

@@ -7,6 +7,7 @@ PRE_006 is the last commit whose schema stopped at 005_hex_checks.sql
 is applied the way its own `db migrate` did, one transaction with its
 record.
 """
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import pytest
 
 from fixtures.cli import BUILD, REPO, admin
 from fixtures.pg import Cluster
+from test_admin import REFUSED, run
 
 PRE_006 = "8703852^"
 
@@ -615,6 +617,46 @@ def test_an_upgrade_that_fails_at_its_last_file_leaves_the_old_schema(db, tmp_pa
     assert table_digests(db.cluster, name)[1] == data
     status = admin(conn, "db", "status", "--sql-dir", sql).stdout
     assert "schema version: 11" in status and "012_last_used_cert.sql" in status, status
+
+
+PRE_015 = "286d3f4^"  # the last commit whose schema stopped at 014
+
+
+def test_audit_verify_on_a_schema_before_015_says_to_migrate(db, tmp_path):
+    """015 lets the auditor read the chain's head. Before it, the auditor's
+    audit verify (the first one after installing the new programs, before
+    db migrate) ended in PostgreSQL's "permission denied for table
+    audit_head", and on a version 5 (no head yet) in "relation
+    certreg.audit_head does not exist" (exit 3, as if broken). Now both say
+    the schema is too old and what to run."""
+    name, conn = old_schema(db, tmp_path / "old", PRE_015)
+    db.cluster.psql("SELECT certreg.office_add('UA', 'A', NULL, NULL)", name)
+    auditor = "aud_pre015_" + db.name[-8:]
+    db.cluster.ensure_login(auditor, "certreg_auditor")
+    as_auditor = db.cluster.conninfo(name, auditor)
+    p = run(as_auditor, "audit", "verify")
+    assert p.returncode == REFUSED, p.stdout + p.stderr
+    assert "permission denied" not in p.stderr and not p.stdout, p.stderr
+    assert "older than version 15" in p.stderr, p.stderr
+    assert 'run "certreg-admin db migrate"' in p.stderr, p.stderr
+    p = run(as_auditor, "--json", "audit", "verify")
+    assert p.returncode == REFUSED and json.loads(p.stdout)["error"] == "schema_too_old", p.stdout
+    p = run(as_auditor, "audit", "verify",
+            env={"LANG": "zh_CN.UTF-8", "LOCPATH": "/nonexistent/locales"})
+    assert p.returncode == REFUSED and "数据库结构版本早于 15" in p.stderr, p.stderr
+    assert "certreg-admin db migrate" in p.stderr, p.stderr
+    # Migrated, the same login verifies.
+    admin(conn, "db", "migrate")
+    assert "intact" in run(as_auditor, "audit", "verify").stdout
+
+
+def test_audit_verify_names_the_schema_version_it_can_read(db, old_database):
+    """A login that reads the migrations (the superuser) is told the
+    version: 5, from before the chain had a head."""
+    p = run(old_database[1], "audit", "verify")
+    assert p.returncode == REFUSED, p.stdout + p.stderr
+    assert "schema version 5, older than 15" in p.stderr, p.stderr
+    assert "does not exist" not in p.stderr, p.stderr
 
 
 @pytest.mark.skipif(os.environ.get("CERTREG_SOAK") != "1",
