@@ -57,6 +57,11 @@ struct crlfetch_source {
 	/* Written by the supervisor only, under seq (odd: being written). */
 	uint32_t seq;
 	int64_t last_ok, last_error, this_update, next_update;
+	/* The last download's outcome: not the later of last_ok and
+	 * last_error, realtime instants that a clock stepped back puts out
+	 * of order (a failure after the step looked older than the success
+	 * before it, and /readyz did not report it for the step's length). */
+	bool failing;
 	uint64_t errors;
 	char error[200];
 };
@@ -283,7 +288,7 @@ bool crlfetch_failing(size_t i, char *text, size_t len)
 			continue;
 		do {
 			before = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST);
-			failing = s->last_error > s->last_ok;
+			failing = s->failing;
 			if (failing)
 				snprintf(text, len,
 				         "crl fetch %s failed: %s (the installed CRL is kept)",
@@ -811,6 +816,7 @@ static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl)
 	__atomic_fetch_add(&s->seq, 1, __ATOMIC_SEQ_CST);
 	if (ok) {
 		s->last_ok = now;
+		s->failing = false;
 		if (crl != NULL && certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t))
 			s->this_update = t;
 		if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
@@ -818,6 +824,7 @@ static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl)
 			s->next_update = t;
 	} else {
 		s->last_error = now;
+		s->failing = true;
 		s->errors++;
 		snprintf(s->error, sizeof(s->error), "%.199s", error);
 	}

@@ -26,6 +26,11 @@ struct ocspcache_slot {
 struct ocspcache_responder {
 	char url[OCSPMSG_URL_MAX];
 	time_t last_ok, last_error;
+	/* The last ask's outcome, which says whether it is failing: not the
+	 * later of the two stamps, realtime instants that a clock stepped
+	 * back puts out of order (a failure after the step looked older than
+	 * the success before it). */
+	bool failing;
 	uint64_t errors;
 	char error[200];
 };
@@ -107,8 +112,10 @@ void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *
 		s->e.until = answer->until;
 	}
 	r = ocspcache_responder(url);
-	if (r != NULL)
+	if (r != NULL) {
 		r->last_ok = now;
+		r->failing = false;
+	}
 	pthread_mutex_unlock(&ocspcache->lock);
 }
 
@@ -131,6 +138,7 @@ void ocspcache_put_failure(const unsigned char key[OCSPMSG_KEY_LEN], const char 
 	r = ocspcache_responder(url);
 	if (r != NULL) {
 		r->last_error = now;
+		r->failing = true;
 		r->errors++;
 		snprintf(r->error, sizeof(r->error), "%s", error);
 	}
@@ -217,7 +225,7 @@ bool ocspcache_responders_ok(char *reason, size_t len)
 	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0] && ok; i++) {
 		const struct ocspcache_responder *r = &ocspcache->responders[i];
 
-		if (r->last_error > r->last_ok) {
+		if (r->failing) {
 			snprintf(reason, len, "ocsp: responder %s failed: %s", r->url, r->error);
 			ok = false;
 		}
