@@ -205,6 +205,15 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 		    out, "certreg_ocsp_responder_last_error_timestamp_seconds{url=\"%s\"} %lld\n",
 		    label, (long long)ocspcache->responders[i].last_error);
 	}
+	evbuffer_add_printf(out, "# HELP certreg_ocsp_responder_failing 1 while the last ask of "
+	                         "each OCSP responder failed (what to alert on: the two "
+	                         "timestamps above are realtime, which a clock step reorders).\n"
+	                         "# TYPE certreg_ocsp_responder_failing gauge\n");
+	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0]; i++) {
+		promtext_label(ocspcache->responders[i].url, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_ocsp_responder_failing{url=\"%s\"} %d\n", label,
+		                    ocspcache->responders[i].failing ? 1 : 0);
+	}
 	evbuffer_add_printf(out, "# HELP certreg_ocsp_responder_errors_total Failed OCSP asks "
 	                         "(no answer, or an answer that did not verify), by responder.\n"
 	                         "# TYPE certreg_ocsp_responder_errors_total counter\n");

@@ -647,5 +647,11 @@ def test_a_clock_stepped_back_still_reports_a_failing_download(certregd, db, cpk
     assert wait_for(lambda: (metric(d, "certreg_crl_fetch_errors_total", url) or 0) >= 2)
     ready = d.get("/readyz")
     assert any(url in w for w in ready.json().get("warnings", [])), ready.body
+    # What to alert on, and what certreg-admin check reads.
+    assert metric(d, "certreg_crl_fetch_failing", url) == 1
+    probe = admin("dbname=unused", "--json", "check", "--url", d.api, check=False)
+    assert {c["url"]: c["status"] for c in json.loads(probe.stdout)["crl_downloads"]}[url] \
+        == "WARNING", probe.stdout
     server.mode["int"] = "ok"
     assert wait_for(lambda: "warnings" not in d.get("/readyz").json()), d.get("/readyz").body
+    assert metric(d, "certreg_crl_fetch_failing", url) == 0

@@ -600,6 +600,7 @@ def test_a_clock_stepped_back_still_reports_a_failing_responder(certregd, db, op
     ready = d.get("/readyz")
     assert ready.status == 503, ready.body
     assert any(f"127.0.0.1:{aia_port}" in r for r in ready.json()["reasons"]), ready.body
+    assert metric(d, "certreg_ocsp_responder_failing") == 1
     # A failure stamped half an hour ahead (a step forward), then a step
     # back and an answer: ready again.
     clock.set(1800)
@@ -613,5 +614,6 @@ def test_a_clock_stepped_back_still_reports_a_failing_responder(certregd, db, op
         assert outcome(d, opki, "good") == "KEY_NOT_APPROVED"
         ready = d.get("/readyz")
         assert ready.status == 200, ready.body
+        assert metric(d, "certreg_ocsp_responder_failing") == 0
     finally:
         responder.close()
