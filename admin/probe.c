@@ -79,7 +79,8 @@ static void probe_judge_anchors(const struct probe_gauge *g, time_t now, long wa
 static void probe_judge_listener(const struct probe_gauge *g, time_t now, long warn_days,
                                  struct probe_report *r);
 static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_gauge *failed,
-                              const char *what, const char *key, struct probe_report *r);
+                              const struct probe_gauge *failing_gauge, const char *what,
+                              const char *key, struct probe_report *r);
 static void probe_raise(struct probe_report *r, enum probe_state st);
 static int probe_finish(const struct cli *cli, struct probe_report *r);
 static const char *probe_label_value(const char *p, char *out, size_t outlen);
@@ -197,7 +198,7 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 		             status);
 		goto out;
 	}
-	g = calloc(8, sizeof(*g));
+	g = calloc(10, sizeof(*g));
 	if (g == NULL) {
 		probe_raise(&r, PROBE_UNKNOWN);
 		probe_append(r.msg, sizeof(r.msg), ", out of memory");
@@ -213,10 +214,12 @@ static int probe_check(struct cli *cli, const struct cli_command *cmd, int argc,
 	probe_judge_listener(&g[7], now, warn_days, &r);
 	probe_parse_metric(body, "certreg_ocsp_responder_last_success_timestamp_seconds", &g[3]);
 	probe_parse_metric(body, "certreg_ocsp_responder_last_error_timestamp_seconds", &g[4]);
-	probe_judge_fetch(&g[3], &g[4], "OCSP responder", "ocsp_responders", &r);
+	probe_parse_metric(body, "certreg_ocsp_responder_failing", &g[8]);
+	probe_judge_fetch(&g[3], &g[4], &g[8], "OCSP responder", "ocsp_responders", &r);
 	probe_parse_metric(body, "certreg_crl_fetch_last_success_timestamp_seconds", &g[5]);
 	probe_parse_metric(body, "certreg_crl_fetch_last_error_timestamp_seconds", &g[6]);
-	probe_judge_fetch(&g[5], &g[6], "CRL download", "crl_downloads", &r);
+	probe_parse_metric(body, "certreg_crl_fetch_failing", &g[9]);
+	probe_judge_fetch(&g[5], &g[6], &g[9], "CRL download", "crl_downloads", &r);
 out:
 	free(body);
 	free(g);
@@ -483,9 +486,14 @@ static void probe_judge_listener(const struct probe_gauge *g, time_t now, long w
  * their nextUpdate its certificates get none: CERT_REVOCATION_UNKNOWN under
  * ocsp = require, where /readyz has made the probe CRITICAL already), or a
  * CRL download of crl_fetch = yes (the installed CRL is kept, and ages).
+ * The daemon's *_failing gauge says so; the two timestamps only for a
+ * daemon without it: realtime instants, which a clock stepped back puts
+ * out of order (a failure after the step looked older than the success
+ * before it).
  */
 static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_gauge *failed,
-                              const char *what, const char *key, struct probe_report *r)
+                              const struct probe_gauge *failing_gauge, const char *what,
+                              const char *key, struct probe_report *r)
 {
 	json_t *list = json_array();
 	size_t kept = failed->n < PROBE_MAX_SAMPLES ? failed->n : PROBE_MAX_SAMPLES;
@@ -501,6 +509,9 @@ static void probe_judge_fetch(const struct probe_gauge *ok, const struct probe_g
 			if (strcmp(ok->samples[j].label, e->label) == 0)
 				last_ok = ok->samples[j].value;
 		failing = e->value > last_ok;
+		for (size_t j = 0; j < failing_gauge->n && j < PROBE_MAX_SAMPLES; j++)
+			if (strcmp(failing_gauge->samples[j].label, e->label) == 0)
+				failing = failing_gauge->samples[j].value != 0;
 		certinfo_rfc3339((time_t)e->value, when, sizeof(when));
 		certinfo_rfc3339((time_t)last_ok, good, sizeof(good));
 		json_array_append_new(

@@ -57,6 +57,12 @@ struct crlfetch_source {
 	/* Written by the supervisor only, under seq (odd: being written). */
 	uint32_t seq;
 	int64_t last_ok, last_error, this_update, next_update;
+	/* The last download's outcome: not the later of last_ok and
+	 * last_error, realtime instants that a clock stepped back puts out
+	 * of order (a failure after the step looked older than the success
+	 * before it, and /readyz did not report it for the step's length).
+	 * 0 or 1, int64_t for crlfetch_render's table. */
+	int64_t failing;
 	uint64_t errors;
 	char error[200];
 };
@@ -232,6 +238,10 @@ void crlfetch_render(struct evbuffer *out)
 	    {"certreg_crl_fetch_last_error_timestamp_seconds",
 	     "Last failed download of each CRL distribution point (Unix time; 0: none).", "gauge",
 	     offsetof(struct crlfetch_source, last_error)},
+	    {"certreg_crl_fetch_failing",
+	     "1 while the last download of each CRL distribution point failed (what to alert "
+	     "on: the two timestamps above are realtime, which a clock step reorders).",
+	     "gauge", offsetof(struct crlfetch_source, failing)},
 	    {"certreg_crl_fetch_next_update_timestamp_seconds",
 	     "nextUpdate of the CRL last installed from each distribution point (Unix time).",
 	     "gauge", offsetof(struct crlfetch_source, next_update)},
@@ -283,7 +293,7 @@ bool crlfetch_failing(size_t i, char *text, size_t len)
 			continue;
 		do {
 			before = __atomic_load_n(&s->seq, __ATOMIC_SEQ_CST);
-			failing = s->last_error > s->last_ok;
+			failing = s->failing != 0;
 			if (failing)
 				snprintf(text, len,
 				         "crl fetch %s failed: %s (the installed CRL is kept)",
@@ -811,6 +821,7 @@ static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl)
 	__atomic_fetch_add(&s->seq, 1, __ATOMIC_SEQ_CST);
 	if (ok) {
 		s->last_ok = now;
+		s->failing = 0;
 		if (crl != NULL && certinfo_asn1_time(X509_CRL_get0_lastUpdate(crl), &t))
 			s->this_update = t;
 		if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL &&
@@ -818,6 +829,7 @@ static void crlfetch_status(int i, bool ok, const char *error, X509_CRL *crl)
 			s->next_update = t;
 	} else {
 		s->last_error = now;
+		s->failing = 1;
 		s->errors++;
 		snprintf(s->error, sizeof(s->error), "%.199s", error);
 	}

@@ -13,7 +13,10 @@
  * crashed one, last saw the host as it was then, and would keep a host
  * that went down "up" for as long as their slots wait to be reused. The
  * errors counter is kept in the slot and carried on by the next worker to
- * take it, so that it never goes down.
+ * take it, so that it never goes down; a worker counts errors by the host
+ * they happened at (registry_hosts), and keeps a host whose connections
+ * moved to another (a failover) in its table, not present: its errors
+ * stay its own, and its series with them.
  */
 #include "dbhosts.h"
 #include "promtext.h"
@@ -70,6 +73,7 @@ void dbhosts_publish(struct metrics_slot *slot, struct metrics_slot *published,
 		_Static_assert(sizeof(m->host) == sizeof(hosts[i].host), "host sizes");
 		memcpy(m->host, hosts[i].host, sizeof(m->host));
 		m->read = hosts[i].read;
+		m->present = hosts[i].present;
 		m->up = hosts[i].up;
 		m->standby = hosts[i].standby;
 		m->usable = hosts[i].usable;
@@ -151,6 +155,10 @@ void dbhosts_render(struct evbuffer *out)
 	                         "# TYPE certreg_db_host_up gauge\n");
 	for (int i = 0; i < n; i++) {
 		char label[160];
+		/* Where no connection is, up says nothing: a failover's old
+		 * primary would stay "down" for good. */
+		if (!all[i].present)
+			continue;
 		promtext_label(all[i].host, label, sizeof(label));
 		evbuffer_add_printf(out, "certreg_db_host_up{host=\"%s\",via=\"%s\"} %d\n", label,
 		                    all[i].read ? "read" : "primary", all[i].up);
@@ -204,6 +212,8 @@ json_t *dbhosts_ready(const struct registry *reg, json_t *reply)
 	for (int i = 0; i < n; i++) {
 		const struct registry_host *h = &hosts[i];
 		json_t *j;
+		if (!h->present)
+			continue;
 		if (h->read)
 			j = json_pack("{s:s, s:b, s:s, s:I, s:b}", "host", h->host, "up", h->up,
 			              "role",
@@ -242,7 +252,8 @@ static void dbhosts_read_slot(struct metrics_slot *slot, struct metrics_db_host 
 
 /* Adds h to all (n entries), merged with the same host reached the same
  * way; of a worker no longer running (not live) only its errors, and only
- * to a host a running worker has. */
+ * to a host a running worker has (present or not: a host its connections
+ * left keeps its errors series, not an up one). */
 static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metrics_db_host *h,
                          bool live)
 {
@@ -259,6 +270,7 @@ static int dbhosts_merge(struct metrics_db_host *all, int n, const struct metric
 		a->standby = h->up ? h->standby : a->standby;
 		a->up = a->up || h->up;
 		a->usable = a->usable || h->usable;
+		a->present = a->present || h->present;
 		a->errors += h->errors;
 		return n;
 	}

@@ -42,6 +42,7 @@ struct metrics_listener {
 struct metrics_db_host {
 	char host[64];
 	uint8_t read, up, standby, usable;
+	uint8_t present; /* a connection of the worker is at it (registry_host) */
 	uint64_t lag_ms;
 	uint64_t errors;
 };

@@ -26,6 +26,11 @@ struct ocspcache_slot {
 struct ocspcache_responder {
 	char url[OCSPMSG_URL_MAX];
 	time_t last_ok, last_error;
+	/* The last ask's outcome, which says whether it is failing: not the
+	 * later of the two stamps, realtime instants that a clock stepped
+	 * back puts out of order (a failure after the step looked older than
+	 * the success before it). */
+	bool failing;
 	uint64_t errors;
 	char error[200];
 };
@@ -107,8 +112,10 @@ void ocspcache_put_answer(const unsigned char key[OCSPMSG_KEY_LEN], const char *
 		s->e.until = answer->until;
 	}
 	r = ocspcache_responder(url);
-	if (r != NULL)
+	if (r != NULL) {
 		r->last_ok = now;
+		r->failing = false;
+	}
 	pthread_mutex_unlock(&ocspcache->lock);
 }
 
@@ -131,6 +138,7 @@ void ocspcache_put_failure(const unsigned char key[OCSPMSG_KEY_LEN], const char 
 	r = ocspcache_responder(url);
 	if (r != NULL) {
 		r->last_error = now;
+		r->failing = true;
 		r->errors++;
 		snprintf(r->error, sizeof(r->error), "%s", error);
 	}
@@ -197,6 +205,15 @@ void ocspcache_render(struct evbuffer *out, time_t now)
 		    out, "certreg_ocsp_responder_last_error_timestamp_seconds{url=\"%s\"} %lld\n",
 		    label, (long long)ocspcache->responders[i].last_error);
 	}
+	evbuffer_add_printf(out, "# HELP certreg_ocsp_responder_failing 1 while the last ask of "
+	                         "each OCSP responder failed (what to alert on: the two "
+	                         "timestamps above are realtime, which a clock step reorders).\n"
+	                         "# TYPE certreg_ocsp_responder_failing gauge\n");
+	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0]; i++) {
+		promtext_label(ocspcache->responders[i].url, label, sizeof(label));
+		evbuffer_add_printf(out, "certreg_ocsp_responder_failing{url=\"%s\"} %d\n", label,
+		                    ocspcache->responders[i].failing ? 1 : 0);
+	}
 	evbuffer_add_printf(out, "# HELP certreg_ocsp_responder_errors_total Failed OCSP asks "
 	                         "(no answer, or an answer that did not verify), by responder.\n"
 	                         "# TYPE certreg_ocsp_responder_errors_total counter\n");
@@ -217,7 +234,7 @@ bool ocspcache_responders_ok(char *reason, size_t len)
 	for (int i = 0; i < OCSPCACHE_RESPONDERS && ocspcache->responders[i].url[0] && ok; i++) {
 		const struct ocspcache_responder *r = &ocspcache->responders[i];
 
-		if (r->last_error > r->last_ok) {
+		if (r->failing) {
 			snprintf(reason, len, "ocsp: responder %s failed: %s", r->url, r->error);
 			ok = false;
 		}

@@ -68,6 +68,7 @@
 #define REGISTRY_SAMPLES        64  /* primary positions kept, for the lag */
 #define REGISTRY_RETRIES        3   /* a decision sent again after a lost connection */
 #define REGISTRY_READ_RECYCLE_S 20  /* a read connection on a primary looks again */
+#define REGISTRY_HOSTS          8   /* hosts whose errors are counted by host */
 /*
  * The caches are trusted only while the LISTEN connection answered a query
  * sent at most this long ago: the primary sends a notification before the
@@ -170,7 +171,6 @@ struct registry_conn {
 	uint64_t up_ms;       /* when it became ready */
 	uint64_t progress_ms; /* when a query last completed, or the first was sent */
 	char host[64];        /* PQhost, for logs, /readyz and /metrics */
-	uint64_t errors;
 	/* The listener: its LSN query in flight, the notification count and
 	 * the time (monotonic) when it was sent. */
 	bool lsn_busy;
@@ -222,6 +222,18 @@ struct registry {
 	int64_t clock_offset_ms;
 	struct registry_sample samples[REGISTRY_SAMPLES];
 	int nsamples, sample_next;
+	/* Every host a connection has reached, in the order first reached,
+	 * with the errors counted there (registry_hosts). Counted by host
+	 * when they happen: counted by connection, and reported under the
+	 * host it was last connected to, a connection's errors moved with it
+	 * at a failover, to a host that had none, and its first host's count
+	 * fell. */
+	struct registry_host_count {
+		char host[64];
+		bool read;
+		uint64_t errors;
+	} hosts[REGISTRY_HOSTS];
+	int nhosts;
 };
 
 struct registry_statement {
@@ -345,6 +357,8 @@ static void registry_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_probe_cb(evutil_socket_t fd, short what, void *arg);
 static void registry_conn_init(struct registry *reg, struct registry_conn *c, enum conn_role role);
 static struct registry_conn *registry_conn_at(struct registry *reg, int i);
+static struct registry_host_count *registry_host_count(const struct registry_conn *c);
+static void registry_host_error(const struct registry_conn *c);
 
 /* One connection string: libpq parses it; with primary, several hosts come
  * with target_session_attrs read-write or primary. Without that libpq takes
@@ -665,36 +679,60 @@ int registry_hosts(const struct registry *reg, struct registry_host *out, int ma
 {
 	int n = 0;
 
-	for (int i = 0; i <= reg->pool_size + reg->read_size; i++) {
-		const struct registry_conn *c = registry_conn_at((struct registry *)reg, i);
-		struct registry_host *h = NULL;
-		bool read;
+	for (int k = 0; k < reg->nhosts && n < max; k++) {
+		const struct registry_host_count *hc = &reg->hosts[k];
+		struct registry_host *h = &out[n++];
 
-		if (c == NULL || c->host[0] == '\0')
-			continue;
-		read = c->role == CONN_ROLE_READ;
-		for (int j = 0; j < n && h == NULL; j++)
-			if (out[j].read == read && strcmp(out[j].host, c->host) == 0)
-				h = &out[j];
-		if (h == NULL) {
-			if (n == max)
+		memset(h, 0, sizeof(*h));
+		h->read = hc->read;
+		h->errors = hc->errors;
+		snprintf(h->host, sizeof(h->host), "%s", hc->host);
+		for (int i = 0; i <= reg->pool_size + reg->read_size; i++) {
+			const struct registry_conn *c = registry_conn_at((struct registry *)reg, i);
+
+			if (c == NULL || (c->role == CONN_ROLE_READ) != hc->read ||
+			    strcmp(c->host, hc->host) != 0)
 				continue;
-			h = &out[n++];
-			memset(h, 0, sizeof(*h));
-			h->read = read;
-			snprintf(h->host, sizeof(h->host), "%s", c->host);
-		}
-		h->errors += c->errors;
-		if (c->state != CONN_READY)
-			continue;
-		h->up = true;
-		if (read) {
-			h->standby = c->in_recovery;
-			h->lag_ms = registry_lag_ms(reg, c);
-			h->usable = h->usable || registry_reader_usable(reg, c);
+			h->present = true;
+			if (c->state != CONN_READY)
+				continue;
+			h->up = true;
+			if (hc->read) {
+				h->standby = c->in_recovery;
+				h->lag_ms = registry_lag_ms(reg, c);
+				h->usable = h->usable || registry_reader_usable(reg, c);
+			}
 		}
 	}
 	return n;
+}
+
+/* c's host in the table of hosts reached, added when new and there is
+ * room (NULL otherwise, and for a connection that never reached one). */
+static struct registry_host_count *registry_host_count(const struct registry_conn *c)
+{
+	struct registry *reg = c->reg;
+	bool read = c->role == CONN_ROLE_READ;
+
+	if (c->host[0] == '\0')
+		return NULL;
+	for (int k = 0; k < reg->nhosts; k++)
+		if (reg->hosts[k].read == read && strcmp(reg->hosts[k].host, c->host) == 0)
+			return &reg->hosts[k];
+	if (reg->nhosts == REGISTRY_HOSTS)
+		return NULL;
+	snprintf(reg->hosts[reg->nhosts].host, sizeof(reg->hosts[0].host), "%s", c->host);
+	reg->hosts[reg->nhosts].read = read;
+	return &reg->hosts[reg->nhosts++];
+}
+
+/* A failed connection or query of c, counted for the host it was at. */
+static void registry_host_error(const struct registry_conn *c)
+{
+	struct registry_host_count *hc = registry_host_count(c);
+
+	if (hc != NULL)
+		hc->errors++;
 }
 
 /* Connection i of the pool, the listener (i == pool_size) and the
@@ -1135,7 +1173,7 @@ static void registry_conn_fail(struct registry_conn *c, const char *why)
 		n--;
 	msg[n] = '\0';
 	reg->stats.errors++;
-	c->errors++;
+	registry_host_error(c);
 	log_warn("event=db_connection_lost role=%s host=%s reason=%s retry_ms=%d",
 	         registry_role_name(c->role), c->host[0] != '\0' ? c->host : "-",
 	         log_quote(msg, quoted, sizeof(quoted)), c->backoff_ms);
@@ -1563,6 +1601,7 @@ static void registry_conn_ready(struct registry_conn *c)
 		return;
 	}
 	snprintf(c->host, sizeof(c->host), "%s:%s", host != NULL ? host : "", PQport(c->pg));
+	registry_host_count(c);
 	/* conninfo must reach the primary. target_session_attrs guards a list
 	 * of hosts, but not one name with a standby among its addresses, a
 	 * service file's list, or a lone host demoted by a failover: a pool
@@ -1684,7 +1723,7 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 		char quoted[256];
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			q->conn->reg->stats.errors++;
-			q->conn->errors++;
+			registry_host_error(q->conn);
 			log_warn("event=db_query_failed statement=%s host=%s error=%s",
 			         registry_statements[q->kind].name, q->conn->host,
 			         log_quote(PQresultErrorMessage(res), quoted, sizeof(quoted)));
@@ -1706,7 +1745,7 @@ static void registry_query_result(struct registry_query *q, PGresult *res)
 	if (q->members != NULL) {
 		if (PQgetisnull(res, 0, 0) || !registry_consume_answers(q, PQgetvalue(res, 0, 0))) {
 			q->conn->reg->stats.errors++;
-			q->conn->errors++;
+			registry_host_error(q->conn);
 			log_warn(
 			    "event=db_query_failed statement=%s host=%s error=\"not one boolean "
 			    "an element\"",

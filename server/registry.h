@@ -60,6 +60,7 @@ struct registry_stats {
 struct registry_host {
 	char host[64]; /* host:port */
 	bool read;     /* reached by read_conninfo; else by conninfo (the primary) */
+	bool present;  /* a connection is at it (else only its errors count) */
 	bool up;       /* a connection to it is ready */
 	bool standby;  /* read: in recovery */
 	bool usable;   /* read: decisions may be read there now */
@@ -152,8 +153,9 @@ bool registry_listening(const struct registry *reg);
 /* True when decisions are read by read_conninfo (registry_set_reads). */
 bool registry_reading(const struct registry *reg);
 struct registry_stats registry_stats(const struct registry *reg);
-/* Fills out with up to max servers this registry has reached; returns how
- * many. */
+/* Fills out with up to max servers this registry has reached, in the order
+ * first reached (a host stays listed, not present, once its connections
+ * have moved on: its errors still count); returns how many. */
 int registry_hosts(const struct registry *reg, struct registry_host *out, int max);
 
 #endif

@@ -624,3 +624,34 @@ def test_a_clock_stepped_back_keeps_the_refresh_interval(certregd, db, cpki, ser
     server.revoked["int"].add(cpki.certs["victim"].serial_number)
     assert wait_for(lambda: outcome(d, cpki, "victim") == "CERT_REVOKED", timeout=10), \
         server.gets
+
+
+def test_a_clock_stepped_back_still_reports_a_failing_download(certregd, db, cpki, server, port,
+                                                                tmp_path):
+    """Whether a URL is failing was "its last error is later than its last
+    success", two realtime stamps: after a step back of an hour, downloads
+    that failed were stamped before the success of the hour ahead, and
+    /readyz said nothing of them for that hour (nor certreg-admin check).
+    The last outcome decides, whatever the clock did between them."""
+    from test_clock import Clock
+    clock = Clock(tmp_path, 3600)
+    d = clock.daemon(certregd, db, trust={
+        "ca_file": cpki.dir / "root.pem", "intermediates_file": cpki.dir / "int.pem",
+        "crl_dir": daemon_crl_dir(tmp_path), "revocation": "require", "crl_fetch": "yes",
+        "crl_fetch_interval": 2})
+    started(d, cpki)
+    url = f"http://127.0.0.1:{port}/int.crl"
+    assert "warnings" not in d.get("/readyz").json()
+    clock.set(0)
+    server.mode["int"] = "error"
+    assert wait_for(lambda: (metric(d, "certreg_crl_fetch_errors_total", url) or 0) >= 2)
+    ready = d.get("/readyz")
+    assert any(url in w for w in ready.json().get("warnings", [])), ready.body
+    # What to alert on, and what certreg-admin check reads.
+    assert metric(d, "certreg_crl_fetch_failing", url) == 1
+    probe = admin("dbname=unused", "--json", "check", "--url", d.api, check=False)
+    assert {c["url"]: c["status"] for c in json.loads(probe.stdout)["crl_downloads"]}[url] \
+        == "WARNING", probe.stdout
+    server.mode["int"] = "ok"
+    assert wait_for(lambda: "warnings" not in d.get("/readyz").json()), d.get("/readyz").body
+    assert metric(d, "certreg_crl_fetch_failing", url) == 0

@@ -332,3 +332,112 @@ def test_a_read_only_primary_makes_readyz_503(certregd, db, pki, pg_cluster):
         pg_cluster.psql("SELECT pg_reload_conf()")
     wait_for(lambda: d.get("/readyz").status == 200, 10)
     wait_for(lambda: d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED", 10)
+
+
+class PgRelay:
+    """A TCP port on loopback relaying to the cluster's socket: a database
+    host that can go away (every connection cut, nothing listening) and
+    come back on the same address."""
+
+    def __init__(self, pg_cluster):
+        self.target = f"{pg_cluster.host}/.s.PGSQL.{pg_cluster.port}"
+        self.port = None
+        self.conns = []
+        self.listener = None
+
+    def start(self):
+        import threading
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port or 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.listen(64)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        import threading
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        # shutdown wakes the accept() of the thread (close alone does not).
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        for s in self.conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conns = []
+
+
+def test_host_errors_stay_with_their_host_across_a_failover(certregd, db, pg_cluster,
+                                                            daemon_role):
+    """conninfo names two hosts (the relay first). The relay goes away: the
+    worker's connections fail there and move to the second host; later they
+    fail there and move back. Each connection's error count went with it,
+    and the slot's table was matched by position: the first host's
+    certreg_db_host_errors_total fell to 0 when its connections came back
+    (what it had counted went to the second host, which had none)."""
+    relay = PgRelay(pg_cluster)
+    relay.start()
+    try:
+        conninfo = (f"host=127.0.0.1,{pg_cluster.host} port={relay.port},{pg_cluster.port} "
+                    f"dbname={db.name} user={daemon_role} target_session_attrs=read-write")
+        d = certregd(db, server={"workers": 1},
+                     database={"conninfo": conninfo, "timeout_ms": 1000})
+        first = f"127.0.0.1:{relay.port}"
+        second = f"{pg_cluster.host}:{pg_cluster.port}"[:63]
+
+        def errors():
+            return {dict(k[1])["host"]: v
+                    for k, v in samples(scrape(d), "certreg_db_host_errors_total").items()}
+
+        def up(host):
+            return {dict(k[1])["host"]: v
+                    for k, v in samples(scrape(d), "certreg_db_host_up").items()}.get(host) == 1
+
+        wait_for(lambda: d.get("/readyz").status == 200 and up(first))
+        assert errors() == {first: 0}
+        relay.stop()
+        wait_for(lambda: up(second) and not up(first) and d.get("/readyz").status == 200, 20)
+        time.sleep(1.5)
+        seen = wait_for(lambda: errors().get(first) or errors().get(second))
+        counted_first = max(errors().get(first, 0), seen)
+        assert errors().get(second, 0) == 0, errors()  # none failed there
+        relay.start()
+        pg_cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        f"WHERE datname = '{db.name}' AND usename = '{daemon_role}' "
+                        "AND client_addr IS NULL AND pid <> pg_backend_pid() "
+                        "AND application_name = 'certregd'")
+        wait_for(lambda: up(first) and d.get("/readyz").status == 200, 20)
+        time.sleep(1.5)
+        got = errors()
+        assert got.get(first, 0) >= counted_first, got
+        assert got.get(second, 0) > 0, got
+    finally:
+        relay.stop()

@@ -570,3 +570,50 @@ def test_a_clock_stepped_back_shows_no_answer_it_would_not_use(certregd, db, opk
     time.sleep(0.2)
     assert metric(d, "certreg_ocsp_cache_entries") == 0
     assert metric(d, "certreg_ocsp_cache_oldest_age_seconds") == 0
+
+
+def test_a_clock_stepped_back_still_reports_a_failing_responder(certregd, db, opki, aia_port,
+                                                                 tmp_path):
+    """Under ocsp = require a responder whose last ask failed takes the
+    daemon out of the balancer (/readyz 503). That was "its last error is
+    later than its last success", two realtime stamps: after a step back,
+    a responder that answered before the step and then went down still
+    looked well for the length of the step (/readyz 200 while every
+    uncached login was CERT_REVOCATION_UNKNOWN), and one that failed
+    before the step and answered after kept /readyz at 503. The last
+    outcome decides, whatever the clock did between them."""
+    from test_clock import Clock
+    # Half an hour ahead: the responder's answers (an hour of life from
+    # the host's time) are still current for the daemon.
+    clock = Clock(tmp_path, 1800)
+    d = clock.daemon(certregd, db, server={"workers": 1}, trust={
+        "ca_file": opki.dir / "root.pem", "intermediates_file": opki.dir / "int.pem",
+        "crl_dir": None, "revocation": "off", "ocsp": "require"})
+    responder = Responder(opki, aia_port)
+    try:
+        assert outcome(d, opki, "good") == "KEY_NOT_APPROVED"
+        assert d.get("/readyz").status == 200
+        clock.set(0)
+    finally:
+        responder.close()
+    assert outcome(d, opki, "revoked") == "CERT_REVOCATION_UNKNOWN"
+    ready = d.get("/readyz")
+    assert ready.status == 503, ready.body
+    assert any(f"127.0.0.1:{aia_port}" in r for r in ready.json()["reasons"]), ready.body
+    assert metric(d, "certreg_ocsp_responder_failing") == 1
+    # A failure stamped half an hour ahead (a step forward), then a step
+    # back and an answer: ready again.
+    clock.set(1800)
+    time.sleep(0.2)
+    assert outcome(d, opki, "revoked") == "CERT_REVOCATION_UNKNOWN"
+    assert d.get("/readyz").status == 503
+    clock.set(0)
+    responder = Responder(opki, aia_port)
+    try:
+        time.sleep(0.2)
+        assert outcome(d, opki, "good") == "KEY_NOT_APPROVED"
+        ready = d.get("/readyz")
+        assert ready.status == 200, ready.body
+        assert metric(d, "certreg_ocsp_responder_failing") == 0
+    finally:
+        responder.close()

@@ -1226,3 +1226,67 @@ def test_a_spent_challenge_purged_under_a_waiting_consume_is_not_spent_again(db,
     assert cur.fetchone() == (False,)
     for conn in stalled + [racing]:
         conn.close()
+
+
+def test_challenges_near_the_end_of_their_five_minutes_are_spent_once_under_a_crowd(
+        db, pg_cluster):
+    """Eight sessions (two daemons' worth) replay the same 40 challenges,
+    in single calls and in batches, each with its own attempt id, while a
+    ninth purges, across the instant the database stops taking them (their
+    expiry plus five minutes): each challenge is answered true at most
+    once, and none after that instant."""
+    import datetime
+    import random
+    import threading
+    pg_cluster.ensure_login("daemon_crowd_test", "certreg_daemon")
+    su = connect(db).cursor()
+    su.execute("SELECT now() - interval '5 minutes' + interval '1.5 seconds'")
+    expires = su.fetchone()[0]
+    hashes = [f"{i:064x}" for i in range(1, 41)]
+    wins, late, stop = [], [], threading.Event()
+    lock = threading.Lock()
+
+    def crowd(n):
+        cur = connect(db, "daemon_crowd_test").cursor()
+        rnd = random.Random(n)
+        k = 0
+        while not stop.is_set():
+            k += 1
+            attempt = f"{n:08x}{k:024x}"
+            picked = rnd.sample(hashes, 4)
+            if n % 2:
+                cur.execute("SELECT certreg.challenge_consume_many(%s::text[],"
+                            " %s::timestamptz[], %s::text[]), clock_timestamp()",
+                            (picked, [expires] * 4, [attempt] * 4))
+                answers, at = cur.fetchone()
+            else:
+                cur.execute("SELECT certreg.challenge_consume(%s, %s, %s), clock_timestamp()",
+                            (picked[0], expires, attempt))
+                (answer, at), answers, picked = cur.fetchone(), None, picked[:1]
+                answers = [answer]
+            with lock:
+                for h, ok in zip(picked, answers):
+                    if ok:
+                        wins.append(h)
+                        if at > expires + datetime.timedelta(minutes=5, seconds=1):
+                            late.append((h, at))
+
+    def purger():
+        cur = connect(db).cursor()
+        while not stop.is_set():
+            cur.execute("SELECT certreg.challenge_purge()")
+
+    threads = [threading.Thread(target=crowd, args=(n,)) for n in range(8)]
+    threads.append(threading.Thread(target=purger))
+    for t in threads:
+        t.start()
+    su.execute("SELECT pg_sleep(greatest(0, extract(epoch FROM %s + interval '5 minutes'"
+               " - clock_timestamp())) + 1.5)", (expires,))
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(wins) == sorted(set(wins)), "a challenge was spent twice"
+    assert len(wins) == len(hashes)
+    assert late == []
+    su.execute("SELECT count(*) FROM certreg.challenges_used WHERE hash = ANY(%s)", (hashes,))
+    assert su.fetchone()[0] == 0  # all purged once past the five minutes
