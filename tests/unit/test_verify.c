@@ -377,13 +377,14 @@ static int group_teardown(void **state)
 }
 
 /* NULL-terminated lists. */
-/* full: the store never takes the direct path (full_path_only). */
-static struct verify_store *make_store_ex(enum revocation_mode rev, X509 *const *anchors,
-                                          X509 *const *inters, X509_CRL *const *crls, int max_depth,
-                                          bool full)
+/* full: the store never takes the direct path (full_path_only); skew:
+ * its clock_skew. */
+static struct verify_store *make_store_skew(enum revocation_mode rev, X509 *const *anchors,
+                                            X509 *const *inters, X509_CRL *const *crls,
+                                            int max_depth, bool full, int skew)
 {
 	struct verify_settings settings = {.revocation = rev,
-	                                   .clock_skew = SKEW,
+	                                   .clock_skew = skew,
 	                                   .expiry_warning_days = 30,
 	                                   .full_path_only = full};
 	STACK_OF(X509) *a = sk_X509_new_null(), *i = sk_X509_new_null();
@@ -404,6 +405,13 @@ static struct verify_store *make_store_ex(enum revocation_mode rev, X509 *const 
 	sk_X509_free(i);
 	sk_X509_CRL_free(c);
 	return store;
+}
+
+static struct verify_store *make_store_ex(enum revocation_mode rev, X509 *const *anchors,
+                                          X509 *const *inters, X509_CRL *const *crls, int max_depth,
+                                          bool full)
+{
+	return make_store_skew(rev, anchors, inters, crls, max_depth, full, SKEW);
 }
 
 static struct verify_store *make_store(enum revocation_mode rev, X509 *const *anchors,
@@ -927,26 +935,9 @@ static void test_crl_stale(void **state)
 /* A store of the RSA chain (int configured) with clock_skew = skew. */
 static struct verify_store *skew_store(X509_CRL *const *crls, int skew, bool full)
 {
-	struct verify_settings settings = {.revocation = REVOCATION_REQUIRE,
-	                                   .clock_skew = skew,
-	                                   .expiry_warning_days = 30,
-	                                   .full_path_only = full};
-	STACK_OF(X509) *a = sk_X509_new_null(), *i = sk_X509_new_null();
-	STACK_OF(X509_CRL) *c = sk_X509_CRL_new_null();
-	struct verify_store *store;
-	char err[256];
+	X509 *anchors[] = {pki.rsa_root, NULL}, *inters[] = {pki.rsa_int, NULL};
 
-	sk_X509_push(a, pki.rsa_root);
-	sk_X509_push(i, pki.rsa_int);
-	for (; *crls != NULL; crls++)
-		sk_X509_CRL_push(c, *crls);
-	store = verify_store_from_stacks(&settings, a, i, c, -1, T, err, sizeof(err));
-	if (store == NULL)
-		fail_msg("store: %s", err);
-	sk_X509_free(a);
-	sk_X509_free(i);
-	sk_X509_CRL_free(c);
-	return store;
+	return make_store_skew(REVOCATION_REQUIRE, anchors, inters, crls, -1, full, skew);
 }
 
 /* A numbered CRL of rsa_int whose lastUpdate is the UTCTime text last as
