@@ -606,12 +606,10 @@ def test_at_most_two_downloads_at_a_time(certregd, db, tmp_path):
         server.server_close()
 
 
-def test_a_clock_stepped_back_keeps_the_refresh_interval(certregd, db, cpki, server, tmp_path):
-    """A daemon whose clock ran an hour ahead, then stepped back by NTP:
-    the next download was scheduled on the realtime clock, an hour and
-    crl_fetch_interval away, and a revocation at the CA went unseen for
-    that hour. Scheduled on the monotonic clock it is one refresh away
-    (CRL times are still compared with the realtime clock)."""
+def fetching_an_hour_ahead(certregd, db, cpki, tmp_path):
+    """certregd on a clock an hour ahead (libfaketime, test_clock's Clock),
+    fetching cpki's CRLs every 2 s under revocation = require, started:
+    (its Clock, to step back; the daemon)."""
     from test_clock import Clock
     clock = Clock(tmp_path, 3600)
     d = clock.daemon(certregd, db, trust={
@@ -619,6 +617,16 @@ def test_a_clock_stepped_back_keeps_the_refresh_interval(certregd, db, cpki, ser
         "crl_dir": daemon_crl_dir(tmp_path), "revocation": "require", "crl_fetch": "yes",
         "crl_fetch_interval": 2})
     started(d, cpki)
+    return clock, d
+
+
+def test_a_clock_stepped_back_keeps_the_refresh_interval(certregd, db, cpki, server, tmp_path):
+    """A daemon whose clock ran an hour ahead, then stepped back by NTP:
+    the next download was scheduled on the realtime clock, an hour and
+    crl_fetch_interval away, and a revocation at the CA went unseen for
+    that hour. Scheduled on the monotonic clock it is one refresh away
+    (CRL times are still compared with the realtime clock)."""
+    clock, d = fetching_an_hour_ahead(certregd, db, cpki, tmp_path)
     assert outcome(d, cpki, "victim") == "KEY_NOT_APPROVED"
     clock.set(0)
     server.revoked["int"].add(cpki.certs["victim"].serial_number)
@@ -633,13 +641,7 @@ def test_a_clock_stepped_back_still_reports_a_failing_download(certregd, db, cpk
     that failed were stamped before the success of the hour ahead, and
     /readyz said nothing of them for that hour (nor certreg-admin check).
     The last outcome decides, whatever the clock did between them."""
-    from test_clock import Clock
-    clock = Clock(tmp_path, 3600)
-    d = clock.daemon(certregd, db, trust={
-        "ca_file": cpki.dir / "root.pem", "intermediates_file": cpki.dir / "int.pem",
-        "crl_dir": daemon_crl_dir(tmp_path), "revocation": "require", "crl_fetch": "yes",
-        "crl_fetch_interval": 2})
-    started(d, cpki)
+    clock, d = fetching_an_hour_ahead(certregd, db, cpki, tmp_path)
     url = f"http://127.0.0.1:{port}/int.crl"
     assert "warnings" not in d.get("/readyz").json()
     clock.set(0)
