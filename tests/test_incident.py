@@ -13,6 +13,7 @@ import subprocess
 import time
 
 from fixtures.cli import BUILD, admin
+from fixtures.daemon import in_force
 
 REGNO = "110106000777"
 
@@ -26,13 +27,7 @@ def outcome(d, pki, name):
 
 
 def becomes(d, pki, name, want):
-    """A change is in force within one second (the contract); the NOTIFY that
-    drops a cached decision arrives on its own, so poll, with slack for a
-    stalled VM."""
-    deadline = time.time() + 5
-    while (got := outcome(d, pki, name)) != want:
-        assert time.time() < deadline, f"{name}: still {got}, want {want}"
-        time.sleep(0.1)
+    in_force(lambda: outcome(d, pki, name), want)
 
 
 def logins(db):
