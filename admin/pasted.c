@@ -5,6 +5,7 @@
  * in any locale, and what a paste brings is the same in all of them.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -67,6 +68,25 @@ const char *pasted_code(const char *arg)
 const char *pasted_trim(const char *arg)
 {
 	return pasted_rewrite(arg, false);
+}
+
+char *pasted_like(const char *text, enum pasted_like_at at)
+{
+	char *pat = malloc(2 * strlen(text) + 3), *p;
+
+	if (pat == NULL)
+		return NULL;
+	p = pat;
+	if (at == PASTED_LIKE_ANYWHERE)
+		*p++ = '%';
+	for (const char *t = text; *t != '\0'; t++) {
+		if (*t == '%' || *t == '_' || *t == '\\')
+			*p++ = '\\';
+		*p++ = *t;
+	}
+	*p++ = '%';
+	*p = '\0';
+	return pat;
 }
 
 /* The one home of both: blanks at either end dropped and, with ascii, the

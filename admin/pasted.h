@@ -5,9 +5,10 @@
  *
  * Owns what counts as a blank and which full-width characters stand for
  * ASCII ones; only letters and digits are mapped, so names keep their
- * full-width brackets. What an identifier must look like is the
- * database's (units) and keyref.c's (key ids). Used by the commands that
- * take a registration number and by keyref.c.
+ * full-width brackets; and how a typed fragment is searched for (a LIKE
+ * pattern in which it means itself). What an identifier must look like is
+ * the database's (units) and keyref.c's (key ids). Used by the commands
+ * that take a registration number or a --search text and by keyref.c.
  */
 #ifndef CERTREG_ADMIN_PASTED_H
 #define CERTREG_ADMIN_PASTED_H
@@ -39,5 +40,17 @@ const char *pasted_code(const char *arg);
  * place: blanks at either end dropped, nothing else changed (a name keeps
  * its full-width characters). The same rules of arg as pasted_code. */
 const char *pasted_trim(const char *arg);
+
+/* Where pasted_like puts the text in the pattern. */
+enum pasted_like_at {
+	PASTED_LIKE_ANYWHERE, /* "%text%": contains it */
+	PASTED_LIKE_START     /* "text%": starts with it */
+};
+
+/* text as a pattern for LIKE / ILIKE (default escape character), its own
+ * '%', '_' and '\' meaning themselves: what a clerk typed is searched for
+ * as typed, never as a wildcard. The caller frees it; NULL when out of
+ * memory. */
+char *pasted_like(const char *text, enum pasted_like_at at);
 
 #endif

@@ -22,7 +22,6 @@
 #define PENDING_DEFAULT_LIMIT "50"
 
 static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc, char **argv);
-static char *pending_pattern(const char *fragment);
 
 const struct cli_command pending_commands[] = {
     {"pending", "list", "[--search TEXT] [--office CODE] [--limit N]",
@@ -98,7 +97,7 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 		return CLI_USAGE;
 	if ((rc = conn_open(cli, true)) != CLI_OK)
 		return rc;
-	if (params[0] != NULL && (pattern = pending_pattern(params[0])) == NULL) {
+	if (params[0] != NULL && (pattern = pasted_like(params[0], PASTED_LIKE_ANYWHERE)) == NULL) {
 		cli_error(cli, "out of memory");
 		return CLI_FAIL;
 	}
@@ -132,24 +131,4 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	}
 	PQclear(res);
 	return rc;
-}
-
-/* "%fragment%" for ILIKE, with the fragment's own '%', '_' and '\' meaning
- * themselves. The caller frees it. */
-static char *pending_pattern(const char *fragment)
-{
-	char *pat = malloc(2 * strlen(fragment) + 3), *p;
-
-	if (pat == NULL)
-		return NULL;
-	p = pat;
-	*p++ = '%';
-	for (const char *f = fragment; *f != '\0'; f++) {
-		if (*f == '%' || *f == '_' || *f == '\\')
-			*p++ = '\\';
-		*p++ = *f;
-	}
-	*p++ = '%';
-	*p = '\0';
-	return pat;
 }
