@@ -3,8 +3,12 @@
  *
  * The checks on a registration number, a credit code and who may change a
  * unit are the database's; this file passes input through and prints.
+ * `unit list --search` finds a unit by what it tells the counter on the
+ * phone (its name or a part of it, its credit code, its registration
+ * number); which units match is certreg.unit_search's.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
@@ -37,6 +41,10 @@ static const struct report_column unit_columns[] = {
 	"SELECT registration_no, name, office_code, office_name, credit_code, status, key_count,"  \
 	" created_at, updated_at FROM certreg.units_v"
 
+/* unit list: $1 the office, $2 the limit (NULL: every unit). */
+#define UNIT_LIST_WHERE "($1::text IS NULL OR office_code = $1)"
+#define UNIT_LIST_ORDER " ORDER BY registration_no LIMIT $2::integer"
+
 /* The unit's keys in `unit show`. */
 static const struct report_column unit_key_columns[] = {
     {"key_id", N_("KEY"), REPORT_KEY},
@@ -61,11 +69,15 @@ const struct cli_command unit_commands[] = {
         "                          then refused unless forced by a supervisor\n"),
      unit_add},
     {"unit", "show", "REGNO", N_("Shows a unit and its keys.\n"), unit_show},
-    {"unit", "list", "[--office CODE]",
+    {"unit", "list", "[--office CODE] [--search TEXT] [--limit N]",
      N_("Lists the units you may see (operators: their offices'), by registration\n"
         "number.\n\n"
         "Options:\n"
-        "      --office CODE  only units of this office\n"),
+        "      --office CODE  only units of this office\n"
+        "      --search TEXT  only units whose name or credit code contains TEXT\n"
+        "                     (any case; %, _ and \\ are searched for as they\n"
+        "                     are), or whose registration number starts with it\n"
+        "      --limit N      at most N units (default: all)\n"),
      unit_list},
     {"unit", "set-status", "REGNO active|closed --reason TEXT",
      N_("Closes a unit (its keys stop logging in: UNIT_INACTIVE) or reopens it.\n\n"
@@ -211,10 +223,17 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 {
 	static const struct option opts[] = {
 	    {"office", required_argument, NULL, 'o'},
+	    {"search", required_argument, NULL, 's'},
+	    {"limit", required_argument, NULL, 'l'},
 	    CLI_GLOBAL_OPTIONS,
 	};
-	const char *params[1] = {NULL};
+	/* office, limit (NULL: every unit); with --search the patterns of
+	 * certreg.unit_search: name, credit code, registration number */
+	const char *params[5] = {NULL, NULL, NULL, NULL, NULL};
+	const char *search = NULL;
+	char *code = NULL, *patterns[3] = {NULL, NULL, NULL};
 	PGresult *res;
+	long limit;
 	int c, rc;
 
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
@@ -222,19 +241,63 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 		case 'o':
 			params[0] = optarg;
 			break;
+		case 's':
+			/* As pending list --search: blanks pasted around the
+			 * text are dropped, and nothing left would list every
+			 * unit as the search's result. */
+			search = pasted_trim(optarg);
+			if (search[0] == '\0')
+				return cli_usage(cli, cmd, "--search needs some text to look for");
+			break;
+		case 'l':
+			if (!cli_parse_uint(optarg, 1000000, &limit) || limit == 0)
+				return cli_usage(cli, cmd, "--limit must be a positive number");
+			params[1] = optarg;
+			break;
 		default:
 			return cli_option_end(cli, cmd, c);
 		}
 	}
 	if (!cli_args(cli, cmd, argc, argv, 0))
 		return CLI_USAGE;
-	if ((rc = conn_open(cli, true)) != CLI_OK ||
-	    (rc = conn_exec(cli, &res,
-	                    UNIT_SELECT " WHERE ($1::text IS NULL OR office_code = $1)"
-	                                " ORDER BY registration_no",
-	                    1, params)))
-		return rc;
-	rc = report_list(cli, res, unit_columns, UNIT_NCOLUMNS, "unit", "units");
-	PQclear(res);
+	/* A name keeps its full-width characters; codes and numbers pasted
+	 * from Excel or WeChat are made ASCII, as unit show takes them. */
+	if (search != NULL &&
+	    ((code = strdup(search)) == NULL ||
+	     (patterns[0] = pasted_like(search, PASTED_LIKE_ANYWHERE)) == NULL ||
+	     (patterns[1] = pasted_like(pasted_code(code), PASTED_LIKE_ANYWHERE)) == NULL ||
+	     (patterns[2] = pasted_like(code, PASTED_LIKE_START)) == NULL)) {
+		cli_error(cli, "out of memory");
+		rc = CLI_FAIL;
+		goto out;
+	}
+	for (int i = 0; i < 3; i++)
+		params[2 + i] = patterns[i];
+	if ((rc = conn_open(cli, true)) != CLI_OK)
+		goto out;
+	/* A search goes through units_v as well: row-level security has the
+	 * last word on what the login sees. */
+	if (search == NULL)
+		rc = conn_exec(cli, &res, UNIT_SELECT " WHERE " UNIT_LIST_WHERE UNIT_LIST_ORDER, 2,
+		               params);
+	else
+		rc = conn_exec(cli, &res,
+		               UNIT_SELECT
+		               " WHERE " UNIT_LIST_WHERE " AND registration_no IN"
+		               " (SELECT certreg.unit_search($3, $4, $5))" UNIT_LIST_ORDER,
+		               5, params);
+	if (rc == CLI_OK) {
+		rc = report_list(cli, res, unit_columns, UNIT_NCOLUMNS, "unit", "units");
+		PQclear(res);
+	} else if (search != NULL && cli->failure != NULL &&
+	           strcmp(cli->failure->sqlstate, "42883") == 0) {
+		/* The new program before db migrate: "function does not exist". */
+		cli_hint(cli, "--search needs the database schema of this version (migration 016): "
+		              "have the database's administrator run \"certreg-admin db migrate\"");
+	}
+out:
+	free(code);
+	for (int i = 0; i < 3; i++)
+		free(patterns[i]);
 	return rc;
 }

@@ -472,6 +472,144 @@ def test_unit_show_list_set_status(org):
     refused(c, "unit", "set-status", "999999", "closed", "--reason", "x")
 
 
+
+# --- unit list --search: a unit phones and gives its name, code or number ---
+
+SEARCHED = [("110106000001", "丰台测试单位"), ("110106000002", "北京丰台另一单位"),
+            ("110106000003", "百分_100%公司"), ("110106000004", "百分X100Y公司"),
+            ("110106000005", "反斜\\杠公司")]
+
+
+@pytest.fixture
+def searched(org):
+    """org, and five units of DC01 to find: two named 丰台, two whose
+    names differ only where one has '_' and '%', one with a backslash."""
+    for regno, name in SEARCHED:
+        ok(org.owner, "unit", "add", regno, "--name", name, "--office", "DC01")
+    return org
+
+
+def found(conninfo, *args):
+    return [u["registration_no"] for u in js(conninfo, "unit", "list", *args)]
+
+
+def test_unit_list_search_by_name_credit_code_or_registration_number(searched, pki):
+    org, c = searched, searched.op_dc
+    # A part of the name, as the unit says it on the phone; by registration number.
+    assert found(c, "--search", "丰台") == ["110106000001", "110106000002"]
+    assert found(c, "--search", "丰台测试单位") == ["110106000001"]
+    assert found(c, "--search", "东城测试科技") == [org.dc_unit]
+    assert found(org.owner, "--search", "west") == [org.xc_unit]             # any case
+    # A part of the credit code, in either case.
+    code = pki.manifest["credit_codes"]["bjca"]
+    assert found(c, "--search", code[4:12]) == [org.dc_unit]
+    assert found(c, "--search", code[4:12].lower()) == [org.dc_unit]
+    # The start of the registration number, not its middle; full-width
+    # digits pasted from a form count as digits.
+    assert found(c, "--search", "1101060") == [r for r, _ in SEARCHED]
+    assert found(c, "--search", "１１０１０６０００００２") == ["110106000002"]
+    assert found(c, "--search", "06000002") == []
+    # Blanks pasted around the text are dropped.
+    assert found(c, "--search", "\u3000丰台测试 ") == ["110106000001"]
+    # --office still applies, and nothing matches.
+    assert found(org.owner, "--search", "丰台", "--office", "XC01") == []
+    assert found(c, "--search", "朝阳") == []
+    # The table and its summary line, as unit list prints them.
+    out = ok(c, "unit", "list", "--search", "丰台").stdout.splitlines()
+    assert out[0].startswith("REGNO") and out[-1] == "2 units", out
+    assert out[1].startswith("110106000001") and "丰台测试单位" in out[1], out
+
+
+def test_unit_list_search_takes_percent_underscore_and_backslash_as_typed(searched):
+    c = searched.op_dc
+    assert found(c, "--search", "_100%") == ["110106000003"]
+    assert found(c, "--search", "百分_") == ["110106000003"]
+    assert found(c, "--search", "%") == ["110106000003"]
+    assert found(c, "--search", "_") == ["110106000003"]
+    assert found(c, "--search", "\\") == ["110106000005"]
+    assert found(c, "--search", "斜\\杠") == ["110106000005"]
+    assert found(c, "--search", "百分X100Y") == ["110106000004"]
+
+
+def test_unit_list_search_of_nothing_is_refused(searched):
+    """An empty cell pasted would have listed every unit as the search's result."""
+    for typed in ("", " ", "\u3000", "\t\u200b "):
+        for json_flag in ([], ["--json"]):
+            p = run(searched.op_dc, *json_flag, "unit", "list", "--search", typed)
+            assert p.returncode == USAGE, (typed, p.stdout)
+            assert "registration_no" not in p.stdout and "110106" not in p.stdout, p.stdout
+            assert "certreg-admin: error: --search needs some text to look for" in p.stderr, \
+                p.stderr
+
+
+def test_unit_list_limit(searched):
+    c = searched.op_dc
+    assert found(c, "--search", "丰台", "--limit", "1") == ["110106000001"]
+    assert found(c, "--search", "1101060", "--limit", "3") == [r for r, _ in SEARCHED[:3]]
+    # Without --search too; without --limit every unit, as before.
+    assert found(c, "--limit", "2") == [searched.dc_unit, "110106000001"]
+    assert len(found(c)) == 1 + len(SEARCHED)
+    for bad in ("0", "-1", "many", "", "1.5"):
+        err = refused(c, "unit", "list", "--search", "丰台", "--limit", bad, code=USAGE)
+        assert "--limit must be a positive number" in err, err
+
+
+def test_unit_list_search_json_is_unit_lists_own(searched):
+    whole = {u["registration_no"]: u for u in js(searched.op_dc, "unit", "list")}
+    got = js(searched.op_dc, "unit", "list", "--search", "丰台测试")
+    assert got == [whole["110106000001"]]
+    assert set(got[0]) == {"registration_no", "name", "office_code", "office_name",
+                           "credit_code", "status", "key_count", "created_at", "updated_at"}
+
+
+def test_unit_list_search_finds_no_unit_of_another_office(searched, db, pki):
+    org = searched
+    code = pki.manifest["credit_codes"]["bjca"]
+    for typed in ("丰台", "丰台测试单位", code, "110101000001", "110106", "%", "_"):
+        assert found(org.op_xc, "--search", typed) == [], typed
+    assert found(org.op_xc, "--search", "West") == [org.xc_unit]
+    # Supervisors and auditors read every office.
+    assert found(org.sup, "--search", "West") == found(org.aud, "--search", "West") == \
+        [org.xc_unit]
+    # The function behind it, called from psql with anything at all, names
+    # no unit the login may not read.
+    got = db.sql("SELECT string_agg(r, ',' ORDER BY r) FROM certreg.unit_search('%', '%', '%') r",
+                 user=org.names["op_xc"]).strip()
+    assert got == org.xc_unit, got
+    got = db.sql("SELECT count(*) FROM certreg.unit_search(NULL, NULL, NULL)",
+                 user=org.names["op_dc"]).strip()
+    assert got == "0", got
+
+
+def test_unit_list_search_of_sql_metacharacters_changes_nothing(searched, db):
+    """A hostile or careless text: quotes, a backslash at the end (an
+    invalid LIKE pattern if it reached the database unescaped), comment
+    marks, a statement. Each is a text to look for: exit 0, no unit (but
+    the one whose name has a backslash, for a lone one), no error, and the
+    units are as they were."""
+    org = searched
+    before = js(org.owner, "unit", "list")
+    for typed in ("'", "\"", "\\", "丰台\\", "' OR '1'='1", "'; DROP TABLE certreg.units; --",
+                  "%' OR registration_no LIKE '%", "$1", "E'\\x27'", "\\%", "\\_", "/*"):
+        want = ["110106000005"] if typed == "\\" else []
+        for who in (org.op_dc, org.owner):
+            p = run(who, "--json", "unit", "list", "--search", typed)
+            assert p.returncode == OK and p.stderr == "", (typed, p.stderr)
+            assert [u["registration_no"] for u in json.loads(p.stdout)] == want, (typed, p.stdout)
+    assert js(org.owner, "unit", "list") == before
+    assert js(org.aud, "audit", "verify")["ok"] is True
+
+
+def test_unit_list_search_on_a_schema_before_016_says_to_migrate(searched, db):
+    """The new program before db migrate: the database has no
+    unit_search(); the clerk is told what to ask for. unit list without
+    --search works as before."""
+    db.sql("DROP FUNCTION certreg.unit_search(text, text, text)")
+    p = run(searched.op_dc, "unit", "list", "--search", "丰台")
+    assert p.returncode == UNREACHABLE and p.stdout == "", p.stdout
+    assert "migration 016" in p.stderr and "certreg-admin db migrate" in p.stderr, p.stderr
+    assert len(found(searched.op_dc)) == 1 + len(SEARCHED)
+
 def test_table_alignment_with_chinese_names(db):
     c = db.conninfo
     ok(c, "office", "add", "CY01", "--name", "朝阳管理部")

@@ -406,6 +406,36 @@ def test_pending_list_search_of_blanks_only_is_refused(org, db, pki):
         assert p.returncode == USAGE and "key_id" not in p.stdout, (typed, p.stdout)
 
 
+
+def test_unit_list_search_in_chinese(org, db):
+    """A unit phones and gives its name: the clerk reads the help, the
+    result and a refusal of an empty search in Chinese; --json stays as it is."""
+    ok_add = run(org.owner, "unit", "add", "110106000001", "--name", "丰台测试单位", "--office",
+                 "DC01")
+    assert ok_add.returncode == OK, ok_add.stderr
+    p = lrun(None, "unit", "list", "--help", env=ZH)
+    assert p.returncode == OK, p.stderr
+    assert "[--office CODE] [--search TEXT] [--limit N]" in p.stdout, p.stdout
+    assert "--search TEXT  只列出名称或统一社会信用代码中含有 TEXT 的单位" in p.stdout, p.stdout
+    assert "--limit N      最多列出 N 个单位（默认全部列出）" in p.stdout, p.stdout
+    p = lrun(org.op_dc, "unit", "list", "--search", "丰台", env=ZH)
+    assert p.returncode == OK, p.stderr
+    lines = p.stdout.splitlines()
+    assert "丰台测试单位" in lines[1] and lines[-1] == "共 1 个单位", p.stdout
+    p = lrun(org.op_dc, "--json", "unit", "list", "--search", "丰台", env=ZH)
+    assert [u["registration_no"] for u in json.loads(p.stdout)] == ["110106000001"]
+    p = lrun(org.op_xc, "unit", "list", "--search", "丰台", env=ZH)
+    assert p.returncode == OK and p.stdout.splitlines()[-1] == "共 0 个单位", p.stdout
+    for typed in ("", "\u3000"):
+        p = lrun(org.op_dc, "unit", "list", "--search", typed, env=ZH)
+        assert p.returncode == USAGE and p.stdout == "", p.stdout
+        assert p.stderr.startswith("certreg-admin: 错误: --search 需要"), p.stderr
+    # The new program before db migrate.
+    db.sql("DROP FUNCTION certreg.unit_search(text, text, text)")
+    p = lrun(org.op_dc, "unit", "list", "--search", "丰台", env=ZH)
+    assert p.returncode == 3, p.stderr
+    assert "certreg-admin: 提示: --search 需要本版本的数据库结构（迁移 016）" in p.stderr, p.stderr
+
 def test_key_show_says_why_a_certificate_was_refused_in_the_clerk_s_words(org, db, pki):
     """key show lists the certificates certregd refused before it looked
     the key up; the clerk saw only the code (CERT_REVOKED) where the user's

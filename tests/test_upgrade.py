@@ -568,6 +568,7 @@ def test_an_upgrade_from_before_012_keeps_the_days_work_and_matches_a_fresh_inst
         stop.set()
         loop.join(timeout=30)
     assert "applied 012_last_used_cert.sql" in out and "applied 015" in out, out
+    assert "applied 016_unit_search.sql" in out, out
     slow = [a for a in during if a[0] != "OK" or a[1] > 1.0]
     assert during and not slow, slow[:5]
 
@@ -604,7 +605,7 @@ def test_an_upgrade_from_before_012_keeps_the_days_work_and_matches_a_fresh_inst
 
 
 def test_an_upgrade_that_fails_at_its_last_file_leaves_the_old_schema(db, tmp_path):
-    """One run, one transaction: 012 to 015 applied, then a later file
+    """One run, one transaction: 012 to 016 applied, then a later file
     fails; the database is at schema 11 with its old rules, as before."""
     name, conn = old_schema(db, tmp_path / "old", PRE_012)
     db.cluster.psql("SELECT certreg.office_add('UA', 'A', NULL, NULL);"
@@ -659,6 +660,25 @@ def test_audit_verify_names_the_schema_version_it_can_read(db, old_database):
     assert "schema version 5, older than 15" in p.stderr, p.stderr
     assert "does not exist" not in p.stderr, p.stderr
 
+
+
+PRE_016 = "4578bde"  # the last commit whose schema stopped at 015
+
+
+def test_unit_list_search_on_a_schema_before_016_says_to_migrate(db, tmp_path):
+    """This version's certreg-admin on a database not yet migrated: unit
+    list works as before, --search says what to run (not only "function
+    does not exist"), and after db migrate it finds the unit."""
+    name, conn = old_schema(db, tmp_path / "old", PRE_016)
+    db.cluster.psql("SELECT certreg.office_add('UA', 'A', NULL, NULL);"
+                    "SELECT certreg.unit_add('110100777001', '丰台测试单位', 'UA', NULL)", name)
+    assert "110100777001" in admin(conn, "unit", "list").stdout
+    p = run(conn, "unit", "list", "--search", "丰台")
+    assert p.returncode == 3 and p.stdout == "", p.stdout
+    assert "migration 016" in p.stderr and "certreg-admin db migrate" in p.stderr, p.stderr
+    assert "applied 016_unit_search.sql" in admin(conn, "db", "migrate").stdout
+    found = json.loads(admin(conn, "--json", "unit", "list", "--search", "丰台").stdout)
+    assert [u["registration_no"] for u in found] == ["110100777001"]
 
 @pytest.mark.skipif(os.environ.get("CERTREG_SOAK") != "1",
                     reason="builds an older commit: make soak")
