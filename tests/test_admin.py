@@ -472,7 +472,6 @@ def test_unit_show_list_set_status(org):
     refused(c, "unit", "set-status", "999999", "closed", "--reason", "x")
 
 
-
 # --- unit list --search: a unit phones and gives its name, code or number ---
 
 SEARCHED = [("110106000001", "丰台测试单位"), ("110106000002", "北京丰台另一单位"),
@@ -609,6 +608,7 @@ def test_unit_list_search_on_a_schema_before_016_says_to_migrate(searched, db):
     assert p.returncode == UNREACHABLE and p.stdout == "", p.stdout
     assert "migration 016" in p.stderr and "certreg-admin db migrate" in p.stderr, p.stderr
     assert len(found(searched.op_dc)) == 1 + len(SEARCHED)
+
 
 def test_table_alignment_with_chinese_names(db):
     c = db.conninfo

@@ -777,8 +777,8 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     for index in ("pending_subject_trgm", "pending_credit_trgm", "pending_holder_trgm"):
         assert index in text, text
     # unit list --search, as an operator runs it: inside unit_search()
-    # (its own plan, read with auto_explain) the trigram indexes and the
-    # of 016; under row-level security ILIKE could use none.
+    # (its own plan, read with auto_explain) the trigram indexes of 016;
+    # under row-level security ILIKE could use none.
     clerk = "op_plan_" + db.name[-8:]
     admin(db.conninfo, "operator", "add", clerk, "--office", "OF01")
     conn = connect(db)
