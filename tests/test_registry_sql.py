@@ -801,6 +801,48 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     assert "Seq Scan" not in text, text
     for index in ("units_name_trgm", "units_regno_trgm"):
         assert f"Bitmap Index Scan on {index}" in text, text
+    # The clerk's other reads (017): the policies' reads_all() and
+    # my_offices() are InitPlans, run once per query, not calls in a
+    # row's filter; a supervisor's keys are not looked up in units one by
+    # one; audit log --operator and --since have their indexes.
+    cur.execute("SELECT key_id FROM certreg.keys WHERE registration_no = '110000000016'"
+                " LIMIT 1")
+    mine = cur.fetchone()[0]
+    reads = {
+        "unit list": "SELECT registration_no, name, key_count FROM certreg.units_v"
+                     " ORDER BY registration_no",
+        "unit show": "SELECT * FROM certreg.units_v WHERE registration_no = '110000000016'",
+        "key list": "SELECT key_id, not_after FROM certreg.keys_v"
+                    " WHERE registration_no = '110000000016' ORDER BY bound_at",
+        "key show": f"SELECT * FROM certreg.keys_v WHERE key_id = '{mine}'",
+        "audit log": "SELECT * FROM certreg.audit_v ORDER BY id",
+        "audit log --operator": "SELECT * FROM certreg.audit_v WHERE operator = 'x'"
+                                " ORDER BY id",
+        "audit log --since": "SELECT * FROM certreg.audit_v WHERE at >= now() - interval '1 day'"
+                             " ORDER BY id",
+        "office list": "SELECT o.code, (SELECT count(*) FROM certreg.units_v u"
+                       " WHERE u.office_code = o.code) FROM certreg.offices_v o",
+    }
+    for who in (clerk, "postgres"):
+        cur.execute(f'SET SESSION AUTHORIZATION "{who}"' if who == clerk
+                    else "RESET SESSION AUTHORIZATION")
+        for name, sql in reads.items():
+            text = plan(cur, sql)
+            if who == clerk:
+                assert "InitPlan" in text, (name, text)
+                for func in ("reads_all()", "my_offices()"):
+                    assert func not in text, (name, text)
+            if name == "audit log --operator":
+                assert "audit_operator" in text, text
+            if name == "audit log --since":
+                assert "audit_at" in text, text
+    cur.execute(f'SET SESSION AUTHORIZATION "{clerk}"')
+    cur.execute("SELECT count(*), count(*) FILTER (WHERE office_code = 'OF01')"
+                " FROM certreg.units_v")
+    seen, own = cur.fetchone()
+    assert seen == own == 50, (seen, own)
+    cur.execute("SELECT count(*) FROM certreg.keys_v WHERE office_code <> 'OF01'")
+    assert cur.fetchone()[0] == 0
 
 
 def uscc_vectors():
@@ -1316,3 +1358,79 @@ def test_challenges_near_the_end_of_their_five_minutes_are_spent_once_under_a_cr
     assert late == []
     su.execute("SELECT count(*) FROM certreg.challenges_used WHERE hash = ANY(%s)", (hashes,))
     assert su.fetchone()[0] == 0  # all purged once past the five minutes
+
+
+# 001's policies, as 017 found them: the function calls once per row.
+POLICIES_001 = (
+    "ALTER POLICY units_read ON certreg.units"
+    " USING (certreg.reads_all() OR office_code = ANY (certreg.my_offices()));"
+    "ALTER POLICY keys_read ON certreg.keys USING (EXISTS (SELECT FROM certreg.units u"
+    " WHERE u.registration_no = keys.registration_no));"
+    "ALTER POLICY audit_read ON certreg.audit"
+    " USING (certreg.reads_all() OR office_code = ANY (certreg.my_offices()))")
+RLS_READS = ("units", "keys", "audit", "offices_v", "units_v", "keys_v", "certificates_v",
+             "pending_v", "refusals_v", "audit_v")
+
+
+def test_policies_read_what_001s_read_and_no_other_office(db):
+    """017 wrote the policies' calls as InitPlans: every login reads exactly
+    the rows it read under 001's policies, and an operator of another
+    office none of the units, keys and audit rows of this one, through
+    every view."""
+    for office in ("RA", "RB"):
+        admin(db.conninfo, "office", "add", office, "--name", f"{office}管理部")
+    admin(db.conninfo, "operator", "add", "rls_a", "--office", "RA")
+    admin(db.conninfo, "operator", "add", "rls_b", "--office", "RB")
+    admin(db.conninfo, "operator", "add", "rls_sup", "--office", "RB", "--role", "supervisor")
+    admin(db.conninfo, "operator", "add", "rls_aud", "--office", "RB", "--role", "auditor")
+    units = {"RA": ("110100888001", "110100888002"), "RB": ("110100888003",)}
+    keys = {}
+    cur = connect(db).cursor()
+    for office, regnos in units.items():
+        for n, regno in enumerate(regnos):
+            admin(db.conninfo, "unit", "add", regno, "--name", f"隔离单位{regno}", "--office",
+                  office)
+            key = f"{int(regno):x}".rjust(63, "0") + str(n)
+            keys[key] = office
+            cur.execute("INSERT INTO certreg.keys (key_id, registration_no, status, how,"
+                        " bound_by) VALUES (%s, %s, 'approved', 'counter', 't')", (key, regno))
+            cur.execute("INSERT INTO certreg.certificates (sha256, key_id, subject, issuer,"
+                        " serial, not_before, not_after) VALUES (%s, %s, 's', 'i', '1', now(),"
+                        " now() + interval '1 year')", (key[::-1], key))
+            admin(db.conninfo, "key", "suspend", key, "--reason", "r")
+    cur.execute("INSERT INTO certreg.pending (key_id) VALUES (repeat('c', 64))")
+
+    def reads():
+        out = {}
+        for who in ("rls_a", "rls_b", "rls_sup", "rls_aud"):
+            c = connect(db, who).cursor()
+            for rel in RLS_READS:
+                c.execute(f"SELECT t::text FROM certreg.{rel} t ORDER BY 1")
+                out[who, rel] = [r[0] for r in c.fetchall()]
+            c.execute("SELECT registration_no FROM certreg.units_v UNION ALL"
+                      " SELECT registration_no FROM certreg.keys_v UNION ALL"
+                      " SELECT registration_no FROM certreg.audit_v"
+                      " WHERE registration_no IS NOT NULL")
+            out[who, "regnos"] = {r[0] for r in c.fetchall()}
+            c.execute("SELECT key_id FROM certreg.keys_v UNION ALL"
+                      " SELECT key_id FROM certreg.audit_v WHERE key_id IS NOT NULL")
+            out[who, "keys"] = {r[0] for r in c.fetchall()}
+            c.execute("SELECT DISTINCT office_code FROM certreg.audit_v")
+            out[who, "audit offices"] = {r[0] for r in c.fetchall()}
+        return out
+
+    now = reads()
+    for who, mine, other in (("rls_a", "RA", "RB"), ("rls_b", "RB", "RA")):
+        assert now[who, "regnos"] == set(units[mine]), now[who, "regnos"]
+        assert now[who, "keys"] == {k for k, o in keys.items() if o == mine}
+        assert now[who, "audit offices"] == {mine}
+        for rel in ("units", "units_v", "keys", "keys_v", "audit", "audit_v"):
+            assert now[who, rel], (who, rel)
+            assert not any(r for r in now[who, rel] for x in units[other] if x in r), (who, rel)
+    for who in ("rls_sup", "rls_aud"):
+        assert now[who, "regnos"] == set(units["RA"] + units["RB"])
+        assert now[who, "keys"] == set(keys)
+        assert now[who, "audit offices"] == {"RA", "RB"}
+    # The same rows under 001's policies.
+    cur.execute(POLICIES_001)
+    assert reads() == now

@@ -569,6 +569,7 @@ def test_an_upgrade_from_before_012_keeps_the_days_work_and_matches_a_fresh_inst
         loop.join(timeout=30)
     assert "applied 012_last_used_cert.sql" in out and "applied 015" in out, out
     assert "applied 016_unit_search.sql" in out, out
+    assert "applied 017_policy_initplans.sql" in out, out
     slow = [a for a in during if a[0] != "OK" or a[1] > 1.0]
     assert during and not slow, slow[:5]
 
@@ -679,6 +680,44 @@ def test_unit_list_search_on_a_schema_before_016_says_to_migrate(db, tmp_path):
     assert "applied 016_unit_search.sql" in admin(conn, "db", "migrate").stdout
     found = json.loads(admin(conn, "--json", "unit", "list", "--search", "丰台").stdout)
     assert [u["registration_no"] for u in found] == ["110100777001"]
+
+
+PRE_017 = "e23b5a7"  # the last commit whose schema stopped at 016
+
+
+def test_an_upgrade_from_016_applies_017_and_each_login_reads_the_same_rows(db, tmp_path):
+    """017 rewrites the row-level security policies (InitPlans) and adds two
+    audit indexes: after it every login reads what it read before, an
+    operator none of another office's rows, and the catalog is a fresh
+    install's."""
+    psql = db.cluster.psql
+    name, conn = old_schema(db, tmp_path / "old", PRE_017)
+    for office in ("UA", "UB"):
+        admin(conn, "office", "add", office, "--name", f"{office}管理部")
+    admin(conn, "unit", "add", "110100777101", "--name", "甲", "--office", "UA")
+    admin(conn, "unit", "add", "110100777102", "--name", "乙", "--office", "UB")
+    db.cluster.psql("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
+                    " VALUES (repeat('a', 64), '110100777101', 'approved', 'counter', 't'),"
+                    " (repeat('b', 64), '110100777102', 'approved', 'counter', 't')", name)
+    for login, office, role in (("up17_a", "UA", "operator"), ("up17_b", "UB", "operator"),
+                                ("up17_sup", "UB", "supervisor")):
+        admin(conn, "operator", "add", login, "--office", office, "--role", role)
+    reads = ("SELECT (SELECT string_agg(registration_no, ',' ORDER BY 1) FROM certreg.units_v),"
+             " (SELECT string_agg(key_id, ',' ORDER BY 1) FROM certreg.keys_v),"
+             " (SELECT string_agg(id || ':' || coalesce(office_code, '-'), ',' ORDER BY id)"
+             "  FROM certreg.audit_v)")
+    before = {who: psql(reads, name, user=who) for who in ("up17_a", "up17_b", "up17_sup")}
+    out = admin(conn, "db", "migrate").stdout
+    assert "applied 017_policy_initplans.sql" in out and "applied 016" not in out, out
+    after = {who: psql(reads, name, user=who) for who in before}
+    assert after == before
+    assert "110100777101" not in after["up17_b"] and "a" * 64 not in after["up17_b"]
+    assert ":UA" not in after["up17_b"] and ":UB" in after["up17_b"]
+    assert "110100777101" in after["up17_sup"] and "110100777102" in after["up17_sup"]
+    fresh, _ = new_database(db, "_fresh")
+    admin(db.cluster.conninfo(fresh), "db", "migrate")
+    for query in (CATALOG_SQL, SCHEMA_SQL):
+        assert psql(query, name) == psql(query, fresh)
 
 @pytest.mark.skipif(os.environ.get("CERTREG_SOAK") != "1",
                     reason="builds an older commit: make soak")
