@@ -23,7 +23,7 @@ import urllib.parse
 import pytest
 
 from fixtures.cli import admin
-from fixtures.daemon import BUILD
+from fixtures.daemon import BUILD, until
 
 REGNO = "110105000009"
 TIMEOUT = 2  # request_timeout of these tests' daemons, seconds
@@ -764,8 +764,7 @@ def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
     assert reasons.get(("tls", "header_timeout"), 0) >= 5, reasons
     assert not any(l == "api" and r in ("evicted", "refused") for l, r in reasons), reasons
     assert "reason=header_timeout detail=" in d.log()  # a half request: its 408, explained
-    time.sleep(1.5)  # the worker publishes its counters once a second
-    text = d.get("/metrics").body.decode()
+    text = ""
 
     def count(listener, reason):
         m = re.search(r'certreg_listener_connections_dropped_total\{listener="%s",'
@@ -773,6 +772,13 @@ def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
         assert m, text
         return int(m[1])
 
+    def published():
+        # The worker publishes its counters once a second: polled.
+        nonlocal text
+        text = d.get("/metrics").body.decode()
+        return (count("tls", "evicted") >= 10 and count("tls", "handshake_timeout") >= 5
+                and count("tls", "header_timeout") >= 5)
+    until(published, why=lambda: text)
     assert count("tls", "evicted") >= 10
     assert count("tls", "handshake_timeout") >= 5
     assert count("tls", "header_timeout") >= 5

@@ -15,6 +15,7 @@ import threading
 import time
 
 from fixtures.cli import admin
+from fixtures.daemon import until
 
 REGNO = "110105000011"
 
@@ -305,7 +306,14 @@ def test_connection_cap(certregd, db, pki):
         assert status == 200 and json.loads(reply)["outcome"] == "OK"
     for s in busy[1:]:
         s.close()
-    time.sleep(1.5)  # the worker publishes its counters once a second
+    # The worker publishes its counters once a second: polled.
+    until(lambda: metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 3
+          and metric(d, "certreg_listener_connections_dropped_total"
+                        "{listener=\"api\",reason=\"evicted\"}") >= 2
+          and metric(d, "certreg_listener_connections_dropped_total"
+                        "{listener=\"api\",reason=\"refused\"}") >= 1
+          and metric(d, "certreg_connections_accepted_total") >= 60,
+          why=lambda: d.get("/metrics").body.decode())
     assert metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 3
     assert metric(d, "certreg_listener_connections_dropped_total"
                      "{listener=\"api\",reason=\"evicted\"}") >= 2
