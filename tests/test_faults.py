@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import admin
+from fixtures.daemon import until
 from fixtures.pg import Cluster, Database
 
 SOAK = os.environ.get("CERTREG_SOAK") == "1"
@@ -245,7 +246,9 @@ def test_no_secrets_in_the_log(certregd, fault_pg, fault_db, pki, tmp_path):
     good = d.conf_path.read_text()
     d.conf_path.write_text(good.replace("[database]", "[database]\nbogus = 1"))
     d.reload()
-    time.sleep(1)
+    # Put back only once the daemon has read (and refused) it: a SIGHUP
+    # handled after a fixed second read the good file on a stalled VM.
+    until(lambda: "event=reload_failed" in d.log(), why=d.log)
     d.conf_path.write_text(good)
     assert d.verify_bundle(open(leaf["chain"]).read()).json()["outcome"] == "OK"
     d.stop()
