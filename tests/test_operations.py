@@ -625,14 +625,23 @@ def test_admin_change_in_force_within_one_second(certregd, db, pki):
     assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"  # now cached
     admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
           "110102000001", "--ticket", "T-1")
-    t0 = time.monotonic()
-    while d.verify_bundle(chain).json()["outcome"] != "OK":
-        assert time.monotonic() - t0 < 1.0, "bind not in force within one second"
-        time.sleep(0.02)
+    in_force_within_one_second(d, chain, "OK", "bind")
     admin(db.conninfo, "key", "suspend", pki.leaf("ec-ok")["key_id"], "--reason", "lost")
+    in_force_within_one_second(d, chain, "KEY_SUSPENDED", "suspend")
+
+
+def in_force_within_one_second(d, chain, want, what):
+    """The contract's bound, from the command's return: an answer still
+    the old one fails the test only if its request was sent a second or
+    more after it. The time a request took on a stalled VM is not counted
+    against the daemon (checked after the answer, it failed a request
+    sent at 0.9 s and answered, rightly, with the old decision)."""
     t0 = time.monotonic()
-    while d.verify_bundle(chain).json()["outcome"] != "KEY_SUSPENDED":
-        assert time.monotonic() - t0 < 1.0, "suspend not in force within one second"
+    while True:
+        sent = time.monotonic()
+        if d.verify_bundle(chain).json()["outcome"] == want:
+            return
+        assert sent - t0 < 1.0, f"{what} not in force within one second"
         time.sleep(0.02)
 
 
