@@ -295,7 +295,12 @@ def test_connection_cap(certregd, db, pki):
                   b"Content-Type: application/pem-certificate-chain\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body))
         busy.append(s)
-    time.sleep(0.3)
+    # Each header block read by the worker (nothing left at the daemon's
+    # end of the socket), so that each connection is busy: after a fixed
+    # 0.3 s a stalled worker could accept the extra one while some were
+    # still unread, so idle, and evict the oldest instead of refusing.
+    until(lambda: all(server_rx_queue(port, s.getsockname()[1]) == 0 for s in busy),
+          why=lambda: "header blocks not read by the worker")
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert is_closed(extra, timeout=2), "a connection over the budget was not refused"
     extra.close()
