@@ -180,7 +180,12 @@ def test_postgres_killed_under_load_then_restarted(certregd, fault_pg, fault_db,
                     break
                 time.sleep(0.1)
             assert recovered is not None, "no OK within 15 s of the restart:\n" + d.log()[-3000:]
+            # At least 1.5 s more of load, and some answers started a second
+            # after the recovery to judge (starved client threads on a
+            # stalled VM left none, and "settled" below was empty).
             time.sleep(1.5)
+            until(lambda: len(load.between(t_up + recovered + 1.0, time.monotonic())) >= 10,
+                  why=lambda: f"{len(load.results)} answers in all")
             t_end = time.monotonic()
             during = load.between(t_kill, t_restart)
             bad = [r for r in during if not (r[2] == 503 and r[3] == "SERVICE_UNAVAILABLE")
