@@ -208,7 +208,11 @@ cmd_signed="c=\$(curl -s -X POST http://$api/v1/challenge | sed -n 's/.*\"challe
   s=\$(printf %s \"\$c\" | openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 -inkey $p/sm2-ok.key | base64 -w0); \\
   curl -s http://$api/v1/login/signed -H 'Content-Type: application/json' \\
     -d \"{\\\"certificate\\\": \\\"\$(base64 -w0 $p/sm2-ok.der)\\\", \\\"challenge\\\": \\\"\$c\\\", \\\"signature\\\": \\\"\$s\\\"}\""
-cmd_hup="kill -HUP $daemon_pid; sleep 1; curl -s -o /dev/null -w 'readyz %{http_code}\\n' http://$api/readyz; grep event=reloaded $log"
+# Waits (up to 10 s) for the reload to be logged and the new workers ready:
+# a fixed second was not always enough for the self-test on a loaded machine.
+cmd_hup="kill -HUP $daemon_pid; for i in \$(seq 50); do sleep 0.2; grep -q event=reloaded $log \\
+  && curl -sf -o /dev/null http://$api/readyz && break; done; \\
+  curl -s -o /dev/null -w 'readyz %{http_code}\\n' http://$api/readyz; grep event=reloaded $log"
 
 if [ "$selftest" = no ]; then
 	cat <<MSG

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import admin
+from fixtures.daemon import until
 from fixtures.pg import Cluster, Database
 
 SOAK = os.environ.get("CERTREG_SOAK") == "1"
@@ -179,7 +180,12 @@ def test_postgres_killed_under_load_then_restarted(certregd, fault_pg, fault_db,
                     break
                 time.sleep(0.1)
             assert recovered is not None, "no OK within 15 s of the restart:\n" + d.log()[-3000:]
+            # At least 1.5 s more of load, and some answers started a second
+            # after the recovery to judge (starved client threads on a
+            # stalled VM left none, and "settled" below was empty).
             time.sleep(1.5)
+            until(lambda: len(load.between(t_up + recovered + 1.0, time.monotonic())) >= 10,
+                  why=lambda: f"{len(load.results)} answers in all")
             t_end = time.monotonic()
             during = load.between(t_kill, t_restart)
             bad = [r for r in during if not (r[2] == 503 and r[3] == "SERVICE_UNAVAILABLE")
@@ -245,7 +251,9 @@ def test_no_secrets_in_the_log(certregd, fault_pg, fault_db, pki, tmp_path):
     good = d.conf_path.read_text()
     d.conf_path.write_text(good.replace("[database]", "[database]\nbogus = 1"))
     d.reload()
-    time.sleep(1)
+    # Put back only once the daemon has read (and refused) it: a SIGHUP
+    # handled after a fixed second read the good file on a stalled VM.
+    until(lambda: "event=reload_failed" in d.log(), why=d.log)
     d.conf_path.write_text(good)
     assert d.verify_bundle(open(leaf["chain"]).read()).json()["outcome"] == "OK"
     d.stop()

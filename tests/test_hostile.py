@@ -23,7 +23,7 @@ import urllib.parse
 import pytest
 
 from fixtures.cli import admin
-from fixtures.daemon import BUILD
+from fixtures.daemon import BUILD, until
 
 REGNO = "110105000009"
 TIMEOUT = 2  # request_timeout of these tests' daemons, seconds
@@ -591,12 +591,18 @@ def test_outsiders_bodies_cannot_fill_the_api_listener(certregd, db, pki):
         close_all(held)
     # Each close is logged with its answer, or as evicted: a connection
     # lingering after its answer is idle, and the probe made room with it.
-    log = d.log()
-    closes = re.findall(r'event=conn_closed listener=api peer=127\.0\.0\.1 reason=(\w+)'
-                        r'(?: detail="([^"]*)")?', log)
+    # A lingering one is logged when the worker reads our close (or its
+    # linger ends), in its own time: polled.
     answered = {("forbidden", "this address is not in api_allow"),
                 ("method_not_allowed", "use GET"),
                 ("payload_too_large", "this endpoint takes no body")}
+
+    def logged():
+        return re.findall(r'event=conn_closed listener=api peer=127\.0\.0\.1 reason=(\w+)'
+                          r'(?: detail="([^"]*)")?', d.log())
+    until(lambda: sum(c in answered or c[0] == "evicted" for c in logged()) >= 4, why=d.log)
+    log = d.log()
+    closes = logged()
     assert sum(c in answered or c[0] == "evicted" for c in closes) >= 4, log
     assert any(c in answered for c in closes), log
     # An allowed peer: its body is read and decided; a body where none is
@@ -764,8 +770,7 @@ def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
     assert reasons.get(("tls", "header_timeout"), 0) >= 5, reasons
     assert not any(l == "api" and r in ("evicted", "refused") for l, r in reasons), reasons
     assert "reason=header_timeout detail=" in d.log()  # a half request: its 408, explained
-    time.sleep(1.5)  # the worker publishes its counters once a second
-    text = d.get("/metrics").body.decode()
+    text = ""
 
     def count(listener, reason):
         m = re.search(r'certreg_listener_connections_dropped_total\{listener="%s",'
@@ -773,6 +778,13 @@ def test_tls_flood_is_evicted_and_cut_at_its_deadlines(certregd, db, pki):
         assert m, text
         return int(m[1])
 
+    def published():
+        # The worker publishes its counters once a second: polled.
+        nonlocal text
+        text = d.get("/metrics").body.decode()
+        return (count("tls", "evicted") >= 10 and count("tls", "handshake_timeout") >= 5
+                and count("tls", "header_timeout") >= 5)
+    until(published, why=lambda: text)
     assert count("tls", "evicted") >= 10
     assert count("tls", "handshake_timeout") >= 5
     assert count("tls", "header_timeout") >= 5

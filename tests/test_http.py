@@ -15,6 +15,7 @@ import threading
 import time
 
 from fixtures.cli import admin
+from fixtures.daemon import until
 
 REGNO = "110105000011"
 
@@ -294,7 +295,12 @@ def test_connection_cap(certregd, db, pki):
                   b"Content-Type: application/pem-certificate-chain\r\n"
                   b"Content-Length: %d\r\n\r\n" % len(body))
         busy.append(s)
-    time.sleep(0.3)
+    # Each header block read by the worker (nothing left at the daemon's
+    # end of the socket), so that each connection is busy: after a fixed
+    # 0.3 s a stalled worker could accept the extra one while some were
+    # still unread, so idle, and evict the oldest instead of refusing.
+    until(lambda: all(server_rx_queue(port, s.getsockname()[1]) == 0 for s in busy),
+          why=lambda: "header blocks not read by the worker")
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert is_closed(extra, timeout=2), "a connection over the budget was not refused"
     extra.close()
@@ -305,7 +311,14 @@ def test_connection_cap(certregd, db, pki):
         assert status == 200 and json.loads(reply)["outcome"] == "OK"
     for s in busy[1:]:
         s.close()
-    time.sleep(1.5)  # the worker publishes its counters once a second
+    # The worker publishes its counters once a second: polled.
+    until(lambda: metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 3
+          and metric(d, "certreg_listener_connections_dropped_total"
+                        "{listener=\"api\",reason=\"evicted\"}") >= 2
+          and metric(d, "certreg_listener_connections_dropped_total"
+                        "{listener=\"api\",reason=\"refused\"}") >= 1
+          and metric(d, "certreg_connections_accepted_total") >= 60,
+          why=lambda: d.get("/metrics").body.decode())
     assert metric(d, "certreg_connections_dropped_total{reason=\"cap\"}") >= 3
     assert metric(d, "certreg_listener_connections_dropped_total"
                      "{listener=\"api\",reason=\"evicted\"}") >= 2

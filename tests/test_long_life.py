@@ -142,12 +142,26 @@ def test_descriptors_and_database_connections_stay_flat(certregd, db, pki, pg_cl
         for _ in range(4):  # each worker decides, so each has its connections
             assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"
 
-    def figures():
-        # The pools connect at start-up and after a loss; give them a moment.
-        time.sleep(1)
+    def reading():
         pids = workers(d)
         return dict(supervisor=fd_count(d.proc.pid), workers=max(fd_count(p) for p in pids),
                     db=db_connections(pg_cluster, db), rss=rss_kib(d.proc.pid))
+
+    def figures():
+        """Once settled: the pools connect at start-up and after a loss, and
+        a replaced worker's backends leave pg_stat_activity after it, each in
+        its own time (one fixed second was not always enough on a stalled
+        VM). Settled is two readings a second apart with the same counts."""
+        counts = ("supervisor", "workers", "db")
+        deadline = time.monotonic() + 20
+        prev = None
+        while True:
+            time.sleep(1)
+            now = reading()
+            if prev is not None and all(now[k] == prev[k] for k in counts):
+                return now
+            assert time.monotonic() < deadline, (prev, now)
+            prev = now
 
     reload(good, True)
     first = figures()

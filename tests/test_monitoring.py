@@ -55,18 +55,23 @@ def wait_for(what, timeout=15):
 
 
 def wait_new_workers(d, old, n=2):
+    """The reload's workers running. They publish once a second, later on a
+    stalled VM: what a caller asserts of their metrics is polled."""
     wait_for(lambda: not set(old) & set(worker_pids(d)) and len(worker_pids(d)) == n)
-    time.sleep(1.5)  # the workers publish once a second
 
 
 def test_metrics_text_parses_strictly_with_help_and_type(certregd, db, pki):
     d = certregd(db)
     d.verify_bundle(open(pki.leaf("ec-ok")["chain"]).read())
-    time.sleep(1.2)
-    fams = scrape(d)
-    for name in ("certreg_decisions_total", "certreg_db_host_up", "certreg_db_backlog",
-                 "process_cpu_seconds_total", "certreg_worker_exits_total",
-                 "certreg_db_clock_offset_seconds"):
+    names = ("certreg_decisions_total", "certreg_db_host_up", "certreg_db_backlog",
+             "process_cpu_seconds_total", "certreg_worker_exits_total",
+             "certreg_db_clock_offset_seconds")
+    # The workers publish once a second: polled, each scrape parsed strictly.
+    def published():
+        fams = scrape(d)
+        return fams if all(samples(fams, n) for n in names) else None
+    fams = wait_for(published)
+    for name in names:
         assert samples(fams, name), name
 
 
@@ -79,8 +84,7 @@ def test_database_down_after_reloads_shows_the_host_down(certregd, db, pki, pg_c
     old = worker_pids(d)
     d.reload()
     wait_new_workers(d, old)
-    up = samples(scrape(d), "certreg_db_host_up")
-    assert list(up.values()) == [1], up
+    wait_for(lambda: list(samples(scrape(d), "certreg_db_host_up").values()) == [1])
     pg_cluster.stop()
     try:
         for _ in range(4):
@@ -116,6 +120,10 @@ def test_counters_never_go_down_across_reloads(certregd, db, pki, pg_cluster):
         old = worker_pids(d)
         d.reload()
         wait_new_workers(d, old)
+        # No counter may be lower at any scrape: the pause only makes it
+        # likelier that the new workers have published (nothing asserted
+        # depends on their having done so).
+        time.sleep(1.5)
         after = counters(scrape(d))
         lower = {k: (v, after.get(k)) for k, v in before.items()
                  if after.get(k) is None or after[k] < v}
@@ -139,22 +147,26 @@ def test_a_crashed_worker_is_counted_and_its_gauges_go(certregd, db, pki):
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
         socks.append(s)
-    time.sleep(1.5)
-    open_now = samples(scrape(d), "certreg_connections")[("certreg_connections", ())]
-    assert open_now >= 8
+    # The workers publish once a second.
+    wait_for(lambda: samples(scrape(d), "certreg_connections")[
+        ("certreg_connections", ())] >= 8)
     victim = worker_pids(d)[0]
     d.killed.add(victim)
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: victim not in worker_pids(d) and len(worker_pids(d)) == 2)
-    time.sleep(1.5)
     try:
-        left = sum(1 for s in socks if not _closed(s))
-        fams = scrape(d)
-        assert samples(fams, "certreg_worker_exits_total") == {
+        def settled():
+            left = sum(1 for s in socks if not _closed(s))
+            fams = scrape(d)
+            # The dead worker's connections are closed; the gauge counts
+            # those still open (plus the scrape's own).
+            return (samples(fams, "certreg_worker_exits_total") == {
+                ("certreg_worker_exits_total", ()): 1}
+                and samples(fams, "certreg_connections")[("certreg_connections", ())]
+                <= left + 1 and (left,))
+        (left,) = wait_for(settled)
+        assert samples(scrape(d), "certreg_worker_exits_total") == {
             ("certreg_worker_exits_total", ()): 1}
-        # The dead worker's connections are closed; the gauge counts
-        # those still open (plus the scrape's own).
-        assert samples(fams, "certreg_connections")[("certreg_connections", ())] <= left + 1
         assert left < 8
     finally:
         for s in socks:
@@ -195,8 +207,8 @@ def test_the_listeners_certificate_expiry_is_exported(certregd, db, pki, tmp_pat
     old = worker_pids(d)
     d.reload()
     wait_new_workers(d, old)
-    assert samples(scrape(d), "certreg_tls_certificate_not_after_timestamp_seconds") == {
-        ("certreg_tls_certificate_not_after_timestamp_seconds", ()): want}, d.log()
+    wait_for(lambda: samples(scrape(d), "certreg_tls_certificate_not_after_timestamp_seconds")
+             == {("certreg_tls_certificate_not_after_timestamp_seconds", ()): want})
 
 
 def test_a_lost_listen_connection_is_visible(certregd, db, pki, pg_cluster):
@@ -206,8 +218,8 @@ def test_a_lost_listen_connection_is_visible(certregd, db, pki, pg_cluster):
     before. Monitoring sees how many workers are so, and sees it clear."""
     d = certregd(db)
     chain = open(pki.leaf("ec-ok")["chain"]).read()
-    time.sleep(1.5)
-    assert samples(scrape(d), "certreg_db_listen_down") == {("certreg_db_listen_down", ()): 0}
+    wait_for(lambda: samples(scrape(d), "certreg_db_listen_down") == {
+        ("certreg_db_listen_down", ()): 0})
     who = "usename = 'certregd_test'"
     listens = (f"{who} AND (query = 'LISTEN certreg'"
                " OR query LIKE 'SELECT pg_current_wal_lsn()%')")
@@ -435,7 +447,8 @@ def test_host_errors_stay_with_their_host_across_a_failover(certregd, db, pg_clu
                         "AND client_addr IS NULL AND pid <> pg_backend_pid() "
                         "AND application_name = 'certregd'")
         wait_for(lambda: up(first) and d.get("/readyz").status == 200, 20)
-        time.sleep(1.5)
+        # The worker publishes once a second.
+        wait_for(lambda: errors().get(second, 0) > 0)
         got = errors()
         assert got.get(first, 0) >= counted_first, got
         assert got.get(second, 0) > 0, got

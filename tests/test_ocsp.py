@@ -430,7 +430,10 @@ def test_an_older_good_answer_does_not_replace_a_newer_revoked_one(start, opki, 
 
     def answer(n):
         if n == 1:
-            time.sleep(1.5)
+            # Long enough for the other worker to ask before this answer
+            # is in the shared cache (which would spare it the ask), also
+            # on a stalled VM; under both timeouts (5 s).
+            time.sleep(3)
             return good
         return revoked
     responder.canned = answer

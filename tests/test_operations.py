@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from fixtures.cli import admin
-from fixtures.daemon import BUILD, free_port, write_config
+from fixtures.daemon import BUILD, free_port, until, write_config
 
 
 def run_daemon(*args):
@@ -625,14 +625,23 @@ def test_admin_change_in_force_within_one_second(certregd, db, pki):
     assert d.verify_bundle(chain).json()["outcome"] == "KEY_NOT_APPROVED"  # now cached
     admin(db.conninfo, "key", "bind", "--cert", pki.leaf("ec-ok")["pem"], "--unit",
           "110102000001", "--ticket", "T-1")
-    t0 = time.monotonic()
-    while d.verify_bundle(chain).json()["outcome"] != "OK":
-        assert time.monotonic() - t0 < 1.0, "bind not in force within one second"
-        time.sleep(0.02)
+    in_force_within_one_second(d, chain, "OK", "bind")
     admin(db.conninfo, "key", "suspend", pki.leaf("ec-ok")["key_id"], "--reason", "lost")
+    in_force_within_one_second(d, chain, "KEY_SUSPENDED", "suspend")
+
+
+def in_force_within_one_second(d, chain, want, what):
+    """The contract's bound, from the command's return: an answer still
+    the old one fails the test only if its request was sent a second or
+    more after it. The time a request took on a stalled VM is not counted
+    against the daemon (checked after the answer, it failed a request
+    sent at 0.9 s and answered, rightly, with the old decision)."""
     t0 = time.monotonic()
-    while d.verify_bundle(chain).json()["outcome"] != "KEY_SUSPENDED":
-        assert time.monotonic() - t0 < 1.0, "suspend not in force within one second"
+    while True:
+        sent = time.monotonic()
+        if d.verify_bundle(chain).json()["outcome"] == want:
+            return
+        assert sent - t0 < 1.0, f"{what} not in force within one second"
         time.sleep(0.02)
 
 
@@ -875,9 +884,8 @@ def test_killed_worker_loses_no_connection(certregd, db):
     finally:
         for s in sockets:
             s.close()
-    deadline = time.monotonic() + 5  # restarted after half a second
-    while len(worker_pids(d)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # Restarted after half a second; 15 s for a stalled VM.
+    until(lambda: len(worker_pids(d)) == 2 and victim not in worker_pids(d), 15, why=d.log)
     assert f"event=worker_exited pid={victim} status=-1 signal=9 restarting=1" in d.log()
     assert len(worker_pids(d)) == 2 and victim not in worker_pids(d)
 
@@ -900,10 +908,23 @@ def test_hot_key_is_refreshed_before_its_entry_expires(certregd, db, pki):
     while time.monotonic() - t0 < 8:
         assert d.verify_bundle(chain).json()["outcome"] == "OK"
         time.sleep(0.05)
-    time.sleep(1.2)  # workers publish their counters once a second
-    text = d.get("/metrics").body.decode()
-    misses = int(re.search(r"^certreg_cache_misses_total (\d+)", text, re.M).group(1))
-    hits = int(re.search(r"^certreg_cache_hits_total (\d+)", text, re.M).group(1))
+
+    def counted():
+        text = d.get("/metrics").body.decode()
+        return (int(re.search(r"^certreg_cache_misses_total (\d+)", text, re.M).group(1)),
+                int(re.search(r"^certreg_cache_hits_total (\d+)", text, re.M).group(1)))
+    # The worker publishes its counters once a second (later on a stalled
+    # VM): read until two readings more than a second apart agree, with
+    # at least the hits asserted.
+    deadline = time.monotonic() + 20
+    now = counted()
+    while True:
+        time.sleep(1.2)
+        last, now = now, counted()
+        if now == last and now[1] >= 60:
+            break
+        assert time.monotonic() < deadline, (last, now)
+    misses, hits = now
     assert misses <= 1 and hits >= 60, (misses, hits)
 
 

@@ -23,7 +23,7 @@ import time
 import pytest
 
 from fixtures.cli import admin
-from fixtures.daemon import free_port
+from fixtures.daemon import free_port, in_force
 from fixtures.pg import Cluster, Database
 from test_signed_login import challenge, sign
 from test_signed_login import login as signed_login
@@ -180,14 +180,24 @@ def wait_metric(d, name, ok, seconds=3):
 
 def in_force_within(daemons, pki, name, want, seconds=1.0):
     """Asks every daemon (several times: each has two workers) until all
-    answer want; returns the time that took, or fails after seconds."""
+    answer want; returns the time that took. Fails if a request sent
+    seconds or more after the start got another answer: the bound is the
+    daemons', and a round of eight requests on a stalled VM can take most
+    of a second (judged at the round's end, an old answer to a request
+    sent at 0.6 s failed the test)."""
     t0 = time.monotonic()
     while True:
-        got = [outcome(d, pki, name)[1] for d in daemons for _ in range(4)]
+        got, late = [], []
+        for d in daemons:
+            for _ in range(4):
+                sent = time.monotonic() - t0
+                got.append(outcome(d, pki, name)[1])
+                if got[-1] != want and sent >= seconds:
+                    late.append((round(sent, 2), got[-1]))
         if all(g == want for g in got):
             return time.monotonic() - t0
-        if time.monotonic() - t0 > seconds:
-            raise AssertionError(f"not {want} within {seconds} s: {got}")
+        if late:
+            raise AssertionError(f"not {want} within {seconds} s: {late} ({got})")
         time.sleep(0.02)
 
 
@@ -214,14 +224,11 @@ def test_change_in_force_on_both_daemons_while_the_standby_replays_nothing(
     pair.standby.psql("SELECT pg_wal_replay_resume()")
     pair.wait_replayed()
     # Caught up, the standby answers again: empty the caches (a
-    # notification without a key) and look.
-    before = decide_reads(pair.standby)
-    pair.primary.psql("SELECT pg_notify('certreg', '')", "certreg")
-    time.sleep(0.5)
-    for d in (d1, d2):
-        for _ in range(4):
-            assert outcome(d, pki, "ec-ok") == (200, "OK")
-    wait_decide_reads(pair.standby, before)
+    # notification without a key) and look, until it has answered (the
+    # notification is delivered in its own time: asked after a fixed half
+    # second, a cache it had not yet emptied answered, and nobody asked
+    # again).
+    warm_reading_the_standby((d1, d2), pki, pair)
 
 
 def listen_backends(pair, count):
@@ -588,7 +595,9 @@ def test_primary_lost_then_standby_promoted(certregd, pair, pki):
     old = pki.leaf("bjca")
     admin(pair.write_conninfo("postgres"), "key", "bind", "--cert", old["pem"], "--unit", REGNO,
           "--ticket", "T-R3")
-    assert outcome(d1, pki, "bjca") == (200, "OK")
+    # d1 reads the standby: until the bind's notification fences it (within
+    # the contract's second), a standby yet to replay the bind may answer.
+    in_force(lambda: outcome(d1, pki, "bjca"), (200, "OK"))
     deadline = time.monotonic() + 5
     while pair.primary.psql("SELECT count(*) FROM certreg.certificates WHERE key_id = "
                             f"'{old['key_id']}' AND source = 'daemon'", "certreg").strip() != "1":
@@ -666,7 +675,7 @@ def test_a_reload_while_the_primary_is_away_keeps_the_held_writes(certregd, pair
     assert outcome(d, pki, "rsa-ok") == (200, "KEY_NOT_APPROVED")
     wait_metric(d, "certreg_db_backlog", lambda v: v > 0)
     d.reload()
-    wait_log(d, "event=reloaded ", 1, seconds=5)
+    wait_log(d, "event=reloaded ", 1, seconds=15)
     time.sleep(1)
     pair.primary.start()
     wait_pending(pair.write_conninfo("postgres"), unknown, d,
