@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "conn.h"
 #include "i18n.h"
+#include "pasted.h"
 
 static void cli_vmessage(const struct cli *cli, const char *kind, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
@@ -123,6 +124,27 @@ bool cli_parse_uint(const char *s, long max, long *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+int cli_opt_search(struct cli *cli, const struct cli_command *cmd, const char *arg,
+                   const char **out)
+{
+	const char *text = pasted_trim(arg);
+
+	if (text[0] == '\0')
+		return cli_usage(cli, cmd, "--search needs some text to look for");
+	*out = text;
+	return CLI_OK;
+}
+
+int cli_opt_limit(struct cli *cli, const struct cli_command *cmd, const char *arg, const char **out)
+{
+	long limit;
+
+	if (!cli_parse_uint(arg, 1000000, &limit) || limit == 0)
+		return cli_usage(cli, cmd, "--limit must be a positive number");
+	*out = arg;
+	return CLI_OK;
 }
 
 void cli_help(const struct cli *cli, const struct cli_command *cmd)

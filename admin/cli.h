@@ -98,6 +98,18 @@ bool cli_required(struct cli *cli, const struct cli_command *cmd, const char *va
 /* Parses a non-negative decimal integer no larger than max. */
 bool cli_parse_uint(const char *s, long max, long *out) __attribute__((warn_unused_result));
 
+/* The list commands' --search TEXT: blanks pasted around it dropped
+ * (pasted_trim), into *out; nothing left is a usage error, since it would
+ * match everything, read as the search's result. Returns CLI_OK or
+ * CLI_USAGE. */
+int cli_opt_search(struct cli *cli, const struct cli_command *cmd, const char *arg,
+                   const char **out) __attribute__((warn_unused_result));
+
+/* The list commands' --limit N: a positive number, kept as typed in *out
+ * (a query parameter). Returns CLI_OK or CLI_USAGE. */
+int cli_opt_limit(struct cli *cli, const struct cli_command *cmd, const char *arg, const char **out)
+    __attribute__((warn_unused_result));
+
 /* Prints the full help of cmd. */
 void cli_help(const struct cli *cli, const struct cli_command *cmd);
 

@@ -68,26 +68,20 @@ static int pending_list(struct cli *cli, const struct cli_command *cmd, int argc
 	char prefix[CERTINFO_HEX256_LEN];
 	PGresult *res;
 	char *pattern = NULL;
-	long limit;
 	int c, rc;
 
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
 		switch (c) {
 		case 's':
-			/* Blanks around what was pasted would be searched for. */
-			params[0] = pasted_trim(optarg);
-			/* Nothing left (an empty cell pasted) would match every
-			 * key, read as the search's result. */
-			if (params[0][0] == '\0')
-				return cli_usage(cli, cmd, "--search needs some text to look for");
+			if ((rc = cli_opt_search(cli, cmd, optarg, &params[0])) != CLI_OK)
+				return rc;
 			break;
 		case 'o':
 			params[1] = optarg;
 			break;
 		case 'l':
-			if (!cli_parse_uint(optarg, 1000000, &limit) || limit == 0)
-				return cli_usage(cli, cmd, "--limit must be a positive number");
-			params[2] = optarg;
+			if ((rc = cli_opt_limit(cli, cmd, optarg, &params[2])) != CLI_OK)
+				return rc;
 			break;
 		default:
 			return cli_option_end(cli, cmd, c);

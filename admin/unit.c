@@ -233,7 +233,6 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 	const char *search = NULL;
 	char *code = NULL, *patterns[3] = {NULL, NULL, NULL};
 	PGresult *res;
-	long limit;
 	int c, rc;
 
 	while ((c = cli_getopt(cli, argc, argv, opts)) != -1) {
@@ -242,17 +241,12 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 			params[0] = optarg;
 			break;
 		case 's':
-			/* As pending list --search: blanks pasted around the
-			 * text are dropped, and nothing left would list every
-			 * unit as the search's result. */
-			search = pasted_trim(optarg);
-			if (search[0] == '\0')
-				return cli_usage(cli, cmd, "--search needs some text to look for");
+			if ((rc = cli_opt_search(cli, cmd, optarg, &search)) != CLI_OK)
+				return rc;
 			break;
 		case 'l':
-			if (!cli_parse_uint(optarg, 1000000, &limit) || limit == 0)
-				return cli_usage(cli, cmd, "--limit must be a positive number");
-			params[1] = optarg;
+			if ((rc = cli_opt_limit(cli, cmd, optarg, &params[1])) != CLI_OK)
+				return rc;
 			break;
 		default:
 			return cli_option_end(cli, cmd, c);
