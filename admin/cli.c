@@ -200,6 +200,11 @@ bool cli_failed_with(const struct cli *cli, const char *code)
 	return cli->failure != NULL && strcmp(cli->failure->code, code) == 0;
 }
 
+bool cli_failed_before_migrate(const struct cli *cli)
+{
+	return cli->failure != NULL && strcmp(cli->failure->sqlstate, "42883") == 0;
+}
+
 int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)
 {
 	va_list ap;

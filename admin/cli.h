@@ -118,6 +118,9 @@ void cli_set_code(const struct cli *cli, const char *code);
 /* Whether the failure's stable code is code: for a command to add the
  * next step to a refusal the database worded. */
 bool cli_failed_with(const struct cli *cli, const char *code);
+/* The statement called a function this database lacks: the new program
+ * before db migrate (SQLSTATE 42883). */
+bool cli_failed_before_migrate(const struct cli *cli);
 
 /* A refusal: the error message and its stable code; returns CLI_REFUSED. */
 int cli_refuse(const struct cli *cli, const char *code, const char *fmt, ...)

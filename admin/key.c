@@ -359,11 +359,16 @@ static int key_show(struct cli *cli, const struct cli_command *cmd, int argc, ch
 	}
 	if (found == 0) {
 		rc = cli_refuse(cli, "not_found",
-		                "key %s is not known: never bound, seen or refused", ref.key_id);
+		                "key %s is not known: not bound in an office you serve, never seen "
+		                "or refused",
+		                ref.key_id);
 		/* The one refusal never recorded: anyone can make such a
 		 * certificate for each request (sql/009_refusals.sql). */
 		cli_hint(cli, "certregd records no certificate it does not trust (CERT_UNTRUSTED): "
 		              "\"cert check --cert FILE --config FILE\" shows why one is refused.");
+		/* Row-level security: the same words whether it exists there or not. */
+		cli_hint(cli, "a key bound at another office is shown only to that office, and to "
+		              "supervisors and auditors");
 		goto out;
 	}
 	if (cli->json) {
@@ -492,22 +497,27 @@ static int key_expiring(struct cli *cli, const struct cli_command *cmd, int argc
 	}
 	if (!cli_args(cli, cmd, argc, argv, 0))
 		return CLI_USAGE;
-	/* The newest certificate decides: an older one expiring is no news. */
-	if ((rc = conn_open(cli, true)) != CLI_OK ||
-	    (rc = conn_exec(
-	         cli, &res,
-	         "SELECT k.key_id, k.registration_no, k.unit_name, u.office_code, c.not_after,"
-	         " floor(extract(epoch FROM c.not_after - now()) / 86400)::integer AS days_left,"
-	         " c.subject"
-	         " FROM certreg.keys_v k"
-	         " JOIN certreg.units_v u ON u.registration_no = k.registration_no"
-	         " JOIN LATERAL (SELECT not_after, subject FROM certreg.certificates_v c"
-	         "  WHERE c.key_id = k.key_id ORDER BY not_after DESC LIMIT 1) c ON true"
-	         " WHERE k.status = 'approved'"
-	         " AND c.not_after < now() + make_interval(days => $1::integer)"
-	         " ORDER BY c.not_after, k.key_id",
-	         1, params)) != CLI_OK)
+	/* The newest certificate decides (an older one expiring is no news):
+	 * keys_expiring() finds them, keys_v shows only keys RLS lets through. */
+	if ((rc = conn_open(cli, true)) != CLI_OK)
 		return rc;
+	if ((rc = conn_exec(
+	         cli, &res,
+	         "SELECT k.key_id, k.registration_no, k.unit_name, k.office_code, e.not_after,"
+	         " floor(extract(epoch FROM e.not_after - now()) / 86400)::integer AS days_left,"
+	         " e.subject"
+	         " FROM certreg.keys_expiring($1::integer) e"
+	         " JOIN certreg.keys_v k ON k.key_id = e.key_id"
+	         " ORDER BY e.not_after, k.key_id",
+	         1, params)) != CLI_OK) {
+		if (cli_failed_before_migrate(cli))
+			cli_hint(
+			    cli,
+			    "key expiring needs the database schema of this version (migration "
+			    "018): have the database's administrator run \"certreg-admin db "
+			    "migrate\"");
+		return rc;
+	}
 	/* A list without its window reads as "every key that expires". */
 	if (!cli->json) {
 		until = time(NULL) + (time_t)days * 86400;

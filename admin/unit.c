@@ -283,9 +283,7 @@ static int unit_list(struct cli *cli, const struct cli_command *cmd, int argc, c
 	if (rc == CLI_OK) {
 		rc = report_list(cli, res, unit_columns, UNIT_NCOLUMNS, "unit", "units");
 		PQclear(res);
-	} else if (search != NULL && cli->failure != NULL &&
-	           strcmp(cli->failure->sqlstate, "42883") == 0) {
-		/* The new program before db migrate: "function does not exist". */
+	} else if (search != NULL && cli_failed_before_migrate(cli)) {
 		cli_hint(cli, "--search needs the database schema of this version (migration 016): "
 		              "have the database's administrator run \"certreg-admin db migrate\"");
 	}

@@ -843,6 +843,44 @@ def test_plans_on_a_generated_dataset(db, pg_cluster):
     assert seen == own == 50, (seen, own)
     cur.execute("SELECT count(*) FROM certreg.keys_v WHERE office_code <> 'OF01'")
     assert cur.fetchone()[0] == 0
+    # key expiring (018): keys_expiring() lists what a look-up of each
+    # approved key's newest certificate through the views lists, for the
+    # superuser and for the clerk (its office's alone). A sixteenth of the
+    # keys get an older certificate too, another a newer one: the newest
+    # decides; another sixteenth is suspended. The clerk no longer reads another office's certificates.
+    cur.execute("RESET SESSION AUTHORIZATION")
+    cur.execute("""INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,
+                                                     not_before, not_after, source)
+                   SELECT encode(sha256((v || key_id)::bytea), 'hex'), key_id, 'CN=' || v,
+                          'CN=CA', '1', now() - interval '3 years', now() + d, 'daemon'
+                     FROM certreg.keys, (VALUES ('older', interval '-400 days', '0', '1'),
+                                                ('newer', interval '1000 days', 'f', 'g'))
+                                        AS r (v, d, lo, hi)
+                    WHERE key_id >= lo AND key_id < hi""")
+    assert cur.rowcount > 1000, cur.rowcount
+    cur.execute("UPDATE certreg.keys SET status = 'suspended' WHERE key_id LIKE '8%'")
+    assert cur.rowcount > 500, cur.rowcount
+    looked_up = ("SELECT k.key_id, c.not_after, k.office_code FROM certreg.keys_v k"
+                 " JOIN LATERAL (SELECT not_after FROM certreg.certificates_v c"
+                 "  WHERE c.key_id = k.key_id ORDER BY not_after DESC LIMIT 1) c ON true"
+                 " WHERE k.status = 'approved'"
+                 " AND c.not_after < now() + make_interval(days => 100) ORDER BY 2, 1")
+    found = ("SELECT e.key_id, e.not_after, k.office_code FROM certreg.keys_expiring(100) e"
+             " JOIN certreg.keys_v k USING (key_id) ORDER BY 2, 1")
+    cur.execute(looked_up)
+    every = cur.fetchall()
+    cur.execute(found)
+    assert cur.fetchall() == every
+    assert len({office for _, _, office in every}) == 16, len(every)
+    cur.execute(f'SET SESSION AUTHORIZATION "{clerk}"')
+    cur.execute(found)
+    assert cur.fetchall() == [r for r in every if r[2] == "OF01"] != []
+    cur.execute("SELECT count(*) FROM certreg.certificates c"
+                " WHERE NOT EXISTS (SELECT FROM certreg.keys k WHERE k.key_id = c.key_id)"
+                "   AND NOT EXISTS (SELECT FROM certreg.pending p WHERE p.key_id = c.key_id)")
+    assert cur.fetchone()[0] == 0
+    cur.execute("SELECT count(*) FROM certreg.certificates_v")
+    assert 0 < cur.fetchone()[0] < 20000 * 1.2 / 16 + 1000
 
 
 def uscc_vectors():

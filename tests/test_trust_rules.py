@@ -334,3 +334,83 @@ def test_an_unfinished_change_holding_the_audit_head_is_named_not_waited_for(db,
         holder.close()
     admin(world.op_b, "key", "bind", key_b, "--unit", UNIT_B, "--ticket", "B-1")
     assert admin(world.owner, "audit", "verify").returncode == 0
+
+
+# --- another office's certificates (018_certificates_read.sql) -----------------
+
+def test_another_offices_certificates_are_not_read(certregd, db, pg_cluster, pki, world):
+    """A certificate names its unit (subject, credit code) and, in last_seen,
+    when that unit last logged in: an operator of another office reads it
+    neither in the table, nor through certificates_v, key show, a key-id
+    prefix, keys_v's expiry, key expiring or keys_expiring() from psql. A
+    pending key's certificates every counter login reads, as it reads the
+    pending list; a certificate of no key, only whoever reads every unit."""
+    bound = pki.leaf("ec-ok")
+    admin(world.op_a, "key", "bind", "--cert", bound["pem"], "--unit", UNIT_A, "--ticket", "A-1")
+    d = certregd(db)
+    assert outcome(d, pki, "ec-ok")["outcome"] == "OK"
+    waiting = pki.leaf("bjca-other")
+    assert outcome(d, pki, "bjca-other")["outcome"] == "KEY_NOT_APPROVED"
+    owner = connect(world.owner).cursor()
+    orphan = "e" * 64
+    owner.execute("INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,"
+                  " not_before, not_after) VALUES (%s, %s, 'CN=无主', 'CN=CA', '7', now(),"
+                  " now() + interval '1 day')", ("d" * 64, orphan))
+    subject = recorded(db, bound["key_id"])[0]["subject"]
+    pg_cluster.ensure_login(f"sup_{db.name[-8:]}", "certreg_supervisor")
+    supervisor = db.conninfo_as(f"sup_{db.name[-8:]}")
+
+    def keys_read(conninfo):
+        cur = connect(conninfo).cursor()
+        seen = {}
+        for sql in ("SELECT key_id FROM certreg.certificates",
+                    "SELECT key_id FROM certreg.certificates_v",
+                    "SELECT key_id FROM certreg.keys_v WHERE not_after IS NOT NULL",
+                    "SELECT key_id FROM certreg.keys_expiring(36500)"):
+            cur.execute(sql)
+            seen[sql] = {r[0] for r in cur.fetchall()}
+        return seen
+
+    for sql, got in keys_read(world.op_b).items():
+        assert bound["key_id"] not in got and orphan not in got, sql
+    assert waiting["key_id"] in keys_read(world.op_b)["SELECT key_id FROM certreg.certificates_v"]
+    for sql, got in keys_read(world.op_a).items():
+        assert bound["key_id"] in got and orphan not in got, sql
+    for conninfo in (supervisor, world.owner):
+        seen = keys_read(conninfo)
+        assert {bound["key_id"], waiting["key_id"], orphan} <= seen[
+            "SELECT key_id FROM certreg.certificates_v"]
+        assert bound["key_id"] in seen["SELECT key_id FROM certreg.keys_expiring(36500)"]
+    # A key of A whose certificate's credit code differs from its unit's
+    # waits in pending too (decide()): B reads the certificate the pending
+    # registration shows, not the key's history, which is A's.
+    history = "ab" * 32
+    owner.execute("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
+                  " VALUES (%s, %s, 'approved', 'counter', 't')", (history, UNIT_A))
+    for n in (1, 2):
+        owner.execute("INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,"
+                      " not_before, not_after) VALUES (%s, %s, %s, 'CN=CA', %s, now(),"
+                      " now() + interval '1 year')", (f"c{n}" * 32, history, f"CN=甲{n}", str(n)))
+    owner.execute("INSERT INTO certreg.pending (key_id, cert_sha256, subject) VALUES (%s, %s,"
+                  " 'CN=甲2')", (history, "c2" * 32))
+    for conninfo, want in ((world.op_b, ["c2" * 32]), (world.op_a, ["c1" * 32, "c2" * 32])):
+        cur = connect(conninfo).cursor()
+        cur.execute("SELECT sha256 FROM certreg.certificates_v WHERE key_id = %s ORDER BY 1",
+                    (history,))
+        assert [r[0] for r in cur.fetchall()] == want
+    # The counter's commands: nothing of the certificate, not even its key id.
+    for args in (("key", "show", bound["key_id"]), ("key", "show", bound["key_id"][:12]),
+                 ("key", "show", "--cert", bound["pem"])):
+        for flags in ((), ("--json",)):
+            p = admin(world.op_b, *flags, *args, check=False)
+            assert p.returncode == 1, (args, p.stdout)
+            if "--cert" not in args:               # the file's own subject may be echoed
+                assert subject not in p.stdout + p.stderr, (args, p.stdout + p.stderr)
+    p = admin(world.op_b, "key", "show", bound["key_id"][:12], check=False)
+    assert bound["key_id"] not in p.stdout + p.stderr
+    shown = json.loads(admin(world.op_a, "--json", "key", "show", bound["key_id"][:12]).stdout)
+    assert [c["subject"] for c in shown["certificates"]] == [subject]
+    listed = json.loads(admin(world.op_a, "--json", "key", "expiring", "--days", "36500").stdout)
+    assert {k["key_id"] for k in listed} == {bound["key_id"], history}
+    assert json.loads(admin(world.op_b, "--json", "key", "expiring", "--days", "36500")
+                      .stdout) == []

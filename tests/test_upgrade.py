@@ -570,6 +570,7 @@ def test_an_upgrade_from_before_012_keeps_the_days_work_and_matches_a_fresh_inst
     assert "applied 012_last_used_cert.sql" in out and "applied 015" in out, out
     assert "applied 016_unit_search.sql" in out, out
     assert "applied 017_policy_initplans.sql" in out, out
+    assert "applied 018_certificates_read.sql" in out, out
     slow = [a for a in during if a[0] != "OK" or a[1] > 1.0]
     assert during and not slow, slow[:5]
 
@@ -718,6 +719,48 @@ def test_an_upgrade_from_016_applies_017_and_each_login_reads_the_same_rows(db, 
     admin(db.cluster.conninfo(fresh), "db", "migrate")
     for query in (CATALOG_SQL, SCHEMA_SQL):
         assert psql(query, name) == psql(query, fresh)
+
+
+PRE_018 = "cfce19a"  # the last commit whose schema stopped at 017
+
+
+def test_an_upgrade_from_017_hides_another_offices_certificates(db, tmp_path):
+    """018 puts the certificates under row-level security: before it an
+    operator read every office's; after it, those of its own keys and of
+    pending keys. This version's key expiring says to migrate first."""
+    psql = db.cluster.psql
+    name, conn = old_schema(db, tmp_path / "old", PRE_018)
+    for office in ("UA", "UB"):
+        admin(conn, "office", "add", office, "--name", f"{office}管理部")
+    admin(conn, "unit", "add", "110100777201", "--name", "甲", "--office", "UA")
+    admin(conn, "unit", "add", "110100777202", "--name", "乙", "--office", "UB")
+    psql("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
+         " VALUES (repeat('a', 64), '110100777201', 'approved', 'counter', 't'),"
+         " (repeat('b', 64), '110100777202', 'approved', 'counter', 't');"
+         "INSERT INTO certreg.pending (key_id, cert_sha256)"
+         " VALUES (repeat('c', 64), repeat('c', 64));"
+         "INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,"
+         " not_before, not_after) SELECT repeat(k, 64), repeat(k, 64), 'CN=' || k, 'CN=CA',"
+         " '1', now(), now() + interval '10 days' FROM unnest('{a,b,c}'::text[]) k", name)
+    for login, office in (("up18_a", "UA"), ("up18_b", "UB")):
+        admin(conn, "operator", "add", login, "--office", office)
+    reads = "SELECT string_agg(subject, ',' ORDER BY 1) FROM certreg.certificates_v"
+    assert psql(reads, name, user="up18_b").strip() == "CN=a,CN=b,CN=c"
+    p = run(db.cluster.conninfo(name, "up18_b"), "key", "expiring")
+    assert p.returncode == 3 and p.stdout == "", p.stdout
+    assert "migration 018" in p.stderr and "certreg-admin db migrate" in p.stderr, p.stderr
+    out = admin(conn, "db", "migrate").stdout
+    assert "applied 018_certificates_read.sql" in out and "applied 017" not in out, out
+    assert psql(reads, name, user="up18_a").strip() == "CN=a,CN=c"
+    assert psql(reads, name, user="up18_b").strip() == "CN=b,CN=c"
+    listed = json.loads(admin(db.cluster.conninfo(name, "up18_b"), "--json", "key",
+                              "expiring").stdout)
+    assert [k["key_id"] for k in listed] == ["b" * 64]
+    fresh, _ = new_database(db, "_fresh")
+    admin(db.cluster.conninfo(fresh), "db", "migrate")
+    for query in (CATALOG_SQL, SCHEMA_SQL):
+        assert psql(query, name) == psql(query, fresh)
+
 
 @pytest.mark.skipif(os.environ.get("CERTREG_SOAK") != "1",
                     reason="builds an older commit: make soak")

@@ -49,7 +49,8 @@ GRANT EXECUTE ON FUNCTION office_add(text, text, text, text), operator_add(text,
     key_resume(text, text), key_cancel(text, text)
     TO certreg_operator, certreg_supervisor;
 GRANT EXECUTE ON FUNCTION key_resolve(text), audit_verify(), audit_verify_anchored(bigint, text),
-    reads_all(), my_offices(), uscc_valid(text), unit_search(text, text, text)
+    reads_all(), my_offices(), uscc_valid(text), unit_search(text, text, text),
+    keys_expiring(integer)
     TO certreg_operator, certreg_supervisor, certreg_auditor;
 
 RESET ROLE;
