@@ -683,6 +683,21 @@ def test_unit_list_search_on_a_schema_before_016_says_to_migrate(db, tmp_path):
     assert [u["registration_no"] for u in found] == ["110100777001"]
 
 
+def two_offices_at(db, tmp_path, commit, unit_a, unit_b):
+    """A database at an older commit's schema with offices UA and UB, unit
+    unit_a in UA and unit_b in UB, and an approved key of each unit
+    ("a" * 64 and "b" * 64). Returns its name and conninfo."""
+    name, conn = old_schema(db, tmp_path / "old", commit)
+    for office in ("UA", "UB"):
+        admin(conn, "office", "add", office, "--name", f"{office}管理部")
+    admin(conn, "unit", "add", unit_a, "--name", "甲", "--office", "UA")
+    admin(conn, "unit", "add", unit_b, "--name", "乙", "--office", "UB")
+    db.cluster.psql("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
+                    f" VALUES (repeat('a', 64), '{unit_a}', 'approved', 'counter', 't'),"
+                    f" (repeat('b', 64), '{unit_b}', 'approved', 'counter', 't')", name)
+    return name, conn
+
+
 PRE_017 = "e23b5a7"  # the last commit whose schema stopped at 016
 
 
@@ -692,14 +707,7 @@ def test_an_upgrade_from_016_applies_017_and_each_login_reads_the_same_rows(db, 
     operator none of another office's rows, and the catalog is a fresh
     install's."""
     psql = db.cluster.psql
-    name, conn = old_schema(db, tmp_path / "old", PRE_017)
-    for office in ("UA", "UB"):
-        admin(conn, "office", "add", office, "--name", f"{office}管理部")
-    admin(conn, "unit", "add", "110100777101", "--name", "甲", "--office", "UA")
-    admin(conn, "unit", "add", "110100777102", "--name", "乙", "--office", "UB")
-    db.cluster.psql("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
-                    " VALUES (repeat('a', 64), '110100777101', 'approved', 'counter', 't'),"
-                    " (repeat('b', 64), '110100777102', 'approved', 'counter', 't')", name)
+    name, conn = two_offices_at(db, tmp_path, PRE_017, "110100777101", "110100777102")
     for login, office, role in (("up17_a", "UA", "operator"), ("up17_b", "UB", "operator"),
                                 ("up17_sup", "UB", "supervisor")):
         admin(conn, "operator", "add", login, "--office", office, "--role", role)
@@ -729,15 +737,8 @@ def test_an_upgrade_from_017_hides_another_offices_certificates(db, tmp_path):
     operator read every office's; after it, those of its own keys and of
     pending keys. This version's key expiring says to migrate first."""
     psql = db.cluster.psql
-    name, conn = old_schema(db, tmp_path / "old", PRE_018)
-    for office in ("UA", "UB"):
-        admin(conn, "office", "add", office, "--name", f"{office}管理部")
-    admin(conn, "unit", "add", "110100777201", "--name", "甲", "--office", "UA")
-    admin(conn, "unit", "add", "110100777202", "--name", "乙", "--office", "UB")
-    psql("INSERT INTO certreg.keys (key_id, registration_no, status, how, bound_by)"
-         " VALUES (repeat('a', 64), '110100777201', 'approved', 'counter', 't'),"
-         " (repeat('b', 64), '110100777202', 'approved', 'counter', 't');"
-         "INSERT INTO certreg.pending (key_id, cert_sha256)"
+    name, conn = two_offices_at(db, tmp_path, PRE_018, "110100777201", "110100777202")
+    psql("INSERT INTO certreg.pending (key_id, cert_sha256)"
          " VALUES (repeat('c', 64), repeat('c', 64));"
          "INSERT INTO certreg.certificates (sha256, key_id, subject, issuer, serial,"
          " not_before, not_after) SELECT repeat(k, 64), repeat(k, 64), 'CN=' || k, 'CN=CA',"
